@@ -1,0 +1,1 @@
+//! Runnable programs showing exchange-sync at work; `cargo run --example quickstart`.

@@ -1,0 +1,2 @@
+//! The admin CLI.
+fn main() {}

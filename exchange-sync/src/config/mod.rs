@@ -1,0 +1,36 @@
+//! Configuration: connections, sync groups and service settings.
+//!
+//! - [`model`]: the plain data, buildable from code (builders and `Default`).
+//! - [`file`]: the documented TOML format, parsed with positions.
+//! - [`validate()`]: every check, with precise findings, before anything runs.
+//! - [`secret`]: where passwords and tokens come from (never the file itself, ideally).
+
+pub mod file;
+pub mod model;
+pub mod secret;
+mod validate;
+
+pub use file::LoadedConfig;
+pub use model::{
+    Auth, Config, Connection, Endpoint, GroupConfig, HubFolder, LeavePolicy, MemberConfig, MemberSource, RetrySettings,
+    ServiceSettings, StateLocation, TargetFolder, TlsOptions, WellKnownFolder,
+};
+pub use secret::Secret;
+pub use validate::{ConfigError, Diagnostic, HUB_MEMBER_ID, Location, Severity, validate};
+
+impl Config {
+    /// Validates the configuration (see [`validate()`]); answers the warnings.
+    pub fn validate(&self) -> Result<Vec<Diagnostic>, ConfigError> {
+        validate(self)
+    }
+
+    /// The group with this id.
+    pub fn group(&self, id: &str) -> Option<&GroupConfig> {
+        self.groups.iter().find(|g| g.id == id)
+    }
+
+    /// The connection with this id.
+    pub fn connection(&self, id: &str) -> Option<&Connection> {
+        self.connections.iter().find(|c| c.id == id)
+    }
+}

@@ -1,0 +1,403 @@
+//! The configuration as plain data: what a file describes, buildable from code as well.
+//!
+//! Every type here is owned, plain data with public fields, `Default` where a default makes
+//! sense, and small constructors, so that Rust code, the Python and .NET bindings and the TOML
+//! loader ([`crate::config::Config::from_toml_str`]) all build the same thing.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use exchange_sync_core::{ConflictPolicy, Direction, MassDeleteGuard};
+
+use crate::config::secret::Secret;
+use crate::delivery::DeliveryRule;
+use crate::filter::Condition;
+use crate::modification::Modification;
+
+/// The whole configuration: service settings, server connections, sync groups.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Config {
+    /// How the service runs.
+    pub service: ServiceSettings,
+    /// Server connections, referenced by groups by id.
+    pub connections: Vec<Connection>,
+    /// The sync groups.
+    pub groups: Vec<GroupConfig>,
+}
+
+/// Where the service keeps its state between runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StateLocation {
+    /// An SQLite database file (the default: `exchange-sync.sqlite` next to the working directory).
+    Sqlite(PathBuf),
+    /// In memory only: every start is an initial sync (tests and demos).
+    Memory,
+}
+
+/// How the service runs: timings, concurrency, retries.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServiceSettings {
+    /// Where state is kept.
+    pub state: StateLocation,
+    /// How long to wait after a change hint for more hints before syncing (one pass covers a
+    /// burst of edits).
+    pub debounce: Duration,
+    /// How often to look at folders whose server sends no change hints.
+    pub poll_interval: Duration,
+    /// How often to run a full safety re-sync of every group even without hints (catches missed
+    /// notifications).
+    pub resync_interval: Duration,
+    /// How many groups sync at the same time.
+    pub max_concurrent_groups: usize,
+    /// Retries of retryable failures (network, throttling).
+    pub retry: RetrySettings,
+}
+
+impl Default for ServiceSettings {
+    fn default() -> Self {
+        ServiceSettings {
+            state: StateLocation::Sqlite(PathBuf::from("exchange-sync.sqlite")),
+            debounce: Duration::from_millis(200),
+            poll_interval: Duration::from_secs(60),
+            resync_interval: Duration::from_secs(3600),
+            max_concurrent_groups: 4,
+            retry: RetrySettings::default(),
+        }
+    }
+}
+
+/// Exponential backoff for retryable failures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetrySettings {
+    /// The first delay.
+    pub initial_delay: Duration,
+    /// The longest delay.
+    pub max_delay: Duration,
+    /// How many attempts a pass gets before its failure is reported (at least 1).
+    pub max_attempts: u32,
+}
+
+impl Default for RetrySettings {
+    fn default() -> Self {
+        RetrySettings { initial_delay: Duration::from_millis(500), max_delay: Duration::from_secs(60), max_attempts: 5 }
+    }
+}
+
+/// How to reach the EWS endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Endpoint {
+    /// The EWS URL, e.g. `https://mail.contoso.com/EWS/Exchange.asmx`.
+    Url(String),
+    /// An e-mail address whose domain Autodiscover resolves to the EWS URL.
+    Autodiscover(String),
+}
+
+/// How to authenticate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Auth {
+    /// HTTP Basic (use it over TLS only).
+    Basic {
+        /// The account, `user@domain` or `DOMAIN\user`.
+        username: String,
+        /// The password.
+        password: Secret,
+    },
+    /// NTLM (the usual on-premises choice).
+    Ntlm {
+        /// The account, `user@domain` or `DOMAIN\user`.
+        username: String,
+        /// The password.
+        password: Secret,
+    },
+    /// OAuth2 bearer token (hybrid modern authentication); the token is read from its source
+    /// each time the server rejects the previous one.
+    OAuth2 {
+        /// The access token.
+        token: Secret,
+    },
+    /// No authentication (an authenticating proxy, or a test server).
+    None,
+}
+
+impl Auth {
+    /// The scheme's name as written in configuration files.
+    pub fn scheme(&self) -> &'static str {
+        match self {
+            Auth::Basic { .. } => "basic",
+            Auth::Ntlm { .. } => "ntlm",
+            Auth::OAuth2 { .. } => "oauth2",
+            Auth::None => "none",
+        }
+    }
+
+    /// The secret the scheme needs, if any.
+    pub fn secret(&self) -> Option<&Secret> {
+        match self {
+            Auth::Basic { password, .. } | Auth::Ntlm { password, .. } => Some(password),
+            Auth::OAuth2 { token } => Some(token),
+            Auth::None => None,
+        }
+    }
+}
+
+/// TLS options. Verification is on unless `insecure` says otherwise.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TlsOptions {
+    /// A PEM bundle of extra trusted CAs (internal CAs of on-premises servers).
+    pub ca_file: Option<PathBuf>,
+    /// Turns certificate verification off. Never in production; validation warns.
+    pub insecure: bool,
+}
+
+/// A server connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Connection {
+    /// The id groups refer to.
+    pub id: String,
+    /// Where the server is.
+    pub endpoint: Endpoint,
+    /// How to authenticate.
+    pub auth: Auth,
+    /// Whether to act as each member's mailbox through the ApplicationImpersonation role
+    /// (required for many mailboxes, and for change notifications on them).
+    pub impersonation: bool,
+    /// TLS options.
+    pub tls: TlsOptions,
+}
+
+impl Connection {
+    /// A connection to an EWS URL.
+    pub fn new(id: impl Into<String>, url: impl Into<String>, auth: Auth) -> Self {
+        Connection {
+            id: id.into(),
+            endpoint: Endpoint::Url(url.into()),
+            auth,
+            impersonation: true,
+            tls: TlsOptions::default(),
+        }
+    }
+}
+
+/// A well-known mailbox folder: the ones phones sync.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum WellKnownFolder {
+    /// The default Contacts folder.
+    Contacts,
+    /// The default Calendar folder.
+    Calendar,
+    /// The default Tasks folder.
+    Tasks,
+    /// The default Notes folder.
+    Notes,
+}
+
+impl WellKnownFolder {
+    /// The name used in configuration files (and the EWS DistinguishedFolderId).
+    pub fn name(self) -> &'static str {
+        match self {
+            WellKnownFolder::Contacts => "contacts",
+            WellKnownFolder::Calendar => "calendar",
+            WellKnownFolder::Tasks => "tasks",
+            WellKnownFolder::Notes => "notes",
+        }
+    }
+}
+
+/// The folder of a member mailbox that receives the group's items.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TargetFolder {
+    /// A default folder (many phones sync only those).
+    WellKnown(WellKnownFolder),
+    /// A folder with this name under a default folder; created when missing.
+    Named {
+        /// The parent folder.
+        parent: WellKnownFolder,
+        /// The folder's display name.
+        name: String,
+    },
+}
+
+impl Default for TargetFolder {
+    fn default() -> Self {
+        TargetFolder::WellKnown(WellKnownFolder::Contacts)
+    }
+}
+
+impl std::fmt::Display for TargetFolder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TargetFolder::WellKnown(w) => f.write_str(w.name()),
+            TargetFolder::Named { parent, name } => write!(f, "{}/{name}", parent.name()),
+        }
+    }
+}
+
+/// The group's hub: the shared folder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HubFolder {
+    /// A public folder by its path from the root, `/`-separated (e.g. `Company Contacts` or
+    /// `Sales/Customers`).
+    PublicFolder(String),
+    /// A folder in a mailbox (e.g. a shared mailbox).
+    Mailbox {
+        /// The mailbox's address.
+        mailbox: String,
+        /// The folder.
+        folder: TargetFolder,
+    },
+}
+
+impl std::fmt::Display for HubFolder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HubFolder::PublicFolder(path) => write!(f, "public folder {path}"),
+            HubFolder::Mailbox { mailbox, folder } => write!(f, "{mailbox}/{folder}"),
+        }
+    }
+}
+
+/// What happens to a member's copies when the member leaves the group.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum LeavePolicy {
+    /// Remove the copies the group created or adopted (the user's own items stay).
+    #[default]
+    Remove,
+    /// Keep them as the user's own items (the group forgets them).
+    Keep,
+}
+
+/// One member mailbox folder.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MemberConfig {
+    /// The member's id within the group (state is keyed by it); by default the mailbox address.
+    pub id: String,
+    /// The member's mailbox address.
+    pub mailbox: String,
+    /// Which way changes flow, with the direction's policies.
+    pub direction: Direction,
+    /// The folder receiving the group's items (`None`: the group's default target).
+    pub target: Option<TargetFolder>,
+    /// Which items the member receives (one-way members only).
+    pub filter: Option<Condition>,
+    /// How the member's copies differ from the shared items (one-way members only).
+    pub modifications: Vec<Modification>,
+}
+
+impl MemberConfig {
+    /// A member whose id is its mailbox address.
+    pub fn new(mailbox: impl Into<String>, direction: Direction) -> Self {
+        let mailbox = mailbox.into();
+        MemberConfig { id: mailbox.clone(), mailbox, direction, target: None, filter: None, modifications: Vec::new() }
+    }
+
+    /// A one-way member with default policies (revert local edits and deletions).
+    pub fn one_way(mailbox: impl Into<String>) -> Self {
+        Self::new(mailbox, Direction::one_way())
+    }
+
+    /// A two-way member with default policies (adopt new items, propagate deletions).
+    pub fn two_way(mailbox: impl Into<String>) -> Self {
+        Self::new(mailbox, Direction::two_way())
+    }
+
+    /// Sets the target folder.
+    pub fn with_target(mut self, target: TargetFolder) -> Self {
+        self.target = Some(target);
+        self
+    }
+
+    /// Sets the filter.
+    pub fn with_filter(mut self, filter: Condition) -> Self {
+        self.filter = Some(filter);
+        self
+    }
+
+    /// Appends a modification.
+    pub fn with_modification(mut self, modification: Modification) -> Self {
+        self.modifications.push(modification);
+        self
+    }
+
+    /// The member's filter and modifications.
+    pub fn delivery_rule(&self) -> DeliveryRule {
+        DeliveryRule { filter: self.filter.clone(), modifications: self.modifications.clone() }
+    }
+}
+
+/// Members taken from a distribution group and kept current: everyone in it gets the same
+/// settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MemberSource {
+    /// The distribution group's address (expanded with EWS ExpandDL, nested groups included).
+    pub distribution_group: String,
+    /// The settings every expanded member gets (`id` and `mailbox` are ignored: they come from
+    /// the expansion).
+    pub template: MemberConfig,
+    /// How often the distribution group is expanded again to pick up joiners and leavers.
+    pub refresh_interval: Duration,
+}
+
+impl MemberSource {
+    /// Members from a distribution group, with a template's settings, refreshed every 5 minutes.
+    pub fn new(distribution_group: impl Into<String>, direction: Direction) -> Self {
+        MemberSource {
+            distribution_group: distribution_group.into(),
+            template: MemberConfig::new("", direction),
+            refresh_interval: Duration::from_secs(300),
+        }
+    }
+}
+
+/// A sync group.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroupConfig {
+    /// The group's id (part of every origin stamp: never change it for a running group).
+    pub id: String,
+    /// The connection (by id) for the hub and the members.
+    pub connection: String,
+    /// The hub.
+    pub hub: HubFolder,
+    /// The members listed one by one.
+    pub members: Vec<MemberConfig>,
+    /// Members taken from distribution groups.
+    pub member_sources: Vec<MemberSource>,
+    /// The target folder of members that name none.
+    pub default_target: TargetFolder,
+    /// How conflicting field edits are resolved.
+    pub conflict_policy: ConflictPolicy,
+    /// Canonical fields matching existing copies at initial sync (e.g. `email1.address`).
+    pub match_key: Vec<String>,
+    /// The mass-delete guard.
+    pub mass_delete_guard: MassDeleteGuard,
+    /// What happens to a leaving member's copies.
+    pub on_leave: LeavePolicy,
+}
+
+impl GroupConfig {
+    /// A group on a public folder, delivering into each member's default Contacts folder.
+    pub fn new(id: impl Into<String>, connection: impl Into<String>, hub: HubFolder) -> Self {
+        GroupConfig {
+            id: id.into(),
+            connection: connection.into(),
+            hub,
+            members: Vec::new(),
+            member_sources: Vec::new(),
+            default_target: TargetFolder::default(),
+            conflict_policy: ConflictPolicy::default(),
+            match_key: Vec::new(),
+            mass_delete_guard: MassDeleteGuard::default(),
+            on_leave: LeavePolicy::default(),
+        }
+    }
+
+    /// Adds a member.
+    pub fn with_member(mut self, member: MemberConfig) -> Self {
+        self.members.push(member);
+        self
+    }
+
+    /// The target folder of a member.
+    pub fn target_of<'a>(&'a self, member: &'a MemberConfig) -> &'a TargetFolder {
+        member.target.as_ref().unwrap_or(&self.default_target)
+    }
+}

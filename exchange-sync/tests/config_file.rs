@@ -1,0 +1,204 @@
+//! The configuration file format: the documented example parses, and every kind of mistake is
+//! reported with its line, column and configuration path.
+
+use std::path::Path;
+
+use exchange_sync::config::{
+    Auth, Config, ConfigError, Endpoint, HubFolder, LeavePolicy, Severity, StateLocation, TargetFolder, WellKnownFolder,
+};
+use exchange_sync::{Condition, Modification};
+use exchange_sync_core::{ConflictPolicy, Direction, LocalChangePolicy, OneWayPolicy};
+
+const PASSWORD_ENV: &str = "EXCHANGE_SYNC_PASSWORD";
+
+fn example_path() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/config.toml")
+}
+
+fn with_password() {
+    // set_var is unsafe because other threads may read the environment at the same time; every
+    // test of this file writes the same value, so concurrent readers always see a valid string.
+    #[allow(unsafe_code)]
+    unsafe {
+        std::env::set_var(PASSWORD_ENV, "exchange-sync");
+    }
+}
+
+fn parse_err(text: &str) -> ConfigError {
+    with_password();
+    match Config::from_toml_str(text, Some(Path::new("test.toml"))) {
+        Ok(_) => panic!("the configuration must be rejected:\n{text}"),
+        Err(e) => e,
+    }
+}
+
+const MINIMAL: &str = r#"
+[connections.lab]
+url = "https://mail.contoso.test/EWS/Exchange.asmx"
+auth = "basic"
+username = "sync-admin@contoso.test"
+password_env = "EXCHANGE_SYNC_PASSWORD"
+
+[[groups]]
+id = "contacts"
+connection = "lab"
+hub = { public_folder = "Company Contacts" }
+
+[[groups.members]]
+mailbox = "alice@contoso.test"
+direction = "two_way"
+"#;
+
+#[test]
+fn the_documented_example_parses_into_the_expected_model() {
+    with_password();
+    let loaded = Config::load(example_path()).unwrap();
+    let config = loaded.config;
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+    assert_eq!(config.service.state, StateLocation::Sqlite("exchange-sync.sqlite".into()));
+    assert_eq!(config.service.debounce.as_millis(), 200);
+    let conn = config.connection("onprem").unwrap();
+    assert_eq!(conn.endpoint, Endpoint::Url("https://mail.contoso.test/EWS/Exchange.asmx".into()));
+    assert!(matches!(&conn.auth, Auth::Basic { username, .. } if username == "sync-admin@contoso.test"));
+    let group = config.group("company-contacts").unwrap();
+    assert_eq!(group.hub, HubFolder::PublicFolder("Company Contacts".into()));
+    assert_eq!(
+        group.default_target,
+        TargetFolder::Named { parent: WellKnownFolder::Contacts, name: "Company Contacts".into() }
+    );
+    assert_eq!(group.conflict_policy, ConflictPolicy::HubWins);
+    assert_eq!(group.match_key, vec!["email1.address".to_string()]);
+    assert_eq!(group.on_leave, LeavePolicy::Remove);
+    let ids: Vec<&str> = group.members.iter().map(|m| m.id.as_str()).collect();
+    assert_eq!(ids, ["alice@contoso.test", "bob@contoso.test", "carol@contoso.test", "dave@contoso.test"]);
+    assert!(group.members[0].direction.is_two_way());
+    let carol = &group.members[2];
+    assert_eq!(carol.direction, Direction::one_way());
+    assert_eq!(
+        carol.filter,
+        Some(Condition::All(vec![
+            Condition::Kind(exchange_sync_core::ItemKind::Contact),
+            Condition::not(Condition::category("Internal")),
+        ]))
+    );
+    assert_eq!(
+        carol.modifications,
+        vec![Modification::clear("phone.home"), Modification::ClearBody, Modification::AddCategory("Company".into())]
+    );
+    assert_eq!(
+        group.members[3].direction,
+        Direction::OneWay(OneWayPolicy { on_edit: LocalChangePolicy::Ignore, on_delete: LocalChangePolicy::Revert })
+    );
+    assert_eq!(group.member_sources.len(), 1);
+    assert_eq!(group.member_sources[0].distribution_group, "sales@contoso.test");
+    assert_eq!(group.member_sources[0].refresh_interval.as_secs(), 300);
+    let holidays = config.group("holidays").unwrap();
+    assert_eq!(holidays.default_target, TargetFolder::WellKnown(WellKnownFolder::Calendar));
+    assert_eq!(holidays.members[0].modifications, vec![Modification::MeetingsToAppointments]);
+}
+
+#[test]
+fn unknown_keys_are_reported_with_line_and_column() {
+    let text = MINIMAL.replace("direction = \"two_way\"", "direction = \"two_way\"\ncolour = \"blue\"");
+    let err = parse_err(&text);
+    let d = &err.diagnostics[0];
+    let loc = d.location.as_ref().unwrap();
+    assert_eq!(loc.line, 16, "{err}");
+    assert!(d.message.contains("unknown field `colour`"), "{err}");
+    assert!(err.to_string().starts_with("test.toml:16:"), "{err}");
+}
+
+#[test]
+fn bad_enum_values_list_the_valid_ones() {
+    let err = parse_err(&MINIMAL.replace("\"two_way\"", "\"both_ways\""));
+    let text = err.to_string();
+    assert!(text.contains("both_ways") && text.contains("one_way") && text.contains("two_way"), "{text}");
+    assert_eq!(err.diagnostics[0].location.as_ref().unwrap().line, 15, "{text}");
+}
+
+#[test]
+fn duplicate_member_ids_point_at_the_second_member() {
+    let text = format!("{MINIMAL}\n[[groups.members]]\nmailbox = \"alice@contoso.test\"\ndirection = \"one_way\"\n");
+    let err = parse_err(&text);
+    let d = err.errors().next().unwrap();
+    assert_eq!(d.path, "groups[0].members[1].id");
+    assert!(d.message.contains("appears twice"), "{err}");
+    assert_eq!(d.location.as_ref().unwrap().line, 18, "{err}");
+}
+
+#[test]
+fn filters_on_two_way_members_are_rejected_where_they_are_written() {
+    let text =
+        MINIMAL.replace("direction = \"two_way\"", "direction = \"two_way\"\nfilter = { category = \"Public\" }");
+    let err = parse_err(&text);
+    let d = err.errors().next().unwrap();
+    assert_eq!(d.path, "groups[0].members[0].filter");
+    assert!(d.message.contains("one-way members only"), "{err}");
+    let loc = d.location.as_ref().unwrap();
+    assert_eq!((loc.line, loc.column), (16, 10), "{err}");
+}
+
+#[test]
+fn missing_secrets_are_errors_and_inline_secrets_warnings() {
+    let text = MINIMAL.replace("EXCHANGE_SYNC_PASSWORD", "EXCHANGE_SYNC_TEST_UNSET_PASSWORD_VAR");
+    let err = parse_err(&text);
+    let d = err.errors().next().unwrap();
+    assert_eq!(d.path, "connections[0].password");
+    assert!(d.message.contains("EXCHANGE_SYNC_TEST_UNSET_PASSWORD_VAR is not set"), "{err}");
+    assert_eq!(d.location.as_ref().unwrap().line, 6, "{err}");
+
+    let inline = MINIMAL.replace("password_env = \"EXCHANGE_SYNC_PASSWORD\"", "password = \"hunter2\"");
+    let loaded = Config::from_toml_str(&inline, None).unwrap();
+    assert_eq!(loaded.warnings.len(), 1);
+    assert_eq!(loaded.warnings[0].severity, Severity::Warning);
+    assert!(!loaded.warnings[0].to_string().contains("hunter2"));
+}
+
+#[test]
+fn every_error_is_reported_not_only_the_first() {
+    let text = MINIMAL
+        .replace("connection = \"lab\"", "connection = \"nowhere\"")
+        .replace("mailbox = \"alice@contoso.test\"", "mailbox = \"alice\"");
+    let err = parse_err(&text);
+    let paths: Vec<&str> = err.errors().map(|d| d.path.as_str()).collect();
+    assert_eq!(paths, ["groups[0].connection", "groups[0].members[0].mailbox"], "{err}");
+}
+
+#[test]
+fn malformed_conditions_and_modifications_are_explained() {
+    let text = MINIMAL.replace(
+        "direction = \"two_way\"",
+        "direction = \"one_way\"\nfilter = { field = \"company\" }\nmodify = [{ set = \"company\" }]",
+    );
+    let err = parse_err(&text);
+    let messages: Vec<String> = err.errors().map(ToString::to_string).collect();
+    assert_eq!(messages.len(), 2, "{err}");
+    assert!(messages[0].contains("test.toml:16:") && messages[0].contains("exactly one of equals"), "{err}");
+    assert!(messages[1].contains("test.toml:17:") && messages[1].contains("needs value"), "{err}");
+}
+
+#[test]
+fn syntax_errors_have_positions() {
+    let err = parse_err("[service\nstate = 1");
+    let loc = err.diagnostics[0].location.as_ref().unwrap();
+    assert_eq!(loc.line, 1, "{err}");
+}
+
+#[test]
+fn direction_specific_keys_are_checked() {
+    let text = MINIMAL.replace("direction = \"two_way\"", "direction = \"two_way\"\non_edit = \"ignore\"");
+    let err = parse_err(&text);
+    assert!(err.to_string().contains("on_edit applies to one-way members only"), "{err}");
+}
+
+#[test]
+fn member_priority_needs_known_members() {
+    let text = MINIMAL.replace(
+        "hub = { public_folder = \"Company Contacts\" }",
+        "hub = { public_folder = \"Company Contacts\" }\nconflict_policy = \"member_priority\"\npriority = [\"zed@contoso.test\"]",
+    );
+    let err = parse_err(&text);
+    let d = err.errors().next().unwrap();
+    assert_eq!(d.path, "groups[0].priority[0]");
+    assert_eq!(d.location.as_ref().unwrap().line, 13, "{err}");
+}
