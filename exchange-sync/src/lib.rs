@@ -7,14 +7,24 @@
 //! - [`filter`], [`modification`], [`delivery`]: what one-way members receive.
 //! - [`report`]: structured results per run, group and member; [`event`]: progress events;
 //!   [`conflict_log`]: the readable conflict log.
+//! - [`backoff`]: retry delays.
 //! - [`error`]: the error type, with a kind that says whether to retry.
 
+pub mod backoff;
 pub mod config;
+pub mod conflict_log;
 pub mod delivery;
+pub mod error;
+pub mod event;
 pub mod filter;
 pub mod modification;
+pub mod report;
 
 pub use config::{Config, ConfigError, GroupConfig, MemberConfig};
+pub use conflict_log::ConflictEntry;
+pub use error::{Error, Result};
+pub use event::{ProgressEvent, Trigger};
+pub use report::{ErrorReport, GroupReport, MemberReport, PassOutcome, RunReport};
 pub use delivery::{Delivery, DeliveryRule};
 pub use filter::{Condition, FieldTest};
 pub use modification::Modification;
