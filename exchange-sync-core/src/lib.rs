@@ -13,6 +13,8 @@
 //! - [`state`]: the state store trait and its records.
 //! - [`plan`]: observations, actions and plans (the dry run).
 //! - [`error`]: the error type, with a kind that says whether to retry.
+//! - `testkit` (feature `testkit`): an in-memory connector with fault injection and the connector
+//!   conformance suite.
 
 pub mod connector;
 pub mod error;
@@ -23,6 +25,8 @@ pub mod item;
 pub mod origin;
 pub mod plan;
 pub mod state;
+#[cfg(feature = "testkit")]
+pub mod testkit;
 
 pub use connector::{
     BatchResult, Capabilities, Change, ChangeDetection, ChangeHint, ChangePage, Connector, FetchedItem, ItemDelete,
