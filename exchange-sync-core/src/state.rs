@@ -22,6 +22,8 @@ use crate::id::{EntityId, GroupId, ItemId, MemberId, SyncToken, Version};
 use crate::item::{ContentHash, FieldValue, Item};
 use crate::origin::OriginStamp;
 
+#[cfg(any(test, feature = "testkit"))]
+pub mod conformance;
 pub mod memory;
 
 /// How a replica came to belong to the group. The engine only ever modifies or deletes items it

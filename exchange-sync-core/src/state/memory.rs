@@ -430,6 +430,11 @@ impl GroupState {
 }
 
 #[cfg(test)]
+mod conformance {
+    crate::state_conformance_tests!(|| async { super::MemoryStore::new() });
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::item::{Item, ItemKind};
