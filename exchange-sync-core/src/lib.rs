@@ -12,12 +12,14 @@
 //! - [`connector`]: the trait a server implements, one instance per folder.
 //! - [`state`]: the state store trait and its records.
 //! - [`plan`]: observations, actions and plans (the dry run).
+//! - [`executor`]: applies a plan, committing each action's outcome as it completes.
 //! - [`error`]: the error type, with a kind that says whether to retry.
 //! - `testkit` (feature `testkit`): an in-memory connector with fault injection and the connector
 //!   conformance suite.
 
 pub mod connector;
 pub mod error;
+pub mod executor;
 pub mod field;
 pub mod group;
 pub mod id;
