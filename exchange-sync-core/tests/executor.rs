@@ -1,6 +1,9 @@
 //! The executor against the in-memory connector and state store, with hand-written plans: write-
 //! ahead intents, per-action commits, batching, throttling and per-item failures.
 
+// Test helpers fail loudly: a panic is the test failing.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
