@@ -56,7 +56,7 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
             match_key  TEXT,
             PRIMARY KEY (group_id, entity_id)
         );
-        CREATE INDEX entities_by_match_key ON entities (group_id, match_key);
+        CREATE INDEX entities_by_match_key ON entities (group_id, match_key, entity_id);
 
         CREATE TABLE replicas (
             group_id      TEXT NOT NULL,
@@ -70,10 +70,11 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
             ignored_base  TEXT,
             PRIMARY KEY (group_id, entity_id, member_id),
             FOREIGN KEY (group_id, entity_id) REFERENCES entities (group_id, entity_id) ON DELETE CASCADE,
-            CHECK ((slot = 'present') = (item_id IS NOT NULL AND version IS NOT NULL
+            CHECK ((item_id IS NOT NULL) = (item_id IS NOT NULL AND version IS NOT NULL
                                          AND content_hash IS NOT NULL AND ownership IS NOT NULL))
         );
         CREATE UNIQUE INDEX replicas_by_item ON replicas (group_id, member_id, item_id);
+        CREATE INDEX replicas_by_member ON replicas (group_id, member_id, entity_id);
 
         CREATE TABLE foreign_items (
             group_id   TEXT NOT NULL,
@@ -255,6 +256,100 @@ fn migrate(conn: &mut Connection, location: &str) -> Result<()> {
 }
 
 // ---------------------------------------------------------------------------------------------
+// The statements that look things up (each must be an index search: see the tests)
+
+/// A group's conflict records, oldest first.
+const CONFLICTS: &str = "SELECT record FROM conflicts WHERE group_id = ?1 ORDER BY seq";
+
+/// A folder's sync token.
+const TOKEN: &str = "SELECT token FROM sync_tokens WHERE group_id = ?1 AND member_id = ?2";
+
+/// The entities carrying a match key.
+const BY_MATCH_KEY: &str = "SELECT entity_id FROM entities WHERE group_id = ?1 AND match_key = ?2 ORDER BY entity_id";
+
+/// The first page of entity ids.
+const ENTITY_IDS_FIRST: &str = "SELECT entity_id FROM entities WHERE group_id = ?1 ORDER BY entity_id LIMIT ?2";
+
+/// A page of entity ids after a given one.
+const ENTITY_IDS_AFTER: &str =
+    "SELECT entity_id FROM entities WHERE group_id = ?1 AND entity_id > ?2 ORDER BY entity_id LIMIT ?3";
+
+/// An entity's base and match key.
+const LOAD_ENTITY: &str = "SELECT base, match_key FROM entities WHERE group_id = ?1 AND entity_id = ?2";
+
+/// Whether an entity exists.
+const ENTITY_EXISTS: &str = "SELECT 1 FROM entities WHERE group_id = ?1 AND entity_id = ?2";
+
+/// The entity whose replica an item of a folder is.
+const OWNER_OF_ITEM: &str = "SELECT entity_id FROM replicas WHERE group_id = ?1 AND member_id = ?2 AND item_id = ?3";
+
+/// The tombstone rule after a replica is removed: the entity goes if it has no base and no copy.
+const TOMBSTONE_GONE: &str = "
+    DELETE FROM entities WHERE group_id = ?1 AND entity_id = ?2 AND base IS NULL
+      AND NOT EXISTS (SELECT 1 FROM replicas r
+                      WHERE r.group_id = ?1 AND r.entity_id = ?2 AND r.item_id IS NOT NULL)";
+
+/// The tombstone rule when a folder leaves: tombstones whose only copies were there go.
+const MEMBER_TOMBSTONES_GONE: &str = "
+    DELETE FROM entities WHERE group_id = ?1 AND base IS NULL
+      AND entity_id IN (SELECT r.entity_id FROM replicas r WHERE r.group_id = ?1 AND r.member_id = ?2)
+      AND NOT EXISTS (SELECT 1 FROM replicas r
+                      WHERE r.group_id = ?1 AND r.entity_id = entities.entity_id
+                        AND r.member_id <> ?2 AND r.item_id IS NOT NULL)";
+
+/// An entity's slots.
+const LOAD_REPLICAS: &str = "
+    SELECT member_id, slot, item_id, version, content_hash, ownership, ignored_base
+    FROM replicas WHERE group_id = ?1 AND entity_id = ?2";
+
+/// How many copies a folder holds.
+const REPLICA_COUNT: &str =
+    "SELECT COUNT(*) FROM replicas WHERE group_id = ?1 AND member_id = ?2 AND item_id IS NOT NULL";
+
+/// A folder's bookkeeping.
+const MEMBER_STATUS: &str =
+    "SELECT initialized, last_sync, last_error FROM member_status WHERE group_id = ?1 AND member_id = ?2";
+
+/// A group's create intents.
+const PENDING_CREATES: &str = "
+    SELECT entity_id, member_id, origin, recorded_at FROM pending_creates WHERE group_id = ?1
+    ORDER BY entity_id, member_id";
+
+/// What the store knows about one item id of a folder.
+const LOOKUP_ITEM: &str = "
+    SELECT item_id, version, entity_id FROM replicas WHERE group_id = ?1 AND member_id = ?2 AND item_id = ?3
+    UNION ALL
+    SELECT item_id, version, NULL FROM foreign_items WHERE group_id = ?1 AND member_id = ?2 AND item_id = ?3";
+
+/// Every item id the store knows in a folder.
+const KNOWN_ITEMS: &str = "
+    SELECT item_id, version, entity_id FROM replicas WHERE group_id = ?1 AND member_id = ?2 AND item_id IS NOT NULL
+    UNION ALL
+    SELECT item_id, version, NULL FROM foreign_items WHERE group_id = ?1 AND member_id = ?2
+    ORDER BY 1";
+
+/// Every lookup statement, for the test that checks each is an index search.
+#[cfg(test)]
+const LOOKUPS: &[(&str, &str)] = &[
+    ("CONFLICTS", CONFLICTS),
+    ("TOKEN", TOKEN),
+    ("BY_MATCH_KEY", BY_MATCH_KEY),
+    ("ENTITY_IDS_FIRST", ENTITY_IDS_FIRST),
+    ("ENTITY_IDS_AFTER", ENTITY_IDS_AFTER),
+    ("LOAD_ENTITY", LOAD_ENTITY),
+    ("ENTITY_EXISTS", ENTITY_EXISTS),
+    ("OWNER_OF_ITEM", OWNER_OF_ITEM),
+    ("TOMBSTONE_GONE", TOMBSTONE_GONE),
+    ("MEMBER_TOMBSTONES_GONE", MEMBER_TOMBSTONES_GONE),
+    ("LOAD_REPLICAS", LOAD_REPLICAS),
+    ("REPLICA_COUNT", REPLICA_COUNT),
+    ("MEMBER_STATUS", MEMBER_STATUS),
+    ("PENDING_CREATES", PENDING_CREATES),
+    ("LOOKUP_ITEM", LOOKUP_ITEM),
+    ("KNOWN_ITEMS", KNOWN_ITEMS),
+];
+
+// ---------------------------------------------------------------------------------------------
 // Conversions between records and columns
 
 fn timestamp(t: &DateTime<Utc>) -> String {
@@ -384,7 +479,7 @@ fn apply_write(tx: &Transaction<'_>, group: &GroupId, write: StateWrite) -> rusq
         }
         StateWrite::PutReplica { entity, member, slot } => {
             let exists = tx
-                .prepare_cached("SELECT 1 FROM entities WHERE group_id = ?1 AND entity_id = ?2")?
+                .prepare_cached(ENTITY_EXISTS)?
                 .query_row(params![g, entity.as_str()], |_| Ok(()))
                 .optional()?
                 .is_some();
@@ -399,9 +494,7 @@ fn apply_write(tx: &Transaction<'_>, group: &GroupId, write: StateWrite) -> rusq
             };
             if let Some(r) = replica {
                 let owner: Option<String> = tx
-                    .prepare_cached(
-                        "SELECT entity_id FROM replicas WHERE group_id = ?1 AND member_id = ?2 AND item_id = ?3",
-                    )?
+                    .prepare_cached(OWNER_OF_ITEM)?
                     .query_row(params![g, member.as_str(), r.item_id.as_str()], |row| row.get(0))
                     .optional()?;
                 if let Some(other) = owner.filter(|o| o != entity.as_str()) {
@@ -442,19 +535,12 @@ fn apply_write(tx: &Transaction<'_>, group: &GroupId, write: StateWrite) -> rusq
                 .execute(params![g, entity.as_str(), member.as_str()])?;
             if removed > 0 {
                 // The tombstone rule: an entity being deleted goes with its last copy.
-                tx.prepare_cached(
-                    "DELETE FROM entities WHERE group_id = ?1 AND entity_id = ?2 AND base IS NULL
-                       AND NOT EXISTS (SELECT 1 FROM replicas r
-                                       WHERE r.group_id = ?1 AND r.entity_id = ?2 AND r.slot = 'present')",
-                )?
-                .execute(params![g, entity.as_str()])?;
+                tx.prepare_cached(TOMBSTONE_GONE)?.execute(params![g, entity.as_str()])?;
             }
         }
         StateWrite::PutForeign { member, id, version } => {
             let owner: Option<String> = tx
-                .prepare_cached(
-                    "SELECT entity_id FROM replicas WHERE group_id = ?1 AND member_id = ?2 AND item_id = ?3",
-                )?
+                .prepare_cached(OWNER_OF_ITEM)?
                 .query_row(params![g, member.as_str(), id.as_str()], |row| row.get(0))
                 .optional()?;
             if let Some(entity) = owner {
@@ -530,15 +616,7 @@ fn apply_write(tx: &Transaction<'_>, group: &GroupId, write: StateWrite) -> rusq
             let m = member.as_str();
             // Tombstones whose last copy is in this folder go with it (before their slots go,
             // while we can still tell which entities had one here).
-            tx.prepare_cached(
-                "DELETE FROM entities WHERE group_id = ?1 AND base IS NULL
-                   AND EXISTS (SELECT 1 FROM replicas r
-                               WHERE r.group_id = ?1 AND r.entity_id = entities.entity_id AND r.member_id = ?2)
-                   AND NOT EXISTS (SELECT 1 FROM replicas r
-                                   WHERE r.group_id = ?1 AND r.entity_id = entities.entity_id
-                                     AND r.member_id <> ?2 AND r.slot = 'present')",
-            )?
-            .execute(params![g, m])?;
+            tx.prepare_cached(MEMBER_TOMBSTONES_GONE)?.execute(params![g, m])?;
             for table in ["replicas", "foreign_items", "sync_tokens", "member_status", "pending_creates"] {
                 tx.prepare_cached(&format!("DELETE FROM {table} WHERE group_id = ?1 AND member_id = ?2"))?
                     .execute(params![g, m])?;
@@ -562,7 +640,7 @@ fn read_err(what: String) -> impl FnOnce(rusqlite::Error) -> Error {
 fn load_entity(conn: &Connection, group: &GroupId, id: &EntityId) -> Result<Option<EntityRecord>> {
     let what = || format!("entity {id} of group {group}");
     let row: Option<(Option<String>, Option<String>)> = conn
-        .prepare_cached("SELECT base, match_key FROM entities WHERE group_id = ?1 AND entity_id = ?2")
+        .prepare_cached(LOAD_ENTITY)
         .and_then(|mut s| s.query_row(params![group.as_str(), id.as_str()], |r| Ok((r.get(0)?, r.get(1)?))).optional())
         .map_err(read_err(what()))?;
     let Some((base, match_key)) = row else { return Ok(None) };
@@ -571,10 +649,7 @@ fn load_entity(conn: &Connection, group: &GroupId, id: &EntityId) -> Result<Opti
         .transpose()
         .map_err(|e| Error::state(format!("unreadable base of {}", what()), e))?;
     let rows: Vec<ReplicaRow> = conn
-        .prepare_cached(
-            "SELECT member_id, slot, item_id, version, content_hash, ownership, ignored_base
-             FROM replicas WHERE group_id = ?1 AND entity_id = ?2",
-        )
+        .prepare_cached(LOAD_REPLICAS)
         .and_then(|mut s| {
             s.query_map(params![group.as_str(), id.as_str()], |r| {
                 Ok(ReplicaRow {
@@ -637,14 +712,8 @@ impl StateStore for SqliteStore {
                 })
             };
             let ids = match &after {
-                Some(after) => query(
-                    "SELECT entity_id FROM entities WHERE group_id = ?1 AND entity_id > ?2 ORDER BY entity_id LIMIT ?3",
-                    params![group.as_str(), after.as_str(), limit],
-                ),
-                None => query(
-                    "SELECT entity_id FROM entities WHERE group_id = ?1 ORDER BY entity_id LIMIT ?2",
-                    params![group.as_str(), limit],
-                ),
+                Some(after) => query(ENTITY_IDS_AFTER, params![group.as_str(), after.as_str(), limit]),
+                None => query(ENTITY_IDS_FIRST, params![group.as_str(), limit]),
             };
             ids.map_err(read_err(format!("entity ids of group {group}")))
         })
@@ -658,11 +727,7 @@ impl StateStore for SqliteStore {
         keys.dedup();
         self.with_conn(move |conn, _| {
             let what = || format!("entities by match key in group {group}");
-            let mut stmt = conn
-                .prepare_cached(
-                    "SELECT entity_id FROM entities WHERE group_id = ?1 AND match_key = ?2 ORDER BY entity_id",
-                )
-                .map_err(read_err(what()))?;
+            let mut stmt = conn.prepare_cached(BY_MATCH_KEY).map_err(read_err(what()))?;
             let mut out = Vec::new();
             for key in keys {
                 let ids: Vec<String> = stmt
@@ -683,15 +748,7 @@ impl StateStore for SqliteStore {
         let ids: Vec<ItemId> = ids.iter().filter(|id| seen.insert(*id)).cloned().collect();
         self.with_conn(move |conn, _| {
             let what = || format!("items of member {member} in group {group}");
-            let mut stmt = conn
-                .prepare_cached(
-                    "SELECT item_id, version, entity_id FROM replicas
-                       WHERE group_id = ?1 AND member_id = ?2 AND item_id = ?3
-                     UNION ALL
-                     SELECT item_id, version, NULL FROM foreign_items
-                       WHERE group_id = ?1 AND member_id = ?2 AND item_id = ?3",
-                )
-                .map_err(read_err(what()))?;
+            let mut stmt = conn.prepare_cached(LOOKUP_ITEM).map_err(read_err(what()))?;
             let mut out = Vec::new();
             for id in &ids {
                 let found: Option<(String, String, Option<String>)> = stmt
@@ -712,15 +769,7 @@ impl StateStore for SqliteStore {
         let member = member.clone();
         self.with_conn(move |conn, _| {
             let what = || format!("items of member {member} in group {group}");
-            let mut stmt = conn
-                .prepare_cached(
-                    "SELECT item_id, version, entity_id FROM replicas
-                       WHERE group_id = ?1 AND member_id = ?2 AND slot = 'present'
-                     UNION ALL
-                     SELECT item_id, version, NULL FROM foreign_items WHERE group_id = ?1 AND member_id = ?2
-                     ORDER BY 1",
-                )
-                .map_err(read_err(what()))?;
+            let mut stmt = conn.prepare_cached(KNOWN_ITEMS).map_err(read_err(what()))?;
             let items = stmt
                 .query_map(params![group.as_str(), member.as_str()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
                 .and_then(|rows| rows.map(|r| r.map(known_item)).collect())
@@ -735,9 +784,7 @@ impl StateStore for SqliteStore {
         let member = member.clone();
         self.with_conn(move |conn, _| {
             let count: i64 = conn
-                .prepare_cached(
-                    "SELECT COUNT(*) FROM replicas WHERE group_id = ?1 AND member_id = ?2 AND slot = 'present'",
-                )
+                .prepare_cached(REPLICA_COUNT)
                 .and_then(|mut s| s.query_row(params![group.as_str(), member.as_str()], |r| r.get(0)))
                 .map_err(read_err(format!("replica count of member {member} in group {group}")))?;
             Ok(usize::try_from(count).unwrap_or(0))
@@ -750,7 +797,7 @@ impl StateStore for SqliteStore {
         let member = member.clone();
         self.with_conn(move |conn, _| {
             let token: Option<String> = conn
-                .prepare_cached("SELECT token FROM sync_tokens WHERE group_id = ?1 AND member_id = ?2")
+                .prepare_cached(TOKEN)
                 .and_then(|mut s| s.query_row(params![group.as_str(), member.as_str()], |r| r.get(0)).optional())
                 .map_err(read_err(format!("sync token of member {member} in group {group}")))?;
             Ok(token.map(SyncToken::new))
@@ -763,9 +810,7 @@ impl StateStore for SqliteStore {
         let member = member.clone();
         self.with_conn(move |conn, _| {
             let row: Option<(i64, Option<String>, Option<String>)> = conn
-                .prepare_cached(
-                    "SELECT initialized, last_sync, last_error FROM member_status WHERE group_id = ?1 AND member_id = ?2",
-                )
+                .prepare_cached(MEMBER_STATUS)
                 .and_then(|mut s| {
                     s.query_row(params![group.as_str(), member.as_str()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
                         .optional()
@@ -786,10 +831,7 @@ impl StateStore for SqliteStore {
         self.with_conn(move |conn, _| {
             let what = || format!("create intents of group {group}");
             let rows: Vec<(String, String, String, String)> = conn
-                .prepare_cached(
-                    "SELECT entity_id, member_id, origin, recorded_at FROM pending_creates WHERE group_id = ?1
-                     ORDER BY entity_id, member_id",
-                )
+                .prepare_cached(PENDING_CREATES)
                 .and_then(|mut s| {
                     s.query_map(params![group.as_str()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
                         .collect()
@@ -816,7 +858,7 @@ impl StateStore for SqliteStore {
         self.with_conn(move |conn, _| {
             let what = || format!("conflict records of group {group}");
             let rows: Vec<String> = conn
-                .prepare_cached("SELECT record FROM conflicts WHERE group_id = ?1 ORDER BY seq")
+                .prepare_cached(CONFLICTS)
                 .and_then(|mut s| s.query_map(params![group.as_str()], |r| r.get(0))?.collect())
                 .map_err(read_err(what()))?;
             rows.iter()
@@ -832,4 +874,179 @@ impl StateStore for SqliteStore {
 #[cfg(test)]
 mod conformance {
     crate::state_conformance_tests!(|| async { super::SqliteStore::open_in_memory().await.unwrap() });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorKind;
+    use crate::state::conformance::{populate, snapshot};
+
+    fn group() -> GroupId {
+        GroupId::new("contacts")
+    }
+
+    #[tokio::test]
+    async fn reopening_a_file_keeps_everything() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        let before = {
+            let store = SqliteStore::open(&path).await.unwrap();
+            populate(&store, &group()).await;
+            populate(&store, &GroupId::new("other")).await;
+            snapshot(&store, &group()).await
+        };
+        let store = SqliteStore::open(&path).await.unwrap();
+        assert_eq!(snapshot(&store, &group()).await, before);
+        assert_eq!(snapshot(&store, &GroupId::new("other")).await, before);
+        assert!(before.contains("alice-token-1"), "the snapshot covers tokens: {before}");
+    }
+
+    #[tokio::test]
+    async fn migrations_are_recorded_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        let latest = MIGRATIONS.last().unwrap().version;
+        for _ in 0..3 {
+            let store = SqliteStore::open(&path).await.unwrap();
+            assert_eq!(store.schema_version().await.unwrap(), latest);
+        }
+        let conn = Connection::open(&path).unwrap();
+        let versions: Vec<i64> = conn
+            .prepare("SELECT version FROM schema_migrations ORDER BY version")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert_eq!(versions, MIGRATIONS.iter().map(|m| m.version).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn migrations_are_numbered_without_gaps() {
+        for (i, m) in MIGRATIONS.iter().enumerate() {
+            assert_eq!(m.version, i64::try_from(i).unwrap() + 1, "{}", m.description);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_newer_schema_is_refused_and_left_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        {
+            let store = SqliteStore::open(&path).await.unwrap();
+            populate(&store, &group()).await;
+        }
+        let conn = Connection::open(&path).unwrap();
+        conn.execute("INSERT INTO schema_migrations VALUES (999, 'from the future', 'x')", []).unwrap();
+        drop(conn);
+        let err = SqliteStore::open(&path).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::State);
+        let text = err.to_string();
+        assert!(text.contains("999") && text.contains("newer"), "{text}");
+        let conn = Connection::open(&path).unwrap();
+        let entities: i64 = conn.query_row("SELECT COUNT(*) FROM entities", [], |r| r.get(0)).unwrap();
+        assert_eq!(entities, 2);
+    }
+
+    #[tokio::test]
+    async fn a_file_store_runs_in_wal_mode_with_foreign_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path().join("state.db")).await.unwrap();
+        let (journal, synchronous, foreign_keys) = store
+            .with_conn(|conn, _| {
+                let get = |name: &str| conn.pragma_query_value(None, name, |r| r.get::<_, rusqlite::types::Value>(0));
+                Ok((get("journal_mode"), get("synchronous"), get("foreign_keys")))
+            })
+            .await
+            .unwrap();
+        assert_eq!(journal.unwrap(), rusqlite::types::Value::Text("wal".into()));
+        assert_eq!(synchronous.unwrap(), rusqlite::types::Value::Integer(1), "NORMAL");
+        assert_eq!(foreign_keys.unwrap(), rusqlite::types::Value::Integer(1));
+    }
+
+    /// Every lookup must search an index, never scan a table: state reads stay fast with
+    /// hundreds of thousands of replicas.
+    #[tokio::test]
+    async fn every_lookup_searches_an_index() {
+        let store = SqliteStore::open_in_memory().await.unwrap();
+        let plans = store
+            .with_conn(|conn, _| {
+                let mut plans = Vec::new();
+                for (name, sql) in LOOKUPS {
+                    let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+                    let n = stmt.parameter_count();
+                    let args: Vec<&dyn rusqlite::ToSql> = (0..n).map(|_| &"x" as &dyn rusqlite::ToSql).collect();
+                    let details: Vec<String> = stmt
+                        .query_map(args.as_slice(), |r| r.get(3))
+                        .unwrap()
+                        .collect::<rusqlite::Result<_>>()
+                        .unwrap();
+                    plans.push((*name, details));
+                }
+                Ok(plans)
+            })
+            .await
+            .unwrap();
+        assert_eq!(plans.len(), LOOKUPS.len());
+        // Statements that list a whole group may search by group alone; every other one must
+        // narrow its search further (a search by group alone reads every row of the group).
+        let group_wide = ["CONFLICTS", "ENTITY_IDS_FIRST", "PENDING_CREATES"];
+        for (name, details) in plans {
+            assert!(details.iter().any(|d| d.starts_with("SEARCH")), "{name} searches: {details:?}");
+            assert!(!details.iter().any(|d| d.starts_with("SCAN")), "{name} must not scan: {details:?}");
+            if !group_wide.contains(&name) {
+                assert!(
+                    !details.iter().any(|d| d.ends_with("(group_id=?)")),
+                    "{name} must not read a whole group: {details:?}"
+                );
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn concurrent_writers_all_land() {
+        let store = SqliteStore::open_in_memory().await.unwrap();
+        let mut tasks = Vec::new();
+        for t in 0..8 {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                for i in 0..20 {
+                    let write =
+                        StateWrite::PutEntity { id: EntityId::new(format!("e{t}-{i}")), base: None, match_key: None };
+                    store.apply(&group(), vec![write].into()).await.unwrap();
+                }
+            }));
+        }
+        for task in tasks {
+            task.await.unwrap();
+        }
+        assert_eq!(store.entity_ids(&group(), None, 1000).await.unwrap().len(), 160);
+    }
+
+    #[tokio::test]
+    async fn an_unreadable_row_is_reported_with_what_and_where() {
+        let store = SqliteStore::open_in_memory().await.unwrap();
+        populate(&store, &group()).await;
+        store
+            .with_conn(|conn, _| {
+                conn.execute("UPDATE entities SET base = '{not json' WHERE entity_id = 'e1'", []).unwrap();
+                Ok(())
+            })
+            .await
+            .unwrap();
+        let err = store.entities(&group(), &[EntityId::new("e1")]).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::State);
+        let text = err.to_string();
+        assert!(text.contains("e1") && text.contains("contacts") && text.contains("base"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn opening_an_impossible_path_names_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("no-such-dir").join("state.db");
+        let err = SqliteStore::open(&path).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::State);
+        assert!(err.to_string().contains("no-such-dir"), "{err}");
+    }
 }
