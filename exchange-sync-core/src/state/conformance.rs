@@ -209,8 +209,8 @@ fn sorted(mut items: Vec<KnownItem>) -> Vec<(String, String, Option<String>)> {
 }
 
 /// Everything a store says about a group, through its read API: two equal snapshots mean no
-/// reader can tell the states apart.
-async fn snapshot(store: &impl StateStore, group: &GroupId) -> String {
+/// reader can tell the states apart (e.g. before and after reopening a database).
+pub async fn snapshot(store: &impl StateStore, group: &GroupId) -> String {
     let ids = store.entity_ids(group, None, usize::MAX).await.unwrap();
     let entities = store.entities(group, &ids).await.unwrap();
     let mut folders = BTreeMap::new();
@@ -234,7 +234,7 @@ async fn snapshot(store: &impl StateStore, group: &GroupId) -> String {
 
 /// A group with something of every kind: two entities (one with copies in three folders, one
 /// opted out in a folder), a foreign item, tokens, statuses, a pending create, a conflict.
-async fn populate(store: &impl StateStore, group: &GroupId) {
+pub async fn populate(store: &impl StateStore, group: &GroupId) {
     let a = contact("Ann");
     let b = contact("Bert");
     apply(
