@@ -3,6 +3,9 @@
 //! Sync groups over Exchange folders, as an admin runs them: a shared (public) folder kept in
 //! sync with many users' mailbox folders, configured in a file or in code, observable and safe.
 //!
+//! - [`service`]: the [`SyncService`] running many groups in real time; [`folders`]: where its
+//!   connectors come from; [`membership`]: members from distribution groups, and leavers;
+//!   [`status`]: what `status` shows.
 //! - [`config`]: connections, groups and service settings; the TOML format and its validation.
 //! - [`filter`], [`modification`], [`delivery`]: what one-way members receive.
 //! - [`report`]: structured results per run, group and member; [`event`]: progress events;
@@ -17,8 +20,12 @@ pub mod delivery;
 pub mod error;
 pub mod event;
 pub mod filter;
+pub mod folders;
+pub mod membership;
 pub mod modification;
 pub mod report;
+pub mod service;
+pub mod status;
 
 pub use config::{Config, ConfigError, GroupConfig, MemberConfig};
 pub use conflict_log::ConflictEntry;
@@ -27,4 +34,7 @@ pub use event::{ProgressEvent, Trigger};
 pub use report::{ErrorReport, GroupReport, MemberReport, PassOutcome, RunReport};
 pub use delivery::{Delivery, DeliveryRule};
 pub use filter::{Condition, FieldTest};
+pub use folders::FolderProvider;
+pub use service::{RunOptions, SyncService};
+pub use status::{GroupStatus, MemberStatusReport};
 pub use modification::Modification;

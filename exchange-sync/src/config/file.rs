@@ -114,6 +114,7 @@ struct RawService {
     poll_interval_secs: Option<u64>,
     resync_interval_secs: Option<u64>,
     max_concurrent_groups: Option<usize>,
+    shutdown_grace_secs: Option<u64>,
     retry: Option<RawRetry>,
 }
 
@@ -788,6 +789,9 @@ fn service_settings(raw: RawService) -> ServiceSettings {
     }
     if let Some(n) = raw.max_concurrent_groups {
         s.max_concurrent_groups = n;
+    }
+    if let Some(secs) = raw.shutdown_grace_secs {
+        s.shutdown_grace = Duration::from_secs(secs);
     }
     if let Some(r) = raw.retry {
         let d = RetrySettings::default();

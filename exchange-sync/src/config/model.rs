@@ -51,6 +51,8 @@ pub struct ServiceSettings {
     pub max_concurrent_groups: usize,
     /// Retries of retryable failures (network, throttling).
     pub retry: RetrySettings,
+    /// How long a shutdown waits for passes in flight before abandoning them.
+    pub shutdown_grace: Duration,
 }
 
 impl Default for ServiceSettings {
@@ -62,6 +64,7 @@ impl Default for ServiceSettings {
             resync_interval: Duration::from_secs(3600),
             max_concurrent_groups: 4,
             retry: RetrySettings::default(),
+            shutdown_grace: Duration::from_secs(10),
         }
     }
 }

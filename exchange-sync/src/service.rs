@@ -1,0 +1,622 @@
+//! The [`SyncService`]: runs many sync groups at once, in real time.
+//!
+//! Each group has its own loop: an initial pass, then a pass whenever a folder's change hints
+//! arrive (debounced, so a burst of edits costs one pass), when the polling interval of folders
+//! without hints elapses, at the periodic safety re-sync, and when its distribution groups'
+//! membership changes. Passes of one group never overlap; passes of different groups run
+//! concurrently up to [`crate::config::ServiceSettings::max_concurrent_groups`]. Retryable failures
+//! are retried with exponential backoff; a group stopped by the mass-delete guard waits for the
+//! next safety re-sync (or an admin's confirmed run) instead of retrying on every hint.
+//!
+//! Shutdown ([`SyncService::shutdown`]) lets a pass in flight finish within the grace period and
+//! abandons it after that: the engine commits every action as it completes and writes create
+//! intents ahead, so an abandoned pass loses nothing and the next start duplicates nothing.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::sync::{Arc, Mutex as StdMutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use exchange_sync_core::engine::{GroupSync, SyncOptions, SyncReport};
+use exchange_sync_core::{ChangeHint, Connector, ErrorKind, GroupId, MemberId, StateStore};
+use futures::StreamExt;
+use futures::future::BoxFuture;
+use tokio::sync::{Mutex, Semaphore, broadcast, mpsc, watch};
+use tokio::task::JoinHandle;
+use tracing::Instrument;
+
+use crate::backoff::delay_after;
+use crate::config::{Config, GroupConfig, HUB_MEMBER_ID, LeavePolicy, MemberConfig, StateLocation};
+use crate::conflict_log::ConflictEntry;
+use crate::error::{Error, Result};
+use crate::event::{ProgressEvent, Trigger};
+use crate::folders::FolderProvider;
+use crate::membership;
+use crate::report::{ErrorReport, GroupReport, MemberReport, PassOutcome, RunReport};
+use crate::status::{GroupStatus, MemberStatusReport};
+
+/// Options of one explicit run ([`SyncService::run_once`], [`SyncService::plan`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunOptions {
+    /// The groups to run (empty: every group).
+    pub groups: Vec<String>,
+    /// Lets this run exceed the mass-delete guard: an admin confirmed the deletions.
+    pub allow_mass_delete: bool,
+}
+
+/// How many events a subscriber may lag behind before it misses some.
+const EVENT_BUFFER: usize = 1024;
+
+/// Runs sync groups. Cheap to clone: clones share the same service.
+#[derive(Clone)]
+pub struct SyncService {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: Config,
+    folders: Arc<dyn FolderProvider>,
+    store: Arc<dyn StateStore>,
+    events: broadcast::Sender<ProgressEvent>,
+    groups: Vec<Arc<GroupRuntime>>,
+    shutdown: watch::Sender<bool>,
+    passes: Semaphore,
+}
+
+/// A group's live state in this process.
+struct GroupRuntime {
+    config: GroupConfig,
+    /// Held for the whole of a pass: passes of one group never overlap.
+    work: Mutex<GroupWork>,
+    /// What `status` shows without waiting for a pass.
+    snapshot: StdMutex<GroupSnapshot>,
+}
+
+#[derive(Default)]
+struct GroupWork {
+    /// Members from distribution groups, as last expanded.
+    expanded: Option<Vec<MemberConfig>>,
+    /// When the distribution groups were last expanded.
+    expanded_at: Option<Instant>,
+    /// Members that left and whose copies could not be removed yet.
+    leaving: Vec<MemberConfig>,
+    /// Open connectors, by folder.
+    connectors: BTreeMap<MemberId, Arc<dyn Connector>>,
+}
+
+#[derive(Default)]
+struct GroupSnapshot {
+    last_report: Option<GroupReport>,
+    stopped_by_guard: bool,
+    members: Vec<MemberConfig>,
+}
+
+impl SyncService {
+    /// A service over `config` (validated here), opening folders through `folders` and keeping
+    /// state in `store`.
+    pub fn new(config: Config, folders: Arc<dyn FolderProvider>, store: Arc<dyn StateStore>) -> Result<Self> {
+        for warning in config.validate()? {
+            tracing::warn!("{warning}");
+        }
+        let groups = config
+            .groups
+            .iter()
+            .map(|g| {
+                Arc::new(GroupRuntime {
+                    config: g.clone(),
+                    work: Mutex::new(GroupWork::default()),
+                    snapshot: StdMutex::new(GroupSnapshot { members: g.members.clone(), ..GroupSnapshot::default() }),
+                })
+            })
+            .collect();
+        let (events, _) = broadcast::channel(EVENT_BUFFER);
+        let (shutdown, _) = watch::channel(false);
+        let passes = Semaphore::new(config.service.max_concurrent_groups.max(1));
+        Ok(SyncService { inner: Arc::new(Inner { config, folders, store, events, groups, shutdown, passes }) })
+    }
+
+    /// Opens the state store the configuration names (SQLite file, or memory).
+    pub async fn open_store(config: &Config) -> Result<Arc<dyn StateStore>> {
+        Ok(match &config.service.state {
+            StateLocation::Memory => Arc::new(exchange_sync_core::state::memory::MemoryStore::new()),
+            StateLocation::Sqlite(path) => Arc::new(exchange_sync_core::state::sqlite::SqliteStore::open(path).await?),
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// The state store.
+    pub fn store(&self) -> &Arc<dyn StateStore> {
+        &self.inner.store
+    }
+
+    /// Progress events from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<ProgressEvent> {
+        self.inner.events.subscribe()
+    }
+
+    /// Asks a running service to stop: passes in flight finish within the grace period.
+    pub fn shutdown(&self) {
+        self.inner.shutdown.send_replace(true);
+    }
+
+    /// Whether a shutdown was asked for.
+    pub fn is_shutting_down(&self) -> bool {
+        *self.inner.shutdown.borrow()
+    }
+
+    fn selected(&self, names: &[String]) -> Result<Vec<Arc<GroupRuntime>>> {
+        if names.is_empty() {
+            return Ok(self.inner.groups.clone());
+        }
+        names
+            .iter()
+            .map(|n| {
+                self.inner.groups.iter().find(|g| &g.config.id == n).cloned().ok_or_else(|| Error::UnknownGroup(n.clone()))
+            })
+            .collect()
+    }
+
+    /// The dry run: what one pass of each selected group would write, without writing anything.
+    pub async fn plan(&self, options: RunOptions) -> Result<RunReport> {
+        self.run_selected(&options, Trigger::Manual, true).await
+    }
+
+    /// One pass of each selected group (every group at once, up to the concurrency bound).
+    pub async fn run_once(&self, options: RunOptions) -> Result<RunReport> {
+        self.run_selected(&options, Trigger::Manual, false).await
+    }
+
+    async fn run_selected(&self, options: &RunOptions, trigger: Trigger, dry_run: bool) -> Result<RunReport> {
+        let groups = self.selected(&options.groups)?;
+        let started_at = chrono::Utc::now();
+        let clock = Instant::now();
+        let reports = futures::future::join_all(
+            groups.iter().map(|g| self.inner.pass(g, trigger, dry_run, options.allow_mass_delete)),
+        )
+        .await;
+        Ok(RunReport { groups: reports, started_at, duration: clock.elapsed() })
+    }
+
+    /// Runs every group in real time until [`SyncService::shutdown`] is called.
+    pub async fn run(&self) -> Result<()> {
+        let names: Vec<String> = self.inner.groups.iter().map(|g| g.config.id.clone()).collect();
+        self.inner.emit(ProgressEvent::ServiceStarted { groups: names });
+        let loops: Vec<JoinHandle<()>> = self
+            .inner
+            .groups
+            .iter()
+            .map(|g| {
+                let inner = Arc::clone(&self.inner);
+                let group = Arc::clone(g);
+                let span = tracing::info_span!("group", group = %g.config.id);
+                tokio::spawn(async move { inner.group_loop(group).await }.instrument(span))
+            })
+            .collect();
+        for handle in loops {
+            if let Err(e) = handle.await {
+                tracing::error!("a group loop ended abnormally: {e}");
+            }
+        }
+        self.inner.emit(ProgressEvent::ServiceStopped);
+        Ok(())
+    }
+
+    /// Runs until `signal` completes (e.g. `tokio::signal::ctrl_c()`), then shuts down gracefully.
+    pub async fn run_until(&self, signal: impl Future<Output = ()>) -> Result<()> {
+        let run = self.run();
+        tokio::pin!(run);
+        tokio::select! {
+            result = &mut run => result,
+            () = signal => {
+                self.shutdown();
+                run.await
+            }
+        }
+    }
+
+    /// Per group and folder: initialization, last sync, errors, copies and pending work.
+    pub async fn status(&self) -> Result<Vec<GroupStatus>> {
+        let mut out = Vec::new();
+        for g in &self.inner.groups {
+            let (last_report, stopped, members) = {
+                let s = g.snapshot.lock().unwrap_or_else(PoisonError::into_inner);
+                (s.last_report.clone(), s.stopped_by_guard, s.members.clone())
+            };
+            let id = GroupId::new(g.config.id.clone());
+            let store = &self.inner.store;
+            let pending = store.pending_creates(&id).await?;
+            let mut rows = Vec::new();
+            let hub = MemberId::new(HUB_MEMBER_ID);
+            let mut folders = vec![(hub, g.config.hub.to_string(), "hub".to_owned())];
+            for m in &members {
+                let direction = if m.direction.is_two_way() { "two_way" } else { "one_way" };
+                folders.push((
+                    MemberId::new(m.id.clone()),
+                    format!("{}/{}", m.mailbox, g.config.target_of(m)),
+                    direction.to_owned(),
+                ));
+            }
+            for (member, folder, direction) in folders {
+                let status = store.member_status(&id, &member).await?;
+                rows.push(MemberStatusReport {
+                    folder,
+                    direction,
+                    initialized: status.initialized,
+                    last_sync: status.last_sync,
+                    last_error: status.last_error,
+                    copies: store.replica_count(&id, &member).await?,
+                    pending_creates: pending.iter().filter(|p| p.member == member).count(),
+                    member: member.to_string(),
+                });
+            }
+            out.push(GroupStatus {
+                group: g.config.id.clone(),
+                members: rows,
+                stopped_by_mass_delete_guard: stopped,
+                last_report,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The conflict log of one group (`Some`) or of every group, oldest first per group.
+    pub async fn conflicts(&self, group: Option<&str>) -> Result<Vec<ConflictEntry>> {
+        let names: Vec<String> = group.map(|g| vec![g.to_owned()]).unwrap_or_default();
+        let mut out = Vec::new();
+        for g in self.selected(&names)? {
+            let records = self.inner.store.conflicts(&GroupId::new(g.config.id.clone())).await?;
+            out.extend(records.iter().map(|r| ConflictEntry::from_record(&g.config.id, r)));
+        }
+        Ok(out)
+    }
+}
+
+impl Inner {
+    fn emit(&self, event: ProgressEvent) {
+        // No subscriber is fine: events are for whoever listens.
+        let _ = self.events.send(event);
+    }
+
+    fn sync_options(&self, allow_mass_delete: bool) -> SyncOptions {
+        SyncOptions { allow_mass_delete, ..SyncOptions::default() }
+    }
+
+    /// One pass of a group with retries, as a report (failures are reported, not returned).
+    async fn pass(&self, g: &GroupRuntime, trigger: Trigger, dry_run: bool, allow_mass_delete: bool) -> GroupReport {
+        let _permit = self.passes.acquire().await;
+        let mut work = g.work.lock().await;
+        self.emit(ProgressEvent::PassStarted { group: g.config.id.clone(), trigger });
+        let clock = Instant::now();
+        let mut report = GroupReport::started(g.config.id.clone());
+        let retry = self.config.service.retry;
+        let mut attempt = 1;
+        loop {
+            report.attempts = attempt;
+            match self.attempt(g, &mut work, &mut report, trigger, dry_run, allow_mass_delete).await {
+                Ok(()) => break,
+                Err(error) => {
+                    let retryable = error.is_retryable();
+                    let error_report = ErrorReport::from_service(&error);
+                    if retryable && attempt < retry.max_attempts && !*self.shutdown.borrow() {
+                        let server_asked = match &error {
+                            Error::Sync(e) => e.retry_after(),
+                            _ => None,
+                        };
+                        let retry_in = delay_after(&retry, attempt, server_asked);
+                        tracing::warn!(attempt, retry_in_ms = retry_in.as_millis() as u64, "pass failed: {error}");
+                        self.emit(ProgressEvent::Retrying {
+                            group: g.config.id.clone(),
+                            error: error_report,
+                            attempt,
+                            retry_in,
+                        });
+                        tokio::time::sleep(retry_in).await;
+                        attempt += 1;
+                        continue;
+                    }
+                    tracing::error!("pass failed: {error}");
+                    report.outcome = if error.kind() == ErrorKind::MassDelete {
+                        PassOutcome::StoppedByMassDeleteGuard
+                    } else {
+                        PassOutcome::Failed
+                    };
+                    report.errors.push(error_report);
+                    break;
+                }
+            }
+        }
+        report.duration = clock.elapsed();
+        if !dry_run {
+            let mut s = g.snapshot.lock().unwrap_or_else(PoisonError::into_inner);
+            s.stopped_by_guard = report.outcome == PassOutcome::StoppedByMassDeleteGuard;
+            s.last_report = Some(report.clone());
+        }
+        tracing::info!("{report}");
+        self.emit(ProgressEvent::PassFinished { report: report.clone() });
+        report
+    }
+
+    /// One attempt: membership, folders, then the engine's pass.
+    async fn attempt(
+        &self,
+        g: &GroupRuntime,
+        work: &mut GroupWork,
+        report: &mut GroupReport,
+        trigger: Trigger,
+        dry_run: bool,
+        allow_mass_delete: bool,
+    ) -> Result<()> {
+        let group_id = GroupId::new(g.config.id.clone());
+        let members = self.refresh_membership(g, work, trigger, dry_run).await?;
+
+        // Open the folders not yet open; forget those of members who left.
+        let wanted: BTreeSet<MemberId> = std::iter::once(MemberId::new(HUB_MEMBER_ID))
+            .chain(members.iter().map(|m| MemberId::new(m.id.clone())))
+            .collect();
+        work.connectors.retain(|id, _| wanted.contains(id));
+        let hub_id = MemberId::new(HUB_MEMBER_ID);
+        if !work.connectors.contains_key(&hub_id) {
+            let hub = self.folders.hub(&g.config).await?;
+            work.connectors.insert(hub_id, hub);
+        }
+        for m in &members {
+            let id = MemberId::new(m.id.clone());
+            if !work.connectors.contains_key(&id) {
+                let connector = self.folders.member(&g.config, m, g.config.target_of(m)).await?;
+                work.connectors.insert(id, connector);
+            }
+        }
+
+        let extra: Vec<MemberConfig> = work.expanded.clone().unwrap_or_default();
+        let sync_group = g.config.sync_group(&extra);
+        let engine = GroupSync::new(sync_group, Arc::clone(&self.store), work.connectors.clone())?
+            .with_options(self.sync_options(allow_mass_delete));
+        if dry_run {
+            let plan = engine.dry_run().await?;
+            report.count_plan(&plan);
+            report.conflicts = plan.conflicts.iter().map(|c| ConflictEntry::from_record(&g.config.id, c)).collect();
+            report.plan = Some(plan.to_string());
+            report.outcome = PassOutcome::Planned;
+            self.emit(ProgressEvent::Planned {
+                group: g.config.id.clone(),
+                actions: plan.actions.len(),
+                conflicts: plan.conflicts.len(),
+            });
+            return Ok(());
+        }
+        let result = engine.run().await?;
+        let _ = &group_id;
+        fill_report(report, &g.config.id, &result);
+        Ok(())
+    }
+
+    /// Expands distribution groups when due, handles leavers, and answers the current members.
+    async fn refresh_membership(
+        &self,
+        g: &GroupRuntime,
+        work: &mut GroupWork,
+        trigger: Trigger,
+        dry_run: bool,
+    ) -> Result<Vec<MemberConfig>> {
+        let group_id = GroupId::new(g.config.id.clone());
+        if !g.config.member_sources.is_empty() {
+            let interval =
+                g.config.member_sources.iter().map(|s| s.refresh_interval).min().unwrap_or(Duration::from_secs(300));
+            let due = work.expanded.is_none()
+                || matches!(trigger, Trigger::Membership | Trigger::Manual | Trigger::Resync)
+                || work.expanded_at.is_none_or(|at| at.elapsed() >= interval);
+            if due {
+                let now = membership::expand(self.folders.as_ref(), &g.config).await?;
+                if let Some(before) = &work.expanded {
+                    for joined in membership::joiners(before, &now) {
+                        self.emit(ProgressEvent::MemberJoined { group: g.config.id.clone(), member: joined.id });
+                    }
+                    if !dry_run {
+                        work.leaving.extend(membership::leavers(before, &now));
+                    }
+                }
+                work.expanded = Some(now);
+                work.expanded_at = Some(Instant::now());
+            }
+        }
+        if !dry_run {
+            let remove = g.config.on_leave == LeavePolicy::Remove;
+            let mut still_leaving = Vec::new();
+            for leaver in std::mem::take(&mut work.leaving) {
+                let id = MemberId::new(leaver.id.clone());
+                let connector = match work.connectors.get(&id) {
+                    Some(c) => Some(Arc::clone(c)),
+                    None if remove => match self.folders.member(&g.config, &leaver, g.config.target_of(&leaver)).await {
+                        Ok(c) => Some(c),
+                        Err(e) => {
+                            tracing::warn!(member = %id, "cannot open a leaving member's folder: {e}");
+                            still_leaving.push(leaver);
+                            continue;
+                        }
+                    },
+                    None => None,
+                };
+                match membership::leave(self.store.as_ref(), &group_id, &id, connector.as_ref(), remove).await {
+                    Ok(deleted) => {
+                        tracing::info!(member = %id, deleted, "member left the group");
+                        self.emit(ProgressEvent::MemberLeft {
+                            group: g.config.id.clone(),
+                            member: leaver.id.clone(),
+                            copies_removed: remove,
+                        });
+                    }
+                    Err(e) => {
+                        tracing::warn!(member = %id, "removing a leaving member failed, will retry: {e}");
+                        still_leaving.push(leaver);
+                    }
+                }
+            }
+            work.leaving = still_leaving;
+        }
+        let mut members = g.config.members.clone();
+        members.extend(work.expanded.clone().unwrap_or_default());
+        g.snapshot.lock().unwrap_or_else(PoisonError::into_inner).members = members.clone();
+        Ok(members)
+    }
+
+    /// A pass as a boxed `Send` future that owns what it needs (for the group loop's `select!`).
+    fn boxed_pass(self: &Arc<Self>, g: Arc<GroupRuntime>, trigger: Trigger) -> BoxFuture<'static, GroupReport> {
+        let inner = Arc::clone(self);
+        Box::pin(async move { inner.pass(&g, trigger, false, false).await })
+    }
+
+    /// The real-time loop of one group.
+    async fn group_loop(self: Arc<Self>, g: Arc<GroupRuntime>) {
+        let settings = self.config.service.clone();
+        let mut shutdown = self.shutdown.subscribe();
+        let (hint_tx, mut hint_rx) = mpsc::channel::<(MemberId, ChangeHint)>(1024);
+        let mut watchers: BTreeMap<MemberId, JoinHandle<()>> = BTreeMap::new();
+        let mut trigger = Some(Trigger::Start);
+        let mut next_resync = tokio::time::Instant::now() + settings.resync_interval;
+        let membership_interval = g.config.member_sources.iter().map(|s| s.refresh_interval).min();
+        let mut next_membership = membership_interval.map(|i| tokio::time::Instant::now() + i);
+        let mut next_poll = None;
+
+        loop {
+            if *shutdown.borrow() {
+                break;
+            }
+            if let Some(t) = trigger.take() {
+                let stopped = g.snapshot.lock().unwrap_or_else(PoisonError::into_inner).stopped_by_guard;
+                let skip = stopped && matches!(t, Trigger::Notification | Trigger::Poll);
+                if !skip {
+                    let mut pass = self.boxed_pass(Arc::clone(&g), t);
+                    let finished = tokio::select! {
+                        _ = &mut pass => true,
+                        () = stop_requested(&mut shutdown) => {
+                            tokio::time::timeout(settings.shutdown_grace, &mut pass).await.is_ok()
+                        }
+                    };
+                    if !finished {
+                        tracing::warn!("shutdown: abandoned a pass in flight (the next start resumes it)");
+                        break;
+                    }
+                }
+                // Watch every open folder; poll those that cannot be watched.
+                let connectors = open_connectors(&g).await;
+                watchers.retain(|member, handle| {
+                    let keep = connectors.contains_key(member);
+                    if !keep {
+                        handle.abort();
+                    }
+                    keep
+                });
+                let mut poll_every: Option<Duration> = None;
+                for (member, connector) in &connectors {
+                    if !connector.capabilities().watch {
+                        let every = connector.poll_interval().min(settings.poll_interval);
+                        poll_every = Some(poll_every.map_or(every, |p| p.min(every)));
+                        continue;
+                    }
+                    if watchers.contains_key(member) {
+                        continue;
+                    }
+                    watchers.insert(member.clone(), spawn_watcher(member.clone(), Arc::clone(connector), hint_tx.clone()));
+                }
+                next_poll = poll_every.map(|p| tokio::time::Instant::now() + p);
+            }
+            let far = tokio::time::Instant::now() + Duration::from_secs(86_400);
+            tokio::select! {
+                () = stop_requested(&mut shutdown) => break,
+                Some((member, hint)) = hint_rx.recv() => {
+                    tracing::debug!(member = %member, ?hint, "change hint");
+                    let mut resync = hint == ChangeHint::Resync;
+                    // Debounce: gather the rest of the burst.
+                    let deadline = tokio::time::Instant::now() + settings.debounce;
+                    loop {
+                        tokio::select! {
+                            () = tokio::time::sleep_until(deadline) => break,
+                            more = hint_rx.recv() => match more {
+                                Some((_, h)) => resync |= h == ChangeHint::Resync,
+                                None => break,
+                            },
+                        }
+                    }
+                    trigger = Some(if resync { Trigger::Resync } else { Trigger::Notification });
+                }
+                () = tokio::time::sleep_until(next_poll.unwrap_or(far)) => trigger = Some(Trigger::Poll),
+                () = tokio::time::sleep_until(next_resync) => {
+                    next_resync = tokio::time::Instant::now() + settings.resync_interval;
+                    trigger = Some(Trigger::Resync);
+                }
+                () = tokio::time::sleep_until(next_membership.unwrap_or(far)) => {
+                    next_membership = membership_interval.map(|i| tokio::time::Instant::now() + i);
+                    trigger = Some(Trigger::Membership);
+                }
+            }
+        }
+        for (_, handle) in watchers {
+            handle.abort();
+        }
+    }
+}
+
+/// The group's open connectors.
+fn open_connectors(g: &Arc<GroupRuntime>) -> BoxFuture<'static, BTreeMap<MemberId, Arc<dyn Connector>>> {
+    let g = Arc::clone(g);
+    Box::pin(async move { g.work.lock().await.connectors.clone() })
+}
+
+/// Completes when a shutdown is asked for (or the service is gone).
+async fn stop_requested(shutdown: &mut watch::Receiver<bool>) {
+    // The guard `wait_for` answers is not `Send`: drop it right here.
+    let _ = shutdown.wait_for(|stop| *stop).await.map(|_| ());
+}
+
+/// Forwards a folder's change hints to its group's loop until either ends.
+fn spawn_watcher(
+    member: MemberId,
+    connector: Arc<dyn Connector>,
+    tx: mpsc::Sender<(MemberId, ChangeHint)>,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut stream = match connector.watch().await {
+            Ok(stream) => stream,
+            Err(e) => {
+                tracing::warn!(member = %member, "cannot watch {}: {e}; relying on polling", connector.describe());
+                return;
+            }
+        };
+        while let Some(hint) = stream.next().await {
+            if tx.send((member.clone(), hint)).await.is_err() {
+                break;
+            }
+        }
+    })
+}
+
+/// Turns the engine's report into the service's.
+fn fill_report(report: &mut GroupReport, group: &str, result: &SyncReport) {
+    for (member, m) in &result.members {
+        let row = report.member_mut(member.as_str());
+        *row = MemberReport {
+            member: member.to_string(),
+            created: m.execution.created,
+            updated: m.execution.updated,
+            deleted: m.execution.deleted,
+            reverted: 0,
+            conflicts: 0,
+            errors: m.execution.failed.iter().map(|f| ErrorReport::from_core(&f.error)).collect(),
+        };
+        if let Some(e) = &m.error {
+            row.errors.push(ErrorReport::from_core(e));
+        }
+    }
+    for c in &result.conflicts {
+        for side in std::iter::once(&c.winner.member).chain(c.losers.iter().map(|l| &l.member)) {
+            report.member_mut(side.as_str()).conflicts += 1;
+        }
+    }
+    report.members.retain(|m| m.wrote_anything() || m.conflicts > 0 || !m.errors.is_empty());
+    report.conflicts = result.conflicts.iter().map(|c| ConflictEntry::from_record(group, c)).collect();
+    report.outcome = if result.is_clean() { PassOutcome::Synced } else { PassOutcome::PartiallyFailed };
+}

@@ -1,0 +1,275 @@
+//! The service over in-memory folders (the core's test kit): scheduling, membership, reports,
+//! the mass-delete guard and shutdown, independent of any server.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use exchange_sync::config::{
+    Auth, Config, Connection, GroupConfig, HubFolder, LeavePolicy, MemberConfig, MemberSource, StateLocation,
+    TargetFolder,
+};
+use exchange_sync::{FolderProvider, PassOutcome, ProgressEvent, RunOptions, SyncService};
+use exchange_sync_core::state::memory::MemoryStore;
+use exchange_sync_core::testkit::MemoryConnector;
+use exchange_sync_core::{Connector, Direction, Item, ItemKind, field};
+
+/// Folders in memory: a snapshot hub per group and an incremental folder per member mailbox.
+#[derive(Default)]
+struct MemoryFolders {
+    hubs: Mutex<BTreeMap<String, MemoryConnector>>,
+    mailboxes: Mutex<BTreeMap<String, MemoryConnector>>,
+    distribution_groups: Mutex<BTreeMap<String, Vec<String>>>,
+}
+
+impl MemoryFolders {
+    fn hub(&self, group: &str) -> MemoryConnector {
+        self.hubs.lock().unwrap().entry(group.to_owned()).or_insert_with(|| MemoryConnector::snapshot(group)).clone()
+    }
+
+    fn mailbox(&self, address: &str) -> MemoryConnector {
+        self.mailboxes
+            .lock()
+            .unwrap()
+            .entry(address.to_owned())
+            .or_insert_with(|| MemoryConnector::new(format!("{address}/contacts")))
+            .clone()
+    }
+
+    fn set_distribution_group(&self, address: &str, members: &[&str]) {
+        self.distribution_groups
+            .lock()
+            .unwrap()
+            .insert(address.to_owned(), members.iter().map(|m| m.to_string()).collect());
+    }
+}
+
+#[async_trait]
+impl FolderProvider for MemoryFolders {
+    async fn hub(&self, group: &GroupConfig) -> exchange_sync::Result<Arc<dyn Connector>> {
+        Ok(MemoryFolders::hub(self, &group.id).shared())
+    }
+
+    async fn member(
+        &self,
+        _group: &GroupConfig,
+        member: &MemberConfig,
+        _target: &TargetFolder,
+    ) -> exchange_sync::Result<Arc<dyn Connector>> {
+        Ok(self.mailbox(&member.mailbox).shared())
+    }
+
+    async fn expand_distribution_group(&self, _group: &GroupConfig, address: &str) -> exchange_sync::Result<Vec<String>> {
+        Ok(self.distribution_groups.lock().unwrap().get(address).cloned().unwrap_or_default())
+    }
+}
+
+fn contact(name: &str) -> Item {
+    Item::new(ItemKind::Contact)
+        .with(field::DISPLAY_NAME, name)
+        .with(field::EMAIL1, format!("{}@fabrikam.test", name.to_lowercase()))
+}
+
+fn config(group: GroupConfig) -> Config {
+    let mut config = Config {
+        connections: vec![Connection::new("lab", "http://127.0.0.1:1/EWS/Exchange.asmx", Auth::None)],
+        groups: vec![group],
+        ..Config::default()
+    };
+    config.service.state = StateLocation::Memory;
+    config.service.debounce = Duration::from_millis(20);
+    config
+}
+
+fn group() -> GroupConfig {
+    GroupConfig::new("contacts", "lab", HubFolder::PublicFolder("Company Contacts".into()))
+        .with_member(MemberConfig::two_way("alice@contoso.test"))
+        .with_member(MemberConfig::two_way("bob@contoso.test"))
+        .with_member(MemberConfig::one_way("carol@contoso.test"))
+}
+
+fn service(folders: &Arc<MemoryFolders>, group: GroupConfig) -> SyncService {
+    SyncService::new(config(group), folders.clone(), Arc::new(MemoryStore::new())).unwrap()
+}
+
+fn names(folder: &MemoryConnector) -> Vec<String> {
+    let mut names: Vec<String> =
+        folder.items().iter().filter_map(|f| f.item.text(field::DISPLAY_NAME).map(str::to_owned)).collect();
+    names.sort();
+    names
+}
+
+fn phone_of(folder: &MemoryConnector, name: &str) -> Option<String> {
+    folder
+        .items()
+        .into_iter()
+        .find(|f| f.item.text(field::DISPLAY_NAME) == Some(name))
+        .and_then(|f| f.item.text(field::PHONE_MOBILE).map(str::to_owned))
+}
+
+fn id_of(folder: &MemoryConnector, name: &str) -> exchange_sync_core::ItemId {
+    folder.items().into_iter().find(|f| f.item.text(field::DISPLAY_NAME) == Some(name)).unwrap().id
+}
+
+#[tokio::test]
+async fn run_once_delivers_merges_and_reverts() {
+    let folders = Arc::new(MemoryFolders::default());
+    let hub = folders.hub("contacts");
+    for name in ["Ann", "Ben", "Cem"] {
+        hub.user_create(contact(name));
+    }
+    let service = service(&folders, group());
+
+    let plan = service.plan(RunOptions::default()).await.unwrap();
+    assert_eq!(plan.groups[0].outcome, PassOutcome::Planned);
+    assert_eq!(plan.groups[0].totals().created, 9, "{}", plan.groups[0].plan.as_deref().unwrap_or_default());
+    assert!(folders.mailbox("alice@contoso.test").is_empty(), "a dry run writes nothing");
+
+    let report = service.run_once(RunOptions::default()).await.unwrap();
+    assert!(report.is_clean(), "{report:?}");
+    assert_eq!(report.groups[0].totals().created, 9);
+    for m in ["alice@contoso.test", "bob@contoso.test", "carol@contoso.test"] {
+        assert_eq!(names(&folders.mailbox(m)), ["Ann", "Ben", "Cem"], "{m}");
+    }
+
+    // An editor's edit reaches the hub and everyone; a reader's edit is put back.
+    let alice = folders.mailbox("alice@contoso.test");
+    alice.user_update(&id_of(&alice, "Ben"), |i| i.set(field::PHONE_MOBILE, "+1 555 0101"));
+    let carol = folders.mailbox("carol@contoso.test");
+    carol.user_update(&id_of(&carol, "Cem"), |i| i.set(field::PHONE_MOBILE, "+1 555 0666"));
+    let report = service.run_once(RunOptions::default()).await.unwrap();
+    assert!(report.is_clean(), "{report:?}");
+    assert_eq!(phone_of(&hub, "Ben").as_deref(), Some("+1 555 0101"));
+    assert_eq!(phone_of(&folders.mailbox("bob@contoso.test"), "Ben").as_deref(), Some("+1 555 0101"));
+    assert_eq!(phone_of(&carol, "Ben").as_deref(), Some("+1 555 0101"));
+    assert_eq!(phone_of(&carol, "Cem"), None, "the reader's edit is reverted");
+    assert_eq!(phone_of(&hub, "Cem"), None);
+
+    // Conflicting edits of two editors: merged, with a record in the conflict log.
+    let bob = folders.mailbox("bob@contoso.test");
+    alice.user_update(&id_of(&alice, "Ann"), |i| i.set(field::PHONE_MOBILE, "+1 555 0001"));
+    bob.user_update(&id_of(&bob, "Ann"), |i| i.set(field::PHONE_MOBILE, "+1 555 0002"));
+    let report = service.run_once(RunOptions::default()).await.unwrap();
+    assert_eq!(report.groups[0].conflicts.len(), 1, "{report:?}");
+    let log = service.conflicts(None).await.unwrap();
+    assert_eq!(log.len(), 1);
+    assert_eq!(log[0].field, field::PHONE_MOBILE);
+    let kept = log[0].winner.value.clone();
+    assert_eq!(phone_of(&hub, "Ann"), kept);
+    assert_eq!(phone_of(&alice, "Ann"), kept);
+    assert_eq!(phone_of(&bob, "Ann"), kept);
+
+    // Stability: nothing left to do.
+    let plan = service.plan(RunOptions::default()).await.unwrap();
+    assert_eq!(plan.groups[0].totals().created + plan.groups[0].totals().updated, 0, "{plan:?}");
+
+    let status = service.status().await.unwrap();
+    assert!(status[0].members.iter().all(|m| m.initialized && m.copies == 3), "{status:?}");
+}
+
+#[tokio::test]
+async fn the_mass_delete_guard_stops_the_group_until_confirmed() {
+    let folders = Arc::new(MemoryFolders::default());
+    let hub = folders.hub("contacts");
+    let ids: Vec<_> = (0..20).map(|i| hub.user_create(contact(&format!("P{i:02}")))).collect();
+    let service = service(&folders, group());
+    assert!(service.run_once(RunOptions::default()).await.unwrap().is_clean());
+
+    for id in &ids {
+        hub.user_delete(id);
+    }
+    let report = service.run_once(RunOptions::default()).await.unwrap();
+    assert_eq!(report.groups[0].outcome, PassOutcome::StoppedByMassDeleteGuard, "{report:?}");
+    assert!(report.mass_delete_stopped());
+    assert_eq!(folders.mailbox("carol@contoso.test").len(), 20, "no member is wiped");
+    assert!(service.status().await.unwrap()[0].stopped_by_mass_delete_guard);
+
+    let confirmed = RunOptions { allow_mass_delete: true, ..RunOptions::default() };
+    let report = service.run_once(confirmed).await.unwrap();
+    assert!(report.is_clean(), "{report:?}");
+    assert!(folders.mailbox("carol@contoso.test").is_empty());
+}
+
+#[tokio::test]
+async fn distribution_group_members_join_and_leave() {
+    let folders = Arc::new(MemoryFolders::default());
+    let hub = folders.hub("contacts");
+    hub.user_create(contact("Ann"));
+    hub.user_create(contact("Ben"));
+    folders.set_distribution_group("sales@contoso.test", &["dave@contoso.test", "erin@contoso.test"]);
+    let mut group = group();
+    group.member_sources.push(MemberSource::new("sales@contoso.test", Direction::one_way()));
+    group.on_leave = LeavePolicy::Remove;
+    let service = service(&folders, group);
+    let mut events = service.subscribe();
+
+    assert!(service.run_once(RunOptions::default()).await.unwrap().is_clean());
+    let dave = folders.mailbox("dave@contoso.test");
+    let erin = folders.mailbox("erin@contoso.test");
+    assert_eq!(names(&dave), ["Ann", "Ben"]);
+    assert_eq!(names(&erin), ["Ann", "Ben"]);
+    dave.user_create(contact("Dave's own friend"));
+
+    folders.set_distribution_group("sales@contoso.test", &["erin@contoso.test", "fay@contoso.test"]);
+    let report = service.run_once(RunOptions::default()).await.unwrap();
+    assert!(report.is_clean(), "{report:?}");
+    assert_eq!(names(&dave), ["Dave's own friend"], "the group's copies go, the user's own item stays");
+    assert_eq!(names(&folders.mailbox("fay@contoso.test")), ["Ann", "Ben"]);
+
+    let mut joined = Vec::new();
+    let mut left = Vec::new();
+    while let Ok(event) = events.try_recv() {
+        match event {
+            ProgressEvent::MemberJoined { member, .. } => joined.push(member),
+            ProgressEvent::MemberLeft { member, copies_removed, .. } => {
+                assert!(copies_removed);
+                left.push(member)
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(joined, ["fay@contoso.test"]);
+    assert_eq!(left, ["dave@contoso.test"]);
+}
+
+/// Waits (bounded, to fail instead of hanging) until `check` holds after a finished pass.
+async fn wait_until(events: &mut tokio::sync::broadcast::Receiver<ProgressEvent>, check: impl Fn() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !check() {
+        match tokio::time::timeout_at(deadline, events.recv()).await {
+            Ok(Ok(_)) | Ok(Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) => {}
+            Ok(Err(e)) => panic!("event stream ended: {e}"),
+            Err(_) => panic!("the change never arrived"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_running_service_follows_change_hints_and_shuts_down() {
+    let folders = Arc::new(MemoryFolders::default());
+    let hub = folders.hub("contacts");
+    hub.user_create(contact("Ann"));
+    let service = service(&folders, group());
+    let mut events = service.subscribe();
+    let running = tokio::spawn({
+        let service = service.clone();
+        async move { service.run().await }
+    });
+
+    let carol = folders.mailbox("carol@contoso.test");
+    wait_until(&mut events, || names(&carol) == ["Ann"]).await;
+
+    // A change on an editor's side arrives as a hint and flows everywhere without any call.
+    let alice = folders.mailbox("alice@contoso.test");
+    alice.user_create(contact("Zoe"));
+    wait_until(&mut events, || names(&carol) == ["Ann", "Zoe"] && names(&hub) == ["Ann", "Zoe"]).await;
+
+    service.shutdown();
+    running.await.unwrap().unwrap();
+    let mut stopped = false;
+    while let Ok(event) = events.try_recv() {
+        stopped |= event == ProgressEvent::ServiceStopped;
+    }
+    assert!(stopped);
+}
