@@ -25,6 +25,8 @@ use crate::origin::OriginStamp;
 #[cfg(any(test, feature = "testkit"))]
 pub mod conformance;
 pub mod memory;
+#[cfg(feature = "sqlite")]
+pub mod sqlite;
 
 /// How a replica came to belong to the group. The engine only ever modifies or deletes items it
 /// created or adopted (DESIGN rule 6); this records which.
