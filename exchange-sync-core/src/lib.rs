@@ -15,11 +15,13 @@
 //! - [`planner`]: the pure function from state and observations to a plan; [`merge`]: the
 //!   three-way field merge it uses.
 //! - [`executor`]: applies a plan, committing each action's outcome as it completes.
+//! - [`engine`]: one sync pass of a group (recover, observe, plan, execute) with its report.
 //! - [`error`]: the error type, with a kind that says whether to retry.
 //! - `testkit` (feature `testkit`): an in-memory connector with fault injection and the connector
 //!   conformance suite.
 
 pub mod connector;
+pub mod engine;
 pub mod error;
 pub mod executor;
 pub mod field;

@@ -103,6 +103,69 @@ where
     });
 }
 
+/// A store together with something that must live as long as it: a temporary directory holding
+/// a database file, a scratch schema of a database server. Lets a constructor given to
+/// [`state_conformance_tests!`](crate::state_conformance_tests) hand both over.
+#[derive(Debug)]
+pub struct Guarded<S, G> {
+    /// The store under test.
+    pub store: S,
+    /// Dropped after the store.
+    pub guard: G,
+}
+
+#[async_trait::async_trait]
+impl<S: StateStore, G: Send + Sync> StateStore for Guarded<S, G> {
+    async fn apply(&self, group: &GroupId, tx: StateTransaction) -> crate::Result<()> {
+        self.store.apply(group, tx).await
+    }
+
+    async fn entities(&self, group: &GroupId, ids: &[EntityId]) -> crate::Result<Vec<EntityRecord>> {
+        self.store.entities(group, ids).await
+    }
+
+    async fn entity_ids(
+        &self,
+        group: &GroupId,
+        after: Option<&EntityId>,
+        limit: usize,
+    ) -> crate::Result<Vec<EntityId>> {
+        self.store.entity_ids(group, after, limit).await
+    }
+
+    async fn entities_by_match_key(&self, group: &GroupId, keys: &[String]) -> crate::Result<Vec<(String, EntityId)>> {
+        self.store.entities_by_match_key(group, keys).await
+    }
+
+    async fn lookup_items(&self, group: &GroupId, member: &MemberId, ids: &[ItemId]) -> crate::Result<Vec<KnownItem>> {
+        self.store.lookup_items(group, member, ids).await
+    }
+
+    async fn known_items(&self, group: &GroupId, member: &MemberId) -> crate::Result<Vec<KnownItem>> {
+        self.store.known_items(group, member).await
+    }
+
+    async fn replica_count(&self, group: &GroupId, member: &MemberId) -> crate::Result<usize> {
+        self.store.replica_count(group, member).await
+    }
+
+    async fn token(&self, group: &GroupId, member: &MemberId) -> crate::Result<Option<SyncToken>> {
+        self.store.token(group, member).await
+    }
+
+    async fn member_status(&self, group: &GroupId, member: &MemberId) -> crate::Result<MemberStatus> {
+        self.store.member_status(group, member).await
+    }
+
+    async fn pending_creates(&self, group: &GroupId) -> crate::Result<Vec<PendingCreate>> {
+        self.store.pending_creates(group).await
+    }
+
+    async fn conflicts(&self, group: &GroupId) -> crate::Result<Vec<ConflictRecord>> {
+        self.store.conflicts(group).await
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Fixtures
 
