@@ -292,7 +292,10 @@ impl GroupSync {
         let limit = self.options.executor.max_concurrent_folders.max(1);
         let folders: Vec<(MemberId, Arc<dyn Connector>)> =
             self.group.folders().filter_map(|m| self.connectors.get(m).map(|c| (m.clone(), Arc::clone(c)))).collect();
-        let views: Vec<(MemberId, Result<FolderView>)> = futures::stream::iter(folders)
+        // The futures are built before awaiting (no closure inside the awaited stream), so that
+        // the pass future is `Send` for every lifetime and callers can `tokio::spawn` it.
+        let observations_in_flight: Vec<_> = folders
+            .into_iter()
             .map(|(member, connector)| {
                 let span = tracing::info_span!("observe", member = %member);
                 async move {
@@ -301,9 +304,9 @@ impl GroupSync {
                 }
                 .instrument(span)
             })
-            .buffer_unordered(limit)
-            .collect()
-            .await;
+            .collect();
+        let views: Vec<(MemberId, Result<FolderView>)> =
+            futures::stream::iter(observations_in_flight).buffer_unordered(limit).collect().await;
 
         let mut members: BTreeMap<MemberId, MemberSyncReport> = BTreeMap::new();
         let mut planned_group = self.group.clone();
