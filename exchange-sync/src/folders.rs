@@ -21,8 +21,12 @@ pub trait FolderProvider: Send + Sync {
     async fn hub(&self, group: &GroupConfig) -> Result<Arc<dyn Connector>>;
 
     /// A member's target folder, created when it is a named folder that does not exist yet.
-    async fn member(&self, group: &GroupConfig, member: &MemberConfig, target: &TargetFolder)
-    -> Result<Arc<dyn Connector>>;
+    async fn member(
+        &self,
+        group: &GroupConfig,
+        member: &MemberConfig,
+        target: &TargetFolder,
+    ) -> Result<Arc<dyn Connector>>;
 
     /// The mailbox addresses of a distribution group's members (nested groups expanded).
     async fn expand_distribution_group(&self, group: &GroupConfig, address: &str) -> Result<Vec<String>>;

@@ -29,12 +29,12 @@ pub mod status;
 
 pub use config::{Config, ConfigError, GroupConfig, MemberConfig};
 pub use conflict_log::ConflictEntry;
+pub use delivery::{Delivery, DeliveryRule};
 pub use error::{Error, Result};
 pub use event::{ProgressEvent, Trigger};
-pub use report::{ErrorReport, GroupReport, MemberReport, PassOutcome, RunReport};
-pub use delivery::{Delivery, DeliveryRule};
 pub use filter::{Condition, FieldTest};
 pub use folders::FolderProvider;
+pub use modification::Modification;
+pub use report::{ErrorReport, GroupReport, MemberReport, PassOutcome, RunReport};
 pub use service::{RunOptions, SyncService};
 pub use status::{GroupStatus, MemberStatusReport};
-pub use modification::Modification;

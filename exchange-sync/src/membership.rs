@@ -5,7 +5,9 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use exchange_sync_core::state::KnownItem;
-use exchange_sync_core::{Connector, ErrorKind, GroupId, ItemDelete, MemberId, StateStore, StateTransaction, StateWrite};
+use exchange_sync_core::{
+    Connector, ErrorKind, GroupId, ItemDelete, MemberId, StateStore, StateTransaction, StateWrite,
+};
 
 use crate::config::{GroupConfig, MemberConfig};
 use crate::error::Result;

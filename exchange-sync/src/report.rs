@@ -209,7 +209,9 @@ impl GroupReport {
 
     /// Whether the pass wrote nothing and found nothing wrong.
     pub fn is_quiet(&self) -> bool {
-        self.errors.is_empty() && self.conflicts.is_empty() && self.members.iter().all(|m| !m.wrote_anything() && m.errors.is_empty())
+        self.errors.is_empty()
+            && self.conflicts.is_empty()
+            && self.members.iter().all(|m| !m.wrote_anything() && m.errors.is_empty())
     }
 }
 

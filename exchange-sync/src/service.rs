@@ -82,6 +82,23 @@ struct GroupWork {
     leaving: Vec<MemberConfig>,
     /// Open connectors, by folder.
     connectors: BTreeMap<MemberId, Arc<dyn Connector>>,
+    /// Where change hints go while the group's real-time loop runs.
+    hints: Option<mpsc::Sender<(MemberId, ChangeHint)>>,
+    /// The tasks forwarding each watched folder's hints.
+    watchers: BTreeMap<MemberId, JoinHandle<()>>,
+    /// How often to poll, when some folder cannot be watched.
+    poll_every: Option<Duration>,
+}
+
+impl GroupWork {
+    /// Stops watching every folder.
+    fn stop_watching(&mut self) {
+        self.hints = None;
+        for (_, handle) in std::mem::take(&mut self.watchers) {
+            handle.abort();
+        }
+        self.poll_every = None;
+    }
 }
 
 #[derive(Default)]
@@ -155,7 +172,12 @@ impl SyncService {
         names
             .iter()
             .map(|n| {
-                self.inner.groups.iter().find(|g| &g.config.id == n).cloned().ok_or_else(|| Error::UnknownGroup(n.clone()))
+                self.inner
+                    .groups
+                    .iter()
+                    .find(|g| &g.config.id == n)
+                    .cloned()
+                    .ok_or_else(|| Error::UnknownGroup(n.clone()))
             })
             .collect()
     }
@@ -358,18 +380,25 @@ impl Inner {
             .chain(members.iter().map(|m| MemberId::new(m.id.clone())))
             .collect();
         work.connectors.retain(|id, _| wanted.contains(id));
+        work.watchers.retain(|id, handle| {
+            let keep = wanted.contains(id);
+            if !keep {
+                handle.abort();
+            }
+            keep
+        });
         let hub_id = MemberId::new(HUB_MEMBER_ID);
-        if !work.connectors.contains_key(&hub_id) {
-            let hub = self.folders.hub(&g.config).await?;
-            work.connectors.insert(hub_id, hub);
+        if let std::collections::btree_map::Entry::Vacant(slot) = work.connectors.entry(hub_id) {
+            slot.insert(self.folders.hub(&g.config).await?);
         }
         for m in &members {
             let id = MemberId::new(m.id.clone());
-            if !work.connectors.contains_key(&id) {
-                let connector = self.folders.member(&g.config, m, g.config.target_of(m)).await?;
-                work.connectors.insert(id, connector);
+            if let std::collections::btree_map::Entry::Vacant(slot) = work.connectors.entry(id) {
+                slot.insert(self.folders.member(&g.config, m, g.config.target_of(m)).await?);
             }
         }
+
+        self.watch_folders(work).await;
 
         let extra: Vec<MemberConfig> = work.expanded.clone().unwrap_or_default();
         let sync_group = g.config.sync_group(&extra);
@@ -392,6 +421,35 @@ impl Inner {
         let _ = &group_id;
         fill_report(report, &g.config.id, &result);
         Ok(())
+    }
+
+    /// Subscribes to the change hints of every open folder not yet watched, before the pass looks
+    /// at it (so no change between the look and the subscription is missed), and computes the
+    /// polling interval of the folders that cannot be watched.
+    async fn watch_folders(&self, work: &mut GroupWork) {
+        let Some(tx) = work.hints.clone() else { return };
+        let mut poll_every: Option<Duration> = None;
+        let mut poll = |every: Duration| poll_every = Some(poll_every.map_or(every, |p: Duration| p.min(every)));
+        for (member, connector) in &work.connectors {
+            let fallback = connector.poll_interval().min(self.config.service.poll_interval);
+            if !connector.capabilities().watch {
+                poll(fallback);
+                continue;
+            }
+            if work.watchers.get(member).is_some_and(|h| !h.is_finished()) {
+                continue;
+            }
+            match connector.watch().await {
+                Ok(stream) => {
+                    work.watchers.insert(member.clone(), spawn_forwarder(member.clone(), stream, tx.clone()));
+                }
+                Err(e) => {
+                    tracing::warn!(member = %member, "cannot watch {}: {e}; polling instead", connector.describe());
+                    poll(fallback);
+                }
+            }
+        }
+        work.poll_every = poll_every;
     }
 
     /// Expands distribution groups when due, handles leavers, and answers the current members.
@@ -430,14 +488,16 @@ impl Inner {
                 let id = MemberId::new(leaver.id.clone());
                 let connector = match work.connectors.get(&id) {
                     Some(c) => Some(Arc::clone(c)),
-                    None if remove => match self.folders.member(&g.config, &leaver, g.config.target_of(&leaver)).await {
-                        Ok(c) => Some(c),
-                        Err(e) => {
-                            tracing::warn!(member = %id, "cannot open a leaving member's folder: {e}");
-                            still_leaving.push(leaver);
-                            continue;
+                    None if remove => {
+                        match self.folders.member(&g.config, &leaver, g.config.target_of(&leaver)).await {
+                            Ok(c) => Some(c),
+                            Err(e) => {
+                                tracing::warn!(member = %id, "cannot open a leaving member's folder: {e}");
+                                still_leaving.push(leaver);
+                                continue;
+                            }
                         }
-                    },
+                    }
                     None => None,
                 };
                 match membership::leave(self.store.as_ref(), &group_id, &id, connector.as_ref(), remove).await {
@@ -474,7 +534,7 @@ impl Inner {
         let settings = self.config.service.clone();
         let mut shutdown = self.shutdown.subscribe();
         let (hint_tx, mut hint_rx) = mpsc::channel::<(MemberId, ChangeHint)>(1024);
-        let mut watchers: BTreeMap<MemberId, JoinHandle<()>> = BTreeMap::new();
+        set_hint_channel(&g, Some(hint_tx)).await;
         let mut trigger = Some(Trigger::Start);
         let mut next_resync = tokio::time::Instant::now() + settings.resync_interval;
         let membership_interval = g.config.member_sources.iter().map(|s| s.refresh_interval).min();
@@ -501,28 +561,7 @@ impl Inner {
                         break;
                     }
                 }
-                // Watch every open folder; poll those that cannot be watched.
-                let connectors = open_connectors(&g).await;
-                watchers.retain(|member, handle| {
-                    let keep = connectors.contains_key(member);
-                    if !keep {
-                        handle.abort();
-                    }
-                    keep
-                });
-                let mut poll_every: Option<Duration> = None;
-                for (member, connector) in &connectors {
-                    if !connector.capabilities().watch {
-                        let every = connector.poll_interval().min(settings.poll_interval);
-                        poll_every = Some(poll_every.map_or(every, |p| p.min(every)));
-                        continue;
-                    }
-                    if watchers.contains_key(member) {
-                        continue;
-                    }
-                    watchers.insert(member.clone(), spawn_watcher(member.clone(), Arc::clone(connector), hint_tx.clone()));
-                }
-                next_poll = poll_every.map(|p| tokio::time::Instant::now() + p);
+                next_poll = poll_interval(&g).await.map(|p| tokio::time::Instant::now() + p);
             }
             let far = tokio::time::Instant::now() + Duration::from_secs(86_400);
             tokio::select! {
@@ -554,16 +593,24 @@ impl Inner {
                 }
             }
         }
-        for (_, handle) in watchers {
-            handle.abort();
-        }
+        set_hint_channel(&g, None).await;
     }
 }
 
-/// The group's open connectors.
-fn open_connectors(g: &Arc<GroupRuntime>) -> BoxFuture<'static, BTreeMap<MemberId, Arc<dyn Connector>>> {
+/// Starts (`Some`) or stops (`None`) delivering the group's change hints to its loop.
+fn set_hint_channel(g: &Arc<GroupRuntime>, tx: Option<mpsc::Sender<(MemberId, ChangeHint)>>) -> BoxFuture<'static, ()> {
     let g = Arc::clone(g);
-    Box::pin(async move { g.work.lock().await.connectors.clone() })
+    Box::pin(async move {
+        let mut work = g.work.lock().await;
+        work.stop_watching();
+        work.hints = tx;
+    })
+}
+
+/// How often the group's loop polls (folders that cannot be watched), if at all.
+fn poll_interval(g: &Arc<GroupRuntime>) -> BoxFuture<'static, Option<Duration>> {
+    let g = Arc::clone(g);
+    Box::pin(async move { g.work.lock().await.poll_every })
 }
 
 /// Completes when a shutdown is asked for (or the service is gone).
@@ -573,19 +620,12 @@ async fn stop_requested(shutdown: &mut watch::Receiver<bool>) {
 }
 
 /// Forwards a folder's change hints to its group's loop until either ends.
-fn spawn_watcher(
+fn spawn_forwarder(
     member: MemberId,
-    connector: Arc<dyn Connector>,
+    mut stream: futures::stream::BoxStream<'static, ChangeHint>,
     tx: mpsc::Sender<(MemberId, ChangeHint)>,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
-        let mut stream = match connector.watch().await {
-            Ok(stream) => stream,
-            Err(e) => {
-                tracing::warn!(member = %member, "cannot watch {}: {e}; relying on polling", connector.describe());
-                return;
-            }
-        };
         while let Some(hint) = stream.next().await {
             if tx.send((member.clone(), hint)).await.is_err() {
                 break;

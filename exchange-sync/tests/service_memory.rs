@@ -60,7 +60,11 @@ impl FolderProvider for MemoryFolders {
         Ok(self.mailbox(&member.mailbox).shared())
     }
 
-    async fn expand_distribution_group(&self, _group: &GroupConfig, address: &str) -> exchange_sync::Result<Vec<String>> {
+    async fn expand_distribution_group(
+        &self,
+        _group: &GroupConfig,
+        address: &str,
+    ) -> exchange_sync::Result<Vec<String>> {
         Ok(self.distribution_groups.lock().unwrap().get(address).cloned().unwrap_or_default())
     }
 }
@@ -247,6 +251,7 @@ async fn wait_until(events: &mut tokio::sync::broadcast::Receiver<ProgressEvent>
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_running_service_follows_change_hints_and_shuts_down() {
+    let _ = tracing_subscriber::fmt().with_env_filter("info").with_test_writer().try_init();
     let folders = Arc::new(MemoryFolders::default());
     let hub = folders.hub("contacts");
     hub.user_create(contact("Ann"));
