@@ -1,1 +1,39 @@
-//! placeholder
+//! # exchange-sync-core
+//!
+//! The transport-independent heart of exchange-sync: what a sync is, independent of any server.
+//!
+//! Data flows one way: **connector → observations → planner → actions → executor → connector**,
+//! with the **state store** as the memory between runs. Nothing here knows what SOAP is; the EWS
+//! crate provides connectors for Exchange mailbox and public folders.
+//!
+//! - [`item`]: the normalized item and its content hash; [`field`]: canonical field names.
+//! - [`id`] and [`origin`]: identifiers and the origin stamp carried by every copy we write.
+//! - [`group`]: sync groups, members, directions and policies.
+//! - [`connector`]: the trait a server implements, one instance per folder.
+//! - [`state`]: the state store trait and its records.
+//! - [`plan`]: observations, actions and plans (the dry run).
+//! - [`error`]: the error type, with a kind that says whether to retry.
+
+pub mod connector;
+pub mod error;
+pub mod field;
+pub mod group;
+pub mod id;
+pub mod item;
+pub mod origin;
+pub mod plan;
+pub mod state;
+
+pub use connector::{
+    BatchResult, Capabilities, Change, ChangeDetection, ChangeHint, ChangePage, Connector, FetchedItem, ItemDelete,
+    ItemUpdate, ItemVersion, ListPage, NewItem, PageCursor,
+};
+pub use error::{Error, ErrorContext, ErrorKind, Result};
+pub use group::{
+    ConflictPolicy, Direction, LocalChangePolicy, MassDeleteGuard, Member, OneWayPolicy, SyncGroup, TwoWayPolicy,
+};
+pub use id::{EntityId, GroupId, ItemId, MemberId, SyncToken, Version};
+pub use item::{Body, BodyFormat, ContentHash, FieldValue, Item, ItemKind};
+pub use origin::OriginStamp;
+pub use plan::{Action, FolderObservation, Observed, Plan, PlanInput, Reason};
+pub use state::{EntityRecord, ReplicaRecord, ReplicaSlot, StateStore, StateTransaction, StateWrite};

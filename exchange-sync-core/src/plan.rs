@@ -1,0 +1,259 @@
+//! Plans: what the engine observed, and the actions it decided on.
+//!
+//! The [`crate::planner`] turns observations and state into a [`Plan`]; the
+//! [`crate::executor`] carries it out. A plan prints as a readable list (`Display`): that is the
+//! dry run an admin reads before anything is written.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use crate::connector::FetchedItem;
+use crate::id::{EntityId, ItemId, MemberId, SyncToken, Version};
+use crate::item::Item;
+use crate::origin::OriginStamp;
+use crate::state::{ConflictRecord, EntityRecord, StateWrite};
+
+/// One thing seen in a folder since the last sync.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Observed {
+    /// An item that is new, or whose version differs from the one in state, with its content.
+    Present(FetchedItem),
+    /// An item that is gone.
+    Deleted(ItemId),
+}
+
+/// What the engine saw in one folder since the last sync.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FolderObservation {
+    /// The folder (hub or member).
+    pub member: MemberId,
+    /// The changes.
+    pub changes: Vec<Observed>,
+    /// The sync token to store with the state derived from these changes (incremental folders).
+    pub token: Option<SyncToken>,
+}
+
+/// Everything the planner needs: the state it may read, and what was observed.
+///
+/// The engine loads only the entities the observations touch (plus every entity for a folder
+/// whose initial sync runs), so planning cost and memory follow what changed, not folder size.
+#[derive(Debug, Clone, Default)]
+pub struct PlanInput {
+    /// The relevant entities, by id.
+    pub entities: BTreeMap<EntityId, EntityRecord>,
+    /// Entities by their match key value, for initial matching (DESIGN rule 9).
+    pub match_keys: BTreeMap<String, EntityId>,
+    /// The observations, one per folder that was looked at.
+    pub observations: Vec<FolderObservation>,
+    /// The number of present replicas per folder before this run (for the mass-delete guard).
+    pub folder_sizes: BTreeMap<MemberId, usize>,
+    /// Set by an admin to let a run exceed the mass-delete guard once.
+    pub allow_mass_delete: bool,
+    /// The time to stamp on conflict records (planning is pure: the caller reads the clock).
+    pub now: chrono::DateTime<chrono::Utc>,
+}
+
+/// Why an action is planned; shown in the dry run and in reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reason {
+    /// A new item in this folder joins the group.
+    NewIn(MemberId),
+    /// The entity changed in these folders (merged field by field when several).
+    ChangedIn(Vec<MemberId>),
+    /// A one-way member's local change is reverted.
+    Revert,
+    /// The entity was deleted in this folder.
+    DeletedIn(MemberId),
+    /// A deletion lost against a modification: the entity is restored.
+    Restore,
+    /// The folder lacks a copy (initial sync, a new member, a failed create).
+    Missing,
+    /// The copy does not hold the base content (an interrupted run is resumed).
+    Stale,
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reason::NewIn(m) => write!(f, "new in {m}"),
+            Reason::ChangedIn(ms) => {
+                let names: Vec<&str> = ms.iter().map(MemberId::as_str).collect();
+                write!(f, "changed in {}", names.join(", "))
+            }
+            Reason::Revert => f.write_str("revert local change of a one-way member"),
+            Reason::DeletedIn(m) => write!(f, "deleted in {m}"),
+            Reason::Restore => f.write_str("restore: a modification beats a deletion"),
+            Reason::Missing => f.write_str("missing copy"),
+            Reason::Stale => f.write_str("stale copy"),
+        }
+    }
+}
+
+/// One server write.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Create a copy of an entity in a folder.
+    Create {
+        /// The entity.
+        entity: EntityId,
+        /// The folder.
+        member: MemberId,
+        /// The content to write.
+        item: Item,
+        /// The origin stamp the copy carries.
+        origin: OriginStamp,
+        /// Why.
+        reason: Reason,
+    },
+    /// Update a copy, guarded by its expected version.
+    Update {
+        /// The entity.
+        entity: EntityId,
+        /// The folder.
+        member: MemberId,
+        /// The copy's id.
+        id: ItemId,
+        /// The version the copy must still have.
+        expected: Version,
+        /// The new content.
+        item: Item,
+        /// The content the copy holds now, when known (lets connectors send only differences).
+        previous: Option<Item>,
+        /// Why.
+        reason: Reason,
+    },
+    /// Delete a copy the group created or adopted.
+    Delete {
+        /// The entity.
+        entity: EntityId,
+        /// The folder.
+        member: MemberId,
+        /// The copy's id.
+        id: ItemId,
+        /// The version last seen.
+        expected: Option<Version>,
+        /// Why.
+        reason: Reason,
+    },
+}
+
+impl Action {
+    /// The folder the action writes to.
+    pub fn member(&self) -> &MemberId {
+        match self {
+            Action::Create { member, .. } | Action::Update { member, .. } | Action::Delete { member, .. } => member,
+        }
+    }
+
+    /// The entity the action concerns.
+    pub fn entity(&self) -> &EntityId {
+        match self {
+            Action::Create { entity, .. } | Action::Update { entity, .. } | Action::Delete { entity, .. } => entity,
+        }
+    }
+}
+
+/// A short label for an item in the dry run: its most telling field.
+fn label(item: &Item) -> String {
+    use crate::field;
+    let candidates = [field::DISPLAY_NAME, field::SUBJECT, field::FILE_AS, field::EMAIL1];
+    for name in candidates {
+        if let Some(v) = item.text(name) {
+            return format!("{} {v:?}", item.kind);
+        }
+    }
+    let given = item.text(field::GIVEN_NAME).unwrap_or_default();
+    let surname = item.text(field::SURNAME).unwrap_or_default();
+    let name = format!("{given} {surname}");
+    if name.trim().is_empty() { item.kind.to_string() } else { format!("{} {:?}", item.kind, name.trim()) }
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Action::Create { entity, member, item, reason, .. } => {
+                write!(f, "create {} in {member} (entity {entity}; {reason})", label(item))
+            }
+            Action::Update { entity, member, item, previous, reason, .. } => {
+                write!(f, "update {} in {member} (entity {entity}; {reason})", label(item))?;
+                if let Some(prev) = previous {
+                    let changed = changed_fields(prev, item);
+                    if !changed.is_empty() {
+                        write!(f, ": {}", changed.join(", "))?;
+                    }
+                }
+                Ok(())
+            }
+            Action::Delete { entity, member, id, reason, .. } => {
+                write!(f, "delete item {id} in {member} (entity {entity}; {reason})")
+            }
+        }
+    }
+}
+
+/// The names of the content fields that differ between two items (including `body` and
+/// `categories`), in name order.
+pub fn changed_fields(a: &Item, b: &Item) -> Vec<String> {
+    let (a, b) = (a.canonical(), b.canonical());
+    let mut names: Vec<String> =
+        a.fields.keys().chain(b.fields.keys()).filter(|k| a.fields.get(*k) != b.fields.get(*k)).cloned().collect();
+    names.sort();
+    names.dedup();
+    if a.body != b.body {
+        names.push("body".into());
+    }
+    if a.categories != b.categories {
+        names.push("categories".into());
+    }
+    names
+}
+
+/// The outcome of planning: state to record first, then server writes.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Plan {
+    /// State derived from the observations (new bases, observed versions, foreign items, tokens,
+    /// conflict records). The executor applies these in one transaction before any action, so a
+    /// token is stored with the state derived from its page.
+    pub state: Vec<StateWrite>,
+    /// Server writes, each committing its own outcome when it completes.
+    pub actions: Vec<Action>,
+    /// Conflicts resolved by this plan (also among `state` as records).
+    pub conflicts: Vec<ConflictRecord>,
+}
+
+impl Plan {
+    /// Whether the plan would neither write to a server nor change state: a clean sync's next
+    /// plan is empty (DESIGN rule 10).
+    pub fn is_empty(&self) -> bool {
+        self.actions.is_empty() && self.state.is_empty()
+    }
+}
+
+impl fmt::Display for Plan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.actions.is_empty() {
+            writeln!(f, "nothing to write")?;
+        }
+        for action in &self.actions {
+            writeln!(f, "- {action}")?;
+        }
+        for c in &self.conflicts {
+            let losers: Vec<String> = c
+                .losers
+                .iter()
+                .map(|l| format!("{} had {}", l.member, l.value.as_ref().map_or("nothing".into(), ToString::to_string)))
+                .collect();
+            writeln!(
+                f,
+                "! conflict on {} of entity {}: kept {} from {} ({}); {}",
+                c.field,
+                c.entity,
+                c.winner.value.as_ref().map_or("nothing".into(), ToString::to_string),
+                c.winner.member,
+                c.policy,
+                losers.join(", ")
+            )?;
+        }
+        Ok(())
+    }
+}

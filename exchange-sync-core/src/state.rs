@@ -1,0 +1,309 @@
+//! The state store: the engine's memory between runs.
+//!
+//! It holds, per group: entities with their merge base, the replica of each entity in each folder,
+//! items known to belong to users rather than to the group ("foreign" items, never touched),
+//! sync tokens, write-ahead intents for creates (crash safety) and conflict records.
+//!
+//! Writes go through [`StateStore::apply`] as one atomic [`StateTransaction`]: a sync token is
+//! always written together with the state derived from its page, and each executed action commits
+//! its own outcome, so a crash at any point loses nothing and repeats nothing.
+//!
+//! The trait uses only owned, plain data so that a PostgreSQL implementation can follow the
+//! embedded ones.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::error::Result;
+use crate::id::{EntityId, GroupId, ItemId, MemberId, SyncToken, Version};
+use crate::item::{ContentHash, FieldValue, Item};
+use crate::origin::OriginStamp;
+
+/// How a replica came to belong to the group. The engine only ever modifies or deletes items it
+/// created or adopted (DESIGN rule 6); this records which.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Ownership {
+    /// The engine created the item (it carries our origin stamp).
+    Created,
+    /// The item existed and joined the group (hub items, two-way members' new items, initial
+    /// matches).
+    Adopted,
+}
+
+/// One entity's copy in one folder.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplicaRecord {
+    /// The item's id in that folder.
+    pub item_id: ItemId,
+    /// The version last seen or written.
+    pub version: Version,
+    /// The content hash of the copy at `version`. When it differs from the base's hash while the
+    /// version is unchanged, the copy is stale and gets the base (this is how an interrupted run
+    /// resumes).
+    pub hash: ContentHash,
+    /// How the copy joined the group.
+    pub ownership: Ownership,
+    /// Set when a one-way member's edit is being ignored (policy `Ignore`): the base hash at that
+    /// moment. The copy is left alone while the base keeps this hash.
+    pub ignored_base: Option<ContentHash>,
+}
+
+/// An entity's slot in one folder.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "slot", rename_all = "snake_case")]
+pub enum ReplicaSlot {
+    /// The folder holds a copy.
+    Present(ReplicaRecord),
+    /// A one-way member deleted its copy under policy `Ignore`: do not deliver this entity there.
+    OptedOut,
+}
+
+impl ReplicaSlot {
+    /// The replica, when present.
+    pub fn replica(&self) -> Option<&ReplicaRecord> {
+        match self {
+            ReplicaSlot::Present(r) => Some(r),
+            ReplicaSlot::OptedOut => None,
+        }
+    }
+}
+
+/// An entity: the logical item, its merge base and its copies.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EntityRecord {
+    /// The entity's id.
+    pub id: EntityId,
+    /// The last converged content, the base of three-way merges. `None` marks an entity being
+    /// deleted: its remaining copies are to be deleted, and the record disappears with the last.
+    pub base: Option<Item>,
+    /// The entity's value of the group's match key (see [`crate::SyncGroup::match_key`]).
+    pub match_key: Option<String>,
+    /// The entity's slot in each folder that has one.
+    pub replicas: BTreeMap<MemberId, ReplicaSlot>,
+}
+
+impl EntityRecord {
+    /// The base's content hash.
+    pub fn base_hash(&self) -> Option<ContentHash> {
+        self.base.as_ref().map(Item::content_hash)
+    }
+}
+
+/// An item id the store knows in a folder: a replica of an entity, or a user's own item.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KnownItem {
+    /// The item id.
+    pub id: ItemId,
+    /// The version last seen.
+    pub version: Version,
+    /// The entity it is a replica of; `None` for a foreign (user's own) item.
+    pub entity: Option<EntityId>,
+}
+
+/// A write-ahead intent, recorded before a create is sent (DESIGN rule 7).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingCreate {
+    /// The entity being copied.
+    pub entity: EntityId,
+    /// The folder it is being created in.
+    pub member: MemberId,
+    /// The stamp the new copy carries, by which recovery finds it.
+    pub origin: OriginStamp,
+    /// When the intent was recorded.
+    pub recorded_at: DateTime<Utc>,
+}
+
+/// One side's value in a conflict.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SideValue {
+    /// The folder that held the value.
+    pub member: MemberId,
+    /// The value (`None`: the side cleared the field).
+    pub value: Option<FieldValue>,
+}
+
+/// A field edited differently on several sides since the merge base, and how it was resolved.
+/// Kept so that nobody's edit disappears without a trace (DESIGN rule 3).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConflictRecord {
+    /// The entity.
+    pub entity: EntityId,
+    /// The canonical field name (`body` and `categories` for those).
+    pub field: String,
+    /// The base value both sides started from.
+    pub base: Option<FieldValue>,
+    /// The value that was kept.
+    pub winner: SideValue,
+    /// The values that were not kept.
+    pub losers: Vec<SideValue>,
+    /// Which policy decided (e.g. `hub_wins`).
+    pub policy: String,
+    /// When the conflict was resolved.
+    pub recorded_at: DateTime<Utc>,
+}
+
+/// Per-folder bookkeeping.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberStatus {
+    /// Whether the folder's initial sync completed (matching done, every entity delivered).
+    pub initialized: bool,
+    /// When the folder last completed a sync.
+    pub last_sync: Option<DateTime<Utc>>,
+    /// The last error that stopped the folder's sync, for `status` displays.
+    pub last_error: Option<String>,
+}
+
+/// One write of a [`StateTransaction`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StateWrite {
+    /// Creates the entity or replaces its base and match key (its replicas are kept).
+    PutEntity {
+        /// The entity.
+        id: EntityId,
+        /// The new base (`None`: the entity is being deleted).
+        base: Option<Item>,
+        /// The match key value.
+        match_key: Option<String>,
+    },
+    /// Removes the entity and every slot of it.
+    RemoveEntity {
+        /// The entity.
+        id: EntityId,
+    },
+    /// Sets an entity's slot in a folder (the entity must exist).
+    PutReplica {
+        /// The entity.
+        entity: EntityId,
+        /// The folder.
+        member: MemberId,
+        /// The slot.
+        slot: ReplicaSlot,
+    },
+    /// Removes an entity's slot in a folder. If the entity is being deleted (`base` is `None`)
+    /// and this was its last slot, the entity goes too.
+    RemoveReplica {
+        /// The entity.
+        entity: EntityId,
+        /// The folder.
+        member: MemberId,
+    },
+    /// Records a user's own item (never touched; remembered so it is not fetched again).
+    PutForeign {
+        /// The folder.
+        member: MemberId,
+        /// The item id.
+        id: ItemId,
+        /// The version seen.
+        version: Version,
+    },
+    /// Forgets a user's own item (it was deleted, or it joined the group).
+    RemoveForeign {
+        /// The folder.
+        member: MemberId,
+        /// The item id.
+        id: ItemId,
+    },
+    /// Sets or clears a folder's sync token.
+    SetToken {
+        /// The folder.
+        member: MemberId,
+        /// The token (`None` clears it: the next sync starts over).
+        token: Option<SyncToken>,
+    },
+    /// Sets a folder's bookkeeping.
+    SetMemberStatus {
+        /// The folder.
+        member: MemberId,
+        /// The status.
+        status: MemberStatus,
+    },
+    /// Records a create intent (replacing one for the same entity and folder).
+    PutPending(PendingCreate),
+    /// Clears the create intent of an entity in a folder.
+    RemovePending {
+        /// The entity.
+        entity: EntityId,
+        /// The folder.
+        member: MemberId,
+    },
+    /// Appends a conflict record.
+    AddConflict(ConflictRecord),
+    /// Forgets everything the group knows about a folder (a member left the group).
+    RemoveMember {
+        /// The folder.
+        member: MemberId,
+    },
+}
+
+/// Writes applied atomically: all or none.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StateTransaction {
+    /// The writes, applied in order.
+    pub writes: Vec<StateWrite>,
+}
+
+impl StateTransaction {
+    /// An empty transaction.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Appends a write.
+    pub fn push(&mut self, write: StateWrite) {
+        self.writes.push(write);
+    }
+
+    /// Whether there is nothing to write.
+    pub fn is_empty(&self) -> bool {
+        self.writes.is_empty()
+    }
+}
+
+impl From<Vec<StateWrite>> for StateTransaction {
+    fn from(writes: Vec<StateWrite>) -> Self {
+        StateTransaction { writes }
+    }
+}
+
+/// Persistent memory of the engine. Every method is scoped to one group; groups never see each
+/// other's state. Implementations must make [`StateStore::apply`] atomic and durable.
+#[async_trait]
+pub trait StateStore: Send + Sync {
+    /// Applies writes atomically.
+    async fn apply(&self, group: &GroupId, tx: StateTransaction) -> Result<()>;
+
+    /// Loads entities by id (missing ids are skipped).
+    async fn entities(&self, group: &GroupId, ids: &[EntityId]) -> Result<Vec<EntityRecord>>;
+
+    /// One page of entity ids in id order, starting after `after`; for full scans (a new member's
+    /// initial sync) without loading everything at once.
+    async fn entity_ids(&self, group: &GroupId, after: Option<&EntityId>, limit: usize) -> Result<Vec<EntityId>>;
+
+    /// Entities whose match key is one of `keys`: `(key, entity)` pairs.
+    async fn entities_by_match_key(&self, group: &GroupId, keys: &[String]) -> Result<Vec<(String, EntityId)>>;
+
+    /// What the store knows about these item ids in a folder (replicas and foreign items).
+    async fn lookup_items(&self, group: &GroupId, member: &MemberId, ids: &[ItemId]) -> Result<Vec<KnownItem>>;
+
+    /// Every item id the store knows in a folder, for diffing a snapshot listing.
+    async fn known_items(&self, group: &GroupId, member: &MemberId) -> Result<Vec<KnownItem>>;
+
+    /// How many replicas (present copies) a folder holds; the mass-delete guard's denominator.
+    async fn replica_count(&self, group: &GroupId, member: &MemberId) -> Result<usize>;
+
+    /// A folder's sync token.
+    async fn token(&self, group: &GroupId, member: &MemberId) -> Result<Option<SyncToken>>;
+
+    /// A folder's bookkeeping (default when never written).
+    async fn member_status(&self, group: &GroupId, member: &MemberId) -> Result<MemberStatus>;
+
+    /// Every create intent still open.
+    async fn pending_creates(&self, group: &GroupId) -> Result<Vec<PendingCreate>>;
+
+    /// Conflict records, oldest first.
+    async fn conflicts(&self, group: &GroupId) -> Result<Vec<ConflictRecord>>;
+}
