@@ -9,6 +9,7 @@
 //! - [`operation`]: every operation as a pure request builder and response parser.
 //! - [`auth`], [`transport`], [`throttle`]: HTTP with TLS, credentials, retries, adaptive concurrency.
 //! - [`client`]: [`EwsClient`], one async method per operation; [`streaming`] and [`autodiscover`].
+//! - [`mapping`]: EWS items to and from the core's normalized items.
 //! - [`error`]: [`EwsError`] with [`ErrorKind`] saying what a caller can do about it.
 //!
 //! # Using the client on its own
@@ -49,6 +50,8 @@ pub mod transport;
 
 pub mod client;
 pub mod streaming;
+
+pub mod mapping;
 
 pub use auth::{Credentials, TokenProvider};
 pub use client::{EwsClient, EwsClientBuilder, RetryPolicy};
