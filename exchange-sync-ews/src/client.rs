@@ -367,7 +367,7 @@ impl EwsClient {
             .into_iter()
             .next()
             .unwrap_or_else(|| Err(EwsError::protocol("GetFolder", "no response message")))
-            .map_err(|e| retry_context(e, self.routing.mailbox()))
+            .map_err(|e| e.with_mailbox(self.routing.mailbox()))
     }
 
     /// FindFolder: every child of `parent` (all pages).
@@ -568,10 +568,6 @@ impl EwsClient {
         let body = directory::expand_dl_request(email_address);
         self.call("ExpandDL", &body, Affinity::None, directory::parse_expand_dl).await
     }
-}
-
-fn retry_context(e: EwsError, mailbox: Option<&str>) -> EwsError {
-    e.with_mailbox(mailbox)
 }
 
 fn with_item_context<T>(results: Vec<Result<T>>, ids: &[ItemId], mailbox: Option<&str>) -> Vec<Result<T>> {

@@ -226,6 +226,19 @@ impl EwsError {
         }
     }
 
+    /// The context of this error (operation, mailbox, folder, item).
+    pub fn context(&self) -> Option<&ErrorContext> {
+        match self {
+            Self::Response { context, .. }
+            | Self::Http { context, .. }
+            | Self::Transport { context, .. }
+            | Self::Unauthorized { context }
+            | Self::Protocol { context, .. }
+            | Self::StreamStalled { context } => Some(context),
+            Self::Configuration(_) => None,
+        }
+    }
+
     /// The context of this error, to enrich it (mailbox, folder, item).
     pub fn context_mut(&mut self) -> Option<&mut ErrorContext> {
         match self {

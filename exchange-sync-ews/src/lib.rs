@@ -10,6 +10,8 @@
 //! - [`auth`], [`transport`], [`throttle`]: HTTP with TLS, credentials, retries, adaptive concurrency.
 //! - [`client`]: [`EwsClient`], one async method per operation; [`streaming`] and [`autodiscover`].
 //! - [`mapping`]: EWS items to and from the core's normalized items.
+//! - [`connector`]: [`EwsFolderConnector`], the core's `Connector` for mailbox and public folders,
+//!   with [`watch`] turning notifications into change hints.
 //! - [`error`]: [`EwsError`] with [`ErrorKind`] saying what a caller can do about it.
 //!
 //! # Using the client on its own
@@ -53,8 +55,12 @@ pub mod streaming;
 
 pub mod mapping;
 
+pub mod connector;
+pub mod watch;
+
 pub use auth::{Credentials, TokenProvider};
 pub use client::{EwsClient, EwsClientBuilder, RetryPolicy};
+pub use connector::{ConnectorOptions, EwsFolderConnector};
 pub use error::{ErrorContext, ErrorKind, EwsError, Result};
 pub use folder::Folder;
 pub use ids::{DistinguishedFolder, FolderId, FolderRef, ItemId};
