@@ -177,7 +177,11 @@ impl EwsClient {
     /// A clone acting as another mailbox (ApplicationImpersonation; anchored on that mailbox).
     pub fn impersonating(&self, who: Impersonation) -> Self {
         let mut c = self.clone();
-        c.routing = Routing { anchor_mailbox: Some(who.mailbox().to_owned()), impersonation: Some(who), public_folder_mailbox: None };
+        c.routing = Routing {
+            anchor_mailbox: Some(who.mailbox().to_owned()),
+            impersonation: Some(who),
+            public_folder_mailbox: None,
+        };
         c
     }
 
@@ -230,16 +234,24 @@ impl EwsClient {
                 }
                 Ok(r.body)
             }
-            Err(EwsError::Protocol { .. }) if status != 200 => {
-                Err(EwsError::Http { status, retry_after: None, context: crate::error::ErrorContext::operation(operation) })
-            }
+            Err(EwsError::Protocol { .. }) if status != 200 => Err(EwsError::Http {
+                status,
+                retry_after: None,
+                context: Box::new(crate::error::ErrorContext::operation(operation)),
+            }),
             Err(e) => Err(e),
         }
     }
 
     /// Sends one request with retries for whole-request failures (throttling, transient errors, schema
     /// version), and parses the response. Failures of single entries of a batch are left to the caller.
-    async fn call<T>(&self, operation: &'static str, body: &str, affinity: Affinity, parse: impl Fn(&Element) -> Result<T>) -> Result<T> {
+    async fn call<T>(
+        &self,
+        operation: &'static str,
+        body: &str,
+        affinity: Affinity,
+        parse: impl Fn(&Element) -> Result<T>,
+    ) -> Result<T> {
         let limit = self.limit();
         let retry = &self.shared.retry;
         let mut attempt = 0;
@@ -259,8 +271,18 @@ impl EwsClient {
             if kind == ErrorKind::UnsupportedVersion {
                 let current = self.version();
                 if let Some(older) = current.older() {
-                    tracing::info!(operation, from = current.as_str(), to = older.as_str(), "server refused schema version; stepping down");
-                    let _ = self.shared.version.compare_exchange(current.index(), older.index(), Ordering::Relaxed, Ordering::Relaxed);
+                    tracing::info!(
+                        operation,
+                        from = current.as_str(),
+                        to = older.as_str(),
+                        "server refused schema version; stepping down"
+                    );
+                    let _ = self.shared.version.compare_exchange(
+                        current.index(),
+                        older.index(),
+                        Ordering::Relaxed,
+                        Ordering::Relaxed,
+                    );
                     continue;
                 }
             }
@@ -290,7 +312,8 @@ impl EwsClient {
         let mut results: Vec<Option<Result<O>>> = (0..inputs.len()).map(|_| None).collect();
         let mut attempts = vec![0u32; inputs.len()];
         let mut size = self.shared.batch_size;
-        let mut queue: VecDeque<Vec<usize>> = (0..inputs.len()).collect::<Vec<_>>().chunks(size).map(<[usize]>::to_vec).collect();
+        let mut queue: VecDeque<Vec<usize>> =
+            (0..inputs.len()).collect::<Vec<_>>().chunks(size).map(<[usize]>::to_vec).collect();
         while let Some(batch) = queue.pop_front() {
             let chunk: Vec<I> = batch.iter().map(|i| inputs[*i].clone()).collect();
             for i in &batch {
@@ -304,14 +327,19 @@ impl EwsClient {
                         queue.push_front(part.to_vec());
                     }
                 }
-                Err(e) if e.kind() == ErrorKind::Timeout && attempts[batch[0]] < retry.max_attempts => queue.push_front(batch),
+                Err(e) if e.kind() == ErrorKind::Timeout && attempts[batch[0]] < retry.max_attempts => {
+                    queue.push_front(batch)
+                }
                 Err(e) => {
                     for i in batch {
                         results[i] = Some(Err(e.clone()));
                     }
                 }
                 Ok(entries) if entries.len() != batch.len() => {
-                    let e = EwsError::protocol("batch", format!("{} responses for {} requests", entries.len(), batch.len()));
+                    let e = EwsError::protocol(
+                        "batch",
+                        format!("{} responses for {} requests", entries.len(), batch.len()),
+                    );
                     for i in batch {
                         results[i] = Some(Err(e.clone()));
                     }
@@ -371,7 +399,12 @@ impl EwsClient {
     }
 
     /// FindFolder: every child of `parent` (all pages).
-    pub async fn find_folders(&self, parent: &FolderRef, shape: &FolderShape, traversal: Traversal) -> Result<Vec<Folder>> {
+    pub async fn find_folders(
+        &self,
+        parent: &FolderRef,
+        shape: &FolderShape,
+        traversal: Traversal,
+    ) -> Result<Vec<Folder>> {
         let mut out = Vec::new();
         let mut offset = 0;
         loop {
@@ -421,7 +454,12 @@ impl EwsClient {
     }
 
     /// FindItem over all pages of a folder with a restriction.
-    pub async fn find_items_where(&self, folder: &FolderRef, shape: &ItemShape, restriction: Option<&Restriction>) -> Result<Vec<EwsItem>> {
+    pub async fn find_items_where(
+        &self,
+        folder: &FolderRef,
+        shape: &ItemShape,
+        restriction: Option<&Restriction>,
+    ) -> Result<Vec<EwsItem>> {
         let mut out = Vec::new();
         let mut offset = 0;
         loop {
@@ -486,7 +524,13 @@ impl EwsClient {
 
     /// SyncFolderItems: one page of changes since `sync_state`. An invalid state gives
     /// [`ErrorKind::InvalidSyncState`]: start over without one and diff.
-    pub async fn sync_folder_items(&self, folder: &FolderRef, shape: &ItemShape, sync_state: Option<&str>, max_changes: u32) -> Result<ItemSyncPage> {
+    pub async fn sync_folder_items(
+        &self,
+        folder: &FolderRef,
+        shape: &ItemShape,
+        sync_state: Option<&str>,
+        max_changes: u32,
+    ) -> Result<ItemSyncPage> {
         let body = sync::sync_folder_items_request(folder, shape, sync_state, max_changes);
         self.call("SyncFolderItems", &body, Affinity::None, sync::parse_sync_folder_items)
             .await
@@ -494,7 +538,12 @@ impl EwsClient {
     }
 
     /// SyncFolderItems until IncludesLastItemInRange: all changes since `sync_state` and the new state.
-    pub async fn sync_all_folder_items(&self, folder: &FolderRef, shape: &ItemShape, sync_state: Option<&str>) -> Result<(Vec<ItemChangeEvent>, String)> {
+    pub async fn sync_all_folder_items(
+        &self,
+        folder: &FolderRef,
+        shape: &ItemShape,
+        sync_state: Option<&str>,
+    ) -> Result<(Vec<ItemChangeEvent>, String)> {
         let mut state = sync_state.map(str::to_owned);
         let mut changes = Vec::new();
         loop {
@@ -509,7 +558,12 @@ impl EwsClient {
     }
 
     /// SyncFolderHierarchy: one page of folder changes below `folder` (or the whole mailbox).
-    pub async fn sync_folder_hierarchy(&self, shape: &FolderShape, folder: Option<&FolderRef>, sync_state: Option<&str>) -> Result<FolderSyncPage> {
+    pub async fn sync_folder_hierarchy(
+        &self,
+        shape: &FolderShape,
+        folder: Option<&FolderRef>,
+        sync_state: Option<&str>,
+    ) -> Result<FolderSyncPage> {
         let body = sync::sync_folder_hierarchy_request(shape, folder, sync_state);
         self.call("SyncFolderHierarchy", &body, Affinity::None, sync::parse_sync_folder_hierarchy).await
     }
@@ -517,7 +571,12 @@ impl EwsClient {
     // ----- notifications -----
 
     /// Subscribe to item events in folders (pull or streaming).
-    pub async fn subscribe(&self, folders: &[FolderRef], events: &[EventKind], kind: &SubscriptionKind) -> Result<Subscription> {
+    pub async fn subscribe(
+        &self,
+        folders: &[FolderRef],
+        events: &[EventKind],
+        kind: &SubscriptionKind,
+    ) -> Result<Subscription> {
         let body = notifications::subscribe_request(folders, events, kind);
         self.call("Subscribe", &body, Affinity::Subscription, notifications::parse_subscribe).await
     }
@@ -531,7 +590,12 @@ impl EwsClient {
     /// GetStreamingEvents: opens a streaming connection (1..30 minutes) and yields each envelope as it
     /// arrives. If nothing (not even a heartbeat) arrives within `heartbeat_timeout`, the stream yields
     /// [`EwsError::StreamStalled`] and ends; reconnect with the same subscriptions.
-    pub async fn get_streaming_events(&self, subscription_ids: &[String], connection_timeout_minutes: u32, heartbeat_timeout: Duration) -> Result<NotificationStream> {
+    pub async fn get_streaming_events(
+        &self,
+        subscription_ids: &[String],
+        connection_timeout_minutes: u32,
+        heartbeat_timeout: Duration,
+    ) -> Result<NotificationStream> {
         let body = notifications::get_streaming_events_request(subscription_ids, connection_timeout_minutes);
         let doc = envelope(self.version(), self.routing.impersonation.as_ref(), &body);
         let limit = self.limit();
@@ -545,7 +609,9 @@ impl EwsClient {
                 Err(e) => e,
             };
             attempt += 1;
-            if !matches!(err.kind(), ErrorKind::Throttled | ErrorKind::Transient) || attempt >= self.shared.retry.max_attempts {
+            if !matches!(err.kind(), ErrorKind::Throttled | ErrorKind::Transient)
+                || attempt >= self.shared.retry.max_attempts
+            {
                 return Err(err);
             }
             if err.kind() == ErrorKind::Throttled {
@@ -584,7 +650,8 @@ mod tests {
 
     #[test]
     fn delays_follow_the_server_and_the_cap() {
-        let p = RetryPolicy { max_attempts: 3, base_delay: Duration::from_millis(100), max_delay: Duration::from_secs(5) };
+        let p =
+            RetryPolicy { max_attempts: 3, base_delay: Duration::from_millis(100), max_delay: Duration::from_secs(5) };
         assert_eq!(p.delay(0, None), Duration::from_millis(100));
         assert_eq!(p.delay(2, None), Duration::from_millis(400));
         assert_eq!(p.delay(0, Some(Duration::from_millis(1234))), Duration::from_millis(1234));

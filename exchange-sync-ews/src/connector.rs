@@ -112,13 +112,25 @@ impl EwsFolderConnector {
     /// A mailbox folder: incremental change detection with SyncFolderItems. `client` acts on the
     /// mailbox (usually through impersonation).
     pub fn mailbox_folder(client: EwsClient, folder: FolderRef, description: impl Into<String>) -> Self {
-        Self { client, folder, description: description.into(), detection: ChangeDetection::Incremental, options: ConnectorOptions::default() }
+        Self {
+            client,
+            folder,
+            description: description.into(),
+            detection: ChangeDetection::Incremental,
+            options: ConnectorOptions::default(),
+        }
     }
 
     /// A public folder: snapshot change detection (SyncFolderItems does not work there). `client`
     /// should be routed to the public folder content mailbox (see [`crate::Routing`]).
     pub fn public_folder(client: EwsClient, folder: FolderRef, description: impl Into<String>) -> Self {
-        Self { client, folder, description: description.into(), detection: ChangeDetection::Snapshot, options: ConnectorOptions::default() }
+        Self {
+            client,
+            folder,
+            description: description.into(),
+            detection: ChangeDetection::Snapshot,
+            options: ConnectorOptions::default(),
+        }
     }
 
     /// The same connector with other options.
@@ -168,16 +180,15 @@ impl EwsFolderConnector {
         Ok(results
             .into_iter()
             .map(|r| match r {
-                Ok(ews) => self
-                    .fetched(&ews)
-                    .ok_or_else(|| self.err(EwsError::protocol("GetItem", "item without id"))),
+                Ok(ews) => self.fetched(&ews).ok_or_else(|| self.err(EwsError::protocol("GetItem", "item without id"))),
                 Err(e) => Err(self.err(e)),
             })
             .collect())
     }
 
     async fn find_ids_by_origin(&self, origins: &[OriginStamp]) -> Result<Vec<ItemId>, EwsError> {
-        let uri = crate::property::ExtendedFieldUri::named(mapping::PROPERTY_SET_ID, mapping::ORIGIN_PROPERTY, "String");
+        let uri =
+            crate::property::ExtendedFieldUri::named(mapping::PROPERTY_SET_ID, mapping::ORIGIN_PROPERTY, "String");
         let shape = ItemShape::id_only(vec![PropertyPath::Extended(uri.clone())]);
         let wanted: HashSet<String> = origins.iter().map(OriginStamp::encode).collect();
         let candidates = if origins.len() <= 4 {
@@ -226,7 +237,9 @@ impl Connector for EwsFolderConnector {
             .changes
             .into_iter()
             .filter_map(|c| match c {
-                ItemChangeEvent::Create(i) | ItemChangeEvent::Update(i) => i.id().map(|id| Change::Upserted(item_version(&id))),
+                ItemChangeEvent::Create(i) | ItemChangeEvent::Update(i) => {
+                    i.id().map(|id| Change::Upserted(item_version(&id)))
+                }
                 ItemChangeEvent::Delete(id) => Some(Change::Deleted(core::ItemId::new(id.id))),
                 ItemChangeEvent::ReadFlagChange(..) => None,
             })
@@ -237,7 +250,10 @@ impl Connector for EwsFolderConnector {
     async fn list(&self, cursor: Option<&PageCursor>) -> core::Result<ListPage> {
         let offset = match cursor {
             Some(c) => c.0.parse::<u32>().map_err(|_| {
-                core::Error::permanent("invalid page cursor", core::ErrorContext::operation("list").with_folder(self.description.clone()))
+                core::Error::permanent(
+                    "invalid page cursor",
+                    core::ErrorContext::operation("list").with_folder(self.description.clone()),
+                )
             })?,
             None => 0,
         };
@@ -280,7 +296,8 @@ impl Connector for EwsFolderConnector {
             .map(|(i, _)| i)
             .collect();
         for i in unknown {
-            let found = self.find_ids_by_origin(std::slice::from_ref(&items[i].origin)).await.map_err(|e| self.err(e))?;
+            let found =
+                self.find_ids_by_origin(std::slice::from_ref(&items[i].origin)).await.map_err(|e| self.err(e))?;
             results[i] = match found.into_iter().next() {
                 Some(id) => {
                     tracing::info!(folder = %self.description, "create had reached the server; not repeated");

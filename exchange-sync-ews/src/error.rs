@@ -94,10 +94,15 @@ impl ErrorKind {
     /// The kind of an EWS `ResponseCode` (e.g. `ErrorServerBusy`).
     pub fn from_response_code(code: &str) -> Self {
         match code {
-            "ErrorServerBusy" | "ErrorExceededConnectionCount" | "ErrorTooManyObjectsOpened"
-            | "ErrorExceededSubscriptionCount" | "ErrorMailboxStoreUnavailable" => Self::Throttled,
+            "ErrorServerBusy"
+            | "ErrorExceededConnectionCount"
+            | "ErrorTooManyObjectsOpened"
+            | "ErrorExceededSubscriptionCount"
+            | "ErrorMailboxStoreUnavailable" => Self::Throttled,
             "ErrorTimeoutExpired" => Self::Timeout,
-            "ErrorInternalServerTransientError" | "ErrorConnectionFailed" | "ErrorMailboxMoveInProgress"
+            "ErrorInternalServerTransientError"
+            | "ErrorConnectionFailed"
+            | "ErrorMailboxMoveInProgress"
             | "ErrorProxyRequestProcessingFailed" => Self::Transient,
             "ErrorBatchProcessingStopped" => Self::BatchStopped,
             "ErrorInvalidSyncStateData" | "ErrorSyncFolderNotFound" => Self::InvalidSyncState,
@@ -105,18 +110,26 @@ impl ErrorKind {
                 Self::PreconditionFailed
             }
             "ErrorItemNotFound" | "ErrorFolderNotFound" | "ErrorInvalidIdNotAnItemAttachmentId" => Self::NotFound,
-            "ErrorAccessDenied" | "ErrorImpersonateUserDenied" | "ErrorImpersonationDenied"
-            | "ErrorNoPublicFolderReplicaAvailable" | "ErrorCannotOpenFileAttachment" => Self::AccessDenied,
+            "ErrorAccessDenied"
+            | "ErrorImpersonateUserDenied"
+            | "ErrorImpersonationDenied"
+            | "ErrorNoPublicFolderReplicaAvailable"
+            | "ErrorCannotOpenFileAttachment" => Self::AccessDenied,
             "ErrorNonExistentMailbox" | "ErrorMailboxNotFound" => Self::MailboxNotFound,
-            "ErrorSubscriptionNotFound" | "ErrorInvalidSubscription" | "ErrorExpiredSubscription"
-            | "ErrorInvalidWatermark" | "ErrorSubscriptionAccessDenied" => Self::SubscriptionLost,
+            "ErrorSubscriptionNotFound"
+            | "ErrorInvalidSubscription"
+            | "ErrorExpiredSubscription"
+            | "ErrorInvalidWatermark"
+            | "ErrorSubscriptionAccessDenied" => Self::SubscriptionLost,
             "ErrorInvalidServerVersion" | "ErrorIncorrectSchemaVersion" | "ErrorInvalidRequestVersion" => {
                 Self::UnsupportedVersion
             }
-            "ErrorSchemaValidation" | "ErrorInvalidRequest" | "ErrorInvalidPropertyRequest"
-            | "ErrorInvalidIdMalformed" | "ErrorInvalidPropertySet" | "ErrorInvalidOperation" => {
-                Self::InvalidRequest
-            }
+            "ErrorSchemaValidation"
+            | "ErrorInvalidRequest"
+            | "ErrorInvalidPropertyRequest"
+            | "ErrorInvalidIdMalformed"
+            | "ErrorInvalidPropertySet"
+            | "ErrorInvalidOperation" => Self::InvalidRequest,
             _ => Self::Server,
         }
     }
@@ -136,7 +149,7 @@ pub enum EwsError {
         /// `BackOffMilliseconds` from `MessageXml`, sent with ErrorServerBusy.
         back_off: Option<Duration>,
         /// Where it happened.
-        context: ErrorContext,
+        context: Box<ErrorContext>,
     },
     /// The server answered with an HTTP error status and no SOAP body we could use.
     #[error("{context}: HTTP status {status}")]
@@ -146,7 +159,7 @@ pub enum EwsError {
         /// The `Retry-After` delay, when sent.
         retry_after: Option<Duration>,
         /// Where it happened.
-        context: ErrorContext,
+        context: Box<ErrorContext>,
     },
     /// The request did not get an answer (connect, TLS, timeout, connection reset).
     #[error("{context}: transport error: {message}")]
@@ -156,13 +169,13 @@ pub enum EwsError {
         /// True when the request may have reached the server (the outcome of a write is unknown).
         maybe_sent: bool,
         /// Where it happened.
-        context: ErrorContext,
+        context: Box<ErrorContext>,
     },
     /// The credentials were rejected (HTTP 401 after any token refresh).
     #[error("{context}: authentication rejected")]
     Unauthorized {
         /// Where it happened.
-        context: ErrorContext,
+        context: Box<ErrorContext>,
     },
     /// The response was not a well-formed or expected EWS document.
     #[error("{context}: malformed response: {reason}")]
@@ -170,13 +183,13 @@ pub enum EwsError {
         /// What was wrong.
         reason: String,
         /// Where it happened.
-        context: ErrorContext,
+        context: Box<ErrorContext>,
     },
     /// A streaming notification connection stopped sending (no heartbeat in time).
     #[error("{context}: notification stream stalled")]
     StreamStalled {
         /// Where it happened.
-        context: ErrorContext,
+        context: Box<ErrorContext>,
     },
     /// The client was configured wrongly (bad URL, unreadable CA bundle, ...).
     #[error("configuration: {0}")]
@@ -279,7 +292,7 @@ impl EwsError {
     }
 
     pub(crate) fn protocol(operation: &'static str, reason: impl Into<String>) -> Self {
-        Self::Protocol { reason: reason.into(), context: ErrorContext::operation(operation) }
+        Self::Protocol { reason: reason.into(), context: Box::new(ErrorContext::operation(operation)) }
     }
 }
 
@@ -307,7 +320,7 @@ mod tests {
             code: "ErrorItemNotFound".into(),
             message: "gone".into(),
             back_off: None,
-            context: ErrorContext::operation("GetItem"),
+            context: Box::new(ErrorContext::operation("GetItem")),
         };
         e = e.with_mailbox(Some("alice@contoso.test")).with_item("AAMk=");
         let s = e.to_string();

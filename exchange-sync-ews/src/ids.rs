@@ -138,7 +138,9 @@ impl FolderRef {
                 Some(ck) => w.empty("t:FolderId", &[("Id", &f.id), ("ChangeKey", ck)]),
                 None => w.empty("t:FolderId", &[("Id", &f.id)]),
             },
-            Self::Distinguished { folder, mailbox: None } => w.empty("t:DistinguishedFolderId", &[("Id", folder.as_str())]),
+            Self::Distinguished { folder, mailbox: None } => {
+                w.empty("t:DistinguishedFolderId", &[("Id", folder.as_str())])
+            }
             Self::Distinguished { folder, mailbox: Some(m) } => w
                 .open("t:DistinguishedFolderId", &[("Id", folder.as_str())])
                 .open("t:Mailbox", &[])

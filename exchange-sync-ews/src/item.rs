@@ -49,7 +49,11 @@ impl ItemType {
     pub fn from_element_name(name: &str) -> Option<Self> {
         Some(match name {
             "Item" => Self::Item,
-            "Message" | "MeetingMessage" | "MeetingRequest" | "MeetingResponse" | "MeetingCancellation"
+            "Message"
+            | "MeetingMessage"
+            | "MeetingRequest"
+            | "MeetingResponse"
+            | "MeetingCancellation"
             | "SharingMessage" => Self::Message,
             "CalendarItem" => Self::CalendarItem,
             "Contact" => Self::Contact,
@@ -79,7 +83,16 @@ impl ItemType {
             Self::Task => TASK_FIELDS,
             Self::Message => MESSAGE_FIELDS,
             Self::DistributionList => &["DisplayName", "FileAs", "ContactSource", "Members"],
-            Self::PostItem => &["ConversationIndex", "ConversationTopic", "From", "InternetMessageId", "IsRead", "PostedTime", "References", "Sender"],
+            Self::PostItem => &[
+                "ConversationIndex",
+                "ConversationTopic",
+                "From",
+                "InternetMessageId",
+                "IsRead",
+                "PostedTime",
+                "References",
+                "Sender",
+            ],
             Self::Item => &[],
         }
     }
@@ -94,57 +107,195 @@ impl ItemType {
 
     /// The `FieldURI` of a field of this type (`item:Subject`, `contacts:GivenName`, ...).
     pub fn field_uri(self, name: &str) -> String {
-        if ITEM_FIELDS.contains(&name) {
-            format!("item:{name}")
-        } else {
-            format!("{}:{name}", self.uri_prefix())
-        }
+        if ITEM_FIELDS.contains(&name) { format!("item:{name}") } else { format!("{}:{name}", self.uri_prefix()) }
     }
 }
 
 /// `t:ItemType`'s sequence, the head of every item type.
 const ITEM_FIELDS: &[&str] = &[
-    "MimeContent", "ItemId", "ParentFolderId", "ItemClass", "Subject", "Sensitivity", "Body", "Attachments",
-    "DateTimeReceived", "Size", "Categories", "Importance", "InReplyTo", "IsSubmitted", "IsDraft", "IsFromMe",
-    "IsResend", "IsUnmodified", "InternetMessageHeaders", "DateTimeSent", "DateTimeCreated", "ResponseObjects",
-    "ReminderDueBy", "ReminderIsSet", "ReminderNextTime", "ReminderMinutesBeforeStart", "DisplayCc", "DisplayTo",
-    "DisplayBcc", "HasAttachments", "ExtendedProperty", "Culture", "EffectiveRights", "LastModifiedName",
-    "LastModifiedTime", "IsAssociated", "WebClientReadFormQueryString", "WebClientEditFormQueryString",
-    "ConversationId", "UniqueBody", "Flag",
+    "MimeContent",
+    "ItemId",
+    "ParentFolderId",
+    "ItemClass",
+    "Subject",
+    "Sensitivity",
+    "Body",
+    "Attachments",
+    "DateTimeReceived",
+    "Size",
+    "Categories",
+    "Importance",
+    "InReplyTo",
+    "IsSubmitted",
+    "IsDraft",
+    "IsFromMe",
+    "IsResend",
+    "IsUnmodified",
+    "InternetMessageHeaders",
+    "DateTimeSent",
+    "DateTimeCreated",
+    "ResponseObjects",
+    "ReminderDueBy",
+    "ReminderIsSet",
+    "ReminderNextTime",
+    "ReminderMinutesBeforeStart",
+    "DisplayCc",
+    "DisplayTo",
+    "DisplayBcc",
+    "HasAttachments",
+    "ExtendedProperty",
+    "Culture",
+    "EffectiveRights",
+    "LastModifiedName",
+    "LastModifiedTime",
+    "IsAssociated",
+    "WebClientReadFormQueryString",
+    "WebClientEditFormQueryString",
+    "ConversationId",
+    "UniqueBody",
+    "Flag",
 ];
 
 const CONTACT_FIELDS: &[&str] = &[
-    "FileAs", "FileAsMapping", "DisplayName", "GivenName", "Initials", "MiddleName", "Nickname", "CompleteName",
-    "CompanyName", "EmailAddresses", "AbchEmailAddresses", "PhysicalAddresses", "PhoneNumbers", "AssistantName",
-    "Birthday", "BusinessHomePage", "Children", "Companies", "ContactSource", "Department", "Generation",
-    "ImAddresses", "JobTitle", "Manager", "Mileage", "OfficeLocation", "PostalAddressIndex", "Profession",
-    "SpouseName", "Surname", "WeddingAnniversary", "HasPicture", "PhoneticFullName", "PhoneticFirstName",
-    "PhoneticLastName", "Alias", "Notes", "Photo", "UserSMIMECertificate", "MSExchangeCertificate",
-    "DirectoryId", "ManagerMailbox", "DirectReports",
+    "FileAs",
+    "FileAsMapping",
+    "DisplayName",
+    "GivenName",
+    "Initials",
+    "MiddleName",
+    "Nickname",
+    "CompleteName",
+    "CompanyName",
+    "EmailAddresses",
+    "AbchEmailAddresses",
+    "PhysicalAddresses",
+    "PhoneNumbers",
+    "AssistantName",
+    "Birthday",
+    "BusinessHomePage",
+    "Children",
+    "Companies",
+    "ContactSource",
+    "Department",
+    "Generation",
+    "ImAddresses",
+    "JobTitle",
+    "Manager",
+    "Mileage",
+    "OfficeLocation",
+    "PostalAddressIndex",
+    "Profession",
+    "SpouseName",
+    "Surname",
+    "WeddingAnniversary",
+    "HasPicture",
+    "PhoneticFullName",
+    "PhoneticFirstName",
+    "PhoneticLastName",
+    "Alias",
+    "Notes",
+    "Photo",
+    "UserSMIMECertificate",
+    "MSExchangeCertificate",
+    "DirectoryId",
+    "ManagerMailbox",
+    "DirectReports",
 ];
 
 const CALENDAR_FIELDS: &[&str] = &[
-    "UID", "RecurrenceId", "DateTimeStamp", "Start", "End", "OriginalStart", "IsAllDayEvent",
-    "LegacyFreeBusyStatus", "Location", "When", "IsMeeting", "IsCancelled", "IsRecurring",
-    "MeetingRequestWasSent", "IsResponseRequested", "CalendarItemType", "MyResponseType", "Organizer",
-    "RequiredAttendees", "OptionalAttendees", "Resources", "InboxReminders", "ConflictingMeetingCount",
-    "AdjacentMeetingCount", "ConflictingMeetings", "AdjacentMeetings", "Duration", "TimeZone",
-    "AppointmentReplyTime", "AppointmentSequenceNumber", "AppointmentState", "Recurrence", "FirstOccurrence",
-    "LastOccurrence", "ModifiedOccurrences", "DeletedOccurrences", "MeetingTimeZone", "StartTimeZone",
-    "EndTimeZone", "ConferenceType", "AllowNewTimeProposal", "IsOnlineMeeting", "MeetingWorkspaceUrl",
-    "NetShowUrl", "EnhancedLocation", "StartWallClock", "EndWallClock", "StartTimeZoneId", "EndTimeZoneId",
+    "UID",
+    "RecurrenceId",
+    "DateTimeStamp",
+    "Start",
+    "End",
+    "OriginalStart",
+    "IsAllDayEvent",
+    "LegacyFreeBusyStatus",
+    "Location",
+    "When",
+    "IsMeeting",
+    "IsCancelled",
+    "IsRecurring",
+    "MeetingRequestWasSent",
+    "IsResponseRequested",
+    "CalendarItemType",
+    "MyResponseType",
+    "Organizer",
+    "RequiredAttendees",
+    "OptionalAttendees",
+    "Resources",
+    "InboxReminders",
+    "ConflictingMeetingCount",
+    "AdjacentMeetingCount",
+    "ConflictingMeetings",
+    "AdjacentMeetings",
+    "Duration",
+    "TimeZone",
+    "AppointmentReplyTime",
+    "AppointmentSequenceNumber",
+    "AppointmentState",
+    "Recurrence",
+    "FirstOccurrence",
+    "LastOccurrence",
+    "ModifiedOccurrences",
+    "DeletedOccurrences",
+    "MeetingTimeZone",
+    "StartTimeZone",
+    "EndTimeZone",
+    "ConferenceType",
+    "AllowNewTimeProposal",
+    "IsOnlineMeeting",
+    "MeetingWorkspaceUrl",
+    "NetShowUrl",
+    "EnhancedLocation",
+    "StartWallClock",
+    "EndWallClock",
+    "StartTimeZoneId",
+    "EndTimeZoneId",
 ];
 
 const TASK_FIELDS: &[&str] = &[
-    "ActualWork", "AssignedTime", "BillingInformation", "ChangeCount", "Companies", "CompleteDate", "Contacts",
-    "DelegationState", "Delegator", "DueDate", "IsAssignmentEditable", "IsComplete", "IsRecurring", "IsTeamTask",
-    "Mileage", "Owner", "PercentComplete", "Recurrence", "StartDate", "Status", "StatusDescription", "TotalWork",
+    "ActualWork",
+    "AssignedTime",
+    "BillingInformation",
+    "ChangeCount",
+    "Companies",
+    "CompleteDate",
+    "Contacts",
+    "DelegationState",
+    "Delegator",
+    "DueDate",
+    "IsAssignmentEditable",
+    "IsComplete",
+    "IsRecurring",
+    "IsTeamTask",
+    "Mileage",
+    "Owner",
+    "PercentComplete",
+    "Recurrence",
+    "StartDate",
+    "Status",
+    "StatusDescription",
+    "TotalWork",
 ];
 
 const MESSAGE_FIELDS: &[&str] = &[
-    "Sender", "ToRecipients", "CcRecipients", "BccRecipients", "IsReadReceiptRequested",
-    "IsDeliveryReceiptRequested", "ConversationIndex", "ConversationTopic", "From", "InternetMessageId", "IsRead",
-    "IsResponseRequested", "References", "ReplyTo", "ReceivedBy", "ReceivedRepresenting",
+    "Sender",
+    "ToRecipients",
+    "CcRecipients",
+    "BccRecipients",
+    "IsReadReceiptRequested",
+    "IsDeliveryReceiptRequested",
+    "ConversationIndex",
+    "ConversationTopic",
+    "From",
+    "InternetMessageId",
+    "IsRead",
+    "IsResponseRequested",
+    "References",
+    "ReplyTo",
+    "ReceivedBy",
+    "ReceivedRepresenting",
 ];
 
 /// The parts of a `t:PhysicalAddresses` entry, in schema order.
@@ -234,10 +385,9 @@ impl Field {
     pub fn path(&self, item_type: ItemType) -> PropertyPath {
         match self {
             Self::Simple { name, .. } => PropertyPath::Field(item_type.field_uri(name)),
-            Self::Entry { dictionary, key, .. } => PropertyPath::Indexed {
-                uri: format!("contacts:{}", indexed_uri_name(dictionary)),
-                index: key.clone(),
-            },
+            Self::Entry { dictionary, key, .. } => {
+                PropertyPath::Indexed { uri: format!("contacts:{}", indexed_uri_name(dictionary)), index: key.clone() }
+            }
             Self::Address { key, part, .. } => {
                 PropertyPath::Indexed { uri: format!("contacts:PhysicalAddress:{part}"), index: key.clone() }
             }
@@ -348,7 +498,11 @@ pub(crate) fn write_item_element(w: &mut XmlWriter, item_type: ItemType, fields:
     for f in fields {
         match item_type.field_position(f.element_name()) {
             Some(pos) => ordered.push((pos, f)),
-            None => tracing::warn!(field = f.element_name(), item_type = item_type.element_name(), "field not in schema; skipped"),
+            None => tracing::warn!(
+                field = f.element_name(),
+                item_type = item_type.element_name(),
+                "field not in schema; skipped"
+            ),
         }
     }
     ordered.sort_by_key(|(pos, _)| *pos);
@@ -565,10 +719,19 @@ mod tests {
             PropertyPath::Indexed { uri: "contacts:EmailAddress".into(), index: "EmailAddress1".into() }
         );
         let p = Field::Entry { dictionary: "PhoneNumbers".into(), key: "MobilePhone".into(), value: "1".into() };
-        assert_eq!(p.path(ItemType::Contact), PropertyPath::Indexed { uri: "contacts:PhoneNumber".into(), index: "MobilePhone".into() });
+        assert_eq!(
+            p.path(ItemType::Contact),
+            PropertyPath::Indexed { uri: "contacts:PhoneNumber".into(), index: "MobilePhone".into() }
+        );
         let i = Field::Entry { dictionary: "ImAddresses".into(), key: "ImAddress1".into(), value: "1".into() };
-        assert_eq!(i.path(ItemType::Contact), PropertyPath::Indexed { uri: "contacts:ImAddress".into(), index: "ImAddress1".into() });
+        assert_eq!(
+            i.path(ItemType::Contact),
+            PropertyPath::Indexed { uri: "contacts:ImAddress".into(), index: "ImAddress1".into() }
+        );
         assert_eq!(Field::text("Subject", "x").path(ItemType::Task), PropertyPath::Field("item:Subject".into()));
-        assert_eq!(Field::text("Location", "x").path(ItemType::CalendarItem), PropertyPath::Field("calendar:Location".into()));
+        assert_eq!(
+            Field::text("Location", "x").path(ItemType::CalendarItem),
+            PropertyPath::Field("calendar:Location".into())
+        );
     }
 }

@@ -34,8 +34,8 @@
 //! ```
 
 pub mod error;
-pub mod xml;
 pub mod soap;
+pub mod xml;
 
 pub mod folder;
 pub mod ids;

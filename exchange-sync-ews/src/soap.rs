@@ -86,9 +86,10 @@ impl ServerVersionInfo {
     }
 }
 
-/// A parsed response envelope that is not a fault.
+/// A parsed response envelope that is not a fault: what the operation parsers in
+/// [`crate::operation`] read.
 #[derive(Debug, Clone)]
-pub(crate) struct SoapResponse {
+pub struct SoapResponse {
     /// The server's version header, if any.
     pub server_version: Option<ServerVersionInfo>,
     /// The operation's response element (first child of Body).
@@ -106,13 +107,12 @@ fn back_off(message_xml: Option<&Element>) -> Option<Duration> {
 
 /// Parses a response document. A SOAP fault becomes an [`EwsError::Response`] with the EWS code from
 /// its detail (so ErrorServerBusy as a fault and as a message look the same to callers).
-pub(crate) fn parse_envelope(operation: &'static str, bytes: &[u8], limits: ParseLimits) -> Result<SoapResponse> {
+pub fn parse_envelope(operation: &'static str, bytes: &[u8], limits: ParseLimits) -> Result<SoapResponse> {
     let root = parse(bytes, limits).map_err(|e| EwsError::protocol(operation, e.to_string()))?;
     if root.name != "Envelope" {
         return Err(EwsError::protocol(operation, format!("expected Envelope, got {}", root.name)));
     }
-    let server_version =
-        root.path(&["Header", "ServerVersionInfo"]).map(ServerVersionInfo::from_element);
+    let server_version = root.path(&["Header", "ServerVersionInfo"]).map(ServerVersionInfo::from_element);
     let body = root.child("Body").ok_or_else(|| EwsError::protocol(operation, "no Body"))?;
     let first = body.children.first().ok_or_else(|| EwsError::protocol(operation, "empty Body"))?;
     if first.name == "Fault" {
@@ -126,9 +126,7 @@ fn fault_error(operation: &'static str, fault: &Element) -> EwsError {
     let code = detail
         .and_then(|d| d.child_text("ResponseCode"))
         .map(str::to_owned)
-        .or_else(|| {
-            fault.child_text("faultcode").map(|c| c.rsplit(':').next().unwrap_or(c).to_owned())
-        })
+        .or_else(|| fault.child_text("faultcode").map(|c| c.rsplit(':').next().unwrap_or(c).to_owned()))
         .unwrap_or_else(|| "SoapFault".to_owned());
     let message = fault
         .child_text("faultstring")
@@ -139,7 +137,7 @@ fn fault_error(operation: &'static str, fault: &Element) -> EwsError {
         code,
         message,
         back_off: back_off(detail.and_then(|d| d.child("MessageXml"))),
-        context: ErrorContext::operation(operation),
+        context: Box::new(ErrorContext::operation(operation)),
     }
 }
 
@@ -148,9 +146,8 @@ fn fault_error(operation: &'static str, fault: &Element) -> EwsError {
 /// `ResponseClass="Warning"` is a success except for ErrorBatchProcessingStopped, which marks an entry
 /// the server did not process.
 pub(crate) fn response_messages(operation: &'static str, body: &Element) -> Result<Vec<Result<Element>>> {
-    let messages = body
-        .child("ResponseMessages")
-        .ok_or_else(|| EwsError::protocol(operation, "no ResponseMessages"))?;
+    let messages =
+        body.child("ResponseMessages").ok_or_else(|| EwsError::protocol(operation, "no ResponseMessages"))?;
     Ok(messages.children.iter().map(|m| message_result(operation, m)).collect())
 }
 
@@ -170,7 +167,7 @@ fn message_result(operation: &'static str, m: &Element) -> Result<Element> {
             code: code.to_owned(),
             message: m.child_text("MessageText").unwrap_or_default().to_owned(),
             back_off: back_off(m.child("MessageXml")),
-            context: ErrorContext::operation(operation),
+            context: Box::new(ErrorContext::operation(operation)),
         });
     }
     Ok(m.clone())

@@ -106,7 +106,8 @@ impl State {
         match self.splitter.push(chunk) {
             Ok(docs) => {
                 for doc in docs {
-                    let batch = parse_envelope("GetStreamingEvents", &doc, self.limits).and_then(|r| parse_streaming_batch(&r.body));
+                    let batch = parse_envelope("GetStreamingEvents", &doc, self.limits)
+                        .and_then(|r| parse_streaming_batch(&r.body));
                     if batch.is_err() {
                         self.done = true;
                     }
@@ -115,7 +116,7 @@ impl State {
             }
             Err(reason) => {
                 self.done = true;
-                self.queue.push_back(Err(EwsError::Protocol { reason, context: context() }));
+                self.queue.push_back(Err(EwsError::Protocol { reason, context: Box::new(context()) }));
             }
         }
     }
@@ -156,13 +157,13 @@ impl NotificationStream {
                 match tokio::time::timeout(s.heartbeat, s.body.next()).await {
                     Err(_) => {
                         s.done = true;
-                        return Some((Err(EwsError::StreamStalled { context: context() }), s));
+                        return Some((Err(EwsError::StreamStalled { context: Box::new(context()) }), s));
                     }
                     Ok(None) => {
                         s.done = true;
                         if s.splitter.has_partial() {
                             let reason = "connection ended inside an envelope".to_owned();
-                            return Some((Err(EwsError::Protocol { reason, context: context() }), s));
+                            return Some((Err(EwsError::Protocol { reason, context: Box::new(context()) }), s));
                         }
                         return None;
                     }

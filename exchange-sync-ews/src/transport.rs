@@ -137,12 +137,15 @@ impl Transport {
         }
     }
 
-    async fn request(&self, routing: &Routing, envelope: &str, force_refresh: bool, affinity: bool) -> Result<reqwest::RequestBuilder> {
-        let mut r = self
-            .http
-            .post(self.url.clone())
-            .header(CONTENT_TYPE, "text/xml; charset=utf-8")
-            .body(envelope.to_owned());
+    async fn request(
+        &self,
+        routing: &Routing,
+        envelope: &str,
+        force_refresh: bool,
+        affinity: bool,
+    ) -> Result<reqwest::RequestBuilder> {
+        let mut r =
+            self.http.post(self.url.clone()).header(CONTENT_TYPE, "text/xml; charset=utf-8").body(envelope.to_owned());
         match &self.credentials {
             Credentials::Basic { username, password } => r = r.basic_auth(username, Some(password)),
             Credentials::Bearer(provider) => {
@@ -172,9 +175,19 @@ impl Transport {
 
     /// Sends one envelope and returns the response, refreshing a bearer token once on 401.
     /// HTTP 500 is returned as a response (it carries the SOAP fault); other failures are errors.
-    pub(crate) async fn send(&self, operation: &'static str, routing: &Routing, envelope: &str, affinity: bool) -> Result<reqwest::Response> {
+    pub(crate) async fn send(
+        &self,
+        operation: &'static str,
+        routing: &Routing,
+        envelope: &str,
+        affinity: bool,
+    ) -> Result<reqwest::Response> {
         self.trace(operation, envelope);
-        let context = || ErrorContext { operation: Some(operation), mailbox: routing.mailbox().map(str::to_owned), ..ErrorContext::default() };
+        let context = || ErrorContext {
+            operation: Some(operation),
+            mailbox: routing.mailbox().map(str::to_owned),
+            ..ErrorContext::default()
+        };
         let mut refreshed = false;
         loop {
             let response = self
@@ -190,20 +203,34 @@ impl Transport {
                     tracing::debug!(operation, "401: refreshing the bearer token");
                     continue;
                 }
-                return Err(EwsError::Unauthorized { context: context() });
+                return Err(EwsError::Unauthorized { context: Box::new(context()) });
             }
             if status.is_success() || status == StatusCode::INTERNAL_SERVER_ERROR {
                 return Ok(response);
             }
-            return Err(EwsError::Http { status: status.as_u16(), retry_after: retry_after(response.headers()), context: context() });
+            return Err(EwsError::Http {
+                status: status.as_u16(),
+                retry_after: retry_after(response.headers()),
+                context: Box::new(context()),
+            });
         }
     }
 
     /// Sends one envelope and reads the whole body.
-    pub(crate) async fn send_and_read(&self, operation: &'static str, routing: &Routing, envelope: &str, affinity: bool) -> Result<(u16, Bytes)> {
+    pub(crate) async fn send_and_read(
+        &self,
+        operation: &'static str,
+        routing: &Routing,
+        envelope: &str,
+        affinity: bool,
+    ) -> Result<(u16, Bytes)> {
         let response = self.send(operation, routing, envelope, affinity).await?;
         let status = response.status().as_u16();
-        let context = ErrorContext { operation: Some(operation), mailbox: routing.mailbox().map(str::to_owned), ..ErrorContext::default() };
+        let context = ErrorContext {
+            operation: Some(operation),
+            mailbox: routing.mailbox().map(str::to_owned),
+            ..ErrorContext::default()
+        };
         let body = response.bytes().await.map_err(|e| {
             let mut err = transport_error(e, context);
             if let EwsError::Transport { maybe_sent, .. } = &mut err {
@@ -227,5 +254,5 @@ pub(crate) fn transport_error(e: reqwest::Error, context: ErrorContext) -> EwsEr
         message.push_str(&s.to_string());
         source = s.source();
     }
-    EwsError::Transport { message, maybe_sent, context }
+    EwsError::Transport { message, maybe_sent, context: Box::new(context) }
 }

@@ -86,18 +86,19 @@ async fn streaming_session(client: &EwsClient, id: &str, tx: &mut Hints, o: &Wat
             let _ = client.unsubscribe(id).await;
             return Outcome::Stop;
         }
-        let mut stream = match client.get_streaming_events(&ids, o.connection_timeout_minutes, o.heartbeat_timeout).await {
-            Ok(s) => s,
-            Err(e) if e.kind() == ErrorKind::SubscriptionLost => return Outcome::Resubscribe,
-            Err(e) => {
-                tracing::warn!(error = %e, "streaming connection failed; retrying");
-                tokio::time::sleep(o.retry_delay).await;
-                if !send(tx, ChangeHint::Resync) {
-                    return Outcome::Stop;
+        let mut stream =
+            match client.get_streaming_events(&ids, o.connection_timeout_minutes, o.heartbeat_timeout).await {
+                Ok(s) => s,
+                Err(e) if e.kind() == ErrorKind::SubscriptionLost => return Outcome::Resubscribe,
+                Err(e) => {
+                    tracing::warn!(error = %e, "streaming connection failed; retrying");
+                    tokio::time::sleep(o.retry_delay).await;
+                    if !send(tx, ChangeHint::Resync) {
+                        return Outcome::Stop;
+                    }
+                    continue;
                 }
-                continue;
-            }
-        };
+            };
         while let Some(batch) = stream.next().await {
             match batch {
                 Ok(b) if subscription_lost(&b, id) => return Outcome::Resubscribe,
@@ -127,7 +128,13 @@ async fn streaming_session(client: &EwsClient, id: &str, tx: &mut Hints, o: &Wat
     }
 }
 
-async fn pull_session(client: &EwsClient, id: &str, mut watermark: String, tx: &mut Hints, o: &WatchOptions) -> Outcome {
+async fn pull_session(
+    client: &EwsClient,
+    id: &str,
+    mut watermark: String,
+    tx: &mut Hints,
+    o: &WatchOptions,
+) -> Outcome {
     loop {
         tokio::time::sleep(o.pull_interval).await;
         if tx.is_closed() {

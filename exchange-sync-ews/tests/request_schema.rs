@@ -1,17 +1,23 @@
 //! Every request the client can build, wrapped exactly as it is sent, validates against the EWS schema
 //! (element order, namespaces, ranges). Needs `xmllint`.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
+
 mod common;
 
 use exchange_sync_ews::item::ADDRESS_PARTS;
-use exchange_sync_ews::operation::folders::{Traversal, create_folder_request, find_folder_request, get_folder_request};
+use exchange_sync_ews::operation::directory::expand_dl_request;
+use exchange_sync_ews::operation::folders::{
+    Traversal, create_folder_request, find_folder_request, get_folder_request,
+};
 use exchange_sync_ews::operation::items::{
-    DeleteType, Restriction, create_item_request, delete_item_request, find_item_request, get_item_request, update_item_request,
+    DeleteType, Restriction, create_item_request, delete_item_request, find_item_request, get_item_request,
+    update_item_request,
 };
 use exchange_sync_ews::operation::notifications::{
-    ITEM_EVENTS, SubscriptionKind, get_events_request, get_streaming_events_request, subscribe_request, unsubscribe_request,
+    ITEM_EVENTS, SubscriptionKind, get_events_request, get_streaming_events_request, subscribe_request,
+    unsubscribe_request,
 };
-use exchange_sync_ews::operation::directory::expand_dl_request;
 use exchange_sync_ews::operation::sync::{sync_folder_hierarchy_request, sync_folder_items_request};
 use exchange_sync_ews::property::{deleted_count_total, local_commit_time_max};
 use exchange_sync_ews::soap::envelope;
@@ -24,7 +30,10 @@ fn origin() -> ExtendedFieldUri {
 fn contact() -> ItemDraft {
     let mut fields = vec![
         Field::text("Subject", "Jane Doe"),
-        Field::Simple { name: "Body".into(), value: FieldValue::Body { body_type: "Text", text: "notes & more".into() } },
+        Field::Simple {
+            name: "Body".into(),
+            value: FieldValue::Body { body_type: "Text", text: "notes & more".into() },
+        },
         Field::Simple { name: "Categories".into(), value: FieldValue::Strings(vec!["Customers".into()]) },
         Field::Extended { uri: origin(), value: "group/entity".into() },
         Field::text("FileAs", "Doe, Jane"),
@@ -33,15 +42,26 @@ fn contact() -> ItemDraft {
         Field::text("CompanyName", "Contoso"),
         Field::text("JobTitle", "Buyer"),
         Field::text("Surname", "Doe"),
-        Field::Simple { name: "Birthday".into(), value: FieldValue::DateTime(chrono::DateTime::from_timestamp(0, 0).unwrap()) },
+        Field::Simple {
+            name: "Birthday".into(),
+            value: FieldValue::DateTime(chrono::DateTime::from_timestamp(0, 0).unwrap()),
+        },
     ];
     for (i, key) in ["EmailAddress1", "EmailAddress2", "EmailAddress3"].iter().enumerate() {
-        fields.push(Field::Entry { dictionary: "EmailAddresses".into(), key: (*key).into(), value: format!("jane{i}@example.test") });
+        fields.push(Field::Entry {
+            dictionary: "EmailAddresses".into(),
+            key: (*key).into(),
+            value: format!("jane{i}@example.test"),
+        });
     }
     for key in ["BusinessPhone", "MobilePhone", "HomePhone", "BusinessFax"] {
         fields.push(Field::Entry { dictionary: "PhoneNumbers".into(), key: key.into(), value: "+1 555 0100".into() });
     }
-    fields.push(Field::Entry { dictionary: "ImAddresses".into(), key: "ImAddress1".into(), value: "jane@im.test".into() });
+    fields.push(Field::Entry {
+        dictionary: "ImAddresses".into(),
+        key: "ImAddress1".into(),
+        value: "jane@im.test".into(),
+    });
     for key in ["Business", "Home", "Other"] {
         for part in ADDRESS_PARTS {
             fields.push(Field::Address { key: key.into(), part: part.into(), value: format!("{key} {part}") });
@@ -77,12 +97,16 @@ fn every_request_validates() {
     let dir = tempfile::tempdir().unwrap();
     let contacts = FolderRef::distinguished(DistinguishedFolder::Contacts);
     let public = FolderRef::id("AAEuAAAAAAAaRHOQqmYRzZvIAKoAL8RaAQBGpEs=");
-    let other_mailbox = FolderRef::Distinguished { folder: DistinguishedFolder::Calendar, mailbox: Some("bob@contoso.test".into()) };
+    let other_mailbox =
+        FolderRef::Distinguished { folder: DistinguishedFolder::Calendar, mailbox: Some("bob@contoso.test".into()) };
     let id = ItemId::with_change_key("AAMkAGI2=", "EQAAABYAAAA=");
     let shape = ItemShape::all(vec![PropertyPath::Extended(origin())]);
     let folder_shape = FolderShape {
         base: BaseShape::Default,
-        additional: vec![PropertyPath::Extended(local_commit_time_max()), PropertyPath::Extended(deleted_count_total())],
+        additional: vec![
+            PropertyPath::Extended(local_commit_time_max()),
+            PropertyPath::Extended(deleted_count_total()),
+        ],
     };
     let id_only = ItemShape::id_only(vec![PropertyPath::field("item:LastModifiedTime")]);
     let change = ItemChange {
@@ -90,11 +114,21 @@ fn every_request_validates() {
         item_type: ItemType::Contact,
         updates: vec![
             FieldUpdate::Set(Field::text("GivenName", "Janet")),
-            FieldUpdate::Set(Field::Entry { dictionary: "EmailAddresses".into(), key: "EmailAddress1".into(), value: "j@x.test".into() }),
+            FieldUpdate::Set(Field::Entry {
+                dictionary: "EmailAddresses".into(),
+                key: "EmailAddress1".into(),
+                value: "j@x.test".into(),
+            }),
             FieldUpdate::Set(Field::Address { key: "Business".into(), part: "City".into(), value: "Town".into() }),
             FieldUpdate::Set(Field::Extended { uri: origin(), value: "g/e".into() }),
-            FieldUpdate::Delete(PropertyPath::Indexed { uri: "contacts:PhoneNumber".into(), index: "HomePhone".into() }),
-            FieldUpdate::Delete(PropertyPath::Indexed { uri: "contacts:PhysicalAddress:Street".into(), index: "Home".into() }),
+            FieldUpdate::Delete(PropertyPath::Indexed {
+                uri: "contacts:PhoneNumber".into(),
+                index: "HomePhone".into(),
+            }),
+            FieldUpdate::Delete(PropertyPath::Indexed {
+                uri: "contacts:PhysicalAddress:Street".into(),
+                index: "Home".into(),
+            }),
             FieldUpdate::Delete(PropertyPath::field("contacts:JobTitle")),
         ],
     };
@@ -104,31 +138,70 @@ fn every_request_validates() {
             Field::Simple { name: "PercentComplete".into(), value: FieldValue::Int(50) },
             Field::text("Subject", "Call back"),
             Field::text("Status", "InProgress"),
-            Field::Simple { name: "DueDate".into(), value: FieldValue::DateTime(chrono::DateTime::from_timestamp(1_800_000_000, 0).unwrap()) },
+            Field::Simple {
+                name: "DueDate".into(),
+                value: FieldValue::DateTime(chrono::DateTime::from_timestamp(1_800_000_000, 0).unwrap()),
+            },
         ],
     };
     let note = ItemDraft {
         item_type: ItemType::Message,
-        fields: vec![Field::text("ItemClass", "IPM.StickyNote"), Field::text("Subject", "Remember"), Field::Simple {
-            name: "Body".into(),
-            value: FieldValue::Body { body_type: "Text", text: "milk".into() },
-        }],
+        fields: vec![
+            Field::text("ItemClass", "IPM.StickyNote"),
+            Field::text("Subject", "Remember"),
+            Field::Simple { name: "Body".into(), value: FieldValue::Body { body_type: "Text", text: "milk".into() } },
+        ],
     };
     let bodies = vec![
         ("GetFolder", get_folder_request(&[contacts.clone(), public.clone(), other_mailbox.clone()], &folder_shape)),
-        ("FindFolder", find_folder_request(&FolderRef::distinguished(DistinguishedFolder::PublicFoldersRoot), &FolderShape::default(), Traversal::Shallow, 0, 1000)),
-        ("CreateFolder", create_folder_request(&FolderRef::distinguished(DistinguishedFolder::MsgFolderRoot), "Company Contacts", "IPF.Contact")),
+        (
+            "FindFolder",
+            find_folder_request(
+                &FolderRef::distinguished(DistinguishedFolder::PublicFoldersRoot),
+                &FolderShape::default(),
+                Traversal::Shallow,
+                0,
+                1000,
+            ),
+        ),
+        (
+            "CreateFolder",
+            create_folder_request(
+                &FolderRef::distinguished(DistinguishedFolder::MsgFolderRoot),
+                "Company Contacts",
+                "IPF.Contact",
+            ),
+        ),
         ("FindItem", find_item_request(&public, &id_only, None, 2000, 1000)),
-        ("FindItemWhere", find_item_request(&contacts, &id_only, Some(&Restriction::IsEqualTo(PropertyPath::Extended(origin()), "g/e".into())), 0, 10)),
+        (
+            "FindItemWhere",
+            find_item_request(
+                &contacts,
+                &id_only,
+                Some(&Restriction::IsEqualTo(PropertyPath::Extended(origin()), "g/e".into())),
+                0,
+                10,
+            ),
+        ),
         ("GetItem", get_item_request(&[id.clone(), ItemId::new("AAMkB=")], &shape)),
         ("CreateItem", create_item_request(&contacts, &[contact(), appointment(), task, note])),
         ("UpdateItem", update_item_request(&[change])),
-        ("DeleteItem", delete_item_request(&[id.clone()], DeleteType::HardDelete)),
+        ("DeleteItem", delete_item_request(std::slice::from_ref(&id), DeleteType::HardDelete)),
         ("SyncFolderItems", sync_folder_items_request(&contacts, &id_only, Some("H4sIAAAA"), 512)),
         ("SyncFolderItemsFirst", sync_folder_items_request(&contacts, &id_only, None, 100_000)),
         ("SyncFolderHierarchy", sync_folder_hierarchy_request(&FolderShape::default(), Some(&contacts), None)),
-        ("SubscribePull", subscribe_request(&[contacts.clone()], &ITEM_EVENTS, &SubscriptionKind::Pull { timeout_minutes: 30, watermark: Some("AQAAAA==".into()) })),
-        ("SubscribeStreaming", subscribe_request(&[public.clone()], &ITEM_EVENTS, &SubscriptionKind::Streaming)),
+        (
+            "SubscribePull",
+            subscribe_request(
+                std::slice::from_ref(&contacts),
+                &ITEM_EVENTS,
+                &SubscriptionKind::Pull { timeout_minutes: 30, watermark: Some("AQAAAA==".into()) },
+            ),
+        ),
+        (
+            "SubscribeStreaming",
+            subscribe_request(std::slice::from_ref(&public), &ITEM_EVENTS, &SubscriptionKind::Streaming),
+        ),
         ("GetEvents", get_events_request("sub1", "AQAAAA==")),
         ("GetStreamingEvents", get_streaming_events_request(&["sub1".into(), "sub2".into()], 45)),
         ("Unsubscribe", unsubscribe_request("sub1")),

@@ -49,16 +49,18 @@ pub fn kind_of(item: &EwsItem) -> ItemKind {
 /// The shape that returns everything the mapping reads: all properties, the body as stored, and the
 /// extended properties of the tables (origin stamp, attendees text, name title).
 pub fn full_shape() -> ItemShape {
-    let mut additional = vec![
-        PropertyPath::Extended(origin::origin_uri()),
-        PropertyPath::Extended(origin::attendees_uri()),
-    ];
+    let mut additional =
+        vec![PropertyPath::Extended(origin::origin_uri()), PropertyPath::Extended(origin::attendees_uri())];
     for m in mappings(&ItemKind::Contact) {
         if let EwsProperty::Extended(uri) = &m.property {
             additional.push(PropertyPath::Extended(uri.clone()));
         }
     }
-    ItemShape { base: crate::property::BaseShape::AllProperties, body_type: Some(crate::property::BodyType::Best), additional }
+    ItemShape {
+        base: crate::property::BaseShape::AllProperties,
+        body_type: Some(crate::property::BodyType::Best),
+        additional,
+    }
 }
 
 /// Reads an EWS item into the normalized form, with its origin stamp if it carries a valid one.

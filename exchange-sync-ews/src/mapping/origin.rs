@@ -43,7 +43,9 @@ pub(crate) fn attendees_text(item: &EwsItem) -> Option<String> {
         v
     };
     let mut parts = Vec::new();
-    for (name, label) in [("RequiredAttendees", "required"), ("OptionalAttendees", "optional"), ("Resources", "resources")] {
+    for (name, label) in
+        [("RequiredAttendees", "required"), ("OptionalAttendees", "optional"), ("Resources", "resources")]
+    {
         let l = list(name);
         if !l.is_empty() {
             parts.push(format!("{label}:{}", l.join(",")));

@@ -211,11 +211,9 @@ impl Mapping {
             EwsProperty::Entry { dictionary, key } => {
                 item.entries(dictionary).into_iter().find(|(k, _)| k == key).map(|(_, v)| v)?
             }
-            EwsProperty::Address { key, part } => item
-                .addresses()
-                .into_iter()
-                .find(|(k, p, _)| k == key && p == part)
-                .map(|(_, _, v)| v)?,
+            EwsProperty::Address { key, part } => {
+                item.addresses().into_iter().find(|(k, p, _)| k == key && p == part).map(|(_, _, v)| v)?
+            }
             EwsProperty::Extended(uri) => item.extended(uri)?.to_owned(),
         };
         match self.value {
@@ -228,10 +226,10 @@ impl Mapping {
             },
             ValueKind::Integer => text.trim().parse::<f64>().ok().map(|f| CoreValue::Integer(f.round() as i64)),
             ValueKind::Enum(table) => Some(CoreValue::Text(
-                table.iter().find(|(e, _)| e.eq_ignore_ascii_case(text.trim())).map_or_else(
-                    || text.trim().to_ascii_lowercase(),
-                    |(_, c)| (*c).to_owned(),
-                ),
+                table
+                    .iter()
+                    .find(|(e, _)| e.eq_ignore_ascii_case(text.trim()))
+                    .map_or_else(|| text.trim().to_ascii_lowercase(), |(_, c)| (*c).to_owned()),
             )),
             ValueKind::TextList | ValueKind::Recurrence => None,
         }
@@ -281,7 +279,8 @@ impl Mapping {
     /// item always exist on the server).
     pub fn deletable(&self) -> bool {
         let fixed = matches!(self.property, EwsProperty::Simple("Start" | "End"));
-        !fixed && matches!(self.value, ValueKind::Text | ValueKind::DateTime | ValueKind::TextList | ValueKind::Recurrence)
+        !fixed
+            && matches!(self.value, ValueKind::Text | ValueKind::DateTime | ValueKind::TextList | ValueKind::Recurrence)
     }
 
     /// The paths that delete this field.

@@ -21,7 +21,9 @@ fn full_contact() -> Item {
     let mut c = Item::new(ItemKind::Contact);
     for (i, m) in mappings(&ItemKind::Contact).iter().enumerate() {
         let v = match m.value {
-            ValueKind::DateTime => CoreValue::DateTime(chrono::DateTime::from_timestamp(600_000_000 + i as i64, 0).unwrap()),
+            ValueKind::DateTime => {
+                CoreValue::DateTime(chrono::DateTime::from_timestamp(600_000_000 + i as i64, 0).unwrap())
+            }
             ValueKind::TextList => CoreValue::TextList(vec![format!("a{i}"), format!("b{i}")]),
             ValueKind::Enum(t) => CoreValue::Text(t[t.len() - 1].1.to_owned()),
             _ => CoreValue::Text(format!("value {i} <&>")),
@@ -74,12 +76,18 @@ fn calendar_task_and_note_round_trip() {
 
 #[test]
 fn updates_send_only_what_changed() {
-    let before = Item::new(ItemKind::Contact).with(field::GIVEN_NAME, "Jane").with(field::PHONE_MOBILE, "1").with(field::SURNAME, "Doe");
+    let before = Item::new(ItemKind::Contact)
+        .with(field::GIVEN_NAME, "Jane")
+        .with(field::PHONE_MOBILE, "1")
+        .with(field::SURNAME, "Doe");
     let after = Item::new(ItemKind::Contact).with(field::GIVEN_NAME, "Janet").with(field::SURNAME, "Doe");
     let u = to_updates(&after, Some(&before), None);
     assert_eq!(u.len(), 2, "{u:?}");
     assert!(u.contains(&FieldUpdate::Set(Field::text("GivenName", "Janet"))));
-    assert!(u.contains(&FieldUpdate::Delete(PropertyPath::Indexed { uri: "contacts:PhoneNumber".into(), index: "MobilePhone".into() })));
+    assert!(u.contains(&FieldUpdate::Delete(PropertyPath::Indexed {
+        uri: "contacts:PhoneNumber".into(),
+        index: "MobilePhone".into()
+    })));
     assert!(to_updates(&after, Some(&after), None).is_empty());
 }
 
@@ -102,7 +110,10 @@ fn server_rewrites_do_not_change_the_hash() {
       <t:EnhancedLocation><t:DisplayName>x</t:DisplayName></t:EnhancedLocation><t:RequiredAttendees><t:Attendee><t:Mailbox><t:EmailAddress>Bob@Contoso.test</t:EmailAddress></t:Mailbox></t:Attendee></t:RequiredAttendees></t:CalendarItem>"#;
     let ews = EwsItem::from_element(parse(doc.as_bytes(), ParseLimits::default()).unwrap()).unwrap();
     let (item, _) = to_item(&ews);
-    assert_eq!(item.text(field::RECURRENCE), Some("WeeklyRecurrence(Interval=1,DaysOfWeek=Monday)|NoEndRecurrence(StartDate=2027-01-04)"));
+    assert_eq!(
+        item.text(field::RECURRENCE),
+        Some("WeeklyRecurrence(Interval=1,DaysOfWeek=Monday)|NoEndRecurrence(StartDate=2027-01-04)")
+    );
     assert_eq!(item.text(field::ATTENDEES), Some("required:bob@contoso.test"));
     let copy = round_trip(&item, None).0;
     assert_eq!(copy.content_hash(), item.content_hash());

@@ -56,7 +56,13 @@ pub enum Traversal {
 }
 
 /// `m:FindFolder` for the children of one folder, paged.
-pub fn find_folder_request(parent: &FolderRef, shape: &FolderShape, traversal: Traversal, offset: u32, max: u32) -> String {
+pub fn find_folder_request(
+    parent: &FolderRef,
+    shape: &FolderShape,
+    traversal: Traversal,
+    offset: u32,
+    max: u32,
+) -> String {
     let mut w = XmlWriter::new();
     let t = match traversal {
         Traversal::Shallow => "Shallow",

@@ -95,10 +95,7 @@ pub fn get_item_request(ids: &[ItemId], shape: &ItemShape) -> String {
 }
 
 fn one_item(operation: &'static str, m: Result<Element>) -> Result<EwsItem> {
-    items_in(m?.child("Items"))
-        .into_iter()
-        .next()
-        .ok_or_else(|| EwsError::protocol(operation, "no item in message"))
+    items_in(m?.child("Items")).into_iter().next().ok_or_else(|| EwsError::protocol(operation, "no item in message"))
 }
 
 /// One item per requested id, in request order.

@@ -13,9 +13,7 @@ use crate::xml::Element;
 
 /// The item elements below an `Items` container.
 pub(crate) fn items_in(container: Option<&Element>) -> Vec<EwsItem> {
-    container
-        .map(|c| c.children.iter().filter_map(|e| EwsItem::from_element(e.clone())).collect())
-        .unwrap_or_default()
+    container.map(|c| c.children.iter().filter_map(|e| EwsItem::from_element(e.clone())).collect()).unwrap_or_default()
 }
 
 pub(crate) fn required<'a>(operation: &'static str, e: &'a Element, name: &str) -> Result<&'a Element> {

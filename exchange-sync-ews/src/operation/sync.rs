@@ -12,7 +12,12 @@ use crate::xml::{Element, XmlWriter};
 pub const MAX_SYNC_CHANGES: u32 = 512;
 
 /// `m:SyncFolderItems` for one folder from a state (`None`: from the beginning).
-pub fn sync_folder_items_request(folder: &FolderRef, shape: &ItemShape, sync_state: Option<&str>, max_changes: u32) -> String {
+pub fn sync_folder_items_request(
+    folder: &FolderRef,
+    shape: &ItemShape,
+    sync_state: Option<&str>,
+    max_changes: u32,
+) -> String {
     let mut w = XmlWriter::new();
     w.open("m:SyncFolderItems", &[]);
     shape.write(&mut w, "m:ItemShape");
@@ -62,7 +67,9 @@ pub fn parse_sync_folder_items(body: &Element) -> Result<ItemSyncPage> {
             match change.name.as_str() {
                 "Create" => changes.extend(first_item().map(ItemChangeEvent::Create)),
                 "Update" => changes.extend(first_item().map(ItemChangeEvent::Update)),
-                "Delete" => changes.extend(change.child("ItemId").and_then(ItemId::from_element).map(ItemChangeEvent::Delete)),
+                "Delete" => {
+                    changes.extend(change.child("ItemId").and_then(ItemId::from_element).map(ItemChangeEvent::Delete))
+                }
                 "ReadFlagChange" => {
                     if let Some(id) = change.child("ItemId").and_then(ItemId::from_element) {
                         changes.push(ItemChangeEvent::ReadFlagChange(id, change.child_text("IsRead") == Some("true")));
@@ -80,7 +87,11 @@ pub fn parse_sync_folder_items(body: &Element) -> Result<ItemSyncPage> {
 }
 
 /// `m:SyncFolderHierarchy` below a folder (or the whole mailbox with `None`).
-pub fn sync_folder_hierarchy_request(shape: &FolderShape, folder: Option<&FolderRef>, sync_state: Option<&str>) -> String {
+pub fn sync_folder_hierarchy_request(
+    shape: &FolderShape,
+    folder: Option<&FolderRef>,
+    sync_state: Option<&str>,
+) -> String {
     let mut w = XmlWriter::new();
     w.open("m:SyncFolderHierarchy", &[]);
     shape.write(&mut w, "m:FolderShape");
@@ -134,7 +145,8 @@ pub fn parse_sync_folder_hierarchy(body: &Element) -> Result<FolderSyncPage> {
             match change.name.as_str() {
                 "Create" => changes.extend(folder().map(FolderChangeEvent::Create)),
                 "Update" => changes.extend(folder().map(FolderChangeEvent::Update)),
-                "Delete" => changes.extend(change.child("FolderId").and_then(FolderId::from_element).map(FolderChangeEvent::Delete)),
+                "Delete" => changes
+                    .extend(change.child("FolderId").and_then(FolderId::from_element).map(FolderChangeEvent::Delete)),
                 _ => {}
             }
         }

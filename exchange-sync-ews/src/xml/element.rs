@@ -187,8 +187,9 @@ mod tests {
 
     #[test]
     fn prefixes_are_dropped_and_unknown_elements_kept() {
-        let e = p(r#"<?xml version="1.0"?><s:A xmlns:s="x" xmlns:t="y"><t:B Id="1&amp;2">a &lt; b</t:B><NewThing/></s:A>"#)
-            .unwrap();
+        let e =
+            p(r#"<?xml version="1.0"?><s:A xmlns:s="x" xmlns:t="y"><t:B Id="1&amp;2">a &lt; b</t:B><NewThing/></s:A>"#)
+                .unwrap();
         assert_eq!(e.name, "A");
         let b = e.child("B").unwrap();
         assert_eq!(b.attr("Id"), Some("1&2"));

@@ -1,6 +1,6 @@
 //! Helpers shared by the integration tests: finding the EWS schema and validating documents.
 
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)] // test helpers: a panic is a failed test
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -12,11 +12,7 @@ pub fn schema_dir() -> PathBuf {
     }
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let dir = root.join("../shared/ews-schema");
-    assert!(
-        dir.join("validate").exists(),
-        "EWS schema not found at {} (set EWS_SCHEMA_DIR)",
-        dir.display()
-    );
+    assert!(dir.join("validate").exists(), "EWS schema not found at {} (set EWS_SCHEMA_DIR)", dir.display());
     dir
 }
 
