@@ -133,9 +133,6 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
             Err(why) => full(StatusCode::BAD_REQUEST, Some("text/plain"), why),
         });
     }
-    if !shared.config.latency.is_zero() {
-        tokio::time::sleep(shared.config.latency).await;
-    }
     ews(shared, login, body).await
 }
 
@@ -189,6 +186,10 @@ async fn ews(shared: Arc<Shared>, login: String, body: Bytes) -> Result<Response
     let Some(permit) = shared.limit.try_acquire(&acting) else {
         return respond_fault(SoapFault::busy(shared.config.busy_backoff.as_millis() as u64));
     };
+    if !shared.config.latency.is_zero() {
+        // Inside the concurrency slot: a slow server keeps its slots busy longer.
+        tokio::time::sleep(shared.config.latency).await;
+    }
     let ctx = Context { shared: &shared, login: login.clone(), acting, impersonating, request_version };
     let outcome = operations::dispatch(&ctx, &request.operation);
     drop(permit);
