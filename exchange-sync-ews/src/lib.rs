@@ -50,6 +50,7 @@ pub mod auth;
 pub mod throttle;
 pub mod transport;
 
+pub mod autodiscover;
 pub mod client;
 pub mod streaming;
 

@@ -33,3 +33,87 @@ pub fn write_doc(dir: &Path, name: &str, doc: &str) {
         std::fs::write(t.join(format!("schema-test-{name}")), doc).expect("write trace");
     }
 }
+
+use ews_emulator::{Emulator, EmulatorConfig, RunningEmulator};
+use exchange_sync_ews::{Credentials, EwsClient, Impersonation, RetryPolicy};
+
+/// The demo tenant's password.
+pub const PASSWORD: &str = "exchange-sync";
+/// The service account with impersonation and public folder owner rights.
+pub const ADMIN: &str = "sync-admin@contoso.test";
+
+/// Starts an emulator, tracing what it receives and sends into `$EWS_TRACE_DIR` when set.
+pub async fn emulator(mut config: EmulatorConfig) -> RunningEmulator {
+    if config.trace_dir.is_none() {
+        config.trace_dir = std::env::var_os("EWS_TRACE_DIR").map(Into::into);
+    }
+    Emulator::start(config).await.expect("emulator starts")
+}
+
+/// The demo tenant with few generated contacts.
+pub async fn small_tenant() -> RunningEmulator {
+    emulator(EmulatorConfig { contacts: 20, ..Default::default() }).await
+}
+
+/// Short retry delays: the emulator asks for short back-offs, and tests must not sleep long.
+pub fn quick_retries() -> RetryPolicy {
+    RetryPolicy { max_attempts: 12, base_delay: Duration::from_millis(5), max_delay: Duration::from_millis(200) }
+}
+
+/// A client logged in as `login`.
+pub fn client_as(emu: &RunningEmulator, login: &str) -> EwsClient {
+    EwsClient::builder(emu.url())
+        .credentials(Credentials::basic(login, PASSWORD))
+        .retry(quick_retries())
+        .build()
+        .expect("client")
+}
+
+/// The service account's client.
+pub fn admin(emu: &RunningEmulator) -> EwsClient {
+    client_as(emu, ADMIN)
+}
+
+/// The service account acting as a user (`alice` -> `alice@contoso.test`).
+pub fn as_user(emu: &RunningEmulator, user: &str) -> EwsClient {
+    admin(emu).impersonating(Impersonation::PrimarySmtpAddress(format!("{user}@contoso.test")))
+}
+
+use std::time::Duration;
+
+/// The service account routed to the public folder mailbox.
+pub fn public(emu: &RunningEmulator) -> EwsClient {
+    admin(emu).with_routing(exchange_sync_ews::Routing {
+        public_folder_mailbox: Some("publicfolders@contoso.test".into()),
+        ..Default::default()
+    })
+}
+
+/// A public folder below the root, by display name.
+pub async fn public_folder(emu: &RunningEmulator, name: &str) -> exchange_sync_ews::FolderRef {
+    use exchange_sync_ews::operation::folders::Traversal;
+    use exchange_sync_ews::{DistinguishedFolder, FolderRef, FolderShape};
+    let root = FolderRef::distinguished(DistinguishedFolder::PublicFoldersRoot);
+    let folders =
+        public(emu).find_folders(&root, &FolderShape::default(), Traversal::Shallow).await.expect("FindFolder");
+    let f = folders.into_iter().find(|f| f.display_name.as_deref() == Some(name)).expect("public folder exists");
+    FolderRef::Id(f.id)
+}
+
+/// A contact draft.
+pub fn contact(given: &str, surname: &str) -> exchange_sync_ews::ItemDraft {
+    use exchange_sync_ews::{Field, ItemDraft, ItemType};
+    ItemDraft {
+        item_type: ItemType::Contact,
+        fields: vec![
+            Field::text("GivenName", given),
+            Field::text("Surname", surname),
+            Field::text("DisplayName", &format!("{given} {surname}")),
+            Field::Entry {
+                dictionary: "EmailAddresses".into(),
+                key: "EmailAddress1".into(),
+                value: format!("{}@example.test", given.to_lowercase()),
+            },
+        ],
+    }
+}
