@@ -658,6 +658,85 @@ mod tests {
         assert_eq!(p.delay(0, Some(Duration::from_secs(300))), Duration::from_secs(5));
     }
 
+    fn offline_client(batch_size: usize) -> EwsClient {
+        EwsClient::builder("http://127.0.0.1:9/EWS/Exchange.asmx")
+            .batch_size(batch_size)
+            .retry(RetryPolicy {
+                max_attempts: 4,
+                base_delay: Duration::from_millis(1),
+                max_delay: Duration::from_millis(2),
+            })
+            .build()
+            .unwrap()
+    }
+
+    fn response_error(code: &str) -> EwsError {
+        EwsError::Response {
+            code: code.into(),
+            message: String::new(),
+            back_off: Some(Duration::from_millis(1)),
+            context: Box::default(),
+        }
+    }
+
+    /// A fake server for `batched`: answers each request from a script keyed by attempt, recording
+    /// the batches it was sent.
+    #[tokio::test]
+    async fn batches_retry_only_what_failed() {
+        let client = offline_client(4);
+        let inputs: Vec<u32> = (0..6).collect();
+        let sent = std::sync::Mutex::new(Vec::<Vec<u32>>::new());
+        let busy_once = std::sync::Mutex::new(true);
+        let results = client
+            .batched(&inputs, |chunk: Vec<u32>| {
+                sent.lock().unwrap().push(chunk.clone());
+                let mut busy = busy_once.lock().unwrap();
+                let first_round = std::mem::replace(&mut *busy, false);
+                let answer: Vec<Result<u32>> = chunk
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| match (first_round, i) {
+                        (true, 1) => Err(response_error("ErrorServerBusy")),
+                        (true, 2) => Err(response_error("ErrorSomethingPermanent")),
+                        (true, _) if i >= 3 => Err(response_error("ErrorBatchProcessingStopped")),
+                        _ => Ok(v * 10),
+                    })
+                    .collect();
+                async move { Ok(answer) }
+            })
+            .await
+            .unwrap();
+        let values: Vec<_> = results.iter().map(|r| r.as_ref().ok().copied()).collect();
+        assert_eq!(values, vec![Some(0), Some(10), None, Some(30), Some(40), Some(50)]);
+        let sent = sent.into_inner().unwrap();
+        assert_eq!(sent[0], vec![0, 1, 2, 3], "first batch");
+        assert!(sent.contains(&vec![3]), "a stopped entry is retried alone: {sent:?}");
+        assert_eq!(sent.iter().flatten().filter(|v| **v == 0).count(), 1, "successes are never resent: {sent:?}");
+        assert_eq!(sent.iter().flatten().filter(|v| **v == 2).count(), 1, "permanent failures are not retried");
+    }
+
+    #[tokio::test]
+    async fn timed_out_batches_are_split() {
+        let client = offline_client(8);
+        let inputs: Vec<u32> = (0..8).collect();
+        let sizes = std::sync::Mutex::new(Vec::new());
+        let results = client
+            .batched(&inputs, |chunk: Vec<u32>| {
+                sizes.lock().unwrap().push(chunk.len());
+                let r = if chunk.len() > 2 {
+                    Err(response_error("ErrorTimeoutExpired"))
+                } else {
+                    Ok(chunk.iter().map(|v| Ok(*v)).collect())
+                };
+                async move { r }
+            })
+            .await
+            .unwrap();
+        assert!(results.iter().all(Result::is_ok));
+        let sizes = sizes.into_inner().unwrap();
+        assert_eq!(&sizes[..3], &[8, 4, 2], "halved until it fits: {sizes:?}");
+    }
+
     #[test]
     fn credentials_in_url_are_refused() {
         let r = EwsClient::builder("https://user:pw@host/EWS/Exchange.asmx").build();

@@ -100,7 +100,9 @@ impl ErrorKind {
             | "ErrorExceededSubscriptionCount"
             | "ErrorMailboxStoreUnavailable" => Self::Throttled,
             "ErrorTimeoutExpired" => Self::Timeout,
-            "ErrorInternalServerTransientError"
+            // Exchange aborts a request it answers with an internal error; it is safe to send again.
+            "ErrorInternalServerError"
+            | "ErrorInternalServerTransientError"
             | "ErrorConnectionFailed"
             | "ErrorMailboxMoveInProgress"
             | "ErrorProxyRequestProcessingFailed" => Self::Transient,
