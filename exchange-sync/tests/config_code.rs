@@ -1,5 +1,7 @@
 //! The configuration built from code gets the same checks as a file.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers outside #[test] fns
+
 use exchange_sync::config::{Auth, Config, Connection, GroupConfig, HubFolder, MemberConfig, Secret};
 use exchange_sync::{Condition, Modification};
 

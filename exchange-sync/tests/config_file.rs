@@ -1,6 +1,8 @@
 //! The configuration file format: the documented example parses, and every kind of mistake is
 //! reported with its line, column and configuration path.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers outside #[test] fns
+
 use std::path::Path;
 
 use exchange_sync::config::{

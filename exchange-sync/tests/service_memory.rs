@@ -1,6 +1,8 @@
 //! The service over in-memory folders (the core's test kit): scheduling, membership, reports,
 //! the mass-delete guard and shutdown, independent of any server.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers outside #[test] fns
+
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
