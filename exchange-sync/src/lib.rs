@@ -10,10 +10,11 @@
 //! - [`filter`], [`modification`], [`delivery`]: what one-way members receive.
 //! - [`report`]: structured results per run, group and member; [`event`]: progress events;
 //!   [`conflict_log`]: the readable conflict log.
-//! - [`backoff`]: retry delays.
+//! - [`backoff`]: retry delays; [`cli`]: the admin CLI `exchange-sync` and its exit codes.
 //! - [`error`]: the error type, with a kind that says whether to retry.
 
 pub mod backoff;
+pub mod cli;
 pub mod config;
 pub mod conflict_log;
 pub mod delivery;
