@@ -125,6 +125,7 @@ pub struct GroupSync {
     store: Arc<dyn StateStore>,
     connectors: BTreeMap<MemberId, Arc<dyn Connector>>,
     options: SyncOptions,
+    views: crate::view::MemberViews,
 }
 
 impl GroupSync {
@@ -138,7 +139,13 @@ impl GroupSync {
         if let Some(missing) = group.folders().find(|m| !connectors.contains_key(*m)) {
             return Err(Error::Config { message: format!("group {}: no connector for folder {missing}", group.id) });
         }
-        Ok(GroupSync { group, store, connectors, options: SyncOptions::default() })
+        Ok(GroupSync { group, store, connectors, options: SyncOptions::default(), views: Default::default() })
+    }
+
+    /// Sets what one-way members receive (filters and modifications; see [`crate::view`]).
+    pub fn with_views(mut self, views: crate::view::MemberViews) -> Self {
+        self.views = views;
+        self
     }
 
     /// Replaces the options.
@@ -375,6 +382,7 @@ impl GroupSync {
             allow_mass_delete: self.options.allow_mass_delete,
             now: chrono::Utc::now(),
             initialized,
+            views: self.views.clone(),
         };
         tracing::debug!(entities = input.entities.len(), full_check, "planning");
         let plan = planner::plan(&planned_group, &input)?;

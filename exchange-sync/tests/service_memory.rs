@@ -280,3 +280,58 @@ async fn the_running_service_follows_change_hints_and_shuts_down() {
     }
     assert!(stopped);
 }
+
+fn categorized(name: &str, category: &str) -> Item {
+    let mut item = contact(name).with(field::PHONE_HOME, "+1 555 0199");
+    item.categories.insert(category.into());
+    item
+}
+
+#[tokio::test]
+async fn filters_and_modifications_shape_what_a_reader_receives() {
+    use exchange_sync::{Condition, Modification};
+    let folders = Arc::new(MemoryFolders::default());
+    let hub = folders.hub("contacts");
+    let public = hub.user_create(categorized("Ann", "Public"));
+    let internal = hub.user_create(categorized("Ben", "Internal"));
+    let mut group = group();
+    group.members[2] = MemberConfig::one_way("carol@contoso.test")
+        .with_filter(Condition::category("Public"))
+        .with_modification(Modification::clear(field::PHONE_HOME));
+    let service = service(&folders, group);
+
+    assert!(service.run_once(RunOptions::default()).await.unwrap().is_clean());
+    let carol = folders.mailbox("carol@contoso.test");
+    let alice = folders.mailbox("alice@contoso.test");
+    assert_eq!(names(&carol), ["Ann"], "only matching items are delivered");
+    assert_eq!(names(&alice), ["Ann", "Ben"], "editors see everything");
+    let copy = carol.items().into_iter().next().unwrap();
+    assert!(copy.item.get(field::PHONE_HOME).is_none(), "the modification applies");
+    assert!(alice.items().iter().all(|i| i.item.get(field::PHONE_HOME).is_some()));
+
+    // Stable: the modified copy counts as in sync.
+    let plan = service.plan(RunOptions::default()).await.unwrap();
+    assert_eq!(plan.groups[0].totals().created + plan.groups[0].totals().updated, 0, "{plan:?}");
+
+    // The reader's edit of a modified copy is reverted to the modified form.
+    carol.user_update(&copy.id, |i| i.set(field::PHONE_HOME, "+1 555 0666"));
+    assert!(service.run_once(RunOptions::default()).await.unwrap().is_clean());
+    assert!(carol.items()[0].item.get(field::PHONE_HOME).is_none());
+
+    // Items that stop matching are removed; items that start matching are delivered.
+    hub.user_update(&public, |i| {
+        i.categories.clear();
+        i.categories.insert("Internal".into());
+    });
+    hub.user_update(&internal, |i| {
+        i.categories.clear();
+        i.categories.insert("Public".into());
+    });
+    let report = service.run_once(RunOptions::default()).await.unwrap();
+    assert!(report.is_clean(), "{report:?}");
+    assert_eq!(names(&carol), ["Ben"]);
+    assert!(carol.items()[0].item.get(field::PHONE_HOME).is_none());
+    assert_eq!(names(&alice), ["Ann", "Ben"]);
+    let plan = service.plan(RunOptions::default()).await.unwrap();
+    assert!(plan.groups[0].totals().created + plan.groups[0].totals().updated + plan.groups[0].totals().deleted == 0);
+}
