@@ -651,7 +651,7 @@ fn fill_report(report: &mut GroupReport, group: &str, result: &SyncReport) {
             created: m.execution.created,
             updated: m.execution.updated,
             deleted: m.execution.deleted,
-            reverted: 0,
+            reverted: result.reverts.get(member).copied().unwrap_or(0),
             conflicts: 0,
             errors: m.execution.failed.iter().map(|f| ErrorReport::from_core(&f.error)).collect(),
         };

@@ -335,3 +335,39 @@ async fn filters_and_modifications_shape_what_a_reader_receives() {
     let plan = service.plan(RunOptions::default()).await.unwrap();
     assert!(plan.groups[0].totals().created + plan.groups[0].totals().updated + plan.groups[0].totals().deleted == 0);
 }
+
+#[tokio::test]
+async fn retryable_failures_are_retried_with_backoff_and_reverts_are_counted() {
+    use exchange_sync_core::ErrorKind;
+    use exchange_sync_core::testkit::{Fault, FaultKind, Operation};
+    let folders = Arc::new(MemoryFolders::default());
+    let hub = folders.hub("contacts");
+    hub.user_create(contact("Ann"));
+    let mut config = config(group());
+    config.service.retry.initial_delay = Duration::from_millis(1);
+    let service = SyncService::new(config, folders.clone(), Arc::new(MemoryStore::new())).unwrap();
+    assert!(service.run_once(RunOptions::default()).await.unwrap().is_clean());
+
+    let carol = folders.mailbox("carol@contoso.test");
+    carol.user_update(&id_of(&carol, "Ann"), |i| i.set(field::PHONE_MOBILE, "+1 555 0666"));
+    hub.inject(Fault::on(Operation::List, 1, FaultKind::Fail(ErrorKind::Transient)));
+    let mut events = service.subscribe();
+    let report = service.run_once(RunOptions::default()).await.unwrap();
+    let group = &report.groups[0];
+    assert_eq!(group.outcome, PassOutcome::Synced, "{group:?}");
+    assert_eq!(group.attempts, 2);
+    let carol_row = group.members.iter().find(|m| m.member == "carol@contoso.test").unwrap();
+    assert_eq!((carol_row.updated, carol_row.reverted), (1, 1));
+    let mut retried = false;
+    while let Ok(event) = events.try_recv() {
+        retried |= matches!(event, ProgressEvent::Retrying { attempt: 1, .. });
+    }
+    assert!(retried);
+
+    // A permanent failure is reported, not retried.
+    hub.inject(Fault::on(Operation::List, 1, FaultKind::Fail(ErrorKind::Permanent)));
+    let report = service.run_once(RunOptions::default()).await.unwrap();
+    assert_eq!(report.groups[0].outcome, PassOutcome::Failed);
+    assert_eq!(report.groups[0].attempts, 1);
+    assert_eq!(report.groups[0].errors[0].kind, "permanent");
+}
