@@ -176,10 +176,15 @@ async fn execute(cli: &Cli, config: Config) -> Result<ExitStatus, Error> {
         return Ok(ExitStatus::Ok);
     }
 
-    let folders = Arc::new(EwsFolders::connect(&config).await?);
     if let Command::Check { .. } = cli.command {
+        let quick = exchange_sync_ews::RetryPolicy {
+            max_attempts: 2,
+            base_delay: std::time::Duration::from_millis(200),
+            max_delay: std::time::Duration::from_secs(2),
+        };
+        let folders = EwsFolders::connect_with_retries(&config, quick).await?;
         let mut status = ExitStatus::Ok;
-        describe(&config, Some(folders.as_ref())).await;
+        describe(&config, Some(&folders)).await;
         for group in &config.groups {
             match folders.check_connection(group).await {
                 Ok(()) => println!("group {}: hub reachable", group.id),
@@ -191,6 +196,7 @@ async fn execute(cli: &Cli, config: Config) -> Result<ExitStatus, Error> {
         }
         return Ok(status);
     }
+    let folders = Arc::new(EwsFolders::connect(&config).await?);
     let store = SyncService::open_store(&config).await?;
     let service = SyncService::new(config, folders, store)?;
     match &cli.command {
