@@ -11,6 +11,8 @@
 //!   ordinary indexes, no SQLite-only types or triggers, so a PostgreSQL store can use the same
 //!   tables and the same statements (upserts are `INSERT ... ON CONFLICT`). Bases and conflict
 //!   records are JSON documents; everything the store looks up by is a column with an index.
+//!   Tables keyed by text are `WITHOUT ROWID` (clustered on their primary key): a storage choice
+//!   of SQLite's that a PostgreSQL schema simply leaves out; it saves a copy of every key.
 //! - **Off the async runtime**: SQLite calls block, so each runs on tokio's blocking pool
 //!   ([`tokio::task::spawn_blocking`]) against one connection behind a mutex.
 
@@ -55,8 +57,8 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
             base       TEXT,
             match_key  TEXT,
             PRIMARY KEY (group_id, entity_id)
-        );
-        CREATE INDEX entities_by_match_key ON entities (group_id, match_key, entity_id);
+        ) WITHOUT ROWID;
+        CREATE INDEX entities_by_match_key ON entities (group_id, match_key);
 
         CREATE TABLE replicas (
             group_id      TEXT NOT NULL,
@@ -72,9 +74,8 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
             FOREIGN KEY (group_id, entity_id) REFERENCES entities (group_id, entity_id) ON DELETE CASCADE,
             CHECK ((item_id IS NOT NULL) = (item_id IS NOT NULL AND version IS NOT NULL
                                          AND content_hash IS NOT NULL AND ownership IS NOT NULL))
-        );
+        ) WITHOUT ROWID;
         CREATE UNIQUE INDEX replicas_by_item ON replicas (group_id, member_id, item_id);
-        CREATE INDEX replicas_by_member ON replicas (group_id, member_id, entity_id);
 
         CREATE TABLE foreign_items (
             group_id   TEXT NOT NULL,
@@ -82,14 +83,14 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
             item_id    TEXT NOT NULL,
             version    TEXT NOT NULL,
             PRIMARY KEY (group_id, member_id, item_id)
-        );
+        ) WITHOUT ROWID;
 
         CREATE TABLE sync_tokens (
             group_id   TEXT NOT NULL,
             member_id  TEXT NOT NULL,
             token      TEXT NOT NULL,
             PRIMARY KEY (group_id, member_id)
-        );
+        ) WITHOUT ROWID;
 
         CREATE TABLE member_status (
             group_id     TEXT NOT NULL,
@@ -98,7 +99,7 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
             last_sync    TEXT,
             last_error   TEXT,
             PRIMARY KEY (group_id, member_id)
-        );
+        ) WITHOUT ROWID;
 
         CREATE TABLE pending_creates (
             group_id     TEXT NOT NULL,
@@ -107,7 +108,7 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
             origin       TEXT NOT NULL,
             recorded_at  TEXT NOT NULL,
             PRIMARY KEY (group_id, entity_id, member_id)
-        );
+        ) WITHOUT ROWID;
         CREATE INDEX pending_creates_by_member ON pending_creates (group_id, member_id);
 
         CREATE TABLE conflicts (
