@@ -1142,7 +1142,11 @@ mod agrees_with_memory_store {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+        // PROPTEST_CASES raises the number of cases for long runs.
+        #![proptest_config(ProptestConfig {
+            cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(200),
+            ..ProptestConfig::default()
+        })]
 
         #[test]
         fn same_outcomes_same_state(txs in transactions()) {
