@@ -5,6 +5,8 @@
 //! by [`expected`], written independently of the planner; then the plan is carried out and the
 //! result must be converged and stable.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod planner_support;
 
 use exchange_sync_core::group::{LocalChangePolicy, OneWayPolicy, TwoWayPolicy};

@@ -3,7 +3,7 @@
 //! way the engine does (each action committing its own outcome). Tests drive user edits through
 //! it, plan, execute, and check convergence and stability.
 
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::{BTreeMap, BTreeSet};
 
