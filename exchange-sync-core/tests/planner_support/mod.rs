@@ -105,9 +105,20 @@ impl World {
 
     /// The planner's input: all of state (tests are small) and the pending observations.
     pub fn input(&mut self, group: &SyncGroup) -> PlanInput {
+        // Like the engine, never fetch the user's own items again: drop their observations.
+        let foreign = &self.foreign;
         let observations = std::mem::take(&mut self.pending)
             .into_iter()
-            .map(|(member, changes)| FolderObservation { member, changes, token: None })
+            .map(|(member, changes)| {
+                let changes = changes
+                    .into_iter()
+                    .filter(|c| match c {
+                        Observed::Present(f) => !foreign.contains(&(member.clone(), f.id.clone())),
+                        Observed::Deleted(_) => true,
+                    })
+                    .collect();
+                FolderObservation { member, changes, token: None }
+            })
             .collect();
         let mut folder_sizes = BTreeMap::new();
         for f in group.folders() {
