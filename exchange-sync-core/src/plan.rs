@@ -80,6 +80,8 @@ pub enum Reason {
     Stale,
     /// A copy carrying this group's origin stamp that belongs to no entity any more (or is a
     /// second copy of one) in a one-way member: the group made it, so the group removes it.
+    /// The action names the stamp's entity, whose replica record (if any) is another copy: after
+    /// the delete, a replica record is removed only if it names the deleted item.
     Orphan,
 }
 
