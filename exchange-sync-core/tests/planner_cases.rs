@@ -442,3 +442,33 @@ fn the_empty_plan_prints_as_nothing_to_write() {
     assert_eq!(text.lines().count(), 3, "{text}");
     assert!(text.lines().all(|l| l.starts_with("- delete item") && l.ends_with("deleted in hub)")), "{text}");
 }
+
+#[test]
+fn after_a_state_loss_copies_of_a_member_adopted_item_match_again() {
+    let mut g = group();
+    g.match_key = vec!["email1.address".into()];
+    let mut w = World::new(&g);
+    w.initialized.extend(g.folders().cloned());
+    let original = w.add("alice", contact("grace"), None);
+    w.sync(&g);
+    let e = w.only_entity();
+    assert_eq!(e, EntityId::derive(&g.id, &m("alice"), &original));
+    let copies: Vec<ItemId> = ["hub", "reader", "bob"].iter().map(|f| w.copy_of(&e, f).unwrap()).collect();
+
+    // The state is lost: every folder is observed from scratch.
+    w.entities.clear();
+    w.initialized.clear();
+    for (name, folder) in w.folders.clone() {
+        for id in folder.keys() {
+            w.edit(name.as_str(), id, |_| {});
+        }
+    }
+    let plan = w.sync(&g);
+    assert!(plan.actions.is_empty(), "the hub copy keeps its stamp's entity, so every copy matches: {plan}");
+    assert_eq!(w.only_entity(), e);
+    let now: Vec<ItemId> = ["hub", "reader", "bob"].iter().map(|f| w.copy_of(&e, f).unwrap()).collect();
+    assert_eq!(now, copies);
+    assert_eq!(w.copy_of(&e, "alice"), Some(original), "matched by key");
+    w.assert_converged();
+    w.assert_stable(&g);
+}
