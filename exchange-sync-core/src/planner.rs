@@ -324,12 +324,24 @@ impl<'a> Planner<'a> {
                 self.new_entity(id, fi, fetched, Ownership::Adopted);
             }
             (Role::OneWay(_), Some(stamp)) => {
-                // A copy this group made that belongs to no live entity here: an orphan.
+                // A copy this group made that belongs to no live entity here: an orphan. The
+                // executor forgets the named entity's replica in this folder after the delete, so
+                // when the stamp's entity holds another copy here (this one is a duplicate), the
+                // action names an entity id that no entity has instead.
+                let holds_other_copy = self.work.get(&stamp.entity).is_some_and(|w| {
+                    matches!(w.seen.get(&fi), Some(Seen::Present { .. }))
+                        || w.record.replicas.get(member).and_then(ReplicaSlot::replica).is_some()
+                });
+                let entity = if holds_other_copy {
+                    EntityId::derive(&group.id, member, &fetched.id)
+                } else {
+                    stamp.entity.clone()
+                };
                 self.push_action(
                     fi,
-                    &stamp.entity,
+                    &entity,
                     Action::Delete {
-                        entity: stamp.entity.clone(),
+                        entity: entity.clone(),
                         member: member.clone(),
                         id: fetched.id.clone(),
                         expected: Some(fetched.version.clone()),

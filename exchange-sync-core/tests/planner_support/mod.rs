@@ -177,12 +177,23 @@ impl World {
                 self.entities.remove(&id);
             }
             StateWrite::PutReplica { entity, member, slot } => {
+                if let ReplicaSlot::Present(r) = &slot {
+                    let owner = self.owner_of(&member, &r.item_id);
+                    assert!(
+                        owner.is_none() || owner.as_ref() == Some(&entity),
+                        "{} is a replica of {owner:?}",
+                        r.item_id
+                    );
+                    self.foreign.remove(&(member.clone(), r.item_id.clone()));
+                }
                 let e =
                     self.entities.get_mut(&entity).unwrap_or_else(|| panic!("PutReplica for unknown entity {entity}"));
                 e.replicas.insert(member, slot);
             }
             StateWrite::RemoveReplica { entity, member } => self.remove_replica(&entity, &member),
             StateWrite::PutForeign { member, id, .. } => {
+                // Like the stores: a replica must be removed before it becomes the user's.
+                assert_eq!(self.owner_of(&member, &id), None, "PutForeign of a replica {id} in {member}");
                 self.foreign.insert((member, id));
             }
             StateWrite::RemoveForeign { member, id } => {
@@ -192,6 +203,14 @@ impl World {
             StateWrite::SetToken { .. } | StateWrite::SetMemberStatus { .. } => {}
             other => panic!("the planner does not write {other:?}"),
         }
+    }
+
+    /// The entity whose replica an item is.
+    fn owner_of(&self, member: &MemberId, id: &ItemId) -> Option<EntityId> {
+        self.entities
+            .values()
+            .find(|e| e.replicas.get(member).and_then(ReplicaSlot::replica).is_some_and(|r| &r.item_id == id))
+            .map(|e| e.id.clone())
     }
 
     fn remove_replica(&mut self, entity: &EntityId, member: &MemberId) {
@@ -253,15 +272,8 @@ impl World {
                 if let Some(expected) = expected {
                     assert_eq!(&stored.version, expected, "delete must expect the latest version");
                 }
-                let is_replica = self
-                    .entities
-                    .get(entity)
-                    .and_then(|e| e.replicas.get(member))
-                    .and_then(ReplicaSlot::replica)
-                    .is_some_and(|r| &r.item_id == id);
-                if is_replica {
-                    self.remove_replica(entity, member);
-                }
+                // As the executor does: the named entity's slot in the folder goes.
+                self.remove_replica(entity, member);
             }
         }
     }
