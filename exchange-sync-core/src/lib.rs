@@ -11,7 +11,9 @@
 //! - [`group`]: sync groups, members, directions and policies.
 //! - [`connector`]: the trait a server implements, one instance per folder.
 //! - [`state`]: the state store trait and its records.
-//! - [`plan`]: observations, actions and plans (the dry run).
+//! - [`plan`](mod@plan): observations, actions and plans (the dry run).
+//! - [`planner`]: the pure function from state and observations to a plan; [`merge`]: the
+//!   three-way field merge it uses.
 //! - [`error`]: the error type, with a kind that says whether to retry.
 
 pub mod connector;
@@ -20,8 +22,10 @@ pub mod field;
 pub mod group;
 pub mod id;
 pub mod item;
+pub mod merge;
 pub mod origin;
 pub mod plan;
+pub mod planner;
 pub mod state;
 
 pub use connector::{
@@ -34,6 +38,8 @@ pub use group::{
 };
 pub use id::{EntityId, GroupId, ItemId, MemberId, SyncToken, Version};
 pub use item::{Body, BodyFormat, ContentHash, FieldValue, Item, ItemKind};
+pub use merge::{FieldConflict, MergeSide, Merged};
 pub use origin::OriginStamp;
 pub use plan::{Action, FolderObservation, Observed, Plan, PlanInput, Reason};
+pub use planner::plan;
 pub use state::{EntityRecord, ReplicaRecord, ReplicaSlot, StateStore, StateTransaction, StateWrite};
