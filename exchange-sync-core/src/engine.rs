@@ -50,6 +50,10 @@ pub struct SyncOptions {
 /// sees it and checks every entity of the folder.
 const INTERRUPTED: &str = "sync interrupted before all planned writes completed";
 
+/// Prefix of the version recorded for a copy found by crash recovery: never a server's version,
+/// so the copy is fetched and compared at its next observation.
+const RECOVERED_VERSION: &str = "recovered:";
+
 /// What one pass did in one folder.
 #[derive(Debug, Default)]
 pub struct MemberSyncReport {
@@ -257,13 +261,19 @@ impl GroupSync {
                     (Some(copy), Some(record)) => {
                         let slot = record.replicas.get(&member).and_then(ReplicaSlot::replica);
                         if slot.is_none() {
+                            // The copy holds what the create wrote (the base), unless the user
+                            // edited it since. Record what was written, under a version no server
+                            // answers: the observation of this pass (the copy is newer than the
+                            // folder's token, and listings show every copy) then fetches the copy
+                            // and classifies it like any other: in sync, or changed by its user.
+                            let written = record.base_hash().unwrap_or_else(|| copy.item.content_hash());
                             writes.push(StateWrite::PutReplica {
                                 entity: intent.entity.clone(),
                                 member: member.clone(),
                                 slot: ReplicaSlot::Present(ReplicaRecord {
                                     item_id: copy.id.clone(),
-                                    version: copy.version.clone(),
-                                    hash: copy.item.content_hash(),
+                                    version: Version::new(format!("{RECOVERED_VERSION}{}", copy.version)),
+                                    hash: written,
                                     ownership: Ownership::Created,
                                     ignored_base: None,
                                 }),
