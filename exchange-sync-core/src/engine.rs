@@ -44,6 +44,13 @@ pub struct SyncOptions {
     pub executor: ExecutorOptions,
     /// Lets this pass exceed the mass-delete guard (an admin confirmed).
     pub allow_mass_delete: bool,
+    /// When a member folder cannot be observed: `false` (the default) stops the pass, so the
+    /// base never moves past a copy the pass could not see; `true` leaves that member out and
+    /// syncs the others. Leaving a member out keeps a group running around a broken mailbox, at a
+    /// cost: if the member's user edits a copy before the member is back, the edit is merged
+    /// against the newer base, and a concurrent hub edit of the same field can be overwritten
+    /// without a conflict record.
+    pub skip_unobservable_members: bool,
 }
 
 /// The status text of a folder whose pass started writing and has not finished; the next pass
@@ -156,9 +163,10 @@ impl GroupSync {
         &self.group
     }
 
-    /// Runs one pass. Failed actions and folders that could not be observed are reported in the
-    /// [`SyncReport`]; the answer is an error when the hub cannot be observed, the mass-delete
-    /// guard stops the group, or the state store fails.
+    /// Runs one pass. Failed actions (and, with [`SyncOptions::skip_unobservable_members`],
+    /// members that could not be observed) are reported in the [`SyncReport`]; the answer is an
+    /// error when a folder cannot be observed, the mass-delete guard stops the group, or the state
+    /// store fails. Nothing is written then: the next pass starts from the same state.
     pub async fn run(&self) -> Result<SyncReport> {
         let span = tracing::info_span!("sync", group = %self.group.id);
         async {
@@ -331,7 +339,9 @@ impl GroupSync {
                     touched.extend(view.touched);
                     keys.extend(view.keys);
                 }
-                Err(error) if self.group.is_hub(&member) => return Err(error),
+                Err(error) if self.group.is_hub(&member) || !self.options.skip_unobservable_members => {
+                    return Err(error);
+                }
                 Err(error) => {
                     tracing::warn!(member = %member, error = %error, "folder left out of this pass");
                     planned_group.members.retain(|m| m.id != member);

@@ -191,6 +191,22 @@ async fn rule7_crash_after_a_create_does_not_duplicate() {
     }
 }
 
+/// Found by the property test: a copy created just before a crash and edited by its user before
+/// the restart keeps the edit (recovery must not take the edited copy for what it wrote).
+#[tokio::test]
+async fn rule7_an_edit_between_crash_and_restart_is_kept() {
+    let w = seeded(&[]).await;
+    w.folder("alice").user_create(contact("Ann"));
+    w.hub().inject(Fault::on(Operation::Create, 1, FaultKind::CrashAfterWrite));
+    assert!(w.try_sync().await.is_none(), "the pass crashed");
+    edit(w.hub(), &w.one("hub", "Ann").id, field::COMPANY, "Edited after the crash");
+    let reports = w.sync_until_quiet(3).await;
+    assert_eq!(reports[0].recovered, 1);
+    for m in ["hub", "alice", "bob", "carol"] {
+        assert_eq!(w.one(m, "Ann").item.text(field::COMPANY), Some("Edited after the crash"), "{m}");
+    }
+}
+
 #[tokio::test]
 async fn rule7_lost_create_response_does_not_duplicate() {
     let w = seeded(&[]).await;
@@ -265,10 +281,25 @@ async fn invalid_tokens_resync_without_damage() {
     }
 }
 
-// Resilience: a member that cannot be observed is left out; the others proceed.
+// Safety first: a folder that cannot be observed stops the pass (nothing written); on request,
+// the member is left out and the others proceed.
 #[tokio::test]
-async fn an_unreachable_member_does_not_stop_the_group() {
+async fn an_unreachable_member_stops_the_pass_by_default() {
     let w = seeded(&["Ann"]).await;
+    w.hub().user_create(contact("Ben"));
+    w.folder("carol").inject(Fault::on(Operation::Changes, 1, FaultKind::Fail(ErrorKind::Auth)));
+    let err = w.try_sync().await.unwrap().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Auth);
+    assert!(err.to_string().contains("carol"), "{err}");
+    assert!(w.named("alice", "Ben").is_empty(), "nothing written");
+    w.sync_until_quiet(3).await;
+    assert_eq!(w.named("carol", "Ben").len(), 1);
+}
+
+#[tokio::test]
+async fn an_unreachable_member_can_be_left_out() {
+    let mut w = seeded(&["Ann"]).await;
+    w.skip_unobservable_members = true;
     w.hub().user_create(contact("Ben"));
     w.folder("carol").inject(Fault::on(Operation::Changes, 1, FaultKind::Fail(ErrorKind::Auth)));
     let report = w.sync().await;
@@ -295,4 +326,27 @@ async fn two_way_policies_adopt_and_propagate() {
     assert!(w.named("hub", "Private").is_empty());
     assert_eq!(w.named("dan", "Ann").len(), 1, "recreated");
     assert_eq!(w.named("hub", "Ann").len(), 1);
+}
+
+// Known gap (planner/state): a copy whose update failed is stale; if its user edits it before it
+// catches up, the edit is merged against the newer base, so it silently overrides the hub's
+// concurrent edit of the same field. State keeps only the stale copy's hash, not the content it
+// was last written with, so the planner cannot find the true ancestor. Run with `--ignored`.
+#[tokio::test]
+#[ignore = "known gap: stale copies are merged against the newer base (needs the copy's ancestor in state)"]
+async fn rule3_an_edit_of_a_stale_copy_still_leaves_a_conflict_record() {
+    let w = seeded(&["Ann"]).await;
+    edit(w.hub(), &w.one("hub", "Ann").id, field::COMPANY, "HubCo");
+    w.folder("alice").inject(Fault::on(Operation::Update, 1, FaultKind::Fail(ErrorKind::Permanent)));
+    let report = w.sync().await;
+    assert!(!report.is_clean(), "alice's update failed: her copy is stale");
+    edit(w.folder("alice"), &w.one("alice", "Ann").id, field::COMPANY, "AliceCo");
+    w.sync_until_quiet(3).await;
+    let kept = w.one("hub", "Ann").item.text(field::COMPANY).map(str::to_owned);
+    let conflicts = w.store.conflicts(&w.group.id).await.unwrap();
+    let lost = if kept.as_deref() == Some("HubCo") { "AliceCo" } else { "HubCo" };
+    assert!(
+        conflicts.iter().any(|c| c.losers.iter().any(|l| l.value.as_ref().and_then(|v| v.as_text()) == Some(lost))),
+        "kept {kept:?}, but {lost:?} is in no conflict record: {conflicts:#?}"
+    );
 }
