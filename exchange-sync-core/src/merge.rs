@@ -537,28 +537,28 @@ mod tests {
         b.categories.insert("Blue".into());
         let mut stale_and_edited = base().with(field::PHONE_MOBILE, "+41 2");
         stale_and_edited.categories.insert("Red".into());
-        let side = at("alice", stale_and_edited.clone(), 5);
+        let edited = at("alice", stale_and_edited.clone(), 5);
         let hub = MemberId::new("hub");
 
-        let (settled, conflicts) = settle_unknown_ancestry(&b, &hub, None, &side, &ConflictPolicy::HubWins);
+        let (settled, conflicts) = settle_unknown_ancestry(&b, &hub, None, &edited, &ConflictPolicy::HubWins);
         assert_eq!(settled.item, b.canonical(), "the base holder wins everything under hub wins");
         let fields: Vec<&str> = conflicts.iter().map(|c| c.field.as_str()).collect();
         assert_eq!(fields, vec![CATEGORIES_FIELD, field::COMPANY, field::PHONE_MOBILE]);
-        assert!(conflicts.iter().all(|c| c.winner.member == hub && c.losers[0].member == side.member));
+        assert!(conflicts.iter().all(|c| c.winner.member == hub && c.losers[0].member == edited.member));
         assert_eq!(conflicts[2].losers[0].value, text("+41 2"));
         // Equal fields are no conflict; the result merges like any side.
         assert!(conflicts.iter().all(|c| c.field != field::GIVEN_NAME));
 
         let alice_first = ConflictPolicy::MemberPriority(vec!["alice".into()]);
-        let (settled, conflicts) = settle_unknown_ancestry(&b, &hub, None, &side, &alice_first);
+        let (settled, conflicts) = settle_unknown_ancestry(&b, &hub, None, &edited, &alice_first);
         assert_eq!(settled.item, stale_and_edited.canonical());
         assert_eq!(conflicts[1].losers[0].value, text("New Co"), "the base's value is kept as the loser");
 
         // Newest wins: a side with a time beats a holder without one, and loses to a newer one.
-        let (settled, _) = settle_unknown_ancestry(&b, &hub, None, &side, &ConflictPolicy::NewestWins);
+        let (settled, _) = settle_unknown_ancestry(&b, &hub, None, &edited, &ConflictPolicy::NewestWins);
         assert_eq!(settled.item, stale_and_edited.canonical());
         let later = at("hub", b.clone(), 9).modified;
-        let (settled, _) = settle_unknown_ancestry(&b, &hub, later, &side, &ConflictPolicy::NewestWins);
+        let (settled, _) = settle_unknown_ancestry(&b, &hub, later, &edited, &ConflictPolicy::NewestWins);
         assert_eq!(settled.item, b.canonical());
 
         // Nothing differs: nothing to settle.
