@@ -7,6 +7,9 @@
 //!    *changed*.
 //! 2. **Authoritative changes** (hub, two-way members) are merged field by field against the base
 //!    ([`crate::merge`]); the result is the new base. Deleting sides lose against modifications.
+//!    A member copy state knew to be stale (it missed an update) and that was then edited has no
+//!    known common ancestor with the base: its differences are settled against the hub first
+//!    ([`crate::merge::settle_unknown_ancestry`]), each one a recorded conflict.
 //! 3. **Authoritative deletions** without any authoritative change tombstone the entity: every
 //!    other copy is deleted, except a one-way copy the user edited under `Ignore`, which is
 //!    forgotten and stays the user's own.
