@@ -141,10 +141,9 @@ enum CopyState<'w> {
     },
 }
 
-/// An action with its sort key (folder position, entity id).
+/// An action with the position of its folder (actions sort by folder, then entity).
 struct Pending {
     folder: usize,
-    entity: EntityId,
     action: Action,
 }
 
@@ -180,12 +179,18 @@ impl<'a> Planner<'a> {
             };
             folders.push(Folder { id: &m.id, role });
         }
-        let position: HashMap<&MemberId, usize> = folders.iter().enumerate().map(|(i, f)| (f.id, i)).collect();
+        // Only folders with observations need their copies indexed by item id.
+        let observed: HashMap<&MemberId, usize> = folders
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| input.observations.iter().any(|o| &o.member == f.id))
+            .map(|(i, f)| (f.id, i))
+            .collect();
         let mut known = HashMap::new();
         let mut work = BTreeMap::new();
         for (id, record) in &input.entities {
             for (member, slot) in &record.replicas {
-                if let (Some(&fi), ReplicaSlot::Present(r)) = (position.get(member), slot) {
+                if let (Some(&fi), ReplicaSlot::Present(r)) = (observed.get(member), slot) {
                     known.entry((fi, &r.item_id)).or_insert(id);
                 }
             }
@@ -342,7 +347,6 @@ impl<'a> Planner<'a> {
                 };
                 self.push_action(
                     fi,
-                    &entity,
                     Action::Delete {
                         entity: entity.clone(),
                         member: member.clone(),
@@ -507,13 +511,13 @@ impl<'a> Planner<'a> {
             let role = self.folders[fi].role;
             let slot_before = w.record.replicas.get(member);
             // The copy after this plan's state writes, and the reason if it needs a write.
-            let mut after: Option<(ReplicaRecord, Option<&Item>)> = None;
+            let mut after: Option<(Cow<'_, ReplicaRecord>, Option<&Item>)> = None;
             let mut reason_override = None;
             let mut create = false;
             match *copy {
                 CopyState::Missing => create = true,
                 CopyState::OptedOut => {}
-                CopyState::Unchanged(r) => after = Some((r.clone(), None)),
+                CopyState::Unchanged(r) => after = Some((Cow::Borrowed(r), None)),
                 CopyState::Deleted => {
                     let reverts = match role {
                         Role::Hub => {
@@ -563,14 +567,13 @@ impl<'a> Planner<'a> {
                         slot_before.filter(|_| prior.is_some()),
                         ReplicaSlot::Present(record.clone()),
                     );
-                    after = Some((record, Some(&fetched.item)));
+                    after = Some((Cow::Owned(record), Some(&fetched.item)));
                 }
             }
             if create {
                 let reason = reason_override.unwrap_or_else(|| default_create.clone());
                 self.push_action(
                     fi,
-                    id,
                     Action::Create {
                         entity: id.clone(),
                         member: member.clone(),
@@ -584,12 +587,11 @@ impl<'a> Planner<'a> {
                     let reason = reason_override.unwrap_or_else(|| default_update.clone());
                     self.push_action(
                         fi,
-                        id,
                         Action::Update {
                             entity: id.clone(),
                             member: member.clone(),
-                            id: record.item_id,
-                            expected: record.version,
+                            id: record.item_id.clone(),
+                            expected: record.version.clone(),
                             item: new_base.as_ref().clone(),
                             previous: previous.cloned(),
                             reason,
@@ -607,8 +609,8 @@ impl<'a> Planner<'a> {
         }
     }
 
-    fn push_action(&mut self, folder: usize, entity: &EntityId, action: Action) {
-        self.actions.push(Pending { folder, entity: entity.clone(), action });
+    fn push_action(&mut self, folder: usize, action: Action) {
+        self.actions.push(Pending { folder, action });
     }
 
     /// Rule 2 (and an entity already being deleted): delete every present copy, except a one-way
@@ -705,7 +707,6 @@ impl<'a> Planner<'a> {
                     }
                     self.push_action(
                         fi,
-                        id,
                         Action::Delete {
                             entity: id.clone(),
                             member: member.clone(),
@@ -743,7 +744,7 @@ impl<'a> Planner<'a> {
                 }
             }
         }
-        self.actions.sort_by(|a, b| (a.folder, &a.entity).cmp(&(b.folder, &b.entity)));
+        self.actions.sort_by(|a, b| (a.folder, a.action.entity()).cmp(&(b.folder, b.action.entity())));
         self.foreign.sort_by_key(|(fi, _)| *fi);
         let mut state = self.state;
         state.extend(self.foreign.into_iter().map(|(_, w)| w));
