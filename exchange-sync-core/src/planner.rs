@@ -489,7 +489,10 @@ impl<'a> Planner<'a> {
             let records = conflicts.into_iter().map(|c| c.into_record(id.clone(), policy, self.input.now)).collect();
             (Cow::Owned(merged.item), records)
         };
-        let new_hash = new_base.content_hash();
+        let new_hash = match &new_base {
+            Cow::Borrowed(_) => base_hash,
+            Cow::Owned(item) => item.content_hash(),
+        };
         let base_changed = new_hash != base_hash;
         let changed_in: Vec<MemberId> = changed_sides.iter().map(|&fi| self.folders[fi].id.clone()).collect();
 
