@@ -29,6 +29,7 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use common::World;
@@ -40,6 +41,44 @@ use exchange_sync_core::{
     OneWayPolicy, ReplicaSlot, StateStore, SyncGroup, field,
 };
 use proptest::prelude::*;
+use proptest::test_runner::{Config, FileFailurePersistence, TestRunner};
+
+/// What the runs exercised, so that a green run can be told apart from a vacuous one.
+#[derive(Default)]
+struct Stats {
+    steps: AtomicUsize,
+    passes: AtomicUsize,
+    crashed: AtomicUsize,
+    failed: AtomicUsize,
+    recovered: AtomicUsize,
+    conflicts: AtomicUsize,
+    checks: AtomicUsize,
+    edits_checked: AtomicUsize,
+    excused: AtomicUsize,
+}
+
+impl Stats {
+    fn add(counter: &AtomicUsize, n: usize) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    fn print(&self, store: &str) {
+        let get = |c: &AtomicUsize| c.load(Ordering::Relaxed);
+        eprintln!(
+            "{store}: {} steps, {} passes ({} crashed, {} failed), {} intents recovered, {} conflicts, {} clean checks, \
+             {} authoritative edits checked ({} excused: edit of a stale copy)",
+            get(&self.steps),
+            get(&self.passes),
+            get(&self.crashed),
+            get(&self.failed),
+            get(&self.recovered),
+            get(&self.conflicts),
+            get(&self.checks),
+            get(&self.edits_checked),
+            get(&self.excused),
+        );
+    }
+}
 
 const HUB: &str = "hub";
 const TW: &str = "tw";
@@ -179,7 +218,7 @@ async fn is_stale(w: &World, entity: &EntityId, folder: &str) -> bool {
     }
 }
 
-async fn run_case(case: Case, store: Arc<dyn StateStore>) -> Result<(), TestCaseError> {
+async fn run_case(case: Case, store: Arc<dyn StateStore>, stats: &Stats) -> Result<(), TestCaseError> {
     let mut w = World::new(group(), store, case.snapshot_hub);
     w.allow_mass_delete = true;
     let mut model = Model::default();
@@ -194,11 +233,28 @@ async fn run_case(case: Case, store: Arc<dyn StateStore>) -> Result<(), TestCase
             model.personal.insert((folder, id), version);
         }
     }
-    clean_sync_and_check(&w, &mut model).await?;
+    clean_sync_and_check(&w, &mut model, stats).await?;
 
+    let trace = std::env::var_os("SYNC_PROPERTIES_TRACE").is_some();
+    if trace {
+        eprintln!(
+            "=== case: snapshot hub {}, {} hub items, personal {:?}",
+            case.snapshot_hub, case.hub_items, case.personal
+        );
+    }
     for step in case.steps {
+        Stats::add(&stats.steps, 1);
         model.seq += 1;
         let seq = model.seq;
+        if trace {
+            eprintln!("--- step {seq}: {step:?}");
+            if matches!(step, Step::Sync { .. } | Step::CleanSync) {
+                eprintln!(
+                    "plan before the pass:\n{}",
+                    w.engine().dry_run().await.map(|p| p.to_string()).unwrap_or_else(|e| e.to_string())
+                );
+            }
+        }
         match step {
             Step::Create { folder } => {
                 let name = FOLDERS[folder];
@@ -270,37 +326,53 @@ async fn run_case(case: Case, store: Arc<dyn StateStore>) -> Result<(), TestCase
                 for (folder, fault) in faults {
                     w.folder(FOLDERS[folder]).inject(fault);
                 }
+                Stats::add(&stats.passes, 1);
                 match w.try_sync().await {
-                    None => {} // crashed: the next pass runs on a fresh engine
-                    Some(Ok(_)) => {}
-                    Some(Err(e)) => prop_assert!(
-                        !matches!(e.kind(), ErrorKind::State | ErrorKind::Config | ErrorKind::MassDelete),
-                        "a faulted pass failed in a way faults cannot explain: {e}"
-                    ),
+                    // Crashed: the next pass runs on a fresh engine.
+                    None => Stats::add(&stats.crashed, 1),
+                    Some(Ok(report)) => {
+                        Stats::add(&stats.recovered, report.recovered);
+                        Stats::add(&stats.conflicts, report.conflicts.len());
+                        if !report.is_clean() {
+                            Stats::add(&stats.failed, 1);
+                        }
+                    }
+                    Some(Err(e)) => {
+                        Stats::add(&stats.failed, 1);
+                        prop_assert!(
+                            !matches!(e.kind(), ErrorKind::State | ErrorKind::Config | ErrorKind::MassDelete),
+                            "a faulted pass failed in a way faults cannot explain: {e}"
+                        );
+                    }
                 }
                 for c in w.folders.values() {
                     c.clear_faults();
                 }
             }
-            Step::CleanSync => clean_sync_and_check(&w, &mut model).await?,
+            Step::CleanSync => clean_sync_and_check(&w, &mut model, stats).await?,
         }
     }
-    clean_sync_and_check(&w, &mut model).await
+    clean_sync_and_check(&w, &mut model, stats).await
 }
 
-async fn clean_sync_and_check(w: &World, model: &mut Model) -> Result<(), TestCaseError> {
+async fn clean_sync_and_check(w: &World, model: &mut Model, stats: &Stats) -> Result<(), TestCaseError> {
     for c in w.folders.values() {
         c.clear_faults();
     }
     // Passes until one writes nothing; sync_until_quiet also asserts the next plan is empty.
-    w.sync_until_quiet(5).await;
-    check(w, model).await?;
+    for report in w.sync_until_quiet(5).await {
+        Stats::add(&stats.passes, 1);
+        Stats::add(&stats.recovered, report.recovered);
+        Stats::add(&stats.conflicts, report.conflicts.len());
+    }
+    Stats::add(&stats.checks, 1);
+    check(w, model, stats).await?;
     model.edits.clear();
     model.deletions.clear();
     Ok(())
 }
 
-async fn check(w: &World, model: &Model) -> Result<(), TestCaseError> {
+async fn check(w: &World, model: &Model, stats: &Stats) -> Result<(), TestCaseError> {
     let group = &w.group.id;
     // Every entity, by paging through the store.
     let mut ids = Vec::new();
@@ -409,6 +481,7 @@ async fn check(w: &World, model: &Model) -> Result<(), TestCaseError> {
             continue;
         }
         let Some(entity) = entity else { continue }; // a personal item, or one never joined
+        Stats::add(&stats.edits_checked, 1);
         let deleted_after = model.deletions.iter().any(|&d| d >= edit.seq);
         let Some(record) = by_id.get(entity) else {
             prop_assert!(deleted_after, "entity {entity} vanished without a user deletion after edit {edit:?}");
@@ -434,6 +507,9 @@ async fn check(w: &World, model: &Model) -> Result<(), TestCaseError> {
         let stale_edit_on_entity = model.edits.iter().zip(&resolved).any(|(other, other_entity)| {
             other.stale_then && other.seq != edit.seq && other_entity.as_ref() == Some(entity)
         });
+        if !(in_base || in_conflict || superseded || deleted_after) && stale_edit_on_entity {
+            Stats::add(&stats.excused, 1);
+        }
         prop_assert!(
             in_base || in_conflict || superseded || deleted_after || stale_edit_on_entity,
             "edit {edit:?} is lost: base {:?}, conflicts {:?}",
@@ -452,16 +528,35 @@ fn block_on<F: std::future::Future>(f: F) -> F::Output {
     tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(f)
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig { cases: cases(), max_shrink_iters: 2000, ..ProptestConfig::default() })]
-
-    #[test]
-    fn rules_hold_with_memory_store(case in case()) {
-        block_on(run_case(case, Arc::new(MemoryStore::new())))?;
+/// Runs the machine `PROPTEST_CASES` times against stores made by `make`, shrinking a failure to a
+/// minimal case (kept in `sync_properties.proptest-regressions` and replayed first next time).
+fn run_machine<S, F>(store: &str, make: F)
+where
+    S: StateStore + 'static,
+    F: Fn() -> S,
+{
+    let config = Config {
+        cases: cases(),
+        max_shrink_iters: 2000,
+        source_file: Some(file!()),
+        failure_persistence: Some(Box::new(FileFailurePersistence::SourceParallel("proptest-regressions"))),
+        ..Config::default()
+    };
+    let stats = Stats::default();
+    let mut runner = TestRunner::new(config);
+    let outcome = runner.run(&case(), |case| block_on(run_case(case, Arc::new(make()), &stats)));
+    stats.print(store);
+    if let Err(e) = outcome {
+        panic!("{store}: {e}");
     }
+}
 
-    #[test]
-    fn rules_hold_with_sqlite_store(case in case()) {
-        block_on(async { run_case(case, Arc::new(SqliteStore::open_in_memory().await.unwrap())).await })?;
-    }
+#[test]
+fn rules_hold_with_memory_store() {
+    run_machine("memory store", MemoryStore::new);
+}
+
+#[test]
+fn rules_hold_with_sqlite_store() {
+    run_machine("sqlite store", || block_on(SqliteStore::open_in_memory()).unwrap());
 }
