@@ -382,9 +382,39 @@ impl<'a> Planner<'a> {
         for (id, w) in &work {
             match &w.record.base {
                 Some(base) => self.decide_live(id, w, base),
-                None => self.decide_tombstone(id, w, &[], false),
+                None => match self.revive(id, w) {
+                    Some(base) => self.decide_live(id, w, &base),
+                    None => self.decide_tombstone(id, w, &[], false),
+                },
             }
         }
+    }
+
+    /// Rule 4 for an entity already tombstoned in state: its deletion was decided, but an
+    /// interrupted pass left copies behind, and an authoritative side edited its copy since. The
+    /// modification beats the deletion: the entity lives again, its new base merged from the
+    /// edited copies against an empty item (they share no base any more, so differing fields are
+    /// conflicts resolved by policy and recorded). Records the new base and answers it.
+    fn revive(&mut self, id: &EntityId, w: &Work<'a>) -> Option<Item> {
+        let sides: Vec<MergeSide> = (0..self.folders.len())
+            .filter(|&fi| self.folders[fi].role.edits_are_authoritative())
+            .filter_map(|fi| match self.copy_in(w, fi, None) {
+                CopyState::Observed { prior: Some(_), fetched, change: Change::Changed, .. } => {
+                    Some(MergeSide::observed(self.folders[fi].id.clone(), &fetched.item))
+                }
+                _ => None,
+            })
+            .collect();
+        let first = sides.first()?;
+        let policy = &self.group.conflict_policy;
+        let merged = merge(&Item::new(first.item.kind.clone()), &sides, policy);
+        let match_key = self.group.match_key_of(&merged.item);
+        self.state.push(StateWrite::PutEntity { id: id.clone(), base: Some(merged.item.clone()), match_key });
+        let records: Vec<ConflictRecord> =
+            merged.conflicts.into_iter().map(|c| c.into_record(id.clone(), policy, self.input.now)).collect();
+        self.state.extend(records.iter().cloned().map(StateWrite::AddConflict));
+        self.conflicts.extend(records);
+        Some(merged.item)
     }
 
     /// How entity `w`'s copy in folder `fi` stands.

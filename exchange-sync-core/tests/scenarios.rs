@@ -350,3 +350,19 @@ async fn rule3_an_edit_of_a_stale_copy_still_leaves_a_conflict_record() {
         "kept {kept:?}, but {lost:?} is in no conflict record: {conflicts:#?}"
     );
 }
+
+// Rule 4 across a crash: the hub's deletion was decided (the entity is a tombstone) but the pass
+// died before deleting alice's copy; alice edits it before the restart. Her modification beats
+// the deletion: the entity comes back everywhere with her edit.
+#[tokio::test]
+async fn rule4_an_edit_of_a_copy_awaiting_deletion_restores_the_entity() {
+    let w = seeded(&["Ann"]).await;
+    w.hub().user_delete(&w.one("hub", "Ann").id);
+    w.folder("alice").inject(Fault::on(Operation::Delete, 1, FaultKind::Crash));
+    assert!(w.try_sync().await.is_none(), "the pass crashed");
+    edit(w.folder("alice"), &w.one("alice", "Ann").id, field::COMPANY, "Keep me");
+    w.sync_until_quiet(3).await;
+    for m in ["hub", "alice", "bob", "carol"] {
+        assert_eq!(w.one(m, "Ann").item.text(field::COMPANY), Some("Keep me"), "{m}");
+    }
+}
