@@ -111,6 +111,10 @@ enum Step {
     InvalidateTokens { folder: usize },
     /// A pass with faults injected (crashes included).
     Sync { faults: Vec<(usize, Fault)> },
+    /// A pass that crashes at the `nth` write call of some kind to some folder (whichever comes
+    /// first), before or after the server applied it: a crash after k actions. The next pass runs
+    /// on a fresh engine over the same store.
+    CrashingSync { nth: u64, after_write: bool },
     /// Faults off, passes until quiet, then every invariant is checked.
     CleanSync,
 }
@@ -151,6 +155,7 @@ fn step() -> impl Strategy<Value = Step> {
         1 => (0..FOLDERS.len(), any::<usize>()).prop_map(|(folder, pick)| Step::Touch { folder, pick }),
         1 => (0..FOLDERS.len()).prop_map(|folder| Step::InvalidateTokens { folder }),
         3 => prop::collection::vec(fault(), 0..3).prop_map(|faults| Step::Sync { faults }),
+        2 => (1..4u64, any::<bool>()).prop_map(|(nth, after_write)| Step::CrashingSync { nth, after_write }),
         2 => Just(Step::CleanSync),
     ]
 }
@@ -248,7 +253,7 @@ async fn run_case(case: Case, store: Arc<dyn StateStore>, stats: &Stats) -> Resu
         let seq = model.seq;
         if trace {
             eprintln!("--- step {seq}: {step:?}");
-            if matches!(step, Step::Sync { .. } | Step::CleanSync) {
+            if matches!(step, Step::Sync { .. } | Step::CrashingSync { .. } | Step::CleanSync) {
                 eprintln!(
                     "plan before the pass:\n{}",
                     w.engine().dry_run().await.map(|p| p.to_string()).unwrap_or_else(|e| e.to_string())
@@ -322,9 +327,22 @@ async fn run_case(case: Case, store: Arc<dyn StateStore>, stats: &Stats) -> Resu
                 }
             }
             Step::InvalidateTokens { folder } => w.folder(FOLDERS[folder]).invalidate_tokens(),
-            Step::Sync { faults } => {
-                for (folder, fault) in faults {
-                    w.folder(FOLDERS[folder]).inject(fault);
+            Step::Sync { .. } | Step::CrashingSync { .. } => {
+                match step {
+                    Step::Sync { faults } => {
+                        for (folder, fault) in faults {
+                            w.folder(FOLDERS[folder]).inject(fault);
+                        }
+                    }
+                    Step::CrashingSync { nth, after_write } => {
+                        let kind = if after_write { FaultKind::CrashAfterWrite } else { FaultKind::Crash };
+                        for c in w.folders.values() {
+                            for op in [Operation::Create, Operation::Update, Operation::Delete] {
+                                c.inject(Fault::on(op, nth, kind.clone()));
+                            }
+                        }
+                    }
+                    _ => {}
                 }
                 Stats::add(&stats.passes, 1);
                 match w.try_sync().await {
