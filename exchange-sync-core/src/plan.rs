@@ -80,6 +80,9 @@ pub enum Reason {
     Stale,
     /// A copy carrying this group's origin stamp that belongs to no entity any more (or is a
     /// second copy of one) in a one-way member: the group made it, so the group removes it.
+    /// The action names the stamp's entity, or, when that entity holds another copy in the
+    /// folder (the orphan is a duplicate), an id no entity has: removing the named entity's
+    /// replica in the folder after the delete never forgets a live copy.
     Orphan,
 }
 

@@ -31,7 +31,7 @@ use crate::error::{Error, Result};
 use crate::group::{Direction, LocalChangePolicy, OneWayPolicy, SyncGroup, TwoWayPolicy};
 use crate::id::{EntityId, ItemId, MemberId, Version};
 use crate::item::{ContentHash, Item};
-use crate::merge::{MergeSide, merge};
+use crate::merge::{MergeSide, last_modified, merge, settle_unknown_ancestry};
 use crate::origin::OriginStamp;
 use crate::plan::{Action, Observed, Plan, PlanInput, Reason};
 use crate::state::{ConflictRecord, EntityRecord, Ownership, ReplicaRecord, ReplicaSlot, StateWrite};
@@ -324,12 +324,24 @@ impl<'a> Planner<'a> {
                 self.new_entity(id, fi, fetched, Ownership::Adopted);
             }
             (Role::OneWay(_), Some(stamp)) => {
-                // A copy this group made that belongs to no live entity here: an orphan.
+                // A copy this group made that belongs to no live entity here: an orphan. The
+                // executor forgets the named entity's replica in this folder after the delete, so
+                // when the stamp's entity holds another copy here (this one is a duplicate), the
+                // action names an entity id that no entity has instead.
+                let holds_other_copy = self.work.get(&stamp.entity).is_some_and(|w| {
+                    matches!(w.seen.get(&fi), Some(Seen::Present { .. }))
+                        || w.record.replicas.get(member).and_then(ReplicaSlot::replica).is_some()
+                });
+                let entity = if holds_other_copy {
+                    EntityId::derive(&group.id, member, &fetched.id)
+                } else {
+                    stamp.entity.clone()
+                };
                 self.push_action(
                     fi,
-                    &stamp.entity,
+                    &entity,
                     Action::Delete {
-                        entity: stamp.entity.clone(),
+                        entity: entity.clone(),
                         member: member.clone(),
                         id: fetched.id.clone(),
                         expected: Some(fetched.version.clone()),
@@ -474,19 +486,30 @@ impl<'a> Planner<'a> {
             }
             (Cow::Borrowed(base), Vec::new())
         } else {
-            let sides: Vec<MergeSide> = changed_sides
-                .iter()
-                .filter_map(|&fi| match copies[fi] {
-                    CopyState::Observed { fetched, .. } => {
-                        Some(MergeSide::observed(self.folders[fi].id.clone(), &fetched.item))
-                    }
-                    _ => None,
-                })
-                .collect();
             let policy = &self.group.conflict_policy;
+            let hub_modified = match copies[0] {
+                CopyState::Observed { fetched, .. } => last_modified(&fetched.item),
+                _ => None,
+            };
+            let mut conflicts = Vec::new();
+            let mut sides = Vec::with_capacity(changed_sides.len());
+            for &fi in &changed_sides {
+                let CopyState::Observed { prior, fetched, .. } = copies[fi] else { continue };
+                let side = MergeSide::observed(self.folders[fi].id.clone(), &fetched.item);
+                // A member's copy state knew to be stale, then edited: its differences from the
+                // base are not all its user's edits; settle them against the hub first.
+                if fi != 0 && prior.is_some_and(|r| r.hash != base_hash) {
+                    let (settled, settled_conflicts) =
+                        settle_unknown_ancestry(base, &self.group.hub, hub_modified, &side, policy);
+                    conflicts.extend(settled_conflicts);
+                    sides.push(settled);
+                } else {
+                    sides.push(side);
+                }
+            }
             let merged = merge(base, &sides, policy);
-            let records =
-                merged.conflicts.into_iter().map(|c| c.into_record(id.clone(), policy, self.input.now)).collect();
+            conflicts.extend(merged.conflicts);
+            let records = conflicts.into_iter().map(|c| c.into_record(id.clone(), policy, self.input.now)).collect();
             (Cow::Owned(merged.item), records)
         };
         let new_hash = new_base.content_hash();
