@@ -19,7 +19,7 @@
 //! ## Porting to PostgreSQL
 //!
 //! The tables and statements carry over as they are, with these points to mind (the conformance
-//! suite, [`crate::state_conformance_tests`], checks each of them):
+//! suite, `state_conformance_tests!` of the `testkit` feature, checks the behavior each protects):
 //! - `entity_id` must order by bytes, as Rust orders strings (`COLLATE "C"`), or
 //!   [`StateStore::entity_ids`] pages in a different order than the other stores.
 //! - `conflicts.seq` becomes an identity column; it only has to grow in commit order per group.
