@@ -30,7 +30,7 @@ use crate::connector::FetchedItem;
 use crate::error::{Error, Result};
 use crate::group::{Direction, LocalChangePolicy, OneWayPolicy, SyncGroup, TwoWayPolicy};
 use crate::id::{EntityId, ItemId, MemberId, Version};
-use crate::item::{ContentHash, Item};
+use crate::item::{ContentHash, Item, ItemKind};
 use crate::merge::{MergeSide, last_modified, merge, settle_unknown_ancestry};
 use crate::origin::OriginStamp;
 use crate::plan::{Action, Observed, Plan, PlanInput, Reason};
@@ -394,8 +394,8 @@ impl<'a> Planner<'a> {
         for (id, w) in &work {
             match &w.record.base {
                 Some(base) => self.decide_live(id, w, base),
-                None => match self.revive(id, w) {
-                    Some(base) => self.decide_live(id, w, &base),
+                None => match self.revival(w) {
+                    Some((revived, ancestor)) => self.decide_live(id, &revived, &ancestor),
                     None => self.decide_tombstone(id, w, &[], false),
                 },
             }
@@ -404,29 +404,29 @@ impl<'a> Planner<'a> {
 
     /// Rule 4 for an entity already tombstoned in state: its deletion was decided, but an
     /// interrupted pass left copies behind, and an authoritative side edited its copy since. The
-    /// modification beats the deletion: the entity lives again, its new base merged from the
-    /// edited copies against an empty item (they share no base any more, so differing fields are
-    /// conflicts resolved by policy and recorded). Records the new base and answers it.
-    fn revive(&mut self, id: &EntityId, w: &Work<'a>) -> Option<Item> {
-        let sides: Vec<MergeSide> = (0..self.folders.len())
+    /// modification beats the deletion: the entity lives again, planned like a live entity whose
+    /// base is an empty item of its kind (the old base is gone) and whose edited copies are edits
+    /// of that base. Answers the entity to plan that way, `None` when nobody edited a copy.
+    fn revival(&self, w: &Work<'a>) -> Option<(Work<'a>, Item)> {
+        let edited: Vec<(usize, ItemKind)> = (0..self.folders.len())
             .filter(|&fi| self.folders[fi].role.edits_are_authoritative())
             .filter_map(|fi| match self.copy_in(w, fi, None) {
                 CopyState::Observed { prior: Some(_), fetched, change: Change::Changed, .. } => {
-                    Some(MergeSide::observed(self.folders[fi].id.clone(), &fetched.item))
+                    Some((fi, fetched.item.kind.clone()))
                 }
                 _ => None,
             })
             .collect();
-        let first = sides.first()?;
-        let policy = &self.group.conflict_policy;
-        let merged = merge(&Item::new(first.item.kind.clone()), &sides, policy);
-        let match_key = self.group.match_key_of(&merged.item);
-        self.state.push(StateWrite::PutEntity { id: id.clone(), base: Some(merged.item.clone()), match_key });
-        let records: Vec<ConflictRecord> =
-            merged.conflicts.into_iter().map(|c| c.into_record(id.clone(), policy, self.input.now)).collect();
-        self.state.extend(records.iter().cloned().map(StateWrite::AddConflict));
-        self.conflicts.extend(records);
-        Some(merged.item)
+        let ancestor = Item::new(edited.first()?.1.clone());
+        let ancestor_hash = ancestor.content_hash();
+        let mut record = w.record.as_ref().clone();
+        record.base = Some(ancestor.clone());
+        for (fi, _) in &edited {
+            if let Some(ReplicaSlot::Present(r)) = record.replicas.get_mut(self.folders[*fi].id) {
+                r.hash = ancestor_hash;
+            }
+        }
+        Some((Work { record: Cow::Owned(record), new_in: w.new_in, seen: w.seen.clone() }, ancestor))
     }
 
     /// How entity `w`'s copy in folder `fi` stands.
