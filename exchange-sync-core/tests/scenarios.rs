@@ -328,12 +328,10 @@ async fn two_way_policies_adopt_and_propagate() {
     assert_eq!(w.named("hub", "Ann").len(), 1);
 }
 
-// Known gap (planner/state): a copy whose update failed is stale; if its user edits it before it
-// catches up, the edit is merged against the newer base, so it silently overrides the hub's
-// concurrent edit of the same field. State keeps only the stale copy's hash, not the content it
-// was last written with, so the planner cannot find the true ancestor. Run with `--ignored`.
+// Rule 3 for a stale copy: alice's update failed, so her copy missed the hub's edit; she then
+// edits the same field. State keeps only her copy's hash, so the planner settles her differences
+// against the hub as conflicts: whichever value wins, the other is on record.
 #[tokio::test]
-#[ignore = "known gap: stale copies are merged against the newer base (needs the copy's ancestor in state)"]
 async fn rule3_an_edit_of_a_stale_copy_still_leaves_a_conflict_record() {
     let w = seeded(&["Ann"]).await;
     edit(w.hub(), &w.one("hub", "Ann").id, field::COMPANY, "HubCo");
