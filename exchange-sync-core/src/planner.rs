@@ -429,6 +429,19 @@ impl<'a> Planner<'a> {
         Some((Work { record: Cow::Owned(record), new_in: w.new_in, seen: w.seen.clone() }, ancestor))
     }
 
+    /// The two-way member that stands for the base when the hub's own copy is stale: the first
+    /// whose replica holds the base, else the first two-way member with a copy.
+    fn base_holder(&self, w: &Work<'a>, base_hash: ContentHash) -> Option<usize> {
+        let two_way: Vec<usize> =
+            (1..self.folders.len()).filter(|&fi| matches!(self.folders[fi].role, Role::TwoWay(_))).collect();
+        let replica = |fi: usize| w.record.replicas.get(self.folders[fi].id).and_then(ReplicaSlot::replica);
+        two_way
+            .iter()
+            .copied()
+            .find(|&fi| replica(fi).is_some_and(|r| r.hash == base_hash))
+            .or_else(|| two_way.iter().copied().find(|&fi| replica(fi).is_some()))
+    }
+
     /// How entity `w`'s copy in folder `fi` stands.
     fn copy_in<'w>(&self, w: &'w Work<'a>, fi: usize, base_hash: Option<ContentHash>) -> CopyState<'w> {
         let slot = w.record.replicas.get(self.folders[fi].id);
@@ -496,13 +509,28 @@ impl<'a> Planner<'a> {
             for &fi in &changed_sides {
                 let CopyState::Observed { prior, fetched, .. } = copies[fi] else { continue };
                 let side = MergeSide::observed(self.folders[fi].id.clone(), &fetched.item);
-                // A member's copy state knew to be stale, then edited: its differences from the
-                // base are not all its user's edits; settle them against the hub first.
-                if fi != 0 && prior.is_some_and(|r| r.hash != base_hash) {
+                // A copy state knew to be stale, then edited: its differences from the base are
+                // not all its user's edits; settle each as a conflict first. A member's copy is
+                // settled against the hub (which stands for the base). The hub's own copy (an
+                // update to it failed or was interrupted, so the base came from a two-way member)
+                // is settled against that member's base, the hub first in the policy's order.
+                let stale = prior.is_some_and(|r| r.hash != base_hash);
+                if stale && fi != 0 {
                     let (settled, settled_conflicts) =
                         settle_unknown_ancestry(base, &self.group.hub, hub_modified, &side, policy);
                     conflicts.extend(settled_conflicts);
                     sides.push(settled);
+                } else if let Some(h) = self.base_holder(w, base_hash).filter(|_| stale) {
+                    let holder_modified = match copies[h] {
+                        CopyState::Observed { fetched, .. } => last_modified(&fetched.item),
+                        _ => None,
+                    };
+                    let base_side =
+                        MergeSide { member: self.folders[h].id.clone(), item: base.clone(), modified: holder_modified };
+                    let (settled, settled_conflicts) =
+                        settle_unknown_ancestry(&side.item, &self.group.hub, hub_modified, &base_side, policy);
+                    conflicts.extend(settled_conflicts);
+                    sides.push(MergeSide { item: settled.item, ..side });
                 } else {
                     sides.push(side);
                 }

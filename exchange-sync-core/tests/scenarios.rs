@@ -364,3 +364,27 @@ async fn rule4_an_edit_of_a_copy_awaiting_deletion_restores_the_entity() {
         assert_eq!(w.one(m, "Ann").item.text(field::COMPANY), Some("Keep me"), "{m}");
     }
 }
+
+// Rule 3 for a stale hub copy (found by the property machine): alice's edit became the base, the
+// pass died before updating the hub, and the hub's user edited the hub's stale copy. Her value is
+// either kept or on record, never silently dropped; the hub's own edit is kept.
+#[tokio::test]
+async fn rule3_an_edit_of_a_stale_hub_copy_keeps_both_edits_traceable() {
+    let w = seeded(&["Ann"]).await;
+    edit(w.folder("alice"), &w.one("alice", "Ann").id, field::COMPANY, "AliceCo");
+    w.hub().inject(Fault::on(Operation::Update, 1, FaultKind::Crash));
+    assert!(w.try_sync().await.is_none(), "the pass crashed before updating the hub");
+    edit(w.hub(), &w.one("hub", "Ann").id, field::JOB_TITLE, "HubTitle");
+    w.sync_until_quiet(3).await;
+    let ann = w.one("hub", "Ann").item;
+    assert_eq!(ann.text(field::JOB_TITLE), Some("HubTitle"));
+    let conflicts = w.store.conflicts(&w.group.id).await.unwrap();
+    let on_record = conflicts.iter().any(|c| {
+        c.field == field::COMPANY
+            && c.losers.iter().chain([&c.winner]).any(|v| v.value.as_ref().and_then(|v| v.as_text()) == Some("AliceCo"))
+    });
+    assert!(ann.text(field::COMPANY) == Some("AliceCo") || on_record, "alice's edit vanished: {ann:?} {conflicts:#?}");
+    for m in ["alice", "bob", "carol"] {
+        assert!(w.one(m, "Ann").item.same_content(&ann), "{m} converged");
+    }
+}
