@@ -7,6 +7,9 @@
 //!    *changed*.
 //! 2. **Authoritative changes** (hub, two-way members) are merged field by field against the base
 //!    ([`crate::merge`]); the result is the new base. Deleting sides lose against modifications.
+//!    A member copy state knew to be stale (it missed an update) and that was then edited has no
+//!    known common ancestor with the base: its differences are settled against the hub first
+//!    ([`crate::merge::settle_unknown_ancestry`]), each one a recorded conflict.
 //! 3. **Authoritative deletions** without any authoritative change tombstone the entity: every
 //!    other copy is deleted, except a one-way copy the user edited under `Ignore`, which is
 //!    forgotten and stays the user's own.
@@ -138,10 +141,9 @@ enum CopyState<'w> {
     },
 }
 
-/// An action with its sort key (folder position, entity id).
+/// An action with the position of its folder (actions sort by folder, then entity).
 struct Pending {
     folder: usize,
-    entity: EntityId,
     action: Action,
 }
 
@@ -177,12 +179,18 @@ impl<'a> Planner<'a> {
             };
             folders.push(Folder { id: &m.id, role });
         }
-        let position: HashMap<&MemberId, usize> = folders.iter().enumerate().map(|(i, f)| (f.id, i)).collect();
+        // Only folders with observations need their copies indexed by item id.
+        let observed: HashMap<&MemberId, usize> = folders
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| input.observations.iter().any(|o| &o.member == f.id))
+            .map(|(i, f)| (f.id, i))
+            .collect();
         let mut known = HashMap::new();
         let mut work = BTreeMap::new();
         for (id, record) in &input.entities {
             for (member, slot) in &record.replicas {
-                if let (Some(&fi), ReplicaSlot::Present(r)) = (position.get(member), slot) {
+                if let (Some(&fi), ReplicaSlot::Present(r)) = (observed.get(member), slot) {
                     known.entry((fi, &r.item_id)).or_insert(id);
                 }
             }
@@ -339,7 +347,6 @@ impl<'a> Planner<'a> {
                 };
                 self.push_action(
                     fi,
-                    &entity,
                     Action::Delete {
                         entity: entity.clone(),
                         member: member.clone(),
@@ -540,7 +547,10 @@ impl<'a> Planner<'a> {
             let records = conflicts.into_iter().map(|c| c.into_record(id.clone(), policy, self.input.now)).collect();
             (Cow::Owned(merged.item), records)
         };
-        let new_hash = new_base.content_hash();
+        let new_hash = match &new_base {
+            Cow::Borrowed(_) => base_hash,
+            Cow::Owned(item) => item.content_hash(),
+        };
         let base_changed = new_hash != base_hash;
         let changed_in: Vec<MemberId> = changed_sides.iter().map(|&fi| self.folders[fi].id.clone()).collect();
 
@@ -562,13 +572,13 @@ impl<'a> Planner<'a> {
             let role = self.folders[fi].role;
             let slot_before = w.record.replicas.get(member);
             // The copy after this plan's state writes, and the reason if it needs a write.
-            let mut after: Option<(ReplicaRecord, Option<&Item>)> = None;
+            let mut after: Option<(Cow<'_, ReplicaRecord>, Option<&Item>)> = None;
             let mut reason_override = None;
             let mut create = false;
             match *copy {
                 CopyState::Missing => create = true,
                 CopyState::OptedOut => {}
-                CopyState::Unchanged(r) => after = Some((r.clone(), None)),
+                CopyState::Unchanged(r) => after = Some((Cow::Borrowed(r), None)),
                 CopyState::Deleted => {
                     let reverts = match role {
                         Role::Hub => {
@@ -618,14 +628,13 @@ impl<'a> Planner<'a> {
                         slot_before.filter(|_| prior.is_some()),
                         ReplicaSlot::Present(record.clone()),
                     );
-                    after = Some((record, Some(&fetched.item)));
+                    after = Some((Cow::Owned(record), Some(&fetched.item)));
                 }
             }
             if create {
                 let reason = reason_override.unwrap_or_else(|| default_create.clone());
                 self.push_action(
                     fi,
-                    id,
                     Action::Create {
                         entity: id.clone(),
                         member: member.clone(),
@@ -639,12 +648,11 @@ impl<'a> Planner<'a> {
                     let reason = reason_override.unwrap_or_else(|| default_update.clone());
                     self.push_action(
                         fi,
-                        id,
                         Action::Update {
                             entity: id.clone(),
                             member: member.clone(),
-                            id: record.item_id,
-                            expected: record.version,
+                            id: record.item_id.clone(),
+                            expected: record.version.clone(),
                             item: new_base.as_ref().clone(),
                             previous: previous.cloned(),
                             reason,
@@ -662,8 +670,8 @@ impl<'a> Planner<'a> {
         }
     }
 
-    fn push_action(&mut self, folder: usize, entity: &EntityId, action: Action) {
-        self.actions.push(Pending { folder, entity: entity.clone(), action });
+    fn push_action(&mut self, folder: usize, action: Action) {
+        self.actions.push(Pending { folder, action });
     }
 
     /// Rule 2 (and an entity already being deleted): delete every present copy, except a one-way
@@ -760,7 +768,6 @@ impl<'a> Planner<'a> {
                     }
                     self.push_action(
                         fi,
-                        id,
                         Action::Delete {
                             entity: id.clone(),
                             member: member.clone(),
@@ -798,7 +805,7 @@ impl<'a> Planner<'a> {
                 }
             }
         }
-        self.actions.sort_by(|a, b| (a.folder, &a.entity).cmp(&(b.folder, &b.entity)));
+        self.actions.sort_by(|a, b| (a.folder, a.action.entity()).cmp(&(b.folder, b.action.entity())));
         self.foreign.sort_by_key(|(fi, _)| *fi);
         let mut state = self.state;
         state.extend(self.foreign.into_iter().map(|(_, w)| w));
