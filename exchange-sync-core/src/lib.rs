@@ -14,10 +14,16 @@
 //! - [`plan`](mod@plan): observations, actions and plans (the dry run).
 //! - [`planner`]: the pure function from state and observations to a plan; [`merge`]: the
 //!   three-way field merge it uses.
+//! - [`executor`]: applies a plan, committing each action's outcome as it completes.
+//! - [`engine`]: one sync pass of a group (recover, observe, plan, execute) with its report.
 //! - [`error`]: the error type, with a kind that says whether to retry.
+//! - `testkit` (feature `testkit`): an in-memory connector with fault injection and the connector
+//!   conformance suite.
 
 pub mod connector;
+pub mod engine;
 pub mod error;
+pub mod executor;
 pub mod field;
 pub mod group;
 pub mod id;
@@ -27,6 +33,8 @@ pub mod origin;
 pub mod plan;
 pub mod planner;
 pub mod state;
+#[cfg(feature = "testkit")]
+pub mod testkit;
 
 pub use connector::{
     BatchResult, Capabilities, Change, ChangeDetection, ChangeHint, ChangePage, Connector, FetchedItem, ItemDelete,

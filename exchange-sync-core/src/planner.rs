@@ -33,7 +33,7 @@ use crate::connector::FetchedItem;
 use crate::error::{Error, Result};
 use crate::group::{Direction, LocalChangePolicy, OneWayPolicy, SyncGroup, TwoWayPolicy};
 use crate::id::{EntityId, ItemId, MemberId, Version};
-use crate::item::{ContentHash, Item};
+use crate::item::{ContentHash, Item, ItemKind};
 use crate::merge::{MergeSide, last_modified, merge, settle_unknown_ancestry};
 use crate::origin::OriginStamp;
 use crate::plan::{Action, Observed, Plan, PlanInput, Reason};
@@ -401,9 +401,52 @@ impl<'a> Planner<'a> {
         for (id, w) in &work {
             match &w.record.base {
                 Some(base) => self.decide_live(id, w, base),
-                None => self.decide_tombstone(id, w, &[], false),
+                None => match self.revival(w) {
+                    Some((revived, ancestor)) => self.decide_live(id, &revived, &ancestor),
+                    None => self.decide_tombstone(id, w, &[], false),
+                },
             }
         }
+    }
+
+    /// Rule 4 for an entity already tombstoned in state: its deletion was decided, but an
+    /// interrupted pass left copies behind, and an authoritative side edited its copy since. The
+    /// modification beats the deletion: the entity lives again, planned like a live entity whose
+    /// base is an empty item of its kind (the old base is gone) and whose edited copies are edits
+    /// of that base. Answers the entity to plan that way, `None` when nobody edited a copy.
+    fn revival(&self, w: &Work<'a>) -> Option<(Work<'a>, Item)> {
+        let edited: Vec<(usize, ItemKind)> = (0..self.folders.len())
+            .filter(|&fi| self.folders[fi].role.edits_are_authoritative())
+            .filter_map(|fi| match self.copy_in(w, fi, None) {
+                CopyState::Observed { prior: Some(_), fetched, change: Change::Changed, .. } => {
+                    Some((fi, fetched.item.kind.clone()))
+                }
+                _ => None,
+            })
+            .collect();
+        let ancestor = Item::new(edited.first()?.1.clone());
+        let ancestor_hash = ancestor.content_hash();
+        let mut record = w.record.as_ref().clone();
+        record.base = Some(ancestor.clone());
+        for (fi, _) in &edited {
+            if let Some(ReplicaSlot::Present(r)) = record.replicas.get_mut(self.folders[*fi].id) {
+                r.hash = ancestor_hash;
+            }
+        }
+        Some((Work { record: Cow::Owned(record), new_in: w.new_in, seen: w.seen.clone() }, ancestor))
+    }
+
+    /// The two-way member that stands for the base when the hub's own copy is stale: the first
+    /// whose replica holds the base, else the first two-way member with a copy.
+    fn base_holder(&self, w: &Work<'a>, base_hash: ContentHash) -> Option<usize> {
+        let two_way: Vec<usize> =
+            (1..self.folders.len()).filter(|&fi| matches!(self.folders[fi].role, Role::TwoWay(_))).collect();
+        let replica = |fi: usize| w.record.replicas.get(self.folders[fi].id).and_then(ReplicaSlot::replica);
+        two_way
+            .iter()
+            .copied()
+            .find(|&fi| replica(fi).is_some_and(|r| r.hash == base_hash))
+            .or_else(|| two_way.iter().copied().find(|&fi| replica(fi).is_some()))
     }
 
     /// How entity `w`'s copy in folder `fi` stands.
@@ -477,13 +520,29 @@ impl<'a> Planner<'a> {
             for &fi in &changed_sides {
                 let CopyState::Observed { prior, fetched, .. } = copies[fi] else { continue };
                 let side = MergeSide::observed(self.folders[fi].id.clone(), &fetched.item);
-                // A member's copy state knew to be stale, then edited: its differences from
-                // the base are not all its user's edits; settle them against the hub first.
-                if fi != 0 && prior.is_some_and(|r| r.hash != base_hash) {
+                // A copy state knew to be stale, then edited: its differences from the base are
+                // not all its user's edits; settle each as a conflict first. A member's copy is
+                // settled against the hub (which stands for the base). The hub's own copy (an
+                // update to it failed or was interrupted, so the base came from a two-way member)
+                // is settled against that member's base, the hub first in the policy's order.
+                let stale = prior.is_some_and(|r| r.hash != base_hash);
+                if stale && fi != 0 {
                     let (settled, settled_conflicts) =
                         settle_unknown_ancestry(base, &self.group.hub, hub_modified, &side, policy);
                     conflicts.extend(settled_conflicts);
                     sides.push(settled);
+                    settled_any = true;
+                } else if let Some(h) = self.base_holder(w, base_hash).filter(|_| stale) {
+                    let holder_modified = match copies[h] {
+                        CopyState::Observed { fetched, .. } => last_modified(&fetched.item),
+                        _ => None,
+                    };
+                    let base_side =
+                        MergeSide { member: self.folders[h].id.clone(), item: base.clone(), modified: holder_modified };
+                    let (settled, settled_conflicts) =
+                        settle_unknown_ancestry(&side.item, &self.group.hub, hub_modified, &base_side, policy);
+                    conflicts.extend(settled_conflicts);
+                    sides.push(MergeSide { item: settled.item, ..side });
                     settled_any = true;
                 } else {
                     sides.push(side);
