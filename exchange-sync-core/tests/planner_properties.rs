@@ -2,7 +2,8 @@
 //! users add, edit, delete and touch items in a hub, a one-way member and two two-way members,
 //! with random policies, and the group syncs now and then. After every sync the folders must be
 //! converged and the next plan empty; items that are the users' own are never touched; and
-//! nothing a one-way member's user typed ever reaches the hub.
+//! nothing a one-way member's user typed ever reaches the hub. `PROPTEST_CASES` sets the number of
+//! histories (256 by default).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -200,8 +201,7 @@ fn sync_and_check(w: &mut World, g: &SyncGroup) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
-
+    // 256 cases by default; PROPTEST_CASES raises it for long runs.
     #[test]
     fn random_histories_converge_and_stay_stable(g in group_strategy(), ops in prop::collection::vec(op(), 1..40)) {
         let mut w = World::new(&g);
