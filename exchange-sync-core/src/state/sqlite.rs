@@ -15,6 +15,18 @@
 //!   of SQLite's that a PostgreSQL schema simply leaves out; it saves a copy of every key.
 //! - **Off the async runtime**: SQLite calls block, so each runs on tokio's blocking pool
 //!   ([`tokio::task::spawn_blocking`]) against one connection behind a mutex.
+//!
+//! ## Porting to PostgreSQL
+//!
+//! The tables and statements carry over as they are, with these points to mind (the conformance
+//! suite, `state_conformance_tests!` of the `testkit` feature, checks the behavior each protects):
+//! - `entity_id` must order by bytes, as Rust orders strings (`COLLATE "C"`), or
+//!   [`StateStore::entity_ids`] pages in a different order than the other stores.
+//! - `conflicts.seq` becomes an identity column; it only has to grow in commit order per group.
+//! - `member_status.initialized` may become a `boolean`; `WITHOUT ROWID` is left out.
+//! - The store's rules that SQL constraints do not express (a replica needs its entity, an item
+//!   is a replica of one entity at most, a replica is not also a user's own item, the tombstone
+//!   rule) are checked by queries before each write, inside the same transaction.
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
