@@ -499,12 +499,15 @@ impl<'a> Planner<'a> {
         }
 
         // Rule 1: merge the authoritative changes; rule 2: tombstone; rule 3: keep the base.
-        let (new_base, conflicts): (Cow<'_, Item>, Vec<ConflictRecord>) = if changed_sides.is_empty() {
+        // The new base, its hash, and the conflicts resolved on the way.
+        let (new_base, new_hash, conflicts): (Cow<'_, Item>, ContentHash, Vec<ConflictRecord>) = if changed_sides
+            .is_empty()
+        {
             if !deleted_sides.is_empty() {
                 self.decide_tombstone(id, w, &copies, true);
                 return;
             }
-            (Cow::Borrowed(base), Vec::new())
+            (Cow::Borrowed(base), base_hash, Vec::new())
         } else {
             let policy = &self.group.conflict_policy;
             let hub_modified = match copies[0] {
@@ -513,6 +516,7 @@ impl<'a> Planner<'a> {
             };
             let mut conflicts = Vec::new();
             let mut sides = Vec::with_capacity(changed_sides.len());
+            let mut settled_any = false;
             for &fi in &changed_sides {
                 let CopyState::Observed { prior, fetched, .. } = copies[fi] else { continue };
                 let side = MergeSide::observed(self.folders[fi].id.clone(), &fetched.item);
@@ -527,6 +531,7 @@ impl<'a> Planner<'a> {
                         settle_unknown_ancestry(base, &self.group.hub, hub_modified, &side, policy);
                     conflicts.extend(settled_conflicts);
                     sides.push(settled);
+                    settled_any = true;
                 } else if let Some(h) = self.base_holder(w, base_hash).filter(|_| stale) {
                     let holder_modified = match copies[h] {
                         CopyState::Observed { fetched, .. } => last_modified(&fetched.item),
@@ -538,18 +543,29 @@ impl<'a> Planner<'a> {
                         settle_unknown_ancestry(&side.item, &self.group.hub, hub_modified, &base_side, policy);
                     conflicts.extend(settled_conflicts);
                     sides.push(MergeSide { item: settled.item, ..side });
+                    settled_any = true;
                 } else {
                     sides.push(side);
                 }
             }
-            let merged = merge(base, &sides, policy);
-            conflicts.extend(merged.conflicts);
+            let single = match (sides.len(), copies[changed_sides[0]]) {
+                (1, CopyState::Observed { hash, .. }) if !settled_any => Some(hash),
+                _ => None,
+            };
+            let (item, hash) = match (single, sides.pop()) {
+                // One side changed: the merge is that side's content (a fast path for the
+                // common case; `merge` would produce the same).
+                (Some(hash), Some(side)) => (side.item, hash),
+                (_, last) => {
+                    sides.extend(last);
+                    let merged = merge(base, &sides, policy);
+                    conflicts.extend(merged.conflicts);
+                    let hash = merged.item.content_hash();
+                    (merged.item, hash)
+                }
+            };
             let records = conflicts.into_iter().map(|c| c.into_record(id.clone(), policy, self.input.now)).collect();
-            (Cow::Owned(merged.item), records)
-        };
-        let new_hash = match &new_base {
-            Cow::Borrowed(_) => base_hash,
-            Cow::Owned(item) => item.content_hash(),
+            (Cow::Owned(item), hash, records)
         };
         let base_changed = new_hash != base_hash;
         let changed_in: Vec<MemberId> = changed_sides.iter().map(|&fi| self.folders[fi].id.clone()).collect();
