@@ -11,8 +11,9 @@
 //!   ordinary indexes, no SQLite-only types or triggers, so a PostgreSQL store can use the same
 //!   tables and the same statements (upserts are `INSERT ... ON CONFLICT`). Bases and conflict
 //!   records are JSON documents; everything the store looks up by is a column with an index.
-//!   Tables keyed by text are `WITHOUT ROWID` (clustered on their primary key): a storage choice
-//!   of SQLite's that a PostgreSQL schema simply leaves out; it saves a copy of every key.
+//!   Tables with small rows keyed by text are `WITHOUT ROWID` (clustered on their primary key,
+//!   which saves a copy of every key): a storage choice of SQLite's that a PostgreSQL schema
+//!   simply leaves out. `entities` keeps its rowid, since its rows carry the base document.
 //! - **Off the async runtime**: SQLite calls block, so each runs on tokio's blocking pool
 //!   ([`tokio::task::spawn_blocking`]) against one connection behind a mutex.
 //!
@@ -69,8 +70,8 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
             base       TEXT,
             match_key  TEXT,
             PRIMARY KEY (group_id, entity_id)
-        ) WITHOUT ROWID;
-        CREATE INDEX entities_by_match_key ON entities (group_id, match_key);
+        );
+        CREATE INDEX entities_by_match_key ON entities (group_id, match_key, entity_id);
 
         CREATE TABLE replicas (
             group_id      TEXT NOT NULL,
