@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Runs every test of the project: formatting and lints, Rust unit / integration / property tests,
+# the Python tests against the EWS emulator, and schema validation of every EWS document the tests
+# exchanged. Installs what the tests need (Debian and pip packages) when it is missing.
+#
+#   scripts/test-all.sh            the CI suite
+#   PROPTEST_CASES=2000 scripts/test-all.sh   a longer property-test run (nightly mode)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+schema_dir=${EWS_SCHEMA_DIR:-$root/../shared/ews-schema}
+
+step() { printf '\n=== %s\n' "$*"; }
+
+step "system packages"
+need_apt=()
+command -v xmllint >/dev/null || need_apt+=(libxml2-utils)
+command -v python3 >/dev/null || need_apt+=(python3)
+python3 -c 'import venv' 2>/dev/null || need_apt+=(python3-venv)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+step "python environment"
+venv=$root/target/venv
+if [ ! -x "$venv/bin/python" ]; then
+  python3 -m venv "$venv"
+fi
+"$venv/bin/pip" install -q --disable-pip-version-check -r tests/python/requirements.txt
+
+step "formatting and lints"
+cargo fmt --all --check
+cargo clippy --all-targets --all-features -- -D warnings
+
+step "rust tests"
+trace_dir=$root/target/ews-traces
+rm -rf "$trace_dir" && mkdir -p "$trace_dir"
+export EWS_TRACE_DIR=$trace_dir
+cargo build --bins
+cargo test --all-features --no-fail-fast
+
+step "python tests against the emulator"
+EWS_EMULATOR_BIN=$root/target/debug/ews-emulator "$venv/bin/python" -m pytest -q tests/python
+
+step "EWS schema validation of every document the tests exchanged"
+if [ -d "$schema_dir" ]; then
+  shopt -s nullglob globstar
+  xml=("$trace_dir"/**/*.xml)
+  streams=("$trace_dir"/**/*.stream)
+  [ ${#xml[@]} -gt 0 ] || { echo "no EWS documents were traced: tests did not talk to the emulator" >&2; exit 1; }
+  "$schema_dir/validate" "$trace_dir"
+  for s in "${streams[@]}"; do "$schema_dir/validate" --stream "$s"; done
+else
+  echo "EWS schema not found at $schema_dir (set EWS_SCHEMA_DIR)" >&2
+  exit 1
+fi
+
+step "documentation"
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --all-features
+
+step "all tests passed"
