@@ -12,7 +12,7 @@ use common::{World, contact, edit};
 use exchange_sync_core::state::memory::MemoryStore;
 use exchange_sync_core::testkit::{Fault, FaultKind, Operation};
 use exchange_sync_core::{
-    Direction, ErrorKind, LocalChangePolicy, Member, MemberId, OneWayPolicy, SyncGroup, TwoWayPolicy, field,
+    Action, Direction, ErrorKind, LocalChangePolicy, Member, MemberId, OneWayPolicy, SyncGroup, TwoWayPolicy, field,
 };
 
 fn group() -> SyncGroup {
@@ -387,4 +387,34 @@ async fn rule3_an_edit_of_a_stale_hub_copy_keeps_both_edits_traceable() {
     for m in ["alice", "bob", "carol"] {
         assert!(w.one(m, "Ann").item.same_content(&ann), "{m} converged");
     }
+}
+
+// The dry run observes and plans, and writes nothing: no state, no server writes.
+#[tokio::test]
+async fn a_dry_run_writes_nothing() {
+    let w = seeded(&["Ann"]).await;
+    w.hub().user_create(contact("Ben"));
+    edit(w.folder("alice"), &w.one("alice", "Ann").id, field::COMPANY, "AliceCo");
+    let before = w.store.entity_ids(&w.group.id, None, 100).await.unwrap();
+    let writes = |w: &World| -> u64 {
+        ["hub", "alice", "bob", "carol"]
+            .iter()
+            .flat_map(|m| [Operation::Create, Operation::Update, Operation::Delete].map(|op| w.folder(m).calls(op)))
+            .sum()
+    };
+    let calls_before = writes(&w);
+    let plan = w.dry_run().await;
+    assert!(
+        plan.actions.iter().any(|a| matches!(a, Action::Create { member, item, .. }
+            if member.as_str() == "alice" && item.text(field::GIVEN_NAME) == Some("Ben"))),
+        "{plan}"
+    );
+    assert!(!plan.state.is_empty());
+    assert_eq!(w.store.entity_ids(&w.group.id, None, 100).await.unwrap(), before);
+    assert_eq!(writes(&w), calls_before, "no write call reached a server");
+    assert!(w.named("alice", "Ben").is_empty());
+    assert_eq!(w.one("hub", "Ann").item.text(field::COMPANY), None);
+    // The real pass then does what the dry run showed.
+    let report = w.sync().await;
+    assert_eq!(report.planned, plan.actions.len());
 }

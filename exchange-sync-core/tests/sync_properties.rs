@@ -2,9 +2,10 @@
 //! sync passes with injected faults and crashes, and clean syncs after which every invariant of
 //! DESIGN.md section 2 is checked.
 //!
-//! The group: a hub (snapshot or incremental, drawn per case), a two-way member `tw` (adopts new
-//! items, propagates deletions), a one-way member `ow` (reverts local edits and deletions) and a
-//! one-way member `oi` (ignores local edits, opts out on deletion). Users create, edit, delete and
+//! The group: a hub (snapshot or incremental, drawn per case), a two-way member `tw` (mostly
+//! adopting new items and propagating deletions; its policies and the conflict policy are drawn per
+//! case), a one-way member `ow` (reverts local edits and deletions) and a one-way member `oi`
+//! (ignores local edits, opts out on deletion). Users create, edit, delete and
 //! touch items in every folder, including personal items the group must never touch.
 //!
 //! After each clean sync (faults off, passes until one writes nothing, at most a few):
@@ -42,8 +43,8 @@ use exchange_sync_core::state::memory::MemoryStore;
 use exchange_sync_core::state::sqlite::SqliteStore;
 use exchange_sync_core::testkit::{Fault, FaultKind, Operation};
 use exchange_sync_core::{
-    Direction, EntityId, ErrorKind, FieldValue, Item, ItemId, ItemKind, LocalChangePolicy, Member, MemberId,
-    OneWayPolicy, ReplicaSlot, StateStore, SyncGroup, field,
+    ConflictPolicy, Direction, EntityId, ErrorKind, FieldValue, Item, ItemId, ItemKind, LocalChangePolicy, Member,
+    MemberId, OneWayPolicy, ReplicaSlot, StateStore, SyncGroup, TwoWayPolicy, field,
 };
 use proptest::prelude::*;
 use proptest::test_runner::{Config, FileFailurePersistence, TestRunner};
@@ -92,12 +93,36 @@ const OI: &str = "oi";
 const FOLDERS: [&str; 4] = [HUB, TW, OW, OI];
 const FIELDS: [&str; 3] = [field::COMPANY, field::JOB_TITLE, field::DEPARTMENT];
 
-fn group() -> SyncGroup {
+/// The group's policies, drawn per case.
+#[derive(Debug, Clone)]
+struct Policies {
+    conflict: ConflictPolicy,
+    two_way: TwoWayPolicy,
+}
+
+fn policies() -> impl Strategy<Value = Policies> {
+    let conflict = prop_oneof![
+        Just(ConflictPolicy::HubWins),
+        Just(ConflictPolicy::NewestWins),
+        Just(ConflictPolicy::MemberPriority(vec![MemberId::new(TW), MemberId::new(HUB)])),
+    ];
+    // Mostly the default two-way member (adopts, propagates deletions).
+    let two_way = prop_oneof![
+        3 => Just(TwoWayPolicy::default()),
+        1 => (any::<bool>(), any::<bool>())
+            .prop_map(|(adopt_new_items, propagate_deletes)| TwoWayPolicy { adopt_new_items, propagate_deletes }),
+    ];
+    (conflict, two_way).prop_map(|(conflict, two_way)| Policies { conflict, two_way })
+}
+
+fn group(policies: &Policies) -> SyncGroup {
     let ignore = OneWayPolicy { on_edit: LocalChangePolicy::Ignore, on_delete: LocalChangePolicy::Ignore };
-    SyncGroup::new("props", HUB)
-        .with_member(Member::new(TW, Direction::two_way()))
+    let mut group = SyncGroup::new("props", HUB)
+        .with_member(Member::new(TW, Direction::TwoWay(policies.two_way)))
         .with_member(Member::new(OW, Direction::one_way()))
-        .with_member(Member::new(OI, Direction::OneWay(ignore)))
+        .with_member(Member::new(OI, Direction::OneWay(ignore)));
+    group.conflict_policy = policies.conflict.clone();
+    group
 }
 
 /// One step of the machine. Folder and item choices are indices, resolved against the folder's
@@ -168,6 +193,7 @@ fn step() -> impl Strategy<Value = Step> {
 /// A case: the hub's change detection, what the folders hold before the first sync, the steps.
 #[derive(Debug, Clone)]
 struct Case {
+    policies: Policies,
     snapshot_hub: bool,
     hub_items: usize,
     personal: [usize; 3],
@@ -175,8 +201,14 @@ struct Case {
 }
 
 fn case() -> impl Strategy<Value = Case> {
-    (any::<bool>(), 0..6usize, [0..3usize, 0..3usize, 0..3usize], prop::collection::vec(step(), 1..45))
-        .prop_map(|(snapshot_hub, hub_items, personal, steps)| Case { snapshot_hub, hub_items, personal, steps })
+    (policies(), any::<bool>(), 0..6usize, [0..3usize, 0..3usize, 0..3usize], prop::collection::vec(step(), 1..45))
+        .prop_map(|(policies, snapshot_hub, hub_items, personal, steps)| Case {
+            policies,
+            snapshot_hub,
+            hub_items,
+            personal,
+            steps,
+        })
 }
 
 /// An edit as the model remembers it.
@@ -230,7 +262,7 @@ async fn is_stale(w: &World, entity: &EntityId, folder: &str) -> bool {
 }
 
 async fn run_case(case: Case, store: Arc<dyn StateStore>, stats: &Stats) -> Result<(), TestCaseError> {
-    let mut w = World::new(group(), store, case.snapshot_hub);
+    let mut w = World::new(group(&case.policies), store, case.snapshot_hub);
     w.allow_mass_delete = true;
     let mut model = Model::default();
     for i in 0..case.hub_items {
@@ -271,7 +303,8 @@ async fn run_case(case: Case, store: Arc<dyn StateStore>, stats: &Stats) -> Resu
                 let name = FOLDERS[folder];
                 let c = w.folder(name);
                 let id = c.user_create(new_item(format!("n{seq}")));
-                if name == OW || name == OI {
+                let joins = name == HUB || (name == TW && case.policies.two_way.adopt_new_items);
+                if !joins {
                     let version = c.item(&id).unwrap().version;
                     model.personal.insert((name, id), version);
                 }
@@ -491,7 +524,13 @@ async fn check(w: &World, model: &Model, stats: &Stats) -> Result<(), TestCaseEr
     for ((folder, id), version) in &model.personal {
         let item = w.folder(folder).item(id);
         prop_assert!(item.is_some(), "personal item {id} in {folder} was deleted by the engine");
-        prop_assert_eq!(&item.unwrap().version, version, "personal item {} in {} was modified", id, folder);
+        let item = item.unwrap();
+        prop_assert_eq!(&item.version, version, "personal item {} in {} was modified", id, folder);
+        // Nor was it copied anywhere.
+        let name = item.item.text(field::GIVEN_NAME).unwrap_or_default().to_owned();
+        for other in FOLDERS.iter().filter(|f| *f != folder) {
+            prop_assert!(w.named(other, &name).is_empty(), "personal item {name} of {folder} reached {other}");
+        }
     }
 
     // No lost update.
