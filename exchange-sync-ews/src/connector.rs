@@ -84,6 +84,15 @@ pub fn to_core_error(e: EwsError, folder: &str) -> core::Error {
     }
     let context = Box::new(context);
     let message = e.to_string();
+    // An id or change key the server cannot even decode belongs to no item of this folder: for the
+    // engine that is a missing item, and a version that is not the current one.
+    match e.response_code() {
+        Some("ErrorInvalidIdMalformed" | "ErrorInvalidIdMalformedEwsLegacyIdFormat" | "ErrorInvalidIdEmpty") => {
+            return core::Error::NotFound { context };
+        }
+        Some("ErrorInvalidChangeKey" | "ErrorStaleObject") => return core::Error::PreconditionFailed { context },
+        _ => {}
+    }
     match e.kind() {
         ErrorKind::Throttled => core::Error::Throttled { retry_after: e.retry_after(), context },
         ErrorKind::NotFound => core::Error::NotFound { context },
