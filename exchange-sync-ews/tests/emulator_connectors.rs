@@ -78,7 +78,7 @@ async fn mailbox_folder_sees_a_phone_edit_incrementally() {
         page.changes.iter().filter_map(|c| if let Change::Upserted(v) = c { Some(v) } else { None }).collect();
     assert_eq!(upserted.len(), 1);
     assert_ne!(upserted[0].version, created.version);
-    let fetched = folder.get(&[created.id.clone()]).await.unwrap().remove(0).unwrap();
+    let fetched = folder.get(std::slice::from_ref(&created.id)).await.unwrap().remove(0).unwrap();
     assert_eq!(fetched.item.text(field::JOB_TITLE), Some("Edited on a phone"));
 
     let bad = folder.changes(Some(&SyncToken::new("bm90IGEgc3RhdGU="))).await.unwrap_err();

@@ -182,7 +182,8 @@ async fn streaming_notifications_arrive_as_they_happen() {
     .await;
     let dave = common::as_user(&emu, "dave");
     let sub = dave.subscribe(&[contacts()], &ITEM_EVENTS, &SubscriptionKind::Streaming).await.unwrap();
-    let mut stream = dave.get_streaming_events(&[sub.id.clone()], 1, std::time::Duration::from_secs(30)).await.unwrap();
+    let mut stream =
+        dave.get_streaming_events(std::slice::from_ref(&sub.id), 1, std::time::Duration::from_secs(30)).await.unwrap();
     dave.create_items(&contacts(), &[common::contact("Stream", "Event")]).await.unwrap();
     let mut saw_created = false;
     let mut saw_closed = false;
