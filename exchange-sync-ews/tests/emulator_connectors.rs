@@ -176,3 +176,118 @@ async fn pull_notifications_when_streaming_is_missing() {
     writer.abort();
     assert_eq!(folder.client().version(), ExchangeVersion::Exchange2007Sp1);
 }
+
+#[tokio::test]
+async fn every_kind_round_trips_through_a_mailbox() {
+    use exchange_sync_core::{Body, FieldValue};
+    let emu = common::small_tenant().await;
+    let alice = common::as_user(&emu, "alice");
+    let start = chrono::DateTime::from_timestamp(1_800_003_600, 0).unwrap();
+    let mut contact = Item::new(ItemKind::Contact)
+        .with(field::GIVEN_NAME, "Zoë")
+        .with(field::SURNAME, "Müller")
+        .with(field::NAME_TITLE, "Dr.")
+        .with(field::COMPANY, "Contoso")
+        .with(field::EMAIL1, "zoe@contoso.test")
+        .with(field::EMAIL3, "zoe@example.test")
+        .with(field::PHONE_MOBILE, "+41 79 000 00 00")
+        .with(&field::phone("business_fax"), "+41 44 000 00 01")
+        .with(&field::im(1), "zoe@im.test")
+        .with("address.home.city", "Zürich")
+        .with("address.home.postal_code", "8000")
+        .with(field::BIRTHDAY, FieldValue::DateTime(start))
+        .with(field::CHILDREN, FieldValue::TextList(vec!["Ada".into(), "Max".into()]));
+    contact.body = Some(Body::text("Line 1\nLine 2 <&>"));
+    contact.categories = ["Shared".to_owned()].into_iter().collect();
+    let mut meeting = Item::new(ItemKind::CalendarItem)
+        .with(field::SUBJECT, "Weekly")
+        .with(field::START, FieldValue::DateTime(start))
+        .with(field::END, FieldValue::DateTime(start + chrono::Duration::minutes(30)))
+        .with(field::LOCATION, "Room 1")
+        .with(field::IS_ALL_DAY, FieldValue::Boolean(false))
+        .with(field::LEGACY_FREE_BUSY, "busy")
+        .with(field::ATTENDEES, "required:bob@contoso.test")
+        .with(
+            field::RECURRENCE,
+            "WeeklyRecurrence(Interval=1,DaysOfWeek=Monday)|NumberedRecurrence(StartDate=2027-01-04,NumberOfOccurrences=10)",
+        );
+    meeting.body = Some(Body::text("Agenda"));
+    let task = Item::new(ItemKind::Task)
+        .with(field::SUBJECT, "Call back")
+        .with(field::STATUS, "in_progress")
+        .with(field::PERCENT_COMPLETE, FieldValue::Integer(50))
+        .with(field::DUE_DATE, FieldValue::DateTime(start));
+    let mut note = Item::new(ItemKind::Note).with(field::SUBJECT, "Remember");
+    note.body = Some(Body::text("milk"));
+    for (item, folder) in [
+        (contact, DistinguishedFolder::Contacts),
+        (meeting, DistinguishedFolder::Calendar),
+        (task, DistinguishedFolder::Tasks),
+        (note, DistinguishedFolder::Notes),
+    ] {
+        let c = EwsFolderConnector::mailbox_folder(
+            alice.clone(),
+            FolderRef::distinguished(folder),
+            format!("alice/{}", folder.as_str()),
+        );
+        let origin = OriginStamp::new(GroupId::new("kinds"), EntityId::new(folder.as_str()));
+        let v = c.create(&[NewItem { item: item.clone(), origin: origin.clone() }]).await.unwrap().remove(0).unwrap();
+        let back = c.get(&[v.id]).await.unwrap().remove(0).unwrap();
+        assert_eq!(back.item.canonical(), item.canonical(), "{folder:?}");
+        assert_eq!(back.origin, Some(origin));
+    }
+}
+
+#[tokio::test]
+async fn unchanged_public_folder_is_listed_from_the_probe() {
+    use std::sync::atomic::Ordering;
+    let emu = common::emulator(EmulatorConfig { contacts: 30, ..Default::default() }).await;
+    let pf = common::public_folder(&emu, "Company Contacts").await;
+    let folder = EwsFolderConnector::public_folder(common::public(&emu), pf, "Public/Company Contacts")
+        .with_options(ConnectorOptions { page_size: 7, probe_quiet_period: Duration::ZERO, ..Default::default() });
+    let list_all = || async {
+        let mut all = Vec::new();
+        let mut cursor = None;
+        loop {
+            let page = folder.list(cursor.as_ref()).await.unwrap();
+            all.extend(page.items);
+            match page.next {
+                Some(c) => cursor = Some(c),
+                None => return all,
+            }
+        }
+    };
+    let first = list_all().await;
+    assert_eq!(first.len(), 30);
+    let fetched = folder.stats().listing_pages_fetched.load(Ordering::Relaxed);
+    assert_eq!(fetched, 5, "30 items in pages of 7");
+
+    let second = list_all().await;
+    assert_eq!(second, first);
+    assert_eq!(folder.stats().listing_pages_fetched.load(Ordering::Relaxed), fetched, "nothing changed: no FindItem");
+    assert_eq!(folder.stats().listing_pages_from_cache.load(Ordering::Relaxed), 5);
+
+    // A change elsewhere moves the probe: the next listing goes to the server and sees it. (Wait
+    // for the next second: the probe has whole seconds, which the quiet period covers in production.)
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    emu.store()
+        .edit_item(first[3].id.as_str(), |i| i.set_field(ews_emulator::xml::Element::t_text("JobTitle", "Changed")))
+        .unwrap();
+    let third = list_all().await;
+    assert!(folder.stats().listing_pages_fetched.load(Ordering::Relaxed) > fetched);
+    let changed = third.iter().find(|v| v.id == first[3].id).unwrap();
+    assert_ne!(changed.version, first[3].version);
+}
+
+#[tokio::test]
+async fn a_recent_commit_is_never_trusted() {
+    use std::sync::atomic::Ordering;
+    let emu = common::emulator(EmulatorConfig { contacts: 5, ..Default::default() }).await;
+    let pf = common::public_folder(&emu, "Company Contacts").await;
+    // Default quiet period: the folder was just filled, so its commit time is recent.
+    let folder = EwsFolderConnector::public_folder(common::public(&emu), pf, "Public/Company Contacts");
+    folder.list(None).await.unwrap();
+    folder.list(None).await.unwrap();
+    assert_eq!(folder.stats().listing_pages_fetched.load(Ordering::Relaxed), 2);
+    assert_eq!(folder.stats().listing_pages_from_cache.load(Ordering::Relaxed), 0);
+}
