@@ -30,8 +30,11 @@ fn exercise(data: &[u8]) {
     let limits = ParseLimits { max_bytes: 1 << 20, max_depth: 64 };
     if let Ok(r) = parse_envelope("mutation", data, limits) {
         let b = &r.body;
-        let _ = items::parse_get_item(b)
-            .map(|l| l.into_iter().flatten().map(|i| exchange_sync_ews::mapping::to_item(&i)).count());
+        if let Ok(list) = items::parse_get_item(b) {
+            for item in list.into_iter().flatten() {
+                let _ = exchange_sync_ews::mapping::to_item(&item);
+            }
+        }
         let _ = items::parse_find_item(b);
         let _ = items::parse_create_item(b);
         let _ = folders::parse_get_folder(b);
