@@ -70,6 +70,8 @@ pub struct EwsFolderConnector {
     options: ConnectorOptions,
     snapshot: Arc<Mutex<SnapshotCache>>,
     stats: Arc<ConnectorStats>,
+    /// Shared by every clone; watch tasks stop when the last clone is dropped.
+    alive: Arc<()>,
 }
 
 /// Counters of what a connector asked the server, to measure how much the change probe saves.
@@ -173,6 +175,7 @@ impl EwsFolderConnector {
             options: ConnectorOptions::default(),
             snapshot: Arc::default(),
             stats: Arc::default(),
+            alive: Arc::default(),
         }
     }
 
@@ -493,7 +496,8 @@ impl Connector for EwsFolderConnector {
 
     async fn watch(&self) -> core::Result<BoxStream<'static, ChangeHint>> {
         let (tx, rx) = futures::channel::mpsc::channel(16);
-        tokio::spawn(watch::run(self.client.clone(), self.folder.clone(), self.options.watch.clone(), tx));
+        let hints = watch::Hints::new(tx, Arc::downgrade(&self.alive));
+        tokio::spawn(watch::run(self.client.clone(), self.folder.clone(), self.options.watch.clone(), hints));
         Ok(Box::pin(rx))
     }
 

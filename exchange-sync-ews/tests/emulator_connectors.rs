@@ -291,3 +291,20 @@ async fn a_recent_commit_is_never_trusted() {
     assert_eq!(folder.stats().listing_pages_fetched.load(Ordering::Relaxed), 2);
     assert_eq!(folder.stats().listing_pages_from_cache.load(Ordering::Relaxed), 0);
 }
+
+#[tokio::test]
+async fn hints_end_when_the_connector_is_dropped() {
+    let emu = common::emulator(EmulatorConfig {
+        contacts: 1,
+        heartbeat_interval: Duration::from_millis(100),
+        ..Default::default()
+    })
+    .await;
+    let folder =
+        EwsFolderConnector::mailbox_folder(common::as_user(&emu, "dave"), contacts(), "dave@contoso.test/Contacts")
+            .with_options(ConnectorOptions { watch: fast_watch(), ..Default::default() });
+    let mut hints = folder.watch().await.unwrap();
+    drop(folder);
+    let end = tokio::time::timeout(Duration::from_secs(120), async { while hints.next().await.is_some() {} }).await;
+    assert!(end.is_ok(), "the hint stream ends after the connector is gone");
+}
