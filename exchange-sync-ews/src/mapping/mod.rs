@@ -1,6 +1,6 @@
 //! Mapping between EWS items and the core's normalized [`Item`], both ways.
 //!
-//! Each kind has a table of (canonical field, EWS property) pairs ([`schema`]); reading, writing and
+//! Each kind has a table of (canonical field, EWS property) pairs ([`mappings`]); reading, writing and
 //! computing field-level updates all walk the same table, so the three cannot disagree. Values are
 //! normalized on the way in (enumerations in snake case, dates in UTC, recurrences in a canonical text
 //! form) so that the same content read from two mailboxes hashes the same.

@@ -94,7 +94,7 @@ pub fn get_item_request(ids: &[ItemId], shape: &ItemShape) -> String {
     w.finish()
 }
 
-fn one_item(operation: &'static str, m: Result<Element>) -> Result<EwsItem> {
+fn one_item(operation: &'static str, m: Result<&Element>) -> Result<EwsItem> {
     items_in(m?.child("Items")).into_iter().next().ok_or_else(|| EwsError::protocol(operation, "no item in message"))
 }
 
