@@ -422,6 +422,37 @@ impl EwsClient {
         }
     }
 
+    /// Resolves a folder by its display-name path below `root` (e.g. `Company Contacts/EMEA` below
+    /// `publicfoldersroot`), one shallow FindFolder per level: the only traversal public folders
+    /// support, and cheap on large trees. Names compare case-insensitively, as Exchange does.
+    pub async fn folder_by_path(&self, root: &FolderRef, path: &str) -> Result<Folder> {
+        let mut parent = root.clone();
+        let mut found: Option<Folder> = None;
+        for segment in path.split('/').map(str::trim).filter(|s| !s.is_empty()) {
+            let children = self.find_folders(&parent, &FolderShape::default(), Traversal::Shallow).await?;
+            let folder = children
+                .into_iter()
+                .find(|f| f.display_name.as_deref().is_some_and(|n| n.eq_ignore_ascii_case(segment)))
+                .ok_or_else(|| EwsError::Response {
+                    code: "ErrorFolderNotFound".into(),
+                    message: format!("no folder named {segment:?}"),
+                    back_off: None,
+                    context: Box::new(crate::error::ErrorContext {
+                        operation: Some("FindFolder"),
+                        mailbox: self.routing.mailbox().map(str::to_owned),
+                        folder: Some(path.to_owned()),
+                        item: None,
+                    }),
+                })?;
+            parent = FolderRef::Id(folder.id.clone());
+            found = Some(folder);
+        }
+        match found {
+            Some(f) => Ok(f),
+            None => self.get_folder(root, &FolderShape::default()).await,
+        }
+    }
+
     /// CreateFolder: one folder of a class (`IPF.Contact`, `IPF.Appointment`, `IPF.Task`,
     /// `IPF.StickyNote`) under `parent`.
     pub async fn create_folder(&self, parent: &FolderRef, display_name: &str, folder_class: &str) -> Result<Folder> {
