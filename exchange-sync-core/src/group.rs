@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::id::{GroupId, MemberId};
+use crate::item::{FieldValue, Item};
 
 /// What happens to a one-way member's local change (an edit or a deletion made in the mailbox).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -180,6 +181,34 @@ impl SyncGroup {
         std::iter::once(&self.hub).chain(self.members.iter().map(|m| &m.id))
     }
 
+    /// The item's value of the group's match key (DESIGN rule 9): the normalized values of the
+    /// [`SyncGroup::match_key`] fields, joined. Text is compared without regard to case and runs of
+    /// white space, since users type the same address in different ways. `None` when the group
+    /// has no match key or any key field is empty: an item without a key never matches, so two
+    /// unrelated contacts without an e-mail address are not merged into one.
+    pub fn match_key_of(&self, item: &Item) -> Option<String> {
+        if self.match_key.is_empty() {
+            return None;
+        }
+        let mut parts = Vec::with_capacity(self.match_key.len());
+        for name in &self.match_key {
+            let part = match item.get(name.trim())? {
+                FieldValue::Text(s) => normalize_text(s),
+                FieldValue::TextList(list) => {
+                    list.iter().map(|s| normalize_text(s)).filter(|s| !s.is_empty()).collect::<Vec<_>>().join(",")
+                }
+                FieldValue::DateTime(t) => t.to_rfc3339(),
+                other => other.to_string(),
+            };
+            if part.is_empty() {
+                return None;
+            }
+            parts.push(part);
+        }
+        // The unit separator cannot be typed into a field, so distinct key tuples stay distinct.
+        Some(parts.join("\u{1f}"))
+    }
+
     /// Checks the group for mistakes that would make syncing unsafe.
     pub fn validate(&self) -> Result<()> {
         let err = |message: String| Err(Error::Config { message: format!("group {}: {message}", self.id) });
@@ -211,6 +240,11 @@ impl SyncGroup {
         }
         Ok(())
     }
+}
+
+/// Text as compared for matching: trimmed, lower case, inner white space collapsed to one space.
+fn normalize_text(s: &str) -> String {
+    s.split_whitespace().map(str::to_lowercase).collect::<Vec<_>>().join(" ")
 }
 
 #[cfg(test)]
@@ -246,5 +280,26 @@ mod tests {
         let g = MassDeleteGuard { max_share: 0.25, min_count: 10 };
         assert_eq!(g.limit(8), 10);
         assert_eq!(g.limit(1000), 250);
+    }
+
+    #[test]
+    fn match_key_is_normalized_and_absent_when_any_part_is_empty() {
+        use crate::item::ItemKind;
+        let mut g = group();
+        let item = Item::new(ItemKind::Contact)
+            .with("email1.address", "  Zoe@Contoso.TEST ")
+            .with("surname", "Müller  Lüdenscheidt");
+        assert_eq!(g.match_key_of(&item), None, "no match key configured");
+        g.match_key = vec!["email1.address".into()];
+        assert_eq!(g.match_key_of(&item).as_deref(), Some("zoe@contoso.test"));
+        g.match_key = vec!["email1.address".into(), "surname".into()];
+        assert_eq!(g.match_key_of(&item).as_deref(), Some("zoe@contoso.test\u{1f}müller lüdenscheidt"));
+        g.match_key = vec!["email1.address".into(), "company".into()];
+        assert_eq!(g.match_key_of(&item), None, "company is empty");
+        let other = Item::new(ItemKind::Contact)
+            .with("email1.address", "zoe@contoso.test")
+            .with("surname", "MÜLLER Lüdenscheidt");
+        g.match_key = vec!["email1.address".into(), "surname".into()];
+        assert_eq!(g.match_key_of(&other), g.match_key_of(&item));
     }
 }

@@ -11,18 +11,30 @@
 //! - [`group`]: sync groups, members, directions and policies.
 //! - [`connector`]: the trait a server implements, one instance per folder.
 //! - [`state`]: the state store trait and its records.
-//! - [`plan`]: observations, actions and plans (the dry run).
+//! - [`plan`](mod@plan): observations, actions and plans (the dry run).
+//! - [`planner`]: the pure function from state and observations to a plan; [`merge`]: the
+//!   three-way field merge it uses.
+//! - [`executor`]: applies a plan, committing each action's outcome as it completes.
+//! - [`engine`]: one sync pass of a group (recover, observe, plan, execute) with its report.
 //! - [`error`]: the error type, with a kind that says whether to retry.
+//! - `testkit` (feature `testkit`): an in-memory connector with fault injection and the connector
+//!   conformance suite.
 
 pub mod connector;
+pub mod engine;
 pub mod error;
+pub mod executor;
 pub mod field;
 pub mod group;
 pub mod id;
 pub mod item;
+pub mod merge;
 pub mod origin;
 pub mod plan;
+pub mod planner;
 pub mod state;
+#[cfg(feature = "testkit")]
+pub mod testkit;
 
 pub use connector::{
     BatchResult, Capabilities, Change, ChangeDetection, ChangeHint, ChangePage, Connector, FetchedItem, ItemDelete,
@@ -34,6 +46,8 @@ pub use group::{
 };
 pub use id::{EntityId, GroupId, ItemId, MemberId, SyncToken, Version};
 pub use item::{Body, BodyFormat, ContentHash, FieldValue, Item, ItemKind};
+pub use merge::{FieldConflict, MergeSide, Merged};
 pub use origin::OriginStamp;
 pub use plan::{Action, FolderObservation, Observed, Plan, PlanInput, Reason};
+pub use planner::plan;
 pub use state::{EntityRecord, ReplicaRecord, ReplicaSlot, StateStore, StateTransaction, StateWrite};

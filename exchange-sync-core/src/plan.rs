@@ -4,7 +4,7 @@
 //! [`crate::executor`] carries it out. A plan prints as a readable list (`Display`): that is the
 //! dry run an admin reads before anything is written.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use crate::connector::FetchedItem;
@@ -39,7 +39,11 @@ pub struct FolderObservation {
 /// whose initial sync runs), so planning cost and memory follow what changed, not folder size.
 #[derive(Debug, Clone, Default)]
 pub struct PlanInput {
-    /// The relevant entities, by id.
+    /// The relevant entities, by id: every entity an observed item id is a replica of, every
+    /// entity named by the origin stamp (of this group) of an observed new item, every entity the
+    /// match keys of observed new items point to, and every entity of the group when a folder's
+    /// initial sync runs. Entities without observations are planned too (stale copies, missing
+    /// copies, pending deletions).
     pub entities: BTreeMap<EntityId, EntityRecord>,
     /// Entities by their match key value, for initial matching (DESIGN rule 9).
     pub match_keys: BTreeMap<String, EntityId>,
@@ -51,6 +55,10 @@ pub struct PlanInput {
     pub allow_mass_delete: bool,
     /// The time to stamp on conflict records (planning is pure: the caller reads the clock).
     pub now: chrono::DateTime<chrono::Utc>,
+    /// The folders whose initial sync has completed ([`crate::state::MemberStatus::initialized`]).
+    /// A two-way member adopts new items only once initialized: what a folder already holds at its
+    /// initial sync (a user's personal contacts) must not flood the hub.
+    pub initialized: BTreeSet<MemberId>,
 }
 
 /// Why an action is planned; shown in the dry run and in reports.
@@ -70,6 +78,12 @@ pub enum Reason {
     Missing,
     /// The copy does not hold the base content (an interrupted run is resumed).
     Stale,
+    /// A copy carrying this group's origin stamp that belongs to no entity any more (or is a
+    /// second copy of one) in a one-way member: the group made it, so the group removes it.
+    /// The action names the stamp's entity, or, when that entity holds another copy in the
+    /// folder (the orphan is a duplicate), an id no entity has: removing the named entity's
+    /// replica in the folder after the delete never forgets a live copy.
+    Orphan,
 }
 
 impl fmt::Display for Reason {
@@ -85,6 +99,7 @@ impl fmt::Display for Reason {
             Reason::Restore => f.write_str("restore: a modification beats a deletion"),
             Reason::Missing => f.write_str("missing copy"),
             Reason::Stale => f.write_str("stale copy"),
+            Reason::Orphan => f.write_str("orphan copy made by this group"),
         }
     }
 }

@@ -22,6 +22,12 @@ use crate::id::{EntityId, GroupId, ItemId, MemberId, SyncToken, Version};
 use crate::item::{ContentHash, FieldValue, Item};
 use crate::origin::OriginStamp;
 
+#[cfg(any(test, feature = "testkit"))]
+pub mod conformance;
+pub mod memory;
+#[cfg(feature = "sqlite")]
+pub mod sqlite;
+
 /// How a replica came to belong to the group. The engine only ever modifies or deletes items it
 /// created or adopted (DESIGN rule 6); this records which.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,0 +1,739 @@
+//! The planner: a pure function from state, observations and group policy to a [`Plan`].
+//!
+//! It implements the reconciliation rules of the design (hub and spokes, rules 1 to 10):
+//!
+//! 1. **Observations are classified per copy.** A copy whose new content hashes like the replica
+//!    record is only a version bump; one that now holds the base is in sync; anything else
+//!    *changed*.
+//! 2. **Authoritative changes** (hub, two-way members) are merged field by field against the base
+//!    ([`crate::merge`]); the result is the new base. Deleting sides lose against modifications.
+//! 3. **Authoritative deletions** without any authoritative change tombstone the entity: every
+//!    other copy is deleted, except a one-way copy the user edited under `Ignore`, which is
+//!    forgotten and stays the user's own.
+//! 4. **Otherwise** the base stays; one-way members' changes are reverted or ignored by policy.
+//! 5. **Then every copy** that does not hold the base gets an update, every folder without a slot
+//!    gets a create, opted-out folders get nothing.
+//!
+//! New items are matched first by this group's origin stamp, then by the group's match key; the
+//! unmatched join the group (hub; initialized two-way members that adopt new items), are removed
+//! (orphans this group made in one-way members) or are remembered as the user's own, never
+//! touched. Finally the mass-delete guard checks every folder.
+//!
+//! Output is deterministic: state writes in entity id order, actions ordered by folder (the hub
+//! first, then members in group order) and entity id. With nothing observed and every copy in
+//! sync, the plan is empty.
+
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap};
+
+use crate::connector::FetchedItem;
+use crate::error::{Error, Result};
+use crate::group::{Direction, LocalChangePolicy, OneWayPolicy, SyncGroup, TwoWayPolicy};
+use crate::id::{EntityId, ItemId, MemberId, Version};
+use crate::item::{ContentHash, Item};
+use crate::merge::{MergeSide, merge};
+use crate::origin::OriginStamp;
+use crate::plan::{Action, Observed, Plan, PlanInput, Reason};
+use crate::state::{ConflictRecord, EntityRecord, Ownership, ReplicaRecord, ReplicaSlot, StateWrite};
+
+/// Plans one sync pass of a group.
+///
+/// Pure: reads only its arguments (the clock included, as [`PlanInput::now`]). Fails with
+/// [`Error::Config`] when the group is invalid or an observation names a folder outside the group,
+/// and with [`Error::MassDelete`] when a folder would lose more copies than the group's guard
+/// allows and [`PlanInput::allow_mass_delete`] is not set; a failed plan writes nothing.
+pub fn plan(group: &SyncGroup, input: &PlanInput) -> Result<Plan> {
+    group.validate()?;
+    let mut planner = Planner::new(group, input);
+    planner.observe()?;
+    planner.match_new_items();
+    planner.decide_all();
+    planner.finish()
+}
+
+/// What a folder is in the group, which decides whether its changes are authoritative.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Hub,
+    OneWay(OneWayPolicy),
+    TwoWay(TwoWayPolicy),
+}
+
+impl Role {
+    /// Whether the folder's edits change the base.
+    fn edits_are_authoritative(self) -> bool {
+        matches!(self, Role::Hub | Role::TwoWay(_))
+    }
+
+    /// Whether the folder's deletions delete the entity.
+    fn deletes_are_authoritative(self) -> bool {
+        match self {
+            Role::Hub => true,
+            Role::TwoWay(p) => p.propagate_deletes,
+            Role::OneWay(_) => false,
+        }
+    }
+
+    /// Whether a user's edit of the folder's copy is left alone (one-way, `on_edit = Ignore`).
+    fn ignores_edits(self) -> bool {
+        matches!(self, Role::OneWay(OneWayPolicy { on_edit: LocalChangePolicy::Ignore, .. }))
+    }
+}
+
+/// One folder of the group, by position (0 is the hub).
+struct Folder<'a> {
+    id: &'a MemberId,
+    role: Role,
+}
+
+/// What this pass saw of one entity's copy in one folder.
+#[derive(Debug, Clone, Copy)]
+enum Seen<'a> {
+    /// The copy, with its content. `matched` is set for a new item that joins the entity in this
+    /// plan (initial matching, or the item a new entity starts from), with its ownership.
+    Present { fetched: &'a FetchedItem, matched: Option<Ownership> },
+    /// The copy is gone.
+    Deleted,
+}
+
+/// An entity being planned.
+struct Work<'a> {
+    record: Cow<'a, EntityRecord>,
+    /// For an entity created by this plan: the folder it came from.
+    new_in: Option<usize>,
+    /// Observations by folder position.
+    seen: BTreeMap<usize, Seen<'a>>,
+}
+
+/// How an observed copy relates to what state knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Change {
+    /// Same content as the replica record: only the version moved.
+    Bump,
+    /// The copy holds the base.
+    InSync,
+    /// The side changed (DESIGN rule 1).
+    Changed,
+}
+
+/// One entity's copy in one folder, as this pass sees it.
+#[derive(Debug, Clone, Copy)]
+enum CopyState<'w> {
+    /// No slot in state, nothing seen.
+    Missing,
+    /// A one-way member opted out of the entity.
+    OptedOut,
+    /// A copy state knows, not observed this pass.
+    Unchanged(&'w ReplicaRecord),
+    /// The copy state knew is gone.
+    Deleted,
+    /// An observed copy.
+    Observed {
+        /// The replica record, unless the copy joins the entity in this plan.
+        prior: Option<&'w ReplicaRecord>,
+        fetched: &'w FetchedItem,
+        hash: ContentHash,
+        ownership: Ownership,
+        change: Change,
+    },
+}
+
+/// An action with its sort key (folder position, entity id).
+struct Pending {
+    folder: usize,
+    entity: EntityId,
+    action: Action,
+}
+
+struct Planner<'a> {
+    group: &'a SyncGroup,
+    input: &'a PlanInput,
+    folders: Vec<Folder<'a>>,
+    /// Replicas known to state: (folder, item id) -> entity.
+    known: HashMap<(usize, &'a ItemId), &'a EntityId>,
+    /// Entities being planned, in id order.
+    work: BTreeMap<EntityId, Work<'a>>,
+    /// New items (unknown to state) per folder, in observation order; `None` once seen deleted.
+    new_items: Vec<Vec<Option<&'a FetchedItem>>>,
+    /// Match keys of entities created by this plan.
+    new_keys: BTreeMap<String, EntityId>,
+    /// State writes per entity, in entity order.
+    state: Vec<StateWrite>,
+    /// Writes about the user's own items, with their folder position.
+    foreign: Vec<(usize, StateWrite)>,
+    /// Sync tokens to store with this plan.
+    tokens: Vec<(usize, StateWrite)>,
+    actions: Vec<Pending>,
+    conflicts: Vec<ConflictRecord>,
+}
+
+impl<'a> Planner<'a> {
+    fn new(group: &'a SyncGroup, input: &'a PlanInput) -> Self {
+        let mut folders = vec![Folder { id: &group.hub, role: Role::Hub }];
+        for m in &group.members {
+            let role = match m.direction {
+                Direction::OneWay(p) => Role::OneWay(p),
+                Direction::TwoWay(p) => Role::TwoWay(p),
+            };
+            folders.push(Folder { id: &m.id, role });
+        }
+        let position: HashMap<&MemberId, usize> = folders.iter().enumerate().map(|(i, f)| (f.id, i)).collect();
+        let mut known = HashMap::new();
+        let mut work = BTreeMap::new();
+        for (id, record) in &input.entities {
+            for (member, slot) in &record.replicas {
+                if let (Some(&fi), ReplicaSlot::Present(r)) = (position.get(member), slot) {
+                    known.entry((fi, &r.item_id)).or_insert(id);
+                }
+            }
+            work.insert(id.clone(), Work { record: Cow::Borrowed(record), new_in: None, seen: BTreeMap::new() });
+        }
+        let new_items = folders.iter().map(|_| Vec::new()).collect();
+        Planner {
+            group,
+            input,
+            folders,
+            known,
+            work,
+            new_items,
+            new_keys: BTreeMap::new(),
+            state: Vec::new(),
+            foreign: Vec::new(),
+            tokens: Vec::new(),
+            actions: Vec::new(),
+            conflicts: Vec::new(),
+        }
+    }
+
+    fn position(&self, member: &MemberId) -> Option<usize> {
+        self.folders.iter().position(|f| f.id == member)
+    }
+
+    /// Sorts observations onto entities (known copies) and new items; the last observation of an
+    /// item wins.
+    fn observe(&mut self) -> Result<()> {
+        let mut observations = Vec::with_capacity(self.input.observations.len());
+        for obs in &self.input.observations {
+            let fi = self.position(&obs.member).ok_or_else(|| Error::Config {
+                message: format!("group {}: observation for {}, which is not in the group", self.group.id, obs.member),
+            })?;
+            observations.push((fi, obs));
+        }
+        observations.sort_by_key(|(fi, _)| *fi);
+        for (fi, obs) in observations {
+            let mut new_index: HashMap<&ItemId, usize> = HashMap::new();
+            for change in &obs.changes {
+                match change {
+                    Observed::Present(fetched) => {
+                        if let Some(&entity) = self.known.get(&(fi, &fetched.id)) {
+                            if let Some(w) = self.work.get_mut(entity) {
+                                w.seen.insert(fi, Seen::Present { fetched, matched: None });
+                            }
+                        } else if let Some(&at) = new_index.get(&fetched.id) {
+                            self.new_items[fi][at] = Some(fetched);
+                        } else {
+                            new_index.insert(&fetched.id, self.new_items[fi].len());
+                            self.new_items[fi].push(Some(fetched));
+                        }
+                    }
+                    Observed::Deleted(id) => {
+                        if let Some(&entity) = self.known.get(&(fi, id)) {
+                            if let Some(w) = self.work.get_mut(entity) {
+                                w.seen.insert(fi, Seen::Deleted);
+                            }
+                        } else {
+                            if let Some(&at) = new_index.get(id) {
+                                self.new_items[fi][at] = None;
+                            }
+                            let member = self.folders[fi].id.clone();
+                            self.foreign.push((fi, StateWrite::RemoveForeign { member, id: id.clone() }));
+                        }
+                    }
+                }
+            }
+            if let Some(token) = &obs.token {
+                let member = self.folders[fi].id.clone();
+                self.tokens.push((fi, StateWrite::SetToken { member, token: Some(token.clone()) }));
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether a new item in folder `fi` may join entity `entity` there: the entity is alive and
+    /// has no copy in the folder (a copy seen deleted in this pass frees its slot, which is how an
+    /// item moved out and back is recognized). Opted-out slots accept only stamped copies: a
+    /// user who opted out keeps their own items with the same key.
+    fn slot_free(&self, entity: &EntityId, fi: usize, opted_out_ok: bool) -> bool {
+        let Some(w) = self.work.get(entity) else { return false };
+        if w.record.base.is_none() {
+            return false;
+        }
+        match w.seen.get(&fi) {
+            Some(Seen::Present { .. }) => false,
+            Some(Seen::Deleted) => true,
+            None => match w.record.replicas.get(self.folders[fi].id) {
+                None => true,
+                Some(ReplicaSlot::OptedOut) => opted_out_ok,
+                Some(ReplicaSlot::Present(_)) => false,
+            },
+        }
+    }
+
+    /// Initial matching and new entities (DESIGN rules 5, 6 and 9), folder by folder, the hub
+    /// first so that members' copies can match entities the hub brings in this very pass.
+    fn match_new_items(&mut self) {
+        for fi in 0..self.folders.len() {
+            let items = std::mem::take(&mut self.new_items[fi]);
+            for fetched in items.into_iter().flatten() {
+                self.match_new_item(fi, fetched);
+            }
+        }
+    }
+
+    fn match_new_item(&mut self, fi: usize, fetched: &'a FetchedItem) {
+        let group = self.group;
+        let stamp: Option<&OriginStamp> = fetched.origin.as_ref().filter(|o| o.group == group.id);
+        if let Some(stamp) = stamp {
+            if self.slot_free(&stamp.entity, fi, true) {
+                self.attach(&stamp.entity, fi, fetched, Ownership::Created);
+                return;
+            }
+        }
+        if let Some(key) = group.match_key_of(&fetched.item) {
+            let candidate = self.input.match_keys.get(&key).or_else(|| self.new_keys.get(&key)).cloned();
+            if let Some(entity) = candidate.filter(|e| self.slot_free(e, fi, false)) {
+                let ownership = if stamp.is_some() { Ownership::Created } else { Ownership::Adopted };
+                self.attach(&entity, fi, fetched, ownership);
+                return;
+            }
+        }
+        let member: &'a MemberId = self.folders[fi].id;
+        match (self.folders[fi].role, stamp) {
+            (Role::Hub, _) => {
+                // A stamped hub item keeps the stamp's entity id, so that copies in the members
+                // match again after a state loss; otherwise the id derives from the hub item.
+                let id = match stamp {
+                    Some(s) if !self.work.contains_key(&s.entity) => s.entity.clone(),
+                    _ => EntityId::derive(&group.id, member, &fetched.id),
+                };
+                let ownership = if stamp.is_some() { Ownership::Created } else { Ownership::Adopted };
+                self.new_entity(id, fi, fetched, ownership);
+            }
+            (Role::TwoWay(p), _) if p.adopt_new_items && self.input.initialized.contains(member) => {
+                let id = EntityId::derive(&group.id, member, &fetched.id);
+                self.new_entity(id, fi, fetched, Ownership::Adopted);
+            }
+            (Role::OneWay(_), Some(stamp)) => {
+                // A copy this group made that belongs to no live entity here: an orphan. The
+                // executor forgets the named entity's replica in this folder after the delete, so
+                // when the stamp's entity holds another copy here (this one is a duplicate), the
+                // action names an entity id that no entity has instead.
+                let holds_other_copy = self.work.get(&stamp.entity).is_some_and(|w| {
+                    matches!(w.seen.get(&fi), Some(Seen::Present { .. }))
+                        || w.record.replicas.get(member).and_then(ReplicaSlot::replica).is_some()
+                });
+                let entity = if holds_other_copy {
+                    EntityId::derive(&group.id, member, &fetched.id)
+                } else {
+                    stamp.entity.clone()
+                };
+                self.push_action(
+                    fi,
+                    &entity,
+                    Action::Delete {
+                        entity: entity.clone(),
+                        member: member.clone(),
+                        id: fetched.id.clone(),
+                        expected: Some(fetched.version.clone()),
+                        reason: Reason::Orphan,
+                    },
+                );
+            }
+            _ => self.put_foreign(fi, &fetched.id, &fetched.version),
+        }
+    }
+
+    fn put_foreign(&mut self, fi: usize, id: &ItemId, version: &Version) {
+        let member = self.folders[fi].id.clone();
+        self.foreign.push((fi, StateWrite::PutForeign { member, id: id.clone(), version: version.clone() }));
+    }
+
+    /// A new item joins an existing entity as its copy in folder `fi`.
+    fn attach(&mut self, entity: &EntityId, fi: usize, fetched: &'a FetchedItem, ownership: Ownership) {
+        if let Some(w) = self.work.get_mut(entity) {
+            w.seen.insert(fi, Seen::Present { fetched, matched: Some(ownership) });
+        }
+    }
+
+    /// A new item starts a new entity; its content is the base.
+    fn new_entity(&mut self, id: EntityId, fi: usize, fetched: &'a FetchedItem, ownership: Ownership) {
+        if self.work.contains_key(&id) {
+            // Only reachable with inconsistent state (an entity derived from this very item that
+            // does not know it); leave the item alone rather than overwrite the entity.
+            tracing::warn!(group = %self.group.id, member = %self.folders[fi].id, item = %fetched.id, entity = %id,
+                "new item maps to an existing entity that does not hold it; left alone");
+            self.put_foreign(fi, &fetched.id, &fetched.version);
+            return;
+        }
+        let base = fetched.item.canonical();
+        let match_key = self.group.match_key_of(&base);
+        if let Some(key) = &match_key {
+            if !self.input.match_keys.contains_key(key) {
+                self.new_keys.entry(key.clone()).or_insert_with(|| id.clone());
+            }
+        }
+        let record = EntityRecord { id: id.clone(), base: Some(base), match_key, replicas: BTreeMap::new() };
+        let mut seen = BTreeMap::new();
+        seen.insert(fi, Seen::Present { fetched, matched: Some(ownership) });
+        self.work.insert(id, Work { record: Cow::Owned(record), new_in: Some(fi), seen });
+    }
+
+    /// Decides every entity, in id order.
+    fn decide_all(&mut self) {
+        let work = std::mem::take(&mut self.work);
+        for (id, w) in &work {
+            match &w.record.base {
+                Some(base) => self.decide_live(id, w, base),
+                None => self.decide_tombstone(id, w, &[], false),
+            }
+        }
+    }
+
+    /// How entity `w`'s copy in folder `fi` stands.
+    fn copy_in<'w>(&self, w: &'w Work<'a>, fi: usize, base_hash: Option<ContentHash>) -> CopyState<'w> {
+        let slot = w.record.replicas.get(self.folders[fi].id);
+        match w.seen.get(&fi) {
+            Some(Seen::Deleted) => match slot {
+                Some(ReplicaSlot::Present(_)) => CopyState::Deleted,
+                Some(ReplicaSlot::OptedOut) => CopyState::OptedOut,
+                None => CopyState::Missing,
+            },
+            Some(Seen::Present { fetched, matched }) => {
+                let prior = if matched.is_some() { None } else { slot.and_then(ReplicaSlot::replica) };
+                let ownership = matched.or(prior.map(|r| r.ownership)).unwrap_or(Ownership::Adopted);
+                let hash = fetched.item.content_hash();
+                let change = if prior.is_some_and(|r| r.hash == hash) {
+                    Change::Bump
+                } else if Some(hash) == base_hash {
+                    Change::InSync
+                } else {
+                    Change::Changed
+                };
+                CopyState::Observed { prior, fetched, hash, ownership, change }
+            }
+            None => match slot {
+                Some(ReplicaSlot::Present(r)) => CopyState::Unchanged(r),
+                Some(ReplicaSlot::OptedOut) => CopyState::OptedOut,
+                None => CopyState::Missing,
+            },
+        }
+    }
+
+    /// Rules 1 to 4 for an entity with a base.
+    fn decide_live(&mut self, id: &EntityId, w: &Work<'a>, base: &Item) {
+        let base_hash = base.content_hash();
+        let copies: Vec<CopyState<'_>> =
+            (0..self.folders.len()).map(|fi| self.copy_in(w, fi, Some(base_hash))).collect();
+
+        let mut changed_sides = Vec::new();
+        let mut deleted_sides = Vec::new();
+        for (fi, copy) in copies.iter().enumerate() {
+            let role = self.folders[fi].role;
+            match copy {
+                CopyState::Observed { change: Change::Changed, .. } if role.edits_are_authoritative() => {
+                    changed_sides.push(fi)
+                }
+                CopyState::Deleted if role.deletes_are_authoritative() => deleted_sides.push(fi),
+                _ => {}
+            }
+        }
+
+        // Rule 1: merge the authoritative changes; rule 2: tombstone; rule 3: keep the base.
+        let (new_base, conflicts): (Cow<'_, Item>, Vec<ConflictRecord>) = if changed_sides.is_empty() {
+            if !deleted_sides.is_empty() {
+                self.decide_tombstone(id, w, &copies, true);
+                return;
+            }
+            (Cow::Borrowed(base), Vec::new())
+        } else {
+            let sides: Vec<MergeSide> = changed_sides
+                .iter()
+                .filter_map(|&fi| match copies[fi] {
+                    CopyState::Observed { fetched, .. } => {
+                        Some(MergeSide::observed(self.folders[fi].id.clone(), &fetched.item))
+                    }
+                    _ => None,
+                })
+                .collect();
+            let policy = &self.group.conflict_policy;
+            let merged = merge(base, &sides, policy);
+            let records =
+                merged.conflicts.into_iter().map(|c| c.into_record(id.clone(), policy, self.input.now)).collect();
+            (Cow::Owned(merged.item), records)
+        };
+        let new_hash = new_base.content_hash();
+        let base_changed = new_hash != base_hash;
+        let changed_in: Vec<MemberId> = changed_sides.iter().map(|&fi| self.folders[fi].id.clone()).collect();
+
+        if base_changed || w.new_in.is_some() {
+            let match_key = if base_changed { self.group.match_key_of(&new_base) } else { w.record.match_key.clone() };
+            self.state.push(StateWrite::PutEntity { id: id.clone(), base: Some(new_base.as_ref().clone()), match_key });
+        }
+        // Conflict records of this entity follow its new base.
+        self.state.extend(conflicts.iter().cloned().map(StateWrite::AddConflict));
+        self.conflicts.extend(conflicts);
+
+        let default_update = if base_changed { Reason::ChangedIn(changed_in) } else { Reason::Stale };
+        let default_create = match w.new_in {
+            Some(fi) => Reason::NewIn(self.folders[fi].id.clone()),
+            None => Reason::Missing,
+        };
+        for (fi, copy) in copies.iter().enumerate() {
+            let member: &'a MemberId = self.folders[fi].id;
+            let role = self.folders[fi].role;
+            let slot_before = w.record.replicas.get(member);
+            // The copy after this plan's state writes, and the reason if it needs a write.
+            let mut after: Option<(ReplicaRecord, Option<&Item>)> = None;
+            let mut reason_override = None;
+            let mut create = false;
+            match *copy {
+                CopyState::Missing => create = true,
+                CopyState::OptedOut => {}
+                CopyState::Unchanged(r) => after = Some((r.clone(), None)),
+                CopyState::Deleted => {
+                    let reverts = match role {
+                        Role::Hub => {
+                            reason_override = Some(Reason::Restore);
+                            true
+                        }
+                        Role::TwoWay(p) => {
+                            reason_override = Some(if p.propagate_deletes { Reason::Restore } else { Reason::Revert });
+                            true
+                        }
+                        Role::OneWay(p) => {
+                            reason_override = Some(Reason::Revert);
+                            p.on_delete == LocalChangePolicy::Revert
+                        }
+                    };
+                    if reverts {
+                        self.state.push(StateWrite::RemoveReplica { entity: id.clone(), member: member.clone() });
+                        create = true;
+                    } else {
+                        self.put_slot(id, member, slot_before, ReplicaSlot::OptedOut);
+                    }
+                }
+                CopyState::Observed { prior, fetched, hash, ownership, change } => {
+                    let ignored_base = match change {
+                        Change::Bump => prior.and_then(|r| r.ignored_base),
+                        Change::InSync => None,
+                        Change::Changed => {
+                            if role.edits_are_authoritative() {
+                                None
+                            } else {
+                                reason_override = Some(Reason::Revert);
+                                // Ignore leaves the user's edit alone until the base changes.
+                                (role.ignores_edits() && !base_changed).then_some(base_hash)
+                            }
+                        }
+                    };
+                    let record = ReplicaRecord {
+                        item_id: fetched.id.clone(),
+                        version: fetched.version.clone(),
+                        hash,
+                        ownership,
+                        ignored_base,
+                    };
+                    self.put_slot(
+                        id,
+                        member,
+                        slot_before.filter(|_| prior.is_some()),
+                        ReplicaSlot::Present(record.clone()),
+                    );
+                    after = Some((record, Some(&fetched.item)));
+                }
+            }
+            if create {
+                let reason = reason_override.unwrap_or_else(|| default_create.clone());
+                self.push_action(
+                    fi,
+                    id,
+                    Action::Create {
+                        entity: id.clone(),
+                        member: member.clone(),
+                        item: new_base.as_ref().clone(),
+                        origin: OriginStamp::new(self.group.id.clone(), id.clone()),
+                        reason,
+                    },
+                );
+            } else if let Some((record, previous)) = after {
+                if record.hash != new_hash && record.ignored_base != Some(new_hash) {
+                    let reason = reason_override.unwrap_or_else(|| default_update.clone());
+                    self.push_action(
+                        fi,
+                        id,
+                        Action::Update {
+                            entity: id.clone(),
+                            member: member.clone(),
+                            id: record.item_id,
+                            expected: record.version,
+                            item: new_base.as_ref().clone(),
+                            previous: previous.cloned(),
+                            reason,
+                        },
+                    );
+                }
+            }
+        }
+    }
+
+    /// Records a slot unless state already holds exactly it.
+    fn put_slot(&mut self, entity: &EntityId, member: &MemberId, before: Option<&ReplicaSlot>, slot: ReplicaSlot) {
+        if before != Some(&slot) {
+            self.state.push(StateWrite::PutReplica { entity: entity.clone(), member: member.clone(), slot });
+        }
+    }
+
+    fn push_action(&mut self, folder: usize, entity: &EntityId, action: Action) {
+        self.actions.push(Pending { folder, entity: entity.clone(), action });
+    }
+
+    /// Rule 2 (and an entity already being deleted): delete every present copy, except a one-way
+    /// copy the user edited under `Ignore`, which is forgotten and stays theirs. `copies` is empty
+    /// for an entity already tombstoned in state; `newly` is set when this plan tombstones it.
+    fn decide_tombstone(&mut self, id: &EntityId, w: &Work<'a>, copies: &[CopyState<'_>], newly: bool) {
+        let copies: Vec<CopyState<'_>> = if copies.is_empty() {
+            (0..self.folders.len()).map(|fi| self.copy_in(w, fi, None)).collect()
+        } else {
+            copies.to_vec()
+        };
+        let deleted_in: Option<MemberId> = copies.iter().enumerate().find_map(|(fi, c)| {
+            (matches!(c, CopyState::Deleted) && self.folders[fi].role.deletes_are_authoritative())
+                .then(|| self.folders[fi].id.clone())
+        });
+        enum Outcome {
+            Nothing,
+            Drop,
+            Forget(ItemId, Version),
+            Delete { id: ItemId, version: Version, record: Option<ReplicaRecord> },
+        }
+        let mut outcomes = Vec::with_capacity(copies.len());
+        for (fi, copy) in copies.iter().enumerate() {
+            let ignores_edits = self.folders[fi].role.ignores_edits();
+            let outcome = match *copy {
+                CopyState::Missing => Outcome::Nothing,
+                CopyState::OptedOut | CopyState::Deleted => Outcome::Drop,
+                CopyState::Unchanged(r) => {
+                    if ignores_edits && r.ignored_base.is_some() {
+                        Outcome::Forget(r.item_id.clone(), r.version.clone())
+                    } else {
+                        Outcome::Delete { id: r.item_id.clone(), version: r.version.clone(), record: None }
+                    }
+                }
+                CopyState::Observed { prior, fetched, hash, ownership, change } => {
+                    let edited = change == Change::Changed || prior.is_some_and(|r| r.ignored_base.is_some());
+                    if prior.is_none() && ownership == Ownership::Adopted {
+                        // Matched by key in this very pass: it was never the group's; leave it.
+                        Outcome::Forget(fetched.id.clone(), fetched.version.clone())
+                    } else if ignores_edits && edited {
+                        Outcome::Forget(fetched.id.clone(), fetched.version.clone())
+                    } else {
+                        let record = ReplicaRecord {
+                            item_id: fetched.id.clone(),
+                            version: fetched.version.clone(),
+                            hash,
+                            ownership,
+                            ignored_base: prior.and_then(|r| r.ignored_base),
+                        };
+                        Outcome::Delete {
+                            id: fetched.id.clone(),
+                            version: fetched.version.clone(),
+                            record: Some(record),
+                        }
+                    }
+                }
+            };
+            outcomes.push(outcome);
+        }
+
+        let any_delete = outcomes.iter().any(|o| matches!(o, Outcome::Delete { .. }));
+        let in_state = w.new_in.is_none();
+        if !any_delete {
+            if in_state {
+                self.state.push(StateWrite::RemoveEntity { id: id.clone() });
+            }
+        } else if newly {
+            self.state.push(StateWrite::PutEntity { id: id.clone(), base: None, match_key: None });
+        }
+        let reason = match deleted_in {
+            Some(m) => Reason::DeletedIn(m),
+            None => Reason::Stale,
+        };
+        for (fi, outcome) in outcomes.into_iter().enumerate() {
+            let member = self.folders[fi].id;
+            let has_slot = w.record.replicas.contains_key(member);
+            match outcome {
+                Outcome::Nothing => {}
+                Outcome::Drop => {
+                    if any_delete && has_slot {
+                        self.state.push(StateWrite::RemoveReplica { entity: id.clone(), member: member.clone() });
+                    }
+                }
+                Outcome::Forget(item, version) => {
+                    if any_delete && has_slot {
+                        self.state.push(StateWrite::RemoveReplica { entity: id.clone(), member: member.clone() });
+                    }
+                    self.put_foreign(fi, &item, &version);
+                }
+                Outcome::Delete { id: item, version, record } => {
+                    if let Some(record) = record {
+                        let before = w.record.replicas.get(member);
+                        self.put_slot(id, member, before, ReplicaSlot::Present(record));
+                    }
+                    self.push_action(
+                        fi,
+                        id,
+                        Action::Delete {
+                            entity: id.clone(),
+                            member: member.clone(),
+                            id: item,
+                            expected: Some(version),
+                            reason: reason.clone(),
+                        },
+                    );
+                }
+            }
+        }
+    }
+
+    /// The mass-delete guard, then the plan in its deterministic order.
+    fn finish(mut self) -> Result<Plan> {
+        if !self.input.allow_mass_delete {
+            let mut deletes = vec![0usize; self.folders.len()];
+            for p in &self.actions {
+                if matches!(p.action, Action::Delete { .. }) {
+                    deletes[p.folder] += 1;
+                }
+            }
+            for (fi, &would_delete) in deletes.iter().enumerate() {
+                let member = self.folders[fi].id;
+                let total = self.input.folder_sizes.get(member).copied().unwrap_or(0);
+                let limit = self.group.mass_delete_guard.limit(total);
+                if would_delete > limit {
+                    return Err(Error::MassDelete {
+                        group: self.group.id.clone(),
+                        member: member.clone(),
+                        would_delete,
+                        total,
+                        limit,
+                    });
+                }
+            }
+        }
+        self.actions.sort_by(|a, b| (a.folder, &a.entity).cmp(&(b.folder, &b.entity)));
+        self.foreign.sort_by_key(|(fi, _)| *fi);
+        let mut state = self.state;
+        state.extend(self.foreign.into_iter().map(|(_, w)| w));
+        state.extend(self.tokens.into_iter().map(|(_, w)| w));
+        Ok(Plan { state, actions: self.actions.into_iter().map(|p| p.action).collect(), conflicts: self.conflicts })
+    }
+}

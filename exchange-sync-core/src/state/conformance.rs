@@ -1,0 +1,1038 @@
+//! The state store conformance suite: one set of tests that every [`StateStore`] implementation
+//! runs against itself, so the in-memory, SQLite and any future store (PostgreSQL) agree on every
+//! rule the engine relies on.
+//!
+//! Use it through [`state_conformance_tests!`](crate::state_conformance_tests), which expands to
+//! one `#[test]` per check for a given store constructor:
+//!
+//! ```ignore
+//! mod memory_store {
+//!     exchange_sync_core::state_conformance_tests!(|| async {
+//!         exchange_sync_core::state::memory::MemoryStore::new()
+//!     });
+//! }
+//! ```
+//!
+//! Each check is also a public `async fn` taking a fresh, empty store, for harnesses that manage
+//! their own runtime.
+
+// The checks are tests: a failed expectation must panic with a message saying what differed.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "conformance checks are tests and fail by panicking")]
+
+use std::collections::BTreeMap;
+use std::future::Future;
+
+use chrono::{DateTime, TimeZone, Utc};
+
+use crate::error::ErrorKind;
+use crate::id::{EntityId, GroupId, ItemId, MemberId, SyncToken, Version};
+use crate::item::{Body, FieldValue, Item, ItemKind};
+use crate::origin::OriginStamp;
+use crate::state::{
+    ConflictRecord, EntityRecord, KnownItem, MemberStatus, Ownership, PendingCreate, ReplicaRecord, ReplicaSlot,
+    SideValue, StateStore, StateTransaction, StateWrite,
+};
+
+/// Expands to one `#[test]` per conformance check, each running against a fresh store made by
+/// `$make` (a closure returning a future that yields the store).
+///
+/// Invoke it inside a module of its own per store, so test names do not collide:
+///
+/// ```ignore
+/// mod sqlite_store {
+///     exchange_sync_core::state_conformance_tests!(|| async {
+///         exchange_sync_core::state::sqlite::SqliteStore::open_in_memory().await.unwrap()
+///     });
+/// }
+/// ```
+#[macro_export]
+macro_rules! state_conformance_tests {
+    ($make:expr) => {
+        $crate::state_conformance_tests!(@each $make;
+            entity_round_trip,
+            put_entity_keeps_replicas,
+            replica_slots_round_trip,
+            remove_entity_forgets_its_copies,
+            foreign_items_round_trip,
+            foreign_item_joining_the_group,
+            token_and_status_round_trip,
+            pending_creates_round_trip,
+            conflicts_keep_their_order,
+            failed_transaction_changes_nothing,
+            unknown_entity_error_names_entity_and_member,
+            item_cannot_be_replica_of_two_entities,
+            token_commits_with_state,
+            groups_are_isolated,
+            tombstone_goes_with_its_last_copy,
+            remove_replica_is_idempotent,
+            known_and_looked_up_items,
+            replica_count_counts_present_copies,
+            entity_ids_page_in_id_order,
+            match_keys_follow_entities,
+            member_removal_forgets_the_folder,
+            writes_apply_in_order
+        );
+    };
+    (@each $make:expr; $($check:ident),+ $(,)?) => {
+        $(
+            #[test]
+            fn $check() {
+                $crate::state::conformance::run($make, $crate::state::conformance::$check);
+            }
+        )+
+    };
+}
+
+/// Runs one check on a fresh store, on a runtime of its own (so the suite needs no test macro
+/// from the calling crate).
+pub fn run<S, M, MF, C, CF>(make: M, check: C)
+where
+    S: StateStore,
+    M: FnOnce() -> MF,
+    MF: Future<Output = S>,
+    C: FnOnce(S) -> CF,
+    CF: Future<Output = ()>,
+{
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime for the state conformance suite");
+    runtime.block_on(async move {
+        let store = make().await;
+        check(store).await;
+    });
+}
+
+/// A store together with something that must live as long as it: a temporary directory holding
+/// a database file, a scratch schema of a database server. Lets a constructor given to
+/// [`state_conformance_tests!`](crate::state_conformance_tests) hand both over.
+#[derive(Debug)]
+pub struct Guarded<S, G> {
+    /// The store under test.
+    pub store: S,
+    /// Dropped after the store.
+    pub guard: G,
+}
+
+#[async_trait::async_trait]
+impl<S: StateStore, G: Send + Sync> StateStore for Guarded<S, G> {
+    async fn apply(&self, group: &GroupId, tx: StateTransaction) -> crate::Result<()> {
+        self.store.apply(group, tx).await
+    }
+
+    async fn entities(&self, group: &GroupId, ids: &[EntityId]) -> crate::Result<Vec<EntityRecord>> {
+        self.store.entities(group, ids).await
+    }
+
+    async fn entity_ids(
+        &self,
+        group: &GroupId,
+        after: Option<&EntityId>,
+        limit: usize,
+    ) -> crate::Result<Vec<EntityId>> {
+        self.store.entity_ids(group, after, limit).await
+    }
+
+    async fn entities_by_match_key(&self, group: &GroupId, keys: &[String]) -> crate::Result<Vec<(String, EntityId)>> {
+        self.store.entities_by_match_key(group, keys).await
+    }
+
+    async fn lookup_items(&self, group: &GroupId, member: &MemberId, ids: &[ItemId]) -> crate::Result<Vec<KnownItem>> {
+        self.store.lookup_items(group, member, ids).await
+    }
+
+    async fn known_items(&self, group: &GroupId, member: &MemberId) -> crate::Result<Vec<KnownItem>> {
+        self.store.known_items(group, member).await
+    }
+
+    async fn replica_count(&self, group: &GroupId, member: &MemberId) -> crate::Result<usize> {
+        self.store.replica_count(group, member).await
+    }
+
+    async fn token(&self, group: &GroupId, member: &MemberId) -> crate::Result<Option<SyncToken>> {
+        self.store.token(group, member).await
+    }
+
+    async fn member_status(&self, group: &GroupId, member: &MemberId) -> crate::Result<MemberStatus> {
+        self.store.member_status(group, member).await
+    }
+
+    async fn pending_creates(&self, group: &GroupId) -> crate::Result<Vec<PendingCreate>> {
+        self.store.pending_creates(group).await
+    }
+
+    async fn conflicts(&self, group: &GroupId) -> crate::Result<Vec<ConflictRecord>> {
+        self.store.conflicts(group).await
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Fixtures
+
+fn group() -> GroupId {
+    GroupId::new("contacts")
+}
+
+fn hub() -> MemberId {
+    MemberId::new("hub")
+}
+
+fn alice() -> MemberId {
+    MemberId::new("alice@contoso.test")
+}
+
+fn bob() -> MemberId {
+    MemberId::new("bob@contoso.test")
+}
+
+fn eid(s: &str) -> EntityId {
+    EntityId::new(s)
+}
+
+fn iid(s: &str) -> ItemId {
+    ItemId::new(s)
+}
+
+/// A timestamp with sub-second digits, to catch stores that round them.
+fn at(second: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 3, 14, 15, 9, second).unwrap() + chrono::Duration::nanoseconds(265_358_979)
+}
+
+/// A contact with every kind of content: fields of each value type, a body, categories.
+fn contact(name: &str) -> Item {
+    let mut item = Item::new(ItemKind::Contact)
+        .with("name.given", name)
+        .with("email1.address", format!("{}@contoso.test", name.to_lowercase()))
+        .with("children", FieldValue::TextList(vec!["Ann".into(), "Ben".into()]))
+        .with("birthday", FieldValue::DateTime(at(1)))
+        .with("priority", FieldValue::Integer(-3))
+        .with("flagged", FieldValue::Boolean(true))
+        .with("server.last_modified_time", FieldValue::DateTime(at(2)));
+    item.body = Some(Body::text(format!("Notes about {name}\nwith ünïcödé")));
+    item.categories.insert("Customers".into());
+    item.categories.insert("VIP".into());
+    item
+}
+
+fn present(item: &str, version: &str, content: &Item, ownership: Ownership) -> ReplicaSlot {
+    ReplicaSlot::Present(ReplicaRecord {
+        item_id: iid(item),
+        version: Version::new(version),
+        hash: content.content_hash(),
+        ownership,
+        ignored_base: None,
+    })
+}
+
+fn put_entity(id: &str, base: Option<Item>, match_key: Option<&str>) -> StateWrite {
+    StateWrite::PutEntity { id: eid(id), base, match_key: match_key.map(str::to_owned) }
+}
+
+fn put_replica(entity: &str, member: MemberId, slot: ReplicaSlot) -> StateWrite {
+    StateWrite::PutReplica { entity: eid(entity), member, slot }
+}
+
+fn pending(entity: &str, member: MemberId, second: u32) -> PendingCreate {
+    PendingCreate {
+        entity: eid(entity),
+        origin: OriginStamp::new(group(), eid(entity)),
+        member,
+        recorded_at: at(second),
+    }
+}
+
+fn conflict(entity: &str, field: &str, second: u32) -> ConflictRecord {
+    ConflictRecord {
+        entity: eid(entity),
+        field: field.to_owned(),
+        base: Some(FieldValue::Text("old".into())),
+        winner: SideValue { member: hub(), value: Some(FieldValue::Text("hub's".into())) },
+        losers: vec![
+            SideValue { member: alice(), value: Some(FieldValue::TextList(vec!["a".into()])) },
+            SideValue { member: bob(), value: None },
+        ],
+        policy: "hub_wins".to_owned(),
+        recorded_at: at(second),
+    }
+}
+
+async fn apply(store: &impl StateStore, group: &GroupId, writes: Vec<StateWrite>) {
+    store.apply(group, StateTransaction::from(writes)).await.expect("transaction applies");
+}
+
+async fn entity(store: &impl StateStore, group: &GroupId, id: &str) -> Option<EntityRecord> {
+    let mut found = store.entities(group, &[eid(id)]).await.unwrap();
+    assert!(found.len() <= 1, "one record per id");
+    found.pop()
+}
+
+fn sorted(mut items: Vec<KnownItem>) -> Vec<(String, String, Option<String>)> {
+    items.sort_by(|a, b| a.id.cmp(&b.id));
+    items.into_iter().map(|k| (k.id.to_string(), k.version.to_string(), k.entity.map(|e| e.to_string()))).collect()
+}
+
+/// Everything a store says about a group, through its read API: two equal snapshots mean no
+/// reader can tell the states apart (e.g. before and after reopening a database).
+pub async fn snapshot(store: &impl StateStore, group: &GroupId) -> String {
+    let ids = store.entity_ids(group, None, usize::MAX).await.unwrap();
+    let entities = store.entities(group, &ids).await.unwrap();
+    let mut folders = BTreeMap::new();
+    for member in [hub(), alice(), bob()] {
+        folders.insert(
+            member.to_string(),
+            (
+                sorted(store.known_items(group, &member).await.unwrap()),
+                store.replica_count(group, &member).await.unwrap(),
+                store.token(group, &member).await.unwrap(),
+                store.member_status(group, &member).await.unwrap(),
+            ),
+        );
+    }
+    let keys: Vec<String> = ["k1", "k2", "k3"].into_iter().map(str::to_owned).collect();
+    let by_key = store.entities_by_match_key(group, &keys).await.unwrap();
+    let pending = store.pending_creates(group).await.unwrap();
+    let conflicts = store.conflicts(group).await.unwrap();
+    format!("{entities:#?}\n{folders:#?}\n{by_key:?}\n{pending:#?}\n{conflicts:#?}")
+}
+
+/// A group with something of every kind: two entities (one with copies in three folders, one
+/// opted out in a folder), a foreign item, tokens, statuses, a pending create, a conflict.
+pub async fn populate(store: &impl StateStore, group: &GroupId) {
+    let a = contact("Ann");
+    let b = contact("Bert");
+    apply(
+        store,
+        group,
+        vec![
+            put_entity("e1", Some(a.clone()), Some("k1")),
+            put_replica("e1", hub(), present("h1", "hv1", &a, Ownership::Adopted)),
+            put_replica("e1", alice(), present("a1", "av1", &a, Ownership::Created)),
+            put_replica("e1", bob(), present("b1", "bv1", &a, Ownership::Created)),
+            put_entity("e2", Some(b.clone()), Some("k2")),
+            put_replica("e2", hub(), present("h2", "hv2", &b, Ownership::Adopted)),
+            put_replica("e2", alice(), ReplicaSlot::OptedOut),
+            StateWrite::PutForeign { member: alice(), id: iid("mine"), version: Version::new("mv1") },
+            StateWrite::SetToken { member: alice(), token: Some(SyncToken::new("alice-token-1")) },
+            StateWrite::SetMemberStatus {
+                member: hub(),
+                status: MemberStatus { initialized: true, last_sync: Some(at(3)), last_error: None },
+            },
+            StateWrite::PutPending(pending("e2", bob(), 4)),
+            StateWrite::AddConflict(conflict("e1", "phone.mobile", 5)),
+        ],
+    )
+    .await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Checks
+
+/// An entity written with a base, a match key and slots of every kind reads back equal,
+/// including every field value type, the body and categories of its base.
+pub async fn entity_round_trip(store: impl StateStore) {
+    let g = group();
+    let base = contact("Ann");
+    let ignored = ReplicaSlot::Present(ReplicaRecord {
+        item_id: iid("a1"),
+        version: Version::new("av1"),
+        hash: contact("Ann (edited)").content_hash(),
+        ownership: Ownership::Created,
+        ignored_base: Some(base.content_hash()),
+    });
+    apply(
+        &store,
+        &g,
+        vec![
+            put_entity("e1", Some(base.clone()), Some("ann@contoso.test")),
+            put_replica("e1", hub(), present("h1", "hv1", &base, Ownership::Adopted)),
+            put_replica("e1", alice(), ignored.clone()),
+            put_replica("e1", bob(), ReplicaSlot::OptedOut),
+        ],
+    )
+    .await;
+    let expected = EntityRecord {
+        id: eid("e1"),
+        base: Some(base.clone()),
+        match_key: Some("ann@contoso.test".into()),
+        replicas: BTreeMap::from([
+            (hub(), present("h1", "hv1", &base, Ownership::Adopted)),
+            (alice(), ignored),
+            (bob(), ReplicaSlot::OptedOut),
+        ]),
+    };
+    assert_eq!(entity(&store, &g, "e1").await, Some(expected.clone()));
+    assert_eq!(entity(&store, &g, "e1").await.unwrap().base_hash(), Some(base.content_hash()));
+
+    // Missing ids are skipped, duplicates answered once.
+    let found = store.entities(&g, &[eid("missing"), eid("e1"), eid("e1")]).await.unwrap();
+    assert_eq!(found, vec![expected]);
+
+    // A tombstone (no base, no key) round-trips too.
+    apply(&store, &g, vec![put_entity("e2", None, None)]).await;
+    assert_eq!(
+        entity(&store, &g, "e2").await,
+        Some(EntityRecord { id: eid("e2"), base: None, match_key: None, replicas: BTreeMap::new() })
+    );
+}
+
+/// `PutEntity` on an existing entity replaces base and match key and keeps its replicas.
+pub async fn put_entity_keeps_replicas(store: impl StateStore) {
+    let g = group();
+    let old = contact("Ann");
+    let new = contact("Anna");
+    apply(
+        &store,
+        &g,
+        vec![
+            put_entity("e1", Some(old.clone()), Some("k1")),
+            put_replica("e1", hub(), present("h1", "hv1", &old, Ownership::Adopted)),
+        ],
+    )
+    .await;
+    apply(&store, &g, vec![put_entity("e1", Some(new.clone()), Some("k2"))]).await;
+    let record = entity(&store, &g, "e1").await.unwrap();
+    assert_eq!(record.base, Some(new));
+    assert_eq!(record.match_key.as_deref(), Some("k2"));
+    assert_eq!(record.replicas, BTreeMap::from([(hub(), present("h1", "hv1", &old, Ownership::Adopted))]));
+}
+
+/// Replacing a slot (a new version, a moved item with a new id, present to opted out) leaves
+/// exactly the new slot, and item lookups follow.
+pub async fn replica_slots_round_trip(store: impl StateStore) {
+    let g = group();
+    let a = contact("Ann");
+    apply(
+        &store,
+        &g,
+        vec![
+            put_entity("e1", Some(a.clone()), None),
+            put_replica("e1", alice(), present("a1", "v1", &a, Ownership::Created)),
+        ],
+    )
+    .await;
+    // New version of the same item.
+    apply(&store, &g, vec![put_replica("e1", alice(), present("a1", "v2", &a, Ownership::Created))]).await;
+    assert_eq!(
+        sorted(store.known_items(&g, &alice()).await.unwrap()),
+        vec![("a1".into(), "v2".into(), Some("e1".into()))]
+    );
+    // The item moved and got a new id: the old id is no longer known.
+    apply(&store, &g, vec![put_replica("e1", alice(), present("a1-moved", "v3", &a, Ownership::Adopted))]).await;
+    assert_eq!(
+        sorted(store.known_items(&g, &alice()).await.unwrap()),
+        vec![("a1-moved".into(), "v3".into(), Some("e1".into()))]
+    );
+    assert!(store.lookup_items(&g, &alice(), &[iid("a1")]).await.unwrap().is_empty());
+    // Opted out: no copy, nothing known in the folder, the slot stays.
+    apply(&store, &g, vec![put_replica("e1", alice(), ReplicaSlot::OptedOut)]).await;
+    assert!(store.known_items(&g, &alice()).await.unwrap().is_empty());
+    assert_eq!(store.replica_count(&g, &alice()).await.unwrap(), 0);
+    assert_eq!(entity(&store, &g, "e1").await.unwrap().replicas, BTreeMap::from([(alice(), ReplicaSlot::OptedOut)]));
+    // And back to present.
+    apply(&store, &g, vec![put_replica("e1", alice(), present("a2", "v1", &a, Ownership::Created))]).await;
+    assert_eq!(store.replica_count(&g, &alice()).await.unwrap(), 1);
+}
+
+/// `RemoveEntity` removes the entity, every slot of it and its match key; removing an unknown
+/// entity is not an error. Pending creates and conflict records are independent of it.
+pub async fn remove_entity_forgets_its_copies(store: impl StateStore) {
+    let g = group();
+    populate(&store, &g).await;
+    apply(&store, &g, vec![StateWrite::RemoveEntity { id: eid("e1") }, StateWrite::RemoveEntity { id: eid("nope") }])
+        .await;
+    assert_eq!(entity(&store, &g, "e1").await, None);
+    assert!(store.lookup_items(&g, &hub(), &[iid("h1")]).await.unwrap().is_empty());
+    assert!(store.known_items(&g, &bob()).await.unwrap().is_empty());
+    assert_eq!(store.replica_count(&g, &hub()).await.unwrap(), 1);
+    assert!(store.entities_by_match_key(&g, &["k1".to_owned()]).await.unwrap().is_empty());
+    assert_eq!(store.pending_creates(&g).await.unwrap().len(), 1);
+    assert_eq!(store.conflicts(&g).await.unwrap().len(), 1);
+    assert_eq!(store.entity_ids(&g, None, 10).await.unwrap(), vec![eid("e2")]);
+}
+
+/// User's own items are remembered with their version, updated, and forgotten; forgetting an
+/// unknown one is not an error. They are not replicas.
+pub async fn foreign_items_round_trip(store: impl StateStore) {
+    let g = group();
+    apply(
+        &store,
+        &g,
+        vec![
+            StateWrite::PutForeign { member: alice(), id: iid("x"), version: Version::new("1") },
+            StateWrite::PutForeign { member: alice(), id: iid("y"), version: Version::new("1") },
+            StateWrite::PutForeign { member: alice(), id: iid("x"), version: Version::new("2") },
+        ],
+    )
+    .await;
+    assert_eq!(
+        sorted(store.known_items(&g, &alice()).await.unwrap()),
+        vec![("x".into(), "2".into(), None), ("y".into(), "1".into(), None)]
+    );
+    assert_eq!(store.replica_count(&g, &alice()).await.unwrap(), 0);
+    assert!(store.known_items(&g, &bob()).await.unwrap().is_empty(), "foreign items are per folder");
+    apply(
+        &store,
+        &g,
+        vec![
+            StateWrite::RemoveForeign { member: alice(), id: iid("y") },
+            StateWrite::RemoveForeign { member: alice(), id: iid("never-seen") },
+        ],
+    )
+    .await;
+    assert_eq!(sorted(store.known_items(&g, &alice()).await.unwrap()), vec![("x".into(), "2".into(), None)]);
+}
+
+/// A user's own item that joins the group (`PutReplica` with its id) stops being foreign; an
+/// item that is a replica cannot be recorded as foreign while it is one, and the failed
+/// transaction changes nothing.
+pub async fn foreign_item_joining_the_group(store: impl StateStore) {
+    let g = group();
+    let a = contact("Ann");
+    apply(
+        &store,
+        &g,
+        vec![
+            StateWrite::PutForeign { member: alice(), id: iid("x"), version: Version::new("1") },
+            put_entity("e1", Some(a.clone()), None),
+            put_replica("e1", alice(), present("x", "2", &a, Ownership::Adopted)),
+        ],
+    )
+    .await;
+    assert_eq!(
+        sorted(store.known_items(&g, &alice()).await.unwrap()),
+        vec![("x".into(), "2".into(), Some("e1".into()))]
+    );
+
+    let before = snapshot(&store, &g).await;
+    let err = store
+        .apply(
+            &g,
+            vec![
+                StateWrite::SetToken { member: alice(), token: Some(SyncToken::new("t")) },
+                StateWrite::PutForeign { member: alice(), id: iid("x"), version: Version::new("3") },
+            ]
+            .into(),
+        )
+        .await
+        .expect_err("a replica cannot also be a user's own item");
+    assert_eq!(err.kind(), ErrorKind::State);
+    assert_eq!(snapshot(&store, &g).await, before);
+
+    // Forgetting the replica first, then recording the item as the user's own, is the way.
+    apply(
+        &store,
+        &g,
+        vec![
+            StateWrite::RemoveReplica { entity: eid("e1"), member: alice() },
+            StateWrite::PutForeign { member: alice(), id: iid("x"), version: Version::new("3") },
+        ],
+    )
+    .await;
+    assert_eq!(sorted(store.known_items(&g, &alice()).await.unwrap()), vec![("x".into(), "3".into(), None)]);
+}
+
+/// Tokens and member statuses are stored per folder, replaced, and cleared.
+pub async fn token_and_status_round_trip(store: impl StateStore) {
+    let g = group();
+    assert_eq!(store.token(&g, &alice()).await.unwrap(), None);
+    assert_eq!(store.member_status(&g, &alice()).await.unwrap(), MemberStatus::default());
+    let status =
+        MemberStatus { initialized: true, last_sync: Some(at(7)), last_error: Some("throttled: «busy»".into()) };
+    apply(
+        &store,
+        &g,
+        vec![
+            StateWrite::SetToken { member: alice(), token: Some(SyncToken::new("t1")) },
+            StateWrite::SetToken { member: bob(), token: Some(SyncToken::new("b1")) },
+            StateWrite::SetMemberStatus { member: alice(), status: status.clone() },
+        ],
+    )
+    .await;
+    assert_eq!(store.token(&g, &alice()).await.unwrap(), Some(SyncToken::new("t1")));
+    assert_eq!(store.member_status(&g, &alice()).await.unwrap(), status);
+    assert_eq!(store.member_status(&g, &bob()).await.unwrap(), MemberStatus::default());
+
+    let cleared = MemberStatus { initialized: true, last_sync: Some(at(8)), last_error: None };
+    apply(
+        &store,
+        &g,
+        vec![
+            StateWrite::SetToken { member: alice(), token: Some(SyncToken::new("t2")) },
+            StateWrite::SetToken { member: bob(), token: None },
+            StateWrite::SetMemberStatus { member: alice(), status: cleared.clone() },
+        ],
+    )
+    .await;
+    assert_eq!(store.token(&g, &alice()).await.unwrap(), Some(SyncToken::new("t2")));
+    assert_eq!(store.token(&g, &bob()).await.unwrap(), None);
+    assert_eq!(store.member_status(&g, &alice()).await.unwrap(), cleared);
+}
+
+/// Create intents round-trip exactly, one per (entity, folder), replaced by a newer one and
+/// cleared; clearing an unknown one is not an error. Listed in (entity, folder) order.
+pub async fn pending_creates_round_trip(store: impl StateStore) {
+    let g = group();
+    apply(
+        &store,
+        &g,
+        vec![
+            StateWrite::PutPending(pending("e2", alice(), 1)),
+            StateWrite::PutPending(pending("e1", hub(), 2)),
+            StateWrite::PutPending(pending("e1", bob(), 3)),
+            StateWrite::PutPending(pending("e2", alice(), 4)),
+        ],
+    )
+    .await;
+    assert_eq!(
+        store.pending_creates(&g).await.unwrap(),
+        vec![pending("e1", bob(), 3), pending("e1", hub(), 2), pending("e2", alice(), 4)]
+    );
+    apply(
+        &store,
+        &g,
+        vec![
+            StateWrite::RemovePending { entity: eid("e1"), member: bob() },
+            StateWrite::RemovePending { entity: eid("e9"), member: bob() },
+        ],
+    )
+    .await;
+    assert_eq!(store.pending_creates(&g).await.unwrap(), vec![pending("e1", hub(), 2), pending("e2", alice(), 4)]);
+}
+
+/// Conflict records read back exactly, oldest first, across transactions (even when their
+/// timestamps say otherwise: the order is the order of recording).
+pub async fn conflicts_keep_their_order(store: impl StateStore) {
+    let g = group();
+    let first = conflict("e2", "phone.mobile", 9);
+    let second = conflict("e1", "body", 1);
+    let mut third = conflict("e1", "categories", 5);
+    third.base = None;
+    third.winner.value = None;
+    third.losers.clear();
+    apply(&store, &g, vec![StateWrite::AddConflict(first.clone()), StateWrite::AddConflict(second.clone())]).await;
+    apply(&store, &g, vec![StateWrite::AddConflict(third.clone())]).await;
+    assert_eq!(store.conflicts(&g).await.unwrap(), vec![first, second, third]);
+}
+
+/// A transaction whose last write fails leaves no trace of any of its writes, of every kind.
+pub async fn failed_transaction_changes_nothing(store: impl StateStore) {
+    let g = group();
+    populate(&store, &g).await;
+    let before = snapshot(&store, &g).await;
+    let c = contact("Cleo");
+    let writes = vec![
+        put_entity("e1", Some(c.clone()), Some("k3")),
+        put_entity("e3", Some(c.clone()), Some("k3")),
+        put_replica("e3", bob(), present("b3", "v", &c, Ownership::Created)),
+        put_replica("e2", alice(), present("a2", "v", &c, Ownership::Created)),
+        StateWrite::RemoveReplica { entity: eid("e1"), member: hub() },
+        StateWrite::RemoveEntity { id: eid("e2") },
+        StateWrite::PutForeign { member: bob(), id: iid("theirs"), version: Version::new("1") },
+        StateWrite::RemoveForeign { member: alice(), id: iid("mine") },
+        StateWrite::SetToken { member: alice(), token: None },
+        StateWrite::SetToken { member: hub(), token: Some(SyncToken::new("new")) },
+        StateWrite::SetMemberStatus { member: hub(), status: MemberStatus::default() },
+        StateWrite::PutPending(pending("e3", alice(), 6)),
+        StateWrite::RemovePending { entity: eid("e2"), member: bob() },
+        StateWrite::AddConflict(conflict("e3", "x", 7)),
+        StateWrite::RemoveMember { member: alice() },
+        put_replica("unknown", hub(), present("h9", "v", &c, Ownership::Created)),
+    ];
+    let err = store.apply(&g, writes.into()).await.expect_err("a replica of an unknown entity is refused");
+    assert_eq!(err.kind(), ErrorKind::State);
+    assert!(!err.is_retryable());
+    assert_eq!(snapshot(&store, &g).await, before);
+}
+
+/// The error for a replica of an unknown entity names the entity, the folder and the group.
+pub async fn unknown_entity_error_names_entity_and_member(store: impl StateStore) {
+    let g = group();
+    let a = contact("Ann");
+    let err = store
+        .apply(&g, vec![put_replica("ghost-entity", bob(), present("b1", "v", &a, Ownership::Created))].into())
+        .await
+        .expect_err("the entity does not exist");
+    let text = err.to_string();
+    assert!(text.contains("ghost-entity"), "names the entity: {text}");
+    assert!(text.contains("bob@contoso.test"), "names the member: {text}");
+    assert!(text.contains("contacts"), "names the group: {text}");
+}
+
+/// One item id in one folder is the replica of at most one entity; the violating transaction
+/// changes nothing.
+pub async fn item_cannot_be_replica_of_two_entities(store: impl StateStore) {
+    let g = group();
+    populate(&store, &g).await;
+    let before = snapshot(&store, &g).await;
+    let c = contact("Cleo");
+    let err = store
+        .apply(
+            &g,
+            vec![
+                put_entity("e3", Some(c.clone()), None),
+                put_replica("e3", alice(), present("a1", "v", &c, Ownership::Created)),
+            ]
+            .into(),
+        )
+        .await
+        .expect_err("a1 is already e1's copy");
+    assert_eq!(err.kind(), ErrorKind::State);
+    let text = err.to_string();
+    assert!(text.contains("a1") && text.contains("e1") && text.contains("e3"), "{text}");
+    assert_eq!(snapshot(&store, &g).await, before);
+
+    // After the first entity lets go of the item, the second may take it.
+    apply(
+        &store,
+        &g,
+        vec![
+            StateWrite::RemoveReplica { entity: eid("e1"), member: alice() },
+            put_entity("e3", Some(c.clone()), None),
+            put_replica("e3", alice(), present("a1", "v", &c, Ownership::Adopted)),
+        ],
+    )
+    .await;
+    assert_eq!(
+        store.lookup_items(&g, &alice(), &[iid("a1")]).await.unwrap(),
+        vec![KnownItem { id: iid("a1"), version: Version::new("v"), entity: Some(eid("e3")) }]
+    );
+}
+
+/// A sync token is committed with the state derived from its page, or not at all.
+pub async fn token_commits_with_state(store: impl StateStore) {
+    let g = group();
+    let a = contact("Ann");
+    apply(&store, &g, vec![StateWrite::SetToken { member: alice(), token: Some(SyncToken::new("page-1")) }]).await;
+    let failed = vec![
+        put_entity("e1", Some(a.clone()), None),
+        put_replica("e1", alice(), present("a1", "v1", &a, Ownership::Adopted)),
+        StateWrite::SetToken { member: alice(), token: Some(SyncToken::new("page-2")) },
+        put_replica("missing", alice(), present("a2", "v1", &a, Ownership::Adopted)),
+    ];
+    store.apply(&g, failed.into()).await.expect_err("the page's last write fails");
+    assert_eq!(store.token(&g, &alice()).await.unwrap(), Some(SyncToken::new("page-1")));
+    assert_eq!(entity(&store, &g, "e1").await, None);
+
+    let ok = vec![
+        put_entity("e1", Some(a.clone()), None),
+        put_replica("e1", alice(), present("a1", "v1", &a, Ownership::Adopted)),
+        StateWrite::SetToken { member: alice(), token: Some(SyncToken::new("page-2")) },
+    ];
+    apply(&store, &g, ok).await;
+    assert_eq!(store.token(&g, &alice()).await.unwrap(), Some(SyncToken::new("page-2")));
+    assert!(entity(&store, &g, "e1").await.is_some());
+}
+
+/// Two groups with the same entity, member and item ids never see each other's state, and
+/// nothing done in one (including removing a member, or a failed transaction) touches the other.
+pub async fn groups_are_isolated(store: impl StateStore) {
+    let one = GroupId::new("one");
+    let two = GroupId::new("two");
+    populate(&store, &one).await;
+    assert!(store.entity_ids(&two, None, 10).await.unwrap().is_empty());
+    assert!(store.known_items(&two, &alice()).await.unwrap().is_empty());
+    assert!(store.lookup_items(&two, &hub(), &[iid("h1")]).await.unwrap().is_empty());
+    assert!(store.entities_by_match_key(&two, &["k1".into()]).await.unwrap().is_empty());
+    assert_eq!(store.replica_count(&two, &hub()).await.unwrap(), 0);
+    assert_eq!(store.token(&two, &alice()).await.unwrap(), None);
+    assert_eq!(store.member_status(&two, &hub()).await.unwrap(), MemberStatus::default());
+    assert!(store.pending_creates(&two).await.unwrap().is_empty());
+    assert!(store.conflicts(&two).await.unwrap().is_empty());
+    // A replica in group two of an entity that only exists in group one is refused.
+    let a = contact("Ann");
+    store
+        .apply(&two, vec![put_replica("e1", hub(), present("h1", "v", &a, Ownership::Adopted))].into())
+        .await
+        .expect_err("entities are per group");
+
+    let one_before = snapshot(&store, &one).await;
+    populate(&store, &two).await;
+    assert_eq!(snapshot(&store, &two).await, one_before, "the same writes give the same state");
+    apply(
+        &store,
+        &two,
+        vec![
+            StateWrite::RemoveMember { member: alice() },
+            StateWrite::RemoveEntity { id: eid("e2") },
+            StateWrite::SetToken { member: bob(), token: Some(SyncToken::new("two")) },
+            put_entity("e1", None, Some("k3")),
+        ],
+    )
+    .await;
+    assert_eq!(snapshot(&store, &one).await, one_before);
+}
+
+/// An entity without a base (being deleted) disappears when its last copy is removed, and not
+/// before; an opted-out slot does not keep it alive. An entity with a base stays even without
+/// copies.
+pub async fn tombstone_goes_with_its_last_copy(store: impl StateStore) {
+    let g = group();
+    let a = contact("Ann");
+    apply(
+        &store,
+        &g,
+        vec![
+            put_entity("e1", Some(a.clone()), Some("k1")),
+            put_replica("e1", hub(), present("h1", "v", &a, Ownership::Adopted)),
+            put_replica("e1", alice(), present("a1", "v", &a, Ownership::Created)),
+            put_replica("e1", bob(), ReplicaSlot::OptedOut),
+            put_entity("e2", Some(a.clone()), None),
+            put_replica("e2", hub(), present("h2", "v", &a, Ownership::Adopted)),
+        ],
+    )
+    .await;
+    // Tombstone e1: it keeps its copies until they are removed.
+    apply(&store, &g, vec![put_entity("e1", None, Some("k1"))]).await;
+    apply(&store, &g, vec![StateWrite::RemoveReplica { entity: eid("e1"), member: hub() }]).await;
+    let record = entity(&store, &g, "e1").await.expect("one copy left");
+    assert_eq!(record.replicas.len(), 2);
+    assert_eq!(store.replica_count(&g, &alice()).await.unwrap(), 1);
+    // The last copy goes: so does the entity, its opted-out slot and its match key.
+    apply(&store, &g, vec![StateWrite::RemoveReplica { entity: eid("e1"), member: alice() }]).await;
+    assert_eq!(entity(&store, &g, "e1").await, None);
+    assert!(store.entities_by_match_key(&g, &["k1".into()]).await.unwrap().is_empty());
+    assert_eq!(store.entity_ids(&g, None, 10).await.unwrap(), vec![eid("e2")]);
+
+    // With a base, removing the last copy keeps the entity.
+    apply(&store, &g, vec![StateWrite::RemoveReplica { entity: eid("e2"), member: hub() }]).await;
+    let kept = entity(&store, &g, "e2").await.expect("entities with a base stay");
+    assert!(kept.replicas.is_empty());
+
+    // Within one transaction: tombstone and remove every copy.
+    apply(
+        &store,
+        &g,
+        vec![
+            put_replica("e2", hub(), present("h2", "v2", &a, Ownership::Adopted)),
+            put_entity("e2", None, None),
+            StateWrite::RemoveReplica { entity: eid("e2"), member: hub() },
+        ],
+    )
+    .await;
+    assert_eq!(entity(&store, &g, "e2").await, None);
+}
+
+/// Removing a slot that is already gone, of an entity that is already gone, is not an error
+/// (a delete may be retried after a crash).
+pub async fn remove_replica_is_idempotent(store: impl StateStore) {
+    let g = group();
+    let a = contact("Ann");
+    apply(
+        &store,
+        &g,
+        vec![
+            put_entity("e1", Some(a.clone()), None),
+            put_replica("e1", hub(), present("h1", "v", &a, Ownership::Adopted)),
+        ],
+    )
+    .await;
+    let before = snapshot(&store, &g).await;
+    apply(
+        &store,
+        &g,
+        vec![
+            StateWrite::RemoveReplica { entity: eid("e1"), member: bob() },
+            StateWrite::RemoveReplica { entity: eid("gone"), member: hub() },
+        ],
+    )
+    .await;
+    assert_eq!(snapshot(&store, &g).await, before);
+}
+
+/// `known_items` lists every replica and foreign item of a folder with its version and entity;
+/// `lookup_items` answers only the requested ids that are known, once each.
+pub async fn known_and_looked_up_items(store: impl StateStore) {
+    let g = group();
+    populate(&store, &g).await;
+    assert_eq!(
+        sorted(store.known_items(&g, &alice()).await.unwrap()),
+        vec![("a1".into(), "av1".into(), Some("e1".into())), ("mine".into(), "mv1".into(), None)]
+    );
+    assert_eq!(
+        sorted(store.known_items(&g, &hub()).await.unwrap()),
+        vec![("h1".into(), "hv1".into(), Some("e1".into())), ("h2".into(), "hv2".into(), Some("e2".into()))]
+    );
+    assert!(store.known_items(&g, &MemberId::new("carol")).await.unwrap().is_empty());
+
+    let found =
+        store.lookup_items(&g, &alice(), &[iid("mine"), iid("unknown"), iid("a1"), iid("mine"), iid("h1")]).await;
+    assert_eq!(
+        sorted(found.unwrap()),
+        vec![("a1".into(), "av1".into(), Some("e1".into())), ("mine".into(), "mv1".into(), None)]
+    );
+    assert!(store.lookup_items(&g, &alice(), &[]).await.unwrap().is_empty());
+
+    // Many ids at once (stores may batch their queries).
+    let many: Vec<ItemId> = (0..2500).map(|i| iid(&format!("n{i}"))).chain([iid("b1")]).collect();
+    assert_eq!(
+        sorted(store.lookup_items(&g, &bob(), &many).await.unwrap()),
+        vec![("b1".into(), "bv1".into(), Some("e1".into()))]
+    );
+}
+
+/// `replica_count` counts present copies only: not opted-out slots, not foreign items.
+pub async fn replica_count_counts_present_copies(store: impl StateStore) {
+    let g = group();
+    populate(&store, &g).await;
+    assert_eq!(store.replica_count(&g, &hub()).await.unwrap(), 2);
+    assert_eq!(store.replica_count(&g, &alice()).await.unwrap(), 1);
+    assert_eq!(store.replica_count(&g, &bob()).await.unwrap(), 1);
+    assert_eq!(store.replica_count(&g, &MemberId::new("carol")).await.unwrap(), 0);
+}
+
+/// `entity_ids` pages through every entity exactly once, in id order (byte order of the UTF-8
+/// form, as Rust orders strings), whatever the page size.
+pub async fn entity_ids_page_in_id_order(store: impl StateStore) {
+    let g = group();
+    let mut ids: Vec<String> =
+        (0..37).map(|i| format!("{:032x}", (i as u128).wrapping_mul(0x9e37_79b9_7f4a_7c15))).collect();
+    ids.extend(["Zeta", "alpha", "Ärger", "élan", "z", "10", "9", "a b"].map(str::to_owned));
+    let writes = ids.iter().map(|id| put_entity(id, None, None)).collect();
+    apply(&store, &g, writes).await;
+    ids.sort();
+
+    assert_eq!(store.entity_ids(&g, None, usize::MAX).await.unwrap(), ids.iter().map(|s| eid(s)).collect::<Vec<_>>());
+    for page in [1, 7, 45, 100] {
+        let mut seen = Vec::new();
+        let mut after: Option<EntityId> = None;
+        loop {
+            let batch = store.entity_ids(&g, after.as_ref(), page).await.unwrap();
+            assert!(batch.len() <= page);
+            let Some(last) = batch.last().cloned() else { break };
+            seen.extend(batch);
+            after = Some(last);
+        }
+        assert_eq!(seen, ids.iter().map(|s| eid(s)).collect::<Vec<_>>(), "page size {page}");
+    }
+    assert!(store.entity_ids(&g, None, 0).await.unwrap().is_empty());
+    // `after` need not exist.
+    let next = ids.iter().find(|id| id.as_str() > "Zeta0").unwrap();
+    assert_eq!(store.entity_ids(&g, Some(&eid("Zeta0")), 1).await.unwrap(), vec![eid(next)]);
+}
+
+/// `entities_by_match_key` finds every entity carrying one of the keys, and follows key changes
+/// and removals.
+pub async fn match_keys_follow_entities(store: impl StateStore) {
+    let g = group();
+    let a = contact("Ann");
+    apply(
+        &store,
+        &g,
+        vec![
+            put_entity("e1", Some(a.clone()), Some("ann@contoso.test")),
+            put_entity("e2", Some(a.clone()), Some("ann@contoso.test")),
+            put_entity("e3", Some(a.clone()), Some("bert@contoso.test")),
+            put_entity("e4", Some(a.clone()), None),
+        ],
+    )
+    .await;
+    let keys = |ks: &[&str]| ks.iter().map(|k| (*k).to_owned()).collect::<Vec<_>>();
+    let mut found =
+        store.entities_by_match_key(&g, &keys(&["ann@contoso.test", "nobody", "bert@contoso.test"])).await.unwrap();
+    found.sort();
+    assert_eq!(
+        found,
+        vec![
+            ("ann@contoso.test".into(), eid("e1")),
+            ("ann@contoso.test".into(), eid("e2")),
+            ("bert@contoso.test".into(), eid("e3")),
+        ]
+    );
+    assert!(store.entities_by_match_key(&g, &[]).await.unwrap().is_empty());
+    assert!(store.entities_by_match_key(&g, &keys(&[""])).await.unwrap().is_empty());
+
+    apply(
+        &store,
+        &g,
+        vec![put_entity("e2", Some(a.clone()), Some("bert@contoso.test")), StateWrite::RemoveEntity { id: eid("e1") }],
+    )
+    .await;
+    let mut found = store.entities_by_match_key(&g, &keys(&["ann@contoso.test", "bert@contoso.test"])).await.unwrap();
+    found.sort();
+    assert_eq!(found, vec![("bert@contoso.test".into(), eid("e2")), ("bert@contoso.test".into(), eid("e3"))]);
+
+    // Many keys at once (stores may batch their queries).
+    let many: Vec<String> = (0..2500).map(|i| format!("k{i}")).chain(["bert@contoso.test".to_owned()]).collect();
+    assert_eq!(store.entities_by_match_key(&g, &many).await.unwrap().len(), 2);
+}
+
+/// `RemoveMember` forgets the folder's slots, foreign items, token, status and create intents;
+/// tombstones that lose their last copy go; everything of other folders stays.
+pub async fn member_removal_forgets_the_folder(store: impl StateStore) {
+    let g = group();
+    populate(&store, &g).await;
+    let a = contact("Ann");
+    apply(
+        &store,
+        &g,
+        vec![
+            put_entity("e3", None, None),
+            put_replica("e3", alice(), present("a3", "v", &a, Ownership::Created)),
+            put_entity("e4", None, None),
+            put_replica("e4", alice(), present("a4", "v", &a, Ownership::Created)),
+            put_replica("e4", bob(), present("b4", "v", &a, Ownership::Created)),
+            StateWrite::PutPending(pending("e1", alice(), 8)),
+            StateWrite::SetMemberStatus {
+                member: alice(),
+                status: MemberStatus { initialized: true, ..Default::default() },
+            },
+        ],
+    )
+    .await;
+    apply(&store, &g, vec![StateWrite::RemoveMember { member: alice() }]).await;
+
+    assert!(store.known_items(&g, &alice()).await.unwrap().is_empty());
+    assert_eq!(store.replica_count(&g, &alice()).await.unwrap(), 0);
+    assert_eq!(store.token(&g, &alice()).await.unwrap(), None);
+    assert_eq!(store.member_status(&g, &alice()).await.unwrap(), MemberStatus::default());
+    assert_eq!(store.pending_creates(&g).await.unwrap(), vec![pending("e2", bob(), 4)]);
+    assert_eq!(store.conflicts(&g).await.unwrap().len(), 1, "conflict records are history and stay");
+
+    let e1 = entity(&store, &g, "e1").await.unwrap();
+    assert_eq!(e1.replicas.keys().cloned().collect::<Vec<_>>(), vec![bob(), hub()]);
+    let e2 = entity(&store, &g, "e2").await.unwrap();
+    assert_eq!(e2.replicas.keys().cloned().collect::<Vec<_>>(), vec![hub()], "the opted-out slot is gone");
+    assert_eq!(entity(&store, &g, "e3").await, None, "a tombstone whose last copy was there goes");
+    assert!(entity(&store, &g, "e4").await.is_some(), "a tombstone with a copy elsewhere stays");
+    assert_eq!(store.replica_count(&g, &hub()).await.unwrap(), 2);
+    assert_eq!(store.replica_count(&g, &bob()).await.unwrap(), 2);
+    assert_eq!(store.token(&g, &MemberId::new("hub")).await.unwrap(), None);
+    assert!(store.member_status(&g, &hub()).await.unwrap().initialized);
+
+    // The folder can join again from scratch.
+    apply(&store, &g, vec![put_replica("e1", alice(), present("a1", "new", &a, Ownership::Adopted))]).await;
+    assert_eq!(store.replica_count(&g, &alice()).await.unwrap(), 1);
+}
+
+/// Writes apply in order: later writes see earlier ones within the transaction, and the last
+/// write to a key wins.
+pub async fn writes_apply_in_order(store: impl StateStore) {
+    let g = group();
+    let a = contact("Ann");
+    let b = contact("Bert");
+    apply(
+        &store,
+        &g,
+        vec![
+            put_entity("e1", Some(a.clone()), Some("k1")),
+            put_replica("e1", hub(), present("h1", "v1", &a, Ownership::Adopted)),
+            StateWrite::RemoveEntity { id: eid("e1") },
+            put_entity("e1", Some(b.clone()), Some("k2")),
+            StateWrite::SetToken { member: hub(), token: Some(SyncToken::new("1")) },
+            StateWrite::SetToken { member: hub(), token: None },
+            StateWrite::PutForeign { member: hub(), id: iid("f"), version: Version::new("1") },
+            StateWrite::RemoveForeign { member: hub(), id: iid("f") },
+            StateWrite::PutPending(pending("e1", hub(), 1)),
+            StateWrite::RemovePending { entity: eid("e1"), member: hub() },
+            StateWrite::PutPending(pending("e1", bob(), 2)),
+        ],
+    )
+    .await;
+    assert_eq!(
+        entity(&store, &g, "e1").await,
+        Some(EntityRecord { id: eid("e1"), base: Some(b), match_key: Some("k2".into()), replicas: BTreeMap::new() })
+    );
+    assert!(store.known_items(&g, &hub()).await.unwrap().is_empty());
+    assert_eq!(store.token(&g, &hub()).await.unwrap(), None);
+    assert_eq!(store.pending_creates(&g).await.unwrap(), vec![pending("e1", bob(), 2)]);
+}

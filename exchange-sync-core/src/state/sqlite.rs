@@ -1,0 +1,1172 @@
+//! The SQLite state store: the embedded default, one file per installation.
+//!
+//! - **Durable and atomic**: every [`StateStore::apply`] is one SQL transaction, in WAL mode with
+//!   `synchronous=NORMAL` (a committed transaction survives a process crash; a power loss may
+//!   lose the last transactions but never corrupts the file or leaves half of one).
+//! - **Versioned schema**: [`MIGRATIONS`] are applied in order when the store opens, each in its
+//!   own transaction that also records it in the `schema_migrations` table; opening is
+//!   idempotent, and a file written by a newer version of this library is refused rather than
+//!   misread.
+//! - **Portable data model**: plain tables with composite primary keys, text columns and
+//!   ordinary indexes, no SQLite-only types or triggers, so a PostgreSQL store can use the same
+//!   tables and the same statements (upserts are `INSERT ... ON CONFLICT`). Bases and conflict
+//!   records are JSON documents; everything the store looks up by is a column with an index.
+//!   Tables keyed by text are `WITHOUT ROWID` (clustered on their primary key): a storage choice
+//!   of SQLite's that a PostgreSQL schema simply leaves out; it saves a copy of every key.
+//! - **Off the async runtime**: SQLite calls block, so each runs on tokio's blocking pool
+//!   ([`tokio::task::spawn_blocking`]) against one connection behind a mutex.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use chrono::{DateTime, SecondsFormat, Utc};
+use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
+
+use crate::error::{Error, Result};
+use crate::id::{EntityId, GroupId, ItemId, MemberId, SyncToken, Version};
+use crate::item::{ContentHash, Item};
+use crate::origin::OriginStamp;
+use crate::state::{
+    ConflictRecord, EntityRecord, KnownItem, MemberStatus, Ownership, PendingCreate, ReplicaRecord, ReplicaSlot,
+    StateStore, StateTransaction, StateWrite,
+};
+
+/// One schema migration: a version number and the statements that bring the schema from the
+/// previous version to it.
+#[derive(Debug, Clone, Copy)]
+pub struct Migration {
+    /// The schema version after this migration (1, 2, ...; no gaps).
+    pub version: i64,
+    /// What the migration does, recorded with it.
+    pub description: &'static str,
+    /// The SQL statements, run in one transaction.
+    pub sql: &'static str,
+}
+
+/// Every migration of the schema, oldest first. Append only: a released migration never
+/// changes, since databases in the field have already applied it.
+pub const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    description: "entities, replicas, foreign items, tokens, member status, pending creates, conflicts",
+    sql: "
+        CREATE TABLE entities (
+            group_id   TEXT NOT NULL,
+            entity_id  TEXT NOT NULL,
+            base       TEXT,
+            match_key  TEXT,
+            PRIMARY KEY (group_id, entity_id)
+        ) WITHOUT ROWID;
+        CREATE INDEX entities_by_match_key ON entities (group_id, match_key);
+
+        CREATE TABLE replicas (
+            group_id      TEXT NOT NULL,
+            entity_id     TEXT NOT NULL,
+            member_id     TEXT NOT NULL,
+            slot          TEXT NOT NULL CHECK (slot IN ('present', 'opted_out')),
+            item_id       TEXT,
+            version       TEXT,
+            content_hash  TEXT,
+            ownership     TEXT CHECK (ownership IN ('created', 'adopted')),
+            ignored_base  TEXT,
+            PRIMARY KEY (group_id, entity_id, member_id),
+            FOREIGN KEY (group_id, entity_id) REFERENCES entities (group_id, entity_id) ON DELETE CASCADE,
+            CHECK ((item_id IS NOT NULL) = (item_id IS NOT NULL AND version IS NOT NULL
+                                         AND content_hash IS NOT NULL AND ownership IS NOT NULL))
+        ) WITHOUT ROWID;
+        CREATE UNIQUE INDEX replicas_by_item ON replicas (group_id, member_id, item_id);
+
+        CREATE TABLE foreign_items (
+            group_id   TEXT NOT NULL,
+            member_id  TEXT NOT NULL,
+            item_id    TEXT NOT NULL,
+            version    TEXT NOT NULL,
+            PRIMARY KEY (group_id, member_id, item_id)
+        ) WITHOUT ROWID;
+
+        CREATE TABLE sync_tokens (
+            group_id   TEXT NOT NULL,
+            member_id  TEXT NOT NULL,
+            token      TEXT NOT NULL,
+            PRIMARY KEY (group_id, member_id)
+        ) WITHOUT ROWID;
+
+        CREATE TABLE member_status (
+            group_id     TEXT NOT NULL,
+            member_id    TEXT NOT NULL,
+            initialized  INTEGER NOT NULL,
+            last_sync    TEXT,
+            last_error   TEXT,
+            PRIMARY KEY (group_id, member_id)
+        ) WITHOUT ROWID;
+
+        CREATE TABLE pending_creates (
+            group_id     TEXT NOT NULL,
+            entity_id    TEXT NOT NULL,
+            member_id    TEXT NOT NULL,
+            origin       TEXT NOT NULL,
+            recorded_at  TEXT NOT NULL,
+            PRIMARY KEY (group_id, entity_id, member_id)
+        ) WITHOUT ROWID;
+        CREATE INDEX pending_creates_by_member ON pending_creates (group_id, member_id);
+
+        CREATE TABLE conflicts (
+            seq          INTEGER NOT NULL PRIMARY KEY,
+            group_id     TEXT NOT NULL,
+            entity_id    TEXT NOT NULL,
+            field        TEXT NOT NULL,
+            recorded_at  TEXT NOT NULL,
+            record       TEXT NOT NULL
+        );
+        CREATE INDEX conflicts_by_group ON conflicts (group_id, seq);
+    ",
+}];
+
+/// A [`StateStore`] in a SQLite database file.
+///
+/// Cloning is cheap and shares the connection.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    conn: Arc<Mutex<Connection>>,
+    /// Where the database lives, for error messages (`:memory:` for an in-memory one).
+    location: Arc<str>,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path` and brings its schema up to date.
+    pub async fn open(path: impl AsRef<Path>) -> Result<Self> {
+        let path: PathBuf = path.as_ref().to_owned();
+        let location: Arc<str> = path.display().to_string().into();
+        let loc = location.clone();
+        let conn = blocking(move || {
+            let conn = Connection::open(&path).map_err(|e| Error::state(format!("cannot open {loc}"), e))?;
+            prepare(conn, &loc)
+        })
+        .await?;
+        Ok(SqliteStore { conn: Arc::new(Mutex::new(conn)), location })
+    }
+
+    /// A private in-memory database (gone when the store is dropped): for tests and dry runs
+    /// that want SQLite's exact behavior.
+    pub async fn open_in_memory() -> Result<Self> {
+        let location: Arc<str> = ":memory:".into();
+        let loc = location.clone();
+        let conn = blocking(move || {
+            let conn =
+                Connection::open_in_memory().map_err(|e| Error::state("cannot open an in-memory database", e))?;
+            prepare(conn, &loc)
+        })
+        .await?;
+        Ok(SqliteStore { conn: Arc::new(Mutex::new(conn)), location })
+    }
+
+    /// The schema version of the open database (the last migration applied).
+    pub async fn schema_version(&self) -> Result<i64> {
+        self.with_conn(|conn, loc| schema_version(conn, loc)).await
+    }
+
+    /// Runs `f` with the connection on the blocking pool.
+    async fn with_conn<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection, &str) -> Result<T> + Send + 'static,
+    {
+        let conn = self.conn.clone();
+        let location = self.location.clone();
+        blocking(move || {
+            let mut guard = conn.lock().map_err(|_| Error::State {
+                message: format!("state database {location}: connection lock poisoned by an earlier panic"),
+                source: None,
+            })?;
+            f(&mut guard, &location)
+        })
+        .await
+    }
+}
+
+/// Runs blocking work on tokio's blocking pool.
+async fn blocking<T, F>(f: F) -> Result<T>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Result<T> + Send + 'static,
+{
+    tokio::task::spawn_blocking(f).await.map_err(|e| Error::state("state store task failed", e))?
+}
+
+/// Sets the connection up (pragmas, migrations).
+fn prepare(mut conn: Connection, location: &str) -> Result<Connection> {
+    let pragma = |e| Error::state(format!("cannot configure state database {location}"), e);
+    // WAL: readers do not block the writer and a commit is one append. An in-memory database
+    // answers "memory", which is fine.
+    conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get::<_, String>(0)).map_err(pragma)?;
+    conn.pragma_update(None, "synchronous", "NORMAL").map_err(pragma)?;
+    conn.pragma_update(None, "foreign_keys", "ON").map_err(pragma)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(pragma)?;
+    conn.set_prepared_statement_cache_capacity(64);
+    migrate(&mut conn, location)?;
+    Ok(conn)
+}
+
+fn schema_version(conn: &Connection, location: &str) -> Result<i64> {
+    conn.query_row("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", [], |row| row.get(0))
+        .map_err(|e| Error::state(format!("cannot read the schema version of state database {location}"), e))
+}
+
+/// Applies the migrations the database has not seen yet, each in its own transaction.
+fn migrate(conn: &mut Connection, location: &str) -> Result<()> {
+    let failed = |what: String| move |e| Error::state(format!("state database {location}: {what}"), e);
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (
+            version      INTEGER NOT NULL PRIMARY KEY,
+            description  TEXT NOT NULL,
+            applied_at   TEXT NOT NULL
+        )",
+    )
+    .map_err(failed("cannot create the migrations table".into()))?;
+    let current = schema_version(conn, location)?;
+    let latest = MIGRATIONS.last().map_or(0, |m| m.version);
+    if current > latest {
+        return Err(Error::State {
+            message: format!(
+                "state database {location} has schema version {current}, newer than this library's {latest}: \
+                 upgrade the library (the database is left untouched)"
+            ),
+            source: None,
+        });
+    }
+    for migration in MIGRATIONS.iter().filter(|m| m.version > current) {
+        let what = || format!("migration {} ({})", migration.version, migration.description);
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(failed(format!("cannot start {}", what())))?;
+        // Another process may have migrated since we looked.
+        if schema_version(&tx, location)? >= migration.version {
+            continue;
+        }
+        tx.execute_batch(migration.sql).map_err(failed(format!("{} failed", what())))?;
+        tx.execute(
+            "INSERT INTO schema_migrations (version, description, applied_at) VALUES (?1, ?2, ?3)",
+            params![migration.version, migration.description, timestamp(&Utc::now())],
+        )
+        .map_err(failed(format!("cannot record {}", what())))?;
+        tx.commit().map_err(failed(format!("cannot commit {}", what())))?;
+        tracing::info!(database = location, version = migration.version, "state schema migrated");
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// The statements that look things up (each must be an index search: see the tests)
+
+/// A group's conflict records, oldest first.
+const CONFLICTS: &str = "SELECT record FROM conflicts WHERE group_id = ?1 ORDER BY seq";
+
+/// A folder's sync token.
+const TOKEN: &str = "SELECT token FROM sync_tokens WHERE group_id = ?1 AND member_id = ?2";
+
+/// The entities carrying a match key.
+const BY_MATCH_KEY: &str = "SELECT entity_id FROM entities WHERE group_id = ?1 AND match_key = ?2 ORDER BY entity_id";
+
+/// The first page of entity ids.
+const ENTITY_IDS_FIRST: &str = "SELECT entity_id FROM entities WHERE group_id = ?1 ORDER BY entity_id LIMIT ?2";
+
+/// A page of entity ids after a given one.
+const ENTITY_IDS_AFTER: &str =
+    "SELECT entity_id FROM entities WHERE group_id = ?1 AND entity_id > ?2 ORDER BY entity_id LIMIT ?3";
+
+/// An entity's base and match key.
+const LOAD_ENTITY: &str = "SELECT base, match_key FROM entities WHERE group_id = ?1 AND entity_id = ?2";
+
+/// Whether an entity exists.
+const ENTITY_EXISTS: &str = "SELECT 1 FROM entities WHERE group_id = ?1 AND entity_id = ?2";
+
+/// The entity whose replica an item of a folder is.
+const OWNER_OF_ITEM: &str = "SELECT entity_id FROM replicas WHERE group_id = ?1 AND member_id = ?2 AND item_id = ?3";
+
+/// The tombstone rule after a replica is removed: the entity goes if it has no base and no copy.
+const TOMBSTONE_GONE: &str = "
+    DELETE FROM entities WHERE group_id = ?1 AND entity_id = ?2 AND base IS NULL
+      AND NOT EXISTS (SELECT 1 FROM replicas r
+                      WHERE r.group_id = ?1 AND r.entity_id = ?2 AND r.item_id IS NOT NULL)";
+
+/// The tombstone rule when a folder leaves: tombstones whose only copies were there go.
+const MEMBER_TOMBSTONES_GONE: &str = "
+    DELETE FROM entities WHERE group_id = ?1 AND base IS NULL
+      AND entity_id IN (SELECT r.entity_id FROM replicas r WHERE r.group_id = ?1 AND r.member_id = ?2)
+      AND NOT EXISTS (SELECT 1 FROM replicas r
+                      WHERE r.group_id = ?1 AND r.entity_id = entities.entity_id
+                        AND r.member_id <> ?2 AND r.item_id IS NOT NULL)";
+
+/// An entity's slots.
+const LOAD_REPLICAS: &str = "
+    SELECT member_id, slot, item_id, version, content_hash, ownership, ignored_base
+    FROM replicas WHERE group_id = ?1 AND entity_id = ?2";
+
+/// How many copies a folder holds.
+const REPLICA_COUNT: &str =
+    "SELECT COUNT(*) FROM replicas WHERE group_id = ?1 AND member_id = ?2 AND item_id IS NOT NULL";
+
+/// A folder's bookkeeping.
+const MEMBER_STATUS: &str =
+    "SELECT initialized, last_sync, last_error FROM member_status WHERE group_id = ?1 AND member_id = ?2";
+
+/// A group's create intents.
+const PENDING_CREATES: &str = "
+    SELECT entity_id, member_id, origin, recorded_at FROM pending_creates WHERE group_id = ?1
+    ORDER BY entity_id, member_id";
+
+/// What the store knows about one item id of a folder.
+const LOOKUP_ITEM: &str = "
+    SELECT item_id, version, entity_id FROM replicas WHERE group_id = ?1 AND member_id = ?2 AND item_id = ?3
+    UNION ALL
+    SELECT item_id, version, NULL FROM foreign_items WHERE group_id = ?1 AND member_id = ?2 AND item_id = ?3";
+
+/// Every item id the store knows in a folder.
+const KNOWN_ITEMS: &str = "
+    SELECT item_id, version, entity_id FROM replicas WHERE group_id = ?1 AND member_id = ?2 AND item_id IS NOT NULL
+    UNION ALL
+    SELECT item_id, version, NULL FROM foreign_items WHERE group_id = ?1 AND member_id = ?2
+    ORDER BY 1";
+
+/// Every lookup statement, for the test that checks each is an index search.
+#[cfg(test)]
+const LOOKUPS: &[(&str, &str)] = &[
+    ("CONFLICTS", CONFLICTS),
+    ("TOKEN", TOKEN),
+    ("BY_MATCH_KEY", BY_MATCH_KEY),
+    ("ENTITY_IDS_FIRST", ENTITY_IDS_FIRST),
+    ("ENTITY_IDS_AFTER", ENTITY_IDS_AFTER),
+    ("LOAD_ENTITY", LOAD_ENTITY),
+    ("ENTITY_EXISTS", ENTITY_EXISTS),
+    ("OWNER_OF_ITEM", OWNER_OF_ITEM),
+    ("TOMBSTONE_GONE", TOMBSTONE_GONE),
+    ("MEMBER_TOMBSTONES_GONE", MEMBER_TOMBSTONES_GONE),
+    ("LOAD_REPLICAS", LOAD_REPLICAS),
+    ("REPLICA_COUNT", REPLICA_COUNT),
+    ("MEMBER_STATUS", MEMBER_STATUS),
+    ("PENDING_CREATES", PENDING_CREATES),
+    ("LOOKUP_ITEM", LOOKUP_ITEM),
+    ("KNOWN_ITEMS", KNOWN_ITEMS),
+];
+
+// ---------------------------------------------------------------------------------------------
+// Conversions between records and columns
+
+fn timestamp(t: &DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Nanos, true)
+}
+
+fn corrupt(what: impl std::fmt::Display) -> Error {
+    Error::State { message: format!("state database holds an unreadable {what}"), source: None }
+}
+
+fn parse_time(s: &str, what: &str) -> Result<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s).map(|t| t.with_timezone(&Utc)).map_err(|_| corrupt(format!("{what} {s:?}")))
+}
+
+fn parse_hash(s: &str, what: &str) -> Result<ContentHash> {
+    ContentHash::from_hex(s).ok_or_else(|| corrupt(format!("{what} {s:?}")))
+}
+
+fn ownership_name(o: Ownership) -> &'static str {
+    match o {
+        Ownership::Created => "created",
+        Ownership::Adopted => "adopted",
+    }
+}
+
+fn parse_ownership(s: &str) -> Result<Ownership> {
+    match s {
+        "created" => Ok(Ownership::Created),
+        "adopted" => Ok(Ownership::Adopted),
+        other => Err(corrupt(format!("ownership {other:?}"))),
+    }
+}
+
+/// A `replicas` row as stored.
+struct ReplicaRow {
+    member: String,
+    slot: String,
+    item_id: Option<String>,
+    version: Option<String>,
+    hash: Option<String>,
+    ownership: Option<String>,
+    ignored_base: Option<String>,
+}
+
+impl ReplicaRow {
+    fn into_slot(self, entity: &str) -> Result<(MemberId, ReplicaSlot)> {
+        let member = MemberId::new(self.member);
+        let slot = match (self.slot.as_str(), self.item_id, self.version, self.hash, self.ownership) {
+            ("opted_out", ..) => ReplicaSlot::OptedOut,
+            ("present", Some(item_id), Some(version), Some(hash), Some(ownership)) => {
+                ReplicaSlot::Present(ReplicaRecord {
+                    item_id: ItemId::new(item_id),
+                    version: Version::new(version),
+                    hash: parse_hash(&hash, "content hash")?,
+                    ownership: parse_ownership(&ownership)?,
+                    ignored_base: self.ignored_base.map(|h| parse_hash(&h, "ignored base hash")).transpose()?,
+                })
+            }
+            (slot, ..) => return Err(corrupt(format!("replica slot {slot:?} of entity {entity} in member {member}"))),
+        };
+        Ok((member, slot))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Writes
+
+/// What a write does, for error messages.
+fn describe(write: &StateWrite) -> String {
+    match write {
+        StateWrite::PutEntity { id, .. } => format!("put entity {id}"),
+        StateWrite::RemoveEntity { id } => format!("remove entity {id}"),
+        StateWrite::PutReplica { entity, member, .. } => format!("put replica of entity {entity} in member {member}"),
+        StateWrite::RemoveReplica { entity, member } => {
+            format!("remove replica of entity {entity} in member {member}")
+        }
+        StateWrite::PutForeign { member, id, .. } => format!("record item {id} in member {member} as a user's own"),
+        StateWrite::RemoveForeign { member, id } => format!("forget user's own item {id} in member {member}"),
+        StateWrite::SetToken { member, .. } => format!("set sync token of member {member}"),
+        StateWrite::SetMemberStatus { member, .. } => format!("set status of member {member}"),
+        StateWrite::PutPending(p) => format!("record create intent of entity {} in member {}", p.entity, p.member),
+        StateWrite::RemovePending { entity, member } => {
+            format!("clear create intent of entity {entity} in member {member}")
+        }
+        StateWrite::AddConflict(c) => format!("record conflict on field {} of entity {}", c.field, c.entity),
+        StateWrite::RemoveMember { member } => format!("remove member {member}"),
+    }
+}
+
+/// A refused write (the store's rules, not SQLite, said no).
+fn refused(message: String) -> Error {
+    Error::State { message, source: None }
+}
+
+fn apply_tx(conn: &mut Connection, location: &str, group: &GroupId, tx: StateTransaction) -> Result<()> {
+    let sql = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(|e| Error::state(format!("cannot start a transaction for group {group} in {location}"), e))?;
+    for write in tx.writes {
+        let what = describe(&write);
+        apply_write(&sql, group, write)
+            .map_err(|e| Error::state(format!("cannot {what} in group {group}"), e))
+            .and_then(|refusal| match refusal {
+                Some(message) => Err(refused(message)),
+                None => Ok(()),
+            })?;
+    }
+    // Dropping the transaction without commit (on any error above) rolls it back.
+    sql.commit().map_err(|e| Error::state(format!("cannot commit a transaction for group {group} in {location}"), e))
+}
+
+/// Applies one write. `Ok(Some(reason))` when the store's rules refuse it.
+fn apply_write(tx: &Transaction<'_>, group: &GroupId, write: StateWrite) -> rusqlite::Result<Option<String>> {
+    let g = group.as_str();
+    match write {
+        StateWrite::PutEntity { id, base, match_key } => {
+            let base = base.map(|b| serde_json::to_string(&b)).transpose().map_err(json_err)?;
+            tx.prepare_cached(
+                "INSERT INTO entities (group_id, entity_id, base, match_key) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (group_id, entity_id) DO UPDATE SET base = excluded.base, match_key = excluded.match_key",
+            )?
+            .execute(params![g, id.as_str(), base, match_key])?;
+        }
+        StateWrite::RemoveEntity { id } => {
+            tx.prepare_cached("DELETE FROM entities WHERE group_id = ?1 AND entity_id = ?2")?
+                .execute(params![g, id.as_str()])?;
+        }
+        StateWrite::PutReplica { entity, member, slot } => {
+            let exists = tx
+                .prepare_cached(ENTITY_EXISTS)?
+                .query_row(params![g, entity.as_str()], |_| Ok(()))
+                .optional()?
+                .is_some();
+            if !exists {
+                return Ok(Some(format!(
+                    "cannot put a replica of unknown entity {entity} in member {member} of group {group}"
+                )));
+            }
+            let (slot_name, replica) = match &slot {
+                ReplicaSlot::Present(r) => ("present", Some(r)),
+                ReplicaSlot::OptedOut => ("opted_out", None),
+            };
+            if let Some(r) = replica {
+                let owner: Option<String> = tx
+                    .prepare_cached(OWNER_OF_ITEM)?
+                    .query_row(params![g, member.as_str(), r.item_id.as_str()], |row| row.get(0))
+                    .optional()?;
+                if let Some(other) = owner.filter(|o| o != entity.as_str()) {
+                    return Ok(Some(format!(
+                        "cannot put item {} as replica of entity {entity} in member {member} of group {group}: it \
+                         is already the replica of entity {other}",
+                        r.item_id
+                    )));
+                }
+                // The item joins the group: it is no longer a user's own item.
+                tx.prepare_cached("DELETE FROM foreign_items WHERE group_id = ?1 AND member_id = ?2 AND item_id = ?3")?
+                    .execute(params![g, member.as_str(), r.item_id.as_str()])?;
+            }
+            tx.prepare_cached(
+                "INSERT INTO replicas
+                    (group_id, entity_id, member_id, slot, item_id, version, content_hash, ownership, ignored_base)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                 ON CONFLICT (group_id, entity_id, member_id) DO UPDATE SET
+                    slot = excluded.slot, item_id = excluded.item_id, version = excluded.version,
+                    content_hash = excluded.content_hash, ownership = excluded.ownership,
+                    ignored_base = excluded.ignored_base",
+            )?
+            .execute(params![
+                g,
+                entity.as_str(),
+                member.as_str(),
+                slot_name,
+                replica.map(|r| r.item_id.as_str()),
+                replica.map(|r| r.version.as_str()),
+                replica.map(|r| r.hash.to_hex()),
+                replica.map(|r| ownership_name(r.ownership)),
+                replica.and_then(|r| r.ignored_base.map(|h| h.to_hex())),
+            ])?;
+        }
+        StateWrite::RemoveReplica { entity, member } => {
+            let removed = tx
+                .prepare_cached("DELETE FROM replicas WHERE group_id = ?1 AND entity_id = ?2 AND member_id = ?3")?
+                .execute(params![g, entity.as_str(), member.as_str()])?;
+            if removed > 0 {
+                // The tombstone rule: an entity being deleted goes with its last copy.
+                tx.prepare_cached(TOMBSTONE_GONE)?.execute(params![g, entity.as_str()])?;
+            }
+        }
+        StateWrite::PutForeign { member, id, version } => {
+            let owner: Option<String> = tx
+                .prepare_cached(OWNER_OF_ITEM)?
+                .query_row(params![g, member.as_str(), id.as_str()], |row| row.get(0))
+                .optional()?;
+            if let Some(entity) = owner {
+                return Ok(Some(format!(
+                    "cannot record item {id} in member {member} of group {group} as a user's own item: it is the \
+                     replica of entity {entity} (remove the replica first)"
+                )));
+            }
+            tx.prepare_cached(
+                "INSERT INTO foreign_items (group_id, member_id, item_id, version) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (group_id, member_id, item_id) DO UPDATE SET version = excluded.version",
+            )?
+            .execute(params![g, member.as_str(), id.as_str(), version.as_str()])?;
+        }
+        StateWrite::RemoveForeign { member, id } => {
+            tx.prepare_cached("DELETE FROM foreign_items WHERE group_id = ?1 AND member_id = ?2 AND item_id = ?3")?
+                .execute(params![g, member.as_str(), id.as_str()])?;
+        }
+        StateWrite::SetToken { member, token: Some(token) } => {
+            tx.prepare_cached(
+                "INSERT INTO sync_tokens (group_id, member_id, token) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (group_id, member_id) DO UPDATE SET token = excluded.token",
+            )?
+            .execute(params![g, member.as_str(), token.as_str()])?;
+        }
+        StateWrite::SetToken { member, token: None } => {
+            tx.prepare_cached("DELETE FROM sync_tokens WHERE group_id = ?1 AND member_id = ?2")?
+                .execute(params![g, member.as_str()])?;
+        }
+        StateWrite::SetMemberStatus { member, status } => {
+            tx.prepare_cached(
+                "INSERT INTO member_status (group_id, member_id, initialized, last_sync, last_error)
+                 VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (group_id, member_id) DO UPDATE SET initialized = excluded.initialized,
+                    last_sync = excluded.last_sync, last_error = excluded.last_error",
+            )?
+            .execute(params![
+                g,
+                member.as_str(),
+                i64::from(status.initialized),
+                status.last_sync.as_ref().map(timestamp),
+                status.last_error
+            ])?;
+        }
+        StateWrite::PutPending(p) => {
+            tx.prepare_cached(
+                "INSERT INTO pending_creates (group_id, entity_id, member_id, origin, recorded_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (group_id, entity_id, member_id) DO UPDATE SET
+                    origin = excluded.origin, recorded_at = excluded.recorded_at",
+            )?
+            .execute(params![
+                g,
+                p.entity.as_str(),
+                p.member.as_str(),
+                p.origin.encode(),
+                timestamp(&p.recorded_at)
+            ])?;
+        }
+        StateWrite::RemovePending { entity, member } => {
+            tx.prepare_cached("DELETE FROM pending_creates WHERE group_id = ?1 AND entity_id = ?2 AND member_id = ?3")?
+                .execute(params![g, entity.as_str(), member.as_str()])?;
+        }
+        StateWrite::AddConflict(c) => {
+            let record = serde_json::to_string(&c).map_err(json_err)?;
+            tx.prepare_cached(
+                "INSERT INTO conflicts (seq, group_id, entity_id, field, recorded_at, record)
+                 VALUES ((SELECT COALESCE(MAX(seq), 0) + 1 FROM conflicts), ?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute(params![g, c.entity.as_str(), c.field, timestamp(&c.recorded_at), record])?;
+        }
+        StateWrite::RemoveMember { member } => {
+            let m = member.as_str();
+            // Tombstones whose last copy is in this folder go with it (before their slots go,
+            // while we can still tell which entities had one here).
+            tx.prepare_cached(MEMBER_TOMBSTONES_GONE)?.execute(params![g, m])?;
+            for table in ["replicas", "foreign_items", "sync_tokens", "member_status", "pending_creates"] {
+                tx.prepare_cached(&format!("DELETE FROM {table} WHERE group_id = ?1 AND member_id = ?2"))?
+                    .execute(params![g, m])?;
+            }
+        }
+    }
+    Ok(None)
+}
+
+fn json_err(e: serde_json::Error) -> rusqlite::Error {
+    rusqlite::Error::ToSqlConversionFailure(Box::new(e))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reads
+
+fn read_err(what: String) -> impl FnOnce(rusqlite::Error) -> Error {
+    move |e| Error::state(format!("cannot read {what}"), e)
+}
+
+fn load_entity(conn: &Connection, group: &GroupId, id: &EntityId) -> Result<Option<EntityRecord>> {
+    let what = || format!("entity {id} of group {group}");
+    let row: Option<(Option<String>, Option<String>)> = conn
+        .prepare_cached(LOAD_ENTITY)
+        .and_then(|mut s| s.query_row(params![group.as_str(), id.as_str()], |r| Ok((r.get(0)?, r.get(1)?))).optional())
+        .map_err(read_err(what()))?;
+    let Some((base, match_key)) = row else { return Ok(None) };
+    let base: Option<Item> = base
+        .map(|json| serde_json::from_str(&json))
+        .transpose()
+        .map_err(|e| Error::state(format!("unreadable base of {}", what()), e))?;
+    let rows: Vec<ReplicaRow> = conn
+        .prepare_cached(LOAD_REPLICAS)
+        .and_then(|mut s| {
+            s.query_map(params![group.as_str(), id.as_str()], |r| {
+                Ok(ReplicaRow {
+                    member: r.get(0)?,
+                    slot: r.get(1)?,
+                    item_id: r.get(2)?,
+                    version: r.get(3)?,
+                    hash: r.get(4)?,
+                    ownership: r.get(5)?,
+                    ignored_base: r.get(6)?,
+                })
+            })?
+            .collect()
+        })
+        .map_err(read_err(format!("replicas of {}", what())))?;
+    let replicas = rows.into_iter().map(|row| row.into_slot(id.as_str())).collect::<Result<BTreeMap<_, _>>>()?;
+    Ok(Some(EntityRecord { id: id.clone(), base, match_key, replicas }))
+}
+
+fn known_item(row: (String, String, Option<String>)) -> KnownItem {
+    KnownItem { id: ItemId::new(row.0), version: Version::new(row.1), entity: row.2.map(EntityId::new) }
+}
+
+#[async_trait]
+impl StateStore for SqliteStore {
+    async fn apply(&self, group: &GroupId, tx: StateTransaction) -> Result<()> {
+        if tx.is_empty() {
+            return Ok(());
+        }
+        let group = group.clone();
+        self.with_conn(move |conn, location| apply_tx(conn, location, &group, tx)).await
+    }
+
+    async fn entities(&self, group: &GroupId, ids: &[EntityId]) -> Result<Vec<EntityRecord>> {
+        let group = group.clone();
+        let mut seen = HashSet::new();
+        let ids: Vec<EntityId> = ids.iter().filter(|id| seen.insert(*id)).cloned().collect();
+        self.with_conn(move |conn, _| {
+            let mut out = Vec::with_capacity(ids.len());
+            for id in &ids {
+                if let Some(record) = load_entity(conn, &group, id)? {
+                    out.push(record);
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn entity_ids(&self, group: &GroupId, after: Option<&EntityId>, limit: usize) -> Result<Vec<EntityId>> {
+        let group = group.clone();
+        let after = after.cloned();
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.with_conn(move |conn, _| {
+            // Two statements rather than `?2 IS NULL OR ...`, so that both use the primary key
+            // as a range.
+            let query = |sql: &str, params: &[&dyn rusqlite::ToSql]| {
+                conn.prepare_cached(sql).and_then(|mut stmt| {
+                    stmt.query_map(params, |r| r.get::<_, String>(0))?.map(|r| r.map(EntityId::new)).collect()
+                })
+            };
+            let ids = match &after {
+                Some(after) => query(ENTITY_IDS_AFTER, params![group.as_str(), after.as_str(), limit]),
+                None => query(ENTITY_IDS_FIRST, params![group.as_str(), limit]),
+            };
+            ids.map_err(read_err(format!("entity ids of group {group}")))
+        })
+        .await
+    }
+
+    async fn entities_by_match_key(&self, group: &GroupId, keys: &[String]) -> Result<Vec<(String, EntityId)>> {
+        let group = group.clone();
+        let mut keys = keys.to_vec();
+        keys.sort();
+        keys.dedup();
+        self.with_conn(move |conn, _| {
+            let what = || format!("entities by match key in group {group}");
+            let mut stmt = conn.prepare_cached(BY_MATCH_KEY).map_err(read_err(what()))?;
+            let mut out = Vec::new();
+            for key in keys {
+                let ids: Vec<String> = stmt
+                    .query_map(params![group.as_str(), key], |r| r.get(0))
+                    .and_then(|rows| rows.collect())
+                    .map_err(read_err(what()))?;
+                out.extend(ids.into_iter().map(|id| (key.clone(), EntityId::new(id))));
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn lookup_items(&self, group: &GroupId, member: &MemberId, ids: &[ItemId]) -> Result<Vec<KnownItem>> {
+        let group = group.clone();
+        let member = member.clone();
+        let mut seen = HashSet::new();
+        let ids: Vec<ItemId> = ids.iter().filter(|id| seen.insert(*id)).cloned().collect();
+        self.with_conn(move |conn, _| {
+            let what = || format!("items of member {member} in group {group}");
+            let mut stmt = conn.prepare_cached(LOOKUP_ITEM).map_err(read_err(what()))?;
+            let mut out = Vec::new();
+            for id in &ids {
+                let found: Option<(String, String, Option<String>)> = stmt
+                    .query_row(params![group.as_str(), member.as_str(), id.as_str()], |r| {
+                        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                    })
+                    .optional()
+                    .map_err(read_err(what()))?;
+                out.extend(found.map(known_item));
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn known_items(&self, group: &GroupId, member: &MemberId) -> Result<Vec<KnownItem>> {
+        let group = group.clone();
+        let member = member.clone();
+        self.with_conn(move |conn, _| {
+            let what = || format!("items of member {member} in group {group}");
+            let mut stmt = conn.prepare_cached(KNOWN_ITEMS).map_err(read_err(what()))?;
+            let items = stmt
+                .query_map(params![group.as_str(), member.as_str()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .and_then(|rows| rows.map(|r| r.map(known_item)).collect())
+                .map_err(read_err(what()))?;
+            Ok(items)
+        })
+        .await
+    }
+
+    async fn replica_count(&self, group: &GroupId, member: &MemberId) -> Result<usize> {
+        let group = group.clone();
+        let member = member.clone();
+        self.with_conn(move |conn, _| {
+            let count: i64 = conn
+                .prepare_cached(REPLICA_COUNT)
+                .and_then(|mut s| s.query_row(params![group.as_str(), member.as_str()], |r| r.get(0)))
+                .map_err(read_err(format!("replica count of member {member} in group {group}")))?;
+            Ok(usize::try_from(count).unwrap_or(0))
+        })
+        .await
+    }
+
+    async fn token(&self, group: &GroupId, member: &MemberId) -> Result<Option<SyncToken>> {
+        let group = group.clone();
+        let member = member.clone();
+        self.with_conn(move |conn, _| {
+            let token: Option<String> = conn
+                .prepare_cached(TOKEN)
+                .and_then(|mut s| s.query_row(params![group.as_str(), member.as_str()], |r| r.get(0)).optional())
+                .map_err(read_err(format!("sync token of member {member} in group {group}")))?;
+            Ok(token.map(SyncToken::new))
+        })
+        .await
+    }
+
+    async fn member_status(&self, group: &GroupId, member: &MemberId) -> Result<MemberStatus> {
+        let group = group.clone();
+        let member = member.clone();
+        self.with_conn(move |conn, _| {
+            let row: Option<(i64, Option<String>, Option<String>)> = conn
+                .prepare_cached(MEMBER_STATUS)
+                .and_then(|mut s| {
+                    s.query_row(params![group.as_str(), member.as_str()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                        .optional()
+                })
+                .map_err(read_err(format!("status of member {member} in group {group}")))?;
+            let Some((initialized, last_sync, last_error)) = row else { return Ok(MemberStatus::default()) };
+            Ok(MemberStatus {
+                initialized: initialized != 0,
+                last_sync: last_sync.map(|t| parse_time(&t, "last sync time")).transpose()?,
+                last_error,
+            })
+        })
+        .await
+    }
+
+    async fn pending_creates(&self, group: &GroupId) -> Result<Vec<PendingCreate>> {
+        let group = group.clone();
+        self.with_conn(move |conn, _| {
+            let what = || format!("create intents of group {group}");
+            let rows: Vec<(String, String, String, String)> = conn
+                .prepare_cached(PENDING_CREATES)
+                .and_then(|mut s| {
+                    s.query_map(params![group.as_str()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+                        .collect()
+                })
+                .map_err(read_err(what()))?;
+            rows.into_iter()
+                .map(|(entity, member, origin, recorded_at)| {
+                    Ok(PendingCreate {
+                        origin: origin
+                            .parse::<OriginStamp>()
+                            .map_err(|_| corrupt(format!("origin stamp {origin:?}")))?,
+                        recorded_at: parse_time(&recorded_at, "create intent time")?,
+                        entity: EntityId::new(entity),
+                        member: MemberId::new(member),
+                    })
+                })
+                .collect()
+        })
+        .await
+    }
+
+    async fn conflicts(&self, group: &GroupId) -> Result<Vec<ConflictRecord>> {
+        let group = group.clone();
+        self.with_conn(move |conn, _| {
+            let what = || format!("conflict records of group {group}");
+            let rows: Vec<String> = conn
+                .prepare_cached(CONFLICTS)
+                .and_then(|mut s| s.query_map(params![group.as_str()], |r| r.get(0))?.collect())
+                .map_err(read_err(what()))?;
+            rows.iter()
+                .map(|json| {
+                    serde_json::from_str(json).map_err(|e| Error::state(format!("unreadable record in {}", what()), e))
+                })
+                .collect()
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod conformance {
+    crate::state_conformance_tests!(|| async { super::SqliteStore::open_in_memory().await.unwrap() });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorKind;
+    use crate::state::conformance::{populate, snapshot};
+
+    fn group() -> GroupId {
+        GroupId::new("contacts")
+    }
+
+    #[tokio::test]
+    async fn reopening_a_file_keeps_everything() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        let before = {
+            let store = SqliteStore::open(&path).await.unwrap();
+            populate(&store, &group()).await;
+            populate(&store, &GroupId::new("other")).await;
+            snapshot(&store, &group()).await
+        };
+        let store = SqliteStore::open(&path).await.unwrap();
+        assert_eq!(snapshot(&store, &group()).await, before);
+        assert_eq!(snapshot(&store, &GroupId::new("other")).await, before);
+        assert!(before.contains("alice-token-1"), "the snapshot covers tokens: {before}");
+    }
+
+    #[tokio::test]
+    async fn migrations_are_recorded_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        let latest = MIGRATIONS.last().unwrap().version;
+        for _ in 0..3 {
+            let store = SqliteStore::open(&path).await.unwrap();
+            assert_eq!(store.schema_version().await.unwrap(), latest);
+        }
+        let conn = Connection::open(&path).unwrap();
+        let versions: Vec<i64> = conn
+            .prepare("SELECT version FROM schema_migrations ORDER BY version")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert_eq!(versions, MIGRATIONS.iter().map(|m| m.version).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn migrations_are_numbered_without_gaps() {
+        for (i, m) in MIGRATIONS.iter().enumerate() {
+            assert_eq!(m.version, i64::try_from(i).unwrap() + 1, "{}", m.description);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_newer_schema_is_refused_and_left_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        {
+            let store = SqliteStore::open(&path).await.unwrap();
+            populate(&store, &group()).await;
+        }
+        let conn = Connection::open(&path).unwrap();
+        conn.execute("INSERT INTO schema_migrations VALUES (999, 'from the future', 'x')", []).unwrap();
+        drop(conn);
+        let err = SqliteStore::open(&path).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::State);
+        let text = err.to_string();
+        assert!(text.contains("999") && text.contains("newer"), "{text}");
+        let conn = Connection::open(&path).unwrap();
+        let entities: i64 = conn.query_row("SELECT COUNT(*) FROM entities", [], |r| r.get(0)).unwrap();
+        assert_eq!(entities, 2);
+    }
+
+    #[tokio::test]
+    async fn a_file_store_runs_in_wal_mode_with_foreign_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path().join("state.db")).await.unwrap();
+        let (journal, synchronous, foreign_keys) = store
+            .with_conn(|conn, _| {
+                let get = |name: &str| conn.pragma_query_value(None, name, |r| r.get::<_, rusqlite::types::Value>(0));
+                Ok((get("journal_mode"), get("synchronous"), get("foreign_keys")))
+            })
+            .await
+            .unwrap();
+        assert_eq!(journal.unwrap(), rusqlite::types::Value::Text("wal".into()));
+        assert_eq!(synchronous.unwrap(), rusqlite::types::Value::Integer(1), "NORMAL");
+        assert_eq!(foreign_keys.unwrap(), rusqlite::types::Value::Integer(1));
+    }
+
+    /// Every lookup must search an index, never scan a table: state reads stay fast with
+    /// hundreds of thousands of replicas.
+    #[tokio::test]
+    async fn every_lookup_searches_an_index() {
+        let store = SqliteStore::open_in_memory().await.unwrap();
+        let plans = store
+            .with_conn(|conn, _| {
+                let mut plans = Vec::new();
+                for (name, sql) in LOOKUPS {
+                    let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+                    let n = stmt.parameter_count();
+                    let args: Vec<&dyn rusqlite::ToSql> = (0..n).map(|_| &"x" as &dyn rusqlite::ToSql).collect();
+                    let details: Vec<String> = stmt
+                        .query_map(args.as_slice(), |r| r.get(3))
+                        .unwrap()
+                        .collect::<rusqlite::Result<_>>()
+                        .unwrap();
+                    plans.push((*name, details));
+                }
+                Ok(plans)
+            })
+            .await
+            .unwrap();
+        assert_eq!(plans.len(), LOOKUPS.len());
+        // Statements that list a whole group may search by group alone; every other one must
+        // narrow its search further (a search by group alone reads every row of the group).
+        let group_wide = ["CONFLICTS", "ENTITY_IDS_FIRST", "PENDING_CREATES"];
+        for (name, details) in plans {
+            assert!(details.iter().any(|d| d.starts_with("SEARCH")), "{name} searches: {details:?}");
+            assert!(!details.iter().any(|d| d.starts_with("SCAN")), "{name} must not scan: {details:?}");
+            if !group_wide.contains(&name) {
+                assert!(
+                    !details.iter().any(|d| d.ends_with("(group_id=?)")),
+                    "{name} must not read a whole group: {details:?}"
+                );
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn concurrent_writers_all_land() {
+        let store = SqliteStore::open_in_memory().await.unwrap();
+        let mut tasks = Vec::new();
+        for t in 0..8 {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                for i in 0..20 {
+                    let write =
+                        StateWrite::PutEntity { id: EntityId::new(format!("e{t}-{i}")), base: None, match_key: None };
+                    store.apply(&group(), vec![write].into()).await.unwrap();
+                }
+            }));
+        }
+        for task in tasks {
+            task.await.unwrap();
+        }
+        assert_eq!(store.entity_ids(&group(), None, 1000).await.unwrap().len(), 160);
+    }
+
+    #[tokio::test]
+    async fn an_unreadable_row_is_reported_with_what_and_where() {
+        let store = SqliteStore::open_in_memory().await.unwrap();
+        populate(&store, &group()).await;
+        store
+            .with_conn(|conn, _| {
+                conn.execute("UPDATE entities SET base = '{not json' WHERE entity_id = 'e1'", []).unwrap();
+                Ok(())
+            })
+            .await
+            .unwrap();
+        let err = store.entities(&group(), &[EntityId::new("e1")]).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::State);
+        let text = err.to_string();
+        assert!(text.contains("e1") && text.contains("contacts") && text.contains("base"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn opening_an_impossible_path_names_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("no-such-dir").join("state.db");
+        let err = SqliteStore::open(&path).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::State);
+        assert!(err.to_string().contains("no-such-dir"), "{err}");
+    }
+}
+
+/// The two stores implement the same semantics: random transactions (including failing ones)
+/// applied to both leave states no reader can tell apart, and succeed or fail together.
+#[cfg(test)]
+mod agrees_with_memory_store {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::item::ItemKind;
+    use crate::state::SideValue;
+    use crate::state::conformance::snapshot;
+    use crate::state::memory::MemoryStore;
+
+    fn member() -> impl Strategy<Value = MemberId> {
+        prop_oneof![Just("hub"), Just("alice@contoso.test"), Just("bob@contoso.test")].prop_map(MemberId::new)
+    }
+
+    fn entity() -> impl Strategy<Value = EntityId> {
+        (0..4u8).prop_map(|i| EntityId::new(format!("e{i}")))
+    }
+
+    fn item_id() -> impl Strategy<Value = ItemId> {
+        (0..5u8).prop_map(|i| ItemId::new(format!("i{i}")))
+    }
+
+    fn version() -> impl Strategy<Value = Version> {
+        (0..3u8).prop_map(|i| Version::new(format!("v{i}")))
+    }
+
+    fn content(i: u8) -> Item {
+        Item::new(ItemKind::Contact).with("name.given", format!("Name {i}"))
+    }
+
+    fn slot() -> impl Strategy<Value = ReplicaSlot> {
+        prop_oneof![
+            1 => Just(ReplicaSlot::OptedOut),
+            4 => (item_id(), version(), 0..2u8, any::<bool>(), proptest::option::of(0..2u8)).prop_map(
+                |(item_id, version, c, created, ignored)| {
+                    ReplicaSlot::Present(ReplicaRecord {
+                        item_id,
+                        version,
+                        hash: content(c).content_hash(),
+                        ownership: if created { Ownership::Created } else { Ownership::Adopted },
+                        ignored_base: ignored.map(|c| content(c).content_hash()),
+                    })
+                }
+            ),
+        ]
+    }
+
+    fn write() -> impl Strategy<Value = StateWrite> {
+        let key = proptest::option::of((1..4u8).prop_map(|k| format!("k{k}")));
+        prop_oneof![
+            4 => (entity(), proptest::option::of(0..2u8), key)
+                .prop_map(|(id, base, match_key)| StateWrite::PutEntity { id, base: base.map(content), match_key }),
+            1 => entity().prop_map(|id| StateWrite::RemoveEntity { id }),
+            6 => (entity(), member(), slot()).prop_map(|(entity, member, slot)| StateWrite::PutReplica { entity, member, slot }),
+            4 => (entity(), member()).prop_map(|(entity, member)| StateWrite::RemoveReplica { entity, member }),
+            2 => (member(), item_id(), version()).prop_map(|(member, id, version)| StateWrite::PutForeign { member, id, version }),
+            1 => (member(), item_id()).prop_map(|(member, id)| StateWrite::RemoveForeign { member, id }),
+            1 => (member(), proptest::option::of(0..3u8))
+                .prop_map(|(member, t)| StateWrite::SetToken { member, token: t.map(|t| SyncToken::new(format!("t{t}"))) }),
+            1 => (member(), any::<bool>()).prop_map(|(member, initialized)| StateWrite::SetMemberStatus {
+                member,
+                status: MemberStatus { initialized, last_sync: None, last_error: None },
+            }),
+            1 => (entity(), member()).prop_map(|(entity, member)| StateWrite::PutPending(PendingCreate {
+                origin: OriginStamp::new(GroupId::new("g"), entity.clone()),
+                entity,
+                member,
+                recorded_at: DateTime::UNIX_EPOCH,
+            })),
+            1 => (entity(), member()).prop_map(|(entity, member)| StateWrite::RemovePending { entity, member }),
+            1 => (entity(), member()).prop_map(|(entity, member)| StateWrite::AddConflict(ConflictRecord {
+                entity,
+                field: "name.given".into(),
+                base: None,
+                winner: SideValue { member, value: None },
+                losers: Vec::new(),
+                policy: "hub_wins".into(),
+                recorded_at: DateTime::UNIX_EPOCH,
+            })),
+            1 => member().prop_map(|member| StateWrite::RemoveMember { member }),
+        ]
+    }
+
+    fn transactions() -> impl Strategy<Value = Vec<(bool, Vec<StateWrite>)>> {
+        proptest::collection::vec((any::<bool>(), proptest::collection::vec(write(), 1..6)), 1..10)
+    }
+
+    proptest! {
+        // PROPTEST_CASES raises the number of cases for long runs.
+        #![proptest_config(ProptestConfig {
+            cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(200),
+            ..ProptestConfig::default()
+        })]
+
+        #[test]
+        fn same_outcomes_same_state(txs in transactions()) {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            runtime.block_on(async {
+                let memory = MemoryStore::new();
+                let sqlite = SqliteStore::open_in_memory().await.unwrap();
+                // Two groups, so that isolation is exercised too.
+                let groups = [GroupId::new("g"), GroupId::new("h")];
+                for (second, writes) in txs {
+                    let g = &groups[usize::from(second)];
+                    let m = memory.apply(g, writes.clone().into()).await;
+                    let s = sqlite.apply(g, writes.clone().into()).await;
+                    prop_assert_eq!(m.is_ok(), s.is_ok(), "memory: {:?}\nsqlite: {:?}\nwrites: {:#?}", m, s, writes);
+                    for g in &groups {
+                        prop_assert_eq!(snapshot(&memory, g).await, snapshot(&sqlite, g).await, "after {:#?}", writes);
+                    }
+                }
+                Ok(())
+            })?;
+        }
+    }
+}

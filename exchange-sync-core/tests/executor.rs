@@ -1,0 +1,215 @@
+//! The executor against the in-memory connector and state store, with hand-written plans: write-
+//! ahead intents, per-action commits, batching, throttling and per-item failures.
+
+// Test helpers fail loudly: a panic is the test failing.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use exchange_sync_core::executor::{ExecutionReport, Executor, ExecutorOptions};
+use exchange_sync_core::state::memory::MemoryStore;
+use exchange_sync_core::state::{Ownership, ReplicaRecord};
+use exchange_sync_core::testkit::{Fault, FaultKind, MemoryConnector, Operation, run_until_crash};
+use exchange_sync_core::{
+    Action, Connector, Direction, EntityId, ErrorKind, Item, ItemKind, Member, MemberId, OriginStamp, Plan, Reason,
+    ReplicaSlot, StateStore, StateWrite, SyncGroup, field,
+};
+
+struct Fixture {
+    group: SyncGroup,
+    store: MemoryStore,
+    hub: MemoryConnector,
+    alice: MemoryConnector,
+    connectors: BTreeMap<MemberId, Arc<dyn Connector>>,
+}
+
+fn fixture() -> Fixture {
+    let group = SyncGroup::new("g", "hub").with_member(Member::new("alice", Direction::two_way()));
+    let hub = MemoryConnector::snapshot("hub");
+    let alice = MemoryConnector::new("alice");
+    let connectors: BTreeMap<MemberId, Arc<dyn Connector>> =
+        [(MemberId::new("hub"), hub.shared()), (MemberId::new("alice"), alice.shared())].into();
+    Fixture { group, store: MemoryStore::new(), hub, alice, connectors }
+}
+
+fn options() -> ExecutorOptions {
+    ExecutorOptions { default_retry_after: Duration::from_millis(1), ..ExecutorOptions::default() }
+}
+
+fn contact(n: usize) -> Item {
+    Item::new(ItemKind::Contact).with(field::GIVEN_NAME, format!("Person {n}"))
+}
+
+fn entity(n: usize) -> EntityId {
+    EntityId::new(format!("e{n}"))
+}
+
+/// State writes creating entity `n` with base `contact(n)` (no replicas yet).
+fn put_entity(n: usize) -> StateWrite {
+    StateWrite::PutEntity { id: entity(n), base: Some(contact(n)), match_key: None }
+}
+
+fn create(f: &Fixture, n: usize, member: &str) -> Action {
+    Action::Create {
+        entity: entity(n),
+        member: MemberId::new(member),
+        item: contact(n),
+        origin: OriginStamp::new(f.group.id.clone(), entity(n)),
+        reason: Reason::Missing,
+    }
+}
+
+async fn execute(f: &Fixture, plan: Plan) -> ExecutionReport {
+    Executor::new(&f.group, &f.store, &f.connectors, options()).execute(plan).await.unwrap()
+}
+
+async fn replica(f: &Fixture, n: usize, member: &str) -> Option<ReplicaRecord> {
+    let records = f.store.entities(&f.group.id, &[entity(n)]).await.unwrap();
+    records.first()?.replicas.get(&MemberId::new(member)).and_then(ReplicaSlot::replica).cloned()
+}
+
+#[tokio::test]
+async fn creates_are_batched_and_recorded_with_their_stamp() {
+    let f = fixture();
+    let state = (0..25).map(put_entity).collect();
+    let actions = (0..25).map(|n| create(&f, n, "alice")).collect();
+    let report = execute(&f, Plan { state, actions, conflicts: vec![] }).await;
+    let alice = &report.members[&MemberId::new("alice")];
+    assert_eq!((alice.created, alice.failed.len()), (25, 0));
+    assert_eq!(f.alice.calls(Operation::Create), 3, "25 items in batches of 10");
+    assert!(f.store.pending_creates(&f.group.id).await.unwrap().is_empty());
+    for n in 0..25 {
+        let r = replica(&f, n, "alice").await.expect("replica recorded");
+        let copy = f.alice.item(&r.item_id).expect("copy exists");
+        assert_eq!(copy.version, r.version);
+        assert_eq!(r.hash, contact(n).content_hash());
+        assert_eq!(r.ownership, Ownership::Created);
+        assert_eq!(copy.origin, Some(OriginStamp::new(f.group.id.clone(), entity(n))));
+    }
+}
+
+#[tokio::test]
+async fn a_lost_create_response_keeps_the_intent_and_a_refused_one_drops_it() {
+    let f = fixture();
+    f.alice.inject(Fault::on(Operation::Create, 1, FaultKind::LoseResponse));
+    f.hub.inject(Fault::on(Operation::Create, 1, FaultKind::Fail(ErrorKind::Permanent)));
+    let plan = Plan {
+        state: vec![put_entity(1)],
+        actions: vec![create(&f, 1, "alice"), create(&f, 1, "hub")],
+        conflicts: vec![],
+    };
+    let report = execute(&f, plan).await;
+    assert_eq!(report.members[&MemberId::new("alice")].failed[0].error.kind(), ErrorKind::Transient);
+    assert_eq!(report.members[&MemberId::new("hub")].failed[0].error.kind(), ErrorKind::Permanent);
+    let pending = f.store.pending_creates(&f.group.id).await.unwrap();
+    assert_eq!(pending.len(), 1, "{pending:?}");
+    assert_eq!(pending[0].member, MemberId::new("alice"));
+    assert_eq!(f.alice.len(), 1, "the write happened although its answer was lost");
+    assert!(replica(&f, 1, "alice").await.is_none());
+    let failure = &report.members[&MemberId::new("alice")].failed[0];
+    let text = failure.error.to_string();
+    assert!(text.contains("group g") && text.contains("member alice"), "context is missing: {text}");
+}
+
+#[tokio::test]
+async fn a_crash_after_the_write_leaves_the_intent_behind() {
+    let f = fixture();
+    f.alice.inject(Fault::on(Operation::Create, 1, FaultKind::CrashAfterWrite));
+    let plan = Plan { state: vec![put_entity(1)], actions: vec![create(&f, 1, "alice")], conflicts: vec![] };
+    let executor = Executor::new(&f.group, &f.store, &f.connectors, options());
+    assert!(run_until_crash(executor.execute(plan), f.alice.crash_signal()).await.is_none());
+    assert_eq!(f.store.pending_creates(&f.group.id).await.unwrap().len(), 1);
+    assert_eq!(f.alice.len(), 1);
+}
+
+#[tokio::test]
+async fn throttling_is_retried_then_reported() {
+    let f = fixture();
+    f.alice.inject(Fault::on(Operation::Create, 1, FaultKind::Throttle(Duration::from_millis(2))));
+    for nth in 1..=4 {
+        f.hub.inject(Fault::on(Operation::Create, nth, FaultKind::Throttle(Duration::from_millis(1))));
+    }
+    let plan = Plan {
+        state: vec![put_entity(1)],
+        actions: vec![create(&f, 1, "alice"), create(&f, 1, "hub")],
+        conflicts: vec![],
+    };
+    let report = execute(&f, plan).await;
+    assert_eq!(report.members[&MemberId::new("alice")].created, 1);
+    assert_eq!(f.alice.calls(Operation::Create), 2);
+    let hub = &report.members[&MemberId::new("hub")];
+    assert_eq!(hub.failed[0].error.kind(), ErrorKind::Throttled);
+    assert_eq!(f.hub.calls(Operation::Create), 4, "one call and three retries");
+    assert!(f.hub.is_empty());
+    assert!(f.store.pending_creates(&f.group.id).await.unwrap().is_empty(), "a refused create leaves no intent");
+}
+
+#[tokio::test]
+async fn a_failed_item_leaves_its_neighbours_applied() {
+    let f = fixture();
+    f.alice.inject(Fault::on(Operation::Create, 1, FaultKind::FailItem { index: 1, kind: ErrorKind::Permanent }));
+    let plan = Plan {
+        state: (0..3).map(put_entity).collect(),
+        actions: (0..3).map(|n| create(&f, n, "alice")).collect(),
+        conflicts: vec![],
+    };
+    let report = execute(&f, plan).await;
+    let alice = &report.members[&MemberId::new("alice")];
+    assert_eq!(alice.created, 2);
+    assert_eq!(alice.failed.len(), 1);
+    assert_eq!(alice.failed[0].entity, entity(1));
+    assert!(replica(&f, 0, "alice").await.is_some() && replica(&f, 2, "alice").await.is_some());
+    assert!(replica(&f, 1, "alice").await.is_none());
+}
+
+#[tokio::test]
+async fn updates_check_versions_and_deletes_accept_missing_items() {
+    let f = fixture();
+    let plan = Plan {
+        state: (0..3).map(put_entity).collect(),
+        actions: (0..3).map(|n| create(&f, n, "alice")).collect(),
+        conflicts: vec![],
+    };
+    execute(&f, plan).await;
+    let r0 = replica(&f, 0, "alice").await.unwrap();
+    let r1 = replica(&f, 1, "alice").await.unwrap();
+    let r2 = replica(&f, 2, "alice").await.unwrap();
+    // The user edits copy 1 meanwhile, and deletes copy 2.
+    f.alice.user_update(&r1.item_id, |i| i.set(field::SURNAME, "Edited"));
+    f.alice.user_delete(&r2.item_id);
+    let update = |n: usize, r: &ReplicaRecord| Action::Update {
+        entity: entity(n),
+        member: MemberId::new("alice"),
+        id: r.item_id.clone(),
+        expected: r.version.clone(),
+        item: contact(n).with(field::COMPANY, "Contoso"),
+        previous: Some(contact(n)),
+        reason: Reason::ChangedIn(vec![MemberId::new("hub")]),
+    };
+    let delete = Action::Delete {
+        entity: entity(2),
+        member: MemberId::new("alice"),
+        id: r2.item_id.clone(),
+        expected: Some(r2.version.clone()),
+        reason: Reason::DeletedIn(MemberId::new("hub")),
+    };
+    let state = vec![StateWrite::PutEntity { id: entity(2), base: None, match_key: None }];
+    let report =
+        execute(&f, Plan { state, actions: vec![update(0, &r0), update(1, &r1), delete], conflicts: vec![] }).await;
+    let alice = &report.members[&MemberId::new("alice")];
+    assert_eq!((alice.updated, alice.deleted), (1, 1));
+    assert_eq!(alice.failed.len(), 1);
+    assert_eq!(alice.failed[0].error.kind(), ErrorKind::PreconditionFailed);
+    // Updated copy: recorded with its new version and the new content's hash.
+    let new0 = replica(&f, 0, "alice").await.unwrap();
+    assert_ne!(new0.version, r0.version);
+    assert_eq!(new0.version, f.alice.item(&r0.item_id).unwrap().version);
+    assert_eq!(new0.hash, contact(0).with(field::COMPANY, "Contoso").content_hash());
+    // The user's edit is intact, and state still holds the old version (the next pass re-reads).
+    assert_eq!(f.alice.item(&r1.item_id).unwrap().item.text(field::SURNAME), Some("Edited"));
+    assert_eq!(replica(&f, 1, "alice").await.unwrap(), r1);
+    // The tombstoned entity lost its last copy: it is gone.
+    assert!(f.store.entities(&f.group.id, &[entity(2)]).await.unwrap().is_empty());
+}

@@ -1,0 +1,352 @@
+//! One scenario per reconciliation rule of the design (DESIGN.md section 2), end to end: in-memory
+//! folders, a state store, the planner and the executor, driven pass by pass.
+
+// Test helpers fail loudly: a panic is the test failing.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::sync::Arc;
+
+use common::{World, contact, edit};
+use exchange_sync_core::state::memory::MemoryStore;
+use exchange_sync_core::testkit::{Fault, FaultKind, Operation};
+use exchange_sync_core::{
+    Direction, ErrorKind, LocalChangePolicy, Member, MemberId, OneWayPolicy, SyncGroup, TwoWayPolicy, field,
+};
+
+fn group() -> SyncGroup {
+    let mut g = SyncGroup::new("contacts", "hub")
+        .with_member(Member::new("alice", Direction::two_way()))
+        .with_member(Member::new("bob", Direction::one_way()))
+        .with_member(Member::new("carol", Direction::two_way()));
+    g.match_key = vec![field::EMAIL1.to_owned()];
+    g
+}
+
+fn world() -> World {
+    World::new(group(), Arc::new(MemoryStore::new()), true)
+}
+
+/// A world whose hub holds `names` and whose members received them.
+async fn seeded(names: &[&str]) -> World {
+    let w = world();
+    for name in names {
+        w.hub().user_create(contact(name));
+    }
+    w.sync_until_quiet(3).await;
+    w
+}
+
+const MEMBERS: [&str; 3] = ["alice", "bob", "carol"];
+
+// Rule 1: a version change without a content change causes no traffic.
+#[tokio::test]
+async fn rule1_version_bumps_cause_no_writes() {
+    let w = seeded(&["Ann", "Ben"]).await;
+    for c in w.folders.values() {
+        c.touch_all();
+    }
+    let report = w.sync().await;
+    assert_eq!(report.written(), 0, "{report:#?}");
+    assert_eq!(report.planned, 0);
+    w.sync_until_quiet(2).await;
+}
+
+// Rule 2: hub changes go everywhere; two-way changes go to the hub and on; one-way changes are
+// reverted (or ignored, by policy).
+#[tokio::test]
+async fn rule2_changes_flow_by_direction() {
+    let w = seeded(&["Ann"]).await;
+    edit(w.hub(), &w.one("hub", "Ann").id, field::COMPANY, "HubCo");
+    w.sync_until_quiet(3).await;
+    for m in MEMBERS {
+        assert_eq!(w.one(m, "Ann").item.text(field::COMPANY), Some("HubCo"), "{m}");
+    }
+    edit(w.folder("alice"), &w.one("alice", "Ann").id, field::JOB_TITLE, "Chief");
+    w.sync_until_quiet(3).await;
+    for m in ["hub", "bob", "carol"] {
+        assert_eq!(w.one(m, "Ann").item.text(field::JOB_TITLE), Some("Chief"), "{m}");
+    }
+    edit(w.folder("bob"), &w.one("bob", "Ann").id, field::JOB_TITLE, "Bob's idea");
+    w.sync_until_quiet(3).await;
+    for m in ["hub", "alice", "bob", "carol"] {
+        assert_eq!(w.one(m, "Ann").item.text(field::JOB_TITLE), Some("Chief"), "one-way edit reverted in {m}");
+    }
+}
+
+#[tokio::test]
+async fn rule2_one_way_ignore_keeps_the_users_edit_until_the_base_changes() {
+    let mut g = SyncGroup::new("contacts", "hub").with_member(Member::new(
+        "bob",
+        Direction::OneWay(OneWayPolicy { on_edit: LocalChangePolicy::Ignore, on_delete: LocalChangePolicy::Ignore }),
+    ));
+    g.match_key = vec![field::EMAIL1.to_owned()];
+    let w = World::new(g, Arc::new(MemoryStore::new()), false);
+    w.hub().user_create(contact("Ann"));
+    w.sync_until_quiet(3).await;
+    edit(w.folder("bob"), &w.one("bob", "Ann").id, field::COMPANY, "Mine");
+    w.sync_until_quiet(3).await;
+    assert_eq!(w.one("bob", "Ann").item.text(field::COMPANY), Some("Mine"), "ignored, kept");
+    assert_eq!(w.one("hub", "Ann").item.text(field::COMPANY), None, "never reaches the hub");
+    edit(w.hub(), &w.one("hub", "Ann").id, field::JOB_TITLE, "New");
+    w.sync_until_quiet(3).await;
+    assert!(w.one("bob", "Ann").item.same_content(&w.one("hub", "Ann").item), "the base changed: delivered again");
+    // A deletion under Ignore: the member opts out of the item.
+    w.folder("bob").user_delete(&w.one("bob", "Ann").id);
+    w.sync_until_quiet(3).await;
+    assert!(w.named("bob", "Ann").is_empty());
+    assert_eq!(w.hub().len(), 1);
+}
+
+// Rule 3: concurrent edits merge field by field; a real conflict keeps the loser on record.
+#[tokio::test]
+async fn rule3_concurrent_edits_merge_and_conflicts_are_recorded() {
+    let w = seeded(&["Ann"]).await;
+    edit(w.hub(), &w.one("hub", "Ann").id, field::COMPANY, "HubCo");
+    edit(w.folder("alice"), &w.one("alice", "Ann").id, field::JOB_TITLE, "Chief");
+    edit(w.folder("carol"), &w.one("carol", "Ann").id, field::COMPANY, "CarolCo");
+    w.sync_until_quiet(3).await;
+    for m in ["hub", "alice", "bob", "carol"] {
+        let ann = w.one(m, "Ann").item;
+        assert_eq!(ann.text(field::JOB_TITLE), Some("Chief"), "{m}: one-sided edit kept");
+        assert_eq!(ann.text(field::COMPANY), Some("HubCo"), "{m}: hub wins the conflict");
+    }
+    let conflicts = w.store.conflicts(&w.group.id).await.unwrap();
+    assert_eq!(conflicts.len(), 1, "{conflicts:#?}");
+    assert_eq!(conflicts[0].field, field::COMPANY);
+    assert_eq!(conflicts[0].losers[0].member, MemberId::new("carol"));
+    assert_eq!(conflicts[0].losers[0].value.as_ref().and_then(|v| v.as_text()), Some("CarolCo"));
+}
+
+// Rule 4: a modification beats a deletion; an unopposed deletion propagates.
+#[tokio::test]
+async fn rule4_modification_beats_deletion() {
+    let w = seeded(&["Ann", "Ben"]).await;
+    w.hub().user_delete(&w.one("hub", "Ann").id);
+    edit(w.folder("alice"), &w.one("alice", "Ann").id, field::COMPANY, "Still here");
+    w.hub().user_delete(&w.one("hub", "Ben").id);
+    w.sync_until_quiet(3).await;
+    for m in ["hub", "alice", "bob", "carol"] {
+        assert_eq!(w.one(m, "Ann").item.text(field::COMPANY), Some("Still here"), "{m}: restored with the edit");
+        assert!(w.named(m, "Ben").is_empty(), "{m}: the unopposed deletion propagated");
+    }
+}
+
+// Rule 5: new items join from the hub and from two-way members, never from one-way members.
+#[tokio::test]
+async fn rule5_new_items_join_by_direction() {
+    let w = seeded(&[]).await;
+    w.hub().user_create(contact("FromHub"));
+    w.folder("alice").user_create(contact("FromAlice"));
+    w.folder("bob").user_create(contact("FromBob"));
+    w.sync_until_quiet(3).await;
+    for m in ["hub", "alice", "bob", "carol"] {
+        assert_eq!(w.named(m, "FromHub").len(), 1, "{m}");
+        assert_eq!(w.named(m, "FromAlice").len(), 1, "{m}");
+    }
+    assert_eq!(w.named("bob", "FromBob").len(), 1);
+    for m in ["hub", "alice", "carol"] {
+        assert!(w.named(m, "FromBob").is_empty(), "{m}: a one-way member's item stays its own");
+    }
+}
+
+// Rule 6: items the group did not create or adopt are never modified or deleted.
+#[tokio::test]
+async fn rule6_personal_items_are_never_touched() {
+    let w = world();
+    // Alice's folder is her default Contacts folder, full of personal contacts before the first
+    // sync; Bob keeps his own too.
+    let personal_alice = w.folder("alice").user_create(contact("Mum"));
+    let personal_bob = w.folder("bob").user_create(contact("Dentist"));
+    w.hub().user_create(contact("Ann"));
+    w.sync_until_quiet(3).await;
+    let before = (w.folder("alice").item(&personal_alice).unwrap(), w.folder("bob").item(&personal_bob).unwrap());
+    edit(w.folder("bob"), &personal_bob, field::COMPANY, "Smile Inc");
+    w.hub().user_delete(&w.one("hub", "Ann").id);
+    w.sync_until_quiet(3).await;
+    assert_eq!(w.folder("alice").item(&personal_alice).unwrap().version, before.0.version);
+    assert!(w.named("hub", "Mum").is_empty(), "present at the initial sync: not adopted");
+    let bob = w.folder("bob").item(&personal_bob).unwrap();
+    assert_eq!(bob.item.text(field::COMPANY), Some("Smile Inc"));
+    assert_ne!(bob.version, before.1.version);
+    assert!(w.named("hub", "Dentist").is_empty());
+}
+
+// Rule 7: a crash between create and record never duplicates.
+#[tokio::test]
+async fn rule7_crash_after_a_create_does_not_duplicate() {
+    let w = seeded(&["Ann"]).await;
+    w.hub().user_create(contact("Ben"));
+    w.hub().user_create(contact("Cid"));
+    w.folder("carol").inject(Fault::on(Operation::Create, 1, FaultKind::CrashAfterWrite));
+    assert!(w.try_sync().await.is_none(), "the pass crashed");
+    assert!(!w.store.pending_creates(&w.group.id).await.unwrap().is_empty(), "an intent was left behind");
+    let reports = w.sync_until_quiet(3).await;
+    assert!(reports[0].recovered >= 1, "{:#?}", reports[0]);
+    for m in ["hub", "alice", "bob", "carol"] {
+        for name in ["Ann", "Ben", "Cid"] {
+            assert_eq!(w.named(m, name).len(), 1, "{m} {name}");
+        }
+    }
+}
+
+/// Found by the property test: a copy created just before a crash and edited by its user before
+/// the restart keeps the edit (recovery must not take the edited copy for what it wrote).
+#[tokio::test]
+async fn rule7_an_edit_between_crash_and_restart_is_kept() {
+    let w = seeded(&[]).await;
+    w.folder("alice").user_create(contact("Ann"));
+    w.hub().inject(Fault::on(Operation::Create, 1, FaultKind::CrashAfterWrite));
+    assert!(w.try_sync().await.is_none(), "the pass crashed");
+    edit(w.hub(), &w.one("hub", "Ann").id, field::COMPANY, "Edited after the crash");
+    let reports = w.sync_until_quiet(3).await;
+    assert_eq!(reports[0].recovered, 1);
+    for m in ["hub", "alice", "bob", "carol"] {
+        assert_eq!(w.one(m, "Ann").item.text(field::COMPANY), Some("Edited after the crash"), "{m}");
+    }
+}
+
+#[tokio::test]
+async fn rule7_lost_create_response_does_not_duplicate() {
+    let w = seeded(&[]).await;
+    w.hub().user_create(contact("Ben"));
+    w.folder("alice").inject(Fault::on(Operation::Create, 1, FaultKind::LoseResponse));
+    let report = w.sync().await;
+    assert!(!report.is_clean());
+    w.sync_until_quiet(3).await;
+    assert_eq!(w.named("alice", "Ben").len(), 1);
+}
+
+// Rule 8: the mass-delete guard stops a run that would empty folders, until confirmed.
+#[tokio::test]
+async fn rule8_mass_delete_guard() {
+    let names: Vec<String> = (0..40).map(|i| format!("P{i}")).collect();
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let mut w = seeded(&refs).await;
+    for id in w.hub().ids() {
+        w.hub().user_delete(&id);
+    }
+    let err = w.engine().run().await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::MassDelete, "{err}");
+    assert_eq!(w.folder("alice").len(), 40, "nothing deleted");
+    w.allow_mass_delete = true;
+    w.sync_until_quiet(3).await;
+    for m in MEMBERS {
+        assert!(w.folder(m).is_empty(), "{m}");
+    }
+}
+
+// Rule 9: copies already in a member folder are matched by key, not duplicated.
+#[tokio::test]
+async fn rule9_initial_matching_by_key() {
+    let w = world();
+    w.hub().user_create(contact("Ann").with(field::COMPANY, "HubCo"));
+    let existing = w.folder("bob").user_create(contact("Ann"));
+    w.sync_until_quiet(3).await;
+    assert_eq!(w.named("bob", "Ann").len(), 1);
+    let bob = w.folder("bob").item(&existing).expect("the existing copy was adopted, not replaced");
+    assert_eq!(bob.item.text(field::COMPANY), Some("HubCo"), "a one-way copy gets the hub's content");
+}
+
+// Rule 10: after a clean sync the next plan is empty and every copy holds the base.
+#[tokio::test]
+async fn rule10_convergence_and_stability() {
+    let w = seeded(&["Ann", "Ben", "Cid", "Dee", "Eve", "Fay", "Gus"]).await;
+    let hub: Vec<_> = w.hub().items();
+    for m in MEMBERS {
+        let copies = w.folder(m).items();
+        assert_eq!(copies.len(), hub.len());
+        for h in &hub {
+            let name = h.item.text(field::GIVEN_NAME).unwrap();
+            assert!(w.one(m, name).item.same_content(&h.item), "{m} {name}");
+        }
+    }
+    assert!(w.dry_run().await.is_empty());
+}
+
+// Resilience: a refused sync token starts over without duplicating or deleting anything.
+#[tokio::test]
+async fn invalid_tokens_resync_without_damage() {
+    let w = seeded(&["Ann", "Ben"]).await;
+    edit(w.folder("alice"), &w.one("alice", "Ann").id, field::COMPANY, "AliceCo");
+    for c in w.folders.values() {
+        c.invalidate_tokens();
+        c.scramble_order(Some(3));
+    }
+    w.sync_until_quiet(3).await;
+    for m in ["hub", "alice", "bob", "carol"] {
+        assert_eq!(w.named(m, "Ben").len(), 1, "{m}");
+        assert_eq!(w.one(m, "Ann").item.text(field::COMPANY), Some("AliceCo"), "{m}");
+    }
+}
+
+// Safety first: a folder that cannot be observed stops the pass (nothing written); on request,
+// the member is left out and the others proceed.
+#[tokio::test]
+async fn an_unreachable_member_stops_the_pass_by_default() {
+    let w = seeded(&["Ann"]).await;
+    w.hub().user_create(contact("Ben"));
+    w.folder("carol").inject(Fault::on(Operation::Changes, 1, FaultKind::Fail(ErrorKind::Auth)));
+    let err = w.try_sync().await.unwrap().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Auth);
+    assert!(err.to_string().contains("carol"), "{err}");
+    assert!(w.named("alice", "Ben").is_empty(), "nothing written");
+    w.sync_until_quiet(3).await;
+    assert_eq!(w.named("carol", "Ben").len(), 1);
+}
+
+#[tokio::test]
+async fn an_unreachable_member_can_be_left_out() {
+    let mut w = seeded(&["Ann"]).await;
+    w.skip_unobservable_members = true;
+    w.hub().user_create(contact("Ben"));
+    w.folder("carol").inject(Fault::on(Operation::Changes, 1, FaultKind::Fail(ErrorKind::Auth)));
+    let report = w.sync().await;
+    let carol = &report.members[&MemberId::new("carol")];
+    assert_eq!(carol.error.as_ref().map(|e| e.kind()), Some(ErrorKind::Auth));
+    assert_eq!(w.named("alice", "Ben").len(), 1);
+    assert!(w.named("carol", "Ben").is_empty());
+    w.sync_until_quiet(3).await;
+    assert_eq!(w.named("carol", "Ben").len(), 1);
+}
+
+// Two-way policy: without adoption, a member's new items stay its own; without delete
+// propagation, a deleted copy comes back.
+#[tokio::test]
+async fn two_way_policies_adopt_and_propagate() {
+    let strict = TwoWayPolicy { adopt_new_items: false, propagate_deletes: false };
+    let g = SyncGroup::new("contacts", "hub").with_member(Member::new("dan", Direction::TwoWay(strict)));
+    let w = World::new(g, Arc::new(MemoryStore::new()), true);
+    w.hub().user_create(contact("Ann"));
+    w.sync_until_quiet(3).await;
+    w.folder("dan").user_create(contact("Private"));
+    w.folder("dan").user_delete(&w.one("dan", "Ann").id);
+    w.sync_until_quiet(3).await;
+    assert!(w.named("hub", "Private").is_empty());
+    assert_eq!(w.named("dan", "Ann").len(), 1, "recreated");
+    assert_eq!(w.named("hub", "Ann").len(), 1);
+}
+
+// Known gap (planner/state): a copy whose update failed is stale; if its user edits it before it
+// catches up, the edit is merged against the newer base, so it silently overrides the hub's
+// concurrent edit of the same field. State keeps only the stale copy's hash, not the content it
+// was last written with, so the planner cannot find the true ancestor. Run with `--ignored`.
+#[tokio::test]
+#[ignore = "known gap: stale copies are merged against the newer base (needs the copy's ancestor in state)"]
+async fn rule3_an_edit_of_a_stale_copy_still_leaves_a_conflict_record() {
+    let w = seeded(&["Ann"]).await;
+    edit(w.hub(), &w.one("hub", "Ann").id, field::COMPANY, "HubCo");
+    w.folder("alice").inject(Fault::on(Operation::Update, 1, FaultKind::Fail(ErrorKind::Permanent)));
+    let report = w.sync().await;
+    assert!(!report.is_clean(), "alice's update failed: her copy is stale");
+    edit(w.folder("alice"), &w.one("alice", "Ann").id, field::COMPANY, "AliceCo");
+    w.sync_until_quiet(3).await;
+    let kept = w.one("hub", "Ann").item.text(field::COMPANY).map(str::to_owned);
+    let conflicts = w.store.conflicts(&w.group.id).await.unwrap();
+    let lost = if kept.as_deref() == Some("HubCo") { "AliceCo" } else { "HubCo" };
+    assert!(
+        conflicts.iter().any(|c| c.losers.iter().any(|l| l.value.as_ref().and_then(|v| v.as_text()) == Some(lost))),
+        "kept {kept:?}, but {lost:?} is in no conflict record: {conflicts:#?}"
+    );
+}
