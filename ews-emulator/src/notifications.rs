@@ -21,6 +21,8 @@ const MAX_QUEUED: usize = 10_000;
 /// An event with the watermark that follows it.
 #[derive(Debug, Clone)]
 pub struct QueuedEvent {
+    /// Position of the event in its subscription (1 is the first event).
+    pub position: u64,
     /// Watermark of the subscription after this event.
     pub watermark: String,
     /// The change.
@@ -149,7 +151,7 @@ impl NotificationHub {
                     if sub.wants(e) {
                         sub.next += 1;
                         let watermark = sub.watermark(sub.next);
-                        sub.queue.push_back(QueuedEvent { watermark, event: e.clone() });
+                        sub.queue.push_back(QueuedEvent { position: sub.next, watermark, event: e.clone() });
                         if sub.queue.len() > MAX_QUEUED {
                             sub.queue.pop_front();
                         }
@@ -177,9 +179,10 @@ impl NotificationHub {
                 return Err(SubscriptionError::InvalidWatermark);
             }
         }
-        let previous = match sub.queue.front() {
-            Some(_) => watermark.map(str::to_string).unwrap_or_else(|| sub.current_watermark()),
-            None => sub.current_watermark(),
+        let previous = match (watermark, sub.queue.front()) {
+            (Some(wm), _) => wm.to_string(),
+            (None, Some(first)) => sub.watermark(first.position - 1),
+            (None, None) => sub.current_watermark(),
         };
         let n = sub.queue.len().min(max);
         let events: Vec<QueuedEvent> = sub.queue.drain(..n).collect();

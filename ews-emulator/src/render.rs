@@ -6,10 +6,10 @@ use crate::schema_order;
 use crate::store::{Folder, IdKind, Item, Mailbox, encode_change_key, encode_id};
 use crate::xml::{Element, escape};
 
-/// `xs:dateTime` as Exchange writes it (UTC, `Z`), with milliseconds so that successive
-/// writes always show a later LastModifiedTime.
+/// `xs:dateTime` as Exchange writes it: UTC, `Z`, whole seconds (clients such as exchangelib
+/// parse exactly this form). The store keeps finer times, so ordering stays strict internally.
 pub fn datetime(t: &chrono::DateTime<chrono::Utc>) -> String {
-    t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+    t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
 /// `BaseShape` of a response shape.
