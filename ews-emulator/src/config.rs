@@ -98,7 +98,9 @@ impl ServerVersion {
     /// Whether a client's `RequestServerVersion` is one this server understands: a known name
     /// no newer than the server.
     pub fn accepts_request_version(self, requested: &str) -> bool {
-        REQUEST_VERSIONS.iter().any(|(name, introduced)| *name == requested && *introduced <= self)
+        REQUEST_VERSIONS
+            .iter()
+            .any(|(name, introduced)| *name == requested && *introduced <= self)
     }
 }
 
@@ -170,7 +172,10 @@ impl Default for EmulatorConfig {
         EmulatorConfig {
             listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
             domain: "contoso.test".into(),
-            users: ["alice", "bob", "carol", "dave"].iter().map(|s| s.to_string()).collect(),
+            users: ["alice", "bob", "carol", "dave"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
             password: "exchange-sync".into(),
             contacts: 100,
             server_version: ServerVersion::Exchange2016,

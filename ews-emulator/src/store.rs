@@ -177,7 +177,12 @@ pub enum MailboxKind {
 
 /// Distinguished folders of a user mailbox: (name, display name, class, parent name).
 const USER_FOLDERS: &[(&str, &str, &str, &str)] = &[
-    ("msgfolderroot", "Top of Information Store", "IPF.Note", "root"),
+    (
+        "msgfolderroot",
+        "Top of Information Store",
+        "IPF.Note",
+        "root",
+    ),
     ("inbox", "Inbox", "IPF.Note", "msgfolderroot"),
     ("outbox", "Outbox", "IPF.Note", "msgfolderroot"),
     ("sentitems", "Sent Items", "IPF.Note", "msgfolderroot"),
@@ -190,7 +195,12 @@ const USER_FOLDERS: &[(&str, &str, &str, &str)] = &[
     ("notes", "Notes", "IPF.StickyNote", "msgfolderroot"),
     ("journal", "Journal", "IPF.Journal", "msgfolderroot"),
     ("recoverableitemsroot", "Recoverable Items", "", "root"),
-    ("recoverableitemsdeletions", "Deletions", "", "recoverableitemsroot"),
+    (
+        "recoverableitemsdeletions",
+        "Deletions",
+        "",
+        "recoverableitemsroot",
+    ),
 ];
 
 /// One mailbox (a user's, or the public folder tree).
@@ -246,7 +256,12 @@ impl Mailbox {
                 }
             }
             MailboxKind::PublicFolders => {
-                let root = mb.insert_folder(None, "Public Folders", "IPF.Note", Some("publicfoldersroot"));
+                let root = mb.insert_folder(
+                    None,
+                    "Public Folders",
+                    "IPF.Note",
+                    Some("publicfoldersroot"),
+                );
                 if let Some(f) = mb.folders.get_mut(&root) {
                     f.default_permission = Permission::Reviewer;
                 }
@@ -256,7 +271,13 @@ impl Mailbox {
         mb
     }
 
-    fn insert_folder(&mut self, parent: Option<u64>, name: &str, class: &str, distinguished: Option<&str>) -> u64 {
+    fn insert_folder(
+        &mut self,
+        parent: Option<u64>,
+        name: &str,
+        class: &str,
+        distinguished: Option<&str>,
+    ) -> u64 {
         let number = self.next_number;
         self.next_number += 1;
         self.seq += 1;
@@ -307,7 +328,11 @@ impl Mailbox {
     /// A strictly increasing "now", so LastModifiedTime always advances.
     fn tick(&mut self) -> DateTime<Utc> {
         let now = Utc::now();
-        let next = if now > self.last_time { now } else { self.last_time + ChronoDuration::milliseconds(1) };
+        let next = if now > self.last_time {
+            now
+        } else {
+            self.last_time + ChronoDuration::milliseconds(1)
+        };
         self.last_time = next;
         next
     }
@@ -315,7 +340,11 @@ impl Mailbox {
     /// Rights of a user (lowercase address) on a folder.
     pub fn permission(&self, folder: u64, user: &str) -> Permission {
         match self.folders.get(&folder) {
-            Some(f) => f.permissions.get(user).copied().unwrap_or(f.default_permission),
+            Some(f) => f
+                .permissions
+                .get(user)
+                .copied()
+                .unwrap_or(f.default_permission),
             None => Permission::None,
         }
     }
@@ -333,9 +362,19 @@ impl Mailbox {
 
     /// Creates a folder under `parent`; ErrorFolderExists when a sibling has the name.
     pub fn create_folder(&mut self, parent: u64, name: &str, class: &str) -> Result<u64, EwsError> {
-        let p = self.folders.get(&parent).ok_or_else(EwsError::folder_not_found)?;
-        if p.children.iter().any(|c| self.folders.get(c).is_some_and(|f| f.display_name.eq_ignore_ascii_case(name))) {
-            return Err(EwsError::new("ErrorFolderExists", "A folder with the specified name already exists."));
+        let p = self
+            .folders
+            .get(&parent)
+            .ok_or_else(EwsError::folder_not_found)?;
+        if p.children.iter().any(|c| {
+            self.folders
+                .get(c)
+                .is_some_and(|f| f.display_name.eq_ignore_ascii_case(name))
+        }) {
+            return Err(EwsError::new(
+                "ErrorFolderExists",
+                "A folder with the specified name already exists.",
+            ));
         }
         Ok(self.insert_folder(Some(parent), name, class, None))
     }
@@ -343,7 +382,11 @@ impl Mailbox {
     /// Finds a child folder by display name (case-insensitive).
     pub fn child_named(&self, parent: u64, name: &str) -> Option<u64> {
         let p = self.folders.get(&parent)?;
-        p.children.iter().copied().find(|c| self.folders.get(c).is_some_and(|f| f.display_name.eq_ignore_ascii_case(name)))
+        p.children.iter().copied().find(|c| {
+            self.folders
+                .get(c)
+                .is_some_and(|f| f.display_name.eq_ignore_ascii_case(name))
+        })
     }
 
     /// Resolves a `/`-separated display-name path below the top folder (msgfolderroot or the
@@ -356,11 +399,20 @@ impl Mailbox {
             MailboxKind::User => *self.distinguished.get("msgfolderroot")?,
             MailboxKind::PublicFolders => *self.distinguished.get("publicfoldersroot")?,
         };
-        path.split('/').filter(|s| !s.is_empty()).try_fold(top, |f, name| self.child_named(f, name))
+        path.split('/')
+            .filter(|s| !s.is_empty())
+            .try_fold(top, |f, name| self.child_named(f, name))
     }
 
     /// Creates an item in a folder and returns its number.
-    pub fn create_item(&mut self, folder: u64, element: &str, item_class: &str, fields: Vec<Element>, extended: Vec<Element>) -> Result<u64, EwsError> {
+    pub fn create_item(
+        &mut self,
+        folder: u64,
+        element: &str,
+        item_class: &str,
+        fields: Vec<Element>,
+        extended: Vec<Element>,
+    ) -> Result<u64, EwsError> {
         if !self.folders.contains_key(&folder) {
             return Err(EwsError::folder_not_found());
         }
@@ -402,8 +454,16 @@ impl Mailbox {
     }
 
     /// Applies `edit` to an item, then bumps its version, time and change sequence.
-    pub fn update_item<R>(&mut self, number: u64, edit: impl FnOnce(&mut Item) -> Result<R, EwsError>) -> Result<R, EwsError> {
-        let mut item = self.items.get(&number).cloned().ok_or_else(EwsError::item_not_found)?;
+    pub fn update_item<R>(
+        &mut self,
+        number: u64,
+        edit: impl FnOnce(&mut Item) -> Result<R, EwsError>,
+    ) -> Result<R, EwsError> {
+        let mut item = self
+            .items
+            .get(&number)
+            .cloned()
+            .ok_or_else(EwsError::item_not_found)?;
         let r = edit(&mut item)?;
         self.seq += 1;
         let now = self.tick();
@@ -430,7 +490,10 @@ impl Mailbox {
 
     /// Removes an item for good (HardDelete; SoftDelete keeps it in the recoverable items).
     pub fn delete_item(&mut self, number: u64, soft: bool) -> Result<(), EwsError> {
-        let item = self.items.remove(&number).ok_or_else(EwsError::item_not_found)?;
+        let item = self
+            .items
+            .remove(&number)
+            .ok_or_else(EwsError::item_not_found)?;
         self.seq += 1;
         let now = self.tick();
         let seq = self.seq;
@@ -438,7 +501,11 @@ impl Mailbox {
             f.items.remove(&number);
             f.deleted_count += 1;
             f.last_commit = now;
-            f.tombstones.push(Tombstone { item: number, created_seq: item.created_seq, deleted_seq: seq });
+            f.tombstones.push(Tombstone {
+                item: number,
+                created_seq: item.created_seq,
+                deleted_seq: seq,
+            });
         }
         self.pending.push(StoreEvent {
             mailbox: self.index,
@@ -470,7 +537,10 @@ impl Mailbox {
         if !self.folders.contains_key(&to) {
             return Err(EwsError::folder_not_found());
         }
-        let mut item = self.items.remove(&number).ok_or_else(EwsError::item_not_found)?;
+        let mut item = self
+            .items
+            .remove(&number)
+            .ok_or_else(EwsError::item_not_found)?;
         let from = item.folder;
         self.seq += 1;
         let now = self.tick();
@@ -481,7 +551,11 @@ impl Mailbox {
             f.items.remove(&number);
             f.deleted_count += 1;
             f.last_commit = now;
-            f.tombstones.push(Tombstone { item: number, created_seq: item.created_seq, deleted_seq: seq });
+            f.tombstones.push(Tombstone {
+                item: number,
+                created_seq: item.created_seq,
+                deleted_seq: seq,
+            });
         }
         item.number = new_number;
         item.folder = to;
@@ -604,19 +678,35 @@ impl Store {
         let mut mailboxes = Vec::new();
         let mut by_address = HashMap::new();
         let pf = public_folder_mailbox(domain);
-        mailboxes.push(Arc::new(Mutex::new(Mailbox::new(0, &pf, "Public Folders", MailboxKind::PublicFolders))));
+        mailboxes.push(Arc::new(Mutex::new(Mailbox::new(
+            0,
+            &pf,
+            "Public Folders",
+            MailboxKind::PublicFolders,
+        ))));
         by_address.insert(pf, 0);
         for (address, name) in users {
             let index = mailboxes.len() as u32;
-            mailboxes.push(Arc::new(Mutex::new(Mailbox::new(index, address, name, MailboxKind::User))));
+            mailboxes.push(Arc::new(Mutex::new(Mailbox::new(
+                index,
+                address,
+                name,
+                MailboxKind::User,
+            ))));
             by_address.insert(address.to_ascii_lowercase(), index);
         }
-        Store { mailboxes, by_address, hub }
+        Store {
+            mailboxes,
+            by_address,
+            hub,
+        }
     }
 
     /// Index of the mailbox with this address.
     pub fn mailbox_index(&self, address: &str) -> Option<u32> {
-        self.by_address.get(&address.trim().to_ascii_lowercase()).copied()
+        self.by_address
+            .get(&address.trim().to_ascii_lowercase())
+            .copied()
     }
 
     /// Index of the public folder tree.
@@ -677,7 +767,8 @@ impl Store {
 
     /// Edits an item by EWS id as a phone or Outlook would (new ChangeKey, events, sync changes).
     pub fn edit_item(&self, item_id: &str, edit: impl FnOnce(&mut Item)) -> Result<(), EwsError> {
-        let (index, number) = decode_id(IdKind::Item, item_id).ok_or_else(EwsError::id_malformed)?;
+        let (index, number) =
+            decode_id(IdKind::Item, item_id).ok_or_else(EwsError::id_malformed)?;
         self.write(index, |mb| {
             mb.update_item(number, |item| {
                 edit(item);
@@ -689,16 +780,29 @@ impl Store {
 
     /// Deletes an item by EWS id (hard delete).
     pub fn delete_item(&self, item_id: &str) -> Result<(), EwsError> {
-        let (index, number) = decode_id(IdKind::Item, item_id).ok_or_else(EwsError::id_malformed)?;
-        self.write(index, |mb| mb.delete_item(number, false)).ok_or_else(EwsError::item_not_found)?
+        let (index, number) =
+            decode_id(IdKind::Item, item_id).ok_or_else(EwsError::id_malformed)?;
+        self.write(index, |mb| mb.delete_item(number, false))
+            .ok_or_else(EwsError::item_not_found)?
     }
 
     /// Creates an item in a folder given by address and path; returns its EWS id.
-    pub fn create_item(&self, address: &str, folder_path: &str, element: &str, item_class: &str, fields: Vec<Element>) -> Result<String, EwsError> {
-        let index = self.mailbox_index(address).ok_or_else(|| EwsError::no_mailbox(address))?;
+    pub fn create_item(
+        &self,
+        address: &str,
+        folder_path: &str,
+        element: &str,
+        item_class: &str,
+        fields: Vec<Element>,
+    ) -> Result<String, EwsError> {
+        let index = self
+            .mailbox_index(address)
+            .ok_or_else(|| EwsError::no_mailbox(address))?;
         let number = self
             .write(index, |mb| {
-                let folder = mb.folder_by_path(folder_path).ok_or_else(EwsError::folder_not_found)?;
+                let folder = mb
+                    .folder_by_path(folder_path)
+                    .ok_or_else(EwsError::folder_not_found)?;
                 mb.create_item(folder, element, item_class, fields, Vec::new())
             })
             .ok_or_else(|| EwsError::no_mailbox(address))??;
@@ -721,7 +825,11 @@ mod tests {
     use super::*;
 
     fn store() -> Store {
-        Store::new("contoso.test", &[("alice@contoso.test".into(), "Alice".into())], Arc::new(NotificationHub::default()))
+        Store::new(
+            "contoso.test",
+            &[("alice@contoso.test".into(), "Alice".into())],
+            Arc::new(NotificationHub::default()),
+        )
     }
 
     #[test]
@@ -737,17 +845,34 @@ mod tests {
     fn writes_bump_versions_times_and_sequences() {
         let s = store();
         let idx = s.mailbox_index("Alice@contoso.test").unwrap();
-        let id = s.create_item("alice@contoso.test", "contacts", "Contact", "IPM.Contact", vec![Element::t_text("GivenName", "A")]).unwrap();
+        let id = s
+            .create_item(
+                "alice@contoso.test",
+                "contacts",
+                "Contact",
+                "IPM.Contact",
+                vec![Element::t_text("GivenName", "A")],
+            )
+            .unwrap();
         let before = s.items_in("alice@contoso.test", "contacts").unwrap()[0].clone();
-        s.edit_item(&id, |i| i.set_field(Element::t_text("GivenName", "B"))).unwrap();
+        s.edit_item(&id, |i| i.set_field(Element::t_text("GivenName", "B")))
+            .unwrap();
         let after = s.items_in("alice@contoso.test", "contacts").unwrap()[0].clone();
         assert_ne!(before.change_key, after.change_key);
         assert!(after.item.modified > before.item.modified);
         assert!(after.item.changed_seq > before.item.changed_seq);
         assert_eq!(after.item.field("GivenName").unwrap().text, "B");
         s.delete_item(&id).unwrap();
-        assert!(s.items_in("alice@contoso.test", "contacts").unwrap().is_empty());
-        let tomb = s.read(idx, |mb| mb.folders[&mb.distinguished["contacts"]].tombstones.len()).unwrap();
+        assert!(
+            s.items_in("alice@contoso.test", "contacts")
+                .unwrap()
+                .is_empty()
+        );
+        let tomb = s
+            .read(idx, |mb| {
+                mb.folders[&mb.distinguished["contacts"]].tombstones.len()
+            })
+            .unwrap();
         assert_eq!(tomb, 1);
         assert!(s.delete_item(&id).is_err());
     }

@@ -37,25 +37,50 @@ impl TraceWriter {
     /// Creates the directory if needed.
     pub fn new(dir: &Path, cap: usize) -> std::io::Result<Self> {
         std::fs::create_dir_all(dir)?;
-        Ok(TraceWriter { dir: dir.to_path_buf(), cap, counts: Mutex::new(HashMap::new()), seq: AtomicU64::new(0) })
+        Ok(TraceWriter {
+            dir: dir.to_path_buf(),
+            cap,
+            counts: Mutex::new(HashMap::new()),
+            seq: AtomicU64::new(0),
+        })
     }
 
-    fn slot(&self, operation: &str, direction: &'static str, code: &str, ext: &str) -> Option<PathBuf> {
+    fn slot(
+        &self,
+        operation: &str,
+        direction: &'static str,
+        code: &str,
+        ext: &str,
+    ) -> Option<PathBuf> {
         let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
-        let n = counts.entry((operation.to_string(), direction, code.to_string())).or_insert(0);
+        let n = counts
+            .entry((operation.to_string(), direction, code.to_string()))
+            .or_insert(0);
         if *n >= self.cap {
             return None;
         }
         *n += 1;
         let seq = self.seq.fetch_add(1, Ordering::Relaxed);
-        let safe: String = operation.chars().filter(|c| c.is_ascii_alphanumeric()).collect();
+        let safe: String = operation
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric())
+            .collect();
         // Unique across emulator instances writing into the same directory.
         let tag = std::process::id();
-        Some(self.dir.join(format!("emu{tag}-{:06}-{safe}-{direction}-{code}.{ext}", seq)))
+        Some(self.dir.join(format!(
+            "emu{tag}-{:06}-{safe}-{direction}-{code}.{ext}",
+            seq
+        )))
     }
 
     /// Records a request and its response (both under the response's code).
-    pub fn record_exchange(&self, operation: &str, code: &str, request: Option<&[u8]>, response: Option<&str>) {
+    pub fn record_exchange(
+        &self,
+        operation: &str,
+        code: &str,
+        request: Option<&[u8]>,
+        response: Option<&str>,
+    ) {
         if let Some(req) = request {
             if let Some(path) = self.slot(operation, "request", code, "xml") {
                 let _ = std::fs::write(path, req);
@@ -97,6 +122,11 @@ mod tests {
         }
         t.record_exchange("GetItem", "ErrorItemNotFound", None, Some("<b/>"));
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 5);
-        assert_eq!(summary_code("<m:ResponseCode>NoError</m:ResponseCode><m:ResponseCode>ErrorX</m:ResponseCode>"), "ErrorX");
+        assert_eq!(
+            summary_code(
+                "<m:ResponseCode>NoError</m:ResponseCode><m:ResponseCode>ErrorX</m:ResponseCode>"
+            ),
+            "ErrorX"
+        );
     }
 }

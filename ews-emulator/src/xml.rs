@@ -56,12 +56,21 @@ pub enum XmlError {
 impl Element {
     /// A new types-namespace element (what stored items are made of).
     pub fn t(name: &str) -> Self {
-        Element { ns: NS_TYPES.to_string(), name: name.to_string(), ..Default::default() }
+        Element {
+            ns: NS_TYPES.to_string(),
+            name: name.to_string(),
+            ..Default::default()
+        }
     }
 
     /// A new types-namespace element holding text.
     pub fn t_text(name: &str, text: impl Into<String>) -> Self {
-        Element { ns: NS_TYPES.to_string(), name: name.to_string(), text: text.into(), ..Default::default() }
+        Element {
+            ns: NS_TYPES.to_string(),
+            name: name.to_string(),
+            text: text.into(),
+            ..Default::default()
+        }
     }
 
     /// Builder: adds an attribute.
@@ -78,7 +87,10 @@ impl Element {
 
     /// The value of an attribute.
     pub fn attr(&self, name: &str) -> Option<&str> {
-        self.attrs.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.attrs
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 
     /// Sets (or replaces) an attribute.
@@ -178,7 +190,9 @@ pub fn parse(bytes: &[u8]) -> Result<Element, XmlError> {
     let mut root: Option<Element> = None;
     let mut count = 0usize;
     loop {
-        let (ns, ev) = reader.read_resolved_event().map_err(|e| XmlError::Malformed(e.to_string()))?;
+        let (ns, ev) = reader
+            .read_resolved_event()
+            .map_err(|e| XmlError::Malformed(e.to_string()))?;
         match ev {
             Event::DocType(_) => return Err(XmlError::Dtd),
             Event::Start(ref s) | Event::Empty(ref s) => {
@@ -213,7 +227,9 @@ pub fn parse(bytes: &[u8]) -> Result<Element, XmlError> {
                     if key.as_ref() == b"xmlns" || key.as_ref().starts_with(b"xmlns:") {
                         continue;
                     }
-                    let value = a.unescape_value().map_err(|e| XmlError::Malformed(e.to_string()))?;
+                    let value = a
+                        .unescape_value()
+                        .map_err(|e| XmlError::Malformed(e.to_string()))?;
                     el.attrs.push((
                         String::from_utf8_lossy(key.local_name().as_ref()).into_owned(),
                         value.into_owned(),
@@ -226,22 +242,30 @@ pub fn parse(bytes: &[u8]) -> Result<Element, XmlError> {
                 }
             }
             Event::End(_) => {
-                let el = stack.pop().ok_or_else(|| XmlError::Malformed("unbalanced end tag".into()))?;
+                let el = stack
+                    .pop()
+                    .ok_or_else(|| XmlError::Malformed("unbalanced end tag".into()))?;
                 attach(&mut stack, &mut root, el);
             }
             Event::Text(t) => {
-                let s = t.unescape().map_err(|e| XmlError::Malformed(e.to_string()))?;
+                let s = t
+                    .unescape()
+                    .map_err(|e| XmlError::Malformed(e.to_string()))?;
                 match stack.last_mut() {
                     Some(top) => top.text.push_str(&s),
                     None if s.trim().is_empty() => {}
-                    None => return Err(XmlError::Malformed("text outside the root element".into())),
+                    None => {
+                        return Err(XmlError::Malformed("text outside the root element".into()));
+                    }
                 }
             }
             Event::CData(c) => {
                 let s = String::from_utf8_lossy(&c.into_inner()).into_owned();
                 match stack.last_mut() {
                     Some(top) => top.text.push_str(&s),
-                    None => return Err(XmlError::Malformed("CDATA outside the root element".into())),
+                    None => {
+                        return Err(XmlError::Malformed("CDATA outside the root element".into()));
+                    }
                 }
             }
             Event::Eof => break,

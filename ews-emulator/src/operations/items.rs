@@ -26,7 +26,8 @@ const ITEM_KINDS: &[(&str, &str)] = &[
 
 /// GetItem: one message per id, each with the item or its own error.
 pub fn get_item(ctx: &Context<'_>, op: &Element) -> Result<String, Fault> {
-    let shape = Shape::parse(Some(required(op, "ItemShape")?)).map_err(|e| schema_fault(e.message))?;
+    let shape =
+        Shape::parse(Some(required(op, "ItemShape")?)).map_err(|e| schema_fault(e.message))?;
     let ids = required(op, "ItemIds")?;
     let mut r = Responses::new("GetItem");
     for id in &ids.children {
@@ -51,11 +52,9 @@ pub fn get_item(ctx: &Context<'_>, op: &Element) -> Result<String, Fault> {
 /// FindItem: items of each parent folder matching the restriction, sorted and paged (at most
 /// 1000 per page).
 pub fn find_item(ctx: &Context<'_>, op: &Element) -> Result<String, Fault> {
-    let shape = Shape::parse(Some(required(op, "ItemShape")?)).map_err(|e| schema_fault(e.message))?;
-    let restriction = match op.child("Restriction") {
-        Some(r) => Some(Restriction::parse(r)),
-        None => None,
-    };
+    let shape =
+        Shape::parse(Some(required(op, "ItemShape")?)).map_err(|e| schema_fault(e.message))?;
+    let restriction = op.child("Restriction").map(Restriction::parse);
     let mut sort: Vec<(PropertyPath, bool)> = Vec::new();
     if let Some(order) = op.child("SortOrder") {
         for fo in order.children_named("FieldOrder") {
@@ -66,8 +65,12 @@ pub fn find_item(ctx: &Context<'_>, op: &Element) -> Result<String, Fault> {
     }
     let (offset, max, from_end) = match op.child("IndexedPageItemView") {
         Some(v) => (
-            v.attr("Offset").and_then(|o| o.parse::<usize>().ok()).unwrap_or(0),
-            v.attr("MaxEntriesReturned").and_then(|m| m.parse::<usize>().ok()).unwrap_or(FIND_COUNT_LIMIT),
+            v.attr("Offset")
+                .and_then(|o| o.parse::<usize>().ok())
+                .unwrap_or(0),
+            v.attr("MaxEntriesReturned")
+                .and_then(|m| m.parse::<usize>().ok())
+                .unwrap_or(FIND_COUNT_LIMIT),
             v.attr("BasePoint") == Some("End"),
         ),
         None => (0, FIND_COUNT_LIMIT, false),
@@ -128,7 +131,10 @@ pub fn find_item(ctx: &Context<'_>, op: &Element) -> Result<String, Fault> {
 }
 
 /// Splits a client item element into (stored fields, extended properties, item class).
-fn accept_fields(item: &Element, default_class: &str) -> Result<(Vec<Element>, Vec<Element>, String), EwsError> {
+fn accept_fields(
+    item: &Element,
+    default_class: &str,
+) -> Result<(Vec<Element>, Vec<Element>, String), EwsError> {
     let order = schema_order::for_item(&item.name);
     let mut fields = Vec::new();
     let mut extended = Vec::new();
@@ -136,7 +142,12 @@ fn accept_fields(item: &Element, default_class: &str) -> Result<(Vec<Element>, V
     for f in &item.children {
         match f.name.as_str() {
             "ExtendedProperty" => {
-                let uri = f.child("ExtendedFieldURI").ok_or_else(|| EwsError::new("ErrorInvalidExtendedProperty", "ExtendedProperty without ExtendedFieldURI."))?;
+                let uri = f.child("ExtendedFieldURI").ok_or_else(|| {
+                    EwsError::new(
+                        "ErrorInvalidExtendedProperty",
+                        "ExtendedProperty without ExtendedFieldURI.",
+                    )
+                })?;
                 property_path::ExtendedKey::from_uri(uri)?;
                 extended.push(f.clone());
             }
@@ -149,7 +160,10 @@ fn accept_fields(item: &Element, default_class: &str) -> Result<(Vec<Element>, V
     if item.name == "CalendarItem" {
         if let (Some(s), Some(e)) = (item.child_text("Start"), item.child_text("End")) {
             if restriction::compare(e, s) == std::cmp::Ordering::Less {
-                return Err(EwsError::new("ErrorCalendarEndDateIsEarlierThanStartDate", "EndDate is earlier than StartDate"));
+                return Err(EwsError::new(
+                    "ErrorCalendarEndDateIsEarlierThanStartDate",
+                    "EndDate is earlier than StartDate",
+                ));
             }
         }
     }
@@ -159,7 +173,9 @@ fn accept_fields(item: &Element, default_class: &str) -> Result<(Vec<Element>, V
 /// CreateItem: each item succeeds or fails on its own.
 pub fn create_item(ctx: &Context<'_>, op: &Element) -> Result<String, Fault> {
     let items = required(op, "Items")?;
-    let target = op.child("SavedItemFolderId").and_then(|t| t.children.first());
+    let target = op
+        .child("SavedItemFolderId")
+        .and_then(|t| t.children.first());
     let target = target.map(|t| resolve_folder(ctx, t, Permission::Editor));
     let mut r = Responses::new("CreateItem");
     for item in &items.children {
@@ -167,7 +183,12 @@ pub fn create_item(ctx: &Context<'_>, op: &Element) -> Result<String, Fault> {
             let (_, default_class) = ITEM_KINDS
                 .iter()
                 .find(|(n, _)| *n == item.name)
-                .ok_or_else(|| EwsError::new("ErrorInvalidItemForOperation", format!("{} items cannot be created here.", item.name)))?;
+                .ok_or_else(|| {
+                    EwsError::new(
+                        "ErrorInvalidItemForOperation",
+                        format!("{} items cannot be created here.", item.name),
+                    )
+                })?;
             let (index, folder) = match &target {
                 Some(t) => t.clone()?,
                 None => {
@@ -177,7 +198,11 @@ pub fn create_item(ctx: &Context<'_>, op: &Element) -> Result<String, Fault> {
                         "Task" => "tasks",
                         _ => "drafts",
                     };
-                    resolve_folder(ctx, &Element::t("DistinguishedFolderId").with_attr("Id", name), Permission::Editor)?
+                    resolve_folder(
+                        ctx,
+                        &Element::t("DistinguishedFolderId").with_attr("Id", name),
+                        Permission::Editor,
+                    )?
                 }
             };
             let (fields, extended, class) = accept_fields(item, default_class)?;
@@ -207,9 +232,16 @@ pub fn update_item(ctx: &Context<'_>, op: &Element) -> Result<String, Fault> {
     let mut r = Responses::new("UpdateItem");
     for change in &changes.children {
         let res = (|| {
-            let id = change.child("ItemId").ok_or_else(|| EwsError::new("ErrorInvalidOperation", "Only ItemId is supported in ItemChange."))?;
+            let id = change.child("ItemId").ok_or_else(|| {
+                EwsError::new(
+                    "ErrorInvalidOperation",
+                    "Only ItemId is supported in ItemChange.",
+                )
+            })?;
             let (index, number) = resolve_item(ctx, id, Permission::Editor)?;
-            let updates = change.child("Updates").ok_or_else(|| EwsError::invalid_request("ItemChange without Updates"))?;
+            let updates = change
+                .child("Updates")
+                .ok_or_else(|| EwsError::invalid_request("ItemChange without Updates"))?;
             let expected = id.attr("ChangeKey").map(str::to_string);
             ctx.shared
                 .store
@@ -258,7 +290,9 @@ pub fn update_item(ctx: &Context<'_>, op: &Element) -> Result<String, Fault> {
 /// DeleteItem: HardDelete removes, SoftDelete keeps in Recoverable Items, MoveToDeletedItems
 /// moves to Deleted Items (public folders have none: soft delete there).
 pub fn delete_item(ctx: &Context<'_>, op: &Element) -> Result<String, Fault> {
-    let mode = op.attr("DeleteType").ok_or_else(|| schema_fault("DeleteItem requires DeleteType"))?;
+    let mode = op
+        .attr("DeleteType")
+        .ok_or_else(|| schema_fault("DeleteItem requires DeleteType"))?;
     if !matches!(mode, "HardDelete" | "SoftDelete" | "MoveToDeletedItems") {
         return Err(schema_fault(format!("invalid DeleteType {mode}")));
     }
@@ -273,7 +307,11 @@ pub fn delete_item(ctx: &Context<'_>, op: &Element) -> Result<String, Fault> {
                     match (mode, mb.kind, deleted_items) {
                         ("MoveToDeletedItems", MailboxKind::User, Some(to)) => {
                             let from = mb.items.get(&number).map(|i| i.folder);
-                            if from == Some(to) { mb.delete_item(number, true) } else { mb.move_item(number, to).map(|_| ()) }
+                            if from == Some(to) {
+                                mb.delete_item(number, true)
+                            } else {
+                                mb.move_item(number, to).map(|_| ())
+                            }
                         }
                         ("HardDelete", _, _) => mb.delete_item(number, false),
                         _ => mb.delete_item(number, true),
