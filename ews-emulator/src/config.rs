@@ -156,6 +156,8 @@ pub struct EmulatorConfig {
     /// Seed of the random generator behind busy and fault rates (runs are reproducible).
     pub seed: u64,
     /// Where to dump requests and responses (`*.xml`, streaming bodies `*.stream`).
+    /// `Default` takes it from the `EWS_TRACE_DIR` environment variable, so every test that
+    /// starts an emulator feeds the CI schema check without extra code.
     pub trace_dir: Option<PathBuf>,
     /// Most documents kept per (operation, direction, response code) in the trace dir.
     pub trace_cap: usize,
@@ -185,7 +187,9 @@ impl Default for EmulatorConfig {
             latency: Duration::ZERO,
             faults: FaultRates::default(),
             seed: 42,
-            trace_dir: None,
+            trace_dir: std::env::var_os("EWS_TRACE_DIR")
+                .filter(|d| !d.is_empty())
+                .map(PathBuf::from),
             trace_cap: 10,
             max_request_bytes: 32 * 1024 * 1024,
             heartbeat_interval: Duration::from_secs(30),

@@ -315,7 +315,7 @@ pub fn write_folder(out: &mut String, mb: &Mailbox, folder: &Folder, shape: &Sha
         if let PropertyPath::Extended(key, uri) = p {
             if let Some(value) = folder_extended(folder, key) {
                 let mut uri = uri.clone();
-                uri.ns = crate::xml::NS_TYPES.to_string();
+                uri.ns = std::borrow::Cow::Borrowed(crate::xml::NS_TYPES);
                 Element::t("ExtendedProperty")
                     .with_child(uri)
                     .with_child(Element::t_text("Value", value))

@@ -6,7 +6,7 @@
 //! SyncFolderItems and queues a notification event that the [`crate::notifications`] hub
 //! delivers once the lock is released.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use base64::Engine as _;
@@ -71,15 +71,15 @@ pub struct StoreEvent {
     pub time: DateTime<Utc>,
 }
 
-/// A deleted item remembered for SyncFolderItems.
-#[derive(Debug, Clone)]
-pub struct Tombstone {
+/// The latest change of one item in a folder's change log (keyed by sequence number).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChangeEntry {
     /// Item number.
     pub item: u64,
-    /// Sequence number at which the item was created.
+    /// Sequence number at which the item was created (in this folder).
     pub created_seq: u64,
-    /// Sequence number of the deletion.
-    pub deleted_seq: u64,
+    /// The item was deleted (or moved away): a tombstone.
+    pub deleted: bool,
 }
 
 /// One folder of a mailbox.
@@ -109,8 +109,9 @@ pub struct Folder {
     pub last_commit: DateTime<Utc>,
     /// PR_DELETED_COUNT_TOTAL: items ever deleted from the folder.
     pub deleted_count: u64,
-    /// Deleted items, for SyncFolderItems.
-    pub tombstones: Vec<Tombstone>,
+    /// Latest change per item (live items and tombstones) by sequence number: SyncFolderItems
+    /// reads the changes after a state as a range, whatever the folder size.
+    pub changes: BTreeMap<u64, ChangeEntry>,
     /// Rights per user address (lowercase).
     pub permissions: HashMap<String, Permission>,
     /// Rights of everyone else.
@@ -301,7 +302,7 @@ impl Mailbox {
                 changed_seq: self.seq,
                 last_commit: now,
                 deleted_count: 0,
-                tombstones: Vec::new(),
+                changes: BTreeMap::new(),
                 permissions,
                 default_permission,
             },
@@ -440,6 +441,14 @@ impl Mailbox {
         if let Some(f) = self.folders.get_mut(&folder) {
             f.items.insert(number);
             f.last_commit = now;
+            f.changes.insert(
+                seq,
+                ChangeEntry {
+                    item: number,
+                    created_seq: seq,
+                    deleted: false,
+                },
+            );
         }
         self.pending.push(StoreEvent {
             mailbox: self.index,
@@ -467,14 +476,22 @@ impl Mailbox {
         let r = edit(&mut item)?;
         self.seq += 1;
         let now = self.tick();
+        let previous_seq = item.changed_seq;
         item.version += 1;
         item.modified = now;
         item.changed_seq = self.seq;
         let folder = item.folder;
         let version = item.version;
+        let entry = ChangeEntry {
+            item: number,
+            created_seq: item.created_seq,
+            deleted: false,
+        };
         self.items.insert(number, item);
         if let Some(f) = self.folders.get_mut(&folder) {
             f.last_commit = now;
+            f.changes.remove(&previous_seq);
+            f.changes.insert(self.seq, entry);
         }
         self.pending.push(StoreEvent {
             mailbox: self.index,
@@ -501,11 +518,15 @@ impl Mailbox {
             f.items.remove(&number);
             f.deleted_count += 1;
             f.last_commit = now;
-            f.tombstones.push(Tombstone {
-                item: number,
-                created_seq: item.created_seq,
-                deleted_seq: seq,
-            });
+            f.changes.remove(&item.changed_seq);
+            f.changes.insert(
+                seq,
+                ChangeEntry {
+                    item: number,
+                    created_seq: item.created_seq,
+                    deleted: true,
+                },
+            );
         }
         self.pending.push(StoreEvent {
             mailbox: self.index,
@@ -523,9 +544,19 @@ impl Mailbox {
                 let n = self.next_number;
                 self.next_number += 1;
                 kept.number = n;
+                kept.created_seq = seq;
+                kept.changed_seq = seq;
                 self.items.insert(n, kept);
                 if let Some(f) = self.folders.get_mut(&dumpster) {
                     f.items.insert(n);
+                    f.changes.insert(
+                        seq,
+                        ChangeEntry {
+                            item: n,
+                            created_seq: seq,
+                            deleted: false,
+                        },
+                    );
                 }
             }
         }
@@ -551,11 +582,15 @@ impl Mailbox {
             f.items.remove(&number);
             f.deleted_count += 1;
             f.last_commit = now;
-            f.tombstones.push(Tombstone {
-                item: number,
-                created_seq: item.created_seq,
-                deleted_seq: seq,
-            });
+            f.changes.remove(&item.changed_seq);
+            f.changes.insert(
+                seq,
+                ChangeEntry {
+                    item: number,
+                    created_seq: item.created_seq,
+                    deleted: true,
+                },
+            );
         }
         item.number = new_number;
         item.folder = to;
@@ -568,6 +603,14 @@ impl Mailbox {
         if let Some(f) = self.folders.get_mut(&to) {
             f.items.insert(new_number);
             f.last_commit = now;
+            f.changes.insert(
+                seq,
+                ChangeEntry {
+                    item: new_number,
+                    created_seq: seq,
+                    deleted: false,
+                },
+            );
         }
         self.pending.push(StoreEvent {
             mailbox: self.index,
@@ -809,6 +852,28 @@ impl Store {
         Ok(encode_id(IdKind::Item, index, number))
     }
 
+    /// Gives `user` a permission on a folder (and its subfolders) of a mailbox, e.g. to make a
+    /// user a delegate or to revoke public folder rights in a test.
+    pub fn grant(
+        &self,
+        address: &str,
+        folder_path: &str,
+        user: &str,
+        permission: Permission,
+    ) -> Result<(), EwsError> {
+        let index = self
+            .mailbox_index(address)
+            .ok_or_else(|| EwsError::no_mailbox(address))?;
+        self.write(index, |mb| {
+            let folder = mb
+                .folder_by_path(folder_path)
+                .ok_or_else(EwsError::folder_not_found)?;
+            mb.grant(folder, user, permission);
+            Ok(())
+        })
+        .ok_or_else(|| EwsError::no_mailbox(address))?
+    }
+
     /// The notification hub fed by this store.
     pub fn hub(&self) -> &Arc<NotificationHub> {
         &self.hub
@@ -868,12 +933,17 @@ mod tests {
                 .unwrap()
                 .is_empty()
         );
-        let tomb = s
+        let log = s
             .read(idx, |mb| {
-                mb.folders[&mb.distinguished["contacts"]].tombstones.len()
+                mb.folders[&mb.distinguished["contacts"]].changes.clone()
             })
             .unwrap();
-        assert_eq!(tomb, 1);
+        assert_eq!(
+            log.len(),
+            1,
+            "one entry per item: the tombstone replaced the live entry"
+        );
+        assert!(log.values().all(|e| e.deleted));
         assert!(s.delete_item(&id).is_err());
     }
 

@@ -6,6 +6,8 @@
 //! types-namespace elements, which lets the emulator store every field a client sends without a
 //! hand-written model for each of the hundreds of EWS properties.
 
+use std::borrow::Cow;
+
 use quick_xml::events::Event;
 use quick_xml::name::ResolveResult;
 use quick_xml::reader::NsReader;
@@ -27,8 +29,9 @@ pub const MAX_ELEMENTS: usize = 2_000_000;
 /// One XML element: namespace, local name, attributes (local names), text and children.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Element {
-    /// Namespace URI, empty when unqualified.
-    pub ns: String,
+    /// Namespace URI, empty when unqualified. The EWS namespaces are shared static strings, so
+    /// a million stored items do not carry a million copies of them.
+    pub ns: Cow<'static, str>,
     /// Local name.
     pub name: String,
     /// Attributes by local name, in document order (namespace declarations left out).
@@ -57,7 +60,7 @@ impl Element {
     /// A new types-namespace element (what stored items are made of).
     pub fn t(name: &str) -> Self {
         Element {
-            ns: NS_TYPES.to_string(),
+            ns: Cow::Borrowed(NS_TYPES),
             name: name.to_string(),
             ..Default::default()
         }
@@ -66,7 +69,7 @@ impl Element {
     /// A new types-namespace element holding text.
     pub fn t_text(name: &str, text: impl Into<String>) -> Self {
         Element {
-            ns: NS_TYPES.to_string(),
+            ns: Cow::Borrowed(NS_TYPES),
             name: name.to_string(),
             text: text.into(),
             ..Default::default()
@@ -207,8 +210,8 @@ pub fn parse(bytes: &[u8]) -> Result<Element, XmlError> {
                     return Err(XmlError::Malformed("content after the root element".into()));
                 }
                 let ns_uri = match ns {
-                    ResolveResult::Bound(n) => String::from_utf8_lossy(n.as_ref()).into_owned(),
-                    ResolveResult::Unbound => String::new(),
+                    ResolveResult::Bound(n) => intern(n.as_ref()),
+                    ResolveResult::Unbound => Cow::Borrowed(""),
                     ResolveResult::Unknown(p) => {
                         return Err(XmlError::Malformed(format!(
                             "unknown namespace prefix {}",
@@ -276,6 +279,16 @@ pub fn parse(bytes: &[u8]) -> Result<Element, XmlError> {
         return Err(XmlError::Malformed("unexpected end of document".into()));
     }
     root.ok_or_else(|| XmlError::Malformed("empty document".into()))
+}
+
+/// The known namespaces as static strings, others as owned ones.
+fn intern(uri: &[u8]) -> Cow<'static, str> {
+    for known in [NS_TYPES, NS_MESSAGES, NS_SOAP, NS_ERRORS] {
+        if uri == known.as_bytes() {
+            return Cow::Borrowed(known);
+        }
+    }
+    Cow::Owned(String::from_utf8_lossy(uri).into_owned())
 }
 
 fn attach(stack: &mut [Element], root: &mut Option<Element>, el: Element) {

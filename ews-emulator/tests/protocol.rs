@@ -174,6 +174,33 @@ async fn impersonation_and_access_rights() {
     let admin = Client::new(&emu, "sync-admin");
     let created = create(&admin, &folder, &contact_xml("Ann", "Allowed", "y")).await;
     assert_eq!(created.len(), 1);
+    // Routing headers of Exchange 2013+ public folder access are accepted.
+    let r = alice
+        .http
+        .post(&alice.url)
+        .basic_auth("alice", Some(PASSWORD))
+        .header("X-AnchorMailbox", "publicfolders@contoso.test")
+        .header("X-PublicFolderMailbox", "publicfolders@contoso.test")
+        .body(alice.envelope(&format!(r#"<m:GetFolder><m:FolderShape><t:BaseShape>IdOnly</t:BaseShape></m:FolderShape><m:FolderIds>{folder}</m:FolderIds></m:GetFolder>"#)))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.text().await.unwrap().contains("NoError"));
+    // A delegate with rights on bob's contacts reads them, but cannot subscribe.
+    emu.store()
+        .grant(
+            "bob@contoso.test",
+            "contacts",
+            "carol@contoso.test",
+            ews_emulator::Permission::Reviewer,
+        )
+        .unwrap();
+    let carol = Client::new(&emu, "carol");
+    let bob_contacts = r#"<t:DistinguishedFolderId Id="contacts"><t:Mailbox><t:EmailAddress>bob@contoso.test</t:EmailAddress></t:Mailbox></t:DistinguishedFolderId>"#;
+    let a = carol.call(&format!(r#"<m:GetFolder><m:FolderShape><t:BaseShape>IdOnly</t:BaseShape></m:FolderShape><m:FolderIds>{bob_contacts}</m:FolderIds></m:GetFolder>"#)).await;
+    assert_eq!(a.code(0), "NoError");
+    let a = carol.call(&format!(r#"<m:Subscribe><m:PullSubscriptionRequest><t:FolderIds>{bob_contacts}</t:FolderIds><t:EventTypes><t:EventType>CreatedEvent</t:EventType></t:EventTypes><t:Timeout>5</t:Timeout></m:PullSubscriptionRequest></m:Subscribe>"#)).await;
+    assert_eq!(a.code(0), "ErrorSubscriptionDelegateAccessNotSupported");
     // Alice cannot read an item of bob's mailbox by id either.
     let bobs = create(
         &Client::new(&emu, "bob"),

@@ -92,6 +92,24 @@ pub fn find_item(ctx: &Context<'_>, op: &Element) -> Result<String, Fault> {
                 .store
                 .read(index, |mb| {
                     let folder = mb.folders.get(&number)?;
+                    if restriction.is_none() && sort.is_empty() && !from_end {
+                        // The common paging case: walk the folder index without collecting it.
+                        let total = folder.items.len();
+                        let mut s = String::with_capacity(max.min(total) * 256);
+                        let mut n = 0;
+                        s.push_str("<t:Items>");
+                        for item in folder.items.iter().skip(offset).take(max).filter_map(|i| mb.items.get(i)) {
+                            render::write_item(&mut s, mb, item, &shape, render::Context::List);
+                            n += 1;
+                        }
+                        s.push_str("</t:Items></m:RootFolder>");
+                        let end = (offset + n).min(total);
+                        let head = format!(
+                            r#"<m:RootFolder IndexedPagingOffset="{end}" TotalItemsInView="{total}" IncludesLastItemInRange="{}">"#,
+                            end >= total
+                        );
+                        return Some(head + &s);
+                    }
                     let mut matching: Vec<&crate::store::Item> = folder
                         .items
                         .iter()

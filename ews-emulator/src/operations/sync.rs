@@ -103,29 +103,31 @@ pub fn sync_folder_items(ctx: &Context<'_>, op: &Element) -> Result<String, Faul
                     None => 0,
                 };
                 let folder = mb.folders.get(&number).ok_or_else(EwsError::folder_not_found)?;
-                let mut changes: Vec<(u64, Change)> = Vec::new();
-                for n in &folder.items {
-                    if let Some(item) = mb.items.get(n) {
-                        if item.changed_seq > since {
-                            changes.push((item.changed_seq, Change::Upsert(*n, item.created_seq > since)));
+                let mut taken: Vec<(u64, Change)> = Vec::new();
+                let mut more = false;
+                for (seq, e) in folder.changes.range(since + 1..) {
+                    let change = if e.deleted {
+                        // Items created and deleted since the state were never seen: skip them.
+                        if e.created_seq > since || since == 0 {
+                            continue;
                         }
+                        Change::Delete(e.item)
+                    } else {
+                        Change::Upsert(e.item, e.created_seq > since)
+                    };
+                    if taken.len() == max {
+                        more = true;
+                        break;
                     }
+                    taken.push((*seq, change));
                 }
-                for t in &folder.tombstones {
-                    if t.deleted_seq > since && t.created_seq <= since && since > 0 {
-                        changes.push((t.deleted_seq, Change::Delete(t.item)));
-                    }
-                }
-                changes.sort_by_key(|(seq, _)| *seq);
-                let more = changes.len() > max;
-                let taken = &changes[..changes.len().min(max)];
                 let new_seq = if more { taken.last().map_or(since, |(s, _)| *s) } else { mb.seq.max(since) };
                 let mut s = format!(
                     "<m:SyncState>{}</m:SyncState><m:IncludesLastItemInRange>{}</m:IncludesLastItemInRange><m:Changes>",
                     encode_state(b"SFI", index, number, new_seq),
                     !more
                 );
-                for (_, c) in taken {
+                for (_, c) in &taken {
                     match c {
                         Change::Upsert(n, created) => {
                             if ignore.contains(n) {
