@@ -20,4 +20,4 @@ for f in "$dir"/*.stream; do
   [ -e "$f" ] && "$schema/validate" --stream "$f"
 done
 echo "documents by operation:"
-ls "$dir" | sed -E 's/^emu[0-9]+-[0-9]+-//; s/\.(xml|stream)$//' | sort | uniq -c
+ls "$dir" | sed -E 's/^emulator-//; s/-[0-9]+\.(xml|stream)$//' | sort | uniq -c
