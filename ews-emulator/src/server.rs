@@ -24,6 +24,11 @@ use crate::trace::{self, summary_code};
 
 type Body = BoxBody<Bytes, Infallible>;
 
+/// A client that does not finish sending its headers in this time is disconnected.
+const HEADER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+/// A client that does not finish sending its body in this time gets HTTP 408.
+const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+
 /// Returned by the service to make hyper close the connection without an answer.
 #[derive(Debug)]
 struct DropConnection;
@@ -64,6 +69,8 @@ pub async fn serve(
                 async move { handle(shared, req).await }
             });
             let conn = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT)
                 .serve_connection(TokioIo::new(stream), service);
             tokio::select! {
                 r = conn => if let Err(e) = r { tracing::debug!(error = %e, "connection ended") },
@@ -145,10 +152,19 @@ async fn handle(
     let Some(login) = authenticate(&shared, &req) else {
         return Ok(unauthorized(&shared));
     };
-    let body = match Limited::new(req.into_body(), shared.config.max_request_bytes)
-        .collect()
-        .await
-    {
+    let read = tokio::time::timeout(
+        BODY_TIMEOUT,
+        Limited::new(req.into_body(), shared.config.max_request_bytes).collect(),
+    )
+    .await;
+    let Ok(read) = read else {
+        return Ok(full(
+            StatusCode::REQUEST_TIMEOUT,
+            Some("text/plain"),
+            "request body not received in time",
+        ));
+    };
+    let body = match read {
         Ok(b) => b.to_bytes(),
         Err(e) => {
             if e.downcast_ref::<http_body_util::LengthLimitError>()
