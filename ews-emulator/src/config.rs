@@ -115,6 +115,9 @@ pub enum Fault {
     ServiceUnavailable,
     /// Answer ErrorServerBusy (SOAP fault, HTTP 500, BackOffMilliseconds), without performing it.
     ServerBusy,
+    /// Answer HTTP 200 with one ErrorServerBusy response message (BackOffMilliseconds in its
+    /// MessageXml), the other way Exchange reports throttling; not performed either.
+    ServerBusyInMessage,
 }
 
 /// Random fault rates, each a probability in `0.0..=1.0` per EWS request.

@@ -276,6 +276,19 @@ async fn ews(
                 .insert(RETRY_AFTER, HeaderValue::from_static("1"));
             return Ok(r);
         }
+        Some(Fault::ServerBusyInMessage) => {
+            let backoff = shared.config.busy_backoff.as_millis() as u64;
+            return match operations::busy_message(&op_name, backoff) {
+                Some(b) => {
+                    let doc = soap::response_envelope(shared.config.server_version, &b);
+                    if let Some(t) = &shared.trace {
+                        t.record_exchange(&op_name, "ErrorServerBusy", Some(&body), Some(&doc));
+                    }
+                    Ok(xml(StatusCode::OK, doc))
+                }
+                None => respond_fault(SoapFault::busy(backoff)),
+            };
+        }
         Some(Fault::ServerBusy) => {
             return respond_fault(SoapFault::busy(
                 shared.config.busy_backoff.as_millis() as u64

@@ -273,6 +273,19 @@ async fn injected_faults() {
         c.call(GET_CONTACTS).await.fault_code().as_deref(),
         Some("ErrorServerBusy")
     );
+    emu.inject(Fault::ServerBusyInMessage);
+    let a = get(
+        &c,
+        "<t:BaseShape>IdOnly</t:BaseShape>",
+        &["QUFNa0kAAAAAAQAAAAAAAAA="],
+    )
+    .await;
+    assert_eq!((a.status, a.code(0).as_str()), (200, "ErrorServerBusy"));
+    let backoff = find_all(&a.doc, "Value")
+        .into_iter()
+        .find(|v| v.attr("Name") == Some("BackOffMilliseconds"))
+        .unwrap();
+    assert!(backoff.text.parse::<u64>().unwrap() > 0);
     // Drop after write: the read goes through, the write happens but its answer is lost.
     emu.inject(Fault::DropAfterWrite);
     assert_eq!(c.call(GET_CONTACTS).await.code(0), "NoError");

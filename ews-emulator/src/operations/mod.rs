@@ -76,6 +76,45 @@ pub fn dispatch(ctx: &Context<'_>, op: &Element) -> Result<Outcome, Fault> {
     Ok(Outcome::Body(body))
 }
 
+/// An answer with a single ErrorServerBusy response message for an operation, or None for an
+/// operation the emulator does not serve.
+pub fn busy_message(operation: &str, backoff_ms: u64) -> Option<String> {
+    const OPERATIONS: &[&str] = &[
+        "GetFolder",
+        "FindFolder",
+        "CreateFolder",
+        "SyncFolderHierarchy",
+        "GetItem",
+        "FindItem",
+        "CreateItem",
+        "UpdateItem",
+        "DeleteItem",
+        "SyncFolderItems",
+        "Subscribe",
+        "GetEvents",
+        "Unsubscribe",
+        "GetStreamingEvents",
+        "ExpandDL",
+    ];
+    let op = *OPERATIONS.iter().find(|o| **o == operation)?;
+    let mut r = Responses::new(op);
+    let items = if matches!(op, "GetItem" | "CreateItem" | "UpdateItem") {
+        "<m:Items/>"
+    } else {
+        ""
+    };
+    let err = EwsError::new(
+        "ErrorServerBusy",
+        "The server cannot service this request right now. Try again later.",
+    );
+    r.error_with_xml(
+        &err,
+        &format!(r#"<t:Value Name="BackOffMilliseconds">{backoff_ms}</t:Value>"#),
+        items,
+    );
+    Some(r.finish())
+}
+
 /// Builds `<m:XResponse><m:ResponseMessages>...` bodies.
 #[derive(Debug)]
 pub struct Responses {
@@ -112,6 +151,22 @@ impl Responses {
         self.out.push_str(err.code);
         self.out
             .push_str("</m:ResponseCode><m:DescriptiveLinkKey>0</m:DescriptiveLinkKey>");
+        self.out.push_str(content);
+        self.close();
+    }
+
+    /// Adds an error message with `m:MessageXml` content (e.g. BackOffMilliseconds).
+    pub fn error_with_xml(&mut self, err: &EwsError, message_xml: &str, content: &str) {
+        self.open("Error");
+        self.out.push_str("<m:MessageText>");
+        self.out.push_str(&escape(&err.message));
+        self.out.push_str("</m:MessageText><m:ResponseCode>");
+        self.out.push_str(err.code);
+        self.out.push_str(
+            "</m:ResponseCode><m:DescriptiveLinkKey>0</m:DescriptiveLinkKey><m:MessageXml>",
+        );
+        self.out.push_str(message_xml);
+        self.out.push_str("</m:MessageXml>");
         self.out.push_str(content);
         self.close();
     }
