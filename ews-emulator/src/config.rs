@@ -118,6 +118,10 @@ pub enum Fault {
     /// Answer HTTP 200 with one ErrorServerBusy response message (BackOffMilliseconds in its
     /// MessageXml), the other way Exchange reports throttling; not performed either.
     ServerBusyInMessage,
+    /// Process the first N items of the next batch (GetItem, CreateItem, UpdateItem,
+    /// DeleteItem), answer ErrorBatchProcessingStopped for the rest, as Exchange does when a
+    /// budget runs out in the middle of a batch.
+    StopBatchAfter(usize),
 }
 
 /// Random fault rates, each a probability in `0.0..=1.0` per EWS request.

@@ -259,7 +259,11 @@ async fn ews(
     };
     let write = operations::is_write(&op_name);
     let mut drop_after = false;
-    match shared.faults.next(write) {
+    let mut batch_limit = None;
+    match shared
+        .faults
+        .next(write, operations::is_item_batch(&op_name))
+    {
         Some(Fault::InternalServerError) => {
             return respond_fault(SoapFault::refused(
                 "ErrorInternalServerError",
@@ -295,6 +299,7 @@ async fn ews(
             ));
         }
         Some(Fault::DropAfterWrite) => drop_after = true,
+        Some(Fault::StopBatchAfter(n)) => batch_limit = Some(n),
         None => {}
     }
     let Some(permit) = shared.limit.try_acquire(&acting) else {
@@ -312,6 +317,7 @@ async fn ews(
         acting,
         impersonating,
         request_version,
+        batch_limit,
     };
     let outcome = operations::dispatch(&ctx, &request.operation);
     drop(permit);

@@ -90,12 +90,18 @@ impl FaultInjector {
             .push_back(fault);
     }
 
-    /// The fault for this request, if any.
-    pub fn next(&self, is_write: bool) -> Option<Fault> {
+    /// The fault for this request, if any. Queued DropAfterWrite waits for a write and
+    /// StopBatchAfter for an item batch.
+    pub fn next(&self, is_write: bool, is_item_batch: bool) -> Option<Fault> {
         {
             let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
             if let Some(f) = q.front().copied() {
-                if f != Fault::DropAfterWrite || is_write {
+                let applies = match f {
+                    Fault::DropAfterWrite => is_write,
+                    Fault::StopBatchAfter(_) => is_item_batch,
+                    _ => true,
+                };
+                if applies {
                     q.pop_front();
                     return Some(f);
                 }
@@ -142,8 +148,11 @@ mod tests {
     fn queued_drop_waits_for_a_write() {
         let f = FaultInjector::new(FaultRates::default(), 0.0, 1);
         f.push(Fault::DropAfterWrite);
-        assert_eq!(f.next(false), None);
-        assert_eq!(f.next(true), Some(Fault::DropAfterWrite));
-        assert_eq!(f.next(true), None);
+        assert_eq!(f.next(false, false), None);
+        assert_eq!(f.next(true, true), Some(Fault::DropAfterWrite));
+        assert_eq!(f.next(true, true), None);
+        f.push(Fault::StopBatchAfter(1));
+        assert_eq!(f.next(true, false), None);
+        assert_eq!(f.next(false, true), Some(Fault::StopBatchAfter(1)));
     }
 }

@@ -286,6 +286,32 @@ async fn injected_faults() {
         .find(|v| v.attr("Name") == Some("BackOffMilliseconds"))
         .unwrap();
     assert!(backoff.text.parse::<u64>().unwrap() > 0);
+    // A batch stopped after its first item: the rest is a Warning with ErrorBatchProcessingStopped.
+    emu.inject(Fault::StopBatchAfter(1));
+    let body = format!(
+        r#"<m:CreateItem><m:SavedItemFolderId>{}</m:SavedItemFolderId><m:Items>{}{}{}</m:Items></m:CreateItem>"#,
+        dfid("contacts"),
+        contact_xml("First", "Done", "b1"),
+        contact_xml("Second", "Stopped", "b2"),
+        contact_xml("Third", "Stopped", "b3")
+    );
+    let a = c.call(&body).await;
+    assert_eq!(
+        [a.code(0), a.code(1), a.code(2)],
+        [
+            "NoError".to_string(),
+            "ErrorBatchProcessingStopped".into(),
+            "ErrorBatchProcessingStopped".into()
+        ]
+    );
+    assert_eq!(a.messages()[1].attr("ResponseClass"), Some("Warning"));
+    assert_eq!(
+        emu.store()
+            .items_in("alice@contoso.test", "contacts")
+            .unwrap()
+            .len(),
+        1
+    );
     // Drop after write: the read goes through, the write happens but its answer is lost.
     emu.inject(Fault::DropAfterWrite);
     assert_eq!(c.call(GET_CONTACTS).await.code(0), "NoError");
@@ -306,7 +332,7 @@ async fn injected_faults() {
         .store()
         .items_in("alice@contoso.test", "contacts")
         .unwrap();
-    assert_eq!(items.len(), 1, "the write was performed");
+    assert_eq!(items.len(), 2, "the write was performed");
 }
 
 #[tokio::test]

@@ -30,7 +30,11 @@ pub fn get_item(ctx: &Context<'_>, op: &Element) -> Result<String, Fault> {
         Shape::parse(Some(required(op, "ItemShape")?)).map_err(|e| schema_fault(e.message))?;
     let ids = required(op, "ItemIds")?;
     let mut r = Responses::new("GetItem");
-    for id in &ids.children {
+    for (i, id) in ids.children.iter().enumerate() {
+        if ctx.batch_stopped(i) {
+            r.stopped("<m:Items/>");
+            continue;
+        }
         let res = resolve_item(ctx, id, Permission::Reviewer).and_then(|(index, number)| {
             ctx.shared
                 .store
@@ -196,7 +200,11 @@ pub fn create_item(ctx: &Context<'_>, op: &Element) -> Result<String, Fault> {
         .and_then(|t| t.children.first());
     let target = target.map(|t| resolve_folder(ctx, t, Permission::Editor));
     let mut r = Responses::new("CreateItem");
-    for item in &items.children {
+    for (i, item) in items.children.iter().enumerate() {
+        if ctx.batch_stopped(i) {
+            r.stopped("<m:Items/>");
+            continue;
+        }
         let res = (|| {
             let (_, default_class) = ITEM_KINDS
                 .iter()
@@ -248,7 +256,11 @@ pub fn update_item(ctx: &Context<'_>, op: &Element) -> Result<String, Fault> {
     let mode = op.attr("ConflictResolution").unwrap_or("AutoResolve");
     let changes = required(op, "ItemChanges")?;
     let mut r = Responses::new("UpdateItem");
-    for change in &changes.children {
+    for (i, change) in changes.children.iter().enumerate() {
+        if ctx.batch_stopped(i) {
+            r.stopped("<m:Items/>");
+            continue;
+        }
         let res = (|| {
             let id = change.child("ItemId").ok_or_else(|| {
                 EwsError::new(
@@ -316,7 +328,11 @@ pub fn delete_item(ctx: &Context<'_>, op: &Element) -> Result<String, Fault> {
     }
     let ids = required(op, "ItemIds")?;
     let mut r = Responses::new("DeleteItem");
-    for id in &ids.children {
+    for (i, id) in ids.children.iter().enumerate() {
+        if ctx.batch_stopped(i) {
+            r.stopped("");
+            continue;
+        }
         let res = resolve_item(ctx, id, Permission::Editor).and_then(|(index, number)| {
             ctx.shared
                 .store

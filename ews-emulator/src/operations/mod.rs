@@ -27,6 +27,15 @@ pub struct Context<'a> {
     pub impersonating: bool,
     /// The version the client asked for.
     pub request_version: ServerVersion,
+    /// Items of a batch processed before ErrorBatchProcessingStopped (fault injection).
+    pub batch_limit: Option<usize>,
+}
+
+impl Context<'_> {
+    /// Whether item `index` of a batch is past the injected stop.
+    pub fn batch_stopped(&self, index: usize) -> bool {
+        self.batch_limit.is_some_and(|limit| index >= limit)
+    }
 }
 
 /// What an operation produced.
@@ -43,6 +52,14 @@ pub fn is_write(operation: &str) -> bool {
     matches!(
         operation,
         "CreateItem" | "UpdateItem" | "DeleteItem" | "CreateFolder"
+    )
+}
+
+/// Operations that take batches of items (where ErrorBatchProcessingStopped can be injected).
+pub fn is_item_batch(operation: &str) -> bool {
+    matches!(
+        operation,
+        "GetItem" | "CreateItem" | "UpdateItem" | "DeleteItem"
     )
 }
 
@@ -167,6 +184,14 @@ impl Responses {
         );
         self.out.push_str(message_xml);
         self.out.push_str("</m:MessageXml>");
+        self.out.push_str(content);
+        self.close();
+    }
+
+    /// Adds the Warning Exchange gives to the items of a batch it did not process.
+    pub fn stopped(&mut self, content: &str) {
+        self.open("Warning");
+        self.out.push_str("<m:MessageText>The operation was not performed because an earlier item of the batch failed or the request exceeded a limit.</m:MessageText><m:ResponseCode>ErrorBatchProcessingStopped</m:ResponseCode><m:DescriptiveLinkKey>0</m:DescriptiveLinkKey>");
         self.out.push_str(content);
         self.close();
     }
