@@ -77,9 +77,36 @@ pub fn find_item(ctx: &Context<'_>, op: &Element) -> Result<String, Fault> {
                 .unwrap_or(FIND_COUNT_LIMIT),
             v.attr("BasePoint") == Some("End"),
         ),
-        None => (0, FIND_COUNT_LIMIT, false),
+        None => match op
+            .child("CalendarView")
+            .and_then(|v| v.attr("MaxEntriesReturned"))
+        {
+            Some(m) => (0, m.parse::<usize>().unwrap_or(FIND_COUNT_LIMIT), false),
+            None => (0, FIND_COUNT_LIMIT, false),
+        },
     };
     let max = max.min(FIND_COUNT_LIMIT);
+    // CalendarView: items overlapping the window (recurring masters are not expanded).
+    let window = op.child("CalendarView").map(|v| {
+        (
+            v.attr("StartDate").unwrap_or("").to_string(),
+            v.attr("EndDate").unwrap_or("").to_string(),
+        )
+    });
+    let in_window = |i: &crate::store::Item| match &window {
+        None => true,
+        Some((from, to)) => {
+            let start = i.field("Start").map(|f| f.text.as_str());
+            let end = i.field("End").map(|f| f.text.as_str());
+            match (start, end) {
+                (Some(s), Some(e)) => {
+                    restriction::compare(s, to) == std::cmp::Ordering::Less
+                        && restriction::compare(e, from) == std::cmp::Ordering::Greater
+                }
+                _ => false,
+            }
+        }
+    };
     let parents = required(op, "ParentFolderIds")?;
     let mut r = Responses::new("FindItem");
     for id in &parents.children {
@@ -96,7 +123,7 @@ pub fn find_item(ctx: &Context<'_>, op: &Element) -> Result<String, Fault> {
                 .store
                 .read(index, |mb| {
                     let folder = mb.folders.get(&number)?;
-                    if restriction.is_none() && sort.is_empty() && !from_end {
+                    if restriction.is_none() && sort.is_empty() && !from_end && window.is_none() {
                         // The common paging case: walk the folder index without collecting it.
                         let total = folder.items.len();
                         let mut s = String::with_capacity(max.min(total) * 256);
@@ -118,7 +145,7 @@ pub fn find_item(ctx: &Context<'_>, op: &Element) -> Result<String, Fault> {
                         .items
                         .iter()
                         .filter_map(|n| mb.items.get(n))
-                        .filter(|i| restriction.is_none_or(|r| r.matches(i)))
+                        .filter(|i| restriction.is_none_or(|r| r.matches(i)) && in_window(i))
                         .collect();
                     for (path, descending) in sort.iter().rev() {
                         matching.sort_by(|a, b| {
