@@ -109,7 +109,7 @@ pub const READ_ONLY: &[&str] = &[
 impl PropertyPath {
     /// Parses a path element; None for anything that is not a path.
     pub fn parse(e: &Element) -> Result<Option<Self>, EwsError> {
-        Ok(Some(match e.name.as_str() {
+        Ok(Some(match &*e.name {
             "FieldURI" => {
                 let uri = e.attr("FieldURI").unwrap_or("").to_string();
                 let element = uri.rsplit(':').next().unwrap_or("").to_string();

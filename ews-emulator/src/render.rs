@@ -192,7 +192,7 @@ pub fn write_item(out: &mut String, mb: &Mailbox, item: &Item, shape: &Shape, ct
                 if fields.iter().any(|x| x.name == f.name) {
                     continue;
                 }
-                if ctx == Context::List && HEAVY.contains(&f.name.as_str()) {
+                if ctx == Context::List && HEAVY.contains(&&*f.name) {
                     continue;
                 }
                 fields.push(f.clone());

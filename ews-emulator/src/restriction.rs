@@ -74,7 +74,7 @@ fn constant_of(e: &Element) -> Result<String, EwsError> {
 impl Restriction {
     /// Compiles the single child of a `t:Restriction` (or any search expression).
     pub fn parse(e: &Element) -> Result<Self, EwsError> {
-        Ok(match e.name.as_str() {
+        Ok(match &*e.name {
             "Restriction" => Self::parse(e.children.first().ok_or_else(|| unsupported("empty"))?)?,
             "And" => Restriction::And(
                 e.children

@@ -128,7 +128,7 @@ pub fn parse_request(bytes: &[u8]) -> Result<SoapRequest, Fault> {
             if h.ns != NS_TYPES {
                 continue;
             }
-            match h.name.as_str() {
+            match &*h.name {
                 "RequestServerVersion" => request_version = h.attr("Version").map(str::to_string),
                 "ExchangeImpersonation" => {
                     let sid = h

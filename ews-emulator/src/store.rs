@@ -417,6 +417,13 @@ impl Mailbox {
         if !self.folders.contains_key(&folder) {
             return Err(EwsError::folder_not_found());
         }
+        let (mut fields, mut extended) = (fields, extended);
+        fields
+            .iter_mut()
+            .chain(extended.iter_mut())
+            .for_each(Element::compact);
+        fields.shrink_to_fit();
+        extended.shrink_to_fit();
         let number = self.next_number;
         self.next_number += 1;
         self.seq += 1;
@@ -474,6 +481,10 @@ impl Mailbox {
             .cloned()
             .ok_or_else(EwsError::item_not_found)?;
         let r = edit(&mut item)?;
+        item.fields
+            .iter_mut()
+            .chain(item.extended.iter_mut())
+            .for_each(Element::compact);
         self.seq += 1;
         let now = self.tick();
         let previous_seq = item.changed_seq;

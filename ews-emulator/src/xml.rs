@@ -32,10 +32,10 @@ pub struct Element {
     /// Namespace URI, empty when unqualified. The EWS namespaces are shared static strings, so
     /// a million stored items do not carry a million copies of them.
     pub ns: Cow<'static, str>,
-    /// Local name.
-    pub name: String,
+    /// Local name (EWS names are shared static strings, see [`intern`]).
+    pub name: Cow<'static, str>,
     /// Attributes by local name, in document order (namespace declarations left out).
-    pub attrs: Vec<(String, String)>,
+    pub attrs: Vec<(Cow<'static, str>, String)>,
     /// Concatenated character data directly inside this element.
     pub text: String,
     /// Child elements in document order.
@@ -61,7 +61,7 @@ impl Element {
     pub fn t(name: &str) -> Self {
         Element {
             ns: Cow::Borrowed(NS_TYPES),
-            name: name.to_string(),
+            name: intern(name),
             ..Default::default()
         }
     }
@@ -70,7 +70,7 @@ impl Element {
     pub fn t_text(name: &str, text: impl Into<String>) -> Self {
         Element {
             ns: Cow::Borrowed(NS_TYPES),
-            name: name.to_string(),
+            name: intern(name),
             text: text.into(),
             ..Default::default()
         }
@@ -78,7 +78,7 @@ impl Element {
 
     /// Builder: adds an attribute.
     pub fn with_attr(mut self, name: &str, value: impl Into<String>) -> Self {
-        self.attrs.push((name.to_string(), value.into()));
+        self.attrs.push((intern(name), value.into()));
         self
     }
 
@@ -101,7 +101,7 @@ impl Element {
         let value = value.into();
         match self.attrs.iter_mut().find(|(k, _)| k == name) {
             Some(slot) => slot.1 = value,
-            None => self.attrs.push((name.to_string(), value)),
+            None => self.attrs.push((intern(name), value)),
         }
     }
 
@@ -210,7 +210,7 @@ pub fn parse(bytes: &[u8]) -> Result<Element, XmlError> {
                     return Err(XmlError::Malformed("content after the root element".into()));
                 }
                 let ns_uri = match ns {
-                    ResolveResult::Bound(n) => intern(n.as_ref()),
+                    ResolveResult::Bound(n) => intern_namespace(n.as_ref()),
                     ResolveResult::Unbound => Cow::Borrowed(""),
                     ResolveResult::Unknown(p) => {
                         return Err(XmlError::Malformed(format!(
@@ -221,7 +221,7 @@ pub fn parse(bytes: &[u8]) -> Result<Element, XmlError> {
                 };
                 let mut el = Element {
                     ns: ns_uri,
-                    name: String::from_utf8_lossy(s.local_name().as_ref()).into_owned(),
+                    name: intern(&String::from_utf8_lossy(s.local_name().as_ref())),
                     ..Default::default()
                 };
                 for a in s.attributes().with_checks(true) {
@@ -234,7 +234,7 @@ pub fn parse(bytes: &[u8]) -> Result<Element, XmlError> {
                         .unescape_value()
                         .map_err(|e| XmlError::Malformed(e.to_string()))?;
                     el.attrs.push((
-                        String::from_utf8_lossy(key.local_name().as_ref()).into_owned(),
+                        intern(&String::from_utf8_lossy(key.local_name().as_ref())),
                         value.into_owned(),
                     ));
                 }
@@ -282,13 +282,101 @@ pub fn parse(bytes: &[u8]) -> Result<Element, XmlError> {
 }
 
 /// The known namespaces as static strings, others as owned ones.
-fn intern(uri: &[u8]) -> Cow<'static, str> {
+fn intern_namespace(uri: &[u8]) -> Cow<'static, str> {
     for known in [NS_TYPES, NS_MESSAGES, NS_SOAP, NS_ERRORS] {
         if uri == known.as_bytes() {
             return Cow::Borrowed(known);
         }
     }
     Cow::Owned(String::from_utf8_lossy(uri).into_owned())
+}
+
+/// Element and attribute names that are shared rather than allocated per element: every name
+/// of the item types (from the schema order lists) plus the usual attributes and containers.
+fn known_names() -> &'static std::collections::HashSet<&'static str> {
+    static NAMES: std::sync::OnceLock<std::collections::HashSet<&'static str>> =
+        std::sync::OnceLock::new();
+    NAMES.get_or_init(|| {
+        use crate::schema_order::*;
+        let extra: &[&str] = &[
+            "Entry",
+            "Key",
+            "String",
+            "Value",
+            "Values",
+            "ExtendedFieldURI",
+            "FieldURI",
+            "IndexedFieldURI",
+            "FieldIndex",
+            "PropertySetId",
+            "DistinguishedPropertySetId",
+            "PropertyName",
+            "PropertyId",
+            "PropertyTag",
+            "PropertyType",
+            "BodyType",
+            "Id",
+            "ChangeKey",
+            "Member",
+            "Mailbox",
+            "Name",
+            "EmailAddress",
+            "RoutingType",
+            "MailboxType",
+            "FirstName",
+            "LastName",
+            "FullName",
+            "Interval",
+            "DaysOfWeek",
+            "StartDate",
+            "EndDate",
+            "NumberOfOccurrences",
+            "WeeklyRecurrence",
+            "DailyRecurrence",
+            "NumberedRecurrence",
+            "NoEndRecurrence",
+            "EndDateRecurrence",
+            "IsTruncated",
+            "Status",
+        ];
+        [
+            ITEM,
+            MESSAGE,
+            CALENDAR_ITEM,
+            CONTACT,
+            DISTRIBUTION_LIST,
+            TASK,
+            POST_ITEM,
+            PHYSICAL_ADDRESS_ENTRY,
+            extra,
+        ]
+        .iter()
+        .flat_map(|l| l.iter().copied())
+        .collect()
+    })
+}
+
+/// A shared static name when the name is a known EWS one, else an owned copy.
+pub fn intern(name: &str) -> Cow<'static, str> {
+    match known_names().get(name) {
+        Some(s) => Cow::Borrowed(s),
+        None => Cow::Owned(name.to_string()),
+    }
+}
+
+impl Element {
+    /// Releases spare capacity of the whole tree (stored items live long).
+    pub fn compact(&mut self) {
+        self.text.shrink_to_fit();
+        self.attrs.shrink_to_fit();
+        for a in &mut self.attrs {
+            a.1.shrink_to_fit();
+        }
+        for c in &mut self.children {
+            c.compact();
+        }
+        self.children.shrink_to_fit();
+    }
 }
 
 fn attach(stack: &mut [Element], root: &mut Option<Element>, el: Element) {

@@ -163,11 +163,7 @@ async fn contacts_round_trip_every_field_and_extended_properties() {
     let a = get(&c, &shape, &[&ids[0].0, &ids[1].0]).await;
     let contacts = find_all(&a.doc, "Contact");
     assert_eq!(contacts.len(), 2);
-    let names: Vec<&str> = contacts[0]
-        .children
-        .iter()
-        .map(|e| e.name.as_str())
-        .collect();
+    let names: Vec<&str> = contacts[0].children.iter().map(|e| &*e.name).collect();
     assert_eq!(
         names,
         [
@@ -517,7 +513,7 @@ async fn sync_folder_items_pages_and_reports_changes() {
     )
     .await;
     let changes = find(&a.doc, "Changes").unwrap();
-    let kinds: Vec<&str> = changes.children.iter().map(|c| c.name.as_str()).collect();
+    let kinds: Vec<&str> = changes.children.iter().map(|c| &*c.name).collect();
     assert_eq!(kinds, ["Update", "Delete"], "{}", a.text);
     assert_eq!(
         find(&changes.children[1], "ItemId").unwrap().attr("Id"),

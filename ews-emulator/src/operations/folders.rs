@@ -112,7 +112,7 @@ pub fn create_folder(ctx: &Context<'_>, op: &Element) -> Result<String, Fault> {
                 .child_text("FolderClass")
                 .map(str::to_string)
                 .unwrap_or_else(|| {
-                    match f.name.as_str() {
+                    match &*f.name {
                         "ContactsFolder" => "IPF.Contact",
                         "CalendarFolder" => "IPF.Appointment",
                         "TasksFolder" => "IPF.Task",

@@ -189,7 +189,7 @@ fn accept_fields(
     let mut extended = Vec::new();
     let mut class = default_class.to_string();
     for f in &item.children {
-        match f.name.as_str() {
+        match &*f.name {
             "ExtendedProperty" => {
                 let uri = f.child("ExtendedFieldURI").ok_or_else(|| {
                     EwsError::new(
@@ -245,7 +245,7 @@ pub fn create_item(ctx: &Context<'_>, op: &Element) -> Result<String, Fault> {
             let (index, folder) = match &target {
                 Some(t) => t.clone()?,
                 None => {
-                    let name = match item.name.as_str() {
+                    let name = match &*item.name {
                         "Contact" | "DistributionList" => "contacts",
                         "CalendarItem" => "calendar",
                         "Task" => "tasks",
@@ -316,7 +316,7 @@ pub fn update_item(ctx: &Context<'_>, op: &Element) -> Result<String, Fault> {
                         for u in &updates.children {
                             let path = PropertyPath::first_in(u)?.ok_or_else(|| EwsError::invalid_request("change without a property path"))?;
                             let source = u.children.iter().find(|c| PropertyPath::parse(c).ok().flatten().is_none());
-                            match u.name.as_str() {
+                            match &*u.name {
                                 "SetItemField" => {
                                     let source = source.ok_or_else(|| EwsError::invalid_request("SetItemField without an item"))?;
                                     property_path::set(item, &path, source)?;

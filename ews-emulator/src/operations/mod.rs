@@ -65,7 +65,7 @@ pub fn is_item_batch(operation: &str) -> bool {
 
 /// Runs one operation.
 pub fn dispatch(ctx: &Context<'_>, op: &Element) -> Result<Outcome, Fault> {
-    let body = match op.name.as_str() {
+    let body = match &*op.name {
         "GetFolder" => folders::get_folder(ctx, op),
         "FindFolder" => folders::find_folder(ctx, op),
         "CreateFolder" => folders::create_folder(ctx, op),
@@ -238,7 +238,7 @@ pub fn resolve_folder(
     needed: Permission,
 ) -> Result<FolderRef, EwsError> {
     let store = &ctx.shared.store;
-    let (index, number) = match e.name.as_str() {
+    let (index, number) = match &*e.name {
         "FolderId" => {
             let id = e.attr("Id").ok_or_else(EwsError::id_malformed)?;
             decode_id(IdKind::Folder, id).ok_or_else(EwsError::id_malformed)?
