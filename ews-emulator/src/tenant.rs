@@ -140,7 +140,9 @@ pub fn build(config: &EmulatorConfig, hub: Arc<NotificationHub>) -> (Directory, 
     let admin = format!("{ADMIN}@{domain}");
     let pf = store.public_index();
     store.write(pf, |mb| {
-        let root = mb.distinguished["publicfoldersroot"];
+        let Some(root) = mb.distinguished.get("publicfoldersroot").copied() else {
+            return;
+        };
         mb.grant(root, &admin, Permission::Owner);
         let contacts = mb.create_folder(root, COMPANY_CONTACTS, "IPF.Contact");
         let calendar = mb.create_folder(root, COMPANY_CALENDAR, "IPF.Appointment");
