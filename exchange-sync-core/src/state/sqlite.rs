@@ -11,10 +11,23 @@
 //!   ordinary indexes, no SQLite-only types or triggers, so a PostgreSQL store can use the same
 //!   tables and the same statements (upserts are `INSERT ... ON CONFLICT`). Bases and conflict
 //!   records are JSON documents; everything the store looks up by is a column with an index.
-//!   Tables keyed by text are `WITHOUT ROWID` (clustered on their primary key): a storage choice
-//!   of SQLite's that a PostgreSQL schema simply leaves out; it saves a copy of every key.
+//!   Tables with small rows keyed by text are `WITHOUT ROWID` (clustered on their primary key,
+//!   which saves a copy of every key): a storage choice of SQLite's that a PostgreSQL schema
+//!   simply leaves out. `entities` keeps its rowid, since its rows carry the base document.
 //! - **Off the async runtime**: SQLite calls block, so each runs on tokio's blocking pool
 //!   ([`tokio::task::spawn_blocking`]) against one connection behind a mutex.
+//!
+//! ## Porting to PostgreSQL
+//!
+//! The tables and statements carry over as they are, with these points to mind (the conformance
+//! suite, `state_conformance_tests!` of the `testkit` feature, checks the behavior each protects):
+//! - `entity_id` must order by bytes, as Rust orders strings (`COLLATE "C"`), or
+//!   [`StateStore::entity_ids`] pages in a different order than the other stores.
+//! - `conflicts.seq` becomes an identity column; it only has to grow in commit order per group.
+//! - `member_status.initialized` may become a `boolean`; `WITHOUT ROWID` is left out.
+//! - The store's rules that SQL constraints do not express (a replica needs its entity, an item
+//!   is a replica of one entity at most, a replica is not also a user's own item, the tombstone
+//!   rule) are checked by queries before each write, inside the same transaction.
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -57,8 +70,8 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
             base       TEXT,
             match_key  TEXT,
             PRIMARY KEY (group_id, entity_id)
-        ) WITHOUT ROWID;
-        CREATE INDEX entities_by_match_key ON entities (group_id, match_key);
+        );
+        CREATE INDEX entities_by_match_key ON entities (group_id, match_key, entity_id);
 
         CREATE TABLE replicas (
             group_id      TEXT NOT NULL,
@@ -183,6 +196,23 @@ impl SqliteStore {
         })
         .await
     }
+
+    /// Runs a read of several statements in one (deferred) transaction, so that it sees one
+    /// consistent state even while another process writes to the same file.
+    async fn read_consistent<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        self.with_conn(move |conn, location| {
+            let tx = conn
+                .transaction()
+                .map_err(|e| Error::state(format!("cannot start a read of state database {location}"), e))?;
+            // Read only: dropping the transaction (a rollback) ends it like a commit would.
+            f(&tx)
+        })
+        .await
+    }
 }
 
 /// Runs blocking work on tokio's blocking pool.
@@ -197,12 +227,13 @@ where
 /// Sets the connection up (pragmas, migrations).
 fn prepare(mut conn: Connection, location: &str) -> Result<Connection> {
     let pragma = |e| Error::state(format!("cannot configure state database {location}"), e);
+    // Wait for another connection's write (another process on the same file) rather than fail.
+    conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(pragma)?;
     // WAL: readers do not block the writer and a commit is one append. An in-memory database
     // answers "memory", which is fine.
     conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get::<_, String>(0)).map_err(pragma)?;
     conn.pragma_update(None, "synchronous", "NORMAL").map_err(pragma)?;
     conn.pragma_update(None, "foreign_keys", "ON").map_err(pragma)?;
-    conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(pragma)?;
     conn.set_prepared_statement_cache_capacity(64);
     migrate(&mut conn, location)?;
     Ok(conn)
@@ -688,7 +719,7 @@ impl StateStore for SqliteStore {
         let group = group.clone();
         let mut seen = HashSet::new();
         let ids: Vec<EntityId> = ids.iter().filter(|id| seen.insert(*id)).cloned().collect();
-        self.with_conn(move |conn, _| {
+        self.read_consistent(move |conn| {
             let mut out = Vec::with_capacity(ids.len());
             for id in &ids {
                 if let Some(record) = load_entity(conn, &group, id)? {
@@ -726,7 +757,7 @@ impl StateStore for SqliteStore {
         let mut keys = keys.to_vec();
         keys.sort();
         keys.dedup();
-        self.with_conn(move |conn, _| {
+        self.read_consistent(move |conn| {
             let what = || format!("entities by match key in group {group}");
             let mut stmt = conn.prepare_cached(BY_MATCH_KEY).map_err(read_err(what()))?;
             let mut out = Vec::new();
@@ -747,7 +778,7 @@ impl StateStore for SqliteStore {
         let member = member.clone();
         let mut seen = HashSet::new();
         let ids: Vec<ItemId> = ids.iter().filter(|id| seen.insert(*id)).cloned().collect();
-        self.with_conn(move |conn, _| {
+        self.read_consistent(move |conn| {
             let what = || format!("items of member {member} in group {group}");
             let mut stmt = conn.prepare_cached(LOOKUP_ITEM).map_err(read_err(what()))?;
             let mut out = Vec::new();
@@ -1023,6 +1054,50 @@ mod tests {
             task.await.unwrap();
         }
         assert_eq!(store.entity_ids(&group(), None, 1000).await.unwrap().len(), 160);
+    }
+
+    /// Stores opening a new file at the same moment migrate it once between them.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn simultaneous_opens_migrate_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        let opens: Vec<_> = (0..4).map(|_| tokio::spawn(SqliteStore::open(path.clone()))).collect();
+        for open in opens {
+            let store = open.await.unwrap().unwrap();
+            assert_eq!(store.schema_version().await.unwrap(), MIGRATIONS.len() as i64);
+        }
+        let conn = Connection::open(&path).unwrap();
+        let rows: i64 = conn.query_row("SELECT COUNT(*) FROM schema_migrations", [], |r| r.get(0)).unwrap();
+        assert_eq!(rows, MIGRATIONS.len() as i64);
+    }
+
+    /// Two stores on one file (two processes, say: a service and an admin tool) see each other's
+    /// commits and can write at the same time (WAL, with a busy timeout).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_stores_share_one_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        let a = SqliteStore::open(&path).await.unwrap();
+        let b = SqliteStore::open(&path).await.unwrap();
+        populate(&a, &group()).await;
+        assert_eq!(snapshot(&b, &group()).await, snapshot(&a, &group()).await);
+
+        let writer = |store: SqliteStore, prefix: &'static str| {
+            tokio::spawn(async move {
+                for i in 0..40 {
+                    let id = EntityId::new(format!("{prefix}{i}"));
+                    store
+                        .apply(&group(), vec![StateWrite::PutEntity { id, base: None, match_key: None }].into())
+                        .await
+                        .unwrap();
+                }
+            })
+        };
+        let (x, y) = (writer(a.clone(), "a"), writer(b.clone(), "b"));
+        x.await.unwrap();
+        y.await.unwrap();
+        assert_eq!(a.entity_ids(&group(), None, 1000).await.unwrap().len(), 82);
+        assert_eq!(b.entity_ids(&group(), None, 1000).await.unwrap().len(), 82);
     }
 
     #[tokio::test]
