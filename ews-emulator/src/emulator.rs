@@ -38,12 +38,30 @@ impl Emulator {
     /// Builds the tenant, binds the listener and serves in the background.
     pub async fn start(config: EmulatorConfig) -> Result<RunningEmulator, EmulatorError> {
         if !(0.0..=1.0).contains(&config.busy_rate) {
-            return Err(EmulatorError::Config(format!("busy rate {} is not a probability", config.busy_rate)));
+            return Err(EmulatorError::Config(format!(
+                "busy rate {} is not a probability",
+                config.busy_rate
+            )));
         }
-        let listener = tokio::net::TcpListener::bind(config.listen).await.map_err(|source| EmulatorError::Bind { addr: config.listen, source })?;
-        let addr = listener.local_addr().map_err(|source| EmulatorError::Bind { addr: config.listen, source })?;
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| EmulatorError::Bind {
+                addr: config.listen,
+                source,
+            })?;
+        let addr = listener
+            .local_addr()
+            .map_err(|source| EmulatorError::Bind {
+                addr: config.listen,
+                source,
+            })?;
         let trace = match &config.trace_dir {
-            Some(dir) => Some(TraceWriter::new(dir, config.trace_cap).map_err(|source| EmulatorError::TraceDir { dir: dir.clone(), source })?),
+            Some(dir) => Some(TraceWriter::new(dir, config.trace_cap).map_err(|source| {
+                EmulatorError::TraceDir {
+                    dir: dir.clone(),
+                    source,
+                }
+            })?),
             None => None,
         };
         let hub = Arc::new(NotificationHub::default());
@@ -60,7 +78,12 @@ impl Emulator {
         let (stop_tx, stop_rx) = watch::channel(false);
         let task = tokio::spawn(crate::server::serve(listener, Arc::clone(&shared), stop_rx));
         tracing::info!(%addr, "EWS emulator listening");
-        Ok(RunningEmulator { shared, addr, stop: stop_tx, task: Some(task) })
+        Ok(RunningEmulator {
+            shared,
+            addr,
+            stop: stop_tx,
+            task: Some(task),
+        })
     }
 }
 

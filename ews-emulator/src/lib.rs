@@ -16,6 +16,8 @@
 //! folders), password `exchange-sync`, public folders `Company Contacts` and `Company
 //! Calendar`, group `sales@contoso.test`.
 
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
+
 // Configuration and lifecycle: the public API.
 pub mod config;
 pub mod emulator;

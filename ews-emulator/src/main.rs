@@ -64,7 +64,10 @@ fn parse_version(s: &str) -> Result<ServerVersion, String> {
 
 #[tokio::main]
 async fn main() {
-    tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
     let args = Args::parse();
     let config = EmulatorConfig {
         listen: args.listen,
@@ -75,7 +78,11 @@ async fn main() {
         max_concurrency: args.max_concurrency,
         busy_rate: args.busy_rate,
         latency: Duration::from_millis(args.latency_ms),
-        faults: FaultRates { drop_after_write: args.drop_after_write_rate, internal_error: args.error_500_rate, unavailable: args.error_503_rate },
+        faults: FaultRates {
+            drop_after_write: args.drop_after_write_rate,
+            internal_error: args.error_500_rate,
+            unavailable: args.error_503_rate,
+        },
         seed: args.seed,
         trace_dir: args.trace_dir,
         heartbeat_interval: Duration::from_secs(args.heartbeat_secs.max(1)),
