@@ -38,7 +38,8 @@ pub mod schema_order;
 pub mod soap;
 pub mod xml;
 
-// Serving: HTTP, autodiscover, throttling, traces.
+// Serving: HTTP, authentication, autodiscover, throttling, traces.
+pub mod auth;
 pub mod autodiscover;
 mod server;
 pub mod throttle;

@@ -4,8 +4,6 @@
 use std::convert::Infallible;
 use std::sync::Arc;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD as B64;
 use bytes::Bytes;
 use futures::StreamExt as _;
 use http_body_util::combinators::BoxBody;
@@ -120,16 +118,7 @@ fn authenticate(shared: &Shared, req: &Request<Incoming>) -> Option<String> {
         .get(hyper::header::AUTHORIZATION)?
         .to_str()
         .ok()?;
-    let (scheme, encoded) = value.split_once(' ')?;
-    if !scheme.eq_ignore_ascii_case("basic") {
-        return None;
-    }
-    let decoded = String::from_utf8(B64.decode(encoded.trim()).ok()?).ok()?;
-    let (user, password) = decoded.split_once(':')?;
-    shared
-        .directory
-        .authenticate(user, password)
-        .map(|a| a.address.clone())
+    crate::auth::basic_login(&shared.directory, value)
 }
 
 async fn handle(
@@ -236,26 +225,13 @@ async fn ews(
     }
     let request_version =
         ServerVersion::parse(&version_name).unwrap_or(shared.config.server_version);
-    let login_account = shared.directory.account(&login).cloned();
-    let (acting, impersonating) = match &request.impersonate {
-        None => (login.clone(), false),
-        Some(target) => {
-            if !login_account.as_ref().is_some_and(|a| a.impersonation) {
-                return respond_fault(SoapFault::refused(
-                    "ErrorImpersonateUserDenied",
-                    "The account does not have permission to impersonate the requested user.",
-                ));
-            }
-            match shared.directory.account(target) {
-                Some(a) => (a.address.clone(), true),
-                None => {
-                    return respond_fault(SoapFault::refused(
-                        "ErrorNonExistentMailbox",
-                        format!("The SMTP address has no mailbox associated with it: {target}"),
-                    ));
-                }
-            }
-        }
+    let (acting, impersonating) = match crate::auth::acting_account(
+        &shared.directory,
+        &login,
+        request.impersonate.as_deref(),
+    ) {
+        Ok(a) => a,
+        Err(f) => return respond_fault(f),
     };
     let write = operations::is_write(&op_name);
     let mut drop_after = false;

@@ -215,6 +215,24 @@ mod tests {
     }
 
     #[test]
+    fn truncated_and_mutated_requests_never_panic() {
+        use rand::{Rng, SeedableRng};
+        let bytes = REQ.as_bytes();
+        for cut in 0..bytes.len() {
+            let _ = parse_request(&bytes[..cut]);
+        }
+        let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+        for _ in 0..2000 {
+            let mut b = bytes.to_vec();
+            for _ in 0..rng.gen_range(1..6) {
+                let i = rng.gen_range(0..b.len());
+                b[i] = rng.r#gen();
+            }
+            let _ = parse_request(&b);
+        }
+    }
+
+    #[test]
     fn refuses_wrong_namespaces_and_garbage() {
         let soap12 = REQ.replace(
             "http://schemas.xmlsoap.org/soap/envelope/",

@@ -402,3 +402,42 @@ async fn expand_dl_and_autodiscover() {
         1
     );
 }
+
+#[tokio::test]
+async fn mutated_operations_always_get_an_answer() {
+    use rand::{Rng, SeedableRng};
+    let emu = start(EmulatorConfig {
+        contacts: 3,
+        trace_dir: None,
+        ..Default::default()
+    })
+    .await;
+    let c = Client::new(&emu, "alice");
+    let id = create(&c, &dfid("contacts"), &contact_xml("Fuzz", "Target", "f"))
+        .await
+        .remove(0)
+        .0;
+    let bodies = [
+        format!(r#"<m:CreateItem><m:SavedItemFolderId>{}</m:SavedItemFolderId><m:Items>{}</m:Items></m:CreateItem>"#, dfid("contacts"), contact_xml("A", "B", "c")),
+        format!(r#"<m:UpdateItem ConflictResolution="NeverOverwrite"><m:ItemChanges><t:ItemChange><t:ItemId Id="{id}"/><t:Updates><t:SetItemField><t:IndexedFieldURI FieldURI="contacts:PhysicalAddress:City" FieldIndex="Business"/><t:Contact><t:PhysicalAddresses><t:Entry Key="Business"><t:City>Bern</t:City></t:Entry></t:PhysicalAddresses></t:Contact></t:SetItemField></t:Updates></t:ItemChange></m:ItemChanges></m:UpdateItem>"#),
+        format!(r#"<m:FindItem Traversal="Shallow"><m:ItemShape><t:BaseShape>Default</t:BaseShape></m:ItemShape><m:IndexedPageItemView MaxEntriesReturned="5" Offset="0" BasePoint="End"/><m:Restriction><t:IsEqualTo>{ORIGIN_URI}<t:FieldURIOrConstant><t:Constant Value="f"/></t:FieldURIOrConstant></t:IsEqualTo></m:Restriction><m:ParentFolderIds>{}</m:ParentFolderIds></m:FindItem>"#, dfid("contacts")),
+        format!(r#"<m:SyncFolderItems><m:ItemShape><t:BaseShape>IdOnly</t:BaseShape></m:ItemShape><m:SyncFolderId>{}</m:SyncFolderId><m:MaxChangesReturned>5</m:MaxChangesReturned></m:SyncFolderItems>"#, dfid("contacts")),
+        r#"<m:Subscribe><m:PullSubscriptionRequest SubscribeToAllFolders="true"><t:EventTypes><t:EventType>CreatedEvent</t:EventType></t:EventTypes><t:Timeout>5</t:Timeout></m:PullSubscriptionRequest></m:Subscribe>"#.to_string(),
+    ];
+    let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+    for round in 0..300 {
+        let mut doc = c.envelope(&bodies[round % bodies.len()]).into_bytes();
+        for _ in 0..rng.gen_range(1..4) {
+            let i = rng.gen_range(0..doc.len());
+            doc[i] = b"<>/\"= aZ9:"[rng.gen_range(0..10)];
+        }
+        let r = c.raw(doc).await;
+        assert!(matches!(r.status().as_u16(), 200 | 500), "{}", r.status());
+    }
+    assert_eq!(
+        get(&c, "<t:BaseShape>IdOnly</t:BaseShape>", &[&id])
+            .await
+            .code(0),
+        "NoError"
+    );
+}
