@@ -238,8 +238,15 @@ async fn execute(cli: &Cli, config: Config) -> Result<ExitStatus, Error> {
             let progress = spawn_progress(&service, cli.json);
             service
                 .run_until(async {
-                    let _ = tokio::signal::ctrl_c().await;
+                    stop_signal().await;
                     eprintln!("stopping: finishing passes in flight (Ctrl-C again to abandon them)");
+                    // A second signal abandons them: safe, since every write is committed as it
+                    // completes and creates are recorded ahead (the next start resumes).
+                    tokio::spawn(async {
+                        stop_signal().await;
+                        eprintln!("abandoning passes in flight");
+                        std::process::exit(130);
+                    });
                 })
                 .await?;
             progress.abort();
@@ -283,6 +290,29 @@ async fn status(cli: &Cli, service: &SyncService) -> Result<ExitStatus, Error> {
         }
     }
     Ok(exit)
+}
+
+/// Completes on Ctrl-C, or on SIGTERM (how service managers stop a service) on Unix.
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }
 
 /// Prints progress events on stderr while a command runs.

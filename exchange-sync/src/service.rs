@@ -372,7 +372,6 @@ impl Inner {
         dry_run: bool,
         allow_mass_delete: bool,
     ) -> Result<()> {
-        let group_id = GroupId::new(g.config.id.clone());
         let members = self.refresh_membership(g, work, trigger, dry_run).await?;
 
         // Open the folders not yet open; forget those of members who left.
@@ -426,7 +425,6 @@ impl Inner {
             return Ok(());
         }
         let result = engine.run().await?;
-        let _ = &group_id;
         fill_report(report, &g.config.id, &result);
         Ok(())
     }
