@@ -127,7 +127,7 @@ async fn the_service_runs_until_terminated_and_stops_cleanly() {
     let emu = emulator(5).await;
     let dir = tempfile::tempdir().unwrap();
     let config = config_file(dir.path(), emu.url());
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_exchange-sync"))
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_exchange-sync"))
         .arg("--config")
         .arg(&config)
         .arg("run")
