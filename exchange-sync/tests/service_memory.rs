@@ -524,3 +524,29 @@ async fn a_leaver_keeps_the_copies_under_the_keep_policy() {
     assert_eq!(phone_of(&dave, "Ann"), None);
     assert_eq!(phone_of(&folders.mailbox("carol@contoso.test"), "Ann").as_deref(), Some("+1 555 0100"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_abandons_a_stuck_pass_after_the_grace_period() {
+    use exchange_sync_core::testkit::{Fault, FaultKind, Operation};
+    let folders = Arc::new(MemoryFolders::default());
+    let hub = folders.hub("contacts");
+    hub.user_create(contact("Ann"));
+    // The hub's first listing never answers (a server that hangs).
+    hub.inject(Fault::on(Operation::List, 1, FaultKind::Crash));
+    let mut config = config(group());
+    config.service.shutdown_grace = Duration::from_millis(50);
+    let service = SyncService::new(config, folders.clone(), Arc::new(MemoryStore::new())).unwrap();
+    let mut events = service.subscribe();
+    let running = tokio::spawn({
+        let service = service.clone();
+        async move { service.run().await }
+    });
+    loop {
+        if let ProgressEvent::PassStarted { .. } = events.recv().await.unwrap() {
+            break;
+        }
+    }
+    service.shutdown();
+    tokio::time::timeout(Duration::from_secs(30), running).await.expect("run() returns").unwrap().unwrap();
+    assert!(folders.mailbox("carol@contoso.test").is_empty(), "the abandoned pass wrote nothing");
+}
