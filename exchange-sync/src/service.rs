@@ -132,6 +132,16 @@ impl SyncService {
         Ok(SyncService { inner: Arc::new(Inner { config, folders, store, events, groups, shutdown, passes }) })
     }
 
+    /// A service over Exchange as the configuration describes it: EWS connections (secrets read,
+    /// Autodiscover asked) and the configured state store. The usual way to start one, and the
+    /// one the bindings use.
+    pub async fn connect(config: Config) -> Result<Self> {
+        config.validate()?;
+        let folders = crate::ews_folders::EwsFolders::connect(&config).await?;
+        let store = Self::open_store(&config).await?;
+        Self::new(config, Arc::new(folders), store)
+    }
+
     /// Opens the state store the configuration names (SQLite file, or memory).
     pub async fn open_store(config: &Config) -> Result<Arc<dyn StateStore>> {
         Ok(match &config.service.state {
