@@ -556,6 +556,7 @@ impl Inner {
         let membership_interval = g.config.member_sources.iter().map(|s| s.refresh_interval).min();
         let mut next_membership = membership_interval.map(|i| tokio::time::Instant::now() + i);
         let mut next_poll = None;
+        let mut next_retry: Option<tokio::time::Instant> = None;
 
         loop {
             if *shutdown.borrow() {
@@ -566,16 +567,21 @@ impl Inner {
                 let skip = stopped && matches!(t, Trigger::Notification | Trigger::Poll);
                 if !skip {
                     let mut pass = self.boxed_pass(Arc::clone(&g), t);
-                    let finished = tokio::select! {
-                        _ = &mut pass => true,
+                    let outcome = tokio::select! {
+                        report = &mut pass => Some(report.outcome),
                         () = stop_requested(&mut shutdown) => {
-                            tokio::time::timeout(settings.shutdown_grace, &mut pass).await.is_ok()
+                            tokio::time::timeout(settings.shutdown_grace, &mut pass).await.ok().map(|r| r.outcome)
                         }
                     };
-                    if !finished {
+                    let Some(outcome) = outcome else {
                         tracing::warn!("shutdown: abandoned a pass in flight (the next start resumes it)");
                         break;
-                    }
+                    };
+                    // A pass that could not run (server down, folder missing) is tried again after
+                    // the longest backoff delay, not only at the next safety re-sync; one whose
+                    // writes partly failed too, so the failed writes are not left for an hour.
+                    next_retry = matches!(outcome, PassOutcome::Failed | PassOutcome::PartiallyFailed)
+                        .then(|| tokio::time::Instant::now() + settings.retry.max_delay);
                 }
                 next_poll = poll_interval(&g).await.map(|p| tokio::time::Instant::now() + p);
             }
@@ -599,6 +605,10 @@ impl Inner {
                     trigger = Some(if resync { Trigger::Resync } else { Trigger::Notification });
                 }
                 () = tokio::time::sleep_until(next_poll.unwrap_or(far)) => trigger = Some(Trigger::Poll),
+                () = tokio::time::sleep_until(next_retry.unwrap_or(far)) => {
+                    next_retry = None;
+                    trigger = Some(Trigger::Retry);
+                }
                 () = tokio::time::sleep_until(next_resync) => {
                     next_resync = tokio::time::Instant::now() + settings.resync_interval;
                     trigger = Some(Trigger::Resync);

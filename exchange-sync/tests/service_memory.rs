@@ -550,3 +550,35 @@ async fn shutdown_abandons_a_stuck_pass_after_the_grace_period() {
     tokio::time::timeout(Duration::from_secs(30), running).await.expect("run() returns").unwrap().unwrap();
     assert!(folders.mailbox("carol@contoso.test").is_empty(), "the abandoned pass wrote nothing");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_start_is_retried_without_waiting_for_the_safety_resync() {
+    use exchange_sync_core::ErrorKind;
+    use exchange_sync_core::testkit::{Fault, FaultKind, Operation};
+    let folders = Arc::new(MemoryFolders::default());
+    let hub = folders.hub("contacts");
+    hub.user_create(contact("Ann"));
+    hub.inject(Fault::on(Operation::List, 1, FaultKind::Fail(ErrorKind::Permanent)));
+    let mut config = config(group());
+    config.service.retry.initial_delay = Duration::from_millis(1);
+    config.service.retry.max_delay = Duration::from_millis(30);
+    let service = SyncService::new(config, folders.clone(), Arc::new(MemoryStore::new())).unwrap();
+    let mut events = service.subscribe();
+    let running = tokio::spawn({
+        let service = service.clone();
+        async move { service.run().await }
+    });
+    let carol = folders.mailbox("carol@contoso.test");
+    let mut triggers = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while names(&carol) != ["Ann"] {
+        match tokio::time::timeout_at(deadline, events.recv()).await {
+            Ok(Ok(ProgressEvent::PassStarted { trigger, .. })) => triggers.push(trigger),
+            Ok(_) => {}
+            Err(_) => panic!("the failed start was never retried"),
+        }
+    }
+    assert_eq!(triggers[..2], [exchange_sync::Trigger::Start, exchange_sync::Trigger::Retry]);
+    service.shutdown();
+    running.await.unwrap().unwrap();
+}
