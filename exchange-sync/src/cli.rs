@@ -249,7 +249,9 @@ async fn execute(cli: &Cli, config: Config) -> Result<ExitStatus, Error> {
                     });
                 })
                 .await?;
+            // The printer may not have seen the last events yet: say it here.
             progress.abort();
+            eprintln!("stopped");
             let failed = service.status().await?.iter().any(|g| {
                 g.last_report.as_ref().is_some_and(|r| !matches!(r.outcome, PassOutcome::Synced | PassOutcome::Planned))
             });
@@ -348,7 +350,7 @@ fn spawn_progress(service: &SyncService, json: bool) -> tokio::task::JoinHandle<
                             if copies_removed { "copies removed" } else { "copies kept" }
                         ),
                         ProgressEvent::ServiceStarted { groups } => eprintln!("[{now}] running {}", groups.join(", ")),
-                        ProgressEvent::ServiceStopped => eprintln!("[{now}] stopped"),
+                        ProgressEvent::ServiceStopped => {}
                     }
                 }
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => eprintln!("({n} progress events skipped)"),
