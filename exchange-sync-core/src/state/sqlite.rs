@@ -230,8 +230,13 @@ fn prepare(mut conn: Connection, location: &str) -> Result<Connection> {
     // Wait for another connection's write (another process on the same file) rather than fail.
     conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(pragma)?;
     // WAL: readers do not block the writer and a commit is one append. An in-memory database
-    // answers "memory", which is fine.
-    conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get::<_, String>(0)).map_err(pragma)?;
+    // answers "memory", which is fine; a file system without shared memory (some network
+    // shares) keeps the rollback journal, which is correct but slower.
+    let mode =
+        conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get::<_, String>(0)).map_err(pragma)?;
+    if !mode.eq_ignore_ascii_case("wal") && !mode.eq_ignore_ascii_case("memory") {
+        tracing::warn!(database = location, journal_mode = %mode, "state database could not switch to WAL mode");
+    }
     conn.pragma_update(None, "synchronous", "NORMAL").map_err(pragma)?;
     // After a large transaction (an initial sync) the WAL file shrinks back to this size at the
     // next checkpoint instead of keeping its peak size on disk.
