@@ -166,7 +166,8 @@ impl GroupSync {
     /// Runs one pass. Failed actions (and, with [`SyncOptions::skip_unobservable_members`],
     /// members that could not be observed) are reported in the [`SyncReport`]; the answer is an
     /// error when a folder cannot be observed, the mass-delete guard stops the group, or the state
-    /// store fails. Nothing is written then: the next pass starts from the same state.
+    /// store fails. Then nothing of the plan is written (only recovered intents are recorded), and
+    /// the next pass starts over from the same tokens.
     pub async fn run(&self) -> Result<SyncReport> {
         let span = tracing::info_span!("sync", group = %self.group.id);
         async {

@@ -7,6 +7,9 @@
 //!    *changed*.
 //! 2. **Authoritative changes** (hub, two-way members) are merged field by field against the base
 //!    ([`crate::merge`]); the result is the new base. Deleting sides lose against modifications.
+//!    A member copy state knew to be stale (it missed an update) and that was then edited has no
+//!    known common ancestor with the base: its differences are settled against the hub first
+//!    ([`crate::merge::settle_unknown_ancestry`]), each one a recorded conflict.
 //! 3. **Authoritative deletions** without any authoritative change tombstone the entity: every
 //!    other copy is deleted, except a one-way copy the user edited under `Ignore`, which is
 //!    forgotten and stays the user's own.
@@ -30,8 +33,8 @@ use crate::connector::FetchedItem;
 use crate::error::{Error, Result};
 use crate::group::{Direction, LocalChangePolicy, OneWayPolicy, SyncGroup, TwoWayPolicy};
 use crate::id::{EntityId, ItemId, MemberId, Version};
-use crate::item::{ContentHash, Item};
-use crate::merge::{MergeSide, merge};
+use crate::item::{ContentHash, Item, ItemKind};
+use crate::merge::{MergeSide, last_modified, merge, settle_unknown_ancestry};
 use crate::origin::OriginStamp;
 use crate::plan::{Action, Observed, Plan, PlanInput, Reason};
 use crate::state::{ConflictRecord, EntityRecord, Ownership, ReplicaRecord, ReplicaSlot, StateWrite};
@@ -138,10 +141,9 @@ enum CopyState<'w> {
     },
 }
 
-/// An action with its sort key (folder position, entity id).
+/// An action with the position of its folder (actions sort by folder, then entity).
 struct Pending {
     folder: usize,
-    entity: EntityId,
     action: Action,
 }
 
@@ -177,12 +179,18 @@ impl<'a> Planner<'a> {
             };
             folders.push(Folder { id: &m.id, role });
         }
-        let position: HashMap<&MemberId, usize> = folders.iter().enumerate().map(|(i, f)| (f.id, i)).collect();
+        // Only folders with observations need their copies indexed by item id.
+        let observed: HashMap<&MemberId, usize> = folders
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| input.observations.iter().any(|o| &o.member == f.id))
+            .map(|(i, f)| (f.id, i))
+            .collect();
         let mut known = HashMap::new();
         let mut work = BTreeMap::new();
         for (id, record) in &input.entities {
             for (member, slot) in &record.replicas {
-                if let (Some(&fi), ReplicaSlot::Present(r)) = (position.get(member), slot) {
+                if let (Some(&fi), ReplicaSlot::Present(r)) = (observed.get(member), slot) {
                     known.entry((fi, &r.item_id)).or_insert(id);
                 }
             }
@@ -339,7 +347,6 @@ impl<'a> Planner<'a> {
                 };
                 self.push_action(
                     fi,
-                    &entity,
                     Action::Delete {
                         entity: entity.clone(),
                         member: member.clone(),
@@ -394,9 +401,52 @@ impl<'a> Planner<'a> {
         for (id, w) in &work {
             match &w.record.base {
                 Some(base) => self.decide_live(id, w, base),
-                None => self.decide_tombstone(id, w, &[], false),
+                None => match self.revival(w) {
+                    Some((revived, ancestor)) => self.decide_live(id, &revived, &ancestor),
+                    None => self.decide_tombstone(id, w, &[], false),
+                },
             }
         }
+    }
+
+    /// Rule 4 for an entity already tombstoned in state: its deletion was decided, but an
+    /// interrupted pass left copies behind, and an authoritative side edited its copy since. The
+    /// modification beats the deletion: the entity lives again, planned like a live entity whose
+    /// base is an empty item of its kind (the old base is gone) and whose edited copies are edits
+    /// of that base. Answers the entity to plan that way, `None` when nobody edited a copy.
+    fn revival(&self, w: &Work<'a>) -> Option<(Work<'a>, Item)> {
+        let edited: Vec<(usize, ItemKind)> = (0..self.folders.len())
+            .filter(|&fi| self.folders[fi].role.edits_are_authoritative())
+            .filter_map(|fi| match self.copy_in(w, fi, None) {
+                CopyState::Observed { prior: Some(_), fetched, change: Change::Changed, .. } => {
+                    Some((fi, fetched.item.kind.clone()))
+                }
+                _ => None,
+            })
+            .collect();
+        let ancestor = Item::new(edited.first()?.1.clone());
+        let ancestor_hash = ancestor.content_hash();
+        let mut record = w.record.as_ref().clone();
+        record.base = Some(ancestor.clone());
+        for (fi, _) in &edited {
+            if let Some(ReplicaSlot::Present(r)) = record.replicas.get_mut(self.folders[*fi].id) {
+                r.hash = ancestor_hash;
+            }
+        }
+        Some((Work { record: Cow::Owned(record), new_in: w.new_in, seen: w.seen.clone() }, ancestor))
+    }
+
+    /// The two-way member that stands for the base when the hub's own copy is stale: the first
+    /// whose replica holds the base, else the first two-way member with a copy.
+    fn base_holder(&self, w: &Work<'a>, base_hash: ContentHash) -> Option<usize> {
+        let two_way: Vec<usize> =
+            (1..self.folders.len()).filter(|&fi| matches!(self.folders[fi].role, Role::TwoWay(_))).collect();
+        let replica = |fi: usize| w.record.replicas.get(self.folders[fi].id).and_then(ReplicaSlot::replica);
+        two_way
+            .iter()
+            .copied()
+            .find(|&fi| replica(fi).is_some_and(|r| r.hash == base_hash))
+            .or_else(|| two_way.iter().copied().find(|&fi| replica(fi).is_some()))
     }
 
     /// How entity `w`'s copy in folder `fi` stands.
@@ -449,29 +499,74 @@ impl<'a> Planner<'a> {
         }
 
         // Rule 1: merge the authoritative changes; rule 2: tombstone; rule 3: keep the base.
-        let (new_base, conflicts): (Cow<'_, Item>, Vec<ConflictRecord>) = if changed_sides.is_empty() {
+        // The new base, its hash, and the conflicts resolved on the way.
+        let (new_base, new_hash, conflicts): (Cow<'_, Item>, ContentHash, Vec<ConflictRecord>) = if changed_sides
+            .is_empty()
+        {
             if !deleted_sides.is_empty() {
                 self.decide_tombstone(id, w, &copies, true);
                 return;
             }
-            (Cow::Borrowed(base), Vec::new())
+            (Cow::Borrowed(base), base_hash, Vec::new())
         } else {
-            let sides: Vec<MergeSide> = changed_sides
-                .iter()
-                .filter_map(|&fi| match copies[fi] {
-                    CopyState::Observed { fetched, .. } => {
-                        Some(MergeSide::observed(self.folders[fi].id.clone(), &fetched.item))
-                    }
-                    _ => None,
-                })
-                .collect();
             let policy = &self.group.conflict_policy;
-            let merged = merge(base, &sides, policy);
-            let records =
-                merged.conflicts.into_iter().map(|c| c.into_record(id.clone(), policy, self.input.now)).collect();
-            (Cow::Owned(merged.item), records)
+            let hub_modified = match copies[0] {
+                CopyState::Observed { fetched, .. } => last_modified(&fetched.item),
+                _ => None,
+            };
+            let mut conflicts = Vec::new();
+            let mut sides = Vec::with_capacity(changed_sides.len());
+            let mut settled_any = false;
+            for &fi in &changed_sides {
+                let CopyState::Observed { prior, fetched, .. } = copies[fi] else { continue };
+                let side = MergeSide::observed(self.folders[fi].id.clone(), &fetched.item);
+                // A copy state knew to be stale, then edited: its differences from the base are
+                // not all its user's edits; settle each as a conflict first. A member's copy is
+                // settled against the hub (which stands for the base). The hub's own copy (an
+                // update to it failed or was interrupted, so the base came from a two-way member)
+                // is settled against that member's base, the hub first in the policy's order.
+                let stale = prior.is_some_and(|r| r.hash != base_hash);
+                if stale && fi != 0 {
+                    let (settled, settled_conflicts) =
+                        settle_unknown_ancestry(base, &self.group.hub, hub_modified, &side, policy);
+                    conflicts.extend(settled_conflicts);
+                    sides.push(settled);
+                    settled_any = true;
+                } else if let Some(h) = self.base_holder(w, base_hash).filter(|_| stale) {
+                    let holder_modified = match copies[h] {
+                        CopyState::Observed { fetched, .. } => last_modified(&fetched.item),
+                        _ => None,
+                    };
+                    let base_side =
+                        MergeSide { member: self.folders[h].id.clone(), item: base.clone(), modified: holder_modified };
+                    let (settled, settled_conflicts) =
+                        settle_unknown_ancestry(&side.item, &self.group.hub, hub_modified, &base_side, policy);
+                    conflicts.extend(settled_conflicts);
+                    sides.push(MergeSide { item: settled.item, ..side });
+                    settled_any = true;
+                } else {
+                    sides.push(side);
+                }
+            }
+            let single = match (sides.len(), copies[changed_sides[0]]) {
+                (1, CopyState::Observed { hash, .. }) if !settled_any => Some(hash),
+                _ => None,
+            };
+            let (item, hash) = match (single, sides.pop()) {
+                // One side changed: the merge is that side's content (a fast path for the
+                // common case; `merge` would produce the same).
+                (Some(hash), Some(side)) => (side.item, hash),
+                (_, last) => {
+                    sides.extend(last);
+                    let merged = merge(base, &sides, policy);
+                    conflicts.extend(merged.conflicts);
+                    let hash = merged.item.content_hash();
+                    (merged.item, hash)
+                }
+            };
+            let records = conflicts.into_iter().map(|c| c.into_record(id.clone(), policy, self.input.now)).collect();
+            (Cow::Owned(item), hash, records)
         };
-        let new_hash = new_base.content_hash();
         let base_changed = new_hash != base_hash;
         let changed_in: Vec<MemberId> = changed_sides.iter().map(|&fi| self.folders[fi].id.clone()).collect();
 
@@ -493,13 +588,13 @@ impl<'a> Planner<'a> {
             let role = self.folders[fi].role;
             let slot_before = w.record.replicas.get(member);
             // The copy after this plan's state writes, and the reason if it needs a write.
-            let mut after: Option<(ReplicaRecord, Option<&Item>)> = None;
+            let mut after: Option<(Cow<'_, ReplicaRecord>, Option<&Item>)> = None;
             let mut reason_override = None;
             let mut create = false;
             match *copy {
                 CopyState::Missing => create = true,
                 CopyState::OptedOut => {}
-                CopyState::Unchanged(r) => after = Some((r.clone(), None)),
+                CopyState::Unchanged(r) => after = Some((Cow::Borrowed(r), None)),
                 CopyState::Deleted => {
                     let reverts = match role {
                         Role::Hub => {
@@ -549,14 +644,13 @@ impl<'a> Planner<'a> {
                         slot_before.filter(|_| prior.is_some()),
                         ReplicaSlot::Present(record.clone()),
                     );
-                    after = Some((record, Some(&fetched.item)));
+                    after = Some((Cow::Owned(record), Some(&fetched.item)));
                 }
             }
             if create {
                 let reason = reason_override.unwrap_or_else(|| default_create.clone());
                 self.push_action(
                     fi,
-                    id,
                     Action::Create {
                         entity: id.clone(),
                         member: member.clone(),
@@ -570,12 +664,11 @@ impl<'a> Planner<'a> {
                     let reason = reason_override.unwrap_or_else(|| default_update.clone());
                     self.push_action(
                         fi,
-                        id,
                         Action::Update {
                             entity: id.clone(),
                             member: member.clone(),
-                            id: record.item_id,
-                            expected: record.version,
+                            id: record.item_id.clone(),
+                            expected: record.version.clone(),
                             item: new_base.as_ref().clone(),
                             previous: previous.cloned(),
                             reason,
@@ -593,8 +686,8 @@ impl<'a> Planner<'a> {
         }
     }
 
-    fn push_action(&mut self, folder: usize, entity: &EntityId, action: Action) {
-        self.actions.push(Pending { folder, entity: entity.clone(), action });
+    fn push_action(&mut self, folder: usize, action: Action) {
+        self.actions.push(Pending { folder, action });
     }
 
     /// Rule 2 (and an entity already being deleted): delete every present copy, except a one-way
@@ -691,7 +784,6 @@ impl<'a> Planner<'a> {
                     }
                     self.push_action(
                         fi,
-                        id,
                         Action::Delete {
                             entity: id.clone(),
                             member: member.clone(),
@@ -729,7 +821,7 @@ impl<'a> Planner<'a> {
                 }
             }
         }
-        self.actions.sort_by(|a, b| (a.folder, &a.entity).cmp(&(b.folder, &b.entity)));
+        self.actions.sort_by(|a, b| (a.folder, a.action.entity()).cmp(&(b.folder, b.action.entity())));
         self.foreign.sort_by_key(|(fi, _)| *fi);
         let mut state = self.state;
         state.extend(self.foreign.into_iter().map(|(_, w)| w));

@@ -472,3 +472,50 @@ fn after_a_state_loss_copies_of_a_member_adopted_item_match_again() {
     w.assert_converged();
     w.assert_stable(&g);
 }
+
+/// The hub changes the company; the update of alice's copy fails, so state knows her copy is
+/// stale; then alice's user adds a mobile number to that stale copy.
+fn edit_on_a_stale_copy(policy: ConflictPolicy) -> (World, EntityId, Plan) {
+    let mut g = group();
+    g.conflict_policy = policy;
+    let (mut w, e, hub_id) = synced(&g, "ada");
+    w.edit("hub", &hub_id, |i| i.set("company", "New Co"));
+    let first = plan(&g, &w.input(&g)).unwrap();
+    for write in &first.state {
+        w.write(write.clone());
+    }
+    for action in first.actions.iter().filter(|a| a.member() != &m("alice")) {
+        w.execute(action);
+    }
+    let alice = w.copy_of(&e, "alice").unwrap();
+    w.edit("alice", &alice, |i| i.set("phone.mobile", "+41 2"));
+    let plan = w.sync(&g);
+    w.assert_converged();
+    w.assert_stable(&g);
+    (w, e, plan)
+}
+
+#[test]
+fn an_edit_of_a_stale_copy_conflicts_instead_of_undoing_the_change_it_missed() {
+    let (w, e, plan) = edit_on_a_stale_copy(ConflictPolicy::HubWins);
+    let base = w.entities[&e].base.clone().unwrap();
+    assert_eq!(base.text("company"), Some("New Co"), "the hub's change is not undone");
+    let fields: Vec<(&str, &str, Option<String>)> = plan
+        .conflicts
+        .iter()
+        .map(|c| (c.field.as_str(), c.winner.member.as_str(), c.losers[0].value.as_ref().map(ToString::to_string)))
+        .collect();
+    assert_eq!(
+        fields,
+        vec![("company", "hub", None), ("phone.mobile", "hub", Some("\"+41 2\"".into()))],
+        "both differences are recorded, alice's number among them"
+    );
+    assert_eq!(w.content_of(&e, "alice").unwrap().canonical(), base);
+
+    // With alice first, her copy wins both fields, and the hub's company is what is recorded.
+    let (w, e, plan) = edit_on_a_stale_copy(ConflictPolicy::MemberPriority(vec![m("alice")]));
+    let base = w.entities[&e].base.clone().unwrap();
+    assert_eq!((base.text("company"), base.text("phone.mobile")), (None, Some("+41 2")));
+    let company = plan.conflicts.iter().find(|c| c.field == "company").unwrap();
+    assert_eq!(company.losers[0].value.as_ref().and_then(|v| v.as_text()), Some("New Co"));
+}

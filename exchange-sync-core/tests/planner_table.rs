@@ -115,7 +115,10 @@ fn expected(case: &Case) -> (BaseOutcome, [Outcome; 3]) {
         (base, outcomes)
     };
 
-    if !case.has_base {
+    // An entity already being deleted: its remaining copies go, unless an authoritative side
+    // edited its copy since (rule 4 holds for a tombstone too: see rule 1 below).
+    let edited_since = (0..3).any(|f| sides[f] == Side::Changed && is_authoritative_edit(f));
+    if !case.has_base && !edited_since {
         let reason = match authoritative_deletions.first() {
             Some(&f) => Reason::DeletedIn(m(FOLDERS[f])),
             None => Reason::Stale,

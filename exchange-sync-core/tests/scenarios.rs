@@ -12,7 +12,7 @@ use common::{World, contact, edit};
 use exchange_sync_core::state::memory::MemoryStore;
 use exchange_sync_core::testkit::{Fault, FaultKind, Operation};
 use exchange_sync_core::{
-    Direction, ErrorKind, LocalChangePolicy, Member, MemberId, OneWayPolicy, SyncGroup, TwoWayPolicy, field,
+    Action, Direction, ErrorKind, LocalChangePolicy, Member, MemberId, OneWayPolicy, SyncGroup, TwoWayPolicy, field,
 };
 
 fn group() -> SyncGroup {
@@ -328,12 +328,10 @@ async fn two_way_policies_adopt_and_propagate() {
     assert_eq!(w.named("hub", "Ann").len(), 1);
 }
 
-// Known gap (planner/state): a copy whose update failed is stale; if its user edits it before it
-// catches up, the edit is merged against the newer base, so it silently overrides the hub's
-// concurrent edit of the same field. State keeps only the stale copy's hash, not the content it
-// was last written with, so the planner cannot find the true ancestor. Run with `--ignored`.
+// Rule 3 for a stale copy: alice's update failed, so her copy missed the hub's edit; she then
+// edits the same field. State keeps only her copy's hash, so the planner settles her differences
+// against the hub as conflicts: whichever value wins, the other is on record.
 #[tokio::test]
-#[ignore = "known gap: stale copies are merged against the newer base (needs the copy's ancestor in state)"]
 async fn rule3_an_edit_of_a_stale_copy_still_leaves_a_conflict_record() {
     let w = seeded(&["Ann"]).await;
     edit(w.hub(), &w.one("hub", "Ann").id, field::COMPANY, "HubCo");
@@ -349,4 +347,74 @@ async fn rule3_an_edit_of_a_stale_copy_still_leaves_a_conflict_record() {
         conflicts.iter().any(|c| c.losers.iter().any(|l| l.value.as_ref().and_then(|v| v.as_text()) == Some(lost))),
         "kept {kept:?}, but {lost:?} is in no conflict record: {conflicts:#?}"
     );
+}
+
+// Rule 4 across a crash: the hub's deletion was decided (the entity is a tombstone) but the pass
+// died before deleting alice's copy; alice edits it before the restart. Her modification beats
+// the deletion: the entity comes back everywhere with her edit.
+#[tokio::test]
+async fn rule4_an_edit_of_a_copy_awaiting_deletion_restores_the_entity() {
+    let w = seeded(&["Ann"]).await;
+    w.hub().user_delete(&w.one("hub", "Ann").id);
+    w.folder("alice").inject(Fault::on(Operation::Delete, 1, FaultKind::Crash));
+    assert!(w.try_sync().await.is_none(), "the pass crashed");
+    edit(w.folder("alice"), &w.one("alice", "Ann").id, field::COMPANY, "Keep me");
+    w.sync_until_quiet(3).await;
+    for m in ["hub", "alice", "bob", "carol"] {
+        assert_eq!(w.one(m, "Ann").item.text(field::COMPANY), Some("Keep me"), "{m}");
+    }
+}
+
+// Rule 3 for a stale hub copy (found by the property machine): alice's edit became the base, the
+// pass died before updating the hub, and the hub's user edited the hub's stale copy. Her value is
+// either kept or on record, never silently dropped; the hub's own edit is kept.
+#[tokio::test]
+async fn rule3_an_edit_of_a_stale_hub_copy_keeps_both_edits_traceable() {
+    let w = seeded(&["Ann"]).await;
+    edit(w.folder("alice"), &w.one("alice", "Ann").id, field::COMPANY, "AliceCo");
+    w.hub().inject(Fault::on(Operation::Update, 1, FaultKind::Crash));
+    assert!(w.try_sync().await.is_none(), "the pass crashed before updating the hub");
+    edit(w.hub(), &w.one("hub", "Ann").id, field::JOB_TITLE, "HubTitle");
+    w.sync_until_quiet(3).await;
+    let ann = w.one("hub", "Ann").item;
+    assert_eq!(ann.text(field::JOB_TITLE), Some("HubTitle"));
+    let conflicts = w.store.conflicts(&w.group.id).await.unwrap();
+    let on_record = conflicts.iter().any(|c| {
+        c.field == field::COMPANY
+            && c.losers.iter().chain([&c.winner]).any(|v| v.value.as_ref().and_then(|v| v.as_text()) == Some("AliceCo"))
+    });
+    assert!(ann.text(field::COMPANY) == Some("AliceCo") || on_record, "alice's edit vanished: {ann:?} {conflicts:#?}");
+    for m in ["alice", "bob", "carol"] {
+        assert!(w.one(m, "Ann").item.same_content(&ann), "{m} converged");
+    }
+}
+
+// The dry run observes and plans, and writes nothing: no state, no server writes.
+#[tokio::test]
+async fn a_dry_run_writes_nothing() {
+    let w = seeded(&["Ann"]).await;
+    w.hub().user_create(contact("Ben"));
+    edit(w.folder("alice"), &w.one("alice", "Ann").id, field::COMPANY, "AliceCo");
+    let before = w.store.entity_ids(&w.group.id, None, 100).await.unwrap();
+    let writes = |w: &World| -> u64 {
+        ["hub", "alice", "bob", "carol"]
+            .iter()
+            .flat_map(|m| [Operation::Create, Operation::Update, Operation::Delete].map(|op| w.folder(m).calls(op)))
+            .sum()
+    };
+    let calls_before = writes(&w);
+    let plan = w.dry_run().await;
+    assert!(
+        plan.actions.iter().any(|a| matches!(a, Action::Create { member, item, .. }
+            if member.as_str() == "alice" && item.text(field::GIVEN_NAME) == Some("Ben"))),
+        "{plan}"
+    );
+    assert!(!plan.state.is_empty());
+    assert_eq!(w.store.entity_ids(&w.group.id, None, 100).await.unwrap(), before);
+    assert_eq!(writes(&w), calls_before, "no write call reached a server");
+    assert!(w.named("alice", "Ben").is_empty());
+    assert_eq!(w.one("hub", "Ann").item.text(field::COMPANY), None);
+    // The real pass then does what the dry run showed.
+    let report = w.sync().await;
+    assert_eq!(report.planned, plan.actions.len());
 }

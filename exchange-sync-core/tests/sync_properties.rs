@@ -2,9 +2,10 @@
 //! sync passes with injected faults and crashes, and clean syncs after which every invariant of
 //! DESIGN.md section 2 is checked.
 //!
-//! The group: a hub (snapshot or incremental, drawn per case), a two-way member `tw` (adopts new
-//! items, propagates deletions), a one-way member `ow` (reverts local edits and deletions) and a
-//! one-way member `oi` (ignores local edits, opts out on deletion). Users create, edit, delete and
+//! The group: a hub (snapshot or incremental, drawn per case), a two-way member `tw` (mostly
+//! adopting new items and propagating deletions; its policies and the conflict policy are drawn per
+//! case), a one-way member `ow` (reverts local edits and deletions) and a one-way member `oi`
+//! (ignores local edits, opts out on deletion). Users create, edit, delete and
 //! touch items in every folder, including personal items the group must never touch.
 //!
 //! After each clean sync (faults off, passes until one writes nothing, at most a few):
@@ -16,11 +17,16 @@
 //!   a user deletion;
 //! - **one-way members never write to the hub**: no value typed in `ow` or `oi` reaches the hub or `tw`;
 //! - **personal items are never touched**: same version as the user left them, still there;
-//! - **no duplicates**: no folder holds two items with the same creation name, and every item is
-//!   either a replica, a personal item, or a copy the group released to its user.
+//! - **no duplicates**: no folder holds two items with the same creation name among its replicas
+//!   and personal items, and every item is either a replica, a personal item, or a copy the group
+//!   released to its user (recorded in state as theirs).
 //!
 //! Runs against the in-memory and the SQLite state store. `PROPTEST_CASES` sets the number of cases
-//! per store (default 64, about 40 steps each); the long mode is e.g. `PROPTEST_CASES=2000`.
+//! per store (default 64, about 25 steps each on average); the long mode is e.g.
+//! `PROPTEST_CASES=2000`. Each run prints what it exercised (with `--nocapture`); a failure is shrunk
+//! and its seed kept in `sync_properties.proptest-regressions`, replayed first by every later run;
+//! `SYNC_PROPERTIES_TRACE=1` prints every step and the plan before each pass. Crashes race the
+//! stores' blocking threads, so a seed may need a few replays to fail again.
 
 // Test helpers fail loudly: a panic is the test failing.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -29,6 +35,7 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use common::World;
@@ -36,10 +43,48 @@ use exchange_sync_core::state::memory::MemoryStore;
 use exchange_sync_core::state::sqlite::SqliteStore;
 use exchange_sync_core::testkit::{Fault, FaultKind, Operation};
 use exchange_sync_core::{
-    Direction, EntityId, ErrorKind, FieldValue, Item, ItemId, ItemKind, LocalChangePolicy, Member, MemberId,
-    OneWayPolicy, ReplicaSlot, StateStore, SyncGroup, field,
+    ConflictPolicy, Direction, EntityId, ErrorKind, FieldValue, Item, ItemId, ItemKind, LocalChangePolicy, Member,
+    MemberId, OneWayPolicy, ReplicaSlot, StateStore, SyncGroup, TwoWayPolicy, field,
 };
 use proptest::prelude::*;
+use proptest::test_runner::{Config, FileFailurePersistence, TestRunner};
+
+/// What the runs exercised, so that a green run can be told apart from a vacuous one.
+#[derive(Default)]
+struct Stats {
+    steps: AtomicUsize,
+    passes: AtomicUsize,
+    crashed: AtomicUsize,
+    failed: AtomicUsize,
+    recovered: AtomicUsize,
+    conflicts: AtomicUsize,
+    checks: AtomicUsize,
+    edits_checked: AtomicUsize,
+    stale_edits: AtomicUsize,
+}
+
+impl Stats {
+    fn add(counter: &AtomicUsize, n: usize) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    fn print(&self, store: &str) {
+        let get = |c: &AtomicUsize| c.load(Ordering::Relaxed);
+        eprintln!(
+            "{store}: {} steps, {} passes ({} crashed, {} failed), {} intents recovered, {} conflicts, {} clean checks, \
+             {} authoritative edits checked ({} made on a stale copy)",
+            get(&self.steps),
+            get(&self.passes),
+            get(&self.crashed),
+            get(&self.failed),
+            get(&self.recovered),
+            get(&self.conflicts),
+            get(&self.checks),
+            get(&self.edits_checked),
+            get(&self.stale_edits),
+        );
+    }
+}
 
 const HUB: &str = "hub";
 const TW: &str = "tw";
@@ -48,12 +93,36 @@ const OI: &str = "oi";
 const FOLDERS: [&str; 4] = [HUB, TW, OW, OI];
 const FIELDS: [&str; 3] = [field::COMPANY, field::JOB_TITLE, field::DEPARTMENT];
 
-fn group() -> SyncGroup {
+/// The group's policies, drawn per case.
+#[derive(Debug, Clone)]
+struct Policies {
+    conflict: ConflictPolicy,
+    two_way: TwoWayPolicy,
+}
+
+fn policies() -> impl Strategy<Value = Policies> {
+    let conflict = prop_oneof![
+        Just(ConflictPolicy::HubWins),
+        Just(ConflictPolicy::NewestWins),
+        Just(ConflictPolicy::MemberPriority(vec![MemberId::new(TW), MemberId::new(HUB)])),
+    ];
+    // Mostly the default two-way member (adopts, propagates deletions).
+    let two_way = prop_oneof![
+        3 => Just(TwoWayPolicy::default()),
+        1 => (any::<bool>(), any::<bool>())
+            .prop_map(|(adopt_new_items, propagate_deletes)| TwoWayPolicy { adopt_new_items, propagate_deletes }),
+    ];
+    (conflict, two_way).prop_map(|(conflict, two_way)| Policies { conflict, two_way })
+}
+
+fn group(policies: &Policies) -> SyncGroup {
     let ignore = OneWayPolicy { on_edit: LocalChangePolicy::Ignore, on_delete: LocalChangePolicy::Ignore };
-    SyncGroup::new("props", HUB)
-        .with_member(Member::new(TW, Direction::two_way()))
+    let mut group = SyncGroup::new("props", HUB)
+        .with_member(Member::new(TW, Direction::TwoWay(policies.two_way)))
         .with_member(Member::new(OW, Direction::one_way()))
-        .with_member(Member::new(OI, Direction::OneWay(ignore)))
+        .with_member(Member::new(OI, Direction::OneWay(ignore)));
+    group.conflict_policy = policies.conflict.clone();
+    group
 }
 
 /// One step of the machine. Folder and item choices are indices, resolved against the folder's
@@ -72,6 +141,10 @@ enum Step {
     InvalidateTokens { folder: usize },
     /// A pass with faults injected (crashes included).
     Sync { faults: Vec<(usize, Fault)> },
+    /// A pass that crashes at the `nth` write call of some kind to some folder (whichever comes
+    /// first), before or after the server applied it: a crash after k actions. The next pass runs
+    /// on a fresh engine over the same store.
+    CrashingSync { nth: u64, after_write: bool },
     /// Faults off, passes until quiet, then every invariant is checked.
     CleanSync,
 }
@@ -112,6 +185,7 @@ fn step() -> impl Strategy<Value = Step> {
         1 => (0..FOLDERS.len(), any::<usize>()).prop_map(|(folder, pick)| Step::Touch { folder, pick }),
         1 => (0..FOLDERS.len()).prop_map(|folder| Step::InvalidateTokens { folder }),
         3 => prop::collection::vec(fault(), 0..3).prop_map(|faults| Step::Sync { faults }),
+        2 => (1..4u64, any::<bool>()).prop_map(|(nth, after_write)| Step::CrashingSync { nth, after_write }),
         2 => Just(Step::CleanSync),
     ]
 }
@@ -119,6 +193,7 @@ fn step() -> impl Strategy<Value = Step> {
 /// A case: the hub's change detection, what the folders hold before the first sync, the steps.
 #[derive(Debug, Clone)]
 struct Case {
+    policies: Policies,
     snapshot_hub: bool,
     hub_items: usize,
     personal: [usize; 3],
@@ -126,8 +201,14 @@ struct Case {
 }
 
 fn case() -> impl Strategy<Value = Case> {
-    (any::<bool>(), 0..6usize, [0..3usize, 0..3usize, 0..3usize], prop::collection::vec(step(), 1..45))
-        .prop_map(|(snapshot_hub, hub_items, personal, steps)| Case { snapshot_hub, hub_items, personal, steps })
+    (policies(), any::<bool>(), 0..6usize, [0..3usize, 0..3usize, 0..3usize], prop::collection::vec(step(), 1..45))
+        .prop_map(|(policies, snapshot_hub, hub_items, personal, steps)| Case {
+            policies,
+            snapshot_hub,
+            hub_items,
+            personal,
+            steps,
+        })
 }
 
 /// An edit as the model remembers it.
@@ -141,7 +222,8 @@ struct EditRecord {
     /// The entity the item was a replica of when edited, if it was one.
     entity_then: Option<EntityId>,
     /// Whether state knew the copy to be stale when it was edited (its replica hash was not the
-    /// base's: an update to it had failed or been interrupted).
+    /// base's: an update to it had failed or been interrupted). Counted: those edits are the
+    /// ones the planner settles against the hub.
     stale_then: bool,
 }
 
@@ -179,8 +261,8 @@ async fn is_stale(w: &World, entity: &EntityId, folder: &str) -> bool {
     }
 }
 
-async fn run_case(case: Case, store: Arc<dyn StateStore>) -> Result<(), TestCaseError> {
-    let mut w = World::new(group(), store, case.snapshot_hub);
+async fn run_case(case: Case, store: Arc<dyn StateStore>, stats: &Stats) -> Result<(), TestCaseError> {
+    let mut w = World::new(group(&case.policies), store, case.snapshot_hub);
     w.allow_mass_delete = true;
     let mut model = Model::default();
     for i in 0..case.hub_items {
@@ -194,17 +276,35 @@ async fn run_case(case: Case, store: Arc<dyn StateStore>) -> Result<(), TestCase
             model.personal.insert((folder, id), version);
         }
     }
-    clean_sync_and_check(&w, &mut model).await?;
+    clean_sync_and_check(&w, &mut model, stats).await?;
 
+    let trace = std::env::var_os("SYNC_PROPERTIES_TRACE").is_some();
+    if trace {
+        eprintln!(
+            "=== case: snapshot hub {}, {} hub items, personal {:?}",
+            case.snapshot_hub, case.hub_items, case.personal
+        );
+    }
     for step in case.steps {
+        Stats::add(&stats.steps, 1);
         model.seq += 1;
         let seq = model.seq;
+        if trace {
+            eprintln!("--- step {seq}: {step:?}");
+            if matches!(step, Step::Sync { .. } | Step::CrashingSync { .. } | Step::CleanSync) {
+                eprintln!(
+                    "plan before the pass:\n{}",
+                    w.engine().dry_run().await.map(|p| p.to_string()).unwrap_or_else(|e| e.to_string())
+                );
+            }
+        }
         match step {
             Step::Create { folder } => {
                 let name = FOLDERS[folder];
                 let c = w.folder(name);
                 let id = c.user_create(new_item(format!("n{seq}")));
-                if name == OW || name == OI {
+                let joins = name == HUB || (name == TW && case.policies.two_way.adopt_new_items);
+                if !joins {
                     let version = c.item(&id).unwrap().version;
                     model.personal.insert((name, id), version);
                 }
@@ -266,41 +366,70 @@ async fn run_case(case: Case, store: Arc<dyn StateStore>) -> Result<(), TestCase
                 }
             }
             Step::InvalidateTokens { folder } => w.folder(FOLDERS[folder]).invalidate_tokens(),
-            Step::Sync { faults } => {
-                for (folder, fault) in faults {
-                    w.folder(FOLDERS[folder]).inject(fault);
+            Step::Sync { .. } | Step::CrashingSync { .. } => {
+                match step {
+                    Step::Sync { faults } => {
+                        for (folder, fault) in faults {
+                            w.folder(FOLDERS[folder]).inject(fault);
+                        }
+                    }
+                    Step::CrashingSync { nth, after_write } => {
+                        let kind = if after_write { FaultKind::CrashAfterWrite } else { FaultKind::Crash };
+                        for c in w.folders.values() {
+                            for op in [Operation::Create, Operation::Update, Operation::Delete] {
+                                c.inject(Fault::on(op, nth, kind.clone()));
+                            }
+                        }
+                    }
+                    _ => {}
                 }
+                Stats::add(&stats.passes, 1);
                 match w.try_sync().await {
-                    None => {} // crashed: the next pass runs on a fresh engine
-                    Some(Ok(_)) => {}
-                    Some(Err(e)) => prop_assert!(
-                        !matches!(e.kind(), ErrorKind::State | ErrorKind::Config | ErrorKind::MassDelete),
-                        "a faulted pass failed in a way faults cannot explain: {e}"
-                    ),
+                    // Crashed: the next pass runs on a fresh engine.
+                    None => Stats::add(&stats.crashed, 1),
+                    Some(Ok(report)) => {
+                        Stats::add(&stats.recovered, report.recovered);
+                        Stats::add(&stats.conflicts, report.conflicts.len());
+                        if !report.is_clean() {
+                            Stats::add(&stats.failed, 1);
+                        }
+                    }
+                    Some(Err(e)) => {
+                        Stats::add(&stats.failed, 1);
+                        prop_assert!(
+                            !matches!(e.kind(), ErrorKind::State | ErrorKind::Config | ErrorKind::MassDelete),
+                            "a faulted pass failed in a way faults cannot explain: {e}"
+                        );
+                    }
                 }
                 for c in w.folders.values() {
                     c.clear_faults();
                 }
             }
-            Step::CleanSync => clean_sync_and_check(&w, &mut model).await?,
+            Step::CleanSync => clean_sync_and_check(&w, &mut model, stats).await?,
         }
     }
-    clean_sync_and_check(&w, &mut model).await
+    clean_sync_and_check(&w, &mut model, stats).await
 }
 
-async fn clean_sync_and_check(w: &World, model: &mut Model) -> Result<(), TestCaseError> {
+async fn clean_sync_and_check(w: &World, model: &mut Model, stats: &Stats) -> Result<(), TestCaseError> {
     for c in w.folders.values() {
         c.clear_faults();
     }
     // Passes until one writes nothing; sync_until_quiet also asserts the next plan is empty.
-    w.sync_until_quiet(5).await;
-    check(w, model).await?;
+    for report in w.sync_until_quiet(5).await {
+        Stats::add(&stats.passes, 1);
+        Stats::add(&stats.recovered, report.recovered);
+        Stats::add(&stats.conflicts, report.conflicts.len());
+    }
+    Stats::add(&stats.checks, 1);
+    check(w, model, stats).await?;
     model.edits.clear();
     model.deletions.clear();
     Ok(())
 }
 
-async fn check(w: &World, model: &Model) -> Result<(), TestCaseError> {
+async fn check(w: &World, model: &Model, stats: &Stats) -> Result<(), TestCaseError> {
     let group = &w.group.id;
     // Every entity, by paging through the store.
     let mut ids = Vec::new();
@@ -356,9 +485,13 @@ async fn check(w: &World, model: &Model) -> Result<(), TestCaseError> {
         let mut names = BTreeMap::new();
         for item in c.items() {
             let name = item.item.text(field::GIVEN_NAME).unwrap_or_default().to_owned();
-            *names.entry(name.clone()).or_insert(0) += 1;
             let is_replica = replicas.contains(&(folder.to_owned(), item.id.clone()));
             let is_personal = model.personal.contains_key(&(folder, item.id.clone()));
+            // A copy released to its user (an ignored edit of a deleted entity) is theirs: if the
+            // entity comes back (a two-way edit beat the deletion), the group delivers it anew.
+            if is_replica || is_personal {
+                *names.entry(name.clone()).or_insert(0) += 1;
+            }
             let released = folder == OI
                 && entity_of(w, folder, &item.id).await.is_none()
                 && w.store
@@ -391,7 +524,13 @@ async fn check(w: &World, model: &Model) -> Result<(), TestCaseError> {
     for ((folder, id), version) in &model.personal {
         let item = w.folder(folder).item(id);
         prop_assert!(item.is_some(), "personal item {id} in {folder} was deleted by the engine");
-        prop_assert_eq!(&item.unwrap().version, version, "personal item {} in {} was modified", id, folder);
+        let item = item.unwrap();
+        prop_assert_eq!(&item.version, version, "personal item {} in {} was modified", id, folder);
+        // Nor was it copied anywhere.
+        let name = item.item.text(field::GIVEN_NAME).unwrap_or_default().to_owned();
+        for other in FOLDERS.iter().filter(|f| *f != folder) {
+            prop_assert!(w.named(other, &name).is_empty(), "personal item {name} of {folder} reached {other}");
+        }
     }
 
     // No lost update.
@@ -409,6 +548,10 @@ async fn check(w: &World, model: &Model) -> Result<(), TestCaseError> {
             continue;
         }
         let Some(entity) = entity else { continue }; // a personal item, or one never joined
+        Stats::add(&stats.edits_checked, 1);
+        if edit.stale_then {
+            Stats::add(&stats.stale_edits, 1);
+        }
         let deleted_after = model.deletions.iter().any(|&d| d >= edit.seq);
         let Some(record) = by_id.get(entity) else {
             prop_assert!(deleted_after, "entity {entity} vanished without a user deletion after edit {edit:?}");
@@ -428,14 +571,8 @@ async fn check(w: &World, model: &Model) -> Result<(), TestCaseError> {
                 && (later.folder == HUB || later.folder == TW)
                 && later_entity.as_ref() == Some(entity)
         });
-        // Known gap (reported): state keeps only the hash of what a stale copy holds, so an edit
-        // made on a stale copy is merged against the newer base, and can override a concurrent
-        // edit of the same field without a conflict record. Such windows are excused here.
-        let stale_edit_on_entity = model.edits.iter().zip(&resolved).any(|(other, other_entity)| {
-            other.stale_then && other.seq != edit.seq && other_entity.as_ref() == Some(entity)
-        });
         prop_assert!(
-            in_base || in_conflict || superseded || deleted_after || stale_edit_on_entity,
+            in_base || in_conflict || superseded || deleted_after,
             "edit {edit:?} is lost: base {:?}, conflicts {:?}",
             record.base,
             conflicts.iter().filter(|c| &c.entity == entity).collect::<Vec<_>>()
@@ -452,16 +589,35 @@ fn block_on<F: std::future::Future>(f: F) -> F::Output {
     tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(f)
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig { cases: cases(), max_shrink_iters: 2000, ..ProptestConfig::default() })]
-
-    #[test]
-    fn rules_hold_with_memory_store(case in case()) {
-        block_on(run_case(case, Arc::new(MemoryStore::new())))?;
+/// Runs the machine `PROPTEST_CASES` times against stores made by `make`, shrinking a failure to a
+/// minimal case (kept in `sync_properties.proptest-regressions` and replayed first next time).
+fn run_machine<S, F>(store: &str, make: F)
+where
+    S: StateStore + 'static,
+    F: Fn() -> S,
+{
+    let config = Config {
+        cases: cases(),
+        max_shrink_iters: 2000,
+        source_file: Some(file!()),
+        failure_persistence: Some(Box::new(FileFailurePersistence::SourceParallel("proptest-regressions"))),
+        ..Config::default()
+    };
+    let stats = Stats::default();
+    let mut runner = TestRunner::new(config);
+    let outcome = runner.run(&case(), |case| block_on(run_case(case, Arc::new(make()), &stats)));
+    stats.print(store);
+    if let Err(e) = outcome {
+        panic!("{store}: {e}");
     }
+}
 
-    #[test]
-    fn rules_hold_with_sqlite_store(case in case()) {
-        block_on(async { run_case(case, Arc::new(SqliteStore::open_in_memory().await.unwrap())).await })?;
-    }
+#[test]
+fn rules_hold_with_memory_store() {
+    run_machine("memory store", MemoryStore::new);
+}
+
+#[test]
+fn rules_hold_with_sqlite_store() {
+    run_machine("sqlite store", || block_on(SqliteStore::open_in_memory()).unwrap());
 }
