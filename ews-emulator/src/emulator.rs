@@ -1,0 +1,179 @@
+//! Starting and stopping an emulator: the library entry point.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::config::{EmulatorConfig, Fault};
+use crate::error::EmulatorError;
+use crate::notifications::NotificationHub;
+use crate::store::Store;
+use crate::tenant::{self, Directory};
+use crate::throttle::{ConcurrencyLimit, FaultInjector};
+use crate::trace::TraceWriter;
+
+/// State shared by every connection of one emulator.
+#[derive(Debug)]
+pub struct Shared {
+    /// The configuration it was started with.
+    pub config: EmulatorConfig,
+    /// Mailboxes and public folders.
+    pub store: Arc<Store>,
+    /// Accounts and groups.
+    pub directory: Directory,
+    /// EWS endpoint URL.
+    pub endpoint: String,
+    pub(crate) limit: Arc<ConcurrencyLimit>,
+    pub(crate) faults: FaultInjector,
+    pub(crate) trace: Option<TraceWriter>,
+}
+
+/// Entry point: `Emulator::start(config).await`.
+#[derive(Debug)]
+pub struct Emulator;
+
+impl Emulator {
+    /// Builds the tenant, binds the listener and serves in the background.
+    pub async fn start(config: EmulatorConfig) -> Result<RunningEmulator, EmulatorError> {
+        if !(0.0..=1.0).contains(&config.busy_rate) {
+            return Err(EmulatorError::Config(format!(
+                "busy rate {} is not a probability",
+                config.busy_rate
+            )));
+        }
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| EmulatorError::Bind {
+                addr: config.listen,
+                source,
+            })?;
+        let addr = listener
+            .local_addr()
+            .map_err(|source| EmulatorError::Bind {
+                addr: config.listen,
+                source,
+            })?;
+        let trace = match &config.trace_dir {
+            Some(dir) => Some(TraceWriter::new(dir, config.trace_cap).map_err(|source| {
+                EmulatorError::TraceDir {
+                    dir: dir.clone(),
+                    source,
+                }
+            })?),
+            None => None,
+        };
+        let certificate = if config.tls {
+            Some(crate::tls::generate().map_err(EmulatorError::Tls)?)
+        } else {
+            None
+        };
+        let acceptor = match &certificate {
+            Some(c) => Some(c.acceptor().map_err(EmulatorError::Tls)?),
+            None => None,
+        };
+        let scheme = if certificate.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        let hub = Arc::new(NotificationHub::default());
+        let (directory, store) = tenant::build(&config, hub);
+        let shared = Arc::new(Shared {
+            endpoint: format!("{scheme}://{addr}/EWS/Exchange.asmx"),
+            limit: ConcurrencyLimit::new(config.max_concurrency),
+            faults: FaultInjector::new(config.faults.clone(), config.busy_rate, config.seed),
+            trace,
+            store: Arc::new(store),
+            directory,
+            config,
+        });
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let task = tokio::spawn(crate::server::serve(
+            listener,
+            Arc::clone(&shared),
+            acceptor,
+            stop_rx,
+        ));
+        tracing::info!(%addr, "EWS emulator listening");
+        Ok(RunningEmulator {
+            shared,
+            addr,
+            certificate,
+            stop: stop_tx,
+            task: Some(task),
+        })
+    }
+}
+
+/// A running emulator. Dropping it stops the server too.
+#[derive(Debug)]
+pub struct RunningEmulator {
+    shared: Arc<Shared>,
+    addr: SocketAddr,
+    certificate: Option<crate::tls::SelfSigned>,
+    stop: watch::Sender<bool>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl RunningEmulator {
+    /// The EWS endpoint, `http://HOST:PORT/EWS/Exchange.asmx`.
+    pub fn url(&self) -> &str {
+        &self.shared.endpoint
+    }
+
+    /// The SOAP Autodiscover endpoint.
+    pub fn autodiscover_url(&self) -> String {
+        let scheme = if self.certificate.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{}/autodiscover/autodiscover.svc", self.addr)
+    }
+
+    /// With TLS on: the self-signed certificate (PEM) to add to a client's trust store.
+    pub fn certificate_pem(&self) -> Option<String> {
+        self.certificate.as_ref().map(|c| c.cert_pem())
+    }
+
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The in-memory store, to inspect folders or simulate edits made elsewhere (a phone).
+    pub fn store(&self) -> &Arc<Store> {
+        &self.shared.store
+    }
+
+    /// Accounts and groups of the tenant.
+    pub fn directory(&self) -> &Directory {
+        &self.shared.directory
+    }
+
+    /// The configuration in use.
+    pub fn config(&self) -> &EmulatorConfig {
+        &self.shared.config
+    }
+
+    /// Queues a fault for the next request it applies to (deterministic fault injection).
+    pub fn inject(&self, fault: Fault) {
+        self.shared.faults.push(fault);
+    }
+
+    /// Stops accepting, closes connections and waits for the server task.
+    pub async fn shutdown(mut self) {
+        let _ = self.stop.send(true);
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for RunningEmulator {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}

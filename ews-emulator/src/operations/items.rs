@@ -1,0 +1,387 @@
+//! GetItem, FindItem, CreateItem, UpdateItem, DeleteItem.
+
+use super::{Context, Responses, required, resolve_folder, resolve_item, schema_fault};
+use crate::property_path::{self, PropertyPath, READ_ONLY};
+use crate::render::{self, Shape, item_id_element};
+use crate::response_code::EwsError;
+use crate::restriction::{self, Restriction};
+use crate::schema_order;
+use crate::soap::Fault;
+use crate::store::{MailboxKind, Permission, encode_change_key};
+use crate::xml::Element;
+
+/// Most items one FindItem page returns (EWSFindCountLimit).
+pub const FIND_COUNT_LIMIT: usize = 1000;
+
+/// Item elements the emulator stores, with their default item class.
+const ITEM_KINDS: &[(&str, &str)] = &[
+    ("Contact", "IPM.Contact"),
+    ("CalendarItem", "IPM.Appointment"),
+    ("Task", "IPM.Task"),
+    ("Message", "IPM.Note"),
+    ("DistributionList", "IPM.DistList"),
+    ("PostItem", "IPM.Post"),
+    ("Item", "IPM.Item"),
+];
+
+/// GetItem: one message per id, each with the item or its own error.
+pub fn get_item(ctx: &Context<'_>, op: &Element) -> Result<String, Fault> {
+    let shape =
+        Shape::parse(Some(required(op, "ItemShape")?)).map_err(|e| schema_fault(e.message))?;
+    let ids = required(op, "ItemIds")?;
+    let mut r = Responses::new("GetItem");
+    for (i, id) in ids.children.iter().enumerate() {
+        if ctx.batch_stopped(i) {
+            r.stopped("<m:Items/>");
+            continue;
+        }
+        let res = resolve_item(ctx, id, Permission::Reviewer).and_then(|(index, number)| {
+            ctx.shared
+                .store
+                .read(index, |mb| {
+                    let item = mb.items.get(&number)?;
+                    let mut s = String::from("<m:Items>");
+                    render::write_item(&mut s, mb, item, &shape, render::Context::Get);
+                    s.push_str("</m:Items>");
+                    Some(s)
+                })
+                .flatten()
+                .ok_or_else(EwsError::item_not_found)
+        });
+        r.push(res, "<m:Items/>");
+    }
+    Ok(r.finish())
+}
+
+/// FindItem: items of each parent folder matching the restriction, sorted and paged (at most
+/// 1000 per page).
+pub fn find_item(ctx: &Context<'_>, op: &Element) -> Result<String, Fault> {
+    let shape =
+        Shape::parse(Some(required(op, "ItemShape")?)).map_err(|e| schema_fault(e.message))?;
+    let restriction = op.child("Restriction").map(Restriction::parse);
+    let mut sort: Vec<(PropertyPath, bool)> = Vec::new();
+    if let Some(order) = op.child("SortOrder") {
+        for fo in order.children_named("FieldOrder") {
+            if let Ok(Some(p)) = PropertyPath::first_in(fo) {
+                sort.push((p, fo.attr("Order") == Some("Descending")));
+            }
+        }
+    }
+    let (offset, max, from_end) = match op.child("IndexedPageItemView") {
+        Some(v) => (
+            v.attr("Offset")
+                .and_then(|o| o.parse::<usize>().ok())
+                .unwrap_or(0),
+            v.attr("MaxEntriesReturned")
+                .and_then(|m| m.parse::<usize>().ok())
+                .unwrap_or(FIND_COUNT_LIMIT),
+            v.attr("BasePoint") == Some("End"),
+        ),
+        None => match op
+            .child("CalendarView")
+            .and_then(|v| v.attr("MaxEntriesReturned"))
+        {
+            Some(m) => (0, m.parse::<usize>().unwrap_or(FIND_COUNT_LIMIT), false),
+            None => (0, FIND_COUNT_LIMIT, false),
+        },
+    };
+    let max = max.min(FIND_COUNT_LIMIT);
+    // CalendarView: items overlapping the window (recurring masters are not expanded).
+    let window = op.child("CalendarView").map(|v| {
+        (
+            v.attr("StartDate").unwrap_or("").to_string(),
+            v.attr("EndDate").unwrap_or("").to_string(),
+        )
+    });
+    let in_window = |i: &crate::store::Item| match &window {
+        None => true,
+        Some((from, to)) => {
+            let start = i.field("Start").map(|f| f.text.as_str());
+            let end = i.field("End").map(|f| f.text.as_str());
+            match (start, end) {
+                (Some(s), Some(e)) => {
+                    restriction::compare(s, to) == std::cmp::Ordering::Less
+                        && restriction::compare(e, from) == std::cmp::Ordering::Greater
+                }
+                _ => false,
+            }
+        }
+    };
+    let parents = required(op, "ParentFolderIds")?;
+    let mut r = Responses::new("FindItem");
+    for id in &parents.children {
+        let res = resolve_folder(ctx, id, Permission::Reviewer).and_then(|(index, number)| {
+            let restriction = match &restriction {
+                Some(Ok(r)) => Some(r),
+                Some(Err(e)) => return Err(e.clone()),
+                None => None,
+            };
+            if op.attr("Traversal") == Some("Associated") {
+                return Ok(r#"<m:RootFolder IndexedPagingOffset="0" TotalItemsInView="0" IncludesLastItemInRange="true"><t:Items/></m:RootFolder>"#.to_string());
+            }
+            ctx.shared
+                .store
+                .read(index, |mb| {
+                    let folder = mb.folders.get(&number)?;
+                    if restriction.is_none() && sort.is_empty() && !from_end && window.is_none() {
+                        // The common paging case: walk the folder index without collecting it.
+                        let total = folder.items.len();
+                        let mut s = String::with_capacity(max.min(total) * 256);
+                        let mut n = 0;
+                        s.push_str("<t:Items>");
+                        for item in folder.items.iter().skip(offset).take(max).filter_map(|i| mb.items.get(i)) {
+                            render::write_item(&mut s, mb, item, &shape, render::Context::List);
+                            n += 1;
+                        }
+                        s.push_str("</t:Items></m:RootFolder>");
+                        let end = (offset + n).min(total);
+                        let head = format!(
+                            r#"<m:RootFolder IndexedPagingOffset="{end}" TotalItemsInView="{total}" IncludesLastItemInRange="{}">"#,
+                            end >= total
+                        );
+                        return Some(head + &s);
+                    }
+                    let mut matching: Vec<&crate::store::Item> = folder
+                        .items
+                        .iter()
+                        .filter_map(|n| mb.items.get(n))
+                        .filter(|i| restriction.is_none_or(|r| r.matches(i)) && in_window(i))
+                        .collect();
+                    for (path, descending) in sort.iter().rev() {
+                        matching.sort_by(|a, b| {
+                            let o = match (restriction::value(a, path), restriction::value(b, path)) {
+                                (Some(x), Some(y)) => restriction::compare(&x, &y),
+                                (a, b) => a.is_some().cmp(&b.is_some()),
+                            };
+                            if *descending { o.reverse() } else { o }
+                        });
+                    }
+                    let total = matching.len();
+                    let start = if from_end { total.saturating_sub(offset + max) } else { offset.min(total) };
+                    let end = if from_end { total.saturating_sub(offset) } else { (offset + max).min(total) };
+                    let page = &matching[start.min(end)..end];
+                    let last = if from_end { start == 0 } else { end >= total };
+                    let mut s = format!(
+                        r#"<m:RootFolder IndexedPagingOffset="{}" TotalItemsInView="{total}" IncludesLastItemInRange="{last}"><t:Items>"#,
+                        if from_end { offset + page.len() } else { end }
+                    );
+                    for item in page {
+                        render::write_item(&mut s, mb, item, &shape, render::Context::List);
+                    }
+                    s.push_str("</t:Items></m:RootFolder>");
+                    Some(s)
+                })
+                .flatten()
+                .ok_or_else(EwsError::folder_not_found)
+        });
+        r.push(res, "");
+    }
+    Ok(r.finish())
+}
+
+/// Splits a client item element into (stored fields, extended properties, item class).
+fn accept_fields(
+    item: &Element,
+    default_class: &str,
+) -> Result<(Vec<Element>, Vec<Element>, String), EwsError> {
+    let order = schema_order::for_item(&item.name);
+    let mut fields = Vec::new();
+    let mut extended = Vec::new();
+    let mut class = default_class.to_string();
+    for f in &item.children {
+        match &*f.name {
+            "ExtendedProperty" => {
+                let uri = f.child("ExtendedFieldURI").ok_or_else(|| {
+                    EwsError::new(
+                        "ErrorInvalidExtendedProperty",
+                        "ExtendedProperty without ExtendedFieldURI.",
+                    )
+                })?;
+                property_path::ExtendedKey::from_uri(uri)?;
+                extended.push(f.clone());
+            }
+            "ItemClass" => class = f.text.trim().to_string(),
+            n if READ_ONLY.contains(&n) => {}
+            n if schema_order::position(order, n) != usize::MAX => fields.push(f.clone()),
+            _ => {}
+        }
+    }
+    if item.name == "CalendarItem" {
+        if let (Some(s), Some(e)) = (item.child_text("Start"), item.child_text("End")) {
+            if restriction::compare(e, s) == std::cmp::Ordering::Less {
+                return Err(EwsError::new(
+                    "ErrorCalendarEndDateIsEarlierThanStartDate",
+                    "EndDate is earlier than StartDate",
+                ));
+            }
+        }
+    }
+    Ok((fields, extended, class))
+}
+
+/// CreateItem: each item succeeds or fails on its own.
+pub fn create_item(ctx: &Context<'_>, op: &Element) -> Result<String, Fault> {
+    let items = required(op, "Items")?;
+    let target = op
+        .child("SavedItemFolderId")
+        .and_then(|t| t.children.first());
+    let target = target.map(|t| resolve_folder(ctx, t, Permission::Editor));
+    let mut r = Responses::new("CreateItem");
+    for (i, item) in items.children.iter().enumerate() {
+        if ctx.batch_stopped(i) {
+            r.stopped("<m:Items/>");
+            continue;
+        }
+        let res = (|| {
+            let (_, default_class) = ITEM_KINDS
+                .iter()
+                .find(|(n, _)| *n == item.name)
+                .ok_or_else(|| {
+                    EwsError::new(
+                        "ErrorInvalidItemForOperation",
+                        format!("{} items cannot be created here.", item.name),
+                    )
+                })?;
+            let (index, folder) = match &target {
+                Some(t) => t.clone()?,
+                None => {
+                    let name = match &*item.name {
+                        "Contact" | "DistributionList" => "contacts",
+                        "CalendarItem" => "calendar",
+                        "Task" => "tasks",
+                        _ => "drafts",
+                    };
+                    resolve_folder(
+                        ctx,
+                        &Element::t("DistinguishedFolderId").with_attr("Id", name),
+                        Permission::Editor,
+                    )?
+                }
+            };
+            let (fields, extended, class) = accept_fields(item, default_class)?;
+            let element = item.name.clone();
+            ctx.shared
+                .store
+                .write(index, |mb| {
+                    let number = mb.create_item(folder, &element, &class, fields, extended)?;
+                    let created = mb.items.get(&number).ok_or_else(EwsError::item_not_found)?;
+                    let mut s = format!("<m:Items><t:{element}>");
+                    item_id_element(index, created).write_t(&mut s);
+                    s.push_str(&format!("</t:{element}></m:Items>"));
+                    Ok(s)
+                })
+                .ok_or_else(EwsError::folder_not_found)?
+        })();
+        r.push(res, "<m:Items/>");
+    }
+    Ok(r.finish())
+}
+
+/// UpdateItem: applies Set/Append/DeleteItemField; a stale ChangeKey fails under
+/// NeverOverwrite (and AutoResolve) with ErrorIrresolvableConflict.
+pub fn update_item(ctx: &Context<'_>, op: &Element) -> Result<String, Fault> {
+    let mode = op.attr("ConflictResolution").unwrap_or("AutoResolve");
+    let changes = required(op, "ItemChanges")?;
+    let mut r = Responses::new("UpdateItem");
+    for (i, change) in changes.children.iter().enumerate() {
+        if ctx.batch_stopped(i) {
+            r.stopped("<m:Items/>");
+            continue;
+        }
+        let res = (|| {
+            let id = change.child("ItemId").ok_or_else(|| {
+                EwsError::new(
+                    "ErrorInvalidOperation",
+                    "Only ItemId is supported in ItemChange.",
+                )
+            })?;
+            let (index, number) = resolve_item(ctx, id, Permission::Editor)?;
+            let updates = change
+                .child("Updates")
+                .ok_or_else(|| EwsError::invalid_request("ItemChange without Updates"))?;
+            let expected = id.attr("ChangeKey").map(str::to_string);
+            ctx.shared
+                .store
+                .write(index, |mb| {
+                    let current = mb.items.get(&number).ok_or_else(EwsError::item_not_found)?;
+                    if let Some(key) = &expected {
+                        if mode != "AlwaysOverwrite" && *key != encode_change_key(number, current.version) {
+                            return Err(EwsError::new(
+                                "ErrorIrresolvableConflict",
+                                "The send or update operation could not be performed because the change key passed in the request does not match the current change key for the item.",
+                            ));
+                        }
+                    }
+                    mb.update_item(number, |item| {
+                        for u in &updates.children {
+                            let path = PropertyPath::first_in(u)?.ok_or_else(|| EwsError::invalid_request("change without a property path"))?;
+                            let source = u.children.iter().find(|c| PropertyPath::parse(c).ok().flatten().is_none());
+                            match &*u.name {
+                                "SetItemField" => {
+                                    let source = source.ok_or_else(|| EwsError::invalid_request("SetItemField without an item"))?;
+                                    property_path::set(item, &path, source)?;
+                                }
+                                "AppendToItemField" => {
+                                    let source = source.ok_or_else(|| EwsError::invalid_request("AppendToItemField without an item"))?;
+                                    property_path::append(item, &path, source)?;
+                                }
+                                "DeleteItemField" => property_path::delete(item, &path)?,
+                                other => return Err(EwsError::invalid_request(format!("unknown change {other}"))),
+                            }
+                        }
+                        Ok(())
+                    })?;
+                    let item = mb.items.get(&number).ok_or_else(EwsError::item_not_found)?;
+                    let mut s = format!("<m:Items><t:{}>", item.element);
+                    item_id_element(index, item).write_t(&mut s);
+                    s.push_str(&format!("</t:{}></m:Items><m:ConflictResults><t:Count>0</t:Count></m:ConflictResults>", item.element));
+                    Ok(s)
+                })
+                .ok_or_else(EwsError::item_not_found)?
+        })();
+        r.push(res, "<m:Items/>");
+    }
+    Ok(r.finish())
+}
+
+/// DeleteItem: HardDelete removes, SoftDelete keeps in Recoverable Items, MoveToDeletedItems
+/// moves to Deleted Items (public folders have none: soft delete there).
+pub fn delete_item(ctx: &Context<'_>, op: &Element) -> Result<String, Fault> {
+    let mode = op
+        .attr("DeleteType")
+        .ok_or_else(|| schema_fault("DeleteItem requires DeleteType"))?;
+    if !matches!(mode, "HardDelete" | "SoftDelete" | "MoveToDeletedItems") {
+        return Err(schema_fault(format!("invalid DeleteType {mode}")));
+    }
+    let ids = required(op, "ItemIds")?;
+    let mut r = Responses::new("DeleteItem");
+    for (i, id) in ids.children.iter().enumerate() {
+        if ctx.batch_stopped(i) {
+            r.stopped("");
+            continue;
+        }
+        let res = resolve_item(ctx, id, Permission::Editor).and_then(|(index, number)| {
+            ctx.shared
+                .store
+                .write(index, |mb| {
+                    let deleted_items = mb.distinguished.get("deleteditems").copied();
+                    match (mode, mb.kind, deleted_items) {
+                        ("MoveToDeletedItems", MailboxKind::User, Some(to)) => {
+                            let from = mb.items.get(&number).map(|i| i.folder);
+                            if from == Some(to) {
+                                mb.delete_item(number, true)
+                            } else {
+                                mb.move_item(number, to).map(|_| ())
+                            }
+                        }
+                        ("HardDelete", _, _) => mb.delete_item(number, false),
+                        _ => mb.delete_item(number, true),
+                    }
+                })
+                .ok_or_else(EwsError::item_not_found)?
+                .map(|_| String::new())
+        });
+        r.push(res, "");
+    }
+    Ok(r.finish())
+}
