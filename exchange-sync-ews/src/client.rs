@@ -288,7 +288,12 @@ impl EwsClient {
                     continue;
                 }
             }
-            let again = matches!(kind, ErrorKind::Throttled | ErrorKind::Transient) && attempt < retry.max_attempts;
+            // A request that may have reached the server is only sent again when doing so twice
+            // is harmless (reads, subscriptions); a write's unknown outcome goes to the caller.
+            let idempotent = !matches!(operation, "CreateItem" | "UpdateItem" | "DeleteItem" | "CreateFolder");
+            let passing = matches!(kind, ErrorKind::Throttled | ErrorKind::Transient)
+                || (kind == ErrorKind::Indeterminate && idempotent);
+            let again = passing && attempt < retry.max_attempts;
             if !again {
                 return Err(err.with_mailbox(self.routing.mailbox()));
             }
