@@ -1,1 +1,94 @@
-//! placeholder
+//! Exchange Web Services (EWS) for exchange-sync: a complete, hardened SOAP client, and the
+//! connectors that present mailbox folders and public folders to the sync engine.
+//!
+//! The crate is layered; each layer only uses the ones listed before it:
+//!
+//! - [`xml`], [`soap`]: hardened parsing (no DTDs, bounded size and depth, any prefixes) and
+//!   schema-ordered writing of envelopes.
+//! - [`ids`], [`property`], [`item`], [`folder`], [`notification`], [`version`]: the EWS data model.
+//! - [`operation`]: every operation as a pure request builder and response parser.
+//! - [`auth`], [`transport`], [`throttle`]: HTTP with TLS, credentials, retries, adaptive concurrency.
+//! - [`client`]: [`EwsClient`], one async method per operation; [`streaming`] and [`autodiscover`].
+//! - [`mapping`]: EWS items to and from the core's normalized items.
+//! - [`connector`]: [`EwsFolderConnector`], the core's `Connector` for mailbox and public folders,
+//!   with [`watch`] turning notifications into change hints.
+//! - [`error`]: [`EwsError`] with [`ErrorKind`] saying what a caller can do about it.
+//!
+//! # Using the client on its own
+//!
+//! ```no_run
+//! use exchange_sync_ews::{Credentials, DistinguishedFolder, EwsClient, FolderRef, Impersonation, ItemShape};
+//!
+//! # async fn run() -> Result<(), exchange_sync_ews::EwsError> {
+//! let client = EwsClient::builder("https://mail.contoso.test/EWS/Exchange.asmx")
+//!     .credentials(Credentials::basic("sync-admin@contoso.test", "secret"))
+//!     .build()?;
+//! // Act as alice (needs the ApplicationImpersonation role) and list her contacts.
+//! let alice = client.impersonating(Impersonation::PrimarySmtpAddress("alice@contoso.test".into()));
+//! let contacts = FolderRef::distinguished(DistinguishedFolder::Contacts);
+//! for item in alice.find_all_items(&contacts, &ItemShape::default()).await? {
+//!     println!("{:?} {:?}", item.id(), item.text("DisplayName"));
+//! }
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # A public folder as a sync connector
+//!
+//! ```no_run
+//! use exchange_sync_core::Connector;
+//! use exchange_sync_ews::{Credentials, DistinguishedFolder, EwsClient, EwsFolderConnector, FolderRef, Routing};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let client = EwsClient::builder("https://mail.contoso.test/EWS/Exchange.asmx")
+//!     .credentials(Credentials::basic("sync-admin@contoso.test", "secret"))
+//!     .build()?
+//!     // Exchange 2013+ routes public folder requests by these headers (see `autodiscover`).
+//!     .with_routing(Routing { public_folder_mailbox: Some("publicfolders@contoso.test".into()), ..Default::default() });
+//! let root = FolderRef::distinguished(DistinguishedFolder::PublicFoldersRoot);
+//! let folder = client.folder_by_path(&root, "Company Contacts").await?;
+//! let hub = EwsFolderConnector::public_folder(client, FolderRef::Id(folder.id), "Public/Company Contacts");
+//! let first_page = hub.list(None).await?;
+//! println!("{} items", first_page.items.len());
+//! # Ok(())
+//! # }
+//! ```
+
+pub mod error;
+pub mod soap;
+pub mod xml;
+
+pub mod folder;
+pub mod ids;
+pub mod item;
+pub mod notification;
+pub mod property;
+pub mod version;
+
+pub mod operation;
+
+pub mod auth;
+pub mod throttle;
+pub mod transport;
+
+pub mod autodiscover;
+pub mod client;
+pub mod streaming;
+
+pub mod mapping;
+
+pub mod connector;
+pub mod watch;
+
+pub use auth::{Credentials, TokenProvider};
+pub use client::{EwsClient, EwsClientBuilder, RetryPolicy};
+pub use connector::{ConnectorOptions, EwsFolderConnector};
+pub use error::{ErrorContext, ErrorKind, EwsError, Result};
+pub use folder::Folder;
+pub use ids::{DistinguishedFolder, FolderId, FolderRef, ItemId};
+pub use item::{EwsItem, Field, FieldUpdate, FieldValue, ItemChange, ItemDraft, ItemType};
+pub use notification::{Event, EventKind, Notification};
+pub use property::{BaseShape, BodyType, ExtendedFieldUri, FolderShape, ItemShape, PropertyPath};
+pub use soap::{Impersonation, ServerVersionInfo};
+pub use transport::{Routing, TransportConfig};
+pub use version::ExchangeVersion;

@@ -1,0 +1,222 @@
+//! Mapping between EWS items and the core's normalized [`Item`], both ways.
+//!
+//! Each kind has a table of (canonical field, EWS property) pairs ([`mappings`]); reading, writing and
+//! computing field-level updates all walk the same table, so the three cannot disagree. Values are
+//! normalized on the way in (enumerations in snake case, dates in UTC, recurrences in a canonical text
+//! form) so that the same content read from two mailboxes hashes the same.
+
+mod origin;
+mod recurrence;
+mod schema;
+
+pub use origin::{ATTENDEES_PROPERTY, ORIGIN_PROPERTY, PROPERTY_SET_ID};
+pub use schema::{EwsProperty, Mapping, ValueKind, mappings};
+
+use exchange_sync_core::item::{Body, BodyFormat, FieldValue as CoreValue, Item, ItemKind};
+use exchange_sync_core::{OriginStamp, field};
+
+use crate::item::{EwsItem, Field, FieldUpdate, FieldValue, ItemType};
+use crate::property::{ItemShape, PropertyPath};
+
+/// The EWS element type and item class used to write items of a kind.
+pub fn ews_type(kind: &ItemKind) -> (ItemType, Option<&'static str>) {
+    match kind {
+        ItemKind::Contact => (ItemType::Contact, None),
+        ItemKind::CalendarItem => (ItemType::CalendarItem, None),
+        ItemKind::Task => (ItemType::Task, None),
+        ItemKind::Note => (ItemType::Message, Some("IPM.StickyNote")),
+        ItemKind::DistributionList => (ItemType::DistributionList, None),
+        ItemKind::Other(_) => (ItemType::Item, None),
+    }
+}
+
+/// The core kind of an EWS item.
+pub fn kind_of(item: &EwsItem) -> ItemKind {
+    let class = item.item_class().unwrap_or("");
+    if class.starts_with("IPM.StickyNote") {
+        return ItemKind::Note;
+    }
+    match item.item_type {
+        ItemType::Contact => ItemKind::Contact,
+        ItemType::CalendarItem => ItemKind::CalendarItem,
+        ItemType::Task => ItemKind::Task,
+        ItemType::DistributionList => ItemKind::DistributionList,
+        _ if class.is_empty() => ItemKind::Other(item.item_type.element_name().to_owned()),
+        _ => ItemKind::Other(class.to_owned()),
+    }
+}
+
+/// The shape that returns everything the mapping reads: all properties, the body as stored, and the
+/// extended properties of the tables (origin stamp, attendees text, name title).
+pub fn full_shape() -> ItemShape {
+    let mut additional =
+        vec![PropertyPath::Extended(origin::origin_uri()), PropertyPath::Extended(origin::attendees_uri())];
+    for m in mappings(&ItemKind::Contact) {
+        if let EwsProperty::Extended(uri) = &m.property {
+            additional.push(PropertyPath::Extended(uri.clone()));
+        }
+    }
+    ItemShape {
+        base: crate::property::BaseShape::AllProperties,
+        body_type: Some(crate::property::BodyType::Best),
+        additional,
+    }
+}
+
+/// Reads an EWS item into the normalized form, with its origin stamp if it carries a valid one.
+pub fn to_item(ews: &EwsItem) -> (Item, Option<OriginStamp>) {
+    let kind = kind_of(ews);
+    let mut item = Item::new(kind.clone());
+    for m in mappings(&kind) {
+        if let Some(v) = m.read(ews) {
+            item.set(&m.canonical, v);
+        }
+    }
+    if kind == ItemKind::Contact {
+        drop_derived_names(&mut item);
+    }
+    if kind == ItemKind::CalendarItem {
+        if let Some(text) = origin::attendees_text(ews) {
+            item.set(field::ATTENDEES, text);
+        }
+    }
+    if let Some((format, content)) = ews.body() {
+        let format = if format.eq_ignore_ascii_case("HTML") { BodyFormat::Html } else { BodyFormat::Text };
+        if !content.trim().is_empty() {
+            item.body = Some(Body { format, content: content.to_owned() });
+        }
+    }
+    item.categories = ews.strings("Categories").into_iter().filter(|c| !c.trim().is_empty()).collect();
+    if let Some(t) = ews.date_time("LastModifiedTime") {
+        item.set(field::SERVER_LAST_MODIFIED, CoreValue::DateTime(t));
+    }
+    if let Some(t) = ews.date_time("DateTimeCreated") {
+        item.set(field::SERVER_CREATED, CoreValue::DateTime(t));
+    }
+    let stamp = ews.extended(&origin::origin_uri()).and_then(|s| s.parse::<OriginStamp>().ok());
+    (item, stamp)
+}
+
+/// Removes the display name and "file as" of a contact when they are what Exchange derives from the
+/// name parts by itself: they are not content (a copy written without them gets them derived again),
+/// and keeping them would make a copy differ from its source.
+fn drop_derived_names(item: &mut Item) {
+    let part = |name: &str| item.text(name).map(str::trim).filter(|s| !s.is_empty());
+    let (given, middle, surname, suffix) =
+        (part(field::GIVEN_NAME), part(field::MIDDLE_NAME), part(field::SURNAME), part(field::NAME_SUFFIX));
+    let company = part(field::COMPANY);
+    let joined = |parts: &[Option<&str>], sep: &str| parts.iter().flatten().copied().collect::<Vec<_>>().join(sep);
+    let full = joined(&[given, middle, surname, suffix], " ");
+    let mut derived = vec![full.clone(), joined(&[given, surname], " "), joined(&[surname, given], " ")];
+    if let (Some(s), Some(g)) = (surname, given) {
+        derived.push(format!("{s}, {g}"));
+        derived.push(format!("{s}, {}", joined(&[given, middle], " ")));
+    }
+    if full.is_empty() {
+        derived.extend(company.map(str::to_owned));
+    }
+    let is_derived =
+        |value: Option<&str>| value.is_some_and(|v| derived.iter().any(|d| !d.is_empty() && d == v.trim()));
+    let display = item.text(field::DISPLAY_NAME).map(str::to_owned);
+    if is_derived(display.as_deref()) {
+        item.fields.remove(field::DISPLAY_NAME);
+    }
+    let file_as = item.text(field::FILE_AS).map(str::to_owned);
+    if is_derived(file_as.as_deref()) || (file_as.is_some() && file_as == display) {
+        item.fields.remove(field::FILE_AS);
+    }
+}
+
+fn body_field(body: &Body) -> Field {
+    let body_type = match body.format {
+        BodyFormat::Html => "HTML",
+        BodyFormat::Text => "Text",
+    };
+    Field::Simple { name: "Body".into(), value: FieldValue::Body { body_type, text: body.content.clone() } }
+}
+
+fn categories_field(item: &Item) -> Field {
+    Field::Simple { name: "Categories".into(), value: FieldValue::Strings(item.categories.iter().cloned().collect()) }
+}
+
+/// The fields to create an item with (the origin stamp included).
+pub fn to_fields(item: &Item, origin: Option<&OriginStamp>) -> (ItemType, Vec<Field>) {
+    let (item_type, class) = ews_type(&item.kind);
+    let mut fields = Vec::new();
+    if let Some(c) = class {
+        fields.push(Field::text("ItemClass", c));
+    }
+    for m in mappings(&item.kind) {
+        if let Some(v) = item.get(&m.canonical) {
+            fields.extend(m.write(v));
+        }
+    }
+    if item.kind == ItemKind::CalendarItem {
+        if let Some(a) = item.text(field::ATTENDEES) {
+            fields.push(Field::Extended { uri: origin::attendees_uri(), value: a.to_owned() });
+        }
+    }
+    if let Some(b) = item.body.as_ref().filter(|b| !b.content.is_empty()) {
+        fields.push(body_field(b));
+    }
+    if !item.categories.is_empty() {
+        fields.push(categories_field(item));
+    }
+    if let Some(o) = origin {
+        fields.push(Field::Extended { uri: origin::origin_uri(), value: o.encode() });
+    }
+    (item_type, fields)
+}
+
+/// The field updates that turn `previous` into `new` (every mapped field when `previous` is unknown):
+/// only what differs is sent, so concurrent edits of other fields on the server are not overwritten.
+pub fn to_updates(new: &Item, previous: Option<&Item>, origin: Option<&OriginStamp>) -> Vec<FieldUpdate> {
+    let (item_type, _) = ews_type(&new.kind);
+    let mut updates = Vec::new();
+    for m in mappings(&new.kind) {
+        let now = new.get(&m.canonical);
+        let before = previous.and_then(|p| p.get(&m.canonical));
+        if previous.is_some() && now == before {
+            continue;
+        }
+        match now {
+            Some(v) => updates.extend(m.write(v).into_iter().map(FieldUpdate::Set)),
+            None if m.deletable() && (previous.is_none() || before.is_some()) => {
+                updates.extend(m.paths(item_type).into_iter().map(FieldUpdate::Delete));
+            }
+            None => {}
+        }
+    }
+    if new.kind == ItemKind::CalendarItem {
+        let now = new.text(field::ATTENDEES);
+        let before = previous.and_then(|p| p.text(field::ATTENDEES));
+        if previous.is_none() || now != before {
+            updates.push(match now {
+                Some(a) => FieldUpdate::Set(Field::Extended { uri: origin::attendees_uri(), value: a.to_owned() }),
+                None => FieldUpdate::Delete(PropertyPath::Extended(origin::attendees_uri())),
+            });
+        }
+    }
+    let body_now = new.body.as_ref().filter(|b| !b.content.is_empty());
+    let body_before = previous.and_then(|p| p.body.as_ref()).filter(|b| !b.content.is_empty());
+    if previous.is_none() || body_now.map(Body::normalized) != body_before.map(Body::normalized) {
+        updates.push(match body_now {
+            Some(b) => FieldUpdate::Set(body_field(b)),
+            None => FieldUpdate::Delete(PropertyPath::field("item:Body")),
+        });
+    }
+    if previous.is_none_or(|p| p.categories != new.categories) {
+        updates.push(if new.categories.is_empty() {
+            FieldUpdate::Delete(PropertyPath::field("item:Categories"))
+        } else {
+            FieldUpdate::Set(categories_field(new))
+        });
+    }
+    if let Some(o) = origin {
+        updates.push(FieldUpdate::Set(Field::Extended { uri: origin::origin_uri(), value: o.encode() }));
+    }
+    updates
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,202 @@
+//! FindItem, GetItem, CreateItem, UpdateItem, DeleteItem.
+
+use crate::error::{EwsError, Result};
+use crate::ids::{FolderRef, ItemId};
+use crate::item::{EwsItem, ItemChange, ItemDraft, write_item_element};
+use crate::property::{ItemShape, PropertyPath};
+use crate::soap::{response_messages, single_message};
+use crate::xml::{Element, XmlWriter};
+
+use super::items_in;
+
+/// A search condition for FindItem (only what the connectors need).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Restriction {
+    /// The property equals the constant.
+    IsEqualTo(PropertyPath, String),
+}
+
+impl Restriction {
+    fn write(&self, w: &mut XmlWriter) {
+        match self {
+            Self::IsEqualTo(path, value) => {
+                w.open("m:Restriction", &[]).open("t:IsEqualTo", &[]);
+                path.write(w);
+                w.open("t:FieldURIOrConstant", &[])
+                    .empty("t:Constant", &[("Value", value)])
+                    .close("t:FieldURIOrConstant")
+                    .close("t:IsEqualTo")
+                    .close("m:Restriction");
+            }
+        }
+    }
+}
+
+/// `m:FindItem` on one folder, one page (`max` at most 1000: EWSFindCountLimit).
+pub fn find_item_request(
+    folder: &FolderRef,
+    shape: &ItemShape,
+    restriction: Option<&Restriction>,
+    offset: u32,
+    max: u32,
+) -> String {
+    let mut w = XmlWriter::new();
+    w.open("m:FindItem", &[("Traversal", "Shallow")]);
+    shape.write(&mut w, "m:ItemShape");
+    w.empty(
+        "m:IndexedPageItemView",
+        &[("MaxEntriesReturned", &max.to_string()), ("Offset", &offset.to_string()), ("BasePoint", "Beginning")],
+    );
+    if let Some(r) = restriction {
+        r.write(&mut w);
+    }
+    w.open("m:ParentFolderIds", &[]);
+    folder.write(&mut w);
+    w.close("m:ParentFolderIds").close("m:FindItem");
+    w.finish()
+}
+
+/// A page of FindItem.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ItemPage {
+    /// The items on this page.
+    pub items: Vec<EwsItem>,
+    /// The total number of items in view, if the server said.
+    pub total: Option<u32>,
+    /// Whether this is the last page.
+    pub includes_last: bool,
+    /// The offset of the next page, when there is one.
+    pub next_offset: Option<u32>,
+}
+
+/// Parses a FindItem response (one folder).
+pub fn parse_find_item(body: &Element) -> Result<ItemPage> {
+    let m = single_message("FindItem", body)?;
+    let root = super::required("FindItem", m, "RootFolder")?;
+    Ok(ItemPage {
+        items: items_in(root.child("Items")),
+        total: root.attr("TotalItemsInView").and_then(|t| t.parse().ok()),
+        includes_last: root.attr("IncludesLastItemInRange") != Some("false"),
+        next_offset: root.attr("IndexedPagingOffset").and_then(|o| o.parse().ok()),
+    })
+}
+
+/// `m:GetItem` for a batch of ids.
+pub fn get_item_request(ids: &[ItemId], shape: &ItemShape) -> String {
+    let mut w = XmlWriter::new();
+    w.open("m:GetItem", &[]);
+    shape.write(&mut w, "m:ItemShape");
+    w.open("m:ItemIds", &[]);
+    for id in ids {
+        id.write(&mut w, "t:ItemId");
+    }
+    w.close("m:ItemIds").close("m:GetItem");
+    w.finish()
+}
+
+fn one_item(operation: &'static str, m: Result<&Element>) -> Result<EwsItem> {
+    items_in(m?.child("Items")).into_iter().next().ok_or_else(|| EwsError::protocol(operation, "no item in message"))
+}
+
+/// One item per requested id, in request order.
+pub fn parse_get_item(body: &Element) -> Result<Vec<Result<EwsItem>>> {
+    Ok(response_messages("GetItem", body)?.into_iter().map(|m| one_item("GetItem", m)).collect())
+}
+
+/// `m:CreateItem` for a batch of drafts in one folder. Never sends anything: messages are saved only
+/// and meeting invitations are not sent.
+pub fn create_item_request(folder: &FolderRef, drafts: &[ItemDraft]) -> String {
+    let mut w = XmlWriter::new();
+    w.open("m:CreateItem", &[("MessageDisposition", "SaveOnly"), ("SendMeetingInvitations", "SendToNone")]);
+    w.open("m:SavedItemFolderId", &[]);
+    folder.write(&mut w);
+    w.close("m:SavedItemFolderId").open("m:Items", &[]);
+    for d in drafts {
+        write_item_element(&mut w, d.item_type, &d.fields);
+    }
+    w.close("m:Items").close("m:CreateItem");
+    w.finish()
+}
+
+/// One created item (id and change key) per draft, in request order.
+pub fn parse_create_item(body: &Element) -> Result<Vec<Result<ItemId>>> {
+    Ok(response_messages("CreateItem", body)?
+        .into_iter()
+        .map(|m| {
+            let item = one_item("CreateItem", m)?;
+            item.id().ok_or_else(|| EwsError::protocol("CreateItem", "created item without id"))
+        })
+        .collect())
+}
+
+/// `m:UpdateItem` for a batch of changes, each guarded by its change key (NeverOverwrite): a stale key
+/// fails that entry with ErrorIrresolvableConflict instead of overwriting someone's edit.
+pub fn update_item_request(changes: &[ItemChange]) -> String {
+    let mut w = XmlWriter::new();
+    w.open(
+        "m:UpdateItem",
+        &[
+            ("ConflictResolution", "NeverOverwrite"),
+            ("MessageDisposition", "SaveOnly"),
+            ("SendMeetingInvitationsOrCancellations", "SendToNone"),
+        ],
+    );
+    w.open("m:ItemChanges", &[]);
+    for c in changes {
+        c.write(&mut w);
+    }
+    w.close("m:ItemChanges").close("m:UpdateItem");
+    w.finish()
+}
+
+/// The new id and change key per change, in request order.
+pub fn parse_update_item(body: &Element) -> Result<Vec<Result<ItemId>>> {
+    parse_create_item_like("UpdateItem", body)
+}
+
+fn parse_create_item_like(operation: &'static str, body: &Element) -> Result<Vec<Result<ItemId>>> {
+    Ok(response_messages(operation, body)?
+        .into_iter()
+        .map(|m| {
+            let item = one_item(operation, m)?;
+            item.id().ok_or_else(|| EwsError::protocol(operation, "item without id"))
+        })
+        .collect())
+}
+
+/// How deleted items go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeleteType {
+    /// Gone for good.
+    HardDelete,
+    /// Into the dumpster (recoverable).
+    SoftDelete,
+    /// Into Deleted Items.
+    MoveToDeletedItems,
+}
+
+/// `m:DeleteItem` for a batch of ids. Never sends cancellations.
+pub fn delete_item_request(ids: &[ItemId], delete_type: DeleteType) -> String {
+    let t = match delete_type {
+        DeleteType::HardDelete => "HardDelete",
+        DeleteType::SoftDelete => "SoftDelete",
+        DeleteType::MoveToDeletedItems => "MoveToDeletedItems",
+    };
+    let mut w = XmlWriter::new();
+    w.open(
+        "m:DeleteItem",
+        &[("DeleteType", t), ("SendMeetingCancellations", "SendToNone"), ("AffectedTaskOccurrences", "AllOccurrences")],
+    );
+    w.open("m:ItemIds", &[]);
+    for id in ids {
+        // A delete does not need the change key; sending a stale one would only make it fail.
+        ItemId::new(id.id.clone()).write(&mut w, "t:ItemId");
+    }
+    w.close("m:ItemIds").close("m:DeleteItem");
+    w.finish()
+}
+
+/// One result per deleted id, in request order.
+pub fn parse_delete_item(body: &Element) -> Result<Vec<Result<()>>> {
+    Ok(response_messages("DeleteItem", body)?.into_iter().map(|m| m.map(|_| ())).collect())
+}

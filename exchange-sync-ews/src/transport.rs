@@ -1,0 +1,258 @@
+//! HTTP for EWS: one reqwest client (connection reuse, timeouts, rustls with an optional custom CA
+//! bundle), authentication per request, routing headers, and mapping HTTP failures onto [`EwsError`].
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use reqwest::StatusCode;
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue, RETRY_AFTER};
+
+use crate::auth::Credentials;
+use crate::error::{ErrorContext, EwsError, Result};
+use crate::soap::Impersonation;
+use crate::xml::ParseLimits;
+
+/// TLS and HTTP settings.
+#[derive(Debug, Clone)]
+pub struct TransportConfig {
+    /// Limit for one whole request (streaming requests use their own connection timeout).
+    pub request_timeout: Duration,
+    /// Limit for establishing a connection.
+    pub connect_timeout: Duration,
+    /// Extra trusted CA certificates (PEM), for internal CAs.
+    pub ca_bundle_pem: Option<Vec<u8>>,
+    /// Trust only the CA bundle, not the built-in roots.
+    pub only_custom_roots: bool,
+    /// Accept any certificate. Dangerous; logged as a warning when the client is built.
+    pub danger_accept_invalid_certs: bool,
+    /// Bounds on response documents.
+    pub parse_limits: ParseLimits,
+    /// Where to write each request envelope (one file per document) for schema validation.
+    pub trace_dir: Option<PathBuf>,
+}
+
+impl Default for TransportConfig {
+    fn default() -> Self {
+        Self {
+            request_timeout: Duration::from_secs(120),
+            connect_timeout: Duration::from_secs(15),
+            ca_bundle_pem: None,
+            only_custom_roots: false,
+            danger_accept_invalid_certs: false,
+            parse_limits: ParseLimits::default(),
+            trace_dir: std::env::var_os("EWS_TRACE_DIR").map(PathBuf::from),
+        }
+    }
+}
+
+/// Which mailbox a request acts on and how it is routed to the right backend server.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Routing {
+    /// Act as this mailbox (ApplicationImpersonation).
+    pub impersonation: Option<Impersonation>,
+    /// `X-AnchorMailbox`: which mailbox's server handles the request (set automatically when
+    /// impersonating).
+    pub anchor_mailbox: Option<String>,
+    /// `X-PublicFolderMailbox`: the public folder mailbox (hierarchy for folder operations, content
+    /// for item operations) on Exchange 2013+.
+    pub public_folder_mailbox: Option<String>,
+}
+
+impl Routing {
+    /// The mailbox this routing acts on, for per-mailbox limits and error contexts.
+    pub fn mailbox(&self) -> Option<&str> {
+        self.impersonation
+            .as_ref()
+            .map(Impersonation::mailbox)
+            .or(self.public_folder_mailbox.as_deref())
+            .or(self.anchor_mailbox.as_deref())
+    }
+}
+
+/// The HTTP side of the client.
+pub(crate) struct Transport {
+    http: reqwest::Client,
+    url: reqwest::Url,
+    credentials: Credentials,
+    trace_dir: Option<PathBuf>,
+}
+
+static TRACE_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+fn header(value: &str) -> Result<HeaderValue> {
+    HeaderValue::from_str(value).map_err(|_| EwsError::Configuration("header value is not valid ASCII".into()))
+}
+
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let v = headers.get(RETRY_AFTER)?.to_str().ok()?;
+    v.trim().parse::<u64>().ok().map(Duration::from_secs)
+}
+
+impl Transport {
+    pub(crate) fn new(url: &str, credentials: Credentials, config: &TransportConfig) -> Result<Self> {
+        let url = reqwest::Url::parse(url).map_err(|e| EwsError::Configuration(format!("invalid EWS URL: {e}")))?;
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(EwsError::Configuration("credentials in the URL are not accepted; use Credentials".into()));
+        }
+        let mut builder = reqwest::Client::builder()
+            .use_rustls_tls()
+            .timeout(config.request_timeout)
+            .connect_timeout(config.connect_timeout)
+            .pool_idle_timeout(Duration::from_secs(90))
+            .cookie_store(true)
+            .user_agent(concat!("exchange-sync/", env!("CARGO_PKG_VERSION")));
+        if let Some(pem) = &config.ca_bundle_pem {
+            let certs = reqwest::Certificate::from_pem_bundle(pem)
+                .map_err(|e| EwsError::Configuration(format!("unreadable CA bundle: {e}")))?;
+            if certs.is_empty() {
+                return Err(EwsError::Configuration("the CA bundle holds no certificate".into()));
+            }
+            for c in certs {
+                builder = builder.add_root_certificate(c);
+            }
+            if config.only_custom_roots {
+                builder = builder.tls_built_in_root_certs(false);
+            }
+        }
+        if config.danger_accept_invalid_certs {
+            tracing::warn!(host = url.host_str().unwrap_or(""), "TLS certificate verification is OFF for EWS");
+            builder = builder.danger_accept_invalid_certs(true);
+        }
+        let http = builder.build().map_err(|e| EwsError::Configuration(format!("HTTP client: {e}")))?;
+        Ok(Self { http, url, credentials, trace_dir: config.trace_dir.clone() })
+    }
+
+    pub(crate) fn url(&self) -> &reqwest::Url {
+        &self.url
+    }
+
+    fn trace(&self, operation: &str, envelope: &str) {
+        let Some(dir) = &self.trace_dir else { return };
+        let n = TRACE_COUNTER.fetch_add(1, Ordering::Relaxed);
+        let path = dir.join(format!("client-{}-{n:06}-{operation}.xml", std::process::id()));
+        if let Err(e) = std::fs::create_dir_all(dir).and_then(|()| std::fs::write(&path, envelope)) {
+            tracing::debug!(error = %e, "could not write request trace");
+        }
+    }
+
+    async fn request(
+        &self,
+        routing: &Routing,
+        envelope: &str,
+        force_refresh: bool,
+        affinity: bool,
+    ) -> Result<reqwest::RequestBuilder> {
+        let mut r =
+            self.http.post(self.url.clone()).header(CONTENT_TYPE, "text/xml; charset=utf-8").body(envelope.to_owned());
+        match &self.credentials {
+            Credentials::Basic { username, password } => r = r.basic_auth(username, Some(password)),
+            Credentials::Bearer(provider) => {
+                let token = provider.token(force_refresh).await?;
+                let mut v = header(&format!("Bearer {token}"))?;
+                v.set_sensitive(true);
+                r = r.header(AUTHORIZATION, v);
+            }
+            Credentials::Anonymous => {}
+        }
+        let anchor = routing
+            .anchor_mailbox
+            .as_deref()
+            .or(routing.public_folder_mailbox.as_deref())
+            .or(routing.impersonation.as_ref().map(Impersonation::mailbox));
+        if let Some(a) = anchor {
+            r = r.header("X-AnchorMailbox", header(a)?);
+        }
+        if let Some(p) = &routing.public_folder_mailbox {
+            r = r.header("X-PublicFolderMailbox", header(p)?);
+        }
+        if affinity {
+            r = r.header("X-PreferServerAffinity", "true");
+        }
+        Ok(r)
+    }
+
+    /// Sends one envelope and returns the response, refreshing a bearer token once on 401.
+    /// HTTP 500 is returned as a response (it carries the SOAP fault); other failures are errors.
+    pub(crate) async fn send(
+        &self,
+        operation: &'static str,
+        routing: &Routing,
+        envelope: &str,
+        affinity: bool,
+    ) -> Result<reqwest::Response> {
+        self.trace(operation, envelope);
+        let context = || ErrorContext {
+            operation: Some(operation),
+            mailbox: routing.mailbox().map(str::to_owned),
+            ..ErrorContext::default()
+        };
+        let mut refreshed = false;
+        loop {
+            let response = self
+                .request(routing, envelope, refreshed, affinity)
+                .await?
+                .send()
+                .await
+                .map_err(|e| transport_error(e, context()))?;
+            let status = response.status();
+            if status == StatusCode::UNAUTHORIZED {
+                if matches!(self.credentials, Credentials::Bearer(_)) && !refreshed {
+                    refreshed = true;
+                    tracing::debug!(operation, "401: refreshing the bearer token");
+                    continue;
+                }
+                return Err(EwsError::Unauthorized { context: Box::new(context()) });
+            }
+            if status.is_success() || status == StatusCode::INTERNAL_SERVER_ERROR {
+                return Ok(response);
+            }
+            return Err(EwsError::Http {
+                status: status.as_u16(),
+                retry_after: retry_after(response.headers()),
+                context: Box::new(context()),
+            });
+        }
+    }
+
+    /// Sends one envelope and reads the whole body.
+    pub(crate) async fn send_and_read(
+        &self,
+        operation: &'static str,
+        routing: &Routing,
+        envelope: &str,
+        affinity: bool,
+    ) -> Result<(u16, Bytes)> {
+        let response = self.send(operation, routing, envelope, affinity).await?;
+        let status = response.status().as_u16();
+        let context = ErrorContext {
+            operation: Some(operation),
+            mailbox: routing.mailbox().map(str::to_owned),
+            ..ErrorContext::default()
+        };
+        let body = response.bytes().await.map_err(|e| {
+            let mut err = transport_error(e, context);
+            if let EwsError::Transport { maybe_sent, .. } = &mut err {
+                *maybe_sent = true;
+            }
+            err
+        })?;
+        Ok((status, body))
+    }
+}
+
+/// A reqwest error as an [`EwsError::Transport`], without the URL (which could hold secrets in its
+/// query) and marking whether the request may have reached the server.
+pub(crate) fn transport_error(e: reqwest::Error, context: ErrorContext) -> EwsError {
+    let maybe_sent = !e.is_connect() && !e.is_builder();
+    let e = e.without_url();
+    let mut message = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(s) = source {
+        message.push_str(": ");
+        message.push_str(&s.to_string());
+        source = s.source();
+    }
+    EwsError::Transport { message, maybe_sent, context: Box::new(context) }
+}

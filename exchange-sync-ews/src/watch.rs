@@ -1,0 +1,246 @@
+//! Change hints for one folder: streaming notifications with reconnection, falling back to pull
+//! notifications, falling back to nothing (the engine then polls).
+//!
+//! Hints only say "look now"; the engine re-reads the folder, so a duplicate or spurious hint costs a
+//! listing, never correctness. Whenever events may have been lost (a resubscription, a stalled
+//! connection) the hint is [`ChangeHint::Resync`].
+
+use std::sync::Weak;
+use std::time::Duration;
+
+use exchange_sync_core::ChangeHint;
+use futures::StreamExt;
+use futures::channel::mpsc;
+
+use crate::client::EwsClient;
+use crate::error::{ErrorKind, EwsError};
+use crate::ids::FolderRef;
+use crate::notification::EventKind;
+use crate::operation::notifications::{ITEM_EVENTS, StreamingBatch, SubscriptionKind};
+
+/// How a folder is watched.
+#[derive(Debug, Clone)]
+pub struct WatchOptions {
+    /// Try streaming notifications first (Exchange 2010 SP1+).
+    pub streaming: bool,
+    /// Minutes one streaming connection stays open (1..30) before the client reconnects.
+    pub connection_timeout_minutes: u32,
+    /// How long to wait for any data (heartbeats included) before treating a stream as stalled.
+    pub heartbeat_timeout: Duration,
+    /// Use pull notifications when streaming is unavailable.
+    pub pull: bool,
+    /// How often to poll a pull subscription.
+    pub pull_interval: Duration,
+    /// Wait after a failed attempt before the next.
+    pub retry_delay: Duration,
+}
+
+impl Default for WatchOptions {
+    fn default() -> Self {
+        Self {
+            streaming: true,
+            connection_timeout_minutes: 30,
+            heartbeat_timeout: Duration::from_secs(90),
+            pull: true,
+            pull_interval: Duration::from_secs(30),
+            retry_delay: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Where hints go, and whether anyone still wants them: the receiving stream must be alive and so
+/// must the connector (the stream ends when the connector is dropped).
+pub(crate) struct Hints {
+    tx: mpsc::Sender<ChangeHint>,
+    connector: Weak<()>,
+}
+
+impl Hints {
+    pub(crate) fn new(tx: mpsc::Sender<ChangeHint>, connector: Weak<()>) -> Self {
+        Self { tx, connector }
+    }
+
+    fn is_closed(&self) -> bool {
+        self.tx.is_closed() || self.connector.strong_count() == 0
+    }
+}
+
+/// Sends a hint; false when nobody listens any more. A full channel drops the hint: one pending
+/// hint already makes the engine look.
+fn send(tx: &mut Hints, hint: ChangeHint) -> bool {
+    if tx.is_closed() {
+        return false;
+    }
+    match tx.tx.try_send(hint) {
+        Ok(()) => true,
+        Err(e) => !e.is_disconnected(),
+    }
+}
+
+fn has_item_events(batch: &StreamingBatch) -> bool {
+    batch.notifications.iter().any(|n| n.events.iter().any(|e| e.kind != EventKind::Status))
+}
+
+fn subscription_lost(batch: &StreamingBatch, id: &str) -> bool {
+    batch.failed_subscriptions.iter().any(|s| s == id)
+        || batch.error.as_deref().is_some_and(|c| ErrorKind::from_response_code(c) == ErrorKind::SubscriptionLost)
+}
+
+/// Whether an error means the server does not offer this kind of subscription at all.
+fn unsupported(e: &EwsError) -> bool {
+    matches!(e.kind(), ErrorKind::UnsupportedVersion | ErrorKind::InvalidRequest | ErrorKind::Protocol)
+}
+
+enum Outcome {
+    /// The subscription is gone: subscribe again (and resync).
+    Resubscribe,
+    /// Nobody listens any more.
+    Stop,
+}
+
+async fn streaming_session(client: &EwsClient, id: &str, tx: &mut Hints, o: &WatchOptions) -> Outcome {
+    let ids = [id.to_owned()];
+    loop {
+        if tx.is_closed() {
+            let _ = client.unsubscribe(id).await;
+            return Outcome::Stop;
+        }
+        let mut stream =
+            match client.get_streaming_events(&ids, o.connection_timeout_minutes, o.heartbeat_timeout).await {
+                Ok(s) => s,
+                Err(e) if e.kind() == ErrorKind::SubscriptionLost => return Outcome::Resubscribe,
+                Err(e) => {
+                    tracing::warn!(error = %e, "streaming connection failed; retrying");
+                    tokio::time::sleep(o.retry_delay).await;
+                    if !send(tx, ChangeHint::Resync) {
+                        return Outcome::Stop;
+                    }
+                    continue;
+                }
+            };
+        while let Some(batch) = stream.next().await {
+            match batch {
+                Ok(b) if subscription_lost(&b, id) => return Outcome::Resubscribe,
+                Ok(b) => {
+                    if has_item_events(&b) && !send(tx, ChangeHint::Changed) {
+                        let _ = client.unsubscribe(id).await;
+                        return Outcome::Stop;
+                    }
+                    if tx.is_closed() {
+                        let _ = client.unsubscribe(id).await;
+                        return Outcome::Stop;
+                    }
+                }
+                Err(e) => {
+                    // A stall or a broken connection: events may be lost in between.
+                    tracing::info!(error = %e, "notification stream interrupted; reconnecting");
+                    if e.kind() == ErrorKind::SubscriptionLost {
+                        return Outcome::Resubscribe;
+                    }
+                    if !send(tx, ChangeHint::Resync) {
+                        return Outcome::Stop;
+                    }
+                    break;
+                }
+            }
+        }
+    }
+}
+
+async fn pull_session(
+    client: &EwsClient,
+    id: &str,
+    mut watermark: String,
+    tx: &mut Hints,
+    o: &WatchOptions,
+) -> Outcome {
+    loop {
+        tokio::time::sleep(o.pull_interval).await;
+        if tx.is_closed() {
+            let _ = client.unsubscribe(id).await;
+            return Outcome::Stop;
+        }
+        loop {
+            match client.get_events(id, &watermark).await {
+                Ok(n) => {
+                    if n.events.iter().any(|e| e.kind != EventKind::Status) && !send(tx, ChangeHint::Changed) {
+                        return Outcome::Stop;
+                    }
+                    if let Some(w) = n.last_watermark() {
+                        watermark = w.to_owned();
+                    }
+                    if !n.more_events {
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == ErrorKind::SubscriptionLost => return Outcome::Resubscribe,
+                Err(e) => {
+                    tracing::warn!(error = %e, "GetEvents failed");
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// Watches one folder until the receiving side is dropped.
+pub(crate) async fn run(client: EwsClient, folder: FolderRef, o: WatchOptions, mut tx: Hints) {
+    let folders = [folder];
+    let mut streaming = o.streaming;
+    let mut pull = o.pull;
+    let mut subscribed_before = false;
+    loop {
+        if tx.is_closed() {
+            return;
+        }
+        if subscribed_before && !send(&mut tx, ChangeHint::Resync) {
+            return;
+        }
+        let outcome = if streaming {
+            match client.subscribe(&folders, &ITEM_EVENTS, &SubscriptionKind::Streaming).await {
+                Ok(sub) => {
+                    subscribed_before = true;
+                    streaming_session(&client, &sub.id, &mut tx, &o).await
+                }
+                Err(e) if unsupported(&e) => {
+                    tracing::info!(error = %e, "streaming notifications unavailable; falling back to pull");
+                    streaming = false;
+                    continue;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "streaming subscription failed; retrying");
+                    tokio::time::sleep(o.retry_delay).await;
+                    continue;
+                }
+            }
+        } else if pull {
+            let kind = SubscriptionKind::Pull { timeout_minutes: 10, watermark: None };
+            match client.subscribe(&folders, &ITEM_EVENTS, &kind).await {
+                Ok(sub) => {
+                    subscribed_before = true;
+                    let watermark = sub.watermark.unwrap_or_default();
+                    pull_session(&client, &sub.id, watermark, &mut tx, &o).await
+                }
+                Err(e) if unsupported(&e) => {
+                    tracing::info!(error = %e, "pull notifications unavailable; the engine polls");
+                    pull = false;
+                    continue;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "pull subscription failed; retrying");
+                    tokio::time::sleep(o.retry_delay).await;
+                    continue;
+                }
+            }
+        } else {
+            // No notifications: stay silent until dropped; the engine polls.
+            while !tx.is_closed() {
+                tokio::time::sleep(o.retry_delay).await;
+            }
+            return;
+        };
+        if let Outcome::Stop = outcome {
+            return;
+        }
+    }
+}
