@@ -174,6 +174,9 @@ pub struct EmulatorConfig {
     pub heartbeat_interval: Duration,
     /// Length of one `ConnectionTimeout` minute (shorter in tests, so `Closed` arrives quickly).
     pub streaming_minute: Duration,
+    /// Serve HTTPS with a freshly generated self-signed certificate (see
+    /// `RunningEmulator::certificate_pem`) instead of plain HTTP.
+    pub tls: bool,
 }
 
 impl Default for EmulatorConfig {
@@ -201,6 +204,7 @@ impl Default for EmulatorConfig {
             max_request_bytes: 32 * 1024 * 1024,
             heartbeat_interval: Duration::from_secs(30),
             streaming_minute: Duration::from_secs(60),
+            tls: false,
         }
     }
 }

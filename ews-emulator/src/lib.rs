@@ -43,6 +43,7 @@ pub mod auth;
 pub mod autodiscover;
 mod server;
 pub mod throttle;
+pub mod tls;
 pub mod trace;
 
 pub use config::{EmulatorConfig, Fault, FaultRates, ServerVersion};

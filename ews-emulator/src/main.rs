@@ -56,6 +56,9 @@ struct Args {
     /// Seconds between streaming heartbeats.
     #[arg(long, default_value_t = 30)]
     heartbeat_secs: u64,
+    /// Serve HTTPS with a generated self-signed certificate, written as PEM to this file.
+    #[arg(long)]
+    tls_cert_out: Option<PathBuf>,
 }
 
 fn parse_version(s: &str) -> Result<ServerVersion, String> {
@@ -69,6 +72,7 @@ async fn main() {
         .with_writer(std::io::stderr)
         .init();
     let args = Args::parse();
+    let args_cert_out = args.tls_cert_out.clone();
     let config = EmulatorConfig {
         listen: args.listen,
         users: args.users,
@@ -86,6 +90,7 @@ async fn main() {
         seed: args.seed,
         trace_dir: args.trace_dir,
         heartbeat_interval: Duration::from_secs(args.heartbeat_secs.max(1)),
+        tls: args.tls_cert_out.is_some(),
         ..EmulatorConfig::default()
     };
     let emu = match Emulator::start(config).await {
@@ -95,6 +100,12 @@ async fn main() {
             std::process::exit(1);
         }
     };
+    if let (Some(path), Some(pem)) = (&args_cert_out, emu.certificate_pem()) {
+        if let Err(e) = std::fs::write(path, pem) {
+            eprintln!("ews-emulator: cannot write {}: {e}", path.display());
+            std::process::exit(1);
+        }
+    }
     let mut out = std::io::stdout();
     let _ = writeln!(out, "EWS endpoint: {}", emu.url());
     let _ = writeln!(out, "Autodiscover: {}", emu.autodiscover_url());

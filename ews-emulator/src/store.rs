@@ -30,7 +30,7 @@ pub enum Permission {
     Owner,
 }
 
-/// Which folders a mailbox-level lookup means.
+/// What happened to an item or folder (the notification event types).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventKind {
     /// An item or folder was created.

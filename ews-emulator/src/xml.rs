@@ -209,6 +209,12 @@ pub fn parse(bytes: &[u8]) -> Result<Element, XmlError> {
                 if root.is_some() {
                     return Err(XmlError::Malformed("content after the root element".into()));
                 }
+                if !is_xml_name(s.name().as_ref()) {
+                    return Err(XmlError::Malformed(format!(
+                        "invalid element name {}",
+                        String::from_utf8_lossy(s.name().as_ref())
+                    )));
+                }
                 let ns_uri = match ns {
                     ResolveResult::Bound(n) => intern_namespace(n.as_ref()),
                     ResolveResult::Unbound => Cow::Borrowed(""),
@@ -229,6 +235,12 @@ pub fn parse(bytes: &[u8]) -> Result<Element, XmlError> {
                     let key = a.key;
                     if key.as_ref() == b"xmlns" || key.as_ref().starts_with(b"xmlns:") {
                         continue;
+                    }
+                    if !is_xml_name(key.as_ref()) {
+                        return Err(XmlError::Malformed(format!(
+                            "invalid attribute name {}",
+                            String::from_utf8_lossy(key.as_ref())
+                        )));
                     }
                     let value = a
                         .unescape_value()
@@ -279,6 +291,18 @@ pub fn parse(bytes: &[u8]) -> Result<Element, XmlError> {
         return Err(XmlError::Malformed("unexpected end of document".into()));
     }
     root.ok_or_else(|| XmlError::Malformed("empty document".into()))
+}
+
+/// Whether bytes form an XML name (ASCII letters, digits, `_ - . :`, or non-ASCII), as libxml2
+/// and Exchange require; quick-xml is more lenient about attribute keys.
+fn is_xml_name(name: &[u8]) -> bool {
+    match name.first() {
+        None => false,
+        Some(first) if first.is_ascii_digit() || *first == b'-' || *first == b'.' => false,
+        Some(_) => name.iter().all(|b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':') || *b >= 0x80
+        }),
+    }
 }
 
 /// The known namespaces as static strings, others as owned ones.
@@ -422,6 +446,9 @@ mod tests {
         assert!(parse(b"").is_err());
         assert!(parse(b"<p:a/>").is_err());
         assert!(parse(b"<a/><b/>").is_err());
+        assert!(parse(br#"<a P/x="1"/>"#).is_err());
+        assert!(parse(br#"<a P"x="1"/>"#).is_err());
+        assert!(parse(br#"<a"b/>"#).is_err());
     }
 
     #[test]

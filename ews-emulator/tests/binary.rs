@@ -84,3 +84,24 @@ async fn prints_the_endpoint_first_and_serves_with_its_options() {
         .unwrap();
     assert_eq!(r.status(), 200, "sync-admin is always there");
 }
+
+#[tokio::test]
+async fn serves_https_with_the_certificate_it_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let cert = dir.path().join("emulator.pem");
+    let (_child, url) = spawn(&["--contacts", "1", "--tls-cert-out", cert.to_str().unwrap()]);
+    assert!(url.starts_with("https://"), "{url}");
+    let pem = std::fs::read(&cert).expect("certificate written before the endpoint line");
+    let http = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap())
+        .build()
+        .unwrap();
+    let r = http
+        .post(&url)
+        .basic_auth("alice", Some("exchange-sync"))
+        .body(FIND_PUBLIC)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}

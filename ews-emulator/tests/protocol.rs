@@ -441,3 +441,47 @@ async fn mutated_operations_always_get_an_answer() {
         "NoError"
     );
 }
+
+#[tokio::test]
+async fn tls_with_a_generated_certificate() {
+    let emu = start(EmulatorConfig {
+        contacts: 1,
+        tls: true,
+        ..Default::default()
+    })
+    .await;
+    assert!(emu.url().starts_with("https://127.0.0.1:"));
+    let pem = emu.certificate_pem().expect("a certificate with TLS on");
+    let body = Client::new(&emu, "alice").envelope(GET_CONTACTS);
+    // Without the certificate in the trust store, verification fails.
+    let untrusting = reqwest::Client::builder().build().unwrap();
+    assert!(
+        untrusting
+            .post(emu.url())
+            .basic_auth("alice", Some(PASSWORD))
+            .body(body.clone())
+            .send()
+            .await
+            .is_err()
+    );
+    // With it, EWS works over HTTPS.
+    let trusting = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(pem.as_bytes()).unwrap())
+        .build()
+        .unwrap();
+    let r = trusting
+        .post(emu.url())
+        .basic_auth("alice", Some(PASSWORD))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.text().await.unwrap().contains("NoError"));
+    let plain = start(EmulatorConfig {
+        contacts: 1,
+        ..Default::default()
+    })
+    .await;
+    assert!(plain.certificate_pem().is_none());
+}

@@ -288,7 +288,12 @@ impl EwsClient {
                     continue;
                 }
             }
-            let again = matches!(kind, ErrorKind::Throttled | ErrorKind::Transient) && attempt < retry.max_attempts;
+            // A request that may have reached the server is only sent again when doing so twice
+            // is harmless (reads, subscriptions); a write's unknown outcome goes to the caller.
+            let idempotent = !matches!(operation, "CreateItem" | "UpdateItem" | "DeleteItem" | "CreateFolder");
+            let passing = matches!(kind, ErrorKind::Throttled | ErrorKind::Transient)
+                || (kind == ErrorKind::Indeterminate && idempotent);
+            let again = passing && attempt < retry.max_attempts;
             if !again {
                 return Err(err.with_mailbox(self.routing.mailbox()));
             }
@@ -348,6 +353,20 @@ impl EwsClient {
                         results[i] = Some(Err(e.clone()));
                     }
                 }
+                // One failed message for a whole batch: the server refused the request as a whole
+                // (ErrorServerBusy in message form): nothing was processed, so retry it all.
+                Ok(mut entries)
+                    if entries.len() == 1
+                        && batch.len() > 1
+                        && entries[0].as_ref().is_err_and(|e| e.kind() == ErrorKind::Throttled)
+                        && attempts[batch[0]] < retry.max_attempts =>
+                {
+                    if let Some(Err(e)) = entries.pop() {
+                        self.limit().on_busy();
+                        tokio::time::sleep(retry.delay(attempts[batch[0]] - 1, e.retry_after())).await;
+                    }
+                    queue.push_front((batch, single));
+                }
                 Ok(entries) if entries.len() != batch.len() => {
                     let e = EwsError::protocol(
                         "batch",
@@ -399,8 +418,12 @@ impl EwsClient {
 
     /// GetFolder for several folders, one result each.
     pub async fn get_folders(&self, folders: &[FolderRef], shape: &FolderShape) -> Result<Vec<Result<Folder>>> {
-        let body = folders::get_folder_request(folders, shape);
-        let r = self.call("GetFolder", &body, Affinity::None, folders::parse_get_folder).await?;
+        let r = self
+            .batched(folders, |chunk| {
+                let body = folders::get_folder_request(&chunk, shape);
+                async move { self.call("GetFolder", &body, Affinity::None, folders::parse_get_folder).await }
+            })
+            .await?;
         Ok(r.into_iter().zip(folders).map(|(r, f)| r.map_err(|e| e.with_folder(f.describe()))).collect())
     }
 

@@ -129,3 +129,58 @@ fn tls_configuration_errors() {
     assert!(EwsClient::builder("https://mail.contoso.test/EWS/Exchange.asmx").transport(insecure).build().is_ok());
     assert_eq!(EwsClient::builder("not a url").build().unwrap_err().kind(), ErrorKind::Configuration);
 }
+
+/// Serves requests, closing the connection without an answer on the first one it receives (after
+/// reading it, as if the server died mid-request). Answers a GetFolder or an empty CreateItem reply.
+async fn flaky_server() -> (String, Arc<AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/EWS/Exchange.asmx", listener.local_addr().unwrap());
+    let requests = Arc::new(AtomicUsize::new(0));
+    let count = Arc::clone(&requests);
+    tokio::spawn(async move {
+        loop {
+            let (mut sock, _) = listener.accept().await.unwrap();
+            let count = Arc::clone(&count);
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 8192];
+                loop {
+                    let n = sock.read(&mut chunk).await.unwrap_or(0);
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    if buf.ends_with(b"</soap:Envelope>") {
+                        break;
+                    }
+                }
+                if count.fetch_add(1, Ordering::SeqCst) == 0 {
+                    return; // drop the connection: the client cannot know what happened
+                }
+                let reply = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: text/xml; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{GET_FOLDER_OK}",
+                    GET_FOLDER_OK.len()
+                );
+                sock.write_all(reply.as_bytes()).await.unwrap();
+            });
+        }
+    });
+    (url, requests)
+}
+
+#[tokio::test]
+async fn a_lost_answer_is_resent_for_reads_only() {
+    let (url, requests) = flaky_server().await;
+    let client = EwsClient::builder(url).build().unwrap();
+    let folder =
+        client.get_folder(&FolderRef::distinguished(DistinguishedFolder::Contacts), &FolderShape::default()).await;
+    assert_eq!(folder.unwrap().id.id, "F1", "a read is sent again");
+    assert_eq!(requests.load(Ordering::SeqCst), 2);
+
+    let (url, requests) = flaky_server().await;
+    let client = EwsClient::builder(url).build().unwrap();
+    let draft = ItemDraft { item_type: ItemType::Contact, fields: vec![Field::text("GivenName", "Once")] };
+    let r = client.create_items(&FolderRef::distinguished(DistinguishedFolder::Contacts), &[draft]).await.unwrap();
+    assert_eq!(r[0].as_ref().unwrap_err().kind(), ErrorKind::Indeterminate);
+    assert_eq!(requests.load(Ordering::SeqCst), 1, "a write whose outcome is unknown is not sent again");
+}

@@ -7,11 +7,8 @@ use ews_emulator::{Emulator, EmulatorConfig, RunningEmulator};
 
 pub const PASSWORD: &str = "exchange-sync";
 
-/// Starts an emulator with `config`, adding the trace dir from the environment.
-pub async fn start(mut config: EmulatorConfig) -> RunningEmulator {
-    if config.trace_dir.is_none() {
-        config.trace_dir = std::env::var_os("EWS_TRACE_DIR").map(Into::into);
-    }
+/// Starts an emulator with `config` (whose `Default` takes the trace dir from `EWS_TRACE_DIR`).
+pub async fn start(config: EmulatorConfig) -> RunningEmulator {
     Emulator::start(config).await.expect("emulator starts")
 }
 
