@@ -230,7 +230,7 @@ fn incorrect_count() -> EwsError {
 
 fn check_settable(item: &Item, element: &str) -> Result<(), EwsError> {
     if READ_ONLY.contains(&element)
-        || schema_order::position(schema_order::for_item(&item.element), element) == usize::MAX
+        || !schema_order::for_item(&item.element).contains(element)
     {
         return Err(EwsError::new(
             "ErrorInvalidPropertySet",

@@ -249,8 +249,8 @@ pub fn write_item(out: &mut String, mb: &Mailbox, item: &Item, shape: &Shape, ct
         }
     }
     let order = schema_order::for_item(&item.element);
-    fields.retain(|f| schema_order::position(order, &f.name) != usize::MAX);
-    fields.sort_by_key(|f| schema_order::position(order, &f.name));
+    fields.retain(|f| order.contains(&f.name));
+    fields.sort_by_key(|f| order.position(&f.name));
     out.push_str("<t:");
     out.push_str(&item.element);
     out.push('>');

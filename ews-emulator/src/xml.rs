@@ -363,18 +363,9 @@ fn known_names() -> &'static std::collections::HashSet<&'static str> {
             "IsTruncated",
             "Status",
         ];
-        [
-            ITEM,
-            MESSAGE,
-            CALENDAR_ITEM,
-            CONTACT,
-            DISTRIBUTION_LIST,
-            TASK,
-            POST_ITEM,
-            PHYSICAL_ADDRESS_ENTRY,
-            extra,
-        ]
-        .iter()
+        [ITEM, PHYSICAL_ADDRESS_ENTRY, extra]
+            .iter()
+            .chain(ALL_OWN)
         .flat_map(|l| l.iter().copied())
         .collect()
     })

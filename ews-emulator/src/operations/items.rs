@@ -202,7 +202,7 @@ fn accept_fields(
             }
             "ItemClass" => class = f.text.trim().to_string(),
             n if READ_ONLY.contains(&n) => {}
-            n if schema_order::position(order, n) != usize::MAX => fields.push(f.clone()),
+            n if order.contains(n) => fields.push(f.clone()),
             _ => {}
         }
     }
