@@ -30,7 +30,7 @@ use crate::executor::{ExecutionReport, Executor, ExecutorOptions, MemberReport};
 use crate::group::SyncGroup;
 use crate::id::{EntityId, GroupId, ItemId, MemberId, Version};
 use crate::origin::OriginStamp;
-use crate::plan::{FolderObservation, Observed, Plan, PlanInput};
+use crate::plan::{Action, FolderObservation, Observed, Plan, PlanInput, Reason};
 use crate::planner;
 use crate::state::{
     ConflictRecord, KnownItem, MemberStatus, Ownership, ReplicaRecord, ReplicaSlot, StateStore, StateTransaction,
@@ -81,6 +81,8 @@ pub struct SyncReport {
     pub planned: usize,
     /// Conflicts resolved by this pass.
     pub conflicts: Vec<ConflictRecord>,
+    /// Per folder, how many of the planned writes revert a one-way member's local change.
+    pub reverts: BTreeMap<MemberId, usize>,
     /// Per folder (the hub included).
     pub members: BTreeMap<MemberId, MemberSyncReport>,
 }
@@ -125,6 +127,7 @@ pub struct GroupSync {
     store: Arc<dyn StateStore>,
     connectors: BTreeMap<MemberId, Arc<dyn Connector>>,
     options: SyncOptions,
+    views: crate::view::MemberViews,
 }
 
 impl GroupSync {
@@ -138,7 +141,13 @@ impl GroupSync {
         if let Some(missing) = group.folders().find(|m| !connectors.contains_key(*m)) {
             return Err(Error::Config { message: format!("group {}: no connector for folder {missing}", group.id) });
         }
-        Ok(GroupSync { group, store, connectors, options: SyncOptions::default() })
+        Ok(GroupSync { group, store, connectors, options: SyncOptions::default(), views: Default::default() })
+    }
+
+    /// Sets what one-way members receive (filters and modifications; see [`crate::view`]).
+    pub fn with_views(mut self, views: crate::view::MemberViews) -> Self {
+        self.views = views;
+        self
     }
 
     /// Replaces the options.
@@ -164,6 +173,7 @@ impl GroupSync {
                 abandoned: 0,
                 planned: 0,
                 conflicts: Vec::new(),
+                reverts: BTreeMap::new(),
                 members: BTreeMap::new(),
             };
             (report.recovered, report.abandoned) = self.recover().await?;
@@ -171,6 +181,13 @@ impl GroupSync {
             report.members = members;
             report.planned = plan.actions.len();
             report.conflicts = plan.conflicts.clone();
+            for action in &plan.actions {
+                if let Action::Create { reason: Reason::Revert, .. } | Action::Update { reason: Reason::Revert, .. } =
+                    action
+                {
+                    *report.reverts.entry(action.member().clone()).or_default() += 1;
+                }
+            }
             // The foreign items' versions and an interruption marker for every folder about to be
             // written go with the plan's own state, in its one transaction.
             plan.state.extend(foreign);
@@ -375,6 +392,7 @@ impl GroupSync {
             allow_mass_delete: self.options.allow_mass_delete,
             now: chrono::Utc::now(),
             initialized,
+            views: self.views.clone(),
         };
         tracing::debug!(entities = input.entities.len(), full_check, "planning");
         let plan = planner::plan(&planned_group, &input)?;

@@ -16,6 +16,7 @@
 //!   three-way field merge it uses.
 //! - [`executor`]: applies a plan, committing each action's outcome as it completes.
 //! - [`engine`]: one sync pass of a group (recover, observe, plan, execute) with its report.
+//! - [`view`]: what a one-way member receives (filters and modifications, as views).
 //! - [`error`]: the error type, with a kind that says whether to retry.
 //! - `testkit` (feature `testkit`): an in-memory connector with fault injection and the connector
 //!   conformance suite.
@@ -35,6 +36,7 @@ pub mod planner;
 pub mod state;
 #[cfg(feature = "testkit")]
 pub mod testkit;
+pub mod view;
 
 pub use connector::{
     BatchResult, Capabilities, Change, ChangeDetection, ChangeHint, ChangePage, Connector, FetchedItem, ItemDelete,
@@ -51,3 +53,4 @@ pub use origin::OriginStamp;
 pub use plan::{Action, FolderObservation, Observed, Plan, PlanInput, Reason};
 pub use planner::plan;
 pub use state::{EntityRecord, ReplicaRecord, ReplicaSlot, StateStore, StateTransaction, StateWrite};
+pub use view::{MemberView, MemberViews};

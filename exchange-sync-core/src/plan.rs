@@ -59,6 +59,9 @@ pub struct PlanInput {
     /// A two-way member adopts new items only once initialized: what a folder already holds at its
     /// initial sync (a user's personal contacts) must not flood the hub.
     pub initialized: BTreeSet<MemberId>,
+    /// What one-way members receive of the shared content (see [`crate::view`]); members
+    /// without a view receive the base unchanged.
+    pub views: crate::view::MemberViews,
 }
 
 /// Why an action is planned; shown in the dry run and in reports.
@@ -81,6 +84,8 @@ pub enum Reason {
     /// A copy carrying this group's origin stamp that belongs to no entity any more (or is a
     /// second copy of one) in a one-way member: the group made it, so the group removes it.
     Orphan,
+    /// The item no longer matches what the member receives (its view's filter).
+    FilteredOut,
 }
 
 impl fmt::Display for Reason {
@@ -96,6 +101,7 @@ impl fmt::Display for Reason {
             Reason::Restore => f.write_str("restore: a modification beats a deletion"),
             Reason::Missing => f.write_str("missing copy"),
             Reason::Stale => f.write_str("stale copy"),
+            Reason::FilteredOut => f.write_str("no longer matches the member's filter"),
             Reason::Orphan => f.write_str("orphan copy made by this group"),
         }
     }

@@ -420,8 +420,16 @@ impl<'a> Planner<'a> {
     /// Rules 1 to 4 for an entity with a base.
     fn decide_live(&mut self, id: &EntityId, w: &Work<'a>, base: &Item) {
         let base_hash = base.content_hash();
-        let copies: Vec<CopyState<'_>> =
-            (0..self.folders.len()).map(|fi| self.copy_in(w, fi, Some(base_hash))).collect();
+        // A folder with a view is in sync when it holds the view of the base.
+        let copies: Vec<CopyState<'_>> = (0..self.folders.len())
+            .map(|fi| {
+                let target_hash = match self.view_of(fi) {
+                    Some(view) => view.deliver(base).map(|t| t.content_hash()),
+                    None => Some(base_hash),
+                };
+                self.copy_in(w, fi, target_hash)
+            })
+            .collect();
 
         let mut changed_sides = Vec::new();
         let mut deleted_sides = Vec::new();
@@ -540,37 +548,71 @@ impl<'a> Planner<'a> {
                     after = Some((record, Some(&fetched.item)));
                 }
             }
+            // What this folder should hold: the base, or its view of the base.
+            let target: Option<Cow<'_, Item>> = match self.view_of(fi) {
+                Some(view) => view.deliver(new_base.as_ref()).map(Cow::Owned),
+                None => Some(Cow::Borrowed(new_base.as_ref())),
+            };
             if create {
-                let reason = reason_override.unwrap_or_else(|| default_create.clone());
-                self.push_action(
-                    fi,
-                    id,
-                    Action::Create {
-                        entity: id.clone(),
-                        member: member.clone(),
-                        item: new_base.as_ref().clone(),
-                        origin: OriginStamp::new(self.group.id.clone(), id.clone()),
-                        reason,
-                    },
-                );
-            } else if let Some((record, previous)) = after {
-                if record.hash != new_hash && record.ignored_base != Some(new_hash) {
-                    let reason = reason_override.unwrap_or_else(|| default_update.clone());
+                if let Some(target) = target {
+                    let reason = reason_override.unwrap_or_else(|| default_create.clone());
                     self.push_action(
                         fi,
                         id,
-                        Action::Update {
+                        Action::Create {
                             entity: id.clone(),
                             member: member.clone(),
-                            id: record.item_id,
-                            expected: record.version,
-                            item: new_base.as_ref().clone(),
-                            previous: previous.cloned(),
+                            item: target.into_owned(),
+                            origin: OriginStamp::new(self.group.id.clone(), id.clone()),
                             reason,
                         },
                     );
                 }
+            } else if let Some((record, previous)) = after {
+                match target {
+                    Some(target) => {
+                        let target_hash = target.content_hash();
+                        if record.hash != target_hash && record.ignored_base != Some(new_hash) {
+                            let reason = reason_override.unwrap_or_else(|| default_update.clone());
+                            self.push_action(
+                                fi,
+                                id,
+                                Action::Update {
+                                    entity: id.clone(),
+                                    member: member.clone(),
+                                    id: record.item_id,
+                                    expected: record.version,
+                                    item: target.into_owned(),
+                                    previous: previous.cloned(),
+                                    reason,
+                                },
+                            );
+                        }
+                    }
+                    // The member's view withholds the entity: its copy goes.
+                    None => self.push_action(
+                        fi,
+                        id,
+                        Action::Delete {
+                            entity: id.clone(),
+                            member: member.clone(),
+                            id: record.item_id,
+                            expected: Some(record.version),
+                            reason: Reason::FilteredOut,
+                        },
+                    ),
+                }
             }
+        }
+    }
+
+    /// The view of a one-way folder, if it has one (views of other folders are ignored: their
+    /// edits are authoritative and must see the whole item).
+    fn view_of(&self, fi: usize) -> Option<&'a dyn crate::view::MemberView> {
+        let folder = &self.folders[fi];
+        match folder.role {
+            Role::OneWay(_) => self.input.views.get(folder.id).map(|v| v.as_ref()),
+            _ => None,
         }
     }
 

@@ -58,6 +58,17 @@ impl DeliveryRule {
     }
 }
 
+/// The engine's view of a member: the planner compares the member's copies with what the rule
+/// delivers.
+impl exchange_sync_core::MemberView for DeliveryRule {
+    fn deliver(&self, base: &Item) -> Option<Item> {
+        match DeliveryRule::deliver(self, base) {
+            Delivery::Deliver(item) => Some(item),
+            Delivery::Withhold => None,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

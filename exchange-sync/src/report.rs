@@ -90,7 +90,7 @@ pub struct MemberReport {
     pub updated: usize,
     /// Copies deleted.
     pub deleted: usize,
-    /// Local changes of a one-way member put back (among `updated` and `created`).
+    /// Local changes of a one-way member put back (planned writes among `updated` and `created`).
     pub reverted: usize,
     /// Field conflicts resolved in entities of this folder's changes.
     pub conflicts: usize,

@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex as StdMutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use exchange_sync_core::engine::{GroupSync, SyncOptions, SyncReport};
-use exchange_sync_core::{ChangeHint, Connector, ErrorKind, GroupId, MemberId, StateStore};
+use exchange_sync_core::{ChangeHint, Connector, ErrorKind, GroupId, MemberId, MemberViews, StateStore};
 use futures::StreamExt;
 use futures::future::BoxFuture;
 use tokio::sync::{Mutex, Semaphore, broadcast, mpsc, watch};
@@ -402,8 +402,16 @@ impl Inner {
 
         let extra: Vec<MemberConfig> = work.expanded.clone().unwrap_or_default();
         let sync_group = g.config.sync_group(&extra);
+        let views: MemberViews = members
+            .iter()
+            .filter(|m| !m.direction.is_two_way())
+            .map(|m| (MemberId::new(m.id.clone()), m.delivery_rule()))
+            .filter(|(_, rule)| !rule.is_identity())
+            .map(|(id, rule)| (id, Arc::new(rule) as Arc<dyn exchange_sync_core::MemberView>))
+            .collect();
         let engine = GroupSync::new(sync_group, Arc::clone(&self.store), work.connectors.clone())?
-            .with_options(self.sync_options(allow_mass_delete));
+            .with_options(self.sync_options(allow_mass_delete))
+            .with_views(views);
         if dry_run {
             let plan = engine.dry_run().await?;
             report.count_plan(&plan);
@@ -643,7 +651,7 @@ fn fill_report(report: &mut GroupReport, group: &str, result: &SyncReport) {
             created: m.execution.created,
             updated: m.execution.updated,
             deleted: m.execution.deleted,
-            reverted: 0,
+            reverted: result.reverts.get(member).copied().unwrap_or(0),
             conflicts: 0,
             errors: m.execution.failed.iter().map(|f| ErrorReport::from_core(&f.error)).collect(),
         };

@@ -280,3 +280,94 @@ async fn the_running_service_follows_change_hints_and_shuts_down() {
     }
     assert!(stopped);
 }
+
+fn categorized(name: &str, category: &str) -> Item {
+    let mut item = contact(name).with(field::PHONE_HOME, "+1 555 0199");
+    item.categories.insert(category.into());
+    item
+}
+
+#[tokio::test]
+async fn filters_and_modifications_shape_what_a_reader_receives() {
+    use exchange_sync::{Condition, Modification};
+    let folders = Arc::new(MemoryFolders::default());
+    let hub = folders.hub("contacts");
+    let public = hub.user_create(categorized("Ann", "Public"));
+    let internal = hub.user_create(categorized("Ben", "Internal"));
+    let mut group = group();
+    group.members[2] = MemberConfig::one_way("carol@contoso.test")
+        .with_filter(Condition::category("Public"))
+        .with_modification(Modification::clear(field::PHONE_HOME));
+    let service = service(&folders, group);
+
+    assert!(service.run_once(RunOptions::default()).await.unwrap().is_clean());
+    let carol = folders.mailbox("carol@contoso.test");
+    let alice = folders.mailbox("alice@contoso.test");
+    assert_eq!(names(&carol), ["Ann"], "only matching items are delivered");
+    assert_eq!(names(&alice), ["Ann", "Ben"], "editors see everything");
+    let copy = carol.items().into_iter().next().unwrap();
+    assert!(copy.item.get(field::PHONE_HOME).is_none(), "the modification applies");
+    assert!(alice.items().iter().all(|i| i.item.get(field::PHONE_HOME).is_some()));
+
+    // Stable: the modified copy counts as in sync.
+    let plan = service.plan(RunOptions::default()).await.unwrap();
+    assert_eq!(plan.groups[0].totals().created + plan.groups[0].totals().updated, 0, "{plan:?}");
+
+    // The reader's edit of a modified copy is reverted to the modified form.
+    carol.user_update(&copy.id, |i| i.set(field::PHONE_HOME, "+1 555 0666"));
+    assert!(service.run_once(RunOptions::default()).await.unwrap().is_clean());
+    assert!(carol.items()[0].item.get(field::PHONE_HOME).is_none());
+
+    // Items that stop matching are removed; items that start matching are delivered.
+    hub.user_update(&public, |i| {
+        i.categories.clear();
+        i.categories.insert("Internal".into());
+    });
+    hub.user_update(&internal, |i| {
+        i.categories.clear();
+        i.categories.insert("Public".into());
+    });
+    let report = service.run_once(RunOptions::default()).await.unwrap();
+    assert!(report.is_clean(), "{report:?}");
+    assert_eq!(names(&carol), ["Ben"]);
+    assert!(carol.items()[0].item.get(field::PHONE_HOME).is_none());
+    assert_eq!(names(&alice), ["Ann", "Ben"]);
+    let plan = service.plan(RunOptions::default()).await.unwrap();
+    assert!(plan.groups[0].totals().created + plan.groups[0].totals().updated + plan.groups[0].totals().deleted == 0);
+}
+
+#[tokio::test]
+async fn retryable_failures_are_retried_with_backoff_and_reverts_are_counted() {
+    use exchange_sync_core::ErrorKind;
+    use exchange_sync_core::testkit::{Fault, FaultKind, Operation};
+    let folders = Arc::new(MemoryFolders::default());
+    let hub = folders.hub("contacts");
+    hub.user_create(contact("Ann"));
+    let mut config = config(group());
+    config.service.retry.initial_delay = Duration::from_millis(1);
+    let service = SyncService::new(config, folders.clone(), Arc::new(MemoryStore::new())).unwrap();
+    assert!(service.run_once(RunOptions::default()).await.unwrap().is_clean());
+
+    let carol = folders.mailbox("carol@contoso.test");
+    carol.user_update(&id_of(&carol, "Ann"), |i| i.set(field::PHONE_MOBILE, "+1 555 0666"));
+    hub.inject(Fault::on(Operation::List, 1, FaultKind::Fail(ErrorKind::Transient)));
+    let mut events = service.subscribe();
+    let report = service.run_once(RunOptions::default()).await.unwrap();
+    let group = &report.groups[0];
+    assert_eq!(group.outcome, PassOutcome::Synced, "{group:?}");
+    assert_eq!(group.attempts, 2);
+    let carol_row = group.members.iter().find(|m| m.member == "carol@contoso.test").unwrap();
+    assert_eq!((carol_row.updated, carol_row.reverted), (1, 1));
+    let mut retried = false;
+    while let Ok(event) = events.try_recv() {
+        retried |= matches!(event, ProgressEvent::Retrying { attempt: 1, .. });
+    }
+    assert!(retried);
+
+    // A permanent failure is reported, not retried.
+    hub.inject(Fault::on(Operation::List, 1, FaultKind::Fail(ErrorKind::Permanent)));
+    let report = service.run_once(RunOptions::default()).await.unwrap();
+    assert_eq!(report.groups[0].outcome, PassOutcome::Failed);
+    assert_eq!(report.groups[0].attempts, 1);
+    assert_eq!(report.groups[0].errors[0].kind, "permanent");
+}

@@ -113,6 +113,13 @@ pub async fn names(folder: &ItemFolder) -> Vec<String> {
     names
 }
 
+/// The display names that occur once in a folder, sorted (the generated tenant may repeat a
+/// name; the tests address contacts by name).
+pub async fn unique_names(folder: &ItemFolder) -> Vec<String> {
+    let all = names(folder).await;
+    all.iter().filter(|n| all.iter().filter(|m| m == n).count() == 1).cloned().collect()
+}
+
 /// The item with this display name.
 pub async fn find(folder: &ItemFolder, name: &str) -> Option<FolderItem> {
     folder
