@@ -1,0 +1,72 @@
+"""Fixtures: an in-process EWS emulator per test, and configurations over it."""
+
+from __future__ import annotations
+
+from typing import Any, Iterator, List, Optional, Sequence
+
+import pytest
+
+import exchange_sync as es
+from exchange_sync.testing import Emulator
+
+HUB = "Company Contacts"
+TARGET = "contacts/Company Contacts"
+ALICE, BOB, CAROL, DAVE = (f"{u}@contoso.test" for u in ("alice", "bob", "carol", "dave"))
+
+
+@pytest.fixture
+def emulator() -> Iterator[Emulator]:
+    """A fresh emulator with 25 contacts in the public folder."""
+    with Emulator(contacts=25) as emu:
+        yield emu
+
+
+def make_config(
+    emu: Emulator,
+    members: Sequence[es.Member],
+    *,
+    state: str = "memory",
+    **group: Any,
+) -> es.Config:
+    """One group on the public folder `Company Contacts`, delivering into `contacts/Company Contacts`."""
+    return es.Config(
+        connections=[emu.connection("exchange")],
+        groups=[es.Group("contacts", "exchange", public_folder=HUB, target=TARGET, members=members, **group)],
+        service=es.ServiceSettings(
+            state=state,
+            debounce_ms=20,
+            poll_interval_secs=1,
+            retry_max_attempts=2,
+            retry_initial_delay_ms=50,
+            shutdown_grace_secs=5,
+        ),
+    )
+
+
+def editors_and_readers() -> List[es.Member]:
+    """The quickstart's members: two editors, two readers."""
+    return [
+        es.Member(ALICE, "two_way"),
+        es.Member(BOB, "two_way"),
+        es.Member(CAROL, "one_way"),
+        es.Member(DAVE, "one_way"),
+    ]
+
+
+def by_name(folder: es.Folder, name: str) -> Optional[es.FolderItem]:
+    """The item of `folder` whose display name is `name`."""
+    for fi in folder.items():
+        if fi.item.get("display_name") == name:
+            return fi
+    return None
+
+
+def names(folder: es.Folder) -> List[str]:
+    """The display names in `folder`, sorted."""
+    return sorted(str(fi.item.get("display_name")) for fi in folder.items())
+
+
+def unique_names(folder: es.Folder) -> List[str]:
+    """The display names that occur once in `folder` (generated contacts may share a name), sorted."""
+    all_names = names(folder)
+    return [n for n in all_names if all_names.count(n) == 1]
