@@ -13,6 +13,7 @@ use std::time::Duration;
 use exchange_sync::ProgressEvent as RustProgressEvent;
 use exchange_sync::{EwsFolders as RustEwsFolders, RunOptions, SyncService as RustSyncService};
 use pyo3::prelude::*;
+use pyo3::types::PyCFunction;
 use tokio::sync::broadcast::{self, error::RecvError, error::TryRecvError};
 use tokio::task::JoinHandle;
 
@@ -260,21 +261,29 @@ impl SyncService {
     }
 
     /// Runs every group in real time until `shutdown()` (awaitable; cancelling it shuts the
-    /// service down).
+    /// service down gracefully).
     fn run_async<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let service = self.inner.clone();
-        awaitable(py, async move {
-            struct StopOnDrop(RustSyncService);
-            impl Drop for StopOnDrop {
-                fn drop(&mut self) {
-                    self.0.shutdown();
-                }
+        // The run is a task of its own: cancelling the awaitable drops only the wait for it,
+        // and the done callback below asks the service to stop, so `run()` still ends
+        // gracefully (passes in flight finish, `service_stopped` is sent).
+        let run = runtime().spawn({
+            let service = service.clone();
+            async move { service.run().await }
+        });
+        let future = awaitable(py, async move {
+            run.await.map_err(|e| BindingError::Usage(format!("the service task failed: {e}")))??;
+            Ok(())
+        })?;
+        let on_done = PyCFunction::new_closure(py, None, None, move |args, _kwargs| -> PyResult<()> {
+            let done = args.get_item(0)?;
+            if done.call_method0("cancelled")?.is_truthy()? {
+                service.shutdown();
             }
-            let guard = StopOnDrop(service.clone());
-            let result = service.run().await;
-            drop(guard);
-            Ok(result?)
-        })
+            Ok(())
+        })?;
+        future.call_method1("add_done_callback", (on_done,))?;
+        Ok(future)
     }
 
     /// Starts the real-time service in the background and returns at once; `stop()` ends it.

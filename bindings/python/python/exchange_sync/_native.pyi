@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import os
-from typing import Any, Awaitable, Callable, Dict, Iterator, AsyncIterator, List, Literal, Mapping, Optional, Sequence, Union
+from typing import Any, Callable, Dict, Iterator, AsyncIterator, List, Literal, Mapping, Optional, Sequence, Union
 
 __version__: str
 
@@ -678,19 +679,19 @@ class Folder:
         """The folder's description."""
     def subfolders(self) -> List[FolderInfo]:
         """The direct subfolders."""
-    def subfolders_async(self) -> Awaitable[List[FolderInfo]]:
+    def subfolders_async(self) -> asyncio.Future[List[FolderInfo]]:
         """The direct subfolders (awaitable)."""
     def items(self) -> List[FolderItem]:
         """Every item, with content."""
-    def items_async(self) -> Awaitable[List[FolderItem]]:
+    def items_async(self) -> asyncio.Future[List[FolderItem]]:
         """Every item (awaitable)."""
     def get(self, id: str) -> FolderItem:
         """One item by id."""
-    def get_async(self, id: str) -> Awaitable[FolderItem]:
+    def get_async(self, id: str) -> asyncio.Future[FolderItem]:
         """One item by id (awaitable)."""
     def create(self, item: Item) -> str:
         """Creates an item; returns its id."""
-    def create_async(self, item: Item) -> Awaitable[str]:
+    def create_async(self, item: Item) -> asyncio.Future[str]:
         """Creates an item (awaitable of its id)."""
     def update(
         self,
@@ -710,11 +711,11 @@ class Folder:
         body: Optional[str] = None,
         clear_body: bool = False,
         categories: Optional[Sequence[str]] = None,
-    ) -> Awaitable[None]:
+    ) -> asyncio.Future[None]:
         """Changes an item (awaitable)."""
     def delete(self, id: str) -> None:
         """Deletes an item."""
-    def delete_async(self, id: str) -> Awaitable[None]:
+    def delete_async(self, id: str) -> asyncio.Future[None]:
         """Deletes an item (awaitable)."""
 
 class EwsFolders:
@@ -722,11 +723,11 @@ class EwsFolders:
 
     def __init__(self, config: Config) -> None: ...
     @staticmethod
-    def connect_async(config: Config) -> Awaitable[EwsFolders]:
+    def connect_async(config: Config) -> asyncio.Future[EwsFolders]:
         """Connects without blocking the event loop."""
     def public_folder(self, path: str, *, connection: Optional[str] = None) -> Folder:
         """A public folder by its ``/``-separated path (``""``: the root)."""
-    def public_folder_async(self, path: str, *, connection: Optional[str] = None) -> Awaitable[Folder]:
+    def public_folder_async(self, path: str, *, connection: Optional[str] = None) -> asyncio.Future[Folder]:
         """A public folder (awaitable)."""
     def mailbox_folder(
         self, mailbox: str, folder: str = "contacts", *, create: bool = False, connection: Optional[str] = None
@@ -734,7 +735,7 @@ class EwsFolders:
         """A folder of a mailbox (``contacts``, ``contacts/Company Contacts``, ...)."""
     def mailbox_folder_async(
         self, mailbox: str, folder: str = "contacts", *, create: bool = False, connection: Optional[str] = None
-    ) -> Awaitable[Folder]:
+    ) -> asyncio.Future[Folder]:
         """A folder of a mailbox (awaitable)."""
 
 # ----- service -------------------------------------------------------------------------------
@@ -744,19 +745,19 @@ class EventStream:
 
     def next(self, timeout: Optional[float] = None) -> Optional[ProgressEvent]:
         """The next event, waiting at most ``timeout`` seconds."""
-    def next_async(self, timeout: Optional[float] = None) -> Awaitable[Optional[ProgressEvent]]:
+    def next_async(self, timeout: Optional[float] = None) -> asyncio.Future[Optional[ProgressEvent]]:
         """The next event (awaitable)."""
     def __iter__(self) -> Iterator[ProgressEvent]: ...
     def __next__(self) -> ProgressEvent: ...
     def __aiter__(self) -> AsyncIterator[ProgressEvent]: ...
-    def __anext__(self) -> Awaitable[ProgressEvent]: ...
+    def __anext__(self) -> asyncio.Future[ProgressEvent]: ...
 
 class SyncService:
     """Runs sync groups: the Rust ``SyncService``."""
 
     def __init__(self, config: Config) -> None: ...
     @staticmethod
-    def connect_async(config: Config) -> Awaitable[SyncService]:
+    def connect_async(config: Config) -> asyncio.Future[SyncService]:
         """Connects without blocking the event loop."""
     @property
     def folders(self) -> EwsFolders:
@@ -781,17 +782,17 @@ class SyncService:
         groups: Optional[Sequence[str]] = None,
         allow_mass_delete: bool = False,
         on_event: Optional[EventCallback] = None,
-    ) -> Awaitable[RunReport]:
+    ) -> asyncio.Future[RunReport]:
         """One pass of each selected group (awaitable)."""
     def plan(self, *, groups: Optional[Sequence[str]] = None, on_event: Optional[EventCallback] = None) -> RunReport:
         """The dry run."""
     def plan_async(
         self, *, groups: Optional[Sequence[str]] = None, on_event: Optional[EventCallback] = None
-    ) -> Awaitable[RunReport]:
+    ) -> asyncio.Future[RunReport]:
         """The dry run (awaitable)."""
     def run(self, *, on_event: Optional[EventCallback] = None) -> None:
         """Runs in real time until ``shutdown()`` or Ctrl-C."""
-    def run_async(self) -> Awaitable[None]:
+    def run_async(self) -> asyncio.Future[None]:
         """Runs in real time until ``shutdown()`` (awaitable)."""
     def start(self, *, on_event: Optional[EventCallback] = None) -> None:
         """Starts the real-time service in the background."""
@@ -801,11 +802,11 @@ class SyncService:
         """Asks a running service to stop."""
     def status(self) -> List[GroupStatus]:
         """Per group and folder: initialization, last sync, errors, copies, pending work."""
-    def status_async(self) -> Awaitable[List[GroupStatus]]:
+    def status_async(self) -> asyncio.Future[List[GroupStatus]]:
         """The status (awaitable)."""
     def conflicts(self, group: Optional[str] = None) -> List[ConflictEntry]:
         """The conflict log."""
-    def conflicts_async(self, group: Optional[str] = None) -> Awaitable[List[ConflictEntry]]:
+    def conflicts_async(self, group: Optional[str] = None) -> asyncio.Future[List[ConflictEntry]]:
         """The conflict log (awaitable)."""
     def events(self) -> EventStream:
         """Progress events from now on."""
