@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterator, List, Optional, Sequence
+from typing import Any, Iterator, List, Optional, Protocol, Sequence
 
 import pytest
 
@@ -14,6 +14,12 @@ TARGET = "contacts/Company Contacts"
 ALICE, BOB, CAROL, DAVE = (f"{u}@contoso.test" for u in ("alice", "bob", "carol", "dave"))
 
 
+class EmulatorLike(Protocol):
+    """An in-process or subprocess emulator."""
+
+    def connection(self, id: str = "exchange") -> es.Connection: ...
+
+
 @pytest.fixture
 def emulator() -> Iterator[Emulator]:
     """A fresh emulator with 25 contacts in the public folder."""
@@ -22,7 +28,7 @@ def emulator() -> Iterator[Emulator]:
 
 
 def make_config(
-    emu: Emulator,
+    emu: EmulatorLike,
     members: Sequence[es.Member],
     *,
     state: str = "memory",
