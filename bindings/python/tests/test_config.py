@@ -142,16 +142,16 @@ def test_a_configuration_built_in_code_is_validated_too() -> None:
 @pytest.mark.parametrize(
     "build",
     [
-        lambda: es.Member("a@x.test", "sideways"),
+        lambda: es.Member("a@x.test", "sideways"),  # type: ignore[arg-type]
         lambda: es.Member("a@x.test", "two_way", on_edit="ignore"),
         lambda: es.Member("a@x.test", "one_way", adopt_new_items=False),
         lambda: es.Member("a@x.test", target="inbox/Stuff"),
-        lambda: es.Connection("c", "https://x.test", auth="kerberos"),
+        lambda: es.Connection("c", "https://x.test", auth="kerberos"),  # type: ignore[arg-type]
         lambda: es.Connection("c"),
         lambda: es.Connection("c", "https://x.test", password="a", password_env="B"),
         lambda: es.Group("g", "c"),
         lambda: es.Group("g", "c", public_folder="P", conflict_policy="member_priority"),
-        lambda: es.Group("g", "c", public_folder="P", on_leave="shred"),
+        lambda: es.Group("g", "c", public_folder="P", on_leave="shred"),  # type: ignore[arg-type]
         lambda: es.Filter.kind("spaceship"),
         lambda: es.ServiceSettings(poll_interval_secs=-1),
     ],

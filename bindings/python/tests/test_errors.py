@@ -3,6 +3,8 @@ servers, wrong credentials, missing folders and items."""
 
 from __future__ import annotations
 
+import concurrent.futures
+
 import pytest
 
 import exchange_sync as es
@@ -41,16 +43,18 @@ def test_every_exception_is_an_exchange_sync_error() -> None:
 
 def test_an_unreachable_server_raises_a_retryable_transient_error_and_fails_a_run() -> None:
     # One test for both forms: the EWS client retries a refused connection for a while (its
-    # own backoff) before giving up.
+    # own backoff) before giving up, so both run at once (blocking calls release the GIL).
     service = es.SyncService(unreachable_config())
-    with pytest.raises(es.TransientError) as caught:
-        service.folders.mailbox_folder(ALICE, "contacts").items()
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        items = pool.submit(lambda: service.folders.mailbox_folder(ALICE, "contacts").items())
+        report = service.run_once()
+        with pytest.raises(es.TransientError) as caught:
+            items.result()
     err = caught.value
     assert err.kind == "transient" and err.retryable is True
     assert err.mailbox == ALICE
     assert err.folder is not None and err.folder.startswith(ALICE)
 
-    report = service.run_once()
     group = report.groups[0]
     assert group.outcome == "failed" and not report.is_clean()
     [error] = group.errors
