@@ -374,6 +374,22 @@ impl SyncService {
     }
 }
 
+impl Drop for SyncService {
+    /// A service dropped while running in the background (`start()` without `stop()`) is asked
+    /// to stop, rather than left running without a handle.
+    fn drop(&mut self) {
+        let running = self
+            .background
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .is_some_and(|h| !h.is_finished());
+        if running {
+            self.inner.shutdown();
+        }
+    }
+}
+
 /// Progress events of a service: `for event in stream` (blocking; the GIL is released while
 /// waiting) or `async for event in stream`. Iteration ends after `service_stopped`.
 #[pyclass(module = "exchange_sync", frozen)]
