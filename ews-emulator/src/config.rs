@@ -98,7 +98,9 @@ impl ServerVersion {
     /// Whether a client's `RequestServerVersion` is one this server understands: a known name
     /// no newer than the server.
     pub fn accepts_request_version(self, requested: &str) -> bool {
-        REQUEST_VERSIONS.iter().any(|(name, introduced)| *name == requested && *introduced <= self)
+        REQUEST_VERSIONS
+            .iter()
+            .any(|(name, introduced)| *name == requested && *introduced <= self)
     }
 }
 
@@ -113,6 +115,13 @@ pub enum Fault {
     ServiceUnavailable,
     /// Answer ErrorServerBusy (SOAP fault, HTTP 500, BackOffMilliseconds), without performing it.
     ServerBusy,
+    /// Answer HTTP 200 with one ErrorServerBusy response message (BackOffMilliseconds in its
+    /// MessageXml), the other way Exchange reports throttling; not performed either.
+    ServerBusyInMessage,
+    /// Process the first N items of the next batch (GetItem, CreateItem, UpdateItem,
+    /// DeleteItem), answer ErrorBatchProcessingStopped for the rest, as Exchange does when a
+    /// budget runs out in the middle of a batch.
+    StopBatchAfter(usize),
 }
 
 /// Random fault rates, each a probability in `0.0..=1.0` per EWS request.
@@ -154,6 +163,8 @@ pub struct EmulatorConfig {
     /// Seed of the random generator behind busy and fault rates (runs are reproducible).
     pub seed: u64,
     /// Where to dump requests and responses (`*.xml`, streaming bodies `*.stream`).
+    /// `Default` takes it from the `EWS_TRACE_DIR` environment variable, so every test that
+    /// starts an emulator feeds the CI schema check without extra code.
     pub trace_dir: Option<PathBuf>,
     /// Most documents kept per (operation, direction, response code) in the trace dir.
     pub trace_cap: usize,
@@ -163,6 +174,9 @@ pub struct EmulatorConfig {
     pub heartbeat_interval: Duration,
     /// Length of one `ConnectionTimeout` minute (shorter in tests, so `Closed` arrives quickly).
     pub streaming_minute: Duration,
+    /// Serve HTTPS with a freshly generated self-signed certificate (see
+    /// `RunningEmulator::certificate_pem`) instead of plain HTTP.
+    pub tls: bool,
 }
 
 impl Default for EmulatorConfig {
@@ -170,7 +184,10 @@ impl Default for EmulatorConfig {
         EmulatorConfig {
             listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
             domain: "contoso.test".into(),
-            users: ["alice", "bob", "carol", "dave"].iter().map(|s| s.to_string()).collect(),
+            users: ["alice", "bob", "carol", "dave"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
             password: "exchange-sync".into(),
             contacts: 100,
             server_version: ServerVersion::Exchange2016,
@@ -180,11 +197,14 @@ impl Default for EmulatorConfig {
             latency: Duration::ZERO,
             faults: FaultRates::default(),
             seed: 42,
-            trace_dir: None,
+            trace_dir: std::env::var_os("EWS_TRACE_DIR")
+                .filter(|d| !d.is_empty())
+                .map(PathBuf::from),
             trace_cap: 10,
             max_request_bytes: 32 * 1024 * 1024,
             heartbeat_interval: Duration::from_secs(30),
             streaming_minute: Duration::from_secs(60),
+            tls: false,
         }
     }
 }

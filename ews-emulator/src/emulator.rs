@@ -38,18 +38,50 @@ impl Emulator {
     /// Builds the tenant, binds the listener and serves in the background.
     pub async fn start(config: EmulatorConfig) -> Result<RunningEmulator, EmulatorError> {
         if !(0.0..=1.0).contains(&config.busy_rate) {
-            return Err(EmulatorError::Config(format!("busy rate {} is not a probability", config.busy_rate)));
+            return Err(EmulatorError::Config(format!(
+                "busy rate {} is not a probability",
+                config.busy_rate
+            )));
         }
-        let listener = tokio::net::TcpListener::bind(config.listen).await.map_err(|source| EmulatorError::Bind { addr: config.listen, source })?;
-        let addr = listener.local_addr().map_err(|source| EmulatorError::Bind { addr: config.listen, source })?;
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| EmulatorError::Bind {
+                addr: config.listen,
+                source,
+            })?;
+        let addr = listener
+            .local_addr()
+            .map_err(|source| EmulatorError::Bind {
+                addr: config.listen,
+                source,
+            })?;
         let trace = match &config.trace_dir {
-            Some(dir) => Some(TraceWriter::new(dir, config.trace_cap).map_err(|source| EmulatorError::TraceDir { dir: dir.clone(), source })?),
+            Some(dir) => Some(TraceWriter::new(dir, config.trace_cap).map_err(|source| {
+                EmulatorError::TraceDir {
+                    dir: dir.clone(),
+                    source,
+                }
+            })?),
             None => None,
+        };
+        let certificate = if config.tls {
+            Some(crate::tls::generate().map_err(EmulatorError::Tls)?)
+        } else {
+            None
+        };
+        let acceptor = match &certificate {
+            Some(c) => Some(c.acceptor().map_err(EmulatorError::Tls)?),
+            None => None,
+        };
+        let scheme = if certificate.is_some() {
+            "https"
+        } else {
+            "http"
         };
         let hub = Arc::new(NotificationHub::default());
         let (directory, store) = tenant::build(&config, hub);
         let shared = Arc::new(Shared {
-            endpoint: format!("http://{addr}/EWS/Exchange.asmx"),
+            endpoint: format!("{scheme}://{addr}/EWS/Exchange.asmx"),
             limit: ConcurrencyLimit::new(config.max_concurrency),
             faults: FaultInjector::new(config.faults.clone(), config.busy_rate, config.seed),
             trace,
@@ -58,9 +90,20 @@ impl Emulator {
             config,
         });
         let (stop_tx, stop_rx) = watch::channel(false);
-        let task = tokio::spawn(crate::server::serve(listener, Arc::clone(&shared), stop_rx));
+        let task = tokio::spawn(crate::server::serve(
+            listener,
+            Arc::clone(&shared),
+            acceptor,
+            stop_rx,
+        ));
         tracing::info!(%addr, "EWS emulator listening");
-        Ok(RunningEmulator { shared, addr, stop: stop_tx, task: Some(task) })
+        Ok(RunningEmulator {
+            shared,
+            addr,
+            certificate,
+            stop: stop_tx,
+            task: Some(task),
+        })
     }
 }
 
@@ -69,6 +112,7 @@ impl Emulator {
 pub struct RunningEmulator {
     shared: Arc<Shared>,
     addr: SocketAddr,
+    certificate: Option<crate::tls::SelfSigned>,
     stop: watch::Sender<bool>,
     task: Option<JoinHandle<()>>,
 }
@@ -81,7 +125,17 @@ impl RunningEmulator {
 
     /// The SOAP Autodiscover endpoint.
     pub fn autodiscover_url(&self) -> String {
-        format!("http://{}/autodiscover/autodiscover.svc", self.addr)
+        let scheme = if self.certificate.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{}/autodiscover/autodiscover.svc", self.addr)
+    }
+
+    /// With TLS on: the self-signed certificate (PEM) to add to a client's trust store.
+    pub fn certificate_pem(&self) -> Option<String> {
+        self.certificate.as_ref().map(|c| c.cert_pem())
     }
 
     /// The bound address.

@@ -28,6 +28,9 @@ pub enum EmulatorError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// The TLS certificate could not be generated or loaded.
+    #[error("TLS setup failed: {0}")]
+    Tls(String),
     /// The configuration is inconsistent.
     #[error("invalid configuration: {0}")]
     Config(String),
@@ -38,7 +41,9 @@ impl EmulatorError {
     pub fn kind(&self) -> ErrorKind {
         match self {
             EmulatorError::Bind { .. } => ErrorKind::Retryable,
-            EmulatorError::TraceDir { .. } | EmulatorError::Config(_) => ErrorKind::Permanent,
+            EmulatorError::TraceDir { .. } | EmulatorError::Config(_) | EmulatorError::Tls(_) => {
+                ErrorKind::Permanent
+            }
         }
     }
 }

@@ -16,6 +16,8 @@
 //! folders), password `exchange-sync`, public folders `Company Contacts` and `Company
 //! Calendar`, group `sales@contoso.test`.
 
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
+
 // Configuration and lifecycle: the public API.
 pub mod config;
 pub mod emulator;
@@ -36,10 +38,12 @@ pub mod schema_order;
 pub mod soap;
 pub mod xml;
 
-// Serving: HTTP, autodiscover, throttling, traces.
+// Serving: HTTP, authentication, autodiscover, throttling, traces.
+pub mod auth;
 pub mod autodiscover;
 mod server;
 pub mod throttle;
+pub mod tls;
 pub mod trace;
 
 pub use config::{EmulatorConfig, Fault, FaultRates, ServerVersion};

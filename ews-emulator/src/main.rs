@@ -56,6 +56,9 @@ struct Args {
     /// Seconds between streaming heartbeats.
     #[arg(long, default_value_t = 30)]
     heartbeat_secs: u64,
+    /// Serve HTTPS with a generated self-signed certificate, written as PEM to this file.
+    #[arg(long)]
+    tls_cert_out: Option<PathBuf>,
 }
 
 fn parse_version(s: &str) -> Result<ServerVersion, String> {
@@ -64,8 +67,12 @@ fn parse_version(s: &str) -> Result<ServerVersion, String> {
 
 #[tokio::main]
 async fn main() {
-    tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
     let args = Args::parse();
+    let args_cert_out = args.tls_cert_out.clone();
     let config = EmulatorConfig {
         listen: args.listen,
         users: args.users,
@@ -75,10 +82,15 @@ async fn main() {
         max_concurrency: args.max_concurrency,
         busy_rate: args.busy_rate,
         latency: Duration::from_millis(args.latency_ms),
-        faults: FaultRates { drop_after_write: args.drop_after_write_rate, internal_error: args.error_500_rate, unavailable: args.error_503_rate },
+        faults: FaultRates {
+            drop_after_write: args.drop_after_write_rate,
+            internal_error: args.error_500_rate,
+            unavailable: args.error_503_rate,
+        },
         seed: args.seed,
         trace_dir: args.trace_dir,
         heartbeat_interval: Duration::from_secs(args.heartbeat_secs.max(1)),
+        tls: args.tls_cert_out.is_some(),
         ..EmulatorConfig::default()
     };
     let emu = match Emulator::start(config).await {
@@ -88,6 +100,12 @@ async fn main() {
             std::process::exit(1);
         }
     };
+    if let (Some(path), Some(pem)) = (&args_cert_out, emu.certificate_pem()) {
+        if let Err(e) = std::fs::write(path, pem) {
+            eprintln!("ews-emulator: cannot write {}: {e}", path.display());
+            std::process::exit(1);
+        }
+    }
     let mut out = std::io::stdout();
     let _ = writeln!(out, "EWS endpoint: {}", emu.url());
     let _ = writeln!(out, "Autodiscover: {}", emu.autodiscover_url());

@@ -21,6 +21,8 @@ const MAX_QUEUED: usize = 10_000;
 /// An event with the watermark that follows it.
 #[derive(Debug, Clone)]
 pub struct QueuedEvent {
+    /// Position of the event in its subscription (1 is the first event).
+    pub position: u64,
     /// Watermark of the subscription after this event.
     pub watermark: String,
     /// The change.
@@ -100,7 +102,14 @@ pub struct NotificationHub {
 
 impl NotificationHub {
     /// Creates a subscription and returns (id, first watermark).
-    pub fn subscribe(&self, mailbox: u32, folders: Option<HashSet<u64>>, event_types: HashSet<String>, streaming: bool, owner: &str) -> (String, String) {
+    pub fn subscribe(
+        &self,
+        mailbox: u32,
+        folders: Option<HashSet<u64>>,
+        event_types: HashSet<String>,
+        streaming: bool,
+        owner: &str,
+    ) -> (String, String) {
         let number = self.counter.fetch_add(1, Ordering::Relaxed) + 1;
         let id = {
             let mut raw = b"SUB".to_vec();
@@ -149,7 +158,11 @@ impl NotificationHub {
                     if sub.wants(e) {
                         sub.next += 1;
                         let watermark = sub.watermark(sub.next);
-                        sub.queue.push_back(QueuedEvent { watermark, event: e.clone() });
+                        sub.queue.push_back(QueuedEvent {
+                            position: sub.next,
+                            watermark,
+                            event: e.clone(),
+                        });
                         if sub.queue.len() > MAX_QUEUED {
                             sub.queue.pop_front();
                         }
@@ -165,30 +178,47 @@ impl NotificationHub {
 
     /// Pull: takes the queued events of a subscription (at most `max`). Returns (previous
     /// watermark, events, more events left, current watermark).
-    pub fn take(&self, id: &str, owner: &str, watermark: Option<&str>, max: usize, streaming: bool) -> Result<(String, Vec<QueuedEvent>, bool, String), SubscriptionError> {
+    pub fn take(
+        &self,
+        id: &str,
+        owner: &str,
+        watermark: Option<&str>,
+        max: usize,
+        streaming: bool,
+    ) -> Result<(String, Vec<QueuedEvent>, bool, String), SubscriptionError> {
         let mut subs = self.lock();
         let sub = subs.get_mut(id).ok_or(SubscriptionError::NotFound)?;
         if sub.owner != owner.to_ascii_lowercase() || sub.streaming != streaming {
             return Err(SubscriptionError::NotFound);
         }
         if let Some(wm) = watermark {
-            let raw = B64.decode(wm.trim()).map_err(|_| SubscriptionError::InvalidWatermark)?;
+            let raw = B64
+                .decode(wm.trim())
+                .map_err(|_| SubscriptionError::InvalidWatermark)?;
             if raw.len() != 18 || &raw[..2] != b"WM" || raw[2..10] != sub.number.to_le_bytes() {
                 return Err(SubscriptionError::InvalidWatermark);
             }
         }
-        let previous = match sub.queue.front() {
-            Some(_) => watermark.map(str::to_string).unwrap_or_else(|| sub.current_watermark()),
-            None => sub.current_watermark(),
+        let previous = match (watermark, sub.queue.front()) {
+            (Some(wm), _) => wm.to_string(),
+            (None, Some(first)) => sub.watermark(first.position - 1),
+            (None, None) => sub.current_watermark(),
         };
         let n = sub.queue.len().min(max);
         let events: Vec<QueuedEvent> = sub.queue.drain(..n).collect();
-        Ok((previous, events, !sub.queue.is_empty(), sub.current_watermark()))
+        Ok((
+            previous,
+            events,
+            !sub.queue.is_empty(),
+            sub.current_watermark(),
+        ))
     }
 
     /// Whether a subscription exists, is streaming and belongs to `owner`.
     pub fn is_streaming_of(&self, id: &str, owner: &str) -> bool {
-        self.lock().get(id).is_some_and(|s| s.streaming && s.owner == owner.to_ascii_lowercase())
+        self.lock()
+            .get(id)
+            .is_some_and(|s| s.streaming && s.owner == owner.to_ascii_lowercase())
     }
 
     /// Mailbox a subscription watches.
@@ -207,7 +237,15 @@ mod tests {
     use crate::store::EventTarget;
 
     fn event(mailbox: u32, parent: u64, kind: EventKind) -> StoreEvent {
-        StoreEvent { mailbox, kind, target: EventTarget::Item(9), parent, old: None, version: 1, time: chrono::Utc::now() }
+        StoreEvent {
+            mailbox,
+            kind,
+            target: EventTarget::Item(9),
+            parent,
+            old: None,
+            version: 1,
+            time: chrono::Utc::now(),
+        }
     }
 
     #[test]
@@ -215,15 +253,27 @@ mod tests {
         let hub = NotificationHub::default();
         let types: HashSet<String> = ["CreatedEvent".to_string()].into();
         let (id, wm0) = hub.subscribe(1, Some([5].into()), types, false, "Alice@x");
-        hub.publish(&[event(1, 5, EventKind::Created), event(1, 6, EventKind::Created), event(2, 5, EventKind::Created), event(1, 5, EventKind::Modified)]);
+        hub.publish(&[
+            event(1, 5, EventKind::Created),
+            event(1, 6, EventKind::Created),
+            event(2, 5, EventKind::Created),
+            event(1, 5, EventKind::Modified),
+        ]);
         let (prev, events, more, now) = hub.take(&id, "alice@x", Some(&wm0), 10, false).unwrap();
         assert_eq!(prev, wm0);
         assert_eq!(events.len(), 1);
         assert!(!more);
         assert_eq!(events[0].watermark, now);
         assert_ne!(now, wm0);
-        assert_eq!(hub.take(&id, "bob@x", None, 10, false).unwrap_err(), SubscriptionError::NotFound);
-        assert_eq!(hub.take(&id, "alice@x", Some("garbage"), 10, false).unwrap_err(), SubscriptionError::InvalidWatermark);
+        assert_eq!(
+            hub.take(&id, "bob@x", None, 10, false).unwrap_err(),
+            SubscriptionError::NotFound
+        );
+        assert_eq!(
+            hub.take(&id, "alice@x", Some("garbage"), 10, false)
+                .unwrap_err(),
+            SubscriptionError::InvalidWatermark
+        );
         hub.unsubscribe(&id, "alice@x").unwrap();
         assert!(hub.take(&id, "alice@x", None, 10, false).is_err());
     }

@@ -6,10 +6,10 @@ use crate::schema_order;
 use crate::store::{Folder, IdKind, Item, Mailbox, encode_change_key, encode_id};
 use crate::xml::{Element, escape};
 
-/// `xs:dateTime` as Exchange writes it (UTC, `Z`), with milliseconds so that successive
-/// writes always show a later LastModifiedTime.
+/// `xs:dateTime` as Exchange writes it: UTC, `Z`, whole seconds (clients such as exchangelib
+/// parse exactly this form). The store keeps finer times, so ordering stays strict internally.
 pub fn datetime(t: &chrono::DateTime<chrono::Utc>) -> String {
-    t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+    t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
 /// `BaseShape` of a response shape.
@@ -36,13 +36,20 @@ impl Shape {
     /// Parses a shape element; a missing element means IdOnly.
     pub fn parse(e: Option<&Element>) -> Result<Self, EwsError> {
         let Some(e) = e else {
-            return Ok(Shape { base: BaseShape::IdOnly, additional: vec![] });
+            return Ok(Shape {
+                base: BaseShape::IdOnly,
+                additional: vec![],
+            });
         };
         let base = match e.child_text("BaseShape") {
             Some("IdOnly") => BaseShape::IdOnly,
             Some("Default") => BaseShape::Default,
             Some("AllProperties") => BaseShape::AllProperties,
-            other => return Err(EwsError::invalid_request(format!("Invalid BaseShape {other:?}"))),
+            other => {
+                return Err(EwsError::invalid_request(format!(
+                    "Invalid BaseShape {other:?}"
+                )));
+            }
         };
         let mut additional = vec![];
         if let Some(props) = e.child("AdditionalProperties") {
@@ -99,7 +106,11 @@ fn server_fields(mb: &Mailbox, item: &Item) -> Vec<Element> {
             let given = text("GivenName");
             let surname = text("Surname");
             if item.field("DisplayName").is_none() {
-                let dn = [given.clone(), surname.clone()].into_iter().flatten().collect::<Vec<_>>().join(" ");
+                let dn = [given.clone(), surname.clone()]
+                    .into_iter()
+                    .flatten()
+                    .collect::<Vec<_>>()
+                    .join(" ");
                 if !dn.is_empty() {
                     v.push(Element::t_text("DisplayName", dn));
                 }
@@ -124,10 +135,23 @@ fn server_fields(mb: &Mailbox, item: &Item) -> Vec<Element> {
         "CalendarItem" => {
             let recurring = item.field("Recurrence").is_some();
             if item.field("UID").is_none() {
-                v.push(Element::t_text("UID", format!("{:032X}", (mb.index as u128) << 64 | item.number as u128)));
+                v.push(Element::t_text(
+                    "UID",
+                    format!("{:032X}", (mb.index as u128) << 64 | item.number as u128),
+                ));
             }
-            v.push(Element::t_text("IsRecurring", if recurring { "true" } else { "false" }));
-            v.push(Element::t_text("CalendarItemType", if recurring { "RecurringMaster" } else { "Single" }));
+            v.push(Element::t_text(
+                "IsRecurring",
+                if recurring { "true" } else { "false" },
+            ));
+            v.push(Element::t_text(
+                "CalendarItemType",
+                if recurring {
+                    "RecurringMaster"
+                } else {
+                    "Single"
+                },
+            ));
         }
         _ => {}
     }
@@ -138,11 +162,23 @@ fn approx_size(item: &Item) -> usize {
     fn size(e: &Element) -> usize {
         e.name.len() + e.text.len() + e.children.iter().map(size).sum::<usize>()
     }
-    200 + item.fields.iter().chain(item.extended.iter()).map(size).sum::<usize>()
+    200 + item
+        .fields
+        .iter()
+        .chain(item.extended.iter())
+        .map(size)
+        .sum::<usize>()
 }
 
 /// Fields listed in the Default shape of item lists: the cheap, first-class ones.
-const HEAVY: &[&str] = &["Body", "MimeContent", "Attachments", "UniqueBody", "NormalizedBody", "TextBody"];
+const HEAVY: &[&str] = &[
+    "Body",
+    "MimeContent",
+    "Attachments",
+    "UniqueBody",
+    "NormalizedBody",
+    "TextBody",
+];
 
 /// Writes one item (as `t:Contact`, `t:CalendarItem`, ...) for a shape.
 pub fn write_item(out: &mut String, mb: &Mailbox, item: &Item, shape: &Shape, ctx: Context) {
@@ -156,7 +192,7 @@ pub fn write_item(out: &mut String, mb: &Mailbox, item: &Item, shape: &Shape, ct
                 if fields.iter().any(|x| x.name == f.name) {
                     continue;
                 }
-                if ctx == Context::List && HEAVY.contains(&f.name.as_str()) {
+                if ctx == Context::List && HEAVY.contains(&&*f.name) {
                     continue;
                 }
                 fields.push(f.clone());
@@ -166,19 +202,37 @@ pub fn write_item(out: &mut String, mb: &Mailbox, item: &Item, shape: &Shape, ct
     for path in &shape.additional {
         match path {
             PropertyPath::Field { element, .. } => {
-                if fields.iter().any(|x| &x.name == element) || (ctx == Context::List && HEAVY.contains(&element.as_str())) {
+                if fields.iter().any(|x| &x.name == element)
+                    || (ctx == Context::List && HEAVY.contains(&element.as_str()))
+                {
                     continue;
                 }
-                if let Some(f) = server.iter().find(|x| &x.name == element).or_else(|| item.field(element)) {
+                if let Some(f) = server
+                    .iter()
+                    .find(|x| &x.name == element)
+                    .or_else(|| item.field(element))
+                {
                     fields.push(f.clone());
                 }
             }
             PropertyPath::Indexed { container, key, .. } => {
-                let Some(src) = item.field(container) else { continue };
-                let Some(entry) = src.children.iter().find(|e| e.attr("Key") == Some(key.as_str())) else { continue };
+                let Some(src) = item.field(container) else {
+                    continue;
+                };
+                let Some(entry) = src
+                    .children
+                    .iter()
+                    .find(|e| e.attr("Key") == Some(key.as_str()))
+                else {
+                    continue;
+                };
                 match fields.iter_mut().find(|x| &x.name == container) {
                     Some(existing) => {
-                        if !existing.children.iter().any(|e| e.attr("Key") == Some(key.as_str())) {
+                        if !existing
+                            .children
+                            .iter()
+                            .any(|e| e.attr("Key") == Some(key.as_str()))
+                        {
                             existing.children.push(entry.clone());
                         }
                     }
@@ -235,7 +289,10 @@ pub fn write_folder(out: &mut String, mb: &Mailbox, folder: &Folder, shape: &Sha
     folder_id_element("FolderId", mb, folder.number).write_t(out);
     let wants = |name: &str| {
         shape.base != BaseShape::IdOnly
-            || shape.additional.iter().any(|p| matches!(p, PropertyPath::Field { element, .. } if element == name))
+            || shape
+                .additional
+                .iter()
+                .any(|p| matches!(p, PropertyPath::Field { element, .. } if element == name))
     };
     if let Some(parent) = folder.parent {
         if wants("ParentFolderId") {
@@ -258,15 +315,16 @@ pub fn write_folder(out: &mut String, mb: &Mailbox, folder: &Folder, shape: &Sha
         if let PropertyPath::Extended(key, uri) = p {
             if let Some(value) = folder_extended(folder, key) {
                 let mut uri = uri.clone();
-                uri.ns = crate::xml::NS_TYPES.to_string();
-                Element::t("ExtendedProperty").with_child(uri).with_child(Element::t_text("Value", value)).write_t(out);
+                uri.ns = std::borrow::Cow::Borrowed(crate::xml::NS_TYPES);
+                Element::t("ExtendedProperty")
+                    .with_child(uri)
+                    .with_child(Element::t_text("Value", value))
+                    .write_t(out);
             }
         }
     }
-    if el == "Folder" || el == "TasksFolder" {
-        if wants("UnreadCount") {
-            Element::t_text("UnreadCount", "0").write_t(out);
-        }
+    if (el == "Folder" || el == "TasksFolder") && wants("UnreadCount") {
+        Element::t_text("UnreadCount", "0").write_t(out);
     }
     out.push_str("</t:");
     out.push_str(el);

@@ -52,7 +52,10 @@ pub enum Op {
 }
 
 fn unsupported(what: &str) -> EwsError {
-    EwsError::new("ErrorUnsupportedQueryFilter", format!("The restriction {what} is not supported."))
+    EwsError::new(
+        "ErrorUnsupportedQueryFilter",
+        format!("The restriction {what} is not supported."),
+    )
 }
 
 fn path_of(e: &Element) -> Result<PropertyPath, EwsError> {
@@ -71,11 +74,23 @@ fn constant_of(e: &Element) -> Result<String, EwsError> {
 impl Restriction {
     /// Compiles the single child of a `t:Restriction` (or any search expression).
     pub fn parse(e: &Element) -> Result<Self, EwsError> {
-        Ok(match e.name.as_str() {
+        Ok(match &*e.name {
             "Restriction" => Self::parse(e.children.first().ok_or_else(|| unsupported("empty"))?)?,
-            "And" => Restriction::And(e.children.iter().map(Self::parse).collect::<Result<_, _>>()?),
-            "Or" => Restriction::Or(e.children.iter().map(Self::parse).collect::<Result<_, _>>()?),
-            "Not" => Restriction::Not(Box::new(Self::parse(e.children.first().ok_or_else(|| unsupported("Not"))?)?)),
+            "And" => Restriction::And(
+                e.children
+                    .iter()
+                    .map(Self::parse)
+                    .collect::<Result<_, _>>()?,
+            ),
+            "Or" => Restriction::Or(
+                e.children
+                    .iter()
+                    .map(Self::parse)
+                    .collect::<Result<_, _>>()?,
+            ),
+            "Not" => Restriction::Not(Box::new(Self::parse(
+                e.children.first().ok_or_else(|| unsupported("Not"))?,
+            )?)),
             "Exists" => Restriction::Exists(path_of(e)?),
             "IsEqualTo" => Restriction::Compare(path_of(e)?, Op::Eq, constant_of(e)?),
             "IsNotEqualTo" => Restriction::Compare(path_of(e)?, Op::Ne, constant_of(e)?),
@@ -85,9 +100,15 @@ impl Restriction {
             "IsLessThanOrEqualTo" => Restriction::Compare(path_of(e)?, Op::Le, constant_of(e)?),
             "Contains" => Restriction::Contains {
                 path: path_of(e)?,
-                value: e.child("Constant").and_then(|c| c.attr("Value")).unwrap_or("").to_string(),
+                value: e
+                    .child("Constant")
+                    .and_then(|c| c.attr("Value"))
+                    .unwrap_or("")
+                    .to_string(),
                 mode: e.attr("ContainmentMode").unwrap_or("Substring").to_string(),
-                ignore_case: e.attr("ContainmentComparison").is_some_and(|c| c.contains("Ignore") || c == "Loose"),
+                ignore_case: e
+                    .attr("ContainmentComparison")
+                    .is_some_and(|c| c.contains("Ignore") || c == "Loose"),
             },
             other => return Err(unsupported(other)),
         })
@@ -114,9 +135,20 @@ impl Restriction {
                     }
                 }
             },
-            Restriction::Contains { path, value: c, mode, ignore_case } => {
-                let Some(v) = value(item, path) else { return false };
-                let (v, c) = if *ignore_case { (v.to_lowercase(), c.to_lowercase()) } else { (v, c.clone()) };
+            Restriction::Contains {
+                path,
+                value: c,
+                mode,
+                ignore_case,
+            } => {
+                let Some(v) = value(item, path) else {
+                    return false;
+                };
+                let (v, c) = if *ignore_case {
+                    (v.to_lowercase(), c.to_lowercase())
+                } else {
+                    (v, c.clone())
+                };
                 match mode.as_str() {
                     "FullString" => v == c,
                     "Prefixed" => v.starts_with(&c),
@@ -146,7 +178,10 @@ pub fn compare(a: &str, b: &str) -> Ordering {
     if let (Ok(x), Ok(y)) = (a.parse::<f64>(), b.parse::<f64>()) {
         return x.partial_cmp(&y).unwrap_or(Ordering::Equal);
     }
-    if let (Ok(x), Ok(y)) = (chrono::DateTime::parse_from_rfc3339(a), chrono::DateTime::parse_from_rfc3339(b)) {
+    if let (Ok(x), Ok(y)) = (
+        chrono::DateTime::parse_from_rfc3339(a),
+        chrono::DateTime::parse_from_rfc3339(b),
+    ) {
         return x.cmp(&y);
     }
     a.to_lowercase().cmp(&b.to_lowercase())
@@ -174,7 +209,11 @@ mod tests {
     }
 
     fn r(xml: &str) -> Restriction {
-        Restriction::parse(&parse(format!(r#"<t:Restriction xmlns:t="urn:t">{xml}</t:Restriction>"#).as_bytes()).unwrap()).unwrap()
+        Restriction::parse(
+            &parse(format!(r#"<t:Restriction xmlns:t="urn:t">{xml}</t:Restriction>"#).as_bytes())
+                .unwrap(),
+        )
+        .unwrap()
     }
 
     #[test]
@@ -191,7 +230,10 @@ mod tests {
     #[test]
     fn compares_numbers_and_dates() {
         assert_eq!(compare("10", "9"), Ordering::Greater);
-        assert_eq!(compare("2026-01-01T00:00:00Z", "2025-12-31T23:00:00.500Z"), Ordering::Greater);
+        assert_eq!(
+            compare("2026-01-01T00:00:00Z", "2025-12-31T23:00:00.500Z"),
+            Ordering::Greater
+        );
         assert_eq!(compare("abc", "ABC"), Ordering::Equal);
     }
 }

@@ -4,8 +4,6 @@
 use std::convert::Infallible;
 use std::sync::Arc;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD as B64;
 use bytes::Bytes;
 use futures::StreamExt as _;
 use http_body_util::combinators::BoxBody;
@@ -24,6 +22,11 @@ use crate::trace::{self, summary_code};
 
 type Body = BoxBody<Bytes, Infallible>;
 
+/// A client that does not finish sending its headers in this time is disconnected.
+const HEADER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+/// A client that does not finish sending its body in this time gets HTTP 408.
+const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+
 /// Returned by the service to make hyper close the connection without an answer.
 #[derive(Debug)]
 struct DropConnection;
@@ -37,7 +40,12 @@ impl std::fmt::Display for DropConnection {
 impl std::error::Error for DropConnection {}
 
 /// Accepts connections until `stop` turns true.
-pub async fn serve(listener: tokio::net::TcpListener, shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    shared: Arc<Shared>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    mut stop: watch::Receiver<bool>,
+) {
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
@@ -53,26 +61,52 @@ pub async fn serve(listener: tokio::net::TcpListener, shared: Arc<Shared>, mut s
         };
         let _ = stream.set_nodelay(true);
         let shared = Arc::clone(&shared);
-        let mut stop = stop.clone();
+        let stop = stop.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |req| {
-                let shared = Arc::clone(&shared);
-                async move { handle(shared, req).await }
-            });
-            let conn = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service);
-            tokio::select! {
-                r = conn => if let Err(e) = r { tracing::debug!(error = %e, "connection ended") },
-                _ = stop.changed() => {}
+            match tls {
+                None => serve_connection(stream, shared, stop).await,
+                Some(acceptor) => {
+                    match tokio::time::timeout(HEADER_TIMEOUT, acceptor.accept(stream)).await {
+                        Ok(Ok(tls_stream)) => serve_connection(tls_stream, shared, stop).await,
+                        Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
+                        Err(_) => tracing::debug!("TLS handshake timed out"),
+                    }
+                }
             }
         });
     }
 }
 
-fn full(status: StatusCode, content_type: Option<&'static str>, body: impl Into<Bytes>) -> Response<Body> {
+/// Serves HTTP/1.1 on one (plain or TLS) connection until it ends or the emulator stops.
+async fn serve_connection<I>(io: I, shared: Arc<Shared>, mut stop: watch::Receiver<bool>)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |req| {
+        let shared = Arc::clone(&shared);
+        async move { handle(shared, req).await }
+    });
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT)
+        .serve_connection(TokioIo::new(io), service);
+    tokio::select! {
+        r = conn => if let Err(e) = r { tracing::debug!(error = %e, "connection ended") },
+        _ = stop.changed() => {}
+    }
+}
+
+fn full(
+    status: StatusCode,
+    content_type: Option<&'static str>,
+    body: impl Into<Bytes>,
+) -> Response<Body> {
     let mut r = Response::new(Full::new(body.into()).boxed());
     *r.status_mut() = status;
     if let Some(ct) = content_type {
-        r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(ct));
+        r.headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static(ct));
     }
     r
 }
@@ -82,7 +116,10 @@ fn xml(status: StatusCode, body: String) -> Response<Body> {
 }
 
 fn fault_response(f: &SoapFault) -> Response<Body> {
-    xml(StatusCode::from_u16(f.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), f.to_xml())
+    xml(
+        StatusCode::from_u16(f.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        f.to_xml(),
+    )
 }
 
 fn unauthorized(shared: &Shared) -> Response<Body> {
@@ -95,17 +132,18 @@ fn unauthorized(shared: &Shared) -> Response<Body> {
 
 /// The authenticated account's address, from a Basic Authorization header.
 fn authenticate(shared: &Shared, req: &Request<Incoming>) -> Option<String> {
-    let value = req.headers().get(hyper::header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, encoded) = value.split_once(' ')?;
-    if !scheme.eq_ignore_ascii_case("basic") {
-        return None;
-    }
-    let decoded = String::from_utf8(B64.decode(encoded.trim()).ok()?).ok()?;
-    let (user, password) = decoded.split_once(':')?;
-    shared.directory.authenticate(user, password).map(|a| a.address.clone())
+    let value = req
+        .headers()
+        .get(hyper::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    crate::auth::basic_login(&shared.directory, value)
 }
 
-async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<Body>, DropConnection> {
+async fn handle(
+    shared: Arc<Shared>,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, DropConnection> {
     let path = req.uri().path().to_ascii_lowercase();
     let is_ews = path == "/ews/exchange.asmx";
     let is_autodiscover = path == "/autodiscover/autodiscover.svc";
@@ -113,30 +151,62 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
         return Ok(full(StatusCode::NOT_FOUND, Some("text/plain"), "not found"));
     }
     if req.method() != Method::POST {
-        return Ok(full(StatusCode::METHOD_NOT_ALLOWED, Some("text/plain"), "EWS expects POST"));
+        return Ok(full(
+            StatusCode::METHOD_NOT_ALLOWED,
+            Some("text/plain"),
+            "EWS expects POST",
+        ));
     }
     let Some(login) = authenticate(&shared, &req) else {
         return Ok(unauthorized(&shared));
     };
-    let body = match Limited::new(req.into_body(), shared.config.max_request_bytes).collect().await {
+    let read = tokio::time::timeout(
+        BODY_TIMEOUT,
+        Limited::new(req.into_body(), shared.config.max_request_bytes).collect(),
+    )
+    .await;
+    let Ok(read) = read else {
+        return Ok(full(
+            StatusCode::REQUEST_TIMEOUT,
+            Some("text/plain"),
+            "request body not received in time",
+        ));
+    };
+    let body = match read {
         Ok(b) => b.to_bytes(),
         Err(e) => {
-            if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
-                return Ok(full(StatusCode::PAYLOAD_TOO_LARGE, Some("text/plain"), "request too large"));
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some()
+            {
+                return Ok(full(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    Some("text/plain"),
+                    "request too large",
+                ));
             }
-            return Ok(full(StatusCode::BAD_REQUEST, Some("text/plain"), "cannot read the request body"));
+            return Ok(full(
+                StatusCode::BAD_REQUEST,
+                Some("text/plain"),
+                "cannot read the request body",
+            ));
         }
     };
     if is_autodiscover {
-        return Ok(match crate::autodiscover::get_user_settings(&shared, &body) {
-            Ok(s) => xml(StatusCode::OK, s),
-            Err(why) => full(StatusCode::BAD_REQUEST, Some("text/plain"), why),
-        });
+        return Ok(
+            match crate::autodiscover::get_user_settings(&shared, &body) {
+                Ok(s) => xml(StatusCode::OK, s),
+                Err(why) => full(StatusCode::BAD_REQUEST, Some("text/plain"), why),
+            },
+        );
     }
     ews(shared, login, body).await
 }
 
-async fn ews(shared: Arc<Shared>, login: String, body: Bytes) -> Result<Response<Body>, DropConnection> {
+async fn ews(
+    shared: Arc<Shared>,
+    login: String,
+    body: Bytes,
+) -> Result<Response<Body>, DropConnection> {
     let request = match soap::parse_request(&body) {
         Ok(r) => r,
         Err(f) => return Ok(fault_response(&f)),
@@ -144,53 +214,106 @@ async fn ews(shared: Arc<Shared>, login: String, body: Bytes) -> Result<Response
     let op_name = request.operation.name.clone();
     let respond_fault = |f: SoapFault| {
         if let Some(t) = &shared.trace {
-            t.record_exchange(&op_name, f.code, f.request_valid.then_some(&body[..]), Some(&f.to_xml()));
+            t.record_exchange(
+                &op_name,
+                f.code,
+                f.request_valid.then_some(&body[..]),
+                Some(&f.to_xml()),
+            );
         }
         Ok(fault_response(&f))
     };
-    let version_name = request.request_version.clone().unwrap_or_else(|| "Exchange2007_SP1".to_string());
-    if !shared.config.server_version.accepts_request_version(&version_name) {
+    let version_name = request
+        .request_version
+        .clone()
+        .unwrap_or_else(|| "Exchange2007_SP1".to_string());
+    if !shared
+        .config
+        .server_version
+        .accepts_request_version(&version_name)
+    {
         let valid = ServerVersion::Exchange2016.accepts_request_version(&version_name);
-        let f = SoapFault { request_valid: valid, ..SoapFault::invalid("ErrorInvalidServerVersion", "The specified server version is invalid.") };
+        let f = SoapFault {
+            request_valid: valid,
+            ..SoapFault::invalid(
+                "ErrorInvalidServerVersion",
+                "The specified server version is invalid.",
+            )
+        };
         return respond_fault(f);
     }
-    let request_version = ServerVersion::parse(&version_name).unwrap_or(shared.config.server_version);
-    let login_account = shared.directory.account(&login).cloned();
-    let (acting, impersonating) = match &request.impersonate {
-        None => (login.clone(), false),
-        Some(target) => {
-            if !login_account.as_ref().is_some_and(|a| a.impersonation) {
-                return respond_fault(SoapFault::refused("ErrorImpersonateUserDenied", "The account does not have permission to impersonate the requested user."));
-            }
-            match shared.directory.account(target) {
-                Some(a) => (a.address.clone(), true),
-                None => return respond_fault(SoapFault::refused("ErrorNonExistentMailbox", format!("The SMTP address has no mailbox associated with it: {target}"))),
-            }
-        }
+    let request_version =
+        ServerVersion::parse(&version_name).unwrap_or(shared.config.server_version);
+    let (acting, impersonating) = match crate::auth::acting_account(
+        &shared.directory,
+        &login,
+        request.impersonate.as_deref(),
+    ) {
+        Ok(a) => a,
+        Err(f) => return respond_fault(f),
     };
     let write = operations::is_write(&op_name);
     let mut drop_after = false;
-    match shared.faults.next(write) {
+    let mut batch_limit = None;
+    match shared
+        .faults
+        .next(write, operations::is_item_batch(&op_name))
+    {
         Some(Fault::InternalServerError) => {
-            return respond_fault(SoapFault::refused("ErrorInternalServerError", "An internal server error occurred. The operation failed."));
+            return respond_fault(SoapFault::refused(
+                "ErrorInternalServerError",
+                "An internal server error occurred. The operation failed.",
+            ));
         }
         Some(Fault::ServiceUnavailable) => {
-            let mut r = full(StatusCode::SERVICE_UNAVAILABLE, Some("text/plain"), "Service Unavailable");
-            r.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static("1"));
+            let mut r = full(
+                StatusCode::SERVICE_UNAVAILABLE,
+                Some("text/plain"),
+                "Service Unavailable",
+            );
+            r.headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from_static("1"));
             return Ok(r);
         }
-        Some(Fault::ServerBusy) => return respond_fault(SoapFault::busy(shared.config.busy_backoff.as_millis() as u64)),
+        Some(Fault::ServerBusyInMessage) => {
+            let backoff = shared.config.busy_backoff.as_millis() as u64;
+            return match operations::busy_message(&op_name, backoff) {
+                Some(b) => {
+                    let doc = soap::response_envelope(shared.config.server_version, &b);
+                    if let Some(t) = &shared.trace {
+                        t.record_exchange(&op_name, "ErrorServerBusy", Some(&body), Some(&doc));
+                    }
+                    Ok(xml(StatusCode::OK, doc))
+                }
+                None => respond_fault(SoapFault::busy(backoff)),
+            };
+        }
+        Some(Fault::ServerBusy) => {
+            return respond_fault(SoapFault::busy(
+                shared.config.busy_backoff.as_millis() as u64
+            ));
+        }
         Some(Fault::DropAfterWrite) => drop_after = true,
+        Some(Fault::StopBatchAfter(n)) => batch_limit = Some(n),
         None => {}
     }
     let Some(permit) = shared.limit.try_acquire(&acting) else {
-        return respond_fault(SoapFault::busy(shared.config.busy_backoff.as_millis() as u64));
+        return respond_fault(SoapFault::busy(
+            shared.config.busy_backoff.as_millis() as u64
+        ));
     };
     if !shared.config.latency.is_zero() {
         // Inside the concurrency slot: a slow server keeps its slots busy longer.
         tokio::time::sleep(shared.config.latency).await;
     }
-    let ctx = Context { shared: &shared, login: login.clone(), acting, impersonating, request_version };
+    let ctx = Context {
+        shared: &shared,
+        login: login.clone(),
+        acting,
+        impersonating,
+        request_version,
+        batch_limit,
+    };
     let outcome = operations::dispatch(&ctx, &request.operation);
     drop(permit);
     if drop_after {
@@ -217,7 +340,10 @@ async fn ews(shared: Arc<Shared>, login: String, body: Bytes) -> Result<Response
 fn stream_response(shared: Arc<Shared>, plan: StreamPlan) -> Response<Body> {
     let (tx, rx) = mpsc::channel::<Bytes>(16);
     tokio::spawn(async move {
-        let mut file = shared.trace.as_ref().and_then(|t| t.stream_file("GetStreamingEvents"));
+        let mut file = shared
+            .trace
+            .as_ref()
+            .and_then(|t| t.stream_file("GetStreamingEvents"));
         let version = shared.config.server_version;
         let send = |body: String, file: &mut Option<std::fs::File>| {
             let doc = soap::response_envelope(version, &body);
@@ -234,13 +360,14 @@ fn stream_response(shared: Arc<Shared>, plan: StreamPlan) -> Response<Body> {
             tokio::pin!(notified);
             notified.as_mut().enable();
             if let Some(b) = operations::notify::streaming_body(store, &plan, None) {
-                if tx.send(Bytes::from({
-                    let doc = soap::response_envelope(version, &b);
-                    trace::append(&mut file, &doc);
-                    doc
-                }))
-                .await
-                .is_err()
+                if tx
+                    .send(Bytes::from({
+                        let doc = soap::response_envelope(version, &b);
+                        trace::append(&mut file, &doc);
+                        doc
+                    }))
+                    .await
+                    .is_err()
                 {
                     return;
                 }
@@ -263,8 +390,12 @@ fn stream_response(shared: Arc<Shared>, plan: StreamPlan) -> Response<Body> {
             }
         }
     });
-    let stream = tokio_stream::wrappers::ReceiverStream::new(rx).map(|b| Ok::<_, Infallible>(Frame::data(b)));
+    let stream = tokio_stream::wrappers::ReceiverStream::new(rx)
+        .map(|b| Ok::<_, Infallible>(Frame::data(b)));
     let mut r = Response::new(BodyExt::boxed(StreamBody::new(stream)));
-    r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/xml; charset=utf-8"));
+    r.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/xml; charset=utf-8"),
+    );
     r
 }

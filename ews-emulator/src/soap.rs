@@ -33,12 +33,24 @@ pub struct Fault {
 impl Fault {
     /// A fault for a request that is not valid EWS.
     pub fn invalid(code: &'static str, message: impl Into<String>) -> Self {
-        Fault { status: 500, code, message: message.into(), backoff_ms: None, request_valid: false }
+        Fault {
+            status: 500,
+            code,
+            message: message.into(),
+            backoff_ms: None,
+            request_valid: false,
+        }
     }
 
     /// A fault for a valid request that the server refuses.
     pub fn refused(code: &'static str, message: impl Into<String>) -> Self {
-        Fault { status: 500, code, message: message.into(), backoff_ms: None, request_valid: true }
+        Fault {
+            status: 500,
+            code,
+            message: message.into(),
+            backoff_ms: None,
+            request_valid: true,
+        }
     }
 
     /// ErrorServerBusy with a back-off.
@@ -86,28 +98,42 @@ impl Fault {
 
 impl From<XmlError> for Fault {
     fn from(e: XmlError) -> Self {
-        Fault::invalid("ErrorSchemaValidation", format!("The request failed schema validation: {e}"))
+        Fault::invalid(
+            "ErrorSchemaValidation",
+            format!("The request failed schema validation: {e}"),
+        )
     }
 }
 
 /// Reads a request envelope: SOAP 1.1 namespace, one operation in the messages namespace.
 pub fn parse_request(bytes: &[u8]) -> Result<SoapRequest, Fault> {
     let root = crate::xml::parse(bytes)?;
-    let bad = |why: &str| Fault::invalid("ErrorSchemaValidation", format!("The request failed schema validation: {why}"));
+    let bad = |why: &str| {
+        Fault::invalid(
+            "ErrorSchemaValidation",
+            format!("The request failed schema validation: {why}"),
+        )
+    };
     if root.name != "Envelope" || root.ns != NS_SOAP {
         return Err(bad("the root element is not a SOAP 1.1 Envelope"));
     }
     let mut request_version = None;
     let mut impersonate = None;
-    if let Some(header) = root.children.iter().find(|c| c.name == "Header" && c.ns == NS_SOAP) {
+    if let Some(header) = root
+        .children
+        .iter()
+        .find(|c| c.name == "Header" && c.ns == NS_SOAP)
+    {
         for h in &header.children {
             if h.ns != NS_TYPES {
                 continue;
             }
-            match h.name.as_str() {
+            match &*h.name {
                 "RequestServerVersion" => request_version = h.attr("Version").map(str::to_string),
                 "ExchangeImpersonation" => {
-                    let sid = h.child("ConnectingSID").ok_or_else(|| bad("ExchangeImpersonation without ConnectingSID"))?;
+                    let sid = h
+                        .child("ConnectingSID")
+                        .ok_or_else(|| bad("ExchangeImpersonation without ConnectingSID"))?;
                     let who = sid
                         .children
                         .first()
@@ -120,12 +146,26 @@ pub fn parse_request(bytes: &[u8]) -> Result<SoapRequest, Fault> {
             }
         }
     }
-    let body = root.children.iter().find(|c| c.name == "Body" && c.ns == NS_SOAP).ok_or_else(|| bad("the envelope has no Body"))?;
-    let operation = body.children.first().ok_or_else(|| bad("the Body is empty"))?;
+    let body = root
+        .children
+        .iter()
+        .find(|c| c.name == "Body" && c.ns == NS_SOAP)
+        .ok_or_else(|| bad("the envelope has no Body"))?;
+    let operation = body
+        .children
+        .first()
+        .ok_or_else(|| bad("the Body is empty"))?;
     if operation.ns != NS_MESSAGES {
-        return Err(bad(&format!("the element {} is not in the EWS messages namespace", operation.name)));
+        return Err(bad(&format!(
+            "the element {} is not in the EWS messages namespace",
+            operation.name
+        )));
     }
-    Ok(SoapRequest { request_version, impersonate, operation: operation.clone() })
+    Ok(SoapRequest {
+        request_version,
+        impersonate,
+        operation: operation.clone(),
+    })
 }
 
 /// Wraps an operation response body in an envelope with `t:ServerVersionInfo`.
@@ -175,9 +215,33 @@ mod tests {
     }
 
     #[test]
+    fn truncated_and_mutated_requests_never_panic() {
+        use rand::{Rng, SeedableRng};
+        let bytes = REQ.as_bytes();
+        for cut in 0..bytes.len() {
+            let _ = parse_request(&bytes[..cut]);
+        }
+        let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+        for _ in 0..2000 {
+            let mut b = bytes.to_vec();
+            for _ in 0..rng.gen_range(1..6) {
+                let i = rng.gen_range(0..b.len());
+                b[i] = rng.r#gen();
+            }
+            let _ = parse_request(&b);
+        }
+    }
+
+    #[test]
     fn refuses_wrong_namespaces_and_garbage() {
-        let soap12 = REQ.replace("http://schemas.xmlsoap.org/soap/envelope/", "http://www.w3.org/2003/05/soap-envelope");
-        assert_eq!(parse_request(soap12.as_bytes()).unwrap_err().code, "ErrorSchemaValidation");
+        let soap12 = REQ.replace(
+            "http://schemas.xmlsoap.org/soap/envelope/",
+            "http://www.w3.org/2003/05/soap-envelope",
+        );
+        assert_eq!(
+            parse_request(soap12.as_bytes()).unwrap_err().code,
+            "ErrorSchemaValidation"
+        );
         let wrong_op = REQ.replace("<m:GetFolder/>", "<t:GetFolder/>");
         assert!(parse_request(wrong_op.as_bytes()).is_err());
         assert!(parse_request(b"\x00\xff garbage").is_err());

@@ -6,7 +6,7 @@
 //! SyncFolderItems and queues a notification event that the [`crate::notifications`] hub
 //! delivers once the lock is released.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use base64::Engine as _;
@@ -30,7 +30,7 @@ pub enum Permission {
     Owner,
 }
 
-/// Which folders a mailbox-level lookup means.
+/// What happened to an item or folder (the notification event types).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventKind {
     /// An item or folder was created.
@@ -71,15 +71,15 @@ pub struct StoreEvent {
     pub time: DateTime<Utc>,
 }
 
-/// A deleted item remembered for SyncFolderItems.
-#[derive(Debug, Clone)]
-pub struct Tombstone {
+/// The latest change of one item in a folder's change log (keyed by sequence number).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChangeEntry {
     /// Item number.
     pub item: u64,
-    /// Sequence number at which the item was created.
+    /// Sequence number at which the item was created (in this folder).
     pub created_seq: u64,
-    /// Sequence number of the deletion.
-    pub deleted_seq: u64,
+    /// The item was deleted (or moved away): a tombstone.
+    pub deleted: bool,
 }
 
 /// One folder of a mailbox.
@@ -109,8 +109,9 @@ pub struct Folder {
     pub last_commit: DateTime<Utc>,
     /// PR_DELETED_COUNT_TOTAL: items ever deleted from the folder.
     pub deleted_count: u64,
-    /// Deleted items, for SyncFolderItems.
-    pub tombstones: Vec<Tombstone>,
+    /// Latest change per item (live items and tombstones) by sequence number: SyncFolderItems
+    /// reads the changes after a state as a range, whatever the folder size.
+    pub changes: BTreeMap<u64, ChangeEntry>,
     /// Rights per user address (lowercase).
     pub permissions: HashMap<String, Permission>,
     /// Rights of everyone else.
@@ -177,7 +178,12 @@ pub enum MailboxKind {
 
 /// Distinguished folders of a user mailbox: (name, display name, class, parent name).
 const USER_FOLDERS: &[(&str, &str, &str, &str)] = &[
-    ("msgfolderroot", "Top of Information Store", "IPF.Note", "root"),
+    (
+        "msgfolderroot",
+        "Top of Information Store",
+        "IPF.Note",
+        "root",
+    ),
     ("inbox", "Inbox", "IPF.Note", "msgfolderroot"),
     ("outbox", "Outbox", "IPF.Note", "msgfolderroot"),
     ("sentitems", "Sent Items", "IPF.Note", "msgfolderroot"),
@@ -190,7 +196,12 @@ const USER_FOLDERS: &[(&str, &str, &str, &str)] = &[
     ("notes", "Notes", "IPF.StickyNote", "msgfolderroot"),
     ("journal", "Journal", "IPF.Journal", "msgfolderroot"),
     ("recoverableitemsroot", "Recoverable Items", "", "root"),
-    ("recoverableitemsdeletions", "Deletions", "", "recoverableitemsroot"),
+    (
+        "recoverableitemsdeletions",
+        "Deletions",
+        "",
+        "recoverableitemsroot",
+    ),
 ];
 
 /// One mailbox (a user's, or the public folder tree).
@@ -246,7 +257,12 @@ impl Mailbox {
                 }
             }
             MailboxKind::PublicFolders => {
-                let root = mb.insert_folder(None, "Public Folders", "IPF.Note", Some("publicfoldersroot"));
+                let root = mb.insert_folder(
+                    None,
+                    "Public Folders",
+                    "IPF.Note",
+                    Some("publicfoldersroot"),
+                );
                 if let Some(f) = mb.folders.get_mut(&root) {
                     f.default_permission = Permission::Reviewer;
                 }
@@ -256,7 +272,13 @@ impl Mailbox {
         mb
     }
 
-    fn insert_folder(&mut self, parent: Option<u64>, name: &str, class: &str, distinguished: Option<&str>) -> u64 {
+    fn insert_folder(
+        &mut self,
+        parent: Option<u64>,
+        name: &str,
+        class: &str,
+        distinguished: Option<&str>,
+    ) -> u64 {
         let number = self.next_number;
         self.next_number += 1;
         self.seq += 1;
@@ -280,7 +302,7 @@ impl Mailbox {
                 changed_seq: self.seq,
                 last_commit: now,
                 deleted_count: 0,
-                tombstones: Vec::new(),
+                changes: BTreeMap::new(),
                 permissions,
                 default_permission,
             },
@@ -307,7 +329,11 @@ impl Mailbox {
     /// A strictly increasing "now", so LastModifiedTime always advances.
     fn tick(&mut self) -> DateTime<Utc> {
         let now = Utc::now();
-        let next = if now > self.last_time { now } else { self.last_time + ChronoDuration::milliseconds(1) };
+        let next = if now > self.last_time {
+            now
+        } else {
+            self.last_time + ChronoDuration::milliseconds(1)
+        };
         self.last_time = next;
         next
     }
@@ -315,7 +341,11 @@ impl Mailbox {
     /// Rights of a user (lowercase address) on a folder.
     pub fn permission(&self, folder: u64, user: &str) -> Permission {
         match self.folders.get(&folder) {
-            Some(f) => f.permissions.get(user).copied().unwrap_or(f.default_permission),
+            Some(f) => f
+                .permissions
+                .get(user)
+                .copied()
+                .unwrap_or(f.default_permission),
             None => Permission::None,
         }
     }
@@ -333,9 +363,19 @@ impl Mailbox {
 
     /// Creates a folder under `parent`; ErrorFolderExists when a sibling has the name.
     pub fn create_folder(&mut self, parent: u64, name: &str, class: &str) -> Result<u64, EwsError> {
-        let p = self.folders.get(&parent).ok_or_else(EwsError::folder_not_found)?;
-        if p.children.iter().any(|c| self.folders.get(c).is_some_and(|f| f.display_name.eq_ignore_ascii_case(name))) {
-            return Err(EwsError::new("ErrorFolderExists", "A folder with the specified name already exists."));
+        let p = self
+            .folders
+            .get(&parent)
+            .ok_or_else(EwsError::folder_not_found)?;
+        if p.children.iter().any(|c| {
+            self.folders
+                .get(c)
+                .is_some_and(|f| f.display_name.eq_ignore_ascii_case(name))
+        }) {
+            return Err(EwsError::new(
+                "ErrorFolderExists",
+                "A folder with the specified name already exists.",
+            ));
         }
         Ok(self.insert_folder(Some(parent), name, class, None))
     }
@@ -343,7 +383,11 @@ impl Mailbox {
     /// Finds a child folder by display name (case-insensitive).
     pub fn child_named(&self, parent: u64, name: &str) -> Option<u64> {
         let p = self.folders.get(&parent)?;
-        p.children.iter().copied().find(|c| self.folders.get(c).is_some_and(|f| f.display_name.eq_ignore_ascii_case(name)))
+        p.children.iter().copied().find(|c| {
+            self.folders
+                .get(c)
+                .is_some_and(|f| f.display_name.eq_ignore_ascii_case(name))
+        })
     }
 
     /// Resolves a `/`-separated display-name path below the top folder (msgfolderroot or the
@@ -356,14 +400,30 @@ impl Mailbox {
             MailboxKind::User => *self.distinguished.get("msgfolderroot")?,
             MailboxKind::PublicFolders => *self.distinguished.get("publicfoldersroot")?,
         };
-        path.split('/').filter(|s| !s.is_empty()).try_fold(top, |f, name| self.child_named(f, name))
+        path.split('/')
+            .filter(|s| !s.is_empty())
+            .try_fold(top, |f, name| self.child_named(f, name))
     }
 
     /// Creates an item in a folder and returns its number.
-    pub fn create_item(&mut self, folder: u64, element: &str, item_class: &str, fields: Vec<Element>, extended: Vec<Element>) -> Result<u64, EwsError> {
+    pub fn create_item(
+        &mut self,
+        folder: u64,
+        element: &str,
+        item_class: &str,
+        fields: Vec<Element>,
+        extended: Vec<Element>,
+    ) -> Result<u64, EwsError> {
         if !self.folders.contains_key(&folder) {
             return Err(EwsError::folder_not_found());
         }
+        let (mut fields, mut extended) = (fields, extended);
+        fields
+            .iter_mut()
+            .chain(extended.iter_mut())
+            .for_each(Element::compact);
+        fields.shrink_to_fit();
+        extended.shrink_to_fit();
         let number = self.next_number;
         self.next_number += 1;
         self.seq += 1;
@@ -388,6 +448,14 @@ impl Mailbox {
         if let Some(f) = self.folders.get_mut(&folder) {
             f.items.insert(number);
             f.last_commit = now;
+            f.changes.insert(
+                seq,
+                ChangeEntry {
+                    item: number,
+                    created_seq: seq,
+                    deleted: false,
+                },
+            );
         }
         self.pending.push(StoreEvent {
             mailbox: self.index,
@@ -402,19 +470,39 @@ impl Mailbox {
     }
 
     /// Applies `edit` to an item, then bumps its version, time and change sequence.
-    pub fn update_item<R>(&mut self, number: u64, edit: impl FnOnce(&mut Item) -> Result<R, EwsError>) -> Result<R, EwsError> {
-        let mut item = self.items.get(&number).cloned().ok_or_else(EwsError::item_not_found)?;
+    pub fn update_item<R>(
+        &mut self,
+        number: u64,
+        edit: impl FnOnce(&mut Item) -> Result<R, EwsError>,
+    ) -> Result<R, EwsError> {
+        let mut item = self
+            .items
+            .get(&number)
+            .cloned()
+            .ok_or_else(EwsError::item_not_found)?;
         let r = edit(&mut item)?;
+        item.fields
+            .iter_mut()
+            .chain(item.extended.iter_mut())
+            .for_each(Element::compact);
         self.seq += 1;
         let now = self.tick();
+        let previous_seq = item.changed_seq;
         item.version += 1;
         item.modified = now;
         item.changed_seq = self.seq;
         let folder = item.folder;
         let version = item.version;
+        let entry = ChangeEntry {
+            item: number,
+            created_seq: item.created_seq,
+            deleted: false,
+        };
         self.items.insert(number, item);
         if let Some(f) = self.folders.get_mut(&folder) {
             f.last_commit = now;
+            f.changes.remove(&previous_seq);
+            f.changes.insert(self.seq, entry);
         }
         self.pending.push(StoreEvent {
             mailbox: self.index,
@@ -430,7 +518,10 @@ impl Mailbox {
 
     /// Removes an item for good (HardDelete; SoftDelete keeps it in the recoverable items).
     pub fn delete_item(&mut self, number: u64, soft: bool) -> Result<(), EwsError> {
-        let item = self.items.remove(&number).ok_or_else(EwsError::item_not_found)?;
+        let item = self
+            .items
+            .remove(&number)
+            .ok_or_else(EwsError::item_not_found)?;
         self.seq += 1;
         let now = self.tick();
         let seq = self.seq;
@@ -438,7 +529,15 @@ impl Mailbox {
             f.items.remove(&number);
             f.deleted_count += 1;
             f.last_commit = now;
-            f.tombstones.push(Tombstone { item: number, created_seq: item.created_seq, deleted_seq: seq });
+            f.changes.remove(&item.changed_seq);
+            f.changes.insert(
+                seq,
+                ChangeEntry {
+                    item: number,
+                    created_seq: item.created_seq,
+                    deleted: true,
+                },
+            );
         }
         self.pending.push(StoreEvent {
             mailbox: self.index,
@@ -456,9 +555,19 @@ impl Mailbox {
                 let n = self.next_number;
                 self.next_number += 1;
                 kept.number = n;
+                kept.created_seq = seq;
+                kept.changed_seq = seq;
                 self.items.insert(n, kept);
                 if let Some(f) = self.folders.get_mut(&dumpster) {
                     f.items.insert(n);
+                    f.changes.insert(
+                        seq,
+                        ChangeEntry {
+                            item: n,
+                            created_seq: seq,
+                            deleted: false,
+                        },
+                    );
                 }
             }
         }
@@ -470,7 +579,10 @@ impl Mailbox {
         if !self.folders.contains_key(&to) {
             return Err(EwsError::folder_not_found());
         }
-        let mut item = self.items.remove(&number).ok_or_else(EwsError::item_not_found)?;
+        let mut item = self
+            .items
+            .remove(&number)
+            .ok_or_else(EwsError::item_not_found)?;
         let from = item.folder;
         self.seq += 1;
         let now = self.tick();
@@ -481,7 +593,15 @@ impl Mailbox {
             f.items.remove(&number);
             f.deleted_count += 1;
             f.last_commit = now;
-            f.tombstones.push(Tombstone { item: number, created_seq: item.created_seq, deleted_seq: seq });
+            f.changes.remove(&item.changed_seq);
+            f.changes.insert(
+                seq,
+                ChangeEntry {
+                    item: number,
+                    created_seq: item.created_seq,
+                    deleted: true,
+                },
+            );
         }
         item.number = new_number;
         item.folder = to;
@@ -494,6 +614,14 @@ impl Mailbox {
         if let Some(f) = self.folders.get_mut(&to) {
             f.items.insert(new_number);
             f.last_commit = now;
+            f.changes.insert(
+                seq,
+                ChangeEntry {
+                    item: new_number,
+                    created_seq: seq,
+                    deleted: false,
+                },
+            );
         }
         self.pending.push(StoreEvent {
             mailbox: self.index,
@@ -604,19 +732,35 @@ impl Store {
         let mut mailboxes = Vec::new();
         let mut by_address = HashMap::new();
         let pf = public_folder_mailbox(domain);
-        mailboxes.push(Arc::new(Mutex::new(Mailbox::new(0, &pf, "Public Folders", MailboxKind::PublicFolders))));
+        mailboxes.push(Arc::new(Mutex::new(Mailbox::new(
+            0,
+            &pf,
+            "Public Folders",
+            MailboxKind::PublicFolders,
+        ))));
         by_address.insert(pf, 0);
         for (address, name) in users {
             let index = mailboxes.len() as u32;
-            mailboxes.push(Arc::new(Mutex::new(Mailbox::new(index, address, name, MailboxKind::User))));
+            mailboxes.push(Arc::new(Mutex::new(Mailbox::new(
+                index,
+                address,
+                name,
+                MailboxKind::User,
+            ))));
             by_address.insert(address.to_ascii_lowercase(), index);
         }
-        Store { mailboxes, by_address, hub }
+        Store {
+            mailboxes,
+            by_address,
+            hub,
+        }
     }
 
     /// Index of the mailbox with this address.
     pub fn mailbox_index(&self, address: &str) -> Option<u32> {
-        self.by_address.get(&address.trim().to_ascii_lowercase()).copied()
+        self.by_address
+            .get(&address.trim().to_ascii_lowercase())
+            .copied()
     }
 
     /// Index of the public folder tree.
@@ -677,7 +821,8 @@ impl Store {
 
     /// Edits an item by EWS id as a phone or Outlook would (new ChangeKey, events, sync changes).
     pub fn edit_item(&self, item_id: &str, edit: impl FnOnce(&mut Item)) -> Result<(), EwsError> {
-        let (index, number) = decode_id(IdKind::Item, item_id).ok_or_else(EwsError::id_malformed)?;
+        let (index, number) =
+            decode_id(IdKind::Item, item_id).ok_or_else(EwsError::id_malformed)?;
         self.write(index, |mb| {
             mb.update_item(number, |item| {
                 edit(item);
@@ -689,20 +834,55 @@ impl Store {
 
     /// Deletes an item by EWS id (hard delete).
     pub fn delete_item(&self, item_id: &str) -> Result<(), EwsError> {
-        let (index, number) = decode_id(IdKind::Item, item_id).ok_or_else(EwsError::id_malformed)?;
-        self.write(index, |mb| mb.delete_item(number, false)).ok_or_else(EwsError::item_not_found)?
+        let (index, number) =
+            decode_id(IdKind::Item, item_id).ok_or_else(EwsError::id_malformed)?;
+        self.write(index, |mb| mb.delete_item(number, false))
+            .ok_or_else(EwsError::item_not_found)?
     }
 
     /// Creates an item in a folder given by address and path; returns its EWS id.
-    pub fn create_item(&self, address: &str, folder_path: &str, element: &str, item_class: &str, fields: Vec<Element>) -> Result<String, EwsError> {
-        let index = self.mailbox_index(address).ok_or_else(|| EwsError::no_mailbox(address))?;
+    pub fn create_item(
+        &self,
+        address: &str,
+        folder_path: &str,
+        element: &str,
+        item_class: &str,
+        fields: Vec<Element>,
+    ) -> Result<String, EwsError> {
+        let index = self
+            .mailbox_index(address)
+            .ok_or_else(|| EwsError::no_mailbox(address))?;
         let number = self
             .write(index, |mb| {
-                let folder = mb.folder_by_path(folder_path).ok_or_else(EwsError::folder_not_found)?;
+                let folder = mb
+                    .folder_by_path(folder_path)
+                    .ok_or_else(EwsError::folder_not_found)?;
                 mb.create_item(folder, element, item_class, fields, Vec::new())
             })
             .ok_or_else(|| EwsError::no_mailbox(address))??;
         Ok(encode_id(IdKind::Item, index, number))
+    }
+
+    /// Gives `user` a permission on a folder (and its subfolders) of a mailbox, e.g. to make a
+    /// user a delegate or to revoke public folder rights in a test.
+    pub fn grant(
+        &self,
+        address: &str,
+        folder_path: &str,
+        user: &str,
+        permission: Permission,
+    ) -> Result<(), EwsError> {
+        let index = self
+            .mailbox_index(address)
+            .ok_or_else(|| EwsError::no_mailbox(address))?;
+        self.write(index, |mb| {
+            let folder = mb
+                .folder_by_path(folder_path)
+                .ok_or_else(EwsError::folder_not_found)?;
+            mb.grant(folder, user, permission);
+            Ok(())
+        })
+        .ok_or_else(|| EwsError::no_mailbox(address))?
     }
 
     /// The notification hub fed by this store.
@@ -721,7 +901,11 @@ mod tests {
     use super::*;
 
     fn store() -> Store {
-        Store::new("contoso.test", &[("alice@contoso.test".into(), "Alice".into())], Arc::new(NotificationHub::default()))
+        Store::new(
+            "contoso.test",
+            &[("alice@contoso.test".into(), "Alice".into())],
+            Arc::new(NotificationHub::default()),
+        )
     }
 
     #[test]
@@ -737,18 +921,40 @@ mod tests {
     fn writes_bump_versions_times_and_sequences() {
         let s = store();
         let idx = s.mailbox_index("Alice@contoso.test").unwrap();
-        let id = s.create_item("alice@contoso.test", "contacts", "Contact", "IPM.Contact", vec![Element::t_text("GivenName", "A")]).unwrap();
+        let id = s
+            .create_item(
+                "alice@contoso.test",
+                "contacts",
+                "Contact",
+                "IPM.Contact",
+                vec![Element::t_text("GivenName", "A")],
+            )
+            .unwrap();
         let before = s.items_in("alice@contoso.test", "contacts").unwrap()[0].clone();
-        s.edit_item(&id, |i| i.set_field(Element::t_text("GivenName", "B"))).unwrap();
+        s.edit_item(&id, |i| i.set_field(Element::t_text("GivenName", "B")))
+            .unwrap();
         let after = s.items_in("alice@contoso.test", "contacts").unwrap()[0].clone();
         assert_ne!(before.change_key, after.change_key);
         assert!(after.item.modified > before.item.modified);
         assert!(after.item.changed_seq > before.item.changed_seq);
         assert_eq!(after.item.field("GivenName").unwrap().text, "B");
         s.delete_item(&id).unwrap();
-        assert!(s.items_in("alice@contoso.test", "contacts").unwrap().is_empty());
-        let tomb = s.read(idx, |mb| mb.folders[&mb.distinguished["contacts"]].tombstones.len()).unwrap();
-        assert_eq!(tomb, 1);
+        assert!(
+            s.items_in("alice@contoso.test", "contacts")
+                .unwrap()
+                .is_empty()
+        );
+        let log = s
+            .read(idx, |mb| {
+                mb.folders[&mb.distinguished["contacts"]].changes.clone()
+            })
+            .unwrap();
+        assert_eq!(
+            log.len(),
+            1,
+            "one entry per item: the tombstone replaced the live entry"
+        );
+        assert!(log.values().all(|e| e.deleted));
         assert!(s.delete_item(&id).is_err());
     }
 

@@ -25,7 +25,10 @@ pub struct Permit {
 impl ConcurrencyLimit {
     /// A limit of `max` concurrent requests per account.
     pub fn new(max: usize) -> Arc<Self> {
-        Arc::new(ConcurrencyLimit { max: max.max(1), in_flight: Mutex::new(HashMap::new()) })
+        Arc::new(ConcurrencyLimit {
+            max: max.max(1),
+            in_flight: Mutex::new(HashMap::new()),
+        })
     }
 
     /// Takes a slot, or None when the account is at its limit.
@@ -36,13 +39,20 @@ impl ConcurrencyLimit {
             return None;
         }
         *n += 1;
-        Some(Permit { limit: Arc::clone(self), account: account.to_string() })
+        Some(Permit {
+            limit: Arc::clone(self),
+            account: account.to_string(),
+        })
     }
 }
 
 impl Drop for Permit {
     fn drop(&mut self) {
-        let mut m = self.limit.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+        let mut m = self
+            .limit
+            .in_flight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         if let Some(n) = m.get_mut(&self.account) {
             *n = n.saturating_sub(1);
             if *n == 0 {
@@ -64,20 +74,34 @@ pub struct FaultInjector {
 impl FaultInjector {
     /// An injector with random rates and a seed.
     pub fn new(rates: FaultRates, busy_rate: f64, seed: u64) -> Self {
-        FaultInjector { queue: Mutex::new(VecDeque::new()), rng: Mutex::new(StdRng::seed_from_u64(seed)), rates, busy_rate }
+        FaultInjector {
+            queue: Mutex::new(VecDeque::new()),
+            rng: Mutex::new(StdRng::seed_from_u64(seed)),
+            rates,
+            busy_rate,
+        }
     }
 
     /// Queues a fault for the next request it applies to (DropAfterWrite waits for a write).
     pub fn push(&self, fault: Fault) {
-        self.queue.lock().unwrap_or_else(|e| e.into_inner()).push_back(fault);
+        self.queue
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push_back(fault);
     }
 
-    /// The fault for this request, if any.
-    pub fn next(&self, is_write: bool) -> Option<Fault> {
+    /// The fault for this request, if any. Queued DropAfterWrite waits for a write and
+    /// StopBatchAfter for an item batch.
+    pub fn next(&self, is_write: bool, is_item_batch: bool) -> Option<Fault> {
         {
             let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
             if let Some(f) = q.front().copied() {
-                if f != Fault::DropAfterWrite || is_write {
+                let applies = match f {
+                    Fault::DropAfterWrite => is_write,
+                    Fault::StopBatchAfter(_) => is_item_batch,
+                    _ => true,
+                };
+                if applies {
                     q.pop_front();
                     return Some(f);
                 }
@@ -87,13 +111,18 @@ impl FaultInjector {
         if self.busy_rate > 0.0 && rng.gen_bool(self.busy_rate.clamp(0.0, 1.0)) {
             return Some(Fault::ServerBusy);
         }
-        if self.rates.internal_error > 0.0 && rng.gen_bool(self.rates.internal_error.clamp(0.0, 1.0)) {
+        if self.rates.internal_error > 0.0
+            && rng.gen_bool(self.rates.internal_error.clamp(0.0, 1.0))
+        {
             return Some(Fault::InternalServerError);
         }
         if self.rates.unavailable > 0.0 && rng.gen_bool(self.rates.unavailable.clamp(0.0, 1.0)) {
             return Some(Fault::ServiceUnavailable);
         }
-        if is_write && self.rates.drop_after_write > 0.0 && rng.gen_bool(self.rates.drop_after_write.clamp(0.0, 1.0)) {
+        if is_write
+            && self.rates.drop_after_write > 0.0
+            && rng.gen_bool(self.rates.drop_after_write.clamp(0.0, 1.0))
+        {
             return Some(Fault::DropAfterWrite);
         }
         None
@@ -119,8 +148,11 @@ mod tests {
     fn queued_drop_waits_for_a_write() {
         let f = FaultInjector::new(FaultRates::default(), 0.0, 1);
         f.push(Fault::DropAfterWrite);
-        assert_eq!(f.next(false), None);
-        assert_eq!(f.next(true), Some(Fault::DropAfterWrite));
-        assert_eq!(f.next(true), None);
+        assert_eq!(f.next(false, false), None);
+        assert_eq!(f.next(true, true), Some(Fault::DropAfterWrite));
+        assert_eq!(f.next(true, true), None);
+        f.push(Fault::StopBatchAfter(1));
+        assert_eq!(f.next(true, false), None);
+        assert_eq!(f.next(false, true), Some(Fault::StopBatchAfter(1)));
     }
 }

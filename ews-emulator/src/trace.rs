@@ -1,22 +1,22 @@
 //! Dumping requests and responses to files for schema validation.
 //!
-//! Each document goes to its own file named `NNNNNN-Operation-direction-Code.xml` (streaming
-//! bodies `...stream`), at most `cap` files per (operation, direction, response code): a large
-//! test run leaves a small, representative set that CI validates quickly.
+//! Each document goes to its own file named `emulator-Operation-direction-Code-NN.xml`
+//! (streaming bodies `...stream`), at most `cap` files per (operation, direction, response
+//! code). Files are created exclusively, so the cap holds for the whole directory even when many
+//! emulators (one per test, several test processes) share it: a large test run leaves a small,
+//! representative set that CI validates quickly.
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Writes trace files into one directory.
 #[derive(Debug)]
 pub struct TraceWriter {
     dir: PathBuf,
     cap: usize,
-    counts: Mutex<HashMap<(String, &'static str, String), usize>>,
-    seq: AtomicU64,
+    full: Mutex<HashSet<(String, &'static str, String)>>,
 }
 
 /// The response code that names a response: the first non-NoError code, else NoError.
@@ -37,41 +37,80 @@ impl TraceWriter {
     /// Creates the directory if needed.
     pub fn new(dir: &Path, cap: usize) -> std::io::Result<Self> {
         std::fs::create_dir_all(dir)?;
-        Ok(TraceWriter { dir: dir.to_path_buf(), cap, counts: Mutex::new(HashMap::new()), seq: AtomicU64::new(0) })
+        Ok(TraceWriter {
+            dir: dir.to_path_buf(),
+            cap,
+            full: Mutex::new(HashSet::new()),
+        })
     }
 
-    fn slot(&self, operation: &str, direction: &'static str, code: &str, ext: &str) -> Option<PathBuf> {
-        let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
-        let n = counts.entry((operation.to_string(), direction, code.to_string())).or_insert(0);
-        if *n >= self.cap {
+    /// Creates the next free file for a key, or None when the key has `cap` files already.
+    fn slot(
+        &self,
+        operation: &str,
+        direction: &'static str,
+        code: &str,
+        ext: &str,
+    ) -> Option<std::fs::File> {
+        let key = (operation.to_string(), direction, code.to_string());
+        if self
+            .full
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(&key)
+        {
             return None;
         }
-        *n += 1;
-        let seq = self.seq.fetch_add(1, Ordering::Relaxed);
-        let safe: String = operation.chars().filter(|c| c.is_ascii_alphanumeric()).collect();
-        // Unique across emulator instances writing into the same directory.
-        let tag = std::process::id();
-        Some(self.dir.join(format!("emu{tag}-{:06}-{safe}-{direction}-{code}.{ext}", seq)))
+        let clean = |s: &str| {
+            s.chars()
+                .filter(|c| c.is_ascii_alphanumeric())
+                .collect::<String>()
+        };
+        let (op, code_name) = (clean(operation), clean(code));
+        for k in 0..self.cap {
+            let path = self.dir.join(format!(
+                "emulator-{op}-{direction}-{code_name}-{k:02}.{ext}"
+            ));
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(path)
+            {
+                Ok(f) => return Some(f),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(_) => return None,
+            }
+        }
+        self.full
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key);
+        None
     }
 
     /// Records a request and its response (both under the response's code).
-    pub fn record_exchange(&self, operation: &str, code: &str, request: Option<&[u8]>, response: Option<&str>) {
+    pub fn record_exchange(
+        &self,
+        operation: &str,
+        code: &str,
+        request: Option<&[u8]>,
+        response: Option<&str>,
+    ) {
         if let Some(req) = request {
-            if let Some(path) = self.slot(operation, "request", code, "xml") {
-                let _ = std::fs::write(path, req);
+            if let Some(mut f) = self.slot(operation, "request", code, "xml") {
+                let _ = f.write_all(req);
             }
         }
         if let Some(resp) = response {
-            if let Some(path) = self.slot(operation, "response", code, "xml") {
-                let _ = std::fs::write(path, resp);
+            if let Some(mut f) = self.slot(operation, "response", code, "xml") {
+                let _ = f.write_all(resp.as_bytes());
             }
         }
     }
 
     /// Opens a file for a streaming body, if the cap allows one more.
     pub fn stream_file(&self, operation: &str) -> Option<std::fs::File> {
-        let path = self.slot(operation, "response", "NoError", "stream")?;
-        std::fs::File::create(path).ok()
+        self.slot(operation, "response", "NoError", "stream")
     }
 }
 
@@ -97,6 +136,16 @@ mod tests {
         }
         t.record_exchange("GetItem", "ErrorItemNotFound", None, Some("<b/>"));
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 5);
-        assert_eq!(summary_code("<m:ResponseCode>NoError</m:ResponseCode><m:ResponseCode>ErrorX</m:ResponseCode>"), "ErrorX");
+        // A second writer on the same directory respects the same cap.
+        let again = TraceWriter::new(dir.path(), 2).unwrap();
+        again.record_exchange("GetItem", "NoError", Some(b"<a/>"), Some("<b/>"));
+        again.record_exchange("GetItem", "ErrorItemNotFound", None, Some("<b/>"));
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 6);
+        assert_eq!(
+            summary_code(
+                "<m:ResponseCode>NoError</m:ResponseCode><m:ResponseCode>ErrorX</m:ResponseCode>"
+            ),
+            "ErrorX"
+        );
     }
 }

@@ -6,6 +6,8 @@
 //! types-namespace elements, which lets the emulator store every field a client sends without a
 //! hand-written model for each of the hundreds of EWS properties.
 
+use std::borrow::Cow;
+
 use quick_xml::events::Event;
 use quick_xml::name::ResolveResult;
 use quick_xml::reader::NsReader;
@@ -27,12 +29,13 @@ pub const MAX_ELEMENTS: usize = 2_000_000;
 /// One XML element: namespace, local name, attributes (local names), text and children.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Element {
-    /// Namespace URI, empty when unqualified.
-    pub ns: String,
-    /// Local name.
-    pub name: String,
+    /// Namespace URI, empty when unqualified. The EWS namespaces are shared static strings, so
+    /// a million stored items do not carry a million copies of them.
+    pub ns: Cow<'static, str>,
+    /// Local name (EWS names are shared static strings, see [`intern`]).
+    pub name: Cow<'static, str>,
     /// Attributes by local name, in document order (namespace declarations left out).
-    pub attrs: Vec<(String, String)>,
+    pub attrs: Vec<(Cow<'static, str>, String)>,
     /// Concatenated character data directly inside this element.
     pub text: String,
     /// Child elements in document order.
@@ -56,17 +59,26 @@ pub enum XmlError {
 impl Element {
     /// A new types-namespace element (what stored items are made of).
     pub fn t(name: &str) -> Self {
-        Element { ns: NS_TYPES.to_string(), name: name.to_string(), ..Default::default() }
+        Element {
+            ns: Cow::Borrowed(NS_TYPES),
+            name: intern(name),
+            ..Default::default()
+        }
     }
 
     /// A new types-namespace element holding text.
     pub fn t_text(name: &str, text: impl Into<String>) -> Self {
-        Element { ns: NS_TYPES.to_string(), name: name.to_string(), text: text.into(), ..Default::default() }
+        Element {
+            ns: Cow::Borrowed(NS_TYPES),
+            name: intern(name),
+            text: text.into(),
+            ..Default::default()
+        }
     }
 
     /// Builder: adds an attribute.
     pub fn with_attr(mut self, name: &str, value: impl Into<String>) -> Self {
-        self.attrs.push((name.to_string(), value.into()));
+        self.attrs.push((intern(name), value.into()));
         self
     }
 
@@ -78,7 +90,10 @@ impl Element {
 
     /// The value of an attribute.
     pub fn attr(&self, name: &str) -> Option<&str> {
-        self.attrs.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.attrs
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 
     /// Sets (or replaces) an attribute.
@@ -86,7 +101,7 @@ impl Element {
         let value = value.into();
         match self.attrs.iter_mut().find(|(k, _)| k == name) {
             Some(slot) => slot.1 = value,
-            None => self.attrs.push((name.to_string(), value)),
+            None => self.attrs.push((intern(name), value)),
         }
     }
 
@@ -178,7 +193,9 @@ pub fn parse(bytes: &[u8]) -> Result<Element, XmlError> {
     let mut root: Option<Element> = None;
     let mut count = 0usize;
     loop {
-        let (ns, ev) = reader.read_resolved_event().map_err(|e| XmlError::Malformed(e.to_string()))?;
+        let (ns, ev) = reader
+            .read_resolved_event()
+            .map_err(|e| XmlError::Malformed(e.to_string()))?;
         match ev {
             Event::DocType(_) => return Err(XmlError::Dtd),
             Event::Start(ref s) | Event::Empty(ref s) => {
@@ -192,9 +209,15 @@ pub fn parse(bytes: &[u8]) -> Result<Element, XmlError> {
                 if root.is_some() {
                     return Err(XmlError::Malformed("content after the root element".into()));
                 }
+                if !is_xml_name(s.name().as_ref()) {
+                    return Err(XmlError::Malformed(format!(
+                        "invalid element name {}",
+                        String::from_utf8_lossy(s.name().as_ref())
+                    )));
+                }
                 let ns_uri = match ns {
-                    ResolveResult::Bound(n) => String::from_utf8_lossy(n.as_ref()).into_owned(),
-                    ResolveResult::Unbound => String::new(),
+                    ResolveResult::Bound(n) => intern_namespace(n.as_ref()),
+                    ResolveResult::Unbound => Cow::Borrowed(""),
                     ResolveResult::Unknown(p) => {
                         return Err(XmlError::Malformed(format!(
                             "unknown namespace prefix {}",
@@ -204,7 +227,7 @@ pub fn parse(bytes: &[u8]) -> Result<Element, XmlError> {
                 };
                 let mut el = Element {
                     ns: ns_uri,
-                    name: String::from_utf8_lossy(s.local_name().as_ref()).into_owned(),
+                    name: intern(&String::from_utf8_lossy(s.local_name().as_ref())),
                     ..Default::default()
                 };
                 for a in s.attributes().with_checks(true) {
@@ -213,9 +236,17 @@ pub fn parse(bytes: &[u8]) -> Result<Element, XmlError> {
                     if key.as_ref() == b"xmlns" || key.as_ref().starts_with(b"xmlns:") {
                         continue;
                     }
-                    let value = a.unescape_value().map_err(|e| XmlError::Malformed(e.to_string()))?;
+                    if !is_xml_name(key.as_ref()) {
+                        return Err(XmlError::Malformed(format!(
+                            "invalid attribute name {}",
+                            String::from_utf8_lossy(key.as_ref())
+                        )));
+                    }
+                    let value = a
+                        .unescape_value()
+                        .map_err(|e| XmlError::Malformed(e.to_string()))?;
                     el.attrs.push((
-                        String::from_utf8_lossy(key.local_name().as_ref()).into_owned(),
+                        intern(&String::from_utf8_lossy(key.local_name().as_ref())),
                         value.into_owned(),
                     ));
                 }
@@ -226,22 +257,30 @@ pub fn parse(bytes: &[u8]) -> Result<Element, XmlError> {
                 }
             }
             Event::End(_) => {
-                let el = stack.pop().ok_or_else(|| XmlError::Malformed("unbalanced end tag".into()))?;
+                let el = stack
+                    .pop()
+                    .ok_or_else(|| XmlError::Malformed("unbalanced end tag".into()))?;
                 attach(&mut stack, &mut root, el);
             }
             Event::Text(t) => {
-                let s = t.unescape().map_err(|e| XmlError::Malformed(e.to_string()))?;
+                let s = t
+                    .unescape()
+                    .map_err(|e| XmlError::Malformed(e.to_string()))?;
                 match stack.last_mut() {
                     Some(top) => top.text.push_str(&s),
                     None if s.trim().is_empty() => {}
-                    None => return Err(XmlError::Malformed("text outside the root element".into())),
+                    None => {
+                        return Err(XmlError::Malformed("text outside the root element".into()));
+                    }
                 }
             }
             Event::CData(c) => {
                 let s = String::from_utf8_lossy(&c.into_inner()).into_owned();
                 match stack.last_mut() {
                     Some(top) => top.text.push_str(&s),
-                    None => return Err(XmlError::Malformed("CDATA outside the root element".into())),
+                    None => {
+                        return Err(XmlError::Malformed("CDATA outside the root element".into()));
+                    }
                 }
             }
             Event::Eof => break,
@@ -252,6 +291,116 @@ pub fn parse(bytes: &[u8]) -> Result<Element, XmlError> {
         return Err(XmlError::Malformed("unexpected end of document".into()));
     }
     root.ok_or_else(|| XmlError::Malformed("empty document".into()))
+}
+
+/// Whether bytes form an XML name (ASCII letters, digits, `_ - . :`, or non-ASCII), as libxml2
+/// and Exchange require; quick-xml is more lenient about attribute keys.
+fn is_xml_name(name: &[u8]) -> bool {
+    match name.first() {
+        None => false,
+        Some(first) if first.is_ascii_digit() || *first == b'-' || *first == b'.' => false,
+        Some(_) => name.iter().all(|b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':') || *b >= 0x80
+        }),
+    }
+}
+
+/// The known namespaces as static strings, others as owned ones.
+fn intern_namespace(uri: &[u8]) -> Cow<'static, str> {
+    for known in [NS_TYPES, NS_MESSAGES, NS_SOAP, NS_ERRORS] {
+        if uri == known.as_bytes() {
+            return Cow::Borrowed(known);
+        }
+    }
+    Cow::Owned(String::from_utf8_lossy(uri).into_owned())
+}
+
+/// Element and attribute names that are shared rather than allocated per element: every name
+/// of the item types (from the schema order lists) plus the usual attributes and containers.
+fn known_names() -> &'static std::collections::HashSet<&'static str> {
+    static NAMES: std::sync::OnceLock<std::collections::HashSet<&'static str>> =
+        std::sync::OnceLock::new();
+    NAMES.get_or_init(|| {
+        use crate::schema_order::*;
+        let extra: &[&str] = &[
+            "Entry",
+            "Key",
+            "String",
+            "Value",
+            "Values",
+            "ExtendedFieldURI",
+            "FieldURI",
+            "IndexedFieldURI",
+            "FieldIndex",
+            "PropertySetId",
+            "DistinguishedPropertySetId",
+            "PropertyName",
+            "PropertyId",
+            "PropertyTag",
+            "PropertyType",
+            "BodyType",
+            "Id",
+            "ChangeKey",
+            "Member",
+            "Mailbox",
+            "Name",
+            "EmailAddress",
+            "RoutingType",
+            "MailboxType",
+            "FirstName",
+            "LastName",
+            "FullName",
+            "Interval",
+            "DaysOfWeek",
+            "StartDate",
+            "EndDate",
+            "NumberOfOccurrences",
+            "WeeklyRecurrence",
+            "DailyRecurrence",
+            "NumberedRecurrence",
+            "NoEndRecurrence",
+            "EndDateRecurrence",
+            "IsTruncated",
+            "Status",
+        ];
+        [
+            ITEM,
+            MESSAGE,
+            CALENDAR_ITEM,
+            CONTACT,
+            DISTRIBUTION_LIST,
+            TASK,
+            POST_ITEM,
+            PHYSICAL_ADDRESS_ENTRY,
+            extra,
+        ]
+        .iter()
+        .flat_map(|l| l.iter().copied())
+        .collect()
+    })
+}
+
+/// A shared static name when the name is a known EWS one, else an owned copy.
+pub fn intern(name: &str) -> Cow<'static, str> {
+    match known_names().get(name) {
+        Some(s) => Cow::Borrowed(s),
+        None => Cow::Owned(name.to_string()),
+    }
+}
+
+impl Element {
+    /// Releases spare capacity of the whole tree (stored items live long).
+    pub fn compact(&mut self) {
+        self.text.shrink_to_fit();
+        self.attrs.shrink_to_fit();
+        for a in &mut self.attrs {
+            a.1.shrink_to_fit();
+        }
+        for c in &mut self.children {
+            c.compact();
+        }
+        self.children.shrink_to_fit();
+    }
 }
 
 fn attach(stack: &mut [Element], root: &mut Option<Element>, el: Element) {
@@ -297,6 +446,9 @@ mod tests {
         assert!(parse(b"").is_err());
         assert!(parse(b"<p:a/>").is_err());
         assert!(parse(b"<a/><b/>").is_err());
+        assert!(parse(br#"<a P/x="1"/>"#).is_err());
+        assert!(parse(br#"<a P"x="1"/>"#).is_err());
+        assert!(parse(br#"<a"b/>"#).is_err());
     }
 
     #[test]

@@ -44,11 +44,22 @@ pub struct SyncOptions {
     pub executor: ExecutorOptions,
     /// Lets this pass exceed the mass-delete guard (an admin confirmed).
     pub allow_mass_delete: bool,
+    /// When a member folder cannot be observed: `false` (the default) stops the pass, so the
+    /// base never moves past a copy the pass could not see; `true` leaves that member out and
+    /// syncs the others. Leaving a member out keeps a group running around a broken mailbox, at a
+    /// cost: if the member's user edits a copy before the member is back, the edit is merged
+    /// against the newer base, and a concurrent hub edit of the same field can be overwritten
+    /// without a conflict record.
+    pub skip_unobservable_members: bool,
 }
 
 /// The status text of a folder whose pass started writing and has not finished; the next pass
 /// sees it and checks every entity of the folder.
 const INTERRUPTED: &str = "sync interrupted before all planned writes completed";
+
+/// Prefix of the version recorded for a copy found by crash recovery: never a server's version,
+/// so the copy is fetched and compared at its next observation.
+const RECOVERED_VERSION: &str = "recovered:";
 
 /// What one pass did in one folder.
 #[derive(Debug, Default)]
@@ -161,9 +172,11 @@ impl GroupSync {
         &self.group
     }
 
-    /// Runs one pass. Failed actions and folders that could not be observed are reported in the
-    /// [`SyncReport`]; the answer is an error when the hub cannot be observed, the mass-delete
-    /// guard stops the group, or the state store fails.
+    /// Runs one pass. Failed actions (and, with [`SyncOptions::skip_unobservable_members`],
+    /// members that could not be observed) are reported in the [`SyncReport`]; the answer is an
+    /// error when a folder cannot be observed, the mass-delete guard stops the group, or the state
+    /// store fails. Then nothing of the plan is written (only recovered intents are recorded), and
+    /// the next pass starts over from the same tokens.
     pub async fn run(&self) -> Result<SyncReport> {
         let span = tracing::info_span!("sync", group = %self.group.id);
         async {
@@ -274,13 +287,19 @@ impl GroupSync {
                     (Some(copy), Some(record)) => {
                         let slot = record.replicas.get(&member).and_then(ReplicaSlot::replica);
                         if slot.is_none() {
+                            // The copy holds what the create wrote (the base), unless the user
+                            // edited it since. Record what was written, under a version no server
+                            // answers: the observation of this pass (the copy is newer than the
+                            // folder's token, and listings show every copy) then fetches the copy
+                            // and classifies it like any other: in sync, or changed by its user.
+                            let written = record.base_hash().unwrap_or_else(|| copy.item.content_hash());
                             writes.push(StateWrite::PutReplica {
                                 entity: intent.entity.clone(),
                                 member: member.clone(),
                                 slot: ReplicaSlot::Present(ReplicaRecord {
                                     item_id: copy.id.clone(),
-                                    version: copy.version.clone(),
-                                    hash: copy.item.content_hash(),
+                                    version: Version::new(format!("{RECOVERED_VERSION}{}", copy.version)),
+                                    hash: written,
                                     ownership: Ownership::Created,
                                     ignored_base: None,
                                 }),
@@ -341,7 +360,9 @@ impl GroupSync {
                     touched.extend(view.touched);
                     keys.extend(view.keys);
                 }
-                Err(error) if self.group.is_hub(&member) => return Err(error),
+                Err(error) if self.group.is_hub(&member) || !self.options.skip_unobservable_members => {
+                    return Err(error);
+                }
                 Err(error) => {
                     tracing::warn!(member = %member, error = %error, "folder left out of this pass");
                     planned_group.members.retain(|m| m.id != member);
@@ -392,10 +413,9 @@ impl GroupSync {
             allow_mass_delete: self.options.allow_mass_delete,
             now: chrono::Utc::now(),
             initialized,
-            views: self.views.clone(),
         };
         tracing::debug!(entities = input.entities.len(), full_check, "planning");
-        let plan = planner::plan(&planned_group, &input)?;
+        let plan = planner::plan_with_views(&planned_group, &input, &self.views)?;
         Ok(Prepared { plan, planned_group, statuses, members, foreign })
     }
 

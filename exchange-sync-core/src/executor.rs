@@ -8,8 +8,9 @@
 //! 3. a create writes its intent first ([`StateWrite::PutPending`]), then creates the item, then
 //!    records the replica and clears the intent; a transient failure keeps the intent (the write
 //!    may have happened: crash recovery looks the stamp up), a permanent one clears it;
-//! 4. an update or delete commits its outcome as soon as its answer arrives; a precondition
-//!    failure or a missing item is reported and left to the next pass, which re-reads the folder;
+//! 4. an update or delete commits its outcome as soon as its answer arrives (a delete forgets the
+//!    replica only if the entity's slot is the deleted copy); a precondition failure or a missing
+//!    item is reported and left to the next pass, which re-reads the folder;
 //! 5. throttling (for the whole call or per item) is retried after the delay the server asked for,
 //!    a bounded number of times, and reported after that.
 //!
@@ -360,6 +361,9 @@ impl<'a> Executor<'a> {
         report: &mut MemberReport,
     ) -> Result<()> {
         let context = self.context(member, Some(connector), "delete");
+        let ids: Vec<EntityId> = chunk.iter().map(|a| a.entity().clone()).collect();
+        let records: BTreeMap<EntityId, _> =
+            self.store.entities(&self.group.id, &ids).await?.into_iter().map(|r| (r.id.clone(), r)).collect();
         let deletes: Vec<ItemDelete> = chunk
             .iter()
             .filter_map(|action| match action {
@@ -369,7 +373,7 @@ impl<'a> Executor<'a> {
             .collect();
         let results = self.send(&deletes, &context, |batch| async move { connector.delete(&batch).await }).await;
         for (action, result) in chunk.iter().zip(results) {
-            let Action::Delete { entity, .. } = action else { continue };
+            let Action::Delete { entity, id, .. } = action else { continue };
             match result {
                 Ok(()) => {}
                 Err(error) if error.kind() == ErrorKind::NotFound => {}
@@ -379,7 +383,16 @@ impl<'a> Executor<'a> {
                     continue;
                 }
             }
-            self.commit(vec![StateWrite::RemoveReplica { entity: entity.clone(), member: member.clone() }]).await?;
+            // Forget the slot only if it is the deleted copy: an orphan duplicate may name an
+            // entity whose live copy in this folder is another item.
+            let names_this_copy = records
+                .get(entity)
+                .and_then(|r| r.replicas.get(member))
+                .and_then(ReplicaSlot::replica)
+                .is_some_and(|r| &r.item_id == id);
+            if names_this_copy {
+                self.commit(vec![StateWrite::RemoveReplica { entity: entity.clone(), member: member.clone() }]).await?;
+            }
             report.deleted += 1;
         }
         Ok(())

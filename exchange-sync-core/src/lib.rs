@@ -11,7 +11,7 @@
 //! - [`group`]: sync groups, members, directions and policies.
 //! - [`connector`]: the trait a server implements, one instance per folder.
 //! - [`state`]: the state store trait and its records.
-//! - [`plan`]: observations, actions and plans (the dry run).
+//! - [`plan`](mod@plan): observations, actions and plans (the dry run).
 //! - [`planner`]: the pure function from state and observations to a plan; [`merge`]: the
 //!   three-way field merge it uses.
 //! - [`executor`]: applies a plan, committing each action's outcome as it completes.

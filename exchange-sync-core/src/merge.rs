@@ -24,6 +24,9 @@ use crate::state::{ConflictRecord, SideValue};
 pub const BODY_FIELD: &str = "body";
 /// The conflict-record field name of the item kind.
 pub const KIND_FIELD: &str = "kind";
+/// The conflict-record field name of the categories (only conflicts when a side's ancestry is
+/// unknown, see [`settle_unknown_ancestry`]).
+pub const CATEGORIES_FIELD: &str = "categories";
 
 /// One side of a merge: a folder whose copy changed since the base.
 #[derive(Debug, Clone, PartialEq)]
@@ -156,6 +159,67 @@ pub fn merge(base: &Item, sides: &[MergeSide], policy: &ConflictPolicy) -> Merge
 
     conflicts.sort_by(|a, b| a.field.cmp(&b.field));
     Merged { item: merged, conflicts }
+}
+
+/// Settles a side whose common ancestor with the base is unknown, before [`merge`].
+///
+/// A copy that missed the last update (state knew it to be stale: it still held older content)
+/// and was then edited by its user differs from the base both where the user edited it and where
+/// it still holds the old content, and the two cannot be told apart (state keeps only the hash of
+/// what a copy holds). Merging it as if every difference were the user's edit would silently undo
+/// the change the copy missed. Instead every difference is a conflict between the side and
+/// `holder`, the side that stands for the base (the hub, holding the base after the last sync),
+/// resolved by `policy` and recorded, so neither value disappears without a trace.
+///
+/// Answers the side with every value it lost replaced by the base's (ready for [`merge`]) and
+/// the conflicts. Categories count as one field here: set arithmetic needs an ancestor.
+pub fn settle_unknown_ancestry(
+    base: &Item,
+    holder: &MemberId,
+    holder_modified: Option<DateTime<Utc>>,
+    side: &MergeSide,
+    policy: &ConflictPolicy,
+) -> (MergeSide, Vec<FieldConflict>) {
+    let base = base.canonical();
+    let sides = [
+        MergeSide { member: holder.clone(), item: base.clone(), modified: holder_modified },
+        MergeSide { item: side.item.canonical(), ..side.clone() },
+    ];
+    let resolver = Resolver { sides: &sides, policy };
+    let theirs = &sides[1].item;
+    let mut settled = theirs.clone();
+    let mut conflicts = Vec::new();
+    // Answers whether the holder (the base) wins a field the two hold differently.
+    let mut base_wins = |field: &str, ours: Option<FieldValue>, other: Option<FieldValue>, differ: bool| {
+        differ && resolver.resolve_by(field, &ours.clone(), &[ours, other], |_| true, &mut conflicts) == Some(0)
+    };
+
+    let kind = |i: &Item| Some(FieldValue::Text(i.kind.to_string()));
+    if base_wins(KIND_FIELD, kind(&base), kind(theirs), base.kind != theirs.kind) {
+        settled.kind = base.kind.clone();
+    }
+    let names: BTreeSet<&String> = base.fields.keys().chain(theirs.fields.keys()).collect();
+    for name in names {
+        let (ours, other) = (base.fields.get(name).cloned(), theirs.fields.get(name).cloned());
+        let differ = ours != other;
+        if base_wins(name, ours.clone(), other, differ) {
+            match ours {
+                Some(v) => settled.fields.insert(name.clone(), v),
+                None => settled.fields.remove(name),
+            };
+        }
+    }
+    let body = |i: &Item| i.body.as_ref().map(|b| FieldValue::Text(b.content.clone()));
+    if base_wins(BODY_FIELD, body(&base), body(theirs), base.body != theirs.body) {
+        settled.body = base.body.clone();
+    }
+    let categories =
+        |i: &Item| Some(FieldValue::TextList(i.categories.iter().cloned().collect())).filter(|v| !v.is_empty());
+    if base_wins(CATEGORIES_FIELD, categories(&base), categories(theirs), base.categories != theirs.categories) {
+        settled.categories = base.categories.clone();
+    }
+    conflicts.sort_by(|a, b| a.field.cmp(&b.field));
+    (MergeSide { item: settled, ..side.clone() }, conflicts)
 }
 
 /// Picks the winning side of a field by policy.
@@ -465,5 +529,42 @@ mod tests {
         let m = merge(&base(), &[side("hub", base()), side("alice", base())], &ConflictPolicy::NewestWins);
         assert_eq!(m.item, base());
         assert!(m.conflicts.is_empty());
+    }
+
+    #[test]
+    fn unknown_ancestry_turns_every_difference_into_a_recorded_conflict() {
+        let mut b = base().with(field::COMPANY, "New Co");
+        b.categories.insert("Blue".into());
+        let mut stale_and_edited = base().with(field::PHONE_MOBILE, "+41 2");
+        stale_and_edited.categories.insert("Red".into());
+        let edited = at("alice", stale_and_edited.clone(), 5);
+        let hub = MemberId::new("hub");
+
+        let (settled, conflicts) = settle_unknown_ancestry(&b, &hub, None, &edited, &ConflictPolicy::HubWins);
+        assert_eq!(settled.item, b.canonical(), "the base holder wins everything under hub wins");
+        let fields: Vec<&str> = conflicts.iter().map(|c| c.field.as_str()).collect();
+        assert_eq!(fields, vec![CATEGORIES_FIELD, field::COMPANY, field::PHONE_MOBILE]);
+        assert!(conflicts.iter().all(|c| c.winner.member == hub && c.losers[0].member == edited.member));
+        assert_eq!(conflicts[2].losers[0].value, text("+41 2"));
+        // Equal fields are no conflict; the result merges like any side.
+        assert!(conflicts.iter().all(|c| c.field != field::GIVEN_NAME));
+
+        let alice_first = ConflictPolicy::MemberPriority(vec!["alice".into()]);
+        let (settled, conflicts) = settle_unknown_ancestry(&b, &hub, None, &edited, &alice_first);
+        assert_eq!(settled.item, stale_and_edited.canonical());
+        assert_eq!(conflicts[1].losers[0].value, text("New Co"), "the base's value is kept as the loser");
+
+        // Newest wins: a side with a time beats a holder without one, and loses to a newer one.
+        let (settled, _) = settle_unknown_ancestry(&b, &hub, None, &edited, &ConflictPolicy::NewestWins);
+        assert_eq!(settled.item, stale_and_edited.canonical());
+        let later = at("hub", b.clone(), 9).modified;
+        let (settled, _) = settle_unknown_ancestry(&b, &hub, later, &edited, &ConflictPolicy::NewestWins);
+        assert_eq!(settled.item, b.canonical());
+
+        // Nothing differs: nothing to settle.
+        let (settled, conflicts) =
+            settle_unknown_ancestry(&b, &hub, None, &side("alice", b.clone()), &ConflictPolicy::HubWins);
+        assert!(conflicts.is_empty());
+        assert_eq!(settled.item, b.canonical());
     }
 }

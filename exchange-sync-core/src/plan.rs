@@ -59,9 +59,6 @@ pub struct PlanInput {
     /// A two-way member adopts new items only once initialized: what a folder already holds at its
     /// initial sync (a user's personal contacts) must not flood the hub.
     pub initialized: BTreeSet<MemberId>,
-    /// What one-way members receive of the shared content (see [`crate::view`]); members
-    /// without a view receive the base unchanged.
-    pub views: crate::view::MemberViews,
 }
 
 /// Why an action is planned; shown in the dry run and in reports.
@@ -83,6 +80,9 @@ pub enum Reason {
     Stale,
     /// A copy carrying this group's origin stamp that belongs to no entity any more (or is a
     /// second copy of one) in a one-way member: the group made it, so the group removes it.
+    /// The action names the stamp's entity, or, when that entity holds another copy in the
+    /// folder (the orphan is a duplicate), an id no entity has: removing the named entity's
+    /// replica in the folder after the delete never forgets a live copy.
     Orphan,
     /// The item no longer matches what the member receives (its view's filter).
     FilteredOut,

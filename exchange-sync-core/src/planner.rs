@@ -7,6 +7,9 @@
 //!    *changed*.
 //! 2. **Authoritative changes** (hub, two-way members) are merged field by field against the base
 //!    ([`crate::merge`]); the result is the new base. Deleting sides lose against modifications.
+//!    A member copy state knew to be stale (it missed an update) and that was then edited has no
+//!    known common ancestor with the base: its differences are settled against the hub first
+//!    ([`crate::merge::settle_unknown_ancestry`]), each one a recorded conflict.
 //! 3. **Authoritative deletions** without any authoritative change tombstone the entity: every
 //!    other copy is deleted, except a one-way copy the user edited under `Ignore`, which is
 //!    forgotten and stays the user's own.
@@ -30,11 +33,12 @@ use crate::connector::FetchedItem;
 use crate::error::{Error, Result};
 use crate::group::{Direction, LocalChangePolicy, OneWayPolicy, SyncGroup, TwoWayPolicy};
 use crate::id::{EntityId, ItemId, MemberId, Version};
-use crate::item::{ContentHash, Item};
-use crate::merge::{MergeSide, merge};
+use crate::item::{ContentHash, Item, ItemKind};
+use crate::merge::{MergeSide, last_modified, merge, settle_unknown_ancestry};
 use crate::origin::OriginStamp;
 use crate::plan::{Action, Observed, Plan, PlanInput, Reason};
 use crate::state::{ConflictRecord, EntityRecord, Ownership, ReplicaRecord, ReplicaSlot, StateWrite};
+use crate::view::MemberViews;
 
 /// Plans one sync pass of a group.
 ///
@@ -43,8 +47,15 @@ use crate::state::{ConflictRecord, EntityRecord, Ownership, ReplicaRecord, Repli
 /// and with [`Error::MassDelete`] when a folder would lose more copies than the group's guard
 /// allows and [`PlanInput::allow_mass_delete`] is not set; a failed plan writes nothing.
 pub fn plan(group: &SyncGroup, input: &PlanInput) -> Result<Plan> {
+    plan_with_views(group, input, &MemberViews::new())
+}
+
+/// Plans one sync pass of a group whose one-way members receive what their views deliver
+/// ([`crate::view`]): their copies are compared with, created and updated as the view of the base,
+/// and removed when the view withholds it. Otherwise the same as [`plan`].
+pub fn plan_with_views(group: &SyncGroup, input: &PlanInput, views: &MemberViews) -> Result<Plan> {
     group.validate()?;
-    let mut planner = Planner::new(group, input);
+    let mut planner = Planner::new(group, input, views);
     planner.observe()?;
     planner.match_new_items();
     planner.decide_all();
@@ -138,16 +149,17 @@ enum CopyState<'w> {
     },
 }
 
-/// An action with its sort key (folder position, entity id).
+/// An action with the position of its folder (actions sort by folder, then entity).
 struct Pending {
     folder: usize,
-    entity: EntityId,
     action: Action,
 }
 
 struct Planner<'a> {
     group: &'a SyncGroup,
     input: &'a PlanInput,
+    /// What one-way members receive.
+    views: &'a MemberViews,
     folders: Vec<Folder<'a>>,
     /// Replicas known to state: (folder, item id) -> entity.
     known: HashMap<(usize, &'a ItemId), &'a EntityId>,
@@ -168,7 +180,7 @@ struct Planner<'a> {
 }
 
 impl<'a> Planner<'a> {
-    fn new(group: &'a SyncGroup, input: &'a PlanInput) -> Self {
+    fn new(group: &'a SyncGroup, input: &'a PlanInput, views: &'a MemberViews) -> Self {
         let mut folders = vec![Folder { id: &group.hub, role: Role::Hub }];
         for m in &group.members {
             let role = match m.direction {
@@ -177,12 +189,18 @@ impl<'a> Planner<'a> {
             };
             folders.push(Folder { id: &m.id, role });
         }
-        let position: HashMap<&MemberId, usize> = folders.iter().enumerate().map(|(i, f)| (f.id, i)).collect();
+        // Only folders with observations need their copies indexed by item id.
+        let observed: HashMap<&MemberId, usize> = folders
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| input.observations.iter().any(|o| &o.member == f.id))
+            .map(|(i, f)| (f.id, i))
+            .collect();
         let mut known = HashMap::new();
         let mut work = BTreeMap::new();
         for (id, record) in &input.entities {
             for (member, slot) in &record.replicas {
-                if let (Some(&fi), ReplicaSlot::Present(r)) = (position.get(member), slot) {
+                if let (Some(&fi), ReplicaSlot::Present(r)) = (observed.get(member), slot) {
                     known.entry((fi, &r.item_id)).or_insert(id);
                 }
             }
@@ -192,6 +210,7 @@ impl<'a> Planner<'a> {
         Planner {
             group,
             input,
+            views,
             folders,
             known,
             work,
@@ -324,12 +343,23 @@ impl<'a> Planner<'a> {
                 self.new_entity(id, fi, fetched, Ownership::Adopted);
             }
             (Role::OneWay(_), Some(stamp)) => {
-                // A copy this group made that belongs to no live entity here: an orphan.
+                // A copy this group made that belongs to no live entity here: an orphan. The
+                // executor forgets the named entity's replica in this folder after the delete, so
+                // when the stamp's entity holds another copy here (this one is a duplicate), the
+                // action names an entity id that no entity has instead.
+                let holds_other_copy = self.work.get(&stamp.entity).is_some_and(|w| {
+                    matches!(w.seen.get(&fi), Some(Seen::Present { .. }))
+                        || w.record.replicas.get(member).and_then(ReplicaSlot::replica).is_some()
+                });
+                let entity = if holds_other_copy {
+                    EntityId::derive(&group.id, member, &fetched.id)
+                } else {
+                    stamp.entity.clone()
+                };
                 self.push_action(
                     fi,
-                    &stamp.entity,
                     Action::Delete {
-                        entity: stamp.entity.clone(),
+                        entity: entity.clone(),
                         member: member.clone(),
                         id: fetched.id.clone(),
                         expected: Some(fetched.version.clone()),
@@ -382,9 +412,52 @@ impl<'a> Planner<'a> {
         for (id, w) in &work {
             match &w.record.base {
                 Some(base) => self.decide_live(id, w, base),
-                None => self.decide_tombstone(id, w, &[], false),
+                None => match self.revival(w) {
+                    Some((revived, ancestor)) => self.decide_live(id, &revived, &ancestor),
+                    None => self.decide_tombstone(id, w, &[], false),
+                },
             }
         }
+    }
+
+    /// Rule 4 for an entity already tombstoned in state: its deletion was decided, but an
+    /// interrupted pass left copies behind, and an authoritative side edited its copy since. The
+    /// modification beats the deletion: the entity lives again, planned like a live entity whose
+    /// base is an empty item of its kind (the old base is gone) and whose edited copies are edits
+    /// of that base. Answers the entity to plan that way, `None` when nobody edited a copy.
+    fn revival(&self, w: &Work<'a>) -> Option<(Work<'a>, Item)> {
+        let edited: Vec<(usize, ItemKind)> = (0..self.folders.len())
+            .filter(|&fi| self.folders[fi].role.edits_are_authoritative())
+            .filter_map(|fi| match self.copy_in(w, fi, None) {
+                CopyState::Observed { prior: Some(_), fetched, change: Change::Changed, .. } => {
+                    Some((fi, fetched.item.kind.clone()))
+                }
+                _ => None,
+            })
+            .collect();
+        let ancestor = Item::new(edited.first()?.1.clone());
+        let ancestor_hash = ancestor.content_hash();
+        let mut record = w.record.as_ref().clone();
+        record.base = Some(ancestor.clone());
+        for (fi, _) in &edited {
+            if let Some(ReplicaSlot::Present(r)) = record.replicas.get_mut(self.folders[*fi].id) {
+                r.hash = ancestor_hash;
+            }
+        }
+        Some((Work { record: Cow::Owned(record), new_in: w.new_in, seen: w.seen.clone() }, ancestor))
+    }
+
+    /// The two-way member that stands for the base when the hub's own copy is stale: the first
+    /// whose replica holds the base, else the first two-way member with a copy.
+    fn base_holder(&self, w: &Work<'a>, base_hash: ContentHash) -> Option<usize> {
+        let two_way: Vec<usize> =
+            (1..self.folders.len()).filter(|&fi| matches!(self.folders[fi].role, Role::TwoWay(_))).collect();
+        let replica = |fi: usize| w.record.replicas.get(self.folders[fi].id).and_then(ReplicaSlot::replica);
+        two_way
+            .iter()
+            .copied()
+            .find(|&fi| replica(fi).is_some_and(|r| r.hash == base_hash))
+            .or_else(|| two_way.iter().copied().find(|&fi| replica(fi).is_some()))
     }
 
     /// How entity `w`'s copy in folder `fi` stands.
@@ -445,29 +518,74 @@ impl<'a> Planner<'a> {
         }
 
         // Rule 1: merge the authoritative changes; rule 2: tombstone; rule 3: keep the base.
-        let (new_base, conflicts): (Cow<'_, Item>, Vec<ConflictRecord>) = if changed_sides.is_empty() {
+        // The new base, its hash, and the conflicts resolved on the way.
+        let (new_base, new_hash, conflicts): (Cow<'_, Item>, ContentHash, Vec<ConflictRecord>) = if changed_sides
+            .is_empty()
+        {
             if !deleted_sides.is_empty() {
                 self.decide_tombstone(id, w, &copies, true);
                 return;
             }
-            (Cow::Borrowed(base), Vec::new())
+            (Cow::Borrowed(base), base_hash, Vec::new())
         } else {
-            let sides: Vec<MergeSide> = changed_sides
-                .iter()
-                .filter_map(|&fi| match copies[fi] {
-                    CopyState::Observed { fetched, .. } => {
-                        Some(MergeSide::observed(self.folders[fi].id.clone(), &fetched.item))
-                    }
-                    _ => None,
-                })
-                .collect();
             let policy = &self.group.conflict_policy;
-            let merged = merge(base, &sides, policy);
-            let records =
-                merged.conflicts.into_iter().map(|c| c.into_record(id.clone(), policy, self.input.now)).collect();
-            (Cow::Owned(merged.item), records)
+            let hub_modified = match copies[0] {
+                CopyState::Observed { fetched, .. } => last_modified(&fetched.item),
+                _ => None,
+            };
+            let mut conflicts = Vec::new();
+            let mut sides = Vec::with_capacity(changed_sides.len());
+            let mut settled_any = false;
+            for &fi in &changed_sides {
+                let CopyState::Observed { prior, fetched, .. } = copies[fi] else { continue };
+                let side = MergeSide::observed(self.folders[fi].id.clone(), &fetched.item);
+                // A copy state knew to be stale, then edited: its differences from the base are
+                // not all its user's edits; settle each as a conflict first. A member's copy is
+                // settled against the hub (which stands for the base). The hub's own copy (an
+                // update to it failed or was interrupted, so the base came from a two-way member)
+                // is settled against that member's base, the hub first in the policy's order.
+                let stale = prior.is_some_and(|r| r.hash != base_hash);
+                if stale && fi != 0 {
+                    let (settled, settled_conflicts) =
+                        settle_unknown_ancestry(base, &self.group.hub, hub_modified, &side, policy);
+                    conflicts.extend(settled_conflicts);
+                    sides.push(settled);
+                    settled_any = true;
+                } else if let Some(h) = self.base_holder(w, base_hash).filter(|_| stale) {
+                    let holder_modified = match copies[h] {
+                        CopyState::Observed { fetched, .. } => last_modified(&fetched.item),
+                        _ => None,
+                    };
+                    let base_side =
+                        MergeSide { member: self.folders[h].id.clone(), item: base.clone(), modified: holder_modified };
+                    let (settled, settled_conflicts) =
+                        settle_unknown_ancestry(&side.item, &self.group.hub, hub_modified, &base_side, policy);
+                    conflicts.extend(settled_conflicts);
+                    sides.push(MergeSide { item: settled.item, ..side });
+                    settled_any = true;
+                } else {
+                    sides.push(side);
+                }
+            }
+            let single = match (sides.len(), copies[changed_sides[0]]) {
+                (1, CopyState::Observed { hash, .. }) if !settled_any => Some(hash),
+                _ => None,
+            };
+            let (item, hash) = match (single, sides.pop()) {
+                // One side changed: the merge is that side's content (a fast path for the
+                // common case; `merge` would produce the same).
+                (Some(hash), Some(side)) => (side.item, hash),
+                (_, last) => {
+                    sides.extend(last);
+                    let merged = merge(base, &sides, policy);
+                    conflicts.extend(merged.conflicts);
+                    let hash = merged.item.content_hash();
+                    (merged.item, hash)
+                }
+            };
+            let records = conflicts.into_iter().map(|c| c.into_record(id.clone(), policy, self.input.now)).collect();
+            (Cow::Owned(item), hash, records)
         };
-        let new_hash = new_base.content_hash();
         let base_changed = new_hash != base_hash;
         let changed_in: Vec<MemberId> = changed_sides.iter().map(|&fi| self.folders[fi].id.clone()).collect();
 
@@ -489,13 +607,13 @@ impl<'a> Planner<'a> {
             let role = self.folders[fi].role;
             let slot_before = w.record.replicas.get(member);
             // The copy after this plan's state writes, and the reason if it needs a write.
-            let mut after: Option<(ReplicaRecord, Option<&Item>)> = None;
+            let mut after: Option<(Cow<'_, ReplicaRecord>, Option<&Item>)> = None;
             let mut reason_override = None;
             let mut create = false;
             match *copy {
                 CopyState::Missing => create = true,
                 CopyState::OptedOut => {}
-                CopyState::Unchanged(r) => after = Some((r.clone(), None)),
+                CopyState::Unchanged(r) => after = Some((Cow::Borrowed(r), None)),
                 CopyState::Deleted => {
                     let reverts = match role {
                         Role::Hub => {
@@ -545,7 +663,7 @@ impl<'a> Planner<'a> {
                         slot_before.filter(|_| prior.is_some()),
                         ReplicaSlot::Present(record.clone()),
                     );
-                    after = Some((record, Some(&fetched.item)));
+                    after = Some((Cow::Owned(record), Some(&fetched.item)));
                 }
             }
             // What this folder should hold: the base, or its view of the base.
@@ -558,7 +676,6 @@ impl<'a> Planner<'a> {
                     let reason = reason_override.unwrap_or_else(|| default_create.clone());
                     self.push_action(
                         fi,
-                        id,
                         Action::Create {
                             entity: id.clone(),
                             member: member.clone(),
@@ -576,12 +693,11 @@ impl<'a> Planner<'a> {
                             let reason = reason_override.unwrap_or_else(|| default_update.clone());
                             self.push_action(
                                 fi,
-                                id,
                                 Action::Update {
                                     entity: id.clone(),
                                     member: member.clone(),
-                                    id: record.item_id,
-                                    expected: record.version,
+                                    id: record.item_id.clone(),
+                                    expected: record.version.clone(),
                                     item: target.into_owned(),
                                     previous: previous.cloned(),
                                     reason,
@@ -592,12 +708,11 @@ impl<'a> Planner<'a> {
                     // The member's view withholds the entity: its copy goes.
                     None => self.push_action(
                         fi,
-                        id,
                         Action::Delete {
                             entity: id.clone(),
                             member: member.clone(),
-                            id: record.item_id,
-                            expected: Some(record.version),
+                            id: record.item_id.clone(),
+                            expected: Some(record.version.clone()),
                             reason: Reason::FilteredOut,
                         },
                     ),
@@ -611,7 +726,7 @@ impl<'a> Planner<'a> {
     fn view_of(&self, fi: usize) -> Option<&'a dyn crate::view::MemberView> {
         let folder = &self.folders[fi];
         match folder.role {
-            Role::OneWay(_) => self.input.views.get(folder.id).map(|v| v.as_ref()),
+            Role::OneWay(_) => self.views.get(folder.id).map(|v| v.as_ref()),
             _ => None,
         }
     }
@@ -623,8 +738,8 @@ impl<'a> Planner<'a> {
         }
     }
 
-    fn push_action(&mut self, folder: usize, entity: &EntityId, action: Action) {
-        self.actions.push(Pending { folder, entity: entity.clone(), action });
+    fn push_action(&mut self, folder: usize, action: Action) {
+        self.actions.push(Pending { folder, action });
     }
 
     /// Rule 2 (and an entity already being deleted): delete every present copy, except a one-way
@@ -721,7 +836,6 @@ impl<'a> Planner<'a> {
                     }
                     self.push_action(
                         fi,
-                        id,
                         Action::Delete {
                             entity: id.clone(),
                             member: member.clone(),
@@ -759,7 +873,7 @@ impl<'a> Planner<'a> {
                 }
             }
         }
-        self.actions.sort_by(|a, b| (a.folder, &a.entity).cmp(&(b.folder, &b.entity)));
+        self.actions.sort_by(|a, b| (a.folder, a.action.entity()).cmp(&(b.folder, b.action.entity())));
         self.foreign.sort_by_key(|(fi, _)| *fi);
         let mut state = self.state;
         state.extend(self.foreign.into_iter().map(|(_, w)| w));

@@ -213,3 +213,23 @@ async fn updates_check_versions_and_deletes_accept_missing_items() {
     // The tombstoned entity lost its last copy: it is gone.
     assert!(f.store.entities(&f.group.id, &[entity(2)]).await.unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn deleting_an_orphan_duplicate_keeps_the_live_replica() {
+    let f = fixture();
+    execute(&f, Plan { state: vec![put_entity(1)], actions: vec![create(&f, 1, "alice")], conflicts: vec![] }).await;
+    let live = replica(&f, 1, "alice").await.unwrap();
+    // A second stamped copy of the same entity (an earlier run's leftover) is deleted.
+    let orphan = f.alice.insert(contact(1), Some(OriginStamp::new(f.group.id.clone(), entity(1))));
+    let delete = Action::Delete {
+        entity: entity(1),
+        member: MemberId::new("alice"),
+        id: orphan.clone(),
+        expected: None,
+        reason: Reason::Orphan,
+    };
+    let report = execute(&f, Plan { state: vec![], actions: vec![delete], conflicts: vec![] }).await;
+    assert_eq!(report.members[&MemberId::new("alice")].deleted, 1);
+    assert!(f.alice.item(&orphan).is_none());
+    assert_eq!(replica(&f, 1, "alice").await, Some(live), "the live copy's replica is kept");
+}

@@ -12,7 +12,7 @@ use common::{World, contact, edit};
 use exchange_sync_core::state::memory::MemoryStore;
 use exchange_sync_core::testkit::{Fault, FaultKind, Operation};
 use exchange_sync_core::{
-    Direction, ErrorKind, LocalChangePolicy, Member, MemberId, OneWayPolicy, SyncGroup, TwoWayPolicy, field,
+    Action, Direction, ErrorKind, LocalChangePolicy, Member, MemberId, OneWayPolicy, SyncGroup, TwoWayPolicy, field,
 };
 
 fn group() -> SyncGroup {
@@ -191,6 +191,22 @@ async fn rule7_crash_after_a_create_does_not_duplicate() {
     }
 }
 
+/// Found by the property test: a copy created just before a crash and edited by its user before
+/// the restart keeps the edit (recovery must not take the edited copy for what it wrote).
+#[tokio::test]
+async fn rule7_an_edit_between_crash_and_restart_is_kept() {
+    let w = seeded(&[]).await;
+    w.folder("alice").user_create(contact("Ann"));
+    w.hub().inject(Fault::on(Operation::Create, 1, FaultKind::CrashAfterWrite));
+    assert!(w.try_sync().await.is_none(), "the pass crashed");
+    edit(w.hub(), &w.one("hub", "Ann").id, field::COMPANY, "Edited after the crash");
+    let reports = w.sync_until_quiet(3).await;
+    assert_eq!(reports[0].recovered, 1);
+    for m in ["hub", "alice", "bob", "carol"] {
+        assert_eq!(w.one(m, "Ann").item.text(field::COMPANY), Some("Edited after the crash"), "{m}");
+    }
+}
+
 #[tokio::test]
 async fn rule7_lost_create_response_does_not_duplicate() {
     let w = seeded(&[]).await;
@@ -265,10 +281,25 @@ async fn invalid_tokens_resync_without_damage() {
     }
 }
 
-// Resilience: a member that cannot be observed is left out; the others proceed.
+// Safety first: a folder that cannot be observed stops the pass (nothing written); on request,
+// the member is left out and the others proceed.
 #[tokio::test]
-async fn an_unreachable_member_does_not_stop_the_group() {
+async fn an_unreachable_member_stops_the_pass_by_default() {
     let w = seeded(&["Ann"]).await;
+    w.hub().user_create(contact("Ben"));
+    w.folder("carol").inject(Fault::on(Operation::Changes, 1, FaultKind::Fail(ErrorKind::Auth)));
+    let err = w.try_sync().await.unwrap().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Auth);
+    assert!(err.to_string().contains("carol"), "{err}");
+    assert!(w.named("alice", "Ben").is_empty(), "nothing written");
+    w.sync_until_quiet(3).await;
+    assert_eq!(w.named("carol", "Ben").len(), 1);
+}
+
+#[tokio::test]
+async fn an_unreachable_member_can_be_left_out() {
+    let mut w = seeded(&["Ann"]).await;
+    w.skip_unobservable_members = true;
     w.hub().user_create(contact("Ben"));
     w.folder("carol").inject(Fault::on(Operation::Changes, 1, FaultKind::Fail(ErrorKind::Auth)));
     let report = w.sync().await;
@@ -295,4 +326,95 @@ async fn two_way_policies_adopt_and_propagate() {
     assert!(w.named("hub", "Private").is_empty());
     assert_eq!(w.named("dan", "Ann").len(), 1, "recreated");
     assert_eq!(w.named("hub", "Ann").len(), 1);
+}
+
+// Rule 3 for a stale copy: alice's update failed, so her copy missed the hub's edit; she then
+// edits the same field. State keeps only her copy's hash, so the planner settles her differences
+// against the hub as conflicts: whichever value wins, the other is on record.
+#[tokio::test]
+async fn rule3_an_edit_of_a_stale_copy_still_leaves_a_conflict_record() {
+    let w = seeded(&["Ann"]).await;
+    edit(w.hub(), &w.one("hub", "Ann").id, field::COMPANY, "HubCo");
+    w.folder("alice").inject(Fault::on(Operation::Update, 1, FaultKind::Fail(ErrorKind::Permanent)));
+    let report = w.sync().await;
+    assert!(!report.is_clean(), "alice's update failed: her copy is stale");
+    edit(w.folder("alice"), &w.one("alice", "Ann").id, field::COMPANY, "AliceCo");
+    w.sync_until_quiet(3).await;
+    let kept = w.one("hub", "Ann").item.text(field::COMPANY).map(str::to_owned);
+    let conflicts = w.store.conflicts(&w.group.id).await.unwrap();
+    let lost = if kept.as_deref() == Some("HubCo") { "AliceCo" } else { "HubCo" };
+    assert!(
+        conflicts.iter().any(|c| c.losers.iter().any(|l| l.value.as_ref().and_then(|v| v.as_text()) == Some(lost))),
+        "kept {kept:?}, but {lost:?} is in no conflict record: {conflicts:#?}"
+    );
+}
+
+// Rule 4 across a crash: the hub's deletion was decided (the entity is a tombstone) but the pass
+// died before deleting alice's copy; alice edits it before the restart. Her modification beats
+// the deletion: the entity comes back everywhere with her edit.
+#[tokio::test]
+async fn rule4_an_edit_of_a_copy_awaiting_deletion_restores_the_entity() {
+    let w = seeded(&["Ann"]).await;
+    w.hub().user_delete(&w.one("hub", "Ann").id);
+    w.folder("alice").inject(Fault::on(Operation::Delete, 1, FaultKind::Crash));
+    assert!(w.try_sync().await.is_none(), "the pass crashed");
+    edit(w.folder("alice"), &w.one("alice", "Ann").id, field::COMPANY, "Keep me");
+    w.sync_until_quiet(3).await;
+    for m in ["hub", "alice", "bob", "carol"] {
+        assert_eq!(w.one(m, "Ann").item.text(field::COMPANY), Some("Keep me"), "{m}");
+    }
+}
+
+// Rule 3 for a stale hub copy (found by the property machine): alice's edit became the base, the
+// pass died before updating the hub, and the hub's user edited the hub's stale copy. Her value is
+// either kept or on record, never silently dropped; the hub's own edit is kept.
+#[tokio::test]
+async fn rule3_an_edit_of_a_stale_hub_copy_keeps_both_edits_traceable() {
+    let w = seeded(&["Ann"]).await;
+    edit(w.folder("alice"), &w.one("alice", "Ann").id, field::COMPANY, "AliceCo");
+    w.hub().inject(Fault::on(Operation::Update, 1, FaultKind::Crash));
+    assert!(w.try_sync().await.is_none(), "the pass crashed before updating the hub");
+    edit(w.hub(), &w.one("hub", "Ann").id, field::JOB_TITLE, "HubTitle");
+    w.sync_until_quiet(3).await;
+    let ann = w.one("hub", "Ann").item;
+    assert_eq!(ann.text(field::JOB_TITLE), Some("HubTitle"));
+    let conflicts = w.store.conflicts(&w.group.id).await.unwrap();
+    let on_record = conflicts.iter().any(|c| {
+        c.field == field::COMPANY
+            && c.losers.iter().chain([&c.winner]).any(|v| v.value.as_ref().and_then(|v| v.as_text()) == Some("AliceCo"))
+    });
+    assert!(ann.text(field::COMPANY) == Some("AliceCo") || on_record, "alice's edit vanished: {ann:?} {conflicts:#?}");
+    for m in ["alice", "bob", "carol"] {
+        assert!(w.one(m, "Ann").item.same_content(&ann), "{m} converged");
+    }
+}
+
+// The dry run observes and plans, and writes nothing: no state, no server writes.
+#[tokio::test]
+async fn a_dry_run_writes_nothing() {
+    let w = seeded(&["Ann"]).await;
+    w.hub().user_create(contact("Ben"));
+    edit(w.folder("alice"), &w.one("alice", "Ann").id, field::COMPANY, "AliceCo");
+    let before = w.store.entity_ids(&w.group.id, None, 100).await.unwrap();
+    let writes = |w: &World| -> u64 {
+        ["hub", "alice", "bob", "carol"]
+            .iter()
+            .flat_map(|m| [Operation::Create, Operation::Update, Operation::Delete].map(|op| w.folder(m).calls(op)))
+            .sum()
+    };
+    let calls_before = writes(&w);
+    let plan = w.dry_run().await;
+    assert!(
+        plan.actions.iter().any(|a| matches!(a, Action::Create { member, item, .. }
+            if member.as_str() == "alice" && item.text(field::GIVEN_NAME) == Some("Ben"))),
+        "{plan}"
+    );
+    assert!(!plan.state.is_empty());
+    assert_eq!(w.store.entity_ids(&w.group.id, None, 100).await.unwrap(), before);
+    assert_eq!(writes(&w), calls_before, "no write call reached a server");
+    assert!(w.named("alice", "Ben").is_empty());
+    assert_eq!(w.one("hub", "Ann").item.text(field::COMPANY), None);
+    // The real pass then does what the dry run showed.
+    let report = w.sync().await;
+    assert_eq!(report.planned, plan.actions.len());
 }

@@ -117,6 +117,7 @@ impl EwsClientBuilder {
                 limits: Mutex::new(HashMap::new()),
                 max_concurrency: self.max_concurrency,
                 batch_size: self.batch_size,
+                batch_now: AtomicUsize::new(self.batch_size),
                 retry: self.retry,
                 parse_limits: self.transport.parse_limits,
             }),
@@ -132,6 +133,7 @@ struct Shared {
     limits: Mutex<HashMap<String, Arc<AdaptiveLimit>>>,
     max_concurrency: usize,
     batch_size: usize,
+    batch_now: AtomicUsize,
     retry: RetryPolicy,
     parse_limits: crate::xml::ParseLimits,
 }
@@ -286,7 +288,12 @@ impl EwsClient {
                     continue;
                 }
             }
-            let again = matches!(kind, ErrorKind::Throttled | ErrorKind::Transient) && attempt < retry.max_attempts;
+            // A request that may have reached the server is only sent again when doing so twice
+            // is harmless (reads, subscriptions); a write's unknown outcome goes to the caller.
+            let idempotent = !matches!(operation, "CreateItem" | "UpdateItem" | "DeleteItem" | "CreateFolder");
+            let passing = matches!(kind, ErrorKind::Throttled | ErrorKind::Transient)
+                || (kind == ErrorKind::Indeterminate && idempotent);
+            let again = passing && attempt < retry.max_attempts;
             if !again {
                 return Err(err.with_mailbox(self.routing.mailbox()));
             }
@@ -311,29 +318,54 @@ impl EwsClient {
         let retry = &self.shared.retry;
         let mut results: Vec<Option<Result<O>>> = (0..inputs.len()).map(|_| None).collect();
         let mut attempts = vec![0u32; inputs.len()];
-        let mut size = self.shared.batch_size;
-        let mut queue: VecDeque<Vec<usize>> =
-            (0..inputs.len()).collect::<Vec<_>>().chunks(size).map(<[usize]>::to_vec).collect();
-        while let Some(batch) = queue.pop_front() {
+        // The batch size adapts across calls: halved when the server times out, grown back by one
+        // after a call without timeouts.
+        let mut size = self.shared.batch_now.load(Ordering::Relaxed).clamp(1, self.shared.batch_size);
+        let mut timed_out = false;
+        // Each queued batch says whether it must stay a single entry (retries after
+        // ErrorBatchProcessingStopped); the others are re-cut when the size shrinks.
+        let mut queue: VecDeque<(Vec<usize>, bool)> =
+            (0..inputs.len()).collect::<Vec<_>>().chunks(size).map(|c| (c.to_vec(), false)).collect();
+        while let Some((batch, single)) = queue.pop_front() {
             let chunk: Vec<I> = batch.iter().map(|i| inputs[*i].clone()).collect();
             for i in &batch {
                 attempts[*i] += 1;
             }
             match send(chunk).await {
                 Err(e) if e.kind() == ErrorKind::Timeout && batch.len() > 1 => {
+                    timed_out = true;
                     size = (batch.len() / 2).max(1);
-                    tracing::debug!(size, "batch timed out; splitting");
-                    for part in batch.chunks(size).rev() {
-                        queue.push_front(part.to_vec());
+                    self.shared.batch_now.store(size, Ordering::Relaxed);
+                    tracing::debug!(size, "batch timed out; smaller batches from now on");
+                    let mut pending: Vec<usize> = batch;
+                    let mut kept = VecDeque::new();
+                    for (b, one) in queue.drain(..) {
+                        if one { kept.push_back((b, true)) } else { pending.extend(b) }
                     }
+                    queue = pending.chunks(size).map(|c| (c.to_vec(), false)).collect();
+                    queue.extend(kept);
                 }
                 Err(e) if e.kind() == ErrorKind::Timeout && attempts[batch[0]] < retry.max_attempts => {
-                    queue.push_front(batch)
+                    queue.push_front((batch, single))
                 }
                 Err(e) => {
                     for i in batch {
                         results[i] = Some(Err(e.clone()));
                     }
+                }
+                // One failed message for a whole batch: the server refused the request as a whole
+                // (ErrorServerBusy in message form): nothing was processed, so retry it all.
+                Ok(mut entries)
+                    if entries.len() == 1
+                        && batch.len() > 1
+                        && entries[0].as_ref().is_err_and(|e| e.kind() == ErrorKind::Throttled)
+                        && attempts[batch[0]] < retry.max_attempts =>
+                {
+                    if let Some(Err(e)) = entries.pop() {
+                        self.limit().on_busy();
+                        tokio::time::sleep(retry.delay(attempts[batch[0]] - 1, e.retry_after())).await;
+                    }
+                    queue.push_front((batch, single));
                 }
                 Ok(entries) if entries.len() != batch.len() => {
                     let e = EwsError::protocol(
@@ -358,7 +390,7 @@ impl EwsClient {
                                         again.push(i);
                                     }
                                     // Stopped and timed-out entries are retried one by one.
-                                    _ => queue.push_back(vec![i]),
+                                    _ => queue.push_back((vec![i], true)),
                                 }
                             }
                             other => results[i] = Some(other),
@@ -368,10 +400,13 @@ impl EwsClient {
                         tokio::time::sleep(d).await;
                     }
                     for part in again.chunks(size.max(1)) {
-                        queue.push_back(part.to_vec());
+                        queue.push_back((part.to_vec(), single));
                     }
                 }
             }
+        }
+        if !timed_out && size < self.shared.batch_size {
+            let _ = self.shared.batch_now.compare_exchange(size, size + 1, Ordering::Relaxed, Ordering::Relaxed);
         }
         Ok(results
             .into_iter()
@@ -383,8 +418,12 @@ impl EwsClient {
 
     /// GetFolder for several folders, one result each.
     pub async fn get_folders(&self, folders: &[FolderRef], shape: &FolderShape) -> Result<Vec<Result<Folder>>> {
-        let body = folders::get_folder_request(folders, shape);
-        let r = self.call("GetFolder", &body, Affinity::None, folders::parse_get_folder).await?;
+        let r = self
+            .batched(folders, |chunk| {
+                let body = folders::get_folder_request(&chunk, shape);
+                async move { self.call("GetFolder", &body, Affinity::None, folders::parse_get_folder).await }
+            })
+            .await?;
         Ok(r.into_iter().zip(folders).map(|(r, f)| r.map_err(|e| e.with_folder(f.describe()))).collect())
     }
 
@@ -419,6 +458,37 @@ impl EwsClient {
                 return Ok(out);
             }
             offset = page.next_offset.unwrap_or(offset + n);
+        }
+    }
+
+    /// Resolves a folder by its display-name path below `root` (e.g. `Company Contacts/EMEA` below
+    /// `publicfoldersroot`), one shallow FindFolder per level: the only traversal public folders
+    /// support, and cheap on large trees. Names compare case-insensitively, as Exchange does.
+    pub async fn folder_by_path(&self, root: &FolderRef, path: &str) -> Result<Folder> {
+        let mut parent = root.clone();
+        let mut found: Option<Folder> = None;
+        for segment in path.split('/').map(str::trim).filter(|s| !s.is_empty()) {
+            let children = self.find_folders(&parent, &FolderShape::default(), Traversal::Shallow).await?;
+            let folder = children
+                .into_iter()
+                .find(|f| f.display_name.as_deref().is_some_and(|n| n.eq_ignore_ascii_case(segment)))
+                .ok_or_else(|| EwsError::Response {
+                    code: "ErrorFolderNotFound".into(),
+                    message: format!("no folder named {segment:?}"),
+                    back_off: None,
+                    context: Box::new(crate::error::ErrorContext {
+                        operation: Some("FindFolder"),
+                        mailbox: self.routing.mailbox().map(str::to_owned),
+                        folder: Some(path.to_owned()),
+                        item: None,
+                    }),
+                })?;
+            parent = FolderRef::Id(folder.id.clone());
+            found = Some(folder);
+        }
+        match found {
+            Some(f) => Ok(f),
+            None => self.get_folder(root, &FolderShape::default()).await,
         }
     }
 
@@ -735,6 +805,19 @@ mod tests {
         assert!(results.iter().all(Result::is_ok));
         let sizes = sizes.into_inner().unwrap();
         assert_eq!(&sizes[..3], &[8, 4, 2], "halved until it fits: {sizes:?}");
+        assert!(sizes.iter().all(|s| *s <= 2 || *s == 8 || *s == 4), "{sizes:?}");
+        assert_eq!(sizes.iter().filter(|s| **s == 4).count(), 1, "the rest is cut small at once: {sizes:?}");
+        // The next call starts from the smaller size and grows back slowly.
+        let again = std::sync::Mutex::new(Vec::new());
+        client
+            .batched(&inputs, |chunk: Vec<u32>| {
+                again.lock().unwrap().push(chunk.len());
+                async move { Ok(chunk.iter().map(|v| Ok(*v)).collect()) }
+            })
+            .await
+            .unwrap();
+        assert_eq!(again.into_inner().unwrap()[0], 2);
+        assert_eq!(client.shared.batch_now.load(Ordering::Relaxed), 3);
     }
 
     #[test]

@@ -2,6 +2,8 @@
 //! public folder (snapshot: paged FindItem with change keys, a cheap change probe, batched GetItem).
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -38,6 +40,10 @@ pub struct ConnectorOptions {
     pub watch: WatchOptions,
     /// How often the engine should poll without hints.
     pub poll_interval: Duration,
+    /// A snapshot listing is answered from memory only if the folder's last commit (as the probe
+    /// reports it, in whole seconds) is at least this much older than the listing that was cached:
+    /// an edit in the same second as the cached listing must not go unseen (clock skew included).
+    pub probe_quiet_period: Duration,
 }
 
 impl Default for ConnectorOptions {
@@ -49,6 +55,7 @@ impl Default for ConnectorOptions {
             delete_type: DeleteType::SoftDelete,
             watch: WatchOptions::default(),
             poll_interval: Duration::from_secs(60),
+            probe_quiet_period: Duration::from_secs(10),
         }
     }
 }
@@ -61,7 +68,36 @@ pub struct EwsFolderConnector {
     description: String,
     detection: ChangeDetection,
     options: ConnectorOptions,
+    snapshot: Arc<Mutex<SnapshotCache>>,
+    stats: Arc<ConnectorStats>,
+    /// Shared by every clone; watch tasks stop when the last clone is dropped.
+    alive: Arc<()>,
 }
+
+/// Counters of what a connector asked the server, to measure how much the change probe saves.
+#[derive(Debug, Default)]
+pub struct ConnectorStats {
+    /// FindItem pages fetched for listings.
+    pub listing_pages_fetched: AtomicUsize,
+    /// Listing pages answered from the snapshot cache because the change probe saw no change.
+    pub listing_pages_from_cache: AtomicUsize,
+    /// Change probes (GetFolder) sent.
+    pub probes: AtomicUsize,
+}
+
+/// The last complete listing of a snapshot folder and the probe taken just before it. While the
+/// probe stays equal, nothing in the folder changed and the listing can be answered from memory.
+#[derive(Debug, Default)]
+struct SnapshotCache {
+    complete: Option<(ChangeProbe, Vec<ItemVersion>)>,
+    building: Option<(ChangeProbe, Vec<ItemVersion>)>,
+    /// When (local clock) the listing being built started.
+    started: Option<DateTime<Utc>>,
+}
+
+/// Cursor prefixes: pages from the server at an offset, or from the cached listing.
+const LIVE_CURSOR: &str = "o:";
+const CACHED_CURSOR: &str = "c:";
 
 /// A public folder's change probe: when anything in it last changed and how many items were ever
 /// deleted (PR_LOCAL_COMMIT_TIME_MAX, PR_DELETED_COUNT_TOTAL). Equal probes mean nothing changed.
@@ -84,6 +120,15 @@ pub fn to_core_error(e: EwsError, folder: &str) -> core::Error {
     }
     let context = Box::new(context);
     let message = e.to_string();
+    // An id or change key the server cannot even decode belongs to no item of this folder: for the
+    // engine that is a missing item, and a version that is not the current one.
+    match e.response_code() {
+        Some("ErrorInvalidIdMalformed" | "ErrorInvalidIdMalformedEwsLegacyIdFormat" | "ErrorInvalidIdEmpty") => {
+            return core::Error::NotFound { context };
+        }
+        Some("ErrorInvalidChangeKey" | "ErrorStaleObject") => return core::Error::PreconditionFailed { context },
+        _ => {}
+    }
     match e.kind() {
         ErrorKind::Throttled => core::Error::Throttled { retry_after: e.retry_after(), context },
         ErrorKind::NotFound => core::Error::NotFound { context },
@@ -112,25 +157,84 @@ impl EwsFolderConnector {
     /// A mailbox folder: incremental change detection with SyncFolderItems. `client` acts on the
     /// mailbox (usually through impersonation).
     pub fn mailbox_folder(client: EwsClient, folder: FolderRef, description: impl Into<String>) -> Self {
-        Self {
-            client,
-            folder,
-            description: description.into(),
-            detection: ChangeDetection::Incremental,
-            options: ConnectorOptions::default(),
-        }
+        Self::new(client, folder, description.into(), ChangeDetection::Incremental)
     }
 
     /// A public folder: snapshot change detection (SyncFolderItems does not work there). `client`
     /// should be routed to the public folder content mailbox (see [`crate::Routing`]).
     pub fn public_folder(client: EwsClient, folder: FolderRef, description: impl Into<String>) -> Self {
+        Self::new(client, folder, description.into(), ChangeDetection::Snapshot)
+    }
+
+    fn new(client: EwsClient, folder: FolderRef, description: String, detection: ChangeDetection) -> Self {
         Self {
             client,
             folder,
-            description: description.into(),
-            detection: ChangeDetection::Snapshot,
+            description,
+            detection,
             options: ConnectorOptions::default(),
+            snapshot: Arc::default(),
+            stats: Arc::default(),
+            alive: Arc::default(),
         }
+    }
+
+    /// What this connector asked the server so far.
+    pub fn stats(&self) -> &ConnectorStats {
+        &self.stats
+    }
+
+    fn cache(&self) -> std::sync::MutexGuard<'_, SnapshotCache> {
+        // The cache is only an optimisation; a poisoned lock still holds usable data.
+        self.snapshot.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A page of the cached listing, if the cache is there.
+    fn cached_page(&self, offset: usize) -> Option<ListPage> {
+        let cache = self.cache();
+        let (_, items) = cache.complete.as_ref()?;
+        let size = self.options.page_size.max(1) as usize;
+        let end = (offset + size).min(items.len());
+        let page = items.get(offset..end)?.to_vec();
+        self.stats.listing_pages_from_cache.fetch_add(1, Ordering::Relaxed);
+        let next = (end < items.len()).then(|| PageCursor(format!("{CACHED_CURSOR}{end}")));
+        Some(ListPage { items: page, next })
+    }
+
+    /// A page from the server; feeds the cache being built when it continues it.
+    async fn live_page(&self, offset: u32) -> core::Result<ListPage> {
+        let shape = ItemShape::id_only(Vec::new());
+        let page = self
+            .client
+            .find_items_page(&self.folder, &shape, None, offset, self.options.page_size)
+            .await
+            .map_err(|e| self.err(e))?;
+        self.stats.listing_pages_fetched.fetch_add(1, Ordering::Relaxed);
+        let n = page.items.len() as u32;
+        let items: Vec<ItemVersion> = page.items.iter().filter_map(EwsItem::id).map(|id| item_version(&id)).collect();
+        let last = page.includes_last || n == 0;
+        let next = (!last).then(|| PageCursor(format!("{LIVE_CURSOR}{}", page.next_offset.unwrap_or(offset + n))));
+        let mut cache = self.cache();
+        let continues = cache.building.as_ref().is_some_and(|(_, b)| b.len() == offset as usize);
+        if continues {
+            if let Some((_, building)) = cache.building.as_mut() {
+                building.extend(items.iter().cloned());
+            }
+            if last {
+                let quiet =
+                    chrono::Duration::from_std(self.options.probe_quiet_period).unwrap_or(chrono::Duration::MAX);
+                let started = cache.started;
+                let settled = |p: &ChangeProbe| match (p.last_commit, started) {
+                    (Some(commit), Some(started)) => commit <= started - quiet,
+                    _ => false,
+                };
+                let built = cache.building.take();
+                cache.complete = built.filter(|(p, _)| settled(p));
+            }
+        } else {
+            cache.building = None;
+        }
+        Ok(ListPage { items, next })
     }
 
     /// The same connector with other options.
@@ -150,6 +254,7 @@ impl EwsFolderConnector {
 
     /// The cheap "anything changed?" probe of the folder (one GetFolder).
     pub async fn probe(&self) -> core::Result<ChangeProbe> {
+        self.stats.probes.fetch_add(1, Ordering::Relaxed);
         let shape = FolderShape {
             base: property::BaseShape::Default,
             additional: vec![
@@ -248,29 +353,52 @@ impl Connector for EwsFolderConnector {
     }
 
     async fn list(&self, cursor: Option<&PageCursor>) -> core::Result<ListPage> {
-        let offset = match cursor {
-            Some(c) => c.0.parse::<u32>().map_err(|_| {
-                core::Error::permanent(
-                    "invalid page cursor",
-                    core::ErrorContext::operation("list").with_folder(self.description.clone()),
-                )
-            })?,
-            None => 0,
+        let bad_cursor = || {
+            core::Error::permanent(
+                "invalid page cursor",
+                core::ErrorContext::operation("list").with_folder(self.description.clone()),
+            )
         };
-        let shape = ItemShape::id_only(Vec::new());
-        let page = self
-            .client
-            .find_items_page(&self.folder, &shape, None, offset, self.options.page_size)
-            .await
-            .map_err(|e| self.err(e))?;
-        let n = page.items.len() as u32;
-        let items = page.items.iter().filter_map(EwsItem::id).map(|id| item_version(&id)).collect();
-        let next = if page.includes_last || n == 0 {
-            None
-        } else {
-            Some(PageCursor(page.next_offset.unwrap_or(offset + n).to_string()))
-        };
-        Ok(ListPage { items, next })
+        match cursor {
+            None if self.detection == ChangeDetection::Snapshot => {
+                // Probe first: if the folder is as it was at the last complete listing, answer from
+                // memory; otherwise list from the server, remembering the probe taken before.
+                let probe = match self.probe().await {
+                    Ok(p) if p.last_commit.is_some() => Some(p),
+                    Ok(_) => None,
+                    Err(e) => {
+                        tracing::debug!(folder = %self.description, error = %e, "change probe failed; listing");
+                        None
+                    }
+                };
+                let unchanged = probe.is_some() && self.cache().complete.as_ref().map(|(p, _)| p) == probe.as_ref();
+                if unchanged {
+                    if let Some(page) = self.cached_page(0) {
+                        return Ok(page);
+                    }
+                }
+                {
+                    let mut cache = self.cache();
+                    cache.complete = None;
+                    cache.building = probe.map(|p| (p, Vec::new()));
+                    cache.started = Some(Utc::now());
+                }
+                self.live_page(0).await
+            }
+            None => self.live_page(0).await,
+            Some(c) => {
+                if let Some(offset) = c.0.strip_prefix(CACHED_CURSOR) {
+                    let offset: usize = offset.parse().map_err(|_| bad_cursor())?;
+                    match self.cached_page(offset) {
+                        Some(page) => Ok(page),
+                        None => self.live_page(offset as u32).await,
+                    }
+                } else {
+                    let offset = c.0.strip_prefix(LIVE_CURSOR).unwrap_or(&c.0);
+                    self.live_page(offset.parse().map_err(|_| bad_cursor())?).await
+                }
+            }
+        }
     }
 
     async fn get(&self, ids: &[core::ItemId]) -> core::Result<BatchResult<FetchedItem>> {
@@ -368,7 +496,8 @@ impl Connector for EwsFolderConnector {
 
     async fn watch(&self) -> core::Result<BoxStream<'static, ChangeHint>> {
         let (tx, rx) = futures::channel::mpsc::channel(16);
-        tokio::spawn(watch::run(self.client.clone(), self.folder.clone(), self.options.watch.clone(), tx));
+        let hints = watch::Hints::new(tx, Arc::downgrade(&self.alive));
+        tokio::spawn(watch::run(self.client.clone(), self.folder.clone(), self.options.watch.clone(), hints));
         Ok(Box::pin(rx))
     }
 

@@ -1,7 +1,7 @@
 //! Exchange Web Services (EWS) for exchange-sync: a complete, hardened SOAP client, and the
 //! connectors that present mailbox folders and public folders to the sync engine.
 //!
-//! The crate is layered; each layer only uses the ones above it:
+//! The crate is layered; each layer only uses the ones listed before it:
 //!
 //! - [`xml`], [`soap`]: hardened parsing (no DTDs, bounded size and depth, any prefixes) and
 //!   schema-ordered writing of envelopes.
@@ -29,6 +29,27 @@
 //! for item in alice.find_all_items(&contacts, &ItemShape::default()).await? {
 //!     println!("{:?} {:?}", item.id(), item.text("DisplayName"));
 //! }
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # A public folder as a sync connector
+//!
+//! ```no_run
+//! use exchange_sync_core::Connector;
+//! use exchange_sync_ews::{Credentials, DistinguishedFolder, EwsClient, EwsFolderConnector, FolderRef, Routing};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let client = EwsClient::builder("https://mail.contoso.test/EWS/Exchange.asmx")
+//!     .credentials(Credentials::basic("sync-admin@contoso.test", "secret"))
+//!     .build()?
+//!     // Exchange 2013+ routes public folder requests by these headers (see `autodiscover`).
+//!     .with_routing(Routing { public_folder_mailbox: Some("publicfolders@contoso.test".into()), ..Default::default() });
+//! let root = FolderRef::distinguished(DistinguishedFolder::PublicFoldersRoot);
+//! let folder = client.folder_by_path(&root, "Company Contacts").await?;
+//! let hub = EwsFolderConnector::public_folder(client, FolderRef::Id(folder.id), "Public/Company Contacts");
+//! let first_page = hub.list(None).await?;
+//! println!("{} items", first_page.items.len());
 //! # Ok(())
 //! # }
 //! ```

@@ -108,17 +108,23 @@ fn back_off(message_xml: Option<&Element>) -> Option<Duration> {
 /// Parses a response document. A SOAP fault becomes an [`EwsError::Response`] with the EWS code from
 /// its detail (so ErrorServerBusy as a fault and as a message look the same to callers).
 pub fn parse_envelope(operation: &'static str, bytes: &[u8], limits: ParseLimits) -> Result<SoapResponse> {
-    let root = parse(bytes, limits).map_err(|e| EwsError::protocol(operation, e.to_string()))?;
+    let mut root = parse(bytes, limits).map_err(|e| EwsError::protocol(operation, e.to_string()))?;
     if root.name != "Envelope" {
         return Err(EwsError::protocol(operation, format!("expected Envelope, got {}", root.name)));
     }
     let server_version = root.path(&["Header", "ServerVersionInfo"]).map(ServerVersionInfo::from_element);
-    let body = root.child("Body").ok_or_else(|| EwsError::protocol(operation, "no Body"))?;
-    let first = body.children.first().ok_or_else(|| EwsError::protocol(operation, "empty Body"))?;
-    if first.name == "Fault" {
-        return Err(fault_error(operation, first));
+    // Move the operation element out of the tree rather than copying it: responses can be large.
+    let body_index =
+        root.children.iter().position(|c| c.name == "Body").ok_or_else(|| EwsError::protocol(operation, "no Body"))?;
+    let mut body = root.children.swap_remove(body_index);
+    if body.children.is_empty() {
+        return Err(EwsError::protocol(operation, "empty Body"));
     }
-    Ok(SoapResponse { server_version, body: first.clone() })
+    let first = body.children.swap_remove(0);
+    if first.name == "Fault" {
+        return Err(fault_error(operation, &first));
+    }
+    Ok(SoapResponse { server_version, body: first })
 }
 
 fn fault_error(operation: &'static str, fault: &Element) -> EwsError {
@@ -145,13 +151,13 @@ fn fault_error(operation: &'static str, fault: &Element) -> EwsError {
 ///
 /// `ResponseClass="Warning"` is a success except for ErrorBatchProcessingStopped, which marks an entry
 /// the server did not process.
-pub(crate) fn response_messages(operation: &'static str, body: &Element) -> Result<Vec<Result<Element>>> {
+pub(crate) fn response_messages<'a>(operation: &'static str, body: &'a Element) -> Result<Vec<Result<&'a Element>>> {
     let messages =
         body.child("ResponseMessages").ok_or_else(|| EwsError::protocol(operation, "no ResponseMessages"))?;
     Ok(messages.children.iter().map(|m| message_result(operation, m)).collect())
 }
 
-fn message_result(operation: &'static str, m: &Element) -> Result<Element> {
+fn message_result<'a>(operation: &'static str, m: &'a Element) -> Result<&'a Element> {
     let class = m.attr("ResponseClass").unwrap_or("Success");
     let code = m.child_text("ResponseCode").unwrap_or("NoError");
     let failed = match class {
@@ -170,11 +176,11 @@ fn message_result(operation: &'static str, m: &Element) -> Result<Element> {
             context: Box::new(ErrorContext::operation(operation)),
         });
     }
-    Ok(m.clone())
+    Ok(m)
 }
 
 /// The single response message of an operation that takes one target, as a result.
-pub(crate) fn single_message(operation: &'static str, body: &Element) -> Result<Element> {
+pub(crate) fn single_message<'a>(operation: &'static str, body: &'a Element) -> Result<&'a Element> {
     response_messages(operation, body)?
         .into_iter()
         .next()

@@ -5,6 +5,7 @@
 //! listing, never correctness. Whenever events may have been lost (a resubscription, a stalled
 //! connection) the hint is [`ChangeHint::Resync`].
 
+use std::sync::Weak;
 use std::time::Duration;
 
 use exchange_sync_core::ChangeHint;
@@ -47,12 +48,30 @@ impl Default for WatchOptions {
     }
 }
 
-type Hints = mpsc::Sender<ChangeHint>;
+/// Where hints go, and whether anyone still wants them: the receiving stream must be alive and so
+/// must the connector (the stream ends when the connector is dropped).
+pub(crate) struct Hints {
+    tx: mpsc::Sender<ChangeHint>,
+    connector: Weak<()>,
+}
+
+impl Hints {
+    pub(crate) fn new(tx: mpsc::Sender<ChangeHint>, connector: Weak<()>) -> Self {
+        Self { tx, connector }
+    }
+
+    fn is_closed(&self) -> bool {
+        self.tx.is_closed() || self.connector.strong_count() == 0
+    }
+}
 
 /// Sends a hint; false when nobody listens any more. A full channel drops the hint: one pending
 /// hint already makes the engine look.
 fn send(tx: &mut Hints, hint: ChangeHint) -> bool {
-    match tx.try_send(hint) {
+    if tx.is_closed() {
+        return false;
+    }
+    match tx.tx.try_send(hint) {
         Ok(()) => true,
         Err(e) => !e.is_disconnected(),
     }

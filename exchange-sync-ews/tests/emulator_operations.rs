@@ -54,6 +54,14 @@ async fn folders_get_find_create_and_hierarchy_sync() {
         .unwrap();
     let names: Vec<_> = pf.iter().filter_map(|f| f.display_name.as_deref()).collect();
     assert!(names.contains(&"Company Contacts") && names.contains(&"Company Calendar"), "{names:?}");
+
+    let pf_root = FolderRef::distinguished(DistinguishedFolder::PublicFoldersRoot);
+    let contacts_pf = public.folder_by_path(&pf_root, "company contacts").await.unwrap();
+    let sub = public.create_folder(&FolderRef::Id(contacts_pf.id.clone()), "EMEA", "IPF.Contact").await.unwrap();
+    assert_eq!(public.folder_by_path(&pf_root, "Company Contacts/EMEA").await.unwrap().id, sub.id);
+    let missing = public.folder_by_path(&pf_root, "Company Contacts/Nowhere").await.unwrap_err();
+    assert_eq!(missing.kind(), ErrorKind::NotFound);
+    assert!(missing.to_string().contains("Company Contacts/Nowhere"), "{missing}");
 }
 
 #[tokio::test]
@@ -182,7 +190,8 @@ async fn streaming_notifications_arrive_as_they_happen() {
     .await;
     let dave = common::as_user(&emu, "dave");
     let sub = dave.subscribe(&[contacts()], &ITEM_EVENTS, &SubscriptionKind::Streaming).await.unwrap();
-    let mut stream = dave.get_streaming_events(&[sub.id.clone()], 1, std::time::Duration::from_secs(30)).await.unwrap();
+    let mut stream =
+        dave.get_streaming_events(std::slice::from_ref(&sub.id), 1, std::time::Duration::from_secs(30)).await.unwrap();
     dave.create_items(&contacts(), &[common::contact("Stream", "Event")]).await.unwrap();
     let mut saw_created = false;
     let mut saw_closed = false;

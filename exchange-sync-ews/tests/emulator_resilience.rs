@@ -199,3 +199,39 @@ async fn many_mailboxes_through_one_account() {
         assert_eq!(count(&emu, user, "Mine"), 5);
     }
 }
+
+#[tokio::test]
+async fn server_busy_in_a_response_message_is_retried() {
+    let emu =
+        common::emulator(EmulatorConfig { contacts: 1, busy_backoff: Duration::from_millis(5), ..Default::default() })
+            .await;
+    let dave = common::as_user(&emu, "dave");
+    emu.inject(Fault::ServerBusyInMessage);
+    dave.get_folder(&contacts(), &FolderShape::default()).await.unwrap();
+    emu.inject(Fault::ServerBusyInMessage);
+    dave.find_all_items(&contacts(), &ItemShape::id_only(vec![])).await.unwrap();
+    emu.inject(Fault::ServerBusyInMessage);
+    let drafts: Vec<_> = (0..3).map(|i| common::contact(&format!("M{i}"), "InMessage")).collect();
+    let r = dave.create_items(&contacts(), &drafts).await.unwrap();
+    assert!(r.iter().all(Result::is_ok), "{r:?}");
+    assert_eq!(count(&emu, "dave", "InMessage"), 3);
+}
+
+#[tokio::test]
+async fn a_stopped_batch_is_finished_without_duplicates() {
+    let emu = common::small_tenant().await;
+    let carol = common::as_user(&emu, "carol");
+    emu.inject(Fault::StopBatchAfter(2));
+    let drafts: Vec<_> = (0..5).map(|i| common::contact(&format!("S{i}"), "Stopped")).collect();
+    let r = carol.create_items(&contacts(), &drafts).await.unwrap();
+    assert!(r.iter().all(Result::is_ok), "{r:?}");
+    assert_eq!(count(&emu, "carol", "Stopped"), 5, "the first two were not created again");
+    let ids: Vec<ItemId> = r.into_iter().map(Result::unwrap).collect();
+    emu.inject(Fault::StopBatchAfter(1));
+    let got = carol.get_items(&ids, &ItemShape::all(vec![])).await.unwrap();
+    assert!(got.iter().all(Result::is_ok));
+    emu.inject(Fault::StopBatchAfter(3));
+    let deleted = carol.delete_items(&ids, exchange_sync_ews::operation::items::DeleteType::HardDelete).await.unwrap();
+    assert!(deleted.iter().all(Result::is_ok), "{deleted:?}");
+    assert_eq!(count(&emu, "carol", "Stopped"), 0);
+}

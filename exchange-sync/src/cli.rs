@@ -176,10 +176,15 @@ async fn execute(cli: &Cli, config: Config) -> Result<ExitStatus, Error> {
         return Ok(ExitStatus::Ok);
     }
 
-    let folders = Arc::new(EwsFolders::connect(&config).await?);
     if let Command::Check { .. } = cli.command {
+        let quick = exchange_sync_ews::RetryPolicy {
+            max_attempts: 2,
+            base_delay: std::time::Duration::from_millis(200),
+            max_delay: std::time::Duration::from_secs(2),
+        };
+        let folders = EwsFolders::connect_with_retries(&config, quick).await?;
         let mut status = ExitStatus::Ok;
-        describe(&config, Some(folders.as_ref())).await;
+        describe(&config, Some(&folders)).await;
         for group in &config.groups {
             match folders.check_connection(group).await {
                 Ok(()) => println!("group {}: hub reachable", group.id),
@@ -191,6 +196,7 @@ async fn execute(cli: &Cli, config: Config) -> Result<ExitStatus, Error> {
         }
         return Ok(status);
     }
+    let folders = Arc::new(EwsFolders::connect(&config).await?);
     let store = SyncService::open_store(&config).await?;
     let service = SyncService::new(config, folders, store)?;
     match &cli.command {
@@ -232,11 +238,20 @@ async fn execute(cli: &Cli, config: Config) -> Result<ExitStatus, Error> {
             let progress = spawn_progress(&service, cli.json);
             service
                 .run_until(async {
-                    let _ = tokio::signal::ctrl_c().await;
+                    stop_signal().await;
                     eprintln!("stopping: finishing passes in flight (Ctrl-C again to abandon them)");
+                    // A second signal abandons them: safe, since every write is committed as it
+                    // completes and creates are recorded ahead (the next start resumes).
+                    tokio::spawn(async {
+                        stop_signal().await;
+                        eprintln!("abandoning passes in flight");
+                        std::process::exit(130);
+                    });
                 })
                 .await?;
+            // The printer may not have seen the last events yet: say it here.
             progress.abort();
+            eprintln!("stopped");
             let failed = service.status().await?.iter().any(|g| {
                 g.last_report.as_ref().is_some_and(|r| !matches!(r.outcome, PassOutcome::Synced | PassOutcome::Planned))
             });
@@ -279,6 +294,29 @@ async fn status(cli: &Cli, service: &SyncService) -> Result<ExitStatus, Error> {
     Ok(exit)
 }
 
+/// Completes on Ctrl-C, or on SIGTERM (how service managers stop a service) on Unix.
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
 /// Prints progress events on stderr while a command runs.
 fn spawn_progress(service: &SyncService, json: bool) -> tokio::task::JoinHandle<()> {
     let mut events = service.subscribe();
@@ -312,7 +350,7 @@ fn spawn_progress(service: &SyncService, json: bool) -> tokio::task::JoinHandle<
                             if copies_removed { "copies removed" } else { "copies kept" }
                         ),
                         ProgressEvent::ServiceStarted { groups } => eprintln!("[{now}] running {}", groups.join(", ")),
-                        ProgressEvent::ServiceStopped => eprintln!("[{now}] stopped"),
+                        ProgressEvent::ServiceStopped => {}
                     }
                 }
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => eprintln!("({n} progress events skipped)"),

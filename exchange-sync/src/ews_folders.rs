@@ -14,7 +14,7 @@ use exchange_sync_core::Connector;
 use exchange_sync_ews::operation::folders::Traversal;
 use exchange_sync_ews::{
     Credentials, DistinguishedFolder, EwsClient, EwsError, EwsFolderConnector, FolderRef, FolderShape, Impersonation,
-    Routing, TokenProvider, TransportConfig,
+    RetryPolicy, Routing, TokenProvider, TransportConfig,
 };
 
 use crate::config::WellKnownFolder;
@@ -98,14 +98,20 @@ impl EwsFolders {
     /// Builds a client per connection of `config`: secrets are read now, Autodiscover answers the
     /// EWS URL (for `autodiscover = ...`) and the public folder mailbox.
     pub async fn connect(config: &Config) -> Result<Self> {
+        Self::connect_with_retries(config, RetryPolicy::default()).await
+    }
+
+    /// Like [`EwsFolders::connect`], with the clients' own retry policy for failed requests (the
+    /// CLI's `check` answers quickly with few attempts; the service retries whole passes anyway).
+    pub async fn connect_with_retries(config: &Config, retry: RetryPolicy) -> Result<Self> {
         let mut connections = BTreeMap::new();
         for connection in &config.connections {
-            connections.insert(connection.id.clone(), Self::connect_one(connection).await?);
+            connections.insert(connection.id.clone(), Self::connect_one(connection, retry.clone()).await?);
         }
         Ok(EwsFolders { connections })
     }
 
-    async fn connect_one(connection: &Connection) -> Result<ConnectionClient> {
+    async fn connect_one(connection: &Connection, retry: RetryPolicy) -> Result<ConnectionClient> {
         let credentials = credentials(connection)?;
         let transport = transport(connection)?;
         let account = match &connection.auth {
@@ -148,6 +154,7 @@ impl EwsFolders {
         let client = EwsClient::builder(ews_url)
             .credentials(credentials)
             .transport(transport)
+            .retry(retry)
             .build()
             .map_err(|e| ews_error(connection, "client", e))?;
         Ok(ConnectionClient { client, impersonation: connection.impersonation, public_folder_mailbox })

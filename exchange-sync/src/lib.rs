@@ -4,14 +4,31 @@
 //! sync with many users' mailbox folders, configured in a file or in code, observable and safe.
 //!
 //! - [`service`]: the [`SyncService`] running many groups in real time; [`folders`]: where its
-//!   connectors come from; [`membership`]: members from distribution groups, and leavers;
-//!   [`status`]: what `status` shows.
+//!   connectors come from; [`ews_folders`]: those folders on Exchange over EWS; [`membership`]:
+//!   members from distribution groups, and leavers; [`status`]: what `status` shows.
+//! - [`item_folder`]: one folder opened for scripted item operations (list, create, update, delete).
 //! - [`config`]: connections, groups and service settings; the TOML format and its validation.
 //! - [`filter`], [`modification`], [`delivery`]: what one-way members receive.
 //! - [`report`]: structured results per run, group and member; [`event`]: progress events;
 //!   [`conflict_log`]: the readable conflict log.
 //! - [`backoff`]: retry delays; [`cli`]: the admin CLI `exchange-sync` and its exit codes.
 //! - [`error`]: the error type, with a kind that says whether to retry.
+//!
+//! ```no_run
+//! # async fn run() -> exchange_sync::Result<()> {
+//! use exchange_sync::{Config, RunOptions, SyncService};
+//!
+//! let config = Config::load("exchange-sync.toml")?.config;
+//! let service = SyncService::connect(config).await?;
+//! let report = service.run_once(RunOptions::default()).await?;
+//! for group in &report.groups {
+//!     println!("{group}");
+//! }
+//! // Or in real time until Ctrl-C:
+//! service.run_until(async { let _ = tokio::signal::ctrl_c().await; }).await?;
+//! # Ok(())
+//! # }
+//! ```
 
 pub mod backoff;
 pub mod cli;

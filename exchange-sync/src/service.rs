@@ -132,6 +132,16 @@ impl SyncService {
         Ok(SyncService { inner: Arc::new(Inner { config, folders, store, events, groups, shutdown, passes }) })
     }
 
+    /// A service over Exchange as the configuration describes it: EWS connections (secrets read,
+    /// Autodiscover asked) and the configured state store. The usual way to start one, and the
+    /// one the bindings use.
+    pub async fn connect(config: Config) -> Result<Self> {
+        config.validate()?;
+        let folders = crate::ews_folders::EwsFolders::connect(&config).await?;
+        let store = Self::open_store(&config).await?;
+        Self::new(config, Arc::new(folders), store)
+    }
+
     /// Opens the state store the configuration names (SQLite file, or memory).
     pub async fn open_store(config: &Config) -> Result<Arc<dyn StateStore>> {
         Ok(match &config.service.state {
@@ -372,7 +382,6 @@ impl Inner {
         dry_run: bool,
         allow_mass_delete: bool,
     ) -> Result<()> {
-        let group_id = GroupId::new(g.config.id.clone());
         let members = self.refresh_membership(g, work, trigger, dry_run).await?;
 
         // Open the folders not yet open; forget those of members who left.
@@ -426,7 +435,6 @@ impl Inner {
             return Ok(());
         }
         let result = engine.run().await?;
-        let _ = &group_id;
         fill_report(report, &g.config.id, &result);
         Ok(())
     }
@@ -548,6 +556,7 @@ impl Inner {
         let membership_interval = g.config.member_sources.iter().map(|s| s.refresh_interval).min();
         let mut next_membership = membership_interval.map(|i| tokio::time::Instant::now() + i);
         let mut next_poll = None;
+        let mut next_retry: Option<tokio::time::Instant> = None;
 
         loop {
             if *shutdown.borrow() {
@@ -558,16 +567,21 @@ impl Inner {
                 let skip = stopped && matches!(t, Trigger::Notification | Trigger::Poll);
                 if !skip {
                     let mut pass = self.boxed_pass(Arc::clone(&g), t);
-                    let finished = tokio::select! {
-                        _ = &mut pass => true,
+                    let outcome = tokio::select! {
+                        report = &mut pass => Some(report.outcome),
                         () = stop_requested(&mut shutdown) => {
-                            tokio::time::timeout(settings.shutdown_grace, &mut pass).await.is_ok()
+                            tokio::time::timeout(settings.shutdown_grace, &mut pass).await.ok().map(|r| r.outcome)
                         }
                     };
-                    if !finished {
+                    let Some(outcome) = outcome else {
                         tracing::warn!("shutdown: abandoned a pass in flight (the next start resumes it)");
                         break;
-                    }
+                    };
+                    // A pass that could not run (server down, folder missing) is tried again after
+                    // the longest backoff delay, not only at the next safety re-sync; one whose
+                    // writes partly failed too, so the failed writes are not left for an hour.
+                    next_retry = matches!(outcome, PassOutcome::Failed | PassOutcome::PartiallyFailed)
+                        .then(|| tokio::time::Instant::now() + settings.retry.max_delay);
                 }
                 next_poll = poll_interval(&g).await.map(|p| tokio::time::Instant::now() + p);
             }
@@ -591,6 +605,10 @@ impl Inner {
                     trigger = Some(if resync { Trigger::Resync } else { Trigger::Notification });
                 }
                 () = tokio::time::sleep_until(next_poll.unwrap_or(far)) => trigger = Some(Trigger::Poll),
+                () = tokio::time::sleep_until(next_retry.unwrap_or(far)) => {
+                    next_retry = None;
+                    trigger = Some(Trigger::Retry);
+                }
                 () = tokio::time::sleep_until(next_resync) => {
                     next_resync = tokio::time::Instant::now() + settings.resync_interval;
                     trigger = Some(Trigger::Resync);

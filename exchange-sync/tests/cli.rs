@@ -120,3 +120,34 @@ async fn an_unreachable_server_exits_4() {
     let out = cli(&config, &["check"]).await;
     assert_eq!(out.status.code(), Some(4), "{}", text(&out));
 }
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_service_runs_until_terminated_and_stops_cleanly() {
+    let emu = emulator(5).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = config_file(dir.path(), emu.url());
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_exchange-sync"))
+        .arg("--config")
+        .arg(&config)
+        .arg("run")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let folders = Folders::new(&common::config(&emu, group())).await;
+    let carol = folders.member("carol@contoso.test").await;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    while carol.items().await.unwrap().len() < 5 {
+        assert!(tokio::time::Instant::now() < deadline, "the running service never synced");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let pid = child.id().unwrap().to_string();
+    let killed = tokio::process::Command::new("kill").args(["-TERM", &pid]).status().await.unwrap();
+    assert!(killed.success());
+    let out =
+        tokio::time::timeout(std::time::Duration::from_secs(60), child.wait_with_output()).await.unwrap().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("stopping") && stderr.contains("stopped"), "{stderr}");
+}

@@ -153,7 +153,7 @@ async fn readers_receive_filtered_modified_copies_over_ews() {
         let mut v: Vec<String> = hub_items
             .iter()
             .filter(|i| i.item.get(field::PHONE_MOBILE).is_some())
-            .filter_map(|i| i.item.text(field::DISPLAY_NAME).map(str::to_owned))
+            .filter_map(|i| label(&i.item))
             .collect();
         v.sort();
         v

@@ -9,13 +9,13 @@ mod common;
 use common::*;
 use exchange_sync::{PassOutcome, RunOptions};
 use exchange_sync_core::field;
-use exchange_sync_core::state::memory::MemoryStore;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_group_delivers_propagates_reverts_merges_and_deletes() {
     let emu = emulator(6).await;
     let config = config(&emu, group());
-    let service = service(&config, std::sync::Arc::new(MemoryStore::new())).await;
+    // The configuration says where state lives (memory here): `connect` builds everything.
+    let service = exchange_sync::SyncService::connect(config.clone()).await.unwrap();
     let folders = Folders::new(&config).await;
     let hub = folders.hub().await;
     let all_names = names(&hub).await;

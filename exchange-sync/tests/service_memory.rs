@@ -371,3 +371,214 @@ async fn retryable_failures_are_retried_with_backoff_and_reverts_are_counted() {
     assert_eq!(report.groups[0].attempts, 1);
     assert_eq!(report.groups[0].errors[0].kind, "permanent");
 }
+
+/// A folder whose server sends no change hints: the service must poll it.
+struct Unwatchable(MemoryConnector);
+
+#[async_trait]
+impl Connector for Unwatchable {
+    fn describe(&self) -> String {
+        self.0.describe()
+    }
+    fn capabilities(&self) -> exchange_sync_core::Capabilities {
+        exchange_sync_core::Capabilities { watch: false, ..self.0.capabilities() }
+    }
+    async fn changes(
+        &self,
+        token: Option<&exchange_sync_core::SyncToken>,
+    ) -> exchange_sync_core::Result<exchange_sync_core::ChangePage> {
+        self.0.changes(token).await
+    }
+    async fn list(
+        &self,
+        cursor: Option<&exchange_sync_core::PageCursor>,
+    ) -> exchange_sync_core::Result<exchange_sync_core::ListPage> {
+        self.0.list(cursor).await
+    }
+    async fn get(
+        &self,
+        ids: &[exchange_sync_core::ItemId],
+    ) -> exchange_sync_core::Result<exchange_sync_core::BatchResult<exchange_sync_core::FetchedItem>> {
+        self.0.get(ids).await
+    }
+    async fn create(
+        &self,
+        items: &[exchange_sync_core::NewItem],
+    ) -> exchange_sync_core::Result<exchange_sync_core::BatchResult<exchange_sync_core::ItemVersion>> {
+        self.0.create(items).await
+    }
+    async fn update(
+        &self,
+        updates: &[exchange_sync_core::ItemUpdate],
+    ) -> exchange_sync_core::Result<exchange_sync_core::BatchResult<exchange_sync_core::ItemVersion>> {
+        self.0.update(updates).await
+    }
+    async fn delete(
+        &self,
+        items: &[exchange_sync_core::ItemDelete],
+    ) -> exchange_sync_core::Result<exchange_sync_core::BatchResult<()>> {
+        self.0.delete(items).await
+    }
+    async fn find_by_origin(
+        &self,
+        origins: &[exchange_sync_core::OriginStamp],
+    ) -> exchange_sync_core::Result<Vec<exchange_sync_core::FetchedItem>> {
+        self.0.find_by_origin(origins).await
+    }
+    async fn watch(
+        &self,
+    ) -> exchange_sync_core::Result<futures::stream::BoxStream<'static, exchange_sync_core::ChangeHint>> {
+        Ok(Box::pin(futures::stream::pending()))
+    }
+    fn poll_interval(&self) -> Duration {
+        Duration::from_millis(20)
+    }
+}
+
+/// Like [`MemoryFolders`], but the hub cannot be watched.
+struct PolledHub(Arc<MemoryFolders>);
+
+#[async_trait]
+impl FolderProvider for PolledHub {
+    async fn hub(&self, group: &GroupConfig) -> exchange_sync::Result<Arc<dyn Connector>> {
+        Ok(Arc::new(Unwatchable(self.0.hub(&group.id))))
+    }
+    async fn member(
+        &self,
+        group: &GroupConfig,
+        member: &MemberConfig,
+        target: &TargetFolder,
+    ) -> exchange_sync::Result<Arc<dyn Connector>> {
+        FolderProvider::member(self.0.as_ref(), group, member, target).await
+    }
+    async fn expand_distribution_group(
+        &self,
+        group: &GroupConfig,
+        address: &str,
+    ) -> exchange_sync::Result<Vec<String>> {
+        self.0.expand_distribution_group(group, address).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn folders_without_hints_are_polled() {
+    let folders = Arc::new(MemoryFolders::default());
+    let hub = folders.hub("contacts");
+    hub.user_create(contact("Ann"));
+    let mut config = config(group());
+    config.service.poll_interval = Duration::from_millis(20);
+    let service = SyncService::new(config, Arc::new(PolledHub(folders.clone())), Arc::new(MemoryStore::new())).unwrap();
+    let mut events = service.subscribe();
+    let running = tokio::spawn({
+        let service = service.clone();
+        async move { service.run().await }
+    });
+    let carol = folders.mailbox("carol@contoso.test");
+    wait_until(&mut events, || names(&carol) == ["Ann"]).await;
+
+    // Once polling runs (the echo of the initial writes is handled before any poll), a change on
+    // the hub, which sends no hints, can only be found by a poll.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        match tokio::time::timeout_at(deadline, events.recv()).await {
+            Ok(Ok(ProgressEvent::PassStarted { trigger: exchange_sync::Trigger::Poll, .. })) => break,
+            Ok(_) => {}
+            Err(_) => panic!("the hub is never polled"),
+        }
+    }
+    hub.user_create(contact("Ben"));
+    let mut triggers = Vec::new();
+    while names(&carol) != ["Ann", "Ben"] {
+        match tokio::time::timeout_at(deadline, events.recv()).await {
+            Ok(Ok(ProgressEvent::PassStarted { trigger, .. })) => triggers.push(trigger),
+            Ok(_) => {}
+            Err(_) => panic!("the change never arrived"),
+        }
+    }
+    assert!(triggers.iter().all(|t| *t == exchange_sync::Trigger::Poll), "{triggers:?}");
+    service.shutdown();
+    running.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn a_leaver_keeps_the_copies_under_the_keep_policy() {
+    let folders = Arc::new(MemoryFolders::default());
+    let hub = folders.hub("contacts");
+    hub.user_create(contact("Ann"));
+    folders.set_distribution_group("sales@contoso.test", &["dave@contoso.test"]);
+    let mut group = group();
+    group.member_sources.push(MemberSource::new("sales@contoso.test", Direction::one_way()));
+    group.on_leave = LeavePolicy::Keep;
+    let service = service(&folders, group);
+    assert!(service.run_once(RunOptions::default()).await.unwrap().is_clean());
+    let dave = folders.mailbox("dave@contoso.test");
+    assert_eq!(names(&dave), ["Ann"]);
+
+    folders.set_distribution_group("sales@contoso.test", &[]);
+    assert!(service.run_once(RunOptions::default()).await.unwrap().is_clean());
+    assert_eq!(names(&dave), ["Ann"], "the copy stays, now the user's own");
+    // The group forgot dave's folder: later changes no longer reach it.
+    let ann = id_of(&hub, "Ann");
+    hub.user_update(&ann, |i| i.set(field::PHONE_MOBILE, "+1 555 0100"));
+    assert!(service.run_once(RunOptions::default()).await.unwrap().is_clean());
+    assert_eq!(phone_of(&dave, "Ann"), None);
+    assert_eq!(phone_of(&folders.mailbox("carol@contoso.test"), "Ann").as_deref(), Some("+1 555 0100"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_abandons_a_stuck_pass_after_the_grace_period() {
+    use exchange_sync_core::testkit::{Fault, FaultKind, Operation};
+    let folders = Arc::new(MemoryFolders::default());
+    let hub = folders.hub("contacts");
+    hub.user_create(contact("Ann"));
+    // The hub's first listing never answers (a server that hangs).
+    hub.inject(Fault::on(Operation::List, 1, FaultKind::Crash));
+    let mut config = config(group());
+    config.service.shutdown_grace = Duration::from_millis(50);
+    let service = SyncService::new(config, folders.clone(), Arc::new(MemoryStore::new())).unwrap();
+    let mut events = service.subscribe();
+    let running = tokio::spawn({
+        let service = service.clone();
+        async move { service.run().await }
+    });
+    loop {
+        if let ProgressEvent::PassStarted { .. } = events.recv().await.unwrap() {
+            break;
+        }
+    }
+    service.shutdown();
+    tokio::time::timeout(Duration::from_secs(30), running).await.expect("run() returns").unwrap().unwrap();
+    assert!(folders.mailbox("carol@contoso.test").is_empty(), "the abandoned pass wrote nothing");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_start_is_retried_without_waiting_for_the_safety_resync() {
+    use exchange_sync_core::ErrorKind;
+    use exchange_sync_core::testkit::{Fault, FaultKind, Operation};
+    let folders = Arc::new(MemoryFolders::default());
+    let hub = folders.hub("contacts");
+    hub.user_create(contact("Ann"));
+    hub.inject(Fault::on(Operation::List, 1, FaultKind::Fail(ErrorKind::Permanent)));
+    let mut config = config(group());
+    config.service.retry.initial_delay = Duration::from_millis(1);
+    config.service.retry.max_delay = Duration::from_millis(30);
+    let service = SyncService::new(config, folders.clone(), Arc::new(MemoryStore::new())).unwrap();
+    let mut events = service.subscribe();
+    let running = tokio::spawn({
+        let service = service.clone();
+        async move { service.run().await }
+    });
+    let carol = folders.mailbox("carol@contoso.test");
+    let mut triggers = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while names(&carol) != ["Ann"] {
+        match tokio::time::timeout_at(deadline, events.recv()).await {
+            Ok(Ok(ProgressEvent::PassStarted { trigger, .. })) => triggers.push(trigger),
+            Ok(_) => {}
+            Err(_) => panic!("the failed start was never retried"),
+        }
+    }
+    assert_eq!(triggers[..2], [exchange_sync::Trigger::Start, exchange_sync::Trigger::Retry]);
+    service.shutdown();
+    running.await.unwrap().unwrap();
+}

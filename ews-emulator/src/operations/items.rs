@@ -26,10 +26,15 @@ const ITEM_KINDS: &[(&str, &str)] = &[
 
 /// GetItem: one message per id, each with the item or its own error.
 pub fn get_item(ctx: &Context<'_>, op: &Element) -> Result<String, Fault> {
-    let shape = Shape::parse(Some(required(op, "ItemShape")?)).map_err(|e| schema_fault(e.message))?;
+    let shape =
+        Shape::parse(Some(required(op, "ItemShape")?)).map_err(|e| schema_fault(e.message))?;
     let ids = required(op, "ItemIds")?;
     let mut r = Responses::new("GetItem");
-    for id in &ids.children {
+    for (i, id) in ids.children.iter().enumerate() {
+        if ctx.batch_stopped(i) {
+            r.stopped("<m:Items/>");
+            continue;
+        }
         let res = resolve_item(ctx, id, Permission::Reviewer).and_then(|(index, number)| {
             ctx.shared
                 .store
@@ -51,11 +56,9 @@ pub fn get_item(ctx: &Context<'_>, op: &Element) -> Result<String, Fault> {
 /// FindItem: items of each parent folder matching the restriction, sorted and paged (at most
 /// 1000 per page).
 pub fn find_item(ctx: &Context<'_>, op: &Element) -> Result<String, Fault> {
-    let shape = Shape::parse(Some(required(op, "ItemShape")?)).map_err(|e| schema_fault(e.message))?;
-    let restriction = match op.child("Restriction") {
-        Some(r) => Some(Restriction::parse(r)),
-        None => None,
-    };
+    let shape =
+        Shape::parse(Some(required(op, "ItemShape")?)).map_err(|e| schema_fault(e.message))?;
+    let restriction = op.child("Restriction").map(Restriction::parse);
     let mut sort: Vec<(PropertyPath, bool)> = Vec::new();
     if let Some(order) = op.child("SortOrder") {
         for fo in order.children_named("FieldOrder") {
@@ -66,13 +69,44 @@ pub fn find_item(ctx: &Context<'_>, op: &Element) -> Result<String, Fault> {
     }
     let (offset, max, from_end) = match op.child("IndexedPageItemView") {
         Some(v) => (
-            v.attr("Offset").and_then(|o| o.parse::<usize>().ok()).unwrap_or(0),
-            v.attr("MaxEntriesReturned").and_then(|m| m.parse::<usize>().ok()).unwrap_or(FIND_COUNT_LIMIT),
+            v.attr("Offset")
+                .and_then(|o| o.parse::<usize>().ok())
+                .unwrap_or(0),
+            v.attr("MaxEntriesReturned")
+                .and_then(|m| m.parse::<usize>().ok())
+                .unwrap_or(FIND_COUNT_LIMIT),
             v.attr("BasePoint") == Some("End"),
         ),
-        None => (0, FIND_COUNT_LIMIT, false),
+        None => match op
+            .child("CalendarView")
+            .and_then(|v| v.attr("MaxEntriesReturned"))
+        {
+            Some(m) => (0, m.parse::<usize>().unwrap_or(FIND_COUNT_LIMIT), false),
+            None => (0, FIND_COUNT_LIMIT, false),
+        },
     };
     let max = max.min(FIND_COUNT_LIMIT);
+    // CalendarView: items overlapping the window (recurring masters are not expanded).
+    let window = op.child("CalendarView").map(|v| {
+        (
+            v.attr("StartDate").unwrap_or("").to_string(),
+            v.attr("EndDate").unwrap_or("").to_string(),
+        )
+    });
+    let in_window = |i: &crate::store::Item| match &window {
+        None => true,
+        Some((from, to)) => {
+            let start = i.field("Start").map(|f| f.text.as_str());
+            let end = i.field("End").map(|f| f.text.as_str());
+            match (start, end) {
+                (Some(s), Some(e)) => {
+                    restriction::compare(s, to) == std::cmp::Ordering::Less
+                        && restriction::compare(e, from) == std::cmp::Ordering::Greater
+                }
+                _ => false,
+            }
+        }
+    };
     let parents = required(op, "ParentFolderIds")?;
     let mut r = Responses::new("FindItem");
     for id in &parents.children {
@@ -89,11 +123,29 @@ pub fn find_item(ctx: &Context<'_>, op: &Element) -> Result<String, Fault> {
                 .store
                 .read(index, |mb| {
                     let folder = mb.folders.get(&number)?;
+                    if restriction.is_none() && sort.is_empty() && !from_end && window.is_none() {
+                        // The common paging case: walk the folder index without collecting it.
+                        let total = folder.items.len();
+                        let mut s = String::with_capacity(max.min(total) * 256);
+                        let mut n = 0;
+                        s.push_str("<t:Items>");
+                        for item in folder.items.iter().skip(offset).take(max).filter_map(|i| mb.items.get(i)) {
+                            render::write_item(&mut s, mb, item, &shape, render::Context::List);
+                            n += 1;
+                        }
+                        s.push_str("</t:Items></m:RootFolder>");
+                        let end = (offset + n).min(total);
+                        let head = format!(
+                            r#"<m:RootFolder IndexedPagingOffset="{end}" TotalItemsInView="{total}" IncludesLastItemInRange="{}">"#,
+                            end >= total
+                        );
+                        return Some(head + &s);
+                    }
                     let mut matching: Vec<&crate::store::Item> = folder
                         .items
                         .iter()
                         .filter_map(|n| mb.items.get(n))
-                        .filter(|i| restriction.is_none_or(|r| r.matches(i)))
+                        .filter(|i| restriction.is_none_or(|r| r.matches(i)) && in_window(i))
                         .collect();
                     for (path, descending) in sort.iter().rev() {
                         matching.sort_by(|a, b| {
@@ -128,15 +180,23 @@ pub fn find_item(ctx: &Context<'_>, op: &Element) -> Result<String, Fault> {
 }
 
 /// Splits a client item element into (stored fields, extended properties, item class).
-fn accept_fields(item: &Element, default_class: &str) -> Result<(Vec<Element>, Vec<Element>, String), EwsError> {
+fn accept_fields(
+    item: &Element,
+    default_class: &str,
+) -> Result<(Vec<Element>, Vec<Element>, String), EwsError> {
     let order = schema_order::for_item(&item.name);
     let mut fields = Vec::new();
     let mut extended = Vec::new();
     let mut class = default_class.to_string();
     for f in &item.children {
-        match f.name.as_str() {
+        match &*f.name {
             "ExtendedProperty" => {
-                let uri = f.child("ExtendedFieldURI").ok_or_else(|| EwsError::new("ErrorInvalidExtendedProperty", "ExtendedProperty without ExtendedFieldURI."))?;
+                let uri = f.child("ExtendedFieldURI").ok_or_else(|| {
+                    EwsError::new(
+                        "ErrorInvalidExtendedProperty",
+                        "ExtendedProperty without ExtendedFieldURI.",
+                    )
+                })?;
                 property_path::ExtendedKey::from_uri(uri)?;
                 extended.push(f.clone());
             }
@@ -149,7 +209,10 @@ fn accept_fields(item: &Element, default_class: &str) -> Result<(Vec<Element>, V
     if item.name == "CalendarItem" {
         if let (Some(s), Some(e)) = (item.child_text("Start"), item.child_text("End")) {
             if restriction::compare(e, s) == std::cmp::Ordering::Less {
-                return Err(EwsError::new("ErrorCalendarEndDateIsEarlierThanStartDate", "EndDate is earlier than StartDate"));
+                return Err(EwsError::new(
+                    "ErrorCalendarEndDateIsEarlierThanStartDate",
+                    "EndDate is earlier than StartDate",
+                ));
             }
         }
     }
@@ -159,25 +222,40 @@ fn accept_fields(item: &Element, default_class: &str) -> Result<(Vec<Element>, V
 /// CreateItem: each item succeeds or fails on its own.
 pub fn create_item(ctx: &Context<'_>, op: &Element) -> Result<String, Fault> {
     let items = required(op, "Items")?;
-    let target = op.child("SavedItemFolderId").and_then(|t| t.children.first());
+    let target = op
+        .child("SavedItemFolderId")
+        .and_then(|t| t.children.first());
     let target = target.map(|t| resolve_folder(ctx, t, Permission::Editor));
     let mut r = Responses::new("CreateItem");
-    for item in &items.children {
+    for (i, item) in items.children.iter().enumerate() {
+        if ctx.batch_stopped(i) {
+            r.stopped("<m:Items/>");
+            continue;
+        }
         let res = (|| {
             let (_, default_class) = ITEM_KINDS
                 .iter()
                 .find(|(n, _)| *n == item.name)
-                .ok_or_else(|| EwsError::new("ErrorInvalidItemForOperation", format!("{} items cannot be created here.", item.name)))?;
+                .ok_or_else(|| {
+                    EwsError::new(
+                        "ErrorInvalidItemForOperation",
+                        format!("{} items cannot be created here.", item.name),
+                    )
+                })?;
             let (index, folder) = match &target {
                 Some(t) => t.clone()?,
                 None => {
-                    let name = match item.name.as_str() {
+                    let name = match &*item.name {
                         "Contact" | "DistributionList" => "contacts",
                         "CalendarItem" => "calendar",
                         "Task" => "tasks",
                         _ => "drafts",
                     };
-                    resolve_folder(ctx, &Element::t("DistinguishedFolderId").with_attr("Id", name), Permission::Editor)?
+                    resolve_folder(
+                        ctx,
+                        &Element::t("DistinguishedFolderId").with_attr("Id", name),
+                        Permission::Editor,
+                    )?
                 }
             };
             let (fields, extended, class) = accept_fields(item, default_class)?;
@@ -205,11 +283,22 @@ pub fn update_item(ctx: &Context<'_>, op: &Element) -> Result<String, Fault> {
     let mode = op.attr("ConflictResolution").unwrap_or("AutoResolve");
     let changes = required(op, "ItemChanges")?;
     let mut r = Responses::new("UpdateItem");
-    for change in &changes.children {
+    for (i, change) in changes.children.iter().enumerate() {
+        if ctx.batch_stopped(i) {
+            r.stopped("<m:Items/>");
+            continue;
+        }
         let res = (|| {
-            let id = change.child("ItemId").ok_or_else(|| EwsError::new("ErrorInvalidOperation", "Only ItemId is supported in ItemChange."))?;
+            let id = change.child("ItemId").ok_or_else(|| {
+                EwsError::new(
+                    "ErrorInvalidOperation",
+                    "Only ItemId is supported in ItemChange.",
+                )
+            })?;
             let (index, number) = resolve_item(ctx, id, Permission::Editor)?;
-            let updates = change.child("Updates").ok_or_else(|| EwsError::invalid_request("ItemChange without Updates"))?;
+            let updates = change
+                .child("Updates")
+                .ok_or_else(|| EwsError::invalid_request("ItemChange without Updates"))?;
             let expected = id.attr("ChangeKey").map(str::to_string);
             ctx.shared
                 .store
@@ -227,7 +316,7 @@ pub fn update_item(ctx: &Context<'_>, op: &Element) -> Result<String, Fault> {
                         for u in &updates.children {
                             let path = PropertyPath::first_in(u)?.ok_or_else(|| EwsError::invalid_request("change without a property path"))?;
                             let source = u.children.iter().find(|c| PropertyPath::parse(c).ok().flatten().is_none());
-                            match u.name.as_str() {
+                            match &*u.name {
                                 "SetItemField" => {
                                     let source = source.ok_or_else(|| EwsError::invalid_request("SetItemField without an item"))?;
                                     property_path::set(item, &path, source)?;
@@ -258,13 +347,19 @@ pub fn update_item(ctx: &Context<'_>, op: &Element) -> Result<String, Fault> {
 /// DeleteItem: HardDelete removes, SoftDelete keeps in Recoverable Items, MoveToDeletedItems
 /// moves to Deleted Items (public folders have none: soft delete there).
 pub fn delete_item(ctx: &Context<'_>, op: &Element) -> Result<String, Fault> {
-    let mode = op.attr("DeleteType").ok_or_else(|| schema_fault("DeleteItem requires DeleteType"))?;
+    let mode = op
+        .attr("DeleteType")
+        .ok_or_else(|| schema_fault("DeleteItem requires DeleteType"))?;
     if !matches!(mode, "HardDelete" | "SoftDelete" | "MoveToDeletedItems") {
         return Err(schema_fault(format!("invalid DeleteType {mode}")));
     }
     let ids = required(op, "ItemIds")?;
     let mut r = Responses::new("DeleteItem");
-    for id in &ids.children {
+    for (i, id) in ids.children.iter().enumerate() {
+        if ctx.batch_stopped(i) {
+            r.stopped("");
+            continue;
+        }
         let res = resolve_item(ctx, id, Permission::Editor).and_then(|(index, number)| {
             ctx.shared
                 .store
@@ -273,7 +368,11 @@ pub fn delete_item(ctx: &Context<'_>, op: &Element) -> Result<String, Fault> {
                     match (mode, mb.kind, deleted_items) {
                         ("MoveToDeletedItems", MailboxKind::User, Some(to)) => {
                             let from = mb.items.get(&number).map(|i| i.folder);
-                            if from == Some(to) { mb.delete_item(number, true) } else { mb.move_item(number, to).map(|_| ()) }
+                            if from == Some(to) {
+                                mb.delete_item(number, true)
+                            } else {
+                                mb.move_item(number, to).map(|_| ())
+                            }
                         }
                         ("HardDelete", _, _) => mb.delete_item(number, false),
                         _ => mb.delete_item(number, true),

@@ -27,6 +27,15 @@ pub struct Context<'a> {
     pub impersonating: bool,
     /// The version the client asked for.
     pub request_version: ServerVersion,
+    /// Items of a batch processed before ErrorBatchProcessingStopped (fault injection).
+    pub batch_limit: Option<usize>,
+}
+
+impl Context<'_> {
+    /// Whether item `index` of a batch is past the injected stop.
+    pub fn batch_stopped(&self, index: usize) -> bool {
+        self.batch_limit.is_some_and(|limit| index >= limit)
+    }
 }
 
 /// What an operation produced.
@@ -40,12 +49,23 @@ pub enum Outcome {
 
 /// Operations that modify the store (fault injection "drop after write" applies to these).
 pub fn is_write(operation: &str) -> bool {
-    matches!(operation, "CreateItem" | "UpdateItem" | "DeleteItem" | "CreateFolder")
+    matches!(
+        operation,
+        "CreateItem" | "UpdateItem" | "DeleteItem" | "CreateFolder"
+    )
+}
+
+/// Operations that take batches of items (where ErrorBatchProcessingStopped can be injected).
+pub fn is_item_batch(operation: &str) -> bool {
+    matches!(
+        operation,
+        "GetItem" | "CreateItem" | "UpdateItem" | "DeleteItem"
+    )
 }
 
 /// Runs one operation.
 pub fn dispatch(ctx: &Context<'_>, op: &Element) -> Result<Outcome, Fault> {
-    let body = match op.name.as_str() {
+    let body = match &*op.name {
         "GetFolder" => folders::get_folder(ctx, op),
         "FindFolder" => folders::find_folder(ctx, op),
         "CreateFolder" => folders::create_folder(ctx, op),
@@ -64,11 +84,52 @@ pub fn dispatch(ctx: &Context<'_>, op: &Element) -> Result<Outcome, Fault> {
         other => {
             return Err(Fault::invalid(
                 "ErrorInvalidRequest",
-                format!("The request is invalid: the operation {other} is not supported by this server."),
+                format!(
+                    "The request is invalid: the operation {other} is not supported by this server."
+                ),
             ));
         }
     }?;
     Ok(Outcome::Body(body))
+}
+
+/// An answer with a single ErrorServerBusy response message for an operation, or None for an
+/// operation the emulator does not serve.
+pub fn busy_message(operation: &str, backoff_ms: u64) -> Option<String> {
+    const OPERATIONS: &[&str] = &[
+        "GetFolder",
+        "FindFolder",
+        "CreateFolder",
+        "SyncFolderHierarchy",
+        "GetItem",
+        "FindItem",
+        "CreateItem",
+        "UpdateItem",
+        "DeleteItem",
+        "SyncFolderItems",
+        "Subscribe",
+        "GetEvents",
+        "Unsubscribe",
+        "GetStreamingEvents",
+        "ExpandDL",
+    ];
+    let op = *OPERATIONS.iter().find(|o| **o == operation)?;
+    let mut r = Responses::new(op);
+    let items = if matches!(op, "GetItem" | "CreateItem" | "UpdateItem") {
+        "<m:Items/>"
+    } else {
+        ""
+    };
+    let err = EwsError::new(
+        "ErrorServerBusy",
+        "The server cannot service this request right now. Try again later.",
+    );
+    r.error_with_xml(
+        &err,
+        &format!(r#"<t:Value Name="BackOffMilliseconds">{backoff_ms}</t:Value>"#),
+        items,
+    );
+    Some(r.finish())
 }
 
 /// Builds `<m:XResponse><m:ResponseMessages>...` bodies.
@@ -91,7 +152,8 @@ impl Responses {
     /// Adds a successful message with its content.
     pub fn ok(&mut self, content: &str) {
         self.open("Success");
-        self.out.push_str("<m:ResponseCode>NoError</m:ResponseCode>");
+        self.out
+            .push_str("<m:ResponseCode>NoError</m:ResponseCode>");
         self.out.push_str(content);
         self.close();
     }
@@ -104,7 +166,32 @@ impl Responses {
         self.out.push_str(&escape(&err.message));
         self.out.push_str("</m:MessageText><m:ResponseCode>");
         self.out.push_str(err.code);
-        self.out.push_str("</m:ResponseCode><m:DescriptiveLinkKey>0</m:DescriptiveLinkKey>");
+        self.out
+            .push_str("</m:ResponseCode><m:DescriptiveLinkKey>0</m:DescriptiveLinkKey>");
+        self.out.push_str(content);
+        self.close();
+    }
+
+    /// Adds an error message with `m:MessageXml` content (e.g. BackOffMilliseconds).
+    pub fn error_with_xml(&mut self, err: &EwsError, message_xml: &str, content: &str) {
+        self.open("Error");
+        self.out.push_str("<m:MessageText>");
+        self.out.push_str(&escape(&err.message));
+        self.out.push_str("</m:MessageText><m:ResponseCode>");
+        self.out.push_str(err.code);
+        self.out.push_str(
+            "</m:ResponseCode><m:DescriptiveLinkKey>0</m:DescriptiveLinkKey><m:MessageXml>",
+        );
+        self.out.push_str(message_xml);
+        self.out.push_str("</m:MessageXml>");
+        self.out.push_str(content);
+        self.close();
+    }
+
+    /// Adds the Warning Exchange gives to the items of a batch it did not process.
+    pub fn stopped(&mut self, content: &str) {
+        self.open("Warning");
+        self.out.push_str("<m:MessageText>The operation was not performed because an earlier item of the batch failed or the request exceeded a limit.</m:MessageText><m:ResponseCode>ErrorBatchProcessingStopped</m:ResponseCode><m:DescriptiveLinkKey>0</m:DescriptiveLinkKey>");
         self.out.push_str(content);
         self.close();
     }
@@ -145,9 +232,13 @@ pub type FolderRef = (u32, u64);
 
 /// Resolves a `t:FolderId` or `t:DistinguishedFolderId` and checks that the acting user holds
 /// at least `needed` on it.
-pub fn resolve_folder(ctx: &Context<'_>, e: &Element, needed: Permission) -> Result<FolderRef, EwsError> {
+pub fn resolve_folder(
+    ctx: &Context<'_>,
+    e: &Element,
+    needed: Permission,
+) -> Result<FolderRef, EwsError> {
     let store = &ctx.shared.store;
-    let (index, number) = match e.name.as_str() {
+    let (index, number) = match &*e.name {
         "FolderId" => {
             let id = e.attr("Id").ok_or_else(EwsError::id_malformed)?;
             decode_id(IdKind::Folder, id).ok_or_else(EwsError::id_malformed)?
@@ -156,10 +247,17 @@ pub fn resolve_folder(ctx: &Context<'_>, e: &Element, needed: Permission) -> Res
             let name = e.attr("Id").unwrap_or("");
             let index = if name == "publicfoldersroot" {
                 store.public_index()
-            } else if let Some(address) = e.child("Mailbox").and_then(|m| m.child_text("EmailAddress")) {
-                store.mailbox_index(address).ok_or_else(|| EwsError::no_mailbox(address))?
+            } else if let Some(address) = e
+                .child("Mailbox")
+                .and_then(|m| m.child_text("EmailAddress"))
+            {
+                store
+                    .mailbox_index(address)
+                    .ok_or_else(|| EwsError::no_mailbox(address))?
             } else {
-                store.mailbox_index(&ctx.acting).ok_or_else(|| EwsError::no_mailbox(&ctx.acting))?
+                store
+                    .mailbox_index(&ctx.acting)
+                    .ok_or_else(|| EwsError::no_mailbox(&ctx.acting))?
             };
             let number = store
                 .read(index, |mb| mb.distinguished.get(name).copied())
@@ -167,10 +265,19 @@ pub fn resolve_folder(ctx: &Context<'_>, e: &Element, needed: Permission) -> Res
                 .ok_or_else(EwsError::folder_not_found)?;
             (index, number)
         }
-        _ => return Err(EwsError::invalid_request(format!("{} is not a folder id", e.name))),
+        _ => {
+            return Err(EwsError::invalid_request(format!(
+                "{} is not a folder id",
+                e.name
+            )));
+        }
     };
     let permission = store
-        .read(index, |mb| mb.folders.contains_key(&number).then(|| rights(ctx, mb, number)))
+        .read(index, |mb| {
+            mb.folders
+                .contains_key(&number)
+                .then(|| rights(ctx, mb, number))
+        })
         .flatten()
         .ok_or_else(EwsError::folder_not_found)?;
     if permission < needed {
@@ -190,13 +297,19 @@ pub fn owns(ctx: &Context<'_>, mb: &Mailbox) -> bool {
 }
 
 /// Resolves a `t:ItemId` to (mailbox, item number) and checks `needed` on its folder.
-pub fn resolve_item(ctx: &Context<'_>, e: &Element, needed: Permission) -> Result<(u32, u64), EwsError> {
+pub fn resolve_item(
+    ctx: &Context<'_>,
+    e: &Element,
+    needed: Permission,
+) -> Result<(u32, u64), EwsError> {
     let id = e.attr("Id").ok_or_else(EwsError::id_malformed)?;
     let (index, number) = decode_id(IdKind::Item, id).ok_or_else(EwsError::id_malformed)?;
     let permission = ctx
         .shared
         .store
-        .read(index, |mb| mb.items.get(&number).map(|i| rights(ctx, mb, i.folder)))
+        .read(index, |mb| {
+            mb.items.get(&number).map(|i| rights(ctx, mb, i.folder))
+        })
         .flatten()
         .ok_or_else(EwsError::item_not_found)?;
     if permission < needed {
@@ -207,10 +320,14 @@ pub fn resolve_item(ctx: &Context<'_>, e: &Element, needed: Permission) -> Resul
 
 /// A schema-level problem in a valid envelope: Exchange answers these as a fault.
 pub fn schema_fault(why: impl Into<String>) -> Fault {
-    Fault::invalid("ErrorSchemaValidation", format!("The request failed schema validation: {}", why.into()))
+    Fault::invalid(
+        "ErrorSchemaValidation",
+        format!("The request failed schema validation: {}", why.into()),
+    )
 }
 
 /// The child element, or a schema fault saying it is missing.
 pub fn required<'e>(e: &'e Element, name: &str) -> Result<&'e Element, Fault> {
-    e.child(name).ok_or_else(|| schema_fault(format!("{} requires {name}", e.name)))
+    e.child(name)
+        .ok_or_else(|| schema_fault(format!("{} requires {name}", e.name)))
 }

@@ -27,7 +27,12 @@ fn encode_state(tag: &[u8; 3], mailbox: u32, folder: u64, seq: u64) -> String {
 }
 
 fn decode_state(tag: &[u8; 3], s: &str, mailbox: u32, folder: u64) -> Result<u64, EwsError> {
-    let invalid = || EwsError::new("ErrorInvalidSyncStateData", "Synchronization state data is corrupt or otherwise invalid.");
+    let invalid = || {
+        EwsError::new(
+            "ErrorInvalidSyncStateData",
+            "Synchronization state data is corrupt or otherwise invalid.",
+        )
+    };
     let raw = B64.decode(s.trim()).map_err(|_| invalid())?;
     if raw.len() != 23 || &raw[..3] != tag {
         return Err(invalid());
@@ -42,7 +47,10 @@ fn decode_state(tag: &[u8; 3], s: &str, mailbox: u32, folder: u64) -> Result<u64
 }
 
 fn public_folder_error(what: &str) -> EwsError {
-    EwsError::new("ErrorInvalidOperation", format!("{what} isn't supported on public folders."))
+    EwsError::new(
+        "ErrorInvalidOperation",
+        format!("{what} isn't supported on public folders."),
+    )
 }
 
 enum Change {
@@ -52,17 +60,36 @@ enum Change {
 
 /// SyncFolderItems on a mailbox folder (public folders refuse it, as on Exchange).
 pub fn sync_folder_items(ctx: &Context<'_>, op: &Element) -> Result<String, Fault> {
-    let shape = Shape::parse(Some(required(op, "ItemShape")?)).map_err(|e| schema_fault(e.message))?;
-    let folder_el = required(op, "SyncFolderId")?.children.first().ok_or_else(|| schema_fault("empty SyncFolderId"))?;
-    let max: usize = required(op, "MaxChangesReturned")?.text.trim().parse().map_err(|_| schema_fault("MaxChangesReturned is not a number"))?;
+    let shape =
+        Shape::parse(Some(required(op, "ItemShape")?)).map_err(|e| schema_fault(e.message))?;
+    let folder_el = required(op, "SyncFolderId")?
+        .children
+        .first()
+        .ok_or_else(|| schema_fault("empty SyncFolderId"))?;
+    let max: usize = required(op, "MaxChangesReturned")?
+        .text
+        .trim()
+        .parse()
+        .map_err(|_| schema_fault("MaxChangesReturned is not a number"))?;
     if !(1..=MAX_CHANGES).contains(&max) {
-        return Err(schema_fault(format!("MaxChangesReturned {max} is outside 1..512")));
+        return Err(schema_fault(format!(
+            "MaxChangesReturned {max} is outside 1..512"
+        )));
     }
     let ignore: Vec<u64> = op
         .child("Ignore")
-        .map(|i| i.children.iter().filter_map(|c| c.attr("Id").and_then(|id| decode_id(IdKind::Item, id))).map(|(_, n)| n).collect())
+        .map(|i| {
+            i.children
+                .iter()
+                .filter_map(|c| c.attr("Id").and_then(|id| decode_id(IdKind::Item, id)))
+                .map(|(_, n)| n)
+                .collect()
+        })
         .unwrap_or_default();
-    let state = op.child_text("SyncState").filter(|s| !s.is_empty()).map(str::to_string);
+    let state = op
+        .child_text("SyncState")
+        .filter(|s| !s.is_empty())
+        .map(str::to_string);
     let mut r = Responses::new("SyncFolderItems");
     let res = resolve_folder(ctx, folder_el, Permission::Reviewer).and_then(|(index, number)| {
         ctx.shared
@@ -76,29 +103,31 @@ pub fn sync_folder_items(ctx: &Context<'_>, op: &Element) -> Result<String, Faul
                     None => 0,
                 };
                 let folder = mb.folders.get(&number).ok_or_else(EwsError::folder_not_found)?;
-                let mut changes: Vec<(u64, Change)> = Vec::new();
-                for n in &folder.items {
-                    if let Some(item) = mb.items.get(n) {
-                        if item.changed_seq > since {
-                            changes.push((item.changed_seq, Change::Upsert(*n, item.created_seq > since)));
+                let mut taken: Vec<(u64, Change)> = Vec::new();
+                let mut more = false;
+                for (seq, e) in folder.changes.range(since + 1..) {
+                    let change = if e.deleted {
+                        // Items created and deleted since the state were never seen: skip them.
+                        if e.created_seq > since || since == 0 {
+                            continue;
                         }
+                        Change::Delete(e.item)
+                    } else {
+                        Change::Upsert(e.item, e.created_seq > since)
+                    };
+                    if taken.len() == max {
+                        more = true;
+                        break;
                     }
+                    taken.push((*seq, change));
                 }
-                for t in &folder.tombstones {
-                    if t.deleted_seq > since && t.created_seq <= since && since > 0 {
-                        changes.push((t.deleted_seq, Change::Delete(t.item)));
-                    }
-                }
-                changes.sort_by_key(|(seq, _)| *seq);
-                let more = changes.len() > max;
-                let taken = &changes[..changes.len().min(max)];
                 let new_seq = if more { taken.last().map_or(since, |(s, _)| *s) } else { mb.seq.max(since) };
                 let mut s = format!(
                     "<m:SyncState>{}</m:SyncState><m:IncludesLastItemInRange>{}</m:IncludesLastItemInRange><m:Changes>",
                     encode_state(b"SFI", index, number, new_seq),
                     !more
                 );
-                for (_, c) in taken {
+                for (_, c) in &taken {
                     match c {
                         Change::Upsert(n, created) => {
                             if ignore.contains(n) {
@@ -129,13 +158,17 @@ pub fn sync_folder_items(ctx: &Context<'_>, op: &Element) -> Result<String, Faul
 
 /// SyncFolderHierarchy: folders created or changed below the sync root since the state.
 pub fn sync_folder_hierarchy(ctx: &Context<'_>, op: &Element) -> Result<String, Fault> {
-    let shape = Shape::parse(Some(required(op, "FolderShape")?)).map_err(|e| schema_fault(e.message))?;
+    let shape =
+        Shape::parse(Some(required(op, "FolderShape")?)).map_err(|e| schema_fault(e.message))?;
     let root_el = op
         .child("SyncFolderId")
         .and_then(|s| s.children.first())
         .cloned()
         .unwrap_or_else(|| Element::t("DistinguishedFolderId").with_attr("Id", "root"));
-    let state = op.child_text("SyncState").filter(|s| !s.is_empty()).map(str::to_string);
+    let state = op
+        .child_text("SyncState")
+        .filter(|s| !s.is_empty())
+        .map(str::to_string);
     let mut r = Responses::new("SyncFolderHierarchy");
     let res = resolve_folder(ctx, &root_el, Permission::Reviewer).and_then(|(index, root)| {
         ctx.shared

@@ -1,23 +1,24 @@
 //! Shared helpers of the integration tests: start an emulator (tracing into `$EWS_TRACE_DIR`
 //! when set) and speak SOAP to it over real HTTP.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use ews_emulator::xml::{Element, parse};
 use ews_emulator::{Emulator, EmulatorConfig, RunningEmulator};
 
 pub const PASSWORD: &str = "exchange-sync";
 
-/// Starts an emulator with `config`, adding the trace dir from the environment.
-pub async fn start(mut config: EmulatorConfig) -> RunningEmulator {
-    if config.trace_dir.is_none() {
-        config.trace_dir = std::env::var_os("EWS_TRACE_DIR").map(Into::into);
-    }
+/// Starts an emulator with `config` (whose `Default` takes the trace dir from `EWS_TRACE_DIR`).
+pub async fn start(config: EmulatorConfig) -> RunningEmulator {
     Emulator::start(config).await.expect("emulator starts")
 }
 
 /// Starts the default demo tenant with few contacts (fast).
 pub async fn start_default() -> RunningEmulator {
-    start(EmulatorConfig { contacts: 25, ..Default::default() }).await
+    start(EmulatorConfig {
+        contacts: 25,
+        ..Default::default()
+    })
+    .await
 }
 
 /// A SOAP client for one login.
@@ -46,18 +47,31 @@ impl Answer {
 
     /// The response messages.
     pub fn messages(&self) -> Vec<&Element> {
-        self.body().child("ResponseMessages").map(|r| r.children.iter().collect()).unwrap_or_default()
+        self.body()
+            .child("ResponseMessages")
+            .map(|r| r.children.iter().collect())
+            .unwrap_or_default()
     }
 
     /// Response code of message `i`.
     pub fn code(&self, i: usize) -> String {
-        self.messages()[i].child_text("ResponseCode").unwrap_or("").to_string()
+        self.messages()[i]
+            .child_text("ResponseCode")
+            .unwrap_or("")
+            .to_string()
     }
 
     /// Fault code (after the prefix), if this is a fault.
     pub fn fault_code(&self) -> Option<String> {
         let f = self.body();
-        (f.name == "Fault").then(|| f.child_text("faultcode").unwrap_or("").rsplit(':').next().unwrap_or("").to_string())
+        (f.name == "Fault").then(|| {
+            f.child_text("faultcode")
+                .unwrap_or("")
+                .rsplit(':')
+                .next()
+                .unwrap_or("")
+                .to_string()
+        })
     }
 }
 
@@ -106,7 +120,8 @@ impl Client {
         let resp = self.raw(self.envelope(body)).await;
         let status = resp.status().as_u16();
         let text = resp.text().await.expect("body");
-        let doc = parse(text.as_bytes()).unwrap_or_else(|e| panic!("unparsable answer ({e}): {text}"));
+        let doc =
+            parse(text.as_bytes()).unwrap_or_else(|e| panic!("unparsable answer ({e}): {text}"));
         Answer { status, text, doc }
     }
 }
@@ -162,15 +177,24 @@ pub async fn create(c: &Client, folder: &str, items: &str) -> Vec<(String, Strin
         .map(|m| {
             assert_eq!(m.child_text("ResponseCode"), Some("NoError"), "{}", a.text);
             let id = find(m, "ItemId").expect("ItemId");
-            (id.attr("Id").unwrap().to_string(), id.attr("ChangeKey").unwrap().to_string())
+            (
+                id.attr("Id").unwrap().to_string(),
+                id.attr("ChangeKey").unwrap().to_string(),
+            )
         })
         .collect()
 }
 
 /// GetItem with a shape (inner XML of ItemShape) for ids.
 pub async fn get(c: &Client, shape: &str, ids: &[&str]) -> Answer {
-    let ids: String = ids.iter().map(|i| format!(r#"<t:ItemId Id="{i}"/>"#)).collect();
-    c.call(&format!(r#"<m:GetItem><m:ItemShape>{shape}</m:ItemShape><m:ItemIds>{ids}</m:ItemIds></m:GetItem>"#)).await
+    let ids: String = ids
+        .iter()
+        .map(|i| format!(r#"<t:ItemId Id="{i}"/>"#))
+        .collect();
+    c.call(&format!(
+        r#"<m:GetItem><m:ItemShape>{shape}</m:ItemShape><m:ItemIds>{ids}</m:ItemIds></m:GetItem>"#
+    ))
+    .await
 }
 
 /// Id of a public folder below the public root, by display name.
@@ -185,4 +209,3 @@ pub async fn find_folder_id(c: &Client, name: &str) -> String {
         .map(|(_, id)| id.attr("Id").unwrap().to_string())
         .expect("public folder exists")
 }
-

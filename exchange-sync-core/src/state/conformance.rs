@@ -70,7 +70,9 @@ macro_rules! state_conformance_tests {
             entity_ids_page_in_id_order,
             match_keys_follow_entities,
             member_removal_forgets_the_folder,
-            writes_apply_in_order
+            writes_apply_in_order,
+            empty_transaction_changes_nothing,
+            large_failed_transaction_changes_nothing
         );
     };
     (@each $make:expr; $($check:ident),+ $(,)?) => {
@@ -1035,4 +1037,36 @@ pub async fn writes_apply_in_order(store: impl StateStore) {
     assert!(store.known_items(&g, &hub()).await.unwrap().is_empty());
     assert_eq!(store.token(&g, &hub()).await.unwrap(), None);
     assert_eq!(store.pending_creates(&g).await.unwrap(), vec![pending("e1", bob(), 2)]);
+}
+
+/// An empty transaction succeeds and changes nothing.
+pub async fn empty_transaction_changes_nothing(store: impl StateStore) {
+    let g = group();
+    populate(&store, &g).await;
+    let before = snapshot(&store, &g).await;
+    store.apply(&g, StateTransaction::new()).await.expect("an empty transaction applies");
+    store.apply(&GroupId::new("never-written"), StateTransaction::new()).await.expect("in any group");
+    assert_eq!(snapshot(&store, &g).await, before);
+}
+
+/// A transaction of thousands of writes (an initial sync's page) that fails on its last write
+/// leaves none of them.
+pub async fn large_failed_transaction_changes_nothing(store: impl StateStore) {
+    let g = group();
+    populate(&store, &g).await;
+    let before = snapshot(&store, &g).await;
+    let c = contact("Cleo");
+    let mut writes = Vec::new();
+    for i in 0..2000 {
+        let id = format!("bulk{i:05}");
+        writes.push(put_entity(&id, Some(c.clone()), Some("k3")));
+        writes.push(put_replica(&id, alice(), present(&format!("ab{i}"), "v", &c, Ownership::Created)));
+    }
+    writes.push(StateWrite::SetToken { member: alice(), token: Some(SyncToken::new("after-bulk")) });
+    writes.push(put_replica("unknown", hub(), present("h9", "v", &c, Ownership::Created)));
+    store.apply(&g, writes.into()).await.expect_err("the last write is refused");
+    assert_eq!(snapshot(&store, &g).await, before);
+    assert!(
+        store.entity_ids(&g, Some(&eid("bulk")), 1).await.unwrap().iter().all(|id| !id.as_str().starts_with("bulk"))
+    );
 }

@@ -6,13 +6,14 @@
 //! undone before the lock is released, so a failed transaction leaves nothing behind and no reader
 //! ever sees half of one.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard};
 
 use async_trait::async_trait;
 
 use crate::error::{Error, Result};
 use crate::id::{EntityId, GroupId, ItemId, MemberId, SyncToken, Version};
+use crate::item::Item;
 use crate::state::{
     ConflictRecord, EntityRecord, KnownItem, MemberStatus, PendingCreate, ReplicaSlot, StateStore, StateTransaction,
     StateWrite,
@@ -53,8 +54,8 @@ impl MemoryStore {
 /// Who an item id in a folder belongs to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum ItemOwner {
-    /// A present replica of this entity (its version lives in the entity's record).
-    Replica(EntityId),
+    /// A present replica of this entity, at this version (a copy of the replica's).
+    Replica(EntityId, Version),
     /// A user's own item, with the version last seen.
     Foreign(Version),
 }
@@ -64,7 +65,7 @@ enum ItemOwner {
 struct GroupState {
     entities: BTreeMap<EntityId, EntityRecord>,
     /// Match key -> entities carrying it (derived from `entities`).
-    by_match_key: BTreeMap<String, BTreeMap<EntityId, ()>>,
+    by_match_key: BTreeMap<String, BTreeSet<EntityId>>,
     /// Folder -> item id -> owner. Replica entries are derived from `entities`; foreign entries
     /// live only here.
     items: HashMap<MemberId, BTreeMap<ItemId, ItemOwner>>,
@@ -75,9 +76,15 @@ struct GroupState {
 }
 
 /// One primitive change to a [`GroupState`]; applying one returns the change that undoes it.
+/// Changes are as small as the writes they serve, so that undo information stays cheap.
 #[derive(Debug)]
 enum Change {
+    /// Creates, replaces or removes a whole entity record.
     Entity(EntityId, Option<EntityRecord>),
+    /// Sets the base and match key of an existing entity.
+    Head(EntityId, Option<Item>, Option<String>),
+    /// Sets or removes one slot of an existing entity.
+    Slot(EntityId, MemberId, Option<ReplicaSlot>),
     Foreign(MemberId, ItemId, Option<Version>),
     Token(MemberId, Option<SyncToken>),
     Status(MemberId, Option<MemberStatus>),
@@ -96,12 +103,45 @@ impl GroupState {
                     None => self.entities.remove(&id),
                 };
                 if let Some(old) = &old {
-                    self.unindex(old);
+                    self.unindex_key(&id, old.match_key.as_ref());
+                    for (member, slot) in &old.replicas {
+                        self.unindex_slot(&id, member, slot);
+                    }
                 }
-                if let Some(new) = self.entities.get(&id).cloned() {
-                    self.index(&new);
+                if let Some(new) = self.entities.get(&id) {
+                    let key = new.match_key.clone();
+                    let slots: Vec<(MemberId, ReplicaSlot)> =
+                        new.replicas.iter().map(|(m, s)| (m.clone(), s.clone())).collect();
+                    self.index_key(&id, key.as_ref());
+                    for (member, slot) in &slots {
+                        self.index_slot(&id, member, slot);
+                    }
                 }
                 Change::Entity(id, old)
+            }
+            Change::Head(id, base, match_key) => {
+                let Some(record) = self.entities.get_mut(&id) else { return Change::Head(id, base, match_key) };
+                let old_base = std::mem::replace(&mut record.base, base);
+                let old_key = std::mem::replace(&mut record.match_key, match_key.clone());
+                if old_key != match_key {
+                    self.unindex_key(&id, old_key.as_ref());
+                    self.index_key(&id, match_key.as_ref());
+                }
+                Change::Head(id, old_base, old_key)
+            }
+            Change::Slot(id, member, slot) => {
+                let Some(record) = self.entities.get_mut(&id) else { return Change::Slot(id, member, slot) };
+                let old = match slot.clone() {
+                    Some(slot) => record.replicas.insert(member.clone(), slot),
+                    None => record.replicas.remove(&member),
+                };
+                if let Some(old) = &old {
+                    self.unindex_slot(&id, &member, old);
+                }
+                if let Some(new) = &slot {
+                    self.index_slot(&id, &member, new);
+                }
+                Change::Slot(id, member, old)
             }
             Change::Foreign(member, item, version) => {
                 let folder = self.items.entry(member.clone()).or_default();
@@ -112,7 +152,7 @@ impl GroupState {
                 let old = match old {
                     Some(ItemOwner::Foreign(v)) => Some(v),
                     // Callers never overwrite a replica entry with a foreign one (checked before).
-                    Some(owner @ ItemOwner::Replica(_)) => {
+                    Some(owner @ ItemOwner::Replica(..)) => {
                         folder.insert(item.clone(), owner);
                         None
                     }
@@ -160,40 +200,59 @@ impl GroupState {
         }
     }
 
-    fn index(&mut self, record: &EntityRecord) {
-        if let Some(key) = &record.match_key {
-            self.by_match_key.entry(key.clone()).or_default().insert(record.id.clone(), ());
-        }
-        for (member, slot) in &record.replicas {
-            if let Some(replica) = slot.replica() {
-                self.items
-                    .entry(member.clone())
-                    .or_default()
-                    .insert(replica.item_id.clone(), ItemOwner::Replica(record.id.clone()));
-            }
+    fn index_key(&mut self, id: &EntityId, key: Option<&String>) {
+        if let Some(key) = key {
+            self.by_match_key.entry(key.clone()).or_default().insert(id.clone());
         }
     }
 
-    fn unindex(&mut self, record: &EntityRecord) {
-        if let Some(key) = &record.match_key
+    fn unindex_key(&mut self, id: &EntityId, key: Option<&String>) {
+        if let Some(key) = key
             && let Some(ids) = self.by_match_key.get_mut(key)
         {
-            ids.remove(&record.id);
+            ids.remove(id);
             if ids.is_empty() {
                 self.by_match_key.remove(key);
             }
         }
-        for (member, slot) in &record.replicas {
-            if let Some(replica) = slot.replica()
-                && let Some(folder) = self.items.get_mut(member)
-            {
-                if folder.get(&replica.item_id) == Some(&ItemOwner::Replica(record.id.clone())) {
-                    folder.remove(&replica.item_id);
-                }
-                if folder.is_empty() {
-                    self.items.remove(member);
-                }
+    }
+
+    fn index_slot(&mut self, id: &EntityId, member: &MemberId, slot: &ReplicaSlot) {
+        if let Some(replica) = slot.replica() {
+            self.items
+                .entry(member.clone())
+                .or_default()
+                .insert(replica.item_id.clone(), ItemOwner::Replica(id.clone(), replica.version.clone()));
+        }
+    }
+
+    fn unindex_slot(&mut self, id: &EntityId, member: &MemberId, slot: &ReplicaSlot) {
+        if let Some(replica) = slot.replica()
+            && let Some(folder) = self.items.get_mut(member)
+        {
+            if matches!(folder.get(&replica.item_id), Some(ItemOwner::Replica(owner, _)) if owner == id) {
+                folder.remove(&replica.item_id);
             }
+            if folder.is_empty() {
+                self.items.remove(member);
+            }
+        }
+    }
+
+    /// Removes an entity's slot in a folder. An entity being deleted (no base) whose last copy
+    /// this was has done its job and goes too (an opted-out slot is not a copy and does not keep
+    /// it alive).
+    fn remove_slot(&mut self, entity: &EntityId, member: &MemberId, undo: &mut Vec<Change>) {
+        let Some(record) = self.entities.get(entity) else { return };
+        if !record.replicas.contains_key(member) {
+            return;
+        }
+        let spent =
+            record.base.is_none() && !record.replicas.iter().any(|(m, slot)| m != member && slot.replica().is_some());
+        if spent {
+            self.record(Change::Entity(entity.clone(), None), undo);
+        } else {
+            self.record(Change::Slot(entity.clone(), member.clone(), None), undo);
         }
     }
 
@@ -220,11 +279,12 @@ impl GroupState {
     fn apply_write(&mut self, group: &GroupId, write: StateWrite, undo: &mut Vec<Change>) -> Result<()> {
         match write {
             StateWrite::PutEntity { id, base, match_key } => {
-                let record = match self.entities.get(&id) {
-                    Some(existing) => EntityRecord { base, match_key, ..existing.clone() },
-                    None => EntityRecord { id: id.clone(), base, match_key, replicas: BTreeMap::new() },
-                };
-                self.record(Change::Entity(id, Some(record)), undo);
+                if self.entities.contains_key(&id) {
+                    self.record(Change::Head(id, base, match_key), undo);
+                } else {
+                    let record = EntityRecord { id: id.clone(), base, match_key, replicas: BTreeMap::new() };
+                    self.record(Change::Entity(id, Some(record)), undo);
+                }
             }
             StateWrite::RemoveEntity { id } => {
                 if self.entities.contains_key(&id) {
@@ -232,17 +292,17 @@ impl GroupState {
                 }
             }
             StateWrite::PutReplica { entity, member, slot } => {
-                let Some(mut record) = self.entities.get(&entity).cloned() else {
+                if !self.entities.contains_key(&entity) {
                     return Err(Error::State {
                         message: format!(
                             "cannot put a replica of unknown entity {entity} in member {member} of group {group}"
                         ),
                         source: None,
                     });
-                };
+                }
                 if let ReplicaSlot::Present(replica) = &slot {
                     match self.items.get(&member).and_then(|f| f.get(&replica.item_id)) {
-                        Some(ItemOwner::Replica(other)) if *other != entity => {
+                        Some(ItemOwner::Replica(other, _)) if *other != entity => {
                             return Err(Error::State {
                                 message: format!(
                                     "cannot put item {} as replica of entity {entity} in member {member} of group \
@@ -259,22 +319,12 @@ impl GroupState {
                         _ => {}
                     }
                 }
-                record.replicas.insert(member, slot);
-                self.record(Change::Entity(entity, Some(record)), undo);
+                self.record(Change::Slot(entity, member, Some(slot)), undo);
             }
-            StateWrite::RemoveReplica { entity, member } => {
-                // Idempotent: removing what is already gone (e.g. a retried delete) is not an error.
-                let Some(existing) = self.entities.get(&entity) else { return Ok(()) };
-                if !existing.replicas.contains_key(&member) {
-                    return Ok(());
-                }
-                let mut record = existing.clone();
-                record.replicas.remove(&member);
-                let next = if is_spent_tombstone(&record) { None } else { Some(record) };
-                self.record(Change::Entity(entity, next), undo);
-            }
+            // Idempotent: removing what is already gone (e.g. a retried delete) is not an error.
+            StateWrite::RemoveReplica { entity, member } => self.remove_slot(&entity, &member, undo),
             StateWrite::PutForeign { member, id, version } => {
-                if let Some(ItemOwner::Replica(entity)) = self.items.get(&member).and_then(|f| f.get(&id)) {
+                if let Some(ItemOwner::Replica(entity, _)) = self.items.get(&member).and_then(|f| f.get(&id)) {
                     return Err(Error::State {
                         message: format!(
                             "cannot record item {id} in member {member} of group {group} as a user's own item: it \
@@ -302,12 +352,7 @@ impl GroupState {
                 let touched: Vec<EntityId> =
                     self.entities.values().filter(|e| e.replicas.contains_key(&member)).map(|e| e.id.clone()).collect();
                 for id in touched {
-                    if let Some(existing) = self.entities.get(&id) {
-                        let mut record = existing.clone();
-                        record.replicas.remove(&member);
-                        let next = if is_spent_tombstone(&record) { None } else { Some(record) };
-                        self.record(Change::Entity(id, next), undo);
-                    }
+                    self.remove_slot(&id, &member, undo);
                 }
                 let foreign: Vec<ItemId> = self
                     .items
@@ -331,12 +376,6 @@ impl GroupState {
     }
 }
 
-/// Whether an entity is being deleted (no base) and no copy of it is left: such a record has
-/// done its job and disappears (an opted-out slot is not a copy and does not keep it alive).
-pub(crate) fn is_spent_tombstone(record: &EntityRecord) -> bool {
-    record.base.is_none() && !record.replicas.values().any(|slot| slot.replica().is_some())
-}
-
 #[async_trait]
 impl StateStore for MemoryStore {
     async fn apply(&self, group: &GroupId, tx: StateTransaction) -> Result<()> {
@@ -349,7 +388,7 @@ impl StateStore for MemoryStore {
 
     async fn entities(&self, group: &GroupId, ids: &[EntityId]) -> Result<Vec<EntityRecord>> {
         self.read(group, |g| {
-            let mut seen = std::collections::HashSet::new();
+            let mut seen = HashSet::new();
             ids.iter().filter(|id| seen.insert(*id)).filter_map(|id| g.entities.get(id).cloned()).collect()
         })
     }
@@ -369,7 +408,7 @@ impl StateStore for MemoryStore {
             keys.dedup();
             keys.into_iter()
                 .filter_map(|k| g.by_match_key.get(k).map(|ids| (k, ids)))
-                .flat_map(|(k, ids)| ids.keys().map(move |id| (k.clone(), id.clone())))
+                .flat_map(|(k, ids)| ids.iter().map(move |id| (k.clone(), id.clone())))
                 .collect()
         })
     }
@@ -377,10 +416,10 @@ impl StateStore for MemoryStore {
     async fn lookup_items(&self, group: &GroupId, member: &MemberId, ids: &[ItemId]) -> Result<Vec<KnownItem>> {
         self.read(group, |g| {
             let Some(folder) = g.items.get(member) else { return Vec::new() };
-            let mut seen = std::collections::HashSet::new();
+            let mut seen = HashSet::new();
             ids.iter()
                 .filter(|id| seen.insert(*id))
-                .filter_map(|id| folder.get(id).and_then(|owner| g.known_item(member, id, owner)))
+                .filter_map(|id| folder.get(id).map(|owner| known_item(id, owner)))
                 .collect()
         })
     }
@@ -389,14 +428,14 @@ impl StateStore for MemoryStore {
         self.read(group, |g| {
             g.items
                 .get(member)
-                .map(|folder| folder.iter().filter_map(|(id, owner)| g.known_item(member, id, owner)).collect())
+                .map(|folder| folder.iter().map(|(id, owner)| known_item(id, owner)).collect())
                 .unwrap_or_default()
         })
     }
 
     async fn replica_count(&self, group: &GroupId, member: &MemberId) -> Result<usize> {
         self.read(group, |g| {
-            g.items.get(member).map_or(0, |f| f.values().filter(|o| matches!(o, ItemOwner::Replica(_))).count())
+            g.items.get(member).map_or(0, |f| f.values().filter(|o| matches!(o, ItemOwner::Replica(..))).count())
         })
     }
 
@@ -417,14 +456,11 @@ impl StateStore for MemoryStore {
     }
 }
 
-impl GroupState {
-    fn known_item(&self, member: &MemberId, id: &ItemId, owner: &ItemOwner) -> Option<KnownItem> {
-        match owner {
-            ItemOwner::Foreign(version) => Some(KnownItem { id: id.clone(), version: version.clone(), entity: None }),
-            ItemOwner::Replica(entity) => {
-                let replica = self.entities.get(entity)?.replicas.get(member)?.replica()?;
-                Some(KnownItem { id: id.clone(), version: replica.version.clone(), entity: Some(entity.clone()) })
-            }
+fn known_item(id: &ItemId, owner: &ItemOwner) -> KnownItem {
+    match owner {
+        ItemOwner::Foreign(version) => KnownItem { id: id.clone(), version: version.clone(), entity: None },
+        ItemOwner::Replica(entity, version) => {
+            KnownItem { id: id.clone(), version: version.clone(), entity: Some(entity.clone()) }
         }
     }
 }

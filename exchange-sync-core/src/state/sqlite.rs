@@ -11,8 +11,23 @@
 //!   ordinary indexes, no SQLite-only types or triggers, so a PostgreSQL store can use the same
 //!   tables and the same statements (upserts are `INSERT ... ON CONFLICT`). Bases and conflict
 //!   records are JSON documents; everything the store looks up by is a column with an index.
+//!   Tables with small rows keyed by text are `WITHOUT ROWID` (clustered on their primary key,
+//!   which saves a copy of every key): a storage choice of SQLite's that a PostgreSQL schema
+//!   simply leaves out. `entities` keeps its rowid, since its rows carry the base document.
 //! - **Off the async runtime**: SQLite calls block, so each runs on tokio's blocking pool
 //!   ([`tokio::task::spawn_blocking`]) against one connection behind a mutex.
+//!
+//! ## Porting to PostgreSQL
+//!
+//! The tables and statements carry over as they are, with these points to mind (the conformance
+//! suite, `state_conformance_tests!` of the `testkit` feature, checks the behavior each protects):
+//! - `entity_id` must order by bytes, as Rust orders strings (`COLLATE "C"`), or
+//!   [`StateStore::entity_ids`] pages in a different order than the other stores.
+//! - `conflicts.seq` becomes an identity column; it only has to grow in commit order per group.
+//! - `member_status.initialized` may become a `boolean`; `WITHOUT ROWID` is left out.
+//! - The store's rules that SQL constraints do not express (a replica needs its entity, an item
+//!   is a replica of one entity at most, a replica is not also a user's own item, the tombstone
+//!   rule) are checked by queries before each write, inside the same transaction.
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -72,9 +87,8 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
             FOREIGN KEY (group_id, entity_id) REFERENCES entities (group_id, entity_id) ON DELETE CASCADE,
             CHECK ((item_id IS NOT NULL) = (item_id IS NOT NULL AND version IS NOT NULL
                                          AND content_hash IS NOT NULL AND ownership IS NOT NULL))
-        );
+        ) WITHOUT ROWID;
         CREATE UNIQUE INDEX replicas_by_item ON replicas (group_id, member_id, item_id);
-        CREATE INDEX replicas_by_member ON replicas (group_id, member_id, entity_id);
 
         CREATE TABLE foreign_items (
             group_id   TEXT NOT NULL,
@@ -82,14 +96,14 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
             item_id    TEXT NOT NULL,
             version    TEXT NOT NULL,
             PRIMARY KEY (group_id, member_id, item_id)
-        );
+        ) WITHOUT ROWID;
 
         CREATE TABLE sync_tokens (
             group_id   TEXT NOT NULL,
             member_id  TEXT NOT NULL,
             token      TEXT NOT NULL,
             PRIMARY KEY (group_id, member_id)
-        );
+        ) WITHOUT ROWID;
 
         CREATE TABLE member_status (
             group_id     TEXT NOT NULL,
@@ -98,7 +112,7 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
             last_sync    TEXT,
             last_error   TEXT,
             PRIMARY KEY (group_id, member_id)
-        );
+        ) WITHOUT ROWID;
 
         CREATE TABLE pending_creates (
             group_id     TEXT NOT NULL,
@@ -107,7 +121,7 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
             origin       TEXT NOT NULL,
             recorded_at  TEXT NOT NULL,
             PRIMARY KEY (group_id, entity_id, member_id)
-        );
+        ) WITHOUT ROWID;
         CREATE INDEX pending_creates_by_member ON pending_creates (group_id, member_id);
 
         CREATE TABLE conflicts (
@@ -182,6 +196,23 @@ impl SqliteStore {
         })
         .await
     }
+
+    /// Runs a read of several statements in one (deferred) transaction, so that it sees one
+    /// consistent state even while another process writes to the same file.
+    async fn read_consistent<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        self.with_conn(move |conn, location| {
+            let tx = conn
+                .transaction()
+                .map_err(|e| Error::state(format!("cannot start a read of state database {location}"), e))?;
+            // Read only: dropping the transaction (a rollback) ends it like a commit would.
+            f(&tx)
+        })
+        .await
+    }
 }
 
 /// Runs blocking work on tokio's blocking pool.
@@ -196,12 +227,21 @@ where
 /// Sets the connection up (pragmas, migrations).
 fn prepare(mut conn: Connection, location: &str) -> Result<Connection> {
     let pragma = |e| Error::state(format!("cannot configure state database {location}"), e);
-    // WAL: readers do not block the writer and a commit is one append. An in-memory database
-    // answers "memory", which is fine.
-    conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get::<_, String>(0)).map_err(pragma)?;
-    conn.pragma_update(None, "synchronous", "NORMAL").map_err(pragma)?;
-    conn.pragma_update(None, "foreign_keys", "ON").map_err(pragma)?;
+    // Wait for another connection's write (another process on the same file) rather than fail.
     conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(pragma)?;
+    // WAL: readers do not block the writer and a commit is one append. An in-memory database
+    // answers "memory", which is fine; a file system without shared memory (some network
+    // shares) keeps the rollback journal, which is correct but slower.
+    let mode =
+        conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get::<_, String>(0)).map_err(pragma)?;
+    if !mode.eq_ignore_ascii_case("wal") && !mode.eq_ignore_ascii_case("memory") {
+        tracing::warn!(database = location, journal_mode = %mode, "state database could not switch to WAL mode");
+    }
+    conn.pragma_update(None, "synchronous", "NORMAL").map_err(pragma)?;
+    // After a large transaction (an initial sync) the WAL file shrinks back to this size at the
+    // next checkpoint instead of keeping its peak size on disk.
+    conn.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024).map_err(pragma)?;
+    conn.pragma_update(None, "foreign_keys", "ON").map_err(pragma)?;
     conn.set_prepared_statement_cache_capacity(64);
     migrate(&mut conn, location)?;
     Ok(conn)
@@ -687,7 +727,7 @@ impl StateStore for SqliteStore {
         let group = group.clone();
         let mut seen = HashSet::new();
         let ids: Vec<EntityId> = ids.iter().filter(|id| seen.insert(*id)).cloned().collect();
-        self.with_conn(move |conn, _| {
+        self.read_consistent(move |conn| {
             let mut out = Vec::with_capacity(ids.len());
             for id in &ids {
                 if let Some(record) = load_entity(conn, &group, id)? {
@@ -725,7 +765,7 @@ impl StateStore for SqliteStore {
         let mut keys = keys.to_vec();
         keys.sort();
         keys.dedup();
-        self.with_conn(move |conn, _| {
+        self.read_consistent(move |conn| {
             let what = || format!("entities by match key in group {group}");
             let mut stmt = conn.prepare_cached(BY_MATCH_KEY).map_err(read_err(what()))?;
             let mut out = Vec::new();
@@ -746,7 +786,7 @@ impl StateStore for SqliteStore {
         let member = member.clone();
         let mut seen = HashSet::new();
         let ids: Vec<ItemId> = ids.iter().filter(|id| seen.insert(*id)).cloned().collect();
-        self.with_conn(move |conn, _| {
+        self.read_consistent(move |conn| {
             let what = || format!("items of member {member} in group {group}");
             let mut stmt = conn.prepare_cached(LOOKUP_ITEM).map_err(read_err(what()))?;
             let mut out = Vec::new();
@@ -953,13 +993,14 @@ mod tests {
     async fn a_file_store_runs_in_wal_mode_with_foreign_keys() {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(dir.path().join("state.db")).await.unwrap();
-        let (journal, synchronous, foreign_keys) = store
+        let (journal, synchronous, foreign_keys, limit) = store
             .with_conn(|conn, _| {
                 let get = |name: &str| conn.pragma_query_value(None, name, |r| r.get::<_, rusqlite::types::Value>(0));
-                Ok((get("journal_mode"), get("synchronous"), get("foreign_keys")))
+                Ok((get("journal_mode"), get("synchronous"), get("foreign_keys"), get("journal_size_limit")))
             })
             .await
             .unwrap();
+        assert_eq!(limit.unwrap(), rusqlite::types::Value::Integer(64 * 1024 * 1024));
         assert_eq!(journal.unwrap(), rusqlite::types::Value::Text("wal".into()));
         assert_eq!(synchronous.unwrap(), rusqlite::types::Value::Integer(1), "NORMAL");
         assert_eq!(foreign_keys.unwrap(), rusqlite::types::Value::Integer(1));
@@ -1024,6 +1065,50 @@ mod tests {
         assert_eq!(store.entity_ids(&group(), None, 1000).await.unwrap().len(), 160);
     }
 
+    /// Stores opening a new file at the same moment migrate it once between them.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn simultaneous_opens_migrate_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        let opens: Vec<_> = (0..4).map(|_| tokio::spawn(SqliteStore::open(path.clone()))).collect();
+        for open in opens {
+            let store = open.await.unwrap().unwrap();
+            assert_eq!(store.schema_version().await.unwrap(), MIGRATIONS.len() as i64);
+        }
+        let conn = Connection::open(&path).unwrap();
+        let rows: i64 = conn.query_row("SELECT COUNT(*) FROM schema_migrations", [], |r| r.get(0)).unwrap();
+        assert_eq!(rows, MIGRATIONS.len() as i64);
+    }
+
+    /// Two stores on one file (two processes, say: a service and an admin tool) see each other's
+    /// commits and can write at the same time (WAL, with a busy timeout).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_stores_share_one_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        let a = SqliteStore::open(&path).await.unwrap();
+        let b = SqliteStore::open(&path).await.unwrap();
+        populate(&a, &group()).await;
+        assert_eq!(snapshot(&b, &group()).await, snapshot(&a, &group()).await);
+
+        let writer = |store: SqliteStore, prefix: &'static str| {
+            tokio::spawn(async move {
+                for i in 0..40 {
+                    let id = EntityId::new(format!("{prefix}{i}"));
+                    store
+                        .apply(&group(), vec![StateWrite::PutEntity { id, base: None, match_key: None }].into())
+                        .await
+                        .unwrap();
+                }
+            })
+        };
+        let (x, y) = (writer(a.clone(), "a"), writer(b.clone(), "b"));
+        x.await.unwrap();
+        y.await.unwrap();
+        assert_eq!(a.entity_ids(&group(), None, 1000).await.unwrap().len(), 82);
+        assert_eq!(b.entity_ids(&group(), None, 1000).await.unwrap().len(), 82);
+    }
+
     #[tokio::test]
     async fn an_unreadable_row_is_reported_with_what_and_where() {
         let store = SqliteStore::open_in_memory().await.unwrap();
@@ -1048,5 +1133,124 @@ mod tests {
         let err = SqliteStore::open(&path).await.unwrap_err();
         assert_eq!(err.kind(), ErrorKind::State);
         assert!(err.to_string().contains("no-such-dir"), "{err}");
+    }
+}
+
+/// The two stores implement the same semantics: random transactions (including failing ones)
+/// applied to both leave states no reader can tell apart, and succeed or fail together.
+#[cfg(test)]
+mod agrees_with_memory_store {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::item::ItemKind;
+    use crate::state::SideValue;
+    use crate::state::conformance::snapshot;
+    use crate::state::memory::MemoryStore;
+
+    fn member() -> impl Strategy<Value = MemberId> {
+        prop_oneof![Just("hub"), Just("alice@contoso.test"), Just("bob@contoso.test")].prop_map(MemberId::new)
+    }
+
+    fn entity() -> impl Strategy<Value = EntityId> {
+        (0..4u8).prop_map(|i| EntityId::new(format!("e{i}")))
+    }
+
+    fn item_id() -> impl Strategy<Value = ItemId> {
+        (0..5u8).prop_map(|i| ItemId::new(format!("i{i}")))
+    }
+
+    fn version() -> impl Strategy<Value = Version> {
+        (0..3u8).prop_map(|i| Version::new(format!("v{i}")))
+    }
+
+    fn content(i: u8) -> Item {
+        Item::new(ItemKind::Contact).with("name.given", format!("Name {i}"))
+    }
+
+    fn slot() -> impl Strategy<Value = ReplicaSlot> {
+        prop_oneof![
+            1 => Just(ReplicaSlot::OptedOut),
+            4 => (item_id(), version(), 0..2u8, any::<bool>(), proptest::option::of(0..2u8)).prop_map(
+                |(item_id, version, c, created, ignored)| {
+                    ReplicaSlot::Present(ReplicaRecord {
+                        item_id,
+                        version,
+                        hash: content(c).content_hash(),
+                        ownership: if created { Ownership::Created } else { Ownership::Adopted },
+                        ignored_base: ignored.map(|c| content(c).content_hash()),
+                    })
+                }
+            ),
+        ]
+    }
+
+    fn write() -> impl Strategy<Value = StateWrite> {
+        let key = proptest::option::of((1..4u8).prop_map(|k| format!("k{k}")));
+        prop_oneof![
+            4 => (entity(), proptest::option::of(0..2u8), key)
+                .prop_map(|(id, base, match_key)| StateWrite::PutEntity { id, base: base.map(content), match_key }),
+            1 => entity().prop_map(|id| StateWrite::RemoveEntity { id }),
+            6 => (entity(), member(), slot()).prop_map(|(entity, member, slot)| StateWrite::PutReplica { entity, member, slot }),
+            4 => (entity(), member()).prop_map(|(entity, member)| StateWrite::RemoveReplica { entity, member }),
+            2 => (member(), item_id(), version()).prop_map(|(member, id, version)| StateWrite::PutForeign { member, id, version }),
+            1 => (member(), item_id()).prop_map(|(member, id)| StateWrite::RemoveForeign { member, id }),
+            1 => (member(), proptest::option::of(0..3u8))
+                .prop_map(|(member, t)| StateWrite::SetToken { member, token: t.map(|t| SyncToken::new(format!("t{t}"))) }),
+            1 => (member(), any::<bool>()).prop_map(|(member, initialized)| StateWrite::SetMemberStatus {
+                member,
+                status: MemberStatus { initialized, last_sync: None, last_error: None },
+            }),
+            1 => (entity(), member()).prop_map(|(entity, member)| StateWrite::PutPending(PendingCreate {
+                origin: OriginStamp::new(GroupId::new("g"), entity.clone()),
+                entity,
+                member,
+                recorded_at: DateTime::UNIX_EPOCH,
+            })),
+            1 => (entity(), member()).prop_map(|(entity, member)| StateWrite::RemovePending { entity, member }),
+            1 => (entity(), member()).prop_map(|(entity, member)| StateWrite::AddConflict(ConflictRecord {
+                entity,
+                field: "name.given".into(),
+                base: None,
+                winner: SideValue { member, value: None },
+                losers: Vec::new(),
+                policy: "hub_wins".into(),
+                recorded_at: DateTime::UNIX_EPOCH,
+            })),
+            1 => member().prop_map(|member| StateWrite::RemoveMember { member }),
+        ]
+    }
+
+    fn transactions() -> impl Strategy<Value = Vec<(bool, Vec<StateWrite>)>> {
+        proptest::collection::vec((any::<bool>(), proptest::collection::vec(write(), 1..6)), 1..10)
+    }
+
+    proptest! {
+        // PROPTEST_CASES raises the number of cases for long runs.
+        #![proptest_config(ProptestConfig {
+            cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(200),
+            ..ProptestConfig::default()
+        })]
+
+        #[test]
+        fn same_outcomes_same_state(txs in transactions()) {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            runtime.block_on(async {
+                let memory = MemoryStore::new();
+                let sqlite = SqliteStore::open_in_memory().await.unwrap();
+                // Two groups, so that isolation is exercised too.
+                let groups = [GroupId::new("g"), GroupId::new("h")];
+                for (second, writes) in txs {
+                    let g = &groups[usize::from(second)];
+                    let m = memory.apply(g, writes.clone().into()).await;
+                    let s = sqlite.apply(g, writes.clone().into()).await;
+                    prop_assert_eq!(m.is_ok(), s.is_ok(), "memory: {:?}\nsqlite: {:?}\nwrites: {:#?}", m, s, writes);
+                    for g in &groups {
+                        prop_assert_eq!(snapshot(&memory, g).await, snapshot(&sqlite, g).await, "after {:#?}", writes);
+                    }
+                }
+                Ok(())
+            })?;
+        }
     }
 }

@@ -20,6 +20,7 @@ pub struct World {
     pub folders: BTreeMap<MemberId, MemoryConnector>,
     pub crash: CrashSignal,
     pub allow_mass_delete: bool,
+    pub skip_unobservable_members: bool,
 }
 
 /// Options with short throttling delays (the machine's time is not the test's subject).
@@ -48,16 +49,18 @@ impl World {
             config.page_size = 5;
             folders.insert(member.clone(), MemoryConnector::with_config(config).with_crash_signal(crash.clone()));
         }
-        World { group, store, folders, crash, allow_mass_delete: false }
+        World { group, store, folders, crash, allow_mass_delete: false, skip_unobservable_members: false }
     }
 
     /// A fresh engine over the same store and folders, as after a restart.
     pub fn engine(&self) -> GroupSync {
         let connectors: BTreeMap<MemberId, Arc<dyn Connector>> =
             self.folders.iter().map(|(m, c)| (m.clone(), c.shared())).collect();
-        GroupSync::new(self.group.clone(), Arc::clone(&self.store), connectors)
-            .unwrap()
-            .with_options(SyncOptions { executor: fast_options(), allow_mass_delete: self.allow_mass_delete })
+        GroupSync::new(self.group.clone(), Arc::clone(&self.store), connectors).unwrap().with_options(SyncOptions {
+            executor: fast_options(),
+            allow_mass_delete: self.allow_mass_delete,
+            skip_unobservable_members: self.skip_unobservable_members,
+        })
     }
 
     pub fn folder(&self, member: &str) -> &MemoryConnector {

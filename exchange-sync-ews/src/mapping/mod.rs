@@ -1,6 +1,6 @@
 //! Mapping between EWS items and the core's normalized [`Item`], both ways.
 //!
-//! Each kind has a table of (canonical field, EWS property) pairs ([`schema`]); reading, writing and
+//! Each kind has a table of (canonical field, EWS property) pairs ([`mappings`]); reading, writing and
 //! computing field-level updates all walk the same table, so the three cannot disagree. Values are
 //! normalized on the way in (enumerations in snake case, dates in UTC, recurrences in a canonical text
 //! form) so that the same content read from two mailboxes hashes the same.
@@ -72,6 +72,9 @@ pub fn to_item(ews: &EwsItem) -> (Item, Option<OriginStamp>) {
             item.set(&m.canonical, v);
         }
     }
+    if kind == ItemKind::Contact {
+        drop_derived_names(&mut item);
+    }
     if kind == ItemKind::CalendarItem {
         if let Some(text) = origin::attendees_text(ews) {
             item.set(field::ATTENDEES, text);
@@ -92,6 +95,36 @@ pub fn to_item(ews: &EwsItem) -> (Item, Option<OriginStamp>) {
     }
     let stamp = ews.extended(&origin::origin_uri()).and_then(|s| s.parse::<OriginStamp>().ok());
     (item, stamp)
+}
+
+/// Removes the display name and "file as" of a contact when they are what Exchange derives from the
+/// name parts by itself: they are not content (a copy written without them gets them derived again),
+/// and keeping them would make a copy differ from its source.
+fn drop_derived_names(item: &mut Item) {
+    let part = |name: &str| item.text(name).map(str::trim).filter(|s| !s.is_empty());
+    let (given, middle, surname, suffix) =
+        (part(field::GIVEN_NAME), part(field::MIDDLE_NAME), part(field::SURNAME), part(field::NAME_SUFFIX));
+    let company = part(field::COMPANY);
+    let joined = |parts: &[Option<&str>], sep: &str| parts.iter().flatten().copied().collect::<Vec<_>>().join(sep);
+    let full = joined(&[given, middle, surname, suffix], " ");
+    let mut derived = vec![full.clone(), joined(&[given, surname], " "), joined(&[surname, given], " ")];
+    if let (Some(s), Some(g)) = (surname, given) {
+        derived.push(format!("{s}, {g}"));
+        derived.push(format!("{s}, {}", joined(&[given, middle], " ")));
+    }
+    if full.is_empty() {
+        derived.extend(company.map(str::to_owned));
+    }
+    let is_derived =
+        |value: Option<&str>| value.is_some_and(|v| derived.iter().any(|d| !d.is_empty() && d == v.trim()));
+    let display = item.text(field::DISPLAY_NAME).map(str::to_owned);
+    if is_derived(display.as_deref()) {
+        item.fields.remove(field::DISPLAY_NAME);
+    }
+    let file_as = item.text(field::FILE_AS).map(str::to_owned);
+    if is_derived(file_as.as_deref()) || (file_as.is_some() && file_as == display) {
+        item.fields.remove(field::FILE_AS);
+    }
 }
 
 fn body_field(body: &Body) -> Field {

@@ -1,5 +1,7 @@
 //! The mapping tables: which EWS property carries which canonical field, per kind.
 
+use std::sync::OnceLock;
+
 use chrono::{DateTime, Utc};
 use exchange_sync_core::field;
 use exchange_sync_core::item::{FieldValue as CoreValue, ItemKind};
@@ -97,8 +99,26 @@ fn common(out: &mut Vec<Mapping>, with_subject: bool) {
     out.push(simple(field::IMPORTANCE, "Importance", ValueKind::Enum(IMPORTANCE)));
 }
 
-/// The mapping table of a kind.
-pub fn mappings(kind: &ItemKind) -> Vec<Mapping> {
+/// The mapping table of a kind (built once per kind).
+pub fn mappings(kind: &ItemKind) -> &'static [Mapping] {
+    static CONTACT: OnceLock<Vec<Mapping>> = OnceLock::new();
+    static CALENDAR: OnceLock<Vec<Mapping>> = OnceLock::new();
+    static TASK: OnceLock<Vec<Mapping>> = OnceLock::new();
+    static NOTE: OnceLock<Vec<Mapping>> = OnceLock::new();
+    static LIST: OnceLock<Vec<Mapping>> = OnceLock::new();
+    static OTHER: OnceLock<Vec<Mapping>> = OnceLock::new();
+    let cell = match kind {
+        ItemKind::Contact => &CONTACT,
+        ItemKind::CalendarItem => &CALENDAR,
+        ItemKind::Task => &TASK,
+        ItemKind::Note => &NOTE,
+        ItemKind::DistributionList => &LIST,
+        ItemKind::Other(_) => &OTHER,
+    };
+    cell.get_or_init(|| build(kind))
+}
+
+fn build(kind: &ItemKind) -> Vec<Mapping> {
     let mut m = Vec::new();
     match kind {
         ItemKind::Contact => {

@@ -124,3 +124,15 @@ fn malformed_recurrence_text_is_not_written() {
     assert!(recurrence::write("Weekly<x>(Interval=1)|NoEnd()").is_none());
     assert!(recurrence::write("nonsense").is_none());
 }
+
+#[test]
+fn derived_contact_names_are_not_content() {
+    let doc = r#"<t:Contact xmlns:t="x"><t:FileAs>Doe, Jane</t:FileAs><t:DisplayName>Jane Doe</t:DisplayName>
+      <t:GivenName>Jane</t:GivenName><t:Surname>Doe</t:Surname></t:Contact>"#;
+    let (item, _) = to_item(&EwsItem::from_element(parse(doc.as_bytes(), ParseLimits::default()).unwrap()).unwrap());
+    assert_eq!(item.get(field::DISPLAY_NAME), None);
+    assert_eq!(item.get(field::FILE_AS), None);
+    let chosen = doc.replace("Jane Doe<", "Dr. J. Doe (Sales)<");
+    let (item, _) = to_item(&EwsItem::from_element(parse(chosen.as_bytes(), ParseLimits::default()).unwrap()).unwrap());
+    assert_eq!(item.text(field::DISPLAY_NAME), Some("Dr. J. Doe (Sales)"), "a name the user chose is content");
+}

@@ -94,7 +94,7 @@ pub struct FolderPage {
 /// Parses a FindFolder response (one parent).
 pub fn parse_find_folder(body: &Element) -> Result<FolderPage> {
     let m = crate::soap::single_message("FindFolder", body)?;
-    let root = super::required("FindFolder", &m, "RootFolder")?;
+    let root = super::required("FindFolder", m, "RootFolder")?;
     let folders = folders_in(root.child("Folders"));
     let includes_last = root.attr("IncludesLastItemInRange") != Some("false");
     let next_offset = root.attr("IndexedPagingOffset").and_then(|o| o.parse().ok());

@@ -72,7 +72,7 @@ pub struct ItemPage {
 /// Parses a FindItem response (one folder).
 pub fn parse_find_item(body: &Element) -> Result<ItemPage> {
     let m = single_message("FindItem", body)?;
-    let root = super::required("FindItem", &m, "RootFolder")?;
+    let root = super::required("FindItem", m, "RootFolder")?;
     Ok(ItemPage {
         items: items_in(root.child("Items")),
         total: root.attr("TotalItemsInView").and_then(|t| t.parse().ok()),
@@ -94,7 +94,7 @@ pub fn get_item_request(ids: &[ItemId], shape: &ItemShape) -> String {
     w.finish()
 }
 
-fn one_item(operation: &'static str, m: Result<Element>) -> Result<EwsItem> {
+fn one_item(operation: &'static str, m: Result<&Element>) -> Result<EwsItem> {
     items_in(m?.child("Items")).into_iter().next().ok_or_else(|| EwsError::protocol(operation, "no item in message"))
 }
 

@@ -108,7 +108,7 @@ pub fn contact(given: &str, surname: &str) -> exchange_sync_ews::ItemDraft {
         fields: vec![
             Field::text("GivenName", given),
             Field::text("Surname", surname),
-            Field::text("DisplayName", &format!("{given} {surname}")),
+            Field::text("DisplayName", format!("{given} {surname}")),
             Field::Entry {
                 dictionary: "EmailAddresses".into(),
                 key: "EmailAddress1".into(),

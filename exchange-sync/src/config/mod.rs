@@ -1,7 +1,7 @@
 //! Configuration: connections, sync groups and service settings.
 //!
 //! - [`model`]: the plain data, buildable from code (builders and `Default`).
-//! - [`file`]: the documented TOML format, parsed with positions.
+//! - [`file`](mod@file): the documented TOML format, parsed with positions.
 //! - [`validate()`]: every check, with precise findings, before anything runs.
 //! - [`secret`]: where passwords and tokens come from (never the file itself, ideally).
 

@@ -100,15 +100,20 @@ impl Folders {
     }
 }
 
-/// The display names in a folder, sorted.
+/// A contact's name: its display name, or (when the server derives the display name and it is not
+/// content) given name and surname.
+pub fn label(item: &exchange_sync_core::Item) -> Option<String> {
+    use exchange_sync_core::field;
+    if let Some(name) = item.text(field::DISPLAY_NAME) {
+        return Some(name.to_owned());
+    }
+    let parts: Vec<&str> = [field::GIVEN_NAME, field::SURNAME].iter().filter_map(|f| item.text(f)).collect();
+    (!parts.is_empty()).then(|| parts.join(" "))
+}
+
+/// The contact names in a folder, sorted.
 pub async fn names(folder: &ItemFolder) -> Vec<String> {
-    let mut names: Vec<String> = folder
-        .items()
-        .await
-        .unwrap()
-        .into_iter()
-        .filter_map(|i| i.item.text(exchange_sync_core::field::DISPLAY_NAME).map(str::to_owned))
-        .collect();
+    let mut names: Vec<String> = folder.items().await.unwrap().iter().filter_map(|i| label(&i.item)).collect();
     names.sort();
     names
 }
@@ -122,12 +127,7 @@ pub async fn unique_names(folder: &ItemFolder) -> Vec<String> {
 
 /// The item with this display name.
 pub async fn find(folder: &ItemFolder, name: &str) -> Option<FolderItem> {
-    folder
-        .items()
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|i| i.item.text(exchange_sync_core::field::DISPLAY_NAME) == Some(name))
+    folder.items().await.unwrap().into_iter().find(|i| label(&i.item).as_deref() == Some(name))
 }
 
 /// A field of the item with this display name.

@@ -1,0 +1,143 @@
+//! Measures the state stores with a group of 100,000 entities: how fast writes commit (in large
+//! transactions, as after an initial sync, and one write per transaction, as the executor commits
+//! each action) and how fast the engine's lookups answer.
+//!
+//! ```text
+//! cargo run --release -p exchange-sync-core --example state_throughput [ENTITIES]
+//! ```
+//!
+//! A measurement, not a test: figures depend on the machine and its load.
+
+use std::error::Error;
+use std::time::Instant;
+
+use exchange_sync_core::state::memory::MemoryStore;
+use exchange_sync_core::state::sqlite::SqliteStore;
+use exchange_sync_core::state::{Ownership, ReplicaRecord, ReplicaSlot, StateStore, StateWrite};
+use exchange_sync_core::{EntityId, GroupId, Item, ItemId, ItemKind, MemberId, Version};
+
+fn contact(i: usize) -> Item {
+    Item::new(ItemKind::Contact)
+        .with("name.given", format!("Given{i}"))
+        .with("name.surname", format!("Surname{i}"))
+        .with("email1.address", format!("person{i}@contoso.test"))
+        .with("phone.mobile", format!("+41 79 {i:07}"))
+        .with("company.name", "Contoso Ltd")
+}
+
+/// An item id as long as Exchange's.
+fn item_id(folder: &str, i: usize) -> ItemId {
+    ItemId::new(format!("AAMkAGI2{folder}TG93AAAAAABGAAAAAAD4mYkHd0Y5RZ8HTAAABwA{i:012}AAA="))
+}
+
+fn replica(folder: &str, i: usize, item: &Item) -> ReplicaSlot {
+    ReplicaSlot::Present(ReplicaRecord {
+        item_id: item_id(folder, i),
+        version: Version::new(format!("CQAAABYAAAD4mYkHd0Y5RZ8HTAAA{i:08}")),
+        hash: item.content_hash(),
+        ownership: Ownership::Created,
+        ignored_base: None,
+    })
+}
+
+fn entity_id(i: usize) -> EntityId {
+    EntityId::new(format!("{:032x}", (i as u128).wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835)))
+}
+
+fn report(store: &str, what: &str, count: usize, started: Instant) {
+    let secs = started.elapsed().as_secs_f64();
+    println!("{store:>6}  {what:<58} {:>9.1} ms  {:>10.0} /s", secs * 1e3, count as f64 / secs);
+}
+
+async fn measure(name: &str, store: &impl StateStore, n: usize) -> Result<(), Box<dyn Error>> {
+    let group = GroupId::new("contacts");
+    let hub = MemberId::new("hub");
+    let alice = MemberId::new("alice@contoso.test");
+    let bob = MemberId::new("bob@contoso.test");
+    let items: Vec<Item> = (0..n).map(contact).collect();
+
+    let started = Instant::now();
+    for chunk in (0..n).collect::<Vec<_>>().chunks(1000) {
+        let mut writes = Vec::with_capacity(2 * chunk.len());
+        for &i in chunk {
+            writes.push(StateWrite::PutEntity {
+                id: entity_id(i),
+                base: Some(items[i].clone()),
+                match_key: Some(format!("person{i}@contoso.test")),
+            });
+            writes.push(StateWrite::PutReplica {
+                entity: entity_id(i),
+                member: hub.clone(),
+                slot: replica("hub", i, &items[i]),
+            });
+        }
+        store.apply(&group, writes.into()).await?;
+    }
+    report(name, &format!("{n} entities + hub replicas, transactions of 1,000"), n, started);
+
+    let started = Instant::now();
+    let writes: Vec<_> = (0..n)
+        .map(|i| StateWrite::PutReplica {
+            entity: entity_id(i),
+            member: alice.clone(),
+            slot: replica("alice", i, &items[i]),
+        })
+        .collect();
+    store.apply(&group, writes.into()).await?;
+    report(name, &format!("{n} replicas in one transaction"), n, started);
+
+    let single = n / 10;
+    let started = Instant::now();
+    for (i, item) in items.iter().enumerate().take(single) {
+        let write = StateWrite::PutReplica { entity: entity_id(i), member: bob.clone(), slot: replica("bob", i, item) };
+        store.apply(&group, vec![write].into()).await?;
+    }
+    report(name, &format!("{single} transactions of one replica"), single, started);
+
+    let started = Instant::now();
+    let known = store.known_items(&group, &alice).await?;
+    report(name, &format!("known_items of a folder of {}", known.len()), known.len(), started);
+
+    let ids: Vec<ItemId> = (0..1000).map(|i| item_id("alice", (i * 97) % n)).collect();
+    let started = Instant::now();
+    let found = store.lookup_items(&group, &alice, &ids).await?;
+    report(name, &format!("lookup_items of 1,000 ids ({} found)", found.len()), ids.len(), started);
+
+    let entity_ids: Vec<EntityId> = (0..1000).map(|i| entity_id((i * 97) % n)).collect();
+    let started = Instant::now();
+    let found = store.entities(&group, &entity_ids).await?;
+    report(name, &format!("entities of 1,000 ids ({} found)", found.len()), entity_ids.len(), started);
+
+    let keys: Vec<String> = (0..1000).map(|i| format!("person{}@contoso.test", (i * 97) % n)).collect();
+    let started = Instant::now();
+    let found = store.entities_by_match_key(&group, &keys).await?;
+    report(name, &format!("entities_by_match_key of 1,000 keys ({} found)", found.len()), keys.len(), started);
+
+    let started = Instant::now();
+    let count = store.replica_count(&group, &alice).await?;
+    report(name, &format!("replica_count ({count})"), 1, started);
+
+    let started = Instant::now();
+    let (mut after, mut total) = (None, 0);
+    while let Some(last) =
+        store.entity_ids(&group, after.as_ref(), 1000).await?.into_iter().inspect(|_| total += 1).last()
+    {
+        after = Some(last);
+    }
+    report(name, &format!("entity_ids: all {total} in pages of 1,000"), total, started);
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn Error>> {
+    let n: usize = std::env::args().nth(1).map(|a| a.parse()).transpose()?.unwrap_or(100_000);
+    measure("memory", &MemoryStore::new(), n).await?;
+
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("state.db");
+    let store = SqliteStore::open(&path).await?;
+    measure("sqlite", &store, n).await?;
+    drop(store);
+    println!("sqlite  database file: {:.1} MB", std::fs::metadata(&path)?.len() as f64 / 1e6);
+    Ok(())
+}

@@ -1,0 +1,43 @@
+//! Any bytes a server may send, through every response parser: no panic, bounded memory (the parse
+//! limits cap size and depth).
+//!
+//! Run: `cargo +nightly fuzz run parse_response -- -max_total_time=60` from `exchange-sync-ews/`.
+
+#![no_main]
+
+use exchange_sync_ews::operation::{directory, folders, items, notifications, sync};
+use exchange_sync_ews::soap::parse_envelope;
+use exchange_sync_ews::streaming::EnvelopeSplitter;
+use exchange_sync_ews::xml::ParseLimits;
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let limits = ParseLimits { max_bytes: 1 << 20, max_depth: 64 };
+    if let Ok(r) = parse_envelope("fuzz", data, limits) {
+        let b = &r.body;
+        let _ = items::parse_get_item(b);
+        let _ = items::parse_find_item(b);
+        let _ = items::parse_create_item(b);
+        let _ = items::parse_update_item(b);
+        let _ = items::parse_delete_item(b);
+        let _ = folders::parse_get_folder(b);
+        let _ = folders::parse_find_folder(b);
+        let _ = sync::parse_sync_folder_items(b);
+        let _ = sync::parse_sync_folder_hierarchy(b);
+        let _ = notifications::parse_get_events(b);
+        let _ = notifications::parse_streaming_batch(b);
+        let _ = notifications::parse_subscribe(b);
+        let _ = directory::parse_expand_dl(b);
+        if let Ok(list) = items::parse_get_item(b) {
+            for item in list.into_iter().flatten() {
+                let _ = exchange_sync_ews::mapping::to_item(&item);
+            }
+        }
+    }
+    let mut splitter = EnvelopeSplitter::new(1 << 20);
+    for chunk in data.chunks(7) {
+        if splitter.push(chunk).is_err() {
+            break;
+        }
+    }
+});
