@@ -91,8 +91,12 @@ def config(s: Setup) -> es.Config:
 
 
 def name_of(fi: es.FolderItem) -> str:
-    """The display name of an item."""
-    return str(fi.item.get("display_name", ""))
+    """A contact's name: its display name, or given name and surname (display names are derived
+    by the server and not part of the synced content)."""
+    display = fi.item.get("display_name")
+    if display is not None:
+        return str(display)
+    return " ".join(str(fi.item.get(f)) for f in ("given_name", "surname") if fi.item.get(f) is not None)
 
 
 def find(folder: es.Folder, name: str) -> Optional[es.FolderItem]:

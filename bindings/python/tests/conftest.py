@@ -59,17 +59,26 @@ def editors_and_readers() -> List[es.Member]:
     ]
 
 
+def name_of(item: es.Item) -> str:
+    """A contact's name: its display name, or given name and surname (display names are derived
+    by the server and not part of the synced content)."""
+    display = item.get("display_name")
+    if display is not None:
+        return str(display)
+    return " ".join(str(item.get(f)) for f in ("given_name", "surname") if item.get(f) is not None)
+
+
 def by_name(folder: es.Folder, name: str) -> Optional[es.FolderItem]:
-    """The item of `folder` whose display name is `name`."""
+    """The item of `folder` whose name is `name`."""
     for fi in folder.items():
-        if fi.item.get("display_name") == name:
+        if name_of(fi.item) == name:
             return fi
     return None
 
 
 def names(folder: es.Folder) -> List[str]:
-    """The display names in `folder`, sorted."""
-    return sorted(str(fi.item.get("display_name")) for fi in folder.items())
+    """The names in `folder`, sorted."""
+    return sorted(name_of(fi.item) for fi in folder.items())
 
 
 def unique_names(folder: es.Folder) -> List[str]:

@@ -8,7 +8,7 @@ from typing import List
 import exchange_sync as es
 from exchange_sync.testing import Emulator
 
-from conftest import ALICE, CAROL, HUB, TARGET, make_config, unique_names
+from conftest import ALICE, CAROL, HUB, TARGET, make_config, name_of, unique_names
 
 
 async def ticker(ticks: List[float], stop: asyncio.Event) -> None:
@@ -46,12 +46,12 @@ def test_a_sync_story_with_awaitables_keeps_the_loop_turning() -> None:
             hub_items, alice_items = await asyncio.gather(hub.items_async(), alice.items_async())
             assert len(hub_items) == len(alice_items) == 25
             name = unique_names(hub)[0]
-            [fi] = [i for i in alice_items if i.item.get("display_name") == name]
+            [fi] = [i for i in alice_items if name_of(i.item) == name]
             await alice.update_async(fi.id, {"job_title": "Async Officer"})
-            new_id = await alice.create_async(es.Item("contact", {"display_name": "Ada Async"}))
-            assert (await alice.get_async(new_id)).item["display_name"] == "Ada Async"
+            new_id = await alice.create_async(es.Item("contact", {"given_name": "Ada", "surname": "Async"}))
+            assert name_of((await alice.get_async(new_id)).item) == "Ada Async"
             await service.run_once_async()
-            on_hub = {str(i.item.get("display_name")): i for i in await hub.items_async()}
+            on_hub = {name_of(i.item): i for i in await hub.items_async()}
             assert on_hub[name].item["job_title"] == "Async Officer"
             assert "Ada Async" in on_hub
             await hub.delete_async(on_hub["Ada Async"].id)

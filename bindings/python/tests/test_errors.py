@@ -88,7 +88,7 @@ def test_missing_folders_and_items_raise_not_found_with_context(emulator: Emulat
     assert missing_folder.value.mailbox == ALICE
 
     alice = service.folders.mailbox_folder(ALICE, TARGET, create=True)
-    item_id = alice.create(es.Item("contact", {"display_name": "Short Lived"}))
+    item_id = alice.create(es.Item("contact", {"given_name": "Short", "surname": "Lived"}))
     alice.delete(item_id)
     with pytest.raises(es.NotFoundError) as gone:
         alice.get(item_id)

@@ -42,7 +42,7 @@ def test_items_round_trip_with_every_value_type(emulator: Emulator) -> None:
     birthday = datetime.datetime(1990, 5, 17, tzinfo=datetime.timezone.utc)
     item = es.Item(
         "contact",
-        {"display_name": "Grace Script", "email1.address": "grace@example.test", "birthday": birthday},
+        {"given_name": "Grace", "surname": "Script", "email1.address": "grace@example.test", "birthday": birthday},
         body="Met at the conference.",
         categories=["Customers"],
     )
@@ -51,7 +51,7 @@ def test_items_round_trip_with_every_value_type(emulator: Emulator) -> None:
     item_id = contacts.create(item)
     got = contacts.get(item_id)
     assert got.id == item_id and got.version and not got.synced
-    assert got.item["display_name"] == "Grace Script" and got.item["company"] == "Contoso"
+    assert got.item["surname"] == "Script" and got.item["company"] == "Contoso"
     assert got.item.get("birthday") == birthday
     assert got.item.body is not None and "conference" in got.item.body
     assert got.item.categories == ["Customers"]
