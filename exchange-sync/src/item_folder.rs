@@ -8,7 +8,8 @@
 use std::sync::Arc;
 
 use exchange_sync_core::{Connector, Item, ItemId, ItemUpdate, PageCursor};
-use exchange_sync_ews::{EwsClient, FolderRef, ItemDraft};
+use exchange_sync_ews::operation::folders::Traversal;
+use exchange_sync_ews::{EwsClient, FolderRef, FolderShape, ItemDraft};
 use serde::Serialize;
 
 use crate::error::{Error, Result};
@@ -24,6 +25,21 @@ pub struct FolderItem {
     pub item: Item,
     /// Whether a sync group created or adopted it (it carries an origin stamp).
     pub synced: bool,
+}
+
+/// A child folder, as listing a folder's subfolders shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FolderSummary {
+    /// The folder's id.
+    pub id: String,
+    /// Its display name.
+    pub name: String,
+    /// Its class (`IPF.Contact`, `IPF.Appointment`, ...), when the server said.
+    pub class: Option<String>,
+    /// How many items it holds, when the server said.
+    pub total_count: Option<u32>,
+    /// How many subfolders it has, when the server said.
+    pub child_folder_count: Option<u32>,
 }
 
 /// A folder opened for item operations.
@@ -47,6 +63,26 @@ impl ItemFolder {
     /// The folder as the sync engine sees it.
     pub fn connector(&self) -> Arc<dyn Connector> {
         Arc::clone(&self.connector)
+    }
+
+    /// The folder's direct subfolders (scripts look around a mailbox or the public folder tree
+    /// before choosing a hub or a target).
+    pub async fn subfolders(&self) -> Result<Vec<FolderSummary>> {
+        let folders = self
+            .client
+            .find_folders(&self.folder, &FolderShape::default(), Traversal::Shallow)
+            .await
+            .map_err(|e| Error::Sync(exchange_sync_ews::connector::to_core_error(e, &self.describe())))?;
+        Ok(folders
+            .into_iter()
+            .map(|f| FolderSummary {
+                id: f.id.id,
+                name: f.display_name.unwrap_or_default(),
+                class: f.folder_class,
+                total_count: f.total_count,
+                child_folder_count: f.child_folder_count,
+            })
+            .collect())
     }
 
     /// Every item of the folder, with content.

@@ -55,7 +55,7 @@ pub use event::{ProgressEvent, Trigger};
 pub use ews_folders::EwsFolders;
 pub use filter::{Condition, FieldTest};
 pub use folders::FolderProvider;
-pub use item_folder::{FolderItem, ItemFolder};
+pub use item_folder::{FolderItem, FolderSummary, ItemFolder};
 pub use modification::Modification;
 pub use report::{ErrorReport, GroupReport, MemberReport, PassOutcome, RunReport};
 pub use service::{RunOptions, SyncService};

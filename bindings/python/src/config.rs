@@ -1,0 +1,847 @@
+//! Configuration classes: the Rust configuration model, built from keyword arguments or read
+//! from a TOML file.
+//!
+//! Each class wraps the plain Rust type of `exchange_sync::config` and takes the keys of the TOML
+//! format as keyword arguments (`debounce_ms`, `password_env`, `on_edit`, ...), so a file and a
+//! script describe the same thing the same way. Everything is validated by the Rust validator:
+//! values at construction, the whole configuration in `Config(...)`, `Config.load` and
+//! `SyncService(...)`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use exchange_sync::config::{
+    Auth, Config as RustConfig, Connection as RustConnection, Endpoint, GroupConfig, HubFolder, LeavePolicy,
+    MemberConfig, MemberSource as RustMemberSource, Secret, ServiceSettings as RustServiceSettings, StateLocation,
+    TargetFolder, TlsOptions, WellKnownFolder,
+};
+use exchange_sync::filter::{Condition, FieldTest};
+use exchange_sync::modification::Modification as RustModification;
+use exchange_sync_core::{
+    ConflictPolicy, Direction, LocalChangePolicy, MassDeleteGuard, MemberId, OneWayPolicy, TwoWayPolicy,
+};
+use pyo3::prelude::*;
+
+use crate::errors::{BindingError, Diagnostic, invalid};
+
+/// Parses a target folder as written in files: `contacts`, `calendar`, `tasks`, `notes`,
+/// optionally followed by `/Folder Name`.
+pub fn parse_target(path: &str, text: &str) -> PyResult<TargetFolder> {
+    let (parent, name) = match text.split_once('/') {
+        Some((parent, name)) => (parent, Some(name.trim())),
+        None => (text, None),
+    };
+    let parent = match parent.trim().to_ascii_lowercase().as_str() {
+        "contacts" => WellKnownFolder::Contacts,
+        "calendar" => WellKnownFolder::Calendar,
+        "tasks" => WellKnownFolder::Tasks,
+        "notes" => WellKnownFolder::Notes,
+        other => {
+            return Err(invalid(
+                path,
+                format!(
+                    "unknown folder {other:?}: expected contacts, calendar, tasks or notes, optionally followed by /Folder Name"
+                ),
+            ));
+        }
+    };
+    match name {
+        Some("") => Err(invalid(path, "the folder name after / must not be empty")),
+        Some(name) => Ok(TargetFolder::Named { parent, name: name.to_owned() }),
+        None => Ok(TargetFolder::WellKnown(parent)),
+    }
+}
+
+fn local_change(path: &str, value: Option<&str>) -> PyResult<LocalChangePolicy> {
+    match value {
+        None | Some("revert") => Ok(LocalChangePolicy::Revert),
+        Some("ignore") => Ok(LocalChangePolicy::Ignore),
+        Some(other) => Err(invalid(path, format!("{other:?}: expected \"revert\" or \"ignore\""))),
+    }
+}
+
+/// Which items a one-way member receives: a condition on item properties.
+///
+/// Build with the static methods and combine with `&`, `|` and `~` (or `Filter.all`,
+/// `Filter.any`, `Filter.not_`): `Filter.category("Customers") & ~Filter.field_exists("company")`.
+#[pyclass(module = "exchange_sync", frozen)]
+#[derive(Clone)]
+pub struct Filter {
+    /// The Rust condition.
+    pub inner: Condition,
+}
+
+#[pymethods]
+impl Filter {
+    /// The item carries this category.
+    #[staticmethod]
+    fn category(name: String) -> Self {
+        Filter { inner: Condition::Category(name) }
+    }
+
+    /// The item is of this kind (`contact`, `calendar_item`, `task`, `note`, `distribution_list`
+    /// or an `IPM.*` class).
+    #[staticmethod]
+    fn kind(kind: &str) -> PyResult<Self> {
+        let parsed = exchange_sync::config::file::parse_kind(kind)
+            .ok_or_else(|| invalid("filter.kind", format!("unknown kind {kind:?}")))?;
+        Ok(Filter { inner: Condition::Kind(parsed) })
+    }
+
+    /// The canonical field (e.g. `company`, `email1.address`) equals `value`.
+    #[staticmethod]
+    fn field_equals(field: String, value: String) -> Self {
+        Filter { inner: Condition::Field { name: field, test: FieldTest::Equals(value) } }
+    }
+
+    /// The canonical field contains `text`.
+    #[staticmethod]
+    fn field_contains(field: String, text: String) -> Self {
+        Filter { inner: Condition::Field { name: field, test: FieldTest::Contains(text) } }
+    }
+
+    /// The canonical field has a non-empty value.
+    #[staticmethod]
+    fn field_exists(field: String) -> Self {
+        Filter { inner: Condition::Field { name: field, test: FieldTest::Exists } }
+    }
+
+    /// Every filter holds.
+    #[staticmethod]
+    #[pyo3(signature = (*filters))]
+    fn all(filters: Vec<Filter>) -> Self {
+        Filter { inner: Condition::All(filters.into_iter().map(|f| f.inner).collect()) }
+    }
+
+    /// At least one filter holds.
+    #[staticmethod]
+    #[pyo3(signature = (*filters))]
+    fn any(filters: Vec<Filter>) -> Self {
+        Filter { inner: Condition::Any(filters.into_iter().map(|f| f.inner).collect()) }
+    }
+
+    /// The filter does not hold.
+    #[staticmethod]
+    fn not_(filter: Filter) -> Self {
+        Filter { inner: Condition::Not(Box::new(filter.inner)) }
+    }
+
+    fn __and__(&self, other: Filter) -> Self {
+        Filter { inner: Condition::All(vec![self.inner.clone(), other.inner]) }
+    }
+
+    fn __or__(&self, other: Filter) -> Self {
+        Filter { inner: Condition::Any(vec![self.inner.clone(), other.inner]) }
+    }
+
+    fn __invert__(&self) -> Self {
+        Filter { inner: Condition::Not(Box::new(self.inner.clone())) }
+    }
+
+    fn __repr__(&self) -> String {
+        format!("<Filter {:?}>", self.inner)
+    }
+}
+
+/// How a one-way member's copies differ from the shared items.
+#[pyclass(module = "exchange_sync", frozen)]
+#[derive(Clone)]
+pub struct Modification {
+    /// The Rust modification.
+    pub inner: RustModification,
+}
+
+#[pymethods]
+impl Modification {
+    /// Sets a canonical field to a text value.
+    #[staticmethod]
+    fn set_field(field: String, value: String) -> Self {
+        Modification { inner: RustModification::SetField { name: field, value } }
+    }
+
+    /// Removes a canonical field.
+    #[staticmethod]
+    fn clear_field(field: String) -> Self {
+        Modification { inner: RustModification::ClearField { name: field } }
+    }
+
+    /// Removes the body.
+    #[staticmethod]
+    fn clear_body() -> Self {
+        Modification { inner: RustModification::ClearBody }
+    }
+
+    /// Adds a category.
+    #[staticmethod]
+    fn add_category(category: String) -> Self {
+        Modification { inner: RustModification::AddCategory(category) }
+    }
+
+    /// Removes a category.
+    #[staticmethod]
+    fn remove_category(category: String) -> Self {
+        Modification { inner: RustModification::RemoveCategory(category) }
+    }
+
+    /// Turns meetings into plain appointments (drops attendees and organizer).
+    #[staticmethod]
+    fn meetings_to_appointments() -> Self {
+        Modification { inner: RustModification::MeetingsToAppointments }
+    }
+
+    fn __repr__(&self) -> String {
+        format!("<Modification {:?}>", self.inner)
+    }
+}
+
+/// The settings a listed member and a member source share.
+struct MemberOptions<'a> {
+    path: &'a str,
+    direction: &'a str,
+    target: Option<&'a str>,
+    on_edit: Option<&'a str>,
+    on_delete: Option<&'a str>,
+    adopt_new_items: Option<bool>,
+    propagate_deletes: Option<bool>,
+    filter: Option<Filter>,
+    modifications: Vec<Modification>,
+}
+
+fn member_config(mailbox: String, o: MemberOptions<'_>) -> PyResult<MemberConfig> {
+    let path = o.path;
+    let direction = match o.direction {
+        "one_way" => {
+            if o.adopt_new_items.is_some() || o.propagate_deletes.is_some() {
+                return Err(invalid(path, "adopt_new_items and propagate_deletes apply to two-way members only"));
+            }
+            Direction::OneWay(OneWayPolicy {
+                on_edit: local_change(&format!("{path}.on_edit"), o.on_edit)?,
+                on_delete: local_change(&format!("{path}.on_delete"), o.on_delete)?,
+            })
+        }
+        "two_way" => {
+            if o.on_edit.is_some() || o.on_delete.is_some() {
+                return Err(invalid(path, "on_edit and on_delete apply to one-way members only"));
+            }
+            let d = TwoWayPolicy::default();
+            Direction::TwoWay(TwoWayPolicy {
+                adopt_new_items: o.adopt_new_items.unwrap_or(d.adopt_new_items),
+                propagate_deletes: o.propagate_deletes.unwrap_or(d.propagate_deletes),
+            })
+        }
+        other => {
+            return Err(invalid(
+                format!("{path}.direction"),
+                format!("{other:?}: expected \"one_way\" or \"two_way\""),
+            ));
+        }
+    };
+    let mut member = MemberConfig::new(mailbox, direction);
+    if let Some(t) = o.target {
+        member.target = Some(parse_target(&format!("{path}.target"), t)?);
+    }
+    member.filter = o.filter.map(|f| f.inner);
+    member.modifications = o.modifications.into_iter().map(|m| m.inner).collect();
+    Ok(member)
+}
+
+fn direction_name(d: &Direction) -> &'static str {
+    if d.is_two_way() { "two_way" } else { "one_way" }
+}
+
+/// One member mailbox folder of a group.
+///
+/// `direction` is `"two_way"` (an editor: edits flow to the hub and on to everyone) or
+/// `"one_way"` (a reader: receives, local edits are reverted or ignored per `on_edit` /
+/// `on_delete`). `target` names the folder (`contacts`, `contacts/Company Contacts`, ...; default:
+/// the group's target). `filter` and `modifications` apply to one-way members.
+#[pyclass(module = "exchange_sync", frozen)]
+#[derive(Clone)]
+pub struct Member {
+    /// The Rust member.
+    pub inner: MemberConfig,
+}
+
+#[pymethods]
+impl Member {
+    #[new]
+    #[pyo3(signature = (mailbox, direction = "two_way", *, id = None, target = None, on_edit = None, on_delete = None,
+        adopt_new_items = None, propagate_deletes = None, filter = None, modifications = Vec::new()))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        mailbox: String,
+        direction: &str,
+        id: Option<String>,
+        target: Option<&str>,
+        on_edit: Option<&str>,
+        on_delete: Option<&str>,
+        adopt_new_items: Option<bool>,
+        propagate_deletes: Option<bool>,
+        filter: Option<Filter>,
+        modifications: Vec<Modification>,
+    ) -> PyResult<Self> {
+        let path = format!("member {mailbox}");
+        let options = MemberOptions {
+            path: &path,
+            direction,
+            target,
+            on_edit,
+            on_delete,
+            adopt_new_items,
+            propagate_deletes,
+            filter,
+            modifications,
+        };
+        let mut inner = member_config(mailbox, options)?;
+        if let Some(id) = id {
+            inner.id = id;
+        }
+        Ok(Member { inner })
+    }
+
+    /// The member's id within the group (default: the mailbox address).
+    #[getter]
+    fn id(&self) -> String {
+        self.inner.id.clone()
+    }
+
+    /// The mailbox address.
+    #[getter]
+    fn mailbox(&self) -> String {
+        self.inner.mailbox.clone()
+    }
+
+    /// `"one_way"` or `"two_way"`.
+    #[getter]
+    fn direction(&self) -> &'static str {
+        direction_name(&self.inner.direction)
+    }
+
+    /// The target folder (`None`: the group's), as written in files.
+    #[getter]
+    fn target(&self) -> Option<String> {
+        self.inner.target.as_ref().map(ToString::to_string)
+    }
+
+    fn __repr__(&self) -> String {
+        format!("<Member {} {}>", self.inner.id, direction_name(&self.inner.direction))
+    }
+}
+
+/// Members taken from a distribution group (expanded with ExpandDL, nested groups included) and
+/// kept current: everyone in it gets the same settings; leavers lose the group's copies or keep
+/// them per the group's `on_leave`.
+#[pyclass(module = "exchange_sync", frozen)]
+#[derive(Clone)]
+pub struct MemberSource {
+    /// The Rust member source.
+    pub inner: RustMemberSource,
+}
+
+#[pymethods]
+impl MemberSource {
+    #[new]
+    #[pyo3(signature = (distribution_group, direction = "one_way", *, refresh_secs = 300, target = None, on_edit = None,
+        on_delete = None, adopt_new_items = None, propagate_deletes = None, filter = None, modifications = Vec::new()))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        distribution_group: String,
+        direction: &str,
+        refresh_secs: u64,
+        target: Option<&str>,
+        on_edit: Option<&str>,
+        on_delete: Option<&str>,
+        adopt_new_items: Option<bool>,
+        propagate_deletes: Option<bool>,
+        filter: Option<Filter>,
+        modifications: Vec<Modification>,
+    ) -> PyResult<Self> {
+        let path = format!("member source {distribution_group}");
+        let options = MemberOptions {
+            path: &path,
+            direction,
+            target,
+            on_edit,
+            on_delete,
+            adopt_new_items,
+            propagate_deletes,
+            filter,
+            modifications,
+        };
+        let template = member_config(String::new(), options)?;
+        let mut inner = RustMemberSource::new(distribution_group, template.direction);
+        inner.template = template;
+        inner.refresh_interval = Duration::from_secs(refresh_secs);
+        Ok(MemberSource { inner })
+    }
+
+    /// The distribution group's address.
+    #[getter]
+    fn distribution_group(&self) -> String {
+        self.inner.distribution_group.clone()
+    }
+
+    fn __repr__(&self) -> String {
+        format!("<MemberSource {}>", self.inner.distribution_group)
+    }
+}
+
+/// A server connection: where the EWS endpoint is and how to authenticate.
+///
+/// Give `url` (the EWS URL) or `autodiscover` (an address whose domain Autodiscover resolves).
+/// `auth` is `"basic"`, `"ntlm"`, `"oauth2"` or `"none"`. Secrets come from `password_env` /
+/// `password_file` (or `token_env` / `token_file`), or inline `password` / `token` (validation
+/// warns). Passwords are never shown by `repr`.
+#[pyclass(module = "exchange_sync", frozen)]
+#[derive(Clone)]
+pub struct Connection {
+    /// The Rust connection.
+    pub inner: RustConnection,
+}
+
+fn one_secret(
+    path: &str,
+    name: &str,
+    inline: Option<String>,
+    env: Option<String>,
+    file: Option<PathBuf>,
+) -> PyResult<Option<Secret>> {
+    let found: Vec<Secret> =
+        [inline.map(Secret::Inline), env.map(Secret::Env), file.map(Secret::File)].into_iter().flatten().collect();
+    if found.len() > 1 {
+        return Err(invalid(format!("{path}.{name}"), format!("give only one of {name}, {name}_env and {name}_file")));
+    }
+    Ok(found.into_iter().next())
+}
+
+#[pymethods]
+impl Connection {
+    #[new]
+    #[pyo3(signature = (id, url = None, *, autodiscover = None, auth = "basic", username = None, password = None,
+        password_env = None, password_file = None, token = None, token_env = None, token_file = None,
+        impersonation = true, ca_file = None, insecure = false))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        id: String,
+        url: Option<String>,
+        autodiscover: Option<String>,
+        auth: &str,
+        username: Option<String>,
+        password: Option<String>,
+        password_env: Option<String>,
+        password_file: Option<PathBuf>,
+        token: Option<String>,
+        token_env: Option<String>,
+        token_file: Option<PathBuf>,
+        impersonation: bool,
+        ca_file: Option<PathBuf>,
+        insecure: bool,
+    ) -> PyResult<Self> {
+        let path = format!("connection {id}");
+        let endpoint = match (url, autodiscover) {
+            (Some(url), None) => Endpoint::Url(url),
+            (None, Some(address)) => Endpoint::Autodiscover(address),
+            (Some(_), Some(_)) => return Err(invalid(&path, "give either url or autodiscover, not both")),
+            (None, None) => return Err(invalid(&path, "needs url or autodiscover")),
+        };
+        let password = one_secret(&path, "password", password, password_env, password_file)?;
+        let token = one_secret(&path, "token", token, token_env, token_file)?;
+        let username = username.unwrap_or_default();
+        let auth = match auth {
+            "basic" | "ntlm" => {
+                let password = password
+                    .ok_or_else(|| invalid(&path, "this auth needs password_env, password_file or password"))?;
+                if auth == "basic" { Auth::Basic { username, password } } else { Auth::Ntlm { username, password } }
+            }
+            "oauth2" => Auth::OAuth2 {
+                token: token.ok_or_else(|| invalid(&path, "auth=\"oauth2\" needs token_env, token_file or token"))?,
+            },
+            "none" => Auth::None,
+            other => {
+                return Err(invalid(
+                    format!("{path}.auth"),
+                    format!("{other:?}: expected \"basic\", \"ntlm\", \"oauth2\" or \"none\""),
+                ));
+            }
+        };
+        Ok(Connection {
+            inner: RustConnection { id, endpoint, auth, impersonation, tls: TlsOptions { ca_file, insecure } },
+        })
+    }
+
+    /// The id groups refer to.
+    #[getter]
+    fn id(&self) -> String {
+        self.inner.id.clone()
+    }
+
+    /// The EWS URL, when given.
+    #[getter]
+    fn url(&self) -> Option<String> {
+        match &self.inner.endpoint {
+            Endpoint::Url(u) => Some(u.clone()),
+            Endpoint::Autodiscover(_) => None,
+        }
+    }
+
+    /// The Autodiscover address, when given.
+    #[getter]
+    fn autodiscover(&self) -> Option<String> {
+        match &self.inner.endpoint {
+            Endpoint::Autodiscover(a) => Some(a.clone()),
+            Endpoint::Url(_) => None,
+        }
+    }
+
+    /// The authentication scheme: `basic`, `ntlm`, `oauth2` or `none`.
+    #[getter]
+    fn auth(&self) -> &'static str {
+        self.inner.auth.scheme()
+    }
+
+    /// Whether members are reached through impersonation.
+    #[getter]
+    fn impersonation(&self) -> bool {
+        self.inner.impersonation
+    }
+
+    fn __repr__(&self) -> String {
+        format!("<Connection {} {:?} auth={}>", self.inner.id, self.inner.endpoint, self.inner.auth.scheme())
+    }
+}
+
+/// A sync group: a hub (a public folder, or a folder of a mailbox) kept in sync with members.
+///
+/// Give `public_folder` (a `/`-separated path) or `hub_mailbox` (with `hub_folder`, default
+/// `contacts`). `conflict_policy` is `"hub_wins"`, `"newest_wins"` or `"member_priority"` (with
+/// `priority`, a list of member ids). `match_key` lists the canonical fields that match existing
+/// copies at the initial sync (e.g. `["email1.address"]`).
+#[pyclass(module = "exchange_sync", frozen)]
+#[derive(Clone)]
+pub struct Group {
+    /// The Rust group.
+    pub inner: GroupConfig,
+}
+
+#[pymethods]
+impl Group {
+    #[new]
+    #[pyo3(signature = (id, connection, *, public_folder = None, hub_mailbox = None, hub_folder = None,
+        members = Vec::new(), member_sources = Vec::new(), target = None, conflict_policy = "hub_wins", priority = None,
+        match_key = Vec::new(), mass_delete_max_share = None, mass_delete_min_count = None, on_leave = "remove"))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        id: String,
+        connection: String,
+        public_folder: Option<String>,
+        hub_mailbox: Option<String>,
+        hub_folder: Option<&str>,
+        members: Vec<Member>,
+        member_sources: Vec<MemberSource>,
+        target: Option<&str>,
+        conflict_policy: &str,
+        priority: Option<Vec<String>>,
+        match_key: Vec<String>,
+        mass_delete_max_share: Option<f64>,
+        mass_delete_min_count: Option<usize>,
+        on_leave: &str,
+    ) -> PyResult<Self> {
+        let path = format!("group {id}");
+        let hub = match (public_folder, hub_mailbox) {
+            (Some(p), None) if hub_folder.is_none() => HubFolder::PublicFolder(p.trim_matches('/').to_owned()),
+            (None, Some(mailbox)) => HubFolder::Mailbox {
+                mailbox,
+                folder: match hub_folder {
+                    Some(f) => parse_target(&format!("{path}.hub_folder"), f)?,
+                    None => TargetFolder::default(),
+                },
+            },
+            _ => {
+                return Err(invalid(
+                    format!("{path}.hub"),
+                    "give either public_folder=\"...\" or hub_mailbox=\"...\" (with hub_folder)",
+                ));
+            }
+        };
+        let mut inner = GroupConfig::new(id, connection, hub);
+        inner.members = members.into_iter().map(|m| m.inner).collect();
+        inner.member_sources = member_sources.into_iter().map(|s| s.inner).collect();
+        if let Some(t) = target {
+            inner.default_target = parse_target(&format!("{path}.target"), t)?;
+        }
+        inner.conflict_policy = match (conflict_policy, priority) {
+            ("member_priority", Some(order)) => {
+                ConflictPolicy::MemberPriority(order.into_iter().map(MemberId::new).collect())
+            }
+            ("member_priority", None) => {
+                return Err(invalid(
+                    format!("{path}.priority"),
+                    "conflict_policy=\"member_priority\" needs priority=[...]",
+                ));
+            }
+            (_, Some(_)) => {
+                return Err(invalid(
+                    format!("{path}.priority"),
+                    "priority is only used with conflict_policy=\"member_priority\"",
+                ));
+            }
+            ("hub_wins", None) => ConflictPolicy::HubWins,
+            ("newest_wins", None) => ConflictPolicy::NewestWins,
+            (other, None) => {
+                return Err(invalid(
+                    format!("{path}.conflict_policy"),
+                    format!("{other:?}: expected \"hub_wins\", \"newest_wins\" or \"member_priority\""),
+                ));
+            }
+        };
+        inner.match_key = match_key;
+        let d = MassDeleteGuard::default();
+        inner.mass_delete_guard = MassDeleteGuard {
+            max_share: mass_delete_max_share.unwrap_or(d.max_share),
+            min_count: mass_delete_min_count.unwrap_or(d.min_count),
+        };
+        inner.on_leave = match on_leave {
+            "remove" => LeavePolicy::Remove,
+            "keep" => LeavePolicy::Keep,
+            other => {
+                return Err(invalid(format!("{path}.on_leave"), format!("{other:?}: expected \"remove\" or \"keep\"")));
+            }
+        };
+        Ok(Group { inner })
+    }
+
+    /// The group's id.
+    #[getter]
+    fn id(&self) -> String {
+        self.inner.id.clone()
+    }
+
+    /// The connection's id.
+    #[getter]
+    fn connection(&self) -> String {
+        self.inner.connection.clone()
+    }
+
+    /// The hub, described (`public folder Company Contacts`, `shared@contoso.test/contacts`).
+    #[getter]
+    fn hub(&self) -> String {
+        self.inner.hub.to_string()
+    }
+
+    /// The members listed one by one.
+    #[getter]
+    fn members(&self) -> Vec<Member> {
+        self.inner.members.iter().cloned().map(|inner| Member { inner }).collect()
+    }
+
+    /// The default target folder of members, as written in files.
+    #[getter]
+    fn target(&self) -> String {
+        self.inner.default_target.to_string()
+    }
+
+    fn __repr__(&self) -> String {
+        format!("<Group {} hub={} members={}>", self.inner.id, self.inner.hub, self.inner.members.len())
+    }
+}
+
+/// How the service runs: where state is kept (`"memory"` or an SQLite file path), timings,
+/// concurrency and retries. Keyword names are those of the `[service]` table of the TOML file.
+#[pyclass(module = "exchange_sync", frozen)]
+#[derive(Clone)]
+pub struct ServiceSettings {
+    /// The Rust settings.
+    pub inner: RustServiceSettings,
+}
+
+#[pymethods]
+impl ServiceSettings {
+    #[new]
+    #[pyo3(signature = (*, state = None, debounce_ms = None, poll_interval_secs = None, resync_interval_secs = None,
+        max_concurrent_groups = None, shutdown_grace_secs = None, retry_initial_delay_ms = None,
+        retry_max_delay_ms = None, retry_max_attempts = None))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        state: Option<String>,
+        debounce_ms: Option<u64>,
+        poll_interval_secs: Option<f64>,
+        resync_interval_secs: Option<f64>,
+        max_concurrent_groups: Option<usize>,
+        shutdown_grace_secs: Option<f64>,
+        retry_initial_delay_ms: Option<u64>,
+        retry_max_delay_ms: Option<u64>,
+        retry_max_attempts: Option<u32>,
+    ) -> PyResult<Self> {
+        let secs = |name: &str, v: f64| {
+            Duration::try_from_secs_f64(v)
+                .map_err(|_| invalid(format!("service.{name}"), "must be a non-negative number of seconds"))
+        };
+        let mut s = RustServiceSettings::default();
+        if let Some(state) = state {
+            s.state =
+                if state == "memory" { StateLocation::Memory } else { StateLocation::Sqlite(PathBuf::from(state)) };
+        }
+        if let Some(ms) = debounce_ms {
+            s.debounce = Duration::from_millis(ms);
+        }
+        if let Some(v) = poll_interval_secs {
+            s.poll_interval = secs("poll_interval_secs", v)?;
+        }
+        if let Some(v) = resync_interval_secs {
+            s.resync_interval = secs("resync_interval_secs", v)?;
+        }
+        if let Some(n) = max_concurrent_groups {
+            s.max_concurrent_groups = n;
+        }
+        if let Some(v) = shutdown_grace_secs {
+            s.shutdown_grace = secs("shutdown_grace_secs", v)?;
+        }
+        if let Some(ms) = retry_initial_delay_ms {
+            s.retry.initial_delay = Duration::from_millis(ms);
+        }
+        if let Some(ms) = retry_max_delay_ms {
+            s.retry.max_delay = Duration::from_millis(ms);
+        }
+        if let Some(n) = retry_max_attempts {
+            s.retry.max_attempts = n;
+        }
+        Ok(ServiceSettings { inner: s })
+    }
+
+    /// `"memory"`, or the SQLite file's path.
+    #[getter]
+    fn state(&self) -> String {
+        match &self.inner.state {
+            StateLocation::Memory => "memory".into(),
+            StateLocation::Sqlite(p) => p.display().to_string(),
+        }
+    }
+
+    /// Debounce of change hints, in milliseconds.
+    #[getter]
+    fn debounce_ms(&self) -> u128 {
+        self.inner.debounce.as_millis()
+    }
+
+    /// Polling interval of folders without change hints, in seconds.
+    #[getter]
+    fn poll_interval_secs(&self) -> f64 {
+        self.inner.poll_interval.as_secs_f64()
+    }
+
+    /// Interval of the safety re-sync, in seconds.
+    #[getter]
+    fn resync_interval_secs(&self) -> f64 {
+        self.inner.resync_interval.as_secs_f64()
+    }
+
+    /// How many groups sync at the same time.
+    #[getter]
+    fn max_concurrent_groups(&self) -> usize {
+        self.inner.max_concurrent_groups
+    }
+
+    /// How many attempts a failing pass gets.
+    #[getter]
+    fn retry_max_attempts(&self) -> u32 {
+        self.inner.retry.max_attempts
+    }
+
+    fn __repr__(&self) -> String {
+        format!("<ServiceSettings {:?}>", self.inner)
+    }
+}
+
+/// The whole configuration: service settings, connections and groups.
+///
+/// Build it in code (`Config(connections=[...], groups=[...], service=ServiceSettings(...))`) or
+/// read a TOML file (`Config.load(path)`, `Config.from_toml(text)`); either way it is validated
+/// at once, and an invalid configuration raises `ConfigError` with every finding.
+#[pyclass(module = "exchange_sync", frozen)]
+#[derive(Clone)]
+pub struct Config {
+    /// The Rust configuration.
+    pub inner: RustConfig,
+    warnings: Vec<Diagnostic>,
+}
+
+impl Config {
+    fn checked(inner: RustConfig) -> PyResult<Self> {
+        let warnings = inner.validate().map_err(BindingError::from)?;
+        Ok(Config { inner, warnings: warnings.iter().map(Diagnostic::from).collect() })
+    }
+}
+
+#[pymethods]
+impl Config {
+    #[new]
+    #[pyo3(signature = (*, connections = Vec::new(), groups = Vec::new(), service = None))]
+    fn new(connections: Vec<Connection>, groups: Vec<Group>, service: Option<ServiceSettings>) -> PyResult<Self> {
+        Self::checked(RustConfig {
+            service: service.map(|s| s.inner).unwrap_or_default(),
+            connections: connections.into_iter().map(|c| c.inner).collect(),
+            groups: groups.into_iter().map(|g| g.inner).collect(),
+        })
+    }
+
+    /// Reads, parses and validates a TOML configuration file.
+    #[staticmethod]
+    fn load(path: PathBuf) -> PyResult<Self> {
+        let loaded = RustConfig::load(&path).map_err(BindingError::from)?;
+        Ok(Config { inner: loaded.config, warnings: loaded.warnings.iter().map(Diagnostic::from).collect() })
+    }
+
+    /// Parses and validates a configuration from TOML text (`file` names it in findings).
+    #[staticmethod]
+    #[pyo3(signature = (text, file = None))]
+    fn from_toml(text: &str, file: Option<PathBuf>) -> PyResult<Self> {
+        let loaded = RustConfig::from_toml_str(text, file.as_deref()).map_err(BindingError::from)?;
+        Ok(Config { inner: loaded.config, warnings: loaded.warnings.iter().map(Diagnostic::from).collect() })
+    }
+
+    /// The warnings validation found (inline secrets, TLS verification off, ...).
+    #[getter]
+    fn warnings(&self) -> Vec<Diagnostic> {
+        self.warnings.clone()
+    }
+
+    /// The service settings.
+    #[getter]
+    fn service(&self) -> ServiceSettings {
+        ServiceSettings { inner: self.inner.service.clone() }
+    }
+
+    /// The connections.
+    #[getter]
+    fn connections(&self) -> Vec<Connection> {
+        self.inner.connections.iter().cloned().map(|inner| Connection { inner }).collect()
+    }
+
+    /// The groups.
+    #[getter]
+    fn groups(&self) -> Vec<Group> {
+        self.inner.groups.iter().cloned().map(|inner| Group { inner }).collect()
+    }
+
+    /// A copy with other service settings (e.g. in-memory state for a test).
+    fn with_service(&self, service: ServiceSettings) -> PyResult<Self> {
+        Self::checked(RustConfig { service: service.inner, ..self.inner.clone() })
+    }
+
+    fn __repr__(&self) -> String {
+        format!("<Config connections={} groups={}>", self.inner.connections.len(), self.inner.groups.len())
+    }
+}
+
+/// Adds the configuration classes to the module.
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<Filter>()?;
+    m.add_class::<Modification>()?;
+    m.add_class::<Member>()?;
+    m.add_class::<MemberSource>()?;
+    m.add_class::<Connection>()?;
+    m.add_class::<Group>()?;
+    m.add_class::<ServiceSettings>()?;
+    m.add_class::<Config>()?;
+    Ok(())
+}

@@ -1,0 +1,557 @@
+//! Item scripting: folders of mailboxes and public folders, and their items.
+//!
+//! [`EwsFolders`] opens folders through the connections of a configuration (the same way the
+//! service does); a [`Folder`] lists its subfolders and reads, creates, updates and deletes
+//! items as a user would. Items created here carry no origin stamp: to a sync group they are the
+//! user's own. Every operation has a blocking form (the GIL is released while it waits) and an
+//! `*_async` form returning an awaitable.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use exchange_sync::config::TargetFolder;
+use exchange_sync::{EwsFolders as RustEwsFolders, FolderItem as RustFolderItem, FolderSummary, ItemFolder};
+use exchange_sync_core::{Body, BodyFormat, FieldValue, Item as RustItem, ItemKind};
+use pyo3::exceptions::{PyKeyError, PyTypeError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBool, PyDict, PyList};
+
+use crate::config::{Config, parse_target};
+use crate::errors::invalid;
+use crate::runtime::{awaitable, block_on};
+
+/// The name of an item kind, as configuration files write it.
+pub fn kind_name(kind: &ItemKind) -> String {
+    match kind {
+        ItemKind::Contact => "contact".into(),
+        ItemKind::CalendarItem => "calendar_item".into(),
+        ItemKind::Task => "task".into(),
+        ItemKind::Note => "note".into(),
+        ItemKind::DistributionList => "distribution_list".into(),
+        ItemKind::Other(class) => class.clone(),
+    }
+}
+
+fn value_to_py<'py>(py: Python<'py>, value: &FieldValue) -> PyResult<Bound<'py, PyAny>> {
+    Ok(match value {
+        FieldValue::Text(s) => s.into_pyobject(py)?.into_any(),
+        FieldValue::Integer(i) => i.into_pyobject(py)?.into_any(),
+        FieldValue::Boolean(b) => PyBool::new(py, *b).to_owned().into_any(),
+        FieldValue::DateTime(d) => d.into_pyobject(py)?.into_any(),
+        FieldValue::TextList(l) => PyList::new(py, l)?.into_any(),
+    })
+}
+
+fn value_from_py(name: &str, value: &Bound<'_, PyAny>) -> PyResult<FieldValue> {
+    if let Ok(b) = value.downcast::<PyBool>() {
+        return Ok(FieldValue::Boolean(b.is_true()));
+    }
+    if let Ok(s) = value.extract::<String>() {
+        return Ok(FieldValue::Text(s));
+    }
+    if let Ok(i) = value.extract::<i64>() {
+        return Ok(FieldValue::Integer(i));
+    }
+    if let Ok(d) = value.extract::<DateTime<Utc>>() {
+        return Ok(FieldValue::DateTime(d));
+    }
+    if let Ok(l) = value.extract::<Vec<String>>() {
+        return Ok(FieldValue::TextList(l));
+    }
+    Err(PyTypeError::new_err(format!(
+        "field {name:?}: expected str, int, bool, an aware datetime or a list of str, got {}",
+        value.get_type().name()?
+    )))
+}
+
+/// A normalized item: a kind, canonical fields (names such as `display_name`,
+/// `email1.address`, `phone.mobile`, `address.business.city`), a body and categories.
+///
+/// Field values are `str`, `int`, `bool`, `datetime` (UTC) or `list[str]`. Index an item like a
+/// dict: `item["job_title"] = "Head of Sales"`, `del item["company"]`.
+#[pyclass(module = "exchange_sync")]
+#[derive(Clone)]
+pub struct Item {
+    /// The Rust item.
+    pub inner: RustItem,
+}
+
+#[pymethods]
+impl Item {
+    #[new]
+    #[pyo3(signature = (kind = "contact", fields = None, *, body = None, body_format = "text", categories = Vec::new()))]
+    fn new(
+        kind: &str,
+        fields: Option<&Bound<'_, PyDict>>,
+        body: Option<String>,
+        body_format: &str,
+        categories: Vec<String>,
+    ) -> PyResult<Self> {
+        let kind = exchange_sync::config::file::parse_kind(kind)
+            .ok_or_else(|| invalid("item.kind", format!("unknown kind {kind:?}")))?;
+        let mut inner = RustItem::new(kind);
+        if let Some(fields) = fields {
+            for (k, v) in fields.iter() {
+                let name: String = k.extract()?;
+                let value = value_from_py(&name, &v)?;
+                inner.fields.insert(name, value);
+            }
+        }
+        inner.body = body.map(|content| Body { format: body_format_from(body_format), content });
+        inner.categories = categories.into_iter().collect();
+        Ok(Item { inner })
+    }
+
+    /// The kind: `contact`, `calendar_item`, `task`, `note`, `distribution_list`, or an `IPM.*` class.
+    #[getter]
+    fn kind(&self) -> String {
+        kind_name(&self.inner.kind)
+    }
+
+    /// A copy of the fields as a dict (assign a dict to replace them all).
+    #[getter]
+    fn fields<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let d = PyDict::new(py);
+        for (k, v) in &self.inner.fields {
+            d.set_item(k, value_to_py(py, v)?)?;
+        }
+        Ok(d)
+    }
+
+    #[setter]
+    fn set_fields(&mut self, fields: &Bound<'_, PyDict>) -> PyResult<()> {
+        let mut out = BTreeMap::new();
+        for (k, v) in fields.iter() {
+            let name: String = k.extract()?;
+            let value = value_from_py(&name, &v)?;
+            out.insert(name, value);
+        }
+        self.inner.fields = out;
+        Ok(())
+    }
+
+    /// The body's content, or `None`.
+    #[getter]
+    fn body(&self) -> Option<String> {
+        self.inner.body.as_ref().map(|b| b.content.clone())
+    }
+
+    #[setter]
+    fn set_body(&mut self, body: Option<String>) {
+        let format = self.inner.body.as_ref().map_or(BodyFormat::Text, |b| b.format);
+        self.inner.body = body.map(|content| Body { format, content });
+    }
+
+    /// `"text"` or `"html"`.
+    #[getter]
+    fn body_format(&self) -> &'static str {
+        match self.inner.body.as_ref().map(|b| b.format) {
+            Some(BodyFormat::Html) => "html",
+            _ => "text",
+        }
+    }
+
+    /// The categories, sorted.
+    #[getter]
+    fn categories(&self) -> Vec<String> {
+        self.inner.categories.iter().cloned().collect()
+    }
+
+    #[setter]
+    fn set_categories(&mut self, categories: Vec<String>) {
+        self.inner.categories = categories.into_iter().collect();
+    }
+
+    /// The value of a field, or `default`.
+    #[pyo3(signature = (name, default = None))]
+    fn get<'py>(
+        &self,
+        py: Python<'py>,
+        name: &str,
+        default: Option<Bound<'py, PyAny>>,
+    ) -> PyResult<Option<Bound<'py, PyAny>>> {
+        match self.inner.fields.get(name) {
+            Some(v) => Ok(Some(value_to_py(py, v)?)),
+            None => Ok(default),
+        }
+    }
+
+    fn __getitem__<'py>(&self, py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyAny>> {
+        let v = self.inner.fields.get(name).ok_or_else(|| PyKeyError::new_err(name.to_owned()))?;
+        value_to_py(py, v)
+    }
+
+    fn __setitem__(&mut self, name: String, value: &Bound<'_, PyAny>) -> PyResult<()> {
+        let value = value_from_py(&name, value)?;
+        self.inner.fields.insert(name, value);
+        Ok(())
+    }
+
+    fn __delitem__(&mut self, name: &str) -> PyResult<()> {
+        self.inner.fields.remove(name).map(|_| ()).ok_or_else(|| PyKeyError::new_err(name.to_owned()))
+    }
+
+    fn __contains__(&self, name: &str) -> bool {
+        self.inner.fields.contains_key(name)
+    }
+
+    /// Whether two items have the same content (as the sync engine compares them: fields the
+    /// server rewrites by itself are ignored).
+    fn same_content(&self, other: &Item) -> bool {
+        self.inner.same_content(&other.inner)
+    }
+
+    fn __repr__(&self) -> String {
+        let name = self.inner.text("display_name").or_else(|| self.inner.text("subject")).unwrap_or("");
+        format!("<Item {} {:?} fields={}>", kind_name(&self.inner.kind), name, self.inner.fields.len())
+    }
+}
+
+fn body_format_from(name: &str) -> BodyFormat {
+    if name.eq_ignore_ascii_case("html") { BodyFormat::Html } else { BodyFormat::Text }
+}
+
+/// An item of a folder: its id there, its version (the EWS change key) and its content.
+#[pyclass(module = "exchange_sync", frozen, get_all)]
+#[derive(Clone)]
+pub struct FolderItem {
+    /// The item's id in this folder (ids are per mailbox: never use one across mailboxes).
+    pub id: String,
+    /// The current version (the EWS change key).
+    pub version: String,
+    /// The content.
+    pub item: Item,
+    /// Whether a sync group created or adopted it (it carries an origin stamp).
+    pub synced: bool,
+}
+
+#[pymethods]
+impl FolderItem {
+    fn __repr__(&self) -> String {
+        format!("<FolderItem {} {}>", self.id, self.item.__repr__())
+    }
+}
+
+impl From<RustFolderItem> for FolderItem {
+    fn from(f: RustFolderItem) -> Self {
+        FolderItem { id: f.id, version: f.version, item: Item { inner: f.item }, synced: f.synced }
+    }
+}
+
+/// A subfolder, as `Folder.subfolders()` lists it.
+#[pyclass(module = "exchange_sync", frozen, get_all)]
+#[derive(Clone)]
+pub struct FolderInfo {
+    /// The folder's id.
+    pub id: String,
+    /// Its display name.
+    pub name: String,
+    /// Its class (`IPF.Contact`, ...), when the server said.
+    pub folder_class: Option<String>,
+    /// How many items it holds, when the server said.
+    pub total_count: Option<u32>,
+    /// How many subfolders it has, when the server said.
+    pub child_folder_count: Option<u32>,
+}
+
+#[pymethods]
+impl FolderInfo {
+    fn __repr__(&self) -> String {
+        format!(
+            "<FolderInfo {:?} items={}>",
+            self.name,
+            self.total_count.map_or_else(|| "?".to_owned(), |n| n.to_string())
+        )
+    }
+}
+
+impl From<FolderSummary> for FolderInfo {
+    fn from(f: FolderSummary) -> Self {
+        FolderInfo {
+            id: f.id,
+            name: f.name,
+            folder_class: f.class,
+            total_count: f.total_count,
+            child_folder_count: f.child_folder_count,
+        }
+    }
+}
+
+/// The edit `Folder.update` applies: fields to set (`None` removes one), body, categories.
+#[derive(Clone)]
+struct Edit {
+    fields: Vec<(String, Option<FieldValue>)>,
+    body: Option<String>,
+    clear_body: bool,
+    categories: Option<Vec<String>>,
+}
+
+impl Edit {
+    fn from_py(
+        fields: Option<&Bound<'_, PyDict>>,
+        body: Option<String>,
+        clear_body: bool,
+        categories: Option<Vec<String>>,
+    ) -> PyResult<Self> {
+        let mut out = Vec::new();
+        if let Some(fields) = fields {
+            for (k, v) in fields.iter() {
+                let name: String = k.extract()?;
+                let value = if v.is_none() { None } else { Some(value_from_py(&name, &v)?) };
+                out.push((name, value));
+            }
+        }
+        Ok(Edit { fields: out, body, clear_body, categories })
+    }
+
+    fn apply(self, item: &mut RustItem) {
+        for (name, value) in self.fields {
+            match value {
+                Some(v) => {
+                    item.fields.insert(name, v);
+                }
+                None => {
+                    item.fields.remove(&name);
+                }
+            }
+        }
+        if self.clear_body {
+            item.body = None;
+        }
+        if let Some(content) = self.body {
+            let format = item.body.as_ref().map_or(BodyFormat::Text, |b| b.format);
+            item.body = Some(Body { format, content });
+        }
+        if let Some(c) = self.categories {
+            item.categories = c.into_iter().collect();
+        }
+    }
+}
+
+/// A mailbox or public folder opened for item operations.
+#[pyclass(module = "exchange_sync", frozen)]
+pub struct Folder {
+    inner: ItemFolder,
+}
+
+#[pymethods]
+impl Folder {
+    /// The folder's description, e.g. `alice@contoso.test/contacts/Company Contacts`.
+    #[getter]
+    fn description(&self) -> String {
+        self.inner.describe()
+    }
+
+    /// The direct subfolders.
+    fn subfolders(&self, py: Python<'_>) -> PyResult<Vec<FolderInfo>> {
+        let f = self.inner.clone();
+        block_on(py, async move { Ok(f.subfolders().await?.into_iter().map(FolderInfo::from).collect::<Vec<_>>()) })
+    }
+
+    /// The direct subfolders (awaitable).
+    fn subfolders_async<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let f = self.inner.clone();
+        awaitable(py, async move { Ok(f.subfolders().await?.into_iter().map(FolderInfo::from).collect::<Vec<_>>()) })
+    }
+
+    /// Every item, with content.
+    fn items(&self, py: Python<'_>) -> PyResult<Vec<FolderItem>> {
+        let f = self.inner.clone();
+        block_on(py, async move { Ok(f.items().await?.into_iter().map(FolderItem::from).collect::<Vec<_>>()) })
+    }
+
+    /// Every item, with content (awaitable).
+    fn items_async<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let f = self.inner.clone();
+        awaitable(py, async move { Ok(f.items().await?.into_iter().map(FolderItem::from).collect::<Vec<_>>()) })
+    }
+
+    /// One item by id (`NotFoundError` when it is gone).
+    fn get(&self, py: Python<'_>, id: String) -> PyResult<FolderItem> {
+        let f = self.inner.clone();
+        block_on(py, async move { Ok(FolderItem::from(f.get(&id).await?)) })
+    }
+
+    /// One item by id (awaitable).
+    fn get_async<'py>(&self, py: Python<'py>, id: String) -> PyResult<Bound<'py, PyAny>> {
+        let f = self.inner.clone();
+        awaitable(py, async move { Ok(FolderItem::from(f.get(&id).await?)) })
+    }
+
+    /// Creates an item (the user's own: no origin stamp); returns its id.
+    fn create(&self, py: Python<'_>, item: Item) -> PyResult<String> {
+        let f = self.inner.clone();
+        block_on(py, async move { Ok(f.create(&item.inner).await?) })
+    }
+
+    /// Creates an item (awaitable of its id).
+    fn create_async<'py>(&self, py: Python<'py>, item: Item) -> PyResult<Bound<'py, PyAny>> {
+        let f = self.inner.clone();
+        awaitable(py, async move { Ok(f.create(&item.inner).await?) })
+    }
+
+    /// Changes an item as a user would: reads it, applies the edit, writes it back guarded by
+    /// the version read (a concurrent change raises `ConflictError` rather than being
+    /// overwritten). `fields` maps canonical names to new values (`None` removes a field).
+    #[pyo3(signature = (id, fields = None, *, body = None, clear_body = false, categories = None))]
+    fn update(
+        &self,
+        py: Python<'_>,
+        id: String,
+        fields: Option<&Bound<'_, PyDict>>,
+        body: Option<String>,
+        clear_body: bool,
+        categories: Option<Vec<String>>,
+    ) -> PyResult<()> {
+        let edit = Edit::from_py(fields, body, clear_body, categories)?;
+        let f = self.inner.clone();
+        block_on(py, async move { Ok(f.update(&id, |item| edit.apply(item)).await?) })
+    }
+
+    /// Changes an item (awaitable); see `update`.
+    #[pyo3(signature = (id, fields = None, *, body = None, clear_body = false, categories = None))]
+    fn update_async<'py>(
+        &self,
+        py: Python<'py>,
+        id: String,
+        fields: Option<&Bound<'py, PyDict>>,
+        body: Option<String>,
+        clear_body: bool,
+        categories: Option<Vec<String>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let edit = Edit::from_py(fields, body, clear_body, categories)?;
+        let f = self.inner.clone();
+        awaitable(py, async move { Ok(f.update(&id, |item| edit.apply(item)).await?) })
+    }
+
+    /// Deletes an item.
+    fn delete(&self, py: Python<'_>, id: String) -> PyResult<()> {
+        let f = self.inner.clone();
+        block_on(py, async move { Ok(f.delete(&id).await?) })
+    }
+
+    /// Deletes an item (awaitable).
+    fn delete_async<'py>(&self, py: Python<'py>, id: String) -> PyResult<Bound<'py, PyAny>> {
+        let f = self.inner.clone();
+        awaitable(py, async move { Ok(f.delete(&id).await?) })
+    }
+
+    fn __repr__(&self) -> String {
+        format!("<Folder {}>", self.inner.describe())
+    }
+}
+
+/// The connections of a configuration, opened: mailbox and public folders for scripting.
+///
+/// `EwsFolders(config)` reads the secrets and asks Autodiscover for the public folder mailbox
+/// (blocking); `await EwsFolders.connect_async(config)` does the same without blocking.
+#[pyclass(module = "exchange_sync", frozen)]
+pub struct EwsFolders {
+    /// The Rust provider, shared with a service built on it.
+    pub inner: Arc<RustEwsFolders>,
+    /// The configured connection ids, in order (the first is the default).
+    pub connections: Vec<String>,
+}
+
+impl EwsFolders {
+    fn connection(&self, connection: Option<String>) -> PyResult<String> {
+        connection
+            .or_else(|| self.connections.first().cloned())
+            .ok_or_else(|| invalid("connections", "the configuration has no connection"))
+    }
+
+    fn mailbox_args(&self, connection: Option<String>, folder: &str) -> PyResult<(String, TargetFolder)> {
+        Ok((self.connection(connection)?, parse_target("folder", folder)?))
+    }
+}
+
+#[pymethods]
+impl EwsFolders {
+    #[new]
+    fn new(py: Python<'_>, config: &Config) -> PyResult<Self> {
+        let c = config.inner.clone();
+        let connections = c.connections.iter().map(|c| c.id.clone()).collect();
+        let inner = block_on(py, async move { Ok(RustEwsFolders::connect(&c).await?) })?;
+        Ok(EwsFolders { inner: Arc::new(inner), connections })
+    }
+
+    /// Connects without blocking the event loop (awaitable of `EwsFolders`).
+    #[staticmethod]
+    fn connect_async<'py>(py: Python<'py>, config: &Config) -> PyResult<Bound<'py, PyAny>> {
+        let c = config.inner.clone();
+        let connections: Vec<String> = c.connections.iter().map(|c| c.id.clone()).collect();
+        awaitable(py, async move {
+            let inner = RustEwsFolders::connect(&c).await?;
+            Ok(EwsFolders { inner: Arc::new(inner), connections })
+        })
+    }
+
+    /// A public folder by its `/`-separated path (`""` is the root of the public folder tree).
+    #[pyo3(signature = (path, *, connection = None))]
+    fn public_folder(&self, py: Python<'_>, path: String, connection: Option<String>) -> PyResult<Folder> {
+        let (inner, connection) = (Arc::clone(&self.inner), self.connection(connection)?);
+        block_on(py, async move { Ok(Folder { inner: inner.open_public_folder(&connection, &path).await? }) })
+    }
+
+    /// A public folder (awaitable); see `public_folder`.
+    #[pyo3(signature = (path, *, connection = None))]
+    fn public_folder_async<'py>(
+        &self,
+        py: Python<'py>,
+        path: String,
+        connection: Option<String>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let (inner, connection) = (Arc::clone(&self.inner), self.connection(connection)?);
+        awaitable(py, async move { Ok(Folder { inner: inner.open_public_folder(&connection, &path).await? }) })
+    }
+
+    /// A folder of a mailbox: `contacts`, `calendar`, `tasks`, `notes`, or a named folder below
+    /// one (`contacts/Company Contacts`), created when missing if `create` is set.
+    #[pyo3(signature = (mailbox, folder = "contacts", *, create = false, connection = None))]
+    fn mailbox_folder(
+        &self,
+        py: Python<'_>,
+        mailbox: String,
+        folder: &str,
+        create: bool,
+        connection: Option<String>,
+    ) -> PyResult<Folder> {
+        let (connection, target) = self.mailbox_args(connection, folder)?;
+        let inner = Arc::clone(&self.inner);
+        block_on(py, async move {
+            Ok(Folder { inner: inner.open_mailbox_folder(&connection, &mailbox, &target, create).await? })
+        })
+    }
+
+    /// A folder of a mailbox (awaitable); see `mailbox_folder`.
+    #[pyo3(signature = (mailbox, folder = "contacts", *, create = false, connection = None))]
+    fn mailbox_folder_async<'py>(
+        &self,
+        py: Python<'py>,
+        mailbox: String,
+        folder: &str,
+        create: bool,
+        connection: Option<String>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let (connection, target) = self.mailbox_args(connection, folder)?;
+        let inner = Arc::clone(&self.inner);
+        awaitable(py, async move {
+            Ok(Folder { inner: inner.open_mailbox_folder(&connection, &mailbox, &target, create).await? })
+        })
+    }
+
+    fn __repr__(&self) -> String {
+        format!("<EwsFolders connections={:?}>", self.connections)
+    }
+}
+
+/// Adds the item classes to the module.
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<Item>()?;
+    m.add_class::<FolderItem>()?;
+    m.add_class::<FolderInfo>()?;
+    m.add_class::<Folder>()?;
+    m.add_class::<EwsFolders>()?;
+    Ok(())
+}
