@@ -214,6 +214,14 @@ impl GroupSync {
             let executor =
                 Executor::new(&planned_group, self.store.as_ref(), &self.connectors, self.options.executor.clone());
             let ExecutionReport { members: executed } = executor.execute(plan).await?;
+            for (member, execution) in &executed {
+                if let Some(connector) = self.connectors.get(member)
+                    && !execution.created_ids.is_empty()
+                    && connector.capabilities().change_detection == ChangeDetection::Incremental
+                {
+                    self.settle(member, connector, &execution.created_ids).await?;
+                }
+            }
             for (member, execution) in executed {
                 report.members.entry(member).or_default().execution = execution;
             }
@@ -560,6 +568,68 @@ impl GroupSync {
             view.keys.insert(key);
         }
         view.observation.changes.push(Observed::Present(fetched));
+    }
+
+    /// Brings an incremental folder's token past the copies this pass created in it.
+    ///
+    /// A change feed reports the deletion only of items it has reported before (Exchange's
+    /// SyncFolderItems works so): a copy created in this pass and deleted by its user before the
+    /// feed reported it would otherwise never be seen as deleted. So the feed is read once more
+    /// now. When it reports every new copy and nothing else, its token is stored. Otherwise (a new
+    /// copy is already gone, or the user changed something meanwhile) the token is cleared, so
+    /// that the next pass lists the folder completely and diffs it against state, which finds
+    /// every change including the deletion. A failure to read the feed changes nothing: the next
+    /// pass reads it from the stored token, and a copy deleted before that is the one case left
+    /// to the periodic full re-check.
+    async fn settle(&self, member: &MemberId, connector: &Arc<dyn Connector>, created: &[ItemId]) -> Result<()> {
+        let stored = self.store.token(&self.group.id, member).await?;
+        let mut from = stored.clone();
+        let mut upserted: BTreeMap<ItemId, Version> = BTreeMap::new();
+        let mut others = false;
+        loop {
+            let page = match connector.changes(from.as_ref()).await {
+                Ok(page) => page,
+                Err(error) => {
+                    tracing::debug!(%member, %error, "could not settle the change feed after creating copies");
+                    return Ok(());
+                }
+            };
+            for change in page.changes {
+                match change {
+                    Change::Upserted(v) => {
+                        upserted.insert(v.id, v.version);
+                    }
+                    Change::Deleted(_) => others = true,
+                }
+            }
+            from = Some(page.token);
+            if !page.more {
+                break;
+            }
+        }
+        let ids: Vec<ItemId> = upserted.keys().cloned().collect();
+        let known: BTreeMap<ItemId, Version> = self
+            .store
+            .lookup_items(&self.group.id, member, &ids)
+            .await?
+            .into_iter()
+            .map(|k| (k.id, k.version))
+            .collect();
+        others |= upserted.iter().any(|(id, version)| known.get(id) != Some(version));
+        let missing = created.iter().any(|id| !upserted.contains_key(id));
+        let token = if missing || others { None } else { from };
+        if token.is_none() {
+            tracing::info!(%member, missing, others, "new copies changed before the feed reported them: full listing next pass");
+        }
+        if token != stored {
+            self.store
+                .apply(
+                    &self.group.id,
+                    StateTransaction::from(vec![StateWrite::SetToken { member: member.clone(), token }]),
+                )
+                .await?;
+        }
+        Ok(())
     }
 
     /// Records each planned folder's status after the pass.

@@ -82,6 +82,9 @@ pub struct MemberReport {
     pub deleted: usize,
     /// Actions that did not complete; the next pass takes them up again.
     pub failed: Vec<ActionFailure>,
+    /// The ids of the copies created, in creation order (the engine checks that the folder's
+    /// change feed has reported them; see [`crate::engine`]).
+    pub created_ids: Vec<ItemId>,
 }
 
 impl MemberReport {
@@ -260,6 +263,7 @@ impl<'a> Executor<'a> {
             let clear = StateWrite::RemovePending { entity: entity.clone(), member: member.clone() };
             match result {
                 Ok(created) => {
+                    report.created_ids.push(created.id.clone());
                     let replica = ReplicaRecord {
                         item_id: created.id,
                         version: created.version,

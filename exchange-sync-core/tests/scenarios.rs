@@ -418,3 +418,20 @@ async fn a_dry_run_writes_nothing() {
     let report = w.sync().await;
     assert_eq!(report.planned, plan.actions.len());
 }
+
+// A copy that its user deletes right after the engine created it, before the folder's change feed
+// ever reported it, is still seen as deleted (Exchange's feed, like the test kit's, reports
+// deletions only of items it reported before) and the deletion of a two-way member propagates.
+#[tokio::test]
+async fn a_copy_deleted_before_the_feed_reported_it_is_still_seen() {
+    let w = world();
+    w.hub().user_create(contact("Ann"));
+    w.hub().user_create(contact("Ben"));
+    w.sync().await;
+    assert!(w.folder("alice").user_delete(&w.one("alice", "Ann").id));
+    w.sync_until_quiet(3).await;
+    for m in ["hub", "alice", "bob", "carol"] {
+        assert!(w.named(m, "Ann").is_empty(), "Ann is still in {m}");
+        assert_eq!(w.named(m, "Ben").len(), 1, "{m}");
+    }
+}

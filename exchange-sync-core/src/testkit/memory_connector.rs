@@ -82,6 +82,8 @@ struct Folder {
     items: BTreeMap<ItemId, Stored>,
     /// Every change, oldest first: the item id changed at sequence number `index + 1`.
     log: Vec<ItemId>,
+    /// The sequence number at which each item (also a deleted one) was created.
+    born: BTreeMap<ItemId, usize>,
     /// Tokens carry the epoch they were issued in; invalidating tokens starts a new epoch.
     epoch: u64,
     next_id: u64,
@@ -120,6 +122,7 @@ impl Folder {
         let version = self.new_version();
         self.items.insert(id.clone(), Stored { version: version.clone(), item: strip(item), origin, modified: tick() });
         self.record(&id);
+        self.born.insert(id.clone(), self.log.len());
         ItemVersion { id, version }
     }
 
@@ -176,8 +179,10 @@ impl Folder {
         }
         let mut pending: Vec<(usize, &ItemId)> = last
             .into_iter()
-            // From the beginning, items that no longer exist are nobody's business.
-            .filter(|(id, _)| token.is_some() || self.items.contains_key(*id))
+            // Like Exchange's feed, a deletion is reported only for an item that existed at the
+            // token: one created and deleted since then never appears (nor does any deleted item
+            // in a listing from the beginning).
+            .filter(|(id, _)| self.items.contains_key(*id) || self.born.get(*id).is_some_and(|born| *born <= start))
             .map(|(id, seq)| (seq, id))
             .collect();
         pending.sort();
@@ -258,6 +263,7 @@ impl MemoryConnector {
                 config,
                 items: BTreeMap::new(),
                 log: Vec::new(),
+                born: BTreeMap::new(),
                 epoch: 1,
                 next_id: 0,
                 next_version: 0,
