@@ -1,0 +1,33 @@
+//! Settings of the C# output, read from the `[bindings.csharp]` table of a crate's `uniffi.toml`
+//! and overridable on the command line.
+
+use serde::Deserialize;
+
+/// What the generated C# is called and which native library it loads.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// C# namespace; defaults to the uniffi namespace in PascalCase.
+    pub namespace: Option<String>,
+    /// Static class holding the top-level functions; defaults to `<Namespace>Functions`.
+    pub functions_class: Option<String>,
+    /// Native library name for `DllImport` (without `lib` prefix or extension); defaults to the
+    /// cdylib's name.
+    pub cdylib_name: Option<String>,
+}
+
+impl Config {
+    /// Fills unset values from `other` (command-line overrides win over `uniffi.toml`).
+    pub fn overridden_by(mut self, other: &Config) -> Config {
+        if other.namespace.is_some() {
+            self.namespace.clone_from(&other.namespace);
+        }
+        if other.functions_class.is_some() {
+            self.functions_class.clone_from(&other.functions_class);
+        }
+        if other.cdylib_name.is_some() {
+            self.cdylib_name.clone_from(&other.cdylib_name);
+        }
+        self
+    }
+}
