@@ -87,7 +87,8 @@ pub fn generate_component(ci: &ComponentInterface, config: &Config) -> Result<St
     let types = TypeMap::new(ci);
     let ns = namespace(ci, config);
     let lib_name = config.cdylib_name.clone().unwrap_or_else(|| ci.crate_name().to_owned());
-    let functions_class = config.functions_class.clone().unwrap_or_else(|| format!("{ns}Functions"));
+    let last_segment = ns.rsplit('.').next().unwrap_or(&ns);
+    let functions_class = config.functions_class.clone().unwrap_or_else(|| format!("{last_segment}Functions"));
 
     let mut out = String::new();
     let _ = writeln!(

@@ -9,7 +9,7 @@ use serde::Deserialize;
 pub struct Config {
     /// C# namespace; defaults to the uniffi namespace in PascalCase.
     pub namespace: Option<String>,
-    /// Static class holding the top-level functions; defaults to `<Namespace>Functions`.
+    /// Static class holding the top-level functions; defaults to `<last namespace segment>Functions`.
     pub functions_class: Option<String>,
     /// Native library name for `DllImport` (without `lib` prefix or extension); defaults to the
     /// cdylib's name.
