@@ -2,6 +2,8 @@
 //! must contain the declarations and the FFI plumbing that make the shape work. (The C# suite in
 //! `bindings/dotnet/tests`, run by `bindings/dotnet/test.sh`, compiles and runs the real thing.)
 
+#![allow(clippy::expect_used, reason = "test helpers: a failure to generate is the test failing")]
+
 use uniffi_bindgen::ComponentInterface;
 use uniffi_bindgen_csharp::{Config, generate_component};
 
