@@ -5,7 +5,8 @@
 #   3. builds the fixture cdylib and the generator,
 #   4. generates the C# bindings of the fixture,
 #   5. compiles them with `mcs -langversion:7.2` (warnings are errors), then with the C# suite,
-#   6. runs the suite (round trips, exceptions, objects and disposal, callbacks, async, leak check).
+#   6. compiles and runs the C# example,
+#   7. runs the suite (round trips, exceptions, objects and disposal, callbacks, async, leak check).
 #
 #   bindings/dotnet/test.sh             everything
 #   bindings/dotnet/test.sh Async       only C# tests whose name contains "Async"
@@ -44,8 +45,16 @@ step "generate C#"
 "$lib_dir/uniffi-bindgen-csharp" "$lib_dir/libdotnet_fixture.so" "$out/generated"
 
 step "compile with mcs -langversion:7.2"
-mcs -langversion:7.2 -warnaserror -target:library -out:"$out/DotnetFixture.dll" "$out"/generated/*.cs
+# As a library first, with -doc: every public member of the generated API must be documented.
+mcs -langversion:7.2 -warnaserror -target:library -doc:"$out/DotnetFixture.xml" -out:"$out/DotnetFixture.dll" "$out"/generated/*.cs
 mcs -langversion:7.2 -warnaserror -debug -out:"$out/FixtureTests.exe" "$out"/generated/*.cs "$here"/tests/*.cs
 
+# The example sees only the public API, as a user of the package would.
+mcs -langversion:7.2 -warnaserror -r:"$out/DotnetFixture.dll" -out:"$out/Example.exe" "$here"/examples/csharp/*.cs
+
+export LD_LIBRARY_PATH="$lib_dir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+step "run the C# example"
+mono --debug "$out/Example.exe"
+
 step "run the C# tests"
-LD_LIBRARY_PATH="$lib_dir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" mono --debug "$out/FixtureTests.exe" "$@"
+mono --debug "$out/FixtureTests.exe" "$@"

@@ -100,6 +100,7 @@ pub fn generate_component(ci: &ComponentInterface, config: &Config) -> Result<St
         "System",
         "System.Collections",
         "System.Collections.Generic",
+        "System.IO",
         "System.Runtime.InteropServices",
         "System.Text",
         "System.Threading",
@@ -136,7 +137,8 @@ pub fn generate_component(ci: &ComponentInterface, config: &Config) -> Result<St
         }
     }
 
-    out.push_str(&summary(ci.namespace_docstring(), 4));
+    let default_doc = format!("The top-level functions of the `{}` library.", ci.crate_name());
+    out.push_str(&summary(Some(ci.namespace_docstring().unwrap_or(&default_doc)), 4));
     let _ = writeln!(out, "    public static class {functions_class}\n    {{");
     for f in ci.function_definitions() {
         let callable = Callable {

@@ -43,7 +43,7 @@ pub(crate) fn render(ci: &ComponentInterface, lib_name: &str) -> String {
 /// A static constructor that refuses to run against a library built from another interface.
 fn integrity_checks(ci: &ComponentInterface) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "        static UniffiLib()\n        {{");
+    let _ = writeln!(out, "        static UniffiLib()\n        {{\n            UniffiNativeLibrary.Preload(LibName);");
     let _ = writeln!(
         out,
         "            uint contract = {}();\n            if (contract != {}) throw new UniffiException(\"uniffi contract version mismatch: bindings expect {}, library has \" + contract);",

@@ -53,7 +53,7 @@ pub(crate) fn members(
     }
     let _ = writeln!(out, "{pad}    return h;\n{pad}}}\n");
     let shown: Vec<String> =
-        fields.iter().map(|f| format!("\"{p}=\" + this.{p}", p = property_name(f.name()))).collect();
+        fields.iter().map(|f| format!("\"{p}=\" + UniffiFormat.Show(this.{p})", p = property_name(f.name()))).collect();
     let shown = if shown.is_empty() { "\"\"".to_owned() } else { shown.join(" + \", \" + ") };
     let _ = writeln!(out, "{pad}/// <summary>The type and its fields, for logs and test failures.</summary>");
     let _ = writeln!(

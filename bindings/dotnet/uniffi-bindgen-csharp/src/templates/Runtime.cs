@@ -37,6 +37,44 @@
         public UniffiException(string message) : base(message) { }
     }
 
+    /// <summary>
+    /// Finds the native library on Windows. .NET Framework (and so Windows PowerShell 5.1) resolves
+    /// DllImport through the process's DLL search path, which includes neither the directory of
+    /// this assembly nor a NuGet package's runtimes/win-*/native folder; loading the library from
+    /// there first makes DllImport find it already loaded. Elsewhere the runtime's own probing
+    /// (runtimes/RID/native on .NET 6+, LD_LIBRARY_PATH or the app directory on Mono) is used.
+    /// </summary>
+    internal static class UniffiNativeLibrary
+    {
+        [DllImport("kernel32", CharSet = CharSet.Unicode, SetLastError = true)]
+        private static extern IntPtr LoadLibraryW(string path);
+
+        internal static void Preload(string name)
+        {
+            if (Environment.OSVersion.Platform != PlatformID.Win32NT) return;
+            string dir;
+            try
+            {
+                dir = Path.GetDirectoryName(typeof(UniffiNativeLibrary).Assembly.Location);
+            }
+            catch (Exception)
+            {
+                return;
+            }
+            if (string.IsNullOrEmpty(dir)) return;
+            string arch = IntPtr.Size == 8 ? "win-x64" : "win-x86";
+            string[] candidates =
+            {
+                Path.Combine(dir, name + ".dll"),
+                Path.Combine(dir, "runtimes", arch, "native", name + ".dll"),
+            };
+            foreach (string candidate in candidates)
+            {
+                if (File.Exists(candidate) && LoadLibraryW(candidate) != IntPtr.Zero) return;
+            }
+        }
+    }
+
     /// <summary>Reads the big-endian serialization that uniffi uses for compound values.</summary>
     internal sealed class UniffiReader
     {
@@ -539,6 +577,41 @@
                 return h;
             }
             return a.GetHashCode();
+        }
+    }
+
+    /// <summary>Shows values in ToString: lists and maps by their items, byte arrays by their length.</summary>
+    internal static class UniffiFormat
+    {
+        public static string Show(object o)
+        {
+            if (o == null) return "null";
+            if (o is string) return (string)o;
+            byte[] bytes = o as byte[];
+            if (bytes != null) return "byte[" + bytes.Length + "]";
+            IDictionary d = o as IDictionary;
+            if (d != null)
+            {
+                StringBuilder sb = new StringBuilder("{");
+                foreach (DictionaryEntry e in d)
+                {
+                    if (sb.Length > 1) sb.Append(", ");
+                    sb.Append(Show(e.Key)).Append(": ").Append(Show(e.Value));
+                }
+                return sb.Append("}").ToString();
+            }
+            IList l = o as IList;
+            if (l != null)
+            {
+                StringBuilder sb = new StringBuilder("[");
+                for (int i = 0; i < l.Count; i++)
+                {
+                    if (i > 0) sb.Append(", ");
+                    sb.Append(Show(l[i]));
+                }
+                return sb.Append("]").ToString();
+            }
+            return o.ToString();
         }
     }
 
