@@ -67,6 +67,8 @@
             {
                 Path.Combine(dir, name + ".dll"),
                 Path.Combine(dir, "runtimes", arch, "native", name + ".dll"),
+                // an unpacked NuGet package: lib/netstandard2.0/ beside runtimes/
+                Path.Combine(dir, "..", "..", "runtimes", arch, "native", name + ".dll"),
             };
             foreach (string candidate in candidates)
             {
