@@ -72,6 +72,14 @@ namespace FixtureTests
             Assert.Equal((int?)8, F.EchoOptionalI32(7), "Some i32");
         }
 
+        public static void TestSetsAndCustomTypes()
+        {
+            HashSet<string> set = F.EchoSet(new HashSet<string> { "a", "b" });
+            Assert.Equal(3, set.Count, "set size");
+            Assert.True(set.SetEquals(new[] { "a", "b", "seen" }), "set items");
+            Assert.Equal("#AAMk", F.EchoItemId("AAMk"), "custom type as its builtin");
+        }
+
         public static void TestSequencesAndMaps()
         {
             Assert.SequenceEqual(new List<int> { 3, 2, 1 }, F.EchoSequence(new List<int> { 1, 2, 3 }), "sequence");

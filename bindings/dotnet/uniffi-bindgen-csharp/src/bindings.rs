@@ -170,7 +170,6 @@ fn check_supported(ty: &Type) -> Result<()> {
         Type::Object { name, imp, .. } if imp.has_callback_interface() => {
             Err(GenerateError::unsupported("traits implemented in C#", name.clone()))
         }
-        Type::Set { .. } => Err(GenerateError::unsupported("sets", "a set type")),
         _ => Ok(()),
     }
 }

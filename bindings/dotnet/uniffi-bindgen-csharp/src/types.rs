@@ -6,7 +6,7 @@
 //! | `String`, bytes | `string`, `byte[]` |
 //! | timestamp, duration | `DateTime` (UTC), `TimeSpan` (100 ns resolution) |
 //! | `Option<T>` | `T?` for value types, `T` (null) for reference types |
-//! | `Vec<T>`, `HashMap<K, V>` | `List<T>`, `Dictionary<K, V>` |
+//! | `Vec<T>`, `HashSet<T>`, `HashMap<K, V>` | `List<T>`, `HashSet<T>`, `Dictionary<K, V>` |
 //! | record, enum, error, object | generated class / enum / exception |
 //! | callback interface | generated `IName` interface |
 
@@ -100,7 +100,7 @@ impl<'a> TypeMap<'a> {
             Type::CallbackInterface { name, .. } => names::interface(name),
             Type::Custom { builtin, .. } => self.cs_type(builtin)?,
             Type::Box { inner_type } => self.cs_type(inner_type)?,
-            Type::Set { .. } => return Err(GenerateError::unsupported("sets", "a set type")),
+            Type::Set { inner_type } => format!("HashSet<{}>", self.cs_type(inner_type)?),
         })
     }
 
@@ -133,7 +133,7 @@ impl<'a> TypeMap<'a> {
             | Type::CallbackInterface { name, .. } => format!("Type{}", names::pascal(name)),
             Type::Custom { builtin, .. } => self.canonical(builtin)?,
             Type::Box { inner_type } => self.canonical(inner_type)?,
-            Type::Set { .. } => return Err(GenerateError::unsupported("sets", "a set type")),
+            Type::Set { inner_type } => format!("Set{}", self.canonical(inner_type)?),
         })
     }
 

@@ -529,7 +529,7 @@
         }
     }
 
-    /// <summary>Value equality over the shapes records and enums hold: lists, maps, byte arrays.</summary>
+    /// <summary>Value equality over the shapes records and enums hold: lists, maps, sets, byte arrays.</summary>
     internal static class UniffiEquality
     {
         public static new bool Equals(object a, object b)
@@ -558,6 +558,25 @@
                 }
                 return true;
             }
+            if (!(a is string) && a is IEnumerable && b is IEnumerable)
+            {
+                // sets: same size and every item of one is in the other
+                List<object> sa = new List<object>();
+                foreach (object o in (IEnumerable)a) sa.Add(o);
+                List<object> sb = new List<object>();
+                foreach (object o in (IEnumerable)b) sb.Add(o);
+                if (sa.Count != sb.Count) return false;
+                foreach (object x in sa)
+                {
+                    bool found = false;
+                    foreach (object y in sb)
+                    {
+                        if (Equals(x, y)) { found = true; break; }
+                    }
+                    if (!found) return false;
+                }
+                return true;
+            }
             return a.Equals(b);
         }
 
@@ -576,6 +595,12 @@
             {
                 int h = 17;
                 foreach (object o in l) h = unchecked(h * 31 + Hash(o));
+                return h;
+            }
+            if (!(a is string) && a is IEnumerable)
+            {
+                int h = 0;
+                foreach (object o in (IEnumerable)a) h += Hash(o);
                 return h;
             }
             return a.GetHashCode();
