@@ -154,6 +154,15 @@ namespace FixtureTests
             Assert.Equal(null, noOptionals.Birthday, "no birthday");
         }
 
+        public static void TestDefaultArgumentsAndFields()
+        {
+            Assert.Equal("hello ann, hello ann", F.Greet("ann"), "all defaults");
+            Assert.Equal("hi ann", F.Greet("ann", "hi", 1), "some defaults");
+            Assert.Equal("hi ann OneWay", F.Greet("ann", "hi", 1, Direction.OneWay), "no defaults");
+            Assert.Equal("g batch=50 dry=false label=None", F.DescribeOptions(new RunOptions("g")), "record field defaults");
+            Assert.Equal("g batch=5 dry=true label=Some(\"x\")", F.DescribeOptions(new RunOptions("g", 5, true, "x")), "record fields given");
+        }
+
         public static void TestNestedRecords()
         {
             Folder f = new Folder(
@@ -230,6 +239,23 @@ namespace FixtureTests
             using (Counter m = F.MaybeCounter("m"))
             {
                 Assert.Equal("m", m.Name(), "optional object");
+            }
+        }
+
+        public static void TestRustTraitsBecomeDotnetOverrides()
+        {
+            using (Counter a = Counter.Named("a", 3))
+            using (Counter a2 = Counter.Named("a", 3))
+            using (Counter b = Counter.Named("b", 1))
+            {
+                Assert.Equal("Counter(\"a\" = 3)", a.ToString(), "Display is ToString");
+                Assert.True(a.Equals(a2), "Eq is Equals");
+                Assert.True(!a.Equals(b) && !a.Equals(null) && !a.Equals("a"), "unequal");
+                Assert.Equal(a.GetHashCode(), a2.GetHashCode(), "Hash is GetHashCode");
+                List<Counter> sorted = new List<Counter> { a, b };
+                sorted.Sort();
+                Assert.Equal("b", sorted[0].Name(), "Ord is IComparable");
+                Assert.True(a.CompareTo(a2) == 0 && a.CompareTo(null) > 0, "CompareTo");
             }
         }
 

@@ -8,8 +8,8 @@ use uniffi_bindgen::ComponentInterface;
 use uniffi_bindgen::interface::{Argument, AsType, FfiFunction, FfiType, Type};
 
 use crate::error::{GenerateError, Result};
-use crate::names;
 use crate::types::TypeMap;
+use crate::{defaults, names};
 
 /// What a callable looks like, whatever kind it is.
 pub(crate) struct Callable<'a> {
@@ -26,11 +26,22 @@ pub(crate) struct Callable<'a> {
 }
 
 impl Callable<'_> {
-    /// `type name, type name` for the C# parameter list (plus the cancellation token when async).
+    /// `type name, type name = default` for the C# parameter list (plus the cancellation token
+    /// when async).
     pub(crate) fn params(&self, types: &TypeMap<'_>) -> Result<String> {
+        let defaults = defaults::optional_suffix(
+            self.args
+                .iter()
+                .map(|a| a.default_value().and_then(|d| defaults::constant(d, &a.as_type(), types)))
+                .collect(),
+        );
         let mut ps = Vec::new();
-        for a in &self.args {
-            ps.push(format!("{} {}", types.cs_type(&a.as_type())?, names::camel(a.name())));
+        for (a, default) in self.args.iter().zip(defaults) {
+            let p = format!("{} {}", types.cs_type(&a.as_type())?, names::camel(a.name()));
+            ps.push(match default {
+                Some(d) => format!("{p} = {d}"),
+                None => p,
+            });
         }
         if self.is_async {
             ps.push("CancellationToken cancellationToken = default(CancellationToken)".into());

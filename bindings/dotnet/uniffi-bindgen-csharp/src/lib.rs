@@ -17,6 +17,7 @@ mod callables;
 mod callback_interfaces;
 mod config;
 mod converters;
+mod defaults;
 mod doc_comments;
 mod enums;
 mod error;

@@ -8,8 +8,8 @@ use uniffi_bindgen::interface::{AsType, Field, Record};
 
 use crate::doc_comments::summary;
 use crate::error::{GenerateError, Result};
-use crate::names;
 use crate::types::TypeMap;
+use crate::{defaults, names};
 
 /// Properties, constructor, `Equals`/`GetHashCode`/`ToString` of a class holding `fields`.
 pub(crate) fn members(
@@ -22,10 +22,17 @@ pub(crate) fn members(
     let mut out = String::new();
     let mut params = Vec::new();
     let mut assigns = String::new();
-    for f in fields {
+    let defaults = defaults::optional_suffix(
+        fields.iter().map(|f| f.default_value().and_then(|d| defaults::constant(d, &f.as_type(), types))).collect(),
+    );
+    for (f, default) in fields.iter().zip(defaults) {
         let ty = types.cs_type(&f.as_type())?;
         let prop = property_name(f.name());
-        params.push(format!("{ty} {}", names::camel(f.name())));
+        let param = format!("{ty} {}", names::camel(f.name()));
+        params.push(match default {
+            Some(d) => format!("{param} = {d}"),
+            None => param,
+        });
         let _ = writeln!(assigns, "{pad}    this.{prop} = {};", names::camel(f.name()));
     }
     let _ = writeln!(out, "{pad}/// <summary>Creates the value from all its fields.</summary>");

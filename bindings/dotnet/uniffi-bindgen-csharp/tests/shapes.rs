@@ -337,3 +337,34 @@ fn functions_class_defaults_to_the_last_namespace_segment() {
     let cs = generate_component(&ci, &config).expect("C# generated");
     assert_has(&cs, &["public static class NativeFunctions"]);
 }
+
+#[test]
+fn trailing_constant_defaults_become_optional_parameters() {
+    let cs = generate(
+        "namespace shapes { string greet(string name, optional string greeting = \"hello\", optional u32 times = 2); };
+         dictionary Options { string group; sequence<string> tags = []; u32 batch = 50; boolean dry_run = false; };",
+    );
+    assert_has(
+        &cs,
+        &[
+            "public static string Greet(string name, string greeting = \"hello\", uint times = 2)",
+            // the empty list is no C# constant, so it and every field before it stay required
+            "public Options(string group, List<string> tags, uint batch = 50, bool dryRun = false)",
+        ],
+    );
+}
+
+#[test]
+fn rust_traits_become_dotnet_overrides() {
+    let cs = generate("namespace shapes {}; [Traits=(Display, Eq, Hash, Ord)] interface Counter { constructor(); };");
+    assert_has(
+        &cs,
+        &[
+            "public class Counter : UniffiObject, IComparable<Counter>",
+            "public override string ToString()",
+            "public override bool Equals(object obj)",
+            "public override int GetHashCode()",
+            "public int CompareTo(Counter other)",
+        ],
+    );
+}
