@@ -349,6 +349,79 @@ namespace FixtureTests
         }
     }
 
+    sealed class Tokens : ITokenSource
+    {
+        public int RefusedCount;
+        public volatile bool Cancelled;
+
+        public Task<string> Token(string scope, CancellationToken cancellationToken)
+        {
+            if (scope == "sync-throw") throw new FieldException.Throttled(7);
+            return TokenAsync(scope, cancellationToken);
+        }
+
+        private async Task<string> TokenAsync(string scope, CancellationToken cancellationToken)
+        {
+            if (scope == "slow")
+            {
+                try
+                {
+                    await Task.Delay(60000, cancellationToken);
+                }
+                catch (OperationCanceledException)
+                {
+                    Cancelled = true;
+                    throw;
+                }
+            }
+            await Task.Delay(2, cancellationToken);
+            if (scope == "fail") throw new FieldException.Conflict("m@example.com", "i1");
+            if (scope == "boom") throw new InvalidOperationException("boom");
+            return scope == "bad" ? "bad" : "tok-" + scope;
+        }
+
+        public Task Refused(string token, CancellationToken cancellationToken)
+        {
+            Interlocked.Increment(ref RefusedCount);
+            return Task.FromResult(true);
+        }
+    }
+
+    [TestClass]
+    public static class AsyncCallbackTests
+    {
+        public static void TestRustAwaitsCSharpTasks()
+        {
+            Tokens src = new Tokens();
+            Assert.Equal("Bearer tok-a", F.FetchToken(src, "a").Result, "awaited C# task");
+            Assert.Throws<FieldException.Invalid>(() => F.FetchToken(src, "bad").Wait(), "Rust error after a void async callback");
+            Assert.Equal(1, src.RefusedCount, "void async callback ran");
+        }
+
+        public static void TestTaskExceptionsReachRust()
+        {
+            Tokens src = new Tokens();
+            FieldException.Conflict c = Assert.Throws<FieldException.Conflict>(() => F.FetchToken(src, "fail").Wait(), "declared exception from a task");
+            Assert.Equal("i1", c.Item, "fields survive");
+            FieldException.Unexpected u = Assert.Throws<FieldException.Unexpected>(() => F.FetchToken(src, "boom").Wait(), "undeclared exception from a task");
+            Assert.True(u.Reason.Contains("boom"), "reason: " + u.Reason);
+            FieldException.Throttled t = Assert.Throws<FieldException.Throttled>(() => F.FetchToken(src, "sync-throw").Wait(), "exception before the task exists");
+            Assert.Equal(7ul, t.BackoffMs, "field");
+        }
+
+        public static void TestDroppingTheRustFutureCancelsTheTask()
+        {
+            Tokens src = new Tokens();
+            Assert.Equal(null, F.FetchTokenWithTimeout(src, 20).Result, "Rust gave up");
+            // The cancellation arrives on a thread pool thread; wait for it, bounded.
+            for (int i = 0; i < 500 && !src.Cancelled; i++) Thread.Sleep(10);
+            Assert.True(src.Cancelled, "the C# task saw its token cancelled");
+            for (int i = 0; i < 500 && UniffiForeignFutures.Count > 0; i++) Thread.Sleep(10);
+            Assert.Equal(0, UniffiForeignFutures.Count, "every dropped callback ran");
+            Assert.Equal(0, FfiConverterTypeTokenSource.Handles.Count, "token sources released");
+        }
+    }
+
     [TestClass]
     public static class AsyncTests
     {
@@ -450,7 +523,10 @@ namespace FixtureTests
             F.TransformWith(listener, "v");
             try { F.FailWithFields(0, false); } catch (FieldException.Conflict) { }
             if (i % 10 == 0) F.AsyncAdd(i, 1, 0).Wait();
+            if (i % 10 == 5) F.FetchToken(Tokens, "a").Wait();
         }
+
+        private static readonly Tokens Tokens = new Tokens();
 
         public static void TestMemoryIsStableOver10000Calls()
         {
@@ -471,6 +547,9 @@ namespace FixtureTests
             Assert.Equal(countersBefore, F.LiveCounters(), "every Rust object released");
             Assert.Equal(0, FfiConverterTypeProgressListener.Handles.Count, "every callback handle released");
             Assert.Equal(0, UniffiAsync.PendingCount, "every continuation released");
+            Assert.Equal(0, FfiConverterTypeTokenSource.Handles.Count, "every async callback handle released");
+            for (int i = 0; i < 500 && UniffiForeignFutures.Count > 0; i++) Thread.Sleep(10);
+            Assert.Equal(0, UniffiForeignFutures.Count, "every C# task Rust awaited released");
         }
     }
 }

@@ -4,10 +4,14 @@
 //! collects them, and the vtable lives in unmanaged memory for the life of the process). Exceptions
 //! of the declared error type become Rust errors; any other exception becomes an unexpected error
 //! carrying its message.
+//!
+//! Async methods return `Task`/`Task<T>` and take a `CancellationToken`: Rust hands over a
+//! completion callback, the task's outcome is sent through it when the task ends, and the token is
+//! cancelled when Rust drops the future awaiting it (uniffi's foreign-future ABI).
 
 use std::fmt::Write as _;
 
-use uniffi_bindgen::interface::{AsType, CallbackInterface, FfiType};
+use uniffi_bindgen::interface::{AsType, CallbackInterface, FfiCallbackFunction, FfiType, Method};
 
 use crate::doc_comments::summary;
 use crate::error::{GenerateError, Result};
@@ -22,20 +26,20 @@ pub(crate) fn render(cbi: &CallbackInterface, types: &TypeMap<'_>) -> Result<Str
     let mut out = summary(cbi.docstring(), 4);
     let _ = writeln!(out, "    public interface {iface}\n    {{");
     for m in cbi.methods() {
-        if m.is_async() {
-            return Err(GenerateError::unsupported(
-                "async callback interface methods",
-                format!("{}.{}", cbi.name(), m.name()),
-            ));
-        }
         let mut params = Vec::new();
         for a in m.arguments() {
             params.push(format!("{} {}", types.cs_type(&a.as_type())?, names::camel(a.name())));
         }
-        let ret = match m.return_type() {
-            Some(t) => types.cs_type(t)?,
-            None => "void".into(),
+        let ret = match (m.is_async(), m.return_type()) {
+            (false, Some(t)) => types.cs_type(t)?,
+            (false, None) => "void".into(),
+            (true, Some(t)) => format!("Task<{}>", types.cs_type(t)?),
+            (true, None) => "Task".into(),
         };
+        if m.is_async() {
+            // Cancelled when Rust drops the future that awaits this task.
+            params.push("CancellationToken cancellationToken".into());
+        }
         out.push_str(&summary(m.docstring(), 8));
         let _ = writeln!(out, "        {ret} {}({});", names::pascal(m.name()), params.join(", "));
     }
@@ -67,12 +71,12 @@ pub(crate) fn render(cbi: &CallbackInterface, types: &TypeMap<'_>) -> Result<Str
     );
     let _ = writeln!(
         out,
-        "        private static readonly {} FreeDelegate = handle => {conv}.Handles.Remove(handle);",
+        "        // Called by Rust: nothing may be thrown back across the FFI.\n        private static readonly {} FreeDelegate = handle => {{ try {{ {conv}.Handles.Remove(handle); }} catch (Exception) {{ }} }};",
         ffi_delegate_name("CallbackInterfaceFree")
     );
     let _ = writeln!(
         out,
-        "        private static readonly {} CloneDelegate = handle => {conv}.Handles.Insert({conv}.Handles.Get(handle));",
+        "        private static readonly {} CloneDelegate = handle => {{ try {{ return {conv}.Handles.Insert({conv}.Handles.Get(handle)); }} catch (Exception) {{ return 0; }} }};",
         ffi_delegate_name("CallbackInterfaceClone")
     );
     let mut fields = vec![
@@ -94,13 +98,6 @@ pub(crate) fn render(cbi: &CallbackInterface, types: &TypeMap<'_>) -> Result<Str
             params.push(format!("{} {}", types.ffi_cs_type_of(&ty), names::camel(a.name())));
             lifted.push(format!("{}.Lift({})", types.converter(&ty)?, names::camel(a.name())));
         }
-        params.push("IntPtr uniffiOutReturn".into());
-        params.push("ref RustCallStatus uniffiCallStatus".into());
-        let call = format!("{conv}.Handles.Get(uniffiHandle).{}({})", names::pascal(m.name()), lifted.join(", "));
-        let stmt = match m.return_type() {
-            Some(t) => format!("UniffiOut.Write(uniffiOutReturn, {}.Lower({call}));", types.converter(t)?),
-            None => format!("{call};"),
-        };
         let lower_error = match m.throws_type() {
             None => "null".to_owned(),
             Some(t) => {
@@ -110,6 +107,17 @@ pub(crate) fn render(cbi: &CallbackInterface, types: &TypeMap<'_>) -> Result<Str
                     types.converter(t)?
                 )
             }
+        };
+        if m.is_async() {
+            methods.push_str(&async_method(i, ffi_cb, m, &conv, params, lifted, &lower_error, types)?);
+            continue;
+        }
+        params.push("IntPtr uniffiOutReturn".into());
+        params.push("ref RustCallStatus uniffiCallStatus".into());
+        let call = format!("{conv}.Handles.Get(uniffiHandle).{}({})", names::pascal(m.name()), lifted.join(", "));
+        let stmt = match m.return_type() {
+            Some(t) => format!("UniffiOut.Write(uniffiOutReturn, {}.Lower({call}));", types.converter(t)?),
+            None => format!("{call};"),
         };
         let _ = writeln!(
             methods,
@@ -126,4 +134,79 @@ pub(crate) fn render(cbi: &CallbackInterface, types: &TypeMap<'_>) -> Result<Str
         cbi.ffi_init_callback().name()
     );
     Ok(out)
+}
+
+/// The vtable entry of an async method: start the C# task, tell Rust how to signal that it dropped
+/// the future (which cancels the task's token), and complete Rust's callback when the task ends.
+#[allow(clippy::too_many_arguments)]
+fn async_method(
+    i: usize,
+    ffi_cb: &FfiCallbackFunction,
+    m: &Method,
+    conv: &str,
+    mut params: Vec<String>,
+    lifted: Vec<String>,
+    lower_error: &str,
+    types: &TypeMap<'_>,
+) -> Result<String> {
+    let complete = ffi_cb
+        .arguments()
+        .iter()
+        .find_map(|a| match a.type_() {
+            FfiType::Callback(name) if a.name() == "uniffi_future_callback" => Some(name),
+            _ => None,
+        })
+        .ok_or_else(|| GenerateError::unsupported("an async callback without a completion callback", m.name()))?;
+    let result_struct = ffi_struct_name(&complete.replacen("ForeignFutureComplete", "ForeignFutureResult", 1));
+    params.push(format!("{} uniffiFutureCallback", ffi_delegate_name(&complete)));
+    params.push("ulong uniffiCallbackData".into());
+    params.push("IntPtr uniffiOutDroppedCallback".into());
+    let mut args = lifted;
+    args.push("cancellation.Token".into());
+    let call = format!("{conv}.Handles.Get(uniffiHandle).{}({})", names::pascal(m.name()), args.join(", "));
+    let (task_ty, failed_ty, value_decl, run, result_init) = match m.return_type() {
+        Some(t) => {
+            let ffi_ty = types.ffi_cs_type_of(t);
+            (
+                format!("Task<{}>", types.cs_type(t)?),
+                types.cs_type(t)?,
+                format!("                {ffi_ty} value = default({ffi_ty});\n"),
+                format!("value = {}.Lower(t.GetAwaiter().GetResult());", types.converter(t)?),
+                "ReturnValue = value, CallStatus = status",
+            )
+        }
+        None => (
+            "Task".to_owned(),
+            "bool".to_owned(),
+            String::new(),
+            "t.GetAwaiter().GetResult();".to_owned(),
+            "CallStatus = status",
+        ),
+    };
+    Ok(format!(
+        "        private static void Method{i}({params})
+        {{
+            CancellationTokenSource cancellation = new CancellationTokenSource();
+            UniffiForeignFutures.SetDroppedCallback(uniffiOutDroppedCallback, cancellation);
+            {task_ty} task;
+            try
+            {{
+                task = {call};
+                if (task == null) throw new InvalidOperationException(\"{name} returned no task\");
+            }}
+            catch (Exception e)
+            {{
+                task = UniffiForeignFutures.Failed<{failed_ty}>(e);
+            }}
+            task.ContinueWith(t =>
+            {{
+                RustCallStatus status = new RustCallStatus();
+{value_decl}                UniffiCalls.CallbackBody(ref status, () => {{ {run} }}, {lower_error});
+                uniffiFutureCallback(uniffiCallbackData, new {result_struct} {{ {result_init} }});
+            }}, TaskScheduler.Default);
+        }}
+",
+        params = params.join(", "),
+        name = names::pascal(m.name()),
+    ))
 }

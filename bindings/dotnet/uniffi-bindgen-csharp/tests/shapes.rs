@@ -368,3 +368,20 @@ fn rust_traits_become_dotnet_overrides() {
         ],
     );
 }
+
+#[test]
+fn async_callback_methods_return_tasks_and_complete_rusts_callback() {
+    let cs = generate(
+        "namespace shapes { [Async] string fetch(TokenSource s); };
+         callback interface TokenSource { [Async] string token(string scope); };",
+    );
+    assert_has(
+        &cs,
+        &[
+            "Task<string> Token(string scope, CancellationToken cancellationToken);",
+            "UniffiForeignFutures.SetDroppedCallback(uniffiOutDroppedCallback, cancellation);",
+            "UniffiForeignFutureCompleteRustBuffer uniffiFutureCallback",
+            "uniffiFutureCallback(uniffiCallbackData, new UniffiForeignFutureResultRustBuffer { ReturnValue = value, CallStatus = status });",
+        ],
+    );
+}

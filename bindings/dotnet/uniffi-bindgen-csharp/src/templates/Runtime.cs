@@ -471,8 +471,15 @@
 
         private static void OnContinuation(ulong data, sbyte pollResult)
         {
-            TaskCompletionSource<sbyte> tcs = Pending.Remove(data);
-            tcs.TrySetResult(pollResult);
+            // Called by Rust: nothing may be thrown back across the FFI.
+            try
+            {
+                TaskCompletionSource<sbyte> tcs = Pending.Remove(data);
+                tcs.TrySetResult(pollResult);
+            }
+            catch (Exception)
+            {
+            }
         }
 
         internal static int PendingCount { get { return Pending.Count; } }
@@ -526,6 +533,52 @@
             {
                 free(future);
             }
+        }
+    }
+
+    /// <summary>
+    /// C# tasks that Rust futures await (async callback methods): Rust signals through the dropped
+    /// callback when it no longer waits, which cancels the task's token.
+    /// </summary>
+    internal static class UniffiForeignFutures
+    {
+        private static readonly UniffiHandleMap<CancellationTokenSource> Running =
+            new UniffiHandleMap<CancellationTokenSource>();
+
+        private static readonly UniffiForeignFutureDroppedCallback Dropped = OnDropped;
+        private static readonly IntPtr DroppedPointer = Marshal.GetFunctionPointerForDelegate(Dropped);
+
+        internal static int Count { get { return Running.Count; } }
+
+        internal static void SetDroppedCallback(IntPtr outStruct, CancellationTokenSource cancellation)
+        {
+            UniffiForeignFutureDroppedCallbackStruct callback = new UniffiForeignFutureDroppedCallbackStruct
+            {
+                Handle = Running.Insert(cancellation),
+                Free = DroppedPointer,
+            };
+            Marshal.StructureToPtr(callback, outStruct, false);
+        }
+
+        private static void OnDropped(ulong handle)
+        {
+            // Called by Rust: nothing may be thrown back across the FFI.
+            try
+            {
+                CancellationTokenSource cancellation = Running.Remove(handle);
+                cancellation.Cancel();
+                cancellation.Dispose();
+            }
+            catch (Exception)
+            {
+            }
+        }
+
+        internal static Task<T> Failed<T>(Exception e)
+        {
+            TaskCompletionSource<T> failed = new TaskCompletionSource<T>();
+            failed.SetException(e);
+            return failed.Task;
         }
     }
 
