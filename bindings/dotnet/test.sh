@@ -15,7 +15,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 cd "$root"
 
-step() { printf '\n=== %s\n' "$*"; }
+step() { printf '\n=== %s (at %ss)\n' "$*" "$SECONDS"; }
 
 step "system packages"
 need=()
@@ -57,4 +57,7 @@ step "run the C# example"
 mono --debug "$out/Example.exe"
 
 step "run the C# tests"
-mono --debug "$out/FixtureTests.exe" "$@"
+status=0
+mono --debug "$out/FixtureTests.exe" "$@" || status=$?
+echo "bindings/dotnet/test.sh took ${SECONDS}s"
+exit $status
