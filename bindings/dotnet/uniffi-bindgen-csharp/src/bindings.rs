@@ -18,10 +18,10 @@ use crate::{callback_interfaces, converters, enums, ffi, names, objects, records
 const RUNTIME: &str = include_str!("templates/Runtime.cs");
 
 /// uniffi's [`BindingGenerator`] for C#: writes `<Namespace>.cs` per component into the output
-/// directory. `overrides` (e.g. from the command line) win over each crate's `uniffi.toml`.
+/// directory. `overrides` (e.g. from the command line) win over the configuration file.
 #[derive(Debug, Default)]
 pub struct CsharpBindingGenerator {
-    /// Settings that win over `[bindings.csharp]` in `uniffi.toml`.
+    /// Settings that win over `[bindings.csharp]` of the configuration file.
     pub overrides: Config,
 }
 
@@ -61,15 +61,21 @@ impl BindingGenerator for CsharpBindingGenerator {
 }
 
 /// Generates C# for every component of a built cdylib (uniffi library mode) into `out_dir`;
-/// returns the names of the components generated.
-pub fn generate_from_library(library: &Utf8Path, out_dir: &Utf8Path, overrides: Config) -> anyhow::Result<Vec<String>> {
+/// returns the names of the components generated. `config_file`: a TOML file whose
+/// `[bindings.csharp]` table configures the output (`overrides` win over it).
+pub fn generate_from_library(
+    library: &Utf8Path,
+    out_dir: &Utf8Path,
+    config_file: Option<&Utf8Path>,
+    overrides: Config,
+) -> anyhow::Result<Vec<String>> {
     let generator = CsharpBindingGenerator { overrides };
     let components = uniffi_bindgen::library_mode::generate_bindings(
         library,
         None,
         &generator,
         &EmptyCrateConfigSupplier,
-        None,
+        config_file,
         out_dir,
         false,
     )
@@ -171,5 +177,24 @@ fn check_supported(ty: &Type) -> Result<()> {
             Err(GenerateError::unsupported("traits implemented in C#", name.clone()))
         }
         _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_comes_from_the_csharp_table_and_overrides_win() {
+        let toml: toml::Value =
+            toml::from_str("[bindings.csharp]\nnamespace = \"ExchangeSync\"\nfunctions_class = \"Sync\"\n").unwrap();
+        let generator = CsharpBindingGenerator {
+            overrides: Config { functions_class: Some("Native".into()), ..Config::default() },
+        };
+        let config = generator.new_config(&toml).unwrap();
+        assert_eq!(config.namespace.as_deref(), Some("ExchangeSync"));
+        assert_eq!(config.functions_class.as_deref(), Some("Native"));
+        let bad: toml::Value = toml::from_str("[bindings.csharp]\nnamespaces = \"typo\"\n").unwrap();
+        assert!(generator.new_config(&bad).is_err(), "unknown keys are rejected");
     }
 }

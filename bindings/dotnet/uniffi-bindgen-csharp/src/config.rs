@@ -1,5 +1,5 @@
-//! Settings of the C# output, read from the `[bindings.csharp]` table of a crate's `uniffi.toml`
-//! and overridable on the command line.
+//! Settings of the C# output: the `[bindings.csharp]` table of a TOML file given to the generator
+//! (`--config`), overridable on the command line.
 
 use serde::Deserialize;
 
@@ -17,7 +17,8 @@ pub struct Config {
 }
 
 impl Config {
-    /// Fills unset values from `other` (command-line overrides win over `uniffi.toml`).
+    /// This configuration with every value that `other` sets replaced (command-line flags win over
+    /// the configuration file).
     pub fn overridden_by(mut self, other: &Config) -> Config {
         if other.namespace.is_some() {
             self.namespace.clone_from(&other.namespace);

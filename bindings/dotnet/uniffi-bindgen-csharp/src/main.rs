@@ -13,6 +13,9 @@ struct Args {
     library: Utf8PathBuf,
     /// Directory for the generated `<Namespace>.cs` files (created when missing).
     out_dir: Utf8PathBuf,
+    /// A TOML file whose `[bindings.csharp]` table sets namespace, functions_class, cdylib_name.
+    #[arg(long)]
+    config: Option<Utf8PathBuf>,
     /// C# namespace (default: the uniffi namespace in PascalCase).
     #[arg(long)]
     namespace: Option<String>,
@@ -29,7 +32,7 @@ fn main() -> std::process::ExitCode {
     let args = Args::parse();
     let overrides =
         Config { namespace: args.namespace, functions_class: args.functions_class, cdylib_name: args.cdylib_name };
-    match generate_from_library(&args.library, &args.out_dir, overrides) {
+    match generate_from_library(&args.library, &args.out_dir, args.config.as_deref(), overrides) {
         Ok(components) => {
             for c in components {
                 println!("generated C# for {c} in {}", args.out_dir);
