@@ -54,10 +54,12 @@ mcs -langversion:7.2 -warnaserror -r:"$out/DotnetFixture.dll" -out:"$out/Example
 
 export LD_LIBRARY_PATH="$lib_dir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 step "run the C# example"
-mono --debug "$out/Example.exe"
+# timeout: a process that does not exit (Rust threads keeping Mono alive) fails instead of hanging
+timeout 300 mono --debug "$out/Example.exe"
 
 step "run the C# tests"
 status=0
-mono --debug "$out/FixtureTests.exe" "$@" || status=$?
+timeout 900 mono --debug "$out/FixtureTests.exe" "$@" || status=$?
+[ $status -eq 124 ] && echo "the C# tests did not exit within 900 s" >&2
 echo "bindings/dotnet/test.sh took ${SECONDS}s"
 exit $status
