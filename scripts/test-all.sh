@@ -3,7 +3,8 @@
 # the Python tests against the EWS emulator, and schema validation of every EWS document the tests
 # exchanged. Installs what the tests need (Debian and pip packages) when it is missing.
 #
-#   scripts/test-all.sh            the CI suite
+#   scripts/test-all.sh            the CI suite (Rust, Python bindings, .NET bindings on Mono,
+#                                  benchmark quick mode, schema validation, docs)
 #   PROPTEST_CASES=2000 scripts/test-all.sh   a longer property-test run (nightly mode)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -41,6 +42,15 @@ cargo test --all-features --no-fail-fast
 
 step "python tests against the emulator"
 EWS_EMULATOR_BIN=$root/target/debug/ews-emulator "$venv/bin/python" -m pytest -q tests/python
+
+step "Python bindings (pytest, mypy --strict)"
+bindings/python/test.sh
+
+step ".NET bindings (generator tests, C# suite on Mono)"
+bindings/dotnet/test.sh
+
+step "benchmarks still run (quick mode; the numbers are in docs/benchmarks.md)"
+BENCH_QUICK_COMMAND
 
 step "EWS schema validation of every document the tests exchanged"
 if [ -d "$schema_dir" ]; then
