@@ -230,9 +230,17 @@ fn prepare(mut conn: Connection, location: &str) -> Result<Connection> {
     // Wait for another connection's write (another process on the same file) rather than fail.
     conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(pragma)?;
     // WAL: readers do not block the writer and a commit is one append. An in-memory database
-    // answers "memory", which is fine.
-    conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get::<_, String>(0)).map_err(pragma)?;
+    // answers "memory", which is fine; a file system without shared memory (some network
+    // shares) keeps the rollback journal, which is correct but slower.
+    let mode =
+        conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get::<_, String>(0)).map_err(pragma)?;
+    if !mode.eq_ignore_ascii_case("wal") && !mode.eq_ignore_ascii_case("memory") {
+        tracing::warn!(database = location, journal_mode = %mode, "state database could not switch to WAL mode");
+    }
     conn.pragma_update(None, "synchronous", "NORMAL").map_err(pragma)?;
+    // After a large transaction (an initial sync) the WAL file shrinks back to this size at the
+    // next checkpoint instead of keeping its peak size on disk.
+    conn.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024).map_err(pragma)?;
     conn.pragma_update(None, "foreign_keys", "ON").map_err(pragma)?;
     conn.set_prepared_statement_cache_capacity(64);
     migrate(&mut conn, location)?;
@@ -985,13 +993,14 @@ mod tests {
     async fn a_file_store_runs_in_wal_mode_with_foreign_keys() {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(dir.path().join("state.db")).await.unwrap();
-        let (journal, synchronous, foreign_keys) = store
+        let (journal, synchronous, foreign_keys, limit) = store
             .with_conn(|conn, _| {
                 let get = |name: &str| conn.pragma_query_value(None, name, |r| r.get::<_, rusqlite::types::Value>(0));
-                Ok((get("journal_mode"), get("synchronous"), get("foreign_keys")))
+                Ok((get("journal_mode"), get("synchronous"), get("foreign_keys"), get("journal_size_limit")))
             })
             .await
             .unwrap();
+        assert_eq!(limit.unwrap(), rusqlite::types::Value::Integer(64 * 1024 * 1024));
         assert_eq!(journal.unwrap(), rusqlite::types::Value::Text("wal".into()));
         assert_eq!(synchronous.unwrap(), rusqlite::types::Value::Integer(1), "NORMAL");
         assert_eq!(foreign_keys.unwrap(), rusqlite::types::Value::Integer(1));
