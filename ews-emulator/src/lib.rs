@@ -46,6 +46,6 @@ pub mod throttle;
 pub mod trace;
 
 pub use config::{EmulatorConfig, Fault, FaultRates, ServerVersion};
-pub use emulator::{Emulator, RunningEmulator};
+pub use emulator::{Emulator, RequestStats, RunningEmulator};
 pub use error::{EmulatorError, ErrorKind};
 pub use store::{Item, ItemView, Permission, Store};
