@@ -21,7 +21,13 @@ struct ScriptResult {
 }
 
 /// Runs the script with `python` over `contacts` and `mailboxes`.
-pub fn run(name: &str, python: &Path, script: &Path, contacts: usize, mailboxes: usize) -> Result<Measurement, BoxError> {
+pub fn run(
+    name: &str,
+    python: &Path,
+    script: &Path,
+    contacts: usize,
+    mailboxes: usize,
+) -> Result<Measurement, BoxError> {
     let tenant = Tenant::start(mailboxes, contacts)?;
     let addresses: Vec<String> = (0..mailboxes).map(tenant::mailbox).collect();
     let meter = Meter::start(&tenant);

@@ -71,7 +71,12 @@ pub fn run(name: &str, contacts: usize, mailboxes: usize, incremental: bool) -> 
             let meter = Meter::start(&tenant);
             let report = service.run_once(RunOptions::default()).await?;
             let (_, updated, errors) = totals(&report);
-            let mut m = meter.finish(&tenant, &format!("{name} incremental (1%)"), format!("{changed} changed, {size}"), updated);
+            let mut m = meter.finish(
+                &tenant,
+                &format!("{name} incremental (1%)"),
+                format!("{changed} changed, {size}"),
+                updated,
+            );
             let expected = (changed * mailboxes) as u64;
             if updated != expected || errors > 0 {
                 m.note = format!("expected {expected} updates, made {updated}, {errors} errors");

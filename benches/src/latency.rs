@@ -70,7 +70,9 @@ pub fn run(name: &str, contacts: usize, others: usize, samples: usize) -> Result
                 break;
             }
         }
-        let editor = folders.open_mailbox_folder(tenant::CONNECTION, &tenant::mailbox(0), &TargetFolder::default(), false).await?;
+        let editor = folders
+            .open_mailbox_folder(tenant::CONNECTION, &tenant::mailbox(0), &TargetFolder::default(), false)
+            .await?;
         let ids: Vec<String> = editor.items().await?.into_iter().map(|i| i.id).collect();
         if ids.is_empty() {
             return Err("the editor has no copies".into());

@@ -108,7 +108,9 @@ enum Case {
 
 fn run_case(case: Case) -> Result<Vec<measurement::Measurement>, Box<dyn std::error::Error>> {
     Ok(match case {
-        Case::Fanout { name, contacts, mailboxes, incremental } => fanout::run(&name, contacts, mailboxes, incremental)?,
+        Case::Fanout { name, contacts, mailboxes, incremental } => {
+            fanout::run(&name, contacts, mailboxes, incremental)?
+        }
         Case::Raw { name, contacts, mailboxes } => vec![raw::run(&name, contacts, mailboxes)?],
         Case::Exchangelib { name, contacts, mailboxes, python, script } => {
             vec![exchangelib::run(&name, &python, &script, contacts, mailboxes)?]

@@ -19,9 +19,8 @@ type BoxError = Box<dyn std::error::Error>;
 /// Mailboxes written at once: the executor's default.
 pub const CONCURRENCY: usize = 8;
 
-/// Copies the public folder's contacts in batches of the EWS connector's default size.
-///
-/// Copies the public folder's `contacts` into `mailboxes` mailboxes.
+/// Copies the public folder's `contacts` into `mailboxes` mailboxes, in batches of the EWS
+/// connector's default size.
 pub fn run(name: &str, contacts: usize, mailboxes: usize) -> Result<Measurement, BoxError> {
     let tenant = Tenant::start(mailboxes, contacts)?;
     let runtime = tenant::engine_runtime()?;
@@ -43,8 +42,12 @@ pub fn run(name: &str, contacts: usize, mailboxes: usize) -> Result<Measurement,
             })
             .collect();
         let folder = FolderRef::distinguished(DistinguishedFolder::Contacts);
-        let batches: Arc<Vec<String>> =
-            Arc::new(drafts.chunks(exchange_sync_ews::ConnectorOptions::default().max_batch.max(1)).map(|chunk| create_item_request(&folder, chunk)).collect());
+        let batches: Arc<Vec<String>> = Arc::new(
+            drafts
+                .chunks(exchange_sync_ews::ConnectorOptions::default().max_batch.max(1))
+                .map(|chunk| create_item_request(&folder, chunk))
+                .collect(),
+        );
         let http = reqwest::Client::new();
         let next = Arc::new(AtomicUsize::new(0));
 

@@ -47,7 +47,15 @@ fn plan(s: &Settings) -> Vec<(String, Vec<String>)> {
         fanout(HEADLINE, contacts, mailboxes, true),
         (
             RAW.into(),
-            vec!["raw".into(), "--name".into(), RAW.into(), "--contacts".into(), n(contacts), "--mailboxes".into(), n(mailboxes)],
+            vec![
+                "raw".into(),
+                "--name".into(),
+                RAW.into(),
+                "--contacts".into(),
+                n(contacts),
+                "--mailboxes".into(),
+                n(mailboxes),
+            ],
         ),
         fanout(SMALL, small_contacts, small_mailboxes, false),
         (
@@ -85,9 +93,18 @@ fn plan(s: &Settings) -> Vec<(String, Vec<String>)> {
     let (groups, idle) = if q { (5, 3) } else { (100, 60) };
     plan.push((
         "6. idle".into(),
-        vec!["idle".into(), "--name".into(), "6. idle".into(), "--groups".into(), n(groups), "--seconds".into(), n(idle)],
+        vec![
+            "idle".into(),
+            "--name".into(),
+            "6. idle".into(),
+            "--groups".into(),
+            n(groups),
+            "--seconds".into(),
+            n(idle),
+        ],
     ));
-    let curve: &[(usize, usize)] = if q { &[(10, 2), (10, 4), (10, 8)] } else { &[(1_000, 10), (1_000, 100), (100, 1_000)] };
+    let curve: &[(usize, usize)] =
+        if q { &[(10, 2), (10, 4), (10, 8)] } else { &[(1_000, 10), (1_000, 100), (100, 1_000)] };
     for &(c, m) in curve {
         plan.push(fanout(&format!("7. scale, {m} mailboxes"), c, m, true));
     }
@@ -108,7 +125,11 @@ fn run_child(name: &str, args: &[String]) -> Result<Vec<Measurement>, String> {
     if !output.status.success() || results.is_empty() {
         let stderr = String::from_utf8_lossy(&output.stderr);
         let tail: Vec<&str> = stderr.lines().rev().take(5).collect();
-        return Err(format!("{name} failed ({}): {}", output.status, tail.into_iter().rev().collect::<Vec<_>>().join(" | ")));
+        return Err(format!(
+            "{name} failed ({}): {}",
+            output.status,
+            tail.into_iter().rev().collect::<Vec<_>>().join(" | ")
+        ));
     }
     Ok(results)
 }
@@ -159,7 +180,8 @@ pub fn ratios(rows: &[Measurement]) -> String {
     }
     if let (Some(e), Some(x)) = (find(SMALL), find(EXCHANGELIB)) {
         let ratio = e.items_per_second() / x.items_per_second().max(f64::MIN_POSITIVE);
-        let _ = writeln!(t, "- engine / exchangelib throughput: {ratio:.1}x (target >= 20x: {})", verdict(ratio >= 20.0));
+        let _ =
+            writeln!(t, "- engine / exchangelib throughput: {ratio:.1}x (target >= 20x: {})", verdict(ratio >= 20.0));
     }
     if let Some(l) = find(LATENCY) {
         if let (Some(p50), Some(p99)) = (l.p50_ms, l.p99_ms) {
@@ -181,7 +203,10 @@ pub fn run(settings: &Settings, out: Option<&Path>) -> std::io::Result<bool> {
         match run_child(&name, &args) {
             Ok(results) => {
                 for r in &results {
-                    eprintln!("  {}: {} items in {:.2} s, {} requests {}", r.name, r.items, r.seconds, r.requests, r.note);
+                    eprintln!(
+                        "  {}: {} items in {:.2} s, {} requests {}",
+                        r.name, r.items, r.seconds, r.requests, r.note
+                    );
                 }
                 rows.extend(results);
             }
@@ -232,7 +257,8 @@ mod tests {
 
     #[test]
     fn ratios_compare_engine_with_raw_driver() {
-        let row = |name: &str, items, seconds| Measurement { name: name.into(), items, seconds, ..Measurement::default() };
+        let row =
+            |name: &str, items, seconds| Measurement { name: name.into(), items, seconds, ..Measurement::default() };
         let text = ratios(&[row(HEADLINE, 900, 1.0), row(RAW, 1000, 1.0)]);
         assert!(text.contains("0.90"), "{text}");
         assert!(text.contains("met"), "{text}");
