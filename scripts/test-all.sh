@@ -42,6 +42,9 @@ cargo test --all-features --no-fail-fast
 step "python tests against the emulator"
 EWS_EMULATOR_BIN=$root/target/debug/ews-emulator "$venv/bin/python" -m pytest -q tests/python
 
+step "benchmarks still run (quick mode: small sizes, no timing asserted)"
+cargo run -q -p exchange-sync-bench -- --quick --python "$venv/bin/python"
+
 step "EWS schema validation of every document the tests exchanged"
 if [ -d "$schema_dir" ]; then
   shopt -s nullglob globstar
