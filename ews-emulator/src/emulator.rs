@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -28,6 +29,47 @@ pub struct Shared {
     pub(crate) limit: Arc<ConcurrencyLimit>,
     pub(crate) faults: FaultInjector,
     pub(crate) trace: Option<TraceWriter>,
+    pub(crate) counters: RequestCounters,
+}
+
+/// What the emulator served so far: benchmarks read it to report requests and bytes.
+#[derive(Debug, Default)]
+pub struct RequestCounters {
+    requests: AtomicU64,
+    bytes_in: AtomicU64,
+    bytes_out: AtomicU64,
+}
+
+/// A snapshot of [`RequestCounters`]: EWS requests and the bytes of their bodies.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct RequestStats {
+    /// EWS requests answered (Autodiscover excluded).
+    pub requests: u64,
+    /// Request body bytes.
+    pub bytes_in: u64,
+    /// Response body bytes (streaming notification bodies excluded: their length is open).
+    pub bytes_out: u64,
+}
+
+impl RequestCounters {
+    /// Counts one request with its body length.
+    pub(crate) fn request(&self, bytes: usize) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        self.bytes_in.fetch_add(bytes as u64, Ordering::Relaxed);
+    }
+
+    /// Counts a response body length.
+    pub(crate) fn response(&self, bytes: u64) {
+        self.bytes_out.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    fn snapshot(&self) -> RequestStats {
+        RequestStats {
+            requests: self.requests.load(Ordering::Relaxed),
+            bytes_in: self.bytes_in.load(Ordering::Relaxed),
+            bytes_out: self.bytes_out.load(Ordering::Relaxed),
+        }
+    }
 }
 
 /// Entry point: `Emulator::start(config).await`.
@@ -85,6 +127,7 @@ impl Emulator {
             limit: ConcurrencyLimit::new(config.max_concurrency),
             faults: FaultInjector::new(config.faults.clone(), config.busy_rate, config.seed),
             trace,
+            counters: RequestCounters::default(),
             store: Arc::new(store),
             directory,
             config,
@@ -156,6 +199,11 @@ impl RunningEmulator {
     /// The configuration in use.
     pub fn config(&self) -> &EmulatorConfig {
         &self.shared.config
+    }
+
+    /// EWS requests and body bytes served since the start.
+    pub fn request_stats(&self) -> RequestStats {
+        self.shared.counters.snapshot()
     }
 
     /// Queues a fault for the next request it applies to (deterministic fault injection).

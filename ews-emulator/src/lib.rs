@@ -47,6 +47,6 @@ pub mod tls;
 pub mod trace;
 
 pub use config::{EmulatorConfig, Fault, FaultRates, ServerVersion};
-pub use emulator::{Emulator, RunningEmulator};
+pub use emulator::{Emulator, RequestStats, RunningEmulator};
 pub use error::{EmulatorError, ErrorKind};
 pub use store::{Item, ItemView, Permission, Store};

@@ -199,7 +199,14 @@ async fn handle(
             },
         );
     }
-    ews(shared, login, body).await
+    shared.counters.request(body.len());
+    let response = ews(Arc::clone(&shared), login, body).await;
+    if let Ok(r) = &response {
+        shared
+            .counters
+            .response(hyper::body::Body::size_hint(r.body()).exact().unwrap_or(0));
+    }
+    response
 }
 
 async fn ews(

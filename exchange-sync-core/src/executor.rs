@@ -258,6 +258,11 @@ impl<'a> Executor<'a> {
         // Write-ahead: the intents are durable before the server sees the request.
         self.commit(intents).await?;
         let results = self.send(&new_items, &context, |batch| async move { connector.create(&batch).await }).await;
+        // The outcomes of the whole batch go into one transaction: the intents written ahead
+        // already cover a crash before it commits, and one commit per item would cost a state
+        // write (and a thread hand-off) per item.
+        let mut writes = Vec::new();
+        let mut done = 0;
         for (action, result) in chunk.iter().zip(results) {
             let Action::Create { entity, item, .. } = action else { continue };
             let clear = StateWrite::RemovePending { entity: entity.clone(), member: member.clone() };
@@ -276,20 +281,24 @@ impl<'a> Executor<'a> {
                         member: member.clone(),
                         slot: ReplicaSlot::Present(replica),
                     };
-                    self.commit(vec![put, clear]).await?;
-                    report.created += 1;
+                    writes.extend([put, clear]);
+                    done += 1;
                 }
                 Err(error) => {
                     // Only a transient failure may hide a write that happened: keep the intent so
                     // that recovery looks the stamp up. Anything else was refused: forget it.
                     if error.kind() != ErrorKind::Transient {
-                        self.commit(vec![clear]).await?;
+                        writes.push(clear);
                     }
                     tracing::warn!(entity = %entity, error = %error, "create failed");
                     report.failed.push(failure(action, error));
                 }
             }
         }
+        if !writes.is_empty() {
+            self.commit(writes).await?;
+        }
+        report.created += done;
         Ok(())
     }
 
@@ -321,6 +330,8 @@ impl<'a> Executor<'a> {
             })
             .collect();
         let results = self.send(&updates, &context, |batch| async move { connector.update(&batch).await }).await;
+        // One transaction for the batch (see create_batch).
+        let mut writes = Vec::new();
         for (action, result) in chunk.iter().zip(results) {
             let Action::Update { entity, id, item, .. } = action else { continue };
             match result {
@@ -343,8 +354,7 @@ impl<'a> Executor<'a> {
                         member: member.clone(),
                         slot: ReplicaSlot::Present(replica),
                     };
-                    self.commit(vec![put]).await?;
-                    report.updated += 1;
+                    writes.push(put);
                 }
                 Err(error) => {
                     // PreconditionFailed / NotFound: the copy changed or vanished; the next pass
@@ -353,6 +363,10 @@ impl<'a> Executor<'a> {
                     report.failed.push(failure(action, error));
                 }
             }
+        }
+        if !writes.is_empty() {
+            report.updated += writes.len();
+            self.commit(writes).await?;
         }
         Ok(())
     }
@@ -376,6 +390,9 @@ impl<'a> Executor<'a> {
             })
             .collect();
         let results = self.send(&deletes, &context, |batch| async move { connector.delete(&batch).await }).await;
+        // One transaction for the batch (see create_batch).
+        let mut writes = Vec::new();
+        let mut deleted = 0;
         for (action, result) in chunk.iter().zip(results) {
             let Action::Delete { entity, id, .. } = action else { continue };
             match result {
@@ -395,10 +412,14 @@ impl<'a> Executor<'a> {
                 .and_then(ReplicaSlot::replica)
                 .is_some_and(|r| &r.item_id == id);
             if names_this_copy {
-                self.commit(vec![StateWrite::RemoveReplica { entity: entity.clone(), member: member.clone() }]).await?;
+                writes.push(StateWrite::RemoveReplica { entity: entity.clone(), member: member.clone() });
             }
-            report.deleted += 1;
+            deleted += 1;
         }
+        if !writes.is_empty() {
+            self.commit(writes).await?;
+        }
+        report.deleted += deleted;
         Ok(())
     }
 

@@ -242,6 +242,9 @@ fn prepare(mut conn: Connection, location: &str) -> Result<Connection> {
     // next checkpoint instead of keeping its peak size on disk.
     conn.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024).map_err(pragma)?;
     conn.pragma_update(None, "foreign_keys", "ON").map_err(pragma)?;
+    // 32 MiB of page cache (the default is 2 MiB): the replica indexes of a large group stay in
+    // memory instead of being read back from the file for every write.
+    conn.pragma_update(None, "cache_size", -32 * 1024).map_err(pragma)?;
     conn.set_prepared_statement_cache_capacity(64);
     migrate(&mut conn, location)?;
     Ok(conn)

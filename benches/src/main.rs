@@ -1,0 +1,153 @@
+//! `exchange-sync-bench`: the benchmark suite of exchange-sync, on the EWS emulator over
+//! loopback HTTP, every benchmark in a child process of its own (so peak memory and CPU time
+//! belong to that benchmark alone), results side by side in one table.
+//!
+//! ```text
+//! exchange-sync-bench --quick               # seconds: proves every benchmark still runs (CI)
+//! exchange-sync-bench --out results.md      # the full suite, the numbers of docs/benchmarks.md
+//! ```
+//!
+//! The quick mode asserts nothing about timings; a benchmark that fails to run fails the suite.
+
+mod exchangelib;
+mod fanout;
+mod idle;
+mod latency;
+mod measurement;
+mod raw;
+mod resources;
+mod suite;
+mod tenant;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+/// The exchange-sync benchmark suite.
+#[derive(Debug, Parser)]
+#[command(name = "exchange-sync-bench")]
+struct Args {
+    /// Small sizes: checks that every benchmark runs, in seconds.
+    #[arg(long)]
+    quick: bool,
+    /// Writes the results table (Markdown) to this file too.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// The Python interpreter with exchangelib (default: target/venv/bin/python of the workspace).
+    #[arg(long)]
+    python: Option<PathBuf>,
+    /// Contacts of the headline fan-out (full mode; 10,000 by default).
+    #[arg(long, default_value_t = 10_000)]
+    contacts: usize,
+    /// Runs only the benchmarks whose name contains one of these words.
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
+    #[command(subcommand)]
+    case: Option<Case>,
+}
+
+/// One benchmark, as the suite runs it in a child process.
+#[derive(Debug, Subcommand)]
+enum Case {
+    /// Initial fan-out, then (with --incremental) 1% changed.
+    Fanout {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        contacts: usize,
+        #[arg(long)]
+        mailboxes: usize,
+        #[arg(long)]
+        incremental: bool,
+    },
+    /// The raw load driver.
+    Raw {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        contacts: usize,
+        #[arg(long)]
+        mailboxes: usize,
+    },
+    /// exchangelib.
+    Exchangelib {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        contacts: usize,
+        #[arg(long)]
+        mailboxes: usize,
+        #[arg(long)]
+        python: PathBuf,
+        #[arg(long)]
+        script: PathBuf,
+    },
+    /// Real-time latency.
+    Latency {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        contacts: usize,
+        #[arg(long)]
+        others: usize,
+        #[arg(long)]
+        samples: usize,
+    },
+    /// Idle cost.
+    Idle {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        groups: usize,
+        #[arg(long)]
+        seconds: u64,
+    },
+}
+
+fn run_case(case: Case) -> Result<Vec<measurement::Measurement>, Box<dyn std::error::Error>> {
+    Ok(match case {
+        Case::Fanout { name, contacts, mailboxes, incremental } => {
+            fanout::run(&name, contacts, mailboxes, incremental)?
+        }
+        Case::Raw { name, contacts, mailboxes } => vec![raw::run(&name, contacts, mailboxes)?],
+        Case::Exchangelib { name, contacts, mailboxes, python, script } => {
+            vec![exchangelib::run(&name, &python, &script, contacts, mailboxes)?]
+        }
+        Case::Latency { name, contacts, others, samples } => vec![latency::run(&name, contacts, others, samples)?],
+        Case::Idle { name, groups, seconds } => vec![idle::run(&name, groups, Duration::from_secs(seconds))?],
+    })
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    if let Some(case) = args.case {
+        return match run_case(case) {
+            Ok(results) => {
+                results.iter().for_each(measurement::Measurement::emit);
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("benchmark failed: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let settings = suite::Settings {
+        quick: args.quick,
+        contacts: args.contacts,
+        python: args.python.unwrap_or_else(|| workspace.join("target/venv/bin/python")),
+        script: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("exchangelib_copy.py"),
+        only: args.only,
+    };
+    match suite::run(&settings, args.out.as_deref()) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,266 @@
+//! The suite: which benchmarks run at which size in each mode, each in a child process, and the
+//! table of their results with the ratios against the targets.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use crate::measurement::{LINE_PREFIX, Measurement};
+
+/// How the suite runs.
+pub struct Settings {
+    /// Small sizes, for CI.
+    pub quick: bool,
+    /// Contacts of the headline fan-out (full mode).
+    pub contacts: usize,
+    /// The Python interpreter with exchangelib.
+    pub python: PathBuf,
+    /// The exchangelib script.
+    pub script: PathBuf,
+    /// Name filters (empty: everything).
+    pub only: Vec<String>,
+}
+
+/// Names of the rows the ratios are computed from.
+const HEADLINE: &str = "1. engine fan-out";
+const RAW: &str = "2. raw load driver";
+const SMALL: &str = "3a. engine fan-out, exchangelib size";
+const EXCHANGELIB: &str = "3b. exchangelib";
+const LATENCY: &str = "5. real-time latency";
+
+/// The benchmarks of a mode: (name, child arguments).
+fn plan(s: &Settings) -> Vec<(String, Vec<String>)> {
+    let q = s.quick;
+    let n = |v: usize| v.to_string();
+    let fanout = |name: &str, contacts: usize, mailboxes: usize, incremental: bool| {
+        let mut a = vec!["fanout".into(), "--name".into(), name.into(), "--contacts".into(), n(contacts)];
+        a.extend(["--mailboxes".into(), n(mailboxes)]);
+        if incremental {
+            a.push("--incremental".into());
+        }
+        (name.to_owned(), a)
+    };
+    let (contacts, mailboxes) = if q { (60, 5) } else { (s.contacts, 100) };
+    let (small_contacts, small_mailboxes) = if q { (20, 2) } else { (1_000, 10) };
+    let mut plan = vec![
+        fanout(HEADLINE, contacts, mailboxes, true),
+        (
+            RAW.into(),
+            vec![
+                "raw".into(),
+                "--name".into(),
+                RAW.into(),
+                "--contacts".into(),
+                n(contacts),
+                "--mailboxes".into(),
+                n(mailboxes),
+            ],
+        ),
+        fanout(SMALL, small_contacts, small_mailboxes, false),
+        (
+            EXCHANGELIB.into(),
+            vec![
+                "exchangelib".into(),
+                "--name".into(),
+                EXCHANGELIB.into(),
+                "--contacts".into(),
+                n(small_contacts),
+                "--mailboxes".into(),
+                n(small_mailboxes),
+                "--python".into(),
+                s.python.display().to_string(),
+                "--script".into(),
+                s.script.display().to_string(),
+            ],
+        ),
+    ];
+    let (lat_contacts, lat_others, samples) = if q { (20, 3, 3) } else { (1_000, 100, 40) };
+    plan.push((
+        LATENCY.into(),
+        vec![
+            "latency".into(),
+            "--name".into(),
+            LATENCY.into(),
+            "--contacts".into(),
+            n(lat_contacts),
+            "--others".into(),
+            n(lat_others),
+            "--samples".into(),
+            n(samples),
+        ],
+    ));
+    let (groups, idle) = if q { (5, 3) } else { (100, 60) };
+    plan.push((
+        "6. idle".into(),
+        vec![
+            "idle".into(),
+            "--name".into(),
+            "6. idle".into(),
+            "--groups".into(),
+            n(groups),
+            "--seconds".into(),
+            n(idle),
+        ],
+    ));
+    let curve: &[(usize, usize)] =
+        if q { &[(10, 2), (10, 4), (10, 8)] } else { &[(1_000, 10), (1_000, 100), (100, 1_000)] };
+    for &(c, m) in curve {
+        plan.push(fanout(&format!("7. scale, {m} mailboxes"), c, m, true));
+    }
+    plan.retain(|(name, _)| s.only.is_empty() || s.only.iter().any(|w| name.contains(w.as_str())));
+    plan
+}
+
+/// Runs one benchmark in a child process and reads its results.
+fn run_child(name: &str, args: &[String]) -> Result<Vec<Measurement>, String> {
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
+    let output = Command::new(exe).args(args).output().map_err(|e| format!("cannot start {name}: {e}"))?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let results: Vec<Measurement> = stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix(LINE_PREFIX))
+        .filter_map(|json| serde_json::from_str(json).ok())
+        .collect();
+    if !output.status.success() || results.is_empty() {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let tail: Vec<&str> = stderr.lines().rev().take(5).collect();
+        return Err(format!(
+            "{name} failed ({}): {}",
+            output.status,
+            tail.into_iter().rev().collect::<Vec<_>>().join(" | ")
+        ));
+    }
+    Ok(results)
+}
+
+fn mb(bytes: u64) -> f64 {
+    bytes as f64 / 1_000_000.0
+}
+
+/// The results table in Markdown.
+pub fn table(rows: &[Measurement]) -> String {
+    let mut t = String::new();
+    t.push_str("| benchmark | size | items | time s | items/s | EWS requests | MB sent | MB received | peak RSS MiB | CPU s client | CPU s emulator | p50 / p99 ms | note |\n");
+    t.push_str("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|\n");
+    for r in rows {
+        let latency = match (r.p50_ms, r.p99_ms) {
+            (Some(a), Some(b)) => format!("{a:.0} / {b:.0}"),
+            _ => String::new(),
+        };
+        let _ = writeln!(
+            t,
+            "| {} | {} | {} | {:.2} | {:.0} | {} | {:.1} | {:.1} | {:.0} | {:.2} | {:.2} | {} | {} |",
+            r.name,
+            r.size,
+            r.items,
+            r.seconds,
+            r.items_per_second(),
+            r.requests,
+            mb(r.bytes_in),
+            mb(r.bytes_out),
+            r.peak_rss_mib,
+            r.cpu_client_s,
+            r.cpu_emulator_s,
+            latency,
+            r.note
+        );
+    }
+    t
+}
+
+/// The ratios against the targets, from the rows that ran.
+pub fn ratios(rows: &[Measurement]) -> String {
+    let find = |name: &str| rows.iter().find(|r| r.name == name);
+    let verdict = |ok: bool| if ok { "met" } else { "missed" };
+    let mut t = String::new();
+    if let (Some(e), Some(r)) = (find(HEADLINE), find(RAW)) {
+        let ratio = e.items_per_second() / r.items_per_second().max(f64::MIN_POSITIVE);
+        let _ = writeln!(t, "- engine / raw driver throughput: {ratio:.2} (target >= 0.8: {})", verdict(ratio >= 0.8));
+    }
+    if let (Some(e), Some(x)) = (find(SMALL), find(EXCHANGELIB)) {
+        let ratio = e.items_per_second() / x.items_per_second().max(f64::MIN_POSITIVE);
+        let _ =
+            writeln!(t, "- engine / exchangelib throughput: {ratio:.1}x (target >= 20x: {})", verdict(ratio >= 20.0));
+    }
+    if let Some(l) = find(LATENCY) {
+        if let (Some(p50), Some(p99)) = (l.p50_ms, l.p99_ms) {
+            let _ = writeln!(t, "- latency p50 {p50:.0} ms (target < 250 ms: {})", verdict(p50 < 250.0));
+            let _ = writeln!(t, "- latency p99 {p99:.0} ms (target < 1000 ms: {})", verdict(p99 < 1000.0));
+        }
+    }
+    t
+}
+
+/// Runs the plan; answers whether every benchmark ran.
+pub fn run(settings: &Settings, out: Option<&Path>) -> std::io::Result<bool> {
+    let started = Instant::now();
+    let mut rows = Vec::new();
+    let mut failures = Vec::new();
+    for (name, args) in plan(settings) {
+        eprintln!("running {name} ...");
+        let t = Instant::now();
+        match run_child(&name, &args) {
+            Ok(results) => {
+                for r in &results {
+                    eprintln!(
+                        "  {}: {} items in {:.2} s, {} requests {}",
+                        r.name, r.items, r.seconds, r.requests, r.note
+                    );
+                }
+                rows.extend(results);
+            }
+            Err(e) => {
+                eprintln!("  {e}");
+                failures.push(e);
+            }
+        }
+        eprintln!("  ({:.1} s)", t.elapsed().as_secs_f64());
+    }
+    let mut report = table(&rows);
+    report.push('\n');
+    report.push_str(&ratios(&rows));
+    for f in &failures {
+        let _ = writeln!(report, "- FAILED: {f}");
+    }
+    let _ = writeln!(
+        report,
+        "\n{} mode, {} benchmarks in {:.0} s",
+        if settings.quick { "quick" } else { "full" },
+        rows.len(),
+        started.elapsed().as_secs_f64()
+    );
+    println!("{report}");
+    if let Some(path) = out {
+        std::fs::write(path, &report)?;
+    }
+    Ok(failures.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(quick: bool) -> Settings {
+        Settings { quick, contacts: 10_000, python: "python".into(), script: "s.py".into(), only: vec![] }
+    }
+
+    #[test]
+    fn both_modes_run_all_seven_benchmarks() {
+        for quick in [true, false] {
+            let names: Vec<String> = plan(&settings(quick)).into_iter().map(|(n, _)| n).collect();
+            for prefix in ["1.", "2.", "3a.", "3b.", "5.", "6.", "7."] {
+                assert!(names.iter().any(|n| n.starts_with(prefix)), "{prefix} missing in {names:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn ratios_compare_engine_with_raw_driver() {
+        let row =
+            |name: &str, items, seconds| Measurement { name: name.into(), items, seconds, ..Measurement::default() };
+        let text = ratios(&[row(HEADLINE, 900, 1.0), row(RAW, 1000, 1.0)]);
+        assert!(text.contains("0.90"), "{text}");
+        assert!(text.contains("met"), "{text}");
+    }
+}
