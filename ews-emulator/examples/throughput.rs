@@ -68,13 +68,8 @@ async fn main() {
     let batches: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(50);
     let clients: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(4);
     let users: Vec<String> = (0..clients).map(|i| format!("bench{i}")).collect();
-    let emu = Emulator::start(EmulatorConfig {
-        users: users.clone(),
-        contacts: 0,
-        ..Default::default()
-    })
-    .await
-    .unwrap();
+    let emu =
+        Emulator::start(EmulatorConfig { users: users.clone(), contacts: 0, ..Default::default() }).await.unwrap();
     let url = emu.url().to_string();
     let create_body = envelope(&format!(
         r#"<m:CreateItem><m:SavedItemFolderId><t:DistinguishedFolderId Id="contacts"/></m:SavedItemFolderId><m:Items>{}</m:Items></m:CreateItem>"#,
@@ -85,12 +80,7 @@ async fn main() {
     let tasks: Vec<_> = users
         .iter()
         .map(|user| {
-            let (http, url, user, body) = (
-                reqwest::Client::new(),
-                url.clone(),
-                user.clone(),
-                create_body.clone(),
-            );
+            let (http, url, user, body) = (reqwest::Client::new(), url.clone(), user.clone(), create_body.clone());
             tokio::spawn(async move {
                 let mut ids = Vec::new();
                 let mut lat = Vec::new();
@@ -106,11 +96,7 @@ async fn main() {
         })
         .collect();
     let mut created = Vec::new();
-    let mut create = Stats {
-        items: 0,
-        elapsed: Duration::ZERO,
-        latencies: Vec::new(),
-    };
+    let mut create = Stats { items: 0, elapsed: Duration::ZERO, latencies: Vec::new() };
     for t in tasks {
         let (ids, lat) = t.await.unwrap();
         create.items += ids.len();
@@ -141,20 +127,14 @@ async fn main() {
             })
         })
         .collect();
-    let mut get = Stats {
-        items: 0,
-        elapsed: Duration::ZERO,
-        latencies: Vec::new(),
-    };
+    let mut get = Stats { items: 0, elapsed: Duration::ZERO, latencies: Vec::new() };
     for t in tasks {
         let (n, lat) = t.await.unwrap();
         get.items += n;
         get.latencies.extend(lat);
     }
     get.elapsed = start.elapsed();
-    println!(
-        "{clients} clients x {batches} batches of {BATCH} contacts, loopback, one emulator process"
-    );
+    println!("{clients} clients x {batches} batches of {BATCH} contacts, loopback, one emulator process");
     create.print("CreateItem");
     get.print("GetItem");
     emu.shutdown().await;

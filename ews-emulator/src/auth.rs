@@ -16,19 +16,13 @@ pub fn basic_login(directory: &Directory, header: &str) -> Option<String> {
     }
     let decoded = String::from_utf8(B64.decode(encoded.trim()).ok()?).ok()?;
     let (user, password) = decoded.split_once(':')?;
-    directory
-        .authenticate(user, password)
-        .map(|a| a.address.clone())
+    directory.authenticate(user, password).map(|a| a.address.clone())
 }
 
 /// The acting address and whether it is impersonated. Impersonating needs the
 /// ApplicationImpersonation role (ErrorImpersonateUserDenied) and an existing target
 /// (ErrorNonExistentMailbox); both answer as SOAP faults, as on Exchange.
-pub fn acting_account(
-    directory: &Directory,
-    login: &str,
-    impersonate: Option<&str>,
-) -> Result<(String, bool), Fault> {
+pub fn acting_account(directory: &Directory, login: &str, impersonate: Option<&str>) -> Result<(String, bool), Fault> {
     let Some(target) = impersonate else {
         return Ok((login.to_string(), false));
     };
@@ -53,11 +47,7 @@ mod tests {
     use crate::config::EmulatorConfig;
 
     fn directory() -> Directory {
-        let config = EmulatorConfig {
-            contacts: 0,
-            trace_dir: None,
-            ..Default::default()
-        };
+        let config = EmulatorConfig { contacts: 0, trace_dir: None, ..Default::default() };
         crate::tenant::build(&config, std::sync::Arc::default()).0
     }
 
@@ -65,10 +55,7 @@ mod tests {
     fn basic_credentials() {
         let d = directory();
         let header = |s: &str| format!("Basic {}", B64.encode(s));
-        assert_eq!(
-            basic_login(&d, &header("alice:exchange-sync")).as_deref(),
-            Some("alice@contoso.test")
-        );
+        assert_eq!(basic_login(&d, &header("alice:exchange-sync")).as_deref(), Some("alice@contoso.test"));
         assert_eq!(basic_login(&d, &header("alice:nope")), None);
         assert_eq!(basic_login(&d, &header("ghost:exchange-sync")), None);
         assert_eq!(basic_login(&d, "Bearer abc"), None);
@@ -78,24 +65,17 @@ mod tests {
     #[test]
     fn impersonation_rules() {
         let d = directory();
-        assert_eq!(
-            acting_account(&d, "alice@contoso.test", None).unwrap(),
-            ("alice@contoso.test".into(), false)
-        );
+        assert_eq!(acting_account(&d, "alice@contoso.test", None).unwrap(), ("alice@contoso.test".into(), false));
         assert_eq!(
             acting_account(&d, "sync-admin@contoso.test", Some("Bob@Contoso.test")).unwrap(),
             ("bob@contoso.test".into(), true)
         );
         assert_eq!(
-            acting_account(&d, "alice@contoso.test", Some("bob@contoso.test"))
-                .unwrap_err()
-                .code,
+            acting_account(&d, "alice@contoso.test", Some("bob@contoso.test")).unwrap_err().code,
             "ErrorImpersonateUserDenied"
         );
         assert_eq!(
-            acting_account(&d, "sync-admin@contoso.test", Some("x@contoso.test"))
-                .unwrap_err()
-                .code,
+            acting_account(&d, "sync-admin@contoso.test", Some("x@contoso.test")).unwrap_err().code,
             "ErrorNonExistentMailbox"
         );
     }

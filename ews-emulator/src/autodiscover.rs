@@ -22,22 +22,11 @@ pub fn get_user_settings(shared: &Shared, body: &[u8]) -> Result<String, String>
     let request = op.child("Request").ok_or("missing Request")?;
     let users: Vec<String> = request
         .child("Users")
-        .map(|u| {
-            u.children
-                .iter()
-                .filter_map(|u| u.child_text("Mailbox"))
-                .map(str::to_string)
-                .collect()
-        })
+        .map(|u| u.children.iter().filter_map(|u| u.child_text("Mailbox")).map(str::to_string).collect())
         .unwrap_or_default();
     let wanted: Vec<String> = request
         .child("RequestedSettings")
-        .map(|s| {
-            s.children
-                .iter()
-                .map(|c| c.text.trim().to_string())
-                .collect()
-        })
+        .map(|s| s.children.iter().map(|c| c.text.trim().to_string()).collect())
         .unwrap_or_default();
     let endpoint = shared.endpoint.clone();
     let (major, minor, build, _, _) = shared.config.server_version.version_info();
@@ -75,8 +64,6 @@ pub fn get_user_settings(shared: &Shared, body: &[u8]) -> Result<String, String>
             ),
         }
     }
-    out.push_str(
-        "</UserResponses></Response></GetUserSettingsResponseMessage></s:Body></s:Envelope>",
-    );
+    out.push_str("</UserResponses></Response></GetUserSettingsResponseMessage></s:Body></s:Envelope>");
     Ok(out)
 }

@@ -98,9 +98,7 @@ impl ServerVersion {
     /// Whether a client's `RequestServerVersion` is one this server understands: a known name
     /// no newer than the server.
     pub fn accepts_request_version(self, requested: &str) -> bool {
-        REQUEST_VERSIONS
-            .iter()
-            .any(|(name, introduced)| *name == requested && *introduced <= self)
+        REQUEST_VERSIONS.iter().any(|(name, introduced)| *name == requested && *introduced <= self)
     }
 }
 
@@ -184,10 +182,7 @@ impl Default for EmulatorConfig {
         EmulatorConfig {
             listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
             domain: "contoso.test".into(),
-            users: ["alice", "bob", "carol", "dave"]
-                .iter()
-                .map(|s| s.to_string())
-                .collect(),
+            users: ["alice", "bob", "carol", "dave"].iter().map(|s| s.to_string()).collect(),
             password: "exchange-sync".into(),
             contacts: 100,
             server_version: ServerVersion::Exchange2016,
@@ -197,9 +192,7 @@ impl Default for EmulatorConfig {
             latency: Duration::ZERO,
             faults: FaultRates::default(),
             seed: 42,
-            trace_dir: std::env::var_os("EWS_TRACE_DIR")
-                .filter(|d| !d.is_empty())
-                .map(PathBuf::from),
+            trace_dir: std::env::var_os("EWS_TRACE_DIR").filter(|d| !d.is_empty()).map(PathBuf::from),
             trace_cap: 10,
             max_request_bytes: 32 * 1024 * 1024,
             heartbeat_interval: Duration::from_secs(30),

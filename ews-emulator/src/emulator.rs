@@ -80,46 +80,25 @@ impl Emulator {
     /// Builds the tenant, binds the listener and serves in the background.
     pub async fn start(config: EmulatorConfig) -> Result<RunningEmulator, EmulatorError> {
         if !(0.0..=1.0).contains(&config.busy_rate) {
-            return Err(EmulatorError::Config(format!(
-                "busy rate {} is not a probability",
-                config.busy_rate
-            )));
+            return Err(EmulatorError::Config(format!("busy rate {} is not a probability", config.busy_rate)));
         }
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
-            .map_err(|source| EmulatorError::Bind {
-                addr: config.listen,
-                source,
-            })?;
-        let addr = listener
-            .local_addr()
-            .map_err(|source| EmulatorError::Bind {
-                addr: config.listen,
-                source,
-            })?;
+            .map_err(|source| EmulatorError::Bind { addr: config.listen, source })?;
+        let addr = listener.local_addr().map_err(|source| EmulatorError::Bind { addr: config.listen, source })?;
         let trace = match &config.trace_dir {
-            Some(dir) => Some(TraceWriter::new(dir, config.trace_cap).map_err(|source| {
-                EmulatorError::TraceDir {
-                    dir: dir.clone(),
-                    source,
-                }
-            })?),
+            Some(dir) => Some(
+                TraceWriter::new(dir, config.trace_cap)
+                    .map_err(|source| EmulatorError::TraceDir { dir: dir.clone(), source })?,
+            ),
             None => None,
         };
-        let certificate = if config.tls {
-            Some(crate::tls::generate().map_err(EmulatorError::Tls)?)
-        } else {
-            None
-        };
+        let certificate = if config.tls { Some(crate::tls::generate().map_err(EmulatorError::Tls)?) } else { None };
         let acceptor = match &certificate {
             Some(c) => Some(c.acceptor().map_err(EmulatorError::Tls)?),
             None => None,
         };
-        let scheme = if certificate.is_some() {
-            "https"
-        } else {
-            "http"
-        };
+        let scheme = if certificate.is_some() { "https" } else { "http" };
         let hub = Arc::new(NotificationHub::default());
         let (directory, store) = tenant::build(&config, hub);
         let shared = Arc::new(Shared {
@@ -133,20 +112,9 @@ impl Emulator {
             config,
         });
         let (stop_tx, stop_rx) = watch::channel(false);
-        let task = tokio::spawn(crate::server::serve(
-            listener,
-            Arc::clone(&shared),
-            acceptor,
-            stop_rx,
-        ));
+        let task = tokio::spawn(crate::server::serve(listener, Arc::clone(&shared), acceptor, stop_rx));
         tracing::info!(%addr, "EWS emulator listening");
-        Ok(RunningEmulator {
-            shared,
-            addr,
-            certificate,
-            stop: stop_tx,
-            task: Some(task),
-        })
+        Ok(RunningEmulator { shared, addr, certificate, stop: stop_tx, task: Some(task) })
     }
 }
 
@@ -168,11 +136,7 @@ impl RunningEmulator {
 
     /// The SOAP Autodiscover endpoint.
     pub fn autodiscover_url(&self) -> String {
-        let scheme = if self.certificate.is_some() {
-            "https"
-        } else {
-            "http"
-        };
+        let scheme = if self.certificate.is_some() { "https" } else { "http" };
         format!("{scheme}://{}/autodiscover/autodiscover.svc", self.addr)
     }
 

@@ -41,9 +41,7 @@ impl EmulatorError {
     pub fn kind(&self) -> ErrorKind {
         match self {
             EmulatorError::Bind { .. } => ErrorKind::Retryable,
-            EmulatorError::TraceDir { .. } | EmulatorError::Config(_) | EmulatorError::Tls(_) => {
-                ErrorKind::Permanent
-            }
+            EmulatorError::TraceDir { .. } | EmulatorError::Config(_) | EmulatorError::Tls(_) => ErrorKind::Permanent,
         }
     }
 }

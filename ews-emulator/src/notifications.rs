@@ -158,11 +158,7 @@ impl NotificationHub {
                     if sub.wants(e) {
                         sub.next += 1;
                         let watermark = sub.watermark(sub.next);
-                        sub.queue.push_back(QueuedEvent {
-                            position: sub.next,
-                            watermark,
-                            event: e.clone(),
-                        });
+                        sub.queue.push_back(QueuedEvent { position: sub.next, watermark, event: e.clone() });
                         if sub.queue.len() > MAX_QUEUED {
                             sub.queue.pop_front();
                         }
@@ -192,9 +188,7 @@ impl NotificationHub {
             return Err(SubscriptionError::NotFound);
         }
         if let Some(wm) = watermark {
-            let raw = B64
-                .decode(wm.trim())
-                .map_err(|_| SubscriptionError::InvalidWatermark)?;
+            let raw = B64.decode(wm.trim()).map_err(|_| SubscriptionError::InvalidWatermark)?;
             if raw.len() != 18 || &raw[..2] != b"WM" || raw[2..10] != sub.number.to_le_bytes() {
                 return Err(SubscriptionError::InvalidWatermark);
             }
@@ -206,19 +200,12 @@ impl NotificationHub {
         };
         let n = sub.queue.len().min(max);
         let events: Vec<QueuedEvent> = sub.queue.drain(..n).collect();
-        Ok((
-            previous,
-            events,
-            !sub.queue.is_empty(),
-            sub.current_watermark(),
-        ))
+        Ok((previous, events, !sub.queue.is_empty(), sub.current_watermark()))
     }
 
     /// Whether a subscription exists, is streaming and belongs to `owner`.
     pub fn is_streaming_of(&self, id: &str, owner: &str) -> bool {
-        self.lock()
-            .get(id)
-            .is_some_and(|s| s.streaming && s.owner == owner.to_ascii_lowercase())
+        self.lock().get(id).is_some_and(|s| s.streaming && s.owner == owner.to_ascii_lowercase())
     }
 
     /// Mailbox a subscription watches.
@@ -265,13 +252,9 @@ mod tests {
         assert!(!more);
         assert_eq!(events[0].watermark, now);
         assert_ne!(now, wm0);
+        assert_eq!(hub.take(&id, "bob@x", None, 10, false).unwrap_err(), SubscriptionError::NotFound);
         assert_eq!(
-            hub.take(&id, "bob@x", None, 10, false).unwrap_err(),
-            SubscriptionError::NotFound
-        );
-        assert_eq!(
-            hub.take(&id, "alice@x", Some("garbage"), 10, false)
-                .unwrap_err(),
+            hub.take(&id, "alice@x", Some("garbage"), 10, false).unwrap_err(),
             SubscriptionError::InvalidWatermark
         );
         hub.unsubscribe(&id, "alice@x").unwrap();

@@ -26,20 +26,14 @@ impl ExtendedKey {
         let id = if let Some(tag) = uri.attr("PropertyTag") {
             format!(
                 "tag:{}",
-                parse_int(tag).ok_or_else(|| EwsError::new(
-                    "ErrorInvalidExtendedProperty",
-                    "Invalid PropertyTag."
-                ))?
+                parse_int(tag).ok_or_else(|| EwsError::new("ErrorInvalidExtendedProperty", "Invalid PropertyTag."))?
             )
         } else if let Some(name) = uri.attr("PropertyName") {
             format!("name:{name}")
         } else if let Some(pid) = uri.attr("PropertyId") {
             format!(
                 "id:{}",
-                parse_int(pid).ok_or_else(|| EwsError::new(
-                    "ErrorInvalidExtendedProperty",
-                    "Invalid PropertyId."
-                ))?
+                parse_int(pid).ok_or_else(|| EwsError::new("ErrorInvalidExtendedProperty", "Invalid PropertyId."))?
             )
         } else {
             return Err(EwsError::new(
@@ -122,10 +116,9 @@ impl PropertyPath {
                     "contacts:EmailAddress" => ("EmailAddresses", None),
                     "contacts:PhoneNumber" => ("PhoneNumbers", None),
                     "contacts:ImAddress" => ("ImAddresses", None),
-                    u if u.starts_with("contacts:PhysicalAddress:") => (
-                        "PhysicalAddresses",
-                        u.rsplit(':').next().map(str::to_string),
-                    ),
+                    u if u.starts_with("contacts:PhysicalAddress:") => {
+                        ("PhysicalAddresses", u.rsplit(':').next().map(str::to_string))
+                    }
                     _ => {
                         return Err(EwsError::new(
                             "ErrorInvalidPropertyRequest",
@@ -133,11 +126,7 @@ impl PropertyPath {
                         ));
                     }
                 };
-                PropertyPath::Indexed {
-                    container: container.to_string(),
-                    key,
-                    part,
-                }
+                PropertyPath::Indexed { container: container.to_string(), key, part }
             }
             "ExtendedFieldURI" => PropertyPath::Extended(ExtendedKey::from_uri(e)?, e.clone()),
             _ => return Ok(None),
@@ -157,10 +146,7 @@ impl PropertyPath {
 
 /// Finds an entry by key in a dictionary container.
 fn entry<'a>(container: &'a Element, key: &str) -> Option<&'a Element> {
-    container
-        .children
-        .iter()
-        .find(|e| e.attr("Key") == Some(key))
+    container.children.iter().find(|e| e.attr("Key") == Some(key))
 }
 
 /// The text value of a stored (client-set) property, for restrictions and sorting.
@@ -175,20 +161,10 @@ pub fn stored_value(item: &Item, path: &PropertyPath) -> Option<String> {
                 Some(f.text.clone())
             } else {
                 // Lists such as Categories: the values joined, so Contains and Exists work.
-                Some(
-                    f.children
-                        .iter()
-                        .map(|c| c.text.as_str())
-                        .collect::<Vec<_>>()
-                        .join("\n"),
-                )
+                Some(f.children.iter().map(|c| c.text.as_str()).collect::<Vec<_>>().join("\n"))
             }
         }
-        PropertyPath::Indexed {
-            container,
-            key,
-            part,
-        } => {
+        PropertyPath::Indexed { container, key, part } => {
             let e = entry(item.field(container)?, key)?;
             match part {
                 Some(p) => e.child(p).map(|c| c.text.clone()),
@@ -199,13 +175,9 @@ pub fn stored_value(item: &Item, path: &PropertyPath) -> Option<String> {
             let p = find_extended(&item.extended, key)?;
             match p.child("Value") {
                 Some(v) => Some(v.text.clone()),
-                None => p.child("Values").map(|vs| {
-                    vs.children
-                        .iter()
-                        .map(|c| c.text.as_str())
-                        .collect::<Vec<_>>()
-                        .join("\n")
-                }),
+                None => p
+                    .child("Values")
+                    .map(|vs| vs.children.iter().map(|c| c.text.as_str()).collect::<Vec<_>>().join("\n")),
             }
         }
     }
@@ -213,12 +185,7 @@ pub fn stored_value(item: &Item, path: &PropertyPath) -> Option<String> {
 
 /// The stored `t:ExtendedProperty` with this key.
 pub fn find_extended<'a>(props: &'a [Element], key: &ExtendedKey) -> Option<&'a Element> {
-    props.iter().find(|p| {
-        p.child("ExtendedFieldURI")
-            .and_then(|u| ExtendedKey::from_uri(u).ok())
-            .as_ref()
-            == Some(key)
-    })
+    props.iter().find(|p| p.child("ExtendedFieldURI").and_then(|u| ExtendedKey::from_uri(u).ok()).as_ref() == Some(key))
 }
 
 fn incorrect_count() -> EwsError {
@@ -229,9 +196,7 @@ fn incorrect_count() -> EwsError {
 }
 
 fn check_settable(item: &Item, element: &str) -> Result<(), EwsError> {
-    if READ_ONLY.contains(&element)
-        || !schema_order::for_item(&item.element).contains(element)
-    {
+    if READ_ONLY.contains(&element) || !schema_order::for_item(&item.element).contains(element) {
         return Err(EwsError::new(
             "ErrorInvalidPropertySet",
             format!("The property {element} can't be set on this item."),
@@ -242,9 +207,7 @@ fn check_settable(item: &Item, element: &str) -> Result<(), EwsError> {
 
 /// Keeps the parts of a physical address entry in schema order.
 fn sort_address(entry: &mut Element) {
-    entry
-        .children
-        .sort_by_key(|c| schema_order::position(schema_order::PHYSICAL_ADDRESS_ENTRY, &c.name));
+    entry.children.sort_by_key(|c| schema_order::position(schema_order::PHYSICAL_ADDRESS_ENTRY, &c.name));
 }
 
 /// `SetItemField`: `source` is the item element (e.g. `t:Contact`) carrying the new value.
@@ -259,16 +222,9 @@ pub fn set(item: &mut Item, path: &PropertyPath, source: &Element) -> Result<(),
             check_settable(item, element)?;
             item.set_field(new.clone());
         }
-        PropertyPath::Indexed {
-            container,
-            key,
-            part,
-        } => {
+        PropertyPath::Indexed { container, key, part } => {
             check_settable(item, container)?;
-            let src = source
-                .child(container)
-                .and_then(|c| entry(c, key))
-                .ok_or_else(incorrect_count)?;
+            let src = source.child(container).and_then(|c| entry(c, key)).ok_or_else(incorrect_count)?;
             if item.field(container).is_none() {
                 item.fields.push(Element::t(container));
             }
@@ -276,25 +232,16 @@ pub fn set(item: &mut Item, path: &PropertyPath, source: &Element) -> Result<(),
                 return Err(incorrect_count());
             };
             match part {
-                None => match cont
-                    .children
-                    .iter_mut()
-                    .find(|e| e.attr("Key") == Some(key))
-                {
+                None => match cont.children.iter_mut().find(|e| e.attr("Key") == Some(key)) {
                     Some(slot) => *slot = src.clone(),
                     None => cont.children.push(src.clone()),
                 },
                 Some(p) => {
                     let value = src.child(p).ok_or_else(incorrect_count)?.clone();
-                    let idx = match cont
-                        .children
-                        .iter()
-                        .position(|e| e.attr("Key") == Some(key))
-                    {
+                    let idx = match cont.children.iter().position(|e| e.attr("Key") == Some(key)) {
                         Some(i) => i,
                         None => {
-                            cont.children
-                                .push(Element::t("Entry").with_attr("Key", key.clone()));
+                            cont.children.push(Element::t("Entry").with_attr("Key", key.clone()));
                             cont.children.len() - 1
                         }
                     };
@@ -310,18 +257,10 @@ pub fn set(item: &mut Item, path: &PropertyPath, source: &Element) -> Result<(),
         PropertyPath::Extended(key, _) => {
             let src = source
                 .children_named("ExtendedProperty")
-                .find(|p| {
-                    p.child("ExtendedFieldURI")
-                        .and_then(|u| ExtendedKey::from_uri(u).ok())
-                        .as_ref()
-                        == Some(key)
-                })
+                .find(|p| p.child("ExtendedFieldURI").and_then(|u| ExtendedKey::from_uri(u).ok()).as_ref() == Some(key))
                 .ok_or_else(incorrect_count)?;
             item.extended.retain(|p| {
-                p.child("ExtendedFieldURI")
-                    .and_then(|u| ExtendedKey::from_uri(u).ok())
-                    .as_ref()
-                    != Some(key)
+                p.child("ExtendedFieldURI").and_then(|u| ExtendedKey::from_uri(u).ok()).as_ref() != Some(key)
             });
             item.extended.push(src.clone());
         }
@@ -333,10 +272,7 @@ pub fn set(item: &mut Item, path: &PropertyPath, source: &Element) -> Result<(),
 /// recipients).
 pub fn append(item: &mut Item, path: &PropertyPath, source: &Element) -> Result<(), EwsError> {
     let PropertyPath::Field { element, .. } = path else {
-        return Err(EwsError::new(
-            "ErrorInvalidPropertyAppend",
-            "This property cannot be appended to.",
-        ));
+        return Err(EwsError::new("ErrorInvalidPropertyAppend", "This property cannot be appended to."));
     };
     check_settable(item, element)?;
     let new = source.child(element).ok_or_else(incorrect_count)?;
@@ -345,10 +281,7 @@ pub fn append(item: &mut Item, path: &PropertyPath, source: &Element) -> Result<
         Some(old) if element == "Body" => old.text.push_str(&new.text),
         Some(old) if !new.children.is_empty() => old.children.extend(new.children.iter().cloned()),
         Some(_) => {
-            return Err(EwsError::new(
-                "ErrorInvalidPropertyAppend",
-                "This property cannot be appended to.",
-            ));
+            return Err(EwsError::new("ErrorInvalidPropertyAppend", "This property cannot be appended to."));
         }
     }
     Ok(())
@@ -361,24 +294,15 @@ pub fn delete(item: &mut Item, path: &PropertyPath) -> Result<(), EwsError> {
             check_settable(item, element)?;
             item.remove_field(element);
         }
-        PropertyPath::Indexed {
-            container,
-            key,
-            part,
-        } => {
+        PropertyPath::Indexed { container, key, part } => {
             if let Some(cont) = item.fields.iter_mut().find(|f| &f.name == container) {
                 match part {
                     None => cont.children.retain(|e| e.attr("Key") != Some(key)),
                     Some(p) => {
-                        if let Some(e) = cont
-                            .children
-                            .iter_mut()
-                            .find(|e| e.attr("Key") == Some(key))
-                        {
+                        if let Some(e) = cont.children.iter_mut().find(|e| e.attr("Key") == Some(key)) {
                             e.children.retain(|c| &c.name != p);
                         }
-                        cont.children
-                            .retain(|e| e.attr("Key") != Some(key) || !e.children.is_empty());
+                        cont.children.retain(|e| e.attr("Key") != Some(key) || !e.children.is_empty());
                     }
                 }
                 if cont.children.is_empty() {
@@ -388,10 +312,7 @@ pub fn delete(item: &mut Item, path: &PropertyPath) -> Result<(), EwsError> {
         }
         PropertyPath::Extended(key, _) => {
             item.extended.retain(|p| {
-                p.child("ExtendedFieldURI")
-                    .and_then(|u| ExtendedKey::from_uri(u).ok())
-                    .as_ref()
-                    != Some(key)
+                p.child("ExtendedFieldURI").and_then(|u| ExtendedKey::from_uri(u).ok()).as_ref() != Some(key)
             });
         }
     }
@@ -419,92 +340,41 @@ mod tests {
     }
 
     fn indexed(uri: &str, key: &str) -> PropertyPath {
-        PropertyPath::parse(
-            &Element::t("IndexedFieldURI")
-                .with_attr("FieldURI", uri)
-                .with_attr("FieldIndex", key),
-        )
-        .unwrap()
-        .unwrap()
+        PropertyPath::parse(&Element::t("IndexedFieldURI").with_attr("FieldURI", uri).with_attr("FieldIndex", key))
+            .unwrap()
+            .unwrap()
     }
 
     #[test]
     fn sets_and_deletes_indexed_entries_and_address_parts() {
         let mut c = contact();
         let src = Element::t("Contact").with_child(
-            Element::t("EmailAddresses")
-                .with_child(Element::t_text("Entry", "a@x").with_attr("Key", "EmailAddress2")),
+            Element::t("EmailAddresses").with_child(Element::t_text("Entry", "a@x").with_attr("Key", "EmailAddress2")),
         );
-        set(
-            &mut c,
-            &indexed("contacts:EmailAddress", "EmailAddress2"),
-            &src,
-        )
-        .unwrap();
-        assert_eq!(
-            stored_value(&c, &indexed("contacts:EmailAddress", "EmailAddress2")).as_deref(),
-            Some("a@x")
-        );
-        let city = Element::t("Contact").with_child(
-            Element::t("PhysicalAddresses").with_child(
-                Element::t("Entry")
-                    .with_attr("Key", "Business")
-                    .with_child(Element::t_text("City", "Köln")),
-            ),
-        );
-        let street = Element::t("Contact").with_child(
-            Element::t("PhysicalAddresses").with_child(
-                Element::t("Entry")
-                    .with_attr("Key", "Business")
-                    .with_child(Element::t_text("Street", "Ring 1")),
-            ),
-        );
-        set(
-            &mut c,
-            &indexed("contacts:PhysicalAddress:City", "Business"),
-            &city,
-        )
-        .unwrap();
-        set(
-            &mut c,
-            &indexed("contacts:PhysicalAddress:Street", "Business"),
-            &street,
-        )
-        .unwrap();
+        set(&mut c, &indexed("contacts:EmailAddress", "EmailAddress2"), &src).unwrap();
+        assert_eq!(stored_value(&c, &indexed("contacts:EmailAddress", "EmailAddress2")).as_deref(), Some("a@x"));
+        let city =
+            Element::t("Contact").with_child(Element::t("PhysicalAddresses").with_child(
+                Element::t("Entry").with_attr("Key", "Business").with_child(Element::t_text("City", "Köln")),
+            ));
+        let street = Element::t("Contact").with_child(Element::t("PhysicalAddresses").with_child(
+            Element::t("Entry").with_attr("Key", "Business").with_child(Element::t_text("Street", "Ring 1")),
+        ));
+        set(&mut c, &indexed("contacts:PhysicalAddress:City", "Business"), &city).unwrap();
+        set(&mut c, &indexed("contacts:PhysicalAddress:Street", "Business"), &street).unwrap();
         let entry = &c.field("PhysicalAddresses").unwrap().children[0];
         assert_eq!(entry.children[0].name, "Street");
         assert_eq!(entry.children[1].name, "City");
-        delete(
-            &mut c,
-            &indexed("contacts:PhysicalAddress:Street", "Business"),
-        )
-        .unwrap();
-        delete(
-            &mut c,
-            &indexed("contacts:PhysicalAddress:City", "Business"),
-        )
-        .unwrap();
+        delete(&mut c, &indexed("contacts:PhysicalAddress:Street", "Business")).unwrap();
+        delete(&mut c, &indexed("contacts:PhysicalAddress:City", "Business")).unwrap();
         assert!(c.field("PhysicalAddresses").is_none());
-        assert!(
-            set(
-                &mut c,
-                &indexed("contacts:EmailAddress", "EmailAddress1"),
-                &src
-            )
-            .is_err()
-        );
+        assert!(set(&mut c, &indexed("contacts:EmailAddress", "EmailAddress1"), &src).is_err());
     }
 
     #[test]
     fn extended_keys_normalize_tags_and_sets() {
-        let a = ExtendedKey::from_uri(
-            &Element::t("ExtendedFieldURI").with_attr("PropertyTag", "0x670A"),
-        )
-        .unwrap();
-        let b = ExtendedKey::from_uri(
-            &Element::t("ExtendedFieldURI").with_attr("PropertyTag", "26378"),
-        )
-        .unwrap();
+        let a = ExtendedKey::from_uri(&Element::t("ExtendedFieldURI").with_attr("PropertyTag", "0x670A")).unwrap();
+        let b = ExtendedKey::from_uri(&Element::t("ExtendedFieldURI").with_attr("PropertyTag", "26378")).unwrap();
         assert_eq!(a, b);
         assert!(a.is_tag(0x670A));
         let n = ExtendedKey::from_uri(
@@ -525,27 +395,10 @@ mod tests {
     #[test]
     fn read_only_and_foreign_fields_are_refused() {
         let mut c = contact();
-        let src = Element::t("Contact")
-            .with_child(Element::t_text("LastModifiedTime", "2020-01-01T00:00:00Z"));
-        let p = PropertyPath::Field {
-            uri: "item:LastModifiedTime".into(),
-            element: "LastModifiedTime".into(),
-        };
-        assert_eq!(
-            set(&mut c, &p, &src).unwrap_err().code,
-            "ErrorInvalidPropertySet"
-        );
-        let p = PropertyPath::Field {
-            uri: "calendar:Start".into(),
-            element: "Start".into(),
-        };
-        assert!(
-            set(
-                &mut c,
-                &p,
-                &Element::t("Contact").with_child(Element::t_text("Start", "x"))
-            )
-            .is_err()
-        );
+        let src = Element::t("Contact").with_child(Element::t_text("LastModifiedTime", "2020-01-01T00:00:00Z"));
+        let p = PropertyPath::Field { uri: "item:LastModifiedTime".into(), element: "LastModifiedTime".into() };
+        assert_eq!(set(&mut c, &p, &src).unwrap_err().code, "ErrorInvalidPropertySet");
+        let p = PropertyPath::Field { uri: "calendar:Start".into(), element: "Start".into() };
+        assert!(set(&mut c, &p, &Element::t("Contact").with_child(Element::t_text("Start", "x"))).is_err());
     }
 }

@@ -36,19 +36,14 @@ impl Shape {
     /// Parses a shape element; a missing element means IdOnly.
     pub fn parse(e: Option<&Element>) -> Result<Self, EwsError> {
         let Some(e) = e else {
-            return Ok(Shape {
-                base: BaseShape::IdOnly,
-                additional: vec![],
-            });
+            return Ok(Shape { base: BaseShape::IdOnly, additional: vec![] });
         };
         let base = match e.child_text("BaseShape") {
             Some("IdOnly") => BaseShape::IdOnly,
             Some("Default") => BaseShape::Default,
             Some("AllProperties") => BaseShape::AllProperties,
             other => {
-                return Err(EwsError::invalid_request(format!(
-                    "Invalid BaseShape {other:?}"
-                )));
+                return Err(EwsError::invalid_request(format!("Invalid BaseShape {other:?}")));
             }
         };
         let mut additional = vec![];
@@ -106,11 +101,7 @@ fn server_fields(mb: &Mailbox, item: &Item) -> Vec<Element> {
             let given = text("GivenName");
             let surname = text("Surname");
             if item.field("DisplayName").is_none() {
-                let dn = [given.clone(), surname.clone()]
-                    .into_iter()
-                    .flatten()
-                    .collect::<Vec<_>>()
-                    .join(" ");
+                let dn = [given.clone(), surname.clone()].into_iter().flatten().collect::<Vec<_>>().join(" ");
                 if !dn.is_empty() {
                     v.push(Element::t_text("DisplayName", dn));
                 }
@@ -135,23 +126,10 @@ fn server_fields(mb: &Mailbox, item: &Item) -> Vec<Element> {
         "CalendarItem" => {
             let recurring = item.field("Recurrence").is_some();
             if item.field("UID").is_none() {
-                v.push(Element::t_text(
-                    "UID",
-                    format!("{:032X}", (mb.index as u128) << 64 | item.number as u128),
-                ));
+                v.push(Element::t_text("UID", format!("{:032X}", (mb.index as u128) << 64 | item.number as u128)));
             }
-            v.push(Element::t_text(
-                "IsRecurring",
-                if recurring { "true" } else { "false" },
-            ));
-            v.push(Element::t_text(
-                "CalendarItemType",
-                if recurring {
-                    "RecurringMaster"
-                } else {
-                    "Single"
-                },
-            ));
+            v.push(Element::t_text("IsRecurring", if recurring { "true" } else { "false" }));
+            v.push(Element::t_text("CalendarItemType", if recurring { "RecurringMaster" } else { "Single" }));
         }
         _ => {}
     }
@@ -162,23 +140,11 @@ fn approx_size(item: &Item) -> usize {
     fn size(e: &Element) -> usize {
         e.name.len() + e.text.len() + e.children.iter().map(size).sum::<usize>()
     }
-    200 + item
-        .fields
-        .iter()
-        .chain(item.extended.iter())
-        .map(size)
-        .sum::<usize>()
+    200 + item.fields.iter().chain(item.extended.iter()).map(size).sum::<usize>()
 }
 
 /// Fields listed in the Default shape of item lists: the cheap, first-class ones.
-const HEAVY: &[&str] = &[
-    "Body",
-    "MimeContent",
-    "Attachments",
-    "UniqueBody",
-    "NormalizedBody",
-    "TextBody",
-];
+const HEAVY: &[&str] = &["Body", "MimeContent", "Attachments", "UniqueBody", "NormalizedBody", "TextBody"];
 
 /// Writes one item (as `t:Contact`, `t:CalendarItem`, ...) for a shape.
 pub fn write_item(out: &mut String, mb: &Mailbox, item: &Item, shape: &Shape, ctx: Context) {
@@ -207,11 +173,7 @@ pub fn write_item(out: &mut String, mb: &Mailbox, item: &Item, shape: &Shape, ct
                 {
                     continue;
                 }
-                if let Some(f) = server
-                    .iter()
-                    .find(|x| &x.name == element)
-                    .or_else(|| item.field(element))
-                {
+                if let Some(f) = server.iter().find(|x| &x.name == element).or_else(|| item.field(element)) {
                     fields.push(f.clone());
                 }
             }
@@ -219,20 +181,12 @@ pub fn write_item(out: &mut String, mb: &Mailbox, item: &Item, shape: &Shape, ct
                 let Some(src) = item.field(container) else {
                     continue;
                 };
-                let Some(entry) = src
-                    .children
-                    .iter()
-                    .find(|e| e.attr("Key") == Some(key.as_str()))
-                else {
+                let Some(entry) = src.children.iter().find(|e| e.attr("Key") == Some(key.as_str())) else {
                     continue;
                 };
                 match fields.iter_mut().find(|x| &x.name == container) {
                     Some(existing) => {
-                        if !existing
-                            .children
-                            .iter()
-                            .any(|e| e.attr("Key") == Some(key.as_str()))
-                        {
+                        if !existing.children.iter().any(|e| e.attr("Key") == Some(key.as_str())) {
                             existing.children.push(entry.clone());
                         }
                     }
@@ -289,10 +243,7 @@ pub fn write_folder(out: &mut String, mb: &Mailbox, folder: &Folder, shape: &Sha
     folder_id_element("FolderId", mb, folder.number).write_t(out);
     let wants = |name: &str| {
         shape.base != BaseShape::IdOnly
-            || shape
-                .additional
-                .iter()
-                .any(|p| matches!(p, PropertyPath::Field { element, .. } if element == name))
+            || shape.additional.iter().any(|p| matches!(p, PropertyPath::Field { element, .. } if element == name))
     };
     if let Some(parent) = folder.parent {
         if wants("ParentFolderId") {
@@ -316,10 +267,7 @@ pub fn write_folder(out: &mut String, mb: &Mailbox, folder: &Folder, shape: &Sha
             if let Some(value) = folder_extended(folder, key) {
                 let mut uri = uri.clone();
                 uri.ns = std::borrow::Cow::Borrowed(crate::xml::NS_TYPES);
-                Element::t("ExtendedProperty")
-                    .with_child(uri)
-                    .with_child(Element::t_text("Value", value))
-                    .write_t(out);
+                Element::t("ExtendedProperty").with_child(uri).with_child(Element::t_text("Value", value)).write_t(out);
             }
         }
     }

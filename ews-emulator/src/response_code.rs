@@ -12,34 +12,22 @@ pub struct EwsError {
 impl EwsError {
     /// An error with a code and message.
     pub fn new(code: &'static str, message: impl Into<String>) -> Self {
-        EwsError {
-            code,
-            message: message.into(),
-        }
+        EwsError { code, message: message.into() }
     }
 
     /// ErrorItemNotFound.
     pub fn item_not_found() -> Self {
-        Self::new(
-            "ErrorItemNotFound",
-            "The specified object was not found in the store.",
-        )
+        Self::new("ErrorItemNotFound", "The specified object was not found in the store.")
     }
 
     /// ErrorFolderNotFound.
     pub fn folder_not_found() -> Self {
-        Self::new(
-            "ErrorFolderNotFound",
-            "The specified folder could not be found in the store.",
-        )
+        Self::new("ErrorFolderNotFound", "The specified folder could not be found in the store.")
     }
 
     /// ErrorAccessDenied.
     pub fn access_denied() -> Self {
-        Self::new(
-            "ErrorAccessDenied",
-            "Access is denied. Check credentials and try again.",
-        )
+        Self::new("ErrorAccessDenied", "Access is denied. Check credentials and try again.")
     }
 
     /// ErrorInvalidIdMalformed.
@@ -49,10 +37,7 @@ impl EwsError {
 
     /// ErrorNonExistentMailbox.
     pub fn no_mailbox(address: &str) -> Self {
-        Self::new(
-            "ErrorNonExistentMailbox",
-            format!("The SMTP address has no mailbox associated with it: {address}"),
-        )
+        Self::new("ErrorNonExistentMailbox", format!("The SMTP address has no mailbox associated with it: {address}"))
     }
 
     /// ErrorInvalidRequest with a reason.

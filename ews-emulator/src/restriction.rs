@@ -52,10 +52,7 @@ pub enum Op {
 }
 
 fn unsupported(what: &str) -> EwsError {
-    EwsError::new(
-        "ErrorUnsupportedQueryFilter",
-        format!("The restriction {what} is not supported."),
-    )
+    EwsError::new("ErrorUnsupportedQueryFilter", format!("The restriction {what} is not supported."))
 }
 
 fn path_of(e: &Element) -> Result<PropertyPath, EwsError> {
@@ -76,21 +73,9 @@ impl Restriction {
     pub fn parse(e: &Element) -> Result<Self, EwsError> {
         Ok(match &*e.name {
             "Restriction" => Self::parse(e.children.first().ok_or_else(|| unsupported("empty"))?)?,
-            "And" => Restriction::And(
-                e.children
-                    .iter()
-                    .map(Self::parse)
-                    .collect::<Result<_, _>>()?,
-            ),
-            "Or" => Restriction::Or(
-                e.children
-                    .iter()
-                    .map(Self::parse)
-                    .collect::<Result<_, _>>()?,
-            ),
-            "Not" => Restriction::Not(Box::new(Self::parse(
-                e.children.first().ok_or_else(|| unsupported("Not"))?,
-            )?)),
+            "And" => Restriction::And(e.children.iter().map(Self::parse).collect::<Result<_, _>>()?),
+            "Or" => Restriction::Or(e.children.iter().map(Self::parse).collect::<Result<_, _>>()?),
+            "Not" => Restriction::Not(Box::new(Self::parse(e.children.first().ok_or_else(|| unsupported("Not"))?)?)),
             "Exists" => Restriction::Exists(path_of(e)?),
             "IsEqualTo" => Restriction::Compare(path_of(e)?, Op::Eq, constant_of(e)?),
             "IsNotEqualTo" => Restriction::Compare(path_of(e)?, Op::Ne, constant_of(e)?),
@@ -100,15 +85,9 @@ impl Restriction {
             "IsLessThanOrEqualTo" => Restriction::Compare(path_of(e)?, Op::Le, constant_of(e)?),
             "Contains" => Restriction::Contains {
                 path: path_of(e)?,
-                value: e
-                    .child("Constant")
-                    .and_then(|c| c.attr("Value"))
-                    .unwrap_or("")
-                    .to_string(),
+                value: e.child("Constant").and_then(|c| c.attr("Value")).unwrap_or("").to_string(),
                 mode: e.attr("ContainmentMode").unwrap_or("Substring").to_string(),
-                ignore_case: e
-                    .attr("ContainmentComparison")
-                    .is_some_and(|c| c.contains("Ignore") || c == "Loose"),
+                ignore_case: e.attr("ContainmentComparison").is_some_and(|c| c.contains("Ignore") || c == "Loose"),
             },
             other => return Err(unsupported(other)),
         })
@@ -135,20 +114,11 @@ impl Restriction {
                     }
                 }
             },
-            Restriction::Contains {
-                path,
-                value: c,
-                mode,
-                ignore_case,
-            } => {
+            Restriction::Contains { path, value: c, mode, ignore_case } => {
                 let Some(v) = value(item, path) else {
                     return false;
                 };
-                let (v, c) = if *ignore_case {
-                    (v.to_lowercase(), c.to_lowercase())
-                } else {
-                    (v, c.clone())
-                };
+                let (v, c) = if *ignore_case { (v.to_lowercase(), c.to_lowercase()) } else { (v, c.clone()) };
                 match mode.as_str() {
                     "FullString" => v == c,
                     "Prefixed" => v.starts_with(&c),
@@ -178,10 +148,7 @@ pub fn compare(a: &str, b: &str) -> Ordering {
     if let (Ok(x), Ok(y)) = (a.parse::<f64>(), b.parse::<f64>()) {
         return x.partial_cmp(&y).unwrap_or(Ordering::Equal);
     }
-    if let (Ok(x), Ok(y)) = (
-        chrono::DateTime::parse_from_rfc3339(a),
-        chrono::DateTime::parse_from_rfc3339(b),
-    ) {
+    if let (Ok(x), Ok(y)) = (chrono::DateTime::parse_from_rfc3339(a), chrono::DateTime::parse_from_rfc3339(b)) {
         return x.cmp(&y);
     }
     a.to_lowercase().cmp(&b.to_lowercase())
@@ -210,8 +177,7 @@ mod tests {
 
     fn r(xml: &str) -> Restriction {
         Restriction::parse(
-            &parse(format!(r#"<t:Restriction xmlns:t="urn:t">{xml}</t:Restriction>"#).as_bytes())
-                .unwrap(),
+            &parse(format!(r#"<t:Restriction xmlns:t="urn:t">{xml}</t:Restriction>"#).as_bytes()).unwrap(),
         )
         .unwrap()
     }
@@ -230,10 +196,7 @@ mod tests {
     #[test]
     fn compares_numbers_and_dates() {
         assert_eq!(compare("10", "9"), Ordering::Greater);
-        assert_eq!(
-            compare("2026-01-01T00:00:00Z", "2025-12-31T23:00:00.500Z"),
-            Ordering::Greater
-        );
+        assert_eq!(compare("2026-01-01T00:00:00Z", "2025-12-31T23:00:00.500Z"), Ordering::Greater);
         assert_eq!(compare("abc", "ABC"), Ordering::Equal);
     }
 }

@@ -257,12 +257,7 @@ const CONTACT_OWN: &[&str] = &[
 ];
 
 /// The elements `t:DistributionListType` adds to `t:ItemType`, in order.
-const DISTRIBUTION_LIST_OWN: &[&str] = &[
-    "DisplayName",
-    "FileAs",
-    "ContactSource",
-    "Members",
-];
+const DISTRIBUTION_LIST_OWN: &[&str] = &["DisplayName", "FileAs", "ContactSource", "Members"];
 
 /// The elements `t:TaskType` adds to `t:ItemType`, in order.
 const TASK_OWN: &[&str] = &[
@@ -327,7 +322,8 @@ impl FieldOrder {
 }
 
 /// Every item type's own elements, for tables of known names.
-pub const ALL_OWN: &[&[&str]] = &[MESSAGE_OWN, CALENDAR_ITEM_OWN, CONTACT_OWN, DISTRIBUTION_LIST_OWN, TASK_OWN, POST_ITEM_OWN];
+pub const ALL_OWN: &[&[&str]] =
+    &[MESSAGE_OWN, CALENDAR_ITEM_OWN, CONTACT_OWN, DISTRIBUTION_LIST_OWN, TASK_OWN, POST_ITEM_OWN];
 
 /// The field order for an item element name (`Contact`, `CalendarItem`, ...).
 pub fn for_item(element: &str) -> FieldOrder {

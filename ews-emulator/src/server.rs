@@ -66,13 +66,11 @@ pub async fn serve(
         tokio::spawn(async move {
             match tls {
                 None => serve_connection(stream, shared, stop).await,
-                Some(acceptor) => {
-                    match tokio::time::timeout(HEADER_TIMEOUT, acceptor.accept(stream)).await {
-                        Ok(Ok(tls_stream)) => serve_connection(tls_stream, shared, stop).await,
-                        Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
-                        Err(_) => tracing::debug!("TLS handshake timed out"),
-                    }
-                }
+                Some(acceptor) => match tokio::time::timeout(HEADER_TIMEOUT, acceptor.accept(stream)).await {
+                    Ok(Ok(tls_stream)) => serve_connection(tls_stream, shared, stop).await,
+                    Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
+                    Err(_) => tracing::debug!("TLS handshake timed out"),
+                },
             }
         });
     }
@@ -97,16 +95,11 @@ where
     }
 }
 
-fn full(
-    status: StatusCode,
-    content_type: Option<&'static str>,
-    body: impl Into<Bytes>,
-) -> Response<Body> {
+fn full(status: StatusCode, content_type: Option<&'static str>, body: impl Into<Bytes>) -> Response<Body> {
     let mut r = Response::new(Full::new(body.into()).boxed());
     *r.status_mut() = status;
     if let Some(ct) = content_type {
-        r.headers_mut()
-            .insert(CONTENT_TYPE, HeaderValue::from_static(ct));
+        r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(ct));
     }
     r
 }
@@ -116,10 +109,7 @@ fn xml(status: StatusCode, body: String) -> Response<Body> {
 }
 
 fn fault_response(f: &SoapFault) -> Response<Body> {
-    xml(
-        StatusCode::from_u16(f.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-        f.to_xml(),
-    )
+    xml(StatusCode::from_u16(f.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), f.to_xml())
 }
 
 fn unauthorized(shared: &Shared) -> Response<Body> {
@@ -132,18 +122,11 @@ fn unauthorized(shared: &Shared) -> Response<Body> {
 
 /// The authenticated account's address, from a Basic Authorization header.
 fn authenticate(shared: &Shared, req: &Request<Incoming>) -> Option<String> {
-    let value = req
-        .headers()
-        .get(hyper::header::AUTHORIZATION)?
-        .to_str()
-        .ok()?;
+    let value = req.headers().get(hyper::header::AUTHORIZATION)?.to_str().ok()?;
     crate::auth::basic_login(&shared.directory, value)
 }
 
-async fn handle(
-    shared: Arc<Shared>,
-    req: Request<Incoming>,
-) -> Result<Response<Body>, DropConnection> {
+async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<Body>, DropConnection> {
     let path = req.uri().path().to_ascii_lowercase();
     let is_ews = path == "/ews/exchange.asmx";
     let is_autodiscover = path == "/autodiscover/autodiscover.svc";
@@ -151,69 +134,41 @@ async fn handle(
         return Ok(full(StatusCode::NOT_FOUND, Some("text/plain"), "not found"));
     }
     if req.method() != Method::POST {
-        return Ok(full(
-            StatusCode::METHOD_NOT_ALLOWED,
-            Some("text/plain"),
-            "EWS expects POST",
-        ));
+        return Ok(full(StatusCode::METHOD_NOT_ALLOWED, Some("text/plain"), "EWS expects POST"));
     }
     let Some(login) = authenticate(&shared, &req) else {
         return Ok(unauthorized(&shared));
     };
-    let read = tokio::time::timeout(
-        BODY_TIMEOUT,
-        Limited::new(req.into_body(), shared.config.max_request_bytes).collect(),
-    )
-    .await;
+    let read =
+        tokio::time::timeout(BODY_TIMEOUT, Limited::new(req.into_body(), shared.config.max_request_bytes).collect())
+            .await;
     let Ok(read) = read else {
-        return Ok(full(
-            StatusCode::REQUEST_TIMEOUT,
-            Some("text/plain"),
-            "request body not received in time",
-        ));
+        return Ok(full(StatusCode::REQUEST_TIMEOUT, Some("text/plain"), "request body not received in time"));
     };
     let body = match read {
         Ok(b) => b.to_bytes(),
         Err(e) => {
-            if e.downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some()
-            {
-                return Ok(full(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    Some("text/plain"),
-                    "request too large",
-                ));
+            if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+                return Ok(full(StatusCode::PAYLOAD_TOO_LARGE, Some("text/plain"), "request too large"));
             }
-            return Ok(full(
-                StatusCode::BAD_REQUEST,
-                Some("text/plain"),
-                "cannot read the request body",
-            ));
+            return Ok(full(StatusCode::BAD_REQUEST, Some("text/plain"), "cannot read the request body"));
         }
     };
     if is_autodiscover {
-        return Ok(
-            match crate::autodiscover::get_user_settings(&shared, &body) {
-                Ok(s) => xml(StatusCode::OK, s),
-                Err(why) => full(StatusCode::BAD_REQUEST, Some("text/plain"), why),
-            },
-        );
+        return Ok(match crate::autodiscover::get_user_settings(&shared, &body) {
+            Ok(s) => xml(StatusCode::OK, s),
+            Err(why) => full(StatusCode::BAD_REQUEST, Some("text/plain"), why),
+        });
     }
     shared.counters.request(body.len());
     let response = ews(Arc::clone(&shared), login, body).await;
     if let Ok(r) = &response {
-        shared
-            .counters
-            .response(hyper::body::Body::size_hint(r.body()).exact().unwrap_or(0));
+        shared.counters.response(hyper::body::Body::size_hint(r.body()).exact().unwrap_or(0));
     }
     response
 }
 
-async fn ews(
-    shared: Arc<Shared>,
-    login: String,
-    body: Bytes,
-) -> Result<Response<Body>, DropConnection> {
+async fn ews(shared: Arc<Shared>, login: String, body: Bytes) -> Result<Response<Body>, DropConnection> {
     let request = match soap::parse_request(&body) {
         Ok(r) => r,
         Err(f) => return Ok(fault_response(&f)),
@@ -221,51 +176,29 @@ async fn ews(
     let op_name = request.operation.name.clone();
     let respond_fault = |f: SoapFault| {
         if let Some(t) = &shared.trace {
-            t.record_exchange(
-                &op_name,
-                f.code,
-                f.request_valid.then_some(&body[..]),
-                Some(&f.to_xml()),
-            );
+            t.record_exchange(&op_name, f.code, f.request_valid.then_some(&body[..]), Some(&f.to_xml()));
         }
         Ok(fault_response(&f))
     };
-    let version_name = request
-        .request_version
-        .clone()
-        .unwrap_or_else(|| "Exchange2007_SP1".to_string());
-    if !shared
-        .config
-        .server_version
-        .accepts_request_version(&version_name)
-    {
+    let version_name = request.request_version.clone().unwrap_or_else(|| "Exchange2007_SP1".to_string());
+    if !shared.config.server_version.accepts_request_version(&version_name) {
         let valid = ServerVersion::Exchange2016.accepts_request_version(&version_name);
         let f = SoapFault {
             request_valid: valid,
-            ..SoapFault::invalid(
-                "ErrorInvalidServerVersion",
-                "The specified server version is invalid.",
-            )
+            ..SoapFault::invalid("ErrorInvalidServerVersion", "The specified server version is invalid.")
         };
         return respond_fault(f);
     }
-    let request_version =
-        ServerVersion::parse(&version_name).unwrap_or(shared.config.server_version);
-    let (acting, impersonating) = match crate::auth::acting_account(
-        &shared.directory,
-        &login,
-        request.impersonate.as_deref(),
-    ) {
-        Ok(a) => a,
-        Err(f) => return respond_fault(f),
-    };
+    let request_version = ServerVersion::parse(&version_name).unwrap_or(shared.config.server_version);
+    let (acting, impersonating) =
+        match crate::auth::acting_account(&shared.directory, &login, request.impersonate.as_deref()) {
+            Ok(a) => a,
+            Err(f) => return respond_fault(f),
+        };
     let write = operations::is_write(&op_name);
     let mut drop_after = false;
     let mut batch_limit = None;
-    match shared
-        .faults
-        .next(write, operations::is_item_batch(&op_name))
-    {
+    match shared.faults.next(write, operations::is_item_batch(&op_name)) {
         Some(Fault::InternalServerError) => {
             return respond_fault(SoapFault::refused(
                 "ErrorInternalServerError",
@@ -273,13 +206,8 @@ async fn ews(
             ));
         }
         Some(Fault::ServiceUnavailable) => {
-            let mut r = full(
-                StatusCode::SERVICE_UNAVAILABLE,
-                Some("text/plain"),
-                "Service Unavailable",
-            );
-            r.headers_mut()
-                .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+            let mut r = full(StatusCode::SERVICE_UNAVAILABLE, Some("text/plain"), "Service Unavailable");
+            r.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static("1"));
             return Ok(r);
         }
         Some(Fault::ServerBusyInMessage) => {
@@ -296,31 +224,20 @@ async fn ews(
             };
         }
         Some(Fault::ServerBusy) => {
-            return respond_fault(SoapFault::busy(
-                shared.config.busy_backoff.as_millis() as u64
-            ));
+            return respond_fault(SoapFault::busy(shared.config.busy_backoff.as_millis() as u64));
         }
         Some(Fault::DropAfterWrite) => drop_after = true,
         Some(Fault::StopBatchAfter(n)) => batch_limit = Some(n),
         None => {}
     }
     let Some(permit) = shared.limit.try_acquire(&acting) else {
-        return respond_fault(SoapFault::busy(
-            shared.config.busy_backoff.as_millis() as u64
-        ));
+        return respond_fault(SoapFault::busy(shared.config.busy_backoff.as_millis() as u64));
     };
     if !shared.config.latency.is_zero() {
         // Inside the concurrency slot: a slow server keeps its slots busy longer.
         tokio::time::sleep(shared.config.latency).await;
     }
-    let ctx = Context {
-        shared: &shared,
-        login: login.clone(),
-        acting,
-        impersonating,
-        request_version,
-        batch_limit,
-    };
+    let ctx = Context { shared: &shared, login: login.clone(), acting, impersonating, request_version, batch_limit };
     let outcome = operations::dispatch(&ctx, &request.operation);
     drop(permit);
     if drop_after {
@@ -347,10 +264,7 @@ async fn ews(
 fn stream_response(shared: Arc<Shared>, plan: StreamPlan) -> Response<Body> {
     let (tx, rx) = mpsc::channel::<Bytes>(16);
     tokio::spawn(async move {
-        let mut file = shared
-            .trace
-            .as_ref()
-            .and_then(|t| t.stream_file("GetStreamingEvents"));
+        let mut file = shared.trace.as_ref().and_then(|t| t.stream_file("GetStreamingEvents"));
         let version = shared.config.server_version;
         let send = |body: String, file: &mut Option<std::fs::File>| {
             let doc = soap::response_envelope(version, &body);
@@ -397,12 +311,8 @@ fn stream_response(shared: Arc<Shared>, plan: StreamPlan) -> Response<Body> {
             }
         }
     });
-    let stream = tokio_stream::wrappers::ReceiverStream::new(rx)
-        .map(|b| Ok::<_, Infallible>(Frame::data(b)));
+    let stream = tokio_stream::wrappers::ReceiverStream::new(rx).map(|b| Ok::<_, Infallible>(Frame::data(b)));
     let mut r = Response::new(BodyExt::boxed(StreamBody::new(stream)));
-    r.headers_mut().insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("text/xml; charset=utf-8"),
-    );
+    r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/xml; charset=utf-8"));
     r
 }

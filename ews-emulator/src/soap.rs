@@ -33,24 +33,12 @@ pub struct Fault {
 impl Fault {
     /// A fault for a request that is not valid EWS.
     pub fn invalid(code: &'static str, message: impl Into<String>) -> Self {
-        Fault {
-            status: 500,
-            code,
-            message: message.into(),
-            backoff_ms: None,
-            request_valid: false,
-        }
+        Fault { status: 500, code, message: message.into(), backoff_ms: None, request_valid: false }
     }
 
     /// A fault for a valid request that the server refuses.
     pub fn refused(code: &'static str, message: impl Into<String>) -> Self {
-        Fault {
-            status: 500,
-            code,
-            message: message.into(),
-            backoff_ms: None,
-            request_valid: true,
-        }
+        Fault { status: 500, code, message: message.into(), backoff_ms: None, request_valid: true }
     }
 
     /// ErrorServerBusy with a back-off.
@@ -98,32 +86,21 @@ impl Fault {
 
 impl From<XmlError> for Fault {
     fn from(e: XmlError) -> Self {
-        Fault::invalid(
-            "ErrorSchemaValidation",
-            format!("The request failed schema validation: {e}"),
-        )
+        Fault::invalid("ErrorSchemaValidation", format!("The request failed schema validation: {e}"))
     }
 }
 
 /// Reads a request envelope: SOAP 1.1 namespace, one operation in the messages namespace.
 pub fn parse_request(bytes: &[u8]) -> Result<SoapRequest, Fault> {
     let root = crate::xml::parse(bytes)?;
-    let bad = |why: &str| {
-        Fault::invalid(
-            "ErrorSchemaValidation",
-            format!("The request failed schema validation: {why}"),
-        )
-    };
+    let bad =
+        |why: &str| Fault::invalid("ErrorSchemaValidation", format!("The request failed schema validation: {why}"));
     if root.name != "Envelope" || root.ns != NS_SOAP {
         return Err(bad("the root element is not a SOAP 1.1 Envelope"));
     }
     let mut request_version = None;
     let mut impersonate = None;
-    if let Some(header) = root
-        .children
-        .iter()
-        .find(|c| c.name == "Header" && c.ns == NS_SOAP)
-    {
+    if let Some(header) = root.children.iter().find(|c| c.name == "Header" && c.ns == NS_SOAP) {
         for h in &header.children {
             if h.ns != NS_TYPES {
                 continue;
@@ -131,9 +108,8 @@ pub fn parse_request(bytes: &[u8]) -> Result<SoapRequest, Fault> {
             match &*h.name {
                 "RequestServerVersion" => request_version = h.attr("Version").map(str::to_string),
                 "ExchangeImpersonation" => {
-                    let sid = h
-                        .child("ConnectingSID")
-                        .ok_or_else(|| bad("ExchangeImpersonation without ConnectingSID"))?;
+                    let sid =
+                        h.child("ConnectingSID").ok_or_else(|| bad("ExchangeImpersonation without ConnectingSID"))?;
                     let who = sid
                         .children
                         .first()
@@ -151,21 +127,11 @@ pub fn parse_request(bytes: &[u8]) -> Result<SoapRequest, Fault> {
         .iter()
         .find(|c| c.name == "Body" && c.ns == NS_SOAP)
         .ok_or_else(|| bad("the envelope has no Body"))?;
-    let operation = body
-        .children
-        .first()
-        .ok_or_else(|| bad("the Body is empty"))?;
+    let operation = body.children.first().ok_or_else(|| bad("the Body is empty"))?;
     if operation.ns != NS_MESSAGES {
-        return Err(bad(&format!(
-            "the element {} is not in the EWS messages namespace",
-            operation.name
-        )));
+        return Err(bad(&format!("the element {} is not in the EWS messages namespace", operation.name)));
     }
-    Ok(SoapRequest {
-        request_version,
-        impersonate,
-        operation: operation.clone(),
-    })
+    Ok(SoapRequest { request_version, impersonate, operation: operation.clone() })
 }
 
 /// Wraps an operation response body in an envelope with `t:ServerVersionInfo`.
@@ -234,14 +200,9 @@ mod tests {
 
     #[test]
     fn refuses_wrong_namespaces_and_garbage() {
-        let soap12 = REQ.replace(
-            "http://schemas.xmlsoap.org/soap/envelope/",
-            "http://www.w3.org/2003/05/soap-envelope",
-        );
-        assert_eq!(
-            parse_request(soap12.as_bytes()).unwrap_err().code,
-            "ErrorSchemaValidation"
-        );
+        let soap12 =
+            REQ.replace("http://schemas.xmlsoap.org/soap/envelope/", "http://www.w3.org/2003/05/soap-envelope");
+        assert_eq!(parse_request(soap12.as_bytes()).unwrap_err().code, "ErrorSchemaValidation");
         let wrong_op = REQ.replace("<m:GetFolder/>", "<t:GetFolder/>");
         assert!(parse_request(wrong_op.as_bytes()).is_err());
         assert!(parse_request(b"\x00\xff garbage").is_err());

@@ -178,12 +178,7 @@ pub enum MailboxKind {
 
 /// Distinguished folders of a user mailbox: (name, display name, class, parent name).
 const USER_FOLDERS: &[(&str, &str, &str, &str)] = &[
-    (
-        "msgfolderroot",
-        "Top of Information Store",
-        "IPF.Note",
-        "root",
-    ),
+    ("msgfolderroot", "Top of Information Store", "IPF.Note", "root"),
     ("inbox", "Inbox", "IPF.Note", "msgfolderroot"),
     ("outbox", "Outbox", "IPF.Note", "msgfolderroot"),
     ("sentitems", "Sent Items", "IPF.Note", "msgfolderroot"),
@@ -196,12 +191,7 @@ const USER_FOLDERS: &[(&str, &str, &str, &str)] = &[
     ("notes", "Notes", "IPF.StickyNote", "msgfolderroot"),
     ("journal", "Journal", "IPF.Journal", "msgfolderroot"),
     ("recoverableitemsroot", "Recoverable Items", "", "root"),
-    (
-        "recoverableitemsdeletions",
-        "Deletions",
-        "",
-        "recoverableitemsroot",
-    ),
+    ("recoverableitemsdeletions", "Deletions", "", "recoverableitemsroot"),
 ];
 
 /// One mailbox (a user's, or the public folder tree).
@@ -257,12 +247,7 @@ impl Mailbox {
                 }
             }
             MailboxKind::PublicFolders => {
-                let root = mb.insert_folder(
-                    None,
-                    "Public Folders",
-                    "IPF.Note",
-                    Some("publicfoldersroot"),
-                );
+                let root = mb.insert_folder(None, "Public Folders", "IPF.Note", Some("publicfoldersroot"));
                 if let Some(f) = mb.folders.get_mut(&root) {
                     f.default_permission = Permission::Reviewer;
                 }
@@ -272,13 +257,7 @@ impl Mailbox {
         mb
     }
 
-    fn insert_folder(
-        &mut self,
-        parent: Option<u64>,
-        name: &str,
-        class: &str,
-        distinguished: Option<&str>,
-    ) -> u64 {
+    fn insert_folder(&mut self, parent: Option<u64>, name: &str, class: &str, distinguished: Option<&str>) -> u64 {
         let number = self.next_number;
         self.next_number += 1;
         self.seq += 1;
@@ -329,11 +308,7 @@ impl Mailbox {
     /// A strictly increasing "now", so LastModifiedTime always advances.
     fn tick(&mut self) -> DateTime<Utc> {
         let now = Utc::now();
-        let next = if now > self.last_time {
-            now
-        } else {
-            self.last_time + ChronoDuration::milliseconds(1)
-        };
+        let next = if now > self.last_time { now } else { self.last_time + ChronoDuration::milliseconds(1) };
         self.last_time = next;
         next
     }
@@ -341,11 +316,7 @@ impl Mailbox {
     /// Rights of a user (lowercase address) on a folder.
     pub fn permission(&self, folder: u64, user: &str) -> Permission {
         match self.folders.get(&folder) {
-            Some(f) => f
-                .permissions
-                .get(user)
-                .copied()
-                .unwrap_or(f.default_permission),
+            Some(f) => f.permissions.get(user).copied().unwrap_or(f.default_permission),
             None => Permission::None,
         }
     }
@@ -363,19 +334,9 @@ impl Mailbox {
 
     /// Creates a folder under `parent`; ErrorFolderExists when a sibling has the name.
     pub fn create_folder(&mut self, parent: u64, name: &str, class: &str) -> Result<u64, EwsError> {
-        let p = self
-            .folders
-            .get(&parent)
-            .ok_or_else(EwsError::folder_not_found)?;
-        if p.children.iter().any(|c| {
-            self.folders
-                .get(c)
-                .is_some_and(|f| f.display_name.eq_ignore_ascii_case(name))
-        }) {
-            return Err(EwsError::new(
-                "ErrorFolderExists",
-                "A folder with the specified name already exists.",
-            ));
+        let p = self.folders.get(&parent).ok_or_else(EwsError::folder_not_found)?;
+        if p.children.iter().any(|c| self.folders.get(c).is_some_and(|f| f.display_name.eq_ignore_ascii_case(name))) {
+            return Err(EwsError::new("ErrorFolderExists", "A folder with the specified name already exists."));
         }
         Ok(self.insert_folder(Some(parent), name, class, None))
     }
@@ -383,11 +344,10 @@ impl Mailbox {
     /// Finds a child folder by display name (case-insensitive).
     pub fn child_named(&self, parent: u64, name: &str) -> Option<u64> {
         let p = self.folders.get(&parent)?;
-        p.children.iter().copied().find(|c| {
-            self.folders
-                .get(c)
-                .is_some_and(|f| f.display_name.eq_ignore_ascii_case(name))
-        })
+        p.children
+            .iter()
+            .copied()
+            .find(|c| self.folders.get(c).is_some_and(|f| f.display_name.eq_ignore_ascii_case(name)))
     }
 
     /// Resolves a `/`-separated display-name path below the top folder (msgfolderroot or the
@@ -400,9 +360,7 @@ impl Mailbox {
             MailboxKind::User => *self.distinguished.get("msgfolderroot")?,
             MailboxKind::PublicFolders => *self.distinguished.get("publicfoldersroot")?,
         };
-        path.split('/')
-            .filter(|s| !s.is_empty())
-            .try_fold(top, |f, name| self.child_named(f, name))
+        path.split('/').filter(|s| !s.is_empty()).try_fold(top, |f, name| self.child_named(f, name))
     }
 
     /// Creates an item in a folder and returns its number.
@@ -418,10 +376,7 @@ impl Mailbox {
             return Err(EwsError::folder_not_found());
         }
         let (mut fields, mut extended) = (fields, extended);
-        fields
-            .iter_mut()
-            .chain(extended.iter_mut())
-            .for_each(Element::compact);
+        fields.iter_mut().chain(extended.iter_mut()).for_each(Element::compact);
         fields.shrink_to_fit();
         extended.shrink_to_fit();
         let number = self.next_number;
@@ -448,14 +403,7 @@ impl Mailbox {
         if let Some(f) = self.folders.get_mut(&folder) {
             f.items.insert(number);
             f.last_commit = now;
-            f.changes.insert(
-                seq,
-                ChangeEntry {
-                    item: number,
-                    created_seq: seq,
-                    deleted: false,
-                },
-            );
+            f.changes.insert(seq, ChangeEntry { item: number, created_seq: seq, deleted: false });
         }
         self.pending.push(StoreEvent {
             mailbox: self.index,
@@ -475,16 +423,9 @@ impl Mailbox {
         number: u64,
         edit: impl FnOnce(&mut Item) -> Result<R, EwsError>,
     ) -> Result<R, EwsError> {
-        let mut item = self
-            .items
-            .get(&number)
-            .cloned()
-            .ok_or_else(EwsError::item_not_found)?;
+        let mut item = self.items.get(&number).cloned().ok_or_else(EwsError::item_not_found)?;
         let r = edit(&mut item)?;
-        item.fields
-            .iter_mut()
-            .chain(item.extended.iter_mut())
-            .for_each(Element::compact);
+        item.fields.iter_mut().chain(item.extended.iter_mut()).for_each(Element::compact);
         self.seq += 1;
         let now = self.tick();
         let previous_seq = item.changed_seq;
@@ -493,11 +434,7 @@ impl Mailbox {
         item.changed_seq = self.seq;
         let folder = item.folder;
         let version = item.version;
-        let entry = ChangeEntry {
-            item: number,
-            created_seq: item.created_seq,
-            deleted: false,
-        };
+        let entry = ChangeEntry { item: number, created_seq: item.created_seq, deleted: false };
         self.items.insert(number, item);
         if let Some(f) = self.folders.get_mut(&folder) {
             f.last_commit = now;
@@ -518,10 +455,7 @@ impl Mailbox {
 
     /// Removes an item for good (HardDelete; SoftDelete keeps it in the recoverable items).
     pub fn delete_item(&mut self, number: u64, soft: bool) -> Result<(), EwsError> {
-        let item = self
-            .items
-            .remove(&number)
-            .ok_or_else(EwsError::item_not_found)?;
+        let item = self.items.remove(&number).ok_or_else(EwsError::item_not_found)?;
         self.seq += 1;
         let now = self.tick();
         let seq = self.seq;
@@ -530,14 +464,7 @@ impl Mailbox {
             f.deleted_count += 1;
             f.last_commit = now;
             f.changes.remove(&item.changed_seq);
-            f.changes.insert(
-                seq,
-                ChangeEntry {
-                    item: number,
-                    created_seq: item.created_seq,
-                    deleted: true,
-                },
-            );
+            f.changes.insert(seq, ChangeEntry { item: number, created_seq: item.created_seq, deleted: true });
         }
         self.pending.push(StoreEvent {
             mailbox: self.index,
@@ -560,14 +487,7 @@ impl Mailbox {
                 self.items.insert(n, kept);
                 if let Some(f) = self.folders.get_mut(&dumpster) {
                     f.items.insert(n);
-                    f.changes.insert(
-                        seq,
-                        ChangeEntry {
-                            item: n,
-                            created_seq: seq,
-                            deleted: false,
-                        },
-                    );
+                    f.changes.insert(seq, ChangeEntry { item: n, created_seq: seq, deleted: false });
                 }
             }
         }
@@ -579,10 +499,7 @@ impl Mailbox {
         if !self.folders.contains_key(&to) {
             return Err(EwsError::folder_not_found());
         }
-        let mut item = self
-            .items
-            .remove(&number)
-            .ok_or_else(EwsError::item_not_found)?;
+        let mut item = self.items.remove(&number).ok_or_else(EwsError::item_not_found)?;
         let from = item.folder;
         self.seq += 1;
         let now = self.tick();
@@ -594,14 +511,7 @@ impl Mailbox {
             f.deleted_count += 1;
             f.last_commit = now;
             f.changes.remove(&item.changed_seq);
-            f.changes.insert(
-                seq,
-                ChangeEntry {
-                    item: number,
-                    created_seq: item.created_seq,
-                    deleted: true,
-                },
-            );
+            f.changes.insert(seq, ChangeEntry { item: number, created_seq: item.created_seq, deleted: true });
         }
         item.number = new_number;
         item.folder = to;
@@ -614,14 +524,7 @@ impl Mailbox {
         if let Some(f) = self.folders.get_mut(&to) {
             f.items.insert(new_number);
             f.last_commit = now;
-            f.changes.insert(
-                seq,
-                ChangeEntry {
-                    item: new_number,
-                    created_seq: seq,
-                    deleted: false,
-                },
-            );
+            f.changes.insert(seq, ChangeEntry { item: new_number, created_seq: seq, deleted: false });
         }
         self.pending.push(StoreEvent {
             mailbox: self.index,
@@ -732,35 +635,19 @@ impl Store {
         let mut mailboxes = Vec::new();
         let mut by_address = HashMap::new();
         let pf = public_folder_mailbox(domain);
-        mailboxes.push(Arc::new(Mutex::new(Mailbox::new(
-            0,
-            &pf,
-            "Public Folders",
-            MailboxKind::PublicFolders,
-        ))));
+        mailboxes.push(Arc::new(Mutex::new(Mailbox::new(0, &pf, "Public Folders", MailboxKind::PublicFolders))));
         by_address.insert(pf, 0);
         for (address, name) in users {
             let index = mailboxes.len() as u32;
-            mailboxes.push(Arc::new(Mutex::new(Mailbox::new(
-                index,
-                address,
-                name,
-                MailboxKind::User,
-            ))));
+            mailboxes.push(Arc::new(Mutex::new(Mailbox::new(index, address, name, MailboxKind::User))));
             by_address.insert(address.to_ascii_lowercase(), index);
         }
-        Store {
-            mailboxes,
-            by_address,
-            hub,
-        }
+        Store { mailboxes, by_address, hub }
     }
 
     /// Index of the mailbox with this address.
     pub fn mailbox_index(&self, address: &str) -> Option<u32> {
-        self.by_address
-            .get(&address.trim().to_ascii_lowercase())
-            .copied()
+        self.by_address.get(&address.trim().to_ascii_lowercase()).copied()
     }
 
     /// Index of the public folder tree.
@@ -821,8 +708,7 @@ impl Store {
 
     /// Edits an item by EWS id as a phone or Outlook would (new ChangeKey, events, sync changes).
     pub fn edit_item(&self, item_id: &str, edit: impl FnOnce(&mut Item)) -> Result<(), EwsError> {
-        let (index, number) =
-            decode_id(IdKind::Item, item_id).ok_or_else(EwsError::id_malformed)?;
+        let (index, number) = decode_id(IdKind::Item, item_id).ok_or_else(EwsError::id_malformed)?;
         self.write(index, |mb| {
             mb.update_item(number, |item| {
                 edit(item);
@@ -834,10 +720,8 @@ impl Store {
 
     /// Deletes an item by EWS id (hard delete).
     pub fn delete_item(&self, item_id: &str) -> Result<(), EwsError> {
-        let (index, number) =
-            decode_id(IdKind::Item, item_id).ok_or_else(EwsError::id_malformed)?;
-        self.write(index, |mb| mb.delete_item(number, false))
-            .ok_or_else(EwsError::item_not_found)?
+        let (index, number) = decode_id(IdKind::Item, item_id).ok_or_else(EwsError::id_malformed)?;
+        self.write(index, |mb| mb.delete_item(number, false)).ok_or_else(EwsError::item_not_found)?
     }
 
     /// Creates an item in a folder given by address and path; returns its EWS id.
@@ -849,14 +733,10 @@ impl Store {
         item_class: &str,
         fields: Vec<Element>,
     ) -> Result<String, EwsError> {
-        let index = self
-            .mailbox_index(address)
-            .ok_or_else(|| EwsError::no_mailbox(address))?;
+        let index = self.mailbox_index(address).ok_or_else(|| EwsError::no_mailbox(address))?;
         let number = self
             .write(index, |mb| {
-                let folder = mb
-                    .folder_by_path(folder_path)
-                    .ok_or_else(EwsError::folder_not_found)?;
+                let folder = mb.folder_by_path(folder_path).ok_or_else(EwsError::folder_not_found)?;
                 mb.create_item(folder, element, item_class, fields, Vec::new())
             })
             .ok_or_else(|| EwsError::no_mailbox(address))??;
@@ -865,20 +745,10 @@ impl Store {
 
     /// Gives `user` a permission on a folder (and its subfolders) of a mailbox, e.g. to make a
     /// user a delegate or to revoke public folder rights in a test.
-    pub fn grant(
-        &self,
-        address: &str,
-        folder_path: &str,
-        user: &str,
-        permission: Permission,
-    ) -> Result<(), EwsError> {
-        let index = self
-            .mailbox_index(address)
-            .ok_or_else(|| EwsError::no_mailbox(address))?;
+    pub fn grant(&self, address: &str, folder_path: &str, user: &str, permission: Permission) -> Result<(), EwsError> {
+        let index = self.mailbox_index(address).ok_or_else(|| EwsError::no_mailbox(address))?;
         self.write(index, |mb| {
-            let folder = mb
-                .folder_by_path(folder_path)
-                .ok_or_else(EwsError::folder_not_found)?;
+            let folder = mb.folder_by_path(folder_path).ok_or_else(EwsError::folder_not_found)?;
             mb.grant(folder, user, permission);
             Ok(())
         })
@@ -931,29 +801,16 @@ mod tests {
             )
             .unwrap();
         let before = s.items_in("alice@contoso.test", "contacts").unwrap()[0].clone();
-        s.edit_item(&id, |i| i.set_field(Element::t_text("GivenName", "B")))
-            .unwrap();
+        s.edit_item(&id, |i| i.set_field(Element::t_text("GivenName", "B"))).unwrap();
         let after = s.items_in("alice@contoso.test", "contacts").unwrap()[0].clone();
         assert_ne!(before.change_key, after.change_key);
         assert!(after.item.modified > before.item.modified);
         assert!(after.item.changed_seq > before.item.changed_seq);
         assert_eq!(after.item.field("GivenName").unwrap().text, "B");
         s.delete_item(&id).unwrap();
-        assert!(
-            s.items_in("alice@contoso.test", "contacts")
-                .unwrap()
-                .is_empty()
-        );
-        let log = s
-            .read(idx, |mb| {
-                mb.folders[&mb.distinguished["contacts"]].changes.clone()
-            })
-            .unwrap();
-        assert_eq!(
-            log.len(),
-            1,
-            "one entry per item: the tombstone replaced the live entry"
-        );
+        assert!(s.items_in("alice@contoso.test", "contacts").unwrap().is_empty());
+        let log = s.read(idx, |mb| mb.folders[&mb.distinguished["contacts"]].changes.clone()).unwrap();
+        assert_eq!(log.len(), 1, "one entry per item: the tombstone replaced the live entry");
         assert!(log.values().all(|e| e.deleted));
         assert!(s.delete_item(&id).is_err());
     }

@@ -50,11 +50,7 @@ impl Directory {
     pub fn account_for_login(&self, login: &str) -> Option<&Account> {
         let login = login.trim().to_ascii_lowercase();
         let local = login.rsplit('\\').next().unwrap_or(&login);
-        let address = if local.contains('@') {
-            local.to_string()
-        } else {
-            format!("{local}@{}", self.domain)
-        };
+        let address = if local.contains('@') { local.to_string() } else { format!("{local}@{}", self.domain) };
         self.accounts.get(&address)
     }
 
@@ -72,13 +68,7 @@ impl Directory {
     /// Members (addresses, display names) of a distribution group.
     pub fn group(&self, address: &str) -> Option<(&str, Vec<&Account>)> {
         let (name, members) = self.groups.get(&address.trim().to_ascii_lowercase())?;
-        Some((
-            name.as_str(),
-            members
-                .iter()
-                .filter_map(|m| self.accounts.get(m))
-                .collect(),
-        ))
+        Some((name.as_str(), members.iter().filter_map(|m| self.accounts.get(m)).collect()))
     }
 }
 
@@ -99,12 +89,8 @@ fn display_name(local: &str) -> String {
 /// Builds the directory and a store filled with the demo data.
 pub fn build(config: &EmulatorConfig, hub: Arc<NotificationHub>) -> (Directory, Store) {
     let domain = config.domain.to_ascii_lowercase();
-    let mut locals: Vec<String> = config
-        .users
-        .iter()
-        .map(|u| u.trim().to_ascii_lowercase())
-        .filter(|u| !u.is_empty())
-        .collect();
+    let mut locals: Vec<String> =
+        config.users.iter().map(|u| u.trim().to_ascii_lowercase()).filter(|u| !u.is_empty()).collect();
     if !locals.iter().any(|u| u == ADMIN) {
         locals.push(ADMIN.to_string());
     }
@@ -115,27 +101,15 @@ pub fn build(config: &EmulatorConfig, hub: Arc<NotificationHub>) -> (Directory, 
         let name = display_name(local);
         accounts.insert(
             address.clone(),
-            Account {
-                address: address.clone(),
-                display_name: name.clone(),
-                impersonation: local == ADMIN,
-            },
+            Account { address: address.clone(), display_name: name.clone(), impersonation: local == ADMIN },
         );
         mailboxes.push((address, name));
     }
     let mut groups = HashMap::new();
-    let sales: Vec<String> = ["alice", "bob"]
-        .iter()
-        .map(|l| format!("{l}@{domain}"))
-        .filter(|a| accounts.contains_key(a))
-        .collect();
+    let sales: Vec<String> =
+        ["alice", "bob"].iter().map(|l| format!("{l}@{domain}")).filter(|a| accounts.contains_key(a)).collect();
     groups.insert(format!("sales@{domain}"), ("Sales".to_string(), sales));
-    let directory = Directory {
-        domain: domain.clone(),
-        password: config.password.clone(),
-        accounts,
-        groups,
-    };
+    let directory = Directory { domain: domain.clone(), password: config.password.clone(), accounts, groups };
     let store = Store::new(&domain, &mailboxes, hub);
     let admin = format!("{ADMIN}@{domain}");
     let pf = store.public_index();
@@ -155,13 +129,7 @@ pub fn build(config: &EmulatorConfig, hub: Arc<NotificationHub>) -> (Directory, 
         }
         if let Ok(folder) = calendar {
             for (fields, _) in company_events() {
-                let _ = mb.create_item(
-                    folder,
-                    "CalendarItem",
-                    "IPM.Appointment",
-                    fields,
-                    Vec::new(),
-                );
+                let _ = mb.create_item(folder, "CalendarItem", "IPM.Appointment", fields, Vec::new());
             }
         }
     });
@@ -235,22 +203,10 @@ const CITIES: &[(&str, &str, &str, &str)] = &[
     ("Montréal", "QC", "Canada", "H2Y 1C6"),
     ("København", "84", "Denmark", "1050"),
 ];
-const TITLES: &[&str] = &[
-    "Account Manager",
-    "Chief Technology Officer",
-    "Buyer",
-    "Field Engineer",
-    "Head of Sales",
-    "Consultant",
-];
-const STREETS: &[&str] = &[
-    "Bahnhofstraße",
-    "Rua Augusta",
-    "Main Street",
-    "Rue Sainte-Catherine",
-    "Ulica Floriańska",
-    "Strøget",
-];
+const TITLES: &[&str] =
+    &["Account Manager", "Chief Technology Officer", "Buyer", "Field Engineer", "Head of Sales", "Consultant"];
+const STREETS: &[&str] =
+    &["Bahnhofstraße", "Rua Augusta", "Main Street", "Rue Sainte-Catherine", "Ulica Floriańska", "Strøget"];
 
 fn ascii(s: &str) -> String {
     s.chars()
@@ -281,10 +237,7 @@ pub fn generated_contact(rng: &mut StdRng, i: usize, domain: &str) -> Vec<Elemen
     let company = COMPANIES[rng.gen_range(0..COMPANIES.len())];
     let (city, state, country, zip) = CITIES[rng.gen_range(0..CITIES.len())];
     let display = format!("{given} {surname}");
-    let company_domain = format!(
-        "{}.example",
-        ascii(company.split([',', ' ']).next().unwrap_or("company"))
-    );
+    let company_domain = format!("{}.example", ascii(company.split([',', ' ']).next().unwrap_or("company")));
     let user = format!("{}.{}{}", ascii(given), ascii(surname), i);
     let mut fields = vec![
         Element::t_text("FileAs", format!("{surname}, {given}")),
@@ -294,81 +247,57 @@ pub fn generated_contact(rng: &mut StdRng, i: usize, domain: &str) -> Vec<Elemen
         Element::t_text("JobTitle", TITLES[rng.gen_range(0..TITLES.len())]),
         Element::t_text("Surname", surname),
     ];
-    let mut emails = Element::t("EmailAddresses").with_child(
-        Element::t_text("Entry", format!("{user}@{company_domain}"))
-            .with_attr("Key", "EmailAddress1"),
-    );
+    let mut emails = Element::t("EmailAddresses")
+        .with_child(Element::t_text("Entry", format!("{user}@{company_domain}")).with_attr("Key", "EmailAddress1"));
     let n_mail = rng.gen_range(1..=3);
     if n_mail >= 2 {
-        emails.children.push(
-            Element::t_text("Entry", format!("{user}@home.example"))
-                .with_attr("Key", "EmailAddress2"),
-        );
+        emails
+            .children
+            .push(Element::t_text("Entry", format!("{user}@home.example")).with_attr("Key", "EmailAddress2"));
     }
     if n_mail >= 3 {
-        emails.children.push(
-            Element::t_text("Entry", format!("{}@{domain}", ascii(given)))
-                .with_attr("Key", "EmailAddress3"),
-        );
+        emails
+            .children
+            .push(Element::t_text("Entry", format!("{}@{domain}", ascii(given))).with_attr("Key", "EmailAddress3"));
     }
     fields.push(emails);
     let mut address = Element::t("Entry").with_attr("Key", "Business");
     address.children.push(Element::t_text(
         "Street",
-        format!(
-            "{} {}",
-            STREETS[rng.gen_range(0..STREETS.len())],
-            rng.gen_range(1..200)
-        ),
+        format!("{} {}", STREETS[rng.gen_range(0..STREETS.len())], rng.gen_range(1..200)),
     ));
     address.children.push(Element::t_text("City", city));
     address.children.push(Element::t_text("State", state));
-    address
-        .children
-        .push(Element::t_text("CountryOrRegion", country));
+    address.children.push(Element::t_text("CountryOrRegion", country));
     address.children.push(Element::t_text("PostalCode", zip));
     let mut addresses = Element::t("PhysicalAddresses").with_child(address);
     if rng.gen_bool(0.3) {
         let mut home = Element::t("Entry").with_attr("Key", "Home");
         home.children.push(Element::t_text(
             "Street",
-            format!(
-                "{} {}",
-                STREETS[rng.gen_range(0..STREETS.len())],
-                rng.gen_range(1..99)
-            ),
+            format!("{} {}", STREETS[rng.gen_range(0..STREETS.len())], rng.gen_range(1..99)),
         ));
         home.children.push(Element::t_text("City", city));
-        home.children
-            .push(Element::t_text("CountryOrRegion", country));
+        home.children.push(Element::t_text("CountryOrRegion", country));
         addresses.children.push(home);
     }
     fields.push(addresses);
     let mut phones = Element::t("PhoneNumbers").with_child(
         Element::t_text(
             "Entry",
-            format!(
-                "+41 44 {:03} {:02} {:02}",
-                rng.gen_range(100..999),
-                rng.gen_range(10..99),
-                rng.gen_range(10..99)
-            ),
+            format!("+41 44 {:03} {:02} {:02}", rng.gen_range(100..999), rng.gen_range(10..99), rng.gen_range(10..99)),
         )
         .with_attr("Key", "BusinessPhone"),
     );
     if rng.gen_bool(0.7) {
         phones.children.push(
-            Element::t_text(
-                "Entry",
-                format!("+49 151 {:08}", rng.gen_range(10_000_000..99_999_999)),
-            )
-            .with_attr("Key", "MobilePhone"),
+            Element::t_text("Entry", format!("+49 151 {:08}", rng.gen_range(10_000_000..99_999_999)))
+                .with_attr("Key", "MobilePhone"),
         );
     }
     if rng.gen_bool(0.2) {
         phones.children.push(
-            Element::t_text("Entry", format!("+1 206 555 {:04}", rng.gen_range(0..9999)))
-                .with_attr("Key", "HomePhone"),
+            Element::t_text("Entry", format!("+1 206 555 {:04}", rng.gen_range(0..9999))).with_attr("Key", "HomePhone"),
         );
     }
     fields.push(phones);
@@ -379,35 +308,22 @@ pub fn generated_contact(rng: &mut StdRng, i: usize, domain: &str) -> Vec<Elemen
                 format!(
                     "Met at the {} trade fair.\nPrefers e-mail; speaks {}.",
                     city,
-                    if rng.gen_bool(0.5) {
-                        "français & English"
-                    } else {
-                        "Deutsch"
-                    }
+                    if rng.gen_bool(0.5) { "français & English" } else { "Deutsch" }
                 ),
             )
             .with_attr("BodyType", "Text"),
         );
     }
     if rng.gen_bool(0.3) {
-        fields.push(Element::t("Categories").with_child(Element::t_text(
-            "String",
-            if rng.gen_bool(0.5) {
-                "Customer"
-            } else {
-                "Supplier"
-            },
-        )));
+        fields.push(
+            Element::t("Categories")
+                .with_child(Element::t_text("String", if rng.gen_bool(0.5) { "Customer" } else { "Supplier" })),
+        );
     }
     if rng.gen_bool(0.15) {
         fields.push(Element::t_text(
             "Birthday",
-            format!(
-                "19{}-0{}-1{}T00:00:00Z",
-                rng.gen_range(60..99),
-                rng.gen_range(1..9),
-                rng.gen_range(0..9)
-            ),
+            format!("19{}-0{}-1{}T00:00:00Z", rng.gen_range(60..99), rng.gen_range(1..9), rng.gen_range(0..9)),
         ));
     }
     fields
@@ -418,19 +334,13 @@ pub fn company_events() -> Vec<(Vec<Element>, bool)> {
     let event = |subject: &str, start: &str, end: &str, location: &str| {
         vec![
             Element::t_text("Subject", subject),
-            Element::t_text("Body", format!("{subject} — agenda to follow."))
-                .with_attr("BodyType", "Text"),
+            Element::t_text("Body", format!("{subject} — agenda to follow.")).with_attr("BodyType", "Text"),
             Element::t_text("Start", start),
             Element::t_text("End", end),
             Element::t_text("Location", location),
         ]
     };
-    let mut weekly = event(
-        "Weekly all-hands",
-        "2026-01-05T09:00:00Z",
-        "2026-01-05T09:30:00Z",
-        "Auditorium",
-    );
+    let mut weekly = event("Weekly all-hands", "2026-01-05T09:00:00Z", "2026-01-05T09:30:00Z", "Auditorium");
     weekly.push(
         Element::t("Recurrence")
             .with_child(
@@ -444,23 +354,10 @@ pub fn company_events() -> Vec<(Vec<Element>, bool)> {
                     .with_child(Element::t_text("NumberOfOccurrences", "52")),
             ),
     );
-    let mut offsite = event(
-        "Company offsite",
-        "2026-06-15T00:00:00Z",
-        "2026-06-17T00:00:00Z",
-        "Lake Zürich",
-    );
+    let mut offsite = event("Company offsite", "2026-06-15T00:00:00Z", "2026-06-17T00:00:00Z", "Lake Zürich");
     offsite.push(Element::t_text("IsAllDayEvent", "true"));
     vec![
-        (
-            event(
-                "Quarterly business review",
-                "2026-03-31T13:00:00Z",
-                "2026-03-31T15:00:00Z",
-                "Room Genève",
-            ),
-            false,
-        ),
+        (event("Quarterly business review", "2026-03-31T13:00:00Z", "2026-03-31T15:00:00Z", "Room Genève"), false),
         (offsite, false),
         (weekly, true),
     ]
@@ -472,50 +369,29 @@ mod tests {
 
     #[test]
     fn demo_tenant_matches_the_contract() {
-        let config = EmulatorConfig {
-            contacts: 7,
-            ..Default::default()
-        };
+        let config = EmulatorConfig { contacts: 7, ..Default::default() };
         let (dir, store) = build(&config, Arc::new(NotificationHub::default()));
         assert!(dir.authenticate("alice", "exchange-sync").is_some());
         assert!(dir.authenticate("CONTOSO\\Bob", "exchange-sync").is_some());
         assert!(dir.authenticate("carol@contoso.test", "wrong").is_none());
-        assert!(
-            dir.account("sync-admin@contoso.test")
-                .unwrap()
-                .impersonation
-        );
+        assert!(dir.account("sync-admin@contoso.test").unwrap().impersonation);
         assert!(!dir.account("dave@contoso.test").unwrap().impersonation);
         let (_, members) = dir.group("sales@contoso.test").unwrap();
         assert_eq!(members.len(), 2);
-        let pf = store
-            .items_in("publicfolders@contoso.test", COMPANY_CONTACTS)
-            .unwrap();
+        let pf = store.items_in("publicfolders@contoso.test", COMPANY_CONTACTS).unwrap();
         assert_eq!(pf.len(), 7);
-        let cal = store
-            .items_in("publicfolders@contoso.test", COMPANY_CALENDAR)
-            .unwrap();
-        assert_eq!(
-            cal.iter()
-                .filter(|i| i.item.field("Recurrence").is_some())
-                .count(),
-            1
-        );
+        let cal = store.items_in("publicfolders@contoso.test", COMPANY_CALENDAR).unwrap();
+        assert_eq!(cal.iter().filter(|i| i.item.field("Recurrence").is_some()).count(), 1);
     }
 
     #[test]
     fn contacts_are_deterministic_and_varied() {
-        let a: Vec<_> = (0..20)
-            .map(|i| generated_contact(&mut StdRng::seed_from_u64(i), i as usize, "contoso.test"))
-            .collect();
-        let b: Vec<_> = (0..20)
-            .map(|i| generated_contact(&mut StdRng::seed_from_u64(i), i as usize, "contoso.test"))
-            .collect();
+        let a: Vec<_> =
+            (0..20).map(|i| generated_contact(&mut StdRng::seed_from_u64(i), i as usize, "contoso.test")).collect();
+        let b: Vec<_> =
+            (0..20).map(|i| generated_contact(&mut StdRng::seed_from_u64(i), i as usize, "contoso.test")).collect();
         assert_eq!(a, b);
         assert!(a.iter().any(|c| c.iter().any(|f| !f.text.is_ascii())));
-        assert!(a.iter().any(|c| {
-            c.iter()
-                .any(|f| f.name == "EmailAddresses" && f.children.len() > 1)
-        }));
+        assert!(a.iter().any(|c| { c.iter().any(|f| f.name == "EmailAddresses" && f.children.len() > 1) }));
     }
 }

@@ -25,10 +25,7 @@ pub struct Permit {
 impl ConcurrencyLimit {
     /// A limit of `max` concurrent requests per account.
     pub fn new(max: usize) -> Arc<Self> {
-        Arc::new(ConcurrencyLimit {
-            max: max.max(1),
-            in_flight: Mutex::new(HashMap::new()),
-        })
+        Arc::new(ConcurrencyLimit { max: max.max(1), in_flight: Mutex::new(HashMap::new()) })
     }
 
     /// Takes a slot, or None when the account is at its limit.
@@ -39,20 +36,13 @@ impl ConcurrencyLimit {
             return None;
         }
         *n += 1;
-        Some(Permit {
-            limit: Arc::clone(self),
-            account: account.to_string(),
-        })
+        Some(Permit { limit: Arc::clone(self), account: account.to_string() })
     }
 }
 
 impl Drop for Permit {
     fn drop(&mut self) {
-        let mut m = self
-            .limit
-            .in_flight
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+        let mut m = self.limit.in_flight.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(n) = m.get_mut(&self.account) {
             *n = n.saturating_sub(1);
             if *n == 0 {
@@ -84,10 +74,7 @@ impl FaultInjector {
 
     /// Queues a fault for the next request it applies to (DropAfterWrite waits for a write).
     pub fn push(&self, fault: Fault) {
-        self.queue
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push_back(fault);
+        self.queue.lock().unwrap_or_else(|e| e.into_inner()).push_back(fault);
     }
 
     /// The fault for this request, if any. Queued DropAfterWrite waits for a write and
@@ -111,18 +98,13 @@ impl FaultInjector {
         if self.busy_rate > 0.0 && rng.gen_bool(self.busy_rate.clamp(0.0, 1.0)) {
             return Some(Fault::ServerBusy);
         }
-        if self.rates.internal_error > 0.0
-            && rng.gen_bool(self.rates.internal_error.clamp(0.0, 1.0))
-        {
+        if self.rates.internal_error > 0.0 && rng.gen_bool(self.rates.internal_error.clamp(0.0, 1.0)) {
             return Some(Fault::InternalServerError);
         }
         if self.rates.unavailable > 0.0 && rng.gen_bool(self.rates.unavailable.clamp(0.0, 1.0)) {
             return Some(Fault::ServiceUnavailable);
         }
-        if is_write
-            && self.rates.drop_after_write > 0.0
-            && rng.gen_bool(self.rates.drop_after_write.clamp(0.0, 1.0))
-        {
+        if is_write && self.rates.drop_after_write > 0.0 && rng.gen_bool(self.rates.drop_after_write.clamp(0.0, 1.0)) {
             return Some(Fault::DropAfterWrite);
         }
         None

@@ -42,9 +42,7 @@ impl SelfSigned {
             .map_err(|e| e.to_string())?
             .with_no_client_auth()
             .with_single_cert(
-                vec![rustls::pki_types::CertificateDer::from(
-                    self.cert_der.clone(),
-                )],
+                vec![rustls::pki_types::CertificateDer::from(self.cert_der.clone())],
                 rustls::pki_types::PrivateKeyDer::Pkcs8(self.key_der.clone().into()),
             )
             .map_err(|e| e.to_string())?;
@@ -58,12 +56,7 @@ fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
     if len < 0x80 {
         out.push(len as u8);
     } else {
-        let bytes: Vec<u8> = len
-            .to_be_bytes()
-            .iter()
-            .copied()
-            .skip_while(|b| *b == 0)
-            .collect();
+        let bytes: Vec<u8> = len.to_be_bytes().iter().copied().skip_while(|b| *b == 0).collect();
         out.push(0x80 | bytes.len() as u8);
         out.extend_from_slice(&bytes);
     }
@@ -92,33 +85,21 @@ fn oid(arcs: &[u64]) -> Vec<u8> {
 
 fn name(cn: &str) -> Vec<u8> {
     // Name ::= SEQUENCE OF SET OF { commonName, UTF8String }
-    seq(&[tlv(
-        0x31,
-        &seq(&[oid(&[2, 5, 4, 3]), tlv(0x0c, cn.as_bytes())]),
-    )])
+    seq(&[tlv(0x31, &seq(&[oid(&[2, 5, 4, 3]), tlv(0x0c, cn.as_bytes())]))])
 }
 
 /// Generates a certificate valid from yesterday for ten years.
 pub fn generate() -> Result<SelfSigned, String> {
     let rng = SystemRandom::new();
-    let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &rng)
-        .map_err(|e| e.to_string())?;
-    let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8.as_ref(), &rng)
-        .map_err(|e| e.to_string())?;
+    let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &rng).map_err(|e| e.to_string())?;
+    let key =
+        EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8.as_ref(), &rng).map_err(|e| e.to_string())?;
     let ecdsa_sha256 = seq(&[oid(&[1, 2, 840, 10045, 4, 3, 2])]);
     let now = chrono::Utc::now();
-    let time = |t: chrono::DateTime<chrono::Utc>| {
-        tlv(0x17, t.format("%y%m%d%H%M%SZ").to_string().as_bytes())
-    };
-    let validity = seq(&[
-        time(now - chrono::Duration::days(1)),
-        time(now + chrono::Duration::days(3650)),
-    ]);
+    let time = |t: chrono::DateTime<chrono::Utc>| tlv(0x17, t.format("%y%m%d%H%M%SZ").to_string().as_bytes());
+    let validity = seq(&[time(now - chrono::Duration::days(1)), time(now + chrono::Duration::days(3650))]);
     let spki = seq(&[
-        seq(&[
-            oid(&[1, 2, 840, 10045, 2, 1]),
-            oid(&[1, 2, 840, 10045, 3, 1, 7]),
-        ]),
+        seq(&[oid(&[1, 2, 840, 10045, 2, 1]), oid(&[1, 2, 840, 10045, 3, 1, 7])]),
         tlv(0x03, &[&[0u8][..], key.public_key().as_ref()].concat()),
     ]);
     // subjectAltName: DNS localhost, IP 127.0.0.1
@@ -139,15 +120,8 @@ pub fn generate() -> Result<SelfSigned, String> {
         extensions,
     ]);
     let signature = key.sign(&rng, &tbs).map_err(|e| e.to_string())?;
-    let cert_der = seq(&[
-        tbs,
-        ecdsa_sha256,
-        tlv(0x03, &[&[0u8][..], signature.as_ref()].concat()),
-    ]);
-    Ok(SelfSigned {
-        cert_der,
-        key_der: pkcs8.as_ref().to_vec(),
-    })
+    let cert_der = seq(&[tbs, ecdsa_sha256, tlv(0x03, &[&[0u8][..], signature.as_ref()].concat())]);
+    Ok(SelfSigned { cert_der, key_der: pkcs8.as_ref().to_vec() })
 }
 
 #[cfg(test)]
@@ -159,10 +133,7 @@ mod tests {
         assert_eq!(tlv(0x04, &[1, 2]), vec![0x04, 2, 1, 2]);
         assert_eq!(&tlv(0x04, &[0; 200])[..3], &[0x04, 0x81, 200]);
         assert_eq!(&tlv(0x04, &[0; 300])[..4], &[0x04, 0x82, 1, 44]);
-        assert_eq!(
-            oid(&[1, 2, 840, 10045, 2, 1]),
-            vec![0x06, 7, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01]
-        );
+        assert_eq!(oid(&[1, 2, 840, 10045, 2, 1]), vec![0x06, 7, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01]);
     }
 
     #[test]

@@ -37,65 +37,31 @@ impl TraceWriter {
     /// Creates the directory if needed.
     pub fn new(dir: &Path, cap: usize) -> std::io::Result<Self> {
         std::fs::create_dir_all(dir)?;
-        Ok(TraceWriter {
-            dir: dir.to_path_buf(),
-            cap,
-            full: Mutex::new(HashSet::new()),
-        })
+        Ok(TraceWriter { dir: dir.to_path_buf(), cap, full: Mutex::new(HashSet::new()) })
     }
 
     /// Creates the next free file for a key, or None when the key has `cap` files already.
-    fn slot(
-        &self,
-        operation: &str,
-        direction: &'static str,
-        code: &str,
-        ext: &str,
-    ) -> Option<std::fs::File> {
+    fn slot(&self, operation: &str, direction: &'static str, code: &str, ext: &str) -> Option<std::fs::File> {
         let key = (operation.to_string(), direction, code.to_string());
-        if self
-            .full
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .contains(&key)
-        {
+        if self.full.lock().unwrap_or_else(|e| e.into_inner()).contains(&key) {
             return None;
         }
-        let clean = |s: &str| {
-            s.chars()
-                .filter(|c| c.is_ascii_alphanumeric())
-                .collect::<String>()
-        };
+        let clean = |s: &str| s.chars().filter(|c| c.is_ascii_alphanumeric()).collect::<String>();
         let (op, code_name) = (clean(operation), clean(code));
         for k in 0..self.cap {
-            let path = self.dir.join(format!(
-                "emulator-{op}-{direction}-{code_name}-{k:02}.{ext}"
-            ));
-            match std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(path)
-            {
+            let path = self.dir.join(format!("emulator-{op}-{direction}-{code_name}-{k:02}.{ext}"));
+            match std::fs::OpenOptions::new().write(true).create_new(true).open(path) {
                 Ok(f) => return Some(f),
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
                 Err(_) => return None,
             }
         }
-        self.full
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(key);
+        self.full.lock().unwrap_or_else(|e| e.into_inner()).insert(key);
         None
     }
 
     /// Records a request and its response (both under the response's code).
-    pub fn record_exchange(
-        &self,
-        operation: &str,
-        code: &str,
-        request: Option<&[u8]>,
-        response: Option<&str>,
-    ) {
+    pub fn record_exchange(&self, operation: &str, code: &str, request: Option<&[u8]>, response: Option<&str>) {
         if let Some(req) = request {
             if let Some(mut f) = self.slot(operation, "request", code, "xml") {
                 let _ = f.write_all(req);
@@ -142,9 +108,7 @@ mod tests {
         again.record_exchange("GetItem", "ErrorItemNotFound", None, Some("<b/>"));
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 6);
         assert_eq!(
-            summary_code(
-                "<m:ResponseCode>NoError</m:ResponseCode><m:ResponseCode>ErrorX</m:ResponseCode>"
-            ),
+            summary_code("<m:ResponseCode>NoError</m:ResponseCode><m:ResponseCode>ErrorX</m:ResponseCode>"),
             "ErrorX"
         );
     }

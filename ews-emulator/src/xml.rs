@@ -59,21 +59,12 @@ pub enum XmlError {
 impl Element {
     /// A new types-namespace element (what stored items are made of).
     pub fn t(name: &str) -> Self {
-        Element {
-            ns: Cow::Borrowed(NS_TYPES),
-            name: intern(name),
-            ..Default::default()
-        }
+        Element { ns: Cow::Borrowed(NS_TYPES), name: intern(name), ..Default::default() }
     }
 
     /// A new types-namespace element holding text.
     pub fn t_text(name: &str, text: impl Into<String>) -> Self {
-        Element {
-            ns: Cow::Borrowed(NS_TYPES),
-            name: intern(name),
-            text: text.into(),
-            ..Default::default()
-        }
+        Element { ns: Cow::Borrowed(NS_TYPES), name: intern(name), text: text.into(), ..Default::default() }
     }
 
     /// Builder: adds an attribute.
@@ -90,10 +81,7 @@ impl Element {
 
     /// The value of an attribute.
     pub fn attr(&self, name: &str) -> Option<&str> {
-        self.attrs
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+        self.attrs.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
     }
 
     /// Sets (or replaces) an attribute.
@@ -193,9 +181,7 @@ pub fn parse(bytes: &[u8]) -> Result<Element, XmlError> {
     let mut root: Option<Element> = None;
     let mut count = 0usize;
     loop {
-        let (ns, ev) = reader
-            .read_resolved_event()
-            .map_err(|e| XmlError::Malformed(e.to_string()))?;
+        let (ns, ev) = reader.read_resolved_event().map_err(|e| XmlError::Malformed(e.to_string()))?;
         match ev {
             Event::DocType(_) => return Err(XmlError::Dtd),
             Event::Start(ref s) | Event::Empty(ref s) => {
@@ -242,13 +228,8 @@ pub fn parse(bytes: &[u8]) -> Result<Element, XmlError> {
                             String::from_utf8_lossy(key.as_ref())
                         )));
                     }
-                    let value = a
-                        .unescape_value()
-                        .map_err(|e| XmlError::Malformed(e.to_string()))?;
-                    el.attrs.push((
-                        intern(&String::from_utf8_lossy(key.local_name().as_ref())),
-                        value.into_owned(),
-                    ));
+                    let value = a.unescape_value().map_err(|e| XmlError::Malformed(e.to_string()))?;
+                    el.attrs.push((intern(&String::from_utf8_lossy(key.local_name().as_ref())), value.into_owned()));
                 }
                 if matches!(ev, Event::Empty(_)) {
                     attach(&mut stack, &mut root, el);
@@ -257,15 +238,11 @@ pub fn parse(bytes: &[u8]) -> Result<Element, XmlError> {
                 }
             }
             Event::End(_) => {
-                let el = stack
-                    .pop()
-                    .ok_or_else(|| XmlError::Malformed("unbalanced end tag".into()))?;
+                let el = stack.pop().ok_or_else(|| XmlError::Malformed("unbalanced end tag".into()))?;
                 attach(&mut stack, &mut root, el);
             }
             Event::Text(t) => {
-                let s = t
-                    .unescape()
-                    .map_err(|e| XmlError::Malformed(e.to_string()))?;
+                let s = t.unescape().map_err(|e| XmlError::Malformed(e.to_string()))?;
                 match stack.last_mut() {
                     Some(top) => top.text.push_str(&s),
                     None if s.trim().is_empty() => {}
@@ -299,9 +276,9 @@ fn is_xml_name(name: &[u8]) -> bool {
     match name.first() {
         None => false,
         Some(first) if first.is_ascii_digit() || *first == b'-' || *first == b'.' => false,
-        Some(_) => name.iter().all(|b| {
-            b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':') || *b >= 0x80
-        }),
+        Some(_) => {
+            name.iter().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':') || *b >= 0x80)
+        }
     }
 }
 
@@ -318,8 +295,7 @@ fn intern_namespace(uri: &[u8]) -> Cow<'static, str> {
 /// Element and attribute names that are shared rather than allocated per element: every name
 /// of the item types (from the schema order lists) plus the usual attributes and containers.
 fn known_names() -> &'static std::collections::HashSet<&'static str> {
-    static NAMES: std::sync::OnceLock<std::collections::HashSet<&'static str>> =
-        std::sync::OnceLock::new();
+    static NAMES: std::sync::OnceLock<std::collections::HashSet<&'static str>> = std::sync::OnceLock::new();
     NAMES.get_or_init(|| {
         use crate::schema_order::*;
         let extra: &[&str] = &[
@@ -363,11 +339,7 @@ fn known_names() -> &'static std::collections::HashSet<&'static str> {
             "IsTruncated",
             "Status",
         ];
-        [ITEM, PHYSICAL_ADDRESS_ENTRY, extra]
-            .iter()
-            .chain(ALL_OWN)
-        .flat_map(|l| l.iter().copied())
-        .collect()
+        [ITEM, PHYSICAL_ADDRESS_ENTRY, extra].iter().chain(ALL_OWN).flat_map(|l| l.iter().copied()).collect()
     })
 }
 

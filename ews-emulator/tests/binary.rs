@@ -24,11 +24,7 @@ fn spawn(args: &[&str]) -> (Killed, String) {
     let stdout = child.stdout.take().unwrap();
     let mut first = String::new();
     BufReader::new(stdout).read_line(&mut first).unwrap();
-    let url = first
-        .trim()
-        .strip_prefix("EWS endpoint: ")
-        .unwrap_or_else(|| panic!("first line: {first}"))
-        .to_string();
+    let url = first.trim().strip_prefix("EWS endpoint: ").unwrap_or_else(|| panic!("first line: {first}")).to_string();
     (Killed(child), url)
 }
 
@@ -36,52 +32,18 @@ const FIND_PUBLIC: &str = r#"<?xml version="1.0" encoding="utf-8"?><soap:Envelop
 
 #[tokio::test]
 async fn prints_the_endpoint_first_and_serves_with_its_options() {
-    let (_child, url) = spawn(&[
-        "--contacts",
-        "7",
-        "--users",
-        "erin",
-        "--password",
-        "s3cret",
-        "--server-version",
-        "Exchange2010_SP2",
-    ]);
-    assert!(
-        url.starts_with("http://127.0.0.1:") && url.ends_with("/EWS/Exchange.asmx"),
-        "{url}"
-    );
+    let (_child, url) =
+        spawn(&["--contacts", "7", "--users", "erin", "--password", "s3cret", "--server-version", "Exchange2010_SP2"]);
+    assert!(url.starts_with("http://127.0.0.1:") && url.ends_with("/EWS/Exchange.asmx"), "{url}");
     let http = reqwest::Client::new();
-    let r = http
-        .post(&url)
-        .basic_auth("erin", Some("s3cret"))
-        .body(FIND_PUBLIC)
-        .send()
-        .await
-        .unwrap();
+    let r = http.post(&url).basic_auth("erin", Some("s3cret")).body(FIND_PUBLIC).send().await.unwrap();
     assert_eq!(r.status(), 200);
     let text = r.text().await.unwrap();
     assert!(text.contains(r#"Version="Exchange2010_SP2""#), "{text}");
-    assert!(
-        text.contains(
-            "<t:DisplayName>Company Contacts</t:DisplayName><t:TotalCount>7</t:TotalCount>"
-        ),
-        "{text}"
-    );
-    let r = http
-        .post(&url)
-        .basic_auth("alice", Some("s3cret"))
-        .body(FIND_PUBLIC)
-        .send()
-        .await
-        .unwrap();
+    assert!(text.contains("<t:DisplayName>Company Contacts</t:DisplayName><t:TotalCount>7</t:TotalCount>"), "{text}");
+    let r = http.post(&url).basic_auth("alice", Some("s3cret")).body(FIND_PUBLIC).send().await.unwrap();
     assert_eq!(r.status(), 401, "only the listed users exist");
-    let r = http
-        .post(&url)
-        .basic_auth("sync-admin", Some("s3cret"))
-        .body(FIND_PUBLIC)
-        .send()
-        .await
-        .unwrap();
+    let r = http.post(&url).basic_auth("sync-admin", Some("s3cret")).body(FIND_PUBLIC).send().await.unwrap();
     assert_eq!(r.status(), 200, "sync-admin is always there");
 }
 
@@ -92,16 +54,8 @@ async fn serves_https_with_the_certificate_it_writes() {
     let (_child, url) = spawn(&["--contacts", "1", "--tls-cert-out", cert.to_str().unwrap()]);
     assert!(url.starts_with("https://"), "{url}");
     let pem = std::fs::read(&cert).expect("certificate written before the endpoint line");
-    let http = reqwest::Client::builder()
-        .add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap())
-        .build()
-        .unwrap();
-    let r = http
-        .post(&url)
-        .basic_auth("alice", Some("exchange-sync"))
-        .body(FIND_PUBLIC)
-        .send()
-        .await
-        .unwrap();
+    let http =
+        reqwest::Client::builder().add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap()).build().unwrap();
+    let r = http.post(&url).basic_auth("alice", Some("exchange-sync")).body(FIND_PUBLIC).send().await.unwrap();
     assert_eq!(r.status(), 200);
 }

@@ -21,9 +21,7 @@ fn streaming_subscribe(folder: &str) -> String {
 }
 
 fn get_events(id: &str, wm: &str) -> String {
-    format!(
-        r#"<m:GetEvents><m:SubscriptionId>{id}</m:SubscriptionId><m:Watermark>{wm}</m:Watermark></m:GetEvents>"#
-    )
+    format!(r#"<m:GetEvents><m:SubscriptionId>{id}</m:SubscriptionId><m:Watermark>{wm}</m:Watermark></m:GetEvents>"#)
 }
 
 #[tokio::test]
@@ -37,37 +35,24 @@ async fn pull_subscription_sees_changes_with_watermarks() {
     let a = c.call(&get_events(&id, &wm0)).await;
     assert!(find(&a.doc, "StatusEvent").is_some());
     let created = create(&c, &dfid("contacts"), &contact_xml("Pull", "Event", "p")).await;
-    emu.store()
-        .edit_item(&created[0].0, |i| {
-            i.set_field(ews_emulator::xml::Element::t_text("JobTitle", "x"))
-        })
-        .unwrap();
+    emu.store().edit_item(&created[0].0, |i| i.set_field(ews_emulator::xml::Element::t_text("JobTitle", "x"))).unwrap();
     // A change elsewhere is not reported.
     create(&c, &dfid("calendar"), r#"<t:CalendarItem><t:Subject>x</t:Subject><t:Start>2026-01-01T10:00:00Z</t:Start><t:End>2026-01-01T11:00:00Z</t:End></t:CalendarItem>"#).await;
     let a = c.call(&get_events(&id, &wm0)).await;
     assert_eq!(a.code(0), "NoError");
     assert_eq!(find(&a.doc, "PreviousWatermark").unwrap().text, wm0);
     let ev = find(&a.doc, "CreatedEvent").expect("created event");
-    assert_eq!(
-        find(ev, "ItemId").unwrap().attr("Id"),
-        Some(created[0].0.as_str())
-    );
+    assert_eq!(find(ev, "ItemId").unwrap().attr("Id"), Some(created[0].0.as_str()));
     assert!(find(&a.doc, "ModifiedEvent").is_some());
     let wm1 = find_all(&a.doc, "Watermark").last().unwrap().text.clone();
     let a = c.call(&get_events(&id, &wm1)).await;
     assert!(find(&a.doc, "StatusEvent").is_some() && find(&a.doc, "CreatedEvent").is_none());
     // Another account cannot read it, then unsubscribe.
     let other = Client::new(&emu, "bob");
-    assert_eq!(
-        other.call(&get_events(&id, &wm1)).await.code(0),
-        "ErrorSubscriptionNotFound"
-    );
+    assert_eq!(other.call(&get_events(&id, &wm1)).await.code(0), "ErrorSubscriptionNotFound");
     let unsub = format!("<m:Unsubscribe><m:SubscriptionId>{id}</m:SubscriptionId></m:Unsubscribe>");
     assert_eq!(c.call(&unsub).await.code(0), "NoError");
-    assert_eq!(
-        c.call(&get_events(&id, &wm1)).await.code(0),
-        "ErrorSubscriptionNotFound"
-    );
+    assert_eq!(c.call(&get_events(&id, &wm1)).await.code(0), "ErrorSubscriptionNotFound");
     assert_eq!(c.call(&unsub).await.code(0), "ErrorSubscriptionNotFound");
 }
 
@@ -77,32 +62,17 @@ async fn subscription_rules() {
     let alice = Client::new(&emu, "alice");
     // Public folders: one folder per subscription works.
     let pf = find_folder_id(&alice, "Company Contacts").await;
-    assert_eq!(
-        alice
-            .call(&pull_subscribe(&format!(r#"<t:FolderId Id="{pf}"/>"#)))
-            .await
-            .code(0),
-        "NoError"
-    );
+    assert_eq!(alice.call(&pull_subscribe(&format!(r#"<t:FolderId Id="{pf}"/>"#))).await.code(0), "NoError");
     // Another user's mailbox is not subscribable without rights.
     let other = r#"<t:DistinguishedFolderId Id="contacts"><t:Mailbox><t:EmailAddress>bob@contoso.test</t:EmailAddress></t:Mailbox></t:DistinguishedFolderId>"#;
-    assert_eq!(
-        alice.call(&pull_subscribe(other)).await.code(0),
-        "ErrorAccessDenied"
-    );
+    assert_eq!(alice.call(&pull_subscribe(other)).await.code(0), "ErrorAccessDenied");
     // Exchange 2007 SP1 has no streaming.
-    let old = start(EmulatorConfig {
-        contacts: 1,
-        server_version: ServerVersion::Exchange2007Sp1,
-        ..Default::default()
-    })
-    .await;
+    let old =
+        start(EmulatorConfig { contacts: 1, server_version: ServerVersion::Exchange2007Sp1, ..Default::default() })
+            .await;
     let mut c = Client::new(&old, "alice");
     c.version = "Exchange2007_SP1".into();
-    assert_eq!(
-        c.call(&pull_subscribe(&dfid("contacts"))).await.code(0),
-        "NoError"
-    );
+    assert_eq!(c.call(&pull_subscribe(&dfid("contacts"))).await.code(0), "NoError");
     let a = c.call(&streaming_subscribe(&dfid("contacts"))).await;
     assert_eq!(a.status, 500);
     let a = c.call(r#"<m:GetStreamingEvents><m:SubscriptionIds><t:SubscriptionId>x</t:SubscriptionId></m:SubscriptionIds><m:ConnectionTimeout>1</m:ConnectionTimeout></m:GetStreamingEvents>"#).await;
@@ -152,26 +122,15 @@ async fn streaming_connection_carries_heartbeats_notifications_and_closes() {
         }
     }
     assert!(buf.trim().is_empty());
-    let parsed: Vec<_> = docs
-        .iter()
-        .map(|d| ews_emulator::xml::parse(d.as_bytes()).expect("each chunk is a whole envelope"))
-        .collect();
-    let statuses: Vec<String> = parsed
-        .iter()
-        .filter_map(|d| find(d, "ConnectionStatus").map(|s| s.text.clone()))
-        .collect();
+    let parsed: Vec<_> =
+        docs.iter().map(|d| ews_emulator::xml::parse(d.as_bytes()).expect("each chunk is a whole envelope")).collect();
+    let statuses: Vec<String> =
+        parsed.iter().filter_map(|d| find(d, "ConnectionStatus").map(|s| s.text.clone())).collect();
     assert_eq!(statuses.first().map(String::as_str), Some("OK"));
     assert_eq!(statuses.last().map(String::as_str), Some("Closed"));
-    let notes: Vec<_> = parsed
-        .iter()
-        .filter_map(|d| find(d, "Notification"))
-        .collect();
+    let notes: Vec<_> = parsed.iter().filter_map(|d| find(d, "Notification")).collect();
     assert!(!notes.is_empty(), "the change arrives on the stream");
-    assert_eq!(
-        notes[0].ns,
-        ews_emulator::xml::NS_MESSAGES,
-        "m:Notification, as Exchange sends it"
-    );
+    assert_eq!(notes[0].ns, ews_emulator::xml::NS_MESSAGES, "m:Notification, as Exchange sends it");
     assert!(find(notes[0], "CreatedEvent").is_some());
     // An unknown subscription id answers an error instead of a stream.
     let a = c.call(r#"<m:GetStreamingEvents><m:SubscriptionIds><t:SubscriptionId>bm9wZQ==</t:SubscriptionId></m:SubscriptionIds><m:ConnectionTimeout>1</m:ConnectionTimeout></m:GetStreamingEvents>"#).await;

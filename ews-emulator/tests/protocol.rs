@@ -15,40 +15,15 @@ async fn basic_auth_is_required() {
     let emu = start_default().await;
     let c = Client::new(&emu, "alice");
     let http = reqwest::Client::new();
-    let r = http
-        .post(emu.url())
-        .body(c.envelope(GET_CONTACTS))
-        .send()
-        .await
-        .unwrap();
+    let r = http.post(emu.url()).body(c.envelope(GET_CONTACTS)).send().await.unwrap();
     assert_eq!(r.status(), 401);
-    assert!(
-        r.headers()["www-authenticate"]
-            .to_str()
-            .unwrap()
-            .starts_with("Basic")
-    );
-    let r = http
-        .post(emu.url())
-        .basic_auth("alice", Some("wrong"))
-        .body(c.envelope(GET_CONTACTS))
-        .send()
-        .await
-        .unwrap();
+    assert!(r.headers()["www-authenticate"].to_str().unwrap().starts_with("Basic"));
+    let r =
+        http.post(emu.url()).basic_auth("alice", Some("wrong")).body(c.envelope(GET_CONTACTS)).send().await.unwrap();
     assert_eq!(r.status(), 401);
-    let r = http
-        .get(emu.url())
-        .basic_auth("alice", Some(PASSWORD))
-        .send()
-        .await
-        .unwrap();
+    let r = http.get(emu.url()).basic_auth("alice", Some(PASSWORD)).send().await.unwrap();
     assert_eq!(r.status(), 405);
-    let r = http
-        .post(format!("http://{}/other", emu.addr()))
-        .basic_auth("alice", Some(PASSWORD))
-        .send()
-        .await
-        .unwrap();
+    let r = http.post(format!("http://{}/other", emu.addr())).basic_auth("alice", Some(PASSWORD)).send().await.unwrap();
     assert_eq!(r.status(), 404);
     let ok = c.call(GET_CONTACTS).await;
     assert_eq!(ok.status, 200);
@@ -62,12 +37,7 @@ async fn basic_auth_is_required() {
 
 #[tokio::test]
 async fn hostile_and_broken_requests_get_faults_not_crashes() {
-    let emu = start(EmulatorConfig {
-        contacts: 1,
-        max_request_bytes: 64 * 1024,
-        ..Default::default()
-    })
-    .await;
+    let emu = start(EmulatorConfig { contacts: 1, max_request_bytes: 64 * 1024, ..Default::default() }).await;
     let c = Client::new(&emu, "alice");
     let cases: Vec<(String, &str)> = vec![
         ("<not xml".into(), "ErrorSchemaValidation"),
@@ -83,10 +53,7 @@ async fn hostile_and_broken_requests_get_faults_not_crashes() {
         assert_eq!(r.status(), 500, "{payload}");
         let text = r.text().await.unwrap();
         let doc = ews_emulator::xml::parse(text.as_bytes()).unwrap();
-        assert!(
-            find(&doc, "faultcode").unwrap().text.ends_with(code),
-            "{payload} -> {text}"
-        );
+        assert!(find(&doc, "faultcode").unwrap().text.ends_with(code), "{payload} -> {text}");
     }
     let big = "x".repeat(100 * 1024);
     assert_eq!(c.raw(big).await.status(), 413);
@@ -96,31 +63,19 @@ async fn hostile_and_broken_requests_get_faults_not_crashes() {
 
 #[tokio::test]
 async fn request_versions_are_checked() {
-    let emu = start(EmulatorConfig {
-        contacts: 1,
-        server_version: ServerVersion::Exchange2010Sp2,
-        ..Default::default()
-    })
-    .await;
+    let emu =
+        start(EmulatorConfig { contacts: 1, server_version: ServerVersion::Exchange2010Sp2, ..Default::default() })
+            .await;
     let mut c = Client::new(&emu, "alice");
     c.version = "Exchange2010_SP1".into();
     let ok = c.call(GET_CONTACTS).await;
     assert_eq!(ok.code(0), "NoError");
-    assert_eq!(
-        find(&ok.doc, "ServerVersionInfo").unwrap().attr("Version"),
-        Some("Exchange2010_SP2")
-    );
+    assert_eq!(find(&ok.doc, "ServerVersionInfo").unwrap().attr("Version"), Some("Exchange2010_SP2"));
     c.version = "Exchange2013".into();
     let a = c.call(GET_CONTACTS).await;
-    assert_eq!(
-        (a.status, a.fault_code().as_deref()),
-        (500, Some("ErrorInvalidServerVersion"))
-    );
+    assert_eq!((a.status, a.fault_code().as_deref()), (500, Some("ErrorInvalidServerVersion")));
     c.version = "Exchange2099".into();
-    assert_eq!(
-        c.call(GET_CONTACTS).await.fault_code().as_deref(),
-        Some("ErrorInvalidServerVersion")
-    );
+    assert_eq!(c.call(GET_CONTACTS).await.fault_code().as_deref(), Some("ErrorInvalidServerVersion"));
 }
 
 #[tokio::test]
@@ -132,23 +87,11 @@ async fn impersonation_and_access_rights() {
     assert_eq!(a.code(0), "NoError");
     let alice = Client::new(&emu, "alice");
     let own = alice.call(GET_CONTACTS).await;
-    assert_eq!(
-        find(&a.doc, "FolderId").unwrap().attr("Id"),
-        find(&own.doc, "FolderId").unwrap().attr("Id")
-    );
+    assert_eq!(find(&a.doc, "FolderId").unwrap().attr("Id"), find(&own.doc, "FolderId").unwrap().attr("Id"));
     // Without the role: denied.
-    let a = Client::new(&emu, "alice")
-        .impersonating("bob@contoso.test")
-        .call(GET_CONTACTS)
-        .await;
-    assert_eq!(
-        (a.status, a.fault_code().as_deref()),
-        (500, Some("ErrorImpersonateUserDenied"))
-    );
-    let a = Client::new(&emu, "sync-admin")
-        .impersonating("ghost@contoso.test")
-        .call(GET_CONTACTS)
-        .await;
+    let a = Client::new(&emu, "alice").impersonating("bob@contoso.test").call(GET_CONTACTS).await;
+    assert_eq!((a.status, a.fault_code().as_deref()), (500, Some("ErrorImpersonateUserDenied")));
+    let a = Client::new(&emu, "sync-admin").impersonating("ghost@contoso.test").call(GET_CONTACTS).await;
     assert_eq!(a.fault_code().as_deref(), Some("ErrorNonExistentMailbox"));
     // Another user's mailbox without rights, and an unknown mailbox.
     let other = |who: &str| {
@@ -156,19 +99,16 @@ async fn impersonation_and_access_rights() {
             r#"<m:GetFolder><m:FolderShape><t:BaseShape>IdOnly</t:BaseShape></m:FolderShape><m:FolderIds><t:DistinguishedFolderId Id="contacts"><t:Mailbox><t:EmailAddress>{who}</t:EmailAddress></t:Mailbox></t:DistinguishedFolderId></m:FolderIds></m:GetFolder>"#
         )
     };
-    assert_eq!(
-        alice.call(&other("bob@contoso.test")).await.code(0),
-        "ErrorAccessDenied"
-    );
-    assert_eq!(
-        alice.call(&other("nobody@contoso.test")).await.code(0),
-        "ErrorNonExistentMailbox"
-    );
+    assert_eq!(alice.call(&other("bob@contoso.test")).await.code(0), "ErrorAccessDenied");
+    assert_eq!(alice.call(&other("nobody@contoso.test")).await.code(0), "ErrorNonExistentMailbox");
     // Public folders: users read, only the owner writes.
     let pf = find_folder_id(&alice, "Company Contacts").await;
     let folder = format!(r#"<t:FolderId Id="{pf}"/>"#);
     let denied = alice
-        .call(&format!(r#"<m:CreateItem><m:SavedItemFolderId>{folder}</m:SavedItemFolderId><m:Items>{}</m:Items></m:CreateItem>"#, contact_xml("Ann", "Denied", "x")))
+        .call(&format!(
+            r#"<m:CreateItem><m:SavedItemFolderId>{folder}</m:SavedItemFolderId><m:Items>{}</m:Items></m:CreateItem>"#,
+            contact_xml("Ann", "Denied", "x")
+        ))
         .await;
     assert_eq!(denied.code(0), "ErrorAccessDenied");
     let admin = Client::new(&emu, "sync-admin");
@@ -188,12 +128,7 @@ async fn impersonation_and_access_rights() {
     assert!(r.text().await.unwrap().contains("NoError"));
     // A delegate with rights on bob's contacts reads them, but cannot subscribe.
     emu.store()
-        .grant(
-            "bob@contoso.test",
-            "contacts",
-            "carol@contoso.test",
-            ews_emulator::Permission::Reviewer,
-        )
+        .grant("bob@contoso.test", "contacts", "carol@contoso.test", ews_emulator::Permission::Reviewer)
         .unwrap();
     let carol = Client::new(&emu, "carol");
     let bob_contacts = r#"<t:DistinguishedFolderId Id="contacts"><t:Mailbox><t:EmailAddress>bob@contoso.test</t:EmailAddress></t:Mailbox></t:DistinguishedFolderId>"#;
@@ -202,18 +137,8 @@ async fn impersonation_and_access_rights() {
     let a = carol.call(&format!(r#"<m:Subscribe><m:PullSubscriptionRequest><t:FolderIds>{bob_contacts}</t:FolderIds><t:EventTypes><t:EventType>CreatedEvent</t:EventType></t:EventTypes><t:Timeout>5</t:Timeout></m:PullSubscriptionRequest></m:Subscribe>"#)).await;
     assert_eq!(a.code(0), "ErrorSubscriptionDelegateAccessNotSupported");
     // Alice cannot read an item of bob's mailbox by id either.
-    let bobs = create(
-        &Client::new(&emu, "bob"),
-        &dfid("contacts"),
-        &contact_xml("Bob", "Own", "z"),
-    )
-    .await;
-    assert_eq!(
-        get(&alice, "<t:BaseShape>IdOnly</t:BaseShape>", &[&bobs[0].0])
-            .await
-            .code(0),
-        "ErrorAccessDenied"
-    );
+    let bobs = create(&Client::new(&emu, "bob"), &dfid("contacts"), &contact_xml("Bob", "Own", "z")).await;
+    assert_eq!(get(&alice, "<t:BaseShape>IdOnly</t:BaseShape>", &[&bobs[0].0]).await.code(0), "ErrorAccessDenied");
 }
 
 #[tokio::test]
@@ -236,23 +161,15 @@ async fn concurrency_limit_answers_server_busy() {
         .map(|a| a.as_ref().unwrap())
         .filter(|a| a.fault_code().as_deref() == Some("ErrorServerBusy"))
         .collect();
-    assert!(
-        !busy.is_empty(),
-        "eight concurrent requests against a limit of two"
-    );
+    assert!(!busy.is_empty(), "eight concurrent requests against a limit of two");
     assert!(busy.len() <= 6);
     let b = busy[0];
     assert_eq!(b.status, 500);
-    let backoff = find_all(&b.doc, "Value")
-        .into_iter()
-        .find(|v| v.attr("Name") == Some("BackOffMilliseconds"))
-        .unwrap();
+    let backoff =
+        find_all(&b.doc, "Value").into_iter().find(|v| v.attr("Name") == Some("BackOffMilliseconds")).unwrap();
     assert!(backoff.text.parse::<u64>().unwrap() > 0);
     // Another account is not affected by alice's load.
-    assert_eq!(
-        Client::new(&emu, "bob").call(GET_CONTACTS).await.code(0),
-        "NoError"
-    );
+    assert_eq!(Client::new(&emu, "bob").call(GET_CONTACTS).await.code(0), "NoError");
 }
 
 #[tokio::test]
@@ -264,27 +181,14 @@ async fn injected_faults() {
     assert_eq!(r.status(), 503);
     assert!(r.headers().contains_key("retry-after"));
     emu.inject(Fault::InternalServerError);
-    assert_eq!(
-        c.call(GET_CONTACTS).await.fault_code().as_deref(),
-        Some("ErrorInternalServerError")
-    );
+    assert_eq!(c.call(GET_CONTACTS).await.fault_code().as_deref(), Some("ErrorInternalServerError"));
     emu.inject(Fault::ServerBusy);
-    assert_eq!(
-        c.call(GET_CONTACTS).await.fault_code().as_deref(),
-        Some("ErrorServerBusy")
-    );
+    assert_eq!(c.call(GET_CONTACTS).await.fault_code().as_deref(), Some("ErrorServerBusy"));
     emu.inject(Fault::ServerBusyInMessage);
-    let a = get(
-        &c,
-        "<t:BaseShape>IdOnly</t:BaseShape>",
-        &["QUFNa0kAAAAAAQAAAAAAAAA="],
-    )
-    .await;
+    let a = get(&c, "<t:BaseShape>IdOnly</t:BaseShape>", &["QUFNa0kAAAAAAQAAAAAAAAA="]).await;
     assert_eq!((a.status, a.code(0).as_str()), (200, "ErrorServerBusy"));
-    let backoff = find_all(&a.doc, "Value")
-        .into_iter()
-        .find(|v| v.attr("Name") == Some("BackOffMilliseconds"))
-        .unwrap();
+    let backoff =
+        find_all(&a.doc, "Value").into_iter().find(|v| v.attr("Name") == Some("BackOffMilliseconds")).unwrap();
     assert!(backoff.text.parse::<u64>().unwrap() > 0);
     // A batch stopped after its first item: the rest is a Warning with ErrorBatchProcessingStopped.
     emu.inject(Fault::StopBatchAfter(1));
@@ -298,20 +202,10 @@ async fn injected_faults() {
     let a = c.call(&body).await;
     assert_eq!(
         [a.code(0), a.code(1), a.code(2)],
-        [
-            "NoError".to_string(),
-            "ErrorBatchProcessingStopped".into(),
-            "ErrorBatchProcessingStopped".into()
-        ]
+        ["NoError".to_string(), "ErrorBatchProcessingStopped".into(), "ErrorBatchProcessingStopped".into()]
     );
     assert_eq!(a.messages()[1].attr("ResponseClass"), Some("Warning"));
-    assert_eq!(
-        emu.store()
-            .items_in("alice@contoso.test", "contacts")
-            .unwrap()
-            .len(),
-        1
-    );
+    assert_eq!(emu.store().items_in("alice@contoso.test", "contacts").unwrap().len(), 1);
     // Drop after write: the read goes through, the write happens but its answer is lost.
     emu.inject(Fault::DropAfterWrite);
     assert_eq!(c.call(GET_CONTACTS).await.code(0), "NoError");
@@ -320,31 +214,16 @@ async fn injected_faults() {
         dfid("contacts"),
         contact_xml("Lost", "Answer", "o1")
     );
-    let r = c
-        .http
-        .post(&c.url)
-        .basic_auth("alice", Some(PASSWORD))
-        .body(c.envelope(&body))
-        .send()
-        .await;
+    let r = c.http.post(&c.url).basic_auth("alice", Some(PASSWORD)).body(c.envelope(&body)).send().await;
     assert!(r.is_err(), "the connection is dropped");
-    let items = emu
-        .store()
-        .items_in("alice@contoso.test", "contacts")
-        .unwrap();
+    let items = emu.store().items_in("alice@contoso.test", "contacts").unwrap();
     assert_eq!(items.len(), 2, "the write was performed");
 }
 
 #[tokio::test]
 async fn random_busy_rate_is_reproducible() {
     let run = || async {
-        let emu = start(EmulatorConfig {
-            contacts: 1,
-            busy_rate: 0.5,
-            seed: 7,
-            ..Default::default()
-        })
-        .await;
+        let emu = start(EmulatorConfig { contacts: 1, busy_rate: 0.5, seed: 7, ..Default::default() }).await;
         let c = Client::new(&emu, "alice");
         let mut pattern = Vec::new();
         for _ in 0..12 {
@@ -361,62 +240,33 @@ async fn random_busy_rate_is_reproducible() {
 async fn expand_dl_and_autodiscover() {
     let emu = start_default().await;
     let c = Client::new(&emu, "carol");
-    let a = c.call(r#"<m:ExpandDL><m:Mailbox><t:EmailAddress>sales@contoso.test</t:EmailAddress></m:Mailbox></m:ExpandDL>"#).await;
+    let a = c
+        .call(r#"<m:ExpandDL><m:Mailbox><t:EmailAddress>sales@contoso.test</t:EmailAddress></m:Mailbox></m:ExpandDL>"#)
+        .await;
     assert_eq!(a.code(0), "NoError");
-    let mut members: Vec<String> = find_all(&a.doc, "EmailAddress")
-        .iter()
-        .map(|e| e.text.clone())
-        .collect();
+    let mut members: Vec<String> = find_all(&a.doc, "EmailAddress").iter().map(|e| e.text.clone()).collect();
     members.sort();
     assert_eq!(members, ["alice@contoso.test", "bob@contoso.test"]);
-    let a = c.call(r#"<m:ExpandDL><m:Mailbox><t:EmailAddress>nobody@contoso.test</t:EmailAddress></m:Mailbox></m:ExpandDL>"#).await;
+    let a = c
+        .call(r#"<m:ExpandDL><m:Mailbox><t:EmailAddress>nobody@contoso.test</t:EmailAddress></m:Mailbox></m:ExpandDL>"#)
+        .await;
     assert_eq!(a.code(0), "ErrorNameResolutionNoResults");
 
     let req = r#"<?xml version="1.0" encoding="utf-8"?><soap:Envelope xmlns:a="http://schemas.microsoft.com/exchange/2010/Autodiscover" xmlns:wsa="http://www.w3.org/2005/08/addressing" xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Header><a:RequestedServerVersion>Exchange2013</a:RequestedServerVersion><wsa:Action>http://schemas.microsoft.com/exchange/2010/Autodiscover/Autodiscover/GetUserSettings</wsa:Action></soap:Header><soap:Body><a:GetUserSettingsRequestMessage><a:Request><a:Users><a:User><a:Mailbox>carol@contoso.test</a:Mailbox></a:User><a:User><a:Mailbox>ghost@contoso.test</a:Mailbox></a:User></a:Users><a:RequestedSettings><a:Setting>ExternalEwsUrl</a:Setting><a:Setting>PublicFolderInformation</a:Setting></a:RequestedSettings></a:Request></a:GetUserSettingsRequestMessage></soap:Body></soap:Envelope>"#;
-    let r = c
-        .http
-        .post(emu.autodiscover_url())
-        .basic_auth("carol", Some(PASSWORD))
-        .body(req)
-        .send()
-        .await
-        .unwrap();
+    let r = c.http.post(emu.autodiscover_url()).basic_auth("carol", Some(PASSWORD)).body(req).send().await.unwrap();
     assert_eq!(r.status(), 200);
     let doc = ews_emulator::xml::parse(r.text().await.unwrap().as_bytes()).unwrap();
-    let values: Vec<String> = find_all(&doc, "Value")
-        .iter()
-        .map(|v| v.text.clone())
-        .collect();
-    assert_eq!(
-        values,
-        [
-            emu.url().to_string(),
-            "publicfolders@contoso.test".to_string()
-        ]
-    );
-    assert_eq!(
-        find_all(&doc, "ErrorCode")
-            .iter()
-            .filter(|e| e.text == "InvalidUser")
-            .count(),
-        1
-    );
+    let values: Vec<String> = find_all(&doc, "Value").iter().map(|v| v.text.clone()).collect();
+    assert_eq!(values, [emu.url().to_string(), "publicfolders@contoso.test".to_string()]);
+    assert_eq!(find_all(&doc, "ErrorCode").iter().filter(|e| e.text == "InvalidUser").count(), 1);
 }
 
 #[tokio::test]
 async fn mutated_operations_always_get_an_answer() {
     use rand::{Rng, SeedableRng};
-    let emu = start(EmulatorConfig {
-        contacts: 3,
-        trace_dir: None,
-        ..Default::default()
-    })
-    .await;
+    let emu = start(EmulatorConfig { contacts: 3, trace_dir: None, ..Default::default() }).await;
     let c = Client::new(&emu, "alice");
-    let id = create(&c, &dfid("contacts"), &contact_xml("Fuzz", "Target", "f"))
-        .await
-        .remove(0)
-        .0;
+    let id = create(&c, &dfid("contacts"), &contact_xml("Fuzz", "Target", "f")).await.remove(0).0;
     let bodies = [
         format!(r#"<m:CreateItem><m:SavedItemFolderId>{}</m:SavedItemFolderId><m:Items>{}</m:Items></m:CreateItem>"#, dfid("contacts"), contact_xml("A", "B", "c")),
         format!(r#"<m:UpdateItem ConflictResolution="NeverOverwrite"><m:ItemChanges><t:ItemChange><t:ItemId Id="{id}"/><t:Updates><t:SetItemField><t:IndexedFieldURI FieldURI="contacts:PhysicalAddress:City" FieldIndex="Business"/><t:Contact><t:PhysicalAddresses><t:Entry Key="Business"><t:City>Bern</t:City></t:Entry></t:PhysicalAddresses></t:Contact></t:SetItemField></t:Updates></t:ItemChange></m:ItemChanges></m:UpdateItem>"#),
@@ -434,54 +284,26 @@ async fn mutated_operations_always_get_an_answer() {
         let r = c.raw(doc).await;
         assert!(matches!(r.status().as_u16(), 200 | 500), "{}", r.status());
     }
-    assert_eq!(
-        get(&c, "<t:BaseShape>IdOnly</t:BaseShape>", &[&id])
-            .await
-            .code(0),
-        "NoError"
-    );
+    assert_eq!(get(&c, "<t:BaseShape>IdOnly</t:BaseShape>", &[&id]).await.code(0), "NoError");
 }
 
 #[tokio::test]
 async fn tls_with_a_generated_certificate() {
-    let emu = start(EmulatorConfig {
-        contacts: 1,
-        tls: true,
-        ..Default::default()
-    })
-    .await;
+    let emu = start(EmulatorConfig { contacts: 1, tls: true, ..Default::default() }).await;
     assert!(emu.url().starts_with("https://127.0.0.1:"));
     let pem = emu.certificate_pem().expect("a certificate with TLS on");
     let body = Client::new(&emu, "alice").envelope(GET_CONTACTS);
     // Without the certificate in the trust store, verification fails.
     let untrusting = reqwest::Client::builder().build().unwrap();
-    assert!(
-        untrusting
-            .post(emu.url())
-            .basic_auth("alice", Some(PASSWORD))
-            .body(body.clone())
-            .send()
-            .await
-            .is_err()
-    );
+    assert!(untrusting.post(emu.url()).basic_auth("alice", Some(PASSWORD)).body(body.clone()).send().await.is_err());
     // With it, EWS works over HTTPS.
     let trusting = reqwest::Client::builder()
         .add_root_certificate(reqwest::Certificate::from_pem(pem.as_bytes()).unwrap())
         .build()
         .unwrap();
-    let r = trusting
-        .post(emu.url())
-        .basic_auth("alice", Some(PASSWORD))
-        .body(body)
-        .send()
-        .await
-        .unwrap();
+    let r = trusting.post(emu.url()).basic_auth("alice", Some(PASSWORD)).body(body).send().await.unwrap();
     assert_eq!(r.status(), 200);
     assert!(r.text().await.unwrap().contains("NoError"));
-    let plain = start(EmulatorConfig {
-        contacts: 1,
-        ..Default::default()
-    })
-    .await;
+    let plain = start(EmulatorConfig { contacts: 1, ..Default::default() }).await;
     assert!(plain.certificate_pem().is_none());
 }

@@ -12,10 +12,8 @@ pub fn expand_dl(ctx: &Context<'_>, op: &Element) -> Result<String, Fault> {
     let mut r = Responses::new("ExpandDL");
     let res = match ctx.shared.directory.group(address) {
         Some((_, members)) => {
-            let mut s = format!(
-                r#"<m:DLExpansion TotalItemsInView="{}" IncludesLastItemInRange="true">"#,
-                members.len()
-            );
+            let mut s =
+                format!(r#"<m:DLExpansion TotalItemsInView="{}" IncludesLastItemInRange="true">"#, members.len());
             for m in members {
                 s.push_str(&format!(
                     "<t:Mailbox><t:Name>{}</t:Name><t:EmailAddress>{}</t:EmailAddress><t:RoutingType>SMTP</t:RoutingType><t:MailboxType>Mailbox</t:MailboxType></t:Mailbox>",
@@ -26,10 +24,7 @@ pub fn expand_dl(ctx: &Context<'_>, op: &Element) -> Result<String, Fault> {
             s.push_str("</m:DLExpansion>");
             Ok(s)
         }
-        None => Err(EwsError::new(
-            "ErrorNameResolutionNoResults",
-            "No results were found.",
-        )),
+        None => Err(EwsError::new("ErrorNameResolutionNoResults", "No results were found.")),
     };
     r.push(res, "");
     Ok(r.finish())

@@ -9,8 +9,7 @@ use crate::xml::Element;
 
 /// GetFolder: one message per requested folder.
 pub fn get_folder(ctx: &Context<'_>, op: &Element) -> Result<String, Fault> {
-    let shape =
-        Shape::parse(Some(required(op, "FolderShape")?)).map_err(|e| schema_fault(e.message))?;
+    let shape = Shape::parse(Some(required(op, "FolderShape")?)).map_err(|e| schema_fault(e.message))?;
     let ids = required(op, "FolderIds")?;
     let mut r = Responses::new("GetFolder");
     for id in &ids.children {
@@ -34,17 +33,12 @@ pub fn get_folder(ctx: &Context<'_>, op: &Element) -> Result<String, Fault> {
 
 /// FindFolder: subfolders (Shallow) or the whole subtree (Deep) the user can see, paged.
 pub fn find_folder(ctx: &Context<'_>, op: &Element) -> Result<String, Fault> {
-    let shape =
-        Shape::parse(Some(required(op, "FolderShape")?)).map_err(|e| schema_fault(e.message))?;
+    let shape = Shape::parse(Some(required(op, "FolderShape")?)).map_err(|e| schema_fault(e.message))?;
     let deep = op.attr("Traversal") == Some("Deep");
     let (offset, max) = match op.child("IndexedPageFolderView") {
         Some(v) => (
-            v.attr("Offset")
-                .and_then(|o| o.parse::<usize>().ok())
-                .unwrap_or(0),
-            v.attr("MaxEntriesReturned")
-                .and_then(|m| m.parse::<usize>().ok())
-                .unwrap_or(usize::MAX),
+            v.attr("Offset").and_then(|o| o.parse::<usize>().ok()).unwrap_or(0),
+            v.attr("MaxEntriesReturned").and_then(|m| m.parse::<usize>().ok()).unwrap_or(usize::MAX),
         ),
         None => (0, usize::MAX),
     };
@@ -93,10 +87,8 @@ pub fn find_folder(ctx: &Context<'_>, op: &Element) -> Result<String, Fault> {
 
 /// CreateFolder: needs owner rights on the parent; names are unique among siblings.
 pub fn create_folder(ctx: &Context<'_>, op: &Element) -> Result<String, Fault> {
-    let parent = required(op, "ParentFolderId")?
-        .children
-        .first()
-        .ok_or_else(|| schema_fault("empty ParentFolderId"))?;
+    let parent =
+        required(op, "ParentFolderId")?.children.first().ok_or_else(|| schema_fault("empty ParentFolderId"))?;
     let folders = required(op, "Folders")?;
     let mut r = Responses::new("CreateFolder");
     let parent = resolve_folder(ctx, parent, Permission::Owner);
@@ -105,21 +97,16 @@ pub fn create_folder(ctx: &Context<'_>, op: &Element) -> Result<String, Fault> {
             let name = f
                 .child_text("DisplayName")
                 .filter(|n| !n.is_empty())
-                .ok_or_else(|| {
-                    EwsError::new("ErrorInvalidFolderId", "A folder needs a DisplayName.")
-                })?;
-            let class = f
-                .child_text("FolderClass")
-                .map(str::to_string)
-                .unwrap_or_else(|| {
-                    match &*f.name {
-                        "ContactsFolder" => "IPF.Contact",
-                        "CalendarFolder" => "IPF.Appointment",
-                        "TasksFolder" => "IPF.Task",
-                        _ => "IPF.Note",
-                    }
-                    .to_string()
-                });
+                .ok_or_else(|| EwsError::new("ErrorInvalidFolderId", "A folder needs a DisplayName."))?;
+            let class = f.child_text("FolderClass").map(str::to_string).unwrap_or_else(|| {
+                match &*f.name {
+                    "ContactsFolder" => "IPF.Contact",
+                    "CalendarFolder" => "IPF.Appointment",
+                    "TasksFolder" => "IPF.Task",
+                    _ => "IPF.Note",
+                }
+                .to_string()
+            });
             let created = ctx
                 .shared
                 .store

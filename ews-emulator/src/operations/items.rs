@@ -26,8 +26,7 @@ const ITEM_KINDS: &[(&str, &str)] = &[
 
 /// GetItem: one message per id, each with the item or its own error.
 pub fn get_item(ctx: &Context<'_>, op: &Element) -> Result<String, Fault> {
-    let shape =
-        Shape::parse(Some(required(op, "ItemShape")?)).map_err(|e| schema_fault(e.message))?;
+    let shape = Shape::parse(Some(required(op, "ItemShape")?)).map_err(|e| schema_fault(e.message))?;
     let ids = required(op, "ItemIds")?;
     let mut r = Responses::new("GetItem");
     for (i, id) in ids.children.iter().enumerate() {
@@ -56,8 +55,7 @@ pub fn get_item(ctx: &Context<'_>, op: &Element) -> Result<String, Fault> {
 /// FindItem: items of each parent folder matching the restriction, sorted and paged (at most
 /// 1000 per page).
 pub fn find_item(ctx: &Context<'_>, op: &Element) -> Result<String, Fault> {
-    let shape =
-        Shape::parse(Some(required(op, "ItemShape")?)).map_err(|e| schema_fault(e.message))?;
+    let shape = Shape::parse(Some(required(op, "ItemShape")?)).map_err(|e| schema_fault(e.message))?;
     let restriction = op.child("Restriction").map(Restriction::parse);
     let mut sort: Vec<(PropertyPath, bool)> = Vec::new();
     if let Some(order) = op.child("SortOrder") {
@@ -69,30 +67,20 @@ pub fn find_item(ctx: &Context<'_>, op: &Element) -> Result<String, Fault> {
     }
     let (offset, max, from_end) = match op.child("IndexedPageItemView") {
         Some(v) => (
-            v.attr("Offset")
-                .and_then(|o| o.parse::<usize>().ok())
-                .unwrap_or(0),
-            v.attr("MaxEntriesReturned")
-                .and_then(|m| m.parse::<usize>().ok())
-                .unwrap_or(FIND_COUNT_LIMIT),
+            v.attr("Offset").and_then(|o| o.parse::<usize>().ok()).unwrap_or(0),
+            v.attr("MaxEntriesReturned").and_then(|m| m.parse::<usize>().ok()).unwrap_or(FIND_COUNT_LIMIT),
             v.attr("BasePoint") == Some("End"),
         ),
-        None => match op
-            .child("CalendarView")
-            .and_then(|v| v.attr("MaxEntriesReturned"))
-        {
+        None => match op.child("CalendarView").and_then(|v| v.attr("MaxEntriesReturned")) {
             Some(m) => (0, m.parse::<usize>().unwrap_or(FIND_COUNT_LIMIT), false),
             None => (0, FIND_COUNT_LIMIT, false),
         },
     };
     let max = max.min(FIND_COUNT_LIMIT);
     // CalendarView: items overlapping the window (recurring masters are not expanded).
-    let window = op.child("CalendarView").map(|v| {
-        (
-            v.attr("StartDate").unwrap_or("").to_string(),
-            v.attr("EndDate").unwrap_or("").to_string(),
-        )
-    });
+    let window = op
+        .child("CalendarView")
+        .map(|v| (v.attr("StartDate").unwrap_or("").to_string(), v.attr("EndDate").unwrap_or("").to_string()));
     let in_window = |i: &crate::store::Item| match &window {
         None => true,
         Some((from, to)) => {
@@ -180,10 +168,7 @@ pub fn find_item(ctx: &Context<'_>, op: &Element) -> Result<String, Fault> {
 }
 
 /// Splits a client item element into (stored fields, extended properties, item class).
-fn accept_fields(
-    item: &Element,
-    default_class: &str,
-) -> Result<(Vec<Element>, Vec<Element>, String), EwsError> {
+fn accept_fields(item: &Element, default_class: &str) -> Result<(Vec<Element>, Vec<Element>, String), EwsError> {
     let order = schema_order::for_item(&item.name);
     let mut fields = Vec::new();
     let mut extended = Vec::new();
@@ -192,10 +177,7 @@ fn accept_fields(
         match &*f.name {
             "ExtendedProperty" => {
                 let uri = f.child("ExtendedFieldURI").ok_or_else(|| {
-                    EwsError::new(
-                        "ErrorInvalidExtendedProperty",
-                        "ExtendedProperty without ExtendedFieldURI.",
-                    )
+                    EwsError::new("ErrorInvalidExtendedProperty", "ExtendedProperty without ExtendedFieldURI.")
                 })?;
                 property_path::ExtendedKey::from_uri(uri)?;
                 extended.push(f.clone());
@@ -222,9 +204,7 @@ fn accept_fields(
 /// CreateItem: each item succeeds or fails on its own.
 pub fn create_item(ctx: &Context<'_>, op: &Element) -> Result<String, Fault> {
     let items = required(op, "Items")?;
-    let target = op
-        .child("SavedItemFolderId")
-        .and_then(|t| t.children.first());
+    let target = op.child("SavedItemFolderId").and_then(|t| t.children.first());
     let target = target.map(|t| resolve_folder(ctx, t, Permission::Editor));
     let mut r = Responses::new("CreateItem");
     for (i, item) in items.children.iter().enumerate() {
@@ -233,15 +213,9 @@ pub fn create_item(ctx: &Context<'_>, op: &Element) -> Result<String, Fault> {
             continue;
         }
         let res = (|| {
-            let (_, default_class) = ITEM_KINDS
-                .iter()
-                .find(|(n, _)| *n == item.name)
-                .ok_or_else(|| {
-                    EwsError::new(
-                        "ErrorInvalidItemForOperation",
-                        format!("{} items cannot be created here.", item.name),
-                    )
-                })?;
+            let (_, default_class) = ITEM_KINDS.iter().find(|(n, _)| *n == item.name).ok_or_else(|| {
+                EwsError::new("ErrorInvalidItemForOperation", format!("{} items cannot be created here.", item.name))
+            })?;
             let (index, folder) = match &target {
                 Some(t) => t.clone()?,
                 None => {
@@ -251,11 +225,7 @@ pub fn create_item(ctx: &Context<'_>, op: &Element) -> Result<String, Fault> {
                         "Task" => "tasks",
                         _ => "drafts",
                     };
-                    resolve_folder(
-                        ctx,
-                        &Element::t("DistinguishedFolderId").with_attr("Id", name),
-                        Permission::Editor,
-                    )?
+                    resolve_folder(ctx, &Element::t("DistinguishedFolderId").with_attr("Id", name), Permission::Editor)?
                 }
             };
             let (fields, extended, class) = accept_fields(item, default_class)?;
@@ -289,16 +259,12 @@ pub fn update_item(ctx: &Context<'_>, op: &Element) -> Result<String, Fault> {
             continue;
         }
         let res = (|| {
-            let id = change.child("ItemId").ok_or_else(|| {
-                EwsError::new(
-                    "ErrorInvalidOperation",
-                    "Only ItemId is supported in ItemChange.",
-                )
-            })?;
+            let id = change
+                .child("ItemId")
+                .ok_or_else(|| EwsError::new("ErrorInvalidOperation", "Only ItemId is supported in ItemChange."))?;
             let (index, number) = resolve_item(ctx, id, Permission::Editor)?;
-            let updates = change
-                .child("Updates")
-                .ok_or_else(|| EwsError::invalid_request("ItemChange without Updates"))?;
+            let updates =
+                change.child("Updates").ok_or_else(|| EwsError::invalid_request("ItemChange without Updates"))?;
             let expected = id.attr("ChangeKey").map(str::to_string);
             ctx.shared
                 .store
@@ -347,9 +313,7 @@ pub fn update_item(ctx: &Context<'_>, op: &Element) -> Result<String, Fault> {
 /// DeleteItem: HardDelete removes, SoftDelete keeps in Recoverable Items, MoveToDeletedItems
 /// moves to Deleted Items (public folders have none: soft delete there).
 pub fn delete_item(ctx: &Context<'_>, op: &Element) -> Result<String, Fault> {
-    let mode = op
-        .attr("DeleteType")
-        .ok_or_else(|| schema_fault("DeleteItem requires DeleteType"))?;
+    let mode = op.attr("DeleteType").ok_or_else(|| schema_fault("DeleteItem requires DeleteType"))?;
     if !matches!(mode, "HardDelete" | "SoftDelete" | "MoveToDeletedItems") {
         return Err(schema_fault(format!("invalid DeleteType {mode}")));
     }

@@ -49,18 +49,12 @@ pub enum Outcome {
 
 /// Operations that modify the store (fault injection "drop after write" applies to these).
 pub fn is_write(operation: &str) -> bool {
-    matches!(
-        operation,
-        "CreateItem" | "UpdateItem" | "DeleteItem" | "CreateFolder"
-    )
+    matches!(operation, "CreateItem" | "UpdateItem" | "DeleteItem" | "CreateFolder")
 }
 
 /// Operations that take batches of items (where ErrorBatchProcessingStopped can be injected).
 pub fn is_item_batch(operation: &str) -> bool {
-    matches!(
-        operation,
-        "GetItem" | "CreateItem" | "UpdateItem" | "DeleteItem"
-    )
+    matches!(operation, "GetItem" | "CreateItem" | "UpdateItem" | "DeleteItem")
 }
 
 /// Runs one operation.
@@ -84,9 +78,7 @@ pub fn dispatch(ctx: &Context<'_>, op: &Element) -> Result<Outcome, Fault> {
         other => {
             return Err(Fault::invalid(
                 "ErrorInvalidRequest",
-                format!(
-                    "The request is invalid: the operation {other} is not supported by this server."
-                ),
+                format!("The request is invalid: the operation {other} is not supported by this server."),
             ));
         }
     }?;
@@ -115,20 +107,9 @@ pub fn busy_message(operation: &str, backoff_ms: u64) -> Option<String> {
     ];
     let op = *OPERATIONS.iter().find(|o| **o == operation)?;
     let mut r = Responses::new(op);
-    let items = if matches!(op, "GetItem" | "CreateItem" | "UpdateItem") {
-        "<m:Items/>"
-    } else {
-        ""
-    };
-    let err = EwsError::new(
-        "ErrorServerBusy",
-        "The server cannot service this request right now. Try again later.",
-    );
-    r.error_with_xml(
-        &err,
-        &format!(r#"<t:Value Name="BackOffMilliseconds">{backoff_ms}</t:Value>"#),
-        items,
-    );
+    let items = if matches!(op, "GetItem" | "CreateItem" | "UpdateItem") { "<m:Items/>" } else { "" };
+    let err = EwsError::new("ErrorServerBusy", "The server cannot service this request right now. Try again later.");
+    r.error_with_xml(&err, &format!(r#"<t:Value Name="BackOffMilliseconds">{backoff_ms}</t:Value>"#), items);
     Some(r.finish())
 }
 
@@ -152,8 +133,7 @@ impl Responses {
     /// Adds a successful message with its content.
     pub fn ok(&mut self, content: &str) {
         self.open("Success");
-        self.out
-            .push_str("<m:ResponseCode>NoError</m:ResponseCode>");
+        self.out.push_str("<m:ResponseCode>NoError</m:ResponseCode>");
         self.out.push_str(content);
         self.close();
     }
@@ -166,8 +146,7 @@ impl Responses {
         self.out.push_str(&escape(&err.message));
         self.out.push_str("</m:MessageText><m:ResponseCode>");
         self.out.push_str(err.code);
-        self.out
-            .push_str("</m:ResponseCode><m:DescriptiveLinkKey>0</m:DescriptiveLinkKey>");
+        self.out.push_str("</m:ResponseCode><m:DescriptiveLinkKey>0</m:DescriptiveLinkKey>");
         self.out.push_str(content);
         self.close();
     }
@@ -179,9 +158,7 @@ impl Responses {
         self.out.push_str(&escape(&err.message));
         self.out.push_str("</m:MessageText><m:ResponseCode>");
         self.out.push_str(err.code);
-        self.out.push_str(
-            "</m:ResponseCode><m:DescriptiveLinkKey>0</m:DescriptiveLinkKey><m:MessageXml>",
-        );
+        self.out.push_str("</m:ResponseCode><m:DescriptiveLinkKey>0</m:DescriptiveLinkKey><m:MessageXml>");
         self.out.push_str(message_xml);
         self.out.push_str("</m:MessageXml>");
         self.out.push_str(content);
@@ -232,11 +209,7 @@ pub type FolderRef = (u32, u64);
 
 /// Resolves a `t:FolderId` or `t:DistinguishedFolderId` and checks that the acting user holds
 /// at least `needed` on it.
-pub fn resolve_folder(
-    ctx: &Context<'_>,
-    e: &Element,
-    needed: Permission,
-) -> Result<FolderRef, EwsError> {
+pub fn resolve_folder(ctx: &Context<'_>, e: &Element, needed: Permission) -> Result<FolderRef, EwsError> {
     let store = &ctx.shared.store;
     let (index, number) = match &*e.name {
         "FolderId" => {
@@ -247,17 +220,10 @@ pub fn resolve_folder(
             let name = e.attr("Id").unwrap_or("");
             let index = if name == "publicfoldersroot" {
                 store.public_index()
-            } else if let Some(address) = e
-                .child("Mailbox")
-                .and_then(|m| m.child_text("EmailAddress"))
-            {
-                store
-                    .mailbox_index(address)
-                    .ok_or_else(|| EwsError::no_mailbox(address))?
+            } else if let Some(address) = e.child("Mailbox").and_then(|m| m.child_text("EmailAddress")) {
+                store.mailbox_index(address).ok_or_else(|| EwsError::no_mailbox(address))?
             } else {
-                store
-                    .mailbox_index(&ctx.acting)
-                    .ok_or_else(|| EwsError::no_mailbox(&ctx.acting))?
+                store.mailbox_index(&ctx.acting).ok_or_else(|| EwsError::no_mailbox(&ctx.acting))?
             };
             let number = store
                 .read(index, |mb| mb.distinguished.get(name).copied())
@@ -266,18 +232,11 @@ pub fn resolve_folder(
             (index, number)
         }
         _ => {
-            return Err(EwsError::invalid_request(format!(
-                "{} is not a folder id",
-                e.name
-            )));
+            return Err(EwsError::invalid_request(format!("{} is not a folder id", e.name)));
         }
     };
     let permission = store
-        .read(index, |mb| {
-            mb.folders
-                .contains_key(&number)
-                .then(|| rights(ctx, mb, number))
-        })
+        .read(index, |mb| mb.folders.contains_key(&number).then(|| rights(ctx, mb, number)))
         .flatten()
         .ok_or_else(EwsError::folder_not_found)?;
     if permission < needed {
@@ -297,19 +256,13 @@ pub fn owns(ctx: &Context<'_>, mb: &Mailbox) -> bool {
 }
 
 /// Resolves a `t:ItemId` to (mailbox, item number) and checks `needed` on its folder.
-pub fn resolve_item(
-    ctx: &Context<'_>,
-    e: &Element,
-    needed: Permission,
-) -> Result<(u32, u64), EwsError> {
+pub fn resolve_item(ctx: &Context<'_>, e: &Element, needed: Permission) -> Result<(u32, u64), EwsError> {
     let id = e.attr("Id").ok_or_else(EwsError::id_malformed)?;
     let (index, number) = decode_id(IdKind::Item, id).ok_or_else(EwsError::id_malformed)?;
     let permission = ctx
         .shared
         .store
-        .read(index, |mb| {
-            mb.items.get(&number).map(|i| rights(ctx, mb, i.folder))
-        })
+        .read(index, |mb| mb.items.get(&number).map(|i| rights(ctx, mb, i.folder)))
         .flatten()
         .ok_or_else(EwsError::item_not_found)?;
     if permission < needed {
@@ -320,14 +273,10 @@ pub fn resolve_item(
 
 /// A schema-level problem in a valid envelope: Exchange answers these as a fault.
 pub fn schema_fault(why: impl Into<String>) -> Fault {
-    Fault::invalid(
-        "ErrorSchemaValidation",
-        format!("The request failed schema validation: {}", why.into()),
-    )
+    Fault::invalid("ErrorSchemaValidation", format!("The request failed schema validation: {}", why.into()))
 }
 
 /// The child element, or a schema fault saying it is missing.
 pub fn required<'e>(e: &'e Element, name: &str) -> Result<&'e Element, Fault> {
-    e.child(name)
-        .ok_or_else(|| schema_fault(format!("{} requires {name}", e.name)))
+    e.child(name).ok_or_else(|| schema_fault(format!("{} requires {name}", e.name)))
 }

@@ -8,9 +8,7 @@ use crate::notifications::{QueuedEvent, SubscriptionError};
 use crate::render::{datetime, folder_id};
 use crate::response_code::EwsError;
 use crate::soap::Fault;
-use crate::store::{
-    EventKind, EventTarget, IdKind, MailboxKind, Permission, Store, encode_change_key, encode_id,
-};
+use crate::store::{EventKind, EventTarget, IdKind, MailboxKind, Permission, Store, encode_change_key, encode_id};
 use crate::xml::{Element, escape};
 
 /// Most events one GetEvents answer carries.
@@ -29,10 +27,9 @@ const EVENT_TYPES: &[&str] = &[
 
 fn sub_error(e: SubscriptionError) -> EwsError {
     match e {
-        SubscriptionError::NotFound => EwsError::new(
-            "ErrorSubscriptionNotFound",
-            "The specified subscription was not found.",
-        ),
+        SubscriptionError::NotFound => {
+            EwsError::new("ErrorSubscriptionNotFound", "The specified subscription was not found.")
+        }
         SubscriptionError::InvalidWatermark => EwsError::new(
             "ErrorInvalidWatermark",
             "The watermark used for creating this subscription was not recognized.",
@@ -47,17 +44,12 @@ pub fn subscribe(ctx: &Context<'_>, op: &Element) -> Result<String, Fault> {
         (p, false)
     } else if let Some(s) = op.child("StreamingSubscriptionRequest") {
         if !ctx.shared.config.server_version.supports_streaming() {
-            return Err(schema_fault(
-                "StreamingSubscriptionRequest is not available in this server version",
-            ));
+            return Err(schema_fault("StreamingSubscriptionRequest is not available in this server version"));
         }
         (s, true)
     } else {
         r.error(
-            &EwsError::new(
-                "ErrorInvalidSubscriptionRequest",
-                "Only pull and streaming subscriptions are supported.",
-            ),
+            &EwsError::new("ErrorInvalidSubscriptionRequest", "Only pull and streaming subscriptions are supported."),
             "",
         );
         return Ok(r.finish());
@@ -83,9 +75,7 @@ pub fn subscribe(ctx: &Context<'_>, op: &Element) -> Result<String, Fault> {
             for f in &ids.children {
                 let (index, number) = resolve_folder(ctx, f, Permission::Reviewer)?;
                 if mailbox.is_some_and(|m| m != index) {
-                    return Err(EwsError::invalid_request(
-                        "All folders of a subscription must be in one mailbox.",
-                    ));
+                    return Err(EwsError::invalid_request("All folders of a subscription must be in one mailbox."));
                 }
                 mailbox = Some(index);
                 folders.insert(number);
@@ -93,18 +83,12 @@ pub fn subscribe(ctx: &Context<'_>, op: &Element) -> Result<String, Fault> {
         }
         let index = match mailbox {
             Some(i) => i,
-            None => ctx
-                .shared
-                .store
-                .mailbox_index(&ctx.acting)
-                .ok_or_else(|| EwsError::no_mailbox(&ctx.acting))?,
+            None => ctx.shared.store.mailbox_index(&ctx.acting).ok_or_else(|| EwsError::no_mailbox(&ctx.acting))?,
         };
         let (is_public, owned) = ctx
             .shared
             .store
-            .read(index, |mb| {
-                (mb.kind == MailboxKind::PublicFolders, owns(ctx, mb))
-            })
+            .read(index, |mb| (mb.kind == MailboxKind::PublicFolders, owns(ctx, mb)))
             .unwrap_or((false, false));
         if is_public && folders.len() != 1 {
             return Err(EwsError::new(
@@ -119,20 +103,10 @@ pub fn subscribe(ctx: &Context<'_>, op: &Element) -> Result<String, Fault> {
             ));
         }
         if folders.is_empty() && !all {
-            return Err(EwsError::invalid_request(
-                "FolderIds or SubscribeToAllFolders is required.",
-            ));
+            return Err(EwsError::invalid_request("FolderIds or SubscribeToAllFolders is required."));
         }
-        let scope = if all && folders.is_empty() {
-            None
-        } else {
-            Some(folders)
-        };
-        let (id, watermark) = ctx
-            .shared
-            .store
-            .hub()
-            .subscribe(index, scope, types, streaming, &ctx.login);
+        let scope = if all && folders.is_empty() { None } else { Some(folders) };
+        let (id, watermark) = ctx.shared.store.hub().subscribe(index, scope, types, streaming, &ctx.login);
         Ok(if streaming {
             format!("<m:SubscriptionId>{}</m:SubscriptionId>", escape(&id))
         } else {
@@ -149,19 +123,9 @@ pub fn subscribe(ctx: &Context<'_>, op: &Element) -> Result<String, Fault> {
 
 /// Unsubscribe.
 pub fn unsubscribe(ctx: &Context<'_>, op: &Element) -> Result<String, Fault> {
-    let id = op
-        .child_text("SubscriptionId")
-        .ok_or_else(|| schema_fault("Unsubscribe requires SubscriptionId"))?;
+    let id = op.child_text("SubscriptionId").ok_or_else(|| schema_fault("Unsubscribe requires SubscriptionId"))?;
     let mut r = Responses::new("Unsubscribe");
-    r.push(
-        ctx.shared
-            .store
-            .hub()
-            .unsubscribe(id, &ctx.login)
-            .map(|_| String::new())
-            .map_err(sub_error),
-        "",
-    );
+    r.push(ctx.shared.store.hub().unsubscribe(id, &ctx.login).map(|_| String::new()).map_err(sub_error), "");
     Ok(r.finish())
 }
 
@@ -183,20 +147,16 @@ pub fn write_event(out: &mut String, store: &Store, q: &QueuedEvent) {
         match e.target {
             EventTarget::Item(n) => {
                 let id = encode_id(IdKind::Item, mb.index, n);
-                out.push_str(&format!(
-                    r#"<t:ItemId Id="{id}" ChangeKey="{}"/>"#,
-                    encode_change_key(n, e.version)
-                ));
+                out.push_str(&format!(r#"<t:ItemId Id="{id}" ChangeKey="{}"/>"#, encode_change_key(n, e.version)));
             }
             EventTarget::Folder(n) => out.push_str(&folder_id("FolderId", mb, n)),
         }
         out.push_str(&folder_id("ParentFolderId", mb, e.parent));
         if let Some((old, old_parent)) = e.old {
             match old {
-                EventTarget::Item(n) => out.push_str(&format!(
-                    r#"<t:OldItemId Id="{}"/>"#,
-                    encode_id(IdKind::Item, mb.index, n)
-                )),
+                EventTarget::Item(n) => {
+                    out.push_str(&format!(r#"<t:OldItemId Id="{}"/>"#, encode_id(IdKind::Item, mb.index, n)))
+                }
                 EventTarget::Folder(n) => out.push_str(&folder_id("OldFolderId", mb, n)),
             }
             out.push_str(&folder_id("OldParentFolderId", mb, old_parent));
@@ -207,9 +167,7 @@ pub fn write_event(out: &mut String, store: &Store, q: &QueuedEvent) {
 
 /// GetEvents: the queued events since the last call, or a StatusEvent when there are none.
 pub fn get_events(ctx: &Context<'_>, op: &Element) -> Result<String, Fault> {
-    let id = op
-        .child_text("SubscriptionId")
-        .ok_or_else(|| schema_fault("GetEvents requires SubscriptionId"))?;
+    let id = op.child_text("SubscriptionId").ok_or_else(|| schema_fault("GetEvents requires SubscriptionId"))?;
     let watermark = op.child_text("Watermark");
     let mut r = Responses::new("GetEvents");
     let store = &ctx.shared.store;
@@ -251,40 +209,26 @@ pub fn get_streaming_events(ctx: &Context<'_>, op: &Element) -> Result<Outcome, 
             "The request is invalid: GetStreamingEvents is not available in this server version.",
         ));
     }
-    let ids: Vec<String> = required(op, "SubscriptionIds")?
-        .children
-        .iter()
-        .map(|c| c.text.trim().to_string())
-        .collect();
+    let ids: Vec<String> =
+        required(op, "SubscriptionIds")?.children.iter().map(|c| c.text.trim().to_string()).collect();
     let minutes: u64 = required(op, "ConnectionTimeout")?
         .text
         .trim()
         .parse()
         .map_err(|_| schema_fault("ConnectionTimeout is not a number"))?;
     if !(1..=30).contains(&minutes) {
-        return Err(schema_fault(format!(
-            "ConnectionTimeout {minutes} is outside 1..30"
-        )));
+        return Err(schema_fault(format!("ConnectionTimeout {minutes} is outside 1..30")));
     }
     let hub = ctx.shared.store.hub();
-    let bad: Vec<&String> = ids
-        .iter()
-        .filter(|id| !hub.is_streaming_of(id, &ctx.login))
-        .collect();
+    let bad: Vec<&String> = ids.iter().filter(|id| !hub.is_streaming_of(id, &ctx.login)).collect();
     if !bad.is_empty() {
         let mut r = Responses::new("GetStreamingEvents");
         let mut content = String::from("<m:ErrorSubscriptionIds>");
         for id in bad {
-            content.push_str(&format!(
-                "<t:SubscriptionId>{}</t:SubscriptionId>",
-                escape(id)
-            ));
+            content.push_str(&format!("<t:SubscriptionId>{}</t:SubscriptionId>", escape(id)));
         }
         content.push_str("</m:ErrorSubscriptionIds>");
-        r.error(
-            &EwsError::new("ErrorInvalidSubscription", "The subscription is invalid."),
-            &content,
-        );
+        r.error(&EwsError::new("ErrorInvalidSubscription", "The subscription is invalid."), &content);
         return Ok(Outcome::Body(r.finish()));
     }
     Ok(Outcome::Stream(StreamPlan {
@@ -328,10 +272,7 @@ pub fn streaming_body(store: &Store, plan: &StreamPlan, status: Option<&str>) ->
     if !lost.is_empty() {
         content.push_str("<m:ErrorSubscriptionIds>");
         for id in &lost {
-            content.push_str(&format!(
-                "<t:SubscriptionId>{}</t:SubscriptionId>",
-                escape(id)
-            ));
+            content.push_str(&format!("<t:SubscriptionId>{}</t:SubscriptionId>", escape(id)));
         }
         content.push_str("</m:ErrorSubscriptionIds>");
     }
@@ -341,13 +282,7 @@ pub fn streaming_body(store: &Store, plan: &StreamPlan, status: Option<&str>) ->
     if lost.is_empty() {
         r.ok(&content);
     } else {
-        r.error(
-            &EwsError::new(
-                "ErrorSubscriptionNotFound",
-                "The specified subscription was not found.",
-            ),
-            &content,
-        );
+        r.error(&EwsError::new("ErrorSubscriptionNotFound", "The specified subscription was not found."), &content);
     }
     Some(r.finish())
 }

@@ -27,12 +27,8 @@ fn encode_state(tag: &[u8; 3], mailbox: u32, folder: u64, seq: u64) -> String {
 }
 
 fn decode_state(tag: &[u8; 3], s: &str, mailbox: u32, folder: u64) -> Result<u64, EwsError> {
-    let invalid = || {
-        EwsError::new(
-            "ErrorInvalidSyncStateData",
-            "Synchronization state data is corrupt or otherwise invalid.",
-        )
-    };
+    let invalid =
+        || EwsError::new("ErrorInvalidSyncStateData", "Synchronization state data is corrupt or otherwise invalid.");
     let raw = B64.decode(s.trim()).map_err(|_| invalid())?;
     if raw.len() != 23 || &raw[..3] != tag {
         return Err(invalid());
@@ -47,10 +43,7 @@ fn decode_state(tag: &[u8; 3], s: &str, mailbox: u32, folder: u64) -> Result<u64
 }
 
 fn public_folder_error(what: &str) -> EwsError {
-    EwsError::new(
-        "ErrorInvalidOperation",
-        format!("{what} isn't supported on public folders."),
-    )
+    EwsError::new("ErrorInvalidOperation", format!("{what} isn't supported on public folders."))
 }
 
 enum Change {
@@ -60,21 +53,15 @@ enum Change {
 
 /// SyncFolderItems on a mailbox folder (public folders refuse it, as on Exchange).
 pub fn sync_folder_items(ctx: &Context<'_>, op: &Element) -> Result<String, Fault> {
-    let shape =
-        Shape::parse(Some(required(op, "ItemShape")?)).map_err(|e| schema_fault(e.message))?;
-    let folder_el = required(op, "SyncFolderId")?
-        .children
-        .first()
-        .ok_or_else(|| schema_fault("empty SyncFolderId"))?;
+    let shape = Shape::parse(Some(required(op, "ItemShape")?)).map_err(|e| schema_fault(e.message))?;
+    let folder_el = required(op, "SyncFolderId")?.children.first().ok_or_else(|| schema_fault("empty SyncFolderId"))?;
     let max: usize = required(op, "MaxChangesReturned")?
         .text
         .trim()
         .parse()
         .map_err(|_| schema_fault("MaxChangesReturned is not a number"))?;
     if !(1..=MAX_CHANGES).contains(&max) {
-        return Err(schema_fault(format!(
-            "MaxChangesReturned {max} is outside 1..512"
-        )));
+        return Err(schema_fault(format!("MaxChangesReturned {max} is outside 1..512")));
     }
     let ignore: Vec<u64> = op
         .child("Ignore")
@@ -86,10 +73,7 @@ pub fn sync_folder_items(ctx: &Context<'_>, op: &Element) -> Result<String, Faul
                 .collect()
         })
         .unwrap_or_default();
-    let state = op
-        .child_text("SyncState")
-        .filter(|s| !s.is_empty())
-        .map(str::to_string);
+    let state = op.child_text("SyncState").filter(|s| !s.is_empty()).map(str::to_string);
     let mut r = Responses::new("SyncFolderItems");
     let res = resolve_folder(ctx, folder_el, Permission::Reviewer).and_then(|(index, number)| {
         ctx.shared
@@ -143,7 +127,10 @@ pub fn sync_folder_items(ctx: &Context<'_>, op: &Element) -> Result<String, Faul
                             if ignore.contains(n) {
                                 continue;
                             }
-                            s.push_str(&format!(r#"<t:Delete><t:ItemId Id="{}"/></t:Delete>"#, encode_id(IdKind::Item, index, *n)));
+                            s.push_str(&format!(
+                                r#"<t:Delete><t:ItemId Id="{}"/></t:Delete>"#,
+                                encode_id(IdKind::Item, index, *n)
+                            ));
                         }
                     }
                 }
@@ -158,17 +145,13 @@ pub fn sync_folder_items(ctx: &Context<'_>, op: &Element) -> Result<String, Faul
 
 /// SyncFolderHierarchy: folders created or changed below the sync root since the state.
 pub fn sync_folder_hierarchy(ctx: &Context<'_>, op: &Element) -> Result<String, Fault> {
-    let shape =
-        Shape::parse(Some(required(op, "FolderShape")?)).map_err(|e| schema_fault(e.message))?;
+    let shape = Shape::parse(Some(required(op, "FolderShape")?)).map_err(|e| schema_fault(e.message))?;
     let root_el = op
         .child("SyncFolderId")
         .and_then(|s| s.children.first())
         .cloned()
         .unwrap_or_else(|| Element::t("DistinguishedFolderId").with_attr("Id", "root"));
-    let state = op
-        .child_text("SyncState")
-        .filter(|s| !s.is_empty())
-        .map(str::to_string);
+    let state = op.child_text("SyncState").filter(|s| !s.is_empty()).map(str::to_string);
     let mut r = Responses::new("SyncFolderHierarchy");
     let res = resolve_folder(ctx, &root_el, Permission::Reviewer).and_then(|(index, root)| {
         ctx.shared

@@ -14,11 +14,7 @@ pub async fn start(config: EmulatorConfig) -> RunningEmulator {
 
 /// Starts the default demo tenant with few contacts (fast).
 pub async fn start_default() -> RunningEmulator {
-    start(EmulatorConfig {
-        contacts: 25,
-        ..Default::default()
-    })
-    .await
+    start(EmulatorConfig { contacts: 25, ..Default::default() }).await
 }
 
 /// A SOAP client for one login.
@@ -47,31 +43,19 @@ impl Answer {
 
     /// The response messages.
     pub fn messages(&self) -> Vec<&Element> {
-        self.body()
-            .child("ResponseMessages")
-            .map(|r| r.children.iter().collect())
-            .unwrap_or_default()
+        self.body().child("ResponseMessages").map(|r| r.children.iter().collect()).unwrap_or_default()
     }
 
     /// Response code of message `i`.
     pub fn code(&self, i: usize) -> String {
-        self.messages()[i]
-            .child_text("ResponseCode")
-            .unwrap_or("")
-            .to_string()
+        self.messages()[i].child_text("ResponseCode").unwrap_or("").to_string()
     }
 
     /// Fault code (after the prefix), if this is a fault.
     pub fn fault_code(&self) -> Option<String> {
         let f = self.body();
-        (f.name == "Fault").then(|| {
-            f.child_text("faultcode")
-                .unwrap_or("")
-                .rsplit(':')
-                .next()
-                .unwrap_or("")
-                .to_string()
-        })
+        (f.name == "Fault")
+            .then(|| f.child_text("faultcode").unwrap_or("").rsplit(':').next().unwrap_or("").to_string())
     }
 }
 
@@ -120,8 +104,7 @@ impl Client {
         let resp = self.raw(self.envelope(body)).await;
         let status = resp.status().as_u16();
         let text = resp.text().await.expect("body");
-        let doc =
-            parse(text.as_bytes()).unwrap_or_else(|e| panic!("unparsable answer ({e}): {text}"));
+        let doc = parse(text.as_bytes()).unwrap_or_else(|e| panic!("unparsable answer ({e}): {text}"));
         Answer { status, text, doc }
     }
 }
@@ -177,24 +160,15 @@ pub async fn create(c: &Client, folder: &str, items: &str) -> Vec<(String, Strin
         .map(|m| {
             assert_eq!(m.child_text("ResponseCode"), Some("NoError"), "{}", a.text);
             let id = find(m, "ItemId").expect("ItemId");
-            (
-                id.attr("Id").unwrap().to_string(),
-                id.attr("ChangeKey").unwrap().to_string(),
-            )
+            (id.attr("Id").unwrap().to_string(), id.attr("ChangeKey").unwrap().to_string())
         })
         .collect()
 }
 
 /// GetItem with a shape (inner XML of ItemShape) for ids.
 pub async fn get(c: &Client, shape: &str, ids: &[&str]) -> Answer {
-    let ids: String = ids
-        .iter()
-        .map(|i| format!(r#"<t:ItemId Id="{i}"/>"#))
-        .collect();
-    c.call(&format!(
-        r#"<m:GetItem><m:ItemShape>{shape}</m:ItemShape><m:ItemIds>{ids}</m:ItemIds></m:GetItem>"#
-    ))
-    .await
+    let ids: String = ids.iter().map(|i| format!(r#"<t:ItemId Id="{i}"/>"#)).collect();
+    c.call(&format!(r#"<m:GetItem><m:ItemShape>{shape}</m:ItemShape><m:ItemIds>{ids}</m:ItemIds></m:GetItem>"#)).await
 }
 
 /// Id of a public folder below the public root, by display name.
