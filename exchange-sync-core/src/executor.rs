@@ -31,7 +31,9 @@ use crate::group::SyncGroup;
 use crate::id::{EntityId, ItemId, MemberId};
 use crate::origin::OriginStamp;
 use crate::plan::{Action, Plan};
-use crate::state::{Ownership, PendingCreate, ReplicaRecord, ReplicaSlot, StateStore, StateTransaction, StateWrite};
+use crate::state::{
+    EntityRecord, Ownership, PendingCreate, ReplicaRecord, ReplicaSlot, StateStore, StateTransaction, StateWrite,
+};
 
 /// How the executor paces itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -302,6 +304,12 @@ impl<'a> Executor<'a> {
         Ok(())
     }
 
+    /// The state records of the entities a chunk of actions concerns, by id.
+    async fn records_of(&self, chunk: &[Action]) -> Result<BTreeMap<EntityId, EntityRecord>> {
+        let ids: Vec<EntityId> = chunk.iter().map(|a| a.entity().clone()).collect();
+        Ok(self.store.entities(&self.group.id, &ids).await?.into_iter().map(|r| (r.id.clone(), r)).collect())
+    }
+
     async fn update_batch(
         &self,
         member: &MemberId,
@@ -310,9 +318,7 @@ impl<'a> Executor<'a> {
         report: &mut MemberReport,
     ) -> Result<()> {
         let context = self.context(member, Some(connector), "update");
-        let ids: Vec<EntityId> = chunk.iter().map(|a| a.entity().clone()).collect();
-        let records: BTreeMap<EntityId, _> =
-            self.store.entities(&self.group.id, &ids).await?.into_iter().map(|r| (r.id.clone(), r)).collect();
+        let records = self.records_of(chunk).await?;
         let stamp_copies = !self.group.is_hub(member);
         let updates: Vec<ItemUpdate> = chunk
             .iter()
@@ -379,9 +385,7 @@ impl<'a> Executor<'a> {
         report: &mut MemberReport,
     ) -> Result<()> {
         let context = self.context(member, Some(connector), "delete");
-        let ids: Vec<EntityId> = chunk.iter().map(|a| a.entity().clone()).collect();
-        let records: BTreeMap<EntityId, _> =
-            self.store.entities(&self.group.id, &ids).await?.into_iter().map(|r| (r.id.clone(), r)).collect();
+        let records = self.records_of(chunk).await?;
         let deletes: Vec<ItemDelete> = chunk
             .iter()
             .filter_map(|action| match action {
