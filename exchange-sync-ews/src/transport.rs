@@ -80,6 +80,11 @@ pub(crate) struct Transport {
 }
 
 static TRACE_COUNTER: AtomicU64 = AtomicU64::new(0);
+/// How many request documents of one operation a process writes to the trace directory.
+const TRACE_CAP_PER_OPERATION: usize = 25;
+/// Request documents written so far, per operation.
+static TRACED_PER_OPERATION: std::sync::Mutex<std::collections::BTreeMap<String, usize>> =
+    std::sync::Mutex::new(std::collections::BTreeMap::new());
 
 fn header(value: &str) -> Result<HeaderValue> {
     HeaderValue::from_str(value).map_err(|_| EwsError::Configuration("header value is not valid ASCII".into()))
@@ -130,6 +135,16 @@ impl Transport {
 
     fn trace(&self, operation: &str, envelope: &str) {
         let Some(dir) = &self.trace_dir else { return };
+        // A few documents per operation and process show every request shape the process builds;
+        // thousands of copies of the same shape only make schema validation slow.
+        {
+            let mut traced = TRACED_PER_OPERATION.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let count = traced.entry(operation.to_owned()).or_insert(0);
+            if *count >= TRACE_CAP_PER_OPERATION {
+                return;
+            }
+            *count += 1;
+        }
         let n = TRACE_COUNTER.fetch_add(1, Ordering::Relaxed);
         let path = dir.join(format!("client-{}-{n:06}-{operation}.xml", std::process::id()));
         if let Err(e) = std::fs::create_dir_all(dir).and_then(|()| std::fs::write(&path, envelope)) {
