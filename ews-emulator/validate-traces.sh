@@ -5,8 +5,6 @@
 #   ews-emulator/validate-traces.sh            # from the repository root
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-schema=${EWS_SCHEMA_DIR:-$root/../shared/ews-schema}
-[ -x "$schema/validate" ] || { echo "no EWS schema at $schema" >&2; exit 2; }
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 cd "$root"
@@ -15,9 +13,6 @@ if python3 -c 'import exchangelib' 2>/dev/null; then
   cargo build -p ews-emulator --quiet
   EWS_TRACE_DIR=$dir python3 -m pytest -q tests/python/test_emulator_exchangelib.py
 fi
-"$schema/validate" "$dir"
-for f in "$dir"/*.stream; do
-  [ -e "$f" ] && "$schema/validate" --stream "$f"
-done
+"$root/scripts/validate-traces.sh" "$dir"
 echo "documents by operation:"
 ls "$dir" | sed -E 's/^emulator-//; s/-[0-9]+\.(xml|stream)$//' | sort | uniq -c

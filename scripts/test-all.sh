@@ -9,7 +9,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
-schema_dir=${EWS_SCHEMA_DIR:-$root/../shared/ews-schema}
 
 step() { printf '\n=== %s\n' "$*"; }
 
@@ -53,17 +52,7 @@ step "benchmarks still run (quick mode; the numbers are in docs/benchmarks.md)"
 cargo run -q -p exchange-sync-bench -- --quick --python "$venv/bin/python"
 
 step "EWS schema validation of every document the tests exchanged"
-if [ -d "$schema_dir" ]; then
-  shopt -s nullglob globstar
-  xml=("$trace_dir"/**/*.xml)
-  streams=("$trace_dir"/**/*.stream)
-  [ ${#xml[@]} -gt 0 ] || { echo "no EWS documents were traced: tests did not talk to the emulator" >&2; exit 1; }
-  "$schema_dir/validate" "$trace_dir"
-  for s in "${streams[@]}"; do "$schema_dir/validate" --stream "$s"; done
-else
-  echo "EWS schema not found at $schema_dir (set EWS_SCHEMA_DIR)" >&2
-  exit 1
-fi
+scripts/validate-traces.sh "$trace_dir"
 
 step "documentation"
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --all-features
