@@ -5,6 +5,7 @@
 //! object safe. Batched calls answer **per item**: one bad item does not fail its neighbours,
 //! which is how EWS behaves and what the executor relies on to commit each action separately.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -94,8 +95,8 @@ pub struct FetchedItem {
 /// A new item to create.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewItem {
-    /// The content.
-    pub item: Item,
+    /// The content (shared between the copies of one entity in many folders).
+    pub item: Arc<Item>,
     /// The origin stamp to write with it (always set by the engine).
     pub origin: OriginStamp,
 }
@@ -108,8 +109,8 @@ pub struct ItemUpdate {
     /// The version the engine expects the item to have; if the server holds another one the
     /// update fails with [`crate::Error::PreconditionFailed`] and nothing is written.
     pub expected: Version,
-    /// The complete new content.
-    pub item: Item,
+    /// The complete new content (shared between the copies of one entity in many folders).
+    pub item: Arc<Item>,
     /// The content the engine last saw at `expected`, when known, so that a connector can send
     /// only the fields that differ (EWS SetItemField / DeleteItemField) instead of every field.
     pub previous: Option<Item>,

@@ -266,7 +266,7 @@ impl<'a> Executor<'a> {
         let mut writes = Vec::new();
         let mut done = 0;
         for (action, result) in chunk.iter().zip(results) {
-            let Action::Create { entity, item, .. } = action else { continue };
+            let Action::Create { entity, hash, .. } = action else { continue };
             let clear = StateWrite::RemovePending { entity: entity.clone(), member: member.clone() };
             match result {
                 Ok(created) => {
@@ -274,7 +274,7 @@ impl<'a> Executor<'a> {
                     let replica = ReplicaRecord {
                         item_id: created.id,
                         version: created.version,
-                        hash: item.content_hash(),
+                        hash: *hash,
                         ownership: Ownership::Created,
                         ignored_base: None,
                     };
@@ -339,7 +339,7 @@ impl<'a> Executor<'a> {
         // One transaction for the batch (see create_batch).
         let mut writes = Vec::new();
         for (action, result) in chunk.iter().zip(results) {
-            let Action::Update { entity, id, item, .. } = action else { continue };
+            let Action::Update { entity, id, hash, .. } = action else { continue };
             match result {
                 Ok(updated) => {
                     let ownership = records
@@ -351,7 +351,7 @@ impl<'a> Executor<'a> {
                     let replica = ReplicaRecord {
                         item_id: id.clone(),
                         version: updated.version,
-                        hash: item.content_hash(),
+                        hash: *hash,
                         ownership,
                         ignored_base: None,
                     };

@@ -6,10 +6,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+use std::sync::Arc;
 
 use crate::connector::FetchedItem;
 use crate::id::{EntityId, ItemId, MemberId, SyncToken, Version};
-use crate::item::Item;
+use crate::item::{ContentHash, Item};
 use crate::origin::OriginStamp;
 use crate::state::{ConflictRecord, EntityRecord, StateWrite};
 
@@ -116,8 +117,11 @@ pub enum Action {
         entity: EntityId,
         /// The folder.
         member: MemberId,
-        /// The content to write.
-        item: Item,
+        /// The content to write: shared by every folder that receives the same content, so that
+        /// a fan-out to many mailboxes holds one copy of each item, not one per mailbox.
+        item: Arc<Item>,
+        /// The content hash of `item`, computed once per entity (the replica record keeps it).
+        hash: ContentHash,
         /// The origin stamp the copy carries.
         origin: OriginStamp,
         /// Why.
@@ -133,8 +137,10 @@ pub enum Action {
         id: ItemId,
         /// The version the copy must still have.
         expected: Version,
-        /// The new content.
-        item: Item,
+        /// The new content (shared, like a create's).
+        item: Arc<Item>,
+        /// The content hash of `item`.
+        hash: ContentHash,
         /// The content the copy holds now, when known (lets connectors send only differences).
         previous: Option<Item>,
         /// Why.

@@ -28,6 +28,7 @@
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use crate::connector::FetchedItem;
 use crate::error::{Error, Result};
@@ -602,6 +603,7 @@ impl<'a> Planner<'a> {
             Some(fi) => Reason::NewIn(self.folders[fi].id.clone()),
             None => Reason::Missing,
         };
+        let mut shared_base: Option<Arc<Item>> = None;
         for (fi, copy) in copies.iter().enumerate() {
             let member: &'a MemberId = self.folders[fi].id;
             let role = self.folders[fi].role;
@@ -666,20 +668,27 @@ impl<'a> Planner<'a> {
                     after = Some((Cow::Owned(record), Some(&fetched.item)));
                 }
             }
-            // What this folder should hold: the base, or its view of the base.
-            let target: Option<Cow<'_, Item>> = match self.view_of(fi) {
-                Some(view) => view.deliver(new_base.as_ref()).map(Cow::Owned),
-                None => Some(Cow::Borrowed(new_base.as_ref())),
+            // What this folder should hold: the base (one shared copy for every folder that
+            // receives it unchanged), or its view of the base, with its hash.
+            let target: Option<(Arc<Item>, ContentHash)> = match self.view_of(fi) {
+                Some(view) => view.deliver(new_base.as_ref()).map(|item| {
+                    let hash = item.content_hash();
+                    (Arc::new(item), hash)
+                }),
+                None => {
+                    Some((shared_base.get_or_insert_with(|| Arc::new(new_base.as_ref().clone())).clone(), new_hash))
+                }
             };
             if create {
-                if let Some(target) = target {
+                if let Some((item, hash)) = target {
                     let reason = reason_override.unwrap_or_else(|| default_create.clone());
                     self.push_action(
                         fi,
                         Action::Create {
                             entity: id.clone(),
                             member: member.clone(),
-                            item: target.into_owned(),
+                            item,
+                            hash,
                             origin: OriginStamp::new(self.group.id.clone(), id.clone()),
                             reason,
                         },
@@ -687,8 +696,7 @@ impl<'a> Planner<'a> {
                 }
             } else if let Some((record, previous)) = after {
                 match target {
-                    Some(target) => {
-                        let target_hash = target.content_hash();
+                    Some((item, target_hash)) => {
                         if record.hash != target_hash && record.ignored_base != Some(new_hash) {
                             let reason = reason_override.unwrap_or_else(|| default_update.clone());
                             self.push_action(
@@ -698,7 +706,8 @@ impl<'a> Planner<'a> {
                                     member: member.clone(),
                                     id: record.item_id.clone(),
                                     expected: record.version.clone(),
-                                    item: target.into_owned(),
+                                    item,
+                                    hash: target_hash,
                                     previous: previous.cloned(),
                                     reason,
                                 },

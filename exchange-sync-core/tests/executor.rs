@@ -55,7 +55,8 @@ fn create(f: &Fixture, n: usize, member: &str) -> Action {
     Action::Create {
         entity: entity(n),
         member: MemberId::new(member),
-        item: contact(n),
+        item: contact(n).into(),
+        hash: contact(n).content_hash(),
         origin: OriginStamp::new(f.group.id.clone(), entity(n)),
         reason: Reason::Missing,
     }
@@ -184,7 +185,8 @@ async fn updates_check_versions_and_deletes_accept_missing_items() {
         member: MemberId::new("alice"),
         id: r.item_id.clone(),
         expected: r.version.clone(),
-        item: contact(n).with(field::COMPANY, "Contoso"),
+        item: contact(n).with(field::COMPANY, "Contoso").into(),
+        hash: contact(n).with(field::COMPANY, "Contoso").content_hash(),
         previous: Some(contact(n)),
         reason: Reason::ChangedIn(vec![MemberId::new("hub")]),
     };

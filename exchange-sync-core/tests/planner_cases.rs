@@ -73,7 +73,7 @@ fn new_hub_item_is_created_in_every_member_under_a_derived_id() {
     for a in &plan.actions {
         if let Action::Create { origin, item, .. } = a {
             assert_eq!(origin, &OriginStamp::new(g.id.clone(), e.clone()));
-            assert_eq!(item, &contact("ada").canonical());
+            assert_eq!(item.as_ref(), &contact("ada").canonical());
         }
     }
     let hub = &w.entities[&e].replicas[&m("hub")];

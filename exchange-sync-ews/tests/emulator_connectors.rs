@@ -24,7 +24,8 @@ fn new_contact(n: usize) -> NewItem {
     NewItem {
         item: Item::new(ItemKind::Contact)
             .with(field::GIVEN_NAME, format!("W{n}").as_str())
-            .with(field::SURNAME, "Watched"),
+            .with(field::SURNAME, "Watched")
+            .into(),
         origin: OriginStamp::new(GroupId::new("g"), EntityId::new(format!("w{n}"))),
     }
 }
@@ -231,7 +232,12 @@ async fn every_kind_round_trips_through_a_mailbox() {
             format!("alice/{}", folder.as_str()),
         );
         let origin = OriginStamp::new(GroupId::new("kinds"), EntityId::new(folder.as_str()));
-        let v = c.create(&[NewItem { item: item.clone(), origin: origin.clone() }]).await.unwrap().remove(0).unwrap();
+        let v = c
+            .create(&[NewItem { item: item.clone().into(), origin: origin.clone() }])
+            .await
+            .unwrap()
+            .remove(0)
+            .unwrap();
         let back = c.get(&[v.id]).await.unwrap().remove(0).unwrap();
         assert_eq!(back.item.canonical(), item.canonical(), "{folder:?}");
         assert_eq!(back.origin, Some(origin));

@@ -95,7 +95,7 @@ async fn random_faults_with_connector_writes_never_duplicate() {
             .with(field::GIVEN_NAME, format!("F{i}").as_str())
             .with(field::SURNAME, "Faulty");
         let origin = OriginStamp::new(GroupId::new("g"), EntityId::new(format!("e{i}")));
-        match folder.create(&[NewItem { item, origin }]).await {
+        match folder.create(&[NewItem { item: item.into(), origin }]).await {
             Ok(r) if r[0].is_ok() => created += 1,
             other => panic!("create {i} failed: {other:?}"),
         }
@@ -122,7 +122,7 @@ async fn dropped_connection_after_a_write() {
     let item = Item::new(ItemKind::Contact).with(field::GIVEN_NAME, "Once").with(field::SURNAME, "Only");
     let origin = OriginStamp::new(GroupId::new("company"), EntityId::new("e-once"));
     emu.inject(Fault::DropAfterWrite);
-    let r = folder.create(&[NewItem { item, origin: origin.clone() }]).await.unwrap();
+    let r = folder.create(&[NewItem { item: item.into(), origin: origin.clone() }]).await.unwrap();
     let version = r[0].as_ref().unwrap();
     assert_eq!(count(&emu, "carol", "Only"), 1);
     let found = folder.find_by_origin(&[origin]).await.unwrap();

@@ -161,7 +161,7 @@ impl ItemFolder {
         let update = ItemUpdate {
             id: ItemId::new(id),
             expected: exchange_sync_core::Version::new(current.version),
-            item,
+            item: item.into(),
             previous: Some(current.item),
             origin: None,
         };

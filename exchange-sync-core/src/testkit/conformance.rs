@@ -138,7 +138,7 @@ async fn create_n(c: &dyn Connector, n: usize, prefix: &str) -> std::result::Res
     let mut created = Vec::new();
     let batch = c.capabilities().max_batch.max(1);
     let new: Vec<NewItem> =
-        (0..n).map(|i| NewItem { item: sample_contact(i), origin: stamp(&format!("{prefix}{i}")) }).collect();
+        (0..n).map(|i| NewItem { item: sample_contact(i).into(), origin: stamp(&format!("{prefix}{i}")) }).collect();
     for chunk in new.chunks(batch) {
         for (i, r) in call("create", c.create(chunk).await)?.into_iter().enumerate() {
             created.push(r.map_err(|e| format!("create of item {i} failed: {e}"))?);
@@ -152,8 +152,8 @@ async fn create_n(c: &dyn Connector, n: usize, prefix: &str) -> std::result::Res
 /// same batch answers NotFound in its own slot.
 async fn create_get_round_trip(c: &dyn Connector) -> Check {
     let new = vec![
-        NewItem { item: sample_contact(1), origin: stamp("rt1") },
-        NewItem { item: sample_contact(2), origin: stamp("rt2") },
+        NewItem { item: sample_contact(1).into(), origin: stamp("rt1") },
+        NewItem { item: sample_contact(2).into(), origin: stamp("rt2") },
     ];
     let created: Vec<ItemVersion> =
         call("create", c.create(&new).await)?.into_iter().collect::<Result<_>>().map_err(|e| e.to_string())?;
@@ -193,7 +193,13 @@ async fn update_with_stale_version(c: &dyn Connector) -> Check {
     let created = create_n(c, 1, "stale").await?.remove(0);
     let first = sample_contact(1).with(field::COMPANY, "Fabrikam");
     let update = |expected: Version, item: Item| {
-        vec![ItemUpdate { id: created.id.clone(), expected, item, previous: Some(sample_contact(0)), origin: None }]
+        vec![ItemUpdate {
+            id: created.id.clone(),
+            expected,
+            item: item.into(),
+            previous: Some(sample_contact(0)),
+            origin: None,
+        }]
     };
     let mut ok = call("update", c.update(&update(created.version.clone(), first.clone())).await)?;
     ensure!(ok.len() == 1, "update answered {} results for 1 item", ok.len());
@@ -324,7 +330,7 @@ async fn incremental_changes(c: &dyn Connector) -> Check {
         c.update(&[ItemUpdate {
             id: kept.id.clone(),
             expected: kept.version.clone(),
-            item: sample_contact(9),
+            item: sample_contact(9).into(),
             previous: None,
             origin: None,
         }])
@@ -374,7 +380,7 @@ async fn batch_errors_are_per_item(c: &dyn Connector) -> Check {
     let upd = |id: &ItemId, expected: &Version| ItemUpdate {
         id: id.clone(),
         expected: expected.clone(),
-        item: sample_contact(7),
+        item: sample_contact(7).into(),
         previous: None,
         origin: None,
     };

@@ -766,7 +766,7 @@ mod tests {
     async fn lost_response_applies_the_write() {
         let c = MemoryConnector::new("f");
         c.inject(Fault::on(Operation::Create, 1, FaultKind::LoseResponse));
-        let err = c.create(&[NewItem { item: contact("a"), origin: stamp("e1") }]).await.unwrap_err();
+        let err = c.create(&[NewItem { item: contact("a").into(), origin: stamp("e1") }]).await.unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Transient);
         let found = c.find_by_origin(&[stamp("e1")]).await.unwrap();
         assert_eq!(found.len(), 1, "the write happened although the caller saw an error");
@@ -777,7 +777,7 @@ mod tests {
         let c = MemoryConnector::new("f");
         c.inject(Fault::on(Operation::Create, 1, FaultKind::Throttle(Duration::from_millis(5))));
         c.inject(Fault::on(Operation::Create, 2, FaultKind::Fail(ErrorKind::Permanent)));
-        let new = [NewItem { item: contact("a"), origin: stamp("e1") }];
+        let new = [NewItem { item: contact("a").into(), origin: stamp("e1") }];
         let err = c.create(&new).await.unwrap_err();
         assert_eq!(err.retry_after(), Some(Duration::from_millis(5)));
         assert_eq!(c.create(&new).await.unwrap_err().kind(), ErrorKind::Permanent);
@@ -791,7 +791,7 @@ mod tests {
         let c = MemoryConnector::new("f");
         c.inject(Fault::on(Operation::Create, 1, FaultKind::CrashAfterWrite));
         let signal = c.crash_signal().clone();
-        let new = [NewItem { item: contact("a"), origin: stamp("e1") }];
+        let new = [NewItem { item: contact("a").into(), origin: stamp("e1") }];
         assert!(super::super::faults::run_until_crash(c.create(&new), &signal).await.is_none());
         assert_eq!(c.len(), 1);
     }

@@ -239,7 +239,7 @@ impl World {
                 let folder = self.folders.get_mut(member).unwrap();
                 folder.insert(
                     id.clone(),
-                    Stored { version: version.clone(), item: item.clone(), origin: Some(origin.clone()) },
+                    Stored { version: version.clone(), item: item.as_ref().clone(), origin: Some(origin.clone()) },
                 );
                 let record = ReplicaRecord {
                     item_id: id,
@@ -255,7 +255,7 @@ impl World {
                 let version = Version::new(self.fresh("v"));
                 let stored = self.folders.get_mut(member).unwrap().get_mut(id).expect("update of a missing item");
                 assert_eq!(&stored.version, expected, "update must expect the latest version");
-                stored.item = item.clone();
+                stored.item = item.as_ref().clone();
                 stored.version = version.clone();
                 let e = self.entities.get_mut(entity).expect("update for unknown entity");
                 match e.replicas.get_mut(member) {
