@@ -23,6 +23,7 @@ use crate::operation::items::{self, DeleteType, ItemPage, Restriction};
 use crate::operation::notifications::{self, Subscription, SubscriptionKind};
 use crate::operation::sync::{self, FolderSyncPage, ItemChangeEvent, ItemSyncPage};
 use crate::property::{FolderShape, ItemShape};
+use crate::rendered::RenderedItem;
 use crate::soap::{Impersonation, ServerVersionInfo, envelope, parse_envelope};
 use crate::streaming::NotificationStream;
 use crate::throttle::AdaptiveLimit;
@@ -558,8 +559,20 @@ impl EwsClient {
     /// invitations. A lost connection after sending is reported as [`ErrorKind::Indeterminate`] and not
     /// resent (the item may exist: look it up before creating it again).
     pub async fn create_items(&self, folder: &FolderRef, drafts: &[ItemDraft]) -> Result<Vec<Result<ItemId>>> {
-        self.batched(drafts, |chunk| {
-            let body = items::create_item_request(folder, &chunk);
+        let rendered: Vec<RenderedItem> = drafts.iter().map(RenderedItem::of).collect();
+        self.create_rendered_items(folder, &rendered).await
+    }
+
+    /// CreateItem for items rendered beforehand ([`RenderedItem`]), batched like
+    /// [`EwsClient::create_items`]: the way to write one item into many mailboxes without
+    /// mapping and writing it once per mailbox.
+    pub async fn create_rendered_items(
+        &self,
+        folder: &FolderRef,
+        rendered: &[RenderedItem],
+    ) -> Result<Vec<Result<ItemId>>> {
+        self.batched(rendered, |chunk| {
+            let body = items::create_rendered_request(folder, &chunk);
             async move { self.call("CreateItem", &body, Affinity::None, items::parse_create_item).await }
         })
         .await

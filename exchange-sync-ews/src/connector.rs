@@ -23,6 +23,7 @@ use crate::mapping;
 use crate::operation::items::{DeleteType, Restriction};
 use crate::operation::sync::{ItemChangeEvent, MAX_SYNC_CHANGES};
 use crate::property::{self, FolderShape, ItemShape, PropertyPath};
+use crate::rendered::{RenderCache, RenderedItem};
 use crate::watch::{self, WatchOptions};
 
 /// Tuning of a folder connector.
@@ -407,14 +408,19 @@ impl Connector for EwsFolderConnector {
     }
 
     async fn create(&self, items: &[NewItem]) -> core::Result<BatchResult<ItemVersion>> {
-        let drafts: Vec<ItemDraft> = items
+        // Each entity's item is shared by the copies of every folder: it is mapped and written
+        // once, not once per mailbox.
+        let version = self.client.version();
+        let drafts: Vec<RenderedItem> = items
             .iter()
             .map(|n| {
-                let (item_type, fields) = mapping::to_fields(&n.item, Some(&n.origin));
-                ItemDraft { item_type, fields }
+                RenderCache::get_or_render(RenderCache::global(), &n.item, &n.origin, version, || {
+                    let (item_type, fields) = mapping::to_fields(&n.item, Some(&n.origin));
+                    RenderedItem::of(&ItemDraft { item_type, fields })
+                })
             })
             .collect();
-        let mut results = self.client.create_items(&self.folder, &drafts).await.map_err(|e| self.err(e))?;
+        let mut results = self.client.create_rendered_items(&self.folder, &drafts).await.map_err(|e| self.err(e))?;
         // A connection lost after sending leaves the outcome unknown: look for the stamp before
         // creating again, so that a retry never duplicates.
         let unknown: Vec<usize> = results
@@ -433,7 +439,7 @@ impl Connector for EwsFolderConnector {
                 }
                 None => self
                     .client
-                    .create_items(&self.folder, std::slice::from_ref(&drafts[i]))
+                    .create_rendered_items(&self.folder, std::slice::from_ref(&drafts[i]))
                     .await
                     .map_err(|e| self.err(e))?
                     .into_iter()

@@ -76,6 +76,7 @@ pub mod client;
 pub mod streaming;
 
 pub mod mapping;
+pub mod rendered;
 
 pub mod connector;
 pub mod watch;
@@ -89,6 +90,7 @@ pub use ids::{DistinguishedFolder, FolderId, FolderRef, ItemId};
 pub use item::{EwsItem, Field, FieldUpdate, FieldValue, ItemChange, ItemDraft, ItemType};
 pub use notification::{Event, EventKind, Notification};
 pub use property::{BaseShape, BodyType, ExtendedFieldUri, FolderShape, ItemShape, PropertyPath};
+pub use rendered::RenderedItem;
 pub use soap::{Impersonation, ServerVersionInfo};
 pub use transport::{Routing, TransportConfig};
 pub use version::ExchangeVersion;

@@ -2,8 +2,9 @@
 
 use crate::error::{EwsError, Result};
 use crate::ids::{FolderRef, ItemId};
-use crate::item::{EwsItem, ItemChange, ItemDraft, write_item_element};
+use crate::item::{EwsItem, ItemChange, ItemDraft};
 use crate::property::{ItemShape, PropertyPath};
+use crate::rendered::RenderedItem;
 use crate::soap::{response_messages, single_message};
 use crate::xml::{Element, XmlWriter};
 
@@ -106,13 +107,19 @@ pub fn parse_get_item(body: &Element) -> Result<Vec<Result<EwsItem>>> {
 /// `m:CreateItem` for a batch of drafts in one folder. Never sends anything: messages are saved only
 /// and meeting invitations are not sent.
 pub fn create_item_request(folder: &FolderRef, drafts: &[ItemDraft]) -> String {
+    let rendered: Vec<RenderedItem> = drafts.iter().map(RenderedItem::of).collect();
+    create_rendered_request(folder, &rendered)
+}
+
+/// `m:CreateItem` for a batch of items rendered beforehand (see [`RenderedItem`]).
+pub fn create_rendered_request(folder: &FolderRef, items: &[RenderedItem]) -> String {
     let mut w = XmlWriter::new();
     w.open("m:CreateItem", &[("MessageDisposition", "SaveOnly"), ("SendMeetingInvitations", "SendToNone")]);
     w.open("m:SavedItemFolderId", &[]);
     folder.write(&mut w);
     w.close("m:SavedItemFolderId").open("m:Items", &[]);
-    for d in drafts {
-        write_item_element(&mut w, d.item_type, &d.fields);
+    for item in items {
+        w.raw(item.as_str());
     }
     w.close("m:Items").close("m:CreateItem");
     w.finish()
