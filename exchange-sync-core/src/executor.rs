@@ -217,8 +217,16 @@ impl<'a> Executor<'a> {
                 Action::Delete { .. } => deletes.push(action),
             }
         }
+        // The outcomes of one batch of creates commit together with the intents of the next
+        // (the intents must be durable before their request is sent; the outcomes may wait, since
+        // the intents written ahead already cover a crash before they commit): one transaction
+        // per batch instead of two.
+        let mut outcomes = Vec::new();
         for chunk in creates.chunks(batch) {
-            self.create_batch(member, connector, chunk, &mut report).await?;
+            self.create_batch(member, connector, chunk, &mut report, &mut outcomes).await?;
+        }
+        if !outcomes.is_empty() {
+            self.commit(outcomes).await?;
         }
         for chunk in updates.chunks(batch) {
             self.update_batch(member, connector, chunk, &mut report).await?;
@@ -242,10 +250,12 @@ impl<'a> Executor<'a> {
         connector: &Arc<dyn Connector>,
         chunk: &[Action],
         report: &mut MemberReport,
+        outcomes: &mut Vec<StateWrite>,
     ) -> Result<()> {
         let context = self.context(member, Some(connector), "create");
         let mut new_items = Vec::new();
-        let mut intents = Vec::new();
+        // The previous batch's outcomes, then this batch's intents.
+        let mut intents = std::mem::take(outcomes);
         for action in chunk {
             if let Action::Create { entity, item, origin, .. } = action {
                 new_items.push(NewItem { item: item.clone(), origin: origin.clone() });
@@ -260,9 +270,9 @@ impl<'a> Executor<'a> {
         // Write-ahead: the intents are durable before the server sees the request.
         self.commit(intents).await?;
         let results = self.send(&new_items, &context, |batch| async move { connector.create(&batch).await }).await;
-        // The outcomes of the whole batch go into one transaction: the intents written ahead
-        // already cover a crash before it commits, and one commit per item would cost a state
-        // write (and a thread hand-off) per item.
+        // The outcomes of the whole batch go into one transaction (with the next batch's intents,
+        // see run_member): one commit per item would cost a state write (and a thread hand-off)
+        // per item.
         let mut writes = Vec::new();
         let mut done = 0;
         for (action, result) in chunk.iter().zip(results) {
@@ -297,9 +307,7 @@ impl<'a> Executor<'a> {
                 }
             }
         }
-        if !writes.is_empty() {
-            self.commit(writes).await?;
-        }
+        *outcomes = writes;
         report.created += done;
         Ok(())
     }
