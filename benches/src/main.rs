@@ -14,6 +14,7 @@ mod fanout;
 mod idle;
 mod latency;
 mod measurement;
+mod placement;
 mod raw;
 mod resources;
 mod suite;
@@ -44,6 +45,10 @@ struct Args {
     /// Runs only the benchmarks whose name contains one of these words.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
+    /// Runs the emulator on a core of its own, the engine or load driver on the others (as
+    /// against a server on its own hardware); see `placement`.
+    #[arg(long, global = true)]
+    split_cores: bool,
     #[command(subcommand)]
     case: Option<Case>,
 }
@@ -122,6 +127,9 @@ fn run_case(case: Case) -> Result<Vec<measurement::Measurement>, Box<dyn std::er
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if args.split_cores {
+        placement::split_cores();
+    }
     if let Some(case) = args.case {
         return match run_case(case) {
             Ok(results) => {

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use exchange_sync::config::{Auth, Config, Connection, GroupConfig, HubFolder, MemberConfig, Secret, StateLocation};
 
+use crate::placement::{self, Side};
 use crate::resources::EMULATOR_THREADS;
 
 /// The connection id in every benchmark configuration.
@@ -41,6 +42,7 @@ impl Tenant {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name(EMULATOR_THREADS)
+            .on_thread_start(|| placement::pin(Side::Server))
             .enable_all()
             .build()?;
         let config = ews_emulator::EmulatorConfig {
@@ -101,5 +103,10 @@ pub fn config(url: &str, groups: Vec<GroupConfig>, debounce: Duration) -> Config
 
 /// The engine's runtime (threads named `engine`); the measured work runs on it.
 pub fn engine_runtime() -> std::io::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread().worker_threads(2).thread_name("engine").enable_all().build()
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("engine")
+        .on_thread_start(|| placement::pin(Side::Client))
+        .enable_all()
+        .build()
 }

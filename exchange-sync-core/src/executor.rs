@@ -25,7 +25,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use tracing::Instrument;
 
-use crate::connector::{BatchResult, Connector, ItemDelete, ItemUpdate, NewItem};
+use crate::connector::{BatchResult, Connector, ItemDelete, ItemUpdate, ItemVersion, NewItem};
 use crate::error::{Error, ErrorContext, ErrorKind, Result};
 use crate::group::SyncGroup;
 use crate::id::{EntityId, ItemId, MemberId};
@@ -217,17 +217,7 @@ impl<'a> Executor<'a> {
                 Action::Delete { .. } => deletes.push(action),
             }
         }
-        // The outcomes of one batch of creates commit together with the intents of the next
-        // (the intents must be durable before their request is sent; the outcomes may wait, since
-        // the intents written ahead already cover a crash before they commit): one transaction
-        // per batch instead of two.
-        let mut outcomes = Vec::new();
-        for chunk in creates.chunks(batch) {
-            self.create_batch(member, connector, chunk, &mut report, &mut outcomes).await?;
-        }
-        if !outcomes.is_empty() {
-            self.commit(outcomes).await?;
-        }
+        self.create_all(member, connector, &creates, batch, &mut report).await?;
         for chunk in updates.chunks(batch) {
             self.update_batch(member, connector, chunk, &mut report).await?;
         }
@@ -244,37 +234,85 @@ impl<'a> Executor<'a> {
         Ok(report)
     }
 
+    /// Creates the copies of one folder, batch after batch, keeping state work off the path
+    /// between two requests: the intents of a batch must be durable before its request is sent,
+    /// and the outcomes of a batch may commit later (the intents cover a crash meanwhile). So
+    /// while batch k is on the wire, one transaction commits the outcomes of batch k-1 and the
+    /// intents of batch k+1; the folder keeps one request in flight, as many as before, but never
+    /// waits for the state store between two of them.
+    async fn create_all(
+        &self,
+        member: &MemberId,
+        connector: &Arc<dyn Connector>,
+        creates: &[Action],
+        batch: usize,
+        report: &mut MemberReport,
+    ) -> Result<()> {
+        let chunks: Vec<&[Action]> = creates.chunks(batch).collect();
+        let Some(first) = chunks.first() else { return Ok(()) };
+        self.commit(self.intents(member, first)).await?;
+        let mut outcomes = Vec::new();
+        for (k, chunk) in chunks.iter().enumerate() {
+            let mut writes = std::mem::take(&mut outcomes);
+            if let Some(next) = chunks.get(k + 1) {
+                writes.extend(self.intents(member, next));
+            }
+            let state = async { if writes.is_empty() { Ok(()) } else { self.commit(writes).await } };
+            let (results, state) = futures::join!(self.create_batch(member, connector, chunk), state);
+            state?;
+            outcomes = self.create_outcomes(member, chunk, results, report);
+        }
+        if !outcomes.is_empty() {
+            self.commit(outcomes).await?;
+        }
+        Ok(())
+    }
+
+    /// The write-ahead intents of a batch of creates.
+    fn intents(&self, member: &MemberId, chunk: &[Action]) -> Vec<StateWrite> {
+        let now = chrono::Utc::now();
+        chunk
+            .iter()
+            .filter_map(|action| match action {
+                Action::Create { entity, origin, .. } => Some(StateWrite::PutPending(PendingCreate {
+                    entity: entity.clone(),
+                    member: member.clone(),
+                    origin: origin.clone(),
+                    recorded_at: now,
+                })),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Sends one batch of creates (its intents are durable).
     async fn create_batch(
         &self,
         member: &MemberId,
         connector: &Arc<dyn Connector>,
         chunk: &[Action],
-        report: &mut MemberReport,
-        outcomes: &mut Vec<StateWrite>,
-    ) -> Result<()> {
+    ) -> Vec<Result<ItemVersion>> {
         let context = self.context(member, Some(connector), "create");
-        let mut new_items = Vec::new();
-        // The previous batch's outcomes, then this batch's intents.
-        let mut intents = std::mem::take(outcomes);
-        for action in chunk {
-            if let Action::Create { entity, item, origin, .. } = action {
-                new_items.push(NewItem { item: item.clone(), origin: origin.clone() });
-                intents.push(StateWrite::PutPending(PendingCreate {
-                    entity: entity.clone(),
-                    member: member.clone(),
-                    origin: origin.clone(),
-                    recorded_at: chrono::Utc::now(),
-                }));
-            }
-        }
-        // Write-ahead: the intents are durable before the server sees the request.
-        self.commit(intents).await?;
-        let results = self.send(&new_items, &context, |batch| async move { connector.create(&batch).await }).await;
-        // The outcomes of the whole batch go into one transaction (with the next batch's intents,
-        // see run_member): one commit per item would cost a state write (and a thread hand-off)
-        // per item.
+        let new_items: Vec<NewItem> = chunk
+            .iter()
+            .filter_map(|action| match action {
+                Action::Create { item, origin, .. } => Some(NewItem { item: item.clone(), origin: origin.clone() }),
+                _ => None,
+            })
+            .collect();
+        self.send(&new_items, &context, |batch| async move { connector.create(&batch).await }).await
+    }
+
+    /// The state writes recording what a batch of creates did (the whole batch commits in one
+    /// transaction: one commit per item would cost a state write and a thread hand-off per item).
+    fn create_outcomes(
+        &self,
+        member: &MemberId,
+        chunk: &[Action],
+        results: Vec<Result<ItemVersion>>,
+        report: &mut MemberReport,
+    ) -> Vec<StateWrite> {
         let mut writes = Vec::new();
-        let mut done = 0;
         for (action, result) in chunk.iter().zip(results) {
             let Action::Create { entity, hash, .. } = action else { continue };
             let clear = StateWrite::RemovePending { entity: entity.clone(), member: member.clone() };
@@ -294,7 +332,7 @@ impl<'a> Executor<'a> {
                         slot: ReplicaSlot::Present(replica),
                     };
                     writes.extend([put, clear]);
-                    done += 1;
+                    report.created += 1;
                 }
                 Err(error) => {
                     // Only a transient failure may hide a write that happened: keep the intent so
@@ -307,9 +345,7 @@ impl<'a> Executor<'a> {
                 }
             }
         }
-        *outcomes = writes;
-        report.created += done;
-        Ok(())
+        writes
     }
 
     /// The state records of the entities a chunk of actions concerns, by id.
