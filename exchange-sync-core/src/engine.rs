@@ -214,14 +214,19 @@ impl GroupSync {
             let executor =
                 Executor::new(&planned_group, self.store.as_ref(), &self.connectors, self.options.executor.clone());
             let ExecutionReport { members: executed } = executor.execute(plan).await?;
-            for (member, execution) in &executed {
-                if let Some(connector) = self.connectors.get(member)
-                    && !execution.created_ids.is_empty()
-                    && connector.capabilities().change_detection == ChangeDetection::Incremental
-                {
-                    self.settle(member, connector, &execution.created_ids).await?;
-                }
-            }
+            // Folders settle concurrently, as many at once as the executor writes to.
+            let settling: Vec<_> = executed
+                .iter()
+                .filter_map(|(member, execution)| {
+                    let connector = self.connectors.get(member)?;
+                    (!execution.created_ids.is_empty()
+                        && connector.capabilities().change_detection == ChangeDetection::Incremental)
+                        .then(|| self.settle(member, connector, &execution.created_ids))
+                })
+                .collect();
+            let limit = self.options.executor.max_concurrent_folders.max(1);
+            let settled: Vec<Result<()>> = futures::stream::iter(settling).buffer_unordered(limit).collect().await;
+            settled.into_iter().collect::<Result<()>>()?;
             for (member, execution) in executed {
                 report.members.entry(member).or_default().execution = execution;
             }
