@@ -197,6 +197,24 @@ fn errors_with_fields_expose_them_as_properties() {
 }
 
 #[test]
+fn a_message_field_of_an_error_is_the_exception_message() {
+    let cs = generate(
+        "namespace shapes { [Throws=SyncError] u32 sync(); };
+         [Error] interface SyncError { NotFound(string message, string item); };",
+    );
+    assert_has(
+        &cs,
+        &[
+            "public NotFound(string message, string item) : base(message)",
+            "public string Item { get; }",
+            "this.Item = item;",
+        ],
+    );
+    assert!(!cs.contains("public string Message { get; }"), "Message would hide Exception.Message");
+    assert!(!cs.contains("this.Message = message;"));
+}
+
+#[test]
 fn objects_own_a_handle_and_clone_it_for_each_call() {
     let cs = generate(
         "namespace shapes { i64 sum(sequence<Counter> counters); };
