@@ -189,7 +189,9 @@ pub fn parse_target(path: &str, text: &str) -> Result<TargetFolder, ExchangeSync
         other => {
             return Err(ExchangeSyncError::invalid(
                 path,
-                format!("unknown folder {other:?}: expected contacts, calendar, tasks or notes, optionally followed by /Folder Name"),
+                format!(
+                    "unknown folder {other:?}: expected contacts, calendar, tasks or notes, optionally followed by /Folder Name"
+                ),
             ));
         }
     };
@@ -203,9 +205,10 @@ pub fn parse_target(path: &str, text: &str) -> Result<TargetFolder, ExchangeSync
 fn connection(c: ConnectionSettings, index: usize) -> Result<Connection, ExchangeSyncError> {
     let path = format!("connections[{index}]");
     let secret = |what: &str| {
-        c.password.clone().map(Secret::from).ok_or_else(|| {
-            ExchangeSyncError::invalid(format!("{path}.password"), format!("{what} needs a password"))
-        })
+        c.password
+            .clone()
+            .map(Secret::from)
+            .ok_or_else(|| ExchangeSyncError::invalid(format!("{path}.password"), format!("{what} needs a password")))
     };
     let user = || {
         c.username
@@ -218,8 +221,11 @@ fn connection(c: ConnectionSettings, index: usize) -> Result<Connection, Exchang
         AuthScheme::OAuth2 => Auth::OAuth2 { token: secret("OAuth2 (the token)")? },
         AuthScheme::None => Auth::None,
     };
-    let endpoint =
-        if !c.url.contains("://") && c.url.contains('@') { Endpoint::Autodiscover(c.url) } else { Endpoint::Url(c.url) };
+    let endpoint = if !c.url.contains("://") && c.url.contains('@') {
+        Endpoint::Autodiscover(c.url)
+    } else {
+        Endpoint::Url(c.url)
+    };
     Ok(Connection {
         id: c.id,
         endpoint,
@@ -302,14 +308,20 @@ impl Configuration {
     #[uniffi::constructor]
     pub fn from_toml(text: String) -> Result<Arc<Self>, ExchangeSyncError> {
         let loaded = Config::from_toml_str(&text, None)?;
-        Ok(Arc::new(Configuration { config: loaded.config, warnings: loaded.warnings.iter().map(Diagnostic::from).collect() }))
+        Ok(Arc::new(Configuration {
+            config: loaded.config,
+            warnings: loaded.warnings.iter().map(Diagnostic::from).collect(),
+        }))
     }
 
     /// Reads, parses and validates a TOML file; findings name the file, line and column.
     #[uniffi::constructor]
     pub fn from_file(path: String) -> Result<Arc<Self>, ExchangeSyncError> {
         let loaded = Config::load(Path::new(&path))?;
-        Ok(Arc::new(Configuration { config: loaded.config, warnings: loaded.warnings.iter().map(Diagnostic::from).collect() }))
+        Ok(Arc::new(Configuration {
+            config: loaded.config,
+            warnings: loaded.warnings.iter().map(Diagnostic::from).collect(),
+        }))
     }
 
     /// What validation warned about (inline secrets, TLS verification off, ...).
@@ -341,7 +353,8 @@ mod tests {
 
     #[test]
     fn code_built_configurations_are_validated() {
-        let member = MemberSettings { mailbox: "alice@contoso.test".into(), direction: SyncDirection::TwoWay, target: None };
+        let member =
+            MemberSettings { mailbox: "alice@contoso.test".into(), direction: SyncDirection::TwoWay, target: None };
         let group = GroupSettings {
             id: "contacts".into(),
             connection: "missing".into(),

@@ -255,10 +255,14 @@ mod tests {
     fn core_errors_keep_their_class_and_context() {
         let e = exchange_sync_core::Error::NotFound {
             context: Box::new(
-                CoreContext::operation("get").with_folder("alice@contoso.test/contacts").with_member(MemberId::new("alice")),
+                CoreContext::operation("get")
+                    .with_folder("alice@contoso.test/contacts")
+                    .with_member(MemberId::new("alice")),
             ),
         };
-        let ExchangeSyncError::NotFound { context, message } = ExchangeSyncError::from(e) else { panic!("not NotFound") };
+        let ExchangeSyncError::NotFound { context, message } = ExchangeSyncError::from(e) else {
+            panic!("not NotFound")
+        };
         assert_eq!(context.mailbox.as_deref(), Some("alice@contoso.test"));
         assert_eq!(context.operation.as_deref(), Some("get"));
         assert_eq!(context.member.as_deref(), Some("alice"));

@@ -116,7 +116,9 @@ impl From<&exchange_sync::ProgressEvent> for ProgressEvent {
         let n = |v: usize| u64::try_from(v).unwrap_or(u64::MAX);
         match e {
             E::ServiceStarted { groups } => ProgressEvent::ServiceStarted { groups: groups.clone() },
-            E::PassStarted { group, trigger } => ProgressEvent::PassStarted { group: group.clone(), trigger: (*trigger).into() },
+            E::PassStarted { group, trigger } => {
+                ProgressEvent::PassStarted { group: group.clone(), trigger: (*trigger).into() }
+            }
             E::Planned { group, actions, conflicts } => {
                 ProgressEvent::Planned { group: group.clone(), actions: n(*actions), conflicts: n(*conflicts) }
             }
@@ -127,7 +129,9 @@ impl From<&exchange_sync::ProgressEvent> for ProgressEvent {
                 attempt: *attempt,
                 retry_in: *retry_in,
             },
-            E::MemberJoined { group, member } => ProgressEvent::MemberJoined { group: group.clone(), member: member.clone() },
+            E::MemberJoined { group, member } => {
+                ProgressEvent::MemberJoined { group: group.clone(), member: member.clone() }
+            }
             E::MemberLeft { group, member, copies_removed } => ProgressEvent::MemberLeft {
                 group: group.clone(),
                 member: member.clone(),
@@ -153,7 +157,10 @@ pub struct EventPump {
 
 impl EventPump {
     /// A pump of `events` to `listener` (none: events are dropped).
-    pub fn new(events: broadcast::Receiver<exchange_sync::ProgressEvent>, listener: Option<Box<dyn ProgressListener>>) -> Self {
+    pub fn new(
+        events: broadcast::Receiver<exchange_sync::ProgressEvent>,
+        listener: Option<Box<dyn ProgressListener>>,
+    ) -> Self {
         EventPump { events, listener }
     }
 

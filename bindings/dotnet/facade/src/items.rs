@@ -349,14 +349,26 @@ mod tests {
         let mut fields = HashMap::new();
         fields.insert("given_name".to_owned(), FieldValue::Text { value: "Zoe".into() });
         fields.insert("children".to_owned(), FieldValue::TextList { values: vec!["A".into()] });
-        let item = Item { kind: "contact".into(), fields, body: Some("hi".into()), body_is_html: false, categories: vec!["VIP".into()] };
+        let item = Item {
+            kind: "contact".into(),
+            fields,
+            body: Some("hi".into()),
+            body_is_html: false,
+            categories: vec!["VIP".into()],
+        };
         assert_eq!(Item::from(&item.to_core().unwrap()), item);
         assert_eq!(contact_name(&item), "Zoe");
     }
 
     #[test]
     fn an_unknown_kind_is_refused() {
-        let item = Item { kind: "spaceship".into(), fields: HashMap::new(), body: None, body_is_html: false, categories: vec![] };
+        let item = Item {
+            kind: "spaceship".into(),
+            fields: HashMap::new(),
+            body: None,
+            body_is_html: false,
+            categories: vec![],
+        };
         assert!(matches!(item.to_core(), Err(ExchangeSyncError::Config { .. })));
     }
 }

@@ -142,7 +142,10 @@ pub struct ConflictEntry {
 
 impl From<&exchange_sync::ConflictEntry> for ConflictEntry {
     fn from(c: &exchange_sync::ConflictEntry) -> Self {
-        let side = |s: &exchange_sync::conflict_log::SideEntry| ConflictSide { member: s.member.clone(), value: s.value.clone() };
+        let side = |s: &exchange_sync::conflict_log::SideEntry| ConflictSide {
+            member: s.member.clone(),
+            value: s.value.clone(),
+        };
         ConflictEntry {
             group: c.group.clone(),
             entity: c.entity.clone(),

@@ -108,7 +108,9 @@ where
 #[uniffi::export]
 pub fn shutdown_runtime() -> Result<(), ExchangeSyncError> {
     if Handle::try_current().is_ok() {
-        return Err(ExchangeSyncError::usage("the runtime cannot be shut down from one of its own threads (a callback)"));
+        return Err(ExchangeSyncError::usage(
+            "the runtime cannot be shut down from one of its own threads (a callback)",
+        ));
     }
     let rt = RUNTIME.lock().unwrap_or_else(PoisonError::into_inner).take();
     if let Some(rt) = rt {

@@ -75,7 +75,13 @@ impl SyncService {
         let c = config.config.clone();
         let connections = c.connections.iter().map(|c| c.id.clone()).collect();
         let (inner, folders) = block_on(connect(c))?;
-        Ok(Arc::new(SyncService { inner, folders, connections, background: Mutex::new(None), _runtime: RuntimeUser::new() }))
+        Ok(Arc::new(SyncService {
+            inner,
+            folders,
+            connections,
+            background: Mutex::new(None),
+            _runtime: RuntimeUser::new(),
+        }))
     }
 
     /// The group ids, in configuration order.
@@ -196,7 +202,9 @@ impl SyncService {
     #[uniffi::method(default(group = None))]
     pub fn conflicts(&self, group: Option<String>) -> Result<Vec<ConflictEntry>, ExchangeSyncError> {
         let service = self.inner.clone();
-        block_on(async move { Ok(service.conflicts(group.as_deref()).await?.iter().map(ConflictEntry::from).collect()) })
+        block_on(
+            async move { Ok(service.conflicts(group.as_deref()).await?.iter().map(ConflictEntry::from).collect()) },
+        )
     }
 
     /// The conflict log, without blocking.
@@ -227,9 +235,9 @@ impl SyncService {
     ) -> Result<Arc<Folder>, ExchangeSyncError> {
         let target = parse_target("folder", &folder)?;
         let (folders, connection) = (Arc::clone(&self.folders), self.connection(connection)?);
-        block_on(async move {
-            Ok(Folder::new(folders.open_mailbox_folder(&connection, &mailbox, &target, create).await?))
-        })
+        block_on(
+            async move { Ok(Folder::new(folders.open_mailbox_folder(&connection, &mailbox, &target, create).await?)) },
+        )
     }
 }
 

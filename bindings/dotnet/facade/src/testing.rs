@@ -56,7 +56,9 @@ impl TestEmulator {
         let users = config.users.iter().map(|u| format!("{u}@{domain}")).collect();
         let runtime = RuntimeUser::new();
         let running = block_on(async move {
-            Emulator::start(config).await.map_err(|e| ExchangeSyncError::usage(format!("the EWS emulator did not start: {e}")))
+            Emulator::start(config)
+                .await
+                .map_err(|e| ExchangeSyncError::usage(format!("the EWS emulator did not start: {e}")))
         })?;
         Ok(Arc::new(TestEmulator {
             url: running.url().to_owned(),

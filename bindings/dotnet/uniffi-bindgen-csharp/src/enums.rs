@@ -119,13 +119,14 @@ fn render_error(e: &Enum, types: &TypeMap<'_>) -> Result<String> {
             let mut assigns = String::new();
             // A `message: String` field is the exception's message (Exception.Message), not a
             // property of its own (which would hide Exception.Message).
-            let message_field = v.fields().iter().find(|f| f.name() == "message" && matches!(f.as_type(), Type::String));
+            let message_field =
+                v.fields().iter().find(|f| f.name() == "message" && matches!(f.as_type(), Type::String));
             for f in v.fields() {
                 let p = names::variant_property(f.name(), &vclass);
                 let a = names::camel(f.name());
                 params.push(format!("{} {a}", types.cs_type(&f.as_type())?));
                 shown.push(format!("\"{}=\" + {a}", f.name()));
-                if !message_field.is_some_and(|m| m.name() == f.name()) {
+                if message_field.is_none_or(|m| m.name() != f.name()) {
                     let _ = writeln!(assigns, "                this.{p} = {a};");
                 }
             }

@@ -350,13 +350,15 @@ fn configuration_names_namespace_class_and_library() {
 
 #[test]
 fn a_process_exit_function_is_called_from_the_exit_handler() {
-    let mut ci =
-        ComponentInterface::from_webidl("namespace shapes { void stop_threads(); void f(u32 a); };", "shapes")
-            .expect("valid UDL");
+    let mut ci = ComponentInterface::from_webidl("namespace shapes { void stop_threads(); void f(u32 a); };", "shapes")
+        .expect("valid UDL");
     ci.derive_ffi_funcs().expect("FFI functions");
     let config = Config { process_exit: Some("stop_threads".into()), ..Config::default() };
     let cs = generate_component(&ci, &config).expect("C# generated");
-    assert_has(&cs, &["AppDomain.CurrentDomain.ProcessExit += (sender, e) => { try { ShapesFunctions.StopThreads(); }"]);
+    assert_has(
+        &cs,
+        &["AppDomain.CurrentDomain.ProcessExit += (sender, e) => { try { ShapesFunctions.StopThreads(); }"],
+    );
     let with_args = Config { process_exit: Some("f".into()), ..Config::default() };
     assert!(generate_component(&ci, &with_args).is_err());
     let missing = Config { process_exit: Some("nope".into()), ..Config::default() };
