@@ -126,6 +126,9 @@ pub struct RuntimeUser(());
 impl RuntimeUser {
     /// Counts one more user.
     pub fn new() -> Self {
+        // Counted under the runtime's lock, so that a concurrent last drop cannot shut down the
+        // runtime this object is about to use.
+        let _slot = RUNTIME.lock().unwrap_or_else(PoisonError::into_inner);
         USERS.fetch_add(1, Ordering::SeqCst);
         RuntimeUser(())
     }
@@ -139,19 +142,20 @@ impl Default for RuntimeUser {
 
 impl Drop for RuntimeUser {
     fn drop(&mut self) {
-        if USERS.fetch_sub(1, Ordering::SeqCst) != 1 {
-            return;
-        }
+        let rt = {
+            let mut slot = RUNTIME.lock().unwrap_or_else(PoisonError::into_inner);
+            if USERS.fetch_sub(1, Ordering::SeqCst) != 1 {
+                return;
+            }
+            slot.take()
+        };
+        let Some(rt) = rt else { return };
         if Handle::try_current().is_ok() {
             // On a runtime thread (the last reference went away inside a task): a runtime cannot
-            // join its own threads, so a short-lived thread does it.
-            let _ = std::thread::Builder::new().name("exchange-sync-shutdown".into()).spawn(|| {
-                if USERS.load(Ordering::SeqCst) == 0 {
-                    let _ = shutdown_runtime();
-                }
-            });
+            // join its own threads from one of them, so it is left to stop by itself.
+            rt.shutdown_background();
         } else {
-            let _ = shutdown_runtime();
+            rt.shutdown_timeout(SHUTDOWN_WAIT);
         }
     }
 }
