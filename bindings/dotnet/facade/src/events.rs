@@ -5,6 +5,7 @@
 //! at a time and in order; a listener must return quickly and must not call blocking methods of
 //! the bindings (use the `...Async` ones, or queue the event for another thread). A listener that
 //! falls behind by more than 1024 events gets one `Lagged` event instead of the ones it missed.
+//! An exception a listener throws is logged (warning) and does not stop the run.
 
 use std::time::Duration;
 
@@ -166,7 +167,12 @@ impl EventPump {
 
     fn deliver(&self, event: ProgressEvent) {
         if let Some(l) = &self.listener {
-            l.on_event(event);
+            // An exception thrown by the C# listener reaches Rust as a panic of the callback:
+            // it must not end the run (or the subscription), so it is logged and the run goes on.
+            let delivered = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| l.on_event(event)));
+            if delivered.is_err() {
+                tracing::warn!("a progress listener threw an exception; the event was dropped");
+            }
         }
     }
 

@@ -103,7 +103,11 @@ impl<S: Subscriber> Layer<S> for Forward {
         let mut fields = Fields::default();
         event.record(&mut fields);
         fields.message.push_str(&fields.pairs);
-        listener.on_log(level_of(meta.level()), meta.target().to_owned(), fields.message);
+        // An exception of the C# listener arrives as a panic: logging must never take a call down.
+        let level = level_of(meta.level());
+        let target = meta.target().to_owned();
+        let _ =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| listener.on_log(level, target, fields.message)));
     }
 }
 

@@ -432,6 +432,27 @@ namespace ServiceTests
             }
         }
 
+        public static void TestAThrowingListenerDoesNotStopTheRun()
+        {
+            using (Scene s = new Scene(new MemberSettings(Scene.Alice, SyncDirection.TwoWay)))
+            {
+                var listener = new ThrowingListener();
+                RunReport report = s.Service.RunOnceWithProgress(new RunOptions(), listener);
+                Assert.True(report.IsClean && report.Groups[0].Totals.Created == 25, "the run went on: " + report.Groups[0].Text);
+                Assert.True(listener.Calls >= 2, "every event was offered: " + listener.Calls);
+            }
+        }
+
+        private sealed class ThrowingListener : IProgressListener
+        {
+            public int Calls;
+            public void OnEvent(ProgressEvent e)
+            {
+                Calls++;
+                throw new InvalidOperationException("a listener bug");
+            }
+        }
+
         public static void TestTheRealTimeServiceSyncsAnEditAndStops()
         {
             using (Scene s = new Scene(new MemberSettings(Scene.Alice, SyncDirection.TwoWay), new MemberSettings(Scene.Carol, SyncDirection.OneWay)))
