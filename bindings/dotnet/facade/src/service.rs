@@ -84,6 +84,16 @@ impl SyncService {
         }))
     }
 
+    /// Connects without blocking (a task of the new service); see the constructor.
+    #[uniffi::constructor]
+    pub async fn connect_async(config: Arc<Configuration>) -> Result<Arc<Self>, ExchangeSyncError> {
+        let c = config.config.clone();
+        let connections = c.connections.iter().map(|c| c.id.clone()).collect();
+        let runtime = RuntimeUser::new();
+        let (inner, folders) = spawn(connect(c)).await?;
+        Ok(Arc::new(SyncService { inner, folders, connections, background: Mutex::new(None), _runtime: runtime }))
+    }
+
     /// The group ids, in configuration order.
     pub fn group_ids(&self) -> Vec<String> {
         self.inner.config().groups.iter().map(|g| g.id.clone()).collect()

@@ -490,6 +490,20 @@ namespace ServiceTests
             }
         }
 
+        public static void TestConnectAsyncGivesAService()
+        {
+            using (TestEmulator emulator = new TestEmulator(3))
+            using (Configuration config = new Configuration(
+                new List<ConnectionSettings> { emulator.Connection() },
+                new List<GroupSettings> { new GroupSettings("g", "exchange", Scene.Hub, new List<MemberSettings> { new MemberSettings(Scene.Alice, SyncDirection.TwoWay) }) },
+                new ServiceOptions("memory")))
+            using (SyncService service = SyncService.ConnectAsync(config).GetAwaiter().GetResult())
+            {
+                Assert.SequenceEqual(new List<string> { "g" }, service.GroupIds(), "groups");
+                Assert.Equal(3UL, service.RunOnce(new RunOptions()).Groups[0].Totals.Created, "synced");
+            }
+        }
+
         private static async Task RunAsync(Scene s)
         {
             RunReport report = await s.Service.RunOnceAsync(new RunOptions());
