@@ -127,7 +127,7 @@ try {
 }
 catch [System.Management.Automation.MethodInvocationException] {
     $e = $_.Exception.InnerException
-    if ($e -is [ExchangeSync.ExchangeSyncException]) { Write-Error ("exchange-sync failed: {0}" -f $e.Message) }
+    if ($e -is [ExchangeSync.ExchangeSyncException]) { Write-Host ("exchange-sync failed: {0}" -f $e.Message) -ForegroundColor Red }
     throw
 }
 finally {
