@@ -11,10 +11,16 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use ews_emulator::{Emulator, EmulatorConfig, Fault, RunningEmulator};
+use exchange_sync::EwsFolders;
+use exchange_sync::config::{Auth, Config, Connection, Secret};
 
-use crate::config::{AuthScheme, ConnectionSettings, SecretSource};
+use crate::config::{AuthScheme, ConnectionSettings, SecretSource, parse_target};
 use crate::errors::ExchangeSyncError;
+use crate::items::Folder;
 use crate::runtime::{RuntimeUser, block_on};
+
+/// The id of the admin connection the emulator's own folders are opened through.
+const ADMIN_CONNECTION: &str = "emulator-admin";
 
 /// A fault the emulator injects into the next request it applies to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
@@ -37,7 +43,29 @@ pub struct TestEmulator {
     domain: String,
     password: String,
     users: Vec<String>,
+    /// The admin connection, opened on first use of `PublicFolder` / `MailboxFolder`.
+    folders: Mutex<Option<Arc<EwsFolders>>>,
     _runtime: RuntimeUser,
+}
+
+impl TestEmulator {
+    fn folders(&self) -> Result<Arc<EwsFolders>, ExchangeSyncError> {
+        let mut slot = self.folders.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(f) = slot.as_ref() {
+            return Ok(Arc::clone(f));
+        }
+        let config = Config {
+            connections: vec![Connection::new(
+                ADMIN_CONNECTION,
+                self.url.clone(),
+                Auth::Basic { username: self.admin(), password: Secret::Inline(self.password.clone()) },
+            )],
+            ..Config::default()
+        };
+        let folders = Arc::new(block_on(async move { Ok(EwsFolders::connect(&config).await?) })?);
+        *slot = Some(Arc::clone(&folders));
+        Ok(folders)
+    }
 }
 
 #[uniffi::export]
@@ -66,6 +94,7 @@ impl TestEmulator {
             domain,
             password,
             users,
+            folders: Mutex::new(None),
             _runtime: runtime,
         }))
     }
@@ -103,6 +132,29 @@ impl TestEmulator {
             ca_file: None,
             insecure: false,
         }
+    }
+
+    /// Opens a public folder as the admin, to edit items as a user would (without a service).
+    pub fn public_folder(&self, path: String) -> Result<Arc<Folder>, ExchangeSyncError> {
+        let folders = self.folders()?;
+        block_on(async move { Ok(Folder::new(folders.open_public_folder(ADMIN_CONNECTION, &path).await?)) })
+    }
+
+    /// Opens a folder of a user's mailbox as the admin (impersonating the user), to edit items
+    /// as the user would: `contacts`, or a named folder below one (`contacts/Company Contacts`),
+    /// created when missing if `create` is set.
+    #[uniffi::method(default(folder = "contacts", create = false))]
+    pub fn mailbox_folder(
+        &self,
+        mailbox: String,
+        folder: String,
+        create: bool,
+    ) -> Result<Arc<Folder>, ExchangeSyncError> {
+        let target = parse_target("folder", &folder)?;
+        let folders = self.folders()?;
+        block_on(async move {
+            Ok(Folder::new(folders.open_mailbox_folder(ADMIN_CONNECTION, &mailbox, &target, create).await?))
+        })
     }
 
     /// Queues a fault for the next request it applies to.

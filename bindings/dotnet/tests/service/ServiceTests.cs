@@ -597,6 +597,23 @@ namespace ServiceTests
             new Scene(new MemberSettings(Scene.Alice, SyncDirection.TwoWay)).Open(null).Items();
         }
 
+        public static void TestTheEmulatorOpensFoldersForUsersEdits()
+        {
+            using (TestEmulator e = new TestEmulator(4))
+            using (Folder hub = e.PublicFolder(Scene.Hub))
+            using (Folder dave = e.MailboxFolder(Scene.Dave))
+            {
+                Assert.Equal(4, hub.Items().Count, "the demo contacts");
+                Assert.SequenceEqual(new List<string> { "alice@contoso.test", "bob@contoso.test", "carol@contoso.test", "dave@contoso.test" },
+                    e.Users().Take(4).ToList(), "the demo users");
+                int before = dave.Items().Count;
+                string id = dave.Create(new Item(new Dictionary<string, FieldValue> { { "given_name", new FieldValue.Text("Own") } }, new List<string>()));
+                Assert.Equal(before + 1, dave.Items().Count, "the user's own contact");
+                Assert.True(!dave.Get(id).Synced, "not a group's copy");
+                Assert.True(e.Url().StartsWith("http://127.0.0.1:"), e.Url());
+            }
+        }
+
         public static void TestShutdownRuntimeIsIdempotentAndTheRuntimeRestarts()
         {
             F.ShutdownRuntime();
