@@ -67,6 +67,7 @@ mcs -langversion:7.2 -warnaserror -r:"$out/DotnetFixture.dll" -out:"$out/Example
 mcs -langversion:7.2 -warnaserror -target:library -doc:"$out/ExchangeSync.xml" -out:"$out/ExchangeSync.dll" "$out"/service/*.cs
 mcs -langversion:7.2 -warnaserror -debug -out:"$out/ServiceTests.exe" "$out"/service/*.cs "$here"/tests/Harness.cs "$here"/tests/service/*.cs
 mcs -langversion:7.2 -warnaserror -r:"$out/ExchangeSync.dll" -out:"$out/Quickstart.exe" "$here"/examples/quickstart/*.cs
+mcs -langversion:7.2 -warnaserror -r:"$out/ExchangeSync.dll" -out:"$out/ExitWithoutDispose.exe" "$here"/tests/exit/*.cs
 
 export LD_LIBRARY_PATH="$lib_dir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 # `timeout`: a process that does not exit (threads keeping Mono alive) fails instead of hanging.
@@ -86,6 +87,9 @@ fi
 step "run the C# examples"
 run_mono 300 "$out/Example.exe"
 (cd "$out" && run_mono 300 "$out/Quickstart.exe")
+
+step "a process leaving the service running and nothing disposed exits by itself"
+(cd "$out" && run_mono 60 "$out/ExitWithoutDispose.exe")
 
 status=0
 step "run the fixture's C# tests"
