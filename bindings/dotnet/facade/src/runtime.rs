@@ -10,8 +10,8 @@
 //! log records), and a runtime attached to the managed runtime that way keeps Mono from exiting
 //! while its threads live. So the runtime is not left to the end of the process:
 //! [`shutdown_runtime`] (C# `ExchangeSyncFunctions.ShutdownRuntime()`, also called by the
-//! bindings' `AppDomain.ProcessExit` handler and when the last `SyncService` or `TestEmulator`
-//! is disposed) stops every task and joins every runtime thread. A later call creates a new
+//! bindings' `AppDomain.ProcessExit` handler and when the last `SyncService`, `Folder` or
+//! `TestEmulator` is disposed or finalized) stops every task and joins every runtime thread. A later call creates a new
 //! runtime.
 
 use std::future::Future;
