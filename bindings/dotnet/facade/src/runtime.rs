@@ -11,8 +11,8 @@
 //! while its threads live. So the runtime is not left to the end of the process:
 //! [`shutdown_runtime`] (C# `ExchangeSyncFunctions.ShutdownRuntime()`, also called by the
 //! bindings' `AppDomain.ProcessExit` handler and when the last `SyncService`, `Folder` or
-//! `TestEmulator` is disposed or finalized) stops every task and joins every runtime thread. A later call creates a new
-//! runtime.
+//! `TestEmulator` is disposed or finalized) stops every task and joins every runtime thread.
+//! A later call creates a new runtime.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
