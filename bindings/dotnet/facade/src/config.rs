@@ -139,8 +139,8 @@ pub struct GroupSettings {
     #[uniffi(default = "contacts")]
     pub target: String,
     /// Canonical fields matching existing copies at initial sync (e.g. `email1.address`).
-    #[uniffi(default = None)]
-    pub match_key: Option<Vec<String>>,
+    #[uniffi(default = [])]
+    pub match_key: Vec<String>,
     /// How conflicting field edits are resolved.
     #[uniffi(default = None)]
     pub conflict_resolution: Option<ConflictResolution>,
@@ -250,7 +250,7 @@ fn group(g: GroupSettings, index: usize) -> Result<GroupConfig, ExchangeSyncErro
         }
         out.members.push(member);
     }
-    out.match_key = g.match_key.unwrap_or_default();
+    out.match_key = g.match_key;
     out.conflict_policy = match g.conflict_resolution {
         Some(ConflictResolution::NewestWins) => ConflictPolicy::NewestWins,
         Some(ConflictResolution::HubWins) | None => ConflictPolicy::HubWins,
@@ -361,7 +361,7 @@ mod tests {
             public_folder: "Company Contacts".into(),
             members: vec![member],
             target: "contacts/Company Contacts".into(),
-            match_key: None,
+            match_key: vec![],
             conflict_resolution: None,
             mass_delete_max_share: 0.25,
             mass_delete_min_count: 10,

@@ -77,8 +77,6 @@ impl From<FieldValue> for CoreValue {
 pub struct Item {
     /// The fields by canonical name.
     pub fields: HashMap<String, FieldValue>,
-    /// The categories, sorted.
-    pub categories: Vec<String>,
     /// `contact`, `calendar_item`, `task`, `note`, `distribution_list`, or an `IPM.*` class.
     #[uniffi(default = "contact")]
     pub kind: String,
@@ -88,6 +86,9 @@ pub struct Item {
     /// Whether the body is HTML (otherwise plain text).
     #[uniffi(default = false)]
     pub body_is_html: bool,
+    /// The categories, sorted.
+    #[uniffi(default = [])]
+    pub categories: Vec<String>,
 }
 
 /// The name of an item kind, as configuration files write it.
@@ -169,8 +170,8 @@ pub struct ItemEdit {
     /// Fields to set.
     pub set: HashMap<String, FieldValue>,
     /// Fields to remove.
-    #[uniffi(default = None)]
-    pub remove: Option<Vec<String>>,
+    #[uniffi(default = [])]
+    pub remove: Vec<String>,
     /// A new body text (`null`: unchanged).
     #[uniffi(default = None)]
     pub body: Option<String>,
@@ -187,7 +188,7 @@ impl ItemEdit {
         for (k, v) in self.set {
             item.fields.insert(k, v.into());
         }
-        for k in self.remove.iter().flatten() {
+        for k in &self.remove {
             item.fields.remove(k);
         }
         if self.clear_body {
@@ -208,7 +209,7 @@ impl ItemEdit {
 pub fn set_text_fields(fields: HashMap<String, String>) -> ItemEdit {
     ItemEdit {
         set: fields.into_iter().map(|(k, v)| (k, FieldValue::Text { value: v })).collect(),
-        remove: None,
+        remove: Vec::new(),
         body: None,
         clear_body: false,
         categories: None,

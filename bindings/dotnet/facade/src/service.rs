@@ -21,9 +21,9 @@ use crate::runtime::{RuntimeUser, block_on, handle, spawn};
 /// Options of one explicit run.
 #[derive(Debug, Clone, Default, PartialEq, Eq, uniffi::Record)]
 pub struct RunOptions {
-    /// The groups to run (`null` or empty: every group).
-    #[uniffi(default = None)]
-    pub groups: Option<Vec<String>>,
+    /// The groups to run (empty: every group).
+    #[uniffi(default = [])]
+    pub groups: Vec<String>,
     /// Lets this run exceed the mass-delete guard: an admin confirmed the deletions.
     #[uniffi(default = false)]
     pub allow_mass_delete: bool,
@@ -31,7 +31,7 @@ pub struct RunOptions {
 
 impl From<RunOptions> for CoreRunOptions {
     fn from(o: RunOptions) -> Self {
-        CoreRunOptions { groups: o.groups.unwrap_or_default(), allow_mass_delete: o.allow_mass_delete }
+        CoreRunOptions { groups: o.groups, allow_mass_delete: o.allow_mass_delete }
     }
 }
 

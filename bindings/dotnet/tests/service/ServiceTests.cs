@@ -139,8 +139,7 @@ namespace ServiceTests
                         { "given_name", new FieldValue.Text("Zoe") },
                         { "surname", new FieldValue.Text("Newcomer") },
                         { "email1.address", new FieldValue.Text("zoe@example.test") },
-                    },
-                    new List<string>()));
+                    }));
                 Assert.True(zoe.Length > 0, "an id for the new contact");
                 F.ThrowIfFailed(s.Run());
                 foreach (Folder f in new[] { hub, s.Open(Scene.Bob), s.Open(Scene.Carol), s.Open(Scene.Dave) })
@@ -515,7 +514,7 @@ namespace ServiceTests
             FolderItem[] got = await Task.WhenAll(reads);
             Assert.True(got.Select(g => g.Id).SequenceEqual(items.Take(10).Select(fi => fi.Id)), "ten concurrent reads");
             await alice.UpdateAsync(items[0].Id, Scene.Set("job_title", "Async"));
-            string id = await alice.CreateAsync(new Item(new Dictionary<string, FieldValue> { { "given_name", new FieldValue.Text("Ada") } }, new List<string> { "VIP" }));
+            string id = await alice.CreateAsync(new Item(new Dictionary<string, FieldValue> { { "given_name", new FieldValue.Text("Ada") } }, categories: new List<string> { "VIP" }));
             Assert.Equal("Ada", Scene.Text(await alice.GetAsync(id), "given_name"), "created");
             await alice.DeleteAsync(id);
             try
@@ -607,7 +606,7 @@ namespace ServiceTests
                 Assert.SequenceEqual(new List<string> { "alice@contoso.test", "bob@contoso.test", "carol@contoso.test", "dave@contoso.test" },
                     e.Users().Take(4).ToList(), "the demo users");
                 int before = dave.Items().Count;
-                string id = dave.Create(new Item(new Dictionary<string, FieldValue> { { "given_name", new FieldValue.Text("Own") } }, new List<string>()));
+                string id = dave.Create(new Item(new Dictionary<string, FieldValue> { { "given_name", new FieldValue.Text("Own") } }));
                 Assert.Equal(before + 1, dave.Items().Count, "the user's own contact");
                 Assert.True(!dave.Get(id).Synced, "not a group's copy");
                 Assert.True(e.Url().StartsWith("http://127.0.0.1:"), e.Url());
@@ -721,7 +720,7 @@ namespace ServiceTests
                     { "given_name", new FieldValue.Text("Ada") },
                     { "surname", new FieldValue.Text("Lovelace") },
                     { "notes", new FieldValue.Text(new string('x', 8 * 1024)) },
-                }, new List<string> { "VIP" });
+                }, categories: new List<string> { "VIP" });
                 for (int i = 0; i < 2000; i++) Round(service, hub, item, i);
                 Settle();
                 long before = ResidentBytes();

@@ -377,15 +377,19 @@ fn functions_class_defaults_to_the_last_namespace_segment() {
 #[test]
 fn trailing_constant_defaults_become_optional_parameters() {
     let cs = generate(
-        "namespace shapes { string greet(string name, optional string greeting = \"hello\", optional u32 times = 2); };
+        "namespace shapes { string greet(string name, optional string greeting = \"hello\", optional u32 times = 2);
+                             u32 count(optional sequence<string> tags = []); };
          dictionary Options { string group; sequence<string> tags = []; u32 batch = 50; boolean dry_run = false; };",
     );
     assert_has(
         &cs,
         &[
             "public static string Greet(string name, string greeting = \"hello\", uint times = 2)",
-            // the empty list is no C# constant, so it and every field before it stay required
-            "public Options(string group, List<string> tags, uint batch = 50, bool dryRun = false)",
+            // an empty list is no C# constant: its default is null, replaced by an empty list
+            "public Options(string group, List<string> tags = null, uint batch = 50, bool dryRun = false)",
+            "this.Tags = (tags ?? new List<string>());",
+            "public static uint Count(List<string> tags = null)",
+            ".Lower((tags ?? new List<string>()));",
         ],
     );
 }
