@@ -159,8 +159,11 @@ namespace FixtureTests
             Assert.Equal("hello ann, hello ann", F.Greet("ann"), "all defaults");
             Assert.Equal("hi ann", F.Greet("ann", "hi", 1), "some defaults");
             Assert.Equal("hi ann OneWay", F.Greet("ann", "hi", 1, Direction.OneWay), "no defaults");
-            Assert.Equal("g batch=50 dry=false label=None", F.DescribeOptions(new RunOptions("g")), "record field defaults");
-            Assert.Equal("g batch=5 dry=true label=Some(\"x\")", F.DescribeOptions(new RunOptions("g", 5, true, "x")), "record fields given");
+            Assert.Equal("g batch=50 dry=false label=None tags=[]", F.DescribeOptions(new RunOptions("g")), "record field defaults");
+            Assert.Equal("g batch=5 dry=true label=Some(\"x\") tags=[\"t\"]", F.DescribeOptions(new RunOptions("g", 5, true, "x", new List<string> { "t" })), "record fields given");
+            Assert.Equal("g batch=50 dry=false label=None tags=[]", F.DescribeOptions(new RunOptions("g", tags: null)), "null for an empty list");
+            Assert.Equal(0U, F.CountTags(), "an empty list argument by default");
+            Assert.Equal(2U, F.CountTags(new List<string> { "a", "b" }), "a list argument given");
         }
 
         public static void TestNestedRecords()

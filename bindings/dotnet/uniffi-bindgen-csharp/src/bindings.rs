@@ -118,7 +118,22 @@ pub fn generate_component(ci: &ComponentInterface, config: &Config) -> Result<St
     out.push_str(RUNTIME);
     out.push('\n');
     out.push_str("    // ---- FFI declarations ----\n\n");
-    out.push_str(&ffi::render(ci, &lib_name));
+    let exit_call = match &config.process_exit {
+        Some(name) => {
+            let f = ci.get_function_definition(name).ok_or_else(|| {
+                GenerateError::unsupported("a process_exit setting naming no exported function", name.as_str())
+            })?;
+            if !f.arguments().is_empty() || f.is_async() {
+                return Err(GenerateError::unsupported(
+                    "a process_exit function with arguments or async",
+                    name.as_str(),
+                ));
+            }
+            Some(format!("{functions_class}.{}()", names::pascal(name)))
+        }
+        None => None,
+    };
+    out.push_str(&ffi::render(ci, &lib_name, exit_call.as_deref()));
 
     out.push_str("    // ---- types ----\n\n");
     for rec in ci.record_definitions() {

@@ -82,7 +82,7 @@ impl Callable<'_> {
                 "{pad}{} {local} = {}.Lower({});\n",
                 types.ffi_cs_type_of(&a.as_type()),
                 types.converter(&a.as_type())?,
-                names::camel(a.name())
+                defaults::or_empty(&names::camel(a.name()), a.default_value(), &a.as_type(), types)
             ));
             call_args.push(local);
         }

@@ -14,6 +14,10 @@ pub struct Config {
     /// Native library name for `DllImport` (without `lib` prefix or extension); defaults to the
     /// cdylib's name.
     pub cdylib_name: Option<String>,
+    /// A top-level function without arguments that the bindings call when the process exits
+    /// (`AppDomain.ProcessExit`), e.g. one that stops the library's threads so that they cannot
+    /// keep the process alive.
+    pub process_exit: Option<String>,
 }
 
 impl Config {
@@ -28,6 +32,9 @@ impl Config {
         }
         if other.cdylib_name.is_some() {
             self.cdylib_name.clone_from(&other.cdylib_name);
+        }
+        if other.process_exit.is_some() {
+            self.process_exit.clone_from(&other.process_exit);
         }
         self
     }

@@ -2,8 +2,9 @@
 //!
 //! C# accepts only compile-time constants as defaults, and optional parameters must come last: a
 //! default becomes optional only when it is a constant (booleans, numbers, strings, members of a
-//! C# enum, `null` for `None`) and every later parameter is optional too. Other defaults (empty
-//! collections, records) leave the parameter required.
+//! C# enum, `null` for `None`) and every later parameter is optional too. An empty collection
+//! (`[]`, `{}`) becomes a `null` default that the bindings replace by an empty list, set or
+//! dictionary ([`empty_collection`]). Other defaults (records) leave the parameter required.
 
 use uniffi_bindgen::interface::{DefaultValue, Literal, Type};
 
@@ -12,6 +13,9 @@ use crate::types::TypeMap;
 
 /// The C# constant for a default value of type `ty`, if there is one.
 pub(crate) fn constant(default: &DefaultValue, ty: &Type, types: &TypeMap<'_>) -> Option<String> {
+    if empty_collection(default, ty) {
+        return Some("null".into());
+    }
     match default {
         DefaultValue::Default => match ty {
             Type::Boolean => Some("false".into()),
@@ -30,6 +34,22 @@ pub(crate) fn constant(default: &DefaultValue, ty: &Type, types: &TypeMap<'_>) -
             _ => None,
         },
         DefaultValue::Literal(lit) => literal(lit, ty, types),
+    }
+}
+
+/// Whether `default` is an empty collection of type `ty`: its C# default is `null`, replaced by
+/// an empty collection where the value is used (`value ?? new List<T>()`).
+pub(crate) fn empty_collection(default: &DefaultValue, ty: &Type) -> bool {
+    let collection = matches!(ty, Type::Sequence { .. } | Type::Map { .. } | Type::Set { .. });
+    collection
+        && matches!(default, DefaultValue::Default | DefaultValue::Literal(Literal::EmptySequence | Literal::EmptyMap))
+}
+
+/// `name`, or `(name ?? new T())` when its default is an empty collection.
+pub(crate) fn or_empty(name: &str, default: Option<&DefaultValue>, ty: &Type, types: &TypeMap<'_>) -> String {
+    match (default, types.cs_type(ty)) {
+        (Some(d), Ok(cs)) if empty_collection(d, ty) => format!("({name} ?? new {cs}())"),
+        _ => name.to_owned(),
     }
 }
 
@@ -103,7 +123,13 @@ mod tests {
         let some =
             Literal::Some { inner: Box::new(DefaultValue::Literal(Literal::Int(-3, Radix::Decimal, Type::Int32))) };
         assert_eq!(lit(some, &opt).unwrap(), "-3");
-        assert!(lit(Literal::EmptySequence, &Type::Sequence { inner_type: Box::new(Type::Int32) }).is_none());
+        let seq = Type::Sequence { inner_type: Box::new(Type::Int32) };
+        assert_eq!(lit(Literal::EmptySequence, &seq).unwrap(), "null");
+        assert_eq!(
+            or_empty("xs", Some(&DefaultValue::Literal(Literal::EmptySequence)), &seq, &types),
+            "(xs ?? new List<int>())"
+        );
+        assert_eq!(or_empty("n", None, &Type::Int32, &types), "n");
         assert_eq!(constant(&DefaultValue::Default, &Type::Boolean, &types).unwrap(), "false");
     }
 

@@ -10,7 +10,7 @@
 
 use std::fmt::Write as _;
 
-use uniffi_bindgen::interface::{AsType, Enum};
+use uniffi_bindgen::interface::{AsType, Enum, Type};
 
 use crate::doc_comments::summary;
 use crate::error::{GenerateError, Result};
@@ -117,14 +117,22 @@ fn render_error(e: &Enum, types: &TypeMap<'_>) -> Result<String> {
             let mut params = Vec::new();
             let mut shown = Vec::new();
             let mut assigns = String::new();
+            // A `message: String` field is the exception's message (Exception.Message), not a
+            // property of its own (which would hide Exception.Message).
+            let message_field =
+                v.fields().iter().find(|f| f.name() == "message" && matches!(f.as_type(), Type::String));
             for f in v.fields() {
                 let p = names::variant_property(f.name(), &vclass);
                 let a = names::camel(f.name());
                 params.push(format!("{} {a}", types.cs_type(&f.as_type())?));
                 shown.push(format!("\"{}=\" + {a}", f.name()));
-                let _ = writeln!(assigns, "                this.{p} = {a};");
+                if message_field.is_none_or(|m| m.name() != f.name()) {
+                    let _ = writeln!(assigns, "                this.{p} = {a};");
+                }
             }
-            let message = if shown.is_empty() {
+            let message = if let Some(f) = message_field {
+                names::camel(f.name())
+            } else if shown.is_empty() {
                 format!("\"{vclass}\"")
             } else {
                 format!("\"{vclass}(\" + {} + \")\"", shown.join(" + \", \" + "))
@@ -135,6 +143,9 @@ fn render_error(e: &Enum, types: &TypeMap<'_>) -> Result<String> {
                 params.join(", ")
             );
             for f in v.fields() {
+                if message_field.is_some_and(|m| m.name() == f.name()) {
+                    continue;
+                }
                 out.push_str(&summary(f.docstring(), 12));
                 let _ = writeln!(
                     out,

@@ -11,7 +11,7 @@ use crate::names;
 use crate::types::{ffi_cs_type, ffi_delegate_name, ffi_struct_name};
 
 /// The `UniffiLib` class and the FFI delegates and structs.
-pub(crate) fn render(ci: &ComponentInterface, lib_name: &str) -> String {
+pub(crate) fn render(ci: &ComponentInterface, lib_name: &str, exit_call: Option<&str>) -> String {
     let mut out = String::new();
     let mut externs = String::new();
     for def in ci.ffi_definitions() {
@@ -24,7 +24,7 @@ pub(crate) fn render(ci: &ComponentInterface, lib_name: &str) -> String {
     let _ = writeln!(out, "    internal static class UniffiLib");
     let _ = writeln!(out, "    {{");
     let _ = writeln!(out, "        internal const string LibName = \"{lib_name}\";\n");
-    out.push_str(&integrity_checks(ci));
+    out.push_str(&integrity_checks(ci, exit_call));
     out.push_str(&externs);
     let _ = writeln!(
         out,
@@ -40,8 +40,9 @@ pub(crate) fn render(ci: &ComponentInterface, lib_name: &str) -> String {
     out
 }
 
-/// A static constructor that refuses to run against a library built from another interface.
-fn integrity_checks(ci: &ComponentInterface) -> String {
+/// A static constructor that refuses to run against a library built from another interface, and
+/// registers the process-exit call when there is one.
+fn integrity_checks(ci: &ComponentInterface, exit_call: Option<&str>) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "        static UniffiLib()\n        {{\n            UniffiNativeLibrary.Preload(LibName);");
     let _ = writeln!(
@@ -55,6 +56,12 @@ fn integrity_checks(ci: &ComponentInterface) -> String {
         let _ = writeln!(
             out,
             "            if ({name}() != {checksum}) throw new UniffiException(\"API checksum mismatch for {name}: rebuild the bindings for this library\");"
+        );
+    }
+    if let Some(call) = exit_call {
+        let _ = writeln!(
+            out,
+            "            AppDomain.CurrentDomain.ProcessExit += (sender, e) => {{ try {{ {call}; }} catch (Exception) {{ }} }};"
         );
     }
     let _ = writeln!(out, "        }}\n");

@@ -26,12 +26,19 @@ struct Args {
     /// extension).
     #[arg(long)]
     cdylib_name: Option<String>,
+    /// A top-level function without arguments to call at process exit.
+    #[arg(long)]
+    process_exit: Option<String>,
 }
 
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
-    let overrides =
-        Config { namespace: args.namespace, functions_class: args.functions_class, cdylib_name: args.cdylib_name };
+    let overrides = Config {
+        namespace: args.namespace,
+        functions_class: args.functions_class,
+        cdylib_name: args.cdylib_name,
+        process_exit: args.process_exit,
+    };
     match generate_from_library(&args.library, &args.out_dir, args.config.as_deref(), overrides) {
         Ok(components) => {
             for c in components {

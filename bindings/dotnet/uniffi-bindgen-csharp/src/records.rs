@@ -33,7 +33,8 @@ pub(crate) fn members(
             Some(d) => format!("{param} = {d}"),
             None => param,
         });
-        let _ = writeln!(assigns, "{pad}    this.{prop} = {};", names::camel(f.name()));
+        let value = defaults::or_empty(&names::camel(f.name()), f.default_value(), &f.as_type(), types);
+        let _ = writeln!(assigns, "{pad}    this.{prop} = {value};");
     }
     let _ = writeln!(out, "{pad}/// <summary>Creates the value from all its fields.</summary>");
     let _ = writeln!(out, "{pad}public {class}({})\n{pad}{{\n{assigns}{pad}}}\n", params.join(", "));

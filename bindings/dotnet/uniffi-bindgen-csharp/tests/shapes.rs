@@ -197,6 +197,24 @@ fn errors_with_fields_expose_them_as_properties() {
 }
 
 #[test]
+fn a_message_field_of_an_error_is_the_exception_message() {
+    let cs = generate(
+        "namespace shapes { [Throws=SyncError] u32 sync(); };
+         [Error] interface SyncError { NotFound(string message, string item); };",
+    );
+    assert_has(
+        &cs,
+        &[
+            "public NotFound(string message, string item) : base(message)",
+            "public string Item { get; }",
+            "this.Item = item;",
+        ],
+    );
+    assert!(!cs.contains("public string Message { get; }"), "Message would hide Exception.Message");
+    assert!(!cs.contains("this.Message = message;"));
+}
+
+#[test]
 fn objects_own_a_handle_and_clone_it_for_each_call() {
     let cs = generate(
         "namespace shapes { i64 sum(sequence<Counter> counters); };
@@ -321,12 +339,30 @@ fn configuration_names_namespace_class_and_library() {
         namespace: Some("ExchangeSync.Native".into()),
         functions_class: Some("Native".into()),
         cdylib_name: Some("exchange_sync_dotnet".into()),
+        process_exit: None,
     };
     let cs = generate_component(&ci, &config).expect("C# generated");
     assert_has(
         &cs,
         &["namespace ExchangeSync.Native", "public static class Native", "LibName = \"exchange_sync_dotnet\""],
     );
+}
+
+#[test]
+fn a_process_exit_function_is_called_from_the_exit_handler() {
+    let mut ci = ComponentInterface::from_webidl("namespace shapes { void stop_threads(); void f(u32 a); };", "shapes")
+        .expect("valid UDL");
+    ci.derive_ffi_funcs().expect("FFI functions");
+    let config = Config { process_exit: Some("stop_threads".into()), ..Config::default() };
+    let cs = generate_component(&ci, &config).expect("C# generated");
+    assert_has(
+        &cs,
+        &["AppDomain.CurrentDomain.ProcessExit += (sender, e) => { try { ShapesFunctions.StopThreads(); }"],
+    );
+    let with_args = Config { process_exit: Some("f".into()), ..Config::default() };
+    assert!(generate_component(&ci, &with_args).is_err());
+    let missing = Config { process_exit: Some("nope".into()), ..Config::default() };
+    assert!(generate_component(&ci, &missing).is_err());
 }
 
 #[test]
@@ -341,15 +377,19 @@ fn functions_class_defaults_to_the_last_namespace_segment() {
 #[test]
 fn trailing_constant_defaults_become_optional_parameters() {
     let cs = generate(
-        "namespace shapes { string greet(string name, optional string greeting = \"hello\", optional u32 times = 2); };
+        "namespace shapes { string greet(string name, optional string greeting = \"hello\", optional u32 times = 2);
+                             u32 count(optional sequence<string> tags = []); };
          dictionary Options { string group; sequence<string> tags = []; u32 batch = 50; boolean dry_run = false; };",
     );
     assert_has(
         &cs,
         &[
             "public static string Greet(string name, string greeting = \"hello\", uint times = 2)",
-            // the empty list is no C# constant, so it and every field before it stay required
-            "public Options(string group, List<string> tags, uint batch = 50, bool dryRun = false)",
+            // an empty list is no C# constant: its default is null, replaced by an empty list
+            "public Options(string group, List<string> tags = null, uint batch = 50, bool dryRun = false)",
+            "this.Tags = (tags ?? new List<string>());",
+            "public static uint Count(List<string> tags = null)",
+            ".Lower((tags ?? new List<string>()));",
         ],
     );
 }

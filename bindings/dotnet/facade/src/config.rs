@@ -1,0 +1,372 @@
+//! Configuration: `Configuration` from TOML text or a file (validated, findings with line and
+//! column), or built in code from plain records (`ConnectionSettings`, `GroupSettings`,
+//! `MemberSettings`, `ServiceOptions`).
+//!
+//! The records cover what scripts usually set: EWS connections with their authentication, groups
+//! on a public folder with one-way and two-way members, the conflict policy, the match key, the
+//! mass-delete guard and the service's timings. Everything else (filters, modifications,
+//! distribution groups, mailbox hubs) is written in TOML; `Configuration.FromToml` takes the
+//! whole format documented in `exchange-sync/examples/config.toml`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use exchange_sync::config::{
+    Auth, Config, Connection, Endpoint, GroupConfig, HubFolder, MemberConfig, Secret, StateLocation, TargetFolder,
+    TlsOptions, WellKnownFolder,
+};
+use exchange_sync_core::{ConflictPolicy, Direction, MassDeleteGuard};
+
+use crate::errors::{Diagnostic, ExchangeSyncError};
+
+/// Where a password or token comes from. Prefer `Env` or `File` outside tests: the value then
+/// never sits in a script or a configuration.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Enum)]
+pub enum SecretSource {
+    /// The value itself (validation warns).
+    Inline {
+        /// The secret.
+        value: String,
+    },
+    /// An environment variable, read when the service connects.
+    Env {
+        /// The variable's name.
+        name: String,
+    },
+    /// A file's content (trailing newline removed), read when the service connects.
+    File {
+        /// The file's path.
+        path: String,
+    },
+}
+
+impl From<SecretSource> for Secret {
+    fn from(s: SecretSource) -> Self {
+        match s {
+            SecretSource::Inline { value } => Secret::Inline(value),
+            SecretSource::Env { name } => Secret::Env(name),
+            SecretSource::File { path } => Secret::File(PathBuf::from(path)),
+        }
+    }
+}
+
+/// How a connection authenticates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum AuthScheme {
+    /// HTTP Basic (over TLS only): `username` and `password`.
+    Basic,
+    /// NTLM, the usual on-premises choice: `username` (`user@domain` or `DOMAIN\user`) and
+    /// `password`.
+    Ntlm,
+    /// An OAuth2 bearer token, given as `password`.
+    OAuth2,
+    /// None (an authenticating proxy, or a test server).
+    None,
+}
+
+/// A server connection, as code builds it.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct ConnectionSettings {
+    /// The id groups refer to.
+    pub id: String,
+    /// The EWS URL (`https://mail.contoso.com/EWS/Exchange.asmx`), or an e-mail address whose
+    /// domain Autodiscover resolves.
+    pub url: String,
+    /// How to authenticate.
+    pub auth: AuthScheme,
+    /// The account (`Basic`, `Ntlm`).
+    #[uniffi(default = None)]
+    pub username: Option<String>,
+    /// The password (`Basic`, `Ntlm`) or token (`OAuth2`).
+    #[uniffi(default = None)]
+    pub password: Option<SecretSource>,
+    /// Act as each member's mailbox through the ApplicationImpersonation role (needed for many
+    /// mailboxes and for their change notifications).
+    #[uniffi(default = true)]
+    pub impersonation: bool,
+    /// A PEM bundle of extra trusted CAs (internal CAs).
+    #[uniffi(default = None)]
+    pub ca_file: Option<String>,
+    /// Turns certificate verification off (never in production; validation warns).
+    #[uniffi(default = false)]
+    pub insecure: bool,
+}
+
+/// Which way a member's changes flow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum SyncDirection {
+    /// The member only receives; its own edits and deletions of the group's items are reverted.
+    OneWay,
+    /// The member's edits flow to the hub and on to every other member; its new items join.
+    TwoWay,
+}
+
+/// One member mailbox of a group.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct MemberSettings {
+    /// The mailbox address.
+    pub mailbox: String,
+    /// One-way (reader) or two-way (editor).
+    pub direction: SyncDirection,
+    /// The folder receiving the group's items (`contacts`, `calendar`, `tasks`, `notes`, or a
+    /// named folder below one: `contacts/Company Contacts`); `null`: the group's target.
+    #[uniffi(default = None)]
+    pub target: Option<String>,
+}
+
+/// How conflicting field edits are resolved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum ConflictResolution {
+    /// The hub's value wins; among members only, the first in group order.
+    HubWins,
+    /// The side modified last wins.
+    NewestWins,
+}
+
+/// A sync group on a public folder, as code builds it.
+#[derive(Debug, Clone, PartialEq, uniffi::Record)]
+pub struct GroupSettings {
+    /// The group's id (part of every origin stamp: never change it for a running group).
+    pub id: String,
+    /// The connection's id.
+    pub connection: String,
+    /// The hub: a public folder by its `/`-separated path (`Company Contacts`).
+    pub public_folder: String,
+    /// The members.
+    pub members: Vec<MemberSettings>,
+    /// The target folder of members that name none (created when missing).
+    #[uniffi(default = "contacts")]
+    pub target: String,
+    /// Canonical fields matching existing copies at initial sync (e.g. `email1.address`).
+    #[uniffi(default = [])]
+    pub match_key: Vec<String>,
+    /// How conflicting field edits are resolved.
+    #[uniffi(default = None)]
+    pub conflict_resolution: Option<ConflictResolution>,
+    /// The largest share (0..1) of a folder's group items one run may delete unconfirmed.
+    #[uniffi(default = 0.25)]
+    pub mass_delete_max_share: f64,
+    /// Deleting this many items or fewer never trips the mass-delete guard.
+    #[uniffi(default = 10)]
+    pub mass_delete_min_count: u32,
+}
+
+/// How the service runs.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct ServiceOptions {
+    /// Where state is kept: an SQLite file path, or `memory` (every start is an initial sync).
+    #[uniffi(default = "exchange-sync.sqlite")]
+    pub state: String,
+    /// How long to wait after a change hint for more before syncing, in milliseconds.
+    #[uniffi(default = 200)]
+    pub debounce_ms: u64,
+    /// How often folders without change hints are polled, in seconds.
+    #[uniffi(default = 60)]
+    pub poll_interval_secs: u64,
+    /// How many attempts a pass gets before its failure is reported.
+    #[uniffi(default = 5)]
+    pub retry_max_attempts: u32,
+    /// The first retry delay, in milliseconds.
+    #[uniffi(default = 500)]
+    pub retry_initial_delay_ms: u64,
+    /// How long a stop waits for passes in flight, in seconds.
+    #[uniffi(default = 10)]
+    pub shutdown_grace_secs: u64,
+}
+
+/// Parses a target folder: `contacts`, `calendar`, `tasks`, `notes`, optionally `/Folder Name`.
+pub fn parse_target(path: &str, text: &str) -> Result<TargetFolder, ExchangeSyncError> {
+    let (parent, name) = match text.split_once('/') {
+        Some((parent, name)) => (parent, Some(name.trim())),
+        None => (text, None),
+    };
+    let parent = match parent.trim().to_ascii_lowercase().as_str() {
+        "contacts" => WellKnownFolder::Contacts,
+        "calendar" => WellKnownFolder::Calendar,
+        "tasks" => WellKnownFolder::Tasks,
+        "notes" => WellKnownFolder::Notes,
+        other => {
+            return Err(ExchangeSyncError::invalid(
+                path,
+                format!(
+                    "unknown folder {other:?}: expected contacts, calendar, tasks or notes, optionally followed by /Folder Name"
+                ),
+            ));
+        }
+    };
+    match name {
+        Some("") => Err(ExchangeSyncError::invalid(path, "the folder name after / must not be empty")),
+        Some(name) => Ok(TargetFolder::Named { parent, name: name.to_owned() }),
+        None => Ok(TargetFolder::WellKnown(parent)),
+    }
+}
+
+fn connection(c: ConnectionSettings, index: usize) -> Result<Connection, ExchangeSyncError> {
+    let path = format!("connections[{index}]");
+    let secret = |what: &str| {
+        c.password
+            .clone()
+            .map(Secret::from)
+            .ok_or_else(|| ExchangeSyncError::invalid(format!("{path}.password"), format!("{what} needs a password")))
+    };
+    let user = || {
+        c.username
+            .clone()
+            .ok_or_else(|| ExchangeSyncError::invalid(format!("{path}.username"), "this scheme needs a username"))
+    };
+    let auth = match c.auth {
+        AuthScheme::Basic => Auth::Basic { username: user()?, password: secret("basic authentication")? },
+        AuthScheme::Ntlm => Auth::Ntlm { username: user()?, password: secret("NTLM")? },
+        AuthScheme::OAuth2 => Auth::OAuth2 { token: secret("OAuth2 (the token)")? },
+        AuthScheme::None => Auth::None,
+    };
+    let endpoint = if !c.url.contains("://") && c.url.contains('@') {
+        Endpoint::Autodiscover(c.url)
+    } else {
+        Endpoint::Url(c.url)
+    };
+    Ok(Connection {
+        id: c.id,
+        endpoint,
+        auth,
+        impersonation: c.impersonation,
+        tls: TlsOptions { ca_file: c.ca_file.map(PathBuf::from), insecure: c.insecure },
+    })
+}
+
+fn group(g: GroupSettings, index: usize) -> Result<GroupConfig, ExchangeSyncError> {
+    let path = format!("groups[{index}]");
+    let mut out = GroupConfig::new(g.id, g.connection, HubFolder::PublicFolder(g.public_folder));
+    out.default_target = parse_target(&format!("{path}.target"), &g.target)?;
+    for (i, m) in g.members.into_iter().enumerate() {
+        let direction = match m.direction {
+            SyncDirection::OneWay => Direction::one_way(),
+            SyncDirection::TwoWay => Direction::two_way(),
+        };
+        let mut member = MemberConfig::new(m.mailbox, direction);
+        if let Some(t) = m.target {
+            member.target = Some(parse_target(&format!("{path}.members[{i}].target"), &t)?);
+        }
+        out.members.push(member);
+    }
+    out.match_key = g.match_key;
+    out.conflict_policy = match g.conflict_resolution {
+        Some(ConflictResolution::NewestWins) => ConflictPolicy::NewestWins,
+        Some(ConflictResolution::HubWins) | None => ConflictPolicy::HubWins,
+    };
+    out.mass_delete_guard =
+        MassDeleteGuard { max_share: g.mass_delete_max_share, min_count: g.mass_delete_min_count as usize };
+    Ok(out)
+}
+
+/// A validated configuration: connections, sync groups and service settings.
+#[derive(Debug, uniffi::Object)]
+pub struct Configuration {
+    pub(crate) config: Config,
+    warnings: Vec<Diagnostic>,
+}
+
+impl Configuration {
+    fn validated(config: Config) -> Result<Arc<Self>, ExchangeSyncError> {
+        let warnings = config.validate()?.iter().map(Diagnostic::from).collect();
+        Ok(Arc::new(Configuration { config, warnings }))
+    }
+}
+
+#[uniffi::export]
+impl Configuration {
+    /// Builds and validates a configuration in code.
+    #[uniffi::constructor(default(service = None))]
+    pub fn new(
+        connections: Vec<ConnectionSettings>,
+        groups: Vec<GroupSettings>,
+        service: Option<ServiceOptions>,
+    ) -> Result<Arc<Self>, ExchangeSyncError> {
+        let mut config = Config::default();
+        for (i, c) in connections.into_iter().enumerate() {
+            config.connections.push(connection(c, i)?);
+        }
+        for (i, g) in groups.into_iter().enumerate() {
+            config.groups.push(group(g, i)?);
+        }
+        if let Some(s) = service {
+            let settings = &mut config.service;
+            settings.state =
+                if s.state == "memory" { StateLocation::Memory } else { StateLocation::Sqlite(PathBuf::from(s.state)) };
+            settings.debounce = Duration::from_millis(s.debounce_ms);
+            settings.poll_interval = Duration::from_secs(s.poll_interval_secs);
+            settings.retry.max_attempts = s.retry_max_attempts;
+            settings.retry.initial_delay = Duration::from_millis(s.retry_initial_delay_ms);
+            settings.shutdown_grace = Duration::from_secs(s.shutdown_grace_secs);
+        }
+        Self::validated(config)
+    }
+
+    /// Parses and validates TOML text (the format of `exchange-sync/examples/config.toml`);
+    /// findings carry the line and column.
+    #[uniffi::constructor]
+    pub fn from_toml(text: String) -> Result<Arc<Self>, ExchangeSyncError> {
+        let loaded = Config::from_toml_str(&text, None)?;
+        Ok(Arc::new(Configuration {
+            config: loaded.config,
+            warnings: loaded.warnings.iter().map(Diagnostic::from).collect(),
+        }))
+    }
+
+    /// Reads, parses and validates a TOML file; findings name the file, line and column.
+    #[uniffi::constructor]
+    pub fn from_file(path: String) -> Result<Arc<Self>, ExchangeSyncError> {
+        let loaded = Config::load(Path::new(&path))?;
+        Ok(Arc::new(Configuration {
+            config: loaded.config,
+            warnings: loaded.warnings.iter().map(Diagnostic::from).collect(),
+        }))
+    }
+
+    /// What validation warned about (inline secrets, TLS verification off, ...).
+    pub fn warnings(&self) -> Vec<Diagnostic> {
+        self.warnings.clone()
+    }
+
+    /// The group ids, in order.
+    pub fn group_ids(&self) -> Vec<String> {
+        self.config.groups.iter().map(|g| g.id.clone()).collect()
+    }
+
+    /// The connection ids, in order (the first is the default of item operations).
+    pub fn connection_ids(&self) -> Vec<String> {
+        self.config.connections.iter().map(|c| c.id.clone()).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_toml_reports_the_line() {
+        let err = Configuration::from_toml("[service]\ndebounce_ms = \"soon\"\n".into()).unwrap_err();
+        let ExchangeSyncError::Config { diagnostics, .. } = err else { panic!("not a config error") };
+        assert_eq!(diagnostics[0].line, Some(2), "{diagnostics:?}");
+    }
+
+    #[test]
+    fn code_built_configurations_are_validated() {
+        let member =
+            MemberSettings { mailbox: "alice@contoso.test".into(), direction: SyncDirection::TwoWay, target: None };
+        let group = GroupSettings {
+            id: "contacts".into(),
+            connection: "missing".into(),
+            public_folder: "Company Contacts".into(),
+            members: vec![member],
+            target: "contacts/Company Contacts".into(),
+            match_key: vec![],
+            conflict_resolution: None,
+            mass_delete_max_share: 0.25,
+            mass_delete_min_count: 10,
+        };
+        let err = Configuration::new(vec![], vec![group], None).unwrap_err();
+        assert!(matches!(err, ExchangeSyncError::Config { .. }), "{err:?}");
+    }
+}
