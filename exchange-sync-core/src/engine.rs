@@ -213,20 +213,23 @@ impl GroupSync {
             tracing::info!(actions = plan.actions.len(), conflicts = plan.conflicts.len(), "executing plan");
             let executor =
                 Executor::new(&planned_group, self.store.as_ref(), &self.connectors, self.options.executor.clone());
-            let ExecutionReport { members: executed } = executor.execute(plan).await?;
-            // Folders settle concurrently, as many at once as the executor writes to.
-            let settling: Vec<_> = executed
-                .iter()
-                .filter_map(|(member, execution)| {
-                    let connector = self.connectors.get(member)?;
-                    (!execution.created_ids.is_empty()
-                        && connector.capabilities().change_detection == ChangeDetection::Incremental)
-                        .then(|| self.settle(member, connector, &execution.created_ids))
+            // Each folder that received copies reads its change feed once more as soon as its
+            // writes are done (see `settle`), while other folders are still being written.
+            let ExecutionReport { members: executed } = executor
+                .execute_then(plan, |member, execution| {
+                    let connector = self.connectors.get(&member).filter(|c| {
+                        !execution.created_ids.is_empty()
+                            && c.capabilities().change_detection == ChangeDetection::Incremental
+                    });
+                    let created = connector.map(|_| execution.created_ids.clone());
+                    async move {
+                        match (connector, created) {
+                            (Some(connector), Some(created)) => self.settle(&member, connector, &created).await,
+                            _ => Ok(()),
+                        }
+                    }
                 })
-                .collect();
-            let limit = self.options.executor.max_concurrent_folders.max(1);
-            let settled: Vec<Result<()>> = futures::stream::iter(settling).buffer_unordered(limit).collect().await;
-            settled.into_iter().collect::<Result<()>>()?;
+                .await?;
             for (member, execution) in executed {
                 report.members.entry(member).or_default().execution = execution;
             }

@@ -143,6 +143,18 @@ impl<'a> Executor<'a> {
     /// Executes `plan`. Failed actions are reported, not returned as errors: the answer is an
     /// error only when the state store fails (then nothing more can be committed safely).
     pub async fn execute(&self, plan: Plan) -> Result<ExecutionReport> {
+        self.execute_then(plan, |_, _| async { Ok(()) }).await
+    }
+
+    /// Executes `plan` like [`Executor::execute`], and runs `then` for each folder as soon as its
+    /// actions are done, in the folder's concurrency slot (the engine reads each folder's change
+    /// feed once more after creating copies: folders done early do it while others still write).
+    /// An error of `then` is reported like a state store error.
+    pub async fn execute_then<F, Fut>(&self, plan: Plan, then: F) -> Result<ExecutionReport>
+    where
+        F: Fn(MemberId, &MemberReport) -> Fut,
+        Fut: Future<Output = Result<()>>,
+    {
         if !plan.state.is_empty() {
             self.store.apply(&self.group.id, StateTransaction::from(plan.state)).await?;
         }
@@ -151,11 +163,15 @@ impl<'a> Executor<'a> {
             by_member.entry(action.member().clone()).or_default().push(action);
         }
         let limit = self.options.max_concurrent_folders.max(1);
+        let then = &then;
         let outcomes: Vec<(MemberId, Result<MemberReport>)> = futures::stream::iter(by_member)
             .map(|(member, actions)| {
                 let span = tracing::info_span!("execute", group = %self.group.id, member = %member);
                 async move {
-                    let outcome = self.run_member(&member, actions).await;
+                    let outcome = match self.run_member(&member, actions).await {
+                        Ok(report) => then(member.clone(), &report).await.map(|()| report),
+                        Err(e) => Err(e),
+                    };
                     (member, outcome)
                 }
                 .instrument(span)
