@@ -60,6 +60,11 @@ impl Directory {
         (password == self.password).then_some(account)
     }
 
+    /// The password every account shares (NTLM verification computes with it).
+    pub(crate) fn password(&self) -> &str {
+        &self.password
+    }
+
     /// The account with this SMTP address.
     pub fn account(&self, address: &str) -> Option<&Account> {
         self.accounts.get(&address.trim().to_ascii_lowercase())
