@@ -559,6 +559,8 @@ impl EwsClient {
     /// resent (the item may exist: look it up before creating it again).
     pub async fn create_items(&self, folder: &FolderRef, drafts: &[ItemDraft]) -> Result<Vec<Result<ItemId>>> {
         self.batched(drafts, |chunk| {
+            let version = self.version();
+            let chunk: Vec<ItemDraft> = chunk.iter().map(|d| d.for_version(version)).collect();
             let body = items::create_item_request(folder, &chunk);
             async move { self.call("CreateItem", &body, Affinity::None, items::parse_create_item).await }
         })
@@ -572,6 +574,8 @@ impl EwsClient {
         let ids: Vec<ItemId> = changes.iter().map(|c| c.id.clone()).collect();
         let r = self
             .batched(changes, |chunk| {
+                let version = self.version();
+                let chunk: Vec<ItemChange> = chunk.iter().map(|c| c.for_version(version)).collect();
                 let body = items::update_item_request(&chunk);
                 async move { self.call("UpdateItem", &body, Affinity::None, items::parse_update_item).await }
             })

@@ -10,7 +10,7 @@ mod recurrence;
 mod schema;
 
 pub use origin::{ATTENDEES_PROPERTY, ORIGIN_PROPERTY, PROPERTY_SET_ID};
-pub use schema::{EwsProperty, Mapping, ValueKind, mappings};
+pub use schema::{END_TIME_ZONE, EwsProperty, Mapping, ValueKind, mappings};
 
 use exchange_sync_core::item::{Body, BodyFormat, FieldValue as CoreValue, Item, ItemKind};
 use exchange_sync_core::{OriginStamp, field};
