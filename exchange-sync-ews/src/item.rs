@@ -543,8 +543,9 @@ pub enum FieldUpdate {
     Delete(PropertyPath),
 }
 
-/// Calendar fields that exist only from Exchange 2010 on (the 2007 schema has `MeetingTimeZone`).
-const EXCHANGE_2010_FIELDS: &[&str] = &["StartTimeZone", "EndTimeZone"];
+/// Fields that exist only from Exchange 2010 on: calendar time zones (the 2007 schema has
+/// `MeetingTimeZone`) and distribution list members.
+const EXCHANGE_2010_FIELDS: &[&str] = &["StartTimeZone", "EndTimeZone", "Members"];
 
 /// Whether a schema version knows an element.
 fn known_in(version: ExchangeVersion, name: &str) -> bool {

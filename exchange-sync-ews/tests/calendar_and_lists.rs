@@ -79,3 +79,33 @@ async fn exchange_2007_gets_no_time_zone_elements() {
     assert_eq!(back.item.get(field::IS_ALL_DAY), Some(&FieldValue::Boolean(true)));
     emu.shutdown().await;
 }
+
+#[tokio::test]
+async fn distribution_list_members_are_written_read_and_updated() {
+    let emu = common::small_tenant().await;
+    let c = EwsFolderConnector::mailbox_folder(
+        common::as_user(&emu, "bob"),
+        FolderRef::distinguished(DistinguishedFolder::Contacts),
+        "bob/contacts",
+    );
+    let members = |list: &[&str]| FieldValue::TextList(list.iter().map(|s| (*s).to_owned()).collect());
+    let list = Item::new(ItemKind::DistributionList).with(field::DISPLAY_NAME, "Project team").with(
+        mapping::MEMBERS,
+        members(&["Alice Wilson <SMTP:alice@contoso.test>", "Zoë Müller <SMTP:zoe@example.test>"]),
+    );
+    let v = c.create(&[NewItem { item: list.clone(), origin: origin("team") }]).await.unwrap().remove(0).unwrap();
+    let back = c.get(std::slice::from_ref(&v.id)).await.unwrap().remove(0).unwrap();
+    assert_eq!(back.item.kind, ItemKind::DistributionList);
+    assert_eq!(back.item.canonical(), list.canonical());
+
+    // A member leaves, another joins.
+    let changed = list
+        .clone()
+        .with(mapping::MEMBERS, members(&["Zoë Müller <SMTP:zoe@example.test>", "Carol <SMTP:carol@contoso.test>"]));
+    let update =
+        ItemUpdate { id: v.id.clone(), expected: v.version, item: changed.clone(), previous: Some(list), origin: None };
+    let v2 = c.update(&[update]).await.unwrap().remove(0).unwrap();
+    let back = c.get(&[v2.id]).await.unwrap().remove(0).unwrap();
+    assert_eq!(back.item.canonical(), changed.canonical());
+    emu.shutdown().await;
+}

@@ -2,15 +2,16 @@
 //!
 //! Each kind has a table of (canonical field, EWS property) pairs ([`mappings`]); reading, writing and
 //! computing field-level updates all walk the same table, so the three cannot disagree. Values are
-//! normalized on the way in (enumerations in snake case, dates in UTC, recurrences in a canonical text
-//! form) so that the same content read from two mailboxes hashes the same.
+//! normalized on the way in (enumerations in snake case, dates in UTC, recurrences and list members in
+//! canonical text forms) so that the same content read from two mailboxes hashes the same.
 
+mod members;
 mod origin;
 mod recurrence;
 mod schema;
 
 pub use origin::{ATTENDEES_PROPERTY, ORIGIN_PROPERTY, PROPERTY_SET_ID};
-pub use schema::{END_TIME_ZONE, EwsProperty, Mapping, ValueKind, mappings};
+pub use schema::{END_TIME_ZONE, EwsProperty, MEMBERS, Mapping, ValueKind, mappings};
 
 use exchange_sync_core::item::{Body, BodyFormat, FieldValue as CoreValue, Item, ItemKind};
 use exchange_sync_core::{OriginStamp, field};
