@@ -109,3 +109,26 @@ async fn distribution_list_members_are_written_read_and_updated() {
     assert_eq!(back.item.canonical(), changed.canonical());
     emu.shutdown().await;
 }
+
+#[tokio::test]
+async fn recurrence_exceptions_are_read_but_not_content() {
+    let emu = common::small_tenant().await;
+    let folder = common::public_folder(&emu, "Company Calendar").await;
+    let hub = EwsFolderConnector::public_folder(common::public(&emu), folder, "Public/Company Calendar");
+    let listed = hub.list(None).await.unwrap();
+    let ids: Vec<_> = listed.items.iter().map(|i| i.id.clone()).collect();
+    let items: Vec<Item> = hub.get(&ids).await.unwrap().into_iter().map(|r| r.unwrap().item).collect();
+    let master = items.iter().find(|i| i.get(field::RECURRENCE).is_some()).expect("the recurring event");
+    assert_eq!(
+        master.get(mapping::DELETED_OCCURRENCES),
+        Some(&FieldValue::TextList(vec!["2026-04-06T09:00:00Z".into()]))
+    );
+    // Copies are written without exceptions and still have the master's content.
+    let alice = calendar(&common::as_user(&emu, "alice"));
+    let v =
+        alice.create(&[NewItem { item: master.clone(), origin: origin("weekly") }]).await.unwrap().remove(0).unwrap();
+    let copy = alice.get(&[v.id]).await.unwrap().remove(0).unwrap().item;
+    assert_eq!(copy.get(mapping::DELETED_OCCURRENCES), None);
+    assert!(copy.same_content(master));
+    emu.shutdown().await;
+}

@@ -11,6 +11,7 @@ mod recurrence;
 mod schema;
 
 pub use origin::{ATTENDEES_PROPERTY, ORIGIN_PROPERTY, PROPERTY_SET_ID};
+pub use recurrence::{DELETED_OCCURRENCES, MODIFIED_OCCURRENCES};
 pub use schema::{END_TIME_ZONE, EwsProperty, MEMBERS, Mapping, ValueKind, mappings};
 
 use exchange_sync_core::item::{Body, BodyFormat, FieldValue as CoreValue, Item, ItemKind};
@@ -80,6 +81,9 @@ pub fn to_item(ews: &EwsItem) -> (Item, Option<OriginStamp>) {
         if let Some(text) = origin::attendees_text(ews) {
             item.set(field::ATTENDEES, text);
         }
+        let (deleted, modified) = recurrence::exceptions(ews);
+        item.set(DELETED_OCCURRENCES, CoreValue::TextList(deleted));
+        item.set(MODIFIED_OCCURRENCES, CoreValue::TextList(modified));
     }
     if let Some((format, content)) = ews.body() {
         let format = if format.eq_ignore_ascii_case("HTML") { BodyFormat::Html } else { BodyFormat::Text };
