@@ -34,6 +34,10 @@ const CLIENT_FLAGS: u32 = NEGOTIATE_UNICODE
     | NEGOTIATE_128
     | NEGOTIATE_56;
 
+/// Longest target info accepted (Windows sends about 200 bytes); keeps every field of the
+/// AUTHENTICATE message within its 16-bit length.
+const MAX_TARGET_INFO: usize = 4096;
+
 /// AV pair id of the server's timestamp (MsvAvTimestamp) in the challenge's target info.
 const AV_TIMESTAMP: u16 = 7;
 /// AV pair id that ends the list (MsvAvEOL).
@@ -109,6 +113,9 @@ pub fn parse_challenge(message: &[u8]) -> Result<Challenge, ChallengeError> {
     } else {
         Vec::new()
     };
+    if target_info.len() > MAX_TARGET_INFO {
+        return Err(ChallengeError("target info too long"));
+    }
     if target_info.is_empty() {
         // NTLMv2 needs the target info; a server without it only speaks NTLMv1, which we refuse.
         return Err(ChallengeError("no target info (the server offers only NTLMv1)"));
