@@ -16,6 +16,9 @@ corpus=$root/target/fuzz-corpus/parse_response
 artifacts=$root/target/fuzz-artifacts/parse_response
 mkdir -p "$corpus" "$artifacts"
 cp exchange-sync-ews/tests/fixtures/* "$corpus"/
+# The fuzz crate is its own workspace; start from the main lock file so it builds the dependency
+# versions the tests use (cargo only adds libfuzzer-sys and its few dependencies).
+[ -f exchange-sync-ews/fuzz/Cargo.lock ] || cp Cargo.lock exchange-sync-ews/fuzz/Cargo.lock
 
 flags="-Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4"
 flags+=" -Cllvm-args=-sanitizer-coverage-inline-8bit-counters -Cllvm-args=-sanitizer-coverage-pc-table"
