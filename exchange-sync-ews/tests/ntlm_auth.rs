@@ -34,12 +34,13 @@ async fn ntlm_handshake_authenticates_connections() {
     let contacts = FolderRef::distinguished(DistinguishedFolder::Contacts);
     let folder = client.get_folder(&contacts, &FolderShape::default()).await.unwrap();
     assert!(folder.display_name.is_some());
-    // Sequential requests reuse the authenticated connection: one handshake for all of them.
+    // Sequential requests reuse the authenticated connection: one handshake for all of them (two
+    // if the pool had not taken the connection back yet when a request started; six without reuse).
     for _ in 0..5 {
         client.get_folder(&contacts, &FolderShape::default()).await.unwrap();
     }
     let stats = emu.request_stats();
-    assert_eq!(stats.ntlm_logins, 1, "{stats:?}");
+    assert!(stats.ntlm_logins <= 2, "{stats:?}");
     assert_eq!(stats.requests, 6, "{stats:?}");
 
     // Concurrent requests, impersonating other mailboxes, each over its own authenticated connection.
@@ -122,5 +123,37 @@ async fn wrong_password_is_a_clear_final_error_and_secrets_stay_hidden() {
         assert!(!text.contains(secret), "wrong password leaked: {text}");
         assert!(!text.contains(PASSWORD), "password leaked: {text}");
     }
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn streaming_notifications_over_ntlm() {
+    use exchange_sync_ews::EventKind;
+    use exchange_sync_ews::operation::notifications::{ITEM_EVENTS, SubscriptionKind};
+    use futures::StreamExt;
+    let emu = emulator(EmulatorConfig {
+        contacts: 0,
+        require_ntlm: true,
+        heartbeat_interval: std::time::Duration::from_millis(100),
+        streaming_minute: std::time::Duration::from_secs(3),
+        ..Default::default()
+    })
+    .await;
+    let dave = ntlm_client(&emu, "CONTOSO\\sync-admin", PASSWORD)
+        .impersonating(Impersonation::PrimarySmtpAddress("dave@contoso.test".into()));
+    let contacts = FolderRef::distinguished(DistinguishedFolder::Contacts);
+    let sub =
+        dave.subscribe(std::slice::from_ref(&contacts), &ITEM_EVENTS, &SubscriptionKind::Streaming).await.unwrap();
+    let mut stream =
+        dave.get_streaming_events(std::slice::from_ref(&sub.id), 1, std::time::Duration::from_secs(30)).await.unwrap();
+    // While the stream holds its connection, other requests authenticate their own.
+    dave.create_items(&contacts, &[common::contact("Stream", "Ntlm")]).await.unwrap();
+    let mut saw_created = false;
+    while let Some(batch) = stream.next().await {
+        saw_created |=
+            batch.unwrap().notifications.iter().flat_map(|n| &n.events).any(|e| e.kind == EventKind::Created);
+    }
+    assert!(saw_created);
+    assert!(emu.request_stats().ntlm_logins >= 2, "the stream's connection and another one");
     emu.shutdown().await;
 }
