@@ -22,7 +22,8 @@
 //!
 //! # async fn run() -> Result<(), exchange_sync_ews::EwsError> {
 //! let client = EwsClient::builder("https://mail.contoso.test/EWS/Exchange.asmx")
-//!     .credentials(Credentials::basic("sync-admin@contoso.test", "secret"))
+//!     // NTLMv2, the usual on premises; `Credentials::basic` and `Credentials::bearer` work alike.
+//!     .credentials(Credentials::ntlm("CONTOSO\\sync-admin", "secret"))
 //!     .build()?;
 //! // Act as alice (needs the ApplicationImpersonation role) and list her contacts.
 //! let alice = client.impersonating(Impersonation::PrimarySmtpAddress("alice@contoso.test".into()));
