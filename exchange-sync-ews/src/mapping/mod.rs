@@ -4,6 +4,17 @@
 //! computing field-level updates all walk the same table, so the three cannot disagree. Values are
 //! normalized on the way in (enumerations in snake case, dates in UTC, recurrences and list members in
 //! canonical text forms) so that the same content read from two mailboxes hashes the same.
+//!
+//! What a calendar item carries, both ways: subject, body, categories, sensitivity, importance,
+//! reminder, location, free/busy, `Start` / `End` as UTC instants, `IsAllDayEvent`, the
+//! `StartTimeZone` / `EndTimeZone` ids (`start_time_zone`, [`END_TIME_ZONE`]; Exchange 2010 and later:
+//! they keep all-day events on the same local day in every mailbox), the recurrence pattern and range
+//! of a master, and the attendees as text in our own extended property (copies are plain
+//! appointments, so nobody is invited). Exceptions of a master are read only
+//! ([`DELETED_OCCURRENCES`], [`MODIFIED_OCCURRENCES`]): a copy gets every occurrence of the pattern.
+//!
+//! A distribution list carries its display name and its members ([`MEMBERS`], Exchange 2010 and
+//! later), each written as a one-off member by name, routing type and address.
 
 mod members;
 mod origin;
