@@ -9,6 +9,7 @@
 //! runs the handshake again.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -89,6 +90,8 @@ pub(crate) struct Transport {
     ntlm_slots: std::sync::Mutex<Vec<NtlmSlot>>,
     /// How NTLM slots are built.
     config: TransportConfig,
+    /// The cookies of every client of this transport (server affinity).
+    cookies: Arc<reqwest::cookie::Jar>,
 }
 
 /// One NTLM connection slot: a client keeping at most one idle connection.
@@ -150,9 +153,11 @@ impl Transport {
         if matches!(credentials, Credentials::Ntlm { .. }) && url.scheme() != "https" {
             tracing::warn!(host = url.host_str().unwrap_or(""), "NTLM over plain HTTP: traffic is not protected");
         }
-        let http = http_client(config, None)?;
+        let cookies = Arc::new(reqwest::cookie::Jar::default());
+        let http = http_client(config, &cookies, None)?;
         Ok(Self {
             http,
+            cookies,
             url,
             credentials,
             trace_dir: config.trace_dir.clone(),
@@ -163,37 +168,40 @@ impl Transport {
 }
 
 /// A reqwest client with the configured timeouts and TLS trust; `max_idle` limits the idle
-/// connections it keeps (one for an NTLM slot).
-fn http_client(config: &TransportConfig, max_idle: Option<usize>) -> Result<reqwest::Client> {
-    {
-        let mut builder = reqwest::Client::builder()
-            .use_rustls_tls()
-            .timeout(config.request_timeout)
-            .connect_timeout(config.connect_timeout)
-            .pool_idle_timeout(Duration::from_secs(90))
-            .cookie_store(true)
-            .user_agent(concat!("exchange-sync/", env!("CARGO_PKG_VERSION")));
-        if let Some(pem) = &config.ca_bundle_pem {
-            let certs = reqwest::Certificate::from_pem_bundle(pem)
-                .map_err(|e| EwsError::Configuration(format!("unreadable CA bundle: {e}")))?;
-            if certs.is_empty() {
-                return Err(EwsError::Configuration("the CA bundle holds no certificate".into()));
-            }
-            for c in certs {
-                builder = builder.add_root_certificate(c);
-            }
-            if config.only_custom_roots {
-                builder = builder.tls_built_in_root_certs(false);
-            }
+/// connections it keeps (one for an NTLM slot). Every client of a transport shares one cookie jar,
+/// so the server-affinity cookies of subscriptions reach the server whichever slot sends a request.
+fn http_client(
+    config: &TransportConfig,
+    cookies: &Arc<reqwest::cookie::Jar>,
+    max_idle: Option<usize>,
+) -> Result<reqwest::Client> {
+    let mut builder = reqwest::Client::builder()
+        .use_rustls_tls()
+        .timeout(config.request_timeout)
+        .connect_timeout(config.connect_timeout)
+        .pool_idle_timeout(Duration::from_secs(90))
+        .cookie_provider(Arc::clone(cookies))
+        .user_agent(concat!("exchange-sync/", env!("CARGO_PKG_VERSION")));
+    if let Some(pem) = &config.ca_bundle_pem {
+        let certs = reqwest::Certificate::from_pem_bundle(pem)
+            .map_err(|e| EwsError::Configuration(format!("unreadable CA bundle: {e}")))?;
+        if certs.is_empty() {
+            return Err(EwsError::Configuration("the CA bundle holds no certificate".into()));
         }
-        if config.danger_accept_invalid_certs {
-            builder = builder.danger_accept_invalid_certs(true);
+        for c in certs {
+            builder = builder.add_root_certificate(c);
         }
-        if let Some(n) = max_idle {
-            builder = builder.pool_max_idle_per_host(n);
+        if config.only_custom_roots {
+            builder = builder.tls_built_in_root_certs(false);
         }
-        builder.build().map_err(|e| EwsError::Configuration(format!("HTTP client: {e}")))
     }
+    if config.danger_accept_invalid_certs {
+        builder = builder.danger_accept_invalid_certs(true);
+    }
+    if let Some(n) = max_idle {
+        builder = builder.pool_max_idle_per_host(n);
+    }
+    builder.build().map_err(|e| EwsError::Configuration(format!("HTTP client: {e}")))
 }
 
 impl Transport {
@@ -325,7 +333,7 @@ impl Transport {
         let free = self.ntlm_slots.lock().unwrap_or_else(std::sync::PoisonError::into_inner).pop();
         let slot = match free {
             Some(s) => s,
-            None => NtlmSlot { http: http_client(&self.config, Some(1))?, authenticated: false },
+            None => NtlmSlot { http: http_client(&self.config, &self.cookies, Some(1))?, authenticated: false },
         };
         let mut slots = self.ntlm_slots.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         // Bound the idle slots: the pool grows to the concurrency in use, not beyond what it needs.
