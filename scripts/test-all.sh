@@ -3,8 +3,9 @@
 # the Python tests against the EWS emulator, and schema validation of every EWS document the tests
 # exchanged. Installs what the tests need (Debian and pip packages) when it is missing.
 #
-#   scripts/test-all.sh            the CI suite (Rust, Python bindings, .NET bindings on Mono,
-#                                  benchmark quick mode, schema validation, docs)
+#   scripts/test-all.sh            the CI suite (Rust, a 45 s fuzzing run of the EWS response parser,
+#                                  Python bindings, .NET bindings on Mono, benchmark quick mode,
+#                                  schema validation, docs)
 #   PROPTEST_CASES=2000 scripts/test-all.sh   a longer property-test run (nightly mode)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -38,6 +39,9 @@ rm -rf "$trace_dir" && mkdir -p "$trace_dir"
 export EWS_TRACE_DIR=$trace_dir
 cargo build --bins
 cargo test --all-features --no-fail-fast
+
+step "fuzzing the EWS response parser briefly (libFuzzer on stable, ~1.5-4 min with its build)"
+scripts/fuzz-smoke.sh
 
 step "python tests against the emulator"
 EWS_EMULATOR_BIN=$root/target/debug/ews-emulator "$venv/bin/python" -m pytest -q tests/python

@@ -172,6 +172,9 @@ pub struct EmulatorConfig {
     pub heartbeat_interval: Duration,
     /// Length of one `ConnectionTimeout` minute (shorter in tests, so `Closed` arrives quickly).
     pub streaming_minute: Duration,
+    /// Refuse Basic authentication: only NTLM (NTLMv2) logs in, as on an on-premises server whose
+    /// EWS virtual directory has Basic disabled. NTLM is offered and accepted either way.
+    pub require_ntlm: bool,
     /// Serve HTTPS with a freshly generated self-signed certificate (see
     /// `RunningEmulator::certificate_pem`) instead of plain HTTP.
     pub tls: bool,
@@ -198,6 +201,7 @@ impl Default for EmulatorConfig {
             heartbeat_interval: Duration::from_secs(30),
             streaming_minute: Duration::from_secs(60),
             tls: false,
+            require_ntlm: false,
         }
     }
 }

@@ -38,6 +38,7 @@ pub struct RequestCounters {
     requests: AtomicU64,
     bytes_in: AtomicU64,
     bytes_out: AtomicU64,
+    ntlm_logins: AtomicU64,
 }
 
 /// A snapshot of [`RequestCounters`]: EWS requests and the bytes of their bodies.
@@ -49,6 +50,8 @@ pub struct RequestStats {
     pub bytes_in: u64,
     /// Response body bytes (streaming notification bodies excluded: their length is open).
     pub bytes_out: u64,
+    /// Completed NTLM handshakes (one per authenticated connection when clients reuse them).
+    pub ntlm_logins: u64,
 }
 
 impl RequestCounters {
@@ -63,11 +66,17 @@ impl RequestCounters {
         self.bytes_out.fetch_add(bytes, Ordering::Relaxed);
     }
 
+    /// Counts one completed NTLM handshake.
+    pub(crate) fn ntlm_login(&self) {
+        self.ntlm_logins.fetch_add(1, Ordering::Relaxed);
+    }
+
     fn snapshot(&self) -> RequestStats {
         RequestStats {
             requests: self.requests.load(Ordering::Relaxed),
             bytes_in: self.bytes_in.load(Ordering::Relaxed),
             bytes_out: self.bytes_out.load(Ordering::Relaxed),
+            ntlm_logins: self.ntlm_logins.load(Ordering::Relaxed),
         }
     }
 }

@@ -38,9 +38,10 @@ pub mod schema_order;
 pub mod soap;
 pub mod xml;
 
-// Serving: HTTP, authentication, autodiscover, throttling, traces.
+// Serving: HTTP, authentication (Basic, NTLM), autodiscover, throttling, traces.
 pub mod auth;
 pub mod autodiscover;
+pub mod ntlm;
 mod server;
 pub mod throttle;
 pub mod tls;

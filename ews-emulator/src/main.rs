@@ -56,6 +56,9 @@ struct Args {
     /// Seconds between streaming heartbeats.
     #[arg(long, default_value_t = 30)]
     heartbeat_secs: u64,
+    /// Accept only NTLM logins (Basic is refused).
+    #[arg(long)]
+    require_ntlm: bool,
     /// Serve HTTPS with a generated self-signed certificate, written as PEM to this file.
     #[arg(long)]
     tls_cert_out: Option<PathBuf>,
@@ -91,6 +94,7 @@ async fn main() {
         trace_dir: args.trace_dir,
         heartbeat_interval: Duration::from_secs(args.heartbeat_secs.max(1)),
         tls: args.tls_cert_out.is_some(),
+        require_ntlm: args.require_ntlm,
         ..EmulatorConfig::default()
     };
     let emu = match Emulator::start(config).await {

@@ -202,6 +202,9 @@ pub fn write_item(out: &mut String, mb: &Mailbox, item: &Item, shape: &Shape, ct
             }
         }
     }
+    for f in fields.iter_mut().filter(|f| f.name == "Members") {
+        *f = members_as_exchange_returns_them(f);
+    }
     let order = schema_order::for_item(&item.element);
     fields.retain(|f| order.contains(&f.name));
     fields.sort_by_key(|f| order.position(&f.name));
@@ -214,6 +217,23 @@ pub fn write_item(out: &mut String, mb: &Mailbox, item: &Item, shape: &Shape, ct
     out.push_str("</t:");
     out.push_str(&item.element);
     out.push('>');
+}
+
+/// Distribution list members as Exchange returns them: each `t:Member` with a `Key` (stable per
+/// position and address) and a `t:Status` after its mailbox.
+fn members_as_exchange_returns_them(members: &Element) -> Element {
+    let mut out = members.clone();
+    for (i, m) in out.children.iter_mut().enumerate().filter(|(_, m)| m.name == "Member") {
+        if m.attr("Key").is_none() {
+            let address = m.child("Mailbox").and_then(|b| b.child("EmailAddress")).map_or("", |e| e.text.as_str());
+            let key = format!("{i}:{address}");
+            m.attrs.push(("Key".into(), base64::Engine::encode(&base64::engine::general_purpose::STANDARD, key)));
+        }
+        if m.child("Status").is_none() {
+            m.children.push(Element::t_text("Status", "Normal"));
+        }
+    }
+    out
 }
 
 /// Element name of a folder by class: `ContactsFolder`, `CalendarFolder`, `TasksFolder`, `Folder`.

@@ -1,4 +1,4 @@
-//! HTTP/1.1 serving: routing, Basic authentication, limits, throttling, faults, tracing and the
+//! HTTP/1.1 serving: routing, Basic and NTLM authentication (NTLM per connection), limits, throttling, faults, tracing and the
 //! chunked GetStreamingEvents responses.
 
 use std::convert::Infallible;
@@ -81,9 +81,12 @@ async fn serve_connection<I>(io: I, shared: Arc<Shared>, mut stop: watch::Receiv
 where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
+    // NTLM authenticates the connection: its handshake state lives as long as the connection.
+    let ntlm = Arc::new(std::sync::Mutex::new(crate::ntlm::ConnectionAuth::default()));
     let service = hyper::service::service_fn(move |req| {
         let shared = Arc::clone(&shared);
-        async move { handle(shared, req).await }
+        let ntlm = Arc::clone(&ntlm);
+        async move { handle(shared, ntlm, req).await }
     });
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(hyper_util::rt::TokioTimer::new())
@@ -112,21 +115,59 @@ fn fault_response(f: &SoapFault) -> Response<Body> {
     xml(StatusCode::from_u16(f.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), f.to_xml())
 }
 
+/// 401 offering the schemes Exchange offers (NTLM, and Basic unless NTLM is required).
 fn unauthorized(shared: &Shared) -> Response<Body> {
     let mut r = full(StatusCode::UNAUTHORIZED, None, Bytes::new());
-    if let Ok(v) = HeaderValue::from_str(&format!("Basic realm=\"{}\"", shared.directory.domain)) {
-        r.headers_mut().insert(WWW_AUTHENTICATE, v);
+    if !shared.config.require_ntlm {
+        if let Ok(v) = HeaderValue::from_str(&format!("Basic realm=\"{}\"", shared.directory.domain)) {
+            r.headers_mut().append(WWW_AUTHENTICATE, v);
+        }
     }
+    r.headers_mut().append(WWW_AUTHENTICATE, HeaderValue::from_static("NTLM"));
     r
 }
 
-/// The authenticated account's address, from a Basic Authorization header.
-fn authenticate(shared: &Shared, req: &Request<Incoming>) -> Option<String> {
-    let value = req.headers().get(hyper::header::AUTHORIZATION)?.to_str().ok()?;
-    crate::auth::basic_login(&shared.directory, value)
+/// Who a request comes from, or the 401 to answer: Basic per request, NTLM per connection.
+fn authenticate(
+    shared: &Shared,
+    ntlm: &std::sync::Mutex<crate::ntlm::ConnectionAuth>,
+    req: &Request<Incoming>,
+) -> Result<String, Box<Response<Body>>> {
+    let mut conn = ntlm.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let Some(value) = req.headers().get(hyper::header::AUTHORIZATION).and_then(|v| v.to_str().ok()) else {
+        // A request without credentials on a connection that completed an NTLM handshake.
+        return conn.login.clone().ok_or_else(|| Box::new(unauthorized(shared)));
+    };
+    if let Some((scheme, message)) = crate::ntlm::token(value) {
+        return match conn.step(&shared.directory, scheme, &message) {
+            crate::ntlm::Step::Authenticated(login) => {
+                shared.counters.ntlm_login();
+                Ok(login)
+            }
+            crate::ntlm::Step::Challenge(header) => {
+                let mut r = full(StatusCode::UNAUTHORIZED, None, Bytes::new());
+                if let Ok(v) = HeaderValue::from_str(&header) {
+                    r.headers_mut().insert(WWW_AUTHENTICATE, v);
+                }
+                Err(Box::new(r))
+            }
+            crate::ntlm::Step::Refused => {
+                tracing::debug!("NTLM authentication refused");
+                Err(Box::new(unauthorized(shared)))
+            }
+        };
+    }
+    if shared.config.require_ntlm {
+        return Err(Box::new(unauthorized(shared)));
+    }
+    crate::auth::basic_login(&shared.directory, value).ok_or_else(|| Box::new(unauthorized(shared)))
 }
 
-async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<Body>, DropConnection> {
+async fn handle(
+    shared: Arc<Shared>,
+    ntlm: Arc<std::sync::Mutex<crate::ntlm::ConnectionAuth>>,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, DropConnection> {
     let path = req.uri().path().to_ascii_lowercase();
     let is_ews = path == "/ews/exchange.asmx";
     let is_autodiscover = path == "/autodiscover/autodiscover.svc";
@@ -136,8 +177,9 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
     if req.method() != Method::POST {
         return Ok(full(StatusCode::METHOD_NOT_ALLOWED, Some("text/plain"), "EWS expects POST"));
     }
-    let Some(login) = authenticate(&shared, &req) else {
-        return Ok(unauthorized(&shared));
+    let login = match authenticate(&shared, &ntlm, &req) {
+        Ok(login) => login,
+        Err(response) => return Ok(*response),
     };
     let read =
         tokio::time::timeout(BODY_TIMEOUT, Limited::new(req.into_body(), shared.config.max_request_bytes).collect())

@@ -60,6 +60,11 @@ impl Directory {
         (password == self.password).then_some(account)
     }
 
+    /// The password every account shares (NTLM verification computes with it).
+    pub(crate) fn password(&self) -> &str {
+        &self.password
+    }
+
     /// The account with this SMTP address.
     pub fn account(&self, address: &str) -> Option<&Account> {
         self.accounts.get(&address.trim().to_ascii_lowercase())
@@ -353,6 +358,11 @@ pub fn company_events() -> Vec<(Vec<Element>, bool)> {
                     .with_child(Element::t_text("StartDate", "2026-01-05"))
                     .with_child(Element::t_text("NumberOfOccurrences", "52")),
             ),
+    );
+    // Easter Monday is off: one deleted occurrence, as Exchange reports it on the master.
+    weekly.push(
+        Element::t("DeletedOccurrences")
+            .with_child(Element::t("DeletedOccurrence").with_child(Element::t_text("Start", "2026-04-06T09:00:00Z"))),
     );
     let mut offsite = event("Company offsite", "2026-06-15T00:00:00Z", "2026-06-17T00:00:00Z", "Lake Zürich");
     offsite.push(Element::t_text("IsAllDayEvent", "true"));

@@ -19,9 +19,6 @@ pub trait TokenProvider: Send + Sync {
 }
 
 /// How the client authenticates.
-///
-/// NTLM is not offered: no well-kept pure-Rust crate makes it cheap; on-premises servers with Basic
-/// over TLS, or OAuth2 (hybrid modern authentication), are supported.
 #[derive(Clone)]
 #[non_exhaustive]
 pub enum Credentials {
@@ -30,6 +27,15 @@ pub enum Credentials {
         /// The user name (UPN or DOMAIN\user).
         username: String,
         /// The password.
+        password: String,
+    },
+    /// NTLM (NTLMv2 only), the usual choice of on-premises Exchange. NTLM authenticates a
+    /// connection, not a request: the transport runs the handshake on each connection it opens and
+    /// keeps each connection to one request at a time.
+    Ntlm {
+        /// `DOMAIN\user`, or a UPN (`user@domain`) sent with an empty domain.
+        username: String,
+        /// The password (only a hash of it is ever computed with; it is never sent).
         password: String,
     },
     /// OAuth2 bearer tokens from a provider, refreshed on 401.
@@ -44,6 +50,11 @@ impl Credentials {
         Self::Basic { username: username.into(), password: password.into() }
     }
 
+    /// NTLM credentials (`DOMAIN\user` or a UPN).
+    pub fn ntlm(username: impl Into<String>, password: impl Into<String>) -> Self {
+        Self::Ntlm { username: username.into(), password: password.into() }
+    }
+
     /// Bearer tokens from a provider.
     pub fn bearer(provider: Arc<dyn TokenProvider>) -> Self {
         Self::Bearer(provider)
@@ -52,7 +63,7 @@ impl Credentials {
     /// The user name, for logs and contexts (never the secret).
     pub fn username(&self) -> Option<&str> {
         match self {
-            Self::Basic { username, .. } => Some(username),
+            Self::Basic { username, .. } | Self::Ntlm { username, .. } => Some(username),
             _ => None,
         }
     }
@@ -63,6 +74,9 @@ impl fmt::Debug for Credentials {
         match self {
             Self::Basic { username, .. } => {
                 f.debug_struct("Basic").field("username", username).field("password", &"<redacted>").finish()
+            }
+            Self::Ntlm { username, .. } => {
+                f.debug_struct("Ntlm").field("username", username).field("password", &"<redacted>").finish()
             }
             Self::Bearer(_) => f.write_str("Bearer(<token provider>)"),
             Self::Anonymous => f.write_str("Anonymous"),
@@ -80,5 +94,7 @@ mod tests {
         let s = format!("{c:?}");
         assert!(s.contains("sync-admin") && !s.contains("exchange-sync\""), "{s}");
         assert!(!s.contains("\"exchange-sync\""));
+        let n = format!("{:?}", Credentials::ntlm("CONTOSO\\sync-admin", "s3cret-pw"));
+        assert!(n.contains("Ntlm") && n.contains("sync-admin") && !n.contains("s3cret-pw"), "{n}");
     }
 }

@@ -559,13 +559,14 @@ impl EwsClient {
     /// invitations. A lost connection after sending is reported as [`ErrorKind::Indeterminate`] and not
     /// resent (the item may exist: look it up before creating it again).
     pub async fn create_items(&self, folder: &FolderRef, drafts: &[ItemDraft]) -> Result<Vec<Result<ItemId>>> {
-        let rendered: Vec<RenderedItem> = drafts.iter().map(RenderedItem::of).collect();
+        let version = self.version();
+        let rendered: Vec<RenderedItem> = drafts.iter().map(|d| RenderedItem::of(&d.for_version(version))).collect();
         self.create_rendered_items(folder, &rendered).await
     }
 
-    /// CreateItem for items rendered beforehand ([`RenderedItem`]), batched like
-    /// [`EwsClient::create_items`]: the way to write one item into many mailboxes without
-    /// mapping and writing it once per mailbox.
+    /// CreateItem for items rendered beforehand ([`RenderedItem`], for the version the client
+    /// speaks: see [`ItemDraft::for_version`]), batched like [`EwsClient::create_items`]: the way
+    /// to write one item into many mailboxes without mapping and writing it once per mailbox.
     pub async fn create_rendered_items(
         &self,
         folder: &FolderRef,
@@ -585,6 +586,8 @@ impl EwsClient {
         let ids: Vec<ItemId> = changes.iter().map(|c| c.id.clone()).collect();
         let r = self
             .batched(changes, |chunk| {
+                let version = self.version();
+                let chunk: Vec<ItemChange> = chunk.iter().map(|c| c.for_version(version)).collect();
                 let body = items::update_item_request(&chunk);
                 async move { self.call("UpdateItem", &body, Affinity::None, items::parse_update_item).await }
             })

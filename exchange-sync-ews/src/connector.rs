@@ -416,7 +416,7 @@ impl Connector for EwsFolderConnector {
             .map(|n| {
                 RenderCache::get_or_render(RenderCache::global(), &n.item, &n.origin, version, || {
                     let (item_type, fields) = mapping::to_fields(&n.item, Some(&n.origin));
-                    RenderedItem::of(&ItemDraft { item_type, fields })
+                    RenderedItem::of(&ItemDraft { item_type, fields }.for_version(version))
                 })
             })
             .collect();

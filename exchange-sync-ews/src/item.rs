@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 
 use crate::ids::{FolderId, ItemId};
 use crate::property::{ExtendedFieldUri, PropertyPath};
+use crate::version::ExchangeVersion;
 use crate::xml::{Element, XmlWriter};
 
 /// The EWS element type of an item.
@@ -322,6 +323,9 @@ pub enum FieldValue {
     },
     /// A list of `t:String` (e.g. `Categories`, `Children`, `Companies`).
     Strings(Vec<String>),
+    /// A time zone by its Windows id (`<t:StartTimeZone Id="W. Europe Standard Time"/>`); the server
+    /// fills in the definition. Needs Exchange 2010 or later.
+    TimeZone(String),
     /// Already-serialized children in the `t:` namespace, for structured fields (`Recurrence`,
     /// `CompleteName`). The caller is responsible for their schema order.
     Xml(String),
@@ -431,6 +435,9 @@ fn write_value(w: &mut XmlWriter, name: &str, value: &FieldValue) {
             }
             w.close(&tag);
         }
+        FieldValue::TimeZone(id) => {
+            w.empty(&tag, &[("Id", id)]);
+        }
         FieldValue::Xml(xml) => {
             w.open(&tag, &[]).raw(xml).close(&tag);
         }
@@ -536,6 +543,23 @@ pub enum FieldUpdate {
     Delete(PropertyPath),
 }
 
+/// Fields that exist only from Exchange 2010 on: calendar time zones (the 2007 schema has
+/// `MeetingTimeZone`) and distribution list members.
+const EXCHANGE_2010_FIELDS: &[&str] = &["StartTimeZone", "EndTimeZone", "Members"];
+
+/// Whether a schema version knows an element.
+fn known_in(version: ExchangeVersion, name: &str) -> bool {
+    version >= ExchangeVersion::Exchange2010 || !EXCHANGE_2010_FIELDS.contains(&name)
+}
+
+impl ItemDraft {
+    /// This draft without the fields `version`'s schema does not know (they would fail validation).
+    pub fn for_version(&self, version: ExchangeVersion) -> Self {
+        let fields = self.fields.iter().filter(|f| known_in(version, f.element_name())).cloned().collect();
+        Self { item_type: self.item_type, fields }
+    }
+}
+
 /// The changes to one item, guarded by the change key in `id`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ItemChange {
@@ -548,6 +572,23 @@ pub struct ItemChange {
 }
 
 impl ItemChange {
+    /// This change without the updates `version`'s schema does not know.
+    pub fn for_version(&self, version: ExchangeVersion) -> Self {
+        let updates = self
+            .updates
+            .iter()
+            .filter(|u| match u {
+                FieldUpdate::Set(f) => known_in(version, f.element_name()),
+                FieldUpdate::Delete(PropertyPath::Field(uri)) => {
+                    known_in(version, uri.rsplit(':').next().unwrap_or(uri))
+                }
+                FieldUpdate::Delete(_) => true,
+            })
+            .cloned()
+            .collect();
+        Self { id: self.id.clone(), item_type: self.item_type, updates }
+    }
+
     pub(crate) fn write(&self, w: &mut XmlWriter) {
         w.open("t:ItemChange", &[]);
         self.id.write(w, "t:ItemId");

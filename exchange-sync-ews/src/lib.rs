@@ -7,7 +7,8 @@
 //!   schema-ordered writing of envelopes.
 //! - [`ids`], [`property`], [`item`], [`folder`], [`notification`], [`version`]: the EWS data model.
 //! - [`operation`]: every operation as a pure request builder and response parser.
-//! - [`auth`], [`transport`], [`throttle`]: HTTP with TLS, credentials, retries, adaptive concurrency.
+//! - [`auth`], [`ntlm`], [`transport`], [`throttle`]: HTTP with TLS, credentials (Basic, NTLMv2,
+//!   OAuth2), retries, adaptive concurrency.
 //! - [`client`]: [`EwsClient`], one async method per operation; [`streaming`] and [`autodiscover`].
 //! - [`mapping`]: EWS items to and from the core's normalized items.
 //! - [`connector`]: [`EwsFolderConnector`], the core's `Connector` for mailbox and public folders,
@@ -21,7 +22,8 @@
 //!
 //! # async fn run() -> Result<(), exchange_sync_ews::EwsError> {
 //! let client = EwsClient::builder("https://mail.contoso.test/EWS/Exchange.asmx")
-//!     .credentials(Credentials::basic("sync-admin@contoso.test", "secret"))
+//!     // NTLMv2, the usual on premises; `Credentials::basic` and `Credentials::bearer` work alike.
+//!     .credentials(Credentials::ntlm("CONTOSO\\sync-admin", "secret"))
 //!     .build()?;
 //! // Act as alice (needs the ApplicationImpersonation role) and list her contacts.
 //! let alice = client.impersonating(Impersonation::PrimarySmtpAddress("alice@contoso.test".into()));
@@ -68,6 +70,7 @@ pub mod version;
 pub mod operation;
 
 pub mod auth;
+pub mod ntlm;
 pub mod throttle;
 pub mod transport;
 

@@ -1,16 +1,25 @@
 //! HTTP for EWS: one reqwest client (connection reuse, timeouts, rustls with an optional custom CA
 //! bundle), authentication per request, routing headers, and mapping HTTP failures onto [`EwsError`].
+//!
+//! NTLM authenticates connections, not requests, so with NTLM credentials the transport keeps a set
+//! of connection slots instead: each slot is its own reqwest client holding at most one idle
+//! connection, used by one request at a time, so the three legs of a handshake (NEGOTIATE, the 401
+//! with the CHALLENGE, AUTHENTICATE with the request) travel over one connection, and later requests
+//! on an authenticated slot need no handshake. A slot whose connection was closed answers 401 and
+//! runs the handshake again.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
 use reqwest::StatusCode;
-use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue, RETRY_AFTER};
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE};
 
 use crate::auth::Credentials;
 use crate::error::{ErrorContext, EwsError, Result};
+use crate::ntlm;
 use crate::soap::Impersonation;
 use crate::xml::ParseLimits;
 
@@ -77,7 +86,44 @@ pub(crate) struct Transport {
     url: reqwest::Url,
     credentials: Credentials,
     trace_dir: Option<PathBuf>,
+    /// Connection slots for NTLM (unused with other credentials).
+    ntlm_slots: std::sync::Mutex<Vec<NtlmSlot>>,
+    /// How NTLM slots are built.
+    config: TransportConfig,
+    /// The cookies of every client of this transport (server affinity).
+    cookies: Arc<reqwest::cookie::Jar>,
 }
+
+/// One NTLM connection slot: a client keeping at most one idle connection.
+struct NtlmSlot {
+    http: reqwest::Client,
+    /// Whether the slot's connection completed a handshake (it may have been closed since).
+    authenticated: bool,
+}
+
+/// A slot checked out for one request; goes back to the free list when dropped.
+struct SlotGuard<'a> {
+    slots: &'a std::sync::Mutex<Vec<NtlmSlot>>,
+    slot: Option<NtlmSlot>,
+}
+
+impl SlotGuard<'_> {
+    fn slot(&mut self) -> &mut NtlmSlot {
+        // Only `drop` takes the slot out.
+        self.slot.get_or_insert_with(|| unreachable!("slot taken before drop"))
+    }
+}
+
+impl Drop for SlotGuard<'_> {
+    fn drop(&mut self) {
+        if let Some(slot) = self.slot.take() {
+            self.slots.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(slot);
+        }
+    }
+}
+
+/// Most idle NTLM slots kept (each holds one connection).
+const MAX_IDLE_NTLM_SLOTS: usize = 64;
 
 static TRACE_COUNTER: AtomicU64 = AtomicU64::new(0);
 /// How many request documents of one operation a process writes to the trace directory.
@@ -101,34 +147,64 @@ impl Transport {
         if !url.username().is_empty() || url.password().is_some() {
             return Err(EwsError::Configuration("credentials in the URL are not accepted; use Credentials".into()));
         }
-        let mut builder = reqwest::Client::builder()
-            .use_rustls_tls()
-            .timeout(config.request_timeout)
-            .connect_timeout(config.connect_timeout)
-            .pool_idle_timeout(Duration::from_secs(90))
-            .cookie_store(true)
-            .user_agent(concat!("exchange-sync/", env!("CARGO_PKG_VERSION")));
-        if let Some(pem) = &config.ca_bundle_pem {
-            let certs = reqwest::Certificate::from_pem_bundle(pem)
-                .map_err(|e| EwsError::Configuration(format!("unreadable CA bundle: {e}")))?;
-            if certs.is_empty() {
-                return Err(EwsError::Configuration("the CA bundle holds no certificate".into()));
-            }
-            for c in certs {
-                builder = builder.add_root_certificate(c);
-            }
-            if config.only_custom_roots {
-                builder = builder.tls_built_in_root_certs(false);
-            }
-        }
         if config.danger_accept_invalid_certs {
             tracing::warn!(host = url.host_str().unwrap_or(""), "TLS certificate verification is OFF for EWS");
-            builder = builder.danger_accept_invalid_certs(true);
         }
-        let http = builder.build().map_err(|e| EwsError::Configuration(format!("HTTP client: {e}")))?;
-        Ok(Self { http, url, credentials, trace_dir: config.trace_dir.clone() })
+        if matches!(credentials, Credentials::Ntlm { .. }) && url.scheme() != "https" {
+            tracing::warn!(host = url.host_str().unwrap_or(""), "NTLM over plain HTTP: traffic is not protected");
+        }
+        let cookies = Arc::new(reqwest::cookie::Jar::default());
+        let http = http_client(config, &cookies, None)?;
+        Ok(Self {
+            http,
+            cookies,
+            url,
+            credentials,
+            trace_dir: config.trace_dir.clone(),
+            ntlm_slots: std::sync::Mutex::new(Vec::new()),
+            config: config.clone(),
+        })
     }
+}
 
+/// A reqwest client with the configured timeouts and TLS trust; `max_idle` limits the idle
+/// connections it keeps (one for an NTLM slot). Every client of a transport shares one cookie jar,
+/// so the server-affinity cookies of subscriptions reach the server whichever slot sends a request.
+fn http_client(
+    config: &TransportConfig,
+    cookies: &Arc<reqwest::cookie::Jar>,
+    max_idle: Option<usize>,
+) -> Result<reqwest::Client> {
+    let mut builder = reqwest::Client::builder()
+        .use_rustls_tls()
+        .timeout(config.request_timeout)
+        .connect_timeout(config.connect_timeout)
+        .pool_idle_timeout(Duration::from_secs(90))
+        .cookie_provider(Arc::clone(cookies))
+        .user_agent(concat!("exchange-sync/", env!("CARGO_PKG_VERSION")));
+    if let Some(pem) = &config.ca_bundle_pem {
+        let certs = reqwest::Certificate::from_pem_bundle(pem)
+            .map_err(|e| EwsError::Configuration(format!("unreadable CA bundle: {e}")))?;
+        if certs.is_empty() {
+            return Err(EwsError::Configuration("the CA bundle holds no certificate".into()));
+        }
+        for c in certs {
+            builder = builder.add_root_certificate(c);
+        }
+        if config.only_custom_roots {
+            builder = builder.tls_built_in_root_certs(false);
+        }
+    }
+    if config.danger_accept_invalid_certs {
+        builder = builder.danger_accept_invalid_certs(true);
+    }
+    if let Some(n) = max_idle {
+        builder = builder.pool_max_idle_per_host(n);
+    }
+    builder.build().map_err(|e| EwsError::Configuration(format!("HTTP client: {e}")))
+}
+
+impl Transport {
     pub(crate) fn url(&self) -> &reqwest::Url {
         &self.url
     }
@@ -154,13 +230,14 @@ impl Transport {
 
     async fn request(
         &self,
+        http: &reqwest::Client,
         routing: &Routing,
         envelope: &str,
         force_refresh: bool,
         affinity: bool,
     ) -> Result<reqwest::RequestBuilder> {
         let mut r =
-            self.http.post(self.url.clone()).header(CONTENT_TYPE, "text/xml; charset=utf-8").body(envelope.to_owned());
+            http.post(self.url.clone()).header(CONTENT_TYPE, "text/xml; charset=utf-8").body(envelope.to_owned());
         match &self.credentials {
             Credentials::Basic { username, password } => r = r.basic_auth(username, Some(password)),
             Credentials::Bearer(provider) => {
@@ -169,7 +246,8 @@ impl Transport {
                 v.set_sensitive(true);
                 r = r.header(AUTHORIZATION, v);
             }
-            Credentials::Anonymous => {}
+            // NTLM headers belong to the handshake (see `send_ntlm`).
+            Credentials::Ntlm { .. } | Credentials::Anonymous => {}
         }
         let anchor = routing
             .anchor_mailbox
@@ -190,6 +268,9 @@ impl Transport {
 
     /// Sends one envelope and returns the response, refreshing a bearer token once on 401.
     /// HTTP 500 is returned as a response (it carries the SOAP fault); other failures are errors.
+    ///
+    /// Meant for long responses (streaming notifications): with NTLM, the slot is released at once and
+    /// marked unauthenticated, since its connection stays busy with this response.
     pub(crate) async fn send(
         &self,
         operation: &'static str,
@@ -197,38 +278,135 @@ impl Transport {
         envelope: &str,
         affinity: bool,
     ) -> Result<reqwest::Response> {
+        let (response, slot) = self.send_holding(operation, routing, envelope, affinity).await?;
+        if let Some(mut slot) = slot {
+            slot.slot().authenticated = false;
+        }
+        Ok(response)
+    }
+
+    /// Sends one envelope; with NTLM also returns the slot, to be held until the body is read.
+    async fn send_holding(
+        &self,
+        operation: &'static str,
+        routing: &Routing,
+        envelope: &str,
+        affinity: bool,
+    ) -> Result<(reqwest::Response, Option<SlotGuard<'_>>)> {
         self.trace(operation, envelope);
         let context = || ErrorContext {
             operation: Some(operation),
             mailbox: routing.mailbox().map(str::to_owned),
             ..ErrorContext::default()
         };
+        if let Credentials::Ntlm { username, password } = &self.credentials {
+            let mut slot = self.checkout()?;
+            let response =
+                self.send_ntlm(slot.slot(), username, password, routing, envelope, affinity, &context()).await;
+            if response.is_err() {
+                slot.slot().authenticated = false;
+            }
+            return Ok((check_status(response?, context)?, Some(slot)));
+        }
         let mut refreshed = false;
         loop {
             let response = self
-                .request(routing, envelope, refreshed, affinity)
+                .request(&self.http, routing, envelope, refreshed, affinity)
                 .await?
                 .send()
                 .await
                 .map_err(|e| transport_error(e, context()))?;
-            let status = response.status();
-            if status == StatusCode::UNAUTHORIZED {
-                if matches!(self.credentials, Credentials::Bearer(_)) && !refreshed {
-                    refreshed = true;
-                    tracing::debug!(operation, "401: refreshing the bearer token");
-                    continue;
-                }
-                return Err(EwsError::Unauthorized { context: Box::new(context()) });
+            if response.status() == StatusCode::UNAUTHORIZED
+                && matches!(self.credentials, Credentials::Bearer(_))
+                && !refreshed
+            {
+                refreshed = true;
+                tracing::debug!(operation, "401: refreshing the bearer token");
+                continue;
             }
-            if status.is_success() || status == StatusCode::INTERNAL_SERVER_ERROR {
+            return Ok((check_status(response, context)?, None));
+        }
+    }
+
+    /// A free NTLM slot, or a new one.
+    fn checkout(&self) -> Result<SlotGuard<'_>> {
+        let free = self.ntlm_slots.lock().unwrap_or_else(std::sync::PoisonError::into_inner).pop();
+        let slot = match free {
+            Some(s) => s,
+            None => NtlmSlot { http: http_client(&self.config, &self.cookies, Some(1))?, authenticated: false },
+        };
+        let mut slots = self.ntlm_slots.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        // Bound the idle slots: the pool grows to the concurrency in use, not beyond what it needs.
+        if slots.len() > MAX_IDLE_NTLM_SLOTS {
+            slots.truncate(MAX_IDLE_NTLM_SLOTS);
+        }
+        Ok(SlotGuard { slots: &self.ntlm_slots, slot: Some(slot) })
+    }
+
+    /// Sends an envelope on an NTLM slot: directly when the slot's connection is authenticated, and
+    /// through the handshake when it is not (or the server answered 401 because it was closed).
+    #[allow(clippy::too_many_arguments)]
+    async fn send_ntlm(
+        &self,
+        slot: &mut NtlmSlot,
+        username: &str,
+        password: &str,
+        routing: &Routing,
+        envelope: &str,
+        affinity: bool,
+        context: &ErrorContext,
+    ) -> Result<reqwest::Response> {
+        if slot.authenticated {
+            let response = self
+                .request(&slot.http, routing, envelope, false, affinity)
+                .await?
+                .send()
+                .await
+                .map_err(|e| transport_error(e, context.clone()))?;
+            if response.status() != StatusCode::UNAUTHORIZED {
                 return Ok(response);
             }
-            return Err(EwsError::Http {
-                status: status.as_u16(),
-                retry_after: retry_after(response.headers()),
-                context: Box::new(context()),
-            });
+            slot.authenticated = false;
+            // Read the 401 to its end so that its connection can carry the handshake.
+            let _ = response.bytes().await;
+            tracing::debug!("NTLM connection no longer authenticated: handshake again");
         }
+        // Leg 1: NEGOTIATE, with an empty body (the server answers 401 before reading one).
+        let negotiate = self
+            .request(&slot.http, routing, "", false, affinity)
+            .await?
+            .header(AUTHORIZATION, header(&ntlm::header_value(&ntlm::negotiate_message()))?)
+            .send()
+            .await
+            .map_err(|e| transport_error(e, context.clone()))?;
+        if negotiate.status() != StatusCode::UNAUTHORIZED {
+            // A server that accepts the request without authentication, or fails otherwise.
+            return Ok(negotiate);
+        }
+        let challenge = negotiate.headers().get_all(WWW_AUTHENTICATE).iter().find_map(|v| {
+            let v = v.to_str().ok()?;
+            ntlm::token_from_header(v)
+        });
+        // Drain the 401 so the connection returns to the slot's pool and carries leg 3.
+        let _ = negotiate.bytes().await;
+        let Some(challenge) = challenge else {
+            tracing::warn!("the server offers no NTLM challenge (is NTLM enabled on the EWS virtual directory?)");
+            return Err(EwsError::Unauthorized { context: Box::new(context.clone()) });
+        };
+        let challenge = ntlm::parse_challenge(&challenge)
+            .map_err(|e| EwsError::Protocol { reason: e.to_string(), context: Box::new(context.clone()) })?;
+        // Leg 3: AUTHENTICATE with the request itself.
+        let mut value = header(&ntlm::header_value(&ntlm::authenticate_message(username, password, &challenge)))?;
+        value.set_sensitive(true);
+        let response = self
+            .request(&slot.http, routing, envelope, false, affinity)
+            .await?
+            .header(AUTHORIZATION, value)
+            .send()
+            .await
+            .map_err(|e| transport_error(e, context.clone()))?;
+        slot.authenticated = response.status() != StatusCode::UNAUTHORIZED;
+        Ok(response)
     }
 
     /// Sends one envelope and reads the whole body.
@@ -239,7 +417,7 @@ impl Transport {
         envelope: &str,
         affinity: bool,
     ) -> Result<(u16, Bytes)> {
-        let response = self.send(operation, routing, envelope, affinity).await?;
+        let (response, slot) = self.send_holding(operation, routing, envelope, affinity).await?;
         let status = response.status().as_u16();
         let context = ErrorContext {
             operation: Some(operation),
@@ -252,9 +430,29 @@ impl Transport {
                 *maybe_sent = true;
             }
             err
-        })?;
-        Ok((status, body))
+        });
+        if let (Err(_), Some(mut slot)) = (&body, slot) {
+            slot.slot().authenticated = false;
+        }
+        Ok((status, body?))
     }
+}
+
+/// The response if its status is one the SOAP layer reads (success, or 500 carrying a SOAP fault);
+/// the matching error otherwise. A 401 here is final: any refresh or handshake was already tried.
+fn check_status(response: reqwest::Response, context: impl Fn() -> ErrorContext) -> Result<reqwest::Response> {
+    let status = response.status();
+    if status == StatusCode::UNAUTHORIZED {
+        return Err(EwsError::Unauthorized { context: Box::new(context()) });
+    }
+    if status.is_success() || status == StatusCode::INTERNAL_SERVER_ERROR {
+        return Ok(response);
+    }
+    Err(EwsError::Http {
+        status: status.as_u16(),
+        retry_after: retry_after(response.headers()),
+        context: Box::new(context()),
+    })
 }
 
 /// A reqwest error as an [`EwsError::Transport`], without the URL (which could hold secrets in its

@@ -88,6 +88,19 @@ fn exchange2013_recurring_master() {
     assert_eq!(item.text(field::ATTENDEES), Some("required:alice@contoso.test,bob@contoso.test"));
     assert_eq!(item.text(field::LEGACY_FREE_BUSY), Some("busy"));
     assert_eq!(item.text(field::IMPORTANCE), Some("high"));
+    assert_eq!(item.text(field::START_TIME_ZONE), Some("W. Europe Standard Time"));
+    assert_eq!(item.text(exchange_sync_ews::mapping::END_TIME_ZONE), Some("W. Europe Standard Time"));
+    // Exceptions are read, but stay out of the content (copies are written without them).
+    let text_list = |name: &str| match item.get(name) {
+        Some(exchange_sync_core::FieldValue::TextList(l)) => l.clone(),
+        other => panic!("{name}: {other:?}"),
+    };
+    assert_eq!(text_list(exchange_sync_ews::mapping::DELETED_OCCURRENCES), ["2027-01-11T09:00:00Z"]);
+    assert_eq!(
+        text_list(exchange_sync_ews::mapping::MODIFIED_OCCURRENCES),
+        ["2027-01-13T09:00:00Z -> 2027-01-13T10:00:00Z/2027-01-13T11:00:00Z"]
+    );
+    assert!(!item.canonical().fields.contains_key(exchange_sync_ews::mapping::DELETED_OCCURRENCES));
     assert_eq!(item.get(field::REMINDER_MINUTES), Some(&exchange_sync_core::FieldValue::Integer(15)));
     assert_eq!(item.body.as_ref().unwrap().format, exchange_sync_core::BodyFormat::Html);
 }

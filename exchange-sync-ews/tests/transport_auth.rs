@@ -184,3 +184,119 @@ async fn a_lost_answer_is_resent_for_reads_only() {
     assert_eq!(r[0].as_ref().unwrap_err().kind(), ErrorKind::Indeterminate);
     assert_eq!(requests.load(Ordering::SeqCst), 1, "a write whose outcome is unknown is not sent again");
 }
+
+/// A server speaking NTLM per connection without checking the proof: NEGOTIATE gets a CHALLENGE,
+/// AUTHENTICATE authenticates the connection (the first connection is closed right after it, as a
+/// server dropping an idle connection would), and requests without credentials pass only on an
+/// authenticated connection. Logs (connection number, what the request carried).
+async fn ntlm_server() -> (String, Arc<std::sync::Mutex<Vec<(usize, &'static str)>>>) {
+    use base64::Engine as _;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/EWS/Exchange.asmx", listener.local_addr().unwrap());
+    let log = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = Arc::clone(&log);
+    let mut challenge = b"NTLMSSP\0".to_vec();
+    challenge.extend_from_slice(&2u32.to_le_bytes());
+    challenge.extend_from_slice(&[0, 0, 0, 0, 48, 0, 0, 0]);
+    challenge.extend_from_slice(&0x0088_8205u32.to_le_bytes());
+    challenge.extend_from_slice(&[1, 2, 3, 4, 5, 6, 7, 8, 0, 0, 0, 0, 0, 0, 0, 0]);
+    challenge.extend_from_slice(&[12, 0, 12, 0, 48, 0, 0, 0]);
+    challenge.extend_from_slice(&[2, 0, 4, 0, b'C', 0, b'O', 0, 0, 0, 0, 0]);
+    let challenge = base64::engine::general_purpose::STANDARD.encode(challenge);
+    tokio::spawn(async move {
+        for connection in 1.. {
+            let (mut sock, _) = listener.accept().await.unwrap();
+            let (log, challenge) = (Arc::clone(&log), challenge.clone());
+            tokio::spawn(async move {
+                let mut authenticated = false;
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 8192];
+                loop {
+                    let head_end = loop {
+                        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                            break i + 4;
+                        }
+                        let n = sock.read(&mut chunk).await.unwrap_or(0);
+                        if n == 0 {
+                            return;
+                        }
+                        buf.extend_from_slice(&chunk[..n]);
+                    };
+                    let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
+                    let length: usize = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:").map(|v| v.trim().parse().unwrap()))
+                        .unwrap_or(0);
+                    while buf.len() < head_end + length {
+                        let n = sock.read(&mut chunk).await.unwrap();
+                        buf.extend_from_slice(&chunk[..n]);
+                    }
+                    buf.drain(..head_end + length);
+                    let auth = head.lines().find_map(|l| l.strip_prefix("authorization: ntlm ")).map(str::to_owned);
+                    // TlRMTVNTUAAB... is "NTLMSSP\0" + type 1; ...AAD is type 3 (base64, lowercased).
+                    let (what, reply) = match auth.as_deref() {
+                        Some(t) if t.starts_with("tlrmtvntuaab") => (
+                            "negotiate",
+                            format!(
+                                "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: NTLM {challenge}\r\nContent-Length: 0\r\n\r\n"
+                            ),
+                        ),
+                        Some(t) if t.starts_with("tlrmtvntuaad") => {
+                            authenticated = true;
+                            let close = if connection == 1 { "Connection: close\r\n" } else { "" };
+                            (
+                                "authenticate",
+                                format!(
+                                    "HTTP/1.1 200 OK\r\nContent-Type: text/xml; charset=utf-8\r\n{close}Content-Length: {}\r\n\r\n{GET_FOLDER_OK}",
+                                    GET_FOLDER_OK.len()
+                                ),
+                            )
+                        }
+                        _ if authenticated => (
+                            "none",
+                            format!(
+                                "HTTP/1.1 200 OK\r\nContent-Type: text/xml; charset=utf-8\r\nContent-Length: {}\r\n\r\n{GET_FOLDER_OK}",
+                                GET_FOLDER_OK.len()
+                            ),
+                        ),
+                        _ => (
+                            "none",
+                            "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: NTLM\r\nContent-Length: 0\r\n\r\n"
+                                .to_owned(),
+                        ),
+                    };
+                    log.lock().unwrap().push((connection, what));
+                    sock.write_all(reply.as_bytes()).await.unwrap();
+                    if connection == 1 && what == "authenticate" {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (url, seen)
+}
+
+#[tokio::test]
+async fn ntlm_handshake_stays_on_one_connection_and_reruns_when_it_is_closed() {
+    let (url, log) = ntlm_server().await;
+    let client = EwsClient::builder(url).credentials(Credentials::ntlm("CONTOSO\\admin", "pw")).build().unwrap();
+    let contacts = FolderRef::distinguished(DistinguishedFolder::Contacts);
+    for _ in 0..3 {
+        assert_eq!(client.get_folder(&contacts, &FolderShape::default()).await.unwrap().id.id, "F1");
+    }
+    let log = log.lock().unwrap().clone();
+    assert_eq!(
+        log,
+        [
+            (1, "negotiate"),
+            (1, "authenticate"),
+            // The connection was closed: the request meets a new, unauthenticated one (401).
+            (2, "none"),
+            (2, "negotiate"),
+            (2, "authenticate"),
+            // Now authenticated and kept alive: no handshake.
+            (2, "none"),
+        ]
+    );
+}

@@ -58,13 +58,7 @@ fn credentials(connection: &Connection) -> Result<Credentials> {
     let secret = |s: &Secret| s.resolve().map_err(|m| connect_error(connection, m, false));
     Ok(match &connection.auth {
         Auth::Basic { username, password } => Credentials::basic(username.clone(), secret(password)?),
-        Auth::Ntlm { .. } => {
-            return Err(connect_error(
-                connection,
-                "auth = \"ntlm\" is not supported by the EWS client of this version; use basic over https, or oauth2",
-                false,
-            ));
-        }
+        Auth::Ntlm { username, password } => Credentials::ntlm(username.clone(), secret(password)?),
         Auth::OAuth2 { token } => Credentials::bearer(Arc::new(SecretToken(token.clone()))),
         Auth::None => Credentials::Anonymous,
     })

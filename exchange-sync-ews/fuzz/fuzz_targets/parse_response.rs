@@ -1,7 +1,8 @@
-//! Any bytes a server may send, through every response parser: no panic, bounded memory (the parse
-//! limits cap size and depth).
+//! Any bytes a server may send, through every response parser and the NTLM challenge reader: no
+//! panic, bounded memory (the parse limits cap size and depth).
 //!
-//! Run: `cargo +nightly fuzz run parse_response -- -max_total_time=60` from `exchange-sync-ews/`.
+//! Run briefly on stable: `scripts/fuzz-smoke.sh` (the test command does). Long runs:
+//! `cargo +nightly fuzz run parse_response -- -max_total_time=3600` from `exchange-sync-ews/`.
 
 #![no_main]
 
@@ -33,6 +34,9 @@ fuzz_target!(|data: &[u8]| {
                 let _ = exchange_sync_ews::mapping::to_item(&item);
             }
         }
+    }
+    if let Ok(challenge) = exchange_sync_ews::ntlm::parse_challenge(data) {
+        let _ = exchange_sync_ews::ntlm::authenticate_message("CONTOSO\\user", "password", &challenge);
     }
     let mut splitter = EnvelopeSplitter::new(1 << 20);
     for chunk in data.chunks(7) {

@@ -2,15 +2,28 @@
 //!
 //! Each kind has a table of (canonical field, EWS property) pairs ([`mappings`]); reading, writing and
 //! computing field-level updates all walk the same table, so the three cannot disagree. Values are
-//! normalized on the way in (enumerations in snake case, dates in UTC, recurrences in a canonical text
-//! form) so that the same content read from two mailboxes hashes the same.
+//! normalized on the way in (enumerations in snake case, dates in UTC, recurrences and list members in
+//! canonical text forms) so that the same content read from two mailboxes hashes the same.
+//!
+//! What a calendar item carries, both ways: subject, body, categories, sensitivity, importance,
+//! reminder, location, free/busy, `Start` / `End` as UTC instants, `IsAllDayEvent`, the
+//! `StartTimeZone` / `EndTimeZone` ids (`start_time_zone`, [`END_TIME_ZONE`]; Exchange 2010 and later:
+//! they keep all-day events on the same local day in every mailbox), the recurrence pattern and range
+//! of a master, and the attendees as text in our own extended property (copies are plain
+//! appointments, so nobody is invited). Exceptions of a master are read only
+//! ([`DELETED_OCCURRENCES`], [`MODIFIED_OCCURRENCES`]): a copy gets every occurrence of the pattern.
+//!
+//! A distribution list carries its display name and its members ([`MEMBERS`], Exchange 2010 and
+//! later), each written as a one-off member by name, routing type and address.
 
+mod members;
 mod origin;
 mod recurrence;
 mod schema;
 
 pub use origin::{ATTENDEES_PROPERTY, ORIGIN_PROPERTY, PROPERTY_SET_ID};
-pub use schema::{EwsProperty, Mapping, ValueKind, mappings};
+pub use recurrence::{DELETED_OCCURRENCES, MODIFIED_OCCURRENCES};
+pub use schema::{END_TIME_ZONE, EwsProperty, MEMBERS, Mapping, ValueKind, mappings};
 
 use exchange_sync_core::item::{Body, BodyFormat, FieldValue as CoreValue, Item, ItemKind};
 use exchange_sync_core::{OriginStamp, field};
@@ -79,6 +92,9 @@ pub fn to_item(ews: &EwsItem) -> (Item, Option<OriginStamp>) {
         if let Some(text) = origin::attendees_text(ews) {
             item.set(field::ATTENDEES, text);
         }
+        let (deleted, modified) = recurrence::exceptions(ews);
+        item.set(DELETED_OCCURRENCES, CoreValue::TextList(deleted));
+        item.set(MODIFIED_OCCURRENCES, CoreValue::TextList(modified));
     }
     if let Some((format, content)) = ews.body() {
         let format = if format.eq_ignore_ascii_case("HTML") { BodyFormat::Html } else { BodyFormat::Text };

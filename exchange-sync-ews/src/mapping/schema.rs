@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use exchange_sync_core::field;
 use exchange_sync_core::item::{FieldValue as CoreValue, ItemKind};
 
-use super::recurrence;
+use super::{members, recurrence};
 use crate::item::{EwsItem, Field, FieldValue, ItemType};
 use crate::property::{ExtendedFieldUri, PropertyPath};
 
@@ -50,6 +50,10 @@ pub enum ValueKind {
     Enum(&'static [(&'static str, &'static str)]),
     /// A recurrence pattern and range, as canonical text.
     Recurrence,
+    /// The members of a distribution list, as canonical text entries (see `members`).
+    Members,
+    /// A time zone (`t:TimeZoneDefinitionType`) by its Windows id, e.g. `W. Europe Standard Time`.
+    TimeZone,
 }
 
 /// One canonical field and where it lives.
@@ -86,6 +90,12 @@ const TASK_STATUS: &[(&str, &str)] = &[
 fn name_title_uri() -> ExtendedFieldUri {
     ExtendedFieldUri::tag(0x3A45, "String")
 }
+
+/// The canonical field of a distribution list's members: a list of `Name <ROUTING:address>`.
+pub const MEMBERS: &str = "members";
+
+/// The canonical field of the end's time zone (the start's is [`field::START_TIME_ZONE`]).
+pub const END_TIME_ZONE: &str = "end_time_zone";
 
 fn simple(canonical: &str, element: &'static str, value: ValueKind) -> Mapping {
     Mapping { canonical: canonical.to_owned(), property: EwsProperty::Simple(element), value }
@@ -189,6 +199,9 @@ fn build(kind: &ItemKind) -> Vec<Mapping> {
             common(&mut m, true);
             m.push(simple(field::REMINDER_IS_SET, "ReminderIsSet", ValueKind::Bool));
             m.push(simple(field::REMINDER_MINUTES, "ReminderMinutesBeforeStart", ValueKind::Integer));
+            // Time zones before the times: an update sets the zone first, then the instants in it.
+            m.push(simple(field::START_TIME_ZONE, "StartTimeZone", ValueKind::TimeZone));
+            m.push(simple(END_TIME_ZONE, "EndTimeZone", ValueKind::TimeZone));
             m.push(simple(field::START, "Start", ValueKind::DateTime));
             m.push(simple(field::END, "End", ValueKind::DateTime));
             m.push(simple(field::IS_ALL_DAY, "IsAllDayEvent", ValueKind::Bool));
@@ -205,7 +218,10 @@ fn build(kind: &ItemKind) -> Vec<Mapping> {
             m.push(simple(field::STATUS, "Status", ValueKind::Enum(TASK_STATUS)));
         }
         ItemKind::Note => common(&mut m, true),
-        ItemKind::DistributionList => m.push(simple(field::DISPLAY_NAME, "DisplayName", ValueKind::Text)),
+        ItemKind::DistributionList => {
+            m.push(simple(field::DISPLAY_NAME, "DisplayName", ValueKind::Text));
+            m.push(simple(MEMBERS, "Members", ValueKind::Members));
+        }
         ItemKind::Other(_) => common(&mut m, true),
     }
     m
@@ -220,6 +236,14 @@ impl Mapping {
     pub fn read(&self, item: &EwsItem) -> Option<CoreValue> {
         if self.value == ValueKind::Recurrence {
             return recurrence::read(item.element.child("Recurrence")?).map(CoreValue::Text);
+        }
+        if self.value == ValueKind::Members {
+            return members::read(item.element.child("Members")?).map(CoreValue::TextList);
+        }
+        if self.value == ValueKind::TimeZone {
+            let EwsProperty::Simple(name) = self.property else { return None };
+            let id = item.element.child(name)?.attr("Id")?.trim();
+            return (!id.is_empty()).then(|| CoreValue::Text(id.to_owned()));
         }
         if self.value == ValueKind::TextList {
             let EwsProperty::Simple(name) = self.property else { return None };
@@ -251,13 +275,16 @@ impl Mapping {
                     .find(|(e, _)| e.eq_ignore_ascii_case(text.trim()))
                     .map_or_else(|| text.trim().to_ascii_lowercase(), |(_, c)| (*c).to_owned()),
             )),
-            ValueKind::TextList | ValueKind::Recurrence => None,
+            ValueKind::TextList | ValueKind::Recurrence | ValueKind::TimeZone | ValueKind::Members => None,
         }
     }
 
     fn ews_value(&self, value: &CoreValue) -> Option<FieldValue> {
         Some(match (self.value, value) {
             (ValueKind::Recurrence, CoreValue::Text(t)) => FieldValue::Xml(recurrence::write(t)?),
+            (ValueKind::Members, CoreValue::TextList(l)) => FieldValue::Xml(members::write(l)?),
+            (ValueKind::Members, _) => return None,
+            (ValueKind::TimeZone, CoreValue::Text(t)) => FieldValue::TimeZone(t.trim().to_owned()),
             (ValueKind::Enum(table), CoreValue::Text(t)) => {
                 FieldValue::Text(table.iter().find(|(_, c)| c == t).map_or_else(|| t.clone(), |(e, _)| (*e).to_owned()))
             }
@@ -295,12 +322,19 @@ impl Mapping {
         }]
     }
 
-    /// Whether the field may be removed (booleans, enumerations, numbers and the times of a calendar
-    /// item always exist on the server).
+    /// Whether the field may be removed (booleans, enumerations, numbers, and the times and time
+    /// zones of a calendar item always exist on the server).
     pub fn deletable(&self) -> bool {
         let fixed = matches!(self.property, EwsProperty::Simple("Start" | "End"));
         !fixed
-            && matches!(self.value, ValueKind::Text | ValueKind::DateTime | ValueKind::TextList | ValueKind::Recurrence)
+            && matches!(
+                self.value,
+                ValueKind::Text
+                    | ValueKind::DateTime
+                    | ValueKind::TextList
+                    | ValueKind::Recurrence
+                    | ValueKind::Members
+            )
     }
 
     /// The paths that delete this field.

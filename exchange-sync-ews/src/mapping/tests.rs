@@ -136,3 +136,45 @@ fn derived_contact_names_are_not_content() {
     let (item, _) = to_item(&EwsItem::from_element(parse(chosen.as_bytes(), ParseLimits::default()).unwrap()).unwrap());
     assert_eq!(item.text(field::DISPLAY_NAME), Some("Dr. J. Doe (Sales)"), "a name the user chose is content");
 }
+
+#[test]
+fn time_zones_round_trip_and_are_set_before_the_times() {
+    // An all-day event in Berlin: midnight to midnight local time, 23:00 UTC the day before.
+    let start = chrono::DateTime::parse_from_rfc3339("2027-03-14T23:00:00Z").unwrap().with_timezone(&chrono::Utc);
+    let cal = Item::new(ItemKind::CalendarItem)
+        .with(field::SUBJECT, "Company holiday")
+        .with(field::START, CoreValue::DateTime(start))
+        .with(field::END, CoreValue::DateTime(start + chrono::Duration::days(1)))
+        .with(field::IS_ALL_DAY, CoreValue::Boolean(true))
+        .with(field::START_TIME_ZONE, "W. Europe Standard Time")
+        .with(schema::END_TIME_ZONE, "W. Europe Standard Time");
+    let (back, _) = round_trip(&cal, None);
+    assert_eq!(back.canonical(), cal.canonical());
+    let (_, fields) = to_fields(&cal, None);
+    assert!(fields.contains(&Field::Simple {
+        name: "StartTimeZone".into(),
+        value: FieldValue::TimeZone("W. Europe Standard Time".into())
+    }));
+    let mut w = XmlWriter::new();
+    write_item_element(&mut w, ItemType::CalendarItem, &fields);
+    let xml = w.finish();
+    assert!(xml.contains(r#"<t:StartTimeZone Id="W. Europe Standard Time"/>"#), "{xml}");
+    assert!(xml.find("<t:IsAllDayEvent>").unwrap() < xml.find("<t:StartTimeZone").unwrap(), "schema order: {xml}");
+
+    // An update that moves the event to New York sets the zones before the instants.
+    let moved = cal
+        .clone()
+        .with(field::START_TIME_ZONE, "Eastern Standard Time")
+        .with(field::START, CoreValue::DateTime(start + chrono::Duration::hours(6)));
+    let u = to_updates(&moved, Some(&cal), None);
+    let pos =
+        |name: &str| u.iter().position(|x| matches!(x, FieldUpdate::Set(Field::Simple { name: n, .. }) if n == name));
+    assert!(pos("StartTimeZone").unwrap() < pos("Start").unwrap(), "{u:?}");
+    assert_eq!(pos("EndTimeZone"), None, "unchanged end zone is not sent");
+
+    // Exchange 2007 SP1 has no StartTimeZone/EndTimeZone: they are left out of its requests.
+    let draft = crate::item::ItemDraft { item_type: ItemType::CalendarItem, fields };
+    let old = draft.for_version(crate::ExchangeVersion::Exchange2007Sp1);
+    assert_eq!(old.fields.len(), draft.fields.len() - 2);
+    assert_eq!(draft.for_version(crate::ExchangeVersion::Exchange2010).fields.len(), draft.fields.len());
+}

@@ -1,0 +1,307 @@
+//! NTLM (MS-NLMP) messages for the client side of the HTTP handshake: the NEGOTIATE message, reading
+//! the server's CHALLENGE, and the AUTHENTICATE message with an NTLMv2 response.
+//!
+//! Only NTLMv2 is spoken (LM and NTLMv1 are broken and disabled on current Windows servers). No
+//! session key exchange, signing or sealing is negotiated: HTTP authentication only needs the
+//! connection to be authenticated, and TLS protects the traffic. The module computes with the
+//! password but never formats it; the transport keeps it out of logs and errors.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use hmac::{Hmac, KeyInit, Mac};
+use md4::{Digest, Md4};
+use md5::Md5;
+
+const SIGNATURE: &[u8; 8] = b"NTLMSSP\0";
+
+const NEGOTIATE_UNICODE: u32 = 0x0000_0001;
+const REQUEST_TARGET: u32 = 0x0000_0004;
+const NEGOTIATE_NTLM: u32 = 0x0000_0200;
+const NEGOTIATE_ALWAYS_SIGN: u32 = 0x0000_8000;
+const NEGOTIATE_EXTENDED_SESSIONSECURITY: u32 = 0x0008_0000;
+const NEGOTIATE_TARGET_INFO: u32 = 0x0080_0000;
+const NEGOTIATE_128: u32 = 0x2000_0000;
+const NEGOTIATE_56: u32 = 0x8000_0000;
+
+/// The flags the client asks for: Unicode strings, NTLM with extended session security (which,
+/// together with target info, selects NTLMv2), no key exchange.
+const CLIENT_FLAGS: u32 = NEGOTIATE_UNICODE
+    | REQUEST_TARGET
+    | NEGOTIATE_NTLM
+    | NEGOTIATE_ALWAYS_SIGN
+    | NEGOTIATE_EXTENDED_SESSIONSECURITY
+    | NEGOTIATE_TARGET_INFO
+    | NEGOTIATE_128
+    | NEGOTIATE_56;
+
+/// Longest target info accepted (Windows sends about 200 bytes); keeps every field of the
+/// AUTHENTICATE message within its 16-bit length.
+const MAX_TARGET_INFO: usize = 4096;
+
+/// AV pair id of the server's timestamp (MsvAvTimestamp) in the challenge's target info.
+const AV_TIMESTAMP: u16 = 7;
+/// AV pair id that ends the list (MsvAvEOL).
+const AV_EOL: u16 = 0;
+
+/// Why a challenge could not be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid NTLM challenge: {0}")]
+pub struct ChallengeError(&'static str);
+
+/// The parts of the server's CHALLENGE message the response is computed from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Challenge {
+    /// The server's 8-byte nonce.
+    pub server_challenge: [u8; 8],
+    /// The flags the server agreed to.
+    pub flags: u32,
+    /// The target info (AV pairs), echoed inside the NTLMv2 response.
+    pub target_info: Vec<u8>,
+}
+
+impl Challenge {
+    /// The server's timestamp (FILETIME) from the target info, if it sent one.
+    pub fn timestamp(&self) -> Option<u64> {
+        let mut rest = &self.target_info[..];
+        while rest.len() >= 4 {
+            let id = u16::from_le_bytes([rest[0], rest[1]]);
+            let len = usize::from(u16::from_le_bytes([rest[2], rest[3]]));
+            let value = rest.get(4..4 + len)?;
+            if id == AV_EOL {
+                return None;
+            }
+            if id == AV_TIMESTAMP {
+                return value.try_into().ok().map(u64::from_le_bytes);
+            }
+            rest = &rest[4 + len..];
+        }
+        None
+    }
+}
+
+/// The NEGOTIATE message (type 1): no domain or workstation supplied.
+pub fn negotiate_message() -> Vec<u8> {
+    let mut m = Vec::with_capacity(32);
+    m.extend_from_slice(SIGNATURE);
+    m.extend_from_slice(&1u32.to_le_bytes());
+    m.extend_from_slice(&CLIENT_FLAGS.to_le_bytes());
+    // Empty DomainNameFields and WorkstationFields (length, max length, offset).
+    m.extend_from_slice(&[0u8; 16]);
+    m
+}
+
+fn field(message: &[u8], at: usize) -> Option<&[u8]> {
+    let header = message.get(at..at + 8)?;
+    let len = usize::from(u16::from_le_bytes([header[0], header[1]]));
+    let offset = u32::from_le_bytes([header[4], header[5], header[6], header[7]]) as usize;
+    message.get(offset..offset.checked_add(len)?)
+}
+
+/// Reads a CHALLENGE message (type 2).
+pub fn parse_challenge(message: &[u8]) -> Result<Challenge, ChallengeError> {
+    if message.len() < 32 || &message[..8] != SIGNATURE {
+        return Err(ChallengeError("not an NTLMSSP message"));
+    }
+    if message[8..12] != 2u32.to_le_bytes() {
+        return Err(ChallengeError("not a CHALLENGE message"));
+    }
+    let flags = u32::from_le_bytes([message[20], message[21], message[22], message[23]]);
+    let mut server_challenge = [0u8; 8];
+    server_challenge.copy_from_slice(&message[24..32]);
+    let target_info = if flags & NEGOTIATE_TARGET_INFO != 0 {
+        field(message, 40).ok_or(ChallengeError("target info out of bounds"))?.to_vec()
+    } else {
+        Vec::new()
+    };
+    if target_info.len() > MAX_TARGET_INFO {
+        return Err(ChallengeError("target info too long"));
+    }
+    if target_info.is_empty() {
+        // NTLMv2 needs the target info; a server without it only speaks NTLMv1, which we refuse.
+        return Err(ChallengeError("no target info (the server offers only NTLMv1)"));
+    }
+    Ok(Challenge { server_challenge, flags, target_info })
+}
+
+/// A user name split into the account and the domain NTLM computes with: `DOMAIN\user` gives both;
+/// a UPN (`user@domain`) is sent whole with an empty domain, which Windows accepts.
+pub fn split_user(login: &str) -> (&str, &str) {
+    match login.split_once('\\') {
+        Some((domain, user)) => (user, domain),
+        None => (login, ""),
+    }
+}
+
+fn utf16le(s: &str) -> Vec<u8> {
+    s.encode_utf16().flat_map(u16::to_le_bytes).collect()
+}
+
+fn hmac_md5(key: &[u8], parts: &[&[u8]]) -> [u8; 16] {
+    // HMAC accepts keys of any length, so this cannot fail.
+    let mut mac = <Hmac<Md5> as KeyInit>::new_from_slice(key).unwrap_or_else(|_| unreachable!("HMAC takes any key"));
+    for p in parts {
+        mac.update(p);
+    }
+    mac.finalize().into_bytes().into()
+}
+
+/// NTOWFv2: the key both sides derive from the password, user and domain.
+pub fn ntowf_v2(password: &str, user: &str, domain: &str) -> [u8; 16] {
+    let nt_hash: [u8; 16] = Md4::digest(utf16le(password)).into();
+    let identity = utf16le(&(user.to_uppercase() + domain));
+    hmac_md5(&nt_hash, &[&identity])
+}
+
+/// The NTLMv2 and LMv2 responses for a challenge (MS-NLMP 3.3.2).
+///
+/// `time` is the FILETIME put into the response (the server's timestamp when it sent one) and
+/// `client_challenge` the client's 8-byte nonce.
+pub fn responses(key: &[u8; 16], challenge: &Challenge, time: u64, client_challenge: [u8; 8]) -> (Vec<u8>, Vec<u8>) {
+    let mut blob = Vec::with_capacity(32 + challenge.target_info.len());
+    blob.extend_from_slice(&[1, 1, 0, 0, 0, 0, 0, 0]);
+    blob.extend_from_slice(&time.to_le_bytes());
+    blob.extend_from_slice(&client_challenge);
+    blob.extend_from_slice(&[0; 4]);
+    blob.extend_from_slice(&challenge.target_info);
+    blob.extend_from_slice(&[0; 4]);
+    let proof = hmac_md5(key, &[&challenge.server_challenge, &blob]);
+    let mut nt = proof.to_vec();
+    nt.extend_from_slice(&blob);
+    // With a server timestamp the LMv2 response must be zeros (MS-NLMP 3.1.5.1.2).
+    let lm = if challenge.timestamp().is_some() {
+        vec![0; 24]
+    } else {
+        let mut lm = hmac_md5(key, &[&challenge.server_challenge, &client_challenge]).to_vec();
+        lm.extend_from_slice(&client_challenge);
+        lm
+    };
+    (nt, lm)
+}
+
+/// The AUTHENTICATE message (type 3) answering `challenge` for `login` (`DOMAIN\user` or a UPN).
+pub fn authenticate_message(login: &str, password: &str, challenge: &Challenge) -> Vec<u8> {
+    let (user, domain) = split_user(login);
+    let key = ntowf_v2(password, user, domain);
+    let time = challenge.timestamp().unwrap_or_else(now_filetime);
+    let (nt, lm) = responses(&key, challenge, time, rand::random());
+    let domain = utf16le(domain);
+    let user = utf16le(user);
+    let workstation: Vec<u8> = Vec::new();
+    let session_key: Vec<u8> = Vec::new();
+    let flags = CLIENT_FLAGS & challenge.flags | NEGOTIATE_UNICODE;
+    let payloads: [&[u8]; 6] = [&lm, &nt, &domain, &user, &workstation, &session_key];
+    const HEADER: usize = 64;
+    let mut m = Vec::with_capacity(HEADER + payloads.iter().map(|p| p.len()).sum::<usize>());
+    m.extend_from_slice(SIGNATURE);
+    m.extend_from_slice(&3u32.to_le_bytes());
+    let mut offset = HEADER;
+    for p in payloads {
+        // Lengths are bounded: the target info comes from a u16-sized field, names from the caller.
+        let len = u16::try_from(p.len()).unwrap_or(u16::MAX);
+        m.extend_from_slice(&len.to_le_bytes());
+        m.extend_from_slice(&len.to_le_bytes());
+        m.extend_from_slice(&u32::try_from(offset).unwrap_or(u32::MAX).to_le_bytes());
+        offset += p.len();
+    }
+    m.extend_from_slice(&flags.to_le_bytes());
+    for p in payloads {
+        m.extend_from_slice(p);
+    }
+    m
+}
+
+/// Now as a Windows FILETIME (100 ns ticks since 1601-01-01).
+fn now_filetime() -> u64 {
+    const EPOCH_DIFF_SECS: u64 = 11_644_473_600;
+    let since_unix = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    (since_unix.as_secs() + EPOCH_DIFF_SECS) * 10_000_000 + u64::from(since_unix.subsec_nanos() / 100)
+}
+
+/// The NTLM token of a `WWW-Authenticate` header value (`NTLM <base64>` or `Negotiate <base64>`).
+pub fn token_from_header(value: &str) -> Option<Vec<u8>> {
+    let (scheme, token) = value.trim().split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("ntlm") && !scheme.eq_ignore_ascii_case("negotiate") {
+        return None;
+    }
+    B64.decode(token.trim()).ok()
+}
+
+/// The `Authorization` header value carrying a message.
+pub fn header_value(message: &[u8]) -> String {
+    format!("NTLM {}", B64.encode(message))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hex(s: &str) -> Vec<u8> {
+        let s: String = s.split_whitespace().collect();
+        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+    }
+
+    /// The NTLMv2 example of MS-NLMP section 4.2.4 (user "User", domain "Domain", password
+    /// "Password", time 0, client challenge 0xaa * 8).
+    fn spec_challenge() -> Challenge {
+        let mut target_info = hex("02 00 0c 00 44 00 6f 00 6d 00 61 00 69 00 6e 00");
+        target_info.extend(hex("01 00 0c 00 53 00 65 00 72 00 76 00 65 00 72 00"));
+        target_info.extend(hex("00 00 00 00"));
+        Challenge { server_challenge: hex("0123456789abcdef").try_into().unwrap(), flags: 0xe28a_8233, target_info }
+    }
+
+    #[test]
+    fn ntlmv2_matches_the_specification_example() {
+        let key = ntowf_v2("Password", "User", "Domain");
+        assert_eq!(key.to_vec(), hex("0c868a403bfd7a93a3001ef22ef02e3f"));
+        let (nt, lm) = responses(&key, &spec_challenge(), 0, [0xaa; 8]);
+        assert_eq!(nt[..16].to_vec(), hex("68cd0ab851e51c96aabc927bebef6a1c"));
+        assert_eq!(lm, hex("86c35097ac9cec102554764a57cccc19 aaaaaaaaaaaaaaaa"));
+    }
+
+    #[test]
+    fn negotiate_and_authenticate_messages_are_well_formed() {
+        let n = negotiate_message();
+        assert_eq!(&n[..8], SIGNATURE);
+        assert_eq!(n.len(), 32);
+        let m = authenticate_message("CONTOSO\\alice", "secret", &spec_challenge());
+        assert_eq!(&m[8..12], &3u32.to_le_bytes());
+        assert_eq!(field(&m, 28).unwrap(), utf16le("CONTOSO").as_slice());
+        assert_eq!(field(&m, 36).unwrap(), utf16le("alice").as_slice());
+        assert_eq!(field(&m, 20).unwrap().len(), 16 + 28 + spec_challenge().target_info.len() + 4);
+        assert!(!m.windows(12).any(|w| w == utf16le("secret").as_slice()), "the password is never sent");
+    }
+
+    fn challenge_message(target_info: &[u8], offset: u32) -> Vec<u8> {
+        let mut m = Vec::new();
+        m.extend_from_slice(SIGNATURE);
+        m.extend_from_slice(&2u32.to_le_bytes());
+        m.extend_from_slice(&[0; 8]);
+        m.extend_from_slice(&(NEGOTIATE_TARGET_INFO | NEGOTIATE_UNICODE).to_le_bytes());
+        m.extend_from_slice(&[7; 8]);
+        m.extend_from_slice(&[0; 8]);
+        let len = target_info.len() as u16;
+        m.extend_from_slice(&len.to_le_bytes());
+        m.extend_from_slice(&len.to_le_bytes());
+        m.extend_from_slice(&offset.to_le_bytes());
+        m.extend_from_slice(target_info);
+        m
+    }
+
+    #[test]
+    fn challenges_are_checked() {
+        assert!(parse_challenge(b"garbage").is_err());
+        let info = [7, 0, 8, 0, 1, 2, 3, 4, 5, 6, 7, 8, 0, 0, 0, 0];
+        let c = parse_challenge(&challenge_message(&info, 48)).unwrap();
+        assert_eq!(c.server_challenge, [7; 8]);
+        assert_eq!(c.timestamp(), Some(u64::from_le_bytes([1, 2, 3, 4, 5, 6, 7, 8])));
+        assert_eq!(
+            parse_challenge(&challenge_message(&info, 200)).unwrap_err(),
+            ChallengeError("target info out of bounds")
+        );
+        assert!(parse_challenge(&challenge_message(&[], 48)).is_err(), "NTLMv1-only servers are refused");
+        assert_eq!(split_user("CONTOSO\\bob"), ("bob", "CONTOSO"));
+        assert_eq!(split_user("bob@contoso.test"), ("bob@contoso.test", ""));
+        assert_eq!(token_from_header("NTLM AAEC"), Some(vec![0, 1, 2]));
+        assert_eq!(token_from_header("Basic realm=\"x\""), None);
+    }
+}

@@ -1,0 +1,44 @@
+//! `auth = "ntlm"` against the emulator refusing Basic: the service syncs the quickstart group over
+//! NTLM-authenticated connections, and a wrong password is a clear connection error.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers outside #[test] fns
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use ews_emulator::{Emulator, EmulatorConfig};
+use exchange_sync::config::{Auth, Secret};
+use exchange_sync::{RunOptions, SyncService};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ntlm_connection_syncs_and_a_wrong_password_is_reported() {
+    let emu = Emulator::start(EmulatorConfig {
+        contacts: 3,
+        require_ntlm: true,
+        trace_dir: std::env::var_os("EWS_TRACE_DIR").map(Into::into),
+        heartbeat_interval: Duration::from_millis(500),
+        ..EmulatorConfig::default()
+    })
+    .await
+    .unwrap();
+    let mut ntlm = config(&emu, group());
+    ntlm.connections[0].auth =
+        Auth::Ntlm { username: "CONTOSO\\sync-admin".into(), password: Secret::Inline(PASSWORD.into()) };
+    let service = SyncService::connect(ntlm.clone()).await.unwrap();
+    let report = service.run_once(RunOptions::default()).await.unwrap();
+    assert!(report.is_clean(), "{report:#?}");
+    assert_eq!(report.groups[0].totals().created, 12);
+    assert!(emu.request_stats().ntlm_logins >= 1);
+
+    let mut wrong = ntlm;
+    wrong.connections[0].auth =
+        Auth::Ntlm { username: "CONTOSO\\sync-admin".into(), password: Secret::Inline("not-it".into()) };
+    let failed = match SyncService::connect(wrong).await {
+        Err(e) => e.to_string(),
+        Ok(service) => format!("{:?}", service.run_once(RunOptions::default()).await),
+    };
+    assert!(failed.contains("authentication rejected"), "{failed}");
+    assert!(!failed.contains("not-it"), "{failed}");
+}
