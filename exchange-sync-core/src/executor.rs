@@ -35,6 +35,11 @@ use crate::state::{
     EntityRecord, Ownership, PendingCreate, ReplicaRecord, ReplicaSlot, StateStore, StateTransaction, StateWrite,
 };
 
+/// How many batches of creates share one state transaction (see `Executor::create_all`): at
+/// most this many batches of a folder have open intents at once, which is what crash recovery
+/// looks up after a crash.
+pub const CREATE_WINDOW: usize = 8;
+
 /// How the executor paces itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExecutorOptions {
@@ -252,10 +257,12 @@ impl<'a> Executor<'a> {
 
     /// Creates the copies of one folder, batch after batch, keeping state work off the path
     /// between two requests: the intents of a batch must be durable before its request is sent,
-    /// and the outcomes of a batch may commit later (the intents cover a crash meanwhile). So
-    /// while batch k is on the wire, one transaction commits the outcomes of batch k-1 and the
-    /// intents of batch k+1; the folder keeps one request in flight, as many as before, but never
-    /// waits for the state store between two of them.
+    /// and the outcomes of a batch may commit later (the intents cover a crash meanwhile). The
+    /// batches go in windows of [`CREATE_WINDOW`]: while the batches of window k are on the
+    /// wire, one after another, one transaction commits the outcomes of window k-1 and the
+    /// intents of window k+1. The folder keeps one request in flight, as many as before, never
+    /// waits for the state store between two of them, and a large fan-out commits once per
+    /// window instead of twice per batch.
     async fn create_all(
         &self,
         member: &MemberId,
@@ -265,18 +272,31 @@ impl<'a> Executor<'a> {
         report: &mut MemberReport,
     ) -> Result<()> {
         let chunks: Vec<&[Action]> = creates.chunks(batch).collect();
-        let Some(first) = chunks.first() else { return Ok(()) };
-        self.commit(self.intents(member, first)).await?;
+        let windows: Vec<&[&[Action]]> = chunks.chunks(CREATE_WINDOW).collect();
+        let intents = |window: &[&[Action]]| -> Vec<StateWrite> {
+            window.iter().flat_map(|chunk| self.intents(member, chunk)).collect()
+        };
+        let Some(first) = windows.first() else { return Ok(()) };
+        self.commit(intents(first)).await?;
         let mut outcomes = Vec::new();
-        for (k, chunk) in chunks.iter().enumerate() {
+        for (k, window) in windows.iter().enumerate() {
             let mut writes = std::mem::take(&mut outcomes);
-            if let Some(next) = chunks.get(k + 1) {
-                writes.extend(self.intents(member, next));
+            if let Some(next) = windows.get(k + 1) {
+                writes.extend(intents(next));
             }
             let state = async { if writes.is_empty() { Ok(()) } else { self.commit(writes).await } };
-            let (results, state) = futures::join!(self.create_batch(member, connector, chunk), state);
+            let send = async {
+                let mut results = Vec::with_capacity(window.len());
+                for chunk in window.iter() {
+                    results.push(self.create_batch(member, connector, chunk).await);
+                }
+                results
+            };
+            let (results, state) = futures::join!(send, state);
             state?;
-            outcomes = self.create_outcomes(member, chunk, results, report);
+            for (chunk, results) in window.iter().zip(results) {
+                outcomes.extend(self.create_outcomes(member, chunk, results, report));
+            }
         }
         if !outcomes.is_empty() {
             self.commit(outcomes).await?;
