@@ -615,7 +615,12 @@ impl<'a> Planner<'a> {
             match *copy {
                 CopyState::Missing => create = true,
                 CopyState::OptedOut => {}
-                CopyState::Unchanged(r) => after = Some((Cow::Borrowed(r), None)),
+                // A copy that holds the old base (its hash says so) gets it as its previous
+                // content: the connector then sends only the fields that changed.
+                CopyState::Unchanged(r) => {
+                    let holds_base = self.view_of(fi).is_none() && r.hash == base_hash;
+                    after = Some((Cow::Borrowed(r), holds_base.then_some(base)))
+                }
                 CopyState::Deleted => {
                     let reverts = match role {
                         Role::Hub => {

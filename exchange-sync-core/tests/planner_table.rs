@@ -332,12 +332,17 @@ fn every_combination_follows_the_rules_and_converges() {
         assert_eq!(actual(&plan, &entity), want, "outcomes: {ctx}");
         assert!(plan.conflicts.is_empty(), "distinct fields never conflict: {ctx}");
 
-        // Updates of copies observed in this pass say what the copy holds now.
+        // Updates of copies observed in this pass say what the copy holds now; a copy known to
+        // hold the base (unchanged since the last pass) gets the base as its previous content.
         for a in &plan.actions {
             if let Action::Update { member, previous, .. } = a {
                 let f = FOLDERS.iter().position(|x| *x == member.as_str()).unwrap();
                 let observed = matches!(case.sides[f], Side::Bumped | Side::Changed);
-                assert_eq!(previous.is_some(), observed, "previous content in {member}: {ctx}");
+                let unchanged = case.sides[f] == Side::Unchanged && case.has_base;
+                assert_eq!(previous.is_some(), observed || unchanged, "previous content in {member}: {ctx}");
+                if unchanged {
+                    assert_eq!(previous.as_ref(), Some(&base_item().canonical()), "previous of {member}: {ctx}");
+                }
             }
         }
 
