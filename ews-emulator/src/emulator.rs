@@ -38,6 +38,18 @@ pub struct RequestCounters {
     requests: AtomicU64,
     bytes_in: AtomicU64,
     bytes_out: AtomicU64,
+    streams_open: Arc<AtomicU64>,
+    streams_opened: AtomicU64,
+}
+
+/// Counts a GetStreamingEvents connection as open until dropped.
+#[derive(Debug)]
+pub(crate) struct OpenStream(Arc<AtomicU64>);
+
+impl Drop for OpenStream {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// A snapshot of [`RequestCounters`]: EWS requests and the bytes of their bodies.
@@ -49,6 +61,11 @@ pub struct RequestStats {
     pub bytes_in: u64,
     /// Response body bytes (streaming notification bodies excluded: their length is open).
     pub bytes_out: u64,
+    /// GetStreamingEvents connections streaming right now: what notifications cost the server
+    /// in long-lived connections.
+    pub streams_open: u64,
+    /// GetStreamingEvents connections opened since the start.
+    pub streams_opened: u64,
 }
 
 impl RequestCounters {
@@ -63,11 +80,20 @@ impl RequestCounters {
         self.bytes_out.fetch_add(bytes, Ordering::Relaxed);
     }
 
+    /// Counts a streaming connection, open until the returned guard is dropped.
+    pub(crate) fn stream_opened(&self) -> OpenStream {
+        self.streams_opened.fetch_add(1, Ordering::Relaxed);
+        self.streams_open.fetch_add(1, Ordering::Relaxed);
+        OpenStream(Arc::clone(&self.streams_open))
+    }
+
     fn snapshot(&self) -> RequestStats {
         RequestStats {
             requests: self.requests.load(Ordering::Relaxed),
             bytes_in: self.bytes_in.load(Ordering::Relaxed),
             bytes_out: self.bytes_out.load(Ordering::Relaxed),
+            streams_open: self.streams_open.load(Ordering::Relaxed),
+            streams_opened: self.streams_opened.load(Ordering::Relaxed),
         }
     }
 }
