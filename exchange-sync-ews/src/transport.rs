@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use reqwest::StatusCode;
-use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue, RETRY_AFTER};
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, COOKIE, HeaderMap, HeaderValue, RETRY_AFTER, SET_COOKIE};
 
 use crate::auth::Credentials;
 use crate::error::{ErrorContext, EwsError, Result};
@@ -58,6 +58,10 @@ pub struct Routing {
     /// `X-PublicFolderMailbox`: the public folder mailbox (hierarchy for folder operations, content
     /// for item operations) on Exchange 2013+.
     pub public_folder_mailbox: Option<String>,
+    /// The `X-BackEndOverrideCookie` value to send: pins the requests of a group of notification
+    /// subscriptions (Subscribe, GetStreamingEvents, Unsubscribe) to the mailbox server that holds
+    /// them. Exchange answers it to a Subscribe sent with `X-PreferServerAffinity`.
+    pub backend_cookie: Option<String>,
 }
 
 impl Routing {
@@ -68,6 +72,40 @@ impl Routing {
             .map(Impersonation::mailbox)
             .or(self.public_folder_mailbox.as_deref())
             .or(self.anchor_mailbox.as_deref())
+    }
+}
+
+/// The cookie naming the mailbox server that holds a group of notification subscriptions.
+pub const AFFINITY_COOKIE: &str = "X-BackEndOverrideCookie";
+
+/// The affinity cookie a response sets, if any.
+pub(crate) fn affinity_cookie(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(|v| v.split(';').next()?.trim().split_once('='))
+        .find(|(name, _)| name.trim().eq_ignore_ascii_case(AFFINITY_COOKIE))
+        .map(|(_, value)| value.trim().to_owned())
+}
+
+/// The client's cookie jar, minus the affinity cookie: that one belongs to one group of
+/// subscriptions, not to every request (see [`Routing::backend_cookie`]). A shared jar would send
+/// the cookie of the last Subscribe with every request, pinning them all to one mailbox server.
+#[derive(Default)]
+struct JarWithoutAffinity(reqwest::cookie::Jar);
+
+impl reqwest::cookie::CookieStore for JarWithoutAffinity {
+    fn set_cookies(&self, headers: &mut dyn Iterator<Item = &HeaderValue>, url: &reqwest::Url) {
+        let mut kept = headers.filter(|v| {
+            let name = v.to_str().ok().and_then(|s| s.split('=').next()).unwrap_or("");
+            !name.trim().eq_ignore_ascii_case(AFFINITY_COOKIE)
+        });
+        self.0.set_cookies(&mut kept, url);
+    }
+
+    fn cookies(&self, url: &reqwest::Url) -> Option<HeaderValue> {
+        self.0.cookies(url)
     }
 }
 
@@ -106,7 +144,7 @@ impl Transport {
             .timeout(config.request_timeout)
             .connect_timeout(config.connect_timeout)
             .pool_idle_timeout(Duration::from_secs(90))
-            .cookie_store(true)
+            .cookie_provider(std::sync::Arc::new(JarWithoutAffinity::default()))
             .user_agent(concat!("exchange-sync/", env!("CARGO_PKG_VERSION")));
         if let Some(pem) = &config.ca_bundle_pem {
             let certs = reqwest::Certificate::from_pem_bundle(pem)
@@ -185,6 +223,9 @@ impl Transport {
         if affinity {
             r = r.header("X-PreferServerAffinity", "true");
         }
+        if let Some(cookie) = &routing.backend_cookie {
+            r = r.header(COOKIE, header(&format!("{AFFINITY_COOKIE}={cookie}"))?);
+        }
         Ok(r)
     }
 
@@ -231,16 +272,18 @@ impl Transport {
         }
     }
 
-    /// Sends one envelope and reads the whole body.
+    /// Sends one envelope and reads the whole body; answers the status, the body and the
+    /// affinity cookie the response sets.
     pub(crate) async fn send_and_read(
         &self,
         operation: &'static str,
         routing: &Routing,
         envelope: &str,
         affinity: bool,
-    ) -> Result<(u16, Bytes)> {
+    ) -> Result<(u16, Bytes, Option<String>)> {
         let response = self.send(operation, routing, envelope, affinity).await?;
         let status = response.status().as_u16();
+        let cookie = affinity_cookie(response.headers());
         let context = ErrorContext {
             operation: Some(operation),
             mailbox: routing.mailbox().map(str::to_owned),
@@ -253,7 +296,7 @@ impl Transport {
             }
             err
         })?;
-        Ok((status, body))
+        Ok((status, body, cookie))
     }
 }
 
