@@ -80,6 +80,9 @@ struct GroupWork {
     expanded_at: Option<Instant>,
     /// Members that left and whose copies could not be removed yet.
     leaving: Vec<MemberConfig>,
+    /// Whether the state was checked for members removed from the configuration while the service
+    /// was stopped (done once, at the group's first pass).
+    departed_checked: bool,
     /// Open connectors, by folder.
     connectors: BTreeMap<MemberId, Arc<dyn Connector>>,
     /// Where change hints go while the group's real-time loop runs.
@@ -497,6 +500,9 @@ impl Inner {
                 work.expanded_at = Some(Instant::now());
             }
         }
+        if !dry_run && !work.departed_checked {
+            self.find_departed(g, work).await?;
+        }
         if !dry_run {
             let remove = g.config.on_leave == LeavePolicy::Remove;
             let mut still_leaving = Vec::new();
@@ -537,6 +543,34 @@ impl Inner {
         members.extend(work.expanded.clone().unwrap_or_default());
         g.snapshot.lock().unwrap_or_else(PoisonError::into_inner).members = members.clone();
         Ok(members)
+    }
+
+    /// Queues as leavers the members the state knows but the configuration no longer lists (removed
+    /// while the service was stopped), so the group's leave policy applies to them as to members
+    /// leaving a distribution group. A member whose id is not its mailbox address cannot be found
+    /// again: under the remove policy it is kept in state (and reported) instead of being forgotten
+    /// with its copies left behind.
+    async fn find_departed(&self, g: &GroupRuntime, work: &mut GroupWork) -> Result<()> {
+        let group_id = GroupId::new(g.config.id.clone());
+        let known = self.store.members(&group_id).await?;
+        let mut current = g.config.members.clone();
+        current.extend(work.expanded.clone().unwrap_or_default());
+        current.extend(work.leaving.iter().cloned());
+        let remove = g.config.on_leave == LeavePolicy::Remove;
+        for leaver in membership::departed(&known, HUB_MEMBER_ID, &current) {
+            if remove && !leaver.mailbox.contains('@') {
+                tracing::warn!(
+                    member = %leaver.id,
+                    "a member no longer configured has state but its id is not a mailbox address: \
+                     its copies cannot be removed; add it back to remove them, or use on_leave = \"keep\""
+                );
+                continue;
+            }
+            tracing::info!(member = %leaver.id, "member removed from the configuration since the last run");
+            work.leaving.push(leaver);
+        }
+        work.departed_checked = true;
+        Ok(())
     }
 
     /// A pass as a boxed `Send` future that owns what it needs (for the group loop's `select!`).
