@@ -53,8 +53,29 @@ pub struct SyncService {
     inner: Arc<Inner>,
 }
 
+/// Writes done and planned in a group's current pass.
+#[derive(Default)]
+struct PassProgress {
+    done: std::sync::atomic::AtomicUsize,
+    total: std::sync::atomic::AtomicUsize,
+}
+
+impl PassProgress {
+    fn start(&self, total: usize) {
+        self.total.store(total, std::sync::atomic::Ordering::Relaxed);
+        self.done.store(0, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Counts `n` more writes; answers (done, total).
+    fn add(&self, n: usize) -> (usize, usize) {
+        let done = self.done.fetch_add(n, std::sync::atomic::Ordering::Relaxed) + n;
+        (done, self.total.load(std::sync::atomic::Ordering::Relaxed).max(done))
+    }
+}
+
 struct Inner {
     config: Config,
+    progress: StdMutex<BTreeMap<String, Arc<PassProgress>>>,
     folders: Arc<dyn FolderProvider>,
     store: Arc<dyn StateStore>,
     events: broadcast::Sender<ProgressEvent>,
@@ -132,7 +153,10 @@ impl SyncService {
         let (events, _) = broadcast::channel(EVENT_BUFFER);
         let (shutdown, _) = watch::channel(false);
         let passes = Semaphore::new(config.service.max_concurrent_groups.max(1));
-        Ok(SyncService { inner: Arc::new(Inner { config, folders, store, events, groups, shutdown, passes }) })
+        let progress = StdMutex::new(BTreeMap::new());
+        Ok(SyncService {
+            inner: Arc::new(Inner { config, progress, folders, store, events, groups, shutdown, passes }),
+        })
     }
 
     /// A service over Exchange as the configuration describes it: EWS connections (secrets read,
@@ -421,9 +445,13 @@ impl Inner {
             .filter(|(_, rule)| !rule.is_identity())
             .map(|(id, rule)| (id, Arc::new(rule) as Arc<dyn exchange_sync_core::MemberView>))
             .collect();
-        let engine = GroupSync::new(sync_group, Arc::clone(&self.store), work.connectors.clone())?
+        let connectors = if dry_run { work.connectors.clone() } else { self.counted(&g.config.id, &work.connectors) };
+        let mut engine = GroupSync::new(sync_group, Arc::clone(&self.store), connectors)?
             .with_options(self.sync_options(allow_mass_delete))
             .with_views(views);
+        if !dry_run {
+            engine = engine.on_planned(self.planned_callback(&g.config.id));
+        }
         if dry_run {
             let plan = engine.dry_run().await?;
             report.count_plan(&plan);
@@ -440,6 +468,48 @@ impl Inner {
         let result = engine.run().await?;
         fill_report(report, &g.config.id, &result);
         Ok(())
+    }
+
+    /// The group's connectors, counting their writes into [`ProgressEvent::Written`] events.
+    fn counted(
+        &self,
+        group: &str,
+        connectors: &BTreeMap<MemberId, Arc<dyn Connector>>,
+    ) -> BTreeMap<MemberId, Arc<dyn Connector>> {
+        let progress = Arc::clone(&self.write_progress(group));
+        let events = self.events.clone();
+        let group = group.to_owned();
+        let written: crate::write_progress::WrittenCallback = Arc::new(move |n| {
+            let (done, total) = progress.add(n);
+            let _ = events.send(ProgressEvent::Written { group: group.clone(), done, total });
+        });
+        connectors
+            .iter()
+            .map(|(id, c)| {
+                (id.clone(), crate::write_progress::CountingConnector::wrap(Arc::clone(c), Arc::clone(&written)))
+            })
+            .collect()
+    }
+
+    /// Announces a pass's plan ([`ProgressEvent::Planned`]) and starts counting its writes.
+    fn planned_callback(&self, group: &str) -> exchange_sync_core::engine::PlannedCallback {
+        let progress = self.write_progress(group);
+        let events = self.events.clone();
+        let group = group.to_owned();
+        Arc::new(move |plan| {
+            progress.start(plan.actions.len());
+            let _ = events.send(ProgressEvent::Planned {
+                group: group.clone(),
+                actions: plan.actions.len(),
+                conflicts: plan.conflicts.len(),
+            });
+        })
+    }
+
+    /// The write counter of a group's passes (passes of one group never overlap).
+    fn write_progress(&self, group: &str) -> Arc<PassProgress> {
+        let mut all = self.progress.lock().unwrap_or_else(PoisonError::into_inner);
+        Arc::clone(all.entry(group.to_owned()).or_default())
     }
 
     /// Subscribes to the change hints of every open folder not yet watched, before the pass looks
