@@ -151,3 +151,41 @@ async fn a_server_with_more_subscriptions_than_one_connection_carries_gets_sever
     watched[last].0.create(&[contact(last)]).await.unwrap();
     next_hint(&mut watched[last].1, ChangeHint::Changed).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_shared_connection_resyncs_every_folder_on_it_and_reconnects() {
+    // Heartbeats far apart and a short heartbeat timeout: the shared connection stalls.
+    let emu = common::emulator(EmulatorConfig {
+        contacts: 1,
+        heartbeat_interval: Duration::from_secs(600),
+        ..Default::default()
+    })
+    .await;
+    let client = common::admin(&emu);
+    let mut watched = Vec::new();
+    for who in ["alice", "bob", "carol"] {
+        let mut o = options(MAX_PER_CONNECTION);
+        o.watch.heartbeat_timeout = Duration::from_millis(400);
+        let folder = EwsFolderConnector::mailbox_folder(
+            client.impersonating(Impersonation::PrimarySmtpAddress(format!("{who}@contoso.test"))),
+            FolderRef::distinguished(DistinguishedFolder::Contacts),
+            format!("{who}@contoso.test/Contacts"),
+        )
+        .with_options(o);
+        let hints = folder.watch().await.unwrap();
+        watched.push((folder, hints));
+    }
+    until("one connection carries the three", || {
+        client.stream_pool().subscriptions() == 3 && client.stream_pool().connections() == 1
+    })
+    .await;
+    for (_, hints) in &mut watched {
+        next_hint(hints, ChangeHint::Resync).await;
+    }
+    // Reconnected: changes still arrive, on one connection.
+    for (n, (folder, hints)) in watched.iter_mut().enumerate() {
+        folder.create(&[contact(n)]).await.unwrap();
+        next_hint(hints, ChangeHint::Changed).await;
+    }
+    assert_eq!(client.stream_pool().connections(), 1);
+}
