@@ -85,7 +85,7 @@ impl TerminalProgress {
                 }
                 let bar = self.bars.add(ProgressBar::new(*actions as u64));
                 bar.set_style(
-                    ProgressStyle::with_template("{prefix}: [{bar:40}] {pos}/{len} writes, {per_sec}, eta {eta}")
+                    ProgressStyle::with_template("{prefix}: [{bar:40}] {pos}/{len} writes, {elapsed}, eta {eta}")
                         .unwrap_or_else(|_| ProgressStyle::default_bar())
                         .progress_chars("=> "),
                 );
