@@ -20,6 +20,10 @@ use crate::notification::EventKind;
 use crate::operation::notifications::{ITEM_EVENTS, SubscriptionKind};
 use crate::stream_pool::{Departure, GroupKey, MAX_SUBSCRIPTIONS_PER_CONNECTION, Member};
 
+/// A streaming subscription lost sooner than this waits [`WatchOptions::retry_delay`] before the
+/// next Subscribe.
+const SHORT_LIVED: Duration = Duration::from_secs(10);
+
 /// How a folder is watched.
 #[derive(Debug, Clone)]
 pub struct WatchOptions {
@@ -172,7 +176,14 @@ pub(crate) async fn run(client: EwsClient, folder: FolderRef, o: WatchOptions, m
                         return;
                     }
                     subscribed_before = true;
-                    streaming_session(&client, sub.id, cookie, &tx, &o).await
+                    let since = tokio::time::Instant::now();
+                    let outcome = streaming_session(&client, sub.id, cookie, &tx, &o).await;
+                    // A subscription lost right away again and again (a server that keeps
+                    // refusing it) must not turn into a tight loop of Subscribe requests.
+                    if matches!(outcome, Outcome::Resubscribe) && since.elapsed() < SHORT_LIVED {
+                        tokio::time::sleep(o.retry_delay).await;
+                    }
+                    outcome
                 }
                 Err(e) if unsupported(&e) => {
                     tracing::info!(error = %e, "streaming notifications unavailable; falling back to pull");
