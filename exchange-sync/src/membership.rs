@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use exchange_sync_core::state::{Ownership, ReplicaSlot};
 use exchange_sync_core::{
-    Connector, ErrorKind, GroupId, ItemDelete, MemberId, StateStore, StateTransaction, StateWrite,
+    Connector, ErrorKind, GroupId, ItemDelete, ItemId, MemberId, StateStore, StateTransaction, StateWrite,
 };
 
 use crate::config::{GroupConfig, MemberConfig};
@@ -57,6 +57,20 @@ pub fn departed(known: &[MemberId], hub: &str, current: &[MemberConfig]) -> Vec<
 /// Members in `after` but not in `before` (by id).
 pub fn joiners(before: &[MemberConfig], after: &[MemberConfig]) -> Vec<MemberConfig> {
     leavers(after, before)
+}
+
+/// The copies the group created in a member's folder: what leaving under the remove policy deletes.
+pub async fn created_copies(store: &dyn StateStore, group: &GroupId, member: &MemberId) -> Result<Vec<ItemId>> {
+    let entities: Vec<_> = store.known_items(group, member).await?.into_iter().filter_map(|k| k.entity).collect();
+    Ok(store
+        .entities(group, &entities)
+        .await?
+        .into_iter()
+        .filter_map(|e| match e.replicas.get(member) {
+            Some(ReplicaSlot::Present(r)) if r.ownership == Ownership::Created => Some(r.item_id.clone()),
+            _ => None,
+        })
+        .collect())
 }
 
 /// Removes a leaving member from the group's state; with `remove_copies`, first deletes every

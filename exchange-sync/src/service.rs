@@ -456,7 +456,8 @@ impl Inner {
             let plan = engine.dry_run().await?;
             report.count_plan(&plan);
             report.conflicts = plan.conflicts.iter().map(|c| ConflictEntry::from_record(&g.config.id, c)).collect();
-            report.plan = Some(plan.to_string());
+            let departures = self.planned_departures(g, work, report).await?;
+            report.plan = Some(format!("{departures}{plan}"));
             report.outcome = PassOutcome::Planned;
             self.emit(ProgressEvent::Planned {
                 group: g.config.id.clone(),
@@ -613,6 +614,34 @@ impl Inner {
         members.extend(work.expanded.clone().unwrap_or_default());
         g.snapshot.lock().unwrap_or_else(PoisonError::into_inner).members = members.clone();
         Ok(members)
+    }
+
+    /// For a dry run: the members that would leave at the next real pass (removed from the
+    /// configuration since the last run), one line each, counted in the report as deletions under
+    /// the remove policy.
+    async fn planned_departures(&self, g: &GroupRuntime, work: &GroupWork, report: &mut GroupReport) -> Result<String> {
+        if work.departed_checked {
+            return Ok(String::new());
+        }
+        let group_id = GroupId::new(g.config.id.clone());
+        let known = self.store.members(&group_id).await?;
+        let mut current = g.config.members.clone();
+        current.extend(work.expanded.clone().unwrap_or_default());
+        let remove = g.config.on_leave == LeavePolicy::Remove;
+        let mut text = String::new();
+        for leaver in membership::departed(&known, HUB_MEMBER_ID, &current) {
+            let id = MemberId::new(leaver.id.clone());
+            if remove && leaver.mailbox.contains('@') {
+                let copies = membership::created_copies(self.store.as_ref(), &group_id, &id).await?.len();
+                report.member_mut(&leaver.id).deleted += copies;
+                text.push_str(&format!("leave {}: delete the {copies} copies the group created\n", leaver.id));
+            } else if remove {
+                text.push_str(&format!("leave {}: kept in state (its id is not a mailbox address)\n", leaver.id));
+            } else {
+                text.push_str(&format!("leave {}: keep its copies, forget them\n", leaver.id));
+            }
+        }
+        Ok(text)
     }
 
     /// Queues as leavers the members the state knows but the configuration no longer lists (removed

@@ -64,6 +64,12 @@ async fn a_member_removed_while_stopped_loses_the_groups_copies_and_keeps_its_ow
     let state = store(dir.path()).await;
     assert!(known_members(&state).await.contains(&MemberId::new(EDITORS[0])));
     let restarted = service(&second, state.clone()).await;
+    // The dry run shows the departure, and writes nothing.
+    let plan = restarted.plan(RunOptions::default()).await.unwrap();
+    let text = plan.groups[0].plan.clone().unwrap_or_default();
+    assert!(text.contains(&format!("leave {}: delete the {CONTACTS} copies the group created", EDITORS[0])), "{text}");
+    assert_eq!(plan.groups[0].members.iter().find(|m| m.member == EDITORS[0]).map(|m| m.deleted), Some(CONTACTS));
+    assert_eq!(names(&alice).await, hub_before);
     let report = restarted.run_once(RunOptions::default()).await.unwrap();
     assert!(report.is_clean(), "{report:?}");
 
@@ -99,6 +105,9 @@ async fn a_member_removed_while_stopped_under_keep_keeps_the_copies_and_is_forgo
     let second = config(&emu, without(group(), READERS[0], LeavePolicy::Keep));
     let state = store(dir.path()).await;
     let restarted = service(&second, state.clone()).await;
+    let plan = restarted.plan(RunOptions::default()).await.unwrap();
+    let text = plan.groups[0].plan.clone().unwrap_or_default();
+    assert!(text.contains(&format!("leave {}: keep its copies, forget them", READERS[0])), "{text}");
     restarted.run_once(RunOptions::default()).await.unwrap();
     assert_eq!(names(&carol).await, copies, "the copies stay, as carol's own");
     assert!(!known_members(&state).await.contains(&MemberId::new(READERS[0])), "carol is forgotten");
