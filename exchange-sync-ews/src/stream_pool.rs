@@ -43,6 +43,9 @@ const JOIN_SETTLE: Duration = Duration::from_millis(150);
 /// The longest a burst of joins may delay a reconnection.
 const JOIN_SETTLE_MAX: Duration = Duration::from_secs(2);
 
+/// A connection the server closes sooner than this is reopened only after the retry delay.
+const QUICK_CLOSE: Duration = Duration::from_secs(1);
+
 /// How often a connection looks for folders nobody watches any more.
 const IDLE_CHECK: Duration = Duration::from_secs(2);
 
@@ -219,8 +222,14 @@ impl ConnectionTask {
                 self.settle().await;
                 continue;
             }
+            let opened = tokio::time::Instant::now();
             match self.stream_once().await {
-                StreamEnd::Closed | StreamEnd::MembersChanged => {}
+                StreamEnd::MembersChanged => {}
+                // A server closing each connection right away must not get a tight loop of them.
+                StreamEnd::Closed if opened.elapsed() < QUICK_CLOSE => {
+                    tokio::time::sleep(self.options.retry_delay).await;
+                }
+                StreamEnd::Closed => {}
                 StreamEnd::Broken => {
                     self.hint_all(ChangeHint::Resync);
                     tokio::time::sleep(self.options.retry_delay.min(Duration::from_secs(1))).await;
@@ -336,6 +345,12 @@ impl ConnectionTask {
                         if !lost.is_empty() {
                             self.resubscribe(&lost);
                             return StreamEnd::MembersChanged;
+                        }
+                        if let Some(code) = &b.error {
+                            // Refused for another reason (busy, ...): events may be missed.
+                            tracing::warn!(connection = self.id, code = %code, "streaming connection refused; retrying");
+                            tokio::time::sleep(self.options.retry_delay).await;
+                            return StreamEnd::Broken;
                         }
                     }
                     Some(Err(e)) if e.kind() == ErrorKind::SubscriptionLost => {
