@@ -14,7 +14,9 @@
 //! subscription it names. A subscription the server reports lost (ErrorSubscriptionNotFound,
 //! expired, ErrorMissedNotificationEvents, ...) leaves the connection: its folder's watcher
 //! subscribes again and asks for a full re-sync of that folder. A connection that breaks or stalls
-//! asks every folder on it for a re-sync and reconnects with the same subscriptions.
+//! asks every folder on it for a re-sync and reconnects with the same subscriptions. So does one the
+//! client closes to change its list of subscriptions (folders joining in a burst are gathered first,
+//! so that happens rarely): events the server was sending as it closed would be lost.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -190,8 +192,11 @@ enum StreamEnd {
     Closed,
     /// It broke or stalled: events may be lost, every folder re-syncs.
     Broken,
-    /// The list of subscriptions changed: reconnect with the new list.
+    /// The list of subscriptions changed before a stream was open: connect with the new list.
     MembersChanged,
+    /// The client closed the stream to reconnect with a changed list of subscriptions. Events the
+    /// server was sending on it as it closed are lost: the folders it carried re-sync.
+    Reopen(Vec<String>),
 }
 
 struct ConnectionTask {
@@ -225,6 +230,13 @@ impl ConnectionTask {
             let opened = tokio::time::Instant::now();
             match self.stream_once().await {
                 StreamEnd::MembersChanged => {}
+                StreamEnd::Reopen(streamed) => {
+                    for id in streamed {
+                        if let Some(m) = self.watched.get_mut(&id) {
+                            let _ = m.hints.send(ChangeHint::Resync);
+                        }
+                    }
+                }
                 // A server closing each connection right away must not get a tight loop of them.
                 StreamEnd::Closed if opened.elapsed() < QUICK_CLOSE => {
                     tokio::time::sleep(self.options.retry_delay).await;
@@ -344,7 +356,7 @@ impl ConnectionTask {
                         let lost = self.lost_in(&b);
                         if !lost.is_empty() {
                             self.resubscribe(&lost);
-                            return StreamEnd::MembersChanged;
+                            return StreamEnd::Reopen(ids.clone());
                         }
                         if let Some(code) = &b.error {
                             // Refused for another reason (busy, ...): events may be missed.
@@ -355,7 +367,7 @@ impl ConnectionTask {
                     }
                     Some(Err(e)) if e.kind() == ErrorKind::SubscriptionLost => {
                         self.resubscribe(&ids);
-                        return StreamEnd::MembersChanged;
+                        return StreamEnd::Reopen(ids.clone());
                     }
                     Some(Err(e)) => {
                         tracing::info!(connection = self.id, error = %e, "notification stream interrupted; reconnecting");
@@ -367,11 +379,11 @@ impl ConnectionTask {
                         self.add(m);
                         self.settle().await;
                     }
-                    return StreamEnd::MembersChanged;
+                    return StreamEnd::Reopen(ids.clone());
                 }
                 _ = idle_check.tick() => {
                     if self.drop_unwatched().await {
-                        return StreamEnd::MembersChanged;
+                        return StreamEnd::Reopen(ids.clone());
                     }
                 }
             }

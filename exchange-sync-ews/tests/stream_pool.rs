@@ -182,13 +182,11 @@ async fn a_stalled_shared_connection_resyncs_every_folder_on_it_and_reconnects()
     for (_, hints) in &mut watched {
         next_hint(hints, ChangeHint::Resync).await;
     }
-    // Reconnected: changes still arrive, on one connection. (The stalls go on: the hints waiting
-    // are taken first, so the channel has room for the change's hint; a full channel drops hints,
-    // one waiting hint being enough for the engine to look.)
-    for (n, (folder, hints)) in watched.iter_mut().enumerate() {
-        while let Some(Some(_)) = futures::FutureExt::now_or_never(hints.next()) {}
-        folder.create(&[contact(n)]).await.unwrap();
-        next_hint(hints, ChangeHint::Changed).await;
-    }
+    // Each stall reconnects the same connection with all three subscriptions. (Whether a change
+    // made meanwhile arrives as its own hint is not certain: events the server sent into a
+    // connection already given up are lost, which is why a stall means a re-sync.)
+    let opened = emu.request_stats().streams_opened;
+    until("reconnected", || emu.request_stats().streams_opened > opened + 1).await;
+    assert_eq!(client.stream_pool().subscriptions(), 3);
     assert_eq!(client.stream_pool().connections(), 1);
 }
