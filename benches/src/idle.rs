@@ -37,14 +37,16 @@ pub fn run(name: &str, groups: usize, idle: Duration) -> Result<Measurement, Box
         tokio::time::sleep(Duration::from_secs(2)).await;
         let meter = Meter::start(&tenant);
         tokio::time::sleep(idle).await;
+        let streams = tenant.stats().streams_open;
         let mut m = meter.finish(&tenant, name, format!("{groups} groups, idle {} s", idle.as_secs()), 0);
         service.shutdown();
         let _ = tokio::time::timeout(Duration::from_secs(15), running).await;
         let per_ten_minutes = 600.0 / idle.as_secs_f64();
         m.note = format!(
-            "per 10 min: {:.0} requests, {:.2} CPU s (engine)",
+            "per 10 min: {:.0} requests, {:.2} CPU s (engine); {} watched folders on {streams} streaming connections",
             m.requests as f64 * per_ten_minutes,
-            m.cpu_client_s * per_ten_minutes
+            m.cpu_client_s * per_ten_minutes,
+            2 * groups
         );
         Ok(m)
     })

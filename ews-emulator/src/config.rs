@@ -178,6 +178,12 @@ pub struct EmulatorConfig {
     /// Serve HTTPS with a freshly generated self-signed certificate (see
     /// `RunningEmulator::certificate_pem`) instead of plain HTTP.
     pub tls: bool,
+    /// Mailbox servers behind the endpoint (mailbox `i` lives on server `i % backend_servers`).
+    /// With more than one, notification affinity matters as on a real site: a Subscribe sent with
+    /// `X-PreferServerAffinity: true` answers an `X-BackEndOverrideCookie` naming the server that
+    /// holds the subscription, and a GetStreamingEvents routed to another server (by that cookie,
+    /// else by `X-AnchorMailbox`) does not find it.
+    pub backend_servers: usize,
 }
 
 impl Default for EmulatorConfig {
@@ -202,6 +208,7 @@ impl Default for EmulatorConfig {
             streaming_minute: Duration::from_secs(60),
             tls: false,
             require_ntlm: false,
+            backend_servers: 1,
         }
     }
 }

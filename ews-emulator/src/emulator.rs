@@ -39,6 +39,18 @@ pub struct RequestCounters {
     bytes_in: AtomicU64,
     bytes_out: AtomicU64,
     ntlm_logins: AtomicU64,
+    streams_open: Arc<AtomicU64>,
+    streams_opened: AtomicU64,
+}
+
+/// Counts a GetStreamingEvents connection as open until dropped.
+#[derive(Debug)]
+pub(crate) struct OpenStream(Arc<AtomicU64>);
+
+impl Drop for OpenStream {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// A snapshot of [`RequestCounters`]: EWS requests and the bytes of their bodies.
@@ -52,6 +64,11 @@ pub struct RequestStats {
     pub bytes_out: u64,
     /// Completed NTLM handshakes (one per authenticated connection when clients reuse them).
     pub ntlm_logins: u64,
+    /// GetStreamingEvents connections streaming right now: what notifications cost the server
+    /// in long-lived connections.
+    pub streams_open: u64,
+    /// GetStreamingEvents connections opened since the start.
+    pub streams_opened: u64,
 }
 
 impl RequestCounters {
@@ -71,12 +88,21 @@ impl RequestCounters {
         self.ntlm_logins.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Counts a streaming connection, open until the returned guard is dropped.
+    pub(crate) fn stream_opened(&self) -> OpenStream {
+        self.streams_opened.fetch_add(1, Ordering::Relaxed);
+        self.streams_open.fetch_add(1, Ordering::Relaxed);
+        OpenStream(Arc::clone(&self.streams_open))
+    }
+
     fn snapshot(&self) -> RequestStats {
         RequestStats {
             requests: self.requests.load(Ordering::Relaxed),
             bytes_in: self.bytes_in.load(Ordering::Relaxed),
             bytes_out: self.bytes_out.load(Ordering::Relaxed),
             ntlm_logins: self.ntlm_logins.load(Ordering::Relaxed),
+            streams_open: self.streams_open.load(Ordering::Relaxed),
+            streams_opened: self.streams_opened.load(Ordering::Relaxed),
         }
     }
 }

@@ -62,6 +62,9 @@ struct Args {
     /// Serve HTTPS with a generated self-signed certificate, written as PEM to this file.
     #[arg(long)]
     tls_cert_out: Option<PathBuf>,
+    /// Mailbox servers behind the endpoint (notification affinity matters with more than one).
+    #[arg(long, default_value_t = 1)]
+    backend_servers: usize,
 }
 
 fn parse_version(s: &str) -> Result<ServerVersion, String> {
@@ -95,6 +98,7 @@ async fn main() {
         heartbeat_interval: Duration::from_secs(args.heartbeat_secs.max(1)),
         tls: args.tls_cert_out.is_some(),
         require_ntlm: args.require_ntlm,
+        backend_servers: args.backend_servers.max(1),
         ..EmulatorConfig::default()
     };
     let emu = match Emulator::start(config).await {

@@ -44,6 +44,8 @@ pub struct Subscription {
     pub streaming: bool,
     /// Account that created it (lowercase), the only one allowed to read it.
     pub owner: String,
+    /// The mailbox server holding it (see `EmulatorConfig::backend_servers`).
+    pub backend: u32,
     number: u64,
     next: u64,
     queue: VecDeque<QueuedEvent>,
@@ -109,6 +111,7 @@ impl NotificationHub {
         event_types: HashSet<String>,
         streaming: bool,
         owner: &str,
+        backend: u32,
     ) -> (String, String) {
         let number = self.counter.fetch_add(1, Ordering::Relaxed) + 1;
         let id = {
@@ -124,6 +127,7 @@ impl NotificationHub {
             event_types,
             streaming,
             owner: owner.to_ascii_lowercase(),
+            backend,
             number,
             next: 1,
             queue: VecDeque::new(),
@@ -208,6 +212,24 @@ impl NotificationHub {
         self.lock().get(id).is_some_and(|s| s.streaming && s.owner == owner.to_ascii_lowercase())
     }
 
+    /// The mailbox server holding a subscription.
+    pub fn backend_of(&self, id: &str) -> Option<u32> {
+        self.lock().get(id).map(|s| s.backend)
+    }
+
+    /// Ends every subscription on a mailbox, as when they expire on the server, and wakes the
+    /// streams that carry them (they report them in `ErrorSubscriptionIds`). Returns how many.
+    pub fn expire_mailbox(&self, mailbox: u32) -> usize {
+        let removed = {
+            let mut subs = self.lock();
+            let before = subs.len();
+            subs.retain(|_, s| s.mailbox != mailbox);
+            before - subs.len()
+        };
+        self.changed.notify_waiters();
+        removed
+    }
+
     /// Mailbox a subscription watches.
     pub fn mailbox_of(&self, id: &str) -> Option<u32> {
         self.lock().get(id).map(|s| s.mailbox)
@@ -239,7 +261,7 @@ mod tests {
     fn queues_only_matching_events_with_growing_watermarks() {
         let hub = NotificationHub::default();
         let types: HashSet<String> = ["CreatedEvent".to_string()].into();
-        let (id, wm0) = hub.subscribe(1, Some([5].into()), types, false, "Alice@x");
+        let (id, wm0) = hub.subscribe(1, Some([5].into()), types, false, "Alice@x", 0);
         hub.publish(&[
             event(1, 5, EventKind::Created),
             event(1, 6, EventKind::Created),

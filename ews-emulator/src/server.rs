@@ -181,6 +181,7 @@ async fn handle(
         Ok(login) => login,
         Err(response) => return Ok(*response),
     };
+    let routing = RoutingHeaders::read(&req);
     let read =
         tokio::time::timeout(BODY_TIMEOUT, Limited::new(req.into_body(), shared.config.max_request_bytes).collect())
             .await;
@@ -203,14 +204,76 @@ async fn handle(
         });
     }
     shared.counters.request(body.len());
-    let response = ews(Arc::clone(&shared), login, body).await;
+    let response = ews(Arc::clone(&shared), login, body, routing).await;
     if let Ok(r) = &response {
         shared.counters.response(hyper::body::Body::size_hint(r.body()).exact().unwrap_or(0));
     }
     response
 }
 
-async fn ews(shared: Arc<Shared>, login: String, body: Bytes) -> Result<Response<Body>, DropConnection> {
+/// The name of the cookie that pins notification requests to one mailbox server.
+const AFFINITY_COOKIE: &str = "X-BackEndOverrideCookie";
+
+/// What a load balancer in front of Exchange routes a request by.
+#[derive(Debug, Default)]
+struct RoutingHeaders {
+    /// `X-AnchorMailbox`.
+    anchor: Option<String>,
+    /// `X-PreferServerAffinity: true`: the client asks for an affinity cookie.
+    prefer_affinity: bool,
+    /// The server named by an `X-BackEndOverrideCookie` cookie.
+    cookie_backend: Option<u32>,
+}
+
+impl RoutingHeaders {
+    fn read(req: &Request<Incoming>) -> Self {
+        let text = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok()).map(str::trim);
+        let cookie_backend = req
+            .headers()
+            .get_all(hyper::header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .filter_map(|pair| pair.trim().split_once('='))
+            .find(|(name, _)| name.eq_ignore_ascii_case(AFFINITY_COOKIE))
+            .and_then(|(_, value)| parse_backend_cookie(value));
+        RoutingHeaders {
+            anchor: text("X-AnchorMailbox").filter(|a| !a.is_empty()).map(str::to_owned),
+            prefer_affinity: text("X-PreferServerAffinity").is_some_and(|v| v.eq_ignore_ascii_case("true")),
+            cookie_backend,
+        }
+    }
+
+    /// The mailbox server the request reaches: the cookie's, else the anchor mailbox's, else the
+    /// acting mailbox's.
+    fn backend(&self, shared: &Shared, acting: &str) -> u32 {
+        let servers = shared.config.backend_servers.max(1) as u32;
+        if let Some(b) = self.cookie_backend.filter(|b| *b < servers) {
+            return b;
+        }
+        let address = self.anchor.as_deref().unwrap_or(acting);
+        shared.store.mailbox_index(address).map_or(0, |i| i % servers)
+    }
+}
+
+/// The cookie value naming mailbox server `backend` (shaped like Exchange's: server FQDN, `~`,
+/// a version number).
+fn backend_cookie(shared: &Shared, backend: u32) -> String {
+    format!("MBX{backend}.{}~1942062522", shared.directory.domain)
+}
+
+fn parse_backend_cookie(value: &str) -> Option<u32> {
+    let rest = value.trim().strip_prefix("MBX")?;
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
+}
+
+async fn ews(
+    shared: Arc<Shared>,
+    login: String,
+    body: Bytes,
+    routing: RoutingHeaders,
+) -> Result<Response<Body>, DropConnection> {
     let request = match soap::parse_request(&body) {
         Ok(r) => r,
         Err(f) => return Ok(fault_response(&f)),
@@ -279,7 +342,9 @@ async fn ews(shared: Arc<Shared>, login: String, body: Bytes) -> Result<Response
         // Inside the concurrency slot: a slow server keeps its slots busy longer.
         tokio::time::sleep(shared.config.latency).await;
     }
-    let ctx = Context { shared: &shared, login: login.clone(), acting, impersonating, request_version, batch_limit };
+    let backend = routing.backend(&shared, &acting);
+    let ctx =
+        Context { shared: &shared, login: login.clone(), acting, impersonating, request_version, batch_limit, backend };
     let outcome = operations::dispatch(&ctx, &request.operation);
     drop(permit);
     if drop_after {
@@ -292,7 +357,14 @@ async fn ews(shared: Arc<Shared>, login: String, body: Bytes) -> Result<Response
             if let Some(t) = &shared.trace {
                 t.record_exchange(&op_name, &summary_code(&b), Some(&body), Some(&doc));
             }
-            Ok(xml(StatusCode::OK, doc))
+            let mut response = xml(StatusCode::OK, doc);
+            if op_name == "Subscribe" && routing.prefer_affinity {
+                let cookie = format!("{AFFINITY_COOKIE}={}; path=/", backend_cookie(&shared, backend));
+                if let Ok(v) = HeaderValue::from_str(&cookie) {
+                    response.headers_mut().insert(hyper::header::SET_COOKIE, v);
+                }
+            }
+            Ok(response)
         }
         Ok(Outcome::Stream(plan)) => {
             if let Some(t) = &shared.trace {
@@ -306,6 +378,7 @@ async fn ews(shared: Arc<Shared>, login: String, body: Bytes) -> Result<Response
 fn stream_response(shared: Arc<Shared>, plan: StreamPlan) -> Response<Body> {
     let (tx, rx) = mpsc::channel::<Bytes>(16);
     tokio::spawn(async move {
+        let _open = shared.counters.stream_opened();
         let mut file = shared.trace.as_ref().and_then(|t| t.stream_file("GetStreamingEvents"));
         let version = shared.config.server_version;
         let send = |body: String, file: &mut Option<std::fs::File>| {

@@ -136,3 +136,87 @@ async fn streaming_connection_carries_heartbeats_notifications_and_closes() {
     let a = c.call(r#"<m:GetStreamingEvents><m:SubscriptionIds><t:SubscriptionId>bm9wZQ==</t:SubscriptionId></m:SubscriptionIds><m:ConnectionTimeout>1</m:ConnectionTimeout></m:GetStreamingEvents>"#).await;
     assert_eq!(a.code(0), "ErrorInvalidSubscription");
 }
+
+/// Sends `body` with routing headers and an optional cookie; answers (Set-Cookie, parsed answer).
+async fn routed(c: &Client, body: &str, anchor: &str, cookie: Option<&str>) -> (Option<String>, Answer) {
+    let mut req = c
+        .http
+        .post(&c.url)
+        .basic_auth(&c.user, Some(common::PASSWORD))
+        .header("Content-Type", "text/xml; charset=utf-8")
+        .header("X-AnchorMailbox", anchor)
+        .header("X-PreferServerAffinity", "true");
+    if let Some(v) = cookie {
+        req = req.header("Cookie", v);
+    }
+    let resp = req.body(c.envelope(body)).send().await.unwrap();
+    let set_cookie = resp.headers().get("set-cookie").map(|v| v.to_str().unwrap().to_string());
+    let status = resp.status().as_u16();
+    let text = resp.text().await.unwrap();
+    let doc = ews_emulator::xml::parse(text.as_bytes()).unwrap();
+    (set_cookie, Answer { status, text, doc })
+}
+
+#[tokio::test]
+async fn subscriptions_are_held_by_the_mailbox_server_named_in_the_affinity_cookie() {
+    let emu = start(EmulatorConfig { contacts: 1, backend_servers: 2, ..Default::default() }).await;
+    let mut cookies = Vec::new();
+    let mut ids = Vec::new();
+    for who in ["alice@contoso.test", "bob@contoso.test", "carol@contoso.test"] {
+        let c = Client::new(&emu, "sync-admin").impersonating(who);
+        let (cookie, a) = routed(&c, &streaming_subscribe(&dfid("contacts")), who, None).await;
+        assert_eq!(a.code(0), "NoError", "{}", a.text);
+        let cookie = cookie.expect("Subscribe with X-PreferServerAffinity answers the affinity cookie");
+        assert!(cookie.starts_with("X-BackEndOverrideCookie="), "{cookie}");
+        cookies.push(cookie.split(';').next().unwrap().to_string());
+        ids.push(find(&a.doc, "SubscriptionId").unwrap().text.clone());
+    }
+    // Three consecutive mailboxes on two servers: two of them share one, the third is elsewhere.
+    assert!(cookies[0] != cookies[1] || cookies[1] != cookies[2], "{cookies:?}");
+    let (same, other) = if cookies[0] == cookies[1] {
+        ((0, 1), 2)
+    } else if cookies[0] == cookies[2] {
+        ((0, 2), 1)
+    } else {
+        ((1, 2), 0)
+    };
+    let c = Client::new(&emu, "sync-admin").impersonating("alice@contoso.test");
+    let gse = |ids: &[&String]| {
+        let list: String = ids.iter().map(|i| format!("<t:SubscriptionId>{i}</t:SubscriptionId>")).collect();
+        format!(
+            "<m:GetStreamingEvents><m:SubscriptionIds>{list}</m:SubscriptionIds><m:ConnectionTimeout>1</m:ConnectionTimeout></m:GetStreamingEvents>"
+        )
+    };
+    // Routed by the cookie of the third mailbox's server, the other two are not found.
+    let (_, a) = routed(&c, &gse(&[&ids[same.0], &ids[same.1]]), "alice@contoso.test", Some(&cookies[other])).await;
+    assert_eq!(a.code(0), "ErrorInvalidSubscription", "{}", a.text);
+    assert_eq!(find_all(&a.doc, "SubscriptionId").len(), 2);
+    // Routed to their own server, both stream on one connection.
+    let before = emu.request_stats().streams_opened;
+    let mut resp = c
+        .http
+        .post(&c.url)
+        .basic_auth(&c.user, Some(common::PASSWORD))
+        .header("Cookie", &cookies[same.0])
+        .body(c.envelope(&gse(&[&ids[same.0], &ids[same.1]])))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let first = resp.chunk().await.unwrap().unwrap();
+    assert!(std::str::from_utf8(&first).unwrap().contains("<m:ConnectionStatus>OK</m:ConnectionStatus>"));
+    assert_eq!(emu.request_stats().streams_opened, before + 1);
+    assert_eq!(emu.request_stats().streams_open, 1);
+    // An expired subscription is reported on the stream that carries it.
+    let bob = emu.store().mailbox_index("bob@contoso.test").unwrap();
+    let alice = emu.store().mailbox_index("alice@contoso.test").unwrap();
+    let carol = emu.store().mailbox_index("carol@contoso.test").unwrap();
+    let expired_mailbox = [alice, bob, carol][same.1];
+    assert_eq!(emu.store().hub().expire_mailbox(expired_mailbox), 1);
+    let mut seen = String::new();
+    while !seen.contains("ErrorSubscriptionIds") {
+        let chunk = resp.chunk().await.unwrap().expect("stream still open");
+        seen.push_str(std::str::from_utf8(&chunk).unwrap());
+    }
+    assert!(seen.contains(&ids[same.1]) && seen.contains("ErrorSubscriptionNotFound"), "{seen}");
+}

@@ -120,6 +120,8 @@ async fn main() -> Result<(), BoxError> {
         percentile(&latencies, 99.0).as_millis(),
         latencies.last().map_or(0, Duration::as_millis),
     );
+    // Every watched folder's subscription travels on shared streaming connections.
+    println!("{} watched folders on {} streaming connection(s)", READERS + 2, emu.request_stats().streams_open);
     service.shutdown();
     running.await??;
     Ok(())

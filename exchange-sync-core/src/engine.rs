@@ -132,6 +132,9 @@ struct Prepared {
     foreign: Vec<StateWrite>,
 }
 
+/// Told the plan of a pass before the pass writes it (see [`GroupSync::on_planned`]).
+pub type PlannedCallback = Arc<dyn Fn(&Plan) + Send + Sync>;
+
 /// Runs sync passes of one group over its folders' connectors and a state store.
 pub struct GroupSync {
     group: SyncGroup,
@@ -139,6 +142,7 @@ pub struct GroupSync {
     connectors: BTreeMap<MemberId, Arc<dyn Connector>>,
     options: SyncOptions,
     views: crate::view::MemberViews,
+    on_planned: Option<PlannedCallback>,
 }
 
 impl GroupSync {
@@ -152,12 +156,26 @@ impl GroupSync {
         if let Some(missing) = group.folders().find(|m| !connectors.contains_key(*m)) {
             return Err(Error::Config { message: format!("group {}: no connector for folder {missing}", group.id) });
         }
-        Ok(GroupSync { group, store, connectors, options: SyncOptions::default(), views: Default::default() })
+        Ok(GroupSync {
+            group,
+            store,
+            connectors,
+            options: SyncOptions::default(),
+            views: Default::default(),
+            on_planned: None,
+        })
     }
 
     /// Sets what one-way members receive (filters and modifications; see [`crate::view`]).
     pub fn with_views(mut self, views: crate::view::MemberViews) -> Self {
         self.views = views;
+        self
+    }
+
+    /// Calls `callback` with each pass's plan once planned, before anything is written: lets a
+    /// caller report progress against the number of writes (progress bars of long initial syncs).
+    pub fn on_planned(mut self, callback: PlannedCallback) -> Self {
+        self.on_planned = Some(callback);
         self
     }
 
@@ -211,6 +229,9 @@ impl GroupSync {
                 plan.state.push(StateWrite::SetMemberStatus { member: member.clone(), status });
             }
             tracing::info!(actions = plan.actions.len(), conflicts = plan.conflicts.len(), "executing plan");
+            if let Some(callback) = &self.on_planned {
+                callback(&plan);
+            }
             let executor =
                 Executor::new(&planned_group, self.store.as_ref(), &self.connectors, self.options.executor.clone());
             // Each folder that received copies reads its change feed once more as soon as its

@@ -298,6 +298,11 @@ pub trait StateStore: Send + Sync {
     /// Every item id the store knows in a folder, for diffing a snapshot listing.
     async fn known_items(&self, group: &GroupId, member: &MemberId) -> Result<Vec<KnownItem>>;
 
+    /// Every folder the group's state knows anything about (a replica slot, a foreign item, a
+    /// sync token, bookkeeping or a create intent), in id order. Lets a service find members that
+    /// were removed from its configuration while it was not running, to clean up after them.
+    async fn members(&self, group: &GroupId) -> Result<Vec<MemberId>>;
+
     /// How many replicas (present copies) a folder holds; the mass-delete guard's denominator.
     async fn replica_count(&self, group: &GroupId, member: &MemberId) -> Result<usize>;
 

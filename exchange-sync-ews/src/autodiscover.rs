@@ -106,7 +106,7 @@ pub async fn get_user_settings(
     let config = TransportConfig { trace_dir: None, ..config.clone() };
     let transport = Transport::new(autodiscover_url, credentials, &config)?;
     let doc = request(autodiscover_url, email, settings);
-    let (status, body) = transport.send_and_read("GetUserSettings", &Routing::default(), &doc, false).await?;
+    let (status, body, _) = transport.send_and_read("GetUserSettings", &Routing::default(), &doc, false).await?;
     let root = parse(&body, config.parse_limits).map_err(|e| EwsError::protocol("GetUserSettings", e.to_string()))?;
     if let Some(fault) = root.path(&["Body", "Fault"]) {
         return Err(error("SoapFault", fault.child_text("faultstring").unwrap_or_default()));

@@ -25,6 +25,7 @@ use crate::operation::sync::{self, FolderSyncPage, ItemChangeEvent, ItemSyncPage
 use crate::property::{FolderShape, ItemShape};
 use crate::rendered::RenderedItem;
 use crate::soap::{Impersonation, ServerVersionInfo, envelope, parse_envelope};
+use crate::stream_pool::StreamPool;
 use crate::streaming::NotificationStream;
 use crate::throttle::AdaptiveLimit;
 use crate::transport::{Routing, Transport, TransportConfig};
@@ -121,6 +122,7 @@ impl EwsClientBuilder {
                 batch_now: AtomicUsize::new(self.batch_size),
                 retry: self.retry,
                 parse_limits: self.transport.parse_limits,
+                stream_pool: Arc::new(StreamPool::default()),
             }),
             routing: Routing::default(),
         })
@@ -137,6 +139,7 @@ struct Shared {
     batch_now: AtomicUsize,
     retry: RetryPolicy,
     parse_limits: crate::xml::ParseLimits,
+    stream_pool: Arc<StreamPool>,
 }
 
 /// An EWS client acting on one mailbox (its own, an impersonated one, or a public folder mailbox).
@@ -184,6 +187,7 @@ impl EwsClient {
             anchor_mailbox: Some(who.mailbox().to_owned()),
             impersonation: Some(who),
             public_folder_mailbox: None,
+            backend_cookie: None,
         };
         c
     }
@@ -217,15 +221,26 @@ impl EwsClient {
         Arc::clone(limits.entry(key).or_insert_with(|| AdaptiveLimit::new(self.shared.max_concurrency)))
     }
 
+    /// The streaming connections shared by this client and its clones: watched folders'
+    /// subscriptions travel on them, grouped by mailbox server.
+    pub fn stream_pool(&self) -> &Arc<StreamPool> {
+        &self.shared.stream_pool
+    }
+
     /// The current adaptive concurrency limit for this client's mailbox.
     pub fn concurrency_limit(&self) -> usize {
         self.limit().current()
     }
 
-    async fn attempt(&self, operation: &'static str, body: &str, affinity: Affinity) -> Result<Element> {
+    async fn attempt(
+        &self,
+        operation: &'static str,
+        body: &str,
+        affinity: Affinity,
+    ) -> Result<(Element, Option<String>)> {
         let version = self.version();
         let doc = envelope(version, self.routing.impersonation.as_ref(), body);
-        let (status, bytes) = self
+        let (status, bytes, cookie) = self
             .shared
             .transport
             .send_and_read(operation, &self.routing, &doc, affinity == Affinity::Subscription)
@@ -235,7 +250,7 @@ impl EwsClient {
                 if let Some(v) = r.server_version {
                     *self.shared.server_version.lock().unwrap_or_else(|p| p.into_inner()) = Some(v);
                 }
-                Ok(r.body)
+                Ok((r.body, cookie))
             }
             Err(EwsError::Protocol { .. }) if status != 200 => Err(EwsError::Http {
                 status,
@@ -255,12 +270,23 @@ impl EwsClient {
         affinity: Affinity,
         parse: impl Fn(&Element) -> Result<T>,
     ) -> Result<T> {
+        self.call_with_cookie(operation, body, affinity, parse).await.map(|(v, _)| v)
+    }
+
+    /// [`Self::call`], also answering the affinity cookie the successful response set.
+    async fn call_with_cookie<T>(
+        &self,
+        operation: &'static str,
+        body: &str,
+        affinity: Affinity,
+        parse: impl Fn(&Element) -> Result<T>,
+    ) -> Result<(T, Option<String>)> {
         let limit = self.limit();
         let retry = &self.shared.retry;
         let mut attempt = 0;
         loop {
             let permit = limit.acquire().await;
-            let result = self.attempt(operation, body, affinity).await.and_then(|b| parse(&b));
+            let result = self.attempt(operation, body, affinity).await.and_then(|(b, c)| Ok((parse(&b)?, c)));
             drop(permit);
             let err = match result {
                 Ok(v) => {
@@ -665,6 +691,20 @@ impl EwsClient {
     ) -> Result<Subscription> {
         let body = notifications::subscribe_request(folders, events, kind);
         self.call("Subscribe", &body, Affinity::Subscription, notifications::parse_subscribe).await
+    }
+
+    /// Subscribe asking for server affinity, answering the subscription and the
+    /// `X-BackEndOverrideCookie` naming the mailbox server that holds it (None when the server
+    /// sends none, e.g. before Exchange 2013). Subscriptions with the same cookie can share one
+    /// GetStreamingEvents connection sent with that cookie (see [`Routing::backend_cookie`]).
+    pub async fn subscribe_with_affinity(
+        &self,
+        folders: &[FolderRef],
+        events: &[EventKind],
+        kind: &SubscriptionKind,
+    ) -> Result<(Subscription, Option<String>)> {
+        let body = notifications::subscribe_request(folders, events, kind);
+        self.call_with_cookie("Subscribe", &body, Affinity::Subscription, notifications::parse_subscribe).await
     }
 
     /// GetEvents: the events of a pull subscription since a watermark.

@@ -121,6 +121,7 @@ impl ErrorKind {
             "ErrorSubscriptionNotFound"
             | "ErrorInvalidSubscription"
             | "ErrorExpiredSubscription"
+            | "ErrorMissedNotificationEvents"
             | "ErrorInvalidWatermark"
             | "ErrorSubscriptionAccessDenied" => Self::SubscriptionLost,
             "ErrorInvalidServerVersion" | "ErrorIncorrectSchemaVersion" | "ErrorInvalidRequestVersion" => {
@@ -312,6 +313,8 @@ mod tests {
         assert_eq!(ErrorKind::from_response_code("ErrorIrresolvableConflict"), ErrorKind::PreconditionFailed);
         assert_eq!(ErrorKind::from_response_code("ErrorImpersonateUserDenied"), ErrorKind::AccessDenied);
         assert_eq!(ErrorKind::from_response_code("ErrorSomethingNew"), ErrorKind::Server);
+        // Events were lost: subscribe again and re-sync, as for an expired subscription.
+        assert_eq!(ErrorKind::from_response_code("ErrorMissedNotificationEvents"), ErrorKind::SubscriptionLost);
         assert!(ErrorKind::Throttled.is_retryable());
         assert!(!ErrorKind::Indeterminate.is_retryable());
     }

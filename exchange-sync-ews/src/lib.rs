@@ -9,7 +9,8 @@
 //! - [`operation`]: every operation as a pure request builder and response parser.
 //! - [`auth`], [`ntlm`], [`transport`], [`throttle`]: HTTP with TLS, credentials (Basic, NTLMv2,
 //!   OAuth2), retries, adaptive concurrency.
-//! - [`client`]: [`EwsClient`], one async method per operation; [`streaming`] and [`autodiscover`].
+//! - [`client`]: [`EwsClient`], one async method per operation; [`streaming`] and [`autodiscover`];
+//!   [`stream_pool`]: many streaming subscriptions on few connections, grouped by mailbox server.
 //! - [`mapping`]: EWS items to and from the core's normalized items.
 //! - [`connector`]: [`EwsFolderConnector`], the core's `Connector` for mailbox and public folders,
 //!   with [`watch`] turning notifications into change hints.
@@ -76,6 +77,7 @@ pub mod transport;
 
 pub mod autodiscover;
 pub mod client;
+pub mod stream_pool;
 pub mod streaming;
 
 pub mod mapping;

@@ -15,7 +15,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use reqwest::StatusCode;
-use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE};
+use reqwest::header::{
+    AUTHORIZATION, CONTENT_TYPE, COOKIE, HeaderMap, HeaderValue, RETRY_AFTER, SET_COOKIE, WWW_AUTHENTICATE,
+};
 
 use crate::auth::Credentials;
 use crate::error::{ErrorContext, EwsError, Result};
@@ -67,6 +69,10 @@ pub struct Routing {
     /// `X-PublicFolderMailbox`: the public folder mailbox (hierarchy for folder operations, content
     /// for item operations) on Exchange 2013+.
     pub public_folder_mailbox: Option<String>,
+    /// The `X-BackEndOverrideCookie` value to send: pins the requests of a group of notification
+    /// subscriptions (Subscribe, GetStreamingEvents, Unsubscribe) to the mailbox server that holds
+    /// them. Exchange answers it to a Subscribe sent with `X-PreferServerAffinity`.
+    pub backend_cookie: Option<String>,
 }
 
 impl Routing {
@@ -77,6 +83,40 @@ impl Routing {
             .map(Impersonation::mailbox)
             .or(self.public_folder_mailbox.as_deref())
             .or(self.anchor_mailbox.as_deref())
+    }
+}
+
+/// The cookie naming the mailbox server that holds a group of notification subscriptions.
+pub const AFFINITY_COOKIE: &str = "X-BackEndOverrideCookie";
+
+/// The affinity cookie a response sets, if any.
+pub(crate) fn affinity_cookie(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(|v| v.split(';').next()?.trim().split_once('='))
+        .find(|(name, _)| name.trim().eq_ignore_ascii_case(AFFINITY_COOKIE))
+        .map(|(_, value)| value.trim().to_owned())
+}
+
+/// The client's cookie jar, minus the affinity cookie: that one belongs to one group of
+/// subscriptions, not to every request (see [`Routing::backend_cookie`]). A shared jar would send
+/// the cookie of the last Subscribe with every request, pinning them all to one mailbox server.
+#[derive(Default)]
+struct JarWithoutAffinity(reqwest::cookie::Jar);
+
+impl reqwest::cookie::CookieStore for JarWithoutAffinity {
+    fn set_cookies(&self, headers: &mut dyn Iterator<Item = &HeaderValue>, url: &reqwest::Url) {
+        let mut kept = headers.filter(|v| {
+            let name = v.to_str().ok().and_then(|s| s.split('=').next()).unwrap_or("");
+            !name.trim().eq_ignore_ascii_case(AFFINITY_COOKIE)
+        });
+        self.0.set_cookies(&mut kept, url);
+    }
+
+    fn cookies(&self, url: &reqwest::Url) -> Option<HeaderValue> {
+        self.0.cookies(url)
     }
 }
 
@@ -91,7 +131,7 @@ pub(crate) struct Transport {
     /// How NTLM slots are built.
     config: TransportConfig,
     /// The cookies of every client of this transport (server affinity).
-    cookies: Arc<reqwest::cookie::Jar>,
+    cookies: Arc<JarWithoutAffinity>,
 }
 
 /// One NTLM connection slot: a client keeping at most one idle connection.
@@ -153,7 +193,7 @@ impl Transport {
         if matches!(credentials, Credentials::Ntlm { .. }) && url.scheme() != "https" {
             tracing::warn!(host = url.host_str().unwrap_or(""), "NTLM over plain HTTP: traffic is not protected");
         }
-        let cookies = Arc::new(reqwest::cookie::Jar::default());
+        let cookies = Arc::new(JarWithoutAffinity::default());
         let http = http_client(config, &cookies, None)?;
         Ok(Self {
             http,
@@ -172,7 +212,7 @@ impl Transport {
 /// so the server-affinity cookies of subscriptions reach the server whichever slot sends a request.
 fn http_client(
     config: &TransportConfig,
-    cookies: &Arc<reqwest::cookie::Jar>,
+    cookies: &Arc<JarWithoutAffinity>,
     max_idle: Option<usize>,
 ) -> Result<reqwest::Client> {
     let mut builder = reqwest::Client::builder()
@@ -262,6 +302,9 @@ impl Transport {
         }
         if affinity {
             r = r.header("X-PreferServerAffinity", "true");
+        }
+        if let Some(cookie) = &routing.backend_cookie {
+            r = r.header(COOKIE, header(&format!("{AFFINITY_COOKIE}={cookie}"))?);
         }
         Ok(r)
     }
@@ -409,16 +452,18 @@ impl Transport {
         Ok(response)
     }
 
-    /// Sends one envelope and reads the whole body.
+    /// Sends one envelope and reads the whole body; answers the status, the body and the
+    /// affinity cookie the response sets.
     pub(crate) async fn send_and_read(
         &self,
         operation: &'static str,
         routing: &Routing,
         envelope: &str,
         affinity: bool,
-    ) -> Result<(u16, Bytes)> {
+    ) -> Result<(u16, Bytes, Option<String>)> {
         let (response, slot) = self.send_holding(operation, routing, envelope, affinity).await?;
         let status = response.status().as_u16();
+        let cookie = affinity_cookie(response.headers());
         let context = ErrorContext {
             operation: Some(operation),
             mailbox: routing.mailbox().map(str::to_owned),
@@ -434,7 +479,7 @@ impl Transport {
         if let (Err(_), Some(mut slot)) = (&body, slot) {
             slot.slot().authenticated = false;
         }
-        Ok((status, body?))
+        Ok((status, body?, cookie))
     }
 }
 

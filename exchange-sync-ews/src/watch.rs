@@ -1,4 +1,5 @@
-//! Change hints for one folder: streaming notifications with reconnection, falling back to pull
+//! Change hints for one folder: streaming notifications (the subscription carried by a connection
+//! shared with the client's other subscriptions, see [`crate::stream_pool`]), falling back to pull
 //! notifications, falling back to nothing (the engine then polls).
 //!
 //! Hints only say "look now"; the engine re-reads the folder, so a duplicate or spurious hint costs a
@@ -9,14 +10,19 @@ use std::sync::Weak;
 use std::time::Duration;
 
 use exchange_sync_core::ChangeHint;
-use futures::StreamExt;
 use futures::channel::mpsc;
+use tokio::sync::oneshot;
 
 use crate::client::EwsClient;
 use crate::error::{ErrorKind, EwsError};
 use crate::ids::FolderRef;
 use crate::notification::EventKind;
-use crate::operation::notifications::{ITEM_EVENTS, StreamingBatch, SubscriptionKind};
+use crate::operation::notifications::{ITEM_EVENTS, SubscriptionKind};
+use crate::stream_pool::{Departure, GroupKey, MAX_SUBSCRIPTIONS_PER_CONNECTION, Member};
+
+/// A streaming subscription lost sooner than this waits [`WatchOptions::retry_delay`] before the
+/// next Subscribe.
+const SHORT_LIVED: Duration = Duration::from_secs(10);
 
 /// How a folder is watched.
 #[derive(Debug, Clone)]
@@ -33,6 +39,8 @@ pub struct WatchOptions {
     pub pull_interval: Duration,
     /// Wait after a failed attempt before the next.
     pub retry_delay: Duration,
+    /// Most streaming subscriptions one connection carries (at most Exchange's 200).
+    pub subscriptions_per_connection: usize,
 }
 
 impl Default for WatchOptions {
@@ -44,12 +52,14 @@ impl Default for WatchOptions {
             pull: true,
             pull_interval: Duration::from_secs(30),
             retry_delay: Duration::from_secs(5),
+            subscriptions_per_connection: MAX_SUBSCRIPTIONS_PER_CONNECTION,
         }
     }
 }
 
 /// Where hints go, and whether anyone still wants them: the receiving stream must be alive and so
 /// must the connector (the stream ends when the connector is dropped).
+#[derive(Clone)]
 pub(crate) struct Hints {
     tx: mpsc::Sender<ChangeHint>,
     connector: Weak<()>,
@@ -60,8 +70,13 @@ impl Hints {
         Self { tx, connector }
     }
 
-    fn is_closed(&self) -> bool {
+    pub(crate) fn is_closed(&self) -> bool {
         self.tx.is_closed() || self.connector.strong_count() == 0
+    }
+
+    /// Sends a hint; false when nobody listens any more.
+    pub(crate) fn send(&mut self, hint: ChangeHint) -> bool {
+        send(self, hint)
     }
 }
 
@@ -77,15 +92,6 @@ fn send(tx: &mut Hints, hint: ChangeHint) -> bool {
     }
 }
 
-fn has_item_events(batch: &StreamingBatch) -> bool {
-    batch.notifications.iter().any(|n| n.events.iter().any(|e| e.kind != EventKind::Status))
-}
-
-fn subscription_lost(batch: &StreamingBatch, id: &str) -> bool {
-    batch.failed_subscriptions.iter().any(|s| s == id)
-        || batch.error.as_deref().is_some_and(|c| ErrorKind::from_response_code(c) == ErrorKind::SubscriptionLost)
-}
-
 /// Whether an error means the server does not offer this kind of subscription at all.
 fn unsupported(e: &EwsError) -> bool {
     matches!(e.kind(), ErrorKind::UnsupportedVersion | ErrorKind::InvalidRequest | ErrorKind::Protocol)
@@ -98,52 +104,21 @@ enum Outcome {
     Stop,
 }
 
-async fn streaming_session(client: &EwsClient, id: &str, tx: &mut Hints, o: &WatchOptions) -> Outcome {
-    let ids = [id.to_owned()];
-    loop {
-        if tx.is_closed() {
-            let _ = client.unsubscribe(id).await;
-            return Outcome::Stop;
-        }
-        let mut stream =
-            match client.get_streaming_events(&ids, o.connection_timeout_minutes, o.heartbeat_timeout).await {
-                Ok(s) => s,
-                Err(e) if e.kind() == ErrorKind::SubscriptionLost => return Outcome::Resubscribe,
-                Err(e) => {
-                    tracing::warn!(error = %e, "streaming connection failed; retrying");
-                    tokio::time::sleep(o.retry_delay).await;
-                    if !send(tx, ChangeHint::Resync) {
-                        return Outcome::Stop;
-                    }
-                    continue;
-                }
-            };
-        while let Some(batch) = stream.next().await {
-            match batch {
-                Ok(b) if subscription_lost(&b, id) => return Outcome::Resubscribe,
-                Ok(b) => {
-                    if has_item_events(&b) && !send(tx, ChangeHint::Changed) {
-                        let _ = client.unsubscribe(id).await;
-                        return Outcome::Stop;
-                    }
-                    if tx.is_closed() {
-                        let _ = client.unsubscribe(id).await;
-                        return Outcome::Stop;
-                    }
-                }
-                Err(e) => {
-                    // A stall or a broken connection: events may be lost in between.
-                    tracing::info!(error = %e, "notification stream interrupted; reconnecting");
-                    if e.kind() == ErrorKind::SubscriptionLost {
-                        return Outcome::Resubscribe;
-                    }
-                    if !send(tx, ChangeHint::Resync) {
-                        return Outcome::Stop;
-                    }
-                    break;
-                }
-            }
-        }
+/// Hands a streaming subscription to the client's shared connections and waits until it leaves
+/// them (lost by the server, or nobody watches any more).
+async fn streaming_session(
+    client: &EwsClient,
+    subscription: String,
+    cookie: Option<String>,
+    tx: &Hints,
+    o: &WatchOptions,
+) -> Outcome {
+    let (departed, done) = oneshot::channel();
+    let member = Member { client: client.clone(), subscription, hints: tx.clone(), departed };
+    client.stream_pool().join(GroupKey::new(client, cookie), member, o);
+    match done.await {
+        Ok(Departure::Resubscribe) => Outcome::Resubscribe,
+        Ok(Departure::Stopped) | Err(_) => Outcome::Stop,
     }
 }
 
@@ -193,14 +168,22 @@ pub(crate) async fn run(client: EwsClient, folder: FolderRef, o: WatchOptions, m
         if tx.is_closed() {
             return;
         }
-        if subscribed_before && !send(&mut tx, ChangeHint::Resync) {
-            return;
-        }
         let outcome = if streaming {
-            match client.subscribe(&folders, &ITEM_EVENTS, &SubscriptionKind::Streaming).await {
-                Ok(sub) => {
+            match client.subscribe_with_affinity(&folders, &ITEM_EVENTS, &SubscriptionKind::Streaming).await {
+                Ok((sub, cookie)) => {
+                    // Events may have been missed while the folder had no subscription.
+                    if subscribed_before && !send(&mut tx, ChangeHint::Resync) {
+                        return;
+                    }
                     subscribed_before = true;
-                    streaming_session(&client, &sub.id, &mut tx, &o).await
+                    let since = tokio::time::Instant::now();
+                    let outcome = streaming_session(&client, sub.id, cookie, &tx, &o).await;
+                    // A subscription lost right away again and again (a server that keeps
+                    // refusing it) must not turn into a tight loop of Subscribe requests.
+                    if matches!(outcome, Outcome::Resubscribe) && since.elapsed() < SHORT_LIVED {
+                        tokio::time::sleep(o.retry_delay).await;
+                    }
+                    outcome
                 }
                 Err(e) if unsupported(&e) => {
                     tracing::info!(error = %e, "streaming notifications unavailable; falling back to pull");
@@ -217,6 +200,9 @@ pub(crate) async fn run(client: EwsClient, folder: FolderRef, o: WatchOptions, m
             let kind = SubscriptionKind::Pull { timeout_minutes: 10, watermark: None };
             match client.subscribe(&folders, &ITEM_EVENTS, &kind).await {
                 Ok(sub) => {
+                    if subscribed_before && !send(&mut tx, ChangeHint::Resync) {
+                        return;
+                    }
                     subscribed_before = true;
                     let watermark = sub.watermark.unwrap_or_default();
                     pull_session(&client, &sub.id, watermark, &mut tx, &o).await

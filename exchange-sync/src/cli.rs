@@ -19,9 +19,9 @@ use exchange_sync_core::ErrorKind;
 
 use crate::config::{Config, GroupConfig, MemberConfig};
 use crate::error::Error;
-use crate::event::ProgressEvent;
 use crate::ews_folders::EwsFolders;
 use crate::folders::FolderProvider;
+use crate::progress_display::{self, TerminalProgress};
 use crate::report::{PassOutcome, RunReport};
 use crate::service::{RunOptions, SyncService};
 
@@ -317,9 +317,12 @@ async fn stop_signal() {
     }
 }
 
-/// Prints progress events on stderr while a command runs.
+/// Shows progress events on stderr while a command runs: JSON lines with `--json`, progress bars
+/// when stderr is a terminal, plain lines otherwise.
 fn spawn_progress(service: &SyncService, json: bool) -> tokio::task::JoinHandle<()> {
+    use std::io::IsTerminal;
     let mut events = service.subscribe();
+    let mut bars = (!json && std::io::stderr().is_terminal()).then(TerminalProgress::default);
     tokio::spawn(async move {
         loop {
             match events.recv().await {
@@ -328,29 +331,10 @@ fn spawn_progress(service: &SyncService, json: bool) -> tokio::task::JoinHandle<
                         if let Ok(text) = serde_json::to_string(&event) {
                             eprintln!("{text}");
                         }
-                        continue;
-                    }
-                    let now = chrono::Utc::now().format("%H:%M:%S");
-                    match event {
-                        ProgressEvent::PassStarted { group, trigger } => {
-                            eprintln!("[{now}] {group}: pass ({trigger:?})")
-                        }
-                        ProgressEvent::Planned { group, actions, conflicts } => {
-                            eprintln!("[{now}] {group}: {actions} writes planned, {conflicts} conflicts")
-                        }
-                        ProgressEvent::PassFinished { report } => eprintln!("[{now}] {report}"),
-                        ProgressEvent::Retrying { group, error, attempt, retry_in } => eprintln!(
-                            "[{now}] {group}: attempt {attempt} failed ({}), retrying in {} ms",
-                            error.message,
-                            retry_in.as_millis()
-                        ),
-                        ProgressEvent::MemberJoined { group, member } => eprintln!("[{now}] {group}: {member} joined"),
-                        ProgressEvent::MemberLeft { group, member, copies_removed } => eprintln!(
-                            "[{now}] {group}: {member} left ({})",
-                            if copies_removed { "copies removed" } else { "copies kept" }
-                        ),
-                        ProgressEvent::ServiceStarted { groups } => eprintln!("[{now}] running {}", groups.join(", ")),
-                        ProgressEvent::ServiceStopped => {}
+                    } else if let Some(bars) = bars.as_mut() {
+                        bars.show(&event);
+                    } else if let Some(text) = progress_display::line(&event) {
+                        eprintln!("{text}");
                     }
                 }
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => eprintln!("({n} progress events skipped)"),

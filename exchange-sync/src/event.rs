@@ -57,6 +57,16 @@ pub enum ProgressEvent {
         /// How many conflicts it resolved.
         conflicts: usize,
     },
+    /// Writes of a pass done so far (sent after each batch), out of the plan's total: what progress
+    /// bars of long initial syncs show.
+    Written {
+        /// The group.
+        group: String,
+        /// Items written (or failed) so far in this pass.
+        done: usize,
+        /// The writes the pass planned.
+        total: usize,
+    },
     /// A pass finished (successfully or not: see the report's outcome).
     PassFinished {
         /// The report.
@@ -104,6 +114,7 @@ impl ProgressEvent {
         match self {
             ProgressEvent::PassStarted { group, .. }
             | ProgressEvent::Planned { group, .. }
+            | ProgressEvent::Written { group, .. }
             | ProgressEvent::Retrying { group, .. }
             | ProgressEvent::MemberJoined { group, .. }
             | ProgressEvent::MemberLeft { group, .. } => Some(group),

@@ -9,9 +9,11 @@
 //! - [`item_folder`]: one folder opened for scripted item operations (list, create, update, delete).
 //! - [`config`]: connections, groups and service settings; the TOML format and its validation.
 //! - [`filter`], [`modification`], [`delivery`]: what one-way members receive.
-//! - [`report`]: structured results per run, group and member; [`event`]: progress events;
+//! - [`report`]: structured results per run, group and member; [`event`]: progress events, with
+//!   [`write_progress`] counting a pass's writes as they complete;
 //!   [`conflict_log`]: the readable conflict log.
-//! - [`backoff`]: retry delays; [`cli`]: the admin CLI `exchange-sync` and its exit codes.
+//! - [`backoff`]: retry delays; [`cli`]: the admin CLI `exchange-sync` and its exit codes, with
+//!   [`progress_display`]: its progress lines and bars.
 //! - [`error`]: the error type, with a kind that says whether to retry.
 //!
 //! ```no_run
@@ -43,9 +45,11 @@ pub mod folders;
 pub mod item_folder;
 pub mod membership;
 pub mod modification;
+pub mod progress_display;
 pub mod report;
 pub mod service;
 pub mod status;
+pub mod write_progress;
 
 pub use config::{Config, ConfigError, GroupConfig, MemberConfig};
 pub use conflict_log::ConflictEntry;

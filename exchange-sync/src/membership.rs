@@ -4,9 +4,9 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use exchange_sync_core::state::KnownItem;
+use exchange_sync_core::state::{Ownership, ReplicaSlot};
 use exchange_sync_core::{
-    Connector, ErrorKind, GroupId, ItemDelete, MemberId, StateStore, StateTransaction, StateWrite,
+    Connector, ErrorKind, GroupId, ItemDelete, ItemId, MemberId, StateStore, StateTransaction, StateWrite,
 };
 
 use crate::config::{GroupConfig, MemberConfig};
@@ -42,15 +42,42 @@ pub fn leavers(before: &[MemberConfig], after: &[MemberConfig]) -> Vec<MemberCon
     before.iter().filter(|m| !now.contains(m.id.as_str())).cloned().collect()
 }
 
+/// Folders the group's state knows (`known`) that are neither the hub nor a current member: members
+/// removed from the configuration while the service was stopped. Ids are mailbox addresses unless
+/// configured otherwise, so a leaver is described by its id as mailbox.
+pub fn departed(known: &[MemberId], hub: &str, current: &[MemberConfig]) -> Vec<MemberConfig> {
+    let current: BTreeSet<&str> = current.iter().map(|m| m.id.as_str()).collect();
+    known
+        .iter()
+        .filter(|k| k.as_str() != hub && !current.contains(k.as_str()))
+        .map(|k| MemberConfig::one_way(k.as_str()))
+        .collect()
+}
+
 /// Members in `after` but not in `before` (by id).
 pub fn joiners(before: &[MemberConfig], after: &[MemberConfig]) -> Vec<MemberConfig> {
     leavers(after, before)
 }
 
+/// The copies the group created in a member's folder: what leaving under the remove policy deletes.
+pub async fn created_copies(store: &dyn StateStore, group: &GroupId, member: &MemberId) -> Result<Vec<ItemId>> {
+    let entities: Vec<_> = store.known_items(group, member).await?.into_iter().filter_map(|k| k.entity).collect();
+    Ok(store
+        .entities(group, &entities)
+        .await?
+        .into_iter()
+        .filter_map(|e| match e.replicas.get(member) {
+            Some(ReplicaSlot::Present(r)) if r.ownership == Ownership::Created => Some(r.item_id.clone()),
+            _ => None,
+        })
+        .collect())
+}
+
 /// Removes a leaving member from the group's state; with `remove_copies`, first deletes every
-/// copy the group created or adopted in the member's folder (the user's own items stay, DESIGN
-/// rule 6). Answers how many copies were deleted. On failure nothing is forgotten, so the caller
-/// can try again.
+/// copy the group created in the member's folder. Items the group did not create stay: the user's
+/// own, and those that joined the group from that folder (adopted), since they were the user's
+/// before (DESIGN rule 6). Answers how many copies were deleted. On failure nothing is forgotten,
+/// so the caller can try again.
 pub async fn leave(
     store: &dyn StateStore,
     group: &GroupId,
@@ -60,12 +87,20 @@ pub async fn leave(
 ) -> Result<usize> {
     let mut deleted = 0;
     if remove_copies && let Some(connector) = connector {
-        let ours: Vec<KnownItem> =
-            store.known_items(group, member).await?.into_iter().filter(|k| k.entity.is_some()).collect();
+        let entities: Vec<_> = store.known_items(group, member).await?.into_iter().filter_map(|k| k.entity).collect();
+        let ours: Vec<_> = store
+            .entities(group, &entities)
+            .await?
+            .into_iter()
+            .filter_map(|e| match e.replicas.get(member) {
+                Some(ReplicaSlot::Present(r)) if r.ownership == Ownership::Created => Some(r.item_id.clone()),
+                _ => None,
+            })
+            .collect();
         let batch = connector.capabilities().max_batch.max(1);
         for chunk in ours.chunks(batch) {
             let deletes: Vec<ItemDelete> =
-                chunk.iter().map(|k| ItemDelete { id: k.id.clone(), expected: None }).collect();
+                chunk.iter().map(|id| ItemDelete { id: id.clone(), expected: None }).collect();
             for result in connector.delete(&deletes).await? {
                 match result {
                     Ok(()) => deleted += 1,
@@ -92,5 +127,14 @@ mod tests {
         let after = vec![b, c.clone()];
         assert_eq!(leavers(&before, &after), vec![a]);
         assert_eq!(joiners(&before, &after), vec![c]);
+    }
+
+    #[test]
+    fn departed_are_known_folders_neither_hub_nor_member() {
+        let known: Vec<MemberId> = ["a@x.test", "b@x.test", "hub"].into_iter().map(MemberId::new).collect();
+        let current = vec![MemberConfig::one_way("b@x.test"), MemberConfig::two_way("c@x.test")];
+        let gone = departed(&known, "hub", &current);
+        assert_eq!(gone.iter().map(|m| m.id.as_str()).collect::<Vec<_>>(), vec!["a@x.test"]);
+        assert_eq!(gone[0].mailbox, "a@x.test");
     }
 }

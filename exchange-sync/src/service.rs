@@ -53,8 +53,29 @@ pub struct SyncService {
     inner: Arc<Inner>,
 }
 
+/// Writes done and planned in a group's current pass.
+#[derive(Default)]
+struct PassProgress {
+    done: std::sync::atomic::AtomicUsize,
+    total: std::sync::atomic::AtomicUsize,
+}
+
+impl PassProgress {
+    fn start(&self, total: usize) {
+        self.total.store(total, std::sync::atomic::Ordering::Relaxed);
+        self.done.store(0, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Counts `n` more writes; answers (done, total).
+    fn add(&self, n: usize) -> (usize, usize) {
+        let done = self.done.fetch_add(n, std::sync::atomic::Ordering::Relaxed) + n;
+        (done, self.total.load(std::sync::atomic::Ordering::Relaxed).max(done))
+    }
+}
+
 struct Inner {
     config: Config,
+    progress: StdMutex<BTreeMap<String, Arc<PassProgress>>>,
     folders: Arc<dyn FolderProvider>,
     store: Arc<dyn StateStore>,
     events: broadcast::Sender<ProgressEvent>,
@@ -80,6 +101,9 @@ struct GroupWork {
     expanded_at: Option<Instant>,
     /// Members that left and whose copies could not be removed yet.
     leaving: Vec<MemberConfig>,
+    /// Whether the state was checked for members removed from the configuration while the service
+    /// was stopped (done once, at the group's first pass).
+    departed_checked: bool,
     /// Open connectors, by folder.
     connectors: BTreeMap<MemberId, Arc<dyn Connector>>,
     /// Where change hints go while the group's real-time loop runs.
@@ -129,7 +153,10 @@ impl SyncService {
         let (events, _) = broadcast::channel(EVENT_BUFFER);
         let (shutdown, _) = watch::channel(false);
         let passes = Semaphore::new(config.service.max_concurrent_groups.max(1));
-        Ok(SyncService { inner: Arc::new(Inner { config, folders, store, events, groups, shutdown, passes }) })
+        let progress = StdMutex::new(BTreeMap::new());
+        Ok(SyncService {
+            inner: Arc::new(Inner { config, progress, folders, store, events, groups, shutdown, passes }),
+        })
     }
 
     /// A service over Exchange as the configuration describes it: EWS connections (secrets read,
@@ -418,14 +445,19 @@ impl Inner {
             .filter(|(_, rule)| !rule.is_identity())
             .map(|(id, rule)| (id, Arc::new(rule) as Arc<dyn exchange_sync_core::MemberView>))
             .collect();
-        let engine = GroupSync::new(sync_group, Arc::clone(&self.store), work.connectors.clone())?
+        let connectors = if dry_run { work.connectors.clone() } else { self.counted(&g.config.id, &work.connectors) };
+        let mut engine = GroupSync::new(sync_group, Arc::clone(&self.store), connectors)?
             .with_options(self.sync_options(allow_mass_delete))
             .with_views(views);
+        if !dry_run {
+            engine = engine.on_planned(self.planned_callback(&g.config.id));
+        }
         if dry_run {
             let plan = engine.dry_run().await?;
             report.count_plan(&plan);
             report.conflicts = plan.conflicts.iter().map(|c| ConflictEntry::from_record(&g.config.id, c)).collect();
-            report.plan = Some(plan.to_string());
+            let departures = self.planned_departures(g, work, report).await?;
+            report.plan = Some(format!("{departures}{plan}"));
             report.outcome = PassOutcome::Planned;
             self.emit(ProgressEvent::Planned {
                 group: g.config.id.clone(),
@@ -437,6 +469,48 @@ impl Inner {
         let result = engine.run().await?;
         fill_report(report, &g.config.id, &result);
         Ok(())
+    }
+
+    /// The group's connectors, counting their writes into [`ProgressEvent::Written`] events.
+    fn counted(
+        &self,
+        group: &str,
+        connectors: &BTreeMap<MemberId, Arc<dyn Connector>>,
+    ) -> BTreeMap<MemberId, Arc<dyn Connector>> {
+        let progress = Arc::clone(&self.write_progress(group));
+        let events = self.events.clone();
+        let group = group.to_owned();
+        let written: crate::write_progress::WrittenCallback = Arc::new(move |n| {
+            let (done, total) = progress.add(n);
+            let _ = events.send(ProgressEvent::Written { group: group.clone(), done, total });
+        });
+        connectors
+            .iter()
+            .map(|(id, c)| {
+                (id.clone(), crate::write_progress::CountingConnector::wrap(Arc::clone(c), Arc::clone(&written)))
+            })
+            .collect()
+    }
+
+    /// Announces a pass's plan ([`ProgressEvent::Planned`]) and starts counting its writes.
+    fn planned_callback(&self, group: &str) -> exchange_sync_core::engine::PlannedCallback {
+        let progress = self.write_progress(group);
+        let events = self.events.clone();
+        let group = group.to_owned();
+        Arc::new(move |plan| {
+            progress.start(plan.actions.len());
+            let _ = events.send(ProgressEvent::Planned {
+                group: group.clone(),
+                actions: plan.actions.len(),
+                conflicts: plan.conflicts.len(),
+            });
+        })
+    }
+
+    /// The write counter of a group's passes (passes of one group never overlap).
+    fn write_progress(&self, group: &str) -> Arc<PassProgress> {
+        let mut all = self.progress.lock().unwrap_or_else(PoisonError::into_inner);
+        Arc::clone(all.entry(group.to_owned()).or_default())
     }
 
     /// Subscribes to the change hints of every open folder not yet watched, before the pass looks
@@ -497,6 +571,9 @@ impl Inner {
                 work.expanded_at = Some(Instant::now());
             }
         }
+        if !dry_run && !work.departed_checked {
+            self.find_departed(g, work).await?;
+        }
         if !dry_run {
             let remove = g.config.on_leave == LeavePolicy::Remove;
             let mut still_leaving = Vec::new();
@@ -537,6 +614,62 @@ impl Inner {
         members.extend(work.expanded.clone().unwrap_or_default());
         g.snapshot.lock().unwrap_or_else(PoisonError::into_inner).members = members.clone();
         Ok(members)
+    }
+
+    /// For a dry run: the members that would leave at the next real pass (removed from the
+    /// configuration since the last run), one line each, counted in the report as deletions under
+    /// the remove policy.
+    async fn planned_departures(&self, g: &GroupRuntime, work: &GroupWork, report: &mut GroupReport) -> Result<String> {
+        if work.departed_checked {
+            return Ok(String::new());
+        }
+        let group_id = GroupId::new(g.config.id.clone());
+        let known = self.store.members(&group_id).await?;
+        let mut current = g.config.members.clone();
+        current.extend(work.expanded.clone().unwrap_or_default());
+        let remove = g.config.on_leave == LeavePolicy::Remove;
+        let mut text = String::new();
+        for leaver in membership::departed(&known, HUB_MEMBER_ID, &current) {
+            let id = MemberId::new(leaver.id.clone());
+            if remove && leaver.mailbox.contains('@') {
+                let copies = membership::created_copies(self.store.as_ref(), &group_id, &id).await?.len();
+                report.member_mut(&leaver.id).deleted += copies;
+                text.push_str(&format!("leave {}: delete the {copies} copies the group created\n", leaver.id));
+            } else if remove {
+                text.push_str(&format!("leave {}: kept in state (its id is not a mailbox address)\n", leaver.id));
+            } else {
+                text.push_str(&format!("leave {}: keep its copies, forget them\n", leaver.id));
+            }
+        }
+        Ok(text)
+    }
+
+    /// Queues as leavers the members the state knows but the configuration no longer lists (removed
+    /// while the service was stopped), so the group's leave policy applies to them as to members
+    /// leaving a distribution group. A member whose id is not its mailbox address cannot be found
+    /// again: under the remove policy it is kept in state (and reported) instead of being forgotten
+    /// with its copies left behind.
+    async fn find_departed(&self, g: &GroupRuntime, work: &mut GroupWork) -> Result<()> {
+        let group_id = GroupId::new(g.config.id.clone());
+        let known = self.store.members(&group_id).await?;
+        let mut current = g.config.members.clone();
+        current.extend(work.expanded.clone().unwrap_or_default());
+        current.extend(work.leaving.iter().cloned());
+        let remove = g.config.on_leave == LeavePolicy::Remove;
+        for leaver in membership::departed(&known, HUB_MEMBER_ID, &current) {
+            if remove && !leaver.mailbox.contains('@') {
+                tracing::warn!(
+                    member = %leaver.id,
+                    "a member no longer configured has state but its id is not a mailbox address: \
+                     its copies cannot be removed; add it back to remove them, or use on_leave = \"keep\""
+                );
+                continue;
+            }
+            tracing::info!(member = %leaver.id, "member removed from the configuration since the last run");
+            work.leaving.push(leaver);
+        }
+        work.departed_checked = true;
+        Ok(())
     }
 
     /// A pass as a boxed `Send` future that owns what it needs (for the group loop's `select!`).

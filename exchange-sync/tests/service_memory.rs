@@ -582,3 +582,41 @@ async fn a_failed_start_is_retried_without_waiting_for_the_safety_resync() {
     service.shutdown();
     running.await.unwrap().unwrap();
 }
+
+#[tokio::test]
+async fn a_pass_reports_its_plan_then_its_writes_as_they_complete() {
+    let folders = Arc::new(MemoryFolders::default());
+    let hub = folders.hub("contacts");
+    for n in 0..120 {
+        hub.user_create(contact(&format!("P{n:03}")));
+    }
+    let service = service(&folders, group());
+    let mut events = service.subscribe();
+    let report = service.run_once(RunOptions::default()).await.unwrap();
+    let written = report.groups[0].totals().created;
+    assert_eq!(written, 360);
+
+    let mut planned = None;
+    let mut progress = Vec::new();
+    while let Ok(e) = events.try_recv() {
+        match e {
+            ProgressEvent::Planned { group, actions, .. } => {
+                assert_eq!(group, "contacts");
+                planned = Some(actions);
+            }
+            ProgressEvent::Written { done, total, .. } => progress.push((done, total)),
+            _ => {}
+        }
+    }
+    assert_eq!(planned, Some(written), "the plan is announced before it is written");
+    assert!(progress.len() > 1, "one event per batch: {progress:?}");
+    assert!(progress.windows(2).all(|w| w[0].0 < w[1].0), "writes done only grow: {progress:?}");
+    assert_eq!(progress.last(), Some(&(written, written)), "the last event says all is written");
+
+    // A dry run plans but writes nothing: no write progress.
+    let mut events = service.subscribe();
+    service.plan(RunOptions::default()).await.unwrap();
+    while let Ok(e) = events.try_recv() {
+        assert!(!matches!(e, ProgressEvent::Written { .. }), "{e:?}");
+    }
+}

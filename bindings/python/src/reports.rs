@@ -422,7 +422,8 @@ impl From<&RustGroupStatus> for GroupStatus {
 /// One progress event. `kind` says which; the attributes that do not apply are `None`.
 ///
 /// Kinds: `service_started` (groups), `pass_started` (group, trigger), `planned` (group, actions,
-/// conflicts), `pass_finished` (group, report), `retrying` (group, error, attempt, retry_in),
+/// conflicts), `written` (group, written, actions: writes done out of the planned total),
+/// `pass_finished` (group, report), `retrying` (group, error, attempt, retry_in),
 /// `member_joined` (group, member), `member_left` (group, member, copies_removed),
 /// `service_stopped`, and `lagged` (missed: how many events a slow consumer missed).
 #[pyclass(module = "exchange_sync", frozen, get_all)]
@@ -442,6 +443,8 @@ pub struct ProgressEvent {
     pub actions: Option<usize>,
     /// How many conflicts a plan resolved.
     pub conflicts: Option<usize>,
+    /// Writes of the pass done so far (`written`; `actions` then holds the planned total).
+    pub written: Option<usize>,
     /// The error of a retried pass.
     pub error: Option<ErrorReport>,
     /// The failed attempt (1-based).
@@ -486,6 +489,9 @@ impl From<&RustProgressEvent> for ProgressEvent {
             }
             RustProgressEvent::Planned { actions, conflicts, .. } => {
                 ProgressEvent { kind: "planned".into(), actions: Some(*actions), conflicts: Some(*conflicts), ..base }
+            }
+            RustProgressEvent::Written { done, total, .. } => {
+                ProgressEvent { kind: "written".into(), written: Some(*done), actions: Some(*total), ..base }
             }
             RustProgressEvent::PassFinished { report } => {
                 ProgressEvent { kind: "pass_finished".into(), report: Some(GroupReport::from(report)), ..base }

@@ -29,6 +29,9 @@ pub struct Context<'a> {
     pub request_version: ServerVersion,
     /// Items of a batch processed before ErrorBatchProcessingStopped (fault injection).
     pub batch_limit: Option<usize>,
+    /// The mailbox server the request was routed to (affinity cookie, else `X-AnchorMailbox`,
+    /// else the acting mailbox).
+    pub backend: u32,
 }
 
 impl Context<'_> {

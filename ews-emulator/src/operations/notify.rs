@@ -106,7 +106,7 @@ pub fn subscribe(ctx: &Context<'_>, op: &Element) -> Result<String, Fault> {
             return Err(EwsError::invalid_request("FolderIds or SubscribeToAllFolders is required."));
         }
         let scope = if all && folders.is_empty() { None } else { Some(folders) };
-        let (id, watermark) = ctx.shared.store.hub().subscribe(index, scope, types, streaming, &ctx.login);
+        let (id, watermark) = ctx.shared.store.hub().subscribe(index, scope, types, streaming, &ctx.login, ctx.backend);
         Ok(if streaming {
             format!("<m:SubscriptionId>{}</m:SubscriptionId>", escape(&id))
         } else {
@@ -220,7 +220,11 @@ pub fn get_streaming_events(ctx: &Context<'_>, op: &Element) -> Result<Outcome, 
         return Err(schema_fault(format!("ConnectionTimeout {minutes} is outside 1..30")));
     }
     let hub = ctx.shared.store.hub();
-    let bad: Vec<&String> = ids.iter().filter(|id| !hub.is_streaming_of(id, &ctx.login)).collect();
+    // A subscription held by another mailbox server is not found by the one this request reached.
+    let bad: Vec<&String> = ids
+        .iter()
+        .filter(|id| !hub.is_streaming_of(id, &ctx.login) || hub.backend_of(id) != Some(ctx.backend))
+        .collect();
     if !bad.is_empty() {
         let mut r = Responses::new("GetStreamingEvents");
         let mut content = String::from("<m:ErrorSubscriptionIds>");

@@ -70,6 +70,7 @@ macro_rules! state_conformance_tests {
             entity_ids_page_in_id_order,
             match_keys_follow_entities,
             member_removal_forgets_the_folder,
+            members_are_the_folders_the_state_mentions,
             writes_apply_in_order,
             empty_transaction_changes_nothing,
             large_failed_transaction_changes_nothing
@@ -145,6 +146,10 @@ impl<S: StateStore, G: Send + Sync> StateStore for Guarded<S, G> {
 
     async fn known_items(&self, group: &GroupId, member: &MemberId) -> crate::Result<Vec<KnownItem>> {
         self.store.known_items(group, member).await
+    }
+
+    async fn members(&self, group: &GroupId) -> crate::Result<Vec<MemberId>> {
+        self.store.members(group).await
     }
 
     async fn replica_count(&self, group: &GroupId, member: &MemberId) -> crate::Result<usize> {
@@ -1004,6 +1009,46 @@ pub async fn member_removal_forgets_the_folder(store: impl StateStore) {
     // The folder can join again from scratch.
     apply(&store, &g, vec![put_replica("e1", alice(), present("a1", "new", &a, Ownership::Adopted))]).await;
     assert_eq!(store.replica_count(&g, &alice()).await.unwrap(), 1);
+}
+
+/// `members` lists every folder the state mentions, whatever it holds there, in id order; a removed
+/// member is no longer listed; groups do not see each other's.
+pub async fn members_are_the_folders_the_state_mentions(store: impl StateStore) {
+    let g = group();
+    assert!(store.members(&g).await.unwrap().is_empty());
+    let a = contact("Ann");
+    let carol = MemberId::new("carol@contoso.test");
+    let dave = MemberId::new("dave@contoso.test");
+    let erin = MemberId::new("erin@contoso.test");
+    let frank = MemberId::new("frank@contoso.test");
+    apply(
+        &store,
+        &g,
+        vec![
+            put_entity("e1", None, None),
+            put_replica("e1", hub(), present("h1", "v", &a, Ownership::Created)),
+            put_replica("e1", bob(), ReplicaSlot::OptedOut),
+            StateWrite::PutForeign { member: alice(), id: iid("own"), version: Version::new("v") },
+            StateWrite::SetToken { member: carol.clone(), token: Some(SyncToken::new("t")) },
+            StateWrite::SetMemberStatus {
+                member: dave.clone(),
+                status: MemberStatus { initialized: true, ..Default::default() },
+            },
+            StateWrite::PutPending(pending("e1", erin.clone(), 3)),
+        ],
+    )
+    .await;
+    apply(
+        &store,
+        &GroupId::new("other"),
+        vec![StateWrite::SetToken { member: frank, token: Some(SyncToken::new("t")) }],
+    )
+    .await;
+    let all = vec![alice(), bob(), carol.clone(), dave.clone(), erin.clone(), hub()];
+    assert_eq!(store.members(&g).await.unwrap(), all);
+    apply(&store, &g, vec![StateWrite::RemoveMember { member: carol }]).await;
+    apply(&store, &g, vec![StateWrite::RemoveMember { member: alice() }]).await;
+    assert_eq!(store.members(&g).await.unwrap(), vec![bob(), dave, erin, hub()]);
 }
 
 /// Writes apply in order: later writes see earlier ones within the transaction, and the last

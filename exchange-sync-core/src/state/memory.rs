@@ -433,6 +433,18 @@ impl StateStore for MemoryStore {
         })
     }
 
+    async fn members(&self, group: &GroupId) -> Result<Vec<MemberId>> {
+        self.read(group, |g| {
+            let mut members: BTreeSet<MemberId> =
+                g.entities.values().flat_map(|e| e.replicas.keys().cloned()).collect();
+            members.extend(g.items.iter().filter(|(_, f)| !f.is_empty()).map(|(m, _)| m.clone()));
+            members.extend(g.tokens.keys().cloned());
+            members.extend(g.statuses.keys().cloned());
+            members.extend(g.pending.keys().map(|(_, m)| m.clone()));
+            members.into_iter().collect()
+        })
+    }
+
     async fn replica_count(&self, group: &GroupId, member: &MemberId) -> Result<usize> {
         self.read(group, |g| {
             g.items.get(member).map_or(0, |f| f.values().filter(|o| matches!(o, ItemOwner::Replica(..))).count())

@@ -370,6 +370,14 @@ const LOAD_REPLICAS: &str = "
     FROM replicas WHERE group_id = ?1 AND entity_id = ?2";
 
 /// How many copies a folder holds.
+/// Every folder a group's state mentions.
+const MEMBERS: &str = "SELECT member_id FROM replicas WHERE group_id = ?1
+    UNION SELECT member_id FROM foreign_items WHERE group_id = ?1
+    UNION SELECT member_id FROM sync_tokens WHERE group_id = ?1
+    UNION SELECT member_id FROM member_status WHERE group_id = ?1
+    UNION SELECT member_id FROM pending_creates WHERE group_id = ?1
+    ORDER BY 1";
+
 const REPLICA_COUNT: &str =
     "SELECT COUNT(*) FROM replicas WHERE group_id = ?1 AND member_id = ?2 AND item_id IS NOT NULL";
 
@@ -855,6 +863,20 @@ impl StateStore for SqliteStore {
                 .and_then(|rows| rows.map(|r| r.map(known_item)).collect())
                 .map_err(read_err(what()))?;
             Ok(items)
+        })
+        .await
+    }
+
+    async fn members(&self, group: &GroupId) -> Result<Vec<MemberId>> {
+        let group = group.clone();
+        self.with_conn(move |conn, _| {
+            conn.prepare_cached(MEMBERS)
+                .and_then(|mut s| {
+                    s.query_map(params![group.as_str()], |r| r.get::<_, String>(0))?
+                        .map(|r| r.map(MemberId::new))
+                        .collect::<rusqlite::Result<Vec<_>>>()
+                })
+                .map_err(read_err(format!("members of group {group}")))
         })
         .await
     }

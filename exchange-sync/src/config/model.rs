@@ -262,7 +262,8 @@ impl std::fmt::Display for HubFolder {
 /// What happens to a member's copies when the member leaves the group.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum LeavePolicy {
-    /// Remove the copies the group created or adopted (the user's own items stay).
+    /// Remove the copies the group created (the user's own items, and those that joined the
+    /// group from that folder, stay).
     #[default]
     Remove,
     /// Keep them as the user's own items (the group forgets them).

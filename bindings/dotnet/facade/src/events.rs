@@ -70,6 +70,16 @@ pub enum ProgressEvent {
         /// How many conflicts it resolved.
         conflicts: u64,
     },
+    /// A pass wrote a batch: `done` of the plan's `total` server writes are finished (for
+    /// progress bars on long initial syncs).
+    Written {
+        /// The group.
+        group: String,
+        /// Writes finished so far in this pass.
+        done: u64,
+        /// Writes the pass planned.
+        total: u64,
+    },
     /// A pass finished (see the report's outcome).
     PassFinished {
         /// The report.
@@ -122,6 +132,9 @@ impl From<&exchange_sync::ProgressEvent> for ProgressEvent {
             }
             E::Planned { group, actions, conflicts } => {
                 ProgressEvent::Planned { group: group.clone(), actions: n(*actions), conflicts: n(*conflicts) }
+            }
+            E::Written { group, done, total } => {
+                ProgressEvent::Written { group: group.clone(), done: n(*done), total: n(*total) }
             }
             E::PassFinished { report } => ProgressEvent::PassFinished { report: GroupReport::from(report) },
             E::Retrying { group, error, attempt, retry_in } => ProgressEvent::Retrying {

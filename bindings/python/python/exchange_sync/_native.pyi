@@ -541,6 +541,7 @@ EventKind = Literal[
     "service_started",
     "pass_started",
     "planned",
+    "written",
     "pass_finished",
     "retrying",
     "member_joined",
@@ -573,6 +574,9 @@ class ProgressEvent:
     @property
     def conflicts(self) -> Optional[int]:
         """How many conflicts a plan resolved."""
+    @property
+    def written(self) -> Optional[int]:
+        """Writes of the pass done so far (``written``; ``actions`` holds the planned total)."""
     @property
     def error(self) -> Optional[ErrorReport]:
         """The error of a retried pass."""
