@@ -14,18 +14,23 @@ use crate::tenant::{self, Tenant};
 
 type BoxError = Box<dyn std::error::Error>;
 
-/// Created and updated copies over every member of every group.
-fn totals(report: &RunReport) -> (u64, u64, usize) {
+/// Created and updated copies over every member of every group, the number of errors, and the
+/// first error's message (shown in the results table, so that a failed run says why).
+fn totals(report: &RunReport) -> (u64, u64, usize, String) {
     let mut created = 0;
     let mut updated = 0;
     let mut errors = 0;
+    let mut first = String::new();
     for g in &report.groups {
         let t = g.totals();
         created += t.created as u64;
         updated += t.updated as u64;
         errors += t.errors.len() + g.errors.len();
+        if let Some(e) = g.errors.iter().chain(t.errors.iter()).next().filter(|_| first.is_empty()) {
+            first = format!(": {} ({})", e.message, e.kind);
+        }
     }
-    (created, updated, errors)
+    (created, updated, errors, first)
 }
 
 /// Fans `contacts` out to `mailboxes` members (`name`), then changes 1% of the contacts on the
@@ -44,11 +49,11 @@ pub fn run(name: &str, contacts: usize, mailboxes: usize, incremental: bool) -> 
 
         let meter = Meter::start(&tenant);
         let report = service.run_once(RunOptions::default()).await?;
-        let (created, _, errors) = totals(&report);
+        let (created, _, errors, first) = totals(&report);
         let mut m = meter.finish(&tenant, name, size.clone(), created);
         let expected = (contacts * mailboxes) as u64;
         if created != expected || errors > 0 {
-            m.note = format!("expected {expected} copies, created {created}, {errors} errors");
+            m.note = format!("expected {expected} copies, created {created}, {errors} errors{first}");
         }
         out.push(m);
 
@@ -70,7 +75,7 @@ pub fn run(name: &str, contacts: usize, mailboxes: usize, incremental: bool) -> 
             }
             let meter = Meter::start(&tenant);
             let report = service.run_once(RunOptions::default()).await?;
-            let (_, updated, errors) = totals(&report);
+            let (_, updated, errors, first) = totals(&report);
             let mut m = meter.finish(
                 &tenant,
                 &format!("{name} incremental (1%)"),
@@ -79,7 +84,7 @@ pub fn run(name: &str, contacts: usize, mailboxes: usize, incremental: bool) -> 
             );
             let expected = (changed * mailboxes) as u64;
             if updated != expected || errors > 0 {
-                m.note = format!("expected {expected} updates, made {updated}, {errors} errors");
+                m.note = format!("expected {expected} updates, made {updated}, {errors} errors{first}");
             }
             out.push(m);
         }
