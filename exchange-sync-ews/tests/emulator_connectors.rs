@@ -40,20 +40,6 @@ fn fast_watch() -> WatchOptions {
     }
 }
 
-/// Waits for the first hint equal to `want`, skipping others. The generous limit only turns a hang
-/// into a failure; it says nothing about speed.
-async fn next_hint(hints: &mut futures::stream::BoxStream<'static, ChangeHint>, want: ChangeHint) {
-    let wait = async {
-        while let Some(h) = hints.next().await {
-            if h == want {
-                return;
-            }
-        }
-        panic!("the hint stream ended before {want:?}");
-    };
-    tokio::time::timeout(Duration::from_secs(120), wait).await.expect("a hint arrives");
-}
-
 #[tokio::test]
 async fn mailbox_folder_sees_a_phone_edit_incrementally() {
     let emu = common::small_tenant().await;
@@ -121,9 +107,9 @@ async fn streaming_hints_and_reconnection_after_a_stall() {
         EwsFolderConnector::mailbox_folder(common::as_user(&emu, "bob"), contacts(), "bob@contoso.test/Contacts")
             .with_options(options);
     let mut hints = folder.watch().await.unwrap();
-    next_hint(&mut hints, ChangeHint::Resync).await;
+    common::next_hint(&mut hints, ChangeHint::Resync).await;
     folder.create(&[new_contact(1)]).await.unwrap();
-    next_hint(&mut hints, ChangeHint::Changed).await;
+    common::next_hint(&mut hints, ChangeHint::Changed).await;
 }
 
 #[tokio::test]
@@ -148,7 +134,7 @@ async fn streaming_hints_on_a_public_folder() {
             }
         })
     };
-    next_hint(&mut hints, ChangeHint::Changed).await;
+    common::next_hint(&mut hints, ChangeHint::Changed).await;
     writer.abort();
 }
 
@@ -173,7 +159,7 @@ async fn pull_notifications_when_streaming_is_missing() {
             }
         })
     };
-    next_hint(&mut hints, ChangeHint::Changed).await;
+    common::next_hint(&mut hints, ChangeHint::Changed).await;
     writer.abort();
     assert_eq!(folder.client().version(), ExchangeVersion::Exchange2007Sp1);
 }

@@ -12,7 +12,6 @@ use ews_emulator::{EmulatorConfig, RunningEmulator};
 use exchange_sync_core::{ChangeHint, Connector, EntityId, GroupId, Item, ItemKind, NewItem, OriginStamp, field};
 use exchange_sync_ews::watch::WatchOptions;
 use exchange_sync_ews::*;
-use futures::StreamExt;
 use futures::stream::BoxStream;
 
 const MAILBOXES: usize = 100;
@@ -86,19 +85,6 @@ async fn until(what: &str, mut done: impl FnMut() -> bool) {
     tokio::time::timeout(Duration::from_secs(120), wait).await.unwrap_or_else(|_| panic!("never: {what}"));
 }
 
-/// The next hint equal to `want`, skipping others.
-async fn next_hint(hints: &mut BoxStream<'static, ChangeHint>, want: ChangeHint) {
-    let wait = async {
-        while let Some(h) = hints.next().await {
-            if h == want {
-                return;
-            }
-        }
-        panic!("the hint stream ended before {want:?}");
-    };
-    tokio::time::timeout(Duration::from_secs(120), wait).await.expect("a hint arrives");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hundred_folders_share_one_connection_per_mailbox_server() {
     let emu = tenant().await;
@@ -116,7 +102,7 @@ async fn a_hundred_folders_share_one_connection_per_mailbox_server() {
         folder.create(&[contact(n)]).await.unwrap();
     }
     for (_, hints) in &mut watched {
-        next_hint(hints, ChangeHint::Changed).await;
+        common::next_hint(hints, ChangeHint::Changed).await;
     }
 
     // The server loses one folder's subscription: that folder re-syncs and is watched again,
@@ -124,10 +110,10 @@ async fn a_hundred_folders_share_one_connection_per_mailbox_server() {
     let lost = 42;
     let index = emu.store().mailbox_index(&format!("{}@contoso.test", user(lost))).unwrap();
     assert_eq!(emu.store().hub().expire_mailbox(index), 1);
-    next_hint(&mut watched[lost].1, ChangeHint::Resync).await;
+    common::next_hint(&mut watched[lost].1, ChangeHint::Resync).await;
     until("the lost subscription is back", || client.stream_pool().subscriptions() == MAILBOXES).await;
     watched[lost].0.create(&[contact(1000)]).await.unwrap();
-    next_hint(&mut watched[lost].1, ChangeHint::Changed).await;
+    common::next_hint(&mut watched[lost].1, ChangeHint::Changed).await;
     until("still one stream per server", || emu.request_stats().streams_open == SERVERS as u64).await;
 
     // Folders nobody watches leave their connections; with none left, the connections close.
@@ -150,7 +136,7 @@ async fn a_server_with_more_subscriptions_than_one_connection_carries_gets_sever
     assert_eq!(client.stream_pool().connections(), 12);
     let last = MAILBOXES - 1;
     watched[last].0.create(&[contact(last)]).await.unwrap();
-    next_hint(&mut watched[last].1, ChangeHint::Changed).await;
+    common::next_hint(&mut watched[last].1, ChangeHint::Changed).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -181,7 +167,7 @@ async fn a_stalled_shared_connection_resyncs_every_folder_on_it_and_reconnects()
     })
     .await;
     for (_, hints) in &mut watched {
-        next_hint(hints, ChangeHint::Resync).await;
+        common::next_hint(hints, ChangeHint::Resync).await;
     }
     // Each stall reconnects the same connection with all three subscriptions. (Whether a change
     // made meanwhile arrives as its own hint is not certain: events the server sent into a

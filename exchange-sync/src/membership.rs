@@ -87,16 +87,7 @@ pub async fn leave(
 ) -> Result<usize> {
     let mut deleted = 0;
     if remove_copies && let Some(connector) = connector {
-        let entities: Vec<_> = store.known_items(group, member).await?.into_iter().filter_map(|k| k.entity).collect();
-        let ours: Vec<_> = store
-            .entities(group, &entities)
-            .await?
-            .into_iter()
-            .filter_map(|e| match e.replicas.get(member) {
-                Some(ReplicaSlot::Present(r)) if r.ownership == Ownership::Created => Some(r.item_id.clone()),
-                _ => None,
-            })
-            .collect();
+        let ours = created_copies(store, group, member).await?;
         let batch = connector.capabilities().max_batch.max(1);
         for chunk in ours.chunks(batch) {
             let deletes: Vec<ItemDelete> =

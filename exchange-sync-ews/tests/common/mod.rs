@@ -117,3 +117,21 @@ pub fn contact(given: &str, surname: &str) -> exchange_sync_ews::ItemDraft {
         ],
     }
 }
+
+/// Waits for the first hint equal to `want`, skipping others. The generous limit only turns a hang
+/// into a failure; it says nothing about speed.
+pub async fn next_hint(
+    hints: &mut futures::stream::BoxStream<'static, exchange_sync_core::ChangeHint>,
+    want: exchange_sync_core::ChangeHint,
+) {
+    use futures::StreamExt;
+    let wait = async {
+        while let Some(h) = hints.next().await {
+            if h == want {
+                return;
+            }
+        }
+        panic!("the hint stream ended before {want:?}");
+    };
+    tokio::time::timeout(Duration::from_secs(120), wait).await.expect("a hint arrives");
+}
