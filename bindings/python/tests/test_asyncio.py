@@ -34,7 +34,12 @@ def test_a_sync_story_with_awaitables_keeps_the_loop_turning() -> None:
             report = await service.run_once_async(on_event=events.append)
             during = len(ticks) - before
             assert report.is_clean() and report.groups[0].totals().created == 50
-            assert [e.kind for e in events] == ["pass_started", "pass_finished"]
+            kinds = [e.kind for e in events]
+            assert kinds[:2] == ["pass_started", "planned"] and kinds[-1] == "pass_finished", kinds
+            assert set(kinds[2:-1]) == {"written"}, kinds
+            # The writes count up to the planned total, batch after batch.
+            written = [e.written or 0 for e in events if e.kind == "written"]
+            assert written == sorted(written) and written[-1] == events[1].actions == 50, written
             # The loop kept turning while the passes ran on the runtime (the emulator answers each
             # request after 5 ms, so the passes took many turns of a 1 ms ticker).
             assert during > 1
