@@ -3,7 +3,7 @@
 //! A fan-out writes the same item, with the same origin stamp, into every member's folder: mapping
 //! it to EWS fields and writing its XML once per mailbox would cost more than the server's work.
 //! [`RenderedItem`] is the `t:Contact` (or other item) element of a `CreateItem` request, written
-//! once; the connector keeps recently rendered items in a [`RenderCache`] shared by every folder of
+//! once; the connector keeps recently rendered items in a render cache shared by every folder of
 //! the process, keyed by the shared item itself.
 
 use std::collections::HashMap;
