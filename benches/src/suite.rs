@@ -50,34 +50,16 @@ fn plan(s: &Settings) -> Vec<(String, Vec<String>)> {
         (name.to_owned(), a)
     };
     let (contacts, mailboxes) = if q { (60, 5) } else { (s.contacts, 100) };
+    let raw = |name: &str| {
+        let args = ["raw", "--name", name, "--contacts", &n(contacts), "--mailboxes", &n(mailboxes)];
+        (name.to_owned(), args.map(String::from).to_vec())
+    };
     let (small_contacts, small_mailboxes) = if q { (20, 2) } else { (1_000, 10) };
     let mut plan = vec![
         fanout(HEADLINE, contacts, mailboxes, true),
-        (
-            RAW.into(),
-            vec![
-                "raw".into(),
-                "--name".into(),
-                RAW.into(),
-                "--contacts".into(),
-                n(contacts),
-                "--mailboxes".into(),
-                n(mailboxes),
-            ],
-        ),
+        raw(RAW),
         split(fanout(HEADLINE_SPLIT, contacts, mailboxes, false)),
-        split((
-            RAW_SPLIT.into(),
-            vec![
-                "raw".into(),
-                "--name".into(),
-                RAW_SPLIT.into(),
-                "--contacts".into(),
-                n(contacts),
-                "--mailboxes".into(),
-                n(mailboxes),
-            ],
-        )),
+        split(raw(RAW_SPLIT)),
         fanout(SMALL, small_contacts, small_mailboxes, false),
         (
             EXCHANGELIB.into(),

@@ -585,26 +585,25 @@ fn apply_write(tx: &Transaction<'_>, group: &GroupId, write: StateWrite) -> rusq
                     replica.map(|r| ownership_name(r.ownership)),
                     replica.and_then(|r| r.ignored_base.map(|h| h.to_hex())),
                 ]);
-            match written {
-                Ok(_) => {}
-                Err(e) if constraint(&e) == Some(rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY) => {
-                    return Ok(Some(format!(
+            if let Err(e) = written {
+                return match (constraint(&e), replica) {
+                    (Some(rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY), _) => Ok(Some(format!(
                         "cannot put a replica of unknown entity {entity} in member {member} of group {group}"
-                    )));
-                }
-                Err(e) if constraint(&e) == Some(rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE) && replica.is_some() => {
-                    let item = replica.map(|r| r.item_id.as_str()).unwrap_or_default();
-                    let other: Option<String> = tx
-                        .prepare_cached(OWNER_OF_ITEM)?
-                        .query_row(params![g, member.as_str(), item], |row| row.get(0))
-                        .optional()?;
-                    return Ok(Some(format!(
-                        "cannot put item {item} as replica of entity {entity} in member {member} of group {group}: it \
-                         is already the replica of entity {}",
-                        other.as_deref().unwrap_or("another entity")
-                    )));
-                }
-                Err(e) => return Err(e),
+                    ))),
+                    (Some(rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE), Some(r)) => {
+                        let other: Option<String> = tx
+                            .prepare_cached(OWNER_OF_ITEM)?
+                            .query_row(params![g, member.as_str(), r.item_id.as_str()], |row| row.get(0))
+                            .optional()?;
+                        Ok(Some(format!(
+                            "cannot put item {} as replica of entity {entity} in member {member} of group {group}: \
+                             it is already the replica of entity {}",
+                            r.item_id,
+                            other.as_deref().unwrap_or("another entity")
+                        )))
+                    }
+                    _ => Err(e),
+                };
             }
         }
         StateWrite::RemoveReplica { entity, member } => {
