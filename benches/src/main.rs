@@ -26,6 +26,11 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
+/// The allocator the service binary ships with (see `exchange-sync`'s binary), so that the
+/// engine is measured as admins run it.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// The exchange-sync benchmark suite.
 #[derive(Debug, Parser)]
 #[command(name = "exchange-sync-bench")]

@@ -4,6 +4,11 @@ use clap::Parser;
 use exchange_sync::cli::{Cli, run};
 use tracing_subscriber::EnvFilter;
 
+/// See the `mimalloc` feature in `Cargo.toml`: why the service runs on another allocator.
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
