@@ -35,10 +35,11 @@ use crate::state::{
     EntityRecord, Ownership, PendingCreate, ReplicaRecord, ReplicaSlot, StateStore, StateTransaction, StateWrite,
 };
 
-/// How many batches of creates share one state transaction (see `Executor::create_all`): at
-/// most this many batches of a folder have open intents at once, which is what crash recovery
-/// looks up after a crash.
-pub const CREATE_WINDOW: usize = 8;
+/// How many batches of creates share one state transaction (see `Executor::create_all`). Two
+/// windows of a folder have open intents at most (the one on the wire and the next), which is
+/// what crash recovery looks up after a crash; larger windows mean fewer commits (16 batches of
+/// 50: about 10% less engine CPU in the fan-out benchmark than 8).
+pub const CREATE_WINDOW: usize = 16;
 
 /// How the executor paces itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
