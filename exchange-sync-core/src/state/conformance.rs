@@ -875,6 +875,12 @@ pub async fn known_and_looked_up_items(store: impl StateStore) {
         sorted(store.lookup_items(&g, &bob(), &many).await.unwrap()),
         vec![("b1".into(), "bv1".into(), Some("e1".into()))]
     );
+    let many: Vec<ItemId> = many.into_iter().chain([iid("mine"), iid("a1"), iid("mine")]).collect();
+    assert_eq!(
+        sorted(store.lookup_items(&g, &alice(), &many).await.unwrap()),
+        vec![("a1".into(), "av1".into(), Some("e1".into())), ("mine".into(), "mv1".into(), None)],
+        "a user's own items are found among many ids too"
+    );
 }
 
 /// `replica_count` counts present copies only: not opted-out slots, not foreign items.
