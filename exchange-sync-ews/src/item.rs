@@ -708,7 +708,7 @@ impl EwsItem {
                 for part in &e.children {
                     let v = part.text.trim();
                     if !v.is_empty() {
-                        out.push((key.to_owned(), part.name.clone(), v.to_owned()));
+                        out.push((key.to_owned(), part.name.to_string(), v.to_owned()));
                     }
                 }
             }

@@ -64,7 +64,7 @@ pub fn parse_sync_folder_items(body: &Element) -> Result<ItemSyncPage> {
     if let Some(c) = m.child("Changes") {
         for change in &c.children {
             let first_item = || change.children.iter().find_map(|e| EwsItem::from_element(e.clone()));
-            match change.name.as_str() {
+            match change.name.as_ref() {
                 "Create" => changes.extend(first_item().map(ItemChangeEvent::Create)),
                 "Update" => changes.extend(first_item().map(ItemChangeEvent::Update)),
                 "Delete" => {
@@ -139,10 +139,10 @@ pub fn parse_sync_folder_hierarchy(body: &Element) -> Result<FolderSyncPage> {
                 change
                     .children
                     .iter()
-                    .filter(|e| FOLDER_ELEMENTS.contains(&e.name.as_str()))
+                    .filter(|e| FOLDER_ELEMENTS.contains(&e.name.as_ref()))
                     .find_map(Folder::from_element)
             };
-            match change.name.as_str() {
+            match change.name.as_ref() {
                 "Create" => changes.extend(folder().map(FolderChangeEvent::Create)),
                 "Update" => changes.extend(folder().map(FolderChangeEvent::Update)),
                 "Delete" => changes
