@@ -104,18 +104,18 @@ fn envelope_only(doc: &[u8]) -> Result<usize> {
 /// What the client and the connector do with a CreateItem response: the created ids.
 fn created_ids(doc: &[u8]) -> Result<usize> {
     let response = parse_envelope("CreateItem", doc, ParseLimits::default())?;
-    Ok(parse_create_item(&response.body)?.into_iter().flatten().count())
+    Ok(parse_create_item(response.body)?.into_iter().flatten().count())
 }
 
 /// What the client and the connector do with an IdOnly SyncFolderItems page: the changed ids.
 fn synced_ids(doc: &[u8]) -> Result<usize> {
     let response = parse_envelope("SyncFolderItems", doc, ParseLimits::default())?;
-    let page = parse_sync_folder_items(&response.body)?;
+    let page = parse_sync_folder_items(response.body)?;
     let ids: Vec<ItemId> = page
         .changes
         .into_iter()
         .filter_map(|c| match c {
-            ItemChangeEvent::Create(i) | ItemChangeEvent::Update(i) => i.id(),
+            ItemChangeEvent::Create(i) | ItemChangeEvent::Update(i) => i.into_id(),
             _ => None,
         })
         .collect();

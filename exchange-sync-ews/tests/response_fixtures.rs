@@ -107,7 +107,7 @@ fn exchange2013_recurring_master() {
 
 #[test]
 fn exchange2016_sync_with_unknown_elements() {
-    let page = sync::parse_sync_folder_items(&body("exchange2016-syncfolderitems-future.xml")).unwrap();
+    let page = sync::parse_sync_folder_items(body("exchange2016-syncfolderitems-future.xml")).unwrap();
     assert!(!page.includes_last);
     assert!(page.sync_state.starts_with("H4sI"));
     assert_eq!(page.changes.len(), 4, "the unknown change kind is skipped");
@@ -118,18 +118,18 @@ fn exchange2016_sync_with_unknown_elements() {
 
 #[test]
 fn batch_entries_fail_one_by_one() {
-    let r = items::parse_create_item(&body("exchange2010-createitem-batch-stopped.xml")).unwrap();
+    let r = items::parse_create_item(body("exchange2010-createitem-batch-stopped.xml")).unwrap();
     assert_eq!(r[0].as_ref().unwrap().id, "AAMkNew1=");
     let busy = r[1].as_ref().unwrap_err();
     assert_eq!(busy.kind(), ErrorKind::Throttled);
     assert_eq!(busy.retry_after(), Some(Duration::from_millis(1200)));
     assert_eq!(r[2].as_ref().unwrap_err().kind(), ErrorKind::BatchStopped);
 
-    let u = items::parse_update_item(&body("exchange2013-updateitem-conflict.xml")).unwrap();
+    let u = items::parse_update_item(body("exchange2013-updateitem-conflict.xml")).unwrap();
     assert_eq!(u[0].as_ref().unwrap_err().kind(), ErrorKind::PreconditionFailed);
     assert_eq!(u[1].as_ref().unwrap().change_key.as_deref(), Some("EQAAAB3"));
 
-    let e = sync::parse_sync_folder_items(&body("exchange2016-syncfolderitems-invalid-state.xml")).unwrap_err();
+    let e = sync::parse_sync_folder_items(body("exchange2016-syncfolderitems-invalid-state.xml")).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::InvalidSyncState);
 }
 

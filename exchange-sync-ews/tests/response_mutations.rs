@@ -36,9 +36,9 @@ fn exercise(data: &[u8]) {
             }
         }
         let _ = items::parse_find_item(b);
-        let _ = items::parse_create_item(b);
+        let _ = items::parse_create_item(b.clone());
         let _ = folders::parse_get_folder(b);
-        let _ = sync::parse_sync_folder_items(b);
+        let _ = sync::parse_sync_folder_items(b.clone());
         let _ = notifications::parse_get_events(b);
         let _ = notifications::parse_streaming_batch(b);
         let _ = directory::parse_expand_dl(b);

@@ -18,12 +18,12 @@ fuzz_target!(|data: &[u8]| {
         let b = &r.body;
         let _ = items::parse_get_item(b);
         let _ = items::parse_find_item(b);
-        let _ = items::parse_create_item(b);
-        let _ = items::parse_update_item(b);
+        let _ = items::parse_create_item(b.clone());
+        let _ = items::parse_update_item(b.clone());
         let _ = items::parse_delete_item(b);
         let _ = folders::parse_get_folder(b);
         let _ = folders::parse_find_folder(b);
-        let _ = sync::parse_sync_folder_items(b);
+        let _ = sync::parse_sync_folder_items(b.clone());
         let _ = sync::parse_sync_folder_hierarchy(b);
         let _ = notifications::parse_get_events(b);
         let _ = notifications::parse_streaming_batch(b);

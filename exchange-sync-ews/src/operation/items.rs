@@ -5,7 +5,7 @@ use crate::ids::{FolderRef, ItemId};
 use crate::item::{EwsItem, ItemChange, ItemDraft};
 use crate::property::{ItemShape, PropertyPath};
 use crate::rendered::RenderedItem;
-use crate::soap::{response_messages, single_message};
+use crate::soap::{into_response_messages, response_messages, single_message};
 use crate::xml::{Element, XmlWriter};
 
 use super::items_in;
@@ -125,15 +125,10 @@ pub fn create_rendered_request(folder: &FolderRef, items: &[RenderedItem]) -> St
     w.finish()
 }
 
-/// One created item (id and change key) per draft, in request order.
-pub fn parse_create_item(body: &Element) -> Result<Vec<Result<ItemId>>> {
-    Ok(response_messages("CreateItem", body)?
-        .into_iter()
-        .map(|m| {
-            let item = one_item("CreateItem", m)?;
-            item.id().ok_or_else(|| EwsError::protocol("CreateItem", "created item without id"))
-        })
-        .collect())
+/// One created item (id and change key) per draft, in request order. Consumes the response: the ids
+/// are moved out of it, not copied (a batch of creates is the engine's most frequent response).
+pub fn parse_create_item(body: Element) -> Result<Vec<Result<ItemId>>> {
+    first_item_ids("CreateItem", body, "created item without id")
 }
 
 /// `m:UpdateItem` for a batch of changes, each guarded by its change key (NeverOverwrite): a stale key
@@ -156,17 +151,22 @@ pub fn update_item_request(changes: &[ItemChange]) -> String {
     w.finish()
 }
 
-/// The new id and change key per change, in request order.
-pub fn parse_update_item(body: &Element) -> Result<Vec<Result<ItemId>>> {
-    parse_create_item_like("UpdateItem", body)
+/// The new id and change key per change, in request order. Consumes the response like
+/// [`parse_create_item`].
+pub fn parse_update_item(body: Element) -> Result<Vec<Result<ItemId>>> {
+    first_item_ids("UpdateItem", body, "item without id")
 }
 
-fn parse_create_item_like(operation: &'static str, body: &Element) -> Result<Vec<Result<ItemId>>> {
-    Ok(response_messages(operation, body)?
+/// Per response message, the id of the first item in its `Items`, moved out of the message.
+fn first_item_ids(operation: &'static str, body: Element, missing_id: &'static str) -> Result<Vec<Result<ItemId>>> {
+    Ok(into_response_messages(operation, body)?
         .into_iter()
         .map(|m| {
-            let item = one_item(operation, m)?;
-            item.id().ok_or_else(|| EwsError::protocol(operation, "item without id"))
+            let item = m?
+                .take_child("Items")
+                .and_then(|items| items.children.into_iter().find_map(EwsItem::from_element))
+                .ok_or_else(|| EwsError::protocol(operation, "no item in message"))?;
+            item.into_id().ok_or_else(|| EwsError::protocol(operation, missing_id))
         })
         .collect())
 }
