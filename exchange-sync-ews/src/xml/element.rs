@@ -236,21 +236,29 @@ const KNOWN_NAMES: &[&str] = &[
     "faultstring",
 ];
 
-/// FNV-1a: names are short, and a lookup must cost less than the allocation it saves (the standard
-/// library's SipHash would eat most of the gain).
+/// The hash of the name table: a word at a time, multiply and rotate (as rustc's FxHash). Names are
+/// short and trusted (the table's keys), and a lookup must cost less than the allocation it saves;
+/// the standard library's SipHash would eat most of the gain.
+#[derive(Default)]
 struct NameHasher(u64);
 
-impl Default for NameHasher {
-    fn default() -> Self {
-        Self(0xcbf2_9ce4_8422_2325)
+impl NameHasher {
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x517c_c1b7_2722_0a95);
     }
 }
 
 impl Hasher for NameHasher {
     fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
+        for chunk in bytes.chunks(8) {
+            let mut word = [0; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.add(u64::from_le_bytes(word));
         }
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.add(n as u64);
     }
 
     fn finish(&self) -> u64 {
@@ -278,16 +286,34 @@ pub(crate) fn intern(qualified: &[u8]) -> Cow<'static, str> {
     }
 }
 
+/// How many attribute keys of an element are checked for duplicates on the stack (more are rare and
+/// checked by quick-xml, whose own check allocates a vector per element).
+const KEYS_CHECKED_HERE: usize = 8;
+
 fn open(start: &BytesStart<'_>) -> Result<Element, XmlError> {
     let mut attributes = Vec::new();
-    for attribute in start.attributes() {
+    let mut keys: [&[u8]; KEYS_CHECKED_HERE] = [&[]; KEYS_CHECKED_HERE];
+    let mut count = 0;
+    for attribute in start.attributes().with_checks(false) {
         let attribute = attribute.map_err(|e| XmlError::Syntax(e.to_string()))?;
-        let key = attribute.key.as_ref();
+        let key = attribute.key.0;
+        if keys[..count.min(KEYS_CHECKED_HERE)].contains(&key) {
+            return Err(XmlError::Syntax(format!("duplicated attribute {}", String::from_utf8_lossy(key))));
+        }
+        if let Some(slot) = keys.get_mut(count) {
+            *slot = key;
+        }
+        count += 1;
         if key == b"xmlns" || key.starts_with(b"xmlns:") {
             continue;
         }
         let value = attribute.unescape_value().map_err(|e| XmlError::Syntax(e.to_string()))?;
         attributes.push((intern(key), value.into_owned()));
+    }
+    if count > KEYS_CHECKED_HERE {
+        for attribute in start.attributes() {
+            attribute.map_err(|e| XmlError::Syntax(e.to_string()))?;
+        }
     }
     Ok(Element { name: intern(start.name().as_ref()), attributes, ..Element::default() })
 }
@@ -499,5 +525,10 @@ mod tests {
     #[test]
     fn duplicate_attributes_are_refused() {
         assert!(matches!(p(r#"<a Id="1" Id="2"/>"#), Err(XmlError::Syntax(_))));
+        assert!(matches!(p(r#"<a xmlns:t="x" xmlns:t="y"/>"#), Err(XmlError::Syntax(_))));
+        let many: String = (0..12).map(|i| format!(r#" a{i}="{i}""#)).collect();
+        assert_eq!(p(&format!("<a{many}/>")).unwrap().attributes.len(), 12);
+        assert!(matches!(p(&format!(r#"<a{many} a11="x"/>"#)), Err(XmlError::Syntax(_))));
+        assert!(matches!(p(&format!(r#"<a{many} a1="x"/>"#)), Err(XmlError::Syntax(_))));
     }
 }
