@@ -552,7 +552,7 @@ impl EwsClient {
         max: u32,
     ) -> Result<ItemPage> {
         let body = items::find_item_request(folder, shape, restriction, offset, max.clamp(1, MAX_FIND_PAGE));
-        self.call("FindItem", &body, Affinity::None, items::parse_find_item)
+        self.call_consuming("FindItem", &body, Affinity::None, items::parse_find_item)
             .await
             .map_err(|e| e.with_folder(folder.describe()))
     }
@@ -587,7 +587,7 @@ impl EwsClient {
         let r = self
             .batched(ids, |chunk| {
                 let body = items::get_item_request(&chunk, shape);
-                async move { self.call("GetItem", &body, Affinity::None, items::parse_get_item).await }
+                async move { self.call_consuming("GetItem", &body, Affinity::None, items::parse_get_item).await }
             })
             .await?;
         Ok(with_item_context(r, ids, self.routing.mailbox()))

@@ -45,7 +45,7 @@ fn fixtures_are_valid_exchange_documents() {
 fn exchange2010_contact_with_a_missing_neighbour() {
     let r = parse_envelope("GetItem", &fixture("exchange2010-getitem-contact.xml"), ParseLimits::default()).unwrap();
     assert_eq!(r.server_version.as_ref().and_then(|v| v.major), Some(14));
-    let results = items::parse_get_item(&r.body).unwrap();
+    let results = items::parse_get_item(r.body).unwrap();
     assert_eq!(results.len(), 2);
     let contact = results[0].as_ref().unwrap();
     assert_eq!(contact.item_type, ItemType::Contact);
@@ -67,7 +67,7 @@ fn exchange2010_contact_with_a_missing_neighbour() {
 
 #[test]
 fn exchange2013_find_item_paging() {
-    let page = items::parse_find_item(&body("exchange2013-finditem-page.xml")).unwrap();
+    let page = items::parse_find_item(body("exchange2013-finditem-page.xml")).unwrap();
     assert_eq!(page.items.len(), 2);
     assert!(!page.includes_last);
     assert_eq!(page.next_offset, Some(2));
@@ -77,7 +77,7 @@ fn exchange2013_find_item_paging() {
 
 #[test]
 fn exchange2013_recurring_master() {
-    let results = items::parse_get_item(&body("exchange2013-getitem-recurring.xml")).unwrap();
+    let results = items::parse_get_item(body("exchange2013-getitem-recurring.xml")).unwrap();
     let (item, _) = to_item(results[0].as_ref().unwrap());
     assert_eq!(
         item.text(field::RECURRENCE),
@@ -174,8 +174,7 @@ fn notifications_pull_and_streaming() {
 fn truncated_and_hostile_documents_are_errors_not_panics() {
     let full = fixture("exchange2010-getitem-contact.xml");
     for cut in (0..full.len()).step_by(97) {
-        let _ =
-            parse_envelope("cut", &full[..cut], ParseLimits::default()).and_then(|r| items::parse_get_item(&r.body));
+        let _ = parse_envelope("cut", &full[..cut], ParseLimits::default()).and_then(|r| items::parse_get_item(r.body));
     }
     let bomb = br#"<?xml version="1.0"?><!DOCTYPE s:Envelope [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;">]><s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body>&b;</s:Body></s:Envelope>"#;
     assert_eq!(parse_envelope("bomb", bomb, ParseLimits::default()).unwrap_err().kind(), ErrorKind::Protocol);

@@ -16,8 +16,7 @@ fuzz_target!(|data: &[u8]| {
     let limits = ParseLimits { max_bytes: 1 << 20, max_depth: 64 };
     if let Ok(r) = parse_envelope("fuzz", data, limits) {
         let b = &r.body;
-        let _ = items::parse_get_item(b);
-        let _ = items::parse_find_item(b);
+        let _ = items::parse_find_item(b.clone());
         let _ = items::parse_create_item(b.clone());
         let _ = items::parse_update_item(b.clone());
         let _ = items::parse_delete_item(b);
@@ -29,7 +28,7 @@ fuzz_target!(|data: &[u8]| {
         let _ = notifications::parse_streaming_batch(b);
         let _ = notifications::parse_subscribe(b);
         let _ = directory::parse_expand_dl(b);
-        if let Ok(list) = items::parse_get_item(b) {
+        if let Ok(list) = items::parse_get_item(b.clone()) {
             for item in list.into_iter().flatten() {
                 let _ = exchange_sync_ews::mapping::to_item(&item);
             }
