@@ -236,7 +236,7 @@ const KNOWN_NAMES: &[&str] = &[
     "faultstring",
 ];
 
-/// The hash of the name table: a word at a time, multiply and rotate (as rustc's FxHash). Names are
+/// The hash of the name table: words combined by multiply and rotate (as rustc's FxHash). Names are
 /// short and trusted (the table's keys), and a lookup must cost less than the allocation it saves;
 /// the standard library's SipHash would eat most of the gain.
 #[derive(Default)]
@@ -250,10 +250,14 @@ impl NameHasher {
 
 impl Hasher for NameHasher {
     fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
-            let mut word = [0; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
-            self.add(u64::from_le_bytes(word));
+        // With the length (hashed before), the first and the last eight bytes tell names apart well
+        // enough; hashing them costs the same for any length.
+        match (bytes.first_chunk::<8>(), bytes.last_chunk::<8>()) {
+            (Some(first), Some(last)) => {
+                self.add(u64::from_le_bytes(*first));
+                self.add(u64::from_le_bytes(*last));
+            }
+            _ => self.add(bytes.iter().fold(0, |word, b| (word << 8) | u64::from(*b))),
         }
     }
 
