@@ -142,10 +142,17 @@ fn measure(name: &str, doc: &str, expected: usize, rounds: u32, step: fn(&[u8]) 
     Ok(())
 }
 
-fn main() -> Result<()> {
+fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
     let rounds: u32 = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(2000);
     let create = create_item_response(50);
     let sync = sync_folder_items_response(512);
+    // Like the tests, leave the documents for schema validation when asked to.
+    if let Some(dir) = std::env::var_os("EWS_TRACE_DIR") {
+        let dir = std::path::PathBuf::from(dir);
+        std::fs::create_dir_all(&dir)?;
+        std::fs::write(dir.join("parse_responses-createitem.xml"), &create)?;
+        std::fs::write(dir.join("parse_responses-syncfolderitems.xml"), &sync)?;
+    }
     measure("CreateItem, 50 contacts: envelope", &create, 1, rounds, envelope_only)?;
     measure("CreateItem, 50 contacts: ids", &create, 50, rounds, created_ids)?;
     measure("SyncFolderItems, 512: envelope", &sync, 1, rounds, envelope_only)?;
