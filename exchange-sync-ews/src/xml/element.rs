@@ -96,7 +96,8 @@ impl Element {
     /// Takes an attribute's value out of the element (for a caller that consumes the tree and would
     /// otherwise copy the value).
     pub fn take_attr(&mut self, name: &str) -> Option<String> {
-        self.attributes.iter_mut().find(|(k, _)| k == name).map(|(_, v)| std::mem::take(v))
+        let index = self.attributes.iter().position(|(k, _)| k == name)?;
+        Some(self.attributes.swap_remove(index).1)
     }
 
     /// Takes the first child with this local name out of the element.
@@ -521,6 +522,8 @@ mod tests {
         let mut e = p(r#"<Contact><ItemId Id="AAA=" ChangeKey="CK"/><Subject>s</Subject></Contact>"#).unwrap();
         let mut id = e.take_child("ItemId").unwrap();
         assert_eq!(id.take_attr("Id").as_deref(), Some("AAA="));
+        assert_eq!(id.attr("Id"), None, "taken, not left empty");
+        assert_eq!(id.attr("ChangeKey"), Some("CK"));
         assert_eq!(id.take_attr("Nope"), None);
         assert!(e.take_child("ItemId").is_none());
         assert_eq!(e.child_text("Subject"), Some("s"));
