@@ -270,23 +270,35 @@ impl EwsClient {
         affinity: Affinity,
         parse: impl Fn(&Element) -> Result<T>,
     ) -> Result<T> {
+        self.call_consuming(operation, body, affinity, |b| parse(&b)).await
+    }
+
+    /// [`Self::call`] with a parser that consumes the response body (and so can move ids and items
+    /// out of it instead of copying them).
+    async fn call_consuming<T>(
+        &self,
+        operation: &'static str,
+        body: &str,
+        affinity: Affinity,
+        parse: impl Fn(Element) -> Result<T>,
+    ) -> Result<T> {
         self.call_with_cookie(operation, body, affinity, parse).await.map(|(v, _)| v)
     }
 
-    /// [`Self::call`], also answering the affinity cookie the successful response set.
+    /// [`Self::call_consuming`], also answering the affinity cookie the successful response set.
     async fn call_with_cookie<T>(
         &self,
         operation: &'static str,
         body: &str,
         affinity: Affinity,
-        parse: impl Fn(&Element) -> Result<T>,
+        parse: impl Fn(Element) -> Result<T>,
     ) -> Result<(T, Option<String>)> {
         let limit = self.limit();
         let retry = &self.shared.retry;
         let mut attempt = 0;
         loop {
             let permit = limit.acquire().await;
-            let result = self.attempt(operation, body, affinity).await.and_then(|(b, c)| Ok((parse(&b)?, c)));
+            let result = self.attempt(operation, body, affinity).await.and_then(|(b, c)| Ok((parse(b)?, c)));
             drop(permit);
             let err = match result {
                 Ok(v) => {
@@ -540,7 +552,7 @@ impl EwsClient {
         max: u32,
     ) -> Result<ItemPage> {
         let body = items::find_item_request(folder, shape, restriction, offset, max.clamp(1, MAX_FIND_PAGE));
-        self.call("FindItem", &body, Affinity::None, items::parse_find_item)
+        self.call_consuming("FindItem", &body, Affinity::None, items::parse_find_item)
             .await
             .map_err(|e| e.with_folder(folder.describe()))
     }
@@ -575,7 +587,7 @@ impl EwsClient {
         let r = self
             .batched(ids, |chunk| {
                 let body = items::get_item_request(&chunk, shape);
-                async move { self.call("GetItem", &body, Affinity::None, items::parse_get_item).await }
+                async move { self.call_consuming("GetItem", &body, Affinity::None, items::parse_get_item).await }
             })
             .await?;
         Ok(with_item_context(r, ids, self.routing.mailbox()))
@@ -600,7 +612,7 @@ impl EwsClient {
     ) -> Result<Vec<Result<ItemId>>> {
         self.batched(rendered, |chunk| {
             let body = items::create_rendered_request(folder, &chunk);
-            async move { self.call("CreateItem", &body, Affinity::None, items::parse_create_item).await }
+            async move { self.call_consuming("CreateItem", &body, Affinity::None, items::parse_create_item).await }
         })
         .await
         .map(|r| r.into_iter().map(|e| e.map_err(|e| e.with_folder(folder.describe()))).collect())
@@ -615,7 +627,7 @@ impl EwsClient {
                 let version = self.version();
                 let chunk: Vec<ItemChange> = chunk.iter().map(|c| c.for_version(version)).collect();
                 let body = items::update_item_request(&chunk);
-                async move { self.call("UpdateItem", &body, Affinity::None, items::parse_update_item).await }
+                async move { self.call_consuming("UpdateItem", &body, Affinity::None, items::parse_update_item).await }
             })
             .await?;
         Ok(with_item_context(r, &ids, self.routing.mailbox()))
@@ -644,7 +656,7 @@ impl EwsClient {
         max_changes: u32,
     ) -> Result<ItemSyncPage> {
         let body = sync::sync_folder_items_request(folder, shape, sync_state, max_changes);
-        self.call("SyncFolderItems", &body, Affinity::None, sync::parse_sync_folder_items)
+        self.call_consuming("SyncFolderItems", &body, Affinity::None, sync::parse_sync_folder_items)
             .await
             .map_err(|e| e.with_folder(folder.describe()))
     }
@@ -704,7 +716,7 @@ impl EwsClient {
         kind: &SubscriptionKind,
     ) -> Result<(Subscription, Option<String>)> {
         let body = notifications::subscribe_request(folders, events, kind);
-        self.call_with_cookie("Subscribe", &body, Affinity::Subscription, notifications::parse_subscribe).await
+        self.call_with_cookie("Subscribe", &body, Affinity::Subscription, |b| notifications::parse_subscribe(&b)).await
     }
 
     /// GetEvents: the events of a pull subscription since a watermark.

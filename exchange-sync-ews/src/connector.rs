@@ -146,12 +146,9 @@ pub fn to_core_error(e: EwsError, folder: &str) -> core::Error {
     }
 }
 
-fn version_of(id: &ItemId) -> Version {
-    Version::new(id.change_key.clone().unwrap_or_default())
-}
-
-fn item_version(id: &ItemId) -> ItemVersion {
-    ItemVersion { id: core::ItemId::new(id.id.clone()), version: version_of(id) }
+/// The core's id and version of an EWS id (the change key is the version), taking its strings.
+fn item_version(id: ItemId) -> ItemVersion {
+    ItemVersion { id: core::ItemId::new(id.id), version: Version::new(id.change_key.unwrap_or_default()) }
 }
 
 impl EwsFolderConnector {
@@ -212,7 +209,7 @@ impl EwsFolderConnector {
             .map_err(|e| self.err(e))?;
         self.stats.listing_pages_fetched.fetch_add(1, Ordering::Relaxed);
         let n = page.items.len() as u32;
-        let items: Vec<ItemVersion> = page.items.iter().filter_map(EwsItem::id).map(|id| item_version(&id)).collect();
+        let items: Vec<ItemVersion> = page.items.into_iter().filter_map(EwsItem::into_id).map(item_version).collect();
         let last = page.includes_last || n == 0;
         let next = (!last).then(|| PageCursor(format!("{LIVE_CURSOR}{}", page.next_offset.unwrap_or(offset + n))));
         let mut cache = self.cache();
@@ -275,9 +272,9 @@ impl EwsFolderConnector {
     }
 
     fn fetched(&self, ews: &EwsItem) -> Option<FetchedItem> {
-        let id = ews.id()?;
+        let ItemVersion { id, version } = item_version(ews.id()?);
         let (item, origin) = mapping::to_item(ews);
-        Some(FetchedItem { id: core::ItemId::new(id.id.clone()), version: version_of(&id), item, origin })
+        Some(FetchedItem { id, version, item, origin })
     }
 
     async fn get_full(&self, ids: &[ItemId]) -> core::Result<BatchResult<FetchedItem>> {
@@ -311,7 +308,7 @@ impl EwsFolderConnector {
         Ok(candidates
             .into_iter()
             .filter(|i| i.extended(&uri).is_some_and(|v| wanted.contains(v)))
-            .filter_map(|i| i.id())
+            .filter_map(EwsItem::into_id)
             .collect())
     }
 }
@@ -344,7 +341,7 @@ impl Connector for EwsFolderConnector {
             .into_iter()
             .filter_map(|c| match c {
                 ItemChangeEvent::Create(i) | ItemChangeEvent::Update(i) => {
-                    i.id().map(|id| Change::Upserted(item_version(&id)))
+                    i.into_id().map(|id| Change::Upserted(item_version(id)))
                 }
                 ItemChangeEvent::Delete(id) => Some(Change::Deleted(core::ItemId::new(id.id))),
                 ItemChangeEvent::ReadFlagChange(..) => None,
@@ -447,7 +444,7 @@ impl Connector for EwsFolderConnector {
                     .unwrap_or_else(|| Err(EwsError::protocol("CreateItem", "no response"))),
             };
         }
-        Ok(results.into_iter().map(|r| r.map(|id| item_version(&id)).map_err(|e| self.err(e))).collect())
+        Ok(results.into_iter().map(|r| r.map(item_version).map_err(|e| self.err(e))).collect())
     }
 
     async fn update(&self, updates: &[ItemUpdate]) -> core::Result<BatchResult<ItemVersion>> {
@@ -471,7 +468,7 @@ impl Connector for EwsFolderConnector {
         if !changes.is_empty() {
             let results = self.client.update_items(&changes).await.map_err(|e| self.err(e))?;
             for (slot, r) in slots.into_iter().zip(results) {
-                out[slot] = Some(r.map(|id| item_version(&id)).map_err(|e| self.err(e)));
+                out[slot] = Some(r.map(item_version).map_err(|e| self.err(e)));
             }
         }
         Ok(out

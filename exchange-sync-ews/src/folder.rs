@@ -36,7 +36,7 @@ impl Folder {
         Some(Self {
             id: e.child("FolderId").and_then(FolderId::from_element)?,
             parent_id: e.child("ParentFolderId").and_then(FolderId::from_element),
-            folder_type: e.name.clone(),
+            folder_type: e.name.to_string(),
             folder_class: e.child_text("FolderClass").map(str::to_owned),
             display_name: e.child_text("DisplayName").map(str::to_owned),
             total_count: n("TotalCount"),

@@ -30,6 +30,12 @@ impl ItemId {
         Some(Self { id: e.attr("Id")?.to_owned(), change_key: e.attr("ChangeKey").map(str::to_owned) })
     }
 
+    /// Like [`ItemId::from_element`], moving the attribute values out of the element instead of
+    /// copying them.
+    pub fn take_from_element(mut e: Element) -> Option<Self> {
+        Some(Self { id: e.take_attr("Id")?, change_key: e.take_attr("ChangeKey") })
+    }
+
     pub(crate) fn write(&self, w: &mut XmlWriter, tag: &str) {
         match &self.change_key {
             Some(ck) => w.empty(tag, &[("Id", &self.id), ("ChangeKey", ck)]),

@@ -636,6 +636,11 @@ impl EwsItem {
         self.element.child("ItemId").and_then(ItemId::from_element)
     }
 
+    /// The id and change key, moved out of the item (for a caller that needs nothing else of it).
+    pub fn into_id(mut self) -> Option<ItemId> {
+        self.element.take_child("ItemId").and_then(ItemId::take_from_element)
+    }
+
     /// The parent folder.
     pub fn parent_folder_id(&self) -> Option<FolderId> {
         self.element.child("ParentFolderId").and_then(FolderId::from_element)
@@ -708,7 +713,7 @@ impl EwsItem {
                 for part in &e.children {
                     let v = part.text.trim();
                     if !v.is_empty() {
-                        out.push((key.to_owned(), part.name.clone(), v.to_owned()));
+                        out.push((key.to_owned(), part.name.to_string(), v.to_owned()));
                     }
                 }
             }
@@ -774,5 +779,17 @@ mod tests {
             Field::text("Location", "x").path(ItemType::CalendarItem),
             PropertyPath::Field("calendar:Location".into())
         );
+    }
+
+    #[test]
+    fn taking_the_id_gives_what_reading_it_gives() {
+        let xml =
+            r#"<t:Contact xmlns:t="t"><t:ItemId Id="AAMk=" ChangeKey="EQA"/><t:Subject>s</t:Subject></t:Contact>"#;
+        let item = EwsItem::from_element(crate::xml::parse(xml.as_bytes(), Default::default()).unwrap()).unwrap();
+        assert_eq!(item.id(), Some(ItemId::with_change_key("AAMk=", "EQA")));
+        assert_eq!(item.clone().into_id(), item.id());
+        let bare = r#"<t:Contact xmlns:t="t"><t:ItemId Id="AAMk="/></t:Contact>"#;
+        let item = EwsItem::from_element(crate::xml::parse(bare.as_bytes(), Default::default()).unwrap()).unwrap();
+        assert_eq!(item.into_id(), Some(ItemId::new("AAMk=")));
     }
 }

@@ -157,6 +157,21 @@ pub(crate) fn response_messages<'a>(operation: &'static str, body: &'a Element) 
     Ok(messages.children.iter().map(|m| message_result(operation, m)).collect())
 }
 
+/// Like [`response_messages`], moving each message out of the body (for parsers that take ids and
+/// items out of the messages instead of copying them).
+pub(crate) fn into_response_messages(operation: &'static str, mut body: Element) -> Result<Vec<Result<Element>>> {
+    let messages =
+        body.take_child("ResponseMessages").ok_or_else(|| EwsError::protocol(operation, "no ResponseMessages"))?;
+    Ok(messages
+        .children
+        .into_iter()
+        .map(|m| {
+            message_result(operation, &m)?;
+            Ok(m)
+        })
+        .collect())
+}
+
 fn message_result<'a>(operation: &'static str, m: &'a Element) -> Result<&'a Element> {
     let class = m.attr("ResponseClass").unwrap_or("Success");
     let code = m.child_text("ResponseCode").unwrap_or("NoError");
@@ -182,6 +197,14 @@ fn message_result<'a>(operation: &'static str, m: &'a Element) -> Result<&'a Ele
 /// The single response message of an operation that takes one target, as a result.
 pub(crate) fn single_message<'a>(operation: &'static str, body: &'a Element) -> Result<&'a Element> {
     response_messages(operation, body)?
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| Err(EwsError::protocol(operation, "no response message")))
+}
+
+/// Like [`single_message`], moving the message out of the body.
+pub(crate) fn into_single_message(operation: &'static str, body: Element) -> Result<Element> {
+    into_response_messages(operation, body)?
         .into_iter()
         .next()
         .unwrap_or_else(|| Err(EwsError::protocol(operation, "no response message")))

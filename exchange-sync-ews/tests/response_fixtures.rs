@@ -45,7 +45,7 @@ fn fixtures_are_valid_exchange_documents() {
 fn exchange2010_contact_with_a_missing_neighbour() {
     let r = parse_envelope("GetItem", &fixture("exchange2010-getitem-contact.xml"), ParseLimits::default()).unwrap();
     assert_eq!(r.server_version.as_ref().and_then(|v| v.major), Some(14));
-    let results = items::parse_get_item(&r.body).unwrap();
+    let results = items::parse_get_item(r.body).unwrap();
     assert_eq!(results.len(), 2);
     let contact = results[0].as_ref().unwrap();
     assert_eq!(contact.item_type, ItemType::Contact);
@@ -67,7 +67,7 @@ fn exchange2010_contact_with_a_missing_neighbour() {
 
 #[test]
 fn exchange2013_find_item_paging() {
-    let page = items::parse_find_item(&body("exchange2013-finditem-page.xml")).unwrap();
+    let page = items::parse_find_item(body("exchange2013-finditem-page.xml")).unwrap();
     assert_eq!(page.items.len(), 2);
     assert!(!page.includes_last);
     assert_eq!(page.next_offset, Some(2));
@@ -77,7 +77,7 @@ fn exchange2013_find_item_paging() {
 
 #[test]
 fn exchange2013_recurring_master() {
-    let results = items::parse_get_item(&body("exchange2013-getitem-recurring.xml")).unwrap();
+    let results = items::parse_get_item(body("exchange2013-getitem-recurring.xml")).unwrap();
     let (item, _) = to_item(results[0].as_ref().unwrap());
     assert_eq!(
         item.text(field::RECURRENCE),
@@ -107,7 +107,7 @@ fn exchange2013_recurring_master() {
 
 #[test]
 fn exchange2016_sync_with_unknown_elements() {
-    let page = sync::parse_sync_folder_items(&body("exchange2016-syncfolderitems-future.xml")).unwrap();
+    let page = sync::parse_sync_folder_items(body("exchange2016-syncfolderitems-future.xml")).unwrap();
     assert!(!page.includes_last);
     assert!(page.sync_state.starts_with("H4sI"));
     assert_eq!(page.changes.len(), 4, "the unknown change kind is skipped");
@@ -118,18 +118,18 @@ fn exchange2016_sync_with_unknown_elements() {
 
 #[test]
 fn batch_entries_fail_one_by_one() {
-    let r = items::parse_create_item(&body("exchange2010-createitem-batch-stopped.xml")).unwrap();
+    let r = items::parse_create_item(body("exchange2010-createitem-batch-stopped.xml")).unwrap();
     assert_eq!(r[0].as_ref().unwrap().id, "AAMkNew1=");
     let busy = r[1].as_ref().unwrap_err();
     assert_eq!(busy.kind(), ErrorKind::Throttled);
     assert_eq!(busy.retry_after(), Some(Duration::from_millis(1200)));
     assert_eq!(r[2].as_ref().unwrap_err().kind(), ErrorKind::BatchStopped);
 
-    let u = items::parse_update_item(&body("exchange2013-updateitem-conflict.xml")).unwrap();
+    let u = items::parse_update_item(body("exchange2013-updateitem-conflict.xml")).unwrap();
     assert_eq!(u[0].as_ref().unwrap_err().kind(), ErrorKind::PreconditionFailed);
     assert_eq!(u[1].as_ref().unwrap().change_key.as_deref(), Some("EQAAAB3"));
 
-    let e = sync::parse_sync_folder_items(&body("exchange2016-syncfolderitems-invalid-state.xml")).unwrap_err();
+    let e = sync::parse_sync_folder_items(body("exchange2016-syncfolderitems-invalid-state.xml")).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::InvalidSyncState);
 }
 
@@ -174,8 +174,7 @@ fn notifications_pull_and_streaming() {
 fn truncated_and_hostile_documents_are_errors_not_panics() {
     let full = fixture("exchange2010-getitem-contact.xml");
     for cut in (0..full.len()).step_by(97) {
-        let _ =
-            parse_envelope("cut", &full[..cut], ParseLimits::default()).and_then(|r| items::parse_get_item(&r.body));
+        let _ = parse_envelope("cut", &full[..cut], ParseLimits::default()).and_then(|r| items::parse_get_item(r.body));
     }
     let bomb = br#"<?xml version="1.0"?><!DOCTYPE s:Envelope [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;">]><s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body>&b;</s:Body></s:Envelope>"#;
     assert_eq!(parse_envelope("bomb", bomb, ParseLimits::default()).unwrap_err().kind(), ErrorKind::Protocol);

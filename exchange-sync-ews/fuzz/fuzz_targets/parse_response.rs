@@ -16,20 +16,19 @@ fuzz_target!(|data: &[u8]| {
     let limits = ParseLimits { max_bytes: 1 << 20, max_depth: 64 };
     if let Ok(r) = parse_envelope("fuzz", data, limits) {
         let b = &r.body;
-        let _ = items::parse_get_item(b);
-        let _ = items::parse_find_item(b);
-        let _ = items::parse_create_item(b);
-        let _ = items::parse_update_item(b);
+        let _ = items::parse_find_item(b.clone());
+        let _ = items::parse_create_item(b.clone());
+        let _ = items::parse_update_item(b.clone());
         let _ = items::parse_delete_item(b);
         let _ = folders::parse_get_folder(b);
         let _ = folders::parse_find_folder(b);
-        let _ = sync::parse_sync_folder_items(b);
+        let _ = sync::parse_sync_folder_items(b.clone());
         let _ = sync::parse_sync_folder_hierarchy(b);
         let _ = notifications::parse_get_events(b);
         let _ = notifications::parse_streaming_batch(b);
         let _ = notifications::parse_subscribe(b);
         let _ = directory::parse_expand_dl(b);
-        if let Ok(list) = items::parse_get_item(b) {
+        if let Ok(list) = items::parse_get_item(b.clone()) {
             for item in list.into_iter().flatten() {
                 let _ = exchange_sync_ews::mapping::to_item(&item);
             }

@@ -12,7 +12,7 @@ fn folders_in(container: Option<&Element>) -> Vec<Folder> {
         .map(|c| {
             c.children
                 .iter()
-                .filter(|e| FOLDER_ELEMENTS.contains(&e.name.as_str()))
+                .filter(|e| FOLDER_ELEMENTS.contains(&e.name.as_ref()))
                 .filter_map(Folder::from_element)
                 .collect()
         })

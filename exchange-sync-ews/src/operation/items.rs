@@ -5,7 +5,7 @@ use crate::ids::{FolderRef, ItemId};
 use crate::item::{EwsItem, ItemChange, ItemDraft};
 use crate::property::{ItemShape, PropertyPath};
 use crate::rendered::RenderedItem;
-use crate::soap::{response_messages, single_message};
+use crate::soap::{into_response_messages, into_single_message, response_messages};
 use crate::xml::{Element, XmlWriter};
 
 use super::items_in;
@@ -70,15 +70,15 @@ pub struct ItemPage {
     pub next_offset: Option<u32>,
 }
 
-/// Parses a FindItem response (one folder).
-pub fn parse_find_item(body: &Element) -> Result<ItemPage> {
-    let m = single_message("FindItem", body)?;
-    let root = super::required("FindItem", m, "RootFolder")?;
+/// Parses a FindItem response (one folder). Consumes it: the items are moved out, not copied.
+pub fn parse_find_item(body: Element) -> Result<ItemPage> {
+    let mut m = into_single_message("FindItem", body)?;
+    let mut root = m.take_child("RootFolder").ok_or_else(|| EwsError::protocol("FindItem", "missing RootFolder"))?;
     Ok(ItemPage {
-        items: items_in(root.child("Items")),
         total: root.attr("TotalItemsInView").and_then(|t| t.parse().ok()),
         includes_last: root.attr("IncludesLastItemInRange") != Some("false"),
         next_offset: root.attr("IndexedPagingOffset").and_then(|o| o.parse().ok()),
+        items: items_in(root.take_child("Items")),
     })
 }
 
@@ -95,13 +95,18 @@ pub fn get_item_request(ids: &[ItemId], shape: &ItemShape) -> String {
     w.finish()
 }
 
-fn one_item(operation: &'static str, m: Result<&Element>) -> Result<EwsItem> {
-    items_in(m?.child("Items")).into_iter().next().ok_or_else(|| EwsError::protocol(operation, "no item in message"))
+/// The first item of a response message's `Items`, moved out of the message.
+fn one_item(operation: &'static str, message: Result<Element>) -> Result<EwsItem> {
+    message?
+        .take_child("Items")
+        .and_then(|items| items.children.into_iter().find_map(EwsItem::from_element))
+        .ok_or_else(|| EwsError::protocol(operation, "no item in message"))
 }
 
-/// One item per requested id, in request order.
-pub fn parse_get_item(body: &Element) -> Result<Vec<Result<EwsItem>>> {
-    Ok(response_messages("GetItem", body)?.into_iter().map(|m| one_item("GetItem", m)).collect())
+/// One item per requested id, in request order. Consumes the response: the items are moved out of
+/// it, not copied.
+pub fn parse_get_item(body: Element) -> Result<Vec<Result<EwsItem>>> {
+    Ok(into_response_messages("GetItem", body)?.into_iter().map(|m| one_item("GetItem", m)).collect())
 }
 
 /// `m:CreateItem` for a batch of drafts in one folder. Never sends anything: messages are saved only
@@ -125,15 +130,10 @@ pub fn create_rendered_request(folder: &FolderRef, items: &[RenderedItem]) -> St
     w.finish()
 }
 
-/// One created item (id and change key) per draft, in request order.
-pub fn parse_create_item(body: &Element) -> Result<Vec<Result<ItemId>>> {
-    Ok(response_messages("CreateItem", body)?
-        .into_iter()
-        .map(|m| {
-            let item = one_item("CreateItem", m)?;
-            item.id().ok_or_else(|| EwsError::protocol("CreateItem", "created item without id"))
-        })
-        .collect())
+/// One created item (id and change key) per draft, in request order. Consumes the response: the ids
+/// are moved out of it, not copied (a batch of creates is the engine's most frequent response).
+pub fn parse_create_item(body: Element) -> Result<Vec<Result<ItemId>>> {
+    first_item_ids("CreateItem", body, "created item without id")
 }
 
 /// `m:UpdateItem` for a batch of changes, each guarded by its change key (NeverOverwrite): a stale key
@@ -156,18 +156,17 @@ pub fn update_item_request(changes: &[ItemChange]) -> String {
     w.finish()
 }
 
-/// The new id and change key per change, in request order.
-pub fn parse_update_item(body: &Element) -> Result<Vec<Result<ItemId>>> {
-    parse_create_item_like("UpdateItem", body)
+/// The new id and change key per change, in request order. Consumes the response like
+/// [`parse_create_item`].
+pub fn parse_update_item(body: Element) -> Result<Vec<Result<ItemId>>> {
+    first_item_ids("UpdateItem", body, "item without id")
 }
 
-fn parse_create_item_like(operation: &'static str, body: &Element) -> Result<Vec<Result<ItemId>>> {
-    Ok(response_messages(operation, body)?
+/// Per response message, the id of the first item in its `Items`, moved out of the message.
+fn first_item_ids(operation: &'static str, body: Element, missing_id: &'static str) -> Result<Vec<Result<ItemId>>> {
+    Ok(into_response_messages(operation, body)?
         .into_iter()
-        .map(|m| {
-            let item = one_item(operation, m)?;
-            item.id().ok_or_else(|| EwsError::protocol(operation, "item without id"))
-        })
+        .map(|m| one_item(operation, m)?.into_id().ok_or_else(|| EwsError::protocol(operation, missing_id)))
         .collect())
 }
 

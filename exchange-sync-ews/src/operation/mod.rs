@@ -11,9 +11,9 @@ use crate::error::{EwsError, Result};
 use crate::item::EwsItem;
 use crate::xml::Element;
 
-/// The item elements below an `Items` container.
-pub(crate) fn items_in(container: Option<&Element>) -> Vec<EwsItem> {
-    container.map(|c| c.children.iter().filter_map(|e| EwsItem::from_element(e.clone())).collect()).unwrap_or_default()
+/// The item elements below an `Items` container, moved out of it.
+pub(crate) fn items_in(container: Option<Element>) -> Vec<EwsItem> {
+    container.map(|c| c.children.into_iter().filter_map(EwsItem::from_element).collect()).unwrap_or_default()
 }
 
 pub(crate) fn required<'a>(operation: &'static str, e: &'a Element, name: &str) -> Result<&'a Element> {

@@ -5,7 +5,7 @@ use crate::folder::{FOLDER_ELEMENTS, Folder};
 use crate::ids::{FolderId, FolderRef, ItemId};
 use crate::item::EwsItem;
 use crate::property::{FolderShape, ItemShape};
-use crate::soap::single_message;
+use crate::soap::{into_single_message, single_message};
 use crate::xml::{Element, XmlWriter};
 
 /// The most changes one SyncFolderItems call may return (schema range 1..512).
@@ -57,33 +57,37 @@ pub struct ItemSyncPage {
     pub changes: Vec<ItemChangeEvent>,
 }
 
-/// Parses a SyncFolderItems response.
-pub fn parse_sync_folder_items(body: &Element) -> Result<ItemSyncPage> {
-    let m = single_message("SyncFolderItems", body)?;
+/// Parses a SyncFolderItems response. Consumes it: the changed items are moved out of the response,
+/// not copied (an IdOnly page of 512 creates is what the connector reads most).
+pub fn parse_sync_folder_items(body: Element) -> Result<ItemSyncPage> {
+    let mut m = into_single_message("SyncFolderItems", body)?;
+    let sync_state = m.child_text("SyncState").unwrap_or_default().to_owned();
+    let includes_last = m.child_text("IncludesLastItemInRange") != Some("false");
     let mut changes = Vec::new();
-    if let Some(c) = m.child("Changes") {
-        for change in &c.children {
-            let first_item = || change.children.iter().find_map(|e| EwsItem::from_element(e.clone()));
-            match change.name.as_str() {
-                "Create" => changes.extend(first_item().map(ItemChangeEvent::Create)),
-                "Update" => changes.extend(first_item().map(ItemChangeEvent::Update)),
-                "Delete" => {
-                    changes.extend(change.child("ItemId").and_then(ItemId::from_element).map(ItemChangeEvent::Delete))
-                }
+    if let Some(c) = m.take_child("Changes") {
+        changes.reserve(c.children.len());
+        for mut change in c.children {
+            let take_id = |change: &mut Element| change.take_child("ItemId").and_then(ItemId::take_from_element);
+            match change.name.as_ref() {
+                "Create" => changes.extend(first_item(change).map(ItemChangeEvent::Create)),
+                "Update" => changes.extend(first_item(change).map(ItemChangeEvent::Update)),
+                "Delete" => changes.extend(take_id(&mut change).map(ItemChangeEvent::Delete)),
                 "ReadFlagChange" => {
-                    if let Some(id) = change.child("ItemId").and_then(ItemId::from_element) {
-                        changes.push(ItemChangeEvent::ReadFlagChange(id, change.child_text("IsRead") == Some("true")));
+                    let is_read = change.child_text("IsRead") == Some("true");
+                    if let Some(id) = take_id(&mut change) {
+                        changes.push(ItemChangeEvent::ReadFlagChange(id, is_read));
                     }
                 }
                 _ => {}
             }
         }
     }
-    Ok(ItemSyncPage {
-        sync_state: m.child_text("SyncState").unwrap_or_default().to_owned(),
-        includes_last: m.child_text("IncludesLastItemInRange") != Some("false"),
-        changes,
-    })
+    Ok(ItemSyncPage { sync_state, includes_last, changes })
+}
+
+/// The first item element of a change, moved out of it.
+fn first_item(change: Element) -> Option<EwsItem> {
+    change.children.into_iter().find_map(EwsItem::from_element)
 }
 
 /// `m:SyncFolderHierarchy` below a folder (or the whole mailbox with `None`).
@@ -139,10 +143,10 @@ pub fn parse_sync_folder_hierarchy(body: &Element) -> Result<FolderSyncPage> {
                 change
                     .children
                     .iter()
-                    .filter(|e| FOLDER_ELEMENTS.contains(&e.name.as_str()))
+                    .filter(|e| FOLDER_ELEMENTS.contains(&e.name.as_ref()))
                     .find_map(Folder::from_element)
             };
-            match change.name.as_str() {
+            match change.name.as_ref() {
                 "Create" => changes.extend(folder().map(FolderChangeEvent::Create)),
                 "Update" => changes.extend(folder().map(FolderChangeEvent::Update)),
                 "Delete" => changes

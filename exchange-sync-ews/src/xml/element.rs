@@ -8,6 +8,11 @@
 //! five predefined entities and character references are decoded), and documents are limited in size
 //! and nesting depth.
 
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::OnceLock;
+
 use quick_xml::events::{BytesStart, Event};
 
 /// Bounds on a document, to keep a malicious or broken server from exhausting memory or stack.
@@ -46,15 +51,19 @@ pub enum XmlError {
 }
 
 /// One element: its local name (prefix dropped), attributes by local name, children and text.
+///
+/// Names are [`Cow`]s: the names EWS responses use are borrowed from a static table, so a large
+/// response costs no allocation per element or attribute name; other names are owned. Compare them with strings as usual (`element.name == "ItemId"`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Element {
     /// The local name, e.g. `ItemId` for `t:ItemId`.
-    pub name: String,
+    pub name: Cow<'static, str>,
     /// Attributes by local name (namespace declarations are dropped).
-    pub attributes: Vec<(String, String)>,
+    pub attributes: Vec<(Cow<'static, str>, String)>,
     /// Child elements in document order.
     pub children: Vec<Element>,
-    /// The concatenated character data directly inside this element.
+    /// The concatenated character data directly inside this element. Whitespace-only runs between
+    /// child elements (indentation) are not kept; a leaf keeps all of its text, blanks included.
     pub text: String,
 }
 
@@ -84,32 +93,284 @@ impl Element {
         self.attributes.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
     }
 
+    /// Takes an attribute's value out of the element (for a caller that consumes the tree and would
+    /// otherwise copy the value).
+    pub fn take_attr(&mut self, name: &str) -> Option<String> {
+        let index = self.attributes.iter().position(|(k, _)| k == name)?;
+        Some(self.attributes.swap_remove(index).1)
+    }
+
+    /// Takes the first child with this local name out of the element.
+    pub fn take_child(&mut self, name: &str) -> Option<Element> {
+        let index = self.children.iter().position(|c| c.name == name)?;
+        Some(self.children.swap_remove(index))
+    }
+
     /// The first descendant (depth first) with this local name.
     pub fn descendant(&self, name: &str) -> Option<&Element> {
         self.children.iter().find_map(|c| if c.name == name { Some(c) } else { c.descendant(name) })
     }
 }
 
-fn local(name: &[u8]) -> String {
-    let local = match name.iter().rposition(|b| *b == b':') {
-        Some(i) => &name[i + 1..],
-        None => name,
-    };
-    String::from_utf8_lossy(local).into_owned()
+/// Element and attribute names of EWS and SOAP responses. A name missing here is allocated when read;
+/// the list only saves work for the frequent ones.
+const KNOWN_NAMES: &[&str] = &[
+    "Attachments",
+    "Attendee",
+    "Birthday",
+    "Body",
+    "BodyType",
+    "BusinessHomePage",
+    "CalendarItem",
+    "CalendarItemType",
+    "Categories",
+    "ChangeKey",
+    "Changes",
+    "ChildFolderCount",
+    "Children",
+    "City",
+    "Companies",
+    "CompanyName",
+    "CompleteName",
+    "Contact",
+    "ContactSource",
+    "ContactsFolder",
+    "CountryOrRegion",
+    "Create",
+    "CreateItemResponse",
+    "CreateItemResponseMessage",
+    "Culture",
+    "DateTimeCreated",
+    "DateTimeReceived",
+    "DateTimeSent",
+    "Delete",
+    "DeleteItemResponse",
+    "DeleteItemResponseMessage",
+    "Department",
+    "DescriptiveLinkKey",
+    "DisplayName",
+    "DistributionList",
+    "EffectiveRights",
+    "EmailAddress",
+    "EmailAddresses",
+    "End",
+    "Entry",
+    "Envelope",
+    "ExtendedFieldURI",
+    "ExtendedProperty",
+    "Fault",
+    "FileAs",
+    "FileAsMapping",
+    "FindFolderResponse",
+    "FindFolderResponseMessage",
+    "FindItemResponse",
+    "FindItemResponseMessage",
+    "FirstName",
+    "Folder",
+    "FolderClass",
+    "FolderId",
+    "Folders",
+    "FullName",
+    "GetFolderResponse",
+    "GetFolderResponseMessage",
+    "GetItemResponse",
+    "GetItemResponseMessage",
+    "GivenName",
+    "HasAttachments",
+    "HasPicture",
+    "Header",
+    "Id",
+    "ImAddresses",
+    "Importance",
+    "IncludesLastFolderInRange",
+    "IncludesLastItemInRange",
+    "IndexedPagingOffset",
+    "Initials",
+    "IsAssociated",
+    "IsRead",
+    "IsRecurring",
+    "Item",
+    "ItemClass",
+    "ItemId",
+    "Items",
+    "JobTitle",
+    "Key",
+    "LastModifiedName",
+    "LastModifiedTime",
+    "LastName",
+    "Location",
+    "Mailbox",
+    "MailboxType",
+    "MajorBuildNumber",
+    "MajorVersion",
+    "Manager",
+    "Member",
+    "Members",
+    "Message",
+    "MessageText",
+    "MessageXml",
+    "MiddleName",
+    "MinorBuildNumber",
+    "MinorVersion",
+    "Name",
+    "Nickname",
+    "OfficeLocation",
+    "ParentFolderId",
+    "PhoneNumbers",
+    "PhysicalAddresses",
+    "PostItem",
+    "PostalCode",
+    "PropertyId",
+    "PropertyName",
+    "PropertySetId",
+    "PropertyTag",
+    "PropertyType",
+    "ReadFlagChange",
+    "ResponseClass",
+    "ResponseCode",
+    "ResponseMessages",
+    "RootFolder",
+    "RoutingType",
+    "Sensitivity",
+    "ServerVersionInfo",
+    "Size",
+    "Start",
+    "State",
+    "Status",
+    "Street",
+    "String",
+    "Subject",
+    "Suffix",
+    "Surname",
+    "SyncFolderHierarchyResponse",
+    "SyncFolderHierarchyResponseMessage",
+    "SyncFolderItemsResponse",
+    "SyncFolderItemsResponseMessage",
+    "SyncState",
+    "Task",
+    "Title",
+    "TotalCount",
+    "TotalItemsInView",
+    "UID",
+    "UnreadCount",
+    "Update",
+    "UpdateItemResponse",
+    "UpdateItemResponseMessage",
+    "Value",
+    "Version",
+    "detail",
+    "faultcode",
+    "faultstring",
+];
+
+/// The hash of the name table: words combined by multiply and rotate (as rustc's FxHash). Names are
+/// short and trusted (the table's keys), and a lookup must cost less than the allocation it saves;
+/// the standard library's SipHash would eat most of the gain.
+#[derive(Default)]
+struct NameHasher(u64);
+
+impl NameHasher {
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
 }
 
+impl Hasher for NameHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        // With the length (hashed before), the first and the last eight bytes tell names apart well
+        // enough; hashing them costs the same for any length.
+        match (bytes.first_chunk::<8>(), bytes.last_chunk::<8>()) {
+            (Some(first), Some(last)) => {
+                self.add(u64::from_le_bytes(*first));
+                self.add(u64::from_le_bytes(*last));
+            }
+            _ => self.add(bytes.iter().fold(0, |word, b| (word << 8) | u64::from(*b))),
+        }
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.add(n as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type NameTable = HashMap<&'static [u8], &'static str, BuildHasherDefault<NameHasher>>;
+
+fn known_names() -> &'static NameTable {
+    static TABLE: OnceLock<NameTable> = OnceLock::new();
+    TABLE.get_or_init(|| KNOWN_NAMES.iter().map(|n| (n.as_bytes(), *n)).collect())
+}
+
+/// The local name (prefix dropped) of a qualified name: borrowed from [`KNOWN_NAMES`] when it is
+/// there, allocated otherwise.
+pub(crate) fn intern(qualified: &[u8]) -> Cow<'static, str> {
+    let local = match qualified.iter().rposition(|b| *b == b':') {
+        Some(i) => &qualified[i + 1..],
+        None => qualified,
+    };
+    match known_names().get(local) {
+        Some(known) => Cow::Borrowed(known),
+        None => Cow::Owned(String::from_utf8_lossy(local).into_owned()),
+    }
+}
+
+/// How many attribute keys of an element are checked for duplicates on the stack (more are rare and
+/// checked by quick-xml, whose own check allocates a vector per element).
+const KEYS_CHECKED_HERE: usize = 8;
+
 fn open(start: &BytesStart<'_>) -> Result<Element, XmlError> {
-    let mut element = Element { name: local(start.name().as_ref()), ..Element::default() };
-    for attribute in start.attributes() {
+    let mut attributes = Vec::new();
+    let mut keys: [&[u8]; KEYS_CHECKED_HERE] = [&[]; KEYS_CHECKED_HERE];
+    let mut count = 0;
+    for attribute in start.attributes().with_checks(false) {
         let attribute = attribute.map_err(|e| XmlError::Syntax(e.to_string()))?;
-        let key = attribute.key.as_ref();
+        let key = attribute.key.0;
+        if keys[..count.min(KEYS_CHECKED_HERE)].contains(&key) {
+            return Err(XmlError::Syntax(format!("duplicated attribute {}", String::from_utf8_lossy(key))));
+        }
+        if let Some(slot) = keys.get_mut(count) {
+            *slot = key;
+        }
+        count += 1;
         if key == b"xmlns" || key.starts_with(b"xmlns:") {
             continue;
         }
         let value = attribute.unescape_value().map_err(|e| XmlError::Syntax(e.to_string()))?;
-        element.attributes.push((local(key), value.into_owned()));
+        attributes.push((intern(key), value.into_owned()));
     }
-    Ok(element)
+    if count > KEYS_CHECKED_HERE {
+        for attribute in start.attributes() {
+            attribute.map_err(|e| XmlError::Syntax(e.to_string()))?;
+        }
+    }
+    Ok(Element { name: intern(start.name().as_ref()), attributes, ..Element::default() })
+}
+
+/// Whether a text run is only XML whitespace (space, tab, carriage return, line feed).
+fn is_blank(text: &str) -> bool {
+    text.bytes().all(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
+}
+
+/// An element whose end tag has not been read yet.
+struct Open<'a> {
+    element: Element,
+    /// Where this element's children start in the shared list of children being built.
+    first_child: usize,
+    /// Whitespace read last and not yet added to the text: dropped if it turns out to sit between
+    /// child elements, so indentation costs no allocation.
+    blank: &'a str,
+}
+
+impl Open<'_> {
+    fn keep_blank(&mut self) {
+        if !self.blank.is_empty() {
+            self.element.text.push_str(self.blank);
+            self.blank = "";
+        }
+    }
 }
 
 /// Parses one document into its root element.
@@ -119,7 +380,10 @@ pub fn parse(input: &[u8], limits: ParseLimits) -> Result<Element, XmlError> {
     }
     let mut reader = quick_xml::Reader::from_reader(input);
     reader.config_mut().check_end_names = true;
-    let mut stack: Vec<Element> = Vec::new();
+    let mut stack: Vec<Open<'_>> = Vec::new();
+    // The children of all open elements, in document order; an element takes its own (an exactly
+    // sized vector) when it ends, so no element's children vector grows step by step.
+    let mut children: Vec<Element> = Vec::new();
     let mut root: Option<Element> = None;
     loop {
         let event = reader.read_event().map_err(|e| XmlError::Syntax(e.to_string()))?;
@@ -131,7 +395,7 @@ pub fn parse(input: &[u8], limits: ParseLimits) -> Result<Element, XmlError> {
                 if stack.len() >= limits.max_depth {
                     return Err(XmlError::TooDeep(limits.max_depth));
                 }
-                stack.push(open(&start)?);
+                stack.push(Open { element: open(&start)?, first_child: children.len(), blank: "" });
             }
             Event::Empty(start) => {
                 if root.is_some() {
@@ -142,28 +406,57 @@ pub fn parse(input: &[u8], limits: ParseLimits) -> Result<Element, XmlError> {
                 }
                 let element = open(&start)?;
                 match stack.last_mut() {
-                    Some(parent) => parent.children.push(element),
+                    Some(parent) => {
+                        parent.blank = "";
+                        children.push(element);
+                    }
                     None => root = Some(element),
                 }
             }
             Event::End(_) => {
-                let element = stack.pop().ok_or_else(|| XmlError::Syntax("unbalanced end tag".into()))?;
+                let mut open = stack.pop().ok_or_else(|| XmlError::Syntax("unbalanced end tag".into()))?;
+                if children.len() == open.first_child {
+                    open.keep_blank();
+                } else {
+                    open.element.children = children.drain(open.first_child..).collect();
+                }
                 match stack.last_mut() {
-                    Some(parent) => parent.children.push(element),
-                    None => root = Some(element),
+                    Some(parent) => {
+                        parent.blank = "";
+                        children.push(open.element);
+                    }
+                    None => root = Some(open.element),
                 }
             }
             Event::Text(text) => {
                 let text = text.unescape().map_err(|e| XmlError::Syntax(e.to_string()))?;
-                match stack.last_mut() {
-                    Some(current) => current.text.push_str(&text),
-                    None if text.trim().is_empty() => {}
-                    None => return Err(XmlError::Syntax("text outside the root element".into())),
+                let Some(current) = stack.last_mut() else {
+                    if text.trim().is_empty() {
+                        continue;
+                    }
+                    return Err(XmlError::Syntax("text outside the root element".into()));
+                };
+                match text {
+                    Cow::Borrowed(blank) if is_blank(blank) => {
+                        if children.len() == current.first_child {
+                            current.keep_blank();
+                            current.blank = blank;
+                        }
+                    }
+                    text => {
+                        current.keep_blank();
+                        if current.element.text.is_empty() {
+                            current.element.text = text.into_owned();
+                        } else {
+                            current.element.text.push_str(&text);
+                        }
+                    }
                 }
             }
             Event::CData(data) => {
                 if let Some(current) = stack.last_mut() {
-                    current.text.push_str(&String::from_utf8_lossy(&data.into_inner()));
+                    current.keep_blank();
+                    current.element.text.push_str(&String::from_utf8_lossy(&data.into_inner()));
                 }
             }
             Event::DocType(_) => return Err(XmlError::Dtd),
@@ -219,5 +512,56 @@ mod tests {
         assert!(p("<a>").is_err());
         assert_eq!(p("  "), Err(XmlError::Empty));
         assert!(p("<a/><b/>").is_err());
+    }
+
+    #[test]
+    fn indentation_is_dropped_and_leaf_text_kept_whole() {
+        let e = p("<a>\n  <b>  </b>\n  <c> x &amp; y </c>\n  <d><!-- note --> </d>\n</a>\n").unwrap();
+        assert_eq!(e.text, "", "whitespace between children is indentation");
+        assert_eq!(e.child("b").unwrap().text, "  ", "a blank leaf keeps its blanks");
+        assert_eq!(e.child("c").unwrap().text, " x & y ");
+        assert_eq!(e.child("d").unwrap().text, " ");
+        let mixed = p("<a> <b/>x<c/> </a>").unwrap();
+        assert_eq!(mixed.text, "x", "only the blank runs next to children go");
+        assert_eq!(mixed.children.len(), 2);
+        assert_eq!(p("<a>  <![CDATA[<b>]]> </a>").unwrap().text, "  <b> ");
+    }
+
+    #[test]
+    fn known_names_are_borrowed_and_others_owned() {
+        let e =
+            p(r#"<m:Items xmlns:m="x"><t:ItemId Id="1" ChangeKey="2" Brand_New="3"/><t:Gizmo/></m:Items>"#).unwrap();
+        assert!(matches!(e.name, Cow::Borrowed("Items")));
+        let id = &e.children[0];
+        assert!(matches!(id.name, Cow::Borrowed("ItemId")));
+        assert!(id.attributes.iter().take(2).all(|(k, _)| matches!(k, Cow::Borrowed(_))));
+        assert_eq!(id.attributes[2], (Cow::Owned::<str>("Brand_New".into()), "3".to_owned()));
+        assert!(matches!(e.children[1].name, Cow::Owned(ref n) if n == "Gizmo"));
+        let mut names: Vec<&str> = KNOWN_NAMES.to_vec();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), KNOWN_NAMES.len(), "no name is listed twice");
+    }
+
+    #[test]
+    fn taking_moves_values_out() {
+        let mut e = p(r#"<Contact><ItemId Id="AAA=" ChangeKey="CK"/><Subject>s</Subject></Contact>"#).unwrap();
+        let mut id = e.take_child("ItemId").unwrap();
+        assert_eq!(id.take_attr("Id").as_deref(), Some("AAA="));
+        assert_eq!(id.attr("Id"), None, "taken, not left empty");
+        assert_eq!(id.attr("ChangeKey"), Some("CK"));
+        assert_eq!(id.take_attr("Nope"), None);
+        assert!(e.take_child("ItemId").is_none());
+        assert_eq!(e.child_text("Subject"), Some("s"));
+    }
+
+    #[test]
+    fn duplicate_attributes_are_refused() {
+        assert!(matches!(p(r#"<a Id="1" Id="2"/>"#), Err(XmlError::Syntax(_))));
+        assert!(matches!(p(r#"<a xmlns:t="x" xmlns:t="y"/>"#), Err(XmlError::Syntax(_))));
+        let many: String = (0..12).map(|i| format!(r#" a{i}="{i}""#)).collect();
+        assert_eq!(p(&format!("<a{many}/>")).unwrap().attributes.len(), 12);
+        assert!(matches!(p(&format!(r#"<a{many} a11="x"/>"#)), Err(XmlError::Syntax(_))));
+        assert!(matches!(p(&format!(r#"<a{many} a1="x"/>"#)), Err(XmlError::Syntax(_))));
     }
 }
