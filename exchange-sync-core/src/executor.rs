@@ -31,9 +31,7 @@ use crate::group::SyncGroup;
 use crate::id::{EntityId, ItemId, MemberId};
 use crate::origin::OriginStamp;
 use crate::plan::{Action, Plan};
-use crate::state::{
-    EntityRecord, Ownership, PendingCreate, ReplicaRecord, ReplicaSlot, StateStore, StateTransaction, StateWrite,
-};
+use crate::state::{Ownership, PendingCreate, ReplicaRecord, ReplicaSlot, StateStore, StateTransaction, StateWrite};
 
 /// How many batches of creates share one state transaction (see `Executor::create_all`). Two
 /// windows of a folder have open intents at most (the one on the wire and the next), which is
@@ -385,10 +383,10 @@ impl<'a> Executor<'a> {
         writes
     }
 
-    /// The state records of the entities a chunk of actions concerns, by id.
-    async fn records_of(&self, chunk: &[Action]) -> Result<BTreeMap<EntityId, EntityRecord>> {
+    /// The slots in `member` of the entities a chunk of actions concerns, by entity.
+    async fn slots_of(&self, member: &MemberId, chunk: &[Action]) -> Result<BTreeMap<EntityId, ReplicaSlot>> {
         let ids: Vec<EntityId> = chunk.iter().map(|a| a.entity().clone()).collect();
-        Ok(self.store.entities(&self.group.id, &ids).await?.into_iter().map(|r| (r.id.clone(), r)).collect())
+        self.store.slots_in(&self.group.id, member, &ids).await
     }
 
     async fn update_batch(
@@ -399,7 +397,7 @@ impl<'a> Executor<'a> {
         report: &mut MemberReport,
     ) -> Result<()> {
         let context = self.context(member, Some(connector), "update");
-        let records = self.records_of(chunk).await?;
+        let slots = self.slots_of(member, chunk).await?;
         let stamp_copies = !self.group.is_hub(member);
         let updates: Vec<ItemUpdate> = chunk
             .iter()
@@ -423,9 +421,8 @@ impl<'a> Executor<'a> {
             let Action::Update { entity, id, hash, .. } = action else { continue };
             match result {
                 Ok(updated) => {
-                    let ownership = records
+                    let ownership = slots
                         .get(entity)
-                        .and_then(|r| r.replicas.get(member))
                         .and_then(ReplicaSlot::replica)
                         .filter(|r| &r.item_id == id)
                         .map_or(Ownership::Adopted, |r| r.ownership);
@@ -466,7 +463,7 @@ impl<'a> Executor<'a> {
         report: &mut MemberReport,
     ) -> Result<()> {
         let context = self.context(member, Some(connector), "delete");
-        let records = self.records_of(chunk).await?;
+        let slots = self.slots_of(member, chunk).await?;
         let deletes: Vec<ItemDelete> = chunk
             .iter()
             .filter_map(|action| match action {
@@ -491,11 +488,7 @@ impl<'a> Executor<'a> {
             }
             // Forget the slot only if it is the deleted copy: an orphan duplicate may name an
             // entity whose live copy in this folder is another item.
-            let names_this_copy = records
-                .get(entity)
-                .and_then(|r| r.replicas.get(member))
-                .and_then(ReplicaSlot::replica)
-                .is_some_and(|r| &r.item_id == id);
+            let names_this_copy = slots.get(entity).and_then(ReplicaSlot::replica).is_some_and(|r| &r.item_id == id);
             if names_this_copy {
                 writes.push(StateWrite::RemoveReplica { entity: entity.clone(), member: member.clone() });
             }

@@ -285,6 +285,24 @@ pub trait StateStore: Send + Sync {
     /// Loads entities by id (missing ids are skipped).
     async fn entities(&self, group: &GroupId, ids: &[EntityId]) -> Result<Vec<EntityRecord>>;
 
+    /// The slots of these entities in one folder, by entity (entities without a slot there, and
+    /// unknown ones, are left out): what a write to one folder needs to know, without every
+    /// other folder's slots. Stores that keep replicas by folder answer it with one search per
+    /// entity; the default reads the whole records.
+    async fn slots_in(
+        &self,
+        group: &GroupId,
+        member: &MemberId,
+        ids: &[EntityId],
+    ) -> Result<BTreeMap<EntityId, ReplicaSlot>> {
+        Ok(self
+            .entities(group, ids)
+            .await?
+            .into_iter()
+            .filter_map(|mut r| r.replicas.remove(member).map(|slot| (r.id, slot)))
+            .collect())
+    }
+
     /// One page of entity ids in id order, starting after `after`; for full scans (a new member's
     /// initial sync) without loading everything at once.
     async fn entity_ids(&self, group: &GroupId, after: Option<&EntityId>, limit: usize) -> Result<Vec<EntityId>>;

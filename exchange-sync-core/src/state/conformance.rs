@@ -66,6 +66,7 @@ macro_rules! state_conformance_tests {
             tombstone_goes_with_its_last_copy,
             remove_replica_is_idempotent,
             known_and_looked_up_items,
+            slots_in_one_folder,
             replica_count_counts_present_copies,
             entity_ids_page_in_id_order,
             match_keys_follow_entities,
@@ -125,6 +126,15 @@ impl<S: StateStore, G: Send + Sync> StateStore for Guarded<S, G> {
 
     async fn entities(&self, group: &GroupId, ids: &[EntityId]) -> crate::Result<Vec<EntityRecord>> {
         self.store.entities(group, ids).await
+    }
+
+    async fn slots_in(
+        &self,
+        group: &GroupId,
+        member: &MemberId,
+        ids: &[EntityId],
+    ) -> crate::Result<std::collections::BTreeMap<EntityId, ReplicaSlot>> {
+        self.store.slots_in(group, member, ids).await
     }
 
     async fn entity_ids(
@@ -881,6 +891,25 @@ pub async fn known_and_looked_up_items(store: impl StateStore) {
         vec![("a1".into(), "av1".into(), Some("e1".into())), ("mine".into(), "mv1".into(), None)],
         "a user's own items are found among many ids too"
     );
+}
+
+/// `slots_in` answers one folder's slots, the same as the whole records hold: present and
+/// opted-out slots, nothing for entities without a slot there or unknown ones.
+pub async fn slots_in_one_folder(store: impl StateStore) {
+    let g = group();
+    populate(&store, &g).await;
+    let ids = [eid("e2"), eid("nope"), eid("e1"), eid("e1")];
+    let records = store.entities(&g, &ids).await.unwrap();
+    for member in [hub(), alice(), bob(), MemberId::new("carol")] {
+        let expected: std::collections::BTreeMap<EntityId, ReplicaSlot> =
+            records.iter().filter_map(|r| r.replicas.get(&member).map(|slot| (r.id.clone(), slot.clone()))).collect();
+        assert_eq!(store.slots_in(&g, &member, &ids).await.unwrap(), expected, "slots in {member}");
+    }
+    let alice_slots = store.slots_in(&g, &alice(), &ids).await.unwrap();
+    assert_eq!(alice_slots.get(&eid("e2")), Some(&ReplicaSlot::OptedOut));
+    assert_eq!(alice_slots.get(&eid("e1")).and_then(ReplicaSlot::replica).map(|r| r.item_id.as_str()), Some("a1"));
+    assert!(store.slots_in(&g, &bob(), &[eid("e2")]).await.unwrap().is_empty());
+    assert!(store.slots_in(&GroupId::new("other"), &alice(), &ids).await.unwrap().is_empty());
 }
 
 /// `replica_count` counts present copies only: not opted-out slots, not foreign items.

@@ -933,6 +933,35 @@ impl StateStore for SqliteStore {
         self.read_consistent(move |conn| load_entities(conn, &group, &ids)).await
     }
 
+    async fn slots_in(
+        &self,
+        group: &GroupId,
+        member: &MemberId,
+        ids: &[EntityId],
+    ) -> Result<BTreeMap<EntityId, ReplicaSlot>> {
+        let group = group.clone();
+        let member = member.clone();
+        let ids = ids.to_vec();
+        self.read_consistent(move |conn| {
+            let count = ids.len();
+            let what = || format!("slots of {count} entities in member {member} of group {group}");
+            let mut stmt = conn.prepare_cached(FOLDER_REPLICA).map_err(read_err(what()))?;
+            let mut out = BTreeMap::new();
+            for id in ids {
+                let row = stmt
+                    .query_row(params![group.as_str(), member.as_str(), id.as_str()], folder_replica_row)
+                    .optional()
+                    .map_err(read_err(what()))?;
+                if let Some((_, row)) = row {
+                    let slot = row.into_slot(id.as_str(), &member)?;
+                    out.insert(id, slot);
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
     async fn entity_ids(&self, group: &GroupId, after: Option<&EntityId>, limit: usize) -> Result<Vec<EntityId>> {
         let group = group.clone();
         let after = after.cloned();
