@@ -235,3 +235,109 @@ async fn deleting_an_orphan_duplicate_keeps_the_live_replica() {
     assert!(f.alice.item(&orphan).is_none());
     assert_eq!(replica(&f, 1, "alice").await, Some(live), "the live copy's replica is kept");
 }
+
+/// A connector that checks, before each create request, that the state store already holds the
+/// intent of every item in it: what crash recovery relies on, whatever the executor overlaps.
+struct IntentChecking {
+    inner: Arc<dyn Connector>,
+    store: exchange_sync_core::state::sqlite::SqliteStore,
+    group: SyncGroup,
+    member: MemberId,
+    checked: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl Connector for IntentChecking {
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+    fn capabilities(&self) -> exchange_sync_core::Capabilities {
+        self.inner.capabilities()
+    }
+    async fn changes(
+        &self,
+        token: Option<&exchange_sync_core::SyncToken>,
+    ) -> exchange_sync_core::Result<exchange_sync_core::ChangePage> {
+        self.inner.changes(token).await
+    }
+    async fn list(
+        &self,
+        cursor: Option<&exchange_sync_core::PageCursor>,
+    ) -> exchange_sync_core::Result<exchange_sync_core::ListPage> {
+        self.inner.list(cursor).await
+    }
+    async fn get(
+        &self,
+        ids: &[exchange_sync_core::ItemId],
+    ) -> exchange_sync_core::Result<exchange_sync_core::BatchResult<exchange_sync_core::FetchedItem>> {
+        self.inner.get(ids).await
+    }
+    async fn create(
+        &self,
+        items: &[exchange_sync_core::NewItem],
+    ) -> exchange_sync_core::Result<exchange_sync_core::BatchResult<exchange_sync_core::ItemVersion>> {
+        let pending = self.store.pending_creates(&self.group.id).await.unwrap();
+        for item in items {
+            assert!(
+                pending.iter().any(|p| p.member == self.member && p.origin == item.origin),
+                "create of {:?} sent before its intent was durable",
+                item.origin
+            );
+        }
+        self.checked.fetch_add(items.len(), std::sync::atomic::Ordering::Relaxed);
+        self.inner.create(items).await
+    }
+    async fn update(
+        &self,
+        updates: &[exchange_sync_core::ItemUpdate],
+    ) -> exchange_sync_core::Result<exchange_sync_core::BatchResult<exchange_sync_core::ItemVersion>> {
+        self.inner.update(updates).await
+    }
+    async fn delete(
+        &self,
+        items: &[exchange_sync_core::ItemDelete],
+    ) -> exchange_sync_core::Result<exchange_sync_core::BatchResult<()>> {
+        self.inner.delete(items).await
+    }
+    async fn find_by_origin(
+        &self,
+        origins: &[OriginStamp],
+    ) -> exchange_sync_core::Result<Vec<exchange_sync_core::FetchedItem>> {
+        self.inner.find_by_origin(origins).await
+    }
+    async fn watch(
+        &self,
+    ) -> exchange_sync_core::Result<futures::stream::BoxStream<'static, exchange_sync_core::ChangeHint>> {
+        self.inner.watch().await
+    }
+}
+
+/// Many windows of creates against the SQLite store (whose commits run on another thread and
+/// may overlap the requests): every request goes out after its intents are durable, and in the
+/// end every copy is recorded and no intent is left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_create_request_follows_its_durable_intents() {
+    let f = fixture();
+    let store = exchange_sync_core::state::sqlite::SqliteStore::open_in_memory().await.unwrap();
+    let checking = Arc::new(IntentChecking {
+        inner: f.alice.shared(),
+        store: store.clone(),
+        group: f.group.clone(),
+        member: MemberId::new("alice"),
+        checked: 0.into(),
+    });
+    let connectors: BTreeMap<MemberId, Arc<dyn Connector>> =
+        [(MemberId::new("hub"), f.hub.shared()), (MemberId::new("alice"), checking.clone() as Arc<dyn Connector>)]
+            .into();
+    let n = 1000;
+    let plan = Plan {
+        state: (0..n).map(put_entity).collect(),
+        actions: (0..n).map(|i| create(&f, i, "alice")).collect(),
+        conflicts: vec![],
+    };
+    let report = Executor::new(&f.group, &store, &connectors, options()).execute(plan).await.unwrap();
+    assert_eq!(report.members[&MemberId::new("alice")].created, n);
+    assert_eq!(checking.checked.load(std::sync::atomic::Ordering::Relaxed), n);
+    assert!(store.pending_creates(&f.group.id).await.unwrap().is_empty());
+    assert_eq!(store.replica_count(&f.group.id, &MemberId::new("alice")).await.unwrap(), n);
+}
