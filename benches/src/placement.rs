@@ -8,20 +8,25 @@
 //!
 //! Linux only (it sets thread affinities); elsewhere the option changes nothing.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
-static SPLIT: AtomicBool = AtomicBool::new(false);
+/// The number of cores split between the sides; 0 while the cores are not split. Counted once,
+/// before the first thread is pinned: afterwards `available_parallelism` answers the calling
+/// thread's own share (it follows the affinity mask), which would leave a thread pinned to the
+/// client's core unable to move to the server's.
+static SPLIT_CORES: AtomicUsize = AtomicUsize::new(0);
 
 /// Splits the cores between the emulator and the rest from now on, and moves the calling
 /// thread to the client's cores. Call before any runtime starts: threads inherit it.
 pub fn split_cores() {
-    SPLIT.store(true, Ordering::Relaxed);
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    SPLIT_CORES.store(cores, Ordering::Relaxed);
     pin(Side::Client);
 }
 
 /// Whether the cores are split.
 pub fn is_split() -> bool {
-    SPLIT.load(Ordering::Relaxed)
+    SPLIT_CORES.load(Ordering::Relaxed) > 0
 }
 
 /// Which side of the split a thread belongs to.
@@ -50,7 +55,7 @@ pub fn pin(side: Side) {
 #[cfg(target_os = "linux")]
 #[allow(unsafe_code)]
 fn set_affinity(side: Side) {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let cores = SPLIT_CORES.load(Ordering::Relaxed);
     if cores < 2 {
         return;
     }
