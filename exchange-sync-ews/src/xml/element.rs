@@ -9,8 +9,6 @@
 //! and nesting depth.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::OnceLock;
 
 use quick_xml::events::{BytesStart, Event};
@@ -263,41 +261,10 @@ const KNOWN_NAMES: &[&str] = &[
     "faultstring",
 ];
 
-/// The hash of the name table: words combined by multiply and rotate (as rustc's FxHash). Names are
-/// short and trusted (the table's keys), and a lookup must cost less than the allocation it saves;
-/// the standard library's SipHash would eat most of the gain.
-#[derive(Default)]
-struct NameHasher(u64);
-
-impl NameHasher {
-    fn add(&mut self, word: u64) {
-        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x517c_c1b7_2722_0a95);
-    }
-}
-
-impl Hasher for NameHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        // With the length (hashed before), the first and the last eight bytes tell names apart well
-        // enough; hashing them costs the same for any length.
-        match (bytes.first_chunk::<8>(), bytes.last_chunk::<8>()) {
-            (Some(first), Some(last)) => {
-                self.add(u64::from_le_bytes(*first));
-                self.add(u64::from_le_bytes(*last));
-            }
-            _ => self.add(bytes.iter().fold(0, |word, b| (word << 8) | u64::from(*b))),
-        }
-    }
-
-    fn write_usize(&mut self, n: usize) {
-        self.add(n as u64);
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
-type NameTable = HashMap<&'static [u8], &'static str, BuildHasherDefault<NameHasher>>;
+/// The known names by their bytes. FxHash (the compiler's hash): names are short and trusted (the
+/// table's keys), and a lookup must cost less than the allocation it saves, which the standard
+/// library's SipHash would not.
+type NameTable = rustc_hash::FxHashMap<&'static [u8], &'static str>;
 
 fn known_names() -> &'static NameTable {
     static TABLE: OnceLock<NameTable> = OnceLock::new();
