@@ -834,6 +834,28 @@ fn folder_replica_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(String, Replic
     ))
 }
 
+/// One folder's slots of `ids` (entities without a slot there are left out), one search each.
+fn folder_slots(
+    conn: &Connection,
+    group: &GroupId,
+    member: &MemberId,
+    ids: &[EntityId],
+) -> Result<BTreeMap<EntityId, ReplicaSlot>> {
+    let what = || format!("slots of {} entities in member {member} of group {group}", ids.len());
+    let mut stmt = conn.prepare_cached(FOLDER_REPLICA).map_err(read_err(what()))?;
+    let mut out = BTreeMap::new();
+    for id in ids {
+        let row = stmt
+            .query_row(params![group.as_str(), member.as_str(), id.as_str()], folder_replica_row)
+            .optional()
+            .map_err(read_err(what()))?;
+        if let Some((_, row)) = row {
+            out.insert(id.clone(), row.into_slot(id.as_str(), member)?);
+        }
+    }
+    Ok(out)
+}
+
 /// Loads the records of `ids` (distinct; the missing ones are left out), in the order given.
 ///
 /// Replicas are keyed folder first, so they are read folder by folder: over the span from the
@@ -860,7 +882,7 @@ fn load_entities(conn: &Connection, group: &GroupId, ids: &[EntityId]) -> Result
         }
     }
     let (Some(low), Some(high)) =
-        (records.iter().map(|r| r.id.clone()).min(), records.iter().map(|r| r.id.clone()).max())
+        (records.iter().map(|r| &r.id).min().cloned(), records.iter().map(|r| &r.id).max().cloned())
     else {
         return Ok(records);
     };
@@ -878,34 +900,26 @@ fn load_entities(conn: &Connection, group: &GroupId, ids: &[EntityId]) -> Result
         .map_err(read_err(what()))?;
     let index: std::collections::HashMap<String, usize> =
         records.iter().enumerate().map(|(i, r)| (r.id.as_str().to_owned(), i)).collect();
-    let mut rows: Vec<(String, ReplicaRow)> = Vec::new();
+    let found: Vec<EntityId> = records.iter().map(|r| r.id.clone()).collect();
     for folder in folders {
-        rows.clear();
-        if dense {
-            conn.prepare_cached(FOLDER_REPLICAS_BETWEEN)
-                .and_then(|mut s| {
-                    rows.extend(
-                        s.query_map(params![g, folder, low, high], folder_replica_row)?
-                            .collect::<rusqlite::Result<Vec<_>>>()?,
-                    );
-                    Ok(())
-                })
+        let member = MemberId::new(folder);
+        // Slots by position in `records`.
+        let slots: Vec<(usize, ReplicaSlot)> = if dense {
+            let rows: Vec<(String, ReplicaRow)> = conn
+                .prepare_cached(FOLDER_REPLICAS_BETWEEN)
+                .and_then(|mut s| s.query_map(params![g, member.as_str(), low, high], folder_replica_row)?.collect())
                 .map_err(read_err(what()))?;
+            rows.into_iter()
+                // A dense span also holds entities that were not asked for.
+                .filter_map(|(entity, row)| index.get(&entity).map(|&i| Ok((i, row.into_slot(&entity, &member)?))))
+                .collect::<Result<_>>()?
         } else {
-            let mut stmt = conn.prepare_cached(FOLDER_REPLICA).map_err(read_err(what()))?;
-            for record in &records {
-                let row = stmt
-                    .query_row(params![g, folder, record.id.as_str()], folder_replica_row)
-                    .optional()
-                    .map_err(read_err(what()))?;
-                rows.extend(row);
-            }
-        }
-        let member = MemberId::new(folder.as_str());
-        for (entity, row) in rows.drain(..) {
-            // A dense span also holds entities that were not asked for.
-            let Some(&i) = index.get(&entity) else { continue };
-            let slot = row.into_slot(&entity, &member)?;
+            folder_slots(conn, group, &member, &found)?
+                .into_iter()
+                .filter_map(|(entity, slot)| index.get(entity.as_str()).map(|&i| (i, slot)))
+                .collect()
+        };
+        for (i, slot) in slots {
             records[i].replicas.insert(member.clone(), slot);
         }
     }
@@ -942,24 +956,7 @@ impl StateStore for SqliteStore {
         let group = group.clone();
         let member = member.clone();
         let ids = ids.to_vec();
-        self.read_consistent(move |conn| {
-            let count = ids.len();
-            let what = || format!("slots of {count} entities in member {member} of group {group}");
-            let mut stmt = conn.prepare_cached(FOLDER_REPLICA).map_err(read_err(what()))?;
-            let mut out = BTreeMap::new();
-            for id in ids {
-                let row = stmt
-                    .query_row(params![group.as_str(), member.as_str(), id.as_str()], folder_replica_row)
-                    .optional()
-                    .map_err(read_err(what()))?;
-                if let Some((_, row)) = row {
-                    let slot = row.into_slot(id.as_str(), &member)?;
-                    out.insert(id, slot);
-                }
-            }
-            Ok(out)
-        })
-        .await
+        self.read_consistent(move |conn| folder_slots(conn, &group, &member, &ids)).await
     }
 
     async fn entity_ids(&self, group: &GroupId, after: Option<&EntityId>, limit: usize) -> Result<Vec<EntityId>> {
