@@ -289,12 +289,24 @@ where
 fn prepare(mut conn: Connection, location: &str) -> Result<Connection> {
     let pragma = |e| Error::state(format!("cannot configure state database {location}"), e);
     // Wait for another connection's write (another process on the same file) rather than fail.
-    conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(pragma)?;
+    let busy_timeout = std::time::Duration::from_secs(5);
+    conn.busy_timeout(busy_timeout).map_err(pragma)?;
     // WAL: readers do not block the writer and a commit is one append. An in-memory database
     // answers "memory", which is fine; a file system without shared memory (some network
-    // shares) keeps the rollback journal, which is correct but slower.
-    let mode =
-        conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get::<_, String>(0)).map_err(pragma)?;
+    // shares) keeps the rollback journal, which is correct but slower. Switching a new file to
+    // WAL while another connection migrates it answers "busy" at once (SQLite does not wait
+    // there, to avoid a deadlock), so the switch is retried within the busy timeout.
+    let deadline = std::time::Instant::now() + busy_timeout;
+    let mode = loop {
+        match conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get::<_, String>(0)) {
+            Err(rusqlite::Error::SqliteFailure(f, _))
+                if f.code == rusqlite::ErrorCode::DatabaseBusy && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            other => break other.map_err(pragma)?,
+        }
+    };
     if !mode.eq_ignore_ascii_case("wal") && !mode.eq_ignore_ascii_case("memory") {
         tracing::warn!(database = location, journal_mode = %mode, "state database could not switch to WAL mode");
     }
