@@ -149,7 +149,12 @@ const HEAVY: &[&str] = &["Body", "MimeContent", "Attachments", "UniqueBody", "No
 /// Writes one item (as `t:Contact`, `t:CalendarItem`, ...) for a shape.
 pub fn write_item(out: &mut String, mb: &Mailbox, item: &Item, shape: &Shape, ctx: Context) {
     let mut fields: Vec<Element> = Vec::new();
-    let server = server_fields(mb, item);
+    // An IdOnly shape that names no item field needs only the id: computing the other server
+    // properties (sizes, formatted dates) for every change of a large sync page would be most of
+    // its cost.
+    let needs_server_fields =
+        shape.base != BaseShape::IdOnly || shape.additional.iter().any(|p| matches!(p, PropertyPath::Field { .. }));
+    let server = if needs_server_fields { server_fields(mb, item) } else { vec![item_id_element(mb.index, item)] };
     match shape.base {
         BaseShape::IdOnly => fields.push(server[0].clone()),
         BaseShape::Default | BaseShape::AllProperties => {
