@@ -101,8 +101,7 @@ impl EntityId {
             hasher.update(part.as_bytes());
         }
         let digest = hasher.finalize();
-        let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
-        EntityId::from(hex)
+        EntityId::from(hex::encode(&digest[..16]))
     }
 }
 

@@ -281,7 +281,7 @@ impl ContentHash {
 
     /// Lower-case hex.
     pub fn to_hex(&self) -> String {
-        self.0.iter().map(|b| format!("{b:02x}")).collect()
+        hex::encode(self.0)
     }
 
     /// Parses lower- or upper-case hex as written by [`ContentHash::to_hex`].
@@ -306,19 +306,13 @@ mod hex32 {
     use serde::{Deserialize, Deserializer, Serializer, de::Error};
 
     pub fn parse(hex: &str) -> Option<[u8; 32]> {
-        if hex.len() != 64 || !hex.is_ascii() {
-            return None;
-        }
         let mut out = [0u8; 32];
-        for (i, byte) in out.iter_mut().enumerate() {
-            *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok()?;
-        }
+        hex::decode_to_slice(hex, &mut out).ok()?;
         Some(out)
     }
 
     pub fn serialize<S: Serializer>(bytes: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
-        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-        s.serialize_str(&hex)
+        s.serialize_str(&hex::encode(bytes))
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 32], D::Error> {
