@@ -546,6 +546,27 @@ pub async fn foreign_item_joining_the_group(store: impl StateStore) {
     )
     .await;
     assert_eq!(sorted(store.known_items(&g, &alice()).await.unwrap()), vec![("x".into(), "3".into(), None)]);
+
+    // Within one transaction: a copy written while the folder has no item of a user's own yet,
+    // then an item recorded as the user's own, then that item joining the group.
+    let b = contact("Bea");
+    let c = contact("Cem");
+    apply(
+        &store,
+        &g,
+        vec![
+            put_entity("e2", Some(b.clone()), None),
+            put_entity("e3", Some(c.clone()), None),
+            put_replica("e2", bob(), present("b", "1", &b, Ownership::Created)),
+            StateWrite::PutForeign { member: bob(), id: iid("c"), version: Version::new("1") },
+            put_replica("e3", bob(), present("c", "2", &c, Ownership::Adopted)),
+        ],
+    )
+    .await;
+    assert_eq!(
+        sorted(store.known_items(&g, &bob()).await.unwrap()),
+        vec![("b".into(), "1".into(), Some("e2".into())), ("c".into(), "2".into(), Some("e3".into()))]
+    );
 }
 
 /// Tokens and member statuses are stored per folder, replaced, and cleared.

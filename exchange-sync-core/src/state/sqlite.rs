@@ -450,6 +450,32 @@ const REMOVE_ENTITY_REPLICAS: &str = with_folders!(
 /// Whether an entity exists (a replica needs one).
 const ENTITY_EXISTS: &str = "SELECT 1 FROM entities WHERE group_id = ?1 AND entity_id = ?2";
 
+/// Whether a folder has any item recorded as a user's own.
+const HAS_FOREIGN_ITEMS: &str = "SELECT EXISTS (SELECT 1 FROM foreign_items WHERE group_id = ?1 AND member_id = ?2)";
+
+/// A folder's item stops being a user's own (it became a replica, or it went).
+const REMOVE_FOREIGN: &str = "DELETE FROM foreign_items WHERE group_id = ?1 AND member_id = ?2 AND item_id = ?3";
+
+/// A replica, written over the folder's slot of the entity.
+const PUT_REPLICA: &str = "
+    INSERT INTO replicas
+        (group_id, entity_id, member_id, slot, item_id, version, content_hash, ownership, ignored_base)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+    ON CONFLICT (group_id, member_id, entity_id) DO UPDATE SET
+        slot = excluded.slot, item_id = excluded.item_id, version = excluded.version,
+        content_hash = excluded.content_hash, ownership = excluded.ownership,
+        ignored_base = excluded.ignored_base";
+
+/// A create intent, recorded before its request is sent.
+const PUT_PENDING: &str = "
+    INSERT INTO pending_creates (group_id, entity_id, member_id, origin, recorded_at)
+    VALUES (?1, ?2, ?3, ?4, ?5)
+    ON CONFLICT (group_id, entity_id, member_id) DO UPDATE SET
+        origin = excluded.origin, recorded_at = excluded.recorded_at";
+
+/// A create intent whose outcome is recorded.
+const REMOVE_PENDING: &str = "DELETE FROM pending_creates WHERE group_id = ?1 AND entity_id = ?2 AND member_id = ?3";
+
 /// How many entities lie between two ids (both included): tells whether reading a folder's
 /// replicas over that span reads mostly the entities asked for.
 const ENTITY_SPAN: &str = "SELECT COUNT(*) FROM entities WHERE group_id = ?1 AND entity_id BETWEEN ?2 AND ?3";
@@ -515,6 +541,9 @@ const LOOKUPS: &[(&str, &str)] = &[
     ("MEMBER_TOMBSTONES_GONE", MEMBER_TOMBSTONES_GONE),
     ("REMOVE_ENTITY_REPLICAS", REMOVE_ENTITY_REPLICAS),
     ("ENTITY_EXISTS", ENTITY_EXISTS),
+    ("HAS_FOREIGN_ITEMS", HAS_FOREIGN_ITEMS),
+    ("REMOVE_FOREIGN", REMOVE_FOREIGN),
+    ("REMOVE_PENDING", REMOVE_PENDING),
     ("ENTITY_SPAN", ENTITY_SPAN),
     ("FOLDER_REPLICAS_BETWEEN", FOLDER_REPLICAS_BETWEEN),
     ("FOLDER_REPLICA", FOLDER_REPLICA),
@@ -622,20 +651,101 @@ fn apply_tx(conn: &mut Connection, location: &str, group: &GroupId, tx: StateTra
     let sql = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(|e| Error::state(format!("cannot start a transaction for group {group} in {location}"), e))?;
+    let mut statements = TxStatements::new(&sql);
     for write in &tx.writes {
-        apply_write(&sql, group, write)
+        apply_write(&sql, &mut statements, group, write)
             .map_err(|e| Error::state(format!("cannot {} in group {group}", describe(write)), e))
             .and_then(|refusal| match refusal {
                 Some(message) => Err(refused(message)),
                 None => Ok(()),
             })?;
     }
+    drop(statements);
     // Dropping the transaction without commit (on any error above) rolls it back.
     sql.commit().map_err(|e| Error::state(format!("cannot commit a transaction for group {group} in {location}"), e))
 }
 
+/// The statements a transaction runs for every copy, prepared once per transaction, and what it
+/// learned about folders along the way.
+///
+/// A fan-out writes millions of copies, each with a few statements. Fetched from the
+/// connection's statement cache one by one, every statement hashed its whole SQL text, which cost
+/// about a tenth of the state writes; and most folders have no item of a user's own, so the
+/// transaction asks once per folder instead of deleting one for every copy.
+struct TxStatements<'c> {
+    conn: &'c Connection,
+    prepared: [Option<rusqlite::CachedStatement<'c>>; Frequent::ALL.len()],
+    /// Folders (member ids) with or without items of a user's own, as far as this transaction knows.
+    has_foreign_items: std::collections::HashMap<String, bool>,
+}
+
+/// The statements [`TxStatements`] holds.
+#[derive(Debug, Clone, Copy)]
+enum Frequent {
+    EntityExists,
+    HasForeignItems,
+    RemoveForeign,
+    PutReplica,
+    PutPending,
+    RemovePending,
+}
+
+impl Frequent {
+    const ALL: [Frequent; 6] = [
+        Frequent::EntityExists,
+        Frequent::HasForeignItems,
+        Frequent::RemoveForeign,
+        Frequent::PutReplica,
+        Frequent::PutPending,
+        Frequent::RemovePending,
+    ];
+
+    fn sql(self) -> &'static str {
+        match self {
+            Frequent::EntityExists => ENTITY_EXISTS,
+            Frequent::HasForeignItems => HAS_FOREIGN_ITEMS,
+            Frequent::RemoveForeign => REMOVE_FOREIGN,
+            Frequent::PutReplica => PUT_REPLICA,
+            Frequent::PutPending => PUT_PENDING,
+            Frequent::RemovePending => REMOVE_PENDING,
+        }
+    }
+}
+
+impl<'c> TxStatements<'c> {
+    fn new(conn: &'c Connection) -> Self {
+        TxStatements { conn, prepared: Default::default(), has_foreign_items: Default::default() }
+    }
+
+    /// The prepared statement `which`.
+    fn get(&mut self, which: Frequent) -> rusqlite::Result<&mut rusqlite::CachedStatement<'c>> {
+        let entry = &mut self.prepared[which as usize];
+        let statement = match entry.take() {
+            Some(statement) => statement,
+            None => self.conn.prepare_cached(which.sql())?,
+        };
+        Ok(entry.insert(statement))
+    }
+
+    /// Whether `member` of `group` may have an item recorded as a user's own.
+    fn has_foreign_items(&mut self, group: &str, member: &MemberId) -> rusqlite::Result<bool> {
+        if let Some(known) = self.has_foreign_items.get(member.as_str()) {
+            return Ok(*known);
+        }
+        let any: bool =
+            self.get(Frequent::HasForeignItems)?.query_row(params![group, member.as_str()], |row| row.get(0))?;
+        self.has_foreign_items.insert(member.as_str().to_owned(), any);
+        Ok(any)
+    }
+}
+
 /// Applies one write. `Ok(Some(reason))` when the store's rules refuse it.
-fn apply_write(tx: &Transaction<'_>, group: &GroupId, write: &StateWrite) -> rusqlite::Result<Option<String>> {
+fn apply_write(
+    tx: &Transaction<'_>,
+    statements: &mut TxStatements<'_>,
+    group: &GroupId,
+    write: &StateWrite,
+) -> rusqlite::Result<Option<String>> {
     let g = group.as_str();
     match write {
         StateWrite::PutEntity { id, base, match_key } => {
@@ -656,8 +766,8 @@ fn apply_write(tx: &Transaction<'_>, group: &GroupId, write: &StateWrite) -> rus
                 ReplicaSlot::Present(r) => ("present", Some(r)),
                 ReplicaSlot::OptedOut => ("opted_out", None),
             };
-            if tx
-                .prepare_cached(ENTITY_EXISTS)?
+            if statements
+                .get(Frequent::EntityExists)?
                 .query_row(params![g, entity.as_str()], |_| Ok(()))
                 .optional()?
                 .is_none()
@@ -666,35 +776,26 @@ fn apply_write(tx: &Transaction<'_>, group: &GroupId, write: &StateWrite) -> rus
                     "cannot put a replica of unknown entity {entity} in member {member} of group {group}"
                 )));
             }
-            if let Some(r) = replica {
+            if let Some(r) = replica
+                && statements.has_foreign_items(g, member)?
+            {
                 // The item joins the group: it is no longer a user's own item.
-                tx.prepare_cached("DELETE FROM foreign_items WHERE group_id = ?1 AND member_id = ?2 AND item_id = ?3")?
-                    .execute(params![g, member.as_str(), r.item_id.as_str()])?;
+                statements.get(Frequent::RemoveForeign)?.execute(params![g, member.as_str(), r.item_id.as_str()])?;
             }
             // That an item is the replica of one entity only is the unique index's rule: SQLite
             // checks it as it writes, instead of a lookup before every write (a fan-out puts
             // millions of replicas).
-            let written = tx
-                .prepare_cached(
-                    "INSERT INTO replicas
-                    (group_id, entity_id, member_id, slot, item_id, version, content_hash, ownership, ignored_base)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
-                 ON CONFLICT (group_id, member_id, entity_id) DO UPDATE SET
-                    slot = excluded.slot, item_id = excluded.item_id, version = excluded.version,
-                    content_hash = excluded.content_hash, ownership = excluded.ownership,
-                    ignored_base = excluded.ignored_base",
-                )?
-                .execute(params![
-                    g,
-                    entity.as_str(),
-                    member.as_str(),
-                    slot_name,
-                    replica.map(|r| r.item_id.as_str()),
-                    replica.map(|r| r.version.as_str()),
-                    replica.map(|r| r.hash.to_hex()),
-                    replica.map(|r| ownership_name(r.ownership)),
-                    replica.and_then(|r| r.ignored_base.map(|h| h.to_hex())),
-                ]);
+            let written = statements.get(Frequent::PutReplica)?.execute(params![
+                g,
+                entity.as_str(),
+                member.as_str(),
+                slot_name,
+                replica.map(|r| r.item_id.as_str()),
+                replica.map(|r| r.version.as_str()),
+                replica.map(|r| r.hash.to_hex()),
+                replica.map(|r| ownership_name(r.ownership)),
+                replica.and_then(|r| r.ignored_base.map(|h| h.to_hex())),
+            ]);
             if let Err(e) = written {
                 return match (constraint(&e), replica) {
                     (Some(rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE), Some(r)) => {
@@ -738,10 +839,10 @@ fn apply_write(tx: &Transaction<'_>, group: &GroupId, write: &StateWrite) -> rus
                  ON CONFLICT (group_id, member_id, item_id) DO UPDATE SET version = excluded.version",
             )?
             .execute(params![g, member.as_str(), id.as_str(), version.as_str()])?;
+            statements.has_foreign_items.insert(member.as_str().to_owned(), true);
         }
         StateWrite::RemoveForeign { member, id } => {
-            tx.prepare_cached("DELETE FROM foreign_items WHERE group_id = ?1 AND member_id = ?2 AND item_id = ?3")?
-                .execute(params![g, member.as_str(), id.as_str()])?;
+            statements.get(Frequent::RemoveForeign)?.execute(params![g, member.as_str(), id.as_str()])?;
         }
         StateWrite::SetToken { member, token: Some(token) } => {
             tx.prepare_cached(
@@ -770,13 +871,7 @@ fn apply_write(tx: &Transaction<'_>, group: &GroupId, write: &StateWrite) -> rus
             ])?;
         }
         StateWrite::PutPending(p) => {
-            tx.prepare_cached(
-                "INSERT INTO pending_creates (group_id, entity_id, member_id, origin, recorded_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5)
-                 ON CONFLICT (group_id, entity_id, member_id) DO UPDATE SET
-                    origin = excluded.origin, recorded_at = excluded.recorded_at",
-            )?
-            .execute(params![
+            statements.get(Frequent::PutPending)?.execute(params![
                 g,
                 p.entity.as_str(),
                 p.member.as_str(),
@@ -785,8 +880,7 @@ fn apply_write(tx: &Transaction<'_>, group: &GroupId, write: &StateWrite) -> rus
             ])?;
         }
         StateWrite::RemovePending { entity, member } => {
-            tx.prepare_cached("DELETE FROM pending_creates WHERE group_id = ?1 AND entity_id = ?2 AND member_id = ?3")?
-                .execute(params![g, entity.as_str(), member.as_str()])?;
+            statements.get(Frequent::RemovePending)?.execute(params![g, entity.as_str(), member.as_str()])?;
         }
         StateWrite::AddConflict(c) => {
             let record = serde_json::to_string(&c).map_err(json_err)?;
