@@ -150,12 +150,6 @@ enum CopyState<'w> {
     },
 }
 
-/// An action with the position of its folder (actions sort by folder, then entity).
-struct Pending {
-    folder: usize,
-    action: Action,
-}
-
 struct Planner<'a> {
     group: &'a SyncGroup,
     input: &'a PlanInput,
@@ -176,7 +170,10 @@ struct Planner<'a> {
     foreign: Vec<(usize, StateWrite)>,
     /// Sync tokens to store with this plan.
     tokens: Vec<(usize, StateWrite)>,
-    actions: Vec<Pending>,
+    /// Actions per folder position (a plan lists them by folder, then entity). Kept apart per
+    /// folder: a fan-out plans a million of them, and one list grown and sorted whole cost a
+    /// tenth of the planning time in copying and page faults.
+    actions: Vec<Vec<Action>>,
     conflicts: Vec<ConflictRecord>,
 }
 
@@ -208,6 +205,7 @@ impl<'a> Planner<'a> {
             work.insert(id.clone(), Work { record: Cow::Borrowed(record), new_in: None, seen: BTreeMap::new() });
         }
         let new_items = folders.iter().map(|_| Vec::new()).collect();
+        let actions = folders.iter().map(|_| Vec::new()).collect();
         Planner {
             group,
             input,
@@ -220,7 +218,7 @@ impl<'a> Planner<'a> {
             state: Vec::new(),
             foreign: Vec::new(),
             tokens: Vec::new(),
-            actions: Vec::new(),
+            actions,
             conflicts: Vec::new(),
         }
     }
@@ -753,7 +751,7 @@ impl<'a> Planner<'a> {
     }
 
     fn push_action(&mut self, folder: usize, action: Action) {
-        self.actions.push(Pending { folder, action });
+        self.actions[folder].push(action);
     }
 
     /// Rule 2 (and an entity already being deleted): delete every present copy, except a one-way
@@ -866,13 +864,8 @@ impl<'a> Planner<'a> {
     /// The mass-delete guard, then the plan in its deterministic order.
     fn finish(mut self) -> Result<Plan> {
         if !self.input.allow_mass_delete {
-            let mut deletes = vec![0usize; self.folders.len()];
-            for p in &self.actions {
-                if matches!(p.action, Action::Delete { .. }) {
-                    deletes[p.folder] += 1;
-                }
-            }
-            for (fi, &would_delete) in deletes.iter().enumerate() {
+            for (fi, actions) in self.actions.iter().enumerate() {
+                let would_delete = actions.iter().filter(|a| matches!(a, Action::Delete { .. })).count();
                 let member = self.folders[fi].id;
                 let total = self.input.folder_sizes.get(member).copied().unwrap_or(0);
                 let limit = self.group.mass_delete_guard.limit(total);
@@ -887,11 +880,16 @@ impl<'a> Planner<'a> {
                 }
             }
         }
-        self.actions.sort_by(|a, b| (a.folder, a.action.entity()).cmp(&(b.folder, b.action.entity())));
+        let mut actions = Vec::with_capacity(self.actions.iter().map(Vec::len).sum());
+        for mut folder in self.actions {
+            // Entities are decided in id order, so this is mostly a pass over sorted runs.
+            folder.sort_by(|a, b| a.entity().cmp(b.entity()));
+            actions.append(&mut folder);
+        }
         self.foreign.sort_by_key(|(fi, _)| *fi);
         let mut state = self.state;
         state.extend(self.foreign.into_iter().map(|(_, w)| w));
         state.extend(self.tokens.into_iter().map(|(_, w)| w));
-        Ok(Plan { state, actions: self.actions.into_iter().map(|p| p.action).collect(), conflicts: self.conflicts })
+        Ok(Plan { state, actions, conflicts: self.conflicts })
     }
 }
