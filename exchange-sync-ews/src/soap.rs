@@ -47,7 +47,9 @@ impl Impersonation {
 /// Wraps a request body (one `m:` element, as the [`crate::operation`] builders make) into an envelope
 /// with the version and impersonation headers: exactly what the client sends.
 pub fn envelope(version: ExchangeVersion, impersonation: Option<&Impersonation>, body: &str) -> String {
-    let mut w = XmlWriter::new();
+    // The header, with an impersonated address, stays well under this.
+    const ENVELOPE: usize = 1024;
+    let mut w = XmlWriter::with_capacity(body.len() + ENVELOPE);
     w.raw(r#"<?xml version="1.0" encoding="utf-8"?>"#);
     w.open("soap:Envelope", &[("xmlns:soap", NS_SOAP), ("xmlns:t", NS_TYPES), ("xmlns:m", NS_MESSAGES)]);
     w.open("soap:Header", &[]).empty("t:RequestServerVersion", &[("Version", version.as_str())]);

@@ -118,7 +118,8 @@ pub fn create_item_request(folder: &FolderRef, drafts: &[ItemDraft]) -> String {
 
 /// `m:CreateItem` for a batch of items rendered beforehand (see [`RenderedItem`]).
 pub fn create_rendered_request(folder: &FolderRef, items: &[RenderedItem]) -> String {
-    let mut w = XmlWriter::new();
+    const OPERATION: usize = 512;
+    let mut w = XmlWriter::with_capacity(items.iter().map(|i| i.as_str().len()).sum::<usize>() + OPERATION);
     w.open("m:CreateItem", &[("MessageDisposition", "SaveOnly"), ("SendMeetingInvitations", "SendToNone")]);
     w.open("m:SavedItemFolderId", &[]);
     folder.write(&mut w);

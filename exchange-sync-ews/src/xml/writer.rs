@@ -33,6 +33,12 @@ impl XmlWriter {
         Self::default()
     }
 
+    /// An empty document with room for `bytes` of XML: a large request (a batch of items) is
+    /// written without growing its buffer step by step, each step a copy of everything so far.
+    pub fn with_capacity(bytes: usize) -> Self {
+        XmlWriter { out: String::with_capacity(bytes) }
+    }
+
     fn tag(&mut self, name: &str, attributes: &[(&str, &str)]) {
         self.out.push('<');
         self.out.push_str(name);
