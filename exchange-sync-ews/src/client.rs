@@ -30,7 +30,7 @@ use crate::streaming::NotificationStream;
 use crate::throttle::AdaptiveLimit;
 use crate::transport::{Routing, Transport, TransportConfig};
 use crate::version::ExchangeVersion;
-use crate::xml::Element;
+use crate::xml::{Element, ParseLimits};
 
 /// The most items one FindItem page may return (EWSFindCountLimit).
 pub const MAX_FIND_PAGE: u32 = 1000;
@@ -232,12 +232,16 @@ impl EwsClient {
         self.limit().current()
     }
 
-    async fn attempt(
+    /// Sends one request and reads its answer: with `scan` when it reads it (see
+    /// [`crate::id_scan`]), with `parse` over the element tree otherwise.
+    async fn attempt<T>(
         &self,
         operation: &'static str,
         body: &str,
         affinity: Affinity,
-    ) -> Result<(Element, Option<String>)> {
+        scan: &impl Fn(&[u8], ParseLimits) -> Option<(T, Option<ServerVersionInfo>)>,
+        parse: &impl Fn(Element) -> Result<T>,
+    ) -> Result<(T, Option<String>)> {
         let version = self.version();
         let doc = envelope(version, self.routing.impersonation.as_ref(), body);
         let (status, bytes, cookie) = self
@@ -245,12 +249,16 @@ impl EwsClient {
             .transport
             .send_and_read(operation, &self.routing, &doc, affinity == Affinity::Subscription)
             .await?;
+        if status == 200
+            && let Some((value, server_version)) = scan(&bytes, self.shared.parse_limits)
+        {
+            self.note_server_version(server_version);
+            return Ok((value, cookie));
+        }
         match parse_envelope(operation, &bytes, self.shared.parse_limits) {
             Ok(r) => {
-                if let Some(v) = r.server_version {
-                    *self.shared.server_version.lock().unwrap_or_else(|p| p.into_inner()) = Some(v);
-                }
-                Ok((r.body, cookie))
+                self.note_server_version(r.server_version);
+                Ok((parse(r.body)?, cookie))
             }
             Err(EwsError::Protocol { .. }) if status != 200 => Err(EwsError::Http {
                 status,
@@ -258,6 +266,12 @@ impl EwsClient {
                 context: Box::new(crate::error::ErrorContext::operation(operation)),
             }),
             Err(e) => Err(e),
+        }
+    }
+
+    fn note_server_version(&self, version: Option<ServerVersionInfo>) {
+        if let Some(v) = version {
+            *self.shared.server_version.lock().unwrap_or_else(|p| p.into_inner()) = Some(v);
         }
     }
 
@@ -293,12 +307,25 @@ impl EwsClient {
         affinity: Affinity,
         parse: impl Fn(Element) -> Result<T>,
     ) -> Result<(T, Option<String>)> {
+        self.call_scanning(operation, body, affinity, |_, _| None, parse).await
+    }
+
+    /// [`Self::call_with_cookie`], reading the answer with `scan` when it can (see
+    /// [`crate::id_scan`]) and with `parse` when `scan` gives `None`.
+    async fn call_scanning<T>(
+        &self,
+        operation: &'static str,
+        body: &str,
+        affinity: Affinity,
+        scan: impl Fn(&[u8], ParseLimits) -> Option<(T, Option<ServerVersionInfo>)>,
+        parse: impl Fn(Element) -> Result<T>,
+    ) -> Result<(T, Option<String>)> {
         let limit = self.limit();
         let retry = &self.shared.retry;
         let mut attempt = 0;
         loop {
             let permit = limit.acquire().await;
-            let result = self.attempt(operation, body, affinity).await.and_then(|(b, c)| Ok((parse(b)?, c)));
+            let result = self.attempt(operation, body, affinity, &scan, &parse).await;
             drop(permit);
             let err = match result {
                 Ok(v) => {
@@ -612,7 +639,11 @@ impl EwsClient {
     ) -> Result<Vec<Result<ItemId>>> {
         self.batched(rendered, |chunk| {
             let body = items::create_rendered_request(folder, &chunk);
-            async move { self.call_consuming("CreateItem", &body, Affinity::None, items::parse_create_item).await }
+            async move {
+                self.call_scanning("CreateItem", &body, Affinity::None, scan_ids, items::parse_create_item)
+                    .await
+                    .map(|(ids, _)| ids)
+            }
         })
         .await
         .map(|r| r.into_iter().map(|e| e.map_err(|e| e.with_folder(folder.describe()))).collect())
@@ -627,7 +658,11 @@ impl EwsClient {
                 let version = self.version();
                 let chunk: Vec<ItemChange> = chunk.iter().map(|c| c.for_version(version)).collect();
                 let body = items::update_item_request(&chunk);
-                async move { self.call_consuming("UpdateItem", &body, Affinity::None, items::parse_update_item).await }
+                async move {
+                    self.call_scanning("UpdateItem", &body, Affinity::None, scan_ids, items::parse_update_item)
+                        .await
+                        .map(|(ids, _)| ids)
+                }
             })
             .await?;
         Ok(with_item_context(r, &ids, self.routing.mailbox()))
@@ -780,6 +815,13 @@ fn with_item_context<T>(results: Vec<Result<T>>, ids: &[ItemId], mailbox: Option
         .zip(ids)
         .map(|(r, id)| r.map_err(|e| e.with_item(id.id.clone()).with_mailbox(mailbox)))
         .collect()
+}
+
+/// The ids of a batch answer whose every message succeeded (see [`crate::id_scan`]), as the
+/// batch parsers answer them.
+fn scan_ids(bytes: &[u8], limits: ParseLimits) -> Option<(Vec<Result<ItemId>>, Option<ServerVersionInfo>)> {
+    let scanned = crate::id_scan::scan_item_ids(bytes, limits)?;
+    Some((scanned.ids.into_iter().map(Ok).collect(), scanned.server_version))
 }
 
 #[cfg(test)]

@@ -68,6 +68,7 @@ pub mod notification;
 pub mod property;
 pub mod version;
 
+pub mod id_scan;
 pub mod operation;
 
 pub mod auth;

@@ -77,13 +77,18 @@ pub struct ServerVersionInfo {
 
 impl ServerVersionInfo {
     fn from_element(e: &Element) -> Self {
-        let n = |a: &str| e.attr(a).and_then(|v| v.parse().ok());
+        Self::from_attributes(|a| e.attr(a))
+    }
+
+    /// From the attributes of a `t:ServerVersionInfo` element, looked up by local name.
+    pub(crate) fn from_attributes<'a>(attr: impl Fn(&str) -> Option<&'a str>) -> Self {
+        let n = |a: &str| attr(a).and_then(|v| v.parse().ok());
         Self {
             major: n("MajorVersion"),
             minor: n("MinorVersion"),
             major_build: n("MajorBuildNumber"),
             minor_build: n("MinorBuildNumber"),
-            version: e.attr("Version").map(str::to_owned),
+            version: attr("Version").map(str::to_owned),
         }
     }
 }

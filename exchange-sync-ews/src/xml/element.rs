@@ -290,6 +290,18 @@ const KEYS_CHECKED_HERE: usize = 8;
 
 fn open(start: &BytesStart<'_>) -> Result<Element, XmlError> {
     let mut attributes = Vec::new();
+    for_each_attribute(start, |key, value| attributes.push((intern(key), value.into_owned())))?;
+    Ok(Element { name: intern(start.name().as_ref()), attributes, ..Element::default() })
+}
+
+/// Calls `f` with each attribute of a start tag (its qualified key and decoded value), namespace
+/// declarations left out. Refuses what the tree reader refuses: malformed or duplicated
+/// attributes and values that do not decode. Shared with [`crate::id_scan`], so that both read
+/// the same documents.
+pub(crate) fn for_each_attribute(
+    start: &BytesStart<'_>,
+    mut f: impl FnMut(&[u8], Cow<'_, str>),
+) -> Result<(), XmlError> {
     let mut keys: [&[u8]; KEYS_CHECKED_HERE] = [&[]; KEYS_CHECKED_HERE];
     let mut count = 0;
     for attribute in start.attributes().with_checks(false) {
@@ -306,14 +318,14 @@ fn open(start: &BytesStart<'_>) -> Result<Element, XmlError> {
             continue;
         }
         let value = attribute.unescape_value().map_err(|e| XmlError::Syntax(e.to_string()))?;
-        attributes.push((intern(key), value.into_owned()));
+        f(key, value);
     }
     if count > KEYS_CHECKED_HERE {
         for attribute in start.attributes() {
             attribute.map_err(|e| XmlError::Syntax(e.to_string()))?;
         }
     }
-    Ok(Element { name: intern(start.name().as_ref()), attributes, ..Element::default() })
+    Ok(())
 }
 
 /// Whether a text run is only XML whitespace (space, tab, carriage return, line feed).

@@ -4,6 +4,7 @@
 mod element;
 mod writer;
 
+pub(crate) use element::for_each_attribute;
 pub use element::{Element, ParseLimits, XmlError, parse};
 pub use writer::XmlWriter;
 
