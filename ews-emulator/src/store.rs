@@ -566,15 +566,21 @@ pub enum IdKind {
 }
 
 /// Encodes an opaque id (mailbox index + number), base64 like Exchange's.
+///
+/// Like Exchange's, the ids of objects created one after another share all but their last
+/// characters: an Exchange id ends with the object's entry id, whose last field is a global
+/// counter stored most significant byte first (so that ids compare in creation order byte by
+/// byte). Clients that index ids see that locality, so the emulator keeps it: the number goes
+/// last, big-endian.
 pub fn encode_id(kind: IdKind, mailbox: u32, number: u64) -> String {
-    let mut raw = Vec::with_capacity(16);
+    let mut raw = Vec::with_capacity(17);
     raw.extend_from_slice(b"AAMk");
     raw.push(match kind {
         IdKind::Item => b'I',
         IdKind::Folder => b'F',
     });
-    raw.extend_from_slice(&mailbox.to_le_bytes());
-    raw.extend_from_slice(&number.to_le_bytes());
+    raw.extend_from_slice(&mailbox.to_be_bytes());
+    raw.extend_from_slice(&number.to_be_bytes());
     B64.encode(raw)
 }
 
@@ -591,8 +597,8 @@ pub fn decode_id(kind: IdKind, id: &str) -> Option<(u32, u64)> {
     if raw[4] != k {
         return None;
     }
-    let mailbox = u32::from_le_bytes(raw[5..9].try_into().ok()?);
-    let number = u64::from_le_bytes(raw[9..17].try_into().ok()?);
+    let mailbox = u32::from_be_bytes(raw[5..9].try_into().ok()?);
+    let number = u64::from_be_bytes(raw[9..17].try_into().ok()?);
     Some((mailbox, number))
 }
 
@@ -785,6 +791,15 @@ mod tests {
         assert_eq!(decode_id(IdKind::Folder, &id), None);
         assert_eq!(decode_id(IdKind::Item, "not base64!"), None);
         assert_eq!(decode_id(IdKind::Item, "AAAA"), None);
+    }
+
+    #[test]
+    fn ids_created_one_after_another_differ_at_the_end() {
+        let ids: Vec<String> = (1000..1100).map(|n| encode_id(IdKind::Item, 3, n)).collect();
+        for pair in ids.windows(2) {
+            let common = pair[0].bytes().zip(pair[1].bytes()).take_while(|(a, b)| a == b).count();
+            assert!(common >= pair[0].len() - 4, "{} and {} share only {common} characters", pair[0], pair[1]);
+        }
     }
 
     #[test]
