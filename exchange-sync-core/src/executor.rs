@@ -406,7 +406,7 @@ impl<'a> Executor<'a> {
                     id: id.clone(),
                     expected: expected.clone(),
                     item: item.clone(),
-                    previous: previous.clone(),
+                    previous: previous.as_deref().cloned(),
                     // Copies in mailboxes carry the stamp, adopted ones from their first update on,
                     // so that they are recognised after a state loss.
                     origin: stamp_copies.then(|| OriginStamp::new(self.group.id.clone(), entity.clone())),

@@ -142,7 +142,9 @@ pub enum Action {
         /// The content hash of `item`.
         hash: ContentHash,
         /// The content the copy holds now, when known (lets connectors send only differences).
-        previous: Option<Item>,
+        /// Boxed: most actions of a large plan are creates, and an item inline would make every
+        /// action of the plan as large as an update.
+        previous: Option<Box<Item>>,
         /// Why.
         reason: Reason,
     },

@@ -711,7 +711,7 @@ impl<'a> Planner<'a> {
                                     expected: record.version.clone(),
                                     item,
                                     hash: target_hash,
-                                    previous: previous.cloned(),
+                                    previous: previous.cloned().map(Box::new),
                                     reason,
                                 },
                             );

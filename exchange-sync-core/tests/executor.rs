@@ -187,7 +187,7 @@ async fn updates_check_versions_and_deletes_accept_missing_items() {
         expected: r.version.clone(),
         item: contact(n).with(field::COMPANY, "Contoso").into(),
         hash: contact(n).with(field::COMPANY, "Contoso").content_hash(),
-        previous: Some(contact(n)),
+        previous: Some(Box::new(contact(n))),
         reason: Reason::ChangedIn(vec![MemberId::new("hub")]),
     };
     let delete = Action::Delete {

@@ -341,7 +341,7 @@ fn every_combination_follows_the_rules_and_converges() {
                 let unchanged = case.sides[f] == Side::Unchanged && case.has_base;
                 assert_eq!(previous.is_some(), observed || unchanged, "previous content in {member}: {ctx}");
                 if unchanged {
-                    assert_eq!(previous.as_ref(), Some(&base_item().canonical()), "previous of {member}: {ctx}");
+                    assert_eq!(previous.as_deref(), Some(&base_item().canonical()), "previous of {member}: {ctx}");
                 }
             }
         }
