@@ -316,6 +316,7 @@ impl GroupSync {
             let records: BTreeMap<EntityId, _> =
                 self.store.entities(&self.group.id, &ids).await?.into_iter().map(|r| (r.id.clone(), r)).collect();
             let mut writes = Vec::new();
+            let mut adopted_any = false;
             for intent in &intents {
                 writes.push(StateWrite::RemovePending { entity: intent.entity.clone(), member: member.clone() });
                 let copy = found.iter().find(|f| f.origin.as_ref() == Some(&intent.origin));
@@ -342,6 +343,7 @@ impl GroupSync {
                                 }),
                             });
                             recovered += 1;
+                            adopted_any = true;
                             tracing::info!(entity = %intent.entity, member = %member, "recovered an interrupted create");
                         }
                     }
@@ -350,6 +352,13 @@ impl GroupSync {
                         tracing::info!(entity = %intent.entity, member = %member, "interrupted create did not happen");
                     }
                 }
+            }
+            if adopted_any {
+                // The folder's next observation lists it from the beginning. A change feed
+                // reports nothing of an item created and deleted after its token, so if the
+                // observation that confirms these copies fails and the user deletes one before
+                // the next, only a complete listing (compared with state) shows it gone.
+                writes.push(StateWrite::SetToken { member: member.clone(), token: None });
             }
             self.store.apply(&self.group.id, StateTransaction::from(writes)).await?;
         }
@@ -607,9 +616,9 @@ impl GroupSync {
     /// now. When it reports every new copy and nothing else, its token is stored. Otherwise (a new
     /// copy is already gone, or the user changed something meanwhile) the token is cleared, so
     /// that the next pass lists the folder completely and diffs it against state, which finds
-    /// every change including the deletion. A failure to read the feed changes nothing: the next
-    /// pass reads it from the stored token, and a copy deleted before that is the one case left
-    /// to the periodic full re-check.
+    /// every change including the deletion. When the feed cannot be read, the token is cleared
+    /// too: read from the stored token, the next pass would not see a new copy that its user
+    /// deleted meanwhile.
     async fn settle(&self, member: &MemberId, connector: &Arc<dyn Connector>, created: &[ItemId]) -> Result<()> {
         let stored = self.store.token(&self.group.id, member).await?;
         let mut from = stored.clone();
@@ -619,7 +628,11 @@ impl GroupSync {
             let page = match connector.changes(from.as_ref()).await {
                 Ok(page) => page,
                 Err(error) => {
-                    tracing::debug!(%member, %error, "could not settle the change feed after creating copies");
+                    tracing::info!(%member, %error, "could not read the change feed after creating copies: full listing next pass");
+                    if stored.is_some() {
+                        let clear = StateWrite::SetToken { member: member.clone(), token: None };
+                        self.store.apply(&self.group.id, StateTransaction::from(vec![clear])).await?;
+                    }
                     return Ok(());
                 }
             };
