@@ -162,9 +162,20 @@ impl<'a> Executor<'a> {
         if !plan.state.is_empty() {
             self.store.apply(&self.group.id, StateTransaction::from(plan.state)).await?;
         }
-        let mut by_member: BTreeMap<MemberId, Vec<Action>> = BTreeMap::new();
+        // Each folder's list is sized before it is filled, and split by kind by reference (see
+        // `run_member`): a fan-out plan holds a million actions, and each growth step or copy of
+        // them was fresh memory the engine touched before sending its first request. Each list
+        // is freed when its folder is done.
+        let mut counts: BTreeMap<&MemberId, usize> = BTreeMap::new();
+        for action in &plan.actions {
+            *counts.entry(action.member()).or_default() += 1;
+        }
+        let mut by_member: BTreeMap<MemberId, Vec<Action>> =
+            counts.into_iter().map(|(member, n)| (member.clone(), Vec::with_capacity(n))).collect();
         for action in plan.actions {
-            by_member.entry(action.member().clone()).or_default().push(action);
+            if let Some(list) = by_member.get_mut(action.member()) {
+                list.push(action);
+            }
         }
         let limit = self.options.max_concurrent_folders.max(1);
         let then = &then;
@@ -221,16 +232,16 @@ impl<'a> Executor<'a> {
     async fn run_member(&self, member: &MemberId, actions: Vec<Action>) -> Result<MemberReport> {
         let mut report = MemberReport::default();
         let Some(connector) = self.connectors.get(member) else {
-            for action in actions {
+            for action in &actions {
                 let error =
                     Error::Config { message: format!("no connector for member {member} of group {}", self.group.id) };
-                report.failed.push(failure(&action, error));
+                report.failed.push(failure(action, error));
             }
             return Ok(report);
         };
         let batch = connector.capabilities().max_batch.max(1);
         let (mut creates, mut updates, mut deletes) = (Vec::new(), Vec::new(), Vec::new());
-        for action in actions {
+        for action in &actions {
             match action {
                 Action::Create { .. } => creates.push(action),
                 Action::Update { .. } => updates.push(action),
@@ -266,13 +277,13 @@ impl<'a> Executor<'a> {
         &self,
         member: &MemberId,
         connector: &Arc<dyn Connector>,
-        creates: &[Action],
+        creates: &[&Action],
         batch: usize,
         report: &mut MemberReport,
     ) -> Result<()> {
-        let chunks: Vec<&[Action]> = creates.chunks(batch).collect();
-        let windows: Vec<&[&[Action]]> = chunks.chunks(CREATE_WINDOW).collect();
-        let intents = |window: &[&[Action]]| -> Vec<StateWrite> {
+        let chunks: Vec<&[&Action]> = creates.chunks(batch).collect();
+        let windows: Vec<&[&[&Action]]> = chunks.chunks(CREATE_WINDOW).collect();
+        let intents = |window: &[&[&Action]]| -> Vec<StateWrite> {
             window.iter().flat_map(|chunk| self.intents(member, chunk)).collect()
         };
         let Some(first) = windows.first() else { return Ok(()) };
@@ -304,7 +315,7 @@ impl<'a> Executor<'a> {
     }
 
     /// The write-ahead intents of a batch of creates.
-    fn intents(&self, member: &MemberId, chunk: &[Action]) -> Vec<StateWrite> {
+    fn intents(&self, member: &MemberId, chunk: &[&Action]) -> Vec<StateWrite> {
         let now = chrono::Utc::now();
         chunk
             .iter()
@@ -325,7 +336,7 @@ impl<'a> Executor<'a> {
         &self,
         member: &MemberId,
         connector: &Arc<dyn Connector>,
-        chunk: &[Action],
+        chunk: &[&Action],
     ) -> Vec<Result<ItemVersion>> {
         let context = self.context(member, Some(connector), "create");
         let new_items: Vec<NewItem> = chunk
@@ -343,7 +354,7 @@ impl<'a> Executor<'a> {
     fn create_outcomes(
         &self,
         member: &MemberId,
-        chunk: &[Action],
+        chunk: &[&Action],
         results: Vec<Result<ItemVersion>>,
         report: &mut MemberReport,
     ) -> Vec<StateWrite> {
@@ -384,7 +395,7 @@ impl<'a> Executor<'a> {
     }
 
     /// The slots in `member` of the entities a chunk of actions concerns, by entity.
-    async fn slots_of(&self, member: &MemberId, chunk: &[Action]) -> Result<BTreeMap<EntityId, ReplicaSlot>> {
+    async fn slots_of(&self, member: &MemberId, chunk: &[&Action]) -> Result<BTreeMap<EntityId, ReplicaSlot>> {
         let ids: Vec<EntityId> = chunk.iter().map(|a| a.entity().clone()).collect();
         self.store.slots_in(&self.group.id, member, &ids).await
     }
@@ -393,7 +404,7 @@ impl<'a> Executor<'a> {
         &self,
         member: &MemberId,
         connector: &Arc<dyn Connector>,
-        chunk: &[Action],
+        chunk: &[&Action],
         report: &mut MemberReport,
     ) -> Result<()> {
         let context = self.context(member, Some(connector), "update");
@@ -459,7 +470,7 @@ impl<'a> Executor<'a> {
         &self,
         member: &MemberId,
         connector: &Arc<dyn Connector>,
-        chunk: &[Action],
+        chunk: &[&Action],
         report: &mut MemberReport,
     ) -> Result<()> {
         let context = self.context(member, Some(connector), "delete");
