@@ -150,6 +150,9 @@ enum CopyState<'w> {
     },
 }
 
+/// How many actions a folder's list holds before it is sized for the rest of the pass.
+const SIZED_AFTER: usize = 256;
+
 struct Planner<'a> {
     group: &'a SyncGroup,
     input: &'a PlanInput,
@@ -174,6 +177,8 @@ struct Planner<'a> {
     /// folder: a fan-out plans a million of them, and one list grown and sorted whole cost a
     /// tenth of the planning time in copying and page faults.
     actions: Vec<Vec<Action>>,
+    /// Entities not decided yet, the current one included (sizes the action lists).
+    undecided: usize,
     conflicts: Vec<ConflictRecord>,
 }
 
@@ -219,6 +224,7 @@ impl<'a> Planner<'a> {
             foreign: Vec::new(),
             tokens: Vec::new(),
             actions,
+            undecided: 0,
             conflicts: Vec::new(),
         }
     }
@@ -408,7 +414,8 @@ impl<'a> Planner<'a> {
     /// Decides every entity, in id order.
     fn decide_all(&mut self) {
         let work = std::mem::take(&mut self.work);
-        for (id, w) in &work {
+        for (i, (id, w)) in work.iter().enumerate() {
+            self.undecided = work.len() - i;
             match &w.record.base {
                 Some(base) => self.decide_live(id, w, base),
                 None => match self.revival(w) {
@@ -751,7 +758,13 @@ impl<'a> Planner<'a> {
     }
 
     fn push_action(&mut self, folder: usize, action: Action) {
-        self.actions[folder].push(action);
+        let list = &mut self.actions[folder];
+        if list.len() == SIZED_AFTER {
+            // A folder with this many actions is being filled (a fan-out): room for one per
+            // entity still to decide, instead of growing step by step.
+            list.reserve(self.undecided);
+        }
+        list.push(action);
     }
 
     /// Rule 2 (and an entity already being deleted): delete every present copy, except a one-way
