@@ -52,6 +52,25 @@ struct Position {
 
 /// The first item id of every response message of a batch answer (CreateItem, UpdateItem), or
 /// `None` unless every message succeeded with one; see the module documentation.
+///
+/// ```
+/// use exchange_sync_ews::id_scan::scan_item_ids;
+/// use exchange_sync_ews::xml::ParseLimits;
+///
+/// let answer = r#"<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body>
+///   <m:CreateItemResponse xmlns:m="m" xmlns:t="t"><m:ResponseMessages>
+///     <m:CreateItemResponseMessage ResponseClass="Success"><m:ResponseCode>NoError</m:ResponseCode>
+///       <m:Items><t:Contact><t:ItemId Id="AAMk1" ChangeKey="EQ1"/></t:Contact></m:Items>
+///     </m:CreateItemResponseMessage>
+///   </m:ResponseMessages></m:CreateItemResponse></s:Body></s:Envelope>"#;
+/// let scanned = scan_item_ids(answer.as_bytes(), ParseLimits::default()).expect("the plain case");
+/// assert_eq!(scanned.ids[0].id, "AAMk1");
+/// assert_eq!(scanned.ids[0].change_key.as_deref(), Some("EQ1"));
+///
+/// // A failed message is left to the general reader, which reports its error.
+/// let failed = answer.replace(r#"ResponseClass="Success""#, r#"ResponseClass="Error""#);
+/// assert!(scan_item_ids(failed.as_bytes(), ParseLimits::default()).is_none());
+/// ```
 pub fn scan_item_ids(input: &[u8], limits: ParseLimits) -> Option<ScannedIds> {
     if input.len() > limits.max_bytes {
         return None;
