@@ -310,6 +310,17 @@ impl EwsClient {
         self.call_scanning(operation, body, affinity, |_, _| None, parse).await
     }
 
+    /// A batch write whose answer is one item id per entry (CreateItem, UpdateItem): scanned for
+    /// the ids when every entry succeeded (see [`crate::id_scan`]), read with `parse` otherwise.
+    async fn call_for_ids(
+        &self,
+        operation: &'static str,
+        body: &str,
+        parse: fn(Element) -> Result<Vec<Result<ItemId>>>,
+    ) -> Result<Vec<Result<ItemId>>> {
+        self.call_scanning(operation, body, Affinity::None, scan_ids, parse).await.map(|(ids, _)| ids)
+    }
+
     /// [`Self::call_with_cookie`], reading the answer with `scan` when it can (see
     /// [`crate::id_scan`]) and with `parse` when `scan` gives `None`.
     async fn call_scanning<T>(
@@ -639,11 +650,7 @@ impl EwsClient {
     ) -> Result<Vec<Result<ItemId>>> {
         self.batched(rendered, |chunk| {
             let body = items::create_rendered_request(folder, &chunk);
-            async move {
-                self.call_scanning("CreateItem", &body, Affinity::None, scan_ids, items::parse_create_item)
-                    .await
-                    .map(|(ids, _)| ids)
-            }
+            async move { self.call_for_ids("CreateItem", &body, items::parse_create_item).await }
         })
         .await
         .map(|r| r.into_iter().map(|e| e.map_err(|e| e.with_folder(folder.describe()))).collect())
@@ -658,11 +665,7 @@ impl EwsClient {
                 let version = self.version();
                 let chunk: Vec<ItemChange> = chunk.iter().map(|c| c.for_version(version)).collect();
                 let body = items::update_item_request(&chunk);
-                async move {
-                    self.call_scanning("UpdateItem", &body, Affinity::None, scan_ids, items::parse_update_item)
-                        .await
-                        .map(|(ids, _)| ids)
-                }
+                async move { self.call_for_ids("UpdateItem", &body, items::parse_update_item).await }
             })
             .await?;
         Ok(with_item_context(r, &ids, self.routing.mailbox()))

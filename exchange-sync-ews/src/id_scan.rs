@@ -15,7 +15,7 @@ use quick_xml::events::{BytesStart, Event};
 use crate::ids::ItemId;
 use crate::item::ItemType;
 use crate::soap::ServerVersionInfo;
-use crate::xml::{ParseLimits, for_each_attribute};
+use crate::xml::{ParseLimits, for_each_attribute, is_blank, local_name};
 
 /// What [`scan_item_ids`] read from a batch answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -102,7 +102,7 @@ pub fn scan_item_ids(input: &[u8], limits: ParseLimits) -> Option<ScannedIds> {
             }
             Event::End(end) => {
                 let name = end.name();
-                leave(local(name.as_ref()), depth, &mut at, &mut out)?;
+                leave(local_name(name.as_ref()), depth, &mut at, &mut out)?;
                 depth = depth.checked_sub(1)?;
                 if depth == 0 {
                     root_done = true;
@@ -111,7 +111,7 @@ pub fn scan_item_ids(input: &[u8], limits: ParseLimits) -> Option<ScannedIds> {
             Event::Text(text) => {
                 // Decoded as the tree reader decodes it, so that both refuse the same documents.
                 let text = text.unescape().ok()?;
-                if depth == 0 && !text.bytes().all(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n')) {
+                if depth == 0 && !is_blank(&text) {
                     return None;
                 }
             }
@@ -120,13 +120,13 @@ pub fn scan_item_ids(input: &[u8], limits: ParseLimits) -> Option<ScannedIds> {
             Event::Eof => break,
         }
     }
-    (depth == 0 && root_done && at.messages_seen && !at.in_operation).then_some(out)
+    (depth == 0 && root_done && at.messages_seen).then_some(out)
 }
 
 /// An element opens at `depth`; `open` when it has content to come. `None` ends the scan.
 fn enter(start: &BytesStart<'_>, depth: usize, at: &mut Position, out: &mut ScannedIds, open: bool) -> Option<()> {
     let qualified = start.name();
-    let name = local(qualified.as_ref());
+    let name = local_name(qualified.as_ref());
     // Every attribute is checked (and decoded) as the tree reader does; only a few are kept.
     let mut succeeded: Option<bool> = None;
     let mut id: Option<String> = None;
@@ -135,7 +135,7 @@ fn enter(start: &BytesStart<'_>, depth: usize, at: &mut Position, out: &mut Scan
     let item_id_here = depth == 8 && at.in_item && !at.item_id_seen && name == b"ItemId";
     let version_here = depth == 3 && at.in_header && out.server_version.is_none() && name == b"ServerVersionInfo";
     for_each_attribute(start, |key, value| {
-        let key = local(key);
+        let key = local_name(key);
         match key {
             b"ResponseClass" if depth == 5 && succeeded.is_none() => succeeded = Some(value == "Success"),
             b"Id" if item_id_here && id.is_none() => id = Some(value.into_owned()),
@@ -217,11 +217,6 @@ fn leave(name: &[u8], depth: usize, at: &mut Position, out: &mut ScannedIds) -> 
 
 fn is_item(name: &[u8]) -> bool {
     std::str::from_utf8(name).ok().and_then(ItemType::from_element_name).is_some()
-}
-
-/// The local part of a qualified name.
-fn local(name: &[u8]) -> &[u8] {
-    name.iter().rposition(|&b| b == b':').map_or(name, |i| &name[i + 1..])
 }
 
 #[cfg(test)]

@@ -274,10 +274,7 @@ fn known_names() -> &'static NameTable {
 /// The local name (prefix dropped) of a qualified name: borrowed from [`KNOWN_NAMES`] when it is
 /// there, allocated otherwise.
 pub(crate) fn intern(qualified: &[u8]) -> Cow<'static, str> {
-    let local = match qualified.iter().rposition(|b| *b == b':') {
-        Some(i) => &qualified[i + 1..],
-        None => qualified,
-    };
+    let local = local_name(qualified);
     match known_names().get(local) {
         Some(known) => Cow::Borrowed(known),
         None => Cow::Owned(String::from_utf8_lossy(local).into_owned()),
@@ -328,8 +325,16 @@ pub(crate) fn for_each_attribute(
     Ok(())
 }
 
+/// The local part of a qualified name (`t:ItemId` -> `ItemId`).
+pub(crate) fn local_name(qualified: &[u8]) -> &[u8] {
+    match qualified.iter().rposition(|b| *b == b':') {
+        Some(i) => &qualified[i + 1..],
+        None => qualified,
+    }
+}
+
 /// Whether a text run is only XML whitespace (space, tab, carriage return, line feed).
-fn is_blank(text: &str) -> bool {
+pub(crate) fn is_blank(text: &str) -> bool {
     text.bytes().all(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
 }
 

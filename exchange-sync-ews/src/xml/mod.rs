@@ -4,8 +4,8 @@
 mod element;
 mod writer;
 
-pub(crate) use element::for_each_attribute;
 pub use element::{Element, ParseLimits, XmlError, parse};
+pub(crate) use element::{for_each_attribute, is_blank, local_name};
 pub use writer::XmlWriter;
 
 /// The EWS messages namespace (prefix `m:` in what we send).
