@@ -8,6 +8,8 @@
 //! ```
 //!
 //! The quick mode asserts nothing about timings; a benchmark that fails to run fails the suite.
+//! With `RUST_LOG` set (e.g. `exchange_sync_core=debug`), a run logs its phases to stderr, with
+//! the time since the process started.
 
 mod exchangelib;
 mod fanout;
@@ -132,6 +134,15 @@ fn run_case(case: Case) -> Result<Vec<measurement::Measurement>, Box<dyn std::er
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    // `RUST_LOG=exchange_sync_core=debug` shows a run's phases with their times (observation,
+    // planning, each folder done): where a benchmark's time goes, without a profiler.
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .with_timer(tracing_subscriber::fmt::time::uptime())
+            .init();
+    }
     if args.split_cores {
         placement::split_cores();
     }

@@ -1,6 +1,7 @@
 //! Measures the state stores with a group of 100,000 entities: how fast writes commit (in large
 //! transactions, as after an initial sync, and one write per transaction, as the executor commits
-//! each action) and how fast the engine's lookups answer.
+//! each action), how fast the engine's lookups answer, and what a fan-out's transactions (as the
+//! executor commits them, window by window) cost per copy.
 //!
 //! ```text
 //! cargo run --release -p exchange-sync-core --example state_throughput [ENTITIES]
@@ -13,8 +14,8 @@ use std::time::Instant;
 
 use exchange_sync_core::state::memory::MemoryStore;
 use exchange_sync_core::state::sqlite::SqliteStore;
-use exchange_sync_core::state::{Ownership, ReplicaRecord, ReplicaSlot, StateStore, StateWrite};
-use exchange_sync_core::{EntityId, GroupId, Item, ItemId, ItemKind, MemberId, Version};
+use exchange_sync_core::state::{Ownership, PendingCreate, ReplicaRecord, ReplicaSlot, StateStore, StateWrite};
+use exchange_sync_core::{EntityId, GroupId, Item, ItemId, ItemKind, MemberId, OriginStamp, Version};
 
 fn contact(i: usize) -> Item {
     Item::new(ItemKind::Contact)
@@ -125,6 +126,76 @@ async fn measure(name: &str, store: &impl StateStore, n: usize) -> Result<(), Bo
         after = Some(last);
     }
     report(name, &format!("entity_ids: all {total} in pages of 1,000"), total, started);
+
+    fan_out(name, store, &group, &items, 10).await
+}
+
+/// The transactions of a fan-out as the executor commits them (see `executor::CREATE_WINDOW`):
+/// per window of 800 copies in one folder, the intents of the next window with the outcomes
+/// (replica, intent cleared) of the previous one. Then the same copies' parts alone, in fresh
+/// folders: what each kind of write costs per copy.
+async fn fan_out(
+    name: &str,
+    store: &impl StateStore,
+    group: &GroupId,
+    items: &[Item],
+    folders: usize,
+) -> Result<(), Box<dyn Error>> {
+    const WINDOW: usize = 800;
+    let intent = |member: &MemberId, i: usize| {
+        StateWrite::PutPending(PendingCreate {
+            entity: entity_id(i),
+            member: member.clone(),
+            origin: OriginStamp::new(group.clone(), entity_id(i)),
+            recorded_at: chrono::Utc::now(),
+        })
+    };
+    let copies = folders * items.len();
+    let hashes: Vec<_> = items.iter().map(Item::content_hash).collect();
+    for (what, parts) in [("intents and outcomes", 3), ("replicas alone", 1), ("intents set and cleared alone", 2)] {
+        // The transactions are built before the clock starts: only the store is measured.
+        let mut transactions = Vec::new();
+        for f in 0..folders {
+            let member = MemberId::new(format!("{}-{f}@contoso.test", what.len() + parts));
+            let windows: Vec<Vec<usize>> =
+                (0..items.len()).collect::<Vec<_>>().chunks(WINDOW).map(<[usize]>::to_vec).collect();
+            let mut previous: Option<&Vec<usize>> = None;
+            for window in windows.iter().chain(std::iter::once(&Vec::new())) {
+                let mut writes = Vec::new();
+                if parts != 1 {
+                    writes.extend(window.iter().map(|&i| intent(&member, i)));
+                }
+                for &i in previous.into_iter().flatten() {
+                    let put = StateWrite::PutReplica {
+                        entity: entity_id(i),
+                        member: member.clone(),
+                        slot: ReplicaSlot::Present(ReplicaRecord {
+                            item_id: item_id(member.as_str(), i),
+                            version: Version::new(format!("CQAAABYAAAD4mYkHd0Y5RZ8HTAAA{i:08}")),
+                            hash: hashes[i],
+                            ownership: Ownership::Created,
+                            ignored_base: None,
+                        }),
+                    };
+                    let clear = StateWrite::RemovePending { entity: entity_id(i), member: member.clone() };
+                    match parts {
+                        1 => writes.push(put),
+                        2 => writes.push(clear),
+                        _ => writes.extend([put, clear]),
+                    }
+                }
+                if !writes.is_empty() {
+                    transactions.push(writes);
+                }
+                previous = Some(window);
+            }
+        }
+        let started = Instant::now();
+        for writes in transactions {
+            store.apply(group, writes.into()).await?;
+        }
+        report(name, &format!("fan-out to {folders} folders: {what}"), copies, started);
+    }
     Ok(())
 }
 
