@@ -152,13 +152,20 @@ async fn fan_out(
     };
     let copies = folders * items.len();
     let hashes: Vec<_> = items.iter().map(Item::content_hash).collect();
+    // The planner lists a folder's actions in entity order.
+    let mut order: Vec<usize> = (0..items.len()).collect();
+    order.sort_by_key(|&i| entity_id(i));
+    // Servers number new items in creation order (Exchange's ids end with a global counter).
+    let mut rank = vec![0; items.len()];
+    for (position, &i) in order.iter().enumerate() {
+        rank[i] = position;
+    }
     for (what, parts) in [("intents and outcomes", 3), ("replicas alone", 1), ("intents set and cleared alone", 2)] {
         // The transactions are built before the clock starts: only the store is measured.
         let mut transactions = Vec::new();
         for f in 0..folders {
             let member = MemberId::new(format!("{}-{f}@contoso.test", what.len() + parts));
-            let windows: Vec<Vec<usize>> =
-                (0..items.len()).collect::<Vec<_>>().chunks(WINDOW).map(<[usize]>::to_vec).collect();
+            let windows: Vec<Vec<usize>> = order.chunks(WINDOW).map(<[usize]>::to_vec).collect();
             let mut previous: Option<&Vec<usize>> = None;
             for window in windows.iter().chain(std::iter::once(&Vec::new())) {
                 let mut writes = Vec::new();
@@ -170,7 +177,7 @@ async fn fan_out(
                         entity: entity_id(i),
                         member: member.clone(),
                         slot: ReplicaSlot::Present(ReplicaRecord {
-                            item_id: item_id(member.as_str(), i),
+                            item_id: item_id(member.as_str(), rank[i]),
                             version: Version::new(format!("CQAAABYAAAD4mYkHd0Y5RZ8HTAAA{i:08}")),
                             hash: hashes[i],
                             ownership: Ownership::Created,
