@@ -17,14 +17,14 @@
 //! status) gets a full check: every entity is planned, so stale and missing copies are found even
 //! though nothing new was observed. That is what makes a crash at any point harmless.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::future::Future;
 use std::sync::Arc;
 
 use futures::StreamExt;
 use tracing::Instrument;
 
-use crate::connector::{Change, ChangeDetection, Connector, FetchedItem};
+use crate::connector::{Change, ChangeDetection, Connector, FetchedItem, ItemVersion};
 use crate::error::{Error, ErrorContext, ErrorKind, Result};
 use crate::executor::{ExecutionReport, Executor, ExecutorOptions, MemberReport};
 use crate::group::SyncGroup;
@@ -239,10 +239,10 @@ impl GroupSync {
             let ExecutionReport { members: executed } = executor
                 .execute_then(plan, |member, execution| {
                     let connector = self.connectors.get(&member).filter(|c| {
-                        !execution.created_ids.is_empty()
+                        !execution.created_copies.is_empty()
                             && c.capabilities().change_detection == ChangeDetection::Incremental
                     });
-                    let created = connector.map(|_| execution.created_ids.clone());
+                    let created = connector.map(|_| execution.created_copies.clone());
                     async move {
                         match (connector, created) {
                             (Some(connector), Some(created)) => self.settle(&member, connector, &created).await,
@@ -613,16 +613,19 @@ impl GroupSync {
     /// A change feed reports the deletion only of items it has reported before (Exchange's
     /// SyncFolderItems works so): a copy created in this pass and deleted by its user before the
     /// feed reported it would otherwise never be seen as deleted. So the feed is read once more
-    /// now. When it reports every new copy and nothing else, its token is stored. Otherwise (a new
-    /// copy is already gone, or the user changed something meanwhile) the token is cleared, so
-    /// that the next pass lists the folder completely and diffs it against state, which finds
-    /// every change including the deletion. When the feed cannot be read, the token is cleared
-    /// too: read from the stored token, the next pass would not see a new copy that its user
-    /// deleted meanwhile.
-    async fn settle(&self, member: &MemberId, connector: &Arc<dyn Connector>, created: &[ItemId]) -> Result<()> {
+    /// now. When it reports every new copy as created and nothing else changed, its token is
+    /// stored. Otherwise (a new copy is already gone or changed, or the user changed something
+    /// meanwhile) the token is cleared, so that the next pass lists the folder completely and
+    /// diffs it against state, which finds every change including the deletion. When the feed
+    /// cannot be read, the token is cleared too: read from the stored token, the next pass would
+    /// not see a new copy that its user deleted meanwhile.
+    ///
+    /// The new copies' versions are compared with what their creates answered (which is what
+    /// state recorded for them); only other items the feed reports are looked up in state.
+    async fn settle(&self, member: &MemberId, connector: &Arc<dyn Connector>, created: &[ItemVersion]) -> Result<()> {
         let stored = self.store.token(&self.group.id, member).await?;
         let mut from = stored.clone();
-        let mut upserted: BTreeMap<ItemId, Version> = BTreeMap::new();
+        let mut upserted: HashMap<ItemId, Version> = HashMap::with_capacity(created.len());
         let mut others = false;
         loop {
             let page = match connector.changes(from.as_ref()).await {
@@ -649,16 +652,25 @@ impl GroupSync {
                 break;
             }
         }
-        let ids: Vec<ItemId> = upserted.keys().cloned().collect();
-        let known: BTreeMap<ItemId, Version> = self
-            .store
-            .lookup_items(&self.group.id, member, &ids)
-            .await?
-            .into_iter()
-            .map(|k| (k.id, k.version))
-            .collect();
-        others |= upserted.iter().any(|(id, version)| known.get(id) != Some(version));
-        let missing = created.iter().any(|id| !upserted.contains_key(id));
+        let mut missing = false;
+        for copy in created {
+            match upserted.remove(&copy.id) {
+                Some(version) => others |= version != copy.version,
+                None => missing = true,
+            }
+        }
+        // What is left was not created by this pass: an update of this pass, or a user's change.
+        if !others && !upserted.is_empty() {
+            let ids: Vec<ItemId> = upserted.keys().cloned().collect();
+            let known: HashMap<ItemId, Version> = self
+                .store
+                .lookup_items(&self.group.id, member, &ids)
+                .await?
+                .into_iter()
+                .map(|k| (k.id, k.version))
+                .collect();
+            others = upserted.iter().any(|(id, version)| known.get(id) != Some(version));
+        }
         let token = if missing || others { None } else { from };
         if token.is_none() {
             tracing::info!(%member, missing, others, "new copies changed before the feed reported them: full listing next pass");

@@ -88,9 +88,10 @@ pub struct MemberReport {
     pub deleted: usize,
     /// Actions that did not complete; the next pass takes them up again.
     pub failed: Vec<ActionFailure>,
-    /// The ids of the copies created, in creation order (the engine checks that the folder's
-    /// change feed has reported them; see [`crate::engine`]).
-    pub created_ids: Vec<ItemId>,
+    /// The copies created (id and version as the server answered), in creation order: the
+    /// engine checks that the folder's change feed reports them unchanged (see
+    /// [`crate::engine`]).
+    pub created_copies: Vec<ItemVersion>,
 }
 
 impl MemberReport {
@@ -364,10 +365,9 @@ impl<'a> Executor<'a> {
             let clear = StateWrite::RemovePending { entity: entity.clone(), member: member.clone() };
             match result {
                 Ok(created) => {
-                    report.created_ids.push(created.id.clone());
                     let replica = ReplicaRecord {
-                        item_id: created.id,
-                        version: created.version,
+                        item_id: created.id.clone(),
+                        version: created.version.clone(),
                         hash: *hash,
                         ownership: Ownership::Created,
                         ignored_base: None,
@@ -378,6 +378,7 @@ impl<'a> Executor<'a> {
                         slot: ReplicaSlot::Present(replica),
                     };
                     writes.extend([put, clear]);
+                    report.created_copies.push(created);
                     report.created += 1;
                 }
                 Err(error) => {
