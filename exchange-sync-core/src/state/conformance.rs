@@ -57,6 +57,7 @@ macro_rules! state_conformance_tests {
             foreign_item_joining_the_group,
             token_and_status_round_trip,
             pending_creates_round_trip,
+            pending_creates_across_windows,
             conflicts_keep_their_order,
             failed_transaction_changes_nothing,
             unknown_entity_error_names_entity_and_member,
@@ -635,6 +636,72 @@ pub async fn pending_creates_round_trip(store: impl StateStore) {
     )
     .await;
     assert_eq!(store.pending_creates(&g).await.unwrap(), vec![pending("e1", hub(), 2), pending("e2", alice(), 4)]);
+}
+
+/// Create intents as the executor writes them, window after window: each transaction records
+/// the next window's intents and clears the previous window's, an intent may be recorded again
+/// in a later transaction (a retried create: the newer one counts, once), an intent cleared and
+/// recorded again within one transaction stands, and one recorded and cleared within one
+/// transaction is gone. An intent with a stamp other than the group's own for its entity keeps
+/// that stamp.
+pub async fn pending_creates_across_windows(store: impl StateStore) {
+    let g = group();
+    let foreign_stamp =
+        PendingCreate { origin: OriginStamp::new(GroupId::new("other-group"), eid("e6")), ..pending("e6", alice(), 1) };
+    apply(
+        &store,
+        &g,
+        vec![
+            StateWrite::PutPending(pending("e1", alice(), 1)),
+            StateWrite::PutPending(pending("e2", alice(), 1)),
+            StateWrite::PutPending(foreign_stamp.clone()),
+        ],
+    )
+    .await;
+    apply(
+        &store,
+        &g,
+        vec![
+            StateWrite::PutPending(pending("e3", alice(), 2)),
+            StateWrite::PutPending(pending("e4", alice(), 2)),
+            StateWrite::RemovePending { entity: eid("e1"), member: alice() },
+        ],
+    )
+    .await;
+    apply(
+        &store,
+        &g,
+        vec![
+            StateWrite::RemovePending { entity: eid("e3"), member: alice() },
+            StateWrite::PutPending(pending("e3", alice(), 3)),
+            StateWrite::PutPending(pending("e2", alice(), 3)),
+            StateWrite::PutPending(pending("e5", alice(), 3)),
+            StateWrite::RemovePending { entity: eid("e5"), member: alice() },
+            StateWrite::PutPending(pending("e1", bob(), 3)),
+        ],
+    )
+    .await;
+    assert_eq!(
+        store.pending_creates(&g).await.unwrap(),
+        vec![
+            pending("e1", bob(), 3),
+            pending("e2", alice(), 3),
+            pending("e3", alice(), 3),
+            pending("e4", alice(), 2),
+            foreign_stamp,
+        ]
+    );
+    apply(
+        &store,
+        &g,
+        ["e2", "e3", "e4", "e6"]
+            .iter()
+            .map(|e| StateWrite::RemovePending { entity: eid(e), member: alice() })
+            .collect(),
+    )
+    .await;
+    assert_eq!(store.pending_creates(&g).await.unwrap(), vec![pending("e1", bob(), 3)]);
+    assert_eq!(store.members(&g).await.unwrap(), vec![bob()], "alice has no intent left");
 }
 
 /// Conflict records read back exactly, oldest first, across transactions (even when their
