@@ -61,6 +61,7 @@ macro_rules! state_conformance_tests {
             conflicts_keep_their_order,
             failed_transaction_changes_nothing,
             unknown_entity_error_names_entity_and_member,
+            unknown_entity_in_a_large_transaction,
             item_cannot_be_replica_of_two_entities,
             token_commits_with_state,
             groups_are_isolated,
@@ -761,6 +762,31 @@ pub async fn unknown_entity_error_names_entity_and_member(store: impl StateStore
     assert!(text.contains("ghost-entity"), "names the entity: {text}");
     assert!(text.contains("bob@contoso.test"), "names the member: {text}");
     assert!(text.contains("contacts"), "names the group: {text}");
+}
+
+/// A transaction of many replicas (as a fan-out commits them, a window of a folder's copies in
+/// entity order) is held to the same rule: one replica of an entity that does not exist refuses
+/// the whole transaction, naming that entity; an entity the transaction itself adds before its
+/// replica is accepted.
+pub async fn unknown_entity_in_a_large_transaction(store: impl StateStore) {
+    let g = group();
+    let a = contact("Ann");
+    let ids: Vec<String> = (0..60).map(|i| format!("e{i:02}")).collect();
+    apply(&store, &g, ids.iter().filter(|id| *id != "e17").map(|id| put_entity(id, Some(a.clone()), None)).collect())
+        .await;
+    let before = snapshot(&store, &g).await;
+    let copies = |ids: &[String]| -> Vec<StateWrite> {
+        ids.iter().map(|id| put_replica(id, bob(), present(&format!("b-{id}"), "v", &a, Ownership::Created))).collect()
+    };
+    let err = store.apply(&g, copies(&ids).into()).await.expect_err("e17 does not exist");
+    let text = err.to_string();
+    assert!(text.contains("e17") && text.contains("bob@contoso.test"), "names the entity and the member: {text}");
+    assert_eq!(snapshot(&store, &g).await, before, "nothing of the refused transaction is kept");
+
+    let mut writes = vec![put_entity("e17", Some(a.clone()), None)];
+    writes.extend(copies(&ids));
+    apply(&store, &g, writes).await;
+    assert_eq!(store.replica_count(&g, &bob()).await.unwrap(), ids.len());
 }
 
 /// One item id in one folder is the replica of at most one entity; the violating transaction
