@@ -240,16 +240,14 @@ impl GroupSync {
             // Each folder that received copies reads its change feed once more as soon as its
             // writes are done (see `settle`), while other folders are still being written.
             let ExecutionReport { members: executed } = executor
-                .execute_then(plan, |member, execution| {
+                .execute_then(plan, |member, _, created| {
                     let connector = self.connectors.get(&member).filter(|c| {
-                        !execution.created_copies.is_empty()
-                            && c.capabilities().change_detection == ChangeDetection::Incremental
+                        !created.is_empty() && c.capabilities().change_detection == ChangeDetection::Incremental
                     });
-                    let created = connector.map(|_| execution.created_copies.clone());
                     async move {
-                        match (connector, created) {
-                            (Some(connector), Some(created)) => self.settle(&member, connector, &created).await,
-                            _ => Ok(()),
+                        match connector {
+                            Some(connector) => self.settle(&member, connector, &created).await,
+                            None => Ok(()),
                         }
                     }
                 })

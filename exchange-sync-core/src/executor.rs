@@ -88,10 +88,9 @@ pub struct MemberReport {
     pub deleted: usize,
     /// Actions that did not complete; the next pass takes them up again.
     pub failed: Vec<ActionFailure>,
-    /// The copies created (id and version as the server answered), in creation order: the
-    /// engine checks that the folder's change feed reports them unchanged (see
-    /// [`crate::engine`]).
-    pub created_copies: Vec<ItemVersion>,
+    /// The copies created, handed to [`Executor::execute_then`]'s follow-up and then dropped: a
+    /// report of a large fan-out does not hold an entry per copy.
+    created_copies: Vec<ItemVersion>,
 }
 
 impl MemberReport {
@@ -148,16 +147,18 @@ impl<'a> Executor<'a> {
     /// Executes `plan`. Failed actions are reported, not returned as errors: the answer is an
     /// error only when the state store fails (then nothing more can be committed safely).
     pub async fn execute(&self, plan: Plan) -> Result<ExecutionReport> {
-        self.execute_then(plan, |_, _| async { Ok(()) }).await
+        self.execute_then(plan, |_, _, _| async { Ok(()) }).await
     }
 
     /// Executes `plan` like [`Executor::execute`], and runs `then` for each folder as soon as its
     /// actions are done, in the folder's concurrency slot (the engine reads each folder's change
     /// feed once more after creating copies: folders done early do it while others still write).
-    /// An error of `then` is reported like a state store error.
+    /// `then` gets the folder's report and the copies created there (id and version as the
+    /// server answered, in creation order). An error of `then` is reported like a state store
+    /// error.
     pub async fn execute_then<F, Fut>(&self, plan: Plan, then: F) -> Result<ExecutionReport>
     where
-        F: Fn(MemberId, &MemberReport) -> Fut,
+        F: Fn(MemberId, &MemberReport, Vec<ItemVersion>) -> Fut,
         Fut: Future<Output = Result<()>>,
     {
         if !plan.state.is_empty() {
@@ -185,7 +186,12 @@ impl<'a> Executor<'a> {
                 let span = tracing::info_span!("execute", group = %self.group.id, member = %member);
                 async move {
                     let outcome = match self.run_member(&member, actions).await {
-                        Ok(report) => then(member.clone(), &report).await.map(|()| report),
+                        Ok(mut report) => {
+                            // The follow-up gets the copies created (id and version as the
+                            // server answered, in creation order); the report keeps counts.
+                            let created = std::mem::take(&mut report.created_copies);
+                            then(member.clone(), &report, created).await.map(|()| report)
+                        }
                         Err(e) => Err(e),
                     };
                     (member, outcome)
