@@ -6,24 +6,14 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
-use async_trait::async_trait;
 use common::{World, contact, edit};
-use exchange_sync_core::connector::{
-    BatchResult, Capabilities, ChangeHint, ChangePage, ItemDelete, ItemUpdate, ItemVersion, ListPage, NewItem,
-    PageCursor,
-};
-use exchange_sync_core::engine::{GroupSync, SyncOptions};
 use exchange_sync_core::state::memory::MemoryStore;
 use exchange_sync_core::testkit::{Fault, FaultKind, MemoryConnector, Operation};
 use exchange_sync_core::{
-    Action, Connector, Direction, ErrorKind, FetchedItem, ItemId, LocalChangePolicy, Member, MemberId, OneWayPolicy,
-    OriginStamp, Result, SyncGroup, SyncToken, TwoWayPolicy, field,
+    Action, Direction, ErrorKind, LocalChangePolicy, Member, MemberId, OneWayPolicy, SyncGroup, TwoWayPolicy, field,
 };
-use futures::stream::BoxStream;
 
 fn group() -> SyncGroup {
     let mut g = SyncGroup::new("contacts", "hub")
@@ -482,71 +472,16 @@ async fn a_copy_deleted_before_the_feed_reported_it_is_still_seen() {
     }
 }
 
-/// A folder whose user acts right before the engine's `nth` read of its change feed: in a pass
-/// that creates copies there, the second read is the one that settles the feed past them.
-struct UserActsBeforeRead {
-    folder: MemoryConnector,
-    inner: Arc<dyn Connector>,
-    nth: usize,
-    reads: AtomicUsize,
-    act: Box<dyn Fn(&MemoryConnector) + Send + Sync>,
-}
-
-#[async_trait]
-impl Connector for UserActsBeforeRead {
-    fn describe(&self) -> String {
-        self.inner.describe()
-    }
-    fn capabilities(&self) -> Capabilities {
-        self.inner.capabilities()
-    }
-    async fn changes(&self, token: Option<&SyncToken>) -> Result<ChangePage> {
-        if self.reads.fetch_add(1, Ordering::SeqCst) + 1 == self.nth {
-            (self.act)(&self.folder);
-        }
-        self.inner.changes(token).await
-    }
-    async fn list(&self, cursor: Option<&PageCursor>) -> Result<ListPage> {
-        self.inner.list(cursor).await
-    }
-    async fn get(&self, ids: &[ItemId]) -> Result<BatchResult<FetchedItem>> {
-        self.inner.get(ids).await
-    }
-    async fn create(&self, items: &[NewItem]) -> Result<BatchResult<ItemVersion>> {
-        self.inner.create(items).await
-    }
-    async fn update(&self, updates: &[ItemUpdate]) -> Result<BatchResult<ItemVersion>> {
-        self.inner.update(updates).await
-    }
-    async fn delete(&self, items: &[ItemDelete]) -> Result<BatchResult<()>> {
-        self.inner.delete(items).await
-    }
-    async fn find_by_origin(&self, origins: &[OriginStamp]) -> Result<Vec<FetchedItem>> {
-        self.inner.find_by_origin(origins).await
-    }
-    async fn watch(&self) -> Result<BoxStream<'static, ChangeHint>> {
-        self.inner.watch().await
-    }
-}
-
 /// One pass in which alice's user does `act` between the creation of her new copies and the
-/// engine's read of her change feed after them.
+/// engine's read of her change feed after them (the pass's second read of it).
 async fn pass_with_alice_acting_before_the_settling_read(
     w: &World,
-    act: impl Fn(&MemoryConnector) + Send + Sync + 'static,
+    act: impl FnOnce(&MemoryConnector) + Send + 'static,
 ) {
-    let mut connectors: BTreeMap<MemberId, Arc<dyn Connector>> =
-        w.folders.iter().map(|(m, c)| (m.clone(), c.shared())).collect();
-    let alice = MemberId::new("alice");
-    let folder = w.folder("alice").clone();
-    let wrapped =
-        UserActsBeforeRead { inner: folder.shared(), folder, nth: 2, reads: AtomicUsize::new(0), act: Box::new(act) };
-    connectors.insert(alice, Arc::new(wrapped));
-    let engine = GroupSync::new(w.group.clone(), Arc::clone(&w.store), connectors)
-        .unwrap()
-        .with_options(SyncOptions { executor: common::fast_options(), ..SyncOptions::default() });
-    let report = engine.run().await.unwrap();
+    w.folder("alice").act_before(Operation::Changes, 2, act);
+    let report = w.sync().await;
     assert!(report.members[&MemberId::new("alice")].execution.created > 0, "{report:#?}");
+    assert!(!w.folder("alice").has_pending_faults());
 }
 
 // A two-way member's user edits a copy the engine has just created, before the folder's feed was

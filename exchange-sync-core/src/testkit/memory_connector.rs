@@ -94,6 +94,24 @@ struct Folder {
     calls: BTreeMap<Operation, u64>,
     /// Item writes applied through the connector (not the user API), by operation.
     applied: BTreeMap<Operation, u64>,
+    /// The user's actions waiting for a call (see [`MemoryConnector::act_before`]).
+    actions: Vec<UserAction>,
+}
+
+/// A user's action, to run right before the call of `operation` numbered `call`.
+struct UserAction {
+    operation: Operation,
+    call: u64,
+    act: Box<dyn FnOnce(&MemoryConnector) + Send>,
+}
+
+impl std::fmt::Debug for UserAction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserAction")
+            .field("operation", &self.operation)
+            .field("call", &self.call)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Folder {
@@ -271,6 +289,7 @@ impl MemoryConnector {
                 scramble: None,
                 calls: BTreeMap::new(),
                 applied: BTreeMap::new(),
+                actions: Vec::new(),
             })),
             hints,
             crash: CrashSignal::new(),
@@ -404,6 +423,17 @@ impl MemoryConnector {
         self.lock().faults.add(fault);
     }
 
+    /// Lets the user act right before the `nth` call (1 = the next one) of `operation` from now,
+    /// with this folder: an edit or a deletion in the middle of a pass, between two of the
+    /// engine's calls (a copy edited after the engine created it and before it reads the
+    /// folder's change feed back, say). The action runs before the call does anything, its
+    /// fault included.
+    pub fn act_before(&self, operation: Operation, nth: u64, act: impl FnOnce(&MemoryConnector) + Send + 'static) {
+        let mut f = self.lock();
+        let call = f.calls.get(&operation).copied().unwrap_or(0) + nth.max(1);
+        f.actions.push(UserAction { operation, call, act: Box::new(act) });
+    }
+
     /// Drops every scheduled fault that has not fired.
     pub fn clear_faults(&self) {
         self.lock().faults.clear();
@@ -456,11 +486,25 @@ impl MemoryConnector {
 
     // ----- call plumbing -----
 
-    /// Counts a call and answers the fault that fires on it.
+    /// Counts a call, runs the user's actions due before it, and answers the fault that fires
+    /// on it.
     fn begin(&self, op: Operation) -> Option<FaultKind> {
-        let mut f = self.lock();
-        *f.calls.entry(op).or_insert(0) += 1;
-        f.faults.on_call(op)
+        let (fault, due) = {
+            let mut f = self.lock();
+            let calls = f.calls.entry(op).or_insert(0);
+            *calls += 1;
+            let call = *calls;
+            let fault = f.faults.on_call(op);
+            let (due, waiting): (Vec<UserAction>, Vec<UserAction>) =
+                std::mem::take(&mut f.actions).into_iter().partition(|a| a.operation == op && a.call == call);
+            f.actions = waiting;
+            (fault, due)
+        };
+        // Outside the lock: the user's API takes it.
+        for action in due {
+            (action.act)(self);
+        }
+        fault
     }
 
     /// Acts on a fault that strikes before the call reaches the server.
@@ -700,6 +744,18 @@ mod tests {
         let after = c.item(&id).unwrap();
         assert_ne!(before.version, after.version);
         assert!(before.item.same_content(&after.item));
+    }
+
+    #[tokio::test]
+    async fn a_users_action_runs_right_before_the_call_it_waits_for() {
+        let c = MemoryConnector::new("f");
+        c.user_create(contact("a"));
+        c.act_before(Operation::List, 2, |folder| {
+            folder.user_create(contact("b"));
+        });
+        assert_eq!(c.list(None).await.unwrap().items.len(), 1, "not before the first listing");
+        assert_eq!(c.list(None).await.unwrap().items.len(), 2, "before the second");
+        assert_eq!(c.list(None).await.unwrap().items.len(), 2, "once");
     }
 
     #[tokio::test]
