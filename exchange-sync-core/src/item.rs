@@ -206,14 +206,26 @@ impl Item {
     pub fn canonical(&self) -> Item {
         Item {
             kind: self.kind.clone(),
-            fields: self.content_fields().filter(|(_, v)| !v.is_empty()).map(|(k, v)| (k.clone(), v.clone())).collect(),
-            body: self
-                .body
-                .as_ref()
-                .map(|b| Body { format: b.format, content: b.normalized() })
-                .filter(|b| !b.content.is_empty()),
-            categories: self.categories.iter().map(|c| c.trim().to_owned()).filter(|c| !c.is_empty()).collect(),
+            fields: self.canonical_fields().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            body: self.canonical_body(),
+            categories: self.canonical_categories().map(str::to_owned).collect(),
         }
+    }
+
+    /// The fields of the canonical form: content fields that are not empty, in name order.
+    fn canonical_fields(&self) -> impl Iterator<Item = (&String, &FieldValue)> {
+        self.content_fields().filter(|(_, v)| !v.is_empty())
+    }
+
+    /// The body of the canonical form: normalized, and none when that leaves it empty.
+    fn canonical_body(&self) -> Option<Body> {
+        self.body.as_ref().map(|b| Body { format: b.format, content: b.normalized() }).filter(|b| !b.content.is_empty())
+    }
+
+    /// The categories of the canonical form: trimmed, without blank ones (a set once collected:
+    /// categories that trim alike are one).
+    fn canonical_categories(&self) -> impl Iterator<Item = &str> {
+        self.categories.iter().map(|c| c.trim()).filter(|c| !c.is_empty())
     }
 
     /// The content hash (see [`ContentHash`]).
@@ -239,11 +251,9 @@ pub struct ContentHash(#[serde(with = "hex32")] pub [u8; 32]);
 impl ContentHash {
     /// Hashes an item's canonical form.
     ///
-    /// The canonical form ([`Item::canonical`]) is not built: its pieces are hashed as they are
-    /// read from the item (content fields that are not empty in name order, the normalized body
-    /// unless empty, the trimmed categories as a set), which is what hashing the built form
-    /// did, without copying every field first (that copy was most of planning's cost per
-    /// entity). A test holds the two to the same hash.
+    /// The canonical form ([`Item::canonical`]) is not built: its pieces are hashed as the
+    /// item yields them, by the same rules, without copying every field first (that copy was
+    /// most of planning's cost per entity). A test holds the two to the same hash.
     pub fn of(item: &Item) -> Self {
         let mut h = Sha256::new();
         // Every piece is tagged and length-prefixed so that no two different items share an
@@ -255,7 +265,7 @@ impl ContentHash {
         }
         put(&mut h, b'v', b"1");
         put(&mut h, b'k', item.kind.to_string().as_bytes());
-        for (name, value) in item.content_fields().filter(|(_, v)| !v.is_empty()) {
+        for (name, value) in item.canonical_fields() {
             put(&mut h, b'f', name.as_bytes());
             match value {
                 FieldValue::Text(s) => put(&mut h, b't', s.as_bytes()),
@@ -270,18 +280,15 @@ impl ContentHash {
                 }
             }
         }
-        if let Some(body) = &item.body {
-            let content = body.normalized();
-            if !content.is_empty() {
-                let fmt: &[u8] = match body.format {
-                    BodyFormat::Text => b"text",
-                    BodyFormat::Html => b"html",
-                };
-                put(&mut h, b'B', fmt);
-                put(&mut h, b'c', content.as_bytes());
-            }
+        if let Some(body) = item.canonical_body() {
+            let fmt: &[u8] = match body.format {
+                BodyFormat::Text => b"text",
+                BodyFormat::Html => b"html",
+            };
+            put(&mut h, b'B', fmt);
+            put(&mut h, b'c', body.content.as_bytes());
         }
-        let categories: BTreeSet<&str> = item.categories.iter().map(|c| c.trim()).filter(|c| !c.is_empty()).collect();
+        let categories: BTreeSet<&str> = item.canonical_categories().collect();
         for c in categories {
             put(&mut h, b'C', c.as_bytes());
         }
