@@ -507,8 +507,9 @@ const REMOVE_PENDING_BATCH: &str = "DELETE FROM pending_batches WHERE group_id =
 /// replicas over that span reads mostly the entities asked for.
 const ENTITY_SPAN: &str = "SELECT COUNT(*) FROM entities WHERE group_id = ?1 AND entity_id BETWEEN ?2 AND ?3";
 
-/// The entities between two ids (both included).
-const ENTITIES_BETWEEN: &str = "SELECT entity_id FROM entities WHERE group_id = ?1 AND entity_id BETWEEN ?2 AND ?3";
+/// The entities between two ids (both included), at most `?4` of them.
+const ENTITIES_BETWEEN: &str =
+    "SELECT entity_id FROM entities WHERE group_id = ?1 AND entity_id BETWEEN ?2 AND ?3 LIMIT ?4";
 
 /// A folder's slots of the entities between two ids (both included).
 const FOLDER_REPLICAS_BETWEEN: &str = "
@@ -816,16 +817,18 @@ impl<'c> TxStatements<'c> {
         if replicas < BULK_ENTITY_CHECK {
             return Ok(());
         }
-        let span: i64 = self.conn.prepare_cached(ENTITY_SPAN)?.query_row(params![group, low, high], |r| r.get(0))?;
-        if usize::try_from(span).unwrap_or(usize::MAX) > replicas.saturating_mul(2) {
-            return Ok(());
-        }
+        // One read of the span, stopped as soon as it holds more than twice the entities asked
+        // for (a sparse span: the replicas' entities are then looked up one by one).
+        let most = replicas.saturating_mul(2);
+        let limit = i64::try_from(most.saturating_add(1)).unwrap_or(i64::MAX);
         let existing = self
             .conn
             .prepare_cached(ENTITIES_BETWEEN)?
-            .query_map(params![group, low, high], |r| r.get(0))?
+            .query_map(params![group, low, high, limit], |r| r.get(0))?
             .collect::<rusqlite::Result<HashSet<String>>>()?;
-        self.existing = Some(existing);
+        if existing.len() <= most {
+            self.existing = Some(existing);
+        }
         Ok(())
     }
 
