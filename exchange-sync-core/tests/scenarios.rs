@@ -207,6 +207,16 @@ async fn rule7_an_edit_between_crash_and_restart_is_kept() {
     }
 }
 
+/// Bob's user deletes his copy of Ben; the passes that follow see it gone and, bob being a
+/// one-way member, restore it.
+async fn bobs_deleted_copy_of_ben_is_restored(w: &World) {
+    w.folder("bob").user_delete(&w.one("bob", "Ben").id);
+    w.sync_until_quiet(3).await;
+    for m in ["hub", "alice", "bob", "carol"] {
+        assert_eq!(w.named(m, "Ben").len(), 1, "{m}: a one-way member's deleted copy is restored");
+    }
+}
+
 /// Found by the property test: a create recovered after a crash, whose confirming observation
 /// then failed, and whose copy its user deleted before the next pass. A change feed says nothing
 /// of an item created and deleted after its token, so only a complete listing shows it gone.
@@ -220,11 +230,7 @@ async fn rule7_a_recovered_copy_deleted_before_it_was_confirmed_is_seen_gone() {
     let failed = w.try_sync().await.expect("no crash");
     assert!(failed.is_err_and(|e| e.kind() == ErrorKind::Transient), "bob's observation failed");
     assert!(w.store.pending_creates(&w.group.id).await.unwrap().is_empty(), "the create was recovered first");
-    w.folder("bob").user_delete(&w.one("bob", "Ben").id);
-    w.sync_until_quiet(3).await;
-    for m in ["hub", "alice", "bob", "carol"] {
-        assert_eq!(w.named(m, "Ben").len(), 1, "{m}: a one-way member's deleted copy is restored");
-    }
+    bobs_deleted_copy_of_ben_is_restored(&w).await;
 }
 
 /// The same when the copies were written but the change feed could not be read back after them
@@ -236,11 +242,7 @@ async fn a_copy_deleted_after_its_change_feed_could_not_be_read_back_is_seen_gon
     // The pass reads bob's feed to observe (first call), writes the copy, and reads the feed again.
     w.folder("bob").inject(Fault::on(Operation::Changes, 2, FaultKind::Fail(ErrorKind::Transient)));
     w.sync().await;
-    w.folder("bob").user_delete(&w.one("bob", "Ben").id);
-    w.sync_until_quiet(3).await;
-    for m in ["hub", "alice", "bob", "carol"] {
-        assert_eq!(w.named(m, "Ben").len(), 1, "{m}: a one-way member's deleted copy is restored");
-    }
+    bobs_deleted_copy_of_ben_is_restored(&w).await;
 }
 
 #[tokio::test]
