@@ -82,7 +82,7 @@ fn input(group: &SyncGroup) -> PlanInput {
             origin: Some(OriginStamp::new(group.id.clone(), id.clone())),
         };
         observations.entry(folder.clone()).or_default().push(Observed::Present(fetched));
-        entities.insert(id.clone(), EntityRecord { id, base: Some(base), match_key: None, replicas });
+        entities.insert(id.clone(), EntityRecord { replicas, ..EntityRecord::new(id, Some(base), None) });
     }
     PlanInput {
         entities,

@@ -13,7 +13,7 @@ use futures::stream::BoxStream;
 
 use crate::error::Result;
 use crate::id::{ItemId, SyncToken, Version};
-use crate::item::Item;
+use crate::item::{ContentHash, Item};
 use crate::origin::OriginStamp;
 
 /// How a folder reports what changed.
@@ -118,13 +118,35 @@ pub struct ItemUpdate {
     pub origin: Option<OriginStamp>,
 }
 
-/// An item to delete.
+/// An item to delete, with what the engine expects it to hold.
+///
+/// A deletion must never destroy an edit it did not see (design rule 4: a modification beats a
+/// deletion). Servers that delete conditionally check `expected` themselves. Exchange does not
+/// (DeleteItem ignores the change key), so its connector reads the version right before deleting
+/// and refuses with [`crate::Error::PreconditionFailed`] when it moved, then checks what it
+/// deleted against `expected_hash` and puts an edited copy back ([`Deleted::Restored`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ItemDelete {
     /// The item to delete.
     pub id: ItemId,
-    /// The version the engine last saw, when the server can check it.
+    /// The version the engine last saw; a copy at another version was edited since and is not
+    /// deleted ([`crate::Error::PreconditionFailed`]).
     pub expected: Option<Version>,
+    /// The content hash of what the engine last saw in the copy, for connectors that can only
+    /// check after the fact what they deleted.
+    pub expected_hash: Option<ContentHash>,
+}
+
+/// What a delete did to one item.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Deleted {
+    /// The item is gone, and it held what the engine expected (or the connector cannot tell).
+    Gone,
+    /// The item had been edited after the version the engine planned against, in the instant
+    /// between the connector's last check and the deletion; the connector put the edited item
+    /// back, now at this id and version. The edit wins (a modification beats a deletion): the
+    /// engine records the copy as changed so that the next pass merges the edit.
+    Restored(ItemVersion),
 }
 
 /// A hint that a folder changed: the engine should look (it never trusts a hint's content).
@@ -154,6 +176,15 @@ pub trait Connector: Send + Sync {
     /// What this connector can do.
     fn capabilities(&self) -> Capabilities;
 
+    /// The server's stable identity of the folder (EWS: the folder id), when the connector knows
+    /// it. The engine records it with the folder's copies: a configured target that now resolves
+    /// to another folder (target changed, folder recreated or moved) is a re-home, never a mass
+    /// deletion (design rule 11). `None` when the server has no such id; then only the "every
+    /// known copy vanished at once" rule protects the group.
+    fn folder_id(&self) -> Option<String> {
+        None
+    }
+
     /// Changes since `token` (`None`: from the beginning, every item as `Upserted`).
     ///
     /// Only for [`ChangeDetection::Incremental`] folders; snapshot connectors answer with a
@@ -174,8 +205,10 @@ pub trait Connector: Send + Sync {
     /// Updates items, each guarded by its expected version; answers the new versions.
     async fn update(&self, updates: &[ItemUpdate]) -> Result<BatchResult<ItemVersion>>;
 
-    /// Deletes items. An item that is already gone answers [`crate::ErrorKind::NotFound`].
-    async fn delete(&self, items: &[ItemDelete]) -> Result<BatchResult<()>>;
+    /// Deletes items, each only while it holds its expected version (see [`ItemDelete`]). An
+    /// item that is already gone answers [`crate::ErrorKind::NotFound`]; one whose version moved
+    /// answers [`crate::ErrorKind::PreconditionFailed`] and stays.
+    async fn delete(&self, items: &[ItemDelete]) -> Result<BatchResult<Deleted>>;
 
     /// Finds the items in this folder carrying any of these origin stamps (crash recovery and
     /// initial matching). Items without a matching stamp are not returned.

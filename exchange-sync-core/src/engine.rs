@@ -1,75 +1,105 @@
 //! One sync pass of a group: [`GroupSync`].
 //!
-//! A pass (CORE.md "Engine pass"):
+//! A pass:
 //! 1. **recovers** open create intents left by an interrupted pass: each is looked up by its
 //!    origin stamp; a copy found becomes the replica, otherwise the intent is dropped (and the
 //!    copy is created again by this pass);
-//! 2. **observes** every folder: incremental folders page through `changes(token)` (an invalid
-//!    token starts over from the beginning and diffs against what state knows); snapshot folders
-//!    list every (id, version) and diff. New and changed versions are fetched, vanished items are
-//!    reported deleted; the user's own items only get their version recorded, never read;
-//! 3. **loads** the entities the observations touch (every entity for a folder whose initial sync
-//!    runs, or whose previous pass did not finish cleanly);
-//! 4. **plans** ([`crate::planner::plan`]) and **executes** ([`crate::executor::Executor`]);
-//! 5. records each folder's status: initialized, last sync, last error.
+//! 2. **observes** every folder it can: incremental folders page through `changes(token)` (an
+//!    invalid token starts over from the beginning and diffs against what state knows); snapshot
+//!    folders list every (id, version) and diff. New and changed versions are fetched, vanished
+//!    items are reported deleted; the user's own items only get their version recorded, never
+//!    read;
+//! 3. **leaves out** the member folders it cannot see truthfully, and says why (see
+//!    [`FolderCondition`]): a member that cannot be opened or observed (no mailbox, no rights, a
+//!    server error), one whose server asked to back off ("parked" until then: no request is sent
+//!    to it before), one whose configured folder now resolves to another server folder (a
+//!    re-home: see [`GroupSync::rehome`]), and one whose every known copy vanished at once
+//!    (held until an admin confirms). The rest of the group syncs. The hub cannot be left out:
+//!    then the pass stops;
+//! 4. **loads** the entities the observations touch (every entity for a folder whose initial
+//!    sync runs, whose previous pass was interrupted, or that an admin asked to resync; the
+//!    entities whose writes failed last time);
+//! 5. **plans** ([`crate::planner::plan`]) and **executes** ([`crate::executor::Executor`]);
+//! 6. records each folder's status: initialized, last sync, the folder's identity and how the
+//!    pass ended for it.
 //!
-//! A folder whose previous pass did not finish (an interruption marker or a failed action in its
-//! status) gets a full check: every entity is planned, so stale and missing copies are found even
-//! though nothing new was observed. That is what makes a crash at any point harmless.
+//! # Who retries what
+//!
+//! The engine never sends a request twice. A connector retries its own requests as its server
+//! wants (the EWS client honours Exchange's back-off in full) and marks what it gave up on as
+//! exhausted. The engine turns what is left into folder conditions: throttling parks the folder
+//! until the server's back-off ends, anything else leaves the folder out of this pass, and the
+//! next pass (the service schedules it) takes it up again. A member left out keeps its state: its
+//! copies are not deleted, not updated, and its users' edits made meanwhile are merged against
+//! the content those copies last held ([`crate::state::EntityRecord::earlier_bases`]).
+//!
+//! # Who writes state
+//!
+//! Every state write of a pass goes through the [`Executor`]: the planner's (bases, observed
+//! versions, tokens, conflicts), each action's outcome, and the engine's recovery, settled
+//! tokens and folder statuses.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::future::Future;
 use std::sync::Arc;
 
+use chrono::Utc;
 use futures::StreamExt;
 use tracing::Instrument;
 
 use crate::connector::{Change, ChangeDetection, Connector, FetchedItem, ItemVersion};
 use crate::error::{Error, ErrorContext, ErrorKind, Result};
-use crate::executor::{ExecutionReport, Executor, ExecutorOptions, MemberReport};
+use crate::executor::{Backoff, ExecutionReport, Executor, ExecutorOptions, MemberReport, UNREAD_VERSION};
 use crate::group::SyncGroup;
 use crate::id::{EntityId, GroupId, ItemId, MemberId, Version};
 use crate::origin::OriginStamp;
-use crate::plan::{Action, FolderObservation, Observed, Plan, PlanInput, Reason};
+use crate::plan::{Action, FolderObservation, Notice, Observed, Plan, PlanInput, Reason};
 use crate::planner;
 use crate::state::{
-    ConflictRecord, KnownItem, MemberStatus, Ownership, ReplicaRecord, ReplicaSlot, StateStore, StateTransaction,
-    StateWrite,
+    ConflictRecord, FolderCondition, FolderIdentity, KnownItem, MemberStatus, Ownership, ReplicaRecord, ReplicaSlot,
+    StateStore, StateWrite,
 };
 
 /// How a pass behaves.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct SyncOptions {
-    /// Pacing of writes (and of retries on throttling, reads included).
+    /// How many folders are written at once.
     pub executor: ExecutorOptions,
-    /// Lets this pass exceed the mass-delete guard (an admin confirmed).
+    /// Lets this pass exceed the mass-delete guard and carry out the deletions of folders whose
+    /// every copy vanished (an admin confirmed).
     pub allow_mass_delete: bool,
-    /// When a member folder cannot be observed: `false` (the default) stops the pass, so the
-    /// base never moves past a copy the pass could not see; `true` leaves that member out and
-    /// syncs the others. Leaving a member out keeps a group running around a broken mailbox, at a
-    /// cost: if the member's user edits a copy before the member is back, the edit is merged
-    /// against the newer base, and a concurrent hub edit of the same field can be overwritten
-    /// without a conflict record.
+    /// When a member folder cannot be opened or observed: `true` (the default) leaves that member
+    /// out and syncs the others; `false` stops the pass. Leaving a member out is safe: nothing is
+    /// propagated from what the pass could not see, its copies are kept, and an edit its user
+    /// makes meanwhile is merged against the content the copy last held (the entity keeps that
+    /// earlier base), so no concurrent edit of another side is overwritten without a record.
     pub skip_unobservable_members: bool,
+    /// Folders to compare completely in this pass, keeping their state (an admin's resync).
+    pub full_check: BTreeSet<MemberId>,
 }
 
-/// The status text of a folder whose pass started writing and has not finished; the next pass
-/// sees it and checks every entity of the folder.
-const INTERRUPTED: &str = "sync interrupted before all planned writes completed";
+impl Default for SyncOptions {
+    fn default() -> Self {
+        SyncOptions {
+            executor: ExecutorOptions::default(),
+            allow_mass_delete: false,
+            skip_unobservable_members: true,
+            full_check: BTreeSet::new(),
+        }
+    }
+}
 
 /// How many batches of items a folder's observation reads at once (see `observe`).
 const READ_AHEAD: usize = 2;
-
-/// Prefix of the version recorded for a copy found by crash recovery: never a server's version,
-/// so the copy is fetched and compared at its next observation.
-const RECOVERED_VERSION: &str = "recovered:";
 
 /// What one pass did in one folder.
 #[derive(Debug, Default)]
 pub struct MemberSyncReport {
     /// How many changes were observed (new, changed and deleted items).
     pub observed: usize,
-    /// Why the folder could not be observed; it was left out of this pass.
+    /// Why the folder was left out of this pass (it could not be opened or observed, the server
+    /// asked it to back off, it moved, or every copy vanished), with the error when there was one.
+    pub left_out: Option<FolderCondition>,
+    /// The error that left the folder out, when one did.
     pub error: Option<Error>,
     /// The writes to the folder.
     pub execution: MemberReport,
@@ -78,7 +108,7 @@ pub struct MemberSyncReport {
 impl MemberSyncReport {
     /// Whether the folder was observed and every write to it completed.
     pub fn is_clean(&self) -> bool {
-        self.error.is_none() && self.execution.is_clean()
+        self.left_out.is_none() && self.execution.is_clean()
     }
 }
 
@@ -97,6 +127,8 @@ pub struct SyncReport {
     pub conflicts: Vec<ConflictRecord>,
     /// Per folder, how many of the planned writes revert a one-way member's local change.
     pub reverts: BTreeMap<MemberId, usize>,
+    /// What the admin should know that is not a write: folders left out, users' own items kept.
+    pub notices: Vec<Notice>,
     /// Per folder (the hub included).
     pub members: BTreeMap<MemberId, MemberSyncReport>,
 }
@@ -110,6 +142,24 @@ impl SyncReport {
     /// How many server writes completed.
     pub fn written(&self) -> usize {
         self.members.values().map(|m| m.execution.written()).sum()
+    }
+
+    /// Whether another pass should follow soon although nothing failed: users' edits raced with
+    /// this pass's writes, or a deleted copy was restored because it had been edited.
+    pub fn needs_follow_up(&self) -> bool {
+        self.members.values().any(|m| m.execution.needs_follow_up())
+    }
+
+    /// The earliest time a folder of this pass was parked until (the server asked it to back off).
+    pub fn parked_until(&self) -> Option<chrono::DateTime<Utc>> {
+        self.members
+            .values()
+            .filter_map(|m| match (&m.left_out, &m.execution.parked) {
+                (Some(FolderCondition::Parked { until, .. }), _) => Some(*until),
+                (_, Some(backoff)) => Some(backoff.until),
+                _ => None,
+            })
+            .min()
     }
 }
 
@@ -128,11 +178,12 @@ struct FolderView {
 /// Everything needed to execute a pass, once planned.
 struct Prepared {
     plan: Plan,
-    /// The group as planned: folders that could not be observed are left out.
+    /// The group as planned: folders left out are not in it.
     planned_group: SyncGroup,
     statuses: BTreeMap<MemberId, MemberStatus>,
     members: BTreeMap<MemberId, MemberSyncReport>,
-    foreign: Vec<StateWrite>,
+    /// The identity of each observed folder, as its connector names it.
+    identities: BTreeMap<MemberId, Option<String>>,
 }
 
 /// Told the plan of a pass before the pass writes it (see [`GroupSync::on_planned`]).
@@ -143,30 +194,68 @@ pub struct GroupSync {
     group: SyncGroup,
     store: Arc<dyn StateStore>,
     connectors: BTreeMap<MemberId, Arc<dyn Connector>>,
+    /// Members whose folder could not be opened, with the reason.
+    unavailable: BTreeMap<MemberId, Error>,
+    /// How each folder is described as configured (for its recorded identity).
+    paths: BTreeMap<MemberId, String>,
     options: SyncOptions,
     views: crate::view::MemberViews,
     on_planned: Option<PlannedCallback>,
 }
 
 impl GroupSync {
-    /// A runner for `group`; `connectors` must hold one connector per folder (hub included).
+    /// A runner for `group`; `connectors` holds one connector per folder. The hub's is required;
+    /// a member without one is left out of every pass (see [`GroupSync::with_unavailable`] to say
+    /// why).
     pub fn new(
         group: SyncGroup,
         store: Arc<dyn StateStore>,
         connectors: BTreeMap<MemberId, Arc<dyn Connector>>,
     ) -> Result<Self> {
         group.validate()?;
-        if let Some(missing) = group.folders().find(|m| !connectors.contains_key(*m)) {
-            return Err(Error::Config { message: format!("group {}: no connector for folder {missing}", group.id) });
+        if !connectors.contains_key(&group.hub) {
+            return Err(Error::Config {
+                message: format!("group {}: no connector for the hub {}", group.id, group.hub),
+            });
         }
+        let unavailable = group
+            .members
+            .iter()
+            .filter(|m| !connectors.contains_key(&m.id))
+            .map(|m| {
+                let error = Error::permanent(
+                    "no connector for this member's folder",
+                    ErrorContext::operation("open").with_group(group.id.clone()).with_member(m.id.clone()),
+                );
+                (m.id.clone(), error)
+            })
+            .collect();
         Ok(GroupSync {
             group,
             store,
             connectors,
+            unavailable,
+            paths: BTreeMap::new(),
             options: SyncOptions::default(),
             views: Default::default(),
             on_planned: None,
         })
+    }
+
+    /// Says why a member's folder could not be opened (no mailbox, impersonation denied, folder
+    /// access denied): the member is left out of every pass of this runner, reported with the
+    /// reason, and the rest of the group syncs.
+    pub fn with_unavailable(mut self, member: MemberId, error: Error) -> Self {
+        self.connectors.remove(&member);
+        self.unavailable.insert(member, error);
+        self
+    }
+
+    /// Names each folder as configured (e.g. `alice@contoso.test/contacts`), recorded with its
+    /// identity; folders not named are described by their connector.
+    pub fn with_paths(mut self, paths: BTreeMap<MemberId, String>) -> Self {
+        self.paths = paths;
+        self
     }
 
     /// Sets what one-way members receive (filters and modifications; see [`crate::view`]).
@@ -193,11 +282,49 @@ impl GroupSync {
         &self.group
     }
 
-    /// Runs one pass. Failed actions (and, with [`SyncOptions::skip_unobservable_members`],
-    /// members that could not be observed) are reported in the [`SyncReport`]; the answer is an
-    /// error when a folder cannot be observed, the mass-delete guard stops the group, or the state
-    /// store fails. Then nothing of the plan is written (only recovered intents are recorded), and
-    /// the next pass starts over from the same tokens.
+    fn executor<'a>(&'a self, group: &'a SyncGroup) -> Executor<'a> {
+        Executor::new(group, self.store.as_ref(), &self.connectors, self.options.executor.clone())
+    }
+
+    /// The folder identity `member` has in state and the one its connector names now, when they
+    /// differ: the configured folder resolves to another server folder (the target changed, the
+    /// folder was recreated or moved). Such a folder is never observed as "everything deleted";
+    /// [`GroupSync::rehome`] moves the member over.
+    pub async fn moved_folder(&self, member: &MemberId) -> Result<Option<(FolderIdentity, String)>> {
+        let Some(connector) = self.connectors.get(member) else { return Ok(None) };
+        let status = self.store.member_status(&self.group.id, member).await?;
+        Ok(match (status.folder, connector.folder_id()) {
+            (Some(known), Some(now)) if known.id != now => Some((known, now)),
+            _ => None,
+        })
+    }
+
+    /// Moves a member (or the hub) whose configured folder now resolves to another server folder:
+    /// the copies in the old folder are handled like a leave (with `remove_copies` and a connector
+    /// to the old folder, the copies the group created there are deleted, each only while it holds
+    /// what the group wrote; otherwise they are forgotten and stay as their user's own), then the
+    /// group forgets the old folder, and the next pass runs an initial sync of the new one, with
+    /// matching (design rule 11). Answers how many copies were deleted.
+    pub async fn rehome(
+        &self,
+        member: &MemberId,
+        old_folder: Option<&Arc<dyn Connector>>,
+        remove_copies: bool,
+    ) -> Result<usize> {
+        let span = tracing::info_span!("rehome", group = %self.group.id, member = %member);
+        async {
+            let deleted = self.executor(&self.group).leave(member, old_folder, remove_copies).await?;
+            tracing::info!(deleted, "folder re-homed: the new folder gets an initial sync");
+            Ok(deleted)
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Runs one pass. Failed actions and members left out are reported in the [`SyncReport`];
+    /// the answer is an error when the hub cannot be observed, the mass-delete guard stops the
+    /// group, or the state store fails. Then nothing of the plan is written (only recovered
+    /// intents are recorded), and the next pass starts over from the same tokens.
     pub async fn run(&self) -> Result<SyncReport> {
         let span = tracing::info_span!("sync", group = %self.group.id);
         async {
@@ -208,13 +335,18 @@ impl GroupSync {
                 planned: 0,
                 conflicts: Vec::new(),
                 reverts: BTreeMap::new(),
+                notices: Vec::new(),
                 members: BTreeMap::new(),
             };
-            (report.recovered, report.abandoned) = self.recover().await?;
-            let Prepared { mut plan, planned_group, statuses, members, foreign } = self.prepare().await?;
+            let statuses = self.statuses().await?;
+            let mut skipped = self.skipped(&statuses);
+            (report.recovered, report.abandoned) = self.recover(&mut skipped).await?;
+            let Prepared { mut plan, planned_group, statuses, members, identities } =
+                self.prepare(statuses, skipped).await?;
             report.members = members;
             report.planned = plan.actions.len();
             report.conflicts = plan.conflicts.clone();
+            report.notices = plan.notices.clone();
             for action in &plan.actions {
                 if let Action::Create { reason: Reason::Revert, .. } | Action::Update { reason: Reason::Revert, .. } =
                     action
@@ -222,21 +354,19 @@ impl GroupSync {
                     *report.reverts.entry(action.member().clone()).or_default() += 1;
                 }
             }
-            // The foreign items' versions and an interruption marker for every folder about to be
-            // written go with the plan's own state, in its one transaction.
-            plan.state.extend(foreign);
+            // An interruption marker for every folder about to be written goes with the plan's
+            // own state, in its one transaction.
             let writing: BTreeSet<MemberId> = plan.actions.iter().map(|a| a.member().clone()).collect();
             for member in &writing {
                 let mut status = statuses.get(member).cloned().unwrap_or_default();
-                status.last_error = Some(INTERRUPTED.to_owned());
+                status.condition = FolderCondition::Interrupted;
                 plan.state.push(StateWrite::SetMemberStatus { member: member.clone(), status });
             }
             tracing::info!(actions = plan.actions.len(), conflicts = plan.conflicts.len(), "executing plan");
             if let Some(callback) = &self.on_planned {
                 callback(&plan);
             }
-            let executor =
-                Executor::new(&planned_group, self.store.as_ref(), &self.connectors, self.options.executor.clone());
+            let executor = self.executor(&planned_group);
             // Each folder that received copies reads its change feed once more as soon as its
             // writes are done (see `settle`), while other folders are still being written.
             let ExecutionReport { members: executed } = executor
@@ -244,9 +374,10 @@ impl GroupSync {
                     let connector = self.connectors.get(&member).filter(|c| {
                         !created.is_empty() && c.capabilities().change_detection == ChangeDetection::Incremental
                     });
+                    let executor = &executor;
                     async move {
                         match connector {
-                            Some(connector) => self.settle(&member, connector, &created).await,
+                            Some(connector) => self.settle(executor, &member, connector, &created).await,
                             None => Ok(()),
                         }
                     }
@@ -255,8 +386,13 @@ impl GroupSync {
             for (member, execution) in executed {
                 report.members.entry(member).or_default().execution = execution;
             }
-            self.record_statuses(&planned_group, &statuses, &report).await?;
-            tracing::info!(written = report.written(), clean = report.is_clean(), "pass done");
+            self.record_statuses(&executor, &planned_group, &statuses, &identities, &report).await?;
+            tracing::info!(
+                written = report.written(),
+                clean = report.is_clean(),
+                follow_up = report.needs_follow_up(),
+                "pass done"
+            );
             Ok(report)
         }
         .instrument(span)
@@ -264,16 +400,53 @@ impl GroupSync {
     }
 
     /// Observes and plans without writing anything (no recovery, no state, no server writes):
-    /// the dry run an admin reads, and the "is the next plan empty?" check of the tests.
+    /// the dry run an admin reads, and the "is the next plan empty?" check of the tests. The
+    /// plan's notices say which folders would be left out, and why.
     pub async fn dry_run(&self) -> Result<Plan> {
         let span = tracing::info_span!("dry_run", group = %self.group.id);
         async {
-            let Prepared { mut plan, foreign, .. } = self.prepare().await?;
-            plan.state.extend(foreign);
+            let statuses = self.statuses().await?;
+            let skipped = self.skipped(&statuses);
+            let Prepared { plan, .. } = self.prepare(statuses, skipped).await?;
             Ok(plan)
         }
         .instrument(span)
         .await
+    }
+
+    async fn statuses(&self) -> Result<BTreeMap<MemberId, MemberStatus>> {
+        let mut statuses = BTreeMap::new();
+        for member in self.group.folders() {
+            statuses.insert(member.clone(), self.store.member_status(&self.group.id, member).await?);
+        }
+        Ok(statuses)
+    }
+
+    /// The folders this pass leaves out before sending anything: members that could not be
+    /// opened, and folders still parked (no request may go to them before their back-off ends).
+    fn skipped(
+        &self,
+        statuses: &BTreeMap<MemberId, MemberStatus>,
+    ) -> BTreeMap<MemberId, (FolderCondition, Option<Error>)> {
+        let now = Utc::now();
+        let mut skipped = BTreeMap::new();
+        for (member, error) in &self.unavailable {
+            let reason = error.to_string();
+            skipped.insert(
+                member.clone(),
+                (FolderCondition::Unobservable { reason }, Some(crate::executor::replicate(error))),
+            );
+        }
+        for (member, status) in statuses {
+            if let FolderCondition::Parked { until, reason } = &status.condition
+                && *until > now
+            {
+                skipped
+                    .entry(member.clone())
+                    .or_insert_with(|| (FolderCondition::Parked { until: *until, reason: reason.clone() }, None));
+            }
+        }
+        skipped
     }
 
     fn context(&self, member: &MemberId, connector: &Arc<dyn Connector>, operation: &'static str) -> ErrorContext {
@@ -283,34 +456,48 @@ impl GroupSync {
             .with_folder(connector.describe())
     }
 
-    /// Resolves open create intents by origin lookup; answers (recovered, abandoned).
-    async fn recover(&self) -> Result<(usize, usize)> {
+    /// Resolves open create intents by origin lookup; answers (recovered, abandoned). A member
+    /// whose intents cannot be looked up is left out of this pass (planning it could duplicate
+    /// the copies); the hub's failure stops the pass.
+    async fn recover(
+        &self,
+        skipped: &mut BTreeMap<MemberId, (FolderCondition, Option<Error>)>,
+    ) -> Result<(usize, usize)> {
         let pending = self.store.pending_creates(&self.group.id).await?;
         if pending.is_empty() {
             return Ok((0, 0));
         }
+        let executor = self.executor(&self.group);
         let mut by_member: BTreeMap<MemberId, Vec<_>> = BTreeMap::new();
         for p in pending {
             by_member.entry(p.member.clone()).or_default().push(p);
         }
         let (mut recovered, mut abandoned) = (0, 0);
         for (member, intents) in by_member {
+            if skipped.contains_key(&member) {
+                continue;
+            }
             let Some(connector) = self.connectors.get(&member) else {
                 // The folder left the group: its intents mean nothing any more.
                 let writes: Vec<StateWrite> = intents
                     .iter()
                     .map(|p| StateWrite::RemovePending { entity: p.entity.clone(), member: member.clone() })
                     .collect();
-                self.store.apply(&self.group.id, StateTransaction::from(writes)).await?;
+                executor.apply(writes).await?;
                 continue;
             };
             let stamps: Vec<OriginStamp> = intents.iter().map(|p| p.origin.clone()).collect();
-            let found = match with_retry(&self.options.executor, || connector.find_by_origin(&stamps)).await {
+            let found = match connector.find_by_origin(&stamps).await {
                 Ok(found) => found,
                 Err(e) => {
-                    // Keep the intents: the next pass looks again. Planning this folder now could
-                    // duplicate the copies, so the pass stops here.
-                    return Err(e.in_context(&self.context(&member, connector, "recover")));
+                    // Keep the intents: the next pass looks again.
+                    let e = e.in_context(&self.context(&member, connector, "recover"));
+                    if self.group.is_hub(&member) || !self.options.skip_unobservable_members {
+                        return Err(e);
+                    }
+                    tracing::warn!(member = %member, error = %e, "cannot look up interrupted creates; member left out");
+                    skipped.insert(member.clone(), (condition_of(&e), Some(e)));
+                    continue;
                 }
             };
             let ids: Vec<EntityId> = intents.iter().map(|p| p.entity.clone()).collect();
@@ -337,7 +524,7 @@ impl GroupSync {
                                 member: member.clone(),
                                 slot: ReplicaSlot::Present(ReplicaRecord {
                                     item_id: copy.id.clone(),
-                                    version: Version::new(format!("{RECOVERED_VERSION}{}", copy.version)),
+                                    version: Version::new(format!("{UNREAD_VERSION}{}", copy.version)),
                                     hash: written,
                                     ownership: Ownership::Created,
                                     ignored_base: None,
@@ -361,28 +548,75 @@ impl GroupSync {
                 // the next, only a complete listing (compared with state) shows it gone.
                 writes.push(StateWrite::SetToken { member: member.clone(), token: None });
             }
-            self.store.apply(&self.group.id, StateTransaction::from(writes)).await?;
+            executor.apply(writes).await?;
         }
         Ok((recovered, abandoned))
     }
 
-    /// Observes every folder, loads what the observations touch, and plans.
-    async fn prepare(&self) -> Result<Prepared> {
-        let mut statuses = BTreeMap::new();
-        for member in self.group.folders() {
-            statuses.insert(member.clone(), self.store.member_status(&self.group.id, member).await?);
+    /// Observes every folder not left out, loads what the observations touch, and plans.
+    async fn prepare(
+        &self,
+        statuses: BTreeMap<MemberId, MemberStatus>,
+        mut skipped: BTreeMap<MemberId, (FolderCondition, Option<Error>)>,
+    ) -> Result<Prepared> {
+        if let Some((condition, error)) = skipped.remove(&self.group.hub) {
+            return Err(error.unwrap_or_else(|| {
+                let until = match &condition {
+                    FolderCondition::Parked { until, .. } => Some(*until),
+                    _ => None,
+                };
+                let wait = until.and_then(|u| (u - Utc::now()).to_std().ok());
+                Error::throttled(wait, ErrorContext::operation("observe").with_group(self.group.id.clone()))
+                    .exhausted()
+                    .in_context(&ErrorContext::default().with_member(self.group.hub.clone()))
+            }));
         }
+        // A folder that now resolves to another server folder is not observed: its copies are
+        // elsewhere, and comparing would call them all deleted.
+        let mut identities = BTreeMap::new();
+        for member in self.group.folders() {
+            if skipped.contains_key(member) {
+                continue;
+            }
+            let Some(connector) = self.connectors.get(member) else { continue };
+            let now = connector.folder_id();
+            let known = statuses.get(member).and_then(|s| s.folder.as_ref());
+            if let (Some(known), Some(current)) = (known, now.as_ref())
+                && &known.id != current
+            {
+                let reason = format!(
+                    "{} now resolves to another server folder than the one holding the group's copies ({}); \
+                     the member must be re-homed (its old copies are handled like a leave, the new folder gets an \
+                     initial sync)",
+                    connector.describe(),
+                    known.path
+                );
+                if self.group.is_hub(member) {
+                    return Err(Error::Config { message: format!("group {}: hub: {reason}", self.group.id) });
+                }
+                tracing::warn!(member = %member, "{reason}");
+                skipped.insert(member.clone(), (FolderCondition::Unobservable { reason }, None));
+                continue;
+            }
+            identities.insert(member.clone(), now);
+        }
+
         let limit = self.options.executor.max_concurrent_folders.max(1);
-        let folders: Vec<(MemberId, Arc<dyn Connector>)> =
-            self.group.folders().filter_map(|m| self.connectors.get(m).map(|c| (m.clone(), Arc::clone(c)))).collect();
+        let folders: Vec<(MemberId, Arc<dyn Connector>)> = self
+            .group
+            .folders()
+            .filter(|m| !skipped.contains_key(*m))
+            .filter_map(|m| self.connectors.get(m).map(|c| (m.clone(), Arc::clone(c))))
+            .collect();
         // The futures are built before awaiting (no closure inside the awaited stream), so that
         // the pass future is `Send` for every lifetime and callers can `tokio::spawn` it.
         let observations_in_flight: Vec<_> = folders
             .into_iter()
             .map(|(member, connector)| {
                 let span = tracing::info_span!("observe", member = %member);
+                let relist = statuses.get(&member).is_some_and(|s| self.needs_full_check(&member, s));
                 async move {
-                    let view = self.observe(&member, &connector).await;
+                    let view = self.observe(&member, &connector, relist).await;
                     (member, view)
                 }
                 .instrument(span)
@@ -391,34 +625,94 @@ impl GroupSync {
         let views: Vec<(MemberId, Result<FolderView>)> =
             futures::stream::iter(observations_in_flight).buffer_unordered(limit).collect().await;
 
-        let mut members: BTreeMap<MemberId, MemberSyncReport> = BTreeMap::new();
-        let mut planned_group = self.group.clone();
-        let mut observations = Vec::new();
-        let mut foreign = Vec::new();
-        let mut touched = BTreeSet::new();
-        let mut keys = BTreeSet::new();
+        let mut observed: BTreeMap<MemberId, FolderView> = BTreeMap::new();
         for (member, view) in views {
-            let entry = members.entry(member.clone()).or_default();
             match view {
                 Ok(view) => {
-                    entry.observed = view.observation.changes.len();
-                    observations.push(view.observation);
-                    foreign.extend(view.foreign);
-                    touched.extend(view.touched);
-                    keys.extend(view.keys);
+                    observed.insert(member, view);
                 }
                 Err(error) if self.group.is_hub(&member) || !self.options.skip_unobservable_members => {
                     return Err(error);
                 }
                 Err(error) => {
                     tracing::warn!(member = %member, error = %error, "folder left out of this pass");
-                    planned_group.members.retain(|m| m.id != member);
-                    entry.error = Some(error);
+                    skipped.insert(member, (condition_of(&error), Some(error)));
                 }
             }
         }
 
-        // Load what the planner may read.
+        // Plan; a member folder whose every copy vanished at once is held and the rest planned
+        // again without it (the hub's stops the pass).
+        loop {
+            let planned_group = self.group.without(|m| skipped.contains_key(m));
+            let input = self.plan_input(&planned_group, &statuses, &observed).await?;
+            match planner::plan_with_views(&planned_group, &input, &self.views) {
+                Ok(mut plan) => {
+                    // The user's own items' versions go with the plan's state, in its one
+                    // transaction.
+                    for member in planned_group.folders() {
+                        if let Some(view) = observed.get(member) {
+                            plan.state.extend(view.foreign.iter().cloned());
+                        }
+                    }
+                    let mut members: BTreeMap<MemberId, MemberSyncReport> = BTreeMap::new();
+                    for (member, view) in &observed {
+                        members.entry(member.clone()).or_default().observed = view.observation.changes.len();
+                    }
+                    for (member, (condition, error)) in skipped {
+                        plan.notices.push(Notice::LeftOut { member: member.clone(), condition: condition.clone() });
+                        let entry = members.entry(member).or_default();
+                        entry.left_out = Some(condition);
+                        entry.error = error;
+                    }
+                    for member in planned_group.folders() {
+                        let Some(id) = identities.get(member).cloned().flatten() else { continue };
+                        let status = statuses.get(member).cloned().unwrap_or_default();
+                        if status.folder.as_ref().map(|f| &f.id) != Some(&id) {
+                            let path = self.path_of(member);
+                            let status = MemberStatus { folder: Some(FolderIdentity { id, path }), ..status };
+                            plan.state.push(StateWrite::SetMemberStatus { member: member.clone(), status });
+                        }
+                    }
+                    return Ok(Prepared { plan, planned_group, statuses, members, identities });
+                }
+                Err(Error::Vanished { member, copies, .. })
+                    if !self.group.is_hub(&member) && self.options.skip_unobservable_members =>
+                {
+                    tracing::warn!(member = %member, copies, "every copy of the group in this folder vanished at once; held until an admin confirms");
+                    observed.remove(&member);
+                    skipped.insert(member, (FolderCondition::Vanished { copies }, None));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// How a folder is described as configured.
+    fn path_of(&self, member: &MemberId) -> String {
+        self.paths
+            .get(member)
+            .cloned()
+            .or_else(|| self.connectors.get(member).map(|c| c.describe()))
+            .unwrap_or_else(|| member.to_string())
+    }
+
+    /// Loads what the planner may read for the observed folders of `planned_group`.
+    async fn plan_input(
+        &self,
+        planned_group: &SyncGroup,
+        statuses: &BTreeMap<MemberId, MemberStatus>,
+        observed: &BTreeMap<MemberId, FolderView>,
+    ) -> Result<PlanInput> {
+        let mut touched = BTreeSet::new();
+        let mut keys = BTreeSet::new();
+        let mut observations = Vec::new();
+        for member in planned_group.folders() {
+            let Some(view) = observed.get(member) else { continue };
+            observations.push(view.observation.clone());
+            touched.extend(view.touched.iter().cloned());
+            keys.extend(view.keys.iter().cloned());
+        }
         let mut match_keys = BTreeMap::new();
         if !keys.is_empty() {
             let keys: Vec<String> = keys.into_iter().collect();
@@ -427,10 +721,21 @@ impl GroupSync {
                 match_keys.entry(key).or_insert(entity);
             }
         }
-        let full_check = planned_group.folders().any(|m| {
-            let status = statuses.get(m).cloned().unwrap_or_default();
-            !status.initialized || status.last_error.is_some()
-        });
+        // Entities whose writes failed last time are planned again (only those: one item the
+        // server keeps refusing must not reload the group every pass). A folder compared with
+        // every entity: its initial sync, an interrupted pass, an admin's resync, and a folder
+        // back after being left out (parked, unobservable, held): the entities that changed
+        // meanwhile were planned without it, and its deferred writes are found again so.
+        let mut full_check = false;
+        for member in planned_group.folders() {
+            let status = statuses.get(member).cloned().unwrap_or_default();
+            if let FolderCondition::FailedWrites { entities, .. } | FolderCondition::Recheck { entities } =
+                &status.condition
+            {
+                touched.extend(entities.iter().cloned());
+            }
+            full_check |= self.needs_full_check(member, &status);
+        }
         if full_check {
             let mut after: Option<EntityId> = None;
             loop {
@@ -452,25 +757,39 @@ impl GroupSync {
             folder_sizes.insert(member.clone(), self.store.replica_count(&self.group.id, member).await?);
         }
         let initialized = statuses.iter().filter(|(_, s)| s.initialized).map(|(m, _)| m.clone()).collect();
-        let input = PlanInput {
+        tracing::debug!(entities = entities.len(), full_check, "planning");
+        Ok(PlanInput {
             entities,
             match_keys,
             observations,
             folder_sizes,
             allow_mass_delete: self.options.allow_mass_delete,
-            now: chrono::Utc::now(),
+            now: Utc::now(),
             initialized,
-        };
-        tracing::debug!(entities = input.entities.len(), full_check, "planning");
-        let plan = planner::plan_with_views(&planned_group, &input, &self.views)?;
-        Ok(Prepared { plan, planned_group, statuses, members, foreign })
+        })
     }
 
     /// Looks at one folder: what changed since the last pass.
-    async fn observe(&self, member: &MemberId, connector: &Arc<dyn Connector>) -> Result<FolderView> {
+    /// Whether a folder is compared with every entity and listed completely: its initial sync,
+    /// an interrupted pass (a change feed read from its token cannot show a copy the pass created
+    /// and its user deleted before the feed reported it), an admin's resync, and a folder back
+    /// from being left out.
+    fn needs_full_check(&self, member: &MemberId, status: &MemberStatus) -> bool {
+        let condition = match &status.condition {
+            FolderCondition::Clean | FolderCondition::FailedWrites { .. } | FolderCondition::Recheck { .. } => false,
+            FolderCondition::Interrupted
+            | FolderCondition::Unobservable { .. }
+            | FolderCondition::Parked { .. }
+            | FolderCondition::Vanished { .. } => true,
+        };
+        condition || !status.initialized || self.options.full_check.contains(member)
+    }
+
+    /// Looks at one folder: what changed since the last pass (`relist`: every item, compared
+    /// with what state knows, whatever the folder's token says).
+    async fn observe(&self, member: &MemberId, connector: &Arc<dyn Connector>, relist: bool) -> Result<FolderView> {
         let context = self.context(member, connector, "observe");
-        let stored_token = self.store.token(&self.group.id, member).await?;
-        let retry = &self.options.executor;
+        let stored_token = if relist { None } else { self.store.token(&self.group.id, member).await? };
         // (id -> version) of items reported present, ids reported gone, and whether the listing is
         // complete (then every known item not listed is gone).
         let mut present: BTreeMap<ItemId, Version> = BTreeMap::new();
@@ -481,7 +800,7 @@ impl GroupSync {
                 let mut from = stored_token.clone();
                 let mut restarted = false;
                 loop {
-                    match with_retry(retry, || connector.changes(from.as_ref())).await {
+                    match connector.changes(from.as_ref()).await {
                         Ok(page) => {
                             for change in page.changes {
                                 match change {
@@ -495,12 +814,19 @@ impl GroupSync {
                                     }
                                 }
                             }
+                            let advanced = from.as_ref() != Some(&page.token);
                             from = Some(page.token);
                             if !page.more {
                                 break;
                             }
+                            if !advanced {
+                                return Err(Error::permanent(
+                                    "the change feed asked for another page without moving its token",
+                                    context.clone(),
+                                ));
+                            }
                         }
-                        Err(e) if e.kind() == ErrorKind::InvalidSyncToken && from.is_some() => {
+                        Err(e) if e.kind() == ErrorKind::InvalidSyncToken && from.is_some() && !restarted => {
                             tracing::info!("sync token refused, starting over and diffing against state");
                             present.clear();
                             gone.clear();
@@ -517,11 +843,12 @@ impl GroupSync {
             ChangeDetection::Snapshot => {
                 let mut cursor = None;
                 loop {
-                    let page = with_retry(retry, || connector.list(cursor.as_ref()))
-                        .await
-                        .map_err(|e| e.in_context(&context))?;
+                    let page = connector.list(cursor.as_ref()).await.map_err(|e| e.in_context(&context))?;
                     present.extend(page.items.into_iter().map(|v| (v.id, v.version)));
                     match page.next {
+                        Some(next) if Some(&next) == cursor.as_ref() => {
+                            return Err(Error::permanent("the listing asked for the same page again", context.clone()));
+                        }
                         Some(next) => cursor = Some(next),
                         None => break,
                     }
@@ -584,16 +911,26 @@ impl GroupSync {
         // while the engine takes the other apart, instead of each waiting for the other (and
         // over a slow link, half the round trips). Answers are taken in order.
         // (The reads are built before awaiting, as in `prepare`, to keep the pass future `Send`.)
-        let reads: Vec<_> = fetch
-            .chunks(batch)
-            .map(|chunk| async move { (chunk, with_retry(retry, || connector.get(chunk)).await) })
-            .collect();
+        let reads: Vec<_> =
+            fetch.chunks(batch).map(|chunk| async move { (chunk, connector.get(chunk).await) }).collect();
         let mut answers = futures::stream::iter(reads).buffered(READ_AHEAD);
         while let Some((chunk, answer)) = answers.next().await {
             let results = answer.map_err(|e| e.in_context(&context))?;
+            if results.len() != chunk.len() {
+                return Err(Error::permanent(
+                    format!("the server answered {} items for {} asked", results.len(), chunk.len()),
+                    context.clone(),
+                ));
+            }
             for (id, result) in chunk.iter().zip(results) {
                 match result {
-                    Ok(fetched) => self.note_fetched(&mut view, fetched),
+                    Ok(fetched) if &fetched.id == id => self.note_fetched(&mut view, fetched),
+                    Ok(fetched) => {
+                        return Err(Error::permanent(
+                            format!("asked for item {id}, the server answered item {}", fetched.id),
+                            context.clone(),
+                        ));
+                    }
                     // Gone between listing and reading.
                     Err(e) if e.kind() == ErrorKind::NotFound => {
                         if known.get(id).is_some_and(|k| k.entity.is_some()) {
@@ -632,7 +969,13 @@ impl GroupSync {
     ///
     /// The new copies' versions are compared with what their creates answered (which is what
     /// state recorded for them); only other items the feed reports are looked up in state.
-    async fn settle(&self, member: &MemberId, connector: &Arc<dyn Connector>, created: &[ItemVersion]) -> Result<()> {
+    async fn settle(
+        &self,
+        executor: &Executor<'_>,
+        member: &MemberId,
+        connector: &Arc<dyn Connector>,
+        created: &[ItemVersion],
+    ) -> Result<()> {
         let stored = self.store.token(&self.group.id, member).await?;
         let mut from = stored.clone();
         let mut upserted: HashMap<ItemId, Version> = HashMap::with_capacity(created.len());
@@ -643,8 +986,7 @@ impl GroupSync {
                 Err(error) => {
                     tracing::info!(%member, %error, "could not read the change feed after creating copies: full listing next pass");
                     if stored.is_some() {
-                        let clear = StateWrite::SetToken { member: member.clone(), token: None };
-                        self.store.apply(&self.group.id, StateTransaction::from(vec![clear])).await?;
+                        executor.apply(vec![StateWrite::SetToken { member: member.clone(), token: None }]).await?;
                     }
                     return Ok(());
                 }
@@ -657,8 +999,14 @@ impl GroupSync {
                     Change::Deleted(_) => others = true,
                 }
             }
+            let advanced = from.as_ref() != Some(&page.token);
             from = Some(page.token);
             if !page.more {
+                break;
+            }
+            if !advanced {
+                // A feed that does not move: the next pass lists the folder completely.
+                others = true;
                 break;
             }
         }
@@ -686,62 +1034,77 @@ impl GroupSync {
             tracing::info!(%member, missing, others, "new copies changed before the feed reported them: full listing next pass");
         }
         if token != stored {
-            self.store
-                .apply(
-                    &self.group.id,
-                    StateTransaction::from(vec![StateWrite::SetToken { member: member.clone(), token }]),
-                )
-                .await?;
+            executor.apply(vec![StateWrite::SetToken { member: member.clone(), token }]).await?;
         }
         Ok(())
     }
 
-    /// Records each planned folder's status after the pass.
+    /// Records each folder's status after the pass.
     async fn record_statuses(
         &self,
+        executor: &Executor<'_>,
         planned_group: &SyncGroup,
         before: &BTreeMap<MemberId, MemberStatus>,
+        identities: &BTreeMap<MemberId, Option<String>>,
         report: &SyncReport,
     ) -> Result<()> {
-        let now = chrono::Utc::now();
+        let now = Utc::now();
         let mut writes = Vec::new();
         for member in self.group.folders() {
             let previous = before.get(member).cloned().unwrap_or_default();
-            let status = match report.members.get(member) {
-                Some(r) if r.error.is_some() => {
-                    MemberStatus { last_error: r.error.as_ref().map(ToString::to_string), ..previous }
-                }
-                Some(r) if planned_group.folders().any(|m| m == member) => MemberStatus {
-                    initialized: true,
-                    last_sync: Some(now),
-                    last_error: r.execution.failed.first().map(|f| {
-                        format!("{} of the planned writes failed; first: {}", r.execution.failed.len(), f.error)
-                    }),
-                },
-                _ => continue,
+            let Some(r) = report.members.get(member) else { continue };
+            let status = if let Some(condition) = &r.left_out {
+                MemberStatus { condition: condition.clone(), ..previous.clone() }
+            } else if planned_group.folders().any(|m| m == member) {
+                let folder = match identities.get(member).cloned().flatten() {
+                    Some(id) if previous.folder.as_ref().map(|f| &f.id) != Some(&id) => {
+                        Some(FolderIdentity { id, path: self.path_of(member) })
+                    }
+                    _ => previous.folder.clone(),
+                };
+                let execution = &r.execution;
+                let condition = if let Some(backoff) = &execution.parked {
+                    let Backoff { until, reason } = backoff.clone();
+                    FolderCondition::Parked { until, reason }
+                } else {
+                    // Failed and raced writes are planned again next pass (only these entities).
+                    let mut entities: Vec<EntityId> =
+                        execution.failed.iter().chain(&execution.races).map(|f| f.entity.clone()).collect();
+                    entities.sort();
+                    entities.dedup();
+                    if entities.len() > FolderCondition::MAX_RETRIED_ENTITIES {
+                        FolderCondition::Interrupted
+                    } else if let Some(first) = execution.failed.first() {
+                        FolderCondition::FailedWrites {
+                            count: execution.failed.len(),
+                            first_error: first.error.to_string(),
+                            entities,
+                        }
+                    } else if !entities.is_empty() {
+                        FolderCondition::Recheck { entities }
+                    } else {
+                        FolderCondition::Clean
+                    }
+                };
+                MemberStatus { initialized: true, last_sync: Some(now), folder, condition }
+            } else {
+                continue;
             };
-            writes.push(StateWrite::SetMemberStatus { member: member.clone(), status });
+            if status != previous {
+                writes.push(StateWrite::SetMemberStatus { member: member.clone(), status });
+            }
         }
-        self.store.apply(&self.group.id, StateTransaction::from(writes)).await
+        executor.apply(writes).await
     }
 }
 
-/// Runs `call`, retrying a throttled answer after the server's delay, a bounded number of times.
-async fn with_retry<T, F, Fut>(options: &ExecutorOptions, call: F) -> Result<T>
-where
-    F: Fn() -> Fut,
-    Fut: Future<Output = Result<T>>,
-{
-    let mut attempt = 0;
-    loop {
-        match call().await {
-            Err(e) if e.kind() == ErrorKind::Throttled && attempt < options.max_throttle_retries => {
-                attempt += 1;
-                let delay = e.retry_after().unwrap_or(options.default_retry_after).min(options.max_retry_after);
-                tracing::info!(attempt, delay_ms = delay.as_millis() as u64, "throttled, waiting");
-                tokio::time::sleep(delay).await;
-            }
-            other => return other,
+/// The condition of a folder that an error left out of a pass.
+fn condition_of(error: &Error) -> FolderCondition {
+    match error.kind() {
+        ErrorKind::Throttled => {
+            let Backoff { until, reason } = Backoff::of(error);
+            FolderCondition::Parked { until, reason }
         }
+        _ => FolderCondition::Unobservable { reason: error.to_string() },
     }
 }

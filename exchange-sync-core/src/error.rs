@@ -99,6 +99,9 @@ pub enum ErrorKind {
     InvalidSyncToken,
     /// Credentials or rights are missing; retrying will not help until an admin acts.
     Auth,
+    /// The server cannot be reached at all (connection refused, unknown host) or is not trusted
+    /// (TLS certificate verification failed); retrying will not help until an admin acts.
+    Unreachable,
     /// A passing failure (network, timeout, server restart); retrying may succeed.
     Transient,
     /// A failure that retrying will not fix (bad request, unsupported operation).
@@ -138,10 +141,14 @@ pub enum Error {
         context: Box<ErrorContext>,
     },
     /// See [`ErrorKind::Throttled`].
-    #[error("throttled by the server{} ({context})", retry_after.map(|d| format!(", retry after {} ms", d.as_millis())).unwrap_or_default())]
+    #[error("throttled by the server{}{} ({context})", retry_after.map(|d| format!(", retry after {} ms", d.as_millis())).unwrap_or_default(), if *exhausted { "; retries exhausted" } else { "" })]
     Throttled {
         /// How long the server asked us to wait, when it said.
         retry_after: Option<Duration>,
+        /// Whether the layer that owns retries of this request already retried it as often as its
+        /// policy allows (or parked it for the server's whole back-off): no upper layer retries it
+        /// again (see [`Error::retries_exhausted`]).
+        exhausted: bool,
         /// Where.
         context: Box<ErrorContext>,
     },
@@ -159,11 +166,25 @@ pub enum Error {
         /// Where.
         context: Box<ErrorContext>,
     },
+    /// See [`ErrorKind::Unreachable`].
+    #[error("server unreachable: {message} ({context})")]
+    Unreachable {
+        /// What failed (refused, unknown host, untrusted certificate), never a credential.
+        message: String,
+        /// Where.
+        context: Box<ErrorContext>,
+        /// The underlying error, if any.
+        #[source]
+        source: Option<BoxError>,
+    },
     /// See [`ErrorKind::Transient`].
-    #[error("temporary failure: {message} ({context})")]
+    #[error("temporary failure: {message}{} ({context})", if *exhausted { "; retries exhausted" } else { "" })]
     Transient {
         /// What happened.
         message: String,
+        /// Whether the layer that owns retries of this request already retried it as often as its
+        /// policy allows: no upper layer retries it again (see [`Error::retries_exhausted`]).
+        exhausted: bool,
         /// Where.
         context: Box<ErrorContext>,
         /// The underlying error, if any.
@@ -208,6 +229,22 @@ pub enum Error {
         /// The largest number of deletions allowed without confirmation.
         limit: usize,
     },
+    /// Every copy the group knew in a folder vanished at once (design rule 11): a wrong folder,
+    /// lost permissions or a wiped mailbox look exactly like this, so nothing is propagated until
+    /// an admin confirms (kind [`ErrorKind::MassDelete`]).
+    #[error(
+        "every one of the {copies} items the group knew in {member} of group {group} vanished at once; nothing was \
+         deleted anywhere. Check the folder path, permissions and server health, then confirm the deletion \
+         explicitly if it is intended"
+    )]
+    Vanished {
+        /// The group that was stopped.
+        group: GroupId,
+        /// The folder whose copies vanished.
+        member: MemberId,
+        /// How many copies vanished.
+        copies: usize,
+    },
     /// See [`ErrorKind::Config`].
     #[error("invalid configuration: {message}")]
     Config {
@@ -225,17 +262,40 @@ impl Error {
             Error::Throttled { .. } => ErrorKind::Throttled,
             Error::InvalidSyncToken { .. } => ErrorKind::InvalidSyncToken,
             Error::Auth { .. } => ErrorKind::Auth,
+            Error::Unreachable { .. } => ErrorKind::Unreachable,
             Error::Transient { .. } => ErrorKind::Transient,
             Error::Permanent { .. } => ErrorKind::Permanent,
             Error::State { .. } => ErrorKind::State,
-            Error::MassDelete { .. } => ErrorKind::MassDelete,
+            Error::MassDelete { .. } | Error::Vanished { .. } => ErrorKind::MassDelete,
             Error::Config { .. } => ErrorKind::Config,
         }
     }
 
-    /// Whether retrying can help (see [`ErrorKind::is_retryable`]).
+    /// Whether a caller may retry this error: its kind is retryable ([`ErrorKind::is_retryable`])
+    /// and no lower layer has already spent its retries on it ([`Error::retries_exhausted`]).
+    ///
+    /// Retries have one owner per request: the connector's client retries single requests,
+    /// honouring the server's delay in full, and marks what it gave up on as exhausted. Upper
+    /// layers (engine, executor, service) act on this method and never retry an exhausted error,
+    /// so that retries do not multiply across layers.
     pub fn is_retryable(&self) -> bool {
-        self.kind().is_retryable()
+        self.kind().is_retryable() && !self.retries_exhausted()
+    }
+
+    /// Whether the layer that owns retries of this request gave up on it: the error is temporary
+    /// by nature, but sending it again now would only add load (the server's back-off has not
+    /// ended, or every attempt the retry policy allows failed). The next pass tries again.
+    pub fn retries_exhausted(&self) -> bool {
+        matches!(self, Error::Throttled { exhausted: true, .. } | Error::Transient { exhausted: true, .. })
+    }
+
+    /// This error, marked as retried by its owner as often as allowed (see
+    /// [`Error::retries_exhausted`]); errors of other kinds are returned unchanged.
+    pub fn exhausted(mut self) -> Self {
+        if let Error::Throttled { exhausted, .. } | Error::Transient { exhausted, .. } = &mut self {
+            *exhausted = true;
+        }
+        self
     }
 
     /// How long to wait before retrying, when the server said.
@@ -254,6 +314,7 @@ impl Error {
             | Error::Throttled { context, .. }
             | Error::InvalidSyncToken { context }
             | Error::Auth { context, .. }
+            | Error::Unreachable { context, .. }
             | Error::Transient { context, .. }
             | Error::Permanent { context, .. } => Some(&**context),
             _ => None,
@@ -268,6 +329,7 @@ impl Error {
             | Error::Throttled { context, .. }
             | Error::InvalidSyncToken { context }
             | Error::Auth { context, .. }
+            | Error::Unreachable { context, .. }
             | Error::Transient { context, .. }
             | Error::Permanent { context, .. } => {
                 **context = std::mem::take(&mut **context).inherit(outer);
@@ -289,7 +351,12 @@ impl Error {
 
     /// A transient error without a source.
     pub fn transient(message: impl Into<String>, context: ErrorContext) -> Self {
-        Error::Transient { message: message.into(), context: Box::new(context), source: None }
+        Error::Transient { message: message.into(), exhausted: false, context: Box::new(context), source: None }
+    }
+
+    /// A throttling error: the server asked to wait `retry_after` (when it said).
+    pub fn throttled(retry_after: Option<Duration>, context: ErrorContext) -> Self {
+        Error::Throttled { retry_after, exhausted: false, context: Box::new(context) }
     }
 }
 
@@ -308,6 +375,7 @@ mod tests {
             ErrorKind::Throttled,
             ErrorKind::InvalidSyncToken,
             ErrorKind::Auth,
+            ErrorKind::Unreachable,
             ErrorKind::Transient,
             ErrorKind::Permanent,
             ErrorKind::State,
@@ -336,12 +404,22 @@ mod tests {
 
     #[test]
     fn throttled_reports_delay() {
-        let err = Error::Throttled {
-            retry_after: Some(Duration::from_millis(1500)),
-            context: Box::new(ErrorContext::operation("create")),
-        };
+        let err = Error::throttled(Some(Duration::from_millis(1500)), ErrorContext::operation("create"));
         assert_eq!(err.retry_after(), Some(Duration::from_millis(1500)));
         assert!(err.to_string().contains("1500 ms"));
         assert!(err.is_retryable());
+    }
+
+    #[test]
+    fn exhausted_errors_are_not_retried_by_upper_layers() {
+        let err = Error::throttled(Some(Duration::from_secs(300)), ErrorContext::operation("list")).exhausted();
+        assert_eq!(err.kind(), ErrorKind::Throttled, "the kind stays: it is still throttling");
+        assert!(err.retries_exhausted());
+        assert!(!err.is_retryable());
+        assert!(err.to_string().contains("retries exhausted"), "{err}");
+        let transient = Error::transient("connection reset", ErrorContext::default()).exhausted();
+        assert!(!transient.is_retryable());
+        let other = Error::NotFound { context: Box::default() }.exhausted();
+        assert!(!other.retries_exhausted(), "only temporary errors carry the mark");
     }
 }

@@ -1,18 +1,26 @@
-//! The executor: carries out a [`Plan`], committing the state of each action as it completes.
+//! The executor: carries out a [`Plan`], committing the state of each action as it completes. It
+//! is the one writer of a pass's state: the planner and the engine decide what to write, the
+//! executor writes it (the plan's state, each action's outcome, and the engine's recovery,
+//! settling, folder statuses and departures through [`Executor::apply`] and [`Executor::leave`]).
 //!
-//! Order of work (CORE.md "Engine pass"):
+//! Order of work:
 //! 1. the plan's state writes (new bases, observed versions, foreign items, tokens, conflict
 //!    records) are applied in **one** transaction, before any server write;
 //! 2. each folder's actions are sent in batches of the connector's `max_batch`, folders
 //!    concurrently up to [`ExecutorOptions::max_concurrent_folders`];
 //! 3. a create writes its intent first ([`StateWrite::PutPending`]), then creates the item, then
 //!    records the replica and clears the intent; a transient failure keeps the intent (the write
-//!    may have happened: crash recovery looks the stamp up), a permanent one clears it;
+//!    may have happened: crash recovery looks the stamp up), any other clears it;
 //! 4. an update or delete commits its outcome as soon as its answer arrives (a delete forgets the
-//!    replica only if the entity's slot is the deleted copy); a precondition failure or a missing
-//!    item is reported and left to the next pass, which re-reads the folder;
-//! 5. throttling (for the whole call or per item) is retried after the delay the server asked for,
-//!    a bounded number of times, and reported after that.
+//!    replica only if the entity's slot is the deleted copy). A copy that changed or vanished
+//!    under the pass (a user's edit or deletion racing with it) is a **race**, not a failure: the
+//!    next pass re-reads the folder and plans again. A copy a connector had to put back because
+//!    it was edited while being deleted ([`Deleted::Restored`]) is recorded so that the next
+//!    pass sees the edit, which beats the deletion;
+//! 5. nothing is retried here. Retries of single requests belong to the connector (the EWS client
+//!    honours the server's back-off in full); a folder whose server still asks to back off is
+//!    **parked**: the rest of its actions are deferred, not sent, and not reported as failures.
+//!    The next pass after the back-off plans them again.
 //!
 //! A crash between any two steps loses nothing: what was committed is true, and the next pass
 //! finds what was not yet done (stale copies, missing copies, open intents).
@@ -22,13 +30,14 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use tracing::Instrument;
 
-use crate::connector::{BatchResult, Connector, ItemDelete, ItemUpdate, ItemVersion, NewItem};
+use crate::connector::{BatchResult, Connector, Deleted, ItemDelete, ItemUpdate, ItemVersion, NewItem};
 use crate::error::{Error, ErrorContext, ErrorKind, Result};
 use crate::group::SyncGroup;
-use crate::id::{EntityId, ItemId, MemberId};
+use crate::id::{EntityId, GroupId, ItemId, MemberId, Version};
 use crate::origin::OriginStamp;
 use crate::plan::{Action, Plan};
 use crate::state::{Ownership, PendingCreate, ReplicaRecord, ReplicaSlot, StateStore, StateTransaction, StateWrite};
@@ -39,28 +48,22 @@ use crate::state::{Ownership, PendingCreate, ReplicaRecord, ReplicaSlot, StateSt
 /// 50: about 10% less engine CPU in the fan-out benchmark than 8).
 pub const CREATE_WINDOW: usize = 16;
 
+/// The prefix of a version recorded for a copy the engine has not read at that version (a copy
+/// found by crash recovery, a copy a connector restored): never a server's version, so the copy
+/// is fetched and compared at its next observation.
+pub const UNREAD_VERSION: &str = "unread:";
+
 /// How the executor paces itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExecutorOptions {
     /// How many folders are written to at once (EWS throttles per mailbox, so folders of
     /// different mailboxes can proceed in parallel; the bound keeps the client polite).
     pub max_concurrent_folders: usize,
-    /// How many times a throttled call (or item) is retried before it is reported as failed.
-    pub max_throttle_retries: u32,
-    /// The delay before retrying when the server throttled without saying how long to wait.
-    pub default_retry_after: Duration,
-    /// The longest delay honoured; longer requests are cut to this (the next pass retries anyway).
-    pub max_retry_after: Duration,
 }
 
 impl Default for ExecutorOptions {
     fn default() -> Self {
-        ExecutorOptions {
-            max_concurrent_folders: 8,
-            max_throttle_retries: 3,
-            default_retry_after: Duration::from_secs(1),
-            max_retry_after: Duration::from_secs(60),
-        }
+        ExecutorOptions { max_concurrent_folders: 8 }
     }
 }
 
@@ -77,6 +80,25 @@ pub struct ActionFailure {
     pub error: Error,
 }
 
+/// A folder's server asked to be left alone for longer than its connector waits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Backoff {
+    /// When the back-off ends; no request goes to the folder before.
+    pub until: DateTime<Utc>,
+    /// What the server said.
+    pub reason: String,
+}
+
+impl Backoff {
+    /// The back-off a throttling error asks for, from now (an error that names no delay parks the
+    /// folder until the next pass only).
+    pub fn of(error: &Error) -> Self {
+        let delay = error.retry_after().unwrap_or(Duration::ZERO);
+        let until = Utc::now() + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX);
+        Backoff { until, reason: error.to_string() }
+    }
+}
+
 /// What happened in one folder.
 #[derive(Debug, Default)]
 pub struct MemberReport {
@@ -86,22 +108,40 @@ pub struct MemberReport {
     pub updated: usize,
     /// Copies deleted (including those that were already gone).
     pub deleted: usize,
-    /// Actions that did not complete; the next pass takes them up again.
+    /// Copies a connector put back because they were edited while being deleted: the edit wins,
+    /// and the next pass spreads it.
+    pub restored: usize,
+    /// Actions that did not complete because the server refused them; the next pass plans these
+    /// entities again.
     pub failed: Vec<ActionFailure>,
-    /// The copies created, handed to [`Executor::execute_then`]'s follow-up and then dropped: a
-    /// report of a large fan-out does not hold an entry per copy.
+    /// Actions that lost a race with a user (the copy changed or vanished while the pass wrote
+    /// it): not errors; the next pass re-reads the folder and plans again.
+    pub races: Vec<ActionFailure>,
+    /// Actions not sent because the folder was parked ([`MemberReport::parked`]).
+    pub deferred: usize,
+    /// Set when the folder's server asked to back off: the rest of its actions were deferred.
+    pub parked: Option<Backoff>,
+    /// The copies created (and restored under new ids), handed to [`Executor::execute_then`]'s
+    /// follow-up and then dropped: a report of a large fan-out does not hold an entry per copy.
     created_copies: Vec<ItemVersion>,
 }
 
 impl MemberReport {
-    /// Whether every action completed.
+    /// Whether every action completed (races count as completed: their outcome is known and the
+    /// next pass takes them up).
     pub fn is_clean(&self) -> bool {
-        self.failed.is_empty()
+        self.failed.is_empty() && self.deferred == 0 && self.parked.is_none()
     }
 
     /// How many writes completed.
     pub fn written(&self) -> usize {
-        self.created + self.updated + self.deleted
+        self.created + self.updated + self.deleted + self.restored
+    }
+
+    /// Whether the folder needs another pass soon, though nothing failed: a user's edit raced
+    /// with a write, or a deleted copy was restored.
+    pub fn needs_follow_up(&self) -> bool {
+        !self.races.is_empty() || self.restored > 0
     }
 }
 
@@ -124,6 +164,25 @@ impl ExecutionReport {
     }
 }
 
+/// How an action that did not complete ends up.
+enum Outcome {
+    /// Refused by the server: reported, retried next pass.
+    Failed(Error),
+    /// Lost a race with a user: the next pass re-reads.
+    Race(Error),
+    /// Not carried out because the folder must back off.
+    Deferred(Error),
+}
+
+/// Sorts an action's error into its outcome.
+fn outcome_of(error: Error) -> Outcome {
+    match error.kind() {
+        ErrorKind::PreconditionFailed | ErrorKind::NotFound => Outcome::Race(error),
+        ErrorKind::Throttled => Outcome::Deferred(error),
+        _ => Outcome::Failed(error),
+    }
+}
+
 /// Applies plans of one group to its folders.
 pub struct Executor<'a> {
     group: &'a SyncGroup,
@@ -142,6 +201,15 @@ impl<'a> Executor<'a> {
         options: ExecutorOptions,
     ) -> Self {
         Executor { group, store, connectors, options }
+    }
+
+    /// Applies state writes decided outside a plan (crash recovery, settled tokens, folder
+    /// statuses) in one transaction.
+    pub async fn apply(&self, writes: Vec<StateWrite>) -> Result<()> {
+        if writes.is_empty() {
+            return Ok(());
+        }
+        self.store.apply(&self.group.id, StateTransaction::from(writes)).await
     }
 
     /// Executes `plan`. Failed actions are reported, not returned as errors: the answer is an
@@ -217,6 +285,47 @@ impl<'a> Executor<'a> {
         }
     }
 
+    /// A member leaves the group: with `remove_copies` and a connector to its folder, every copy
+    /// the group created there is deleted first (each only while it holds what the group wrote: a
+    /// copy its user edited since stays, as the user's own); then the group forgets the folder.
+    /// Items the group did not create stay: the user's own, and those that joined the group from
+    /// that folder, since they were the user's before (design rule 6). Answers how many copies
+    /// were deleted. On failure nothing is forgotten, so the caller can try again.
+    pub async fn leave(
+        &self,
+        member: &MemberId,
+        connector: Option<&Arc<dyn Connector>>,
+        remove_copies: bool,
+    ) -> Result<usize> {
+        let mut deleted = 0;
+        if remove_copies && let Some(connector) = connector {
+            let ours = created_copies(self.store, &self.group.id, member).await?;
+            let context = self.context(member, Some(connector), "leave");
+            let batch = connector.capabilities().max_batch.max(1);
+            for chunk in ours.chunks(batch) {
+                let deletes: Vec<ItemDelete> = chunk
+                    .iter()
+                    .map(|r| ItemDelete {
+                        id: r.item_id.clone(),
+                        expected: Some(r.version.clone()),
+                        expected_hash: Some(r.hash),
+                    })
+                    .collect();
+                for (result, copy) in connector.delete(&deletes).await?.into_iter().zip(chunk) {
+                    match result {
+                        Ok(Deleted::Gone) => deleted += 1,
+                        // Edited by its user since the group wrote it: it is theirs now.
+                        Ok(Deleted::Restored(_)) => {}
+                        Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::PreconditionFailed) => {}
+                        Err(e) => return Err(e.in_context(&context.clone().with_item(copy.item_id.clone()))),
+                    }
+                }
+            }
+        }
+        self.apply(vec![StateWrite::RemoveMember { member: member.clone() }]).await?;
+        Ok(deleted)
+    }
+
     fn context(
         &self,
         member: &MemberId,
@@ -235,7 +344,8 @@ impl<'a> Executor<'a> {
         self.store.apply(&self.group.id, StateTransaction::from(writes)).await
     }
 
-    /// Runs one folder's actions: creates, then updates, then deletes, each in batches.
+    /// Runs one folder's actions: creates, then updates, then deletes, each in batches, until
+    /// the folder's server asks to back off.
     async fn run_member(&self, member: &MemberId, actions: Vec<Action>) -> Result<MemberReport> {
         let mut report = MemberReport::default();
         let Some(connector) = self.connectors.get(member) else {
@@ -257,19 +367,55 @@ impl<'a> Executor<'a> {
         }
         self.create_all(member, connector, &creates, batch, &mut report).await?;
         for chunk in updates.chunks(batch) {
+            if report.parked.is_some() {
+                report.deferred += chunk.len();
+                continue;
+            }
             self.update_batch(member, connector, chunk, &mut report).await?;
         }
         for chunk in deletes.chunks(batch) {
+            if report.parked.is_some() {
+                report.deferred += chunk.len();
+                continue;
+            }
             self.delete_batch(member, connector, chunk, &mut report).await?;
+        }
+        if let Some(parked) = &report.parked {
+            tracing::warn!(
+                deferred = report.deferred,
+                until = %parked.until.to_rfc3339(),
+                "the server asked this folder to back off; the rest of its writes wait for the next pass"
+            );
         }
         tracing::debug!(
             created = report.created,
             updated = report.updated,
             deleted = report.deleted,
             failed = report.failed.len(),
+            races = report.races.len(),
             "folder done"
         );
         Ok(report)
+    }
+
+    /// Sorts an action that did not complete into the report.
+    fn note(&self, action: &Action, outcome: Outcome, report: &mut MemberReport) {
+        match outcome {
+            Outcome::Failed(error) => {
+                tracing::warn!(entity = %action.entity(), error = %error, "write failed");
+                report.failed.push(failure(action, error));
+            }
+            Outcome::Race(error) => {
+                tracing::info!(entity = %action.entity(), error = %error, "a user changed the copy meanwhile; the next pass re-reads it");
+                report.races.push(failure(action, error));
+            }
+            Outcome::Deferred(error) => {
+                report.deferred += 1;
+                if report.parked.is_none() {
+                    report.parked = Some(Backoff::of(&error));
+                }
+            }
+        }
     }
 
     /// Creates the copies of one folder, batch after batch, keeping state work off the path
@@ -279,7 +425,8 @@ impl<'a> Executor<'a> {
     /// wire, one after another, one transaction commits the outcomes of window k-1 and the
     /// intents of window k+1. The folder keeps one request in flight, as many as before, never
     /// waits for the state store between two of them, and a large fan-out commits once per
-    /// window instead of twice per batch.
+    /// window instead of twice per batch. When the server asks to back off, the batches not sent
+    /// yet are deferred and their intents cleared.
     async fn create_all(
         &self,
         member: &MemberId,
@@ -296,7 +443,12 @@ impl<'a> Executor<'a> {
         let Some(first) = windows.first() else { return Ok(()) };
         self.commit(intents(first)).await?;
         let mut outcomes = Vec::new();
+        // Whether the server asked to back off: later batches are not sent.
+        let mut parked = false;
         for (k, window) in windows.iter().enumerate() {
+            if parked {
+                break;
+            }
             let mut writes = std::mem::take(&mut outcomes);
             if let Some(next) = windows.get(k + 1) {
                 writes.extend(intents(next));
@@ -305,14 +457,37 @@ impl<'a> Executor<'a> {
             let send = async {
                 let mut results = Vec::with_capacity(window.len());
                 for chunk in window.iter() {
-                    results.push(self.create_batch(member, connector, chunk).await);
+                    let answer = self.create_batch(member, connector, chunk).await;
+                    let throttled = answer.iter().any(|r| r.as_ref().is_err_and(|e| e.kind() == ErrorKind::Throttled));
+                    results.push(answer);
+                    if throttled {
+                        break;
+                    }
                 }
                 results
             };
             let (results, state) = futures::join!(send, state);
             state?;
+            let sent = results.len();
             for (chunk, results) in window.iter().zip(results) {
                 outcomes.extend(self.create_outcomes(member, chunk, results, report));
+            }
+            if report.parked.is_some() {
+                parked = true;
+                // Batches of this window and the next whose intents are recorded but were never
+                // sent: nothing can have reached the server, so their intents go.
+                let unsent = window[sent..].iter().chain(windows.get(k + 1).into_iter().flat_map(|w| w.iter()));
+                for chunk in unsent {
+                    report.deferred += chunk.len();
+                    outcomes.extend(
+                        chunk
+                            .iter()
+                            .map(|a| StateWrite::RemovePending { entity: a.entity().clone(), member: member.clone() }),
+                    );
+                }
+                for later in windows.iter().skip(k + 2) {
+                    report.deferred += later.iter().map(|c| c.len()).sum::<usize>();
+                }
             }
         }
         if !outcomes.is_empty() {
@@ -353,7 +528,7 @@ impl<'a> Executor<'a> {
                 _ => None,
             })
             .collect();
-        self.send(&new_items, &context, |batch| async move { connector.create(&batch).await }).await
+        answers(new_items.len(), connector.create(&new_items).await, &context)
     }
 
     /// The state writes recording what a batch of creates did (the whole batch commits in one
@@ -393,8 +568,7 @@ impl<'a> Executor<'a> {
                     if error.kind() != ErrorKind::Transient {
                         writes.push(clear);
                     }
-                    tracing::warn!(entity = %entity, error = %error, "create failed");
-                    report.failed.push(failure(action, error));
+                    self.note(action, outcome_of(error), report);
                 }
             }
         }
@@ -432,8 +606,8 @@ impl<'a> Executor<'a> {
                 _ => None,
             })
             .collect();
-        let results = self.send(&updates, &context, |batch| async move { connector.update(&batch).await }).await;
-        // One transaction for the batch (see create_batch).
+        let results = answers(updates.len(), connector.update(&updates).await, &context);
+        // One transaction for the batch (see create_outcomes).
         let mut writes = Vec::new();
         for (action, result) in chunk.iter().zip(results) {
             let Action::Update { entity, id, hash, .. } = action else { continue };
@@ -451,18 +625,16 @@ impl<'a> Executor<'a> {
                         ownership,
                         ignored_base: None,
                     };
-                    let put = StateWrite::PutReplica {
+                    writes.push(StateWrite::PutReplica {
                         entity: entity.clone(),
                         member: member.clone(),
                         slot: ReplicaSlot::Present(replica),
-                    };
-                    writes.push(put);
+                    });
                 }
+                // A stale version or a vanished copy: the next pass observes that change and
+                // plans again (a race, not a failure).
                 Err(error) => {
-                    // PreconditionFailed / NotFound: the copy changed or vanished; the next pass
-                    // observes that change and plans again.
-                    tracing::info!(entity = %entity, error = %error, "update not applied");
-                    report.failed.push(failure(action, error));
+                    self.note(action, outcome_of(error), report);
                 }
             }
         }
@@ -482,32 +654,63 @@ impl<'a> Executor<'a> {
     ) -> Result<()> {
         let context = self.context(member, Some(connector), "delete");
         let slots = self.slots_of(member, chunk).await?;
+        // The replica of the deleted copy, when the entity's slot names it (an orphan duplicate
+        // may name an entity whose live copy in this folder is another item).
+        let replica_of = |action: &Action, id: &ItemId| {
+            slots.get(action.entity()).and_then(ReplicaSlot::replica).filter(|r| &r.item_id == id).cloned()
+        };
         let deletes: Vec<ItemDelete> = chunk
             .iter()
             .filter_map(|action| match action {
-                Action::Delete { id, expected, .. } => Some(ItemDelete { id: id.clone(), expected: expected.clone() }),
+                Action::Delete { id, expected, .. } => Some(ItemDelete {
+                    id: id.clone(),
+                    expected: expected.clone(),
+                    expected_hash: replica_of(action, id).map(|r| r.hash),
+                }),
                 _ => None,
             })
             .collect();
-        let results = self.send(&deletes, &context, |batch| async move { connector.delete(&batch).await }).await;
-        // One transaction for the batch (see create_batch).
+        let results = answers(deletes.len(), connector.delete(&deletes).await, &context);
+        // One transaction for the batch (see create_outcomes).
         let mut writes = Vec::new();
         let mut deleted = 0;
         for (action, result) in chunk.iter().zip(results) {
             let Action::Delete { entity, id, .. } = action else { continue };
+            let replica = replica_of(action, id);
             match result {
-                Ok(()) => {}
+                Ok(Deleted::Gone) => {}
+                // Already gone: what the delete wanted.
                 Err(error) if error.kind() == ErrorKind::NotFound => {}
+                Ok(Deleted::Restored(copy)) => {
+                    // Edited in the instant it was deleted, and put back: the copy holds its user's
+                    // edit. It is recorded with the content the pass planned against and a version
+                    // no server answers, so the next pass fetches it, sees the edit, and the edit
+                    // beats the deletion (design rule 4).
+                    tracing::info!(entity = %entity, item = %copy.id, "a copy edited while it was deleted was put back; its edit wins");
+                    if let Some(replica) = replica {
+                        writes.push(StateWrite::PutReplica {
+                            entity: entity.clone(),
+                            member: member.clone(),
+                            slot: ReplicaSlot::Present(ReplicaRecord {
+                                item_id: copy.id.clone(),
+                                version: Version::new(format!("{UNREAD_VERSION}{}", copy.version)),
+                                ..replica
+                            }),
+                        });
+                    }
+                    report.restored += 1;
+                    // Put back under a new id: like a copy created by this pass, its folder's
+                    // change feed must be read past it (see the engine's settling), or a deletion
+                    // of it before the feed reported it would go unseen.
+                    report.created_copies.push(copy);
+                    continue;
+                }
                 Err(error) => {
-                    tracing::warn!(entity = %entity, error = %error, "delete failed");
-                    report.failed.push(failure(action, error));
+                    self.note(action, outcome_of(error), report);
                     continue;
                 }
             }
-            // Forget the slot only if it is the deleted copy: an orphan duplicate may name an
-            // entity whose live copy in this folder is another item.
-            let names_this_copy = slots.get(entity).and_then(ReplicaSlot::replica).is_some_and(|r| &r.item_id == id);
-            if names_this_copy {
+            if replica.is_some() {
                 writes.push(StateWrite::RemoveReplica { entity: entity.clone(), member: member.clone() });
             }
             deleted += 1;
@@ -518,79 +721,44 @@ impl<'a> Executor<'a> {
         report.deleted += deleted;
         Ok(())
     }
+}
 
-    /// How long to wait before retrying after `error`.
-    fn delay(&self, retry_after: Option<Duration>) -> Duration {
-        retry_after.unwrap_or(self.options.default_retry_after).min(self.options.max_retry_after)
+/// One result per item of a batched call: a failure of the whole call (or an answer of the wrong
+/// length) becomes the result of every item, with the call's context.
+fn answers<T>(count: usize, answer: Result<BatchResult<T>>, context: &ErrorContext) -> Vec<Result<T>> {
+    match answer {
+        Ok(results) if results.len() == count => {
+            results.into_iter().map(|r| r.map_err(|e| e.in_context(context))).collect()
+        }
+        Ok(results) => {
+            let error = Error::permanent(
+                format!("the connector answered {} results for {count} items", results.len()),
+                context.clone(),
+            );
+            (0..count).map(|_| Err(replicate(&error))).collect()
+        }
+        Err(error) => {
+            let error = error.in_context(context);
+            (0..count).map(|_| Err(replicate(&error))).collect()
+        }
     }
+}
 
-    /// Sends `items` with `call`, retrying throttled calls and throttled items after the delay
-    /// the server asked for. Answers one result per item, in order; a failure of the whole call
-    /// becomes the result of every item still waiting.
-    async fn send<I, T, F, Fut>(&self, items: &[I], context: &ErrorContext, call: F) -> Vec<Result<T>>
-    where
-        I: Clone,
-        F: Fn(Vec<I>) -> Fut,
-        Fut: Future<Output = Result<BatchResult<T>>>,
-    {
-        let mut results: Vec<Option<Result<T>>> = items.iter().map(|_| None).collect();
-        let mut waiting: Vec<usize> = (0..items.len()).collect();
-        let mut attempt = 0;
-        while !waiting.is_empty() {
-            let batch: Vec<I> = waiting.iter().map(|&i| items[i].clone()).collect();
-            match call(batch).await {
-                Err(error) if error.kind() == ErrorKind::Throttled && attempt < self.options.max_throttle_retries => {
-                    attempt += 1;
-                    let delay = self.delay(error.retry_after());
-                    tracing::info!(attempt, delay_ms = delay.as_millis() as u64, "throttled, waiting");
-                    tokio::time::sleep(delay).await;
-                }
-                Err(error) => {
-                    let error = error.in_context(context);
-                    for &i in &waiting {
-                        results[i] = Some(Err(replicate(&error)));
-                    }
-                    waiting.clear();
-                }
-                Ok(answers) if answers.len() != waiting.len() => {
-                    let error = Error::permanent(
-                        format!("the connector answered {} results for {} items", answers.len(), waiting.len()),
-                        context.clone(),
-                    );
-                    for &i in &waiting {
-                        results[i] = Some(Err(replicate(&error)));
-                    }
-                    waiting.clear();
-                }
-                Ok(answers) => {
-                    let mut again = Vec::new();
-                    let mut delay: Option<Duration> = None;
-                    for (&i, answer) in waiting.iter().zip(answers) {
-                        match answer {
-                            Err(e)
-                                if e.kind() == ErrorKind::Throttled && attempt < self.options.max_throttle_retries =>
-                            {
-                                let d = self.delay(e.retry_after());
-                                delay = Some(delay.map_or(d, |old| old.max(d)));
-                                again.push(i);
-                            }
-                            other => results[i] = Some(other.map_err(|e| e.in_context(context))),
-                        }
-                    }
-                    if let Some(delay) = delay {
-                        attempt += 1;
-                        tracing::info!(attempt, items = again.len(), "items throttled, waiting");
-                        tokio::time::sleep(delay).await;
-                    }
-                    waiting = again;
-                }
+/// The copies the group created in a member's folder (what leaving under the remove policy
+/// deletes), with what the group last saw in each.
+pub async fn created_copies(store: &dyn StateStore, group: &GroupId, member: &MemberId) -> Result<Vec<ReplicaRecord>> {
+    let entities: Vec<_> = store.known_items(group, member).await?.into_iter().filter_map(|k| k.entity).collect();
+    let mut copies = Vec::new();
+    for chunk in entities.chunks(1000) {
+        for record in store.entities(group, chunk).await? {
+            if let Some(ReplicaSlot::Present(r)) = record.replicas.get(member)
+                && r.ownership == Ownership::Created
+            {
+                copies.push(r.clone());
             }
         }
-        results
-            .into_iter()
-            .map(|r| r.unwrap_or_else(|| Err(Error::permanent("no answer for the item", context.clone()))))
-            .collect()
     }
+    Ok(copies)
 }
 
 fn failure(action: &Action, error: Error) -> ActionFailure {
@@ -612,11 +780,16 @@ pub(crate) fn replicate(error: &Error) -> Error {
     match error {
         Error::NotFound { .. } => Error::NotFound { context: context() },
         Error::PreconditionFailed { .. } => Error::PreconditionFailed { context: context() },
-        Error::Throttled { retry_after, .. } => Error::Throttled { retry_after: *retry_after, context: context() },
+        Error::Throttled { retry_after, exhausted, .. } => {
+            Error::Throttled { retry_after: *retry_after, exhausted: *exhausted, context: context() }
+        }
         Error::InvalidSyncToken { .. } => Error::InvalidSyncToken { context: context() },
         Error::Auth { message, .. } => Error::Auth { message: message.clone(), context: context() },
-        Error::Transient { message, .. } => {
-            Error::Transient { message: message.clone(), context: context(), source: None }
+        Error::Unreachable { message, .. } => {
+            Error::Unreachable { message: message.clone(), context: context(), source: None }
+        }
+        Error::Transient { message, exhausted, .. } => {
+            Error::Transient { message: message.clone(), exhausted: *exhausted, context: context(), source: None }
         }
         Error::State { message, .. } => Error::State { message: message.clone(), source: None },
         Error::MassDelete { group, member, would_delete, total, limit } => Error::MassDelete {
@@ -626,6 +799,9 @@ pub(crate) fn replicate(error: &Error) -> Error {
             total: *total,
             limit: *limit,
         },
+        Error::Vanished { group, member, copies } => {
+            Error::Vanished { group: group.clone(), member: member.clone(), copies: *copies }
+        }
         Error::Config { message } => Error::Config { message: message.clone() },
         Error::Permanent { message, .. } => {
             Error::Permanent { message: message.clone(), context: context(), source: None }

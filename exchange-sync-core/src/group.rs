@@ -105,7 +105,7 @@ pub enum ConflictPolicy {
     MemberPriority(Vec<MemberId>),
 }
 
-/// The mass-delete guard (DESIGN rule 8): a run that would delete more than a share of a folder
+/// The mass-delete guard (design rule 8): a run that would delete more than a share of a folder
 /// stops with [`Error::MassDelete`] until an admin confirms.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct MassDeleteGuard {
@@ -140,9 +140,18 @@ pub struct SyncGroup {
     pub members: Vec<Member>,
     /// How conflicting field edits are resolved.
     pub conflict_policy: ConflictPolicy,
-    /// Fields that identify the same item across folders during initial matching (DESIGN rule 9),
-    /// e.g. `["email1.address"]`. Empty: match by origin stamp only.
+    /// Fields that identify the same item across folders during initial matching (design rule 9),
+    /// e.g. `["email1.address"]`. Empty: match by origin stamp only. A member's item that matches
+    /// an entity by key joins it only when that writes nothing the user did not have (it holds the
+    /// entity's content already); otherwise it is the user's own and stays untouched, and the
+    /// member gets no copy of that entity, unless [`SyncGroup::take_over_matches`] is set.
     pub match_key: Vec<String>,
+    /// Whether a member's item that matches an entity by key but holds other content is taken
+    /// over by the group (overwritten with the entity's content, every overwritten value recorded
+    /// in the conflict log first) instead of being left to its user. Off by default: a default
+    /// folder holds personal items that only look like the shared ones (design rule 6).
+    #[serde(default)]
+    pub take_over_matches: bool,
     /// The mass-delete guard.
     pub mass_delete_guard: MassDeleteGuard,
 }
@@ -156,6 +165,7 @@ impl SyncGroup {
             members: Vec::new(),
             conflict_policy: ConflictPolicy::default(),
             match_key: Vec::new(),
+            take_over_matches: false,
             mass_delete_guard: MassDeleteGuard::default(),
         }
     }
@@ -171,6 +181,17 @@ impl SyncGroup {
         self.members.iter().find(|m| &m.id == id)
     }
 
+    /// The group without the members `leave_out` names (the folders a pass leaves out), their
+    /// places in a priority order too; the hub stays.
+    pub fn without(&self, leave_out: impl Fn(&MemberId) -> bool) -> SyncGroup {
+        let mut group = self.clone();
+        group.members.retain(|m| !leave_out(&m.id));
+        if let ConflictPolicy::MemberPriority(order) = &mut group.conflict_policy {
+            order.retain(|m| !leave_out(m) || m == &self.hub);
+        }
+        group
+    }
+
     /// Whether the id names the hub.
     pub fn is_hub(&self, id: &MemberId) -> bool {
         &self.hub == id
@@ -181,7 +202,7 @@ impl SyncGroup {
         std::iter::once(&self.hub).chain(self.members.iter().map(|m| &m.id))
     }
 
-    /// The item's value of the group's match key (DESIGN rule 9): the normalized values of the
+    /// The item's value of the group's match key (design rule 9): the normalized values of the
     /// [`SyncGroup::match_key`] fields, joined. Text is compared without regard to case and runs of
     /// white space, since users type the same address in different ways. `None` when the group
     /// has no match key or any key field is empty: an item without a key never matches, so two

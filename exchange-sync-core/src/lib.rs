@@ -20,6 +20,9 @@
 //! - [`error`]: the error type, with a kind that says whether to retry.
 //! - `testkit` (feature `testkit`): an in-memory connector with fault injection and the connector
 //!   conformance suite.
+//!
+//! The vocabulary (group, hub, member, folder, entity, copy, base) and the reconciliation rules
+//! cited as "design rule N" are in the repository's `docs/design.md`.
 
 pub mod connector;
 pub mod engine;
@@ -39,8 +42,8 @@ pub mod testkit;
 pub mod view;
 
 pub use connector::{
-    BatchResult, Capabilities, Change, ChangeDetection, ChangeHint, ChangePage, Connector, FetchedItem, ItemDelete,
-    ItemUpdate, ItemVersion, ListPage, NewItem, PageCursor,
+    BatchResult, Capabilities, Change, ChangeDetection, ChangeHint, ChangePage, Connector, Deleted, FetchedItem,
+    ItemDelete, ItemUpdate, ItemVersion, ListPage, NewItem, PageCursor,
 };
 pub use error::{Error, ErrorContext, ErrorKind, Result};
 pub use group::{
@@ -50,7 +53,7 @@ pub use id::{EntityId, GroupId, ItemId, MemberId, SyncToken, Version};
 pub use item::{Body, BodyFormat, ContentHash, FieldValue, Item, ItemKind};
 pub use merge::{FieldConflict, MergeSide, Merged};
 pub use origin::OriginStamp;
-pub use plan::{Action, FolderObservation, Observed, Plan, PlanInput, Reason};
+pub use plan::{Action, FolderObservation, Notice, Observed, Plan, PlanInput, Reason};
 pub use planner::plan;
 pub use state::{EntityRecord, ReplicaRecord, ReplicaSlot, StateStore, StateTransaction, StateWrite};
 pub use view::{MemberView, MemberViews};

@@ -1,4 +1,4 @@
-//! Three-way merge of items against their merge base, field by field (DESIGN rule 3).
+//! Three-way merge of items against their merge base, field by field (design rule 3).
 //!
 //! Each side that changed since the base contributes the fields it changed. A field changed on
 //! one side only takes that side's value; a field changed to the same value on several sides is

@@ -12,7 +12,7 @@ use crate::connector::FetchedItem;
 use crate::id::{EntityId, ItemId, MemberId, SyncToken, Version};
 use crate::item::{ContentHash, Item};
 use crate::origin::OriginStamp;
-use crate::state::{ConflictRecord, EntityRecord, StateWrite};
+use crate::state::{ConflictRecord, EntityRecord, FolderCondition, StateWrite};
 
 /// One thing seen in a folder since the last sync.
 #[derive(Debug, Clone, PartialEq)]
@@ -46,7 +46,7 @@ pub struct PlanInput {
     /// initial sync runs. Entities without observations are planned too (stale copies, missing
     /// copies, pending deletions).
     pub entities: BTreeMap<EntityId, EntityRecord>,
-    /// Entities by their match key value, for initial matching (DESIGN rule 9).
+    /// Entities by their match key value, for initial matching (design rule 9).
     pub match_keys: BTreeMap<String, EntityId>,
     /// The observations, one per folder that was looked at.
     pub observations: Vec<FolderObservation>,
@@ -87,6 +87,9 @@ pub enum Reason {
     Orphan,
     /// The item no longer matches what the member receives (its view's filter).
     FilteredOut,
+    /// A user's own item matched the entity by key and the group takes it over (an admin opted
+    /// in): its differing values were recorded in the conflict log first.
+    TakeOver,
 }
 
 impl fmt::Display for Reason {
@@ -104,6 +107,7 @@ impl fmt::Display for Reason {
             Reason::Stale => f.write_str("stale copy"),
             Reason::FilteredOut => f.write_str("no longer matches the member's filter"),
             Reason::Orphan => f.write_str("orphan copy made by this group"),
+            Reason::TakeOver => f.write_str("take over the user's matching item; its values are in the conflict log"),
         }
     }
 }
@@ -180,7 +184,7 @@ impl Action {
 }
 
 /// A short label for an item in the dry run: its most telling field.
-fn label(item: &Item) -> String {
+pub fn label(item: &Item) -> String {
     use crate::field;
     let candidates = [field::DISPLAY_NAME, field::SUBJECT, field::FILE_AS, field::EMAIL1];
     for name in candidates {
@@ -234,6 +238,48 @@ pub fn changed_fields(a: &Item, b: &Item) -> Vec<String> {
     names
 }
 
+/// Something an admin should know about a pass that is not a write.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Notice {
+    /// A folder the pass leaves out, and why: nothing is written there, and nothing it shows is
+    /// propagated (see [`FolderCondition`]).
+    LeftOut {
+        /// The folder.
+        member: MemberId,
+        /// Why.
+        condition: FolderCondition,
+    },
+    /// A user's own item matched an entity by the group's match key but holds other content: it
+    /// stays the user's, untouched, and the folder gets no copy of the entity while it exists
+    /// (design rules 6 and 9).
+    KeptPersonal {
+        /// The folder.
+        member: MemberId,
+        /// The entity it matched.
+        entity: EntityId,
+        /// The user's item.
+        item: ItemId,
+        /// What the item is, as the dry run names items.
+        label: String,
+    },
+}
+
+impl fmt::Display for Notice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Notice::LeftOut { member, condition } => match condition.problem() {
+                Some(problem) => write!(f, "{member} is left out: {problem}"),
+                None => write!(f, "{member} is left out"),
+            },
+            Notice::KeptPersonal { member, entity, label, .. } => write!(
+                f,
+                "kept the user's own {label} in {member}: it matches entity {entity} by key but differs; it is not \
+                 touched and {member} gets no second copy"
+            ),
+        }
+    }
+}
+
 /// The outcome of planning: state to record first, then server writes.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Plan {
@@ -245,11 +291,13 @@ pub struct Plan {
     pub actions: Vec<Action>,
     /// Conflicts resolved by this plan (also among `state` as records).
     pub conflicts: Vec<ConflictRecord>,
+    /// What the admin should know that is not a write.
+    pub notices: Vec<Notice>,
 }
 
 impl Plan {
     /// Whether the plan would neither write to a server nor change state: a clean sync's next
-    /// plan is empty (DESIGN rule 10).
+    /// plan is empty (design rule 10). Notices do not count.
     pub fn is_empty(&self) -> bool {
         self.actions.is_empty() && self.state.is_empty()
     }
@@ -257,6 +305,9 @@ impl Plan {
 
 impl fmt::Display for Plan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for notice in &self.notices {
+            writeln!(f, "* {notice}")?;
+        }
         if self.actions.is_empty() {
             writeln!(f, "nothing to write")?;
         }

@@ -37,8 +37,8 @@ use crate::id::{EntityId, ItemId, MemberId, Version};
 use crate::item::{ContentHash, Item, ItemKind};
 use crate::merge::{MergeSide, last_modified, merge, settle_unknown_ancestry};
 use crate::origin::OriginStamp;
-use crate::plan::{Action, Observed, Plan, PlanInput, Reason};
-use crate::state::{ConflictRecord, EntityRecord, Ownership, ReplicaRecord, ReplicaSlot, StateWrite};
+use crate::plan::{Action, Notice, Observed, Plan, PlanInput, Reason, label};
+use crate::state::{ConflictRecord, EntityRecord, Ownership, ReplicaRecord, ReplicaSlot, SideValue, StateWrite};
 use crate::view::MemberViews;
 
 /// Plans one sync pass of a group.
@@ -58,6 +58,7 @@ pub fn plan_with_views(group: &SyncGroup, input: &PlanInput, views: &MemberViews
     group.validate()?;
     let mut planner = Planner::new(group, input, views);
     planner.observe()?;
+    planner.check_vanished()?;
     planner.match_new_items();
     planner.decide_all();
     planner.finish()
@@ -102,8 +103,11 @@ struct Folder<'a> {
 #[derive(Debug, Clone, Copy)]
 enum Seen<'a> {
     /// The copy, with its content. `matched` is set for a new item that joins the entity in this
-    /// plan (initial matching, or the item a new entity starts from), with its ownership.
-    Present { fetched: &'a FetchedItem, matched: Option<Ownership> },
+    /// plan (initial matching, or the item a new entity starts from), with its ownership;
+    /// `take_over` when it differs and the group takes it over (an admin's option).
+    Present { fetched: &'a FetchedItem, matched: Option<Ownership>, take_over: bool },
+    /// A new item that matched the entity by key but differs: the user's own, kept.
+    Personal(&'a FetchedItem),
     /// The copy is gone.
     Deleted,
 }
@@ -124,7 +128,7 @@ enum Change {
     Bump,
     /// The copy holds the base.
     InSync,
-    /// The side changed (DESIGN rule 1).
+    /// The side changed (design rule 1).
     Changed,
 }
 
@@ -135,6 +139,10 @@ enum CopyState<'w> {
     Missing,
     /// A one-way member opted out of the entity.
     OptedOut,
+    /// The user's own item stands in for the entity (kept, never touched): at this version.
+    Personal { item_id: &'w ItemId, version: &'w Version },
+    /// The user's own item that stood in for the entity is gone: the entity is delivered now.
+    PersonalGone,
     /// A copy state knows, not observed this pass.
     Unchanged(&'w ReplicaRecord),
     /// The copy state knew is gone.
@@ -147,11 +155,22 @@ enum CopyState<'w> {
         hash: ContentHash,
         ownership: Ownership,
         change: Change,
+        /// A user's differing item the group takes over (matched by key in this plan).
+        take_over: bool,
     },
 }
 
 /// How many actions a folder's list holds before it is sized for the rest of the pass.
 const SIZED_AFTER: usize = 256;
+
+/// The conflict-record field of a deletion that lost against a newer edit.
+pub const DELETION_FIELD: &str = "(deletion)";
+/// The policy named in the record of a deletion made against an older version, which the newer
+/// edit beat (design rule 4).
+pub const MODIFICATION_BEATS_DELETION: &str = "modification_beats_deletion";
+/// The policy named in the records of values a group overwrote when it took over a user's item
+/// that matched by key ([`SyncGroup::take_over_matches`]).
+pub const TAKE_OVER: &str = "take_over";
 
 struct Planner<'a> {
     group: &'a SyncGroup,
@@ -180,6 +199,7 @@ struct Planner<'a> {
     /// Entities not decided yet, the current one included (sizes the action lists).
     undecided: usize,
     conflicts: Vec<ConflictRecord>,
+    notices: Vec<Notice>,
 }
 
 impl<'a> Planner<'a> {
@@ -203,8 +223,8 @@ impl<'a> Planner<'a> {
         let mut work = BTreeMap::new();
         for (id, record) in &input.entities {
             for (member, slot) in &record.replicas {
-                if let (Some(&fi), ReplicaSlot::Present(r)) = (observed.get(member), slot) {
-                    known.entry((fi, &r.item_id)).or_insert(id);
+                if let (Some(&fi), Some(item)) = (observed.get(member), slot.item_id()) {
+                    known.entry((fi, item)).or_insert(id);
                 }
             }
             work.insert(id.clone(), Work { record: Cow::Borrowed(record), new_in: None, seen: BTreeMap::new() });
@@ -226,6 +246,7 @@ impl<'a> Planner<'a> {
             actions,
             undecided: 0,
             conflicts: Vec::new(),
+            notices: Vec::new(),
         }
     }
 
@@ -251,7 +272,7 @@ impl<'a> Planner<'a> {
                     Observed::Present(fetched) => {
                         if let Some(&entity) = self.known.get(&(fi, &fetched.id)) {
                             if let Some(w) = self.work.get_mut(entity) {
-                                w.seen.insert(fi, Seen::Present { fetched, matched: None });
+                                w.seen.insert(fi, Seen::Present { fetched, matched: None, take_over: false });
                             }
                         } else if let Some(&at) = new_index.get(&fetched.id) {
                             self.new_items[fi][at] = Some(fetched);
@@ -283,6 +304,33 @@ impl<'a> Planner<'a> {
         Ok(())
     }
 
+    /// A folder whose every copy the group knew vanished at once (design rule 11) cannot be told
+    /// from a wrong folder, lost rights or a wiped mailbox: unless an admin confirmed, the plan
+    /// stops with [`Error::Vanished`] (the engine then leaves a member folder out and plans the
+    /// rest; the hub's stops the group).
+    fn check_vanished(&self) -> Result<()> {
+        if self.input.allow_mass_delete {
+            return Ok(());
+        }
+        let mut gone = vec![0usize; self.folders.len()];
+        for w in self.work.values() {
+            for (&fi, seen) in &w.seen {
+                let present = w.record.replicas.get(self.folders[fi].id).and_then(ReplicaSlot::replica).is_some();
+                if matches!(seen, Seen::Deleted) && present {
+                    gone[fi] += 1;
+                }
+            }
+        }
+        for (fi, &copies) in gone.iter().enumerate() {
+            let member = self.folders[fi].id;
+            let known = self.input.folder_sizes.get(member).copied().unwrap_or(0);
+            if copies > 0 && copies >= known {
+                return Err(Error::Vanished { group: self.group.id.clone(), member: member.clone(), copies });
+            }
+        }
+        Ok(())
+    }
+
     /// Whether a new item in folder `fi` may join entity `entity` there: the entity is alive and
     /// has no copy in the folder (a copy seen deleted in this pass frees its slot, which is how an
     /// item moved out and back is recognized). Opted-out slots accept only stamped copies: a
@@ -293,17 +341,36 @@ impl<'a> Planner<'a> {
             return false;
         }
         match w.seen.get(&fi) {
-            Some(Seen::Present { .. }) => false,
+            Some(Seen::Present { .. } | Seen::Personal(_)) => false,
             Some(Seen::Deleted) => true,
             None => match w.record.replicas.get(self.folders[fi].id) {
                 None => true,
                 Some(ReplicaSlot::OptedOut) => opted_out_ok,
-                Some(ReplicaSlot::Present(_)) => false,
+                Some(ReplicaSlot::Present(_) | ReplicaSlot::Personal { .. }) => false,
             },
         }
     }
 
-    /// Initial matching and new entities (DESIGN rules 5, 6 and 9), folder by folder, the hub
+    /// The content hash folder `fi` holds when its copy of `entity` is in sync: the base, or
+    /// the member's view of it (`None` when the view withholds the entity).
+    fn target_hash(&self, entity: &Work<'a>, fi: usize) -> Option<ContentHash> {
+        let base = entity.record.base.as_ref()?;
+        match self.view_of(fi) {
+            Some(view) => view.deliver(base).map(|t| t.content_hash()),
+            None => Some(base.content_hash()),
+        }
+    }
+
+    /// Whether a stamped item of this group is a second copy of its entity in folder `fi` (the
+    /// entity holds another copy there).
+    fn is_duplicate(&self, stamp: &OriginStamp, fi: usize) -> bool {
+        self.work.get(&stamp.entity).is_some_and(|w| {
+            matches!(w.seen.get(&fi), Some(Seen::Present { .. }))
+                || w.record.replicas.get(self.folders[fi].id).and_then(ReplicaSlot::replica).is_some()
+        })
+    }
+
+    /// Initial matching and new entities (design rules 5, 6 and 9), folder by folder, the hub
     /// first so that members' copies can match entities the hub brings in this very pass.
     fn match_new_items(&mut self) {
         for fi in 0..self.folders.len() {
@@ -317,22 +384,77 @@ impl<'a> Planner<'a> {
     fn match_new_item(&mut self, fi: usize, fetched: &'a FetchedItem) {
         let group = self.group;
         let stamp: Option<&OriginStamp> = fetched.origin.as_ref().filter(|o| o.group == group.id);
-        if let Some(stamp) = stamp {
-            if self.slot_free(&stamp.entity, fi, true) {
-                self.attach(&stamp.entity, fi, fetched, Ownership::Created);
-                return;
-            }
+        if let Some(stamp) = stamp
+            && self.slot_free(&stamp.entity, fi, true)
+        {
+            self.attach(&stamp.entity, fi, fetched, Ownership::Created, false);
+            return;
         }
         if let Some(key) = group.match_key_of(&fetched.item) {
             let candidate = self.input.match_keys.get(&key).or_else(|| self.new_keys.get(&key)).cloned();
             if let Some(entity) = candidate.filter(|e| self.slot_free(e, fi, false)) {
                 let ownership = if stamp.is_some() { Ownership::Created } else { Ownership::Adopted };
-                self.attach(&entity, fi, fetched, ownership);
+                // The hub is the shared folder: its items are the group's. In a member's folder, a
+                // key match links without writing only where it writes nothing the user did not
+                // have (the same content, or the group's own stamp); otherwise the item is the
+                // user's own (design rules 6 and 9).
+                let holds_target = self
+                    .work
+                    .get(&entity)
+                    .and_then(|w| self.target_hash(w, fi))
+                    .is_some_and(|target| target == fetched.item.content_hash());
+                if fi == 0 || stamp.is_some() || holds_target {
+                    self.attach(&entity, fi, fetched, ownership, false);
+                } else if group.take_over_matches {
+                    self.attach(&entity, fi, fetched, Ownership::Adopted, true);
+                } else {
+                    self.keep_personal(&entity, fi, fetched);
+                }
                 return;
             }
         }
         let member: &'a MemberId = self.folders[fi].id;
         match (self.folders[fi].role, stamp) {
+            // A second copy this group made of an entity that has its copy here (two passes that
+            // ran at once, a restored mailbox): removed when it holds nothing but the entity's
+            // content. An edited one is an item of its own: the hub's items are the group's, so
+            // it starts an entity; a two-way member's joins like any new item of its user's, when
+            // the member adopts new items, and is left to its user otherwise.
+            (role @ (Role::Hub | Role::TwoWay(_)), Some(stamp)) if self.is_duplicate(stamp, fi) => {
+                let unedited = self
+                    .work
+                    .get(&stamp.entity)
+                    .and_then(|w| self.target_hash(w, fi))
+                    .is_some_and(|target| target == fetched.item.content_hash());
+                if unedited {
+                    self.push_action(
+                        fi,
+                        Action::Delete {
+                            entity: EntityId::derive(&group.id, member, &fetched.id),
+                            member: member.clone(),
+                            id: fetched.id.clone(),
+                            expected: Some(fetched.version.clone()),
+                            reason: Reason::Orphan,
+                        },
+                    );
+                } else {
+                    let adopts = match role {
+                        Role::Hub => true,
+                        Role::TwoWay(p) => p.adopt_new_items && self.input.initialized.contains(member),
+                        Role::OneWay(_) => false,
+                    };
+                    if adopts {
+                        self.new_entity(
+                            EntityId::derive(&group.id, member, &fetched.id),
+                            fi,
+                            fetched,
+                            Ownership::Adopted,
+                        );
+                    } else {
+                        self.put_foreign(fi, &fetched.id, &fetched.version);
+                    }
+                }
+            }
             (Role::Hub, _) => {
                 // A stamped hub item keeps the stamp's entity id, so that copies in the members
                 // match again after a state loss; otherwise the id derives from the hub item.
@@ -352,11 +474,7 @@ impl<'a> Planner<'a> {
                 // executor forgets the named entity's replica in this folder after the delete, so
                 // when the stamp's entity holds another copy here (this one is a duplicate), the
                 // action names an entity id that no entity has instead.
-                let holds_other_copy = self.work.get(&stamp.entity).is_some_and(|w| {
-                    matches!(w.seen.get(&fi), Some(Seen::Present { .. }))
-                        || w.record.replicas.get(member).and_then(ReplicaSlot::replica).is_some()
-                });
-                let entity = if holds_other_copy {
+                let entity = if self.is_duplicate(stamp, fi) {
                     EntityId::derive(&group.id, member, &fetched.id)
                 } else {
                     stamp.entity.clone()
@@ -376,15 +494,36 @@ impl<'a> Planner<'a> {
         }
     }
 
+    /// A user's own item matched `entity` by key but differs: it stays theirs, untouched, and
+    /// stands in for the entity in its folder (no second copy is delivered there).
+    fn keep_personal(&mut self, entity: &EntityId, fi: usize, fetched: &'a FetchedItem) {
+        if let Some(w) = self.work.get_mut(entity) {
+            w.seen.insert(fi, Seen::Personal(fetched));
+        }
+        self.notices.push(Notice::KeptPersonal {
+            member: self.folders[fi].id.clone(),
+            entity: entity.clone(),
+            item: fetched.id.clone(),
+            label: label(&fetched.item),
+        });
+    }
+
     fn put_foreign(&mut self, fi: usize, id: &ItemId, version: &Version) {
         let member = self.folders[fi].id.clone();
         self.foreign.push((fi, StateWrite::PutForeign { member, id: id.clone(), version: version.clone() }));
     }
 
     /// A new item joins an existing entity as its copy in folder `fi`.
-    fn attach(&mut self, entity: &EntityId, fi: usize, fetched: &'a FetchedItem, ownership: Ownership) {
+    fn attach(
+        &mut self,
+        entity: &EntityId,
+        fi: usize,
+        fetched: &'a FetchedItem,
+        ownership: Ownership,
+        take_over: bool,
+    ) {
         if let Some(w) = self.work.get_mut(entity) {
-            w.seen.insert(fi, Seen::Present { fetched, matched: Some(ownership) });
+            w.seen.insert(fi, Seen::Present { fetched, matched: Some(ownership), take_over });
         }
     }
 
@@ -400,14 +539,14 @@ impl<'a> Planner<'a> {
         }
         let base = fetched.item.canonical();
         let match_key = self.group.match_key_of(&base);
-        if let Some(key) = &match_key {
-            if !self.input.match_keys.contains_key(key) {
-                self.new_keys.entry(key.clone()).or_insert_with(|| id.clone());
-            }
+        if let Some(key) = &match_key
+            && !self.input.match_keys.contains_key(key)
+        {
+            self.new_keys.entry(key.clone()).or_insert_with(|| id.clone());
         }
-        let record = EntityRecord { id: id.clone(), base: Some(base), match_key, replicas: BTreeMap::new() };
+        let record = EntityRecord::new(id.clone(), Some(base), match_key);
         let mut seen = BTreeMap::new();
-        seen.insert(fi, Seen::Present { fetched, matched: Some(ownership) });
+        seen.insert(fi, Seen::Present { fetched, matched: Some(ownership), take_over: false });
         self.work.insert(id, Work { record: Cow::Owned(record), new_in: Some(fi), seen });
     }
 
@@ -466,19 +605,38 @@ impl<'a> Planner<'a> {
             .or_else(|| two_way.iter().copied().find(|&fi| replica(fi).is_some()))
     }
 
+    /// A member folder holding a copy of the entity (whatever it holds), to stand for the base
+    /// when no two-way member does (a hub that joined an entity whose base came from the old
+    /// hub).
+    fn any_holder(&self, w: &Work<'a>) -> Option<usize> {
+        (1..self.folders.len())
+            .find(|&fi| w.record.replicas.get(self.folders[fi].id).and_then(ReplicaSlot::replica).is_some())
+    }
+
     /// How entity `w`'s copy in folder `fi` stands.
     fn copy_in<'w>(&self, w: &'w Work<'a>, fi: usize, base_hash: Option<ContentHash>) -> CopyState<'w> {
         let slot = w.record.replicas.get(self.folders[fi].id);
         match w.seen.get(&fi) {
             Some(Seen::Deleted) => match slot {
                 Some(ReplicaSlot::Present(_)) => CopyState::Deleted,
+                Some(ReplicaSlot::Personal { .. }) => CopyState::PersonalGone,
                 Some(ReplicaSlot::OptedOut) => CopyState::OptedOut,
                 None => CopyState::Missing,
             },
-            Some(Seen::Present { fetched, matched }) => {
+            Some(Seen::Personal(fetched)) => CopyState::Personal { item_id: &fetched.id, version: &fetched.version },
+            Some(Seen::Present { fetched, matched, take_over }) => {
+                let hash = fetched.item.content_hash();
+                // The user's own item standing in for the entity changed: it joins the entity once
+                // it holds the entity's content, and stays the user's otherwise.
+                if matched.is_none() && matches!(slot, Some(ReplicaSlot::Personal { .. })) {
+                    if Some(hash) != base_hash {
+                        return CopyState::Personal { item_id: &fetched.id, version: &fetched.version };
+                    }
+                    let (ownership, change) = (Ownership::Adopted, Change::InSync);
+                    return CopyState::Observed { prior: None, fetched, hash, ownership, change, take_over: false };
+                }
                 let prior = if matched.is_some() { None } else { slot.and_then(ReplicaSlot::replica) };
                 let ownership = matched.or(prior.map(|r| r.ownership)).unwrap_or(Ownership::Adopted);
-                let hash = fetched.item.content_hash();
                 let change = if prior.is_some_and(|r| r.hash == hash) {
                     Change::Bump
                 } else if Some(hash) == base_hash {
@@ -486,10 +644,11 @@ impl<'a> Planner<'a> {
                 } else {
                     Change::Changed
                 };
-                CopyState::Observed { prior, fetched, hash, ownership, change }
+                CopyState::Observed { prior, fetched, hash, ownership, change, take_over: *take_over }
             }
             None => match slot {
                 Some(ReplicaSlot::Present(r)) => CopyState::Unchanged(r),
+                Some(ReplicaSlot::Personal { item_id, version }) => CopyState::Personal { item_id, version },
                 Some(ReplicaSlot::OptedOut) => CopyState::OptedOut,
                 None => CopyState::Missing,
             },
@@ -512,15 +671,52 @@ impl<'a> Planner<'a> {
 
         let mut changed_sides = Vec::new();
         let mut deleted_sides = Vec::new();
+        // Authoritative sides that deleted a copy which never held the current base: they deleted
+        // what they saw, an older version, not the newer edit; the edit wins and the copy comes
+        // back (rule 4), with a record.
+        let mut stale_deletions = Vec::new();
         for (fi, copy) in copies.iter().enumerate() {
             let role = self.folders[fi].role;
             match copy {
-                CopyState::Observed { change: Change::Changed, .. } if role.edits_are_authoritative() => {
+                CopyState::Observed { change: Change::Changed, take_over: false, .. }
+                    if role.edits_are_authoritative() =>
+                {
                     changed_sides.push(fi)
                 }
-                CopyState::Deleted if role.deletes_are_authoritative() => deleted_sides.push(fi),
+                CopyState::Deleted if role.deletes_are_authoritative() => {
+                    let held =
+                        w.record.replicas.get(self.folders[fi].id).and_then(ReplicaSlot::replica).map(|r| r.hash);
+                    if held == Some(base_hash) { deleted_sides.push(fi) } else { stale_deletions.push(fi) }
+                }
                 _ => {}
             }
+        }
+        if !stale_deletions.is_empty() && deleted_sides.is_empty() && changed_sides.is_empty() {
+            // Nobody else changed the entity in this pass: the newer content is the base, held by
+            // the hub (or the side the base came from).
+            for &fi in &stale_deletions {
+                let record = ConflictRecord {
+                    entity: id.clone(),
+                    field: DELETION_FIELD.to_owned(),
+                    base: None,
+                    winner: SideValue { member: self.group.hub.clone(), value: None },
+                    losers: vec![SideValue { member: self.folders[fi].id.clone(), value: None }],
+                    policy: MODIFICATION_BEATS_DELETION.to_owned(),
+                    recorded_at: self.input.now,
+                };
+                self.state.push(StateWrite::AddConflict(record.clone()));
+                self.conflicts.push(record);
+            }
+        } else if !stale_deletions.is_empty() {
+            // Other sides deleted or edited too: a stale deletion then counts like any other.
+            deleted_sides.extend(stale_deletions.iter().copied());
+        }
+        // A hub item that joined the entity in this plan (a re-homed hub holding it) is the
+        // hub's content, not a copy the group made: a deletion elsewhere does not remove it, the
+        // hub keeps the entity alive like an edit would.
+        let hub_joined = matches!(copies[0], CopyState::Observed { prior: None, .. }) && w.new_in.is_none();
+        if hub_joined && !deleted_sides.is_empty() && !changed_sides.contains(&0) {
+            changed_sides.insert(0, 0);
         }
 
         // Rule 1: merge the authoritative changes; rule 2: tombstone; rule 3: keep the base.
@@ -545,19 +741,37 @@ impl<'a> Planner<'a> {
             for &fi in &changed_sides {
                 let CopyState::Observed { prior, fetched, .. } = copies[fi] else { continue };
                 let side = MergeSide::observed(self.folders[fi].id.clone(), &fetched.item);
-                // A copy state knew to be stale, then edited: its differences from the base are
-                // not all its user's edits; settle each as a conflict first. A member's copy is
-                // settled against the hub (which stands for the base). The hub's own copy (an
-                // update to it failed or was interrupted, so the base came from a two-way member)
-                // is settled against that member's base, the hub first in the policy's order.
-                let stale = prior.is_some_and(|r| r.hash != base_hash);
-                if stale && fi != 0 {
+                // A copy state knew to be stale, then edited. When the entity kept the base the
+                // copy held (its folder was left out of a pass while the base moved on), the
+                // user's edit is merged against that earlier base: fields only they changed are
+                // theirs, fields only the others changed are the others', and only fields both
+                // changed are conflicts. Otherwise its differences from the base are not all its
+                // user's edits; each is settled as a conflict first. A member's copy is settled
+                // against the hub (which stands for the base). The hub's own copy (an update to
+                // it failed or was interrupted, so the base came from a two-way member) is
+                // settled against that member's base, the hub first in the policy's order.
+                // An item that joined an existing entity in this plan (matched by stamp or key:
+                // a re-homed hub, a copy after a state loss) has no known ancestor either: its
+                // differences from the base are settled like a stale copy's, each recorded.
+                let joined = prior.is_none() && w.new_in.is_none();
+                let stale = prior.is_some_and(|r| r.hash != base_hash) || joined;
+                let earlier = prior.filter(|_| stale).and_then(|r| w.record.earlier_base(r.hash));
+                if let Some(ancestor) = earlier {
+                    let base_side =
+                        MergeSide { member: self.group.hub.clone(), item: base.clone(), modified: hub_modified };
+                    let (first, second) = if fi == 0 { (side.clone(), base_side) } else { (base_side, side.clone()) };
+                    let rebased = merge(ancestor, &[first, second], policy);
+                    conflicts.extend(rebased.conflicts);
+                    sides.push(MergeSide { item: rebased.item, ..side });
+                    settled_any = true;
+                } else if stale && fi != 0 {
                     let (settled, settled_conflicts) =
                         settle_unknown_ancestry(base, &self.group.hub, hub_modified, &side, policy);
                     conflicts.extend(settled_conflicts);
                     sides.push(settled);
                     settled_any = true;
-                } else if let Some(h) = self.base_holder(w, base_hash).filter(|_| stale) {
+                } else if let Some(h) = self.base_holder(w, base_hash).or_else(|| self.any_holder(w)).filter(|_| stale)
+                {
                     let holder_modified = match copies[h] {
                         CopyState::Observed { fetched, .. } => last_modified(&fetched.item),
                         _ => None,
@@ -599,6 +813,29 @@ impl<'a> Planner<'a> {
             let match_key = if base_changed { self.group.match_key_of(&new_base) } else { w.record.match_key.clone() };
             self.state.push(StateWrite::PutEntity { id: id.clone(), base: Some(new_base.as_ref().clone()), match_key });
         }
+        // The earlier bases copies outside this plan still hold (their folders were left out):
+        // kept while such a copy names one, so that its user's edit merges against it later.
+        if w.new_in.is_none() {
+            let planned: Vec<&MemberId> = self.folders.iter().map(|f| f.id).collect();
+            let held: Vec<ContentHash> = w
+                .record
+                .replicas
+                .iter()
+                .filter(|(m, _)| !planned.contains(m))
+                .filter_map(|(_, slot)| slot.replica().map(|r| r.hash))
+                .collect();
+            let mut earlier: Vec<Item> = Vec::new();
+            let candidates = w.record.earlier_bases.iter().chain(base_changed.then_some(base));
+            for candidate in candidates {
+                let hash = candidate.content_hash();
+                if hash != new_hash && held.contains(&hash) && !earlier.iter().any(|e| e.content_hash() == hash) {
+                    earlier.push(candidate.clone());
+                }
+            }
+            if earlier != w.record.earlier_bases {
+                self.state.push(StateWrite::PutEarlierBases { entity: id.clone(), bases: earlier });
+            }
+        }
         // Conflict records of this entity follow its new base.
         self.state.extend(conflicts.iter().cloned().map(StateWrite::AddConflict));
         self.conflicts.extend(conflicts);
@@ -620,6 +857,15 @@ impl<'a> Planner<'a> {
             match *copy {
                 CopyState::Missing => create = true,
                 CopyState::OptedOut => {}
+                CopyState::Personal { item_id, version } => {
+                    let slot = ReplicaSlot::Personal { item_id: item_id.clone(), version: version.clone() };
+                    self.put_slot(id, member, slot_before, slot);
+                }
+                CopyState::PersonalGone => {
+                    // The user's own item is gone: the entity is delivered to this folder now.
+                    self.state.push(StateWrite::RemoveReplica { entity: id.clone(), member: member.clone() });
+                    create = true;
+                }
                 // A copy that holds the old base (its hash says so) gets it as its previous
                 // content: the connector then sends only the fields that changed.
                 CopyState::Unchanged(r) => {
@@ -648,10 +894,34 @@ impl<'a> Planner<'a> {
                         self.put_slot(id, member, slot_before, ReplicaSlot::OptedOut);
                     }
                 }
-                CopyState::Observed { prior, fetched, hash, ownership, change } => {
+                CopyState::Observed { prior, fetched, hash, ownership, change, take_over } => {
                     let ignored_base = match change {
                         Change::Bump => prior.and_then(|r| r.ignored_base),
                         Change::InSync => None,
+                        Change::Changed if take_over => {
+                            // Every value the group overwrites goes to the conflict log first.
+                            let side = MergeSide::observed(member.clone(), &fetched.item);
+                            let hub_modified = match copies[0] {
+                                CopyState::Observed { fetched, .. } => last_modified(&fetched.item),
+                                _ => None,
+                            };
+                            let (_, lost) = settle_unknown_ancestry(
+                                &new_base,
+                                &self.group.hub,
+                                hub_modified,
+                                &side,
+                                &crate::group::ConflictPolicy::HubWins,
+                            );
+                            for conflict in lost {
+                                let mut record =
+                                    conflict.into_record(id.clone(), &self.group.conflict_policy, self.input.now);
+                                record.policy = TAKE_OVER.to_owned();
+                                self.state.push(StateWrite::AddConflict(record.clone()));
+                                self.conflicts.push(record);
+                            }
+                            reason_override = Some(Reason::TakeOver);
+                            None
+                        }
                         Change::Changed => {
                             if role.edits_are_authoritative() {
                                 None
@@ -791,7 +1061,9 @@ impl<'a> Planner<'a> {
             let ignores_edits = self.folders[fi].role.ignores_edits();
             let outcome = match *copy {
                 CopyState::Missing => Outcome::Nothing,
-                CopyState::OptedOut | CopyState::Deleted => Outcome::Drop,
+                CopyState::OptedOut | CopyState::Deleted | CopyState::PersonalGone => Outcome::Drop,
+                // The user's own item outlives the entity it stood in for: remembered as theirs.
+                CopyState::Personal { item_id, version } => Outcome::Forget(item_id.clone(), version.clone()),
                 CopyState::Unchanged(r) => {
                     if ignores_edits && r.ignored_base.is_some() {
                         Outcome::Forget(r.item_id.clone(), r.version.clone())
@@ -799,7 +1071,7 @@ impl<'a> Planner<'a> {
                         Outcome::Delete { id: r.item_id.clone(), version: r.version.clone(), record: None }
                     }
                 }
-                CopyState::Observed { prior, fetched, hash, ownership, change } => {
+                CopyState::Observed { prior, fetched, hash, ownership, change, .. } => {
                     let edited = change == Change::Changed || prior.is_some_and(|r| r.ignored_base.is_some());
                     if prior.is_none() && ownership == Ownership::Adopted {
                         // Matched by key in this very pass: it was never the group's; leave it.
@@ -825,7 +1097,14 @@ impl<'a> Planner<'a> {
             outcomes.push(outcome);
         }
 
-        let any_delete = outcomes.iter().any(|o| matches!(o, Outcome::Delete { .. }));
+        // Copies in folders this plan leaves out (a member that could not be observed) are still
+        // to be deleted when their folder is back: the tombstone stays for them.
+        let left_out_copies = w
+            .record
+            .replicas
+            .iter()
+            .any(|(member, slot)| slot.replica().is_some() && !self.folders.iter().any(|f| f.id == member));
+        let any_delete = outcomes.iter().any(|o| matches!(o, Outcome::Delete { .. })) || left_out_copies;
         let in_state = w.new_in.is_none();
         if !any_delete {
             if in_state {
@@ -833,6 +1112,21 @@ impl<'a> Planner<'a> {
             }
         } else if newly {
             self.state.push(StateWrite::PutEntity { id: id.clone(), base: None, match_key: None });
+        }
+        // A user's own item standing in for the entity in a folder this plan leaves out stays
+        // theirs, remembered as such now: the entity it stood in for is going, and forgetting
+        // the item with it would make it look new, and join the group, when its folder is back.
+        for (member, slot) in &w.record.replicas {
+            if let ReplicaSlot::Personal { item_id, version } = slot
+                && !self.folders.iter().any(|f| f.id == member)
+            {
+                if any_delete {
+                    self.state.push(StateWrite::RemoveReplica { entity: id.clone(), member: member.clone() });
+                }
+                let write =
+                    StateWrite::PutForeign { member: member.clone(), id: item_id.clone(), version: version.clone() };
+                self.foreign.push((self.folders.len(), write));
+            }
         }
         let reason = match deleted_in {
             Some(m) => Reason::DeletedIn(m),
@@ -903,6 +1197,6 @@ impl<'a> Planner<'a> {
         let mut state = self.state;
         state.extend(self.foreign.into_iter().map(|(_, w)| w));
         state.extend(self.tokens.into_iter().map(|(_, w)| w));
-        Ok(Plan { state, actions, conflicts: self.conflicts })
+        Ok(Plan { state, actions, conflicts: self.conflicts, notices: self.notices })
     }
 }

@@ -2,7 +2,9 @@
 //!
 //! It holds, per group: entities with their merge base, the replica of each entity in each folder,
 //! items known to belong to users rather than to the group ("foreign" items, never touched),
-//! sync tokens, write-ahead intents for creates (crash safety) and conflict records.
+//! sync tokens, each folder's identity and condition, write-ahead intents for creates (crash
+//! safety), conflict records, the requests admins post to a running service, and records the
+//! service keeps for readers beside it (its last report per group).
 //!
 //! Writes go through [`StateStore::apply`] as one atomic [`StateTransaction`]: a sync token is
 //! always written together with the state derived from its page, and each executed action commits
@@ -29,7 +31,7 @@ pub mod memory;
 pub mod sqlite;
 
 /// How a replica came to belong to the group. The engine only ever modifies or deletes items it
-/// created or adopted (DESIGN rule 6); this records which.
+/// created or adopted (design rule 6); this records which.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Ownership {
@@ -66,6 +68,16 @@ pub enum ReplicaSlot {
     Present(ReplicaRecord),
     /// A one-way member deleted its copy under policy `Ignore`: do not deliver this entity there.
     OptedOut,
+    /// The folder holds the user's own item with this entity's match key, whose content differs
+    /// from the entity's: it stays the user's, untouched (design rules 6 and 9), and the folder
+    /// gets no second copy of the entity while that item exists. Its version is remembered so that
+    /// a later change is looked at (an item that comes to hold the entity's content joins it).
+    Personal {
+        /// The user's item.
+        item_id: ItemId,
+        /// Its version when last seen.
+        version: Version,
+    },
 }
 
 impl ReplicaSlot {
@@ -73,6 +85,15 @@ impl ReplicaSlot {
     pub fn replica(&self) -> Option<&ReplicaRecord> {
         match self {
             ReplicaSlot::Present(r) => Some(r),
+            ReplicaSlot::OptedOut | ReplicaSlot::Personal { .. } => None,
+        }
+    }
+
+    /// The item id the slot names in its folder: the copy, or the user's own item.
+    pub fn item_id(&self) -> Option<&ItemId> {
+        match self {
+            ReplicaSlot::Present(r) => Some(&r.item_id),
+            ReplicaSlot::Personal { item_id, .. } => Some(item_id),
             ReplicaSlot::OptedOut => None,
         }
     }
@@ -90,12 +111,28 @@ pub struct EntityRecord {
     pub match_key: Option<String>,
     /// The entity's slot in each folder that has one.
     pub replicas: BTreeMap<MemberId, ReplicaSlot>,
+    /// Earlier bases that some copy may still hold: when the base moved on while a copy could not
+    /// be updated (its folder was left out of a pass, or the update failed), that copy's content
+    /// is the earlier base, and a later edit of it is merged against that, field by field,
+    /// instead of against the newer base, which would turn the other sides' changes into
+    /// conflicts with the user's. Kept only while a replica's hash names one of them.
+    pub earlier_bases: Vec<Item>,
 }
 
 impl EntityRecord {
+    /// A live entity with this base and no copies yet.
+    pub fn new(id: EntityId, base: Option<Item>, match_key: Option<String>) -> Self {
+        EntityRecord { id, base, match_key, replicas: BTreeMap::new(), earlier_bases: Vec::new() }
+    }
+
     /// The base's content hash.
     pub fn base_hash(&self) -> Option<ContentHash> {
         self.base.as_ref().map(Item::content_hash)
+    }
+
+    /// The earlier base with this content hash, if the entity keeps one.
+    pub fn earlier_base(&self, hash: ContentHash) -> Option<&Item> {
+        self.earlier_bases.iter().find(|b| b.content_hash() == hash)
     }
 }
 
@@ -110,7 +147,7 @@ pub struct KnownItem {
     pub entity: Option<EntityId>,
 }
 
-/// A write-ahead intent, recorded before a create is sent (DESIGN rule 7).
+/// A write-ahead intent, recorded before a create is sent (design rule 7).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PendingCreate {
     /// The entity being copied.
@@ -133,7 +170,7 @@ pub struct SideValue {
 }
 
 /// A field edited differently on several sides since the merge base, and how it was resolved.
-/// Kept so that nobody's edit disappears without a trace (DESIGN rule 3).
+/// Kept so that nobody's edit disappears without a trace (design rule 3).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConflictRecord {
     /// The entity.
@@ -152,6 +189,92 @@ pub struct ConflictRecord {
     pub recorded_at: DateTime<Utc>,
 }
 
+/// Which server folder holds a member's (or the hub's) copies: what the engine compares to tell
+/// a folder that changed from items that were deleted (design rule 11).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FolderIdentity {
+    /// The server's id of the folder ([`crate::Connector::folder_id`]).
+    pub id: String,
+    /// The folder as configured, e.g. `alice@contoso.test/contacts/Company Contacts`: for
+    /// messages, and to tell an admin which folder the copies were in.
+    pub path: String,
+}
+
+/// How a folder's last pass ended: what `status` shows, and what the next pass must do.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "condition", rename_all = "snake_case")]
+pub enum FolderCondition {
+    /// The last pass observed the folder and completed every write to it.
+    #[default]
+    Clean,
+    /// A pass started writing to the folder and did not finish (a crash, a shutdown, a lost
+    /// state store): the next pass checks every entity of the group against the folder.
+    Interrupted,
+    /// Some planned writes failed; the next pass plans these entities again (only these: one
+    /// item the server keeps refusing must not make every pass reload the whole group).
+    FailedWrites {
+        /// How many writes failed.
+        count: usize,
+        /// The first failure, for `status`.
+        first_error: String,
+        /// The entities whose writes failed (and those whose writes raced with a user's change),
+        /// at most [`FolderCondition::MAX_RETRIED_ENTITIES`] (more make the condition
+        /// [`FolderCondition::Interrupted`]).
+        entities: Vec<EntityId>,
+    },
+    /// Users changed or deleted copies while the last pass wrote them (their writes lost the
+    /// race, harmlessly): the next pass plans these entities again. Not a problem.
+    Recheck {
+        /// The entities concerned, at most [`FolderCondition::MAX_RETRIED_ENTITIES`].
+        entities: Vec<EntityId>,
+    },
+    /// The folder could not be opened or observed (no mailbox, no rights, server error) and was
+    /// left out of the last pass; the group synced without it.
+    Unobservable {
+        /// Why, for `status` (never a secret).
+        reason: String,
+    },
+    /// The server told this mailbox to back off for longer than a pass waits: it was left out and
+    /// gets its turn when the back-off ends (no request goes to it before).
+    Parked {
+        /// When the back-off ends.
+        until: DateTime<Utc>,
+        /// What the server said.
+        reason: String,
+    },
+    /// Every copy the group knew in the folder vanished at once (a wrong folder, lost rights, a
+    /// wiped mailbox, or every item deleted on purpose). Nothing was propagated; the folder is
+    /// held until an admin confirms ([`AdminRequest::ConfirmDeletions`]).
+    Vanished {
+        /// How many copies vanished.
+        copies: usize,
+    },
+}
+
+impl FolderCondition {
+    /// The most entities a [`FolderCondition::FailedWrites`] names.
+    pub const MAX_RETRIED_ENTITIES: usize = 10_000;
+
+    /// What went wrong, in words, when something did.
+    pub fn problem(&self) -> Option<String> {
+        match self {
+            FolderCondition::Clean | FolderCondition::Recheck { .. } => None,
+            FolderCondition::Interrupted => Some("sync interrupted before all planned writes completed".to_owned()),
+            FolderCondition::FailedWrites { count, first_error, .. } => {
+                Some(format!("{count} of the planned writes failed; first: {first_error}"))
+            }
+            FolderCondition::Unobservable { reason } => Some(format!("left out of the last pass: {reason}")),
+            FolderCondition::Parked { until, reason } => {
+                Some(format!("parked until {} at the server's request: {reason}", until.to_rfc3339()))
+            }
+            FolderCondition::Vanished { copies } => Some(format!(
+                "every one of the {copies} copies the group knew here vanished at once; nothing was propagated \
+                 until an admin confirms"
+            )),
+        }
+    }
+}
+
 /// Per-folder bookkeeping.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MemberStatus {
@@ -159,8 +282,45 @@ pub struct MemberStatus {
     pub initialized: bool,
     /// When the folder last completed a sync.
     pub last_sync: Option<DateTime<Utc>>,
-    /// The last error that stopped the folder's sync, for `status` displays.
-    pub last_error: Option<String>,
+    /// Which server folder holds the copies (recorded at the first pass that observed it).
+    pub folder: Option<FolderIdentity>,
+    /// How the last pass ended for the folder.
+    pub condition: FolderCondition,
+}
+
+impl MemberStatus {
+    /// The last problem of the folder, for `status` displays.
+    pub fn last_error(&self) -> Option<String> {
+        self.condition.problem()
+    }
+}
+
+/// An admin's request to whoever runs a group, passed through the state: a running service is
+/// the only writer of its state (design rule 12), so admin commands post requests here and the
+/// service picks them up within a second or two.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "request", rename_all = "snake_case")]
+pub enum AdminRequest {
+    /// Confirms the deletions the mass-delete guard stopped, and folders held because every copy
+    /// vanished: the group's next pass may carry them out, once.
+    ConfirmDeletions,
+    /// Compares a member's folder (or every folder of the group) completely at the next pass,
+    /// keeping its state: nothing is forgotten, anything missed is found.
+    Resync {
+        /// The folder (`None`: every folder of the group).
+        member: Option<MemberId>,
+    },
+}
+
+/// A request as posted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PostedRequest {
+    /// The store's id of the request (growing in posting order).
+    pub id: u64,
+    /// What is asked.
+    pub request: AdminRequest,
+    /// When it was posted.
+    pub posted_at: DateTime<Utc>,
 }
 
 /// One write of a [`StateTransaction`].
@@ -174,6 +334,13 @@ pub enum StateWrite {
         base: Option<Item>,
         /// The match key value.
         match_key: Option<String>,
+    },
+    /// Replaces the earlier bases of an existing entity (see [`EntityRecord::earlier_bases`]).
+    PutEarlierBases {
+        /// The entity.
+        entity: EntityId,
+        /// The bases some copy may still hold.
+        bases: Vec<Item>,
     },
     /// Removes the entity and every slot of it.
     RemoveEntity {
@@ -242,6 +409,20 @@ pub enum StateWrite {
     RemoveMember {
         /// The folder.
         member: MemberId,
+    },
+    /// Removes an admin request once it has been carried out.
+    RemoveRequest {
+        /// The request's id.
+        id: u64,
+    },
+    /// Sets (or, with `None`, removes) one of the group's records: what the service keeps about
+    /// the group beside the engine's state, for readers beside it (its last report, the members
+    /// its distribution groups held). The value is opaque to the store (the service writes JSON).
+    PutRecord {
+        /// The record's name, e.g. `last_report`.
+        key: String,
+        /// The value (`None` removes the record).
+        value: Option<String>,
     },
 }
 
@@ -335,4 +516,19 @@ pub trait StateStore: Send + Sync {
 
     /// Conflict records, oldest first.
     async fn conflicts(&self, group: &GroupId) -> Result<Vec<ConflictRecord>>;
+
+    /// Every group the store holds anything for, in id order (`status` of groups no longer
+    /// configured, admin tools).
+    async fn groups(&self) -> Result<Vec<GroupId>>;
+
+    /// Posts an admin request for a group (see [`AdminRequest`]); answers its id. Works on a
+    /// store opened for reading beside a running service: it is the one write an admin command
+    /// makes, and it is carried out by the service, the state's only writer.
+    async fn post_request(&self, group: &GroupId, request: AdminRequest) -> Result<u64>;
+
+    /// The requests posted for a group and not yet removed, oldest first.
+    async fn requests(&self, group: &GroupId) -> Result<Vec<PostedRequest>>;
+
+    /// One of the group's records ([`StateWrite::PutRecord`]), when it was written.
+    async fn record(&self, group: &GroupId, key: &str) -> Result<Option<String>>;
 }

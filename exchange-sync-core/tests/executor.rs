@@ -35,7 +35,7 @@ fn fixture() -> Fixture {
 }
 
 fn options() -> ExecutorOptions {
-    ExecutorOptions { default_retry_after: Duration::from_millis(1), ..ExecutorOptions::default() }
+    ExecutorOptions::default()
 }
 
 fn contact(n: usize) -> Item {
@@ -76,7 +76,7 @@ async fn creates_are_batched_and_recorded_with_their_stamp() {
     let f = fixture();
     let state = (0..25).map(put_entity).collect();
     let actions = (0..25).map(|n| create(&f, n, "alice")).collect();
-    let report = execute(&f, Plan { state, actions, conflicts: vec![] }).await;
+    let report = execute(&f, Plan { state, actions, conflicts: vec![], notices: vec![] }).await;
     let alice = &report.members[&MemberId::new("alice")];
     assert_eq!((alice.created, alice.failed.len()), (25, 0));
     assert_eq!(f.alice.calls(Operation::Create), 3, "25 items in batches of 10");
@@ -100,6 +100,7 @@ async fn a_lost_create_response_keeps_the_intent_and_a_refused_one_drops_it() {
         state: vec![put_entity(1)],
         actions: vec![create(&f, 1, "alice"), create(&f, 1, "hub")],
         conflicts: vec![],
+        notices: vec![],
     };
     let report = execute(&f, plan).await;
     assert_eq!(report.members[&MemberId::new("alice")].failed[0].error.kind(), ErrorKind::Transient);
@@ -118,33 +119,61 @@ async fn a_lost_create_response_keeps_the_intent_and_a_refused_one_drops_it() {
 async fn a_crash_after_the_write_leaves_the_intent_behind() {
     let f = fixture();
     f.alice.inject(Fault::on(Operation::Create, 1, FaultKind::CrashAfterWrite));
-    let plan = Plan { state: vec![put_entity(1)], actions: vec![create(&f, 1, "alice")], conflicts: vec![] };
+    let plan =
+        Plan { state: vec![put_entity(1)], actions: vec![create(&f, 1, "alice")], conflicts: vec![], notices: vec![] };
     let executor = Executor::new(&f.group, &f.store, &f.connectors, options());
     assert!(run_until_crash(executor.execute(plan), f.alice.crash_signal()).await.is_none());
     assert_eq!(f.store.pending_creates(&f.group.id).await.unwrap().len(), 1);
     assert_eq!(f.alice.len(), 1);
 }
 
+// Retries belong to the connector (the EWS client waits out Exchange's back-off); what it gives
+// back throttled parks the folder: nothing more is sent to it in this pass, the rest of its
+// actions wait for the next pass, and nothing counts as failed.
 #[tokio::test]
-async fn throttling_is_retried_then_reported() {
+async fn throttling_parks_the_folder_without_retrying() {
     let f = fixture();
-    f.alice.inject(Fault::on(Operation::Create, 1, FaultKind::Throttle(Duration::from_millis(2))));
-    for nth in 1..=4 {
-        f.hub.inject(Fault::on(Operation::Create, nth, FaultKind::Throttle(Duration::from_millis(1))));
-    }
+    f.alice.inject(Fault::on(Operation::Create, 1, FaultKind::Throttle(Duration::from_secs(300))));
     let plan = Plan {
-        state: vec![put_entity(1)],
-        actions: vec![create(&f, 1, "alice"), create(&f, 1, "hub")],
+        state: (0..25).map(put_entity).collect(),
+        actions: (0..25).map(|n| create(&f, n, "alice")).chain([create(&f, 1, "hub")]).collect(),
         conflicts: vec![],
+        notices: vec![],
     };
     let report = execute(&f, plan).await;
-    assert_eq!(report.members[&MemberId::new("alice")].created, 1);
+    let alice = &report.members[&MemberId::new("alice")];
+    assert_eq!(f.alice.calls(Operation::Create), 1, "no request after the server asked to back off");
+    assert_eq!((alice.created, alice.deferred, alice.failed.len()), (0, 25, 0), "{alice:?}");
+    let parked = alice.parked.as_ref().expect("parked");
+    let wait = parked.until - chrono::Utc::now();
+    assert!(wait > chrono::Duration::seconds(290), "parked for the server's whole back-off: {wait}");
+    assert!(!alice.is_clean());
+    assert!(f.alice.is_empty());
+    assert!(f.store.pending_creates(&f.group.id).await.unwrap().is_empty(), "no intent of an unsent create stays");
+    assert_eq!(report.members[&MemberId::new("hub")].created, 1, "other folders go on");
+}
+
+// A folder parked in the middle of its creates: what was sent is recorded, the batches after
+// it are neither sent nor left with intents, updates and deletes wait too.
+#[tokio::test]
+async fn a_folder_parked_midway_keeps_what_it_wrote() {
+    let f = fixture();
+    f.alice.inject(Fault::on(Operation::Create, 2, FaultKind::Throttle(Duration::from_secs(60))));
+    let plan = Plan {
+        state: (0..40).map(put_entity).collect(),
+        actions: (0..40).map(|n| create(&f, n, "alice")).collect(),
+        conflicts: vec![],
+        notices: vec![],
+    };
+    let report = execute(&f, plan).await;
+    let alice = &report.members[&MemberId::new("alice")];
     assert_eq!(f.alice.calls(Operation::Create), 2);
-    let hub = &report.members[&MemberId::new("hub")];
-    assert_eq!(hub.failed[0].error.kind(), ErrorKind::Throttled);
-    assert_eq!(f.hub.calls(Operation::Create), 4, "one call and three retries");
-    assert!(f.hub.is_empty());
-    assert!(f.store.pending_creates(&f.group.id).await.unwrap().is_empty(), "a refused create leaves no intent");
+    assert_eq!((alice.created, alice.deferred), (10, 30), "{alice:?}");
+    assert_eq!(f.alice.len(), 10);
+    assert!(f.store.pending_creates(&f.group.id).await.unwrap().is_empty());
+    for n in 0..10 {
+        assert!(replica(&f, n, "alice").await.is_some(), "copy {n} recorded");
+    }
 }
 
 #[tokio::test]
@@ -155,6 +184,7 @@ async fn a_failed_item_leaves_its_neighbours_applied() {
         state: (0..3).map(put_entity).collect(),
         actions: (0..3).map(|n| create(&f, n, "alice")).collect(),
         conflicts: vec![],
+        notices: vec![],
     };
     let report = execute(&f, plan).await;
     let alice = &report.members[&MemberId::new("alice")];
@@ -172,6 +202,7 @@ async fn updates_check_versions_and_deletes_accept_missing_items() {
         state: (0..3).map(put_entity).collect(),
         actions: (0..3).map(|n| create(&f, n, "alice")).collect(),
         conflicts: vec![],
+        notices: vec![],
     };
     execute(&f, plan).await;
     let r0 = replica(&f, 0, "alice").await.unwrap();
@@ -198,12 +229,17 @@ async fn updates_check_versions_and_deletes_accept_missing_items() {
         reason: Reason::DeletedIn(MemberId::new("hub")),
     };
     let state = vec![StateWrite::PutEntity { id: entity(2), base: None, match_key: None }];
-    let report =
-        execute(&f, Plan { state, actions: vec![update(0, &r0), update(1, &r1), delete], conflicts: vec![] }).await;
+    let report = execute(
+        &f,
+        Plan { state, actions: vec![update(0, &r0), update(1, &r1), delete], conflicts: vec![], notices: vec![] },
+    )
+    .await;
     let alice = &report.members[&MemberId::new("alice")];
     assert_eq!((alice.updated, alice.deleted), (1, 1));
-    assert_eq!(alice.failed.len(), 1);
-    assert_eq!(alice.failed[0].error.kind(), ErrorKind::PreconditionFailed);
+    assert!(alice.failed.is_empty(), "a user's edit racing with the pass is no failure");
+    assert_eq!(alice.races.len(), 1);
+    assert_eq!(alice.races[0].error.kind(), ErrorKind::PreconditionFailed);
+    assert!(alice.is_clean() && alice.needs_follow_up());
     // Updated copy: recorded with its new version and the new content's hash.
     let new0 = replica(&f, 0, "alice").await.unwrap();
     assert_ne!(new0.version, r0.version);
@@ -219,7 +255,11 @@ async fn updates_check_versions_and_deletes_accept_missing_items() {
 #[tokio::test]
 async fn deleting_an_orphan_duplicate_keeps_the_live_replica() {
     let f = fixture();
-    execute(&f, Plan { state: vec![put_entity(1)], actions: vec![create(&f, 1, "alice")], conflicts: vec![] }).await;
+    execute(
+        &f,
+        Plan { state: vec![put_entity(1)], actions: vec![create(&f, 1, "alice")], conflicts: vec![], notices: vec![] },
+    )
+    .await;
     let live = replica(&f, 1, "alice").await.unwrap();
     // A second stamped copy of the same entity (an earlier run's leftover) is deleted.
     let orphan = f.alice.insert(contact(1), Some(OriginStamp::new(f.group.id.clone(), entity(1))));
@@ -230,7 +270,7 @@ async fn deleting_an_orphan_duplicate_keeps_the_live_replica() {
         expected: None,
         reason: Reason::Orphan,
     };
-    let report = execute(&f, Plan { state: vec![], actions: vec![delete], conflicts: vec![] }).await;
+    let report = execute(&f, Plan { state: vec![], actions: vec![delete], conflicts: vec![], notices: vec![] }).await;
     assert_eq!(report.members[&MemberId::new("alice")].deleted, 1);
     assert!(f.alice.item(&orphan).is_none());
     assert_eq!(replica(&f, 1, "alice").await, Some(live), "the live copy's replica is kept");
@@ -296,7 +336,7 @@ impl Connector for IntentChecking {
     async fn delete(
         &self,
         items: &[exchange_sync_core::ItemDelete],
-    ) -> exchange_sync_core::Result<exchange_sync_core::BatchResult<()>> {
+    ) -> exchange_sync_core::Result<exchange_sync_core::BatchResult<exchange_sync_core::Deleted>> {
         self.inner.delete(items).await
     }
     async fn find_by_origin(
@@ -334,6 +374,7 @@ async fn every_create_request_follows_its_durable_intents() {
         state: (0..n).map(put_entity).collect(),
         actions: (0..n).map(|i| create(&f, i, "alice")).collect(),
         conflicts: vec![],
+        notices: vec![],
     };
     let report = Executor::new(&f.group, &store, &connectors, options()).execute(plan).await.unwrap();
     assert_eq!(report.members[&MemberId::new("alice")].created, n);

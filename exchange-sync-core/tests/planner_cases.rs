@@ -9,8 +9,8 @@ mod planner_support;
 use exchange_sync_core::group::{LocalChangePolicy, OneWayPolicy, TwoWayPolicy};
 use exchange_sync_core::state::Ownership;
 use exchange_sync_core::{
-    Action, ConflictPolicy, Direction, EntityId, Error, FolderObservation, ItemId, Member, MemberId, OriginStamp, Plan,
-    PlanInput, Reason, ReplicaSlot, StateWrite, SyncGroup, SyncToken, plan,
+    Action, ConflictPolicy, Direction, EntityId, Error, FolderObservation, ItemId, Member, MemberId, Notice,
+    OriginStamp, Plan, PlanInput, Reason, ReplicaSlot, StateWrite, SyncGroup, SyncToken, plan,
 };
 use planner_support::{World, contact, m};
 
@@ -210,7 +210,8 @@ fn initial_matching_after_state_loss_uses_stamps_then_keys() {
     let e = EntityId::derive(&g.id, &m("hub"), &hub_item);
     // A copy the group made before the state was lost, and a copy of bob's under a stale stamp.
     let stamped = w.add("reader", contact("ada"), Some(OriginStamp::new(g.id.clone(), e.clone())));
-    // alice had the same person under another spelling: matched by key, and her edit merges.
+    // alice had the same person under another spelling and with her own company: matched by key,
+    // but it differs, so it is her own contact: kept untouched, and she gets no second copy.
     let by_key = w.add("alice", contact("ada").with("email1.address", " ADA@example.test").with("company", "AE"), None);
     // An orphan of this group in the one-way member: removed; an unrelated contact: left alone.
     let orphan = w.add("reader", contact("gone"), Some(OriginStamp::new(g.id.clone(), EntityId::new("gone"))));
@@ -219,20 +220,24 @@ fn initial_matching_after_state_loss_uses_stamps_then_keys() {
 
     assert_eq!(w.only_entity(), e);
     assert_eq!(w.copy_of(&e, "reader"), Some(stamped.clone()));
-    assert_eq!(w.copy_of(&e, "alice"), Some(by_key.clone()));
+    assert_eq!(w.copy_of(&e, "alice"), None);
+    assert!(
+        matches!(w.entities[&e].replicas.get(&m("alice")), Some(ReplicaSlot::Personal { item_id, .. }) if item_id == &by_key)
+    );
     let owner = |f: &str| w.entities[&e].replicas[&m(f)].replica().unwrap().ownership;
     assert_eq!(owner("reader"), Ownership::Created);
-    assert_eq!(owner("alice"), Ownership::Adopted);
     assert_eq!(
         kinds(&plan),
-        vec!["update hub", "update reader", "delete reader", "create bob"],
-        "alice's change flows to the hub and the reader; bob gets a copy: {plan}"
+        vec!["delete reader", "create bob"],
+        "alice's own contact stays hers; bob gets a copy; the orphan goes: {plan}"
     );
+    assert!(!w.touched.contains(&(m("alice"), by_key.clone())), "alice's contact is never written");
+    assert!(plan.notices.iter().any(|n| matches!(n, Notice::KeptPersonal { item, .. } if item == &by_key)), "{plan}");
     assert!(
         plan.actions.iter().any(|a| matches!(a, Action::Delete { id, reason: Reason::Orphan, .. } if id == &orphan))
     );
     assert!(w.foreign.contains(&(m("reader"), own.clone())));
-    assert_eq!(w.entities[&e].base.as_ref().unwrap().text("company"), Some("AE"));
+    assert_eq!(w.entities[&e].base.as_ref().unwrap().text("company"), None, "the hub's content stays the base");
     w.assert_converged();
     w.assert_stable(&g);
 }
@@ -283,6 +288,7 @@ fn a_copy_moved_out_and_back_is_recognized_by_its_stamp() {
 fn mass_delete_guard_stops_the_plan_and_an_admin_can_allow_it() {
     let g = group();
     let mut w = World::new(&g);
+    w.other_copies = 0;
     w.initialized.extend(g.folders().cloned());
     let ids: Vec<ItemId> = (0..40).map(|i| w.add("hub", contact(&format!("c{i}")), None)).collect();
     w.sync(&g);

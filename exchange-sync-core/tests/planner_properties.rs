@@ -124,7 +124,7 @@ fn holds_reader_text(item: &Item) -> bool {
 }
 
 /// The input as the engine builds it: only the entities the observations touch (the replicas
-/// observed, the entities named by this group's stamps and by match keys of new items).
+/// and users' items standing in for entities observed, the entities named by this group's stamps and by match keys of new items).
 fn touched_only(g: &SyncGroup, full: &PlanInput) -> PlanInput {
     let mut ids = BTreeSet::new();
     let mut keys = BTreeSet::new();
@@ -132,7 +132,7 @@ fn touched_only(g: &SyncGroup, full: &PlanInput) -> PlanInput {
         let replica_of = |id: &ItemId| {
             full.entities
                 .values()
-                .find(|e| e.replicas.get(&obs.member).and_then(ReplicaSlot::replica).is_some_and(|r| &r.item_id == id))
+                .find(|e| e.replicas.get(&obs.member).and_then(ReplicaSlot::item_id).is_some_and(|i| i == id))
         };
         for change in &obs.changes {
             let id = match change {
@@ -147,11 +147,11 @@ fn touched_only(g: &SyncGroup, full: &PlanInput) -> PlanInput {
                 if let Some(stamp) = f.origin.as_ref().filter(|o| o.group == g.id) {
                     ids.insert(stamp.entity.clone());
                 }
-                if let Some(key) = g.match_key_of(&f.item) {
-                    if let Some(e) = full.match_keys.get(&key) {
-                        ids.insert(e.clone());
-                        keys.insert(key);
-                    }
+                if let Some(key) = g.match_key_of(&f.item)
+                    && let Some(e) = full.match_keys.get(&key)
+                {
+                    ids.insert(e.clone());
+                    keys.insert(key);
                 }
             }
         }

@@ -202,12 +202,7 @@ fn with_edits(folders: &[usize]) -> Item {
 fn world(case: &Case, group: &SyncGroup, entity: &EntityId) -> World {
     let mut w = World::new(group);
     let base = base_item();
-    let mut record = EntityRecord {
-        id: entity.clone(),
-        base: case.has_base.then(|| base.clone()),
-        match_key: None,
-        replicas: Default::default(),
-    };
+    let mut record = EntityRecord::new(entity.clone(), case.has_base.then(|| base.clone()), None);
     for (f, side) in case.sides.iter().enumerate() {
         if *side == Side::Absent {
             continue;
@@ -365,6 +360,7 @@ fn every_combination_follows_the_rules_and_converges() {
                         assert_eq!(w.content_of(&entity, name).unwrap(), with_edits(&[1]), "{ctx}");
                     }
                     Some(ReplicaSlot::Present(_)) => assert_eq!(w.content_of(&entity, name).unwrap(), base, "{ctx}"),
+                    Some(ReplicaSlot::Personal { .. }) => panic!("{name} has no personal items: {ctx}"),
                     None => panic!("{name} lost its copy: {ctx}"),
                 }
             }

@@ -1,12 +1,17 @@
 //! The reconciliation rules as properties: a state machine over random user activity, random
 //! sync passes with injected faults and crashes, and clean syncs after which every invariant of
-//! DESIGN.md section 2 is checked.
+//! the reconciliation rules of docs/design.md is checked.
 //!
 //! The group: a hub (snapshot or incremental, drawn per case), a two-way member `tw` (mostly
 //! adopting new items and propagating deletions; its policies and the conflict policy are drawn per
 //! case), a one-way member `ow` (reverts local edits and deletions) and a one-way member `oi`
 //! (ignores local edits, opts out on deletion). Users create, edit, delete and
-//! touch items in every folder, including personal items the group must never touch.
+//! touch items in every folder, including personal items the group must never touch; some of
+//! those look like shared items (they carry a shared item's e-mail address, the group's match
+//! key) and must still never be touched. An admin points folders (the hub too) at new folders,
+//! which are re-homed as a service does it (the old copies handled like a leave, by the case's
+//! leave policy; the new folder, sometimes holding look-alikes of shared items, gets an initial
+//! sync). Users edit copies in the instant the engine deletes them.
 //!
 //! After each clean sync (faults off, passes until one writes nothing, at most a few):
 //! - **stability**: the next plan is empty;
@@ -16,7 +21,8 @@
 //!   that field, or was superseded by a later edit of the same field, or its item was deleted after
 //!   a user deletion;
 //! - **one-way members never write to the hub**: no value typed in `ow` or `oi` reaches the hub or `tw`;
-//! - **personal items are never touched**: same version as the user left them, still there;
+//! - **personal items are never touched**: same version as the user left them, still there, in
+//!   current and in retired folders; a retired folder only ever lost copies the group created;
 //! - **no duplicates**: no folder holds two items with the same creation name among its replicas
 //!   and personal items, and every item is either a replica, a personal item, or a copy the group
 //!   released to its user (recorded in state as theirs).
@@ -61,6 +67,9 @@ struct Stats {
     checks: AtomicUsize,
     edits_checked: AtomicUsize,
     stale_edits: AtomicUsize,
+    rehomed: AtomicUsize,
+    restored: AtomicUsize,
+    kept_personal: AtomicUsize,
 }
 
 impl Stats {
@@ -72,7 +81,8 @@ impl Stats {
         let get = |c: &AtomicUsize| c.load(Ordering::Relaxed);
         eprintln!(
             "{store}: {} steps, {} passes ({} crashed, {} failed), {} intents recovered, {} conflicts, {} clean checks, \
-             {} authoritative edits checked ({} made on a stale copy)",
+             {} authoritative edits checked ({} made on a stale copy), {} folders re-homed, {} copies restored after an \
+             edit in the instant of their deletion, {} look-alikes kept as their users' own",
             get(&self.steps),
             get(&self.passes),
             get(&self.crashed),
@@ -82,6 +92,9 @@ impl Stats {
             get(&self.checks),
             get(&self.edits_checked),
             get(&self.stale_edits),
+            get(&self.rehomed),
+            get(&self.restored),
+            get(&self.kept_personal),
         );
     }
 }
@@ -122,6 +135,7 @@ fn group(policies: &Policies) -> SyncGroup {
         .with_member(Member::new(OW, Direction::one_way()))
         .with_member(Member::new(OI, Direction::OneWay(ignore)));
     group.conflict_policy = policies.conflict.clone();
+    group.match_key = vec![field::EMAIL1.to_owned()];
     group
 }
 
@@ -147,6 +161,12 @@ enum Step {
     CrashingSync { nth: u64, after_write: bool },
     /// Faults off, passes until quiet, then every invariant is checked.
     CleanSync,
+    /// An admin points a folder at a new folder (or it was recreated); the new folder holds
+    /// look-alikes of some shared items: `(pick, identical)`, a copy of the shared item's
+    /// content, or the user's own item with its e-mail address.
+    Retarget { folder: usize, lookalikes: Vec<(usize, bool)> },
+    /// A user edits a copy in the instant the engine deletes it.
+    EditBeforeDelete { folder: usize, pick: usize, field: usize },
 }
 
 fn fault_kind() -> impl Strategy<Value = FaultKind> {
@@ -187,28 +207,50 @@ fn step() -> impl Strategy<Value = Step> {
         3 => prop::collection::vec(fault(), 0..3).prop_map(|faults| Step::Sync { faults }),
         2 => (1..4u64, any::<bool>()).prop_map(|(nth, after_write)| Step::CrashingSync { nth, after_write }),
         2 => Just(Step::CleanSync),
+        1 => (0..FOLDERS.len(), prop::collection::vec((any::<usize>(), any::<bool>()), 0..3))
+            .prop_map(|(folder, lookalikes)| Step::Retarget { folder, lookalikes }),
+        1 => (prop_oneof![Just(0usize), Just(1usize), 0..FOLDERS.len()], any::<usize>(), 0..FIELDS.len())
+            .prop_map(|(folder, pick, field)| Step::EditBeforeDelete { folder, pick, field }),
     ]
 }
 
-/// A case: the hub's change detection, what the folders hold before the first sync, the steps.
+/// A case: the hub's change detection, what the folders hold before the first sync (personal
+/// items, and look-alikes of hub items: `(pick, identical)` per member), the leave policy of
+/// re-homes, the steps.
 #[derive(Debug, Clone)]
 struct Case {
     policies: Policies,
     snapshot_hub: bool,
     hub_items: usize,
     personal: [usize; 3],
+    lookalikes: [Vec<(usize, bool)>; 3],
+    remove_on_leave: bool,
+    /// Folders a pass works on at once (1: the same order of calls on every run, so that a
+    /// failure found with crashes replays; shrinking goes there).
+    concurrency: usize,
     steps: Vec<Step>,
 }
 
 fn case() -> impl Strategy<Value = Case> {
-    (policies(), any::<bool>(), 0..6usize, [0..3usize, 0..3usize, 0..3usize], prop::collection::vec(step(), 1..45))
-        .prop_map(|(policies, snapshot_hub, hub_items, personal, steps)| Case {
-            policies,
-            snapshot_hub,
-            hub_items,
-            personal,
-            steps,
-        })
+    let lookalikes = || prop::collection::vec((any::<usize>(), any::<bool>()), 0..2);
+    (
+        (policies(), any::<bool>(), 0..6usize, [0..3usize, 0..3usize, 0..3usize]),
+        [lookalikes(), lookalikes(), lookalikes()],
+        (any::<bool>(), 1..4usize),
+        prop::collection::vec(step(), 1..45),
+    )
+        .prop_map(
+            |((policies, snapshot_hub, hub_items, personal), lookalikes, (remove_on_leave, concurrency), steps)| Case {
+                policies,
+                snapshot_hub,
+                hub_items,
+                personal,
+                lookalikes,
+                remove_on_leave,
+                concurrency,
+                steps,
+            },
+        )
 }
 
 /// An edit as the model remembers it.
@@ -225,6 +267,30 @@ struct EditRecord {
     /// base's: an update to it had failed or been interrupted). Counted: those edits are the
     /// ones the planner settles against the hub.
     stale_then: bool,
+    /// Whether the item was the user's own (personal items' edits stay theirs).
+    personal: bool,
+    /// Whether its folder was retargeted since: an edit the old folder had not synced stays with
+    /// it, like a leaving member's (one it had synced still supersedes earlier edits).
+    left_behind: bool,
+    /// Whether it landed in a copy the engine was deleting: the copy comes back, under a new id,
+    /// and when a crash struck between the delete and its record, as an item of its own (an
+    /// entity of its own in the hub): the edit lives on, its entity may not.
+    in_deleted_copy: bool,
+}
+
+/// Edits that landed in the instant of a deletion: (the folder's id, the edit).
+type Fired = Arc<std::sync::Mutex<Vec<(Option<String>, EditRecord)>>>;
+
+/// A folder the group left behind (its target changed), as it was when retired.
+#[derive(Debug)]
+struct Retired {
+    label: String,
+    folder: exchange_sync_core::testkit::MemoryConnector,
+    /// Every item it held then: id -> (version, whether this group's stamp was on it).
+    items: BTreeMap<ItemId, (exchange_sync_core::Version, bool)>,
+    /// The personal items among them.
+    personal: BTreeSet<ItemId>,
+    remove_on_leave: bool,
 }
 
 /// What the test knows independently of the engine.
@@ -239,15 +305,63 @@ struct Model {
     deletions: Vec<usize>,
     /// Values typed in one-way members, ever: they must never reach the hub.
     one_way_values: BTreeSet<String>,
+    /// Folders the group left behind.
+    retired: Vec<Retired>,
+    /// Look-alikes that held a shared item's content when made: linked or kept, either is right.
+    lookalikes: BTreeSet<(&'static str, ItemId)>,
+    /// Folders retargeted whose new folder's initial sync has not run yet: what they hold is
+    /// their users' own.
+    uninitialized: BTreeSet<&'static str>,
+    /// Edits that landed in the instant of a deletion, recorded as they fire, with the folder
+    /// they landed in (an edit that landed in a folder the group was leaving stays there).
+    fired: Fired,
 }
 
+/// A new item; its e-mail address (the group's match key) follows its name.
 fn new_item(name: String) -> Item {
-    Item::new(ItemKind::Contact).with(field::GIVEN_NAME, name)
+    let email = format!("{}@props.test", name.to_lowercase());
+    Item::new(ItemKind::Contact).with(field::GIVEN_NAME, name).with(field::EMAIL1, email)
+}
+
+/// A look-alike of a shared item: the shared item's content (`identical`: it may be linked, or
+/// kept as the user's own if the shared item changes before the pass), or the user's own item
+/// with the shared item's e-mail address (always the user's own in a member folder). Taken from
+/// the bases in state; `None` when there is none.
+async fn lookalike(w: &World, taken: &mut BTreeSet<usize>, pick: usize, identical: bool, name: String) -> Option<Item> {
+    let ids = w.store.entity_ids(&w.group.id, None, 1000).await.unwrap();
+    let bases: Vec<Item> =
+        w.store.entities(&w.group.id, &ids).await.unwrap().into_iter().filter_map(|e| e.base).collect();
+    // One look-alike per shared item: two would be two items of the user's (or the hub's own
+    // duplicate), not the engine's.
+    if bases.is_empty() || !taken.insert(pick % bases.len()) {
+        return None;
+    }
+    let mut item = bases[pick % bases.len()].clone();
+    if !identical {
+        item.set(field::GIVEN_NAME, name);
+        item.set(field::DEPARTMENT, "the user's own");
+    }
+    Some(item)
 }
 
 async fn entity_of(w: &World, folder: &str, id: &ItemId) -> Option<EntityId> {
     let known = w.store.lookup_items(&w.group.id, &MemberId::new(folder), std::slice::from_ref(id)).await.unwrap();
     known.into_iter().next().and_then(|k| k.entity)
+}
+
+/// The item of a folder a step's `pick` names, if the folder holds any.
+fn picked(folder: &exchange_sync_core::testkit::MemoryConnector, pick: usize) -> Option<ItemId> {
+    let ids = folder.ids();
+    (!ids.is_empty()).then(|| ids[pick % ids.len()].clone())
+}
+
+/// Whether `id` is a user's own item standing in for an entity in `folder` (a personal slot).
+async fn stands_in(w: &World, folder: &str, id: &ItemId) -> bool {
+    let Some(entity) = entity_of(w, folder, id).await else { return false };
+    let records = w.store.entities(&w.group.id, std::slice::from_ref(&entity)).await.unwrap();
+    records.first().is_some_and(|r| {
+        matches!(r.replicas.get(&MemberId::new(folder)), Some(ReplicaSlot::Personal { item_id, .. }) if item_id == id)
+    })
 }
 
 /// Whether state knows `folder`'s copy of `entity` not to hold the base.
@@ -264,18 +378,42 @@ async fn is_stale(w: &World, entity: &EntityId, folder: &str) -> bool {
 async fn run_case(case: Case, store: Arc<dyn StateStore>, stats: &Stats) -> Result<(), TestCaseError> {
     let mut w = World::new(group(&case.policies), store, case.snapshot_hub);
     w.allow_mass_delete = true;
+    w.concurrency = case.concurrency;
     let mut model = Model::default();
     for i in 0..case.hub_items {
         w.hub().user_create(new_item(format!("h{i}")));
     }
-    // What member folders hold before their first sync is their users' own.
+    // What member folders hold before their first sync is their users' own; some of it looks
+    // like hub items (their e-mail address): copies of them, or the users' own.
+    let hub_items: Vec<Item> = w.hub().items().into_iter().map(|f| f.item).collect();
     for (slot, folder) in [TW, OW, OI].into_iter().enumerate() {
         for i in 0..case.personal[slot] {
             let id = w.folder(folder).user_create(new_item(format!("p{folder}{i}")));
             let version = w.folder(folder).item(&id).unwrap().version;
             model.personal.insert((folder, id), version);
         }
+        let mut taken = BTreeSet::new();
+        for (i, &(pick, identical)) in case.lookalikes[slot].iter().enumerate() {
+            if hub_items.is_empty() || !taken.insert(pick % hub_items.len()) {
+                continue;
+            }
+            let shared = hub_items[pick % hub_items.len()].clone();
+            let mut item = shared;
+            if !identical {
+                item.set(field::GIVEN_NAME, format!("l{folder}{i}"));
+                item.set(field::DEPARTMENT, "the user's own");
+            }
+            let id = w.folder(folder).user_create(item);
+            if identical {
+                model.lookalikes.insert((folder, id));
+            } else {
+                let version = w.folder(folder).item(&id).unwrap().version;
+                model.personal.insert((folder, id), version);
+            }
+        }
     }
+    // Old folders of retargeted members, until their re-home.
+    let mut moved: BTreeMap<MemberId, exchange_sync_core::testkit::MemoryConnector> = BTreeMap::new();
     clean_sync_and_check(&w, &mut model, stats).await?;
 
     let trace = std::env::var_os("SYNC_PROPERTIES_TRACE").is_some();
@@ -303,7 +441,8 @@ async fn run_case(case: Case, store: Arc<dyn StateStore>, stats: &Stats) -> Resu
                 let name = FOLDERS[folder];
                 let c = w.folder(name);
                 let id = c.user_create(new_item(format!("n{seq}")));
-                let joins = name == HUB || (name == TW && case.policies.two_way.adopt_new_items);
+                let joins = name == HUB
+                    || (name == TW && case.policies.two_way.adopt_new_items && !model.uninitialized.contains(TW));
                 if !joins {
                     let version = c.item(&id).unwrap().version;
                     model.personal.insert((name, id), version);
@@ -312,13 +451,11 @@ async fn run_case(case: Case, store: Arc<dyn StateStore>, stats: &Stats) -> Resu
             Step::Edit { folder, pick, field } => {
                 let name = FOLDERS[folder];
                 let c = w.folder(name);
-                let ids = c.ids();
-                if ids.is_empty() {
-                    continue;
-                }
-                let id = ids[pick % ids.len()].clone();
+                let Some(id) = picked(c, pick) else { continue };
                 let value = format!("v{seq}");
                 let version = c.user_update(&id, |i| i.set(FIELDS[field], value.as_str())).unwrap();
+                // The user's own item, or a look-alike state keeps as the user's own.
+                let personal = model.personal.contains_key(&(name, id.clone())) || stands_in(&w, name, &id).await;
                 if let Some(v) = model.personal.get_mut(&(name, id.clone())) {
                     *v = version;
                 }
@@ -338,16 +475,91 @@ async fn run_case(case: Case, store: Arc<dyn StateStore>, stats: &Stats) -> Resu
                     value,
                     entity_then,
                     stale_then,
+                    personal,
+                    left_behind: false,
+                    in_deleted_copy: false,
                 });
+            }
+            Step::EditBeforeDelete { folder, pick, field } => {
+                let name = FOLDERS[folder];
+                let c = w.folder(name);
+                let Some(id) = picked(c, pick) else { continue };
+                if model.personal.contains_key(&(name, id.clone())) {
+                    continue; // the engine never deletes those
+                }
+                let value = format!("v{seq}");
+                if name == OW || name == OI {
+                    model.one_way_values.insert(value.clone());
+                }
+                let entity_then = entity_of(&w, name, &id).await;
+                let record = EditRecord {
+                    seq,
+                    folder: name,
+                    item: id.clone(),
+                    field: FIELDS[field],
+                    value: value.clone(),
+                    entity_then,
+                    stale_then: false,
+                    personal: false,
+                    left_behind: false,
+                    in_deleted_copy: true,
+                };
+                let fired = Arc::clone(&model.fired);
+                let name_of_field = FIELDS[field];
+                let folder_id = c.shared().folder_id();
+                c.edit_before_delete(&id, move |item| {
+                    item.set(name_of_field, value.as_str());
+                    fired.lock().unwrap().push((folder_id, record));
+                });
+            }
+            Step::Retarget { folder, lookalikes } => {
+                let name = FOLDERS[folder];
+                let old = w.retarget(name);
+                // Edits the old folder had not synced stay with it, like a leaving member's.
+                for edit in model.edits.iter_mut().filter(|e| e.folder == name) {
+                    edit.left_behind = true;
+                }
+                let items = old
+                    .items()
+                    .into_iter()
+                    .map(|f| (f.id, (f.version, f.origin.is_some_and(|o| o.group == w.group.id))))
+                    .collect();
+                let personal = model.personal.keys().filter(|(f, _)| *f == name).map(|(_, id)| id.clone()).collect();
+                model.personal.retain(|(f, _), _| *f != name);
+                model.lookalikes.retain(|(f, _)| *f != name);
+                model.uninitialized.insert(name);
+                model.retired.push(Retired {
+                    label: format!("{name} (retired at step {seq})"),
+                    folder: old.clone(),
+                    items,
+                    personal,
+                    remove_on_leave: case.remove_on_leave,
+                });
+                // State knows the first of several folders retargeted before a pass.
+                moved.entry(MemberId::new(name)).or_insert(old);
+                let mut taken = BTreeSet::new();
+                for (i, (pick, identical)) in lookalikes.into_iter().enumerate() {
+                    let Some(item) = lookalike(&w, &mut taken, pick, identical, format!("l{name}{seq}x{i}")).await
+                    else {
+                        continue;
+                    };
+                    let c = w.folder(name);
+                    let id = c.user_create(item);
+                    if name == HUB {
+                        continue; // the hub's items are the group's, look-alike or not
+                    }
+                    if identical {
+                        model.lookalikes.insert((name, id));
+                    } else {
+                        let version = c.item(&id).unwrap().version;
+                        model.personal.insert((name, id), version);
+                    }
+                }
             }
             Step::Delete { folder, pick } => {
                 let name = FOLDERS[folder];
                 let c = w.folder(name);
-                let ids = c.ids();
-                if ids.is_empty() {
-                    continue;
-                }
-                let id = ids[pick % ids.len()].clone();
+                let Some(id) = picked(c, pick) else { continue };
                 c.user_delete(&id);
                 model.personal.remove(&(name, id));
                 model.deletions.push(seq);
@@ -355,11 +567,7 @@ async fn run_case(case: Case, store: Arc<dyn StateStore>, stats: &Stats) -> Resu
             Step::Touch { folder, pick } => {
                 let name = FOLDERS[folder];
                 let c = w.folder(name);
-                let ids = c.ids();
-                if ids.is_empty() {
-                    continue;
-                }
-                let id = ids[pick % ids.len()].clone();
+                let Some(id) = picked(c, pick) else { continue };
                 c.touch(&id);
                 if let Some(v) = model.personal.get_mut(&(name, id.clone())) {
                     *v = c.item(&id).unwrap().version;
@@ -384,7 +592,11 @@ async fn run_case(case: Case, store: Arc<dyn StateStore>, stats: &Stats) -> Resu
                     _ => {}
                 }
                 Stats::add(&stats.passes, 1);
-                match w.try_sync().await {
+                rehome(&w, &mut moved, case.remove_on_leave, stats).await;
+                let outcome = w.try_sync().await;
+                take_fired(&w, &mut model);
+                note_initialized(&w, &mut model).await;
+                match outcome {
                     // Crashed: the next pass runs on a fresh engine.
                     None => Stats::add(&stats.crashed, 1),
                     Some(Ok(report)) => {
@@ -406,10 +618,58 @@ async fn run_case(case: Case, store: Arc<dyn StateStore>, stats: &Stats) -> Resu
                     c.clear_faults();
                 }
             }
-            Step::CleanSync => clean_sync_and_check(&w, &mut model, stats).await?,
+            Step::CleanSync => {
+                rehome(&w, &mut moved, case.remove_on_leave, stats).await;
+                clean_sync_and_check(&w, &mut model, stats).await?
+            }
         }
     }
+    rehome(&w, &mut moved, case.remove_on_leave, stats).await;
     clean_sync_and_check(&w, &mut model, stats).await
+}
+
+/// What a service does before a pass: folders whose target resolves elsewhere are re-homed
+/// through their old folders.
+async fn rehome(
+    w: &World,
+    moved: &mut BTreeMap<MemberId, exchange_sync_core::testkit::MemoryConnector>,
+    remove_on_leave: bool,
+    stats: &Stats,
+) {
+    if moved.is_empty() {
+        return;
+    }
+    for c in w.folders.values().chain(moved.values()) {
+        c.clear_faults();
+    }
+    let done = w.rehome_moved(moved, remove_on_leave).await;
+    Stats::add(&stats.rehomed, done.len());
+    moved.clear();
+}
+
+/// Records the edits that landed in the instant of a deletion, in folders still in the group.
+fn take_fired(w: &World, model: &mut Model) {
+    let fired = std::mem::take(&mut *model.fired.lock().unwrap());
+    for (folder_id, edit) in fired {
+        if w.folder(edit.folder).shared().folder_id() == folder_id {
+            model.edits.push(edit);
+        }
+    }
+}
+
+/// Forgets the folders whose new folder's initial sync has run.
+async fn note_initialized(w: &World, model: &mut Model) {
+    let mut done = Vec::new();
+    for &name in &model.uninitialized {
+        let status = w.store.member_status(&w.group.id, &MemberId::new(name)).await.unwrap();
+        let here = w.folder(name).shared().folder_id();
+        if status.initialized && status.folder.map(|f| f.id) == here {
+            done.push(name);
+        }
+    }
+    for name in done {
+        model.uninitialized.remove(name);
+    }
 }
 
 async fn clean_sync_and_check(w: &World, model: &mut Model, stats: &Stats) -> Result<(), TestCaseError> {
@@ -417,11 +677,18 @@ async fn clean_sync_and_check(w: &World, model: &mut Model, stats: &Stats) -> Re
         c.clear_faults();
     }
     // Passes until one writes nothing; sync_until_quiet also asserts the next plan is empty.
-    for report in w.sync_until_quiet(5).await {
+    for report in w.sync_until_quiet(6).await {
         Stats::add(&stats.passes, 1);
         Stats::add(&stats.recovered, report.recovered);
         Stats::add(&stats.conflicts, report.conflicts.len());
+        Stats::add(&stats.restored, report.members.values().map(|m| m.execution.restored).sum());
+        Stats::add(
+            &stats.kept_personal,
+            report.notices.iter().filter(|n| matches!(n, exchange_sync_core::Notice::KeptPersonal { .. })).count(),
+        );
     }
+    take_fired(w, model);
+    note_initialized(w, model).await;
     Stats::add(&stats.checks, 1);
     check(w, model, stats).await?;
     model.edits.clear();
@@ -471,6 +738,13 @@ async fn check(w: &World, model: &Model, stats: &Stats) -> Result<(), TestCaseEr
                         );
                     }
                 }
+                Some(ReplicaSlot::Personal { item_id, .. }) => {
+                    prop_assert!(
+                        w.folder(folder).item(item_id).is_some(),
+                        "{folder}'s own item {item_id} standing in for {} is gone",
+                        e.id
+                    );
+                }
                 Some(ReplicaSlot::OptedOut) => {
                     prop_assert_eq!(folder, OI, "only the ignoring member opts out (entity {})", e.id);
                 }
@@ -486,13 +760,27 @@ async fn check(w: &World, model: &Model, stats: &Stats) -> Result<(), TestCaseEr
         for item in c.items() {
             let name = item.item.text(field::GIVEN_NAME).unwrap_or_default().to_owned();
             let is_replica = replicas.contains(&(folder.to_owned(), item.id.clone()));
-            let is_personal = model.personal.contains_key(&(folder, item.id.clone()));
+            // A look-alike that held the shared content is linked, or kept as the user's own when
+            // the shared item changed (or went) first: either way state knows it.
+            let is_lookalike = model.lookalikes.contains(&(folder, item.id.clone()))
+                && !w
+                    .store
+                    .lookup_items(group, &MemberId::new(folder), std::slice::from_ref(&item.id))
+                    .await
+                    .unwrap()
+                    .is_empty();
+            let is_personal = model.personal.contains_key(&(folder, item.id.clone())) || is_lookalike;
             // A copy released to its user (an ignored edit of a deleted entity) is theirs: if the
             // entity comes back (a two-way edit beat the deletion), the group delivers it anew.
-            if is_replica || is_personal {
+            // So is a look-alike that matched an entity being deleted (it was never the group's).
+            let released_lookalike = is_lookalike && entity_of(w, folder, &item.id).await.is_none();
+            if (is_replica || is_personal) && !released_lookalike {
                 *names.entry(name.clone()).or_insert(0) += 1;
             }
-            let released = folder == OI
+            // A copy the group made and its user kept (edited in the instant of its deletion, a
+            // duplicate the user edited): state knows it as theirs.
+            let stamped = item.origin.as_ref().is_some_and(|o| o.group == w.group.id);
+            let released = (folder == OI || (stamped && folder != HUB))
                 && entity_of(w, folder, &item.id).await.is_none()
                 && w.store
                     .lookup_items(group, &MemberId::new(folder), std::slice::from_ref(&item.id))
@@ -521,6 +809,35 @@ async fn check(w: &World, model: &Model, stats: &Stats) -> Result<(), TestCaseEr
             prop_assert!(count == 1, "{folder} holds {count} items named {name}");
         }
     }
+    // Retired folders: the engine only ever removed copies this group created there (under the
+    // remove policy), and changed nothing else.
+    for retired in &model.retired {
+        let items = retired.folder.items();
+        let now: BTreeMap<ItemId, exchange_sync_core::Version> =
+            items.iter().map(|f| (f.id.clone(), f.version.clone())).collect();
+        for (id, (version, stamped)) in &retired.items {
+            match now.get(id) {
+                Some(v) => prop_assert_eq!(v, version, "{} of {} was modified after it was left", id, &retired.label),
+                None => prop_assert!(
+                    *stamped && retired.remove_on_leave && !retired.personal.contains(id),
+                    "{id} of {} was deleted, but the group had not created it or the policy keeps copies",
+                    retired.label
+                ),
+            }
+        }
+        // A copy its user edited in the instant the leave deleted it was put back (under a new
+        // id): it is theirs now.
+        let removed = retired.items.iter().filter(|(id, (_, stamped))| *stamped && !now.contains_key(*id)).count();
+        let restored = items.iter().filter(|f| !retired.items.contains_key(&f.id)).collect::<Vec<_>>();
+        for item in &restored {
+            prop_assert!(
+                item.origin.as_ref().is_some_and(|o| o.group == w.group.id) && restored.len() <= removed,
+                "{} appeared in {} after it was left: {item:?}",
+                item.id,
+                retired.label
+            );
+        }
+    }
     for ((folder, id), version) in &model.personal {
         let item = w.folder(folder).item(id);
         prop_assert!(item.is_some(), "personal item {id} in {folder} was deleted by the engine");
@@ -544,20 +861,40 @@ async fn check(w: &World, model: &Model, stats: &Stats) -> Result<(), TestCaseEr
         resolved.push(entity);
     }
     for (edit, entity) in model.edits.iter().zip(&resolved) {
-        if edit.folder != HUB && edit.folder != TW {
+        if (edit.folder != HUB && edit.folder != TW) || edit.personal || edit.left_behind {
             continue;
         }
         let Some(entity) = entity else { continue }; // a personal item, or one never joined
+        // A look-alike kept as its user's own (it no longer matched when it was planned).
+        let kept_as_own = by_id.get(entity).is_some_and(|e| {
+            matches!(e.replicas.get(&MemberId::new(edit.folder)), Some(ReplicaSlot::Personal { item_id, .. }) if item_id == &edit.item)
+        });
+        if kept_as_own {
+            continue;
+        }
         Stats::add(&stats.edits_checked, 1);
         if edit.stale_then {
             Stats::add(&stats.stale_edits, 1);
         }
         let deleted_after = model.deletions.iter().any(|&d| d >= edit.seq);
+        let wanted = FieldValue::Text(edit.value.clone());
+        // The copy it landed in came back under a new id: a later edit of the same field there
+        // (made before state knew the new id) supersedes it like any later edit.
+        let lives_elsewhere = edit.in_deleted_copy
+            && (entities.iter().any(|e| e.base.as_ref().and_then(|b| b.get(edit.field)) == Some(&wanted))
+                || model.edits.iter().any(|later| {
+                    later.seq > edit.seq
+                        && later.field == edit.field
+                        && later.folder == edit.folder
+                        && later.entity_then.is_none()
+                }));
         let Some(record) = by_id.get(entity) else {
-            prop_assert!(deleted_after, "entity {entity} vanished without a user deletion after edit {edit:?}");
+            prop_assert!(
+                deleted_after || lives_elsewhere,
+                "entity {entity} vanished without a user deletion after edit {edit:?}"
+            );
             continue;
         };
-        let wanted = FieldValue::Text(edit.value.clone());
         let in_base = record.base.as_ref().and_then(|b| b.get(edit.field)) == Some(&wanted);
         let in_conflict = conflicts.iter().any(|c| {
             &c.entity == entity

@@ -29,8 +29,8 @@ use crate::id::{EntityId, GroupId, ItemId, MemberId, SyncToken, Version};
 use crate::item::{Body, FieldValue, Item, ItemKind};
 use crate::origin::OriginStamp;
 use crate::state::{
-    ConflictRecord, EntityRecord, KnownItem, MemberStatus, Ownership, PendingCreate, ReplicaRecord, ReplicaSlot,
-    SideValue, StateStore, StateTransaction, StateWrite,
+    AdminRequest, ConflictRecord, EntityRecord, FolderCondition, FolderIdentity, KnownItem, MemberStatus, Ownership,
+    PendingCreate, ReplicaRecord, ReplicaSlot, SideValue, StateStore, StateTransaction, StateWrite,
 };
 
 /// Expands to one `#[test]` per conformance check, each running against a fresh store made by
@@ -76,7 +76,15 @@ macro_rules! state_conformance_tests {
             members_are_the_folders_the_state_mentions,
             writes_apply_in_order,
             empty_transaction_changes_nothing,
-            large_failed_transaction_changes_nothing
+            large_failed_transaction_changes_nothing,
+            status_round_trips_every_condition,
+            earlier_bases_go_with_their_entity,
+            personal_slots_stand_in_for_their_entity,
+            personal_slot_item_rules,
+            tombstone_takes_its_other_slots_along,
+            requests_are_posted_in_order_and_removed_with_transactions,
+            groups_are_listed_while_they_hold_state,
+            records_are_kept_per_group_and_go_with_their_transaction
         );
     };
     (@each $make:expr; $($check:ident),+ $(,)?) => {
@@ -182,6 +190,22 @@ impl<S: StateStore, G: Send + Sync> StateStore for Guarded<S, G> {
 
     async fn conflicts(&self, group: &GroupId) -> crate::Result<Vec<ConflictRecord>> {
         self.store.conflicts(group).await
+    }
+
+    async fn groups(&self) -> crate::Result<Vec<GroupId>> {
+        self.store.groups().await
+    }
+
+    async fn post_request(&self, group: &GroupId, request: crate::state::AdminRequest) -> crate::Result<u64> {
+        self.store.post_request(group, request).await
+    }
+
+    async fn requests(&self, group: &GroupId) -> crate::Result<Vec<crate::state::PostedRequest>> {
+        self.store.requests(group).await
+    }
+
+    async fn record(&self, group: &GroupId, key: &str) -> crate::Result<Option<String>> {
+        self.store.record(group, key).await
     }
 }
 
@@ -311,11 +335,17 @@ pub async fn snapshot(store: &impl StateStore, group: &GroupId) -> String {
     let by_key = store.entities_by_match_key(group, &keys).await.unwrap();
     let pending = store.pending_creates(group).await.unwrap();
     let conflicts = store.conflicts(group).await.unwrap();
-    format!("{entities:#?}\n{folders:#?}\n{by_key:?}\n{pending:#?}\n{conflicts:#?}")
+    let members = store.members(group).await.unwrap();
+    // Requests by id and content: the time of posting is each store's own clock.
+    let requests: Vec<(u64, AdminRequest)> =
+        store.requests(group).await.unwrap().into_iter().map(|r| (r.id, r.request)).collect();
+    format!("{entities:#?}\n{folders:#?}\n{by_key:?}\n{pending:#?}\n{conflicts:#?}\n{members:?}\n{requests:?}")
 }
 
-/// A group with something of every kind: two entities (one with copies in three folders, one
-/// opted out in a folder), a foreign item, tokens, statuses, a pending create, a conflict.
+/// A group with something of every kind: two entities (one with copies in three folders and an
+/// earlier base, one opted out in a folder and stood in for by a user's item in another), a
+/// foreign item, tokens, statuses (one with the folder's identity and a condition), a pending
+/// create, a conflict.
 pub async fn populate(store: &impl StateStore, group: &GroupId) {
     let a = contact("Ann");
     let b = contact("Bert");
@@ -327,14 +357,25 @@ pub async fn populate(store: &impl StateStore, group: &GroupId) {
             put_replica("e1", hub(), present("h1", "hv1", &a, Ownership::Adopted)),
             put_replica("e1", alice(), present("a1", "av1", &a, Ownership::Created)),
             put_replica("e1", bob(), present("b1", "bv1", &a, Ownership::Created)),
+            StateWrite::PutEarlierBases { entity: eid("e1"), bases: vec![contact("Ann (earlier)")] },
             put_entity("e2", Some(b.clone()), Some("k2")),
             put_replica("e2", hub(), present("h2", "hv2", &b, Ownership::Adopted)),
             put_replica("e2", alice(), ReplicaSlot::OptedOut),
+            put_replica("e2", bob(), ReplicaSlot::Personal { item_id: iid("bp2"), version: Version::new("bpv1") }),
             StateWrite::PutForeign { member: alice(), id: iid("mine"), version: Version::new("mv1") },
             StateWrite::SetToken { member: alice(), token: Some(SyncToken::new("alice-token-1")) },
             StateWrite::SetMemberStatus {
                 member: hub(),
-                status: MemberStatus { initialized: true, last_sync: Some(at(3)), last_error: None },
+                status: MemberStatus { initialized: true, last_sync: Some(at(3)), ..MemberStatus::default() },
+            },
+            StateWrite::SetMemberStatus {
+                member: bob(),
+                status: MemberStatus {
+                    initialized: true,
+                    last_sync: Some(at(4)),
+                    folder: Some(FolderIdentity { id: "AAMkBob=".into(), path: "bob@contoso.test/contacts".into() }),
+                    condition: FolderCondition::Unobservable { reason: "no rights".into() },
+                },
             },
             StateWrite::PutPending(pending("e2", bob(), 4)),
             StateWrite::AddConflict(conflict("e1", "phone.mobile", 5)),
@@ -378,6 +419,7 @@ pub async fn entity_round_trip(store: impl StateStore) {
             (alice(), ignored),
             (bob(), ReplicaSlot::OptedOut),
         ]),
+        earlier_bases: Vec::new(),
     };
     assert_eq!(entity(&store, &g, "e1").await, Some(expected.clone()));
     assert_eq!(entity(&store, &g, "e1").await.unwrap().base_hash(), Some(base.content_hash()));
@@ -388,10 +430,7 @@ pub async fn entity_round_trip(store: impl StateStore) {
 
     // A tombstone (no base, no key) round-trips too.
     apply(&store, &g, vec![put_entity("e2", None, None)]).await;
-    assert_eq!(
-        entity(&store, &g, "e2").await,
-        Some(EntityRecord { id: eid("e2"), base: None, match_key: None, replicas: BTreeMap::new() })
-    );
+    assert_eq!(entity(&store, &g, "e2").await, Some(EntityRecord::new(eid("e2"), None, None)));
 }
 
 /// `PutEntity` on an existing entity replaces base and match key and keeps its replicas.
@@ -461,7 +500,11 @@ pub async fn remove_entity_forgets_its_copies(store: impl StateStore) {
         .await;
     assert_eq!(entity(&store, &g, "e1").await, None);
     assert!(store.lookup_items(&g, &hub(), &[iid("h1")]).await.unwrap().is_empty());
-    assert!(store.known_items(&g, &bob()).await.unwrap().is_empty());
+    assert_eq!(
+        sorted(store.known_items(&g, &bob()).await.unwrap()),
+        vec![("bp2".into(), "bpv1".into(), Some("e2".into()))],
+        "e2's slot in bob's folder stays"
+    );
     assert_eq!(store.replica_count(&g, &hub()).await.unwrap(), 1);
     assert!(store.entities_by_match_key(&g, &["k1".to_owned()]).await.unwrap().is_empty());
     assert_eq!(store.pending_creates(&g).await.unwrap().len(), 1);
@@ -576,8 +619,16 @@ pub async fn token_and_status_round_trip(store: impl StateStore) {
     let g = group();
     assert_eq!(store.token(&g, &alice()).await.unwrap(), None);
     assert_eq!(store.member_status(&g, &alice()).await.unwrap(), MemberStatus::default());
-    let status =
-        MemberStatus { initialized: true, last_sync: Some(at(7)), last_error: Some("throttled: «busy»".into()) };
+    let status = MemberStatus {
+        initialized: true,
+        last_sync: Some(at(7)),
+        folder: Some(FolderIdentity { id: "AAMkAD«folder»=".into(), path: "alice@contoso.test/contacts".into() }),
+        condition: FolderCondition::FailedWrites {
+            count: 2,
+            first_error: "throttled: «busy»".into(),
+            entities: vec![eid("e1"), eid("e2")],
+        },
+    };
     apply(
         &store,
         &g,
@@ -592,7 +643,7 @@ pub async fn token_and_status_round_trip(store: impl StateStore) {
     assert_eq!(store.member_status(&g, &alice()).await.unwrap(), status);
     assert_eq!(store.member_status(&g, &bob()).await.unwrap(), MemberStatus::default());
 
-    let cleared = MemberStatus { initialized: true, last_sync: Some(at(8)), last_error: None };
+    let cleared = MemberStatus { initialized: true, last_sync: Some(at(8)), ..MemberStatus::default() };
     apply(
         &store,
         &g,
@@ -1022,7 +1073,14 @@ pub async fn slots_in_one_folder(store: impl StateStore) {
     let alice_slots = store.slots_in(&g, &alice(), &ids).await.unwrap();
     assert_eq!(alice_slots.get(&eid("e2")), Some(&ReplicaSlot::OptedOut));
     assert_eq!(alice_slots.get(&eid("e1")).and_then(ReplicaSlot::replica).map(|r| r.item_id.as_str()), Some("a1"));
-    assert!(store.slots_in(&g, &bob(), &[eid("e2")]).await.unwrap().is_empty());
+    assert_eq!(
+        store.slots_in(&g, &bob(), &[eid("e2")]).await.unwrap(),
+        std::collections::BTreeMap::from([(
+            eid("e2"),
+            ReplicaSlot::Personal { item_id: iid("bp2"), version: Version::new("bpv1") }
+        )])
+    );
+    assert!(store.slots_in(&g, &hub(), &[eid("nope")]).await.unwrap().is_empty());
     assert!(store.slots_in(&GroupId::new("other"), &alice(), &ids).await.unwrap().is_empty());
 }
 
@@ -1147,7 +1205,7 @@ pub async fn member_removal_forgets_the_folder(store: impl StateStore) {
     let e1 = entity(&store, &g, "e1").await.unwrap();
     assert_eq!(e1.replicas.keys().cloned().collect::<Vec<_>>(), vec![bob(), hub()]);
     let e2 = entity(&store, &g, "e2").await.unwrap();
-    assert_eq!(e2.replicas.keys().cloned().collect::<Vec<_>>(), vec![hub()], "the opted-out slot is gone");
+    assert_eq!(e2.replicas.keys().cloned().collect::<Vec<_>>(), vec![bob(), hub()], "the opted-out slot is gone");
     assert_eq!(entity(&store, &g, "e3").await, None, "a tombstone whose last copy was there goes");
     assert!(entity(&store, &g, "e4").await.is_some(), "a tombstone with a copy elsewhere stays");
     assert_eq!(store.replica_count(&g, &hub()).await.unwrap(), 2);
@@ -1224,10 +1282,7 @@ pub async fn writes_apply_in_order(store: impl StateStore) {
         ],
     )
     .await;
-    assert_eq!(
-        entity(&store, &g, "e1").await,
-        Some(EntityRecord { id: eid("e1"), base: Some(b), match_key: Some("k2".into()), replicas: BTreeMap::new() })
-    );
+    assert_eq!(entity(&store, &g, "e1").await, Some(EntityRecord::new(eid("e1"), Some(b), Some("k2".into()))));
     assert!(store.known_items(&g, &hub()).await.unwrap().is_empty());
     assert_eq!(store.token(&g, &hub()).await.unwrap(), None);
     assert_eq!(store.pending_creates(&g).await.unwrap(), vec![pending("e1", bob(), 2)]);
@@ -1263,4 +1318,427 @@ pub async fn large_failed_transaction_changes_nothing(store: impl StateStore) {
     assert!(
         store.entity_ids(&g, Some(&eid("bulk")), 1).await.unwrap().iter().all(|id| !id.as_str().starts_with("bulk"))
     );
+}
+
+/// A folder's status reads back as written, with its folder identity and every kind of
+/// condition (and its text for `status`), and is replaced whole by the next.
+pub async fn status_round_trips_every_condition(store: impl StateStore) {
+    let g = group();
+    let folder = FolderIdentity { id: "AAMkADc3«ünï»/+=".into(), path: "alice@contoso.test/Contacts/Firma".into() };
+    let conditions = vec![
+        FolderCondition::Clean,
+        FolderCondition::Interrupted,
+        FolderCondition::FailedWrites {
+            count: 3,
+            first_error: "ErrorIrresolvableConflict: «changed»\nsecond line".into(),
+            entities: vec![eid("e1"), eid("e2"), eid("e3")],
+        },
+        FolderCondition::FailedWrites { count: 0, first_error: String::new(), entities: Vec::new() },
+        FolderCondition::Unobservable { reason: "mailbox not found".into() },
+        FolderCondition::Parked { until: at(9), reason: "ErrorServerBusy, back off 120 s".into() },
+        FolderCondition::Vanished { copies: 1234 },
+    ];
+    for (i, condition) in conditions.into_iter().enumerate() {
+        let status = MemberStatus {
+            initialized: i % 2 == 0,
+            last_sync: (i % 3 != 0).then(|| at(u32::try_from(i).unwrap())),
+            folder: (i != 1).then(|| folder.clone()),
+            condition: condition.clone(),
+        };
+        apply(&store, &g, vec![StateWrite::SetMemberStatus { member: alice(), status: status.clone() }]).await;
+        let read = store.member_status(&g, &alice()).await.unwrap();
+        assert_eq!(read, status, "condition {condition:?}");
+        assert_eq!(read.last_error(), condition.problem());
+    }
+    assert_eq!(store.member_status(&g, &bob()).await.unwrap(), MemberStatus::default());
+    assert_eq!(store.member_status(&GroupId::new("other"), &alice()).await.unwrap(), MemberStatus::default());
+}
+
+/// Earlier bases read back with their entity (through `entities`, in order), are replaced and
+/// cleared by `PutEarlierBases`, stay when the entity's base changes, and go with the entity;
+/// they cannot be set for an entity that does not exist (the whole transaction is refused).
+pub async fn earlier_bases_go_with_their_entity(store: impl StateStore) {
+    let g = group();
+    let now = contact("Ann");
+    let earlier = vec![contact("Ann (first)"), contact("Ann (second)")];
+    apply(
+        &store,
+        &g,
+        vec![
+            put_entity("e1", Some(now.clone()), Some("k1")),
+            put_replica("e1", alice(), present("a1", "v1", &earlier[0], Ownership::Created)),
+            StateWrite::PutEarlierBases { entity: eid("e1"), bases: earlier.clone() },
+            put_entity("e2", Some(now.clone()), None),
+        ],
+    )
+    .await;
+    let record = entity(&store, &g, "e1").await.unwrap();
+    assert_eq!(record.earlier_bases, earlier);
+    assert_eq!(record.earlier_base(earlier[1].content_hash()), Some(&earlier[1]));
+    assert!(entity(&store, &g, "e2").await.unwrap().earlier_bases.is_empty());
+    let both = store.entities(&g, &[eid("e2"), eid("e1")]).await.unwrap();
+    assert_eq!(both.iter().map(|r| r.earlier_bases.len()).collect::<Vec<_>>(), vec![0, 2]);
+
+    // A new base keeps them; a write replaces them; an empty one clears them.
+    apply(&store, &g, vec![put_entity("e1", Some(contact("Anna")), Some("k1"))]).await;
+    assert_eq!(entity(&store, &g, "e1").await.unwrap().earlier_bases, earlier);
+    apply(&store, &g, vec![StateWrite::PutEarlierBases { entity: eid("e1"), bases: vec![earlier[1].clone()] }]).await;
+    assert_eq!(entity(&store, &g, "e1").await.unwrap().earlier_bases, vec![earlier[1].clone()]);
+
+    // For an unknown entity: refused, naming it, and nothing of the transaction is kept.
+    let before = snapshot(&store, &g).await;
+    let err = store
+        .apply(
+            &g,
+            vec![
+                StateWrite::PutEarlierBases { entity: eid("e1"), bases: Vec::new() },
+                StateWrite::PutEarlierBases { entity: eid("ghost"), bases: earlier.clone() },
+            ]
+            .into(),
+        )
+        .await
+        .expect_err("the entity does not exist");
+    assert_eq!(err.kind(), ErrorKind::State);
+    assert!(err.to_string().contains("ghost") && err.to_string().contains("contacts"), "{err}");
+    assert_eq!(snapshot(&store, &g).await, before);
+
+    apply(&store, &g, vec![StateWrite::PutEarlierBases { entity: eid("e1"), bases: Vec::new() }]).await;
+    assert!(entity(&store, &g, "e1").await.unwrap().earlier_bases.is_empty());
+
+    // They go with the entity: a new entity of the same id starts without.
+    apply(&store, &g, vec![StateWrite::PutEarlierBases { entity: eid("e1"), bases: earlier.clone() }]).await;
+    apply(&store, &g, vec![StateWrite::RemoveEntity { id: eid("e1") }, put_entity("e1", Some(now.clone()), None)])
+        .await;
+    assert!(entity(&store, &g, "e1").await.unwrap().earlier_bases.is_empty());
+    // And with a tombstone that goes with its last copy.
+    apply(
+        &store,
+        &g,
+        vec![
+            put_replica("e1", hub(), present("h1", "v1", &now, Ownership::Adopted)),
+            StateWrite::PutEarlierBases { entity: eid("e1"), bases: earlier.clone() },
+            put_entity("e1", None, None),
+            StateWrite::RemoveReplica { entity: eid("e1"), member: hub() },
+            put_entity("e1", Some(now), None),
+        ],
+    )
+    .await;
+    assert!(entity(&store, &g, "e1").await.unwrap().earlier_bases.is_empty());
+}
+
+/// A personal slot (a user's item standing in for an entity) reads back in the entity's record
+/// and `slots_in`, is a known item of its entity in its folder (`known_items`, `lookup_items`),
+/// is no copy (`replica_count`), and leaves with its folder (`RemoveMember`). A user's own item
+/// that becomes a personal slot is no longer a user's own item; a personal slot can become a
+/// copy and back.
+pub async fn personal_slots_stand_in_for_their_entity(store: impl StateStore) {
+    let g = group();
+    let a = contact("Ann");
+    let personal =
+        |item: &str, version: &str| ReplicaSlot::Personal { item_id: iid(item), version: Version::new(version) };
+    apply(
+        &store,
+        &g,
+        vec![
+            put_entity("e1", Some(a.clone()), Some("ann@contoso.test")),
+            put_replica("e1", hub(), present("h1", "hv1", &a, Ownership::Adopted)),
+            put_replica("e1", alice(), personal("mine", "mv1")),
+            put_entity("e2", Some(a.clone()), None),
+            put_replica("e2", alice(), present("a2", "av2", &a, Ownership::Created)),
+            StateWrite::PutForeign { member: alice(), id: iid("other"), version: Version::new("ov1") },
+        ],
+    )
+    .await;
+    let record = entity(&store, &g, "e1").await.unwrap();
+    assert_eq!(record.replicas.get(&alice()), Some(&personal("mine", "mv1")));
+    assert_eq!(record.replicas.get(&alice()).and_then(ReplicaSlot::item_id), Some(&iid("mine")));
+    assert_eq!(
+        store.slots_in(&g, &alice(), &[eid("e1"), eid("e2")]).await.unwrap().get(&eid("e1")),
+        Some(&personal("mine", "mv1"))
+    );
+    assert_eq!(
+        sorted(store.known_items(&g, &alice()).await.unwrap()),
+        vec![
+            ("a2".into(), "av2".into(), Some("e2".into())),
+            ("mine".into(), "mv1".into(), Some("e1".into())),
+            ("other".into(), "ov1".into(), None),
+        ]
+    );
+    assert_eq!(
+        store.lookup_items(&g, &alice(), &[iid("mine")]).await.unwrap(),
+        vec![KnownItem { id: iid("mine"), version: Version::new("mv1"), entity: Some(eid("e1")) }]
+    );
+    assert_eq!(store.replica_count(&g, &alice()).await.unwrap(), 1, "a personal slot is no copy");
+    assert_eq!(store.replica_count(&g, &hub()).await.unwrap(), 1);
+
+    // A user's own item stands in for an entity: it leaves the list of the user's own items.
+    apply(
+        &store,
+        &g,
+        vec![put_entity("e3", Some(a.clone()), None), put_replica("e3", alice(), personal("other", "ov2"))],
+    )
+    .await;
+    assert_eq!(
+        sorted(store.known_items(&g, &alice()).await.unwrap()),
+        vec![
+            ("a2".into(), "av2".into(), Some("e2".into())),
+            ("mine".into(), "mv1".into(), Some("e1".into())),
+            ("other".into(), "ov2".into(), Some("e3".into())),
+        ]
+    );
+    // A newer version; then the item comes to hold the entity and joins it as a copy; and back.
+    apply(&store, &g, vec![put_replica("e1", alice(), personal("mine", "mv2"))]).await;
+    assert_eq!(store.lookup_items(&g, &alice(), &[iid("mine")]).await.unwrap()[0].version, Version::new("mv2"));
+    apply(&store, &g, vec![put_replica("e1", alice(), present("mine", "mv3", &a, Ownership::Adopted))]).await;
+    assert_eq!(store.replica_count(&g, &alice()).await.unwrap(), 2);
+    apply(&store, &g, vec![put_replica("e1", alice(), personal("mine", "mv4"))]).await;
+    assert_eq!(store.replica_count(&g, &alice()).await.unwrap(), 1);
+    // The user's item goes (the slot is removed), and comes back as a user's own item.
+    apply(
+        &store,
+        &g,
+        vec![
+            StateWrite::RemoveReplica { entity: eid("e3"), member: alice() },
+            StateWrite::PutForeign { member: alice(), id: iid("other"), version: Version::new("ov3") },
+        ],
+    )
+    .await;
+    assert_eq!(store.lookup_items(&g, &alice(), &[iid("other")]).await.unwrap()[0].entity, None);
+    assert!(entity(&store, &g, "e3").await.unwrap().replicas.is_empty());
+
+    // The folder leaves: its personal slots go with everything else of it.
+    apply(&store, &g, vec![StateWrite::RemoveMember { member: alice() }]).await;
+    assert!(store.known_items(&g, &alice()).await.unwrap().is_empty());
+    assert_eq!(entity(&store, &g, "e1").await.unwrap().replicas.keys().cloned().collect::<Vec<_>>(), vec![hub()]);
+    assert_eq!(store.members(&g).await.unwrap(), vec![hub()]);
+}
+
+/// An item fills one slot at most, whatever the slots' kinds: a personal slot cannot take
+/// another entity's copy, nor a copy another entity's stand-in, and a stand-in cannot be
+/// recorded as the user's own item; each refusal names the item and both entities and keeps
+/// nothing of its transaction.
+pub async fn personal_slot_item_rules(store: impl StateStore) {
+    let g = group();
+    populate(&store, &g).await;
+    let c = contact("Cleo");
+    let before = snapshot(&store, &g).await;
+    let refused: Vec<(Vec<StateWrite>, [&str; 3])> = vec![
+        (
+            vec![
+                put_entity("e3", Some(c.clone()), None),
+                put_replica("e3", bob(), ReplicaSlot::Personal { item_id: iid("b1"), version: Version::new("x") }),
+            ],
+            ["b1", "e1", "e3"],
+        ),
+        (
+            vec![
+                put_entity("e3", Some(c.clone()), None),
+                put_replica("e3", bob(), present("bp2", "x", &c, Ownership::Adopted)),
+            ],
+            ["bp2", "e2", "e3"],
+        ),
+        (
+            vec![
+                StateWrite::SetToken { member: bob(), token: Some(SyncToken::new("t")) },
+                StateWrite::PutForeign { member: bob(), id: iid("bp2"), version: Version::new("x") },
+            ],
+            ["bp2", "e2", "bob@contoso.test"],
+        ),
+    ];
+    for (writes, names) in refused {
+        let err = store.apply(&g, writes.clone().into()).await.expect_err("the item fills another slot");
+        assert_eq!(err.kind(), ErrorKind::State);
+        let text = err.to_string();
+        assert!(names.iter().all(|n| text.contains(n)), "{names:?} in {text}");
+        assert_eq!(snapshot(&store, &g).await, before, "after {writes:?}");
+    }
+    // The same item in another folder is another item.
+    apply(
+        &store,
+        &g,
+        vec![put_replica("e2", alice(), ReplicaSlot::Personal { item_id: iid("b1"), version: Version::new("x") })],
+    )
+    .await;
+    assert_eq!(store.lookup_items(&g, &alice(), &[iid("b1")]).await.unwrap()[0].entity, Some(eid("e2")));
+}
+
+/// An entity being deleted goes with its last copy, and its other slots (opted out, personal)
+/// go with it: its stand-ins are no longer known items, its folders are no longer mentioned, and
+/// an entity created again under its id starts without slots. The same when the last copy
+/// leaves with its folder.
+pub async fn tombstone_takes_its_other_slots_along(store: impl StateStore) {
+    let g = group();
+    let a = contact("Ann");
+    let carol = MemberId::new("carol@contoso.test");
+    let personal = |item: &str| ReplicaSlot::Personal { item_id: iid(item), version: Version::new("v") };
+    apply(
+        &store,
+        &g,
+        vec![
+            put_entity("e1", Some(a.clone()), None),
+            put_replica("e1", hub(), present("h1", "v", &a, Ownership::Adopted)),
+            put_replica("e1", alice(), personal("mine")),
+            put_replica("e1", bob(), ReplicaSlot::OptedOut),
+            put_entity("e2", Some(a.clone()), None),
+            put_replica("e2", hub(), present("h2", "v", &a, Ownership::Adopted)),
+            put_replica("e2", carol.clone(), present("c2", "v", &a, Ownership::Created)),
+            put_replica("e2", alice(), personal("mine2")),
+            put_replica("e2", bob(), ReplicaSlot::OptedOut),
+        ],
+    )
+    .await;
+    // A tombstone with only a personal slot left besides its last copy goes with that copy.
+    apply(&store, &g, vec![put_entity("e1", None, None)]).await;
+    apply(&store, &g, vec![StateWrite::RemoveReplica { entity: eid("e1"), member: hub() }]).await;
+    assert_eq!(entity(&store, &g, "e1").await, None);
+    assert!(store.slots_in(&g, &alice(), &[eid("e1")]).await.unwrap().is_empty());
+    assert!(store.slots_in(&g, &bob(), &[eid("e1")]).await.unwrap().is_empty());
+    assert_eq!(
+        sorted(store.known_items(&g, &alice()).await.unwrap()),
+        vec![("mine2".into(), "v".into(), Some("e2".into()))]
+    );
+    apply(&store, &g, vec![put_entity("e1", Some(a.clone()), None)]).await;
+    assert!(entity(&store, &g, "e1").await.unwrap().replicas.is_empty(), "a new entity of the same id");
+
+    // A tombstone whose last copy leaves with its folder.
+    apply(
+        &store,
+        &g,
+        vec![
+            put_entity("e2", None, None),
+            StateWrite::RemoveReplica { entity: eid("e2"), member: hub() },
+            StateWrite::RemoveMember { member: carol.clone() },
+        ],
+    )
+    .await;
+    assert_eq!(entity(&store, &g, "e2").await, None);
+    assert!(store.known_items(&g, &alice()).await.unwrap().is_empty());
+    assert!(store.slots_in(&g, &bob(), &[eid("e2")]).await.unwrap().is_empty());
+    assert_eq!(store.members(&g).await.unwrap(), Vec::<MemberId>::new());
+}
+
+/// Admin requests: posted requests are listed per group, oldest first, with their content and
+/// the time of posting; ids grow in posting order across groups and are never given twice, even
+/// after the newest was removed. `RemoveRequest` removes one in a transaction, with the
+/// transaction or not at all, only in its own group, and is idempotent.
+pub async fn requests_are_posted_in_order_and_removed_with_transactions(store: impl StateStore) {
+    let g = group();
+    let other = GroupId::new("other");
+    assert!(store.requests(&g).await.unwrap().is_empty());
+    let started = Utc::now();
+    let first = store.post_request(&g, AdminRequest::ConfirmDeletions).await.unwrap();
+    let elsewhere = store.post_request(&other, AdminRequest::Resync { member: None }).await.unwrap();
+    let second = store.post_request(&g, AdminRequest::Resync { member: Some(alice()) }).await.unwrap();
+    let third = store.post_request(&g, AdminRequest::ConfirmDeletions).await.unwrap();
+    let ended = Utc::now();
+    assert!(first < elsewhere && elsewhere < second && second < third, "{first} {elsewhere} {second} {third}");
+
+    let posted = store.requests(&g).await.unwrap();
+    assert_eq!(
+        posted.iter().map(|r| (r.id, r.request.clone())).collect::<Vec<_>>(),
+        vec![
+            (first, AdminRequest::ConfirmDeletions),
+            (second, AdminRequest::Resync { member: Some(alice()) }),
+            (third, AdminRequest::ConfirmDeletions),
+        ]
+    );
+    assert!(posted.iter().all(|r| r.posted_at >= started - chrono::Duration::seconds(1)
+        && r.posted_at <= ended + chrono::Duration::seconds(1)));
+    assert!(posted.windows(2).all(|w| w[0].posted_at <= w[1].posted_at));
+    assert_eq!(store.requests(&other).await.unwrap().len(), 1);
+
+    // A failed transaction keeps the request; a removal in another group removes nothing.
+    let err = store
+        .apply(
+            &g,
+            vec![
+                StateWrite::RemoveRequest { id: first },
+                put_replica("ghost", hub(), present("h", "v", &contact("X"), Ownership::Created)),
+            ]
+            .into(),
+        )
+        .await;
+    assert!(err.is_err());
+    apply(&store, &other, vec![StateWrite::RemoveRequest { id: first }]).await;
+    assert_eq!(store.requests(&g).await.unwrap().len(), 3);
+
+    // Carried out: removed with the pass's state, once; removing it again is no error.
+    apply(
+        &store,
+        &g,
+        vec![
+            StateWrite::SetToken { member: alice(), token: Some(SyncToken::new("t")) },
+            StateWrite::RemoveRequest { id: first },
+            StateWrite::RemoveRequest { id: third },
+            StateWrite::RemoveRequest { id: third },
+            StateWrite::RemoveRequest { id: u64::MAX },
+        ],
+    )
+    .await;
+    assert_eq!(store.requests(&g).await.unwrap().iter().map(|r| r.id).collect::<Vec<_>>(), vec![second]);
+    let fourth = store.post_request(&g, AdminRequest::ConfirmDeletions).await.unwrap();
+    assert!(fourth > third, "the id of a removed request is not given again");
+    assert_eq!(store.requests(&g).await.unwrap().iter().map(|r| r.id).collect::<Vec<_>>(), vec![second, fourth]);
+    assert_eq!(store.requests(&other).await.unwrap().iter().map(|r| r.id).collect::<Vec<_>>(), vec![elsewhere]);
+}
+
+/// `groups` lists, in id order, every group that holds anything (entities, a user's own item, a
+/// token, a status, a create intent, a conflict record, an admin request), and no longer lists
+/// one whose state is all gone.
+pub async fn groups_are_listed_while_they_hold_state(store: impl StateStore) {
+    assert!(store.groups().await.unwrap().is_empty());
+    let ids = ["g-entity", "g-foreign", "g-token", "g-status", "g-intent", "g-conflict", "g-request", "G-upper"];
+    let gid = |i: usize| GroupId::new(ids[i]);
+    apply(&store, &gid(0), vec![put_entity("e1", None, None)]).await;
+    apply(&store, &gid(1), vec![StateWrite::PutForeign { member: alice(), id: iid("x"), version: Version::new("1") }])
+        .await;
+    apply(&store, &gid(2), vec![StateWrite::SetToken { member: alice(), token: Some(SyncToken::new("t")) }]).await;
+    apply(&store, &gid(3), vec![StateWrite::SetMemberStatus { member: alice(), status: MemberStatus::default() }])
+        .await;
+    apply(&store, &gid(4), vec![StateWrite::PutPending(pending("e1", alice(), 1))]).await;
+    apply(&store, &gid(5), vec![StateWrite::AddConflict(conflict("e1", "body", 1))]).await;
+    let request = store.post_request(&gid(6), AdminRequest::ConfirmDeletions).await.unwrap();
+    populate(&store, &gid(7)).await;
+    apply(&store, &GroupId::new("g-empty"), StateTransaction::new().writes).await;
+    let mut expected: Vec<GroupId> = (0..ids.len()).map(gid).collect();
+    expected.sort();
+    assert_eq!(store.groups().await.unwrap(), expected);
+
+    // Groups whose state is all gone are no longer listed.
+    apply(&store, &gid(0), vec![StateWrite::RemoveEntity { id: eid("e1") }]).await;
+    apply(&store, &gid(1), vec![StateWrite::RemoveMember { member: alice() }]).await;
+    apply(&store, &gid(2), vec![StateWrite::SetToken { member: alice(), token: None }]).await;
+    apply(&store, &gid(4), vec![StateWrite::RemovePending { entity: eid("e1"), member: alice() }]).await;
+    apply(&store, &gid(6), vec![StateWrite::RemoveRequest { id: request }]).await;
+    let mut expected = vec![gid(3), gid(5), gid(7)];
+    expected.sort();
+    assert_eq!(store.groups().await.unwrap(), expected);
+}
+
+/// Group records: set, replaced, removed, per group, all or nothing with their transaction, and
+/// untouched by a member's removal.
+pub async fn records_are_kept_per_group_and_go_with_their_transaction(store: impl StateStore) {
+    let g = group();
+    let other = GroupId::new("other");
+    let put = |key: &str, value: Option<&str>| StateWrite::PutRecord { key: key.into(), value: value.map(Into::into) };
+    assert_eq!(store.record(&g, "last_report").await.unwrap(), None);
+    store.apply(&g, vec![put("last_report", Some("{\"a\":1}")), put("members", Some("[]"))].into()).await.unwrap();
+    store.apply(&other, vec![put("last_report", Some("other"))].into()).await.unwrap();
+    assert_eq!(store.record(&g, "last_report").await.unwrap().as_deref(), Some("{\"a\":1}"));
+    assert_eq!(store.record(&other, "last_report").await.unwrap().as_deref(), Some("other"));
+    assert!(store.groups().await.unwrap().contains(&other), "a group with a record holds state");
+
+    store.apply(&g, vec![put("last_report", Some("{\"a\":2}"))].into()).await.unwrap();
+    assert_eq!(store.record(&g, "last_report").await.unwrap().as_deref(), Some("{\"a\":2}"));
+    // A failed transaction leaves the record as it was.
+    let failing = vec![
+        put("last_report", Some("lost")),
+        StateWrite::PutReplica { entity: EntityId::new("nobody"), member: alice(), slot: ReplicaSlot::OptedOut },
+    ];
+    assert!(store.apply(&g, failing.into()).await.is_err());
+    assert_eq!(store.record(&g, "last_report").await.unwrap().as_deref(), Some("{\"a\":2}"));
+    store.apply(&g, vec![StateWrite::RemoveMember { member: alice() }].into()).await.unwrap();
+    assert_eq!(store.record(&g, "members").await.unwrap().as_deref(), Some("[]"), "not a member's state");
+    store.apply(&g, vec![put("members", None)].into()).await.unwrap();
+    assert_eq!(store.record(&g, "members").await.unwrap(), None);
 }

@@ -15,8 +15,8 @@ use crate::error::{Error, Result};
 use crate::id::{EntityId, GroupId, ItemId, MemberId, SyncToken, Version};
 use crate::item::Item;
 use crate::state::{
-    ConflictRecord, EntityRecord, KnownItem, MemberStatus, PendingCreate, ReplicaSlot, StateStore, StateTransaction,
-    StateWrite,
+    AdminRequest, ConflictRecord, EntityRecord, KnownItem, MemberStatus, PendingCreate, PostedRequest, ReplicaSlot,
+    StateStore, StateTransaction, StateWrite,
 };
 
 /// A [`StateStore`] that keeps everything in memory.
@@ -26,6 +26,8 @@ use crate::state::{
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     groups: Mutex<HashMap<GroupId, GroupState>>,
+    /// The id of the next admin request (shared by every group, growing in posting order).
+    next_request: std::sync::atomic::AtomicU64,
 }
 
 impl MemoryStore {
@@ -56,6 +58,8 @@ impl MemoryStore {
 enum ItemOwner {
     /// A present replica of this entity, at this version (a copy of the replica's).
     Replica(EntityId, Version),
+    /// A user's own item standing in for this entity (a [`ReplicaSlot::Personal`] slot).
+    Personal(EntityId, Version),
     /// A user's own item, with the version last seen.
     Foreign(Version),
 }
@@ -73,6 +77,22 @@ struct GroupState {
     statuses: HashMap<MemberId, MemberStatus>,
     pending: BTreeMap<(EntityId, MemberId), PendingCreate>,
     conflicts: Vec<ConflictRecord>,
+    requests: BTreeMap<u64, PostedRequest>,
+    records: BTreeMap<String, String>,
+}
+
+impl GroupState {
+    /// Whether the group holds nothing at all.
+    fn is_empty(&self) -> bool {
+        self.entities.is_empty()
+            && self.items.is_empty()
+            && self.tokens.is_empty()
+            && self.statuses.is_empty()
+            && self.pending.is_empty()
+            && self.conflicts.is_empty()
+            && self.requests.is_empty()
+            && self.records.is_empty()
+    }
 }
 
 /// One primitive change to a [`GroupState`]; applying one returns the change that undoes it.
@@ -83,6 +103,12 @@ enum Change {
     Entity(EntityId, Option<EntityRecord>),
     /// Sets the base and match key of an existing entity.
     Head(EntityId, Option<Item>, Option<String>),
+    /// Sets the earlier bases of an existing entity.
+    EarlierBases(EntityId, Vec<Item>),
+    /// Adds or removes an admin request.
+    Request(u64, Option<PostedRequest>),
+    /// Sets or removes one of the group's records.
+    Record(String, Option<String>),
     /// Sets or removes one slot of an existing entity.
     Slot(EntityId, MemberId, Option<ReplicaSlot>),
     Foreign(MemberId, ItemId, Option<Version>),
@@ -129,6 +155,25 @@ impl GroupState {
                 }
                 Change::Head(id, old_base, old_key)
             }
+            Change::EarlierBases(id, bases) => {
+                let Some(record) = self.entities.get_mut(&id) else { return Change::EarlierBases(id, bases) };
+                let old = std::mem::replace(&mut record.earlier_bases, bases);
+                Change::EarlierBases(id, old)
+            }
+            Change::Request(id, request) => {
+                let old = match request {
+                    Some(r) => self.requests.insert(id, r),
+                    None => self.requests.remove(&id),
+                };
+                Change::Request(id, old)
+            }
+            Change::Record(key, value) => {
+                let old = match value {
+                    Some(v) => self.records.insert(key.clone(), v),
+                    None => self.records.remove(&key),
+                };
+                Change::Record(key, old)
+            }
             Change::Slot(id, member, slot) => {
                 let Some(record) = self.entities.get_mut(&id) else { return Change::Slot(id, member, slot) };
                 let old = match slot.clone() {
@@ -152,7 +197,7 @@ impl GroupState {
                 let old = match old {
                     Some(ItemOwner::Foreign(v)) => Some(v),
                     // Callers never overwrite a replica entry with a foreign one (checked before).
-                    Some(owner @ ItemOwner::Replica(..)) => {
+                    Some(owner @ (ItemOwner::Replica(..) | ItemOwner::Personal(..))) => {
                         folder.insert(item.clone(), owner);
                         None
                     }
@@ -218,20 +263,21 @@ impl GroupState {
     }
 
     fn index_slot(&mut self, id: &EntityId, member: &MemberId, slot: &ReplicaSlot) {
-        if let Some(replica) = slot.replica() {
-            self.items
-                .entry(member.clone())
-                .or_default()
-                .insert(replica.item_id.clone(), ItemOwner::Replica(id.clone(), replica.version.clone()));
-        }
+        let (item, owner) = match slot {
+            ReplicaSlot::Present(r) => (&r.item_id, ItemOwner::Replica(id.clone(), r.version.clone())),
+            ReplicaSlot::Personal { item_id, version } => (item_id, ItemOwner::Personal(id.clone(), version.clone())),
+            ReplicaSlot::OptedOut => return,
+        };
+        self.items.entry(member.clone()).or_default().insert(item.clone(), owner);
     }
 
     fn unindex_slot(&mut self, id: &EntityId, member: &MemberId, slot: &ReplicaSlot) {
-        if let Some(replica) = slot.replica()
+        if let Some(item) = slot.item_id()
             && let Some(folder) = self.items.get_mut(member)
         {
-            if matches!(folder.get(&replica.item_id), Some(ItemOwner::Replica(owner, _)) if owner == id) {
-                folder.remove(&replica.item_id);
+            let owned = matches!(folder.get(item), Some(ItemOwner::Replica(owner, _) | ItemOwner::Personal(owner, _)) if owner == id);
+            if owned {
+                folder.remove(item);
             }
             if folder.is_empty() {
                 self.items.remove(member);
@@ -282,10 +328,25 @@ impl GroupState {
                 if self.entities.contains_key(&id) {
                     self.record(Change::Head(id, base, match_key), undo);
                 } else {
-                    let record = EntityRecord { id: id.clone(), base, match_key, replicas: BTreeMap::new() };
+                    let record = EntityRecord::new(id.clone(), base, match_key);
                     self.record(Change::Entity(id, Some(record)), undo);
                 }
             }
+            StateWrite::PutEarlierBases { entity, bases } => {
+                if !self.entities.contains_key(&entity) {
+                    return Err(Error::State {
+                        message: format!("cannot set earlier bases of unknown entity {entity} in group {group}"),
+                        source: None,
+                    });
+                }
+                self.record(Change::EarlierBases(entity, bases), undo);
+            }
+            StateWrite::RemoveRequest { id } => {
+                if self.requests.contains_key(&id) {
+                    self.record(Change::Request(id, None), undo);
+                }
+            }
+            StateWrite::PutRecord { key, value } => self.record(Change::Record(key, value), undo),
             StateWrite::RemoveEntity { id } => {
                 if self.entities.contains_key(&id) {
                     self.record(Change::Entity(id, None), undo);
@@ -300,21 +361,21 @@ impl GroupState {
                         source: None,
                     });
                 }
-                if let ReplicaSlot::Present(replica) = &slot {
-                    match self.items.get(&member).and_then(|f| f.get(&replica.item_id)) {
-                        Some(ItemOwner::Replica(other, _)) if *other != entity => {
+                if let Some(item) = slot.item_id() {
+                    match self.items.get(&member).and_then(|f| f.get(item)) {
+                        Some(ItemOwner::Replica(other, _) | ItemOwner::Personal(other, _)) if *other != entity => {
                             return Err(Error::State {
                                 message: format!(
-                                    "cannot put item {} as replica of entity {entity} in member {member} of group \
-                                     {group}: it is already the replica of entity {other}",
-                                    replica.item_id
+                                    "cannot put item {item} in the slot of entity {entity} in member {member} of \
+                                     group {group}: it already fills the slot of entity {other}"
                                 ),
                                 source: None,
                             });
                         }
-                        // The item joins the group: it is no longer a user's own item.
+                        // The item joins the group (or stands in for an entity): it is no longer
+                        // only a user's own item.
                         Some(ItemOwner::Foreign(_)) => {
-                            self.record(Change::Foreign(member.clone(), replica.item_id.clone(), None), undo);
+                            self.record(Change::Foreign(member.clone(), item.clone(), None), undo);
                         }
                         _ => {}
                     }
@@ -324,11 +385,13 @@ impl GroupState {
             // Idempotent: removing what is already gone (e.g. a retried delete) is not an error.
             StateWrite::RemoveReplica { entity, member } => self.remove_slot(&entity, &member, undo),
             StateWrite::PutForeign { member, id, version } => {
-                if let Some(ItemOwner::Replica(entity, _)) = self.items.get(&member).and_then(|f| f.get(&id)) {
+                if let Some(ItemOwner::Replica(entity, _) | ItemOwner::Personal(entity, _)) =
+                    self.items.get(&member).and_then(|f| f.get(&id))
+                {
                     return Err(Error::State {
                         message: format!(
                             "cannot record item {id} in member {member} of group {group} as a user's own item: it \
-                             is the replica of entity {entity} (remove the replica first)"
+                             fills the slot of entity {entity} (remove the slot first)"
                         ),
                         source: None,
                     });
@@ -466,12 +529,35 @@ impl StateStore for MemoryStore {
     async fn conflicts(&self, group: &GroupId) -> Result<Vec<ConflictRecord>> {
         self.read(group, |g| g.conflicts.clone())
     }
+
+    async fn groups(&self) -> Result<Vec<GroupId>> {
+        let groups = self.lock()?;
+        let mut ids: Vec<GroupId> = groups.iter().filter(|(_, g)| !g.is_empty()).map(|(id, _)| id.clone()).collect();
+        ids.sort();
+        Ok(ids)
+    }
+
+    async fn post_request(&self, group: &GroupId, request: AdminRequest) -> Result<u64> {
+        let mut groups = self.lock()?;
+        let id = self.next_request.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+        let posted = PostedRequest { id, request, posted_at: chrono::Utc::now() };
+        groups.entry(group.clone()).or_default().requests.insert(id, posted);
+        Ok(id)
+    }
+
+    async fn requests(&self, group: &GroupId) -> Result<Vec<PostedRequest>> {
+        self.read(group, |g| g.requests.values().cloned().collect())
+    }
+
+    async fn record(&self, group: &GroupId, key: &str) -> Result<Option<String>> {
+        self.read(group, |g| g.records.get(key).cloned())
+    }
 }
 
 fn known_item(id: &ItemId, owner: &ItemOwner) -> KnownItem {
     match owner {
         ItemOwner::Foreign(version) => KnownItem { id: id.clone(), version: version.clone(), entity: None },
-        ItemOwner::Replica(entity, version) => {
+        ItemOwner::Replica(entity, version) | ItemOwner::Personal(entity, version) => {
             KnownItem { id: id.clone(), version: version.clone(), entity: Some(entity.clone()) }
         }
     }

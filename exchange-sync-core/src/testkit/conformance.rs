@@ -19,7 +19,7 @@ use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
 
-use crate::connector::{Change, ChangeDetection, Connector, ItemDelete, ItemUpdate, ItemVersion, NewItem};
+use crate::connector::{Change, ChangeDetection, Connector, Deleted, ItemDelete, ItemUpdate, ItemVersion, NewItem};
 use crate::error::{ErrorKind, Result};
 use crate::field;
 use crate::id::{EntityId, GroupId, ItemId, SyncToken, Version};
@@ -104,6 +104,7 @@ where
     record("create_get_round_trip", create_get_round_trip(factory().await.as_ref()).await);
     record("update_with_stale_version", update_with_stale_version(factory().await.as_ref()).await);
     record("delete_missing_item", delete_missing_item(factory().await.as_ref()).await);
+    record("delete_with_stale_version", delete_with_stale_version(factory().await.as_ref()).await);
     record(
         "list_pages_cover_every_item_once",
         list_pages_cover_every_item_once(factory().await.as_ref(), &options).await,
@@ -222,9 +223,9 @@ async fn update_with_stale_version(c: &dyn Connector) -> Check {
 /// Deleting an item works once; deleting it again answers NotFound, and so does reading it.
 async fn delete_missing_item(c: &dyn Connector) -> Check {
     let created = create_n(c, 1, "del").await?.remove(0);
-    let del = [ItemDelete { id: created.id.clone(), expected: Some(created.version.clone()) }];
+    let del = [ItemDelete { id: created.id.clone(), expected: Some(created.version.clone()), expected_hash: None }];
     let first = call("delete", c.delete(&del).await)?;
-    ensure!(matches!(first.first(), Some(Ok(()))), "delete of an existing item answered {first:?}");
+    ensure!(matches!(first.first(), Some(Ok(Deleted::Gone))), "delete of an existing item answered {first:?}");
     let again = call("delete", c.delete(&del).await)?;
     match again.first() {
         Some(Err(e)) if e.kind() == ErrorKind::NotFound => {}
@@ -235,6 +236,42 @@ async fn delete_missing_item(c: &dyn Connector) -> Check {
         matches!(got.first(), Some(Err(e)) if e.kind() == ErrorKind::NotFound),
         "get of a deleted item answered {got:?}"
     );
+    Ok(())
+}
+
+/// A delete with a stale expected version (the copy was edited since the engine saw it) fails
+/// with PreconditionFailed and deletes nothing: a modification beats a deletion (design rule 4).
+async fn delete_with_stale_version(c: &dyn Connector) -> Check {
+    let created = create_n(c, 1, "stale-del").await?.remove(0);
+    let edited = sample_contact(0).with(field::JOB_TITLE, "Edited elsewhere");
+    let updated = call(
+        "update",
+        c.update(&[ItemUpdate {
+            id: created.id.clone(),
+            expected: created.version.clone(),
+            item: edited.clone().into(),
+            previous: Some(sample_contact(0)),
+            origin: None,
+        }])
+        .await,
+    )?;
+    let updated = updated.into_iter().next().ok_or("update answered no result")?.map_err(|e| e.to_string())?;
+    let stale = ItemDelete {
+        id: created.id.clone(),
+        expected: Some(created.version.clone()),
+        expected_hash: Some(sample_contact(0).content_hash()),
+    };
+    let result = call("delete", c.delete(&[stale]).await)?;
+    match result.first() {
+        Some(Err(e)) if e.kind() == ErrorKind::PreconditionFailed => {}
+        Some(Err(e)) => return Err(format!("a stale delete answered {:?} ({e}), not PreconditionFailed", e.kind())),
+        Some(Ok(d)) => return Err(format!("a delete with a stale version answered {d:?}")),
+        None => return Err("delete answered no result".into()),
+    }
+    let now = call("get", c.get(std::slice::from_ref(&created.id)).await)?;
+    let now = now.into_iter().next().ok_or("get answered no result")?.map_err(|e| format!("the item is gone: {e}"))?;
+    ensure!(now.version == updated.version, "a refused delete changed the version to {}", now.version);
+    ensure!(now.item.same_content(&edited), "a refused delete changed the content: {:?}", now.item.canonical());
     Ok(())
 }
 
@@ -337,8 +374,9 @@ async fn incremental_changes(c: &dyn Connector) -> Check {
         .await,
     )?;
     let updated = updated.into_iter().next().ok_or("update answered no result")?.map_err(|e| e.to_string())?;
-    let deleted = call("delete", c.delete(&[ItemDelete { id: gone.id.clone(), expected: None }]).await)?;
-    ensure!(matches!(deleted.first(), Some(Ok(()))), "delete answered {deleted:?}");
+    let deleted =
+        call("delete", c.delete(&[ItemDelete { id: gone.id.clone(), expected: None, expected_hash: None }]).await)?;
+    ensure!(matches!(deleted.first(), Some(Ok(Deleted::Gone))), "delete answered {deleted:?}");
     let added = create_n(c, 1, "inc-new").await?.remove(0);
     let (changes, token) = changes_all(c, Some(token)).await?;
     let mut upserts = BTreeMap::new();
@@ -409,8 +447,8 @@ async fn batch_errors_are_per_item(c: &dyn Connector) -> Check {
     let deleted = call(
         "delete",
         c.delete(&[
-            ItemDelete { id: missing, expected: None },
-            ItemDelete { id: created[2].id.clone(), expected: None },
+            ItemDelete { id: missing, expected: None, expected_hash: None },
+            ItemDelete { id: created[2].id.clone(), expected: None, expected_hash: None },
         ])
         .await,
     )?;

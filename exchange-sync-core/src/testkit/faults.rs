@@ -161,11 +161,14 @@ pub fn error_of_kind(kind: ErrorKind, context: ErrorContext) -> Error {
     match kind {
         ErrorKind::NotFound => Error::NotFound { context },
         ErrorKind::PreconditionFailed => Error::PreconditionFailed { context },
-        ErrorKind::Throttled => Error::Throttled { retry_after: None, context },
+        ErrorKind::Throttled => Error::Throttled { retry_after: None, exhausted: false, context },
         ErrorKind::InvalidSyncToken => Error::InvalidSyncToken { context },
         ErrorKind::Auth => Error::Auth { message: "injected: access denied".into(), context },
+        ErrorKind::Unreachable => {
+            Error::Unreachable { message: "injected: connection refused".into(), context, source: None }
+        }
         ErrorKind::Transient => {
-            Error::Transient { message: "injected: connection reset".into(), context, source: None }
+            Error::Transient { message: "injected: connection reset".into(), exhausted: false, context, source: None }
         }
         ErrorKind::State => Error::State { message: "injected: state failure".into(), source: None },
         ErrorKind::Config => Error::Config { message: "injected: bad configuration".into() },

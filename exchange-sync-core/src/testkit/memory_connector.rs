@@ -13,8 +13,8 @@ use futures::stream::{self, BoxStream, StreamExt};
 use tokio::sync::broadcast;
 
 use crate::connector::{
-    BatchResult, Capabilities, Change, ChangeDetection, ChangeHint, ChangePage, Connector, FetchedItem, ItemDelete,
-    ItemUpdate, ItemVersion, ListPage, NewItem, PageCursor,
+    BatchResult, Capabilities, Change, ChangeDetection, ChangeHint, ChangePage, Connector, Deleted, FetchedItem,
+    ItemDelete, ItemUpdate, ItemVersion, ListPage, NewItem, PageCursor,
 };
 use crate::error::{Error, ErrorContext, ErrorKind, Result};
 use crate::field;
@@ -26,6 +26,10 @@ use crate::testkit::faults::{CrashSignal, Fault, FaultKind, FaultSchedule, Opera
 /// A process-wide logical clock for `server.last_modified_time`: every write anywhere gets a later
 /// time than every write before it, so "newest wins" is deterministic across folders.
 static CLOCK_MS: AtomicI64 = AtomicI64::new(0);
+
+/// Numbers the folders of the process: each connector made by [`MemoryConnector::with_config`]
+/// is a folder of its own, with its own server id ([`Connector::folder_id`]).
+static FOLDER_NUMBERS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 fn tick() -> DateTime<Utc> {
     let ms = CLOCK_MS.fetch_add(1, Ordering::SeqCst) + 1;
@@ -44,8 +48,14 @@ pub struct MemoryConnectorConfig {
     pub max_batch: usize,
     /// Items (or changes) per page of [`Connector::list`] and [`Connector::changes`].
     pub page_size: usize,
-    /// Whether deletes check [`ItemDelete::expected`] (EWS does not; a stricter server might).
+    /// Whether deletes check [`ItemDelete::expected`] (the default, as every connector must: a
+    /// copy edited since the engine planned answers PreconditionFailed and stays). Off, deletes
+    /// are unconditional, as Exchange's DeleteItem is on its own.
     pub check_delete_versions: bool,
+    /// The folder's server id ([`Connector::folder_id`], and part of every item id); `None`:
+    /// one numbered by the process. A test that wants the same ids on every run (a property
+    /// test replaying a failure) names its folders itself.
+    pub folder_id: Option<String>,
 }
 
 impl MemoryConnectorConfig {
@@ -56,7 +66,8 @@ impl MemoryConnectorConfig {
             change_detection: ChangeDetection::Incremental,
             max_batch: 10,
             page_size: 7,
-            check_delete_versions: false,
+            check_delete_versions: true,
+            folder_id: None,
         }
     }
 
@@ -96,6 +107,20 @@ struct Folder {
     applied: BTreeMap<Operation, u64>,
     /// The user's actions waiting for a call (see [`MemoryConnector::act_before`]).
     actions: Vec<UserAction>,
+    /// The user's edits waiting for a delete of their item (see
+    /// [`MemoryConnector::edit_before_delete`]).
+    delete_edits: BTreeMap<ItemId, DeleteEdit>,
+    /// The folder's server id.
+    folder_id: String,
+}
+
+/// A user's edit to apply when a delete of its item arrives.
+struct DeleteEdit(Box<dyn FnOnce(&mut Item) + Send>);
+
+impl std::fmt::Debug for DeleteEdit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DeleteEdit")
+    }
 }
 
 /// A user's action, to run right before the call of `operation` numbered `call`.
@@ -122,7 +147,9 @@ impl Folder {
 
     fn new_id(&mut self) -> ItemId {
         self.next_id += 1;
-        ItemId::new(format!("{}#{}", self.config.name, self.next_id))
+        // Ids are unique across folders, as a server's are (EWS ids name their mailbox and folder).
+        let folder = self.folder_id.trim_start_matches("folder-").trim_start_matches('f');
+        ItemId::new(format!("{}#{folder}.{}", self.config.name, self.next_id))
     }
 
     fn record(&mut self, id: &ItemId) {
@@ -276,6 +303,10 @@ impl MemoryConnector {
     /// An empty folder set up as `config` says.
     pub fn with_config(config: MemoryConnectorConfig) -> Self {
         let (hints, _) = broadcast::channel(64);
+        let folder_id = config
+            .folder_id
+            .clone()
+            .unwrap_or_else(|| format!("folder-{}", FOLDER_NUMBERS.fetch_add(1, Ordering::Relaxed) + 1));
         MemoryConnector {
             folder: Arc::new(Mutex::new(Folder {
                 config,
@@ -290,6 +321,8 @@ impl MemoryConnector {
                 calls: BTreeMap::new(),
                 applied: BTreeMap::new(),
                 actions: Vec::new(),
+                delete_edits: BTreeMap::new(),
+                folder_id,
             })),
             hints,
             crash: CrashSignal::new(),
@@ -373,7 +406,7 @@ impl MemoryConnector {
     // ----- the server's side -----
 
     /// The server touches an item without changing its content: a new version, a change log
-    /// entry, the same content (DESIGN rule 1: this must cause no traffic). Answers whether the
+    /// entry, the same content (design rule 1: this must cause no traffic). Answers whether the
     /// item exists.
     pub fn touch(&self, id: &ItemId) -> bool {
         let touched = {
@@ -432,6 +465,18 @@ impl MemoryConnector {
         let mut f = self.lock();
         let call = f.calls.get(&operation).copied().unwrap_or(0) + nth.max(1);
         f.actions.push(UserAction { operation, call, act: Box::new(act) });
+    }
+
+    /// Plays a user whose edit of `id` lands in the instant between a connector's last check of
+    /// the version and the deletion: the race that the EWS connector's check afterwards answers
+    /// with [`Deleted::Restored`]. At the next delete of the item that passes the version check,
+    /// `edit` is applied (a new version, as a save would give it), and the delete then does what
+    /// the EWS connector does: when the edited content differs from the delete's
+    /// [`ItemDelete::expected_hash`], the edited item is put back under a new id and the delete
+    /// answers [`Deleted::Restored`] with it; otherwise (or without an expected hash) the item is
+    /// deleted.
+    pub fn edit_before_delete(&self, id: &ItemId, edit: impl FnOnce(&mut Item) + Send + 'static) {
+        self.lock().delete_edits.insert(id.clone(), DeleteEdit(Box::new(edit)));
     }
 
     /// Drops every scheduled fault that has not fired.
@@ -512,9 +557,7 @@ impl MemoryConnector {
         let context = || self.lock().context(op);
         match fault {
             Some(FaultKind::Fail(kind)) => Err(error_of_kind(*kind, context())),
-            Some(FaultKind::Throttle(delay)) => {
-                Err(Error::Throttled { retry_after: Some(*delay), context: Box::new(context()) })
-            }
+            Some(FaultKind::Throttle(delay)) => Err(Error::throttled(Some(*delay), context())),
             Some(FaultKind::Crash) => {
                 self.crash.fire();
                 std::future::pending().await
@@ -555,6 +598,10 @@ impl Connector for MemoryConnector {
     fn capabilities(&self) -> Capabilities {
         let f = self.lock();
         Capabilities { change_detection: f.config.change_detection, max_batch: f.config.max_batch, watch: true }
+    }
+
+    fn folder_id(&self) -> Option<String> {
+        Some(self.lock().folder_id.clone())
     }
 
     async fn changes(&self, token: Option<&SyncToken>) -> Result<ChangePage> {
@@ -653,10 +700,10 @@ impl Connector for MemoryConnector {
         self.after(Operation::Update, &fault, answer).await
     }
 
-    async fn delete(&self, items: &[ItemDelete]) -> Result<BatchResult<()>> {
+    async fn delete(&self, items: &[ItemDelete]) -> Result<BatchResult<Deleted>> {
         let fault = self.begin(Operation::Delete);
         self.before(Operation::Delete, &fault).await?;
-        let answer: BatchResult<()> = {
+        let answer: BatchResult<Deleted> = {
             let mut f = self.lock();
             items
                 .iter()
@@ -672,10 +719,33 @@ impl Connector for MemoryConnector {
                     if f.config.check_delete_versions && d.expected.as_ref().is_some_and(|e| *e != current) {
                         return Err(Error::PreconditionFailed { context: Box::new(context) });
                     }
+                    if let Some(DeleteEdit(edit)) = f.delete_edits.remove(&d.id) {
+                        // The user's save, right before the delete.
+                        let version = f.new_version();
+                        if let Some(stored) = f.items.get_mut(&d.id) {
+                            edit(&mut stored.item);
+                            stored.item = strip(&stored.item);
+                            stored.version = version;
+                            stored.modified = tick();
+                        }
+                        f.record(&d.id);
+                        let edited = f.items.get(&d.id).map(|s| s.item.content_hash());
+                        if let (Some(expected), Some(edited)) = (d.expected_hash, edited)
+                            && edited != expected
+                        {
+                            // Deleted, then found edited and put back under a new id.
+                            let Some(stored) = f.items.remove(&d.id) else {
+                                return Err(Error::NotFound { context: Box::new(context) });
+                            };
+                            f.record(&d.id);
+                            *f.applied.entry(Operation::Delete).or_insert(0) += 1;
+                            return Ok(Deleted::Restored(f.insert(&stored.item, stored.origin)));
+                        }
+                    }
                     f.items.remove(&d.id);
                     f.record(&d.id);
                     *f.applied.entry(Operation::Delete).or_insert(0) += 1;
-                    Ok(())
+                    Ok(Deleted::Gone)
                 })
                 .collect()
         };
@@ -850,6 +920,34 @@ mod tests {
         let new = [NewItem { item: contact("a").into(), origin: stamp("e1") }];
         assert!(super::super::faults::run_until_crash(c.create(&new), &signal).await.is_none());
         assert_eq!(c.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn deletes_check_versions_and_an_edit_in_the_window_is_put_back() {
+        let c = MemoryConnector::new("f");
+        let id = c.insert(contact("a"), Some(stamp("e1")));
+        let seen = c.item(&id).unwrap();
+        c.user_update(&id, |i| i.set(field::SURNAME, "edited"));
+        let stale = ItemDelete { id: id.clone(), expected: Some(seen.version.clone()), expected_hash: None };
+        let r = c.delete(&[stale]).await.unwrap();
+        assert_eq!(r[0].as_ref().unwrap_err().kind(), ErrorKind::PreconditionFailed);
+        assert!(c.item(&id).is_some(), "a copy edited since the plan stays");
+
+        let now = c.item(&id).unwrap();
+        c.edit_before_delete(&id, |i| i.set(field::SURNAME, "edited again"));
+        let delete = ItemDelete {
+            id: id.clone(),
+            expected: Some(now.version.clone()),
+            expected_hash: Some(now.item.content_hash()),
+        };
+        let r = c.delete(&[delete]).await.unwrap();
+        let Ok(Deleted::Restored(back)) = &r[0] else { panic!("expected Restored, got {r:?}") };
+        assert_ne!(back.id, id);
+        assert!(c.item(&id).is_none());
+        let restored = c.item(&back.id).unwrap();
+        assert_eq!(restored.version, back.version);
+        assert_eq!(restored.item.text(field::SURNAME), Some("edited again"));
+        assert_eq!(restored.origin, Some(stamp("e1")));
     }
 
     #[tokio::test]

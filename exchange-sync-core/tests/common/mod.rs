@@ -4,7 +4,6 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use exchange_sync_core::engine::{GroupSync, SyncOptions, SyncReport};
 use exchange_sync_core::executor::ExecutorOptions;
@@ -21,16 +20,12 @@ pub struct World {
     pub crash: CrashSignal,
     pub allow_mass_delete: bool,
     pub skip_unobservable_members: bool,
-}
-
-/// Options with short throttling delays (the machine's time is not the test's subject).
-pub fn fast_options() -> ExecutorOptions {
-    ExecutorOptions {
-        max_concurrent_folders: 3,
-        max_throttle_retries: 2,
-        default_retry_after: Duration::from_millis(1),
-        max_retry_after: Duration::from_millis(5),
-    }
+    /// How many folders a pass reads and writes at once; 1 makes the order of every call, and
+    /// so the point where a simulated crash strikes, the same on every run.
+    pub concurrency: usize,
+    /// Folders made so far: folder ids (and so item and entity ids) are the world's own, the
+    /// same on every run whatever other tests run beside it.
+    folders_made: u64,
 }
 
 impl World {
@@ -47,9 +42,20 @@ impl World {
             };
             config.max_batch = 4;
             config.page_size = 5;
+            config.folder_id = Some(format!("f{}", folders.len() + 1));
             folders.insert(member.clone(), MemoryConnector::with_config(config).with_crash_signal(crash.clone()));
         }
-        World { group, store, folders, crash, allow_mass_delete: false, skip_unobservable_members: false }
+        let folders_made = folders.len() as u64;
+        World {
+            group,
+            store,
+            folders,
+            crash,
+            allow_mass_delete: false,
+            skip_unobservable_members: true,
+            concurrency: 3,
+            folders_made,
+        }
     }
 
     /// A fresh engine over the same store and folders, as after a restart.
@@ -57,10 +63,46 @@ impl World {
         let connectors: BTreeMap<MemberId, Arc<dyn Connector>> =
             self.folders.iter().map(|(m, c)| (m.clone(), c.shared())).collect();
         GroupSync::new(self.group.clone(), Arc::clone(&self.store), connectors).unwrap().with_options(SyncOptions {
-            executor: fast_options(),
+            executor: ExecutorOptions { max_concurrent_folders: self.concurrency },
             allow_mass_delete: self.allow_mass_delete,
             skip_unobservable_members: self.skip_unobservable_members,
+            ..SyncOptions::default()
         })
+    }
+
+    /// Points `member` at a new, empty folder (an admin changed its target, or the folder was
+    /// recreated): answers the old folder.
+    pub fn retarget(&mut self, member: &str) -> MemoryConnector {
+        let id = MemberId::new(member);
+        let old = &self.folders[&id];
+        let mut config = if old.capabilities().change_detection == exchange_sync_core::ChangeDetection::Snapshot {
+            MemoryConnectorConfig::snapshot(member)
+        } else {
+            MemoryConnectorConfig::incremental(member)
+        };
+        config.max_batch = 4;
+        config.page_size = 5;
+        self.folders_made += 1;
+        config.folder_id = Some(format!("f{}", self.folders_made));
+        let new = MemoryConnector::with_config(config).with_crash_signal(self.crash.clone());
+        self.folders.insert(id, new).expect("the member exists")
+    }
+
+    /// What a service does before a pass: every folder whose configured target now resolves to
+    /// another server folder is re-homed, its old copies handled like a leave (`remove_copies`:
+    /// the on_leave policy) through its old folder, when one is given. Answers the members
+    /// re-homed.
+    pub async fn rehome_moved(&self, old: &BTreeMap<MemberId, MemoryConnector>, remove_copies: bool) -> Vec<MemberId> {
+        let engine = self.engine();
+        let mut moved = Vec::new();
+        for member in self.group.folders() {
+            if engine.moved_folder(member).await.unwrap().is_some() {
+                let old_folder = old.get(member).map(|c| c.shared());
+                engine.rehome(member, old_folder.as_ref(), remove_copies).await.unwrap();
+                moved.push(member.clone());
+            }
+        }
+        moved
     }
 
     pub fn folder(&self, member: &str) -> &MemoryConnector {
@@ -78,9 +120,30 @@ impl World {
         run_until_crash(engine.run(), &self.crash).await
     }
 
-    /// One pass that must not crash or fail as a whole.
+    /// One pass that must not crash or fail as a whole. Like the service, it waits out a
+    /// short back-off the server asked for (a parked hub) before trying again.
     pub async fn sync(&self) -> SyncReport {
-        self.try_sync().await.expect("no crash expected").expect("pass failed")
+        for _ in 0..10 {
+            match self.try_sync().await.expect("no crash expected") {
+                Err(e) if e.kind() == exchange_sync_core::ErrorKind::Throttled => {
+                    let wait = e.retry_after().unwrap_or_default();
+                    assert!(wait <= std::time::Duration::from_secs(1), "a test server asked for a long back-off: {e}");
+                    tokio::time::sleep(wait + std::time::Duration::from_millis(1)).await;
+                }
+                other => return other.expect("pass failed"),
+            }
+        }
+        panic!("the hub stayed parked");
+    }
+
+    /// Waits until no folder of `report` is parked any more (as the service schedules its next
+    /// pass), for short test back-offs.
+    pub async fn wait_out(report: &SyncReport) {
+        if let Some(until) = report.parked_until() {
+            let wait = (until - chrono::Utc::now()).to_std().unwrap_or_default();
+            assert!(wait <= std::time::Duration::from_secs(1), "a test server asked for a long back-off");
+            tokio::time::sleep(wait + std::time::Duration::from_millis(1)).await;
+        }
     }
 
     /// What the next pass would do.
@@ -89,11 +152,12 @@ impl World {
     }
 
     /// Passes until one writes nothing and is clean (at most `max`); asserts the next plan is
-    /// empty (DESIGN rule 10).
+    /// empty (design rule 10).
     pub async fn sync_until_quiet(&self, max: usize) -> Vec<SyncReport> {
         let mut reports = Vec::new();
         for _ in 0..max {
             let report = self.sync().await;
+            Self::wait_out(&report).await;
             let quiet = report.planned == 0 && report.is_clean();
             reports.push(report);
             if quiet {

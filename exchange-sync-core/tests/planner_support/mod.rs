@@ -34,6 +34,10 @@ pub struct World {
     /// Items each folder's actions touched: (member, item id), for "never touched" checks.
     pub touched: BTreeSet<(MemberId, ItemId)>,
     pub allow_mass_delete: bool,
+    /// Copies each folder holds of entities the test does not model: a real folder holds more
+    /// than the few entities a test plans, so deleting those few is not "every copy vanished at
+    /// once" (design rule 11). One by default; 0 lets the planner see whole folders.
+    pub other_copies: usize,
     next: u64,
 }
 
@@ -51,7 +55,7 @@ pub fn m(id: &str) -> MemberId {
 
 impl World {
     pub fn new(group: &SyncGroup) -> Self {
-        let mut w = World::default();
+        let mut w = World { other_copies: 1, ..World::default() };
         for f in group.folders() {
             w.folders.insert(f.clone(), BTreeMap::new());
         }
@@ -124,7 +128,7 @@ impl World {
         for f in group.folders() {
             let n =
                 self.entities.values().filter(|e| matches!(e.replicas.get(f), Some(ReplicaSlot::Present(_)))).count();
-            folder_sizes.insert(f.clone(), n);
+            folder_sizes.insert(f.clone(), n + self.other_copies);
         }
         PlanInput {
             match_keys: self
@@ -164,12 +168,7 @@ impl World {
     pub fn write(&mut self, w: StateWrite) {
         match w {
             StateWrite::PutEntity { id, base, match_key } => {
-                let e = self.entities.entry(id.clone()).or_insert_with(|| EntityRecord {
-                    id,
-                    base: None,
-                    match_key: None,
-                    replicas: BTreeMap::new(),
-                });
+                let e = self.entities.entry(id.clone()).or_insert_with(|| EntityRecord::new(id, None, None));
                 e.base = base;
                 e.match_key = match_key;
             }
@@ -200,6 +199,13 @@ impl World {
                 self.foreign.remove(&(member, id));
             }
             StateWrite::AddConflict(c) => self.conflicts.push(c),
+            StateWrite::PutEarlierBases { entity, bases } => {
+                let e = self
+                    .entities
+                    .get_mut(&entity)
+                    .unwrap_or_else(|| panic!("PutEarlierBases for unknown entity {entity}"));
+                e.earlier_bases = bases;
+            }
             StateWrite::SetToken { .. } | StateWrite::SetMemberStatus { .. } => {}
             other => panic!("the planner does not write {other:?}"),
         }
@@ -278,7 +284,7 @@ impl World {
         }
     }
 
-    /// Convergence (DESIGN rule 10): every present replica holds the base, except ignored ones;
+    /// Convergence (design rule 10): every present replica holds the base, except ignored ones;
     /// every replica record names an item that exists with the recorded version.
     pub fn assert_converged(&self) {
         for e in self.entities.values() {
@@ -298,7 +304,7 @@ impl World {
         }
     }
 
-    /// Stability (DESIGN rule 10): with nothing new observed, the next plan is empty.
+    /// Stability (design rule 10): with nothing new observed, the next plan is empty.
     pub fn assert_stable(&mut self, group: &SyncGroup) {
         assert!(self.pending.is_empty(), "stability is checked without observations");
         let input = self.input(group);
