@@ -61,6 +61,7 @@ fn error(code: &str, message: &str) -> EwsError {
     EwsError::Response {
         code: code.to_owned(),
         message: message.to_owned(),
+        inner_code: None,
         back_off: None,
         context: Box::new(ErrorContext::operation("GetUserSettings")),
     }

@@ -1,7 +1,65 @@
 //! The core's [`Connector`] for Exchange folders: a mailbox folder (incremental, SyncFolderItems) or a
 //! public folder (snapshot: paged FindItem with change keys, a cheap change probe, batched GetItem).
+//!
+//! # Deletes never destroy an edit they did not see
+//!
+//! Exchange's DeleteItem is not conditional: it ignores the `ChangeKey` of the `ItemId` it is
+//! given ("In Exchange 2007, the ChangeKey is completely ignored in DeleteItem calls": Patrick
+//! Creehan, Microsoft developer support, "DeleteItem Ignores ChangeKeys", archived EWS blog on
+//! learn.microsoft.com. No later source says it changed; the current `ItemId` reference names
+//! only UpdateItem and SendItem as using the key, while the `ConversationId` page still carries
+//! the ErrorStaleObject claim the blog calls a documentation error). So [`EwsFolderConnector`]
+//! deletes in three steps ([`Connector::delete`]):
+//!
+//! 1. **Check before**: one GetItem (IdOnly, plus the origin stamp and the creation time) per
+//!    batch reads every copy's current ChangeKey. A copy whose ChangeKey is not the
+//!    [`ItemDelete::expected`] version was edited since the engine planned: it answers
+//!    PreconditionFailed and is not deleted.
+//! 2. **Delete** the others the configured way ([`ConnectorOptions::delete_type`], SoftDelete by
+//!    default: recoverable).
+//! 3. **Check after** (mailbox folders, SoftDelete, a server that speaks Exchange 2010 SP1 or
+//!    later): an edit can still land between step 1 and step 2. Every deleted copy that carries
+//!    an origin stamp is looked up in the mailbox's Recoverable Items "Deletions" folder
+//!    (`recoverableitemsdeletions`, by FindItem with a restriction on the stamp, matched on the
+//!    creation time too), read, and its content hash compared with
+//!    [`ItemDelete::expected_hash`]. An edited copy is moved back into the folder (MoveItem,
+//!    which answers the new id) and answered [`Deleted::Restored`]; if the server will not move
+//!    it, it is created again from its content, with its stamp.
+//!
+//! Which Exchange versions allow step 3: the `recoverableitems*` distinguished folder ids are part
+//! of the Exchange 2010 SP1 schema (`DistinguishedFolderIdNameType`), and FindItem, GetItem and
+//! MoveItem work on `recoverableitemsdeletions` from Exchange 2010 SP1 on (2013, 2016, 2019, SE
+//! and Exchange Online alike; restoring deleted items this way is the documented pattern of
+//! EWS libraries such as Independentsoft's "Restore deleted items" sample with
+//! `RequestServerVersion` Exchange2010_SP1). Exchange 2007 only marks a soft-deleted item, which
+//! EWS cannot reach (EWS Managed API `DeleteMode`: "SoftDelete for Exchange 2007 sets a bit on the
+//! item ... SoftDelete for versions of Exchange starting with Exchange 2010 ... immediately moves
+//! the item to the dumpster"): there, as with HardDelete and MoveToDeletedItems, only step 1
+//! protects an edit.
+//!
+//! Every step answers per item: PreconditionFailed (step 1, nothing deleted), NotFound (the copy
+//! was gone already), [`Deleted::Gone`], or [`Deleted::Restored`] with the id and version of the
+//! copy put back. A check after that cannot be made (the lookup fails, the copy is not found in
+//! Recoverable Items) leaves the answer [`Deleted::Gone`] and logs why.
+//!
+//! Public folders (snapshot connectors) have no Recoverable Items folder a client can reach:
+//! only step 1 runs. An edit saved in the window between its GetItem and the DeleteItem (the
+//! time of one request, usually milliseconds) is deleted with the copy; it stays in the public
+//! folder's deleted item retention, from where an administrator or Outlook's "Recover Deleted
+//! Items" can bring it back, but the sync does not notice it.
+//!
+//! # Creates whose id the server does not say
+//!
+//! Exchange Online may confirm a CreateItem with `ResponseClass="Success"` and an empty
+//! `m:Items` (see [`Created::IdUnknown`]), and a connection can drop after a create was sent.
+//! Both leave a created item without its id. [`Connector::create`] looks such items up by their
+//! origin stamps, one FindItem for the batch, and answers the ids it finds: never a failure,
+//! never a second create of an item the server confirmed. A confirmed create the lookup does not
+//! find yet answers a transient error, so that the engine keeps its write-ahead intent and crash
+//! recovery resolves it later by the same stamp; a lost create the lookup does not find never
+//! reached the server and is sent again.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -10,20 +68,21 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use exchange_sync_core as core;
 use exchange_sync_core::{
-    BatchResult, Capabilities, Change, ChangeDetection, ChangeHint, ChangePage, Connector, FetchedItem, ItemDelete,
-    ItemUpdate, ItemVersion, ListPage, NewItem, OriginStamp, PageCursor, SyncToken, Version,
+    BatchResult, Capabilities, Change, ChangeDetection, ChangeHint, ChangePage, Connector, Deleted, FetchedItem,
+    ItemDelete, ItemUpdate, ItemVersion, ListPage, NewItem, OriginStamp, PageCursor, SyncToken, Version,
 };
 use futures::stream::BoxStream;
 
 use crate::client::{EwsClient, MAX_FIND_PAGE};
 use crate::error::{ErrorKind, EwsError};
-use crate::ids::{FolderRef, ItemId};
+use crate::ids::{DistinguishedFolder, FolderRef, ItemId};
 use crate::item::{EwsItem, ItemChange, ItemDraft};
 use crate::mapping;
-use crate::operation::items::{DeleteType, Restriction};
+use crate::operation::items::{Created, DeleteType, Restriction};
 use crate::operation::sync::{ItemChangeEvent, MAX_SYNC_CHANGES};
 use crate::property::{self, FolderShape, ItemShape, PropertyPath};
 use crate::rendered::{RenderCache, RenderedItem};
+use crate::version::ExchangeVersion;
 use crate::watch::{self, WatchOptions};
 
 /// Tuning of a folder connector.
@@ -71,6 +130,8 @@ pub struct EwsFolderConnector {
     options: ConnectorOptions,
     snapshot: Arc<Mutex<SnapshotCache>>,
     stats: Arc<ConnectorStats>,
+    /// The folder's server id ([`Connector::folder_id`]), when known.
+    folder_id: Option<String>,
     /// Shared by every clone; watch tasks stop when the last clone is dropped.
     alive: Arc<()>,
 }
@@ -112,7 +173,15 @@ pub struct ChangeProbe {
     pub total_count: Option<u32>,
 }
 
-/// Converts a client error into the core's error, keeping retryability and the item concerned.
+/// Converts a client error into the core's error, keeping its class and the item concerned.
+///
+/// Every error that leaves the client has had its retries (the client owns them: see
+/// [`crate::client`]), so temporary kinds become core errors marked exhausted
+/// ([`core::Error::retries_exhausted`]): no upper layer sends the request again at once. A
+/// throttling error carries the remaining back-off, for the caller to park the mailbox that long.
+/// An unreachable or untrusted server, and an HTTP 404 (no EWS endpoint at the URL), is
+/// [`core::Error::Unreachable`]; rejected credentials, missing
+/// rights and unknown mailboxes are [`core::Error::Auth`]; neither is temporary.
 pub fn to_core_error(e: EwsError, folder: &str) -> core::Error {
     let mut context = core::ErrorContext::default().with_folder(folder.to_owned());
     context.operation = e.context().and_then(|c| c.operation);
@@ -130,17 +199,25 @@ pub fn to_core_error(e: EwsError, folder: &str) -> core::Error {
         Some("ErrorInvalidChangeKey" | "ErrorStaleObject") => return core::Error::PreconditionFailed { context },
         _ => {}
     }
+    // EWS answers a missing item or folder inside a SOAP response; an HTTP 404 means there is no
+    // EWS endpoint at the URL at all (a wrong path): nothing an item operation can fix, and
+    // nothing that passes by retrying. The error keeps the HTTP status as its source.
+    if matches!(e, EwsError::Http { status: 404, .. }) {
+        let message = format!("{message} (no EWS endpoint at this URL)");
+        return core::Error::Unreachable { message, context, source: Some(Box::new(e)) };
+    }
     match e.kind() {
-        ErrorKind::Throttled => core::Error::Throttled { retry_after: e.retry_after(), context },
+        ErrorKind::Throttled => core::Error::Throttled { retry_after: e.retry_after(), exhausted: true, context },
         ErrorKind::NotFound => core::Error::NotFound { context },
         ErrorKind::PreconditionFailed => core::Error::PreconditionFailed { context },
         ErrorKind::InvalidSyncState => core::Error::InvalidSyncToken { context },
         ErrorKind::AccessDenied | ErrorKind::Unauthorized | ErrorKind::MailboxNotFound => {
             core::Error::Auth { message, context }
         }
+        ErrorKind::Unreachable => core::Error::Unreachable { message, context, source: Some(Box::new(e)) },
         ErrorKind::Configuration => core::Error::Config { message },
         k if k.is_retryable() || matches!(k, ErrorKind::Indeterminate | ErrorKind::SubscriptionLost) => {
-            core::Error::Transient { message, context, source: Some(Box::new(e)) }
+            core::Error::Transient { message, exhausted: true, context, source: Some(Box::new(e)) }
         }
         _ => core::Error::Permanent { message, context, source: Some(Box::new(e)) },
     }
@@ -165,6 +242,10 @@ impl EwsFolderConnector {
     }
 
     fn new(client: EwsClient, folder: FolderRef, description: String, detection: ChangeDetection) -> Self {
+        let folder_id = match &folder {
+            FolderRef::Id(id) => Some(id.id.clone()),
+            FolderRef::Distinguished { .. } => None,
+        };
         Self {
             client,
             folder,
@@ -173,8 +254,33 @@ impl EwsFolderConnector {
             options: ConnectorOptions::default(),
             snapshot: Arc::default(),
             stats: Arc::default(),
+            folder_id,
             alive: Arc::default(),
         }
+    }
+
+    /// The same connector, knowing its folder's server id (the EWS `FolderId` `Id`, without the
+    /// change key), e.g. as the service resolved it when opening the folder. A connector made
+    /// with a [`FolderRef::Id`] knows it already.
+    pub fn with_folder_id(mut self, id: impl Into<String>) -> Self {
+        self.folder_id = Some(id.into());
+        self
+    }
+
+    /// The same connector, with its folder's server id resolved when it does not know it yet
+    /// (one GetFolder, IdOnly, for a distinguished folder such as a mailbox's `contacts`; see
+    /// [`EwsClient::folder_id`]).
+    pub async fn with_resolved_folder_id(mut self) -> core::Result<Self> {
+        if self.folder_id.is_none() {
+            let id = self.client.folder_id(&self.folder).await.map_err(|e| self.err(e))?;
+            self.folder_id = Some(id.id);
+        }
+        Ok(self)
+    }
+
+    /// The folder this connector is bound to, as requests name it.
+    pub fn folder(&self) -> &FolderRef {
+        &self.folder
     }
 
     /// What this connector asked the server so far.
@@ -211,7 +317,18 @@ impl EwsFolderConnector {
         let n = page.items.len() as u32;
         let items: Vec<ItemVersion> = page.items.into_iter().filter_map(EwsItem::into_id).map(item_version).collect();
         let last = page.includes_last || n == 0;
-        let next = (!last).then(|| PageCursor(format!("{LIVE_CURSOR}{}", page.next_offset.unwrap_or(offset + n))));
+        let next = match (last, page.next_offset) {
+            (true, _) => None,
+            // A listing whose next page starts where this one did would never end.
+            (false, Some(next)) if next <= offset => {
+                let reason = format!("paging does not advance: the server named offset {next} after offset {offset}");
+                return Err(self.err(EwsError::Protocol {
+                    reason,
+                    context: Box::new(crate::error::ErrorContext::operation("FindItem")),
+                }));
+            }
+            (false, next) => Some(PageCursor(format!("{LIVE_CURSOR}{}", next.unwrap_or(offset + n)))),
+        };
         let mut cache = self.cache();
         let continues = cache.building.as_ref().is_some_and(|(_, b)| b.len() == offset as usize);
         if continues {
@@ -290,26 +407,266 @@ impl EwsFolderConnector {
     }
 
     async fn find_ids_by_origin(&self, origins: &[OriginStamp]) -> Result<Vec<ItemId>, EwsError> {
-        let uri =
-            crate::property::ExtendedFieldUri::named(mapping::PROPERTY_SET_ID, mapping::ORIGIN_PROPERTY, "String");
-        let shape = ItemShape::id_only(vec![PropertyPath::Extended(uri.clone())]);
-        let wanted: HashSet<String> = origins.iter().map(OriginStamp::encode).collect();
-        let candidates = if origins.len() <= 4 {
-            let mut out = Vec::new();
-            for o in origins {
-                let r = Restriction::IsEqualTo(PropertyPath::Extended(uri.clone()), o.encode());
-                out.extend(self.client.find_items_where(&self.folder, &shape, Some(&r)).await?);
-            }
-            out
+        let stamps: Vec<String> = origins.iter().map(OriginStamp::encode).collect();
+        let found = self.stamped_items(&self.folder, &stamps, Vec::new(), true).await?;
+        Ok(found.into_iter().filter_map(|(_, item)| item.into_id()).collect())
+    }
+
+    /// The items of `folder` whose origin stamp is one of `stamps` (encoded), each with its stamp,
+    /// read IdOnly with the stamp and `extra` properties. Stamps are looked up with FindItems
+    /// restricted to them (an `Or` of equalities, a hundred at a time); with `may_list` and more
+    /// stamps than that, with one listing of the folder instead (never for Recoverable Items,
+    /// which holds a mailbox's every deleted item). Every stamp is checked here too: a server may
+    /// ignore a restriction it does not understand.
+    async fn stamped_items(
+        &self,
+        folder: &FolderRef,
+        stamps: &[String],
+        extra: Vec<PropertyPath>,
+        may_list: bool,
+    ) -> Result<Vec<(String, EwsItem)>, EwsError> {
+        /// Stamps per restricted FindItem.
+        const MAX_RESTRICTED: usize = 100;
+        if stamps.is_empty() {
+            return Ok(Vec::new());
+        }
+        let uri = mapping::origin_uri();
+        let mut additional = vec![PropertyPath::Extended(uri.clone())];
+        additional.extend(extra);
+        let shape = ItemShape::id_only(additional);
+        let wanted: HashSet<&str> = stamps.iter().map(String::as_str).collect();
+        let candidates = if may_list && stamps.len() > MAX_RESTRICTED {
+            self.client.find_all_items(folder, &shape).await?
         } else {
-            self.client.find_all_items(&self.folder, &shape).await?
+            let mut found = Vec::new();
+            for chunk in stamps.chunks(MAX_RESTRICTED) {
+                let any = Restriction::Or(
+                    chunk
+                        .iter()
+                        .map(|s| Restriction::IsEqualTo(PropertyPath::Extended(uri.clone()), s.clone()))
+                        .collect(),
+                );
+                found.extend(self.client.find_items_where(folder, &shape, Some(&any)).await?);
+            }
+            found
         };
-        // Check the stamp ourselves too: a server may ignore a restriction it does not understand.
         Ok(candidates
             .into_iter()
-            .filter(|i| i.extended(&uri).is_some_and(|v| wanted.contains(v)))
-            .filter_map(EwsItem::into_id)
+            .filter_map(|i| {
+                let stamp = i.extended(&uri).filter(|v| wanted.contains(v))?.to_owned();
+                Some((stamp, i))
+            })
             .collect())
+    }
+
+    fn context(&self, operation: &'static str) -> core::ErrorContext {
+        core::ErrorContext::operation(operation).with_folder(self.description.clone())
+    }
+
+    /// Resolves creates whose outcome the server left open (`unknown`: confirmed without an id;
+    /// `lost`: the answer never arrived) by their origin stamps, in one lookup. A confirmed create
+    /// that the lookup does not find yet answers a transient error (the engine keeps its intent and
+    /// crash recovery finds the copy later): it is never created twice. A lost one that is not
+    /// found did not reach the server and is created again.
+    async fn settle_creates(
+        &self,
+        items: &[NewItem],
+        drafts: &[RenderedItem],
+        unknown: &[usize],
+        lost: &[usize],
+        out: &mut [Option<core::Result<ItemVersion>>],
+    ) {
+        let stamps: Vec<String> = unknown.iter().chain(lost).map(|&i| items[i].origin.encode()).collect();
+        let found: HashMap<String, ItemId> = match self.stamped_items(&self.folder, &stamps, Vec::new(), true).await {
+            Ok(found) => found.into_iter().filter_map(|(stamp, item)| Some((stamp, item.into_id()?))).collect(),
+            Err(e) => {
+                // Without the lookup nothing is known: every open create stays open.
+                let e = self.err(e);
+                for &i in unknown.iter().chain(lost) {
+                    out[i] = Some(Err(core::Error::transient(
+                        format!("the create's outcome is unknown and the origin stamp lookup failed: {e}"),
+                        self.context("create"),
+                    )));
+                }
+                return;
+            }
+        };
+        for &i in unknown {
+            out[i] = Some(match found.get(&items[i].origin.encode()) {
+                Some(id) => Ok(item_version(id.clone())),
+                None => Err(core::Error::transient(
+                    format!(
+                        "the server confirmed the create of {} without an item id, and the origin stamp finds no item yet",
+                        items[i].origin
+                    ),
+                    self.context("create"),
+                )),
+            });
+        }
+        for &i in lost {
+            out[i] = Some(match found.get(&items[i].origin.encode()) {
+                Some(id) => {
+                    tracing::info!(folder = %self.description, "create had reached the server; not repeated");
+                    Ok(item_version(id.clone()))
+                }
+                None => {
+                    // A failure of this one create is its own result, not the batch's.
+                    let again = match self.client.create_rendered(&self.folder, std::slice::from_ref(&drafts[i])).await
+                    {
+                        Ok(r) => {
+                            r.into_iter().next().unwrap_or_else(|| Err(EwsError::protocol("CreateItem", "no response")))
+                        }
+                        Err(e) => Err(e),
+                    };
+                    match again {
+                        Ok(Created::Item(id)) => Ok(item_version(id)),
+                        Ok(Created::IdUnknown) => Err(core::Error::transient(
+                            format!("the server confirmed the create of {} without an item id", items[i].origin),
+                            self.context("create"),
+                        )),
+                        Err(e) => Err(self.err(e)),
+                    }
+                }
+            });
+        }
+    }
+
+    /// Where SoftDelete puts the items of this folder, when a client can look there: the
+    /// Recoverable Items "Deletions" folder of the folder's mailbox, on mailbox folders of servers
+    /// that speak Exchange 2010 SP1 or later (see the module documentation).
+    fn dumpster(&self) -> Option<FolderRef> {
+        let reachable = self.detection == ChangeDetection::Incremental
+            && self.options.delete_type == DeleteType::SoftDelete
+            && self.client.version() >= ExchangeVersion::Exchange2010Sp1;
+        let mailbox = match &self.folder {
+            FolderRef::Distinguished { mailbox, .. } => mailbox.clone(),
+            FolderRef::Id(_) => None,
+        };
+        reachable
+            .then_some(FolderRef::Distinguished { folder: DistinguishedFolder::RecoverableItemsDeletions, mailbox })
+    }
+
+    /// Step 3 of a delete (see the module documentation): finds the copies just deleted in the
+    /// dumpster, compares their content with what the engine expected, and puts edited ones back.
+    /// `deleted` holds (slot, encoded stamp, creation time, expected hash). A check that cannot be
+    /// made leaves the answer [`Deleted::Gone`] and says so in the log.
+    async fn restore_edited(
+        &self,
+        dumpster: &FolderRef,
+        deleted: Vec<(usize, String, Option<DateTime<Utc>>, core::ContentHash)>,
+        out: &mut [Option<core::Result<Deleted>>],
+    ) {
+        let stamps: Vec<String> =
+            deleted.iter().map(|(_, s, _, _)| s.clone()).collect::<HashSet<_>>().into_iter().collect();
+        let extra = vec![PropertyPath::field("item:DateTimeCreated"), PropertyPath::field("item:LastModifiedTime")];
+        let found = match self.stamped_items(dumpster, &stamps, extra, false).await {
+            Ok(found) => found,
+            Err(e) => {
+                tracing::warn!(folder = %self.description, error = %e, "deleted copies could not be checked for edits");
+                return;
+            }
+        };
+        // The copy just deleted: same stamp and creation time (a move keeps it), the latest
+        // modified of those (an older deletion of the same entity may be there too).
+        // Each dumpster item answers for one deleted copy at most (duplicates share a stamp).
+        let mut picked: Vec<(usize, ItemId, core::ContentHash)> = Vec::new();
+        for (slot, stamp, created, expected) in deleted {
+            let candidate = found
+                .iter()
+                .filter(|(s, i)| *s == stamp && (created.is_none() || i.date_time("DateTimeCreated") == created))
+                .filter_map(|(_, i)| Some((i.id()?, i.date_time("LastModifiedTime"))))
+                .filter(|(id, _)| picked.iter().all(|(_, p, _)| p.id != id.id))
+                .max_by_key(|(_, modified)| *modified);
+            match candidate {
+                Some((id, _)) => picked.push((slot, id, expected)),
+                None => tracing::warn!(folder = %self.description, "a deleted copy was not found in Recoverable Items"),
+            }
+        }
+        if picked.is_empty() {
+            return;
+        }
+        let ids: Vec<ItemId> = picked.iter().map(|(_, id, _)| ItemId::new(id.id.clone())).collect();
+        let contents = match self.client.get_items(&ids, &mapping::full_shape()).await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(folder = %self.description, error = %e, "deleted copies could not be read back");
+                return;
+            }
+        };
+        let mut edited: Vec<(usize, ItemId, core::Item, Option<OriginStamp>)> = Vec::new();
+        for ((slot, id, expected), content) in picked.into_iter().zip(contents) {
+            match content {
+                Ok(ews) => {
+                    let (item, origin) = mapping::to_item(&ews);
+                    if item.content_hash() != expected {
+                        edited.push((slot, ItemId::new(id.id), item, origin));
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(folder = %self.description, error = %e, "a deleted copy could not be read back")
+                }
+            }
+        }
+        if edited.is_empty() {
+            return;
+        }
+        tracing::info!(folder = %self.description, copies = edited.len(), "edited while being deleted; putting back");
+        let ids: Vec<ItemId> = edited.iter().map(|(_, id, _, _)| id.clone()).collect();
+        let moved = match self.client.move_items(&ids, &self.folder).await {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::info!(folder = %self.description, error = %e, "MoveItem out of Recoverable Items failed");
+                ids.iter().map(|_| Err(e.clone())).collect()
+            }
+        };
+        for ((slot, _, item, origin), moved) in edited.into_iter().zip(moved) {
+            let restored = match moved {
+                Ok(Some(id)) => Ok(item_version(id)),
+                other => {
+                    if let Err(e) = &other {
+                        tracing::info!(folder = %self.description, error = %e, "moving a copy back failed; creating it again");
+                    }
+                    self.recreate(&item, origin.as_ref()).await
+                }
+            };
+            out[slot] = Some(restored.map(Deleted::Restored));
+        }
+    }
+
+    /// Puts an edited copy back by creating it again from its content, with its stamp (when a
+    /// server cannot move it out of Recoverable Items, or answered the move without an id).
+    async fn recreate(&self, item: &core::Item, origin: Option<&OriginStamp>) -> core::Result<ItemVersion> {
+        // A move answered without an id may have happened: look for the stamp first.
+        if let Some(o) = origin
+            && let Some(id) = self.find_ids_by_origin(std::slice::from_ref(o)).await.map_err(|e| self.err(e))?.pop()
+        {
+            return Ok(item_version(id));
+        }
+        let version = self.client.version();
+        let (item_type, fields) = mapping::to_fields(item, origin);
+        let rendered = RenderedItem::of(&ItemDraft { item_type, fields }.for_version(version));
+        let created = self
+            .client
+            .create_rendered(&self.folder, std::slice::from_ref(&rendered))
+            .await
+            .map_err(|e| self.err(e))?
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| Err(EwsError::protocol("CreateItem", "no response")))
+            .map_err(|e| self.err(e))?;
+        match created {
+            Created::Item(id) => Ok(item_version(id)),
+            Created::IdUnknown => match origin {
+                Some(o) => self
+                    .find_ids_by_origin(std::slice::from_ref(o))
+                    .await
+                    .map_err(|e| self.err(e))?
+                    .pop()
+                    .map(item_version)
+                    .ok_or_else(|| core::Error::transient("the copy put back has no id yet", self.context("delete"))),
+                None => Err(core::Error::transient("the copy put back has no id", self.context("delete"))),
+            },
+        }
     }
 }
 
@@ -321,6 +678,10 @@ impl Connector for EwsFolderConnector {
 
     fn capabilities(&self) -> Capabilities {
         Capabilities { change_detection: self.detection, max_batch: self.options.max_batch, watch: true }
+    }
+
+    fn folder_id(&self) -> Option<String> {
+        self.folder_id.clone()
     }
 
     async fn changes(&self, token: Option<&SyncToken>) -> core::Result<ChangePage> {
@@ -370,10 +731,8 @@ impl Connector for EwsFolderConnector {
                     }
                 };
                 let unchanged = probe.is_some() && self.cache().complete.as_ref().map(|(p, _)| p) == probe.as_ref();
-                if unchanged {
-                    if let Some(page) = self.cached_page(0) {
-                        return Ok(page);
-                    }
+                if unchanged && let Some(page) = self.cached_page(0) {
+                    return Ok(page);
                 }
                 {
                     let mut cache = self.cache();
@@ -417,34 +776,26 @@ impl Connector for EwsFolderConnector {
                 })
             })
             .collect();
-        let mut results = self.client.create_rendered_items(&self.folder, &drafts).await.map_err(|e| self.err(e))?;
-        // A connection lost after sending leaves the outcome unknown: look for the stamp before
-        // creating again, so that a retry never duplicates.
-        let unknown: Vec<usize> = results
-            .iter()
-            .enumerate()
-            .filter(|(_, r)| r.as_ref().is_err_and(|e| e.kind() == ErrorKind::Indeterminate))
-            .map(|(i, _)| i)
-            .collect();
-        for i in unknown {
-            let found =
-                self.find_ids_by_origin(std::slice::from_ref(&items[i].origin)).await.map_err(|e| self.err(e))?;
-            results[i] = match found.into_iter().next() {
-                Some(id) => {
-                    tracing::info!(folder = %self.description, "create had reached the server; not repeated");
-                    Ok(id)
-                }
-                None => self
-                    .client
-                    .create_rendered_items(&self.folder, std::slice::from_ref(&drafts[i]))
-                    .await
-                    .map_err(|e| self.err(e))?
-                    .into_iter()
-                    .next()
-                    .unwrap_or_else(|| Err(EwsError::protocol("CreateItem", "no response"))),
-            };
+        let results = self.client.create_rendered(&self.folder, &drafts).await.map_err(|e| self.err(e))?;
+        let mut out: Vec<Option<core::Result<ItemVersion>>> = (0..items.len()).map(|_| None).collect();
+        // Creates the server confirmed without an id (Exchange Online), and creates whose answer
+        // was lost after sending: both are looked up by their stamps, so that none is duplicated.
+        let (mut unknown, mut lost) = (Vec::new(), Vec::new());
+        for (i, r) in results.into_iter().enumerate().take(items.len()) {
+            match r {
+                Ok(Created::Item(id)) => out[i] = Some(Ok(item_version(id))),
+                Ok(Created::IdUnknown) => unknown.push(i),
+                Err(e) if e.kind() == ErrorKind::Indeterminate => lost.push(i),
+                Err(e) => out[i] = Some(Err(self.err(e))),
+            }
         }
-        Ok(results.into_iter().map(|r| r.map(item_version).map_err(|e| self.err(e))).collect())
+        if !unknown.is_empty() || !lost.is_empty() {
+            self.settle_creates(items, &drafts, &unknown, &lost, &mut out).await;
+        }
+        Ok(out
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(self.err(EwsError::protocol("CreateItem", "no result")))))
+            .collect())
     }
 
     async fn update(&self, updates: &[ItemUpdate]) -> core::Result<BatchResult<ItemVersion>> {
@@ -477,10 +828,61 @@ impl Connector for EwsFolderConnector {
             .collect())
     }
 
-    async fn delete(&self, items: &[ItemDelete]) -> core::Result<BatchResult<()>> {
+    /// Deletes in three steps (check before, delete, check after): see the module documentation.
+    async fn delete(&self, items: &[ItemDelete]) -> core::Result<BatchResult<Deleted>> {
+        let mut out: Vec<Option<core::Result<Deleted>>> = (0..items.len()).map(|_| None).collect();
         let ids: Vec<ItemId> = items.iter().map(|d| ItemId::new(d.id.as_str())).collect();
-        let results = self.client.delete_items(&ids, self.options.delete_type).await.map_err(|e| self.err(e))?;
-        Ok(results.into_iter().map(|r| r.map_err(|e| self.err(e))).collect())
+        // 1. The current version (and stamp and creation time) of every copy, one GetItem a batch.
+        let shape = ItemShape::id_only(vec![
+            PropertyPath::Extended(mapping::origin_uri()),
+            PropertyPath::field("item:DateTimeCreated"),
+        ]);
+        let current = self.client.get_items(&ids, &shape).await.map_err(|e| self.err(e))?;
+        let mut checked = Vec::new();
+        for (i, (d, r)) in items.iter().zip(current).enumerate() {
+            let ews = match r {
+                Ok(ews) => ews,
+                Err(e) => {
+                    out[i] = Some(Err(self.err(e)));
+                    continue;
+                }
+            };
+            let version = ews.id().and_then(|id| id.change_key);
+            if d.expected.as_ref().is_some_and(|e| version.as_deref() != Some(e.as_str())) {
+                tracing::info!(folder = %self.description, item = %d.id, "edited since planned; not deleted");
+                let context = self.context("delete").with_item(d.id.clone());
+                out[i] = Some(Err(core::Error::PreconditionFailed { context: Box::new(context) }));
+                continue;
+            }
+            let stamp = ews.extended(&mapping::origin_uri()).map(str::to_owned);
+            checked.push((i, stamp, ews.date_time("DateTimeCreated")));
+        }
+        // 2. Delete what still holds the version the engine planned against.
+        if !checked.is_empty() {
+            let delete: Vec<ItemId> = checked.iter().map(|(i, _, _)| ids[*i].clone()).collect();
+            let results = self.client.delete_items(&delete, self.options.delete_type).await.map_err(|e| self.err(e))?;
+            let dumpster = self.dumpster();
+            let mut to_check = Vec::new();
+            for ((i, stamp, created), r) in checked.into_iter().zip(results) {
+                match r {
+                    Ok(()) => {
+                        out[i] = Some(Ok(Deleted::Gone));
+                        if let (Some(stamp), Some(expected), Some(_)) = (stamp, items[i].expected_hash, &dumpster) {
+                            to_check.push((i, stamp, created, expected));
+                        }
+                    }
+                    Err(e) => out[i] = Some(Err(self.err(e))),
+                }
+            }
+            // 3. An edit saved between steps 1 and 2 is in the deleted copy: put it back.
+            if let (Some(dumpster), false) = (&dumpster, to_check.is_empty()) {
+                self.restore_edited(dumpster, to_check, &mut out).await;
+            }
+        }
+        Ok(out
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(self.err(EwsError::protocol("DeleteItem", "no result")))))
+            .collect())
     }
 
     async fn find_by_origin(&self, origins: &[OriginStamp]) -> core::Result<Vec<FetchedItem>> {

@@ -83,12 +83,35 @@ pub enum ErrorKind {
     Configuration,
     /// Any other server-side error.
     Server,
+    /// The server cannot be reached (connection refused, unknown host) or is not trusted (TLS
+    /// certificate verification failed): an administrator must act; retrying does not help.
+    Unreachable,
+    /// An answer exceeded one of the client's bounds (body size, pages of a listing): see
+    /// [`crate::transport::TransportConfig`] and [`crate::client`] for the limits.
+    LimitExceeded,
 }
 
 impl ErrorKind {
     /// Whether retrying the same request later can succeed without other changes.
     pub fn is_retryable(self) -> bool {
         matches!(self, Self::Throttled | Self::Timeout | Self::Transient | Self::BatchStopped)
+    }
+
+    /// The kind of an EWS `ResponseCode` and, for `ErrorInternalServerError`, of the more specific
+    /// code Exchange puts beside it (`InnerErrorResponseCode` in `MessageXml`).
+    ///
+    /// An internal error is transient unless its inner code says otherwise: a known inner code
+    /// gives its own kind (ErrorServerBusy: throttled, ErrorItemNotFound: not found, ...), an
+    /// inner code known to be permanent (a quota, a license) gives [`ErrorKind::Server`], and an
+    /// unknown inner code leaves it transient.
+    pub fn of_response(code: &str, inner_code: Option<&str>) -> Self {
+        let outer = Self::from_response_code(code);
+        let Some(inner) = inner_code.filter(|_| code == "ErrorInternalServerError") else { return outer };
+        match Self::from_response_code(inner) {
+            Self::Server if is_permanent_code(inner) => Self::Server,
+            Self::Server => outer,
+            known => known,
+        }
     }
 
     /// The kind of an EWS `ResponseCode` (e.g. `ErrorServerBusy`).
@@ -138,17 +161,42 @@ impl ErrorKind {
     }
 }
 
+/// Codes that [`ErrorKind::from_response_code`] files under [`ErrorKind::Server`] and that are known
+/// not to pass by retrying: quotas (`ErrorQuotaExceeded`, `ErrorQuotaExceededOnDelete`, ...), a
+/// missing license, a message over the size limit.
+fn is_permanent_code(code: &str) -> bool {
+    code.starts_with("ErrorQuotaExceeded") || matches!(code, "ErrorInvalidLicense" | "ErrorMessageSizeExceeded")
+}
+
+/// Why a server is unreachable (see [`EwsError::Unreachable`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum UnreachableCause {
+    /// Nothing listens at the address (connection refused).
+    ConnectionRefused,
+    /// The host name does not resolve.
+    UnknownHost,
+    /// The server's TLS certificate was not accepted (unknown issuer, wrong name, expired, ...).
+    UntrustedCertificate,
+    /// The TLS handshake failed for another reason (no common protocol version or cipher, ...).
+    TlsHandshake,
+}
+
 /// Every error of the EWS client and connectors.
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum EwsError {
     /// The server answered with an EWS error code (in a response message or a SOAP fault).
-    #[error("{context}: {code}: {message}")]
+    #[error("{context}: {code}{}: {message}", inner_code.as_deref().map(|c| format!(" ({c})")).unwrap_or_default())]
     Response {
         /// The EWS `ResponseCode`, e.g. `ErrorItemNotFound`.
         code: String,
-        /// The server's `MessageText` (never contains our credentials).
+        /// The server's `MessageText` (never contains our credentials), followed by the inner
+        /// error's text when there is one.
         message: String,
+        /// With `ErrorInternalServerError`: the more specific code Exchange names in `MessageXml`
+        /// (`InnerErrorResponseCode`, e.g. `ErrorQuotaExceededOnDelete`), which decides the kind.
+        inner_code: Option<String>,
         /// `BackOffMilliseconds` from `MessageXml`, sent with ErrorServerBusy.
         back_off: Option<Duration>,
         /// Where it happened.
@@ -161,6 +209,35 @@ pub enum EwsError {
         status: u16,
         /// The `Retry-After` delay, when sent.
         retry_after: Option<Duration>,
+        /// Where it happened.
+        context: Box<ErrorContext>,
+    },
+    /// The server cannot be reached or is not trusted; nothing was sent and retrying will not
+    /// help until an administrator acts (see [`UnreachableCause`]).
+    #[error("{context}: {message}")]
+    Unreachable {
+        /// What failed.
+        cause: UnreachableCause,
+        /// What failed and what to check, without URL credentials or headers.
+        message: String,
+        /// Where it happened.
+        context: Box<ErrorContext>,
+    },
+    /// The mailbox is in a back-off the server asked for, longer than the client waits inside a
+    /// call ([`crate::RetryPolicy::max_inline_wait`]): the request was not sent. Try again after
+    /// `retry_after`.
+    #[error("{context}: the server asked this mailbox to back off; {} ms left, request not sent", retry_after.as_millis())]
+    BackingOff {
+        /// How much of the back-off is left.
+        retry_after: Duration,
+        /// Where it happened.
+        context: Box<ErrorContext>,
+    },
+    /// An answer exceeded a bound of the client (body size, items on a page, pages of a listing).
+    #[error("{context}: {reason}")]
+    LimitExceeded {
+        /// Which bound, with its value and the setting that raises it.
+        reason: String,
         /// Where it happened.
         context: Box<ErrorContext>,
     },
@@ -203,7 +280,7 @@ impl EwsError {
     /// What kind of failure this is.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Self::Response { code, .. } => ErrorKind::from_response_code(code),
+            Self::Response { code, inner_code, .. } => ErrorKind::of_response(code, inner_code.as_deref()),
             Self::Http { status, .. } => match status {
                 429 | 503 => ErrorKind::Throttled,
                 401 => ErrorKind::Unauthorized,
@@ -215,6 +292,9 @@ impl EwsError {
             Self::Transport { maybe_sent: true, .. } => ErrorKind::Indeterminate,
             Self::Transport { .. } | Self::StreamStalled { .. } => ErrorKind::Transient,
             Self::Unauthorized { .. } => ErrorKind::Unauthorized,
+            Self::Unreachable { .. } => ErrorKind::Unreachable,
+            Self::BackingOff { .. } => ErrorKind::Throttled,
+            Self::LimitExceeded { .. } => ErrorKind::LimitExceeded,
             Self::Protocol { .. } => ErrorKind::Protocol,
             Self::Configuration(_) => ErrorKind::Configuration,
         }
@@ -230,6 +310,15 @@ impl EwsError {
         match self {
             Self::Response { back_off, .. } => *back_off,
             Self::Http { retry_after, .. } => *retry_after,
+            Self::BackingOff { retry_after, .. } => Some(*retry_after),
+            _ => None,
+        }
+    }
+
+    /// The inner error code of an `ErrorInternalServerError`, when the server named one.
+    pub fn inner_code(&self) -> Option<&str> {
+        match self {
+            Self::Response { inner_code, .. } => inner_code.as_deref(),
             _ => None,
         }
     }
@@ -249,6 +338,9 @@ impl EwsError {
             | Self::Http { context, .. }
             | Self::Transport { context, .. }
             | Self::Unauthorized { context }
+            | Self::Unreachable { context, .. }
+            | Self::BackingOff { context, .. }
+            | Self::LimitExceeded { context, .. }
             | Self::Protocol { context, .. }
             | Self::StreamStalled { context } => Some(context),
             Self::Configuration(_) => None,
@@ -262,6 +354,9 @@ impl EwsError {
             | Self::Http { context, .. }
             | Self::Transport { context, .. }
             | Self::Unauthorized { context }
+            | Self::Unreachable { context, .. }
+            | Self::BackingOff { context, .. }
+            | Self::LimitExceeded { context, .. }
             | Self::Protocol { context, .. }
             | Self::StreamStalled { context } => Some(context),
             Self::Configuration(_) => None,
@@ -286,16 +381,20 @@ impl EwsError {
 
     /// This error with the mailbox it concerns (kept if already set).
     pub fn with_mailbox(mut self, mailbox: Option<&str>) -> Self {
-        if let (Some(c), Some(m)) = (self.context_mut(), mailbox) {
-            if c.mailbox.is_none() {
-                c.mailbox = Some(m.to_owned());
-            }
+        if let (Some(c), Some(m)) = (self.context_mut(), mailbox)
+            && c.mailbox.is_none()
+        {
+            c.mailbox = Some(m.to_owned());
         }
         self
     }
 
     pub(crate) fn protocol(operation: &'static str, reason: impl Into<String>) -> Self {
         Self::Protocol { reason: reason.into(), context: Box::new(ErrorContext::operation(operation)) }
+    }
+
+    pub(crate) fn limit(operation: &'static str, reason: impl Into<String>) -> Self {
+        Self::LimitExceeded { reason: reason.into(), context: Box::new(ErrorContext::operation(operation)) }
     }
 }
 
@@ -317,6 +416,22 @@ mod tests {
         assert_eq!(ErrorKind::from_response_code("ErrorMissedNotificationEvents"), ErrorKind::SubscriptionLost);
         assert!(ErrorKind::Throttled.is_retryable());
         assert!(!ErrorKind::Indeterminate.is_retryable());
+        assert!(!ErrorKind::Unreachable.is_retryable());
+        assert!(!ErrorKind::LimitExceeded.is_retryable());
+    }
+
+    #[test]
+    fn internal_errors_are_classified_by_their_inner_code() {
+        let internal = |inner| ErrorKind::of_response("ErrorInternalServerError", inner);
+        assert_eq!(internal(None), ErrorKind::Transient, "without an inner code: transient");
+        assert_eq!(internal(Some("ErrorQuotaExceededOnDelete")), ErrorKind::Server, "a quota does not pass");
+        assert_eq!(internal(Some("ErrorQuotaExceeded")), ErrorKind::Server);
+        assert_eq!(internal(Some("ErrorInvalidLicense")), ErrorKind::Server);
+        assert_eq!(internal(Some("ErrorServerBusy")), ErrorKind::Throttled);
+        assert_eq!(internal(Some("ErrorItemNotFound")), ErrorKind::NotFound);
+        assert_eq!(internal(Some("ErrorSomethingNobodyKnows")), ErrorKind::Transient, "unknown: as the outer code");
+        // Only an internal error is reclassified.
+        assert_eq!(ErrorKind::of_response("ErrorItemNotFound", Some("ErrorServerBusy")), ErrorKind::NotFound);
     }
 
     #[test]
@@ -324,6 +439,7 @@ mod tests {
         let mut e = EwsError::Response {
             code: "ErrorItemNotFound".into(),
             message: "gone".into(),
+            inner_code: None,
             back_off: None,
             context: Box::new(ErrorContext::operation("GetItem")),
         };

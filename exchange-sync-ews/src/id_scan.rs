@@ -417,6 +417,32 @@ mod tests {
     }
 
     #[test]
+    fn an_answer_without_ids_is_left_to_the_reader_that_says_so() {
+        // Exchange Online: created, no id. The scan must not answer (it would lose the entry);
+        // the general reader answers "created, id unknown" for exactly that message.
+        use crate::operation::items::{Created, parse_create_item_outcomes};
+        let messages = [
+            Message::Created { n: 1, change_key: true, escaped: false, noise: false, class: true },
+            Message::EmptyItems,
+            Message::NoItem,
+            Message::Error("ErrorItemSave"),
+        ];
+        let envelope = Envelope { header: 1, prefixes: true, fault: false, trailing: "", cut: None };
+        let doc = document(&envelope, &messages);
+        assert_eq!(scan(&doc), None);
+        let response = parse_envelope("CreateItem", doc.as_bytes(), ParseLimits::default()).unwrap();
+        let outcomes = parse_create_item_outcomes(response.body).unwrap();
+        assert_eq!(outcomes.len(), 4);
+        assert_eq!(
+            outcomes[0].as_ref().unwrap(),
+            &Created::Item(ItemId { id: "AAMk1".into(), change_key: Some("CQ1".into()) })
+        );
+        assert_eq!(outcomes[1].as_ref().unwrap(), &Created::IdUnknown);
+        assert_eq!(outcomes[2].as_ref().unwrap(), &Created::IdUnknown);
+        assert_eq!(outcomes[3].as_ref().unwrap_err().response_code(), Some("ErrorItemSave"));
+    }
+
+    #[test]
     fn refusals_of_the_tree_reader_are_left_to_it() {
         let ok = r#"<Envelope><Body><R><ResponseMessages><M><Items><Contact><ItemId Id="a"/></Contact></Items></M></ResponseMessages></R></Body></Envelope>"#;
         assert!(scan(ok).is_some());

@@ -85,6 +85,9 @@ pub enum DistinguishedFolder {
     Root,
     /// The root of the public folder tree.
     PublicFoldersRoot,
+    /// A mailbox's Recoverable Items "Deletions" folder (the dumpster): where SoftDelete puts
+    /// items (Exchange 2010 SP1 and later; not on public folders).
+    RecoverableItemsDeletions,
 }
 
 impl DistinguishedFolder {
@@ -99,6 +102,7 @@ impl DistinguishedFolder {
             Self::MsgFolderRoot => "msgfolderroot",
             Self::Root => "root",
             Self::PublicFoldersRoot => "publicfoldersroot",
+            Self::RecoverableItemsDeletions => "recoverableitemsdeletions",
         }
     }
 }

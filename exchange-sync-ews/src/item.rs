@@ -464,20 +464,21 @@ fn write_group(w: &mut XmlWriter, fields: &[&Field]) {
             w.open("t:PhysicalAddresses", &[]);
             let mut keys: Vec<&str> = Vec::new();
             for f in fields {
-                if let Field::Address { key, .. } = f {
-                    if !keys.contains(&key.as_str()) {
-                        keys.push(key);
-                    }
+                if let Field::Address { key, .. } = f
+                    && !keys.contains(&key.as_str())
+                {
+                    keys.push(key);
                 }
             }
             for key in keys {
                 w.open("t:Entry", &[("Key", key)]);
                 for part in ADDRESS_PARTS {
                     for f in fields {
-                        if let Field::Address { key: k, part: p, value } = f {
-                            if k == key && p == part {
-                                w.leaf(&format!("t:{part}"), value);
-                            }
+                        if let Field::Address { key: k, part: p, value } = f
+                            && k == key
+                            && p == part
+                        {
+                            w.leaf(&format!("t:{part}"), value);
                         }
                     }
                 }

@@ -13,8 +13,20 @@
 //!   [`stream_pool`]: many streaming subscriptions on few connections, grouped by mailbox server.
 //! - [`mapping`]: EWS items to and from the core's normalized items.
 //! - [`connector`]: [`EwsFolderConnector`], the core's `Connector` for mailbox and public folders,
-//!   with [`watch`] turning notifications into change hints.
+//!   with [`watch`] turning notifications into change hints. Its deletes check the version
+//!   before and the deleted content after (Exchange's DeleteItem ignores change keys), and it
+//!   resolves creates the server confirmed without an id by origin stamp (see its docs).
 //! - [`error`]: [`EwsError`] with [`ErrorKind`] saying what a caller can do about it.
+//!
+//! # Retries and limits
+//!
+//! The client owns the retries of every request: it honours the server's back-off in full and per
+//! mailbox, waits inside a call only up to [`RetryPolicy::max_inline_wait`] (30 s) and otherwise
+//! returns the throttling error with the remaining delay at once, never retries at once, and fails
+//! fast on permanent errors. Errors leaving it have had their retries, and
+//! [`connector::to_core_error`] marks them exhausted so that no layer above retries them again.
+//! Bodies, pages and listings are bounded while they are read. The [`client`] module documents
+//! who retries what, and every limit with its default.
 //!
 //! # Using the client on its own
 //!
@@ -53,6 +65,9 @@
 //! let hub = EwsFolderConnector::public_folder(client, FolderRef::Id(folder.id), "Public/Company Contacts");
 //! let first_page = hub.list(None).await?;
 //! println!("{} items", first_page.items.len());
+//! // The folder's identity, recorded by the engine: known from the id it was opened with. A
+//! // distinguished folder (a mailbox's `contacts`) is resolved with `with_resolved_folder_id`.
+//! assert!(hub.folder_id().is_some());
 //! # Ok(())
 //! # }
 //! ```
@@ -90,7 +105,7 @@ pub mod watch;
 pub use auth::{Credentials, TokenProvider};
 pub use client::{EwsClient, EwsClientBuilder, RetryPolicy};
 pub use connector::{ConnectorOptions, EwsFolderConnector};
-pub use error::{ErrorContext, ErrorKind, EwsError, Result};
+pub use error::{ErrorContext, ErrorKind, EwsError, Result, UnreachableCause};
 pub use folder::Folder;
 pub use ids::{DistinguishedFolder, FolderId, FolderRef, ItemId};
 pub use item::{EwsItem, Field, FieldUpdate, FieldValue, ItemChange, ItemDraft, ItemType};

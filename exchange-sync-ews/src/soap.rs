@@ -103,13 +103,37 @@ pub struct SoapResponse {
     pub body: Element,
 }
 
-fn back_off(message_xml: Option<&Element>) -> Option<Duration> {
-    let m = message_xml?;
-    m.children
+/// A `t:Value` of a `MessageXml` by its `Name`, trimmed.
+fn message_value<'a>(message_xml: Option<&'a Element>, name: &str) -> Option<&'a str> {
+    message_xml?
+        .children
         .iter()
-        .find(|v| v.name == "Value" && v.attr("Name") == Some("BackOffMilliseconds"))
-        .and_then(|v| v.text.trim().parse::<u64>().ok())
-        .map(Duration::from_millis)
+        .find(|v| v.name == "Value" && v.attr("Name") == Some(name))
+        .map(|v| v.text.trim())
+        .filter(|v| !v.is_empty())
+}
+
+fn back_off(message_xml: Option<&Element>) -> Option<Duration> {
+    message_value(message_xml, "BackOffMilliseconds").and_then(|v| v.parse::<u64>().ok()).map(Duration::from_millis)
+}
+
+/// An EWS error with what its `MessageXml` adds: the back-off of ErrorServerBusy, and the inner
+/// error of ErrorInternalServerError (`InnerErrorResponseCode`, `InnerErrorMessageText`), whose
+/// text is appended to the message.
+fn response_error(operation: &'static str, code: String, message: String, message_xml: Option<&Element>) -> EwsError {
+    let inner_code = message_value(message_xml, "InnerErrorResponseCode").map(str::to_owned);
+    let message = match message_value(message_xml, "InnerErrorMessageText") {
+        Some(inner) if message.is_empty() => inner.to_owned(),
+        Some(inner) => format!("{message} ({inner})"),
+        None => message,
+    };
+    EwsError::Response {
+        code,
+        message,
+        inner_code,
+        back_off: back_off(message_xml),
+        context: Box::new(ErrorContext::operation(operation)),
+    }
 }
 
 /// Parses a response document. A SOAP fault becomes an [`EwsError::Response`] with the EWS code from
@@ -146,12 +170,7 @@ fn fault_error(operation: &'static str, fault: &Element) -> EwsError {
         .or_else(|| detail.and_then(|d| d.child_text("Message")))
         .unwrap_or_default()
         .to_owned();
-    EwsError::Response {
-        code,
-        message,
-        back_off: back_off(detail.and_then(|d| d.child("MessageXml"))),
-        context: Box::new(ErrorContext::operation(operation)),
-    }
+    response_error(operation, code, message, detail.and_then(|d| d.child("MessageXml")))
 }
 
 /// The response messages of an operation response, each as the message element or its error.
@@ -191,12 +210,8 @@ fn message_result<'a>(operation: &'static str, m: &'a Element) -> Result<&'a Ele
         tracing::warn!(operation, code, "EWS warning");
     }
     if failed {
-        return Err(EwsError::Response {
-            code: code.to_owned(),
-            message: m.child_text("MessageText").unwrap_or_default().to_owned(),
-            back_off: back_off(m.child("MessageXml")),
-            context: Box::new(ErrorContext::operation(operation)),
-        });
+        let message = m.child_text("MessageText").unwrap_or_default().to_owned();
+        return Err(response_error(operation, code.to_owned(), message, m.child("MessageXml")));
     }
     Ok(m)
 }
@@ -273,6 +288,25 @@ mod tests {
         let busy = msgs[1].as_ref().unwrap_err();
         assert_eq!(busy.retry_after(), Some(Duration::from_millis(5000)));
         assert_eq!(msgs[2].as_ref().unwrap_err().kind(), ErrorKind::BatchStopped);
+    }
+
+    #[test]
+    fn internal_error_is_read_with_its_inner_error() {
+        let doc = r#"<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body><m:DeleteItemResponse xmlns:m="http://schemas.microsoft.com/exchange/services/2006/messages" xmlns:t="http://schemas.microsoft.com/exchange/services/2006/types"><m:ResponseMessages>
+<m:DeleteItemResponseMessage ResponseClass="Error"><m:MessageText>An internal server error occurred. The operation failed.</m:MessageText><m:ResponseCode>ErrorInternalServerError</m:ResponseCode><m:DescriptiveLinkKey>0</m:DescriptiveLinkKey><m:MessageXml><t:Value Name="InnerErrorMessageText">The mailbox is over its deleted items quota.</t:Value><t:Value Name="InnerErrorResponseCode">ErrorQuotaExceededOnDelete</t:Value><t:Value Name="InnerErrorDescriptiveLinkKey">0</t:Value></m:MessageXml></m:DeleteItemResponseMessage>
+<m:DeleteItemResponseMessage ResponseClass="Error"><m:MessageText>An internal server error occurred. The operation failed.</m:MessageText><m:ResponseCode>ErrorInternalServerError</m:ResponseCode><m:DescriptiveLinkKey>0</m:DescriptiveLinkKey></m:DeleteItemResponseMessage>
+</m:ResponseMessages></m:DeleteItemResponse></s:Body></s:Envelope>"#;
+        let r = parse_envelope("DeleteItem", doc.as_bytes(), ParseLimits::default()).unwrap();
+        let msgs = response_messages("DeleteItem", &r.body).unwrap();
+        let quota = msgs[0].as_ref().unwrap_err();
+        assert_eq!(quota.response_code(), Some("ErrorInternalServerError"));
+        assert_eq!(quota.inner_code(), Some("ErrorQuotaExceededOnDelete"));
+        assert_eq!(quota.kind(), ErrorKind::Server, "a quota is permanent");
+        assert!(quota.to_string().contains("deleted items quota"), "{quota}");
+        assert!(quota.to_string().contains("ErrorQuotaExceededOnDelete"), "{quota}");
+        let bare = msgs[1].as_ref().unwrap_err();
+        assert_eq!(bare.inner_code(), None);
+        assert_eq!(bare.kind(), ErrorKind::Transient);
     }
 
     #[test]

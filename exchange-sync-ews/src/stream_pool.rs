@@ -188,9 +188,11 @@ impl StreamPool {
 
 /// What ended one streaming request.
 enum StreamEnd {
-    /// The server closed it (ConnectionTimeout): reconnect, nothing was missed.
+    /// The server closed it at the end of its lifetime (ConnectionStatus `Closed`): reconnect,
+    /// nothing was missed.
     Closed,
-    /// It broke or stalled: events may be lost, every folder re-syncs.
+    /// It broke, stalled, or ended without saying it was closing: events may be lost, every folder
+    /// re-syncs.
     Broken,
     /// The list of subscriptions changed before a stream was open: connect with the new list.
     MembersChanged,
@@ -331,27 +333,49 @@ impl ConnectionTask {
         let Some(client) = self.routed_client() else { return StreamEnd::MembersChanged };
         let ids: Vec<String> = self.watched.keys().cloned().collect();
         let o = self.options.clone();
-        let mut stream =
-            match client.get_streaming_events(&ids, o.connection_timeout_minutes, o.heartbeat_timeout).await {
-                Ok(s) => s,
-                Err(e) if e.kind() == ErrorKind::SubscriptionLost => {
-                    self.resubscribe(&ids);
-                    return StreamEnd::MembersChanged;
-                }
-                Err(e) => {
-                    tracing::warn!(connection = self.id, error = %e, "streaming connection failed; retrying");
-                    tokio::time::sleep(o.retry_delay).await;
-                    return StreamEnd::Broken;
-                }
-            };
+        let mut stream = match client
+            .get_streaming_events(&ids, o.connection_timeout_minutes, o.heartbeat_timeout)
+            .await
+        {
+            Ok(s) => s,
+            Err(e) if e.kind() == ErrorKind::SubscriptionLost => {
+                self.resubscribe(&ids);
+                return StreamEnd::MembersChanged;
+            }
+            // Refused for good (credentials, rights, an unreachable server): not retried here;
+            // each folder subscribes again, and its watcher stops if that fails for good too.
+            Err(e) if !e.kind().is_retryable() && e.kind() != ErrorKind::Indeterminate => {
+                tracing::warn!(connection = self.id, error = %e, "streaming connection refused; its folders subscribe again");
+                self.resubscribe(&ids);
+                return StreamEnd::MembersChanged;
+            }
+            Err(e) => {
+                // The client already retried; a back-off the server asked for is honoured.
+                let wait = e.retry_after().map_or(o.retry_delay, |d| d.max(o.retry_delay));
+                tracing::warn!(
+                    connection = self.id,
+                    error = %e,
+                    retry_in_ms = wait.as_millis() as u64,
+                    "streaming connection failed; retrying"
+                );
+                tokio::time::sleep(wait).await;
+                return StreamEnd::Broken;
+            }
+        };
         tracing::debug!(connection = self.id, subscriptions = ids.len(), "streaming");
         let mut idle_check = tokio::time::interval(IDLE_CHECK);
         idle_check.reset();
+        let mut closing = false;
         loop {
             tokio::select! {
                 batch = stream.next() => match batch {
-                    None => return StreamEnd::Closed,
+                    None if closing => return StreamEnd::Closed,
+                    None => {
+                        tracing::info!(connection = self.id, "notification stream ended without ConnectionStatus Closed; reconnecting");
+                        return StreamEnd::Broken;
+                    }
                     Some(Ok(b)) => {
+                        closing |= b.closed;
                         self.dispatch(&b);
                         let lost = self.lost_in(&b);
                         if !lost.is_empty() {
@@ -370,6 +394,10 @@ impl ConnectionTask {
                         return StreamEnd::Reopen(ids.clone());
                     }
                     Some(Err(e)) => {
+                        if e.kind() == ErrorKind::Throttled {
+                            // Answered with ErrorServerBusy: the next connection waits the back-off.
+                            client.hold_off(e.retry_after().unwrap_or(self.options.retry_delay));
+                        }
                         tracing::info!(connection = self.id, error = %e, "notification stream interrupted; reconnecting");
                         return StreamEnd::Broken;
                     }

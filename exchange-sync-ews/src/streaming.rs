@@ -21,49 +21,90 @@ use crate::xml::ParseLimits;
 ///
 /// An envelope ends at its `</…:Envelope>` end tag (envelopes do not nest, and `<` cannot appear
 /// unescaped in character data), so no full parse is needed to find the boundaries; each document is
-/// then parsed with the usual hardened parser. The buffer is bounded.
+/// then parsed with the usual hardened parser.
+///
+/// Linear in the bytes received: each byte is examined once (the scan resumes where the last push
+/// stopped, also inside an end tag whose `>` has not arrived) and copied at most twice (into the
+/// buffer, and out with its document). The document being received is bounded by `max_bytes`.
 #[derive(Debug)]
 pub struct EnvelopeSplitter {
+    /// The document being received (and, during a push, the documents it completes).
     buffer: Vec<u8>,
-    scan_from: usize,
+    /// Bytes of `buffer` before this were examined.
+    scanned: usize,
+    /// The position of an end tag's `</` whose `>` has not been seen yet.
+    end_tag: Option<usize>,
     max_bytes: usize,
+    /// Bytes examined in all, to check that the scan stays linear.
+    examined: u64,
 }
 
 impl EnvelopeSplitter {
     /// A splitter refusing documents larger than `max_bytes`.
     pub fn new(max_bytes: usize) -> Self {
-        Self { buffer: Vec::new(), scan_from: 0, max_bytes }
+        Self { buffer: Vec::new(), scanned: 0, end_tag: None, max_bytes, examined: 0 }
     }
 
     /// Adds bytes and returns every envelope completed by them.
     pub fn push(&mut self, chunk: &[u8]) -> std::result::Result<Vec<Vec<u8>>, String> {
         self.buffer.extend_from_slice(chunk);
         let mut documents = Vec::new();
-        loop {
-            let Some(rel) = find(&self.buffer[self.scan_from..], b"</") else {
-                self.scan_from = self.buffer.len().saturating_sub(1);
-                break;
-            };
-            let start = self.scan_from + rel;
-            let Some(gt_rel) = self.buffer[start..].iter().position(|b| *b == b'>') else {
-                self.scan_from = start;
-                break;
-            };
-            let gt = start + gt_rel;
-            let name = &self.buffer[start + 2..gt];
-            let name = trim(name);
-            let local = match name.iter().rposition(|b| *b == b':') {
-                Some(i) => &name[i + 1..],
-                None => name,
-            };
-            if local == b"Envelope" {
-                let rest = self.buffer.split_off(gt + 1);
-                documents.push(std::mem::replace(&mut self.buffer, rest));
-                self.scan_from = 0;
-            } else {
-                self.scan_from = gt + 1;
+        // Where the next document starts; the bytes before it were handed out.
+        let mut doc_start = 0;
+        let mut at = self.scanned;
+        let len = self.buffer.len();
+        while at < len {
+            match self.end_tag {
+                None => {
+                    let Some(rel) = self.buffer[at..].iter().position(|b| *b == b'<') else {
+                        self.examined += (len - at) as u64;
+                        at = len;
+                        break;
+                    };
+                    self.examined += rel as u64 + 1;
+                    let lt = at + rel;
+                    match self.buffer.get(lt + 1) {
+                        // A `<` at the very end: look at it again with the next bytes.
+                        None => {
+                            at = lt;
+                            break;
+                        }
+                        Some(b'/') => {
+                            self.end_tag = Some(lt);
+                            at = lt + 2;
+                        }
+                        Some(_) => at = lt + 1,
+                    }
+                }
+                Some(start) => {
+                    let Some(rel) = self.buffer[at..].iter().position(|b| *b == b'>') else {
+                        self.examined += (len - at) as u64;
+                        at = len;
+                        break;
+                    };
+                    self.examined += rel as u64 + 1;
+                    let gt = at + rel;
+                    self.end_tag = None;
+                    at = gt + 1;
+                    let name = trim(&self.buffer[start + 2..gt]);
+                    let local = match name.iter().rposition(|b| *b == b':') {
+                        Some(i) => &name[i + 1..],
+                        None => name,
+                    };
+                    if local == b"Envelope" {
+                        documents.push(self.buffer[doc_start..at].to_vec());
+                        doc_start = at;
+                    }
+                }
             }
         }
+        if doc_start > 0 {
+            // Only the bytes of this push after its last document move.
+            self.buffer.drain(..doc_start);
+            at -= doc_start;
+            self.end_tag = self.end_tag.map(|t| t - doc_start);
+        }
+        self.scanned = at;
         if self.buffer.len() > self.max_bytes {
             return Err(format!("streaming document larger than {} bytes", self.max_bytes));
         }
@@ -74,10 +115,6 @@ impl EnvelopeSplitter {
     pub fn has_partial(&self) -> bool {
         self.buffer.iter().any(|b| !b.is_ascii_whitespace())
     }
-}
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
 }
 
 fn trim(s: &[u8]) -> &[u8] {
@@ -221,5 +258,64 @@ mod tests {
     fn bounded_buffer() {
         let mut s = EnvelopeSplitter::new(100);
         assert!(s.push(&[b'a'; 200]).is_err());
+    }
+
+    /// `</` followed by bytes that never close the tag, in small pieces: each byte is examined
+    /// once, not once per piece (that made a hostile stream cost quadratic CPU).
+    #[test]
+    fn the_scan_is_linear_in_the_bytes_received() {
+        let mut s = EnvelopeSplitter::new(64 << 20);
+        let mut pushed = 0u64;
+        s.push(b"<Envelope><Body></").unwrap();
+        pushed += 18;
+        let piece = [b'x'; 1024];
+        for _ in 0..16 * 1024 {
+            assert!(s.push(&piece).unwrap().is_empty());
+            pushed += piece.len() as u64;
+        }
+        assert!(s.examined <= pushed, "examined {} bytes for {pushed} received", s.examined);
+        // The same with `<` without `/`, and with many envelopes per piece.
+        let mut s = EnvelopeSplitter::new(1 << 20);
+        let many = HEARTBEAT_2016.repeat(50);
+        let mut docs = 0;
+        for _ in 0..100 {
+            docs += s.push(many.as_bytes()).unwrap().len();
+        }
+        assert_eq!(docs, 5000);
+        assert!(s.examined <= 100 * many.len() as u64, "{}", s.examined);
+        assert!(!s.has_partial());
+    }
+
+    #[test]
+    fn an_end_tag_split_anywhere_is_found() {
+        let body = format!("{EVENTS_2016} \r\n{HEARTBEAT_2016}");
+        let bytes = body.as_bytes();
+        for cut in 1..bytes.len() {
+            let mut s = EnvelopeSplitter::new(1 << 20);
+            let mut docs = s.push(&bytes[..cut]).unwrap();
+            docs.extend(s.push(&bytes[cut..]).unwrap());
+            assert_eq!(docs.len(), 2, "cut at {cut}");
+            assert_eq!(docs[0], EVENTS_2016.as_bytes(), "cut at {cut}");
+            assert!(!s.has_partial(), "cut at {cut}");
+        }
+    }
+
+    #[test]
+    fn the_document_bound_counts_only_the_document_being_received() {
+        // Complete envelopes handed out do not count against the bound, however many in one push.
+        let mut s = EnvelopeSplitter::new(HEARTBEAT_2016.len() + 10);
+        let docs = s.push(HEARTBEAT_2016.repeat(20).as_bytes()).unwrap();
+        assert_eq!(docs.len(), 20);
+        // A document that never ends is refused once it passes the bound.
+        let mut s = EnvelopeSplitter::new(4096);
+        s.push(b"<Envelope></").unwrap();
+        let mut refused = false;
+        for _ in 0..8 {
+            if s.push(&[b'x'; 1024]).is_err() {
+                refused = true;
+                break;
+            }
+        }
+        assert!(refused);
     }
 }

@@ -20,15 +20,24 @@ use reqwest::header::{
 };
 
 use crate::auth::Credentials;
-use crate::error::{ErrorContext, EwsError, Result};
+use crate::error::{ErrorContext, EwsError, Result, UnreachableCause};
 use crate::ntlm;
 use crate::soap::Impersonation;
 use crate::xml::ParseLimits;
 
+/// The default of [`TransportConfig::max_response_bytes`]: 64 MiB.
+pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
+
+/// Most bytes of an answer the client does not use (the page of a 401) read to keep its
+/// connection for the next request; a longer one closes the connection instead.
+const MAX_DRAINED_BYTES: usize = 64 * 1024;
+
 /// TLS and HTTP settings.
 #[derive(Debug, Clone)]
 pub struct TransportConfig {
-    /// Limit for one whole request (streaming requests use their own connection timeout).
+    /// Limit for one whole request, body included. GetStreamingEvents is not bound by it: a
+    /// streaming connection lives the lifetime it asked the server for, guarded by its heartbeat
+    /// timeout (see [`crate::EwsClient::get_streaming_events`]).
     pub request_timeout: Duration,
     /// Limit for establishing a connection.
     pub connect_timeout: Duration,
@@ -38,8 +47,18 @@ pub struct TransportConfig {
     pub only_custom_roots: bool,
     /// Accept any certificate. Dangerous; logged as a warning when the client is built.
     pub danger_accept_invalid_certs: bool,
-    /// Bounds on response documents.
+    /// Bounds on response documents (size and nesting, checked when parsing; a streaming
+    /// notification document is bound by their `max_bytes` as it arrives).
     pub parse_limits: ParseLimits,
+    /// Largest response body the client reads, in bytes (default
+    /// [`DEFAULT_MAX_RESPONSE_BYTES`], 64 MiB). Bodies are read as they arrive and refused
+    /// ([`crate::ErrorKind::LimitExceeded`]) as soon as they pass it; a larger declared
+    /// `Content-Length` is refused before reading. The largest legitimate answers are batched
+    /// GetItem answers with bodies (50 full items by default, 100 at most); a batch whose answer
+    /// passes the limit is split in halves and read again, so only a single item larger than
+    /// the limit fails, alone. Keep it well under the process's memory budget: each request in
+    /// flight may hold this much, and its parsed tree about as much again.
+    pub max_response_bytes: usize,
     /// Where to write each request envelope (one file per document) for schema validation.
     pub trace_dir: Option<PathBuf>,
 }
@@ -53,6 +72,7 @@ impl Default for TransportConfig {
             only_custom_roots: false,
             danger_accept_invalid_certs: false,
             parse_limits: ParseLimits::default(),
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
             trace_dir: std::env::var_os("EWS_TRACE_DIR").map(PathBuf::from),
         }
     }
@@ -134,6 +154,29 @@ pub(crate) struct Transport {
     cookies: Arc<JarWithoutAffinity>,
 }
 
+/// How often a handshake split over two connections by the pool is repeated before its refusal
+/// stands.
+const MAX_SPLIT_HANDSHAKES: u32 = 3;
+
+/// How many times leg 3 of an NTLM handshake yields before it goes out, so that the connection
+/// pool's own task can take leg 1's connection back first.
+const POOL_RETURN_YIELDS: usize = 4;
+
+/// Whether NTLM's legs 1 and 3 travelled on one connection. NTLM authenticates a connection: a
+/// server refuses an AUTHENTICATE that arrives on a connection it sent no challenge on, and such
+/// a refusal says nothing about the password.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum HandshakeLegs {
+    OneConnection,
+    Split,
+    Unknown,
+}
+
+/// The local socket address a response came on, which names its connection.
+fn local_address(response: &reqwest::Response) -> Option<std::net::SocketAddr> {
+    response.extensions().get::<hyper_util::client::legacy::connect::HttpInfo>().map(|info| info.local_addr())
+}
+
 /// One NTLM connection slot: a client keeping at most one idle connection.
 struct NtlmSlot {
     http: reqwest::Client,
@@ -176,9 +219,15 @@ fn header(value: &str) -> Result<HeaderValue> {
     HeaderValue::from_str(value).map_err(|_| EwsError::Configuration("header value is not valid ASCII".into()))
 }
 
+/// The delay a `Retry-After` header asks for: seconds, or an HTTP date (the time left until it;
+/// none when it has passed).
 fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let v = headers.get(RETRY_AFTER)?.to_str().ok()?;
-    v.trim().parse::<u64>().ok().map(Duration::from_secs)
+    let v = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(seconds) = v.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = chrono::DateTime::parse_from_rfc2822(v).ok()?;
+    (at.with_timezone(&chrono::Utc) - chrono::Utc::now()).to_std().ok()
 }
 
 impl Transport {
@@ -275,9 +324,13 @@ impl Transport {
         envelope: &str,
         force_refresh: bool,
         affinity: bool,
+        timeout: Option<Duration>,
     ) -> Result<reqwest::RequestBuilder> {
         let mut r =
             http.post(self.url.clone()).header(CONTENT_TYPE, "text/xml; charset=utf-8").body(envelope.to_owned());
+        if let Some(t) = timeout {
+            r = r.timeout(t);
+        }
         match &self.credentials {
             Credentials::Basic { username, password } => r = r.basic_auth(username, Some(password)),
             Credentials::Bearer(provider) => {
@@ -312,16 +365,18 @@ impl Transport {
     /// Sends one envelope and returns the response, refreshing a bearer token once on 401.
     /// HTTP 500 is returned as a response (it carries the SOAP fault); other failures are errors.
     ///
-    /// Meant for long responses (streaming notifications): with NTLM, the slot is released at once and
-    /// marked unauthenticated, since its connection stays busy with this response.
+    /// Meant for long responses (streaming notifications): `lifetime` replaces
+    /// [`TransportConfig::request_timeout`] for this request, and with NTLM the slot is released at
+    /// once and marked unauthenticated, since its connection stays busy with this response.
     pub(crate) async fn send(
         &self,
         operation: &'static str,
         routing: &Routing,
         envelope: &str,
         affinity: bool,
+        lifetime: Duration,
     ) -> Result<reqwest::Response> {
-        let (response, slot) = self.send_holding(operation, routing, envelope, affinity).await?;
+        let (response, slot) = self.send_holding(operation, routing, envelope, affinity, Some(lifetime)).await?;
         if let Some(mut slot) = slot {
             slot.slot().authenticated = false;
         }
@@ -335,6 +390,7 @@ impl Transport {
         routing: &Routing,
         envelope: &str,
         affinity: bool,
+        timeout: Option<Duration>,
     ) -> Result<(reqwest::Response, Option<SlotGuard<'_>>)> {
         self.trace(operation, envelope);
         let context = || ErrorContext {
@@ -345,7 +401,7 @@ impl Transport {
         if let Credentials::Ntlm { username, password } = &self.credentials {
             let mut slot = self.checkout()?;
             let response =
-                self.send_ntlm(slot.slot(), username, password, routing, envelope, affinity, &context()).await;
+                self.send_ntlm(slot.slot(), username, password, routing, envelope, affinity, timeout, &context()).await;
             if response.is_err() {
                 slot.slot().authenticated = false;
             }
@@ -354,17 +410,18 @@ impl Transport {
         let mut refreshed = false;
         loop {
             let response = self
-                .request(&self.http, routing, envelope, refreshed, affinity)
+                .request(&self.http, routing, envelope, refreshed, affinity, timeout)
                 .await?
                 .send()
                 .await
-                .map_err(|e| transport_error(e, context()))?;
+                .map_err(|e| self.error(e, context()))?;
             if response.status() == StatusCode::UNAUTHORIZED
                 && matches!(self.credentials, Credentials::Bearer(_))
                 && !refreshed
             {
                 refreshed = true;
                 tracing::debug!(operation, "401: refreshing the bearer token");
+                drain(response).await;
                 continue;
             }
             return Ok((check_status(response, context)?, None));
@@ -397,41 +454,80 @@ impl Transport {
         routing: &Routing,
         envelope: &str,
         affinity: bool,
+        timeout: Option<Duration>,
         context: &ErrorContext,
     ) -> Result<reqwest::Response> {
         if slot.authenticated {
             let response = self
-                .request(&slot.http, routing, envelope, false, affinity)
+                .request(&slot.http, routing, envelope, false, affinity, timeout)
                 .await?
                 .send()
                 .await
-                .map_err(|e| transport_error(e, context.clone()))?;
+                .map_err(|e| self.error(e, context.clone()))?;
             if response.status() != StatusCode::UNAUTHORIZED {
                 return Ok(response);
             }
             slot.authenticated = false;
             // Read the 401 to its end so that its connection can carry the handshake.
-            let _ = response.bytes().await;
+            drain(response).await;
             tracing::debug!("NTLM connection no longer authenticated: handshake again");
         }
+        // A handshake whose legs the connection pool split over two connections is repeated: the
+        // server never saw a whole handshake, so this is no wrong password (see `HandshakeLegs`).
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let (response, legs) =
+                self.ntlm_handshake(slot, username, password, routing, envelope, affinity, timeout, context).await?;
+            if response.status() != StatusCode::UNAUTHORIZED {
+                slot.authenticated = true;
+                return Ok(response);
+            }
+            if legs != HandshakeLegs::Split || attempt >= MAX_SPLIT_HANDSHAKES {
+                return Ok(response);
+            }
+            drain(response).await;
+            tracing::debug!(attempt, "NTLM handshake split over two connections: handshake again");
+        }
+    }
+
+    /// NTLM's legs 1 and 3 on the slot's client; answers leg 3's response and whether both legs
+    /// travelled on one connection.
+    #[allow(clippy::too_many_arguments)]
+    async fn ntlm_handshake(
+        &self,
+        slot: &mut NtlmSlot,
+        username: &str,
+        password: &str,
+        routing: &Routing,
+        envelope: &str,
+        affinity: bool,
+        timeout: Option<Duration>,
+        context: &ErrorContext,
+    ) -> Result<(reqwest::Response, HandshakeLegs)> {
         // Leg 1: NEGOTIATE, with an empty body (the server answers 401 before reading one).
         let negotiate = self
-            .request(&slot.http, routing, "", false, affinity)
+            .request(&slot.http, routing, "", false, affinity, None)
             .await?
             .header(AUTHORIZATION, header(&ntlm::header_value(&ntlm::negotiate_message()))?)
             .send()
             .await
-            .map_err(|e| transport_error(e, context.clone()))?;
+            .map_err(|e| self.error(e, context.clone()))?;
         if negotiate.status() != StatusCode::UNAUTHORIZED {
             // A server that accepts the request without authentication, or fails otherwise.
-            return Ok(negotiate);
+            return Ok((negotiate, HandshakeLegs::Unknown));
         }
+        let challenged_on = local_address(&negotiate);
         let challenge = negotiate.headers().get_all(WWW_AUTHENTICATE).iter().find_map(|v| {
             let v = v.to_str().ok()?;
             ntlm::token_from_header(v)
         });
-        // Drain the 401 so the connection returns to the slot's pool and carries leg 3.
-        let _ = negotiate.bytes().await;
+        // Drain the 401 so the connection returns to the slot's pool and carries leg 3. The pool
+        // takes it back from a task of its own: give that task its turn before leg 3 goes out.
+        drain(negotiate).await;
+        for _ in 0..POOL_RETURN_YIELDS {
+            tokio::task::yield_now().await;
+        }
         let Some(challenge) = challenge else {
             tracing::warn!("the server offers no NTLM challenge (is NTLM enabled on the EWS virtual directory?)");
             return Err(EwsError::Unauthorized { context: Box::new(context.clone()) });
@@ -442,18 +538,23 @@ impl Transport {
         let mut value = header(&ntlm::header_value(&ntlm::authenticate_message(username, password, &challenge)))?;
         value.set_sensitive(true);
         let response = self
-            .request(&slot.http, routing, envelope, false, affinity)
+            .request(&slot.http, routing, envelope, false, affinity, timeout)
             .await?
             .header(AUTHORIZATION, value)
             .send()
             .await
-            .map_err(|e| transport_error(e, context.clone()))?;
-        slot.authenticated = response.status() != StatusCode::UNAUTHORIZED;
-        Ok(response)
+            .map_err(|e| self.error(e, context.clone()))?;
+        let legs = match (challenged_on, local_address(&response)) {
+            (Some(a), Some(b)) if a == b => HandshakeLegs::OneConnection,
+            (Some(_), Some(_)) => HandshakeLegs::Split,
+            _ => HandshakeLegs::Unknown,
+        };
+        Ok((response, legs))
     }
 
-    /// Sends one envelope and reads the whole body; answers the status, the body and the
-    /// affinity cookie the response sets.
+    /// Sends one envelope and reads the whole body, refusing it as soon as it passes
+    /// [`TransportConfig::max_response_bytes`]; answers the status, the body and the affinity
+    /// cookie the response sets.
     pub(crate) async fn send_and_read(
         &self,
         operation: &'static str,
@@ -461,25 +562,87 @@ impl Transport {
         envelope: &str,
         affinity: bool,
     ) -> Result<(u16, Bytes, Option<String>)> {
-        let (response, slot) = self.send_holding(operation, routing, envelope, affinity).await?;
+        let (response, slot) = self.send_holding(operation, routing, envelope, affinity, None).await?;
         let status = response.status().as_u16();
         let cookie = affinity_cookie(response.headers());
-        let context = ErrorContext {
+        let context = || ErrorContext {
             operation: Some(operation),
             mailbox: routing.mailbox().map(str::to_owned),
             ..ErrorContext::default()
         };
-        let body = response.bytes().await.map_err(|e| {
-            let mut err = transport_error(e, context);
-            if let EwsError::Transport { maybe_sent, .. } = &mut err {
-                *maybe_sent = true;
-            }
-            err
-        });
+        let body = read_bounded(response, self.config.max_response_bytes, context).await;
         if let (Err(_), Some(mut slot)) = (&body, slot) {
             slot.slot().authenticated = false;
         }
         Ok((status, body?, cookie))
+    }
+
+    /// A reqwest error as an [`EwsError`] (see [`transport_error`]), naming this transport's host
+    /// when the server is unreachable.
+    fn error(&self, e: reqwest::Error, context: ErrorContext) -> EwsError {
+        let mut err = transport_error(e, context);
+        if let (EwsError::Unreachable { message, .. }, Some(host)) = (&mut err, self.url.host_str()) {
+            *message = format!("{host}: {message}");
+        }
+        err
+    }
+}
+
+/// Reads a body to its end, refusing it as soon as it passes `limit` bytes (a declared length
+/// above it is refused before reading anything). A connection lost while reading leaves the
+/// outcome of the request unknown.
+async fn read_bounded(
+    mut response: reqwest::Response,
+    limit: usize,
+    context: impl Fn() -> ErrorContext,
+) -> Result<Bytes> {
+    let too_large = |read: u64| {
+        let reason = format!(
+            "response body larger than the limit of {limit} bytes (TransportConfig::max_response_bytes); \
+             refused after reading {read} bytes"
+        );
+        EwsError::LimitExceeded { reason, context: Box::new(context()) }
+    };
+    let declared = response.content_length();
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(too_large(0));
+    }
+    // A declared length is allocated once; otherwise the buffer grows, never beyond the limit.
+    let mut body = Vec::with_capacity(declared.map_or(16 * 1024, |n| n as usize));
+    loop {
+        let chunk = match response.chunk().await {
+            Ok(Some(chunk)) => chunk,
+            Ok(None) => return Ok(Bytes::from(body)),
+            Err(e) => {
+                let mut err = transport_error(e, context());
+                if let EwsError::Transport { maybe_sent, .. } = &mut err {
+                    *maybe_sent = true;
+                }
+                return Err(err);
+            }
+        };
+        let needed = body.len() + chunk.len();
+        if needed > limit {
+            return Err(too_large(needed as u64));
+        }
+        if needed > body.capacity() {
+            let target = (body.capacity() * 2).max(needed).min(limit);
+            body.reserve_exact(target - body.len());
+        }
+        body.extend_from_slice(&chunk);
+    }
+}
+
+/// Reads an answer the client does not use, so that its connection can carry the next request;
+/// gives up (and so closes the connection) past [`MAX_DRAINED_BYTES`].
+async fn drain(mut response: reqwest::Response) {
+    let mut read = 0;
+    while let Ok(Some(chunk)) = response.chunk().await {
+        read += chunk.len();
+        if read > MAX_DRAINED_BYTES {
+            tracing::debug!("answer too long to drain; closing its connection");
+            return;
+        }
     }
 }
 
@@ -500,11 +663,19 @@ fn check_status(response: reqwest::Response, context: impl Fn() -> ErrorContext)
     })
 }
 
-/// A reqwest error as an [`EwsError::Transport`], without the URL (which could hold secrets in its
-/// query) and marking whether the request may have reached the server.
+/// A reqwest error as an [`EwsError`], without the URL (which could hold secrets in its query):
+/// [`EwsError::Unreachable`] when the connection could not be made at all (refused, unknown host,
+/// TLS certificate not trusted), [`EwsError::Transport`] otherwise, marking whether the request may
+/// have reached the server.
 pub(crate) fn transport_error(e: reqwest::Error, context: ErrorContext) -> EwsError {
     let maybe_sent = !e.is_connect() && !e.is_builder();
     let e = e.without_url();
+    if e.is_connect()
+        && let Some((cause, detail)) = unreachable_cause(&e)
+    {
+        let message = unreachable_message(cause, &detail);
+        return EwsError::Unreachable { cause, message, context: Box::new(context) };
+    }
     let mut message = e.to_string();
     let mut source = std::error::Error::source(&e);
     while let Some(s) = source {
@@ -513,4 +684,77 @@ pub(crate) fn transport_error(e: reqwest::Error, context: ErrorContext) -> EwsEr
         source = s.source();
     }
     EwsError::Transport { message, maybe_sent, context: Box::new(context) }
+}
+
+/// Why a connection could not be made, when retrying cannot help, with the detail to show.
+fn unreachable_cause(e: &(dyn std::error::Error + 'static)) -> Option<(UnreachableCause, String)> {
+    let mut next = Some(e);
+    while let Some(err) = next {
+        if let Some(tls) = err.downcast_ref::<rustls::Error>() {
+            return Some(match tls {
+                rustls::Error::InvalidCertificate(c) => (UnreachableCause::UntrustedCertificate, format!("{c:?}")),
+                other => (UnreachableCause::TlsHandshake, other.to_string()),
+            });
+        }
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            if io.kind() == std::io::ErrorKind::ConnectionRefused {
+                return Some((UnreachableCause::ConnectionRefused, String::new()));
+            }
+            // An I/O error's `source` skips the error it wraps (where rustls puts its own).
+            if let Some(inner) = io.get_ref() {
+                next = Some(inner);
+                continue;
+            }
+        }
+        // hyper-util names a failed name resolution "dns error"; the resolver's own text follows.
+        let text = err.to_string();
+        if text.starts_with("dns error") || text.starts_with("failed to lookup address") {
+            let detail = err.source().map(|s| s.to_string()).unwrap_or(text);
+            return Some((UnreachableCause::UnknownHost, detail));
+        }
+        next = err.source();
+    }
+    None
+}
+
+/// What an administrator reads for an unreachable server: which failure, and what to check.
+fn unreachable_message(cause: UnreachableCause, detail: &str) -> String {
+    match cause {
+        UnreachableCause::ConnectionRefused => {
+            "connection refused: nothing listens at the EWS address (check the URL, the port and that the \
+             server is running)"
+                .to_owned()
+        }
+        UnreachableCause::UnknownHost => {
+            format!("unknown host: the EWS host name does not resolve ({detail}); check the URL and DNS")
+        }
+        UnreachableCause::UntrustedCertificate => format!(
+            "the server's TLS certificate is not trusted ({detail}); if an internal CA issued it, trust that \
+             CA (TransportConfig::ca_bundle_pem, `tls.ca_file` in the service configuration); check that the \
+             URL names the host the certificate was issued for"
+        ),
+        UnreachableCause::TlsHandshake => format!("TLS handshake failed: {detail}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(retry_after: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(RETRY_AFTER, HeaderValue::from_str(retry_after).unwrap_or(HeaderValue::from_static("")));
+        h
+    }
+
+    #[test]
+    fn retry_after_in_seconds_or_as_a_date() {
+        assert_eq!(retry_after(&headers("999999")), Some(Duration::from_secs(999_999)));
+        assert_eq!(retry_after(&headers(" 5 ")), Some(Duration::from_secs(5)));
+        let later = (chrono::Utc::now() + chrono::Duration::seconds(120)).format("%a, %d %b %Y %H:%M:%S GMT");
+        let d = retry_after(&headers(&later.to_string())).unwrap_or_default();
+        assert!(d > Duration::from_secs(100) && d <= Duration::from_secs(120), "{d:?}");
+        assert_eq!(retry_after(&headers("Sun, 06 Nov 1994 08:49:37 GMT")), None, "a date in the past");
+        assert_eq!(retry_after(&headers("soon")), None);
+    }
 }

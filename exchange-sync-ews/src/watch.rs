@@ -97,10 +97,40 @@ fn unsupported(e: &EwsError) -> bool {
     matches!(e.kind(), ErrorKind::UnsupportedVersion | ErrorKind::InvalidRequest | ErrorKind::Protocol)
 }
 
+/// Whether an error will not pass by trying again (rejected credentials, missing rights, an
+/// unreachable or untrusted server, a folder that is gone): the watcher stops instead of knocking
+/// every few seconds (which could lock the account) and the engine polls, reporting the error.
+fn permanent(e: &EwsError) -> bool {
+    !e.kind().is_retryable() && !matches!(e.kind(), ErrorKind::Indeterminate | ErrorKind::SubscriptionLost)
+}
+
+/// Whether a permanent error concerns the account, the mailbox, the folder or the server rather
+/// than the kind of subscription: another kind (pull instead of streaming) would fail the same way.
+fn hopeless(e: &EwsError) -> bool {
+    matches!(
+        e.kind(),
+        ErrorKind::Unauthorized
+            | ErrorKind::AccessDenied
+            | ErrorKind::MailboxNotFound
+            | ErrorKind::NotFound
+            | ErrorKind::Unreachable
+            | ErrorKind::Configuration
+    )
+}
+
+/// How long to wait after a failed attempt: the configured delay, or the back-off the server asked
+/// for when it is longer.
+fn wait_after(e: &EwsError, o: &WatchOptions) -> Duration {
+    e.retry_after().map_or(o.retry_delay, |d| d.max(o.retry_delay))
+}
+
+/// Most GetEvents requests of one poll of a pull subscription (the server says when it has more).
+const MAX_GET_EVENTS_PER_POLL: usize = 100;
+
 enum Outcome {
     /// The subscription is gone: subscribe again (and resync).
     Resubscribe,
-    /// Nobody listens any more.
+    /// Nobody listens any more, or the folder cannot be watched.
     Stop,
 }
 
@@ -135,7 +165,7 @@ async fn pull_session(
             let _ = client.unsubscribe(id).await;
             return Outcome::Stop;
         }
-        loop {
+        for round in 1..=MAX_GET_EVENTS_PER_POLL {
             match client.get_events(id, &watermark).await {
                 Ok(n) => {
                     if n.events.iter().any(|e| e.kind != EventKind::Status) && !send(tx, ChangeHint::Changed) {
@@ -147,10 +177,18 @@ async fn pull_session(
                     if !n.more_events {
                         break;
                     }
+                    if round == MAX_GET_EVENTS_PER_POLL {
+                        tracing::info!("pull subscription still has events after {round} requests; the rest next poll");
+                    }
                 }
                 Err(e) if e.kind() == ErrorKind::SubscriptionLost => return Outcome::Resubscribe,
+                Err(e) if permanent(&e) => {
+                    tracing::warn!(error = %e, "GetEvents refused; the folder is no longer watched (the engine polls)");
+                    return Outcome::Stop;
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, "GetEvents failed");
+                    tokio::time::sleep(wait_after(&e, o)).await;
                     break;
                 }
             }
@@ -185,14 +223,18 @@ pub(crate) async fn run(client: EwsClient, folder: FolderRef, o: WatchOptions, m
                     }
                     outcome
                 }
-                Err(e) if unsupported(&e) => {
+                Err(e) if unsupported(&e) || (permanent(&e) && !hopeless(&e) && pull) => {
                     tracing::info!(error = %e, "streaming notifications unavailable; falling back to pull");
                     streaming = false;
                     continue;
                 }
+                Err(e) if permanent(&e) => {
+                    tracing::warn!(error = %e, "cannot subscribe; the folder is no longer watched (the engine polls)");
+                    return;
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, "streaming subscription failed; retrying");
-                    tokio::time::sleep(o.retry_delay).await;
+                    tokio::time::sleep(wait_after(&e, &o)).await;
                     continue;
                 }
             }
@@ -212,9 +254,13 @@ pub(crate) async fn run(client: EwsClient, folder: FolderRef, o: WatchOptions, m
                     pull = false;
                     continue;
                 }
+                Err(e) if permanent(&e) => {
+                    tracing::warn!(error = %e, "cannot subscribe; the folder is no longer watched (the engine polls)");
+                    return;
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, "pull subscription failed; retrying");
-                    tokio::time::sleep(o.retry_delay).await;
+                    tokio::time::sleep(wait_after(&e, &o)).await;
                     continue;
                 }
             }

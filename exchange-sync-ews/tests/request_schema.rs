@@ -12,7 +12,7 @@ use exchange_sync_ews::operation::folders::{
 };
 use exchange_sync_ews::operation::items::{
     DeleteType, Restriction, create_item_request, delete_item_request, find_item_request, get_item_request,
-    update_item_request,
+    move_item_request, update_item_request,
 };
 use exchange_sync_ews::operation::notifications::{
     ITEM_EVENTS, SubscriptionKind, get_events_request, get_streaming_events_request, subscribe_request,
@@ -37,6 +37,7 @@ fn contact() -> ItemDraft {
         Field::Simple { name: "Categories".into(), value: FieldValue::Strings(vec!["Customers".into()]) },
         Field::Extended { uri: origin(), value: "group/entity".into() },
         Field::text("FileAs", "Doe, Jane"),
+        Field::text("FileAsMapping", "None"),
         Field::text("DisplayName", "Jane Doe"),
         Field::text("GivenName", "Jane"),
         Field::text("CompanyName", "Contoso"),
@@ -187,6 +188,51 @@ fn every_request_validates() {
         ("CreateItem", create_item_request(&contacts, &[contact(), appointment(), task, note])),
         ("UpdateItem", update_item_request(&[change])),
         ("DeleteItem", delete_item_request(std::slice::from_ref(&id), DeleteType::HardDelete)),
+        (
+            "FindItemAnyStamp",
+            find_item_request(
+                &FolderRef::distinguished(DistinguishedFolder::RecoverableItemsDeletions),
+                &id_only,
+                Some(&Restriction::Or(vec![
+                    Restriction::IsEqualTo(PropertyPath::Extended(origin()), "g/e1".into()),
+                    Restriction::IsEqualTo(PropertyPath::Extended(origin()), "g/e2".into()),
+                ])),
+                0,
+                100,
+            ),
+        ),
+        (
+            "FindItemOneStamp",
+            find_item_request(
+                &contacts,
+                &id_only,
+                Some(&Restriction::Or(vec![Restriction::IsEqualTo(PropertyPath::Extended(origin()), "g/e".into())])),
+                0,
+                100,
+            ),
+        ),
+        ("MoveItem", move_item_request(&[id.clone(), ItemId::new("AAMkB=")], &contacts, true)),
+        ("MoveItemOld", move_item_request(std::slice::from_ref(&id), &other_mailbox, false)),
+        (
+            "GetFolderIdOnly",
+            get_folder_request(
+                &[FolderRef::distinguished(DistinguishedFolder::RecoverableItemsDeletions)],
+                &FolderShape { base: BaseShape::IdOnly, additional: Vec::new() },
+            ),
+        ),
+        (
+            "UpdateItemFileAs",
+            update_item_request(&[ItemChange {
+                id: id.clone(),
+                item_type: ItemType::Contact,
+                updates: vec![
+                    FieldUpdate::Set(Field::text("FileAs", "Boss")),
+                    FieldUpdate::Set(Field::text("FileAsMapping", "None")),
+                    FieldUpdate::Set(Field::text("DisplayName", "Jane Doe")),
+                    FieldUpdate::Delete(PropertyPath::field("contacts:DisplayName")),
+                ],
+            }]),
+        ),
         ("SyncFolderItems", sync_folder_items_request(&contacts, &id_only, Some("H4sIAAAA"), 512)),
         ("SyncFolderItemsFirst", sync_folder_items_request(&contacts, &id_only, None, 100_000)),
         ("SyncFolderHierarchy", sync_folder_hierarchy_request(&FolderShape::default(), Some(&contacts), None)),

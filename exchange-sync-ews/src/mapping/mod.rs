@@ -15,13 +15,30 @@
 //!
 //! A distribution list carries its display name and its members ([`MEMBERS`], Exchange 2010 and
 //! later), each written as a one-off member by name, routing type and address.
+//!
+//! # Synced, derived, left out
+//!
+//! Some properties are computed from others, by Exchange or by the clients that edit an item.
+//! Each is either synced (content, in the hash), derived on each side (written so that every
+//! copy derives the same value, and left out of the hash while it equals its derivation), or left
+//! out entirely:
+//!
+//! | Kind | Property | How |
+//! | --- | --- | --- |
+//! | Contact | `FileAs` | **Derived** while it is one of the usual formulas of the item's own names (`Surname, Given Middle`, `Given Surname`, ...; the company when there is no name); **synced** when it is anything else (a custom "file as"). |
+//! | Contact | `FileAsMapping` | Not content. Exchange recomputes `FileAs` from the names on every save while the mapping is not `None` (PidLidFileUnderId, MS-OXPROPS 2.133: it "specifies how to generate and recompute" PidLidFileUnder "when other contact name properties change"), so a custom `FileAs` is written with `FileAsMapping` `None` (as EWS clients must: php-ews issue 574), and a derived one with `LastCommaFirst` again when a custom one is dropped. |
+//! | Contact | `DisplayName` | **Derived** while it is the names joined (`Given Middle Surname Suffix`, `Given Surname`, `Surname Given`, the company without names); **synced** otherwise. Exchange does not document recomputing a stored `DisplayName` (Outlook computes it when a user edits a contact), so whenever this connector changes a contact's name parts it writes the derived `DisplayName` and `FileAs` too (unless they are custom): the server then holds exactly what was written, and a copy whose names changed never keeps a stale derived value that would make it differ from its siblings without a new version to notice. |
+//! | Contact | `Subject`, `CompleteName` | Left out: the server derives them from the names. |
+//! | Task | `Status`, `PercentComplete`, `CompleteDate` | **Synced**, always written together when any of them changes. Exchange keeps them consistent (a `Completed` task is 100 % and has a completion date: PidLidTaskStatus); a copy receives all three, so the server has nothing left to derive. `IsComplete`, `StatusDescription` are left out. |
+//! | Calendar item | `Duration`, `IsRecurring`, `CalendarItemType`, `UID`, `TimeZone` | Left out (server properties); `Start`, `End` and the time zone ids are synced. |
+//! | Every kind | `LastModifiedTime`, `DateTimeCreated` | Read as server fields (`server.*`), never written, not in the hash. |
 
 mod members;
 mod origin;
 mod recurrence;
 mod schema;
 
-pub use origin::{ATTENDEES_PROPERTY, ORIGIN_PROPERTY, PROPERTY_SET_ID};
+pub use origin::{ATTENDEES_PROPERTY, ORIGIN_PROPERTY, PROPERTY_SET_ID, origin_uri};
 pub use recurrence::{DELETED_OCCURRENCES, MODIFIED_OCCURRENCES};
 pub use schema::{END_TIME_ZONE, EwsProperty, MEMBERS, Mapping, ValueKind, mappings};
 
@@ -155,6 +172,34 @@ fn categories_field(item: &Item) -> Field {
     Field::Simple { name: "Categories".into(), value: FieldValue::Strings(item.categories.iter().cloned().collect()) }
 }
 
+/// The name parts a contact's display name and "file as" are derived from.
+const NAME_PARTS: [&str; 5] =
+    [field::GIVEN_NAME, field::MIDDLE_NAME, field::SURNAME, field::NAME_SUFFIX, field::COMPANY];
+
+/// `FileAsMapping` of a contact whose `FileAs` is its own (the server must not recompute it).
+const FILE_AS_OWN: &str = "None";
+/// `FileAsMapping` of a contact whose `FileAs` follows its names (Exchange's default).
+const FILE_AS_DERIVED: &str = "LastCommaFirst";
+
+/// The display name and "file as" derived from a contact's name parts (see the module
+/// documentation), `None` where there is nothing to derive them from. Both are values that
+/// reading the contact back recognizes as derived.
+fn derived_names(item: &Item) -> (Option<String>, Option<String>) {
+    let part = |name: &str| item.text(name).map(str::trim).filter(|s| !s.is_empty());
+    let (given, middle, surname, suffix) =
+        (part(field::GIVEN_NAME), part(field::MIDDLE_NAME), part(field::SURNAME), part(field::NAME_SUFFIX));
+    let joined = |parts: &[Option<&str>]| parts.iter().flatten().copied().collect::<Vec<_>>().join(" ");
+    let full = joined(&[given, middle, surname, suffix]);
+    let company = part(field::COMPANY).map(str::to_owned);
+    let display = if full.is_empty() { company.clone() } else { Some(full.clone()) };
+    let file_as = match (surname, given) {
+        (Some(s), Some(_)) => Some(format!("{s}, {}", joined(&[given, middle]))),
+        _ if !full.is_empty() => Some(full),
+        _ => company,
+    };
+    (display, file_as)
+}
+
 /// The fields to create an item with (the origin stamp included).
 pub fn to_fields(item: &Item, origin: Option<&OriginStamp>) -> (ItemType, Vec<Field>) {
     let (item_type, class) = ews_type(&item.kind);
@@ -167,10 +212,14 @@ pub fn to_fields(item: &Item, origin: Option<&OriginStamp>) -> (ItemType, Vec<Fi
             fields.extend(m.write(v));
         }
     }
-    if item.kind == ItemKind::CalendarItem {
-        if let Some(a) = item.text(field::ATTENDEES) {
-            fields.push(Field::Extended { uri: origin::attendees_uri(), value: a.to_owned() });
-        }
+    if item.kind == ItemKind::Contact && item.text(field::FILE_AS).is_some() {
+        // A "file as" of its own: the server must keep it, not recompute it from the names.
+        fields.push(Field::text("FileAsMapping", FILE_AS_OWN));
+    }
+    if item.kind == ItemKind::CalendarItem
+        && let Some(a) = item.text(field::ATTENDEES)
+    {
+        fields.push(Field::Extended { uri: origin::attendees_uri(), value: a.to_owned() });
     }
     if let Some(b) = item.body.as_ref().filter(|b| !b.content.is_empty()) {
         fields.push(body_field(b));
@@ -189,7 +238,11 @@ pub fn to_fields(item: &Item, origin: Option<&OriginStamp>) -> (ItemType, Vec<Fi
 pub fn to_updates(new: &Item, previous: Option<&Item>, origin: Option<&OriginStamp>) -> Vec<FieldUpdate> {
     let (item_type, _) = ews_type(&new.kind);
     let mut updates = Vec::new();
+    let contact = new.kind == ItemKind::Contact;
     for m in mappings(&new.kind) {
+        if contact && (m.canonical == field::FILE_AS || m.canonical == field::DISPLAY_NAME) {
+            continue; // written with the names, below
+        }
         let now = new.get(&m.canonical);
         let before = previous.and_then(|p| p.get(&m.canonical));
         if previous.is_some() && now == before {
@@ -202,6 +255,9 @@ pub fn to_updates(new: &Item, previous: Option<&Item>, origin: Option<&OriginSta
             }
             None => {}
         }
+    }
+    if contact {
+        updates.extend(derived_name_updates(new, previous));
     }
     if new.kind == ItemKind::CalendarItem {
         let now = new.text(field::ATTENDEES);
@@ -230,6 +286,45 @@ pub fn to_updates(new: &Item, previous: Option<&Item>, origin: Option<&OriginSta
     }
     if let Some(o) = origin {
         updates.push(FieldUpdate::Set(Field::Extended { uri: origin::origin_uri(), value: o.encode() }));
+    }
+    updates
+}
+
+/// The updates of a contact's `DisplayName`, `FileAs` and `FileAsMapping` (see the module
+/// documentation): a value of its own is written as such (`FileAs` with mapping `None`); a derived
+/// one is written as derived whenever the names change, or a value of its own is dropped, so that
+/// the server never keeps a derived value of the old names.
+fn derived_name_updates(new: &Item, previous: Option<&Item>) -> Vec<FieldUpdate> {
+    let names_changed = previous.is_none_or(|p| NAME_PARTS.iter().any(|f| p.get(f) != new.get(f)));
+    let (derived_display, derived_file_as) = derived_names(new);
+    let set = |name: &str, value: &str| FieldUpdate::Set(Field::text(name, value));
+    let delete = |name: &str| FieldUpdate::Delete(Field::text(name, "").path(ItemType::Contact));
+    let mut updates = Vec::new();
+    for (canonical, element, derived) in
+        [(field::DISPLAY_NAME, "DisplayName", derived_display), (field::FILE_AS, "FileAs", derived_file_as)]
+    {
+        let now = new.text(canonical);
+        let before = previous.and_then(|p| p.text(canonical));
+        let file_as = canonical == field::FILE_AS;
+        match now {
+            Some(own) if previous.is_none() || now != before => {
+                updates.push(set(element, own));
+                if file_as {
+                    updates.push(set("FileAsMapping", FILE_AS_OWN));
+                }
+            }
+            Some(_) => {}
+            None if names_changed || before.is_some() => {
+                updates.push(match &derived {
+                    Some(d) => set(element, d),
+                    None => delete(element),
+                });
+                if file_as && (previous.is_none() || before.is_some()) {
+                    updates.push(set("FileAsMapping", FILE_AS_DERIVED));
+                }
+            }
+            None => {}
+        }
     }
     updates
 }

@@ -14,7 +14,9 @@ pub const ORIGIN_PROPERTY: &str = "OriginStamp";
 /// appointments (so that they never send invitations) yet must hash like the meeting they copy.
 pub const ATTENDEES_PROPERTY: &str = "Attendees";
 
-pub(crate) fn origin_uri() -> ExtendedFieldUri {
+/// The extended property that holds the origin stamp (in [`PROPERTY_SET_ID`], named
+/// [`ORIGIN_PROPERTY`], a string).
+pub fn origin_uri() -> ExtendedFieldUri {
     ExtendedFieldUri::named(PROPERTY_SET_ID, ORIGIN_PROPERTY, "String")
 }
 

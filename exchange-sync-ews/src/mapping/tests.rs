@@ -82,8 +82,11 @@ fn updates_send_only_what_changed() {
         .with(field::SURNAME, "Doe");
     let after = Item::new(ItemKind::Contact).with(field::GIVEN_NAME, "Janet").with(field::SURNAME, "Doe");
     let u = to_updates(&after, Some(&before), None);
-    assert_eq!(u.len(), 2, "{u:?}");
+    assert_eq!(u.len(), 4, "{u:?}");
     assert!(u.contains(&FieldUpdate::Set(Field::text("GivenName", "Janet"))));
+    // The names changed: the derived display name and "file as" go with them.
+    assert!(u.contains(&FieldUpdate::Set(Field::text("DisplayName", "Janet Doe"))));
+    assert!(u.contains(&FieldUpdate::Set(Field::text("FileAs", "Doe, Janet"))));
     assert!(u.contains(&FieldUpdate::Delete(PropertyPath::Indexed {
         uri: "contacts:PhoneNumber".into(),
         index: "MobilePhone".into()
@@ -177,4 +180,45 @@ fn time_zones_round_trip_and_are_set_before_the_times() {
     let old = draft.for_version(crate::ExchangeVersion::Exchange2007Sp1);
     assert_eq!(old.fields.len(), draft.fields.len() - 2);
     assert_eq!(draft.for_version(crate::ExchangeVersion::Exchange2010).fields.len(), draft.fields.len());
+}
+
+#[test]
+fn derived_names_follow_the_names_and_own_ones_are_kept() {
+    let jane = Item::new(ItemKind::Contact).with(field::GIVEN_NAME, "Jane").with(field::SURNAME, "Doe");
+    // Another field only: nothing about the names.
+    let phone = jane.clone().with(field::PHONE_MOBILE, "1");
+    assert_eq!(to_updates(&phone, Some(&jane), None).len(), 1);
+    // A "file as" of the user's own is written with the mapping that keeps it.
+    let own = jane.clone().with(field::FILE_AS, "Boss");
+    let u = to_updates(&own, Some(&jane), None);
+    assert_eq!(
+        u,
+        vec![FieldUpdate::Set(Field::text("FileAs", "Boss")), FieldUpdate::Set(Field::text("FileAsMapping", "None"))]
+    );
+    let (_, fields) = to_fields(&own, None);
+    assert!(fields.contains(&Field::text("FileAsMapping", "None")), "{fields:?}");
+    // Dropping it makes it derived again, recomputed by the server from then on.
+    let u = to_updates(&jane, Some(&own), None);
+    assert_eq!(
+        u,
+        vec![
+            FieldUpdate::Set(Field::text("FileAs", "Doe, Jane")),
+            FieldUpdate::Set(Field::text("FileAsMapping", "LastCommaFirst"))
+        ]
+    );
+    // Derived values written by an update read back as derived.
+    let renamed = Item::new(ItemKind::Contact)
+        .with(field::GIVEN_NAME, "Henrik")
+        .with(field::MIDDLE_NAME, "A.")
+        .with(field::SURNAME, "Berg")
+        .with(field::NAME_SUFFIX, "Jr.");
+    let (display, file_as) = derived_names(&renamed);
+    assert_eq!((display.as_deref(), file_as.as_deref()), (Some("Henrik A. Berg Jr."), Some("Berg, Henrik A.")));
+    let mut read = renamed.clone();
+    read.set(field::DISPLAY_NAME, display.unwrap_or_default());
+    read.set(field::FILE_AS, file_as.unwrap_or_default());
+    drop_derived_names(&mut read);
+    assert_eq!(read.canonical(), renamed.canonical());
+    let company = Item::new(ItemKind::Contact).with(field::COMPANY, "Contoso");
+    assert_eq!(derived_names(&company), (Some("Contoso".into()), Some("Contoso".into())));
 }

@@ -1,4 +1,4 @@
-//! FindItem, GetItem, CreateItem, UpdateItem, DeleteItem.
+//! FindItem, GetItem, CreateItem, UpdateItem, DeleteItem, MoveItem.
 
 use crate::error::{EwsError, Result};
 use crate::ids::{FolderRef, ItemId};
@@ -15,19 +15,35 @@ use super::items_in;
 pub enum Restriction {
     /// The property equals the constant.
     IsEqualTo(PropertyPath, String),
+    /// Any of the conditions holds (one FindItem for many origin stamps, say). An `Or` of a single
+    /// condition is written as that condition; an empty `Or` is not a valid restriction.
+    Or(Vec<Restriction>),
 }
 
 impl Restriction {
     fn write(&self, w: &mut XmlWriter) {
+        w.open("m:Restriction", &[]);
+        self.write_condition(w);
+        w.close("m:Restriction");
+    }
+
+    fn write_condition(&self, w: &mut XmlWriter) {
         match self {
             Self::IsEqualTo(path, value) => {
-                w.open("m:Restriction", &[]).open("t:IsEqualTo", &[]);
+                w.open("t:IsEqualTo", &[]);
                 path.write(w);
                 w.open("t:FieldURIOrConstant", &[])
                     .empty("t:Constant", &[("Value", value)])
                     .close("t:FieldURIOrConstant")
-                    .close("t:IsEqualTo")
-                    .close("m:Restriction");
+                    .close("t:IsEqualTo");
+            }
+            Self::Or(any) if any.len() == 1 => any[0].write_condition(w),
+            Self::Or(any) => {
+                w.open("t:Or", &[]);
+                for c in any {
+                    c.write_condition(w);
+                }
+                w.close("t:Or");
             }
         }
     }
@@ -133,8 +149,60 @@ pub fn create_rendered_request(folder: &FolderRef, items: &[RenderedItem]) -> St
 
 /// One created item (id and change key) per draft, in request order. Consumes the response: the ids
 /// are moved out of it, not copied (a batch of creates is the engine's most frequent response).
+///
+/// A success without an item (Exchange Online's answer, see [`Created::IdUnknown`]) is an error
+/// here; [`parse_create_item_outcomes`] tells it apart.
 pub fn parse_create_item(body: Element) -> Result<Vec<Result<ItemId>>> {
     first_item_ids("CreateItem", body, "created item without id")
+}
+
+/// What a successful CreateItem message says about the item it created.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Created {
+    /// Created, with this id and change key.
+    Item(ItemId),
+    /// Created, but the server answered no id: Exchange Online may answer a successful
+    /// CreateItem with `ResponseClass="Success"` and an empty `m:Items` (exchangelib's
+    /// `CreateItem` service turns such an empty container into `True` for the same reason). The
+    /// item exists; find it by a property written with it (the connectors' origin stamp).
+    IdUnknown,
+}
+
+impl Created {
+    /// The id, when the server answered one.
+    pub fn id(&self) -> Option<&ItemId> {
+        match self {
+            Self::Item(id) => Some(id),
+            Self::IdUnknown => None,
+        }
+    }
+
+    /// The id, moved out, when the server answered one.
+    pub fn into_id(self) -> Option<ItemId> {
+        match self {
+            Self::Item(id) => Some(id),
+            Self::IdUnknown => None,
+        }
+    }
+}
+
+/// One [`Created`] per draft, in request order: a success with an item id, a success without any
+/// item ([`Created::IdUnknown`]), or the message's error. An item element without an id is a
+/// protocol error. Consumes the response like [`parse_create_item`].
+pub fn parse_create_item_outcomes(body: Element) -> Result<Vec<Result<Created>>> {
+    Ok(into_response_messages("CreateItem", body)?
+        .into_iter()
+        .map(|m| {
+            let items = m?.take_child("Items");
+            match items.and_then(|items| items.children.into_iter().find_map(EwsItem::from_element)) {
+                Some(item) => item
+                    .into_id()
+                    .map(Created::Item)
+                    .ok_or_else(|| EwsError::protocol("CreateItem", "created item without id")),
+                None => Ok(Created::IdUnknown),
+            }
+        })
+        .collect())
 }
 
 /// `m:UpdateItem` for a batch of changes, each guarded by its change key (NeverOverwrite): a stale key
@@ -206,4 +274,39 @@ pub fn delete_item_request(ids: &[ItemId], delete_type: DeleteType) -> String {
 /// One result per deleted id, in request order.
 pub fn parse_delete_item(body: &Element) -> Result<Vec<Result<()>>> {
     Ok(response_messages("DeleteItem", body)?.into_iter().map(|m| m.map(|_| ())).collect())
+}
+
+/// `m:MoveItem` of a batch of items into one folder. `return_new_ids` asks for the new ids
+/// explicitly (`m:ReturnNewItemIds`, Exchange 2010 SP1 and later only: older servers refuse the
+/// element, and answer the ids anyway for moves within a mailbox).
+pub fn move_item_request(ids: &[ItemId], to: &FolderRef, return_new_ids: bool) -> String {
+    let mut w = XmlWriter::new();
+    w.open("m:MoveItem", &[]);
+    w.open("m:ToFolderId", &[]);
+    to.write(&mut w);
+    w.close("m:ToFolderId").open("m:ItemIds", &[]);
+    for id in ids {
+        id.write(&mut w, "t:ItemId");
+    }
+    w.close("m:ItemIds");
+    if return_new_ids {
+        w.leaf("m:ReturnNewItemIds", "true");
+    }
+    w.close("m:MoveItem");
+    w.finish()
+}
+
+/// One result per moved item, in request order: the item's new id and change key (a moved item
+/// is a new item for EWS), or `None` when the server answered no item (Exchange does for moves
+/// into a public folder or another mailbox).
+pub fn parse_move_item(body: Element) -> Result<Vec<Result<Option<ItemId>>>> {
+    Ok(into_response_messages("MoveItem", body)?
+        .into_iter()
+        .map(|m| {
+            let items = m?.take_child("Items");
+            Ok(items
+                .and_then(|items| items.children.into_iter().find_map(EwsItem::from_element))
+                .and_then(EwsItem::into_id))
+        })
+        .collect())
 }

@@ -57,7 +57,12 @@ pub async fn small_tenant() -> RunningEmulator {
 
 /// Short retry delays: the emulator asks for short back-offs, and tests must not sleep long.
 pub fn quick_retries() -> RetryPolicy {
-    RetryPolicy { max_attempts: 12, base_delay: Duration::from_millis(5), max_delay: Duration::from_millis(200) }
+    RetryPolicy {
+        max_attempts: 12,
+        base_delay: Duration::from_millis(5),
+        max_delay: Duration::from_millis(200),
+        ..RetryPolicy::default()
+    }
 }
 
 /// A client logged in as `login`.
@@ -135,3 +140,5 @@ pub async fn next_hint(
     };
     tokio::time::timeout(Duration::from_secs(120), wait).await.expect("a hint arrives");
 }
+
+pub mod hostile;
