@@ -141,10 +141,10 @@ async fn main() {
 }
 
 fn collect_ids(e: &ews_emulator::xml::Element, out: &mut Vec<String>) {
-    if e.name == "ItemId" {
-        if let Some(id) = e.attr("Id") {
-            out.push(id.to_string());
-        }
+    if e.name == "ItemId"
+        && let Some(id) = e.attr("Id")
+    {
+        out.push(id.to_string());
     }
     for c in &e.children {
         collect_ids(c, out);

@@ -166,6 +166,10 @@ pub struct EmulatorConfig {
     pub trace_dir: Option<PathBuf>,
     /// Most documents kept per (operation, direction, response code) in the trace dir.
     pub trace_cap: usize,
+    /// Most requests kept in the request log ([`crate::RunningEmulator::request_log`]: mailbox,
+    /// operation, body fingerprint, answer, back-off asked for), oldest dropped first; 0 (the
+    /// default) keeps none.
+    pub request_log: usize,
     /// Largest request body accepted (HTTP 413 above).
     pub max_request_bytes: usize,
     /// Interval between `OK` heartbeats on streaming connections.
@@ -184,6 +188,10 @@ pub struct EmulatorConfig {
     /// holds the subscription, and a GetStreamingEvents routed to another server (by that cookie,
     /// else by `X-AnchorMailbox`) does not find it.
     pub backend_servers: usize,
+    /// Answer a successful CreateItem as Exchange Online may: `ResponseClass="Success"` with an
+    /// empty `m:Items`, no id (the item is created; clients find it by a property they wrote, as
+    /// exchangelib's `CreateItem` service allows for: an empty `Items` container becomes `True`).
+    pub omit_created_item_ids: bool,
 }
 
 impl Default for EmulatorConfig {
@@ -203,12 +211,14 @@ impl Default for EmulatorConfig {
             seed: 42,
             trace_dir: std::env::var_os("EWS_TRACE_DIR").filter(|d| !d.is_empty()).map(PathBuf::from),
             trace_cap: 10,
+            request_log: 0,
             max_request_bytes: 32 * 1024 * 1024,
             heartbeat_interval: Duration::from_secs(30),
             streaming_minute: Duration::from_secs(60),
             tls: false,
             require_ntlm: false,
             backend_servers: 1,
+            omit_created_item_ids: false,
         }
     }
 }

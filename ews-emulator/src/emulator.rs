@@ -9,6 +9,7 @@ use tokio::task::JoinHandle;
 
 use crate::config::{EmulatorConfig, Fault};
 use crate::error::EmulatorError;
+use crate::ledger::{Ledger, LoggedRequest, MailboxAccess, MailboxThrottle};
 use crate::notifications::NotificationHub;
 use crate::store::Store;
 use crate::tenant::{self, Directory};
@@ -30,6 +31,9 @@ pub struct Shared {
     pub(crate) faults: FaultInjector,
     pub(crate) trace: Option<TraceWriter>,
     pub(crate) counters: RequestCounters,
+    pub(crate) ledger: Ledger,
+    /// Bumped to end every open streaming response at once, without `ConnectionStatus Closed`.
+    pub(crate) stream_cuts: watch::Sender<u64>,
 }
 
 /// What the emulator served so far: benchmarks read it to report requests and bytes.
@@ -41,6 +45,9 @@ pub struct RequestCounters {
     ntlm_logins: AtomicU64,
     streams_open: Arc<AtomicU64>,
     streams_opened: AtomicU64,
+    streams_closed: AtomicU64,
+    streams_cut: AtomicU64,
+    streams_dropped: AtomicU64,
 }
 
 /// Counts a GetStreamingEvents connection as open until dropped.
@@ -69,6 +76,19 @@ pub struct RequestStats {
     pub streams_open: u64,
     /// GetStreamingEvents connections opened since the start.
     pub streams_opened: u64,
+    /// Streaming connections the server ended at the end of their lifetime (`ConnectionStatus
+    /// Closed`): a client that keeps watching renews each of them.
+    pub streams_closed: u64,
+    /// Streaming connections ended by [`RunningEmulator::cut_streams`] (without `Closed`).
+    pub streams_cut: u64,
+    /// Streaming connections the client closed before the server ended them (a client that
+    /// gives up on a connection early, or changes its list of subscriptions).
+    pub streams_dropped: u64,
+    /// Answers that asked a mailbox to back off (ErrorServerBusy, HTTP 503 with Retry-After).
+    pub back_offs: u64,
+    /// Requests that arrived for a mailbox before the back-off the server had asked of it ended:
+    /// requests the server asked not to get (see [`crate::ledger`]).
+    pub inside_back_off: u64,
 }
 
 impl RequestCounters {
@@ -95,7 +115,23 @@ impl RequestCounters {
         OpenStream(Arc::clone(&self.streams_open))
     }
 
-    fn snapshot(&self) -> RequestStats {
+    /// Counts a streaming connection ended at the end of its lifetime.
+    pub(crate) fn stream_closed(&self) {
+        self.streams_closed.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a streaming connection cut on request.
+    pub(crate) fn stream_cut(&self) {
+        self.streams_cut.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a streaming connection its client closed.
+    pub(crate) fn stream_dropped(&self) {
+        self.streams_dropped.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn snapshot(&self, ledger: &Ledger) -> RequestStats {
+        let (back_offs, inside_back_off) = ledger.counts();
         RequestStats {
             requests: self.requests.load(Ordering::Relaxed),
             bytes_in: self.bytes_in.load(Ordering::Relaxed),
@@ -103,6 +139,11 @@ impl RequestCounters {
             ntlm_logins: self.ntlm_logins.load(Ordering::Relaxed),
             streams_open: self.streams_open.load(Ordering::Relaxed),
             streams_opened: self.streams_opened.load(Ordering::Relaxed),
+            streams_closed: self.streams_closed.load(Ordering::Relaxed),
+            streams_cut: self.streams_cut.load(Ordering::Relaxed),
+            streams_dropped: self.streams_dropped.load(Ordering::Relaxed),
+            back_offs,
+            inside_back_off,
         }
     }
 }
@@ -142,6 +183,8 @@ impl Emulator {
             faults: FaultInjector::new(config.faults.clone(), config.busy_rate, config.seed),
             trace,
             counters: RequestCounters::default(),
+            ledger: Ledger::new(config.request_log),
+            stream_cuts: watch::channel(0).0,
             store: Arc::new(store),
             directory,
             config,
@@ -202,12 +245,42 @@ impl RunningEmulator {
 
     /// EWS requests and body bytes served since the start.
     pub fn request_stats(&self) -> RequestStats {
-        self.shared.counters.snapshot()
+        self.shared.counters.snapshot(&self.shared.ledger)
     }
 
     /// Queues a fault for the next request it applies to (deterministic fault injection).
     pub fn inject(&self, fault: Fault) {
         self.shared.faults.push(fault);
+    }
+
+    /// Makes a mailbox busy: the next request acting on it (impersonated, or routed to it by
+    /// `X-PublicFolderMailbox` or `X-AnchorMailbox`) is answered as `throttle` says with its
+    /// back-off, and so is every request to it until that back-off has ended (each told what is
+    /// left of it); then the mailbox is served again. Other mailboxes are not affected.
+    pub fn throttle_mailbox(&self, address: &str, throttle: MailboxThrottle) {
+        self.shared.ledger.throttle(address, throttle);
+    }
+
+    /// Withdraws (or gives back) the right to act on a mailbox through impersonation: requests
+    /// impersonating it answer ErrorImpersonateUserDenied or ErrorNonExistentMailbox, as when
+    /// the mailbox leaves the account's management scope or is removed.
+    pub fn set_mailbox_access(&self, address: &str, access: MailboxAccess) {
+        self.shared.ledger.set_access(address, access);
+    }
+
+    /// The requests logged so far, oldest first (empty unless [`EmulatorConfig::request_log`]
+    /// is above 0).
+    pub fn request_log(&self) -> Vec<LoggedRequest> {
+        self.shared.ledger.log()
+    }
+
+    /// Ends every open GetStreamingEvents response now, without `ConnectionStatus Closed`, as a
+    /// load balancer or a server restart does: a real gap in the notifications. Answers how many
+    /// were open.
+    pub fn cut_streams(&self) -> u64 {
+        let open = self.shared.counters.snapshot(&self.shared.ledger).streams_open;
+        self.shared.stream_cuts.send_modify(|n| *n += 1);
+        open
     }
 
     /// Stops accepting, closes connections and waits for the server task.

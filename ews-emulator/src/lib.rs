@@ -23,7 +23,8 @@ pub mod config;
 pub mod emulator;
 pub mod error;
 
-// The data: tenant, store, notifications.
+// The data: tenant, store, notifications, what the store derives.
+pub mod derived;
 pub mod notifications;
 pub mod store;
 pub mod tenant;
@@ -41,6 +42,7 @@ pub mod xml;
 // Serving: HTTP, authentication (Basic, NTLM), autodiscover, throttling, traces.
 pub mod auth;
 pub mod autodiscover;
+pub mod ledger;
 pub mod ntlm;
 mod server;
 pub mod throttle;
@@ -50,4 +52,5 @@ pub mod trace;
 pub use config::{EmulatorConfig, Fault, FaultRates, ServerVersion};
 pub use emulator::{Emulator, RequestStats, RunningEmulator};
 pub use error::{EmulatorError, ErrorKind};
+pub use ledger::{BackOffAnswer, LoggedRequest, MailboxAccess, MailboxThrottle};
 pub use store::{Item, ItemView, Permission, Store};

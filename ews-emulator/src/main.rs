@@ -65,6 +65,9 @@ struct Args {
     /// Mailbox servers behind the endpoint (notification affinity matters with more than one).
     #[arg(long, default_value_t = 1)]
     backend_servers: usize,
+    /// Answer successful CreateItems without item ids (an empty m:Items), as Exchange Online may.
+    #[arg(long)]
+    omit_created_item_ids: bool,
 }
 
 fn parse_version(s: &str) -> Result<ServerVersion, String> {
@@ -99,6 +102,7 @@ async fn main() {
         tls: args.tls_cert_out.is_some(),
         require_ntlm: args.require_ntlm,
         backend_servers: args.backend_servers.max(1),
+        omit_created_item_ids: args.omit_created_item_ids,
         ..EmulatorConfig::default()
     };
     let emu = match Emulator::start(config).await {
@@ -108,11 +112,11 @@ async fn main() {
             std::process::exit(1);
         }
     };
-    if let (Some(path), Some(pem)) = (&args_cert_out, emu.certificate_pem()) {
-        if let Err(e) = std::fs::write(path, pem) {
-            eprintln!("ews-emulator: cannot write {}: {e}", path.display());
-            std::process::exit(1);
-        }
+    if let (Some(path), Some(pem)) = (&args_cert_out, emu.certificate_pem())
+        && let Err(e) = std::fs::write(path, pem)
+    {
+        eprintln!("ews-emulator: cannot write {}: {e}", path.display());
+        std::process::exit(1);
     }
     let mut out = std::io::stdout();
     let _ = writeln!(out, "EWS endpoint: {}", emu.url());

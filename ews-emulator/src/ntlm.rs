@@ -155,7 +155,7 @@ fn buffer(message: &[u8], at: usize) -> Option<&[u8]> {
 }
 
 fn text(bytes: &[u8]) -> Option<String> {
-    if bytes.len() % 2 != 0 {
+    if !bytes.len().is_multiple_of(2) {
         return None;
     }
     let units: Vec<u16> = bytes.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect();

@@ -212,10 +212,10 @@ pub fn write_item(out: &mut String, mb: &Mailbox, item: &Item, shape: &Shape, ct
                 }
             }
             PropertyPath::Extended(key, _) => {
-                if let Some(p) = crate::property_path::find_extended(&item.extended, key) {
-                    if !fields.iter().any(|x| x == p) {
-                        fields.push(p.clone());
-                    }
+                if let Some(p) = crate::property_path::find_extended(&item.extended, key)
+                    && !fields.iter().any(|x| x == p)
+                {
+                    fields.push(p.clone());
                 }
             }
         }
@@ -283,10 +283,10 @@ pub fn write_folder(out: &mut String, mb: &Mailbox, folder: &Folder, shape: &Sha
         shape.base != BaseShape::IdOnly
             || shape.additional.iter().any(|p| matches!(p, PropertyPath::Field { element, .. } if element == name))
     };
-    if let Some(parent) = folder.parent {
-        if wants("ParentFolderId") {
-            folder_id_element("ParentFolderId", mb, parent).write_t(out);
-        }
+    if let Some(parent) = folder.parent
+        && wants("ParentFolderId")
+    {
+        folder_id_element("ParentFolderId", mb, parent).write_t(out);
     }
     if wants("FolderClass") && !folder.class.is_empty() {
         Element::t_text("FolderClass", folder.class.clone()).write_t(out);
@@ -301,12 +301,12 @@ pub fn write_folder(out: &mut String, mb: &Mailbox, folder: &Folder, shape: &Sha
         Element::t_text("ChildFolderCount", folder.children.len().to_string()).write_t(out);
     }
     for p in &shape.additional {
-        if let PropertyPath::Extended(key, uri) = p {
-            if let Some(value) = folder_extended(folder, key) {
-                let mut uri = uri.clone();
-                uri.ns = std::borrow::Cow::Borrowed(crate::xml::NS_TYPES);
-                Element::t("ExtendedProperty").with_child(uri).with_child(Element::t_text("Value", value)).write_t(out);
-            }
+        if let PropertyPath::Extended(key, uri) = p
+            && let Some(value) = folder_extended(folder, key)
+        {
+            let mut uri = uri.clone();
+            uri.ns = std::borrow::Cow::Borrowed(crate::xml::NS_TYPES);
+            Element::t("ExtendedProperty").with_child(uri).with_child(Element::t_text("Value", value)).write_t(out);
         }
     }
     if (el == "Folder" || el == "TasksFolder") && wants("UnreadCount") {

@@ -16,6 +16,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::config::{Fault, ServerVersion};
 use crate::emulator::Shared;
+use crate::ledger::{AnswerNote, BackOffAnswer, MailboxAccess};
 use crate::operations::{self, Context, Outcome, notify::StreamPlan};
 use crate::soap::{self, Fault as SoapFault};
 use crate::trace::{self, summary_code};
@@ -112,16 +113,32 @@ fn xml(status: StatusCode, body: String) -> Response<Body> {
 }
 
 fn fault_response(f: &SoapFault) -> Response<Body> {
-    xml(StatusCode::from_u16(f.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), f.to_xml())
+    let mut r = xml(StatusCode::from_u16(f.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), f.to_xml());
+    noted(&mut r, f.code, f.backoff_ms.map(std::time::Duration::from_millis));
+    r
+}
+
+/// Tells the ledger (see `handle`) how a request was answered.
+fn noted(r: &mut Response<Body>, code: impl Into<String>, back_off: Option<std::time::Duration>) {
+    r.extensions_mut().insert(AnswerNote { code: code.into(), back_off });
+}
+
+/// HTTP 503 with `Retry-After` in whole seconds (at least one), rounded up from `back_off`.
+fn unavailable(back_off: std::time::Duration) -> Response<Body> {
+    let seconds = back_off.as_millis().div_ceil(1000).max(1) as u64;
+    let mut r = full(StatusCode::SERVICE_UNAVAILABLE, Some("text/plain"), "Service Unavailable");
+    r.headers_mut().insert(RETRY_AFTER, HeaderValue::from(seconds));
+    noted(&mut r, "HTTP 503", Some(std::time::Duration::from_secs(seconds)));
+    r
 }
 
 /// 401 offering the schemes Exchange offers (NTLM, and Basic unless NTLM is required).
 fn unauthorized(shared: &Shared) -> Response<Body> {
     let mut r = full(StatusCode::UNAUTHORIZED, None, Bytes::new());
-    if !shared.config.require_ntlm {
-        if let Ok(v) = HeaderValue::from_str(&format!("Basic realm=\"{}\"", shared.directory.domain)) {
-            r.headers_mut().append(WWW_AUTHENTICATE, v);
-        }
+    if !shared.config.require_ntlm
+        && let Ok(v) = HeaderValue::from_str(&format!("Basic realm=\"{}\"", shared.directory.domain))
+    {
+        r.headers_mut().append(WWW_AUTHENTICATE, v);
     }
     r.headers_mut().append(WWW_AUTHENTICATE, HeaderValue::from_static("NTLM"));
     r
@@ -219,6 +236,8 @@ const AFFINITY_COOKIE: &str = "X-BackEndOverrideCookie";
 struct RoutingHeaders {
     /// `X-AnchorMailbox`.
     anchor: Option<String>,
+    /// `X-PublicFolderMailbox`.
+    public_folder_mailbox: Option<String>,
     /// `X-PreferServerAffinity: true`: the client asks for an affinity cookie.
     prefer_affinity: bool,
     /// The server named by an `X-BackEndOverrideCookie` cookie.
@@ -239,9 +258,16 @@ impl RoutingHeaders {
             .and_then(|(_, value)| parse_backend_cookie(value));
         RoutingHeaders {
             anchor: text("X-AnchorMailbox").filter(|a| !a.is_empty()).map(str::to_owned),
+            public_folder_mailbox: text("X-PublicFolderMailbox").filter(|a| !a.is_empty()).map(str::to_owned),
             prefer_affinity: text("X-PreferServerAffinity").is_some_and(|v| v.eq_ignore_ascii_case("true")),
             cookie_backend,
         }
+    }
+
+    /// The mailbox a request acts on, whose throttling budget it is charged to: the impersonated
+    /// one, else the public folder mailbox, else the anchor mailbox, else the login's.
+    fn mailbox<'a>(&'a self, impersonated: Option<&'a str>, login: &'a str) -> &'a str {
+        impersonated.or(self.public_folder_mailbox.as_deref()).or(self.anchor.as_deref()).unwrap_or(login)
     }
 
     /// The mailbox server the request reaches: the cookie's, else the anchor mailbox's, else the
@@ -278,12 +304,41 @@ async fn ews(
         Ok(r) => r,
         Err(f) => return Ok(fault_response(&f)),
     };
+    let mailbox = routing.mailbox(request.impersonate.as_deref(), &login).to_owned();
+    let arrival = shared.ledger.arrive(&mailbox, &request.operation.name, &body);
+    let response = answer(&shared, login, &body, request, &routing, &arrival).await;
+    let note = response.as_ref().ok().and_then(|r| r.extensions().get::<AnswerNote>().cloned());
+    shared.ledger.answered(arrival, note);
+    response
+}
+
+/// Answers one parsed EWS request.
+async fn answer(
+    shared: &Arc<Shared>,
+    login: String,
+    body: &Bytes,
+    request: soap::SoapRequest,
+    routing: &RoutingHeaders,
+    arrival: &crate::ledger::Arrival,
+) -> Result<Response<Body>, DropConnection> {
     let op_name = request.operation.name.clone();
     let respond_fault = |f: SoapFault| {
         if let Some(t) = &shared.trace {
             t.record_exchange(&op_name, f.code, f.request_valid.then_some(&body[..]), Some(&f.to_xml()));
         }
         Ok(fault_response(&f))
+    };
+    let busy_in_message = |backoff: u64| match operations::busy_message(&op_name, backoff) {
+        Some(b) => {
+            let doc = soap::response_envelope(shared.config.server_version, &b);
+            if let Some(t) = &shared.trace {
+                t.record_exchange(&op_name, "ErrorServerBusy", Some(body), Some(&doc));
+            }
+            let mut r = xml(StatusCode::OK, doc);
+            noted(&mut r, "ErrorServerBusy", Some(std::time::Duration::from_millis(backoff)));
+            Ok(r)
+        }
+        None => respond_fault(SoapFault::busy(backoff)),
     };
     let version_name = request.request_version.clone().unwrap_or_else(|| "Exchange2007_SP1".to_string());
     if !shared.config.server_version.accepts_request_version(&version_name) {
@@ -300,6 +355,32 @@ async fn ews(
             Ok(a) => a,
             Err(f) => return respond_fault(f),
         };
+    if impersonating {
+        match shared.ledger.access(&acting) {
+            MailboxAccess::Granted => {}
+            MailboxAccess::ImpersonationDenied => {
+                return respond_fault(SoapFault::refused(
+                    "ErrorImpersonateUserDenied",
+                    "The account does not have permission to impersonate the requested user.",
+                ));
+            }
+            MailboxAccess::NoMailbox => {
+                return respond_fault(SoapFault::refused(
+                    "ErrorNonExistentMailbox",
+                    format!("The SMTP address has no mailbox associated with it: {acting}"),
+                ));
+            }
+        }
+    }
+    if let Some((answer, back_off)) = shared.ledger.throttled(arrival) {
+        tracing::debug!(mailbox = arrival.mailbox(), operation = %op_name, ?answer, ?back_off, "mailbox busy");
+        let ms = back_off.as_millis() as u64;
+        return match answer {
+            BackOffAnswer::ServiceUnavailable => Ok(unavailable(back_off)),
+            BackOffAnswer::ServerBusy => respond_fault(SoapFault::busy(ms)),
+            BackOffAnswer::ServerBusyInMessage => busy_in_message(ms),
+        };
+    }
     let write = operations::is_write(&op_name);
     let mut drop_after = false;
     let mut batch_limit = None;
@@ -310,24 +391,8 @@ async fn ews(
                 "An internal server error occurred. The operation failed.",
             ));
         }
-        Some(Fault::ServiceUnavailable) => {
-            let mut r = full(StatusCode::SERVICE_UNAVAILABLE, Some("text/plain"), "Service Unavailable");
-            r.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static("1"));
-            return Ok(r);
-        }
-        Some(Fault::ServerBusyInMessage) => {
-            let backoff = shared.config.busy_backoff.as_millis() as u64;
-            return match operations::busy_message(&op_name, backoff) {
-                Some(b) => {
-                    let doc = soap::response_envelope(shared.config.server_version, &b);
-                    if let Some(t) = &shared.trace {
-                        t.record_exchange(&op_name, "ErrorServerBusy", Some(&body), Some(&doc));
-                    }
-                    Ok(xml(StatusCode::OK, doc))
-                }
-                None => respond_fault(SoapFault::busy(backoff)),
-            };
-        }
+        Some(Fault::ServiceUnavailable) => return Ok(unavailable(std::time::Duration::from_secs(1))),
+        Some(Fault::ServerBusyInMessage) => return busy_in_message(shared.config.busy_backoff.as_millis() as u64),
         Some(Fault::ServerBusy) => {
             return respond_fault(SoapFault::busy(shared.config.busy_backoff.as_millis() as u64));
         }
@@ -342,9 +407,8 @@ async fn ews(
         // Inside the concurrency slot: a slow server keeps its slots busy longer.
         tokio::time::sleep(shared.config.latency).await;
     }
-    let backend = routing.backend(&shared, &acting);
-    let ctx =
-        Context { shared: &shared, login: login.clone(), acting, impersonating, request_version, batch_limit, backend };
+    let backend = routing.backend(shared, &acting);
+    let ctx = Context { shared, login: login.clone(), acting, impersonating, request_version, batch_limit, backend };
     let outcome = operations::dispatch(&ctx, &request.operation);
     drop(permit);
     if drop_after {
@@ -355,11 +419,14 @@ async fn ews(
         Ok(Outcome::Body(b)) => {
             let doc = soap::response_envelope(shared.config.server_version, &b);
             if let Some(t) = &shared.trace {
-                t.record_exchange(&op_name, &summary_code(&b), Some(&body), Some(&doc));
+                t.record_exchange(&op_name, &summary_code(&b), Some(body), Some(&doc));
             }
             let mut response = xml(StatusCode::OK, doc);
+            if shared.ledger.logging() {
+                noted(&mut response, summary_code(&b), None);
+            }
             if op_name == "Subscribe" && routing.prefer_affinity {
-                let cookie = format!("{AFFINITY_COOKIE}={}; path=/", backend_cookie(&shared, backend));
+                let cookie = format!("{AFFINITY_COOKIE}={}; path=/", backend_cookie(shared, backend));
                 if let Ok(v) = HeaderValue::from_str(&cookie) {
                     response.headers_mut().insert(hyper::header::SET_COOKIE, v);
                 }
@@ -368,9 +435,11 @@ async fn ews(
         }
         Ok(Outcome::Stream(plan)) => {
             if let Some(t) = &shared.trace {
-                t.record_exchange(&op_name, "NoError", Some(&body), None);
+                t.record_exchange(&op_name, "NoError", Some(body), None);
             }
-            Ok(stream_response(shared, plan))
+            let mut response = stream_response(Arc::clone(shared), plan);
+            noted(&mut response, "NoError", None);
+            Ok(response)
         }
     }
 }
@@ -387,6 +456,7 @@ fn stream_response(shared: Arc<Shared>, plan: StreamPlan) -> Response<Body> {
             tx.try_send(Bytes::from(doc))
         };
         let store = &shared.store;
+        let mut cut = shared.stream_cuts.subscribe();
         let deadline = tokio::time::Instant::now() + plan.timeout;
         if let Some(b) = operations::notify::streaming_body(store, &plan, Some("OK")) {
             let _ = send(b, &mut file);
@@ -405,6 +475,7 @@ fn stream_response(shared: Arc<Shared>, plan: StreamPlan) -> Response<Body> {
                     .await
                     .is_err()
                 {
+                    shared.counters.stream_dropped();
                     return;
                 }
                 continue;
@@ -412,17 +483,29 @@ fn stream_response(shared: Arc<Shared>, plan: StreamPlan) -> Response<Body> {
             tokio::select! {
                 _ = &mut notified => {}
                 _ = tokio::time::sleep(shared.config.heartbeat_interval) => {
-                    if let Some(b) = operations::notify::streaming_body(store, &plan, Some("OK")) {
-                        if send(b, &mut file).is_err() && tx.is_closed() { return; }
+                    if let Some(b) = operations::notify::streaming_body(store, &plan, Some("OK"))
+                        && send(b, &mut file).is_err() && tx.is_closed() {
+                        shared.counters.stream_dropped();
+                        return;
                     }
                 }
                 _ = tokio::time::sleep_until(deadline) => {
                     if let Some(b) = operations::notify::streaming_body(store, &plan, Some("Closed")) {
                         let _ = send(b, &mut file);
                     }
+                    shared.counters.stream_closed();
                     return;
                 }
-                _ = tx.closed() => return,
+                _ = cut.changed() => {
+                    // Cut: the response ends without `Closed`, as behind a load balancer that
+                    // drops it.
+                    shared.counters.stream_cut();
+                    return;
+                }
+                _ = tx.closed() => {
+                    shared.counters.stream_dropped();
+                    return;
+                }
             }
         }
     });

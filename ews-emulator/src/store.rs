@@ -384,22 +384,21 @@ impl Mailbox {
         self.seq += 1;
         let now = self.tick();
         let seq = self.seq;
-        self.items.insert(
+        let mut item = Item {
             number,
-            Item {
-                number,
-                folder,
-                element: element.to_string(),
-                item_class: item_class.to_string(),
-                fields,
-                extended,
-                version: 1,
-                created: now,
-                modified: now,
-                created_seq: seq,
-                changed_seq: seq,
-            },
-        );
+            folder,
+            element: element.to_string(),
+            item_class: item_class.to_string(),
+            fields,
+            extended,
+            version: 1,
+            created: now,
+            modified: now,
+            created_seq: seq,
+            changed_seq: seq,
+        };
+        crate::derived::on_create(&mut item, now);
+        self.items.insert(number, item);
         if let Some(f) = self.folders.get_mut(&folder) {
             f.items.insert(number);
             f.last_commit = now;
@@ -425,9 +424,10 @@ impl Mailbox {
     ) -> Result<R, EwsError> {
         let mut item = self.items.get(&number).cloned().ok_or_else(EwsError::item_not_found)?;
         let r = edit(&mut item)?;
-        item.fields.iter_mut().chain(item.extended.iter_mut()).for_each(Element::compact);
         self.seq += 1;
         let now = self.tick();
+        crate::derived::on_save(&mut item, now);
+        item.fields.iter_mut().chain(item.extended.iter_mut()).for_each(Element::compact);
         let previous_seq = item.changed_seq;
         item.version += 1;
         item.modified = now;
@@ -475,22 +475,117 @@ impl Mailbox {
             version: item.version,
             time: now,
         });
-        if soft {
-            if let Some(dumpster) = self.distinguished.get("recoverableitemsdeletions").copied() {
-                let mut kept = item;
-                kept.folder = dumpster;
-                let n = self.next_number;
-                self.next_number += 1;
-                kept.number = n;
-                kept.created_seq = seq;
-                kept.changed_seq = seq;
-                self.items.insert(n, kept);
-                if let Some(f) = self.folders.get_mut(&dumpster) {
-                    f.items.insert(n);
-                    f.changes.insert(seq, ChangeEntry { item: n, created_seq: seq, deleted: false });
-                }
+        if soft && let Some(dumpster) = self.distinguished.get("recoverableitemsdeletions").copied() {
+            // Like every move, the dumpster copy gets a new id and a new change key; its
+            // content, creation time and last modification time are the deleted item's.
+            let mut kept = item;
+            kept.folder = dumpster;
+            let n = self.next_number;
+            self.next_number += 1;
+            kept.number = n;
+            kept.version += 1;
+            kept.created_seq = seq;
+            kept.changed_seq = seq;
+            self.items.insert(n, kept);
+            if let Some(f) = self.folders.get_mut(&dumpster) {
+                f.items.insert(n);
+                f.last_commit = now;
+                f.changes.insert(seq, ChangeEntry { item: n, created_seq: seq, deleted: false });
             }
         }
+        Ok(())
+    }
+
+    /// Removes a folder, its subfolders and their items for good. A folder created later with the
+    /// same name is another folder, with a new id (folder numbers are never reused), as on Exchange.
+    pub fn delete_folder(&mut self, number: u64) -> Result<(), EwsError> {
+        let folder = self.folders.get(&number).ok_or_else(EwsError::folder_not_found)?;
+        if folder.distinguished.is_some() {
+            return Err(EwsError::new("ErrorDeleteDistinguishedFolder", "Distinguished folders cannot be deleted."));
+        }
+        let parent = folder.parent;
+        self.seq += 1;
+        let now = self.tick();
+        let mut todo = vec![number];
+        while let Some(n) = todo.pop() {
+            let Some(f) = self.folders.remove(&n) else { continue };
+            todo.extend(f.children.iter().copied());
+            for item in &f.items {
+                self.items.remove(item);
+            }
+            self.pending.push(StoreEvent {
+                mailbox: self.index,
+                kind: EventKind::Deleted,
+                target: EventTarget::Folder(n),
+                parent: f.parent.unwrap_or(n),
+                old: None,
+                version: f.version,
+                time: now,
+            });
+        }
+        if let Some(p) = parent.and_then(|p| self.folders.get_mut(&p)) {
+            p.children.remove(&number);
+            p.changed_seq = self.seq;
+            p.last_commit = now;
+        }
+        Ok(())
+    }
+
+    /// Renames a folder and/or moves it under another parent; it keeps its id (a folder's id does
+    /// not change when it is renamed or moved within its mailbox). ErrorFolderExists when the
+    /// target parent has a child of that name already.
+    pub fn move_folder(
+        &mut self,
+        number: u64,
+        new_parent: Option<u64>,
+        new_name: Option<&str>,
+    ) -> Result<(), EwsError> {
+        let folder = self.folders.get(&number).ok_or_else(EwsError::folder_not_found)?;
+        if folder.distinguished.is_some() {
+            return Err(EwsError::new("ErrorMoveDistinguishedFolder", "Distinguished folders cannot be moved."));
+        }
+        let old_parent = folder.parent;
+        let parent = new_parent.or(old_parent).ok_or_else(EwsError::folder_not_found)?;
+        let name = new_name.unwrap_or(&folder.display_name).to_string();
+        if !self.folders.contains_key(&parent) || self.is_below(parent, number) {
+            return Err(EwsError::new("ErrorMoveCopyFailed", "The folder cannot be moved there."));
+        }
+        if self.child_named(parent, &name).is_some_and(|c| c != number) {
+            return Err(EwsError::new("ErrorFolderExists", "A folder with the specified name already exists."));
+        }
+        self.seq += 1;
+        let now = self.tick();
+        let seq = self.seq;
+        for p in [old_parent, Some(parent)].into_iter().flatten() {
+            if let Some(p) = self.folders.get_mut(&p) {
+                p.children.remove(&number);
+                p.changed_seq = seq;
+                p.last_commit = now;
+            }
+        }
+        if let Some(p) = self.folders.get_mut(&parent) {
+            p.children.insert(number);
+        }
+        let version = match self.folders.get_mut(&number) {
+            Some(f) => {
+                f.parent = Some(parent);
+                f.display_name = name;
+                f.version += 1;
+                f.changed_seq = seq;
+                f.version
+            }
+            None => return Err(EwsError::folder_not_found()),
+        };
+        let moved = old_parent != Some(parent);
+        self.pending.push(StoreEvent {
+            mailbox: self.index,
+            kind: if moved { EventKind::Moved } else { EventKind::Modified },
+            target: EventTarget::Folder(number),
+            parent,
+            old: moved.then(|| (EventTarget::Folder(number), old_parent.unwrap_or(number))),
+            version,
+            time: now,
+        });
         Ok(())
     }
 
@@ -622,12 +717,27 @@ pub struct ItemView {
     pub item: Item,
 }
 
+/// A user's edit waiting for a DeleteItem of its item (see [`Store::edit_before_delete`]).
+pub type DeleteHook = Box<dyn FnOnce(&mut Item) + Send>;
+
+/// The edits waiting for a DeleteItem, by (mailbox, item number).
+#[derive(Default)]
+struct DeleteHooks(Mutex<HashMap<(u32, u64), DeleteHook>>);
+
+impl std::fmt::Debug for DeleteHooks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let n = self.0.lock().map_or(0, |h| h.len());
+        f.debug_struct("DeleteHooks").field("waiting", &n).finish()
+    }
+}
+
 /// Every mailbox, plus the notification hub that hears about their changes.
 #[derive(Debug)]
 pub struct Store {
     mailboxes: Vec<Arc<Mutex<Mailbox>>>,
     by_address: HashMap<String, u32>,
     hub: Arc<NotificationHub>,
+    delete_hooks: DeleteHooks,
 }
 
 /// Address of the public folder hierarchy mailbox in a domain.
@@ -648,7 +758,7 @@ impl Store {
             mailboxes.push(Arc::new(Mutex::new(Mailbox::new(index, address, name, MailboxKind::User))));
             by_address.insert(address.to_ascii_lowercase(), index);
         }
-        Store { mailboxes, by_address, hub }
+        Store { mailboxes, by_address, hub, delete_hooks: DeleteHooks::default() }
     }
 
     /// Index of the mailbox with this address.
@@ -722,6 +832,65 @@ impl Store {
             })
         })
         .ok_or_else(EwsError::item_not_found)?
+    }
+
+    /// Plays a user who saves an edit of an item at the very moment a DeleteItem for it arrives:
+    /// when the next DeleteItem that names the item is processed, `edit` is applied first (a new
+    /// ChangeKey, as a save from a phone would give it), then the item is deleted, both under the
+    /// mailbox lock. A client that read the item's version just before sending the delete saw the
+    /// old version: the race the sync connector's after-delete check exists for. Answers
+    /// ErrorInvalidIdMalformed for an id the store did not make.
+    pub fn edit_before_delete(
+        &self,
+        item_id: &str,
+        edit: impl FnOnce(&mut Item) + Send + 'static,
+    ) -> Result<(), EwsError> {
+        let key = decode_id(IdKind::Item, item_id).ok_or_else(EwsError::id_malformed)?;
+        self.delete_hooks.0.lock().unwrap_or_else(|e| e.into_inner()).insert(key, Box::new(edit));
+        Ok(())
+    }
+
+    /// The edit waiting for a DeleteItem of this item, taken (it runs once).
+    pub fn take_delete_hook(&self, mailbox: u32, number: u64) -> Option<DeleteHook> {
+        self.delete_hooks.0.lock().unwrap_or_else(|e| e.into_inner()).remove(&(mailbox, number))
+    }
+
+    /// Deletes a folder given by address and path, with its subfolders and items (see
+    /// [`Mailbox::delete_folder`]): to test what a sync does when its folder is recreated.
+    pub fn delete_folder(&self, address: &str, folder_path: &str) -> Result<(), EwsError> {
+        let index = self.mailbox_index(address).ok_or_else(|| EwsError::no_mailbox(address))?;
+        self.write(index, |mb| {
+            let folder = mb.folder_by_path(folder_path).ok_or_else(EwsError::folder_not_found)?;
+            mb.delete_folder(folder)
+        })
+        .ok_or_else(|| EwsError::no_mailbox(address))?
+    }
+
+    /// Renames a folder given by address and path, and/or moves it below another folder (a path,
+    /// as for [`Mailbox::folder_by_path`]); the folder keeps its id.
+    pub fn move_folder(
+        &self,
+        address: &str,
+        folder_path: &str,
+        new_parent_path: Option<&str>,
+        new_name: Option<&str>,
+    ) -> Result<(), EwsError> {
+        let index = self.mailbox_index(address).ok_or_else(|| EwsError::no_mailbox(address))?;
+        self.write(index, |mb| {
+            let folder = mb.folder_by_path(folder_path).ok_or_else(EwsError::folder_not_found)?;
+            let parent = match new_parent_path {
+                Some(p) => Some(mb.folder_by_path(p).ok_or_else(EwsError::folder_not_found)?),
+                None => None,
+            };
+            mb.move_folder(folder, parent, new_name)
+        })
+        .ok_or_else(|| EwsError::no_mailbox(address))?
+    }
+
+    /// The EWS id of a folder given by address and path.
+    pub fn folder_id(&self, address: &str, folder_path: &str) -> Option<String> {
+        let index = self.mailbox_index(address)?;
+        self.read(index, |mb| mb.folder_by_path(folder_path)).flatten().map(|n| encode_id(IdKind::Folder, index, n))
     }
 
     /// Deletes an item by EWS id (hard delete).

@@ -245,7 +245,9 @@ pub fn generated_contact(rng: &mut StdRng, i: usize, domain: &str) -> Vec<Elemen
     let company_domain = format!("{}.example", ascii(company.split([',', ' ']).next().unwrap_or("company")));
     let user = format!("{}.{}{}", ascii(given), ascii(surname), i);
     let mut fields = vec![
+        // As Outlook files a contact by default: "Surname, Given", kept up to date by the store.
         Element::t_text("FileAs", format!("{surname}, {given}")),
+        Element::t_text("FileAsMapping", "LastCommaFirst"),
         Element::t_text("DisplayName", display),
         Element::t_text("GivenName", given),
         Element::t_text("CompanyName", company),

@@ -62,15 +62,15 @@ impl TraceWriter {
 
     /// Records a request and its response (both under the response's code).
     pub fn record_exchange(&self, operation: &str, code: &str, request: Option<&[u8]>, response: Option<&str>) {
-        if let Some(req) = request {
-            if let Some(mut f) = self.slot(operation, "request", code, "xml") {
-                let _ = f.write_all(req);
-            }
+        if let Some(req) = request
+            && let Some(mut f) = self.slot(operation, "request", code, "xml")
+        {
+            let _ = f.write_all(req);
         }
-        if let Some(resp) = response {
-            if let Some(mut f) = self.slot(operation, "response", code, "xml") {
-                let _ = f.write_all(resp.as_bytes());
-            }
+        if let Some(resp) = response
+            && let Some(mut f) = self.slot(operation, "response", code, "xml")
+        {
+            let _ = f.write_all(resp.as_bytes());
         }
     }
 
@@ -82,10 +82,10 @@ impl TraceWriter {
 
 /// Appends one envelope to a stream trace.
 pub fn append(file: &mut Option<std::fs::File>, doc: &str) {
-    if let Some(f) = file {
-        if f.write_all(doc.as_bytes()).is_err() {
-            *file = None;
-        }
+    if let Some(f) = file
+        && f.write_all(doc.as_bytes()).is_err()
+    {
+        *file = None;
     }
 }
 

@@ -128,6 +128,8 @@ async fn streaming_connection_carries_heartbeats_notifications_and_closes() {
         parsed.iter().filter_map(|d| find(d, "ConnectionStatus").map(|s| s.text.clone())).collect();
     assert_eq!(statuses.first().map(String::as_str), Some("OK"));
     assert_eq!(statuses.last().map(String::as_str), Some("Closed"));
+    let stats = emu.request_stats();
+    assert_eq!((stats.streams_opened, stats.streams_closed, stats.streams_cut, stats.streams_dropped), (1, 1, 0, 0));
     let notes: Vec<_> = parsed.iter().filter_map(|d| find(d, "Notification")).collect();
     assert!(!notes.is_empty(), "the change arrives on the stream");
     assert_eq!(notes[0].ns, ews_emulator::xml::NS_MESSAGES, "m:Notification, as Exchange sends it");
@@ -135,6 +137,45 @@ async fn streaming_connection_carries_heartbeats_notifications_and_closes() {
     // An unknown subscription id answers an error instead of a stream.
     let a = c.call(r#"<m:GetStreamingEvents><m:SubscriptionIds><t:SubscriptionId>bm9wZQ==</t:SubscriptionId></m:SubscriptionIds><m:ConnectionTimeout>1</m:ConnectionTimeout></m:GetStreamingEvents>"#).await;
     assert_eq!(a.code(0), "ErrorInvalidSubscription");
+}
+
+#[tokio::test]
+async fn a_cut_stream_ends_without_closed() {
+    let emu = start(EmulatorConfig {
+        contacts: 1,
+        heartbeat_interval: Duration::from_millis(100),
+        streaming_minute: Duration::from_secs(60),
+        ..Default::default()
+    })
+    .await;
+    let c = Client::new(&emu, "sync-admin").impersonating("bob@contoso.test");
+    let a = c.call(&streaming_subscribe(&dfid("contacts"))).await;
+    let id = find(&a.doc, "SubscriptionId").unwrap().text.clone();
+    let mut resp = c
+        .raw(c.envelope(&format!(r#"<m:GetStreamingEvents><m:SubscriptionIds><t:SubscriptionId>{id}</t:SubscriptionId></m:SubscriptionIds><m:ConnectionTimeout>30</m:ConnectionTimeout></m:GetStreamingEvents>"#)))
+        .await;
+    let first = resp.chunk().await.unwrap().unwrap();
+    assert!(std::str::from_utf8(&first).unwrap().contains("<m:ConnectionStatus>OK</m:ConnectionStatus>"));
+    assert_eq!(emu.cut_streams(), 1);
+    let mut rest = String::new();
+    while let Some(chunk) = tokio::time::timeout(Duration::from_secs(10), resp.chunk()).await.expect("ends").unwrap() {
+        rest.push_str(std::str::from_utf8(&chunk).unwrap());
+    }
+    assert!(!rest.contains("Closed"), "{rest}");
+    let stats = emu.request_stats();
+    assert_eq!((stats.streams_opened, stats.streams_closed, stats.streams_cut, stats.streams_open), (1, 0, 1, 0));
+    // A stream its client lets go of is counted as dropped.
+    let mut resp = c
+        .raw(c.envelope(&format!(r#"<m:GetStreamingEvents><m:SubscriptionIds><t:SubscriptionId>{id}</t:SubscriptionId></m:SubscriptionIds><m:ConnectionTimeout>30</m:ConnectionTimeout></m:GetStreamingEvents>"#)))
+        .await;
+    assert!(resp.chunk().await.unwrap().is_some());
+    drop(resp);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while emu.request_stats().streams_dropped == 0 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let stats = emu.request_stats();
+    assert_eq!((stats.streams_opened, stats.streams_dropped, stats.streams_open), (2, 1, 0));
 }
 
 /// Sends `body` with routing headers and an optional cookie; answers (Set-Cookie, parsed answer).

@@ -5,7 +5,7 @@
 mod common;
 
 use common::*;
-use ews_emulator::{EmulatorConfig, Fault, ServerVersion};
+use ews_emulator::{BackOffAnswer, EmulatorConfig, Fault, MailboxAccess, MailboxThrottle, ServerVersion};
 use std::time::Duration;
 
 const GET_CONTACTS: &str = r#"<m:GetFolder><m:FolderShape><t:BaseShape>Default</t:BaseShape></m:FolderShape><m:FolderIds><t:DistinguishedFolderId Id="contacts"/></m:FolderIds></m:GetFolder>"#;
@@ -218,6 +218,78 @@ async fn injected_faults() {
     assert!(r.is_err(), "the connection is dropped");
     let items = emu.store().items_in("alice@contoso.test", "contacts").unwrap();
     assert_eq!(items.len(), 2, "the write was performed");
+}
+
+#[tokio::test]
+async fn a_busy_mailbox_counts_the_requests_sent_inside_its_back_off() {
+    let emu = start(EmulatorConfig { contacts: 1, request_log: 100, ..Default::default() }).await;
+    let admin = Client::new(&emu, "sync-admin");
+    let bob = admin.clone().impersonating("bob@contoso.test");
+    let carol = admin.clone().impersonating("carol@contoso.test");
+    let dave = admin.clone().impersonating("dave@contoso.test");
+    let long = Duration::from_secs(600);
+    emu.throttle_mailbox("Bob@contoso.test", MailboxThrottle { answer: BackOffAnswer::ServerBusy, back_off: long });
+    emu.throttle_mailbox(
+        "carol@contoso.test",
+        MailboxThrottle { answer: BackOffAnswer::ServerBusyInMessage, back_off: long },
+    );
+    emu.throttle_mailbox(
+        "dave@contoso.test",
+        MailboxThrottle { answer: BackOffAnswer::ServiceUnavailable, back_off: Duration::from_millis(1500) },
+    );
+    // Other mailboxes are served; each busy one is told to back off once, and everything sent
+    // to it afterwards, inside the back-off, is counted.
+    assert_eq!(admin.clone().impersonating("alice@contoso.test").call(GET_CONTACTS).await.code(0), "NoError");
+    let first = bob.call(GET_CONTACTS).await;
+    assert_eq!(first.fault_code().as_deref(), Some("ErrorServerBusy"));
+    let asked = find_all(&first.doc, "Value").into_iter().find(|v| v.attr("Name") == Some("BackOffMilliseconds"));
+    assert_eq!(asked.unwrap().text, "600000");
+    let again = bob.call(GET_CONTACTS).await;
+    let left = find_all(&again.doc, "Value").into_iter().find(|v| v.attr("Name") == Some("BackOffMilliseconds"));
+    assert!(left.unwrap().text.parse::<u64>().unwrap() <= 600_000, "what is left of it");
+    let a = carol.call(GET_CONTACTS).await;
+    assert_eq!((a.status, a.code(0).as_str()), (200, "ErrorServerBusy"));
+    let r = dave.raw(dave.envelope(GET_CONTACTS)).await;
+    assert_eq!((r.status().as_u16(), r.headers()["retry-after"].to_str().unwrap()), (503, "2"));
+    let stats = emu.request_stats();
+    assert_eq!((stats.back_offs, stats.inside_back_off), (4, 1));
+    // Once its back-off has ended, dave is served again.
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert_eq!(dave.call(GET_CONTACTS).await.code(0), "NoError");
+    assert_eq!(emu.request_stats().inside_back_off, 1);
+    let log = emu.request_log();
+    let codes: Vec<(&str, &str, bool)> =
+        log.iter().map(|r| (r.mailbox.as_str(), r.code.as_str(), r.inside_back_off)).collect();
+    assert_eq!(
+        codes,
+        [
+            ("alice@contoso.test", "NoError", false),
+            ("bob@contoso.test", "ErrorServerBusy", false),
+            ("bob@contoso.test", "ErrorServerBusy", true),
+            ("carol@contoso.test", "ErrorServerBusy", false),
+            ("dave@contoso.test", "HTTP 503", false),
+            ("dave@contoso.test", "NoError", false),
+        ]
+    );
+    assert_eq!(log[1].fingerprint, log[2].fingerprint, "the same request sent again");
+    assert_ne!(log[0].fingerprint, log[1].fingerprint);
+    assert_eq!(log[4].back_off, Some(Duration::from_secs(2)));
+}
+
+#[tokio::test]
+async fn impersonation_can_be_withdrawn_from_one_mailbox() {
+    let emu = start_default().await;
+    let admin = Client::new(&emu, "sync-admin");
+    let bob = admin.clone().impersonating("bob@contoso.test");
+    emu.set_mailbox_access("bob@contoso.test", MailboxAccess::ImpersonationDenied);
+    assert_eq!(bob.call(GET_CONTACTS).await.fault_code().as_deref(), Some("ErrorImpersonateUserDenied"));
+    emu.set_mailbox_access("bob@contoso.test", MailboxAccess::NoMailbox);
+    assert_eq!(bob.call(GET_CONTACTS).await.fault_code().as_deref(), Some("ErrorNonExistentMailbox"));
+    let alice = admin.clone().impersonating("alice@contoso.test");
+    assert_eq!(alice.call(GET_CONTACTS).await.code(0), "NoError", "other mailboxes are not affected");
+    emu.set_mailbox_access("bob@contoso.test", MailboxAccess::Granted);
+    assert_eq!(bob.call(GET_CONTACTS).await.code(0), "NoError");
+    assert_eq!(emu.request_stats().back_offs, 0, "no back-off asked for");
 }
 
 #[tokio::test]

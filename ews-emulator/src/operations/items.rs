@@ -1,4 +1,4 @@
-//! GetItem, FindItem, CreateItem, UpdateItem, DeleteItem.
+//! GetItem, FindItem, CreateItem, UpdateItem, DeleteItem, MoveItem.
 
 use super::{Context, Responses, required, resolve_folder, resolve_item, schema_fault};
 use crate::property_path::{self, PropertyPath, READ_ONLY};
@@ -188,15 +188,11 @@ fn accept_fields(item: &Element, default_class: &str) -> Result<(Vec<Element>, V
             _ => {}
         }
     }
-    if item.name == "CalendarItem" {
-        if let (Some(s), Some(e)) = (item.child_text("Start"), item.child_text("End")) {
-            if restriction::compare(e, s) == std::cmp::Ordering::Less {
-                return Err(EwsError::new(
-                    "ErrorCalendarEndDateIsEarlierThanStartDate",
-                    "EndDate is earlier than StartDate",
-                ));
-            }
-        }
+    if item.name == "CalendarItem"
+        && let (Some(s), Some(e)) = (item.child_text("Start"), item.child_text("End"))
+        && restriction::compare(e, s) == std::cmp::Ordering::Less
+    {
+        return Err(EwsError::new("ErrorCalendarEndDateIsEarlierThanStartDate", "EndDate is earlier than StartDate"));
     }
     Ok((fields, extended, class))
 }
@@ -234,6 +230,10 @@ pub fn create_item(ctx: &Context<'_>, op: &Element) -> Result<String, Fault> {
                 .store
                 .write(index, |mb| {
                     let number = mb.create_item(folder, &element, &class, fields, extended)?;
+                    if ctx.shared.config.omit_created_item_ids {
+                        // Exchange Online's answer: created, no id.
+                        return Ok("<m:Items/>".to_string());
+                    }
                     let created = mb.items.get(&number).ok_or_else(EwsError::item_not_found)?;
                     let mut s = format!("<m:Items><t:{element}>");
                     item_id_element(index, created).write_t(&mut s);
@@ -270,14 +270,13 @@ pub fn update_item(ctx: &Context<'_>, op: &Element) -> Result<String, Fault> {
                 .store
                 .write(index, |mb| {
                     let current = mb.items.get(&number).ok_or_else(EwsError::item_not_found)?;
-                    if let Some(key) = &expected {
-                        if mode != "AlwaysOverwrite" && *key != encode_change_key(number, current.version) {
+                    if let Some(key) = &expected
+                        && mode != "AlwaysOverwrite" && *key != encode_change_key(number, current.version) {
                             return Err(EwsError::new(
                                 "ErrorIrresolvableConflict",
                                 "The send or update operation could not be performed because the change key passed in the request does not match the current change key for the item.",
                             ));
                         }
-                    }
                     mb.update_item(number, |item| {
                         for u in &updates.children {
                             let path = PropertyPath::first_in(u)?.ok_or_else(|| EwsError::invalid_request("change without a property path"))?;
@@ -312,6 +311,13 @@ pub fn update_item(ctx: &Context<'_>, op: &Element) -> Result<String, Fault> {
 
 /// DeleteItem: HardDelete removes, SoftDelete keeps in Recoverable Items, MoveToDeletedItems
 /// moves to Deleted Items (public folders have none: soft delete there).
+///
+/// Like Exchange, DeleteItem ignores the `ChangeKey` of an `ItemId`: a delete is not
+/// conditional on the version (Microsoft's "DeleteItem Ignores ChangeKeys": "In Exchange 2007,
+/// the ChangeKey is completely ignored in DeleteItem calls"; no later source says it changed,
+/// although the `ConversationId` reference page claims ErrorStaleObject). Before Exchange 2010
+/// SP1 a soft-deleted item cannot be reached by EWS; from 2010 SP1 on it is in
+/// `recoverableitemsdeletions`.
 pub fn delete_item(ctx: &Context<'_>, op: &Element) -> Result<String, Fault> {
     let mode = op.attr("DeleteType").ok_or_else(|| schema_fault("DeleteItem requires DeleteType"))?;
     if !matches!(mode, "HardDelete" | "SoftDelete" | "MoveToDeletedItems") {
@@ -325,9 +331,17 @@ pub fn delete_item(ctx: &Context<'_>, op: &Element) -> Result<String, Fault> {
             continue;
         }
         let res = resolve_item(ctx, id, Permission::Editor).and_then(|(index, number)| {
+            // A user's save that lands right before the delete (test hook).
+            let edit = ctx.shared.store.take_delete_hook(index, number);
             ctx.shared
                 .store
                 .write(index, |mb| {
+                    if let Some(edit) = edit {
+                        mb.update_item(number, |item| {
+                            edit(item);
+                            Ok(())
+                        })?;
+                    }
                     let deleted_items = mb.distinguished.get("deleteditems").copied();
                     match (mode, mb.kind, deleted_items) {
                         ("MoveToDeletedItems", MailboxKind::User, Some(to)) => {
@@ -346,6 +360,48 @@ pub fn delete_item(ctx: &Context<'_>, op: &Element) -> Result<String, Fault> {
                 .map(|_| String::new())
         });
         r.push(res, "");
+    }
+    Ok(r.finish())
+}
+
+/// MoveItem: moves items to a folder of the same mailbox. As on Exchange, a moved item is a new
+/// item for EWS: a new `ItemId` and a new `ChangeKey`, answered in the message's `m:Items`
+/// (Exchange answers an empty `m:Items` for a move into a public folder or another mailbox;
+/// the emulator refuses moves across mailboxes with ErrorCrossMailboxMoveCopy instead).
+/// `ReturnNewItemIds` (Exchange 2010 SP1) is accepted; the ids are answered either way.
+pub fn move_item(ctx: &Context<'_>, op: &Element) -> Result<String, Fault> {
+    let to =
+        required(op, "ToFolderId")?.children.first().ok_or_else(|| schema_fault("ToFolderId requires a folder id"))?;
+    let target = resolve_folder(ctx, to, Permission::Editor);
+    let ids = required(op, "ItemIds")?;
+    let mut r = Responses::new("MoveItem");
+    for (i, id) in ids.children.iter().enumerate() {
+        if ctx.batch_stopped(i) {
+            r.stopped("<m:Items/>");
+            continue;
+        }
+        let res = (|| {
+            let (to_index, to_folder) = target.clone()?;
+            let (index, number) = resolve_item(ctx, id, Permission::Editor)?;
+            if index != to_index {
+                return Err(EwsError::new(
+                    "ErrorCrossMailboxMoveCopy",
+                    "Moving items between mailboxes is not supported by this server.",
+                ));
+            }
+            ctx.shared
+                .store
+                .write(index, |mb| {
+                    let moved = mb.move_item(number, to_folder)?;
+                    let item = mb.items.get(&moved).ok_or_else(EwsError::item_not_found)?;
+                    let mut s = format!("<m:Items><t:{}>", item.element);
+                    item_id_element(index, item).write_t(&mut s);
+                    s.push_str(&format!("</t:{}></m:Items>", item.element));
+                    Ok(s)
+                })
+                .ok_or_else(EwsError::item_not_found)?
+        })();
+        r.push(res, "<m:Items/>");
     }
     Ok(r.finish())
 }

@@ -52,12 +52,12 @@ pub enum Outcome {
 
 /// Operations that modify the store (fault injection "drop after write" applies to these).
 pub fn is_write(operation: &str) -> bool {
-    matches!(operation, "CreateItem" | "UpdateItem" | "DeleteItem" | "CreateFolder")
+    matches!(operation, "CreateItem" | "UpdateItem" | "DeleteItem" | "MoveItem" | "CreateFolder")
 }
 
 /// Operations that take batches of items (where ErrorBatchProcessingStopped can be injected).
 pub fn is_item_batch(operation: &str) -> bool {
-    matches!(operation, "GetItem" | "CreateItem" | "UpdateItem" | "DeleteItem")
+    matches!(operation, "GetItem" | "CreateItem" | "UpdateItem" | "DeleteItem" | "MoveItem")
 }
 
 /// Runs one operation.
@@ -72,6 +72,7 @@ pub fn dispatch(ctx: &Context<'_>, op: &Element) -> Result<Outcome, Fault> {
         "CreateItem" => items::create_item(ctx, op),
         "UpdateItem" => items::update_item(ctx, op),
         "DeleteItem" => items::delete_item(ctx, op),
+        "MoveItem" => items::move_item(ctx, op),
         "SyncFolderItems" => sync::sync_folder_items(ctx, op),
         "Subscribe" => notify::subscribe(ctx, op),
         "GetEvents" => notify::get_events(ctx, op),
@@ -101,6 +102,7 @@ pub fn busy_message(operation: &str, backoff_ms: u64) -> Option<String> {
         "CreateItem",
         "UpdateItem",
         "DeleteItem",
+        "MoveItem",
         "SyncFolderItems",
         "Subscribe",
         "GetEvents",
@@ -110,7 +112,7 @@ pub fn busy_message(operation: &str, backoff_ms: u64) -> Option<String> {
     ];
     let op = *OPERATIONS.iter().find(|o| **o == operation)?;
     let mut r = Responses::new(op);
-    let items = if matches!(op, "GetItem" | "CreateItem" | "UpdateItem") { "<m:Items/>" } else { "" };
+    let items = if matches!(op, "GetItem" | "CreateItem" | "UpdateItem" | "MoveItem") { "<m:Items/>" } else { "" };
     let err = EwsError::new("ErrorServerBusy", "The server cannot service this request right now. Try again later.");
     r.error_with_xml(&err, &format!(r#"<t:Value Name="BackOffMilliseconds">{backoff_ms}</t:Value>"#), items);
     Some(r.finish())
@@ -221,6 +223,9 @@ pub fn resolve_folder(ctx: &Context<'_>, e: &Element, needed: Permission) -> Res
         }
         "DistinguishedFolderId" => {
             let name = e.attr("Id").unwrap_or("");
+            if name.starts_with("recoverableitems") && !dumpster_reachable(ctx) {
+                return Err(EwsError::folder_not_found());
+            }
             let index = if name == "publicfoldersroot" {
                 store.public_index()
             } else if let Some(address) = e.child("Mailbox").and_then(|m| m.child_text("EmailAddress")) {
@@ -248,6 +253,13 @@ pub fn resolve_folder(ctx: &Context<'_>, e: &Element, needed: Permission) -> Res
     Ok((index, number))
 }
 
+/// Whether EWS reaches the Recoverable Items folders: the `recoverableitems*` distinguished
+/// folder ids exist from Exchange 2010 SP1 on (before, a soft-deleted item is only marked and EWS
+/// cannot see it).
+pub fn dumpster_reachable(ctx: &Context<'_>) -> bool {
+    ctx.shared.config.server_version >= ServerVersion::Exchange2010Sp1
+}
+
 /// Rights of the acting user on a folder.
 pub fn rights(ctx: &Context<'_>, mb: &Mailbox, folder: u64) -> Permission {
     mb.permission(folder, &ctx.acting)
@@ -265,7 +277,12 @@ pub fn resolve_item(ctx: &Context<'_>, e: &Element, needed: Permission) -> Resul
     let permission = ctx
         .shared
         .store
-        .read(index, |mb| mb.items.get(&number).map(|i| rights(ctx, mb, i.folder)))
+        .read(index, |mb| {
+            let item = mb.items.get(&number)?;
+            let hidden = !dumpster_reachable(ctx)
+                && mb.distinguished.get("recoverableitemsroot").is_some_and(|r| mb.is_below(item.folder, *r));
+            (!hidden).then(|| rights(ctx, mb, item.folder))
+        })
         .flatten()
         .ok_or_else(EwsError::item_not_found)?;
     if permission < needed {
