@@ -1,0 +1,179 @@
+//! [`GraphFolders`]: the folders of sync groups on Exchange Online through Microsoft Graph.
+//!
+//! A hub is a contact folder of a (usually shared) mailbox; members' targets are named contact
+//! folders under their mailboxes' Contacts folder, created when missing. Graph has no public
+//! folders, no way to name the default Contacts folder among `contactFolders`, and no distribution
+//! list expansion through this provider yet: those answer configuration or permanent errors that
+//! say so. The TOML configuration does not create this provider yet (see `docs/graph.md`); code
+//! hands it to [`crate::SyncService::new`].
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use exchange_sync_core::{Connector, ErrorContext};
+use exchange_sync_graph::connector::to_core_error;
+use exchange_sync_graph::{ConnectorOptions, ContactFolder, GraphClient, GraphContactsConnector};
+
+use crate::config::{ConfigError, GroupConfig, HubFolder, MemberConfig, TargetFolder, WellKnownFolder};
+use crate::error::{Error, Result};
+use crate::folders::FolderProvider;
+
+/// Opens mailbox contact folders over Graph with one application's client.
+#[derive(Debug, Clone)]
+pub struct GraphFolders {
+    client: GraphClient,
+    options: ConnectorOptions,
+}
+
+impl GraphFolders {
+    /// A provider acting with this client (an application's app-only credentials).
+    pub fn new(client: GraphClient) -> Self {
+        GraphFolders { client, options: ConnectorOptions::default() }
+    }
+
+    /// With other connector settings (page sizes, poll interval).
+    pub fn with_options(mut self, options: ConnectorOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    fn connector(&self, mailbox: &str, folder: ContactFolder) -> Arc<dyn Connector> {
+        Arc::new(GraphContactsConnector::new(self.client.clone(), mailbox, folder).with_options(self.options.clone()))
+    }
+
+    /// Opens (or creates) a named contact folder; `Ok(None)` when it is missing and not created.
+    async fn open(&self, mailbox: &str, target: &TargetFolder, create: bool) -> Result<Option<Arc<dyn Connector>>> {
+        let name = folder_name(target)?;
+        let found = self
+            .client
+            .contact_folder_by_name(mailbox, name)
+            .await
+            .map_err(|e| to_core_error(e, &format!("{mailbox}/{name}")))?;
+        let folder = match found {
+            Some(f) => f,
+            None if create => self
+                .client
+                .create_contact_folder(mailbox, name)
+                .await
+                .map_err(|e| to_core_error(e, &format!("{mailbox}/{name}")))?,
+            None => return Ok(None),
+        };
+        Ok(Some(self.connector(mailbox, folder)))
+    }
+
+    async fn by_id(&self, mailbox: &str, folder_id: &str) -> Result<Arc<dyn Connector>> {
+        let url = format!(
+            "/users/{}/contactFolders/{}",
+            exchange_sync_graph::client::segment(mailbox),
+            exchange_sync_graph::client::segment(folder_id)
+        );
+        let body = self
+            .client
+            .get_json(mailbox, "open folder by id", &url)
+            .await
+            .map_err(|e| to_core_error(e, &format!("{mailbox}/(earlier folder)")))?;
+        let display_name = body.get("displayName").and_then(|v| v.as_str()).unwrap_or("(earlier folder)").to_owned();
+        Ok(self.connector(mailbox, ContactFolder { id: folder_id.to_owned(), display_name }))
+    }
+}
+
+/// The name of the contact folder a target names, or why Graph cannot open it.
+fn folder_name(target: &TargetFolder) -> Result<&str> {
+    match target {
+        TargetFolder::Named { parent: WellKnownFolder::Contacts, name } => Ok(name),
+        other => Err(Error::Config(ConfigError::single(
+            "",
+            format!(
+                "the folder {other} cannot be opened over Graph: only contact folders named under \
+                 Contacts are supported (target = {{ parent = \"contacts\", name = \"...\" }})"
+            ),
+            None,
+        ))),
+    }
+}
+
+#[async_trait]
+impl FolderProvider for GraphFolders {
+    async fn hub(&self, group: &GroupConfig) -> Result<Arc<dyn Connector>> {
+        match &group.hub {
+            HubFolder::PublicFolder(path) => Err(Error::Config(ConfigError::single(
+                "",
+                format!(
+                    "group {}: the public folder {path} cannot be a hub over Graph (Graph has no public folders)",
+                    group.id
+                ),
+                None,
+            ))),
+            HubFolder::Mailbox { mailbox, folder } => self.open(mailbox, folder, false).await?.ok_or_else(|| {
+                // A missing hub is never created: every member would be emptied.
+                Error::Sync(exchange_sync_core::Error::NotFound {
+                    context: Box::new(ErrorContext::operation("open hub").with_folder(format!("{mailbox}/{folder}"))),
+                })
+            }),
+        }
+    }
+
+    async fn member(
+        &self,
+        _group: &GroupConfig,
+        member: &MemberConfig,
+        target: &TargetFolder,
+    ) -> Result<Arc<dyn Connector>> {
+        self.open(&member.mailbox, target, true).await?.ok_or_else(|| {
+            Error::Sync(exchange_sync_core::Error::NotFound {
+                context: Box::new(ErrorContext::operation("open member").with_folder(member.mailbox.clone())),
+            })
+        })
+    }
+
+    async fn existing_member(
+        &self,
+        _group: &GroupConfig,
+        member: &MemberConfig,
+        target: &TargetFolder,
+    ) -> Result<Option<Arc<dyn Connector>>> {
+        self.open(&member.mailbox, target, false).await
+    }
+
+    async fn member_by_folder_id(
+        &self,
+        _group: &GroupConfig,
+        member: &MemberConfig,
+        folder_id: &str,
+    ) -> Result<Arc<dyn Connector>> {
+        self.by_id(&member.mailbox, folder_id).await
+    }
+
+    async fn hub_by_folder_id(&self, group: &GroupConfig, folder_id: &str) -> Result<Arc<dyn Connector>> {
+        match &group.hub {
+            HubFolder::Mailbox { mailbox, .. } => self.by_id(mailbox, folder_id).await,
+            HubFolder::PublicFolder(_) => self.hub(group).await,
+        }
+    }
+
+    async fn expand_distribution_group(&self, group: &GroupConfig, address: &str) -> Result<Vec<String>> {
+        Err(Error::Sync(exchange_sync_core::Error::permanent(
+            format!("expanding the distribution group {address} over Graph is not supported yet"),
+            ErrorContext::operation("expand group").with_group(exchange_sync_core::GroupId::new(group.id.clone())),
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use exchange_sync_core::ErrorKind;
+
+    #[test]
+    fn only_named_contact_folders_are_graph_targets() {
+        let named = TargetFolder::Named { parent: WellKnownFolder::Contacts, name: "Company".into() };
+        assert_eq!(folder_name(&named).ok(), Some("Company"));
+        for other in [
+            TargetFolder::WellKnown(WellKnownFolder::Contacts),
+            TargetFolder::Named { parent: WellKnownFolder::Calendar, name: "Team".into() },
+        ] {
+            let e = folder_name(&other).err().map(|e| e.kind());
+            assert_eq!(e, Some(ErrorKind::Config), "{other}");
+        }
+    }
+}
