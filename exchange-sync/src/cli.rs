@@ -1,28 +1,44 @@
-//! The admin CLI `exchange-sync`: `check`, `plan`, `run`, `status`, `conflicts`.
+//! The admin CLI `exchange-sync`: `check`, `plan`, `run`, `status`, `groups`, `show`,
+//! `conflicts`, `confirm`, `resync`, `fields`.
 //!
-//! Exit codes scripts can rely on ([`ExitStatus`]):
+//! Exit codes scripts can rely on ([`ExitStatus`]), the same for every command:
 //!
 //! | code | meaning |
 //! |---|---|
 //! | 0 | success |
-//! | 1 | sync errors: a group failed, or some writes failed (they are retried by the next run) |
-//! | 2 | the configuration is invalid (every finding printed with file, line and column) |
-//! | 3 | the mass-delete guard stopped a group; confirm with `run --once --allow-mass-delete` |
-//! | 4 | a server could not be reached or refused the credentials |
-//! | 5 | the state store failed |
+//! | 1 | sync errors: a group failed, or some writes failed (they are retried by the next run); `status`: a group needs attention |
+//! | 2 | the configuration (or a command's arguments: an unknown group or member, a bad log level) is invalid; every finding printed with file, line and column |
+//! | 3 | the mass-delete guard stopped a group, or a folder is held because every copy vanished; confirm with `confirm --group G` |
+//! | 4 | a server, a member's mailbox or the hub's folder could not be reached, or credentials or rights were refused |
+//! | 5 | the state store failed (read-only, damaged, full), or another process holds it (one writer per state) |
+//!
+//! One writer per state (design rule 12): `run` (with or without `--once`) opens the state as its
+//! only writer, and a second writer is refused at once (exit 5, naming the process that holds it).
+//! `status`, `groups`, `show`, `conflicts`, `plan` and `check` only read it and work beside a
+//! running service. `confirm` and `resync` post a request through the state, which the running
+//! service carries out within seconds (or the next run, when none runs). Commands that never
+//! connect (`check --offline`, `status`, `groups`, `show`, `conflicts`, `confirm`, `resync`,
+//! `fields`) never read a secret.
+//!
+//! Output: reports on stdout, progress and logs on stderr. With `--json`, stdout holds JSON
+//! documents only (one per line) and stderr JSON lines only (events, log records, warnings and
+//! errors); colours only on a terminal, never with `NO_COLOR`. The log level comes from
+//! `--log-level`, `EXCHANGE_SYNC_LOG`, `RUST_LOG` or `service.log.level` (see [`crate::logging`]).
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
-use exchange_sync_core::ErrorKind;
+use exchange_sync_core::state::AdminRequest;
+use exchange_sync_core::{ErrorKind, MemberId};
 
-use crate::config::{Config, GroupConfig, MemberConfig};
+use crate::config::{Config, ConfigError, Diagnostic, GroupConfig, MemberConfig, Secrets, StateLocation};
 use crate::error::Error;
 use crate::ews_folders::EwsFolders;
 use crate::folders::FolderProvider;
+use crate::hints::{self, HintContext};
 use crate::progress_display::{self, TerminalProgress};
-use crate::report::{PassOutcome, RunReport};
+use crate::report::{ErrorReport, RunReport};
 use crate::service::{RunOptions, SyncService};
 
 /// The process exit status of the CLI.
@@ -32,14 +48,28 @@ pub enum ExitStatus {
     Ok = 0,
     /// 1: a group failed, or some writes failed.
     SyncErrors = 1,
-    /// 2: the configuration is invalid.
+    /// 2: the configuration (or an argument) is invalid.
     Config = 2,
-    /// 3: the mass-delete guard stopped a group.
+    /// 3: the mass-delete guard stopped a group, or a folder is held because every copy vanished.
     MassDelete = 3,
-    /// 4: a server could not be reached or refused the credentials.
+    /// 4: a server, a member's mailbox or the hub's folder could not be reached, or credentials
+    /// or rights were refused.
     Connection = 4,
-    /// 5: the state store failed.
+    /// 5: the state store failed, or another process holds it.
     State = 5,
+}
+
+/// The exit status of an error kind.
+fn of_kind(kind: ErrorKind) -> ExitStatus {
+    match kind {
+        ErrorKind::Config => ExitStatus::Config,
+        ErrorKind::MassDelete => ExitStatus::MassDelete,
+        ErrorKind::Auth | ErrorKind::Unreachable | ErrorKind::Transient | ErrorKind::Throttled => {
+            ExitStatus::Connection
+        }
+        ErrorKind::State => ExitStatus::State,
+        _ => ExitStatus::SyncErrors,
+    }
 }
 
 impl ExitStatus {
@@ -47,21 +77,34 @@ impl ExitStatus {
     pub fn of_error(error: &Error) -> Self {
         match error {
             Error::Config(_) | Error::UnknownGroup(_) => ExitStatus::Config,
-            Error::Connect { .. } => ExitStatus::Connection,
-            other => match other.kind() {
-                ErrorKind::Config => ExitStatus::Config,
-                ErrorKind::MassDelete => ExitStatus::MassDelete,
-                ErrorKind::Auth | ErrorKind::Transient | ErrorKind::Throttled => ExitStatus::Connection,
-                ErrorKind::State => ExitStatus::State,
-                _ => ExitStatus::SyncErrors,
-            },
+            Error::Connect { .. } | Error::MissingFolder { .. } => ExitStatus::Connection,
+            other => of_kind(other.kind()),
         }
     }
 
-    /// The exit status for a run's report.
+    /// The exit status for a run's report: the guard first (an admin must act), then a failed
+    /// state store, then a server, mailbox or hub folder that could not be reached (a pass that
+    /// could not run, or a member left out for it), then any other failure.
     pub fn of_report(report: &RunReport) -> Self {
         if report.mass_delete_stopped() {
-            ExitStatus::MassDelete
+            return ExitStatus::MassDelete;
+        }
+        let kinds: Vec<&str> = report.errors().map(|(_, e)| e.kind.as_str()).collect();
+        // A pass that could not run at all: why decides (the hub's server, the state, ...).
+        let failed: Vec<&str> = report
+            .groups
+            .iter()
+            .filter(|g| g.outcome == crate::report::PassOutcome::Failed)
+            .flat_map(|g| g.errors.iter().map(|e| e.kind.as_str()))
+            .collect();
+        if kinds.contains(&"state") {
+            ExitStatus::State
+        } else if kinds.iter().any(|k| matches!(*k, "auth" | "unreachable"))
+            || failed.iter().any(|k| matches!(*k, "transient" | "throttled" | "not_found"))
+        {
+            ExitStatus::Connection
+        } else if failed.contains(&"config") {
+            ExitStatus::Config
         } else if report.is_clean() {
             ExitStatus::Ok
         } else {
@@ -77,9 +120,14 @@ pub struct Cli {
     /// The configuration file.
     #[arg(long, short, env = "EXCHANGE_SYNC_CONFIG", default_value = "exchange-sync.toml", global = true)]
     pub config: PathBuf,
-    /// Print reports as JSON (one document per line).
+    /// JSON only: reports on stdout as one JSON document per line; events, logs, warnings and
+    /// errors on stderr as JSON lines.
     #[arg(long, global = true)]
     pub json: bool,
+    /// Log level or filter in RUST_LOG syntax (error, warn, info, debug, trace, or
+    /// "exchange_sync=debug,warn"); default: warn on stderr, info in the log file.
+    #[arg(long, env = "EXCHANGE_SYNC_LOG", global = true)]
+    pub log_level: Option<String>,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -90,7 +138,7 @@ pub struct Cli {
 pub enum Command {
     /// Validate the configuration, test every connection, and show what would be synced.
     Check {
-        /// Only validate the file; do not connect.
+        /// Only validate the file; do not connect (needs no secret).
         #[arg(long)]
         offline: bool,
     },
@@ -99,8 +147,13 @@ pub enum Command {
         /// Only these groups (default: all).
         #[arg(long = "group", short)]
         groups: Vec<String>,
+        /// Only what concerns this member (with one --group): writes to its folder, and the hub's
+        /// writes its changes cause.
+        #[arg(long, short, requires = "groups")]
+        member: Option<String>,
     },
-    /// Run the service (until Ctrl-C), or one pass with --once.
+    /// Run the service (until Ctrl-C or SIGTERM), or one pass with --once. Holds the state as its
+    /// only writer: a second `run` on the same state is refused.
     Run {
         /// One pass of each group, then exit.
         #[arg(long)]
@@ -108,190 +161,695 @@ pub enum Command {
         /// Only these groups (default: all).
         #[arg(long = "group", short)]
         groups: Vec<String>,
-        /// Confirm deletions that the mass-delete guard stopped (with --once).
+        /// Confirm deletions that the mass-delete guard stopped (with --once, when no service
+        /// runs; while one runs, use `confirm`).
         #[arg(long, requires = "once")]
         allow_mass_delete: bool,
     },
-    /// Per group and member: last sync, pending work, errors.
+    /// Confirm the deletions the mass-delete guard stopped in a group (and folders held because
+    /// every copy vanished): the running service carries them out within seconds; without a
+    /// running service, the next run does.
+    Confirm {
+        /// The group.
+        #[arg(long, short)]
+        group: String,
+    },
+    /// Compare a group's folders (or one member's) completely at the next pass, keeping state:
+    /// what an admin does after restoring a mailbox, or when a folder looks out of sync.
+    Resync {
+        /// The group.
+        #[arg(long, short)]
+        group: String,
+        /// Only this member's folder (`hub` for the hub; default: every folder).
+        #[arg(long, short)]
+        member: Option<String>,
+    },
+    /// Per group and member (listed or from distribution groups): last sync, copies, problems,
+    /// guard stops, pending confirmations, the last pass's errors.
     Status,
+    /// The groups: hub, members, how the last pass ended.
+    Groups,
+    /// An item of the group: its copies in every folder, their versions, its conflicts. By entity
+    /// id, or by a text its name or e-mail address contains.
+    Show {
+        /// Only this group (default: every group).
+        #[arg(long, short)]
+        group: Option<String>,
+        /// The entity id, a name, or an e-mail address.
+        query: String,
+    },
     /// The conflict log: every field edited differently on several sides, and what was kept.
     Conflicts {
         /// Only this group.
         #[arg(long, short)]
         group: Option<String>,
     },
+    /// The canonical field names filters, modifications and match keys use.
+    Fields,
 }
 
-fn print_json<T: serde::Serialize>(value: &T) {
-    match serde_json::to_string(value) {
-        Ok(text) => println!("{text}"),
-        Err(e) => eprintln!("cannot write JSON: {e}"),
+impl Command {
+    /// Whether the command connects to a server (and needs the connections' secrets).
+    fn connects(&self) -> bool {
+        matches!(self, Command::Check { offline: false } | Command::Plan { .. } | Command::Run { .. })
     }
+}
+
+/// Where the CLI writes: plain text, or JSON only.
+#[derive(Clone, Copy)]
+struct Out {
+    json: bool,
+}
+
+impl Out {
+    /// A document on stdout (one JSON line with `--json`).
+    fn doc<T: serde::Serialize>(&self, value: &T) {
+        match serde_json::to_string(value) {
+            Ok(text) => println!("{text}"),
+            Err(e) => self.error(&format!("cannot write JSON: {e}"), None, None),
+        }
+    }
+
+    /// A line on stdout (nothing with `--json`: the documents say it).
+    fn line(&self, text: impl AsRef<str>) {
+        if !self.json {
+            println!("{}", text.as_ref());
+        }
+    }
+
+    /// A message on stderr: a plain line, or a JSON line with its level.
+    fn message(&self, level: &str, text: &str, hint: Option<&str>, kind: Option<&str>) {
+        if self.json {
+            let value = serde_json::json!({ "level": level, "message": text, "hint": hint, "kind": kind });
+            eprintln!("{value}");
+        } else {
+            eprintln!("{level}: {text}");
+            if let Some(hint) = hint {
+                eprintln!("hint: {hint}");
+            }
+        }
+    }
+
+    fn error(&self, text: &str, hint: Option<&str>, kind: Option<&str>) {
+        self.message("error", text, hint, kind);
+    }
+
+    fn warning(&self, diagnostic: &Diagnostic) {
+        if self.json {
+            eprintln!("{}", serde_json::json!({ "level": "warning", "message": diagnostic.to_string() }));
+        } else {
+            eprintln!("{diagnostic}");
+        }
+    }
+
+    fn config_error(&self, error: &ConfigError) {
+        if self.json {
+            for d in &error.diagnostics {
+                let level = match d.severity {
+                    crate::config::Severity::Error => "error",
+                    crate::config::Severity::Warning => "warning",
+                };
+                eprintln!("{}", serde_json::json!({ "level": level, "message": d.to_string(), "kind": "config" }));
+            }
+        } else {
+            eprintln!("{error}");
+        }
+    }
+}
+
+/// The CLI's entry point: parses arguments, loads the configuration, installs the log, runs the
+/// command; answers the process's exit code.
+pub async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let status = run(cli).await;
+    std::process::ExitCode::from(status as u8)
 }
 
 /// Runs the CLI; answers the exit status.
 pub async fn run(cli: Cli) -> ExitStatus {
-    let loaded = match Config::load(&cli.config) {
+    let out = Out { json: cli.json };
+    if let Command::Fields = cli.command {
+        return fields(out);
+    }
+    let secrets = if cli.command.connects() { Secrets::Check } else { Secrets::Ignore };
+    let loaded = match Config::load_with(&cli.config, secrets) {
         Ok(loaded) => loaded,
         Err(e) => {
-            eprintln!("{e}");
+            out.config_error(&e);
+            return ExitStatus::Config;
+        }
+    };
+    #[cfg(unix)]
+    if let Command::Run { once: false, .. } = cli.command {
+        // The service's files (state, lock, log files) are its own: no access for group and
+        // others, whatever the umask it was started with.
+        rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
+    }
+    let _log = match crate::logging::init(cli.log_level.as_deref(), &loaded.config.service.log, cli.json) {
+        Ok(guard) => Some(guard),
+        Err(message) if message.contains("cannot install the log") => None,
+        Err(message) => {
+            out.error(&message, None, Some("config"));
             return ExitStatus::Config;
         }
     };
     for warning in &loaded.warnings {
-        eprintln!("{warning}");
+        out.warning(warning);
     }
     let config = loaded.config;
-    match execute(&cli, config).await {
+    match execute(&cli, out, config.clone()).await {
         Ok(status) => status,
         Err(e) => {
-            eprintln!("error: {e}");
+            if let Error::Config(c) = &e {
+                out.config_error(c);
+                return ExitStatus::Config;
+            }
+            let report = ErrorReport::from_service(&e);
+            let ctx = HintContext { connection: connection_of(&e), ..HintContext::global(&config) };
+            let hint = hints::hint_with_probe(&e, e.kind(), &ctx).await;
+            out.error(&report.message, hint.as_deref(), Some(&report.kind));
             ExitStatus::of_error(&e)
         }
     }
 }
 
-async fn execute(cli: &Cli, config: Config) -> Result<ExitStatus, Error> {
-    if let Command::Check { offline: true } = cli.command {
-        describe(&config, None).await;
-        println!("configuration OK");
-        return Ok(ExitStatus::Ok);
-    }
-    if let Command::Status = cli.command {
-        // Status reads state only: no connection needed.
-        let store = SyncService::open_store(&config).await?;
-        let service = SyncService::new(config, Arc::new(Offline), store)?;
-        return status(cli, &service).await;
-    }
-    if let Command::Conflicts { group } = &cli.command {
-        let store = SyncService::open_store(&config).await?;
-        let service = SyncService::new(config, Arc::new(Offline), store)?;
-        let log = service.conflicts(group.as_deref()).await?;
-        for entry in &log {
-            if cli.json { print_json(entry) } else { println!("{entry}") }
-        }
-        if log.is_empty() && !cli.json {
-            println!("no conflicts");
-        }
-        return Ok(ExitStatus::Ok);
-    }
-
-    if let Command::Check { .. } = cli.command {
-        let quick = exchange_sync_ews::RetryPolicy {
-            max_attempts: 2,
-            base_delay: std::time::Duration::from_millis(200),
-            max_delay: std::time::Duration::from_secs(2),
-        };
-        let folders = EwsFolders::connect_with_retries(&config, quick).await?;
-        let mut status = ExitStatus::Ok;
-        describe(&config, Some(&folders)).await;
-        for group in &config.groups {
-            match folders.check_connection(group).await {
-                Ok(()) => println!("group {}: hub reachable", group.id),
-                Err(e) => {
-                    println!("group {}: {e}", group.id);
-                    status = ExitStatus::Connection;
-                }
-            }
-        }
-        return Ok(status);
-    }
-    let folders = Arc::new(EwsFolders::connect(&config).await?);
-    let store = SyncService::open_store(&config).await?;
-    let service = SyncService::new(config, folders, store)?;
-    match &cli.command {
-        Command::Plan { groups } => {
-            let report = service.plan(RunOptions { groups: groups.clone(), allow_mass_delete: false }).await?;
-            for g in &report.groups {
-                if cli.json {
-                    print_json(g);
-                } else {
-                    println!("group {}:", g.group);
-                    match &g.plan {
-                        Some(text) => print!("{text}"),
-                        None => g.errors.iter().for_each(|e| println!("! {}", e.message)),
-                    }
-                }
-            }
-            Ok(ExitStatus::of_report(&report))
-        }
-        Command::Run { once: true, groups, allow_mass_delete } => {
-            let progress = spawn_progress(&service, cli.json);
-            let report =
-                service.run_once(RunOptions { groups: groups.clone(), allow_mass_delete: *allow_mass_delete }).await?;
-            progress.abort();
-            for g in &report.groups {
-                if cli.json {
-                    print_json(g)
-                } else {
-                    println!("{g}")
-                }
-                if !cli.json {
-                    for e in g.errors.iter().chain(g.members.iter().flat_map(|m| m.errors.iter())) {
-                        println!("  ! {}", e.message);
-                    }
-                }
-            }
-            Ok(ExitStatus::of_report(&report))
-        }
-        Command::Run { .. } => {
-            let progress = spawn_progress(&service, cli.json);
-            service
-                .run_until(async {
-                    stop_signal().await;
-                    eprintln!("stopping: finishing passes in flight (Ctrl-C again to abandon them)");
-                    // A second signal abandons them: safe, since every write is committed as it
-                    // completes and creates are recorded ahead (the next start resumes).
-                    tokio::spawn(async {
-                        stop_signal().await;
-                        eprintln!("abandoning passes in flight");
-                        std::process::exit(130);
-                    });
-                })
-                .await?;
-            // The printer may not have seen the last events yet: say it here.
-            progress.abort();
-            eprintln!("stopped");
-            let failed = service.status().await?.iter().any(|g| {
-                g.last_report.as_ref().is_some_and(|r| !matches!(r.outcome, PassOutcome::Synced | PassOutcome::Planned))
-            });
-            Ok(if failed { ExitStatus::SyncErrors } else { ExitStatus::Ok })
-        }
-        Command::Check { .. } | Command::Status | Command::Conflicts { .. } => Ok(ExitStatus::Ok),
+fn connection_of(e: &Error) -> Option<&str> {
+    match e {
+        Error::Connect { connection, .. } => Some(connection),
+        _ => None,
     }
 }
 
-async fn status(cli: &Cli, service: &SyncService) -> Result<ExitStatus, Error> {
-    let groups = service.status().await?;
-    let mut exit = ExitStatus::Ok;
-    for g in &groups {
-        if cli.json {
-            print_json(g);
-            continue;
+/// A service over the state only (no connection, no secret): for commands that read or post.
+async fn offline_service(config: Config) -> Result<SyncService, Error> {
+    let store = SyncService::open_store_for_reading(&config).await?;
+    SyncService::build(config, Arc::new(Offline), store, false)
+}
+
+async fn execute(cli: &Cli, out: Out, config: Config) -> Result<ExitStatus, Error> {
+    match &cli.command {
+        Command::Check { offline: true } => {
+            if out.json {
+                out.doc(&serde_json::json!({ "configuration": "ok", "groups": describe_json(&config) }));
+            } else {
+                describe(&config, None).await;
+                println!("configuration OK");
+            }
+            Ok(ExitStatus::Ok)
         }
-        println!(
-            "group {}{}",
-            g.group,
-            if g.stopped_by_mass_delete_guard { " (stopped by the mass-delete guard)" } else { "" }
-        );
-        for m in &g.members {
-            let last =
-                m.last_sync.map_or_else(|| "never".to_owned(), |t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string());
-            println!(
-                "  {:<28} {:<8} {:>6} copies  last sync {last}{}{}",
-                m.member,
-                m.direction,
-                m.copies,
-                if m.initialized { "" } else { "  (initial sync pending)" },
-                if m.pending_creates > 0 { format!("  {} creates pending", m.pending_creates) } else { String::new() },
-            );
-            if let Some(e) = &m.last_error {
-                println!("      last error: {e}");
-                exit = ExitStatus::SyncErrors;
+        Command::Check { offline: false } => check(out, config).await,
+        Command::Status => status(out, &offline_service(config).await?).await,
+        Command::Groups => groups(out, &offline_service(config).await?).await,
+        Command::Show { group, query } => {
+            let service = offline_service(config).await?;
+            let found = service.lookup(group.as_deref(), query, 20).await?;
+            if found.is_empty() {
+                out.error(&format!("no item of the group's state matches {query:?}"), None, Some("not_found"));
+                return Ok(ExitStatus::SyncErrors);
+            }
+            for view in &found {
+                if out.json {
+                    out.doc(view);
+                } else {
+                    println!("{view}\n");
+                }
+            }
+            Ok(ExitStatus::Ok)
+        }
+        Command::Conflicts { group } => {
+            let service = offline_service(config).await?;
+            let log = service.conflicts(group.as_deref()).await?;
+            for entry in &log {
+                if out.json { out.doc(entry) } else { println!("{entry}") }
+            }
+            if log.is_empty() {
+                out.line("no conflicts");
+            }
+            Ok(ExitStatus::Ok)
+        }
+        Command::Confirm { group } => post_request(out, config, group, AdminRequest::ConfirmDeletions).await,
+        Command::Resync { group, member } => {
+            let member = member.as_ref().map(|m| MemberId::new(crate::config::member_id(m)));
+            post_request(out, config, group, AdminRequest::Resync { member }).await
+        }
+        Command::Plan { groups, member } => {
+            // A dry run reads state beside a running service and writes nothing anywhere.
+            let store = SyncService::open_store_for_reading(&config).await?;
+            let folders = Arc::new(EwsFolders::connect(&config).await?);
+            let service = SyncService::build(config, folders, store, false)?;
+            let report = match member {
+                Some(m) => {
+                    let [group] = groups.as_slice() else {
+                        return Err(Error::Config(ConfigError::single("", "--member needs exactly one --group", None)));
+                    };
+                    service.plan_member(group, m).await?
+                }
+                None => service.plan(RunOptions { groups: groups.clone(), allow_mass_delete: false }).await?,
+            };
+            for g in &report.groups {
+                if out.json {
+                    out.doc(g);
+                    continue;
+                }
+                println!("group {}:", g.group);
+                match &g.plan {
+                    Some(text) => print!("{text}"),
+                    None => {
+                        if let Some(guard) = &g.guard {
+                            println!("{guard}");
+                        }
+                        for e in g.all_errors() {
+                            println!("! {}", e.with_hint());
+                        }
+                    }
+                }
+            }
+            Ok(ExitStatus::of_report(&report))
+        }
+        Command::Run { once, groups, allow_mass_delete } => {
+            // The state first: a second writer is refused before anything else happens.
+            let store = match open_state(&config).await {
+                Ok(store) => store,
+                Err(e) => {
+                    if e.kind() == ErrorKind::State && *allow_mass_delete {
+                        let group = groups.first().or_else(|| config.groups.first().map(|g| &g.id));
+                        out.message(
+                            "hint",
+                            &format!(
+                                "while a service runs, confirm through it: exchange-sync confirm --group {}",
+                                group.map_or("<group>", String::as_str)
+                            ),
+                            None,
+                            None,
+                        );
+                    }
+                    return Err(e);
+                }
+            };
+            let folders = Arc::new(EwsFolders::connect(&config).await?);
+            let http = config.service.http.clone();
+            let service = SyncService::build(config, folders, store, false)?;
+            if *once {
+                run_once(out, &service, groups, *allow_mass_delete).await
+            } else {
+                run_service(out, &service, http).await
+            }
+        }
+        Command::Fields => Ok(fields(out)),
+    }
+}
+
+/// Opens the state as its writer; a new state file (and its directory) is created without access
+/// for group and others.
+async fn open_state(config: &Config) -> Result<Arc<dyn exchange_sync_core::StateStore>, Error> {
+    if let StateLocation::Sqlite(path) = &config.service.state {
+        tighten(path);
+    }
+    SyncService::open_store(config).await
+}
+
+/// Creates a missing state file's directory (0700) and the file itself (0600) before SQLite does,
+/// so that its journal files inherit the mode; an existing file readable by others is made the
+/// owner's.
+fn tighten(path: &std::path::Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty() && !d.exists()) {
+            let _ = std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir);
+        }
+        match std::fs::metadata(path) {
+            Ok(meta) if meta.permissions().mode() & 0o077 != 0 => {
+                if let Err(e) = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)) {
+                    tracing::warn!(
+                        "the state file {} is readable by others and cannot be restricted: {e}",
+                        path.display()
+                    );
+                }
+            }
+            Ok(_) => {}
+            Err(_) => {
+                let _ = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path);
             }
         }
     }
+    #[cfg(not(unix))]
+    let _ = path;
+}
+
+async fn run_once(
+    out: Out,
+    service: &SyncService,
+    groups: &[String],
+    allow_mass_delete: bool,
+) -> Result<ExitStatus, Error> {
+    let progress = Progress::start(service, out.json);
+    let report = service.run_once(RunOptions { groups: groups.to_vec(), allow_mass_delete }).await;
+    progress.finish().await;
+    let report = report?;
+    for g in &report.groups {
+        if out.json {
+            out.doc(g);
+            continue;
+        }
+        println!("{g}");
+        if let Some(guard) = &g.guard {
+            for line in guard.to_string().lines() {
+                println!("  ! {line}");
+            }
+        }
+        for notice in &g.notices {
+            println!("  * {notice}");
+        }
+        for e in g.all_errors() {
+            if g.guard.is_some() && e.kind == "mass_delete" {
+                continue;
+            }
+            let item = e.item_name.as_ref().map(|n| format!("{n}: ")).unwrap_or_default();
+            println!("  ! {item}{}", e.with_hint());
+        }
+    }
+    Ok(ExitStatus::of_report(&report))
+}
+
+/// The real-time service, until SIGTERM or Ctrl-C. A stop asked for this way ends with exit 0
+/// once the passes in flight ended or were abandoned (safely: every write is committed as it
+/// completes and creates are recorded ahead); how the passes went is in the log and `status`.
+async fn run_service(
+    out: Out,
+    service: &SyncService,
+    http: Option<crate::config::HttpSettings>,
+) -> Result<ExitStatus, Error> {
+    let progress = Progress::start(service, out.json);
+    let server = match http {
+        Some(settings) => {
+            let token = match &settings.admin_token {
+                Some(secret) => Some(secret.resolve().map_err(|m| {
+                    Error::Config(ConfigError::single("service.http.admin_token", format!("secret missing: {m}"), None))
+                })?),
+                None => None,
+            };
+            let server = crate::http::serve(service.clone(), settings.listen, token).await.map_err(|e| {
+                Error::Config(ConfigError::single(
+                    "service.http.listen",
+                    format!("cannot listen on {}: {e}", settings.listen),
+                    None,
+                ))
+            })?;
+            out.message(
+                "info",
+                &format!(
+                    "status page on http://{0}/ (metrics: http://{0}/metrics, health: http://{0}/healthz)",
+                    server.address
+                ),
+                None,
+                None,
+            );
+            Some(server)
+        }
+        None => None,
+    };
+    service
+        .run_until(async move {
+            stop_signal().await;
+            out.message("info", "stopping: finishing passes in flight (Ctrl-C again to abandon them)", None, None);
+            // A second signal abandons them: safe, since every write is committed as it
+            // completes and creates are recorded ahead (the next start resumes).
+            tokio::spawn(async move {
+                stop_signal().await;
+                out.message("info", "abandoning passes in flight", None, None);
+                std::process::exit(130);
+            });
+        })
+        .await?;
+    if let Some(server) = server {
+        server.stop();
+    }
+    progress.finish().await;
+    out.message("info", "stopped", None, None);
+    Ok(ExitStatus::Ok)
+}
+
+/// `check`: opens every folder (the hub, each member with impersonation, distribution groups'
+/// members), creating and writing nothing; reports each folder that cannot be reached by name
+/// with what to do (exit 4), what the next run would do beyond syncing (folders to create,
+/// re-homes), and what the server's version means (no streaming on Exchange 2007 SP1).
+async fn check(out: Out, config: Config) -> Result<ExitStatus, Error> {
+    let quick = exchange_sync_ews::RetryPolicy {
+        max_attempts: 2,
+        base_delay: std::time::Duration::from_millis(200),
+        max_delay: std::time::Duration::from_secs(2),
+        ..Default::default()
+    };
+    let folders = EwsFolders::connect_with_retries(&config, quick).await?;
+    let mut exit = ExitStatus::Ok;
+    let store = match SyncService::open_store_for_reading(&config).await {
+        Ok(store) => store,
+        Err(e) => {
+            let ctx = HintContext::global(&config);
+            out.error(&format!("state: {e}"), hints::hint(&e, e.kind(), &ctx).as_deref(), Some("state"));
+            exit = ExitStatus::State;
+            Arc::new(exchange_sync_core::state::memory::MemoryStore::new())
+        }
+    };
+    if !out.json {
+        describe(&config, Some(&folders)).await;
+    }
+    let service = SyncService::build(config.clone(), Arc::new(folders), store, false)?;
+    for mut group in service.check().await {
+        // The hub's credentials refused: ask the server what it offers (an NTLM-only server).
+        if let (Some(gc), Some(hub)) = (config.group(&group.group), group.folders.first_mut())
+            && let Some(problem) = &mut hub.problem
+            && problem.kind == "auth"
+        {
+            let ctx = HintContext::group(&config, gc);
+            let error = exchange_sync_core::Error::Auth { message: problem.message.clone(), context: Box::default() };
+            problem.hint = hints::hint_with_probe(&error, ErrorKind::Auth, &ctx).await.or(problem.hint.take());
+        }
+        if out.json {
+            out.doc(&group);
+        } else {
+            for f in &group.folders {
+                let name = if f.member == crate::config::HUB_MEMBER_ID { "hub".to_owned() } else { f.member.clone() };
+                match &f.problem {
+                    None if f.member == crate::config::HUB_MEMBER_ID => {
+                        println!("group {}: hub reachable ({})", group.group, f.folder)
+                    }
+                    None => println!("group {}: {name} reachable ({})", group.group, f.folder),
+                    Some(p) => {
+                        println!("group {}: {name} cannot be reached ({}): {}", group.group, f.folder, p.message);
+                        if let Some(hint) = &p.hint {
+                            println!("  hint: {hint}");
+                        }
+                    }
+                }
+                for note in &f.notes {
+                    println!("  * {note}");
+                }
+            }
+            for note in &group.notes {
+                println!("group {}: note: {note}", group.group);
+            }
+            if let Some(e) = &group.state_error {
+                println!("group {}: state: {e}", group.group);
+            }
+        }
+        for worst in group.unreachable().map(check_exit) {
+            exit = exit.max_by(worst);
+        }
+    }
     Ok(exit)
+}
+
+/// The exit status of a folder `check` cannot reach.
+fn check_exit(f: &crate::status::FolderCheck) -> ExitStatus {
+    match f.problem.as_ref().map(|p| p.kind.as_str()) {
+        Some("state") => ExitStatus::State,
+        Some("config") => ExitStatus::Config,
+        _ => ExitStatus::Connection,
+    }
+}
+
+impl ExitStatus {
+    /// The more serious of two statuses (state above connection above the rest).
+    fn max_by(self, other: ExitStatus) -> ExitStatus {
+        let rank = |s: ExitStatus| match s {
+            ExitStatus::Ok => 0,
+            ExitStatus::SyncErrors => 1,
+            ExitStatus::Connection => 2,
+            ExitStatus::MassDelete => 3,
+            ExitStatus::Config => 4,
+            ExitStatus::State => 5,
+        };
+        if rank(other) > rank(self) { other } else { self }
+    }
+}
+
+/// Posts an admin request through the state, for the running service (or the next run).
+async fn post_request(out: Out, config: Config, group: &str, request: AdminRequest) -> Result<ExitStatus, Error> {
+    if config.group(group).is_none() {
+        return Err(Error::UnknownGroup(group.to_owned()));
+    }
+    let StateLocation::Sqlite(path) = config.service.state.clone() else {
+        out.error(
+            "state = \"memory\" keeps no state between processes: nothing can reach a running service; confirm with \
+             `exchange-sync run --once --allow-mass-delete` instead",
+            None,
+            Some("config"),
+        );
+        return Ok(ExitStatus::Config);
+    };
+    use exchange_sync_core::state::sqlite::SqliteStore;
+    // Posted through a reader: it works beside a running service (the state's writer). A state
+    // that does not exist yet (or has an older schema, which readers do not migrate) is opened
+    // as its writer, which no service holds then.
+    let (store, writer): (Arc<dyn exchange_sync_core::StateStore>, bool) = match SqliteStore::open_reader(&path).await {
+        Ok(reader) => (Arc::new(reader), false),
+        Err(_) => {
+            tighten(&path);
+            (Arc::new(SqliteStore::open(&path).await?), true)
+        }
+    };
+    let service = SyncService::build(config, Arc::new(Offline), Arc::clone(&store), false)?;
+    let what = match &request {
+        AdminRequest::ConfirmDeletions => "confirmation of the deletions".to_owned(),
+        AdminRequest::Resync { member: Some(m) } => format!("resync of {m}"),
+        AdminRequest::Resync { member: None } => "resync of every folder".to_owned(),
+    };
+    let id = service.post_request(group, request).await?;
+    drop(service);
+    drop(store);
+    // Is a service holding the state? Only its writer lock says: try it, and let go at once.
+    let running = if writer {
+        None
+    } else {
+        match SqliteStore::open(&path).await {
+            Ok(free) => {
+                drop(free);
+                None
+            }
+            Err(e) => Some(e.to_string()),
+        }
+    };
+    let text = match &running {
+        Some(holder) => format!(
+            "posted the {what} for group {group} (request {id}); the running service carries it out within a few \
+             seconds (see `exchange-sync status`). The state is held: {holder}"
+        ),
+        None => format!(
+            "posted the {what} for group {group} (request {id}); no service is running: it applies at the next run \
+             (`exchange-sync run --once`, or the service when it starts)"
+        ),
+    };
+    if out.json {
+        out.doc(&serde_json::json!({
+            "group": group, "request": id, "posted": what, "service_running": running.is_some(), "message": text
+        }));
+    } else {
+        println!("{text}");
+    }
+    Ok(ExitStatus::Ok)
+}
+
+async fn status(out: Out, service: &SyncService) -> Result<ExitStatus, Error> {
+    let groups = service.status().await?;
+    let mut exit = ExitStatus::Ok;
+    for g in &groups {
+        if g.stopped_by_mass_delete_guard {
+            exit = exit.max_by(ExitStatus::MassDelete);
+        } else if g.needs_attention() {
+            exit = exit.max_by(ExitStatus::SyncErrors);
+        }
+        if out.json {
+            out.doc(g);
+            continue;
+        }
+        let last = match (&g.last_outcome, g.last_pass) {
+            (Some(outcome), Some(at)) => {
+                format!("last pass {} ({outcome:?})", at.format("%Y-%m-%d %H:%M:%S UTC"))
+            }
+            _ => "no pass recorded yet".to_owned(),
+        };
+        println!(
+            "group {}: {last}{}; {} conflicts recorded",
+            g.group,
+            if g.stopped_by_mass_delete_guard { "; STOPPED BY THE MASS-DELETE GUARD" } else { "" },
+            g.conflicts
+        );
+        if let Some(guard) = &g.guard {
+            for line in guard.to_string().lines() {
+                println!("  ! {line}");
+            }
+        }
+        for e in &g.last_errors {
+            if g.guard.is_some() && e.kind == "mass_delete" {
+                continue;
+            }
+            let who = e.member.as_ref().map(|m| format!("{m}: ")).unwrap_or_default();
+            println!("  ! {who}{}", e.with_hint());
+        }
+        for m in &g.members {
+            let last =
+                m.last_sync.map_or_else(|| "never".to_owned(), |t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string());
+            let direction = m.direction.replace('_', "-");
+            let source =
+                if m.source == "listed" || m.source == "hub" { String::new() } else { format!(" [{}]", m.source) };
+            println!(
+                "  {:<28} {:<8} {:>6} copies  last sync {last}{}{}{source}",
+                m.member,
+                direction,
+                m.copies,
+                if m.initialized || m.member == crate::config::HUB_MEMBER_ID { "" } else { "  (initial sync pending)" },
+                if m.pending_creates > 0 { format!("  {} creates pending", m.pending_creates) } else { String::new() },
+            );
+            println!("      {}", m.folder);
+            if let Some(e) = &m.last_error {
+                println!("      {}: {e}", m.condition.replace('_', " "));
+            }
+        }
+        for request in &g.pending_requests {
+            println!("  pending admin request: {request}");
+        }
+    }
+    Ok(exit)
+}
+
+async fn groups(out: Out, service: &SyncService) -> Result<ExitStatus, Error> {
+    let statuses = service.status().await?;
+    for (g, s) in service.config().groups.iter().zip(&statuses) {
+        let members = s.members.iter().filter(|m| m.member != crate::config::HUB_MEMBER_ID).count();
+        let from_dl = s.members.iter().filter(|m| m.source.starts_with("distribution group")).count();
+        let outcome = s.last_outcome.map_or_else(|| "no pass yet".to_owned(), |o| format!("{o:?}"));
+        if out.json {
+            out.doc(&serde_json::json!({
+                "group": g.id, "hub": g.hub.to_string(), "connection": g.connection, "members": members,
+                "from_distribution_groups": from_dl, "last_outcome": s.last_outcome, "last_pass": s.last_pass,
+                "stopped_by_mass_delete_guard": s.stopped_by_mass_delete_guard, "conflicts": s.conflicts,
+                "pending_requests": s.pending_requests,
+            }));
+        } else {
+            println!(
+                "{:<24} hub {}  {members} members ({from_dl} from distribution groups)  last pass: {outcome}{}",
+                g.id,
+                g.hub,
+                if s.stopped_by_mass_delete_guard { "  STOPPED BY THE GUARD" } else { "" }
+            );
+        }
+    }
+    Ok(ExitStatus::Ok)
+}
+
+fn fields(out: Out) -> ExitStatus {
+    let names = crate::config::known_fields();
+    if out.json {
+        out.doc(&names);
+    } else {
+        for n in names {
+            println!("{n}");
+        }
+        println!("body  (filters only: the item's notes)");
+    }
+    ExitStatus::Ok
 }
 
 /// Completes on Ctrl-C, or on SIGTERM (how service managers stop a service) on Unix.
@@ -318,30 +876,84 @@ async fn stop_signal() {
 }
 
 /// Shows progress events on stderr while a command runs: JSON lines with `--json`, progress bars
-/// when stderr is a terminal, plain lines otherwise.
-fn spawn_progress(service: &SyncService, json: bool) -> tokio::task::JoinHandle<()> {
-    use std::io::IsTerminal;
-    let mut events = service.subscribe();
-    let mut bars = (!json && std::io::stderr().is_terminal()).then(TerminalProgress::default);
-    tokio::spawn(async move {
-        loop {
-            match events.recv().await {
-                Ok(event) => {
-                    if json {
-                        if let Ok(text) = serde_json::to_string(&event) {
-                            eprintln!("{text}");
-                        }
-                    } else if let Some(bars) = bars.as_mut() {
-                        bars.show(&event);
-                    } else if let Some(text) = progress_display::line(&event) {
+/// when stderr is a terminal, plain lines otherwise. [`Progress::finish`] prints every event
+/// sent before it was called, so the last one is never lost.
+struct Progress {
+    task: tokio::task::JoinHandle<()>,
+    done: tokio::sync::oneshot::Sender<()>,
+}
+
+impl Progress {
+    fn start(service: &SyncService, json: bool) -> Self {
+        use std::io::IsTerminal;
+        let mut events = service.subscribe();
+        let mut bars = (!json && std::io::stderr().is_terminal()).then(TerminalProgress::default);
+        let (done, mut finish) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let mut show = |event: &crate::event::ProgressEvent| {
+                if json {
+                    if let Ok(text) = serde_json::to_string(event) {
                         eprintln!("{text}");
                     }
+                } else if let Some(bars) = bars.as_mut() {
+                    bars.show(event);
+                } else if let Some(text) = progress_display::line(event) {
+                    eprintln!("{text}");
                 }
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => eprintln!("({n} progress events skipped)"),
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+            };
+            loop {
+                tokio::select! {
+                    biased;
+                    received = events.recv() => match received {
+                        Ok(event) => show(&event),
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                            if json {
+                                eprintln!("{}", serde_json::json!({ "event": "events_skipped", "count": n }));
+                            } else {
+                                eprintln!("({n} progress events skipped)");
+                            }
+                        }
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                    },
+                    _ = &mut finish => break,
+                }
             }
-        }
-    })
+            // Everything sent before `finish` was asked for.
+            while let Ok(event) = events.try_recv() {
+                show(&event);
+            }
+        });
+        Progress { task, done }
+    }
+
+    /// Prints the events still queued, then stops.
+    async fn finish(self) {
+        let _ = self.done.send(());
+        let _ = self.task.await;
+    }
+}
+
+/// What `check --offline --json` says about each group.
+fn describe_json(config: &Config) -> Vec<serde_json::Value> {
+    config
+        .groups
+        .iter()
+        .map(|g| {
+            serde_json::json!({
+                "group": g.id,
+                "connection": g.connection,
+                "hub": g.hub.to_string(),
+                "members": g.members.iter().map(|m| serde_json::json!({
+                    "member": m.id,
+                    "direction": if m.direction.is_two_way() { "two_way" } else { "one_way" },
+                    "folder": g.folder_path_of(m),
+                    "filtered": m.filter.is_some(),
+                    "modifications": m.modifications.len(),
+                })).collect::<Vec<_>>(),
+                "distribution_groups": g.member_sources.iter().map(|s| s.distribution_group.clone()).collect::<Vec<_>>(),
+            })
+        })
+        .collect()
 }
 
 /// Prints what the configuration syncs (and, connected, who the distribution groups hold).

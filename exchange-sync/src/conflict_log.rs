@@ -4,10 +4,10 @@
 use chrono::{DateTime, Utc};
 use exchange_sync_core::FieldValue;
 use exchange_sync_core::state::ConflictRecord;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// One side's value in a conflict, as text.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SideEntry {
     /// The member id (`hub` for the hub).
     pub member: String,
@@ -16,12 +16,16 @@ pub struct SideEntry {
 }
 
 /// One resolved conflict, as plain text fields.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConflictEntry {
     /// The group.
     pub group: String,
-    /// The entity (the logical item).
+    /// The entity (the logical item; `exchange-sync show` looks it up).
     pub entity: String,
+    /// The item as a person names it (`contact "Anna Berg" <anna.berg@contoso.test>`), when the
+    /// state still knows the entity.
+    #[serde(default)]
+    pub item: Option<String>,
     /// The field (`body` and `categories` for those).
     pub field: String,
     /// The value both sides started from.
@@ -49,6 +53,7 @@ impl ConflictEntry {
         ConflictEntry {
             group: group.to_owned(),
             entity: record.entity.to_string(),
+            item: None,
             field: record.field.clone(),
             base: text(&record.base),
             winner: SideEntry { member: record.winner.member.to_string(), value: text(&record.winner.value) },
@@ -61,6 +66,12 @@ impl ConflictEntry {
             recorded_at: record.recorded_at,
         }
     }
+
+    /// The entry, naming its item (see [`crate::names::item_name`]).
+    pub fn named(mut self, item: Option<String>) -> Self {
+        self.item = item;
+        self
+    }
 }
 
 fn show(value: &Option<String>) -> String {
@@ -69,12 +80,15 @@ fn show(value: &Option<String>) -> String {
 
 impl std::fmt::Display for ConflictEntry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let item = match &self.item {
+            Some(name) => format!("{name} (entity {})", self.entity),
+            None => format!("entity {}", self.entity),
+        };
         write!(
             f,
-            "{} group {} item {}: field {} was {}; kept {} from {} ({})",
+            "{} group {} {item}: field {} was {}; kept {} from {} ({})",
             self.recorded_at.format("%Y-%m-%d %H:%M:%S UTC"),
             self.group,
-            self.entity,
             self.field,
             show(&self.base),
             show(&self.winner.value),
@@ -108,8 +122,10 @@ mod tests {
         let line = ConflictEntry::from_record("contacts", &record).to_string();
         assert_eq!(
             line,
-            "2026-11-28 10:00:00 UTC group contacts item e1: field phone.mobile was \"+1 100\"; \
+            "2026-11-28 10:00:00 UTC group contacts entity e1: field phone.mobile was \"+1 100\"; \
              kept \"+1 200\" from alice (hub_wins); not kept: (empty) from bob"
         );
+        let named = ConflictEntry::from_record("contacts", &record).named(Some("contact \"Anna Berg\"".into()));
+        assert!(named.to_string().contains("group contacts contact \"Anna Berg\" (entity e1): field phone.mobile"));
     }
 }

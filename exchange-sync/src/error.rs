@@ -27,6 +27,17 @@ pub enum Error {
     /// No group has this id.
     #[error("no group has the id {0:?}")]
     UnknownGroup(String),
+    /// A folder the configuration names does not exist (the hub's public folder, say); the
+    /// message lists what exists instead.
+    #[error("{message}")]
+    MissingFolder {
+        /// What was being done ("open hub"), for callers that show it apart from the message.
+        operation: &'static str,
+        /// The folder as the configuration names it (`public folder Company Contacts/Nope`).
+        folder: String,
+        /// What is missing, and what exists.
+        message: String,
+    },
     /// The service was stopped before the operation could finish.
     #[error("the service is shutting down")]
     ShuttingDown,
@@ -40,13 +51,19 @@ impl Error {
             Error::Sync(e) => e.kind(),
             Error::Connect { retryable: true, .. } => ErrorKind::Transient,
             Error::Connect { retryable: false, .. } => ErrorKind::Permanent,
+            Error::MissingFolder { .. } => ErrorKind::NotFound,
             Error::ShuttingDown => ErrorKind::Transient,
         }
     }
 
-    /// Whether retrying the same operation later can succeed.
+    /// Whether the caller may retry: the error is temporary and no lower layer has spent its
+    /// retries on it already (a connector's client retries single requests and marks what it
+    /// gave up on as exhausted; see [`exchange_sync_core::Error::retries_exhausted`]).
     pub fn is_retryable(&self) -> bool {
-        self.kind().is_retryable()
+        match self {
+            Error::Sync(e) => e.is_retryable(),
+            other => other.kind().is_retryable(),
+        }
     }
 }
 

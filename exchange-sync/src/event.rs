@@ -8,12 +8,12 @@
 
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::report::{ErrorReport, GroupReport};
 
 /// Why a pass runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Trigger {
     /// The first pass after start (initial sync of new folders, catch-up of the others).
@@ -26,10 +26,14 @@ pub enum Trigger {
     Resync,
     /// Group membership changed (a member joined or left).
     Membership,
-    /// A retry after a retryable failure.
+    /// A retry after a retryable failure, a follow-up after users' edits raced with a pass, or
+    /// the end of a server's back-off.
     Retry,
     /// Asked for explicitly (`run_once`, the CLI).
     Manual,
+    /// An admin's request posted through the state (`exchange-sync confirm`, `exchange-sync
+    /// resync`), picked up by the running service.
+    Request,
 }
 
 /// One progress event.
@@ -80,8 +84,8 @@ pub enum ProgressEvent {
         error: ErrorReport,
         /// The attempt that failed (1-based).
         attempt: u32,
-        /// The delay before the next attempt.
-        #[serde(serialize_with = "millis")]
+        /// The delay before the next attempt (`retry_in_ms` in JSON).
+        #[serde(rename = "retry_in_ms", serialize_with = "millis")]
         retry_in: Duration,
     },
     /// A member joined a group (from a distribution group); its initial sync follows.

@@ -3,8 +3,13 @@
 //! One [`EwsClient`] per configured connection (credentials from their secret sources, TLS
 //! options, the public folder mailbox found through Autodiscover for the routing headers that
 //! Exchange 2013+ needs). Members are reached through impersonation (or delegate access when the
-//! connection says `impersonation = false`); named target folders are created when missing; the
-//! hub must exist.
+//! connection says `impersonation = false`); named target folders are created when missing (never
+//! by [`FolderProvider::existing_member`], which dry runs and `check` use); the hub must exist.
+//!
+//! Opening a folder resolves its server id (one GetFolder for a default folder such as a mailbox's
+//! `contacts`; a named folder's id comes with the lookup), which also shows at once whether the
+//! mailbox can be reached. Connectors carry that id ([`Connector::folder_id`]), so that a target
+//! that comes to resolve to another folder is re-homed, and an old folder is opened again by it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -13,8 +18,8 @@ use async_trait::async_trait;
 use exchange_sync_core::Connector;
 use exchange_sync_ews::operation::folders::Traversal;
 use exchange_sync_ews::{
-    Credentials, DistinguishedFolder, EwsClient, EwsError, EwsFolderConnector, FolderRef, FolderShape, Impersonation,
-    RetryPolicy, Routing, TokenProvider, TransportConfig,
+    ConnectorOptions, Credentials, DistinguishedFolder, EwsClient, EwsError, EwsFolderConnector, FolderId, FolderRef,
+    FolderShape, Impersonation, RetryPolicy, Routing, TokenProvider, TransportConfig,
 };
 
 use crate::config::WellKnownFolder;
@@ -22,6 +27,15 @@ use crate::config::{Auth, Config, Connection, Endpoint, GroupConfig, HubFolder, 
 use crate::error::{Error, Result};
 use crate::folders::FolderProvider;
 use crate::item_folder::ItemFolder;
+
+/// The error of a named folder that does not exist (and was not to be created).
+fn missing_folder(mailbox: &str, target: &TargetFolder) -> Error {
+    Error::Sync(exchange_sync_core::Error::NotFound {
+        context: Box::new(
+            exchange_sync_core::ErrorContext::operation("open folder").with_folder(format!("{mailbox}/{target}")),
+        ),
+    })
+}
 
 /// A connection's client and what Autodiscover told about it.
 struct ConnectionClient {
@@ -33,6 +47,13 @@ struct ConnectionClient {
 /// Opens folders on Exchange over EWS.
 pub struct EwsFolders {
     connections: BTreeMap<String, ConnectionClient>,
+    /// How often pull subscriptions are asked for events (servers without streaming).
+    pull_interval: std::time::Duration,
+}
+
+/// Whether a server is Exchange 2007 (major version 8): no streaming notifications.
+fn is_exchange_2007(client: &EwsClient) -> bool {
+    client.server_version().and_then(|v| v.major) == Some(8)
 }
 
 /// Reads an OAuth2 token from its secret source on every request for one, so a token renewed by
@@ -102,7 +123,19 @@ impl EwsFolders {
         for connection in &config.connections {
             connections.insert(connection.id.clone(), Self::connect_one(connection, retry.clone()).await?);
         }
-        Ok(EwsFolders { connections })
+        Ok(EwsFolders { connections, pull_interval: config.service.pull_interval })
+    }
+
+    /// How connectors of a connection watch their folders: pull subscriptions asked every
+    /// `pull_interval` where streaming is not offered (right away on Exchange 2007 SP1, whose
+    /// version the first answer told).
+    fn options(&self, client: &EwsClient) -> ConnectorOptions {
+        let mut options = ConnectorOptions::default();
+        options.watch.pull_interval = self.pull_interval;
+        if is_exchange_2007(client) {
+            options.watch.streaming = false;
+        }
+        options
     }
 
     async fn connect_one(connection: &Connection, retry: RetryPolicy) -> Result<ConnectionClient> {
@@ -190,11 +223,16 @@ impl EwsFolders {
         target: &TargetFolder,
         create: bool,
     ) -> Result<Arc<dyn Connector>> {
-        Ok(self.open_mailbox_folder(&group.connection, mailbox, target, create).await?.connector())
+        match self.find_mailbox_folder(&group.connection, mailbox, target, create).await? {
+            Some(folder) => Ok(folder.connector()),
+            None => Err(missing_folder(mailbox, target)),
+        }
     }
 
     /// Opens a folder of a mailbox for item operations (see [`ItemFolder`]); a named folder is
-    /// created when missing and `create` is set.
+    /// created when missing and `create` is set (otherwise a missing one is an error of kind
+    /// [`exchange_sync_core::ErrorKind::NotFound`]). A default folder is named as such, without a
+    /// request: a mailbox that cannot be reached shows at the first item operation.
     pub async fn open_mailbox_folder(
         &self,
         connection: &str,
@@ -202,6 +240,34 @@ impl EwsFolders {
         target: &TargetFolder,
         create: bool,
     ) -> Result<ItemFolder> {
+        match self.locate_mailbox_folder(connection, mailbox, target, create, false).await? {
+            Some(folder) => Ok(folder),
+            None => Err(missing_folder(mailbox, target)),
+        }
+    }
+
+    /// Opens a folder of a mailbox as the sync service does: with its server id resolved (one
+    /// GetFolder for a default folder), so that the mailbox's reachability shows at once and the
+    /// connector says which server folder it is bound to. `Ok(None)` when it is a named folder
+    /// that does not exist and `create` is not set.
+    pub async fn find_mailbox_folder(
+        &self,
+        connection: &str,
+        mailbox: &str,
+        target: &TargetFolder,
+        create: bool,
+    ) -> Result<Option<ItemFolder>> {
+        self.locate_mailbox_folder(connection, mailbox, target, create, true).await
+    }
+
+    async fn locate_mailbox_folder(
+        &self,
+        connection: &str,
+        mailbox: &str,
+        target: &TargetFolder,
+        create: bool,
+        resolve_id: bool,
+    ) -> Result<Option<ItemFolder>> {
         let c = self.connection_by_id(connection)?;
         let (client, delegate_mailbox) = Self::mailbox_client(c, mailbox);
         let well_known = |w: WellKnownFolder| FolderRef::Distinguished {
@@ -215,8 +281,14 @@ impl EwsFolders {
         };
         let describe = format!("{mailbox}/{target}");
         let to_error = |e: EwsError| Error::Sync(exchange_sync_ews::connector::to_core_error(e, &describe));
-        let folder = match target {
-            TargetFolder::WellKnown(w) => well_known(*w),
+        let folder_id = match target {
+            TargetFolder::WellKnown(w) if resolve_id => client.folder_id(&well_known(*w)).await.map_err(to_error)?,
+            TargetFolder::WellKnown(w) => {
+                let folder = well_known(*w);
+                let connector = EwsFolderConnector::mailbox_folder(client.clone(), folder.clone(), describe)
+                    .with_options(self.options(&client));
+                return Ok(Some(ItemFolder::new(Arc::new(connector), client, folder)));
+            }
             TargetFolder::Named { parent, name } => {
                 let parent_ref = well_known(*parent);
                 let children = client
@@ -224,7 +296,7 @@ impl EwsFolders {
                     .await
                     .map_err(to_error)?;
                 match children.into_iter().find(|f| f.display_name.as_deref() == Some(name.as_str())) {
-                    Some(found) => FolderRef::Id(found.id),
+                    Some(found) => found.id,
                     None if create => {
                         let class = match parent {
                             WellKnownFolder::Contacts => "IPF.Contact",
@@ -233,20 +305,45 @@ impl EwsFolders {
                             WellKnownFolder::Notes => "IPF.StickyNote",
                         };
                         tracing::info!(folder = %describe, "creating the target folder");
-                        FolderRef::Id(client.create_folder(&parent_ref, name, class).await.map_err(to_error)?.id)
+                        client.create_folder(&parent_ref, name, class).await.map_err(to_error)?.id
                     }
-                    None => {
-                        return Err(Error::Sync(exchange_sync_core::Error::NotFound {
-                            context: Box::new(
-                                exchange_sync_core::ErrorContext::operation("open folder").with_folder(describe),
-                            ),
-                        }));
-                    }
+                    None => return Ok(None),
                 }
             }
         };
-        let connector = Arc::new(EwsFolderConnector::mailbox_folder(client.clone(), folder.clone(), describe.clone()));
-        Ok(ItemFolder::new(connector, client, folder))
+        Ok(Some(self.mailbox_item_folder(client, folder_id, describe)))
+    }
+
+    /// A mailbox folder by its id, for item operations and syncing.
+    fn mailbox_item_folder(&self, client: EwsClient, id: FolderId, describe: String) -> ItemFolder {
+        let folder = FolderRef::Id(FolderId::new(id.id.clone()));
+        let connector = EwsFolderConnector::mailbox_folder(client.clone(), folder.clone(), describe)
+            .with_options(self.options(&client))
+            .with_folder_id(id.id);
+        ItemFolder::new(Arc::new(connector), client, folder)
+    }
+
+    /// Opens a folder of a mailbox by its server id (a member's folder before its target changed);
+    /// a folder that is gone answers an error of kind [`exchange_sync_core::ErrorKind::NotFound`].
+    pub async fn open_mailbox_folder_by_id(
+        &self,
+        connection: &str,
+        mailbox: &str,
+        folder_id: &str,
+        describe: String,
+    ) -> Result<ItemFolder> {
+        let c = self.connection_by_id(connection)?;
+        let (client, _) = Self::mailbox_client(c, mailbox);
+        let id = Self::existing_folder(&client, folder_id, &describe).await?;
+        Ok(self.mailbox_item_folder(client, id, describe))
+    }
+
+    /// Checks that the folder with this id exists (one GetFolder, IdOnly); answers its id.
+    async fn existing_folder(client: &EwsClient, folder_id: &str, describe: &str) -> Result<FolderId> {
+        client
+            .folder_id(&FolderRef::Id(FolderId::new(folder_id)))
+            .await
+            .map_err(|e| Error::Sync(exchange_sync_ews::connector::to_core_error(e, describe)))
     }
 
     /// Finds a public folder by its `/`-separated path.
@@ -260,23 +357,53 @@ impl EwsFolders {
         let client = Self::public_client(c);
         let describe = format!("public folder {path}");
         let mut current = FolderRef::distinguished(DistinguishedFolder::PublicFoldersRoot);
+        let mut parent = String::new();
         for segment in path.split('/').map(str::trim).filter(|s| !s.is_empty()) {
             let children = client
                 .find_folders(&current, &FolderShape::default(), Traversal::Shallow)
                 .await
                 .map_err(|e| Error::Sync(exchange_sync_ews::connector::to_core_error(e, &describe)))?;
+            let names: Vec<String> = children.iter().filter_map(|f| f.display_name.clone()).collect();
             let Some(found) = children.into_iter().find(|f| f.display_name.as_deref() == Some(segment)) else {
-                return Err(Error::Sync(exchange_sync_core::Error::NotFound {
-                    context: Box::new(
-                        exchange_sync_core::ErrorContext::operation("open hub")
-                            .with_folder(format!("{describe} (no folder {segment:?})")),
-                    ),
-                }));
+                let place = if parent.is_empty() { "the public folder root".to_owned() } else { format!("{parent:?}") };
+                let holds = if names.is_empty() {
+                    format!("{place} holds no folders this account can see")
+                } else {
+                    let quoted: Vec<String> = names.iter().map(|n| format!("{n:?}")).collect();
+                    format!("{place} holds {}", quoted.join(", "))
+                };
+                let guess = crate::names::did_you_mean(segment, names.iter().map(String::as_str))
+                    .map(|g| format!("; {g}"))
+                    .unwrap_or_default();
+                return Err(Error::MissingFolder {
+                    operation: "open hub",
+                    folder: describe.clone(),
+                    message: format!("there is no public folder {segment:?} ({describe}): {holds}{guess}"),
+                });
             };
+            parent = if parent.is_empty() { segment.to_owned() } else { format!("{parent}/{segment}") };
             current = FolderRef::Id(found.id);
         }
-        let connector = Arc::new(EwsFolderConnector::public_folder(client.clone(), current.clone(), describe));
-        Ok(ItemFolder::new(connector, client, current))
+        // A folder found by its path knows its id; the root (an empty path) is named as such.
+        let connector = EwsFolderConnector::public_folder(client.clone(), current.clone(), describe)
+            .with_options(self.options(&client));
+        Ok(ItemFolder::new(Arc::new(connector), client, current))
+    }
+
+    /// Opens a public folder by its server id (the hub's folder before its path changed).
+    pub async fn open_public_folder_by_id(
+        &self,
+        connection: &str,
+        folder_id: &str,
+        describe: String,
+    ) -> Result<ItemFolder> {
+        let c = self.connection_by_id(connection)?;
+        let client = Self::public_client(c);
+        let id = Self::existing_folder(&client, folder_id, &describe).await?;
+        let folder = FolderRef::Id(FolderId::new(id.id.clone()));
+        let connector = EwsFolderConnector::public_folder(client.clone(), folder.clone(), describe)
+            .with_options(self.options(&client));
+        Ok(ItemFolder::new(Arc::new(connector.with_folder_id(id.id)), client, folder))
     }
 }
 
@@ -298,9 +425,41 @@ impl FolderProvider for EwsFolders {
         self.mailbox_folder(group, &member.mailbox, target, true).await
     }
 
+    async fn existing_member(
+        &self,
+        group: &GroupConfig,
+        member: &MemberConfig,
+        target: &TargetFolder,
+    ) -> Result<Option<Arc<dyn Connector>>> {
+        Ok(self.find_mailbox_folder(&group.connection, &member.mailbox, target, false).await?.map(|f| f.connector()))
+    }
+
+    async fn member_by_folder_id(
+        &self,
+        group: &GroupConfig,
+        member: &MemberConfig,
+        folder_id: &str,
+    ) -> Result<Arc<dyn Connector>> {
+        let describe = format!("{}/(earlier folder)", member.mailbox);
+        Ok(self.open_mailbox_folder_by_id(&group.connection, &member.mailbox, folder_id, describe).await?.connector())
+    }
+
+    async fn hub_by_folder_id(&self, group: &GroupConfig, folder_id: &str) -> Result<Arc<dyn Connector>> {
+        match &group.hub {
+            HubFolder::PublicFolder(_) => Ok(self
+                .open_public_folder_by_id(&group.connection, folder_id, "earlier hub (public folder)".to_owned())
+                .await?
+                .connector()),
+            HubFolder::Mailbox { mailbox, .. } => Ok(self
+                .open_mailbox_folder_by_id(&group.connection, mailbox, folder_id, format!("{mailbox}/(earlier hub)"))
+                .await?
+                .connector()),
+        }
+    }
+
     async fn expand_distribution_group(&self, group: &GroupConfig, address: &str) -> Result<Vec<String>> {
         let c = self.connection(group)?;
-        let mut out = BTreeSet::new();
+        let mut out = BTreeMap::new();
         let mut visited = BTreeSet::new();
         let mut queue = vec![(address.to_owned(), 0usize)];
         while let Some((dl, depth)) = queue.pop() {
@@ -314,18 +473,39 @@ impl FolderProvider for EwsFolders {
                 let Some(email) = m.email_address else { continue };
                 match m.mailbox_type.as_deref() {
                     Some("PublicDL") | Some("PrivateDL") => queue.push((email, depth + 1)),
+                    // One address in several spellings is one mailbox.
                     Some("Mailbox") | None => {
-                        out.insert(email);
+                        out.entry(email.to_lowercase()).or_insert(email);
                     }
                     Some(_) => {}
                 }
             }
         }
-        Ok(out.into_iter().collect())
+        Ok(out.into_values().collect())
     }
 
     async fn check_connection(&self, group: &GroupConfig) -> Result<()> {
         self.hub(group).await.map(|_| ())
+    }
+
+    async fn notes(&self, group: &GroupConfig) -> Vec<String> {
+        let Ok(c) = self.connection(group) else { return Vec::new() };
+        let Some(version) = c.client.server_version() else { return Vec::new() };
+        if version.major != Some(8) {
+            return Vec::new();
+        }
+        let build = [version.major, version.minor, version.major_build, version.minor_build]
+            .iter()
+            .map(|p| p.map_or_else(|| "?".to_owned(), |n| n.to_string()))
+            .collect::<Vec<_>>()
+            .join(".");
+        vec![format!(
+            "connection {}: the server is Exchange 2007 (version {build}), which has no streaming notifications: real \
+             time uses pull subscriptions, asking each folder for its events every {} ms (service.pull_interval_ms), \
+             instead of full polls",
+            group.connection,
+            self.pull_interval.as_millis()
+        )]
     }
 }
 

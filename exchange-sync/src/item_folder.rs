@@ -173,7 +173,7 @@ impl ItemFolder {
 
     /// Deletes an item.
     pub async fn delete(&self, id: &str) -> Result<()> {
-        let delete = exchange_sync_core::ItemDelete { id: ItemId::new(id), expected: None };
+        let delete = exchange_sync_core::ItemDelete { id: ItemId::new(id), expected: None, expected_hash: None };
         for result in self.connector.delete(&[delete]).await? {
             result?;
         }

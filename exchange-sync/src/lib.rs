@@ -3,9 +3,13 @@
 //! Sync groups over Exchange folders, as an admin runs them: a shared (public) folder kept in
 //! sync with many users' mailbox folders, configured in a file or in code, observable and safe.
 //!
-//! - [`service`]: the [`SyncService`] running many groups in real time; [`folders`]: where its
-//!   connectors come from; [`ews_folders`]: those folders on Exchange over EWS; [`membership`]:
-//!   members from distribution groups, and leavers; [`status`]: what `status` shows.
+//! - [`service`]: the [`SyncService`] running many groups in real time, re-homing folders whose
+//!   target moved and carrying out admin requests posted through the state; [`folders`]: where
+//!   its connectors come from (opened without creating for dry runs, or by server id);
+//!   [`ews_folders`]: those folders on Exchange over EWS; [`graph_folders`]: mailbox contact
+//!   folders on Exchange Online over Microsoft Graph; [`membership`]: members from
+//!   distribution groups, joiners and leavers, mailbox addresses without regard to case;
+//!   [`status`]: what `status` and `check` show.
 //! - [`item_folder`]: one folder opened for scripted item operations (list, create, update, delete).
 //! - [`config`]: connections, groups and service settings; the TOML format and its validation.
 //! - [`filter`], [`modification`], [`delivery`]: what one-way members receive.
@@ -13,7 +17,11 @@
 //!   [`write_progress`] counting a pass's writes as they complete;
 //!   [`conflict_log`]: the readable conflict log.
 //! - [`backoff`]: retry delays; [`cli`]: the admin CLI `exchange-sync` and its exit codes, with
-//!   [`progress_display`]: its progress lines and bars.
+//!   [`progress_display`]: its progress lines and bars, and [`logging`]: its log (stderr, a file
+//!   with rotation).
+//! - [`http`]: the service's status page, JSON API, `/metrics` ([`metrics`]) and `/healthz`.
+//! - [`names`]: items, folders and field changes named as a person names them; [`hints`]: what
+//!   an admin can do about an error.
 //! - [`error`]: the error type, with a kind that says whether to retry.
 //!
 //! ```no_run
@@ -42,9 +50,16 @@ pub mod event;
 pub mod ews_folders;
 pub mod filter;
 pub mod folders;
+pub mod graph_folders;
+pub mod hints;
+pub mod http;
 pub mod item_folder;
+pub mod logging;
 pub mod membership;
+pub mod metrics;
+mod missing_folder;
 pub mod modification;
+pub mod names;
 pub mod progress_display;
 pub mod report;
 pub mod service;
@@ -59,8 +74,9 @@ pub use event::{ProgressEvent, Trigger};
 pub use ews_folders::EwsFolders;
 pub use filter::{Condition, FieldTest};
 pub use folders::FolderProvider;
+pub use graph_folders::GraphFolders;
 pub use item_folder::{FolderItem, FolderSummary, ItemFolder};
 pub use modification::Modification;
-pub use report::{ErrorReport, GroupReport, MemberReport, PassOutcome, RunReport};
-pub use service::{RunOptions, SyncService};
-pub use status::{GroupStatus, MemberStatusReport};
+pub use report::{ErrorReport, GroupReport, GuardStop, MemberReport, PassOutcome, RunReport};
+pub use service::{REQUEST_POLL_INTERVAL, RunOptions, SyncService};
+pub use status::{EntityView, FolderCheck, GroupCheck, GroupStatus, MemberStatusReport};

@@ -1,15 +1,16 @@
-//! Group membership: listed members plus those of distribution groups, and what happens when a
-//! member leaves.
+//! Group membership: listed members plus those of distribution groups, joiners and leavers.
+//!
+//! Mailbox addresses are compared without regard to case everywhere, as Exchange compares them:
+//! an address that a distribution group spells `Alice@Contoso.test` today and `alice@contoso.test`
+//! tomorrow is one member, not a leaver and a joiner. Members from distribution groups have their
+//! address in lower case as id. A leaver's copies are handled by the engine's executor
+//! ([`exchange_sync_core::executor::Executor::leave`]).
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
 
-use exchange_sync_core::state::{Ownership, ReplicaSlot};
-use exchange_sync_core::{
-    Connector, ErrorKind, GroupId, ItemDelete, ItemId, MemberId, StateStore, StateTransaction, StateWrite,
-};
+use exchange_sync_core::MemberId;
 
-use crate::config::{GroupConfig, MemberConfig};
+use crate::config::{GroupConfig, MemberConfig, member_id};
 use crate::error::Result;
 use crate::folders::FolderProvider;
 
@@ -24,11 +25,11 @@ pub async fn expand(folders: &dyn FolderProvider, group: &GroupConfig) -> Result
         addresses.sort();
         for address in addresses {
             let key = address.to_lowercase();
-            if listed.contains(&key) || !seen.insert(key) {
+            if listed.contains(&key) || !seen.insert(key.clone()) {
                 continue;
             }
             let mut member = source.template.clone();
-            member.id = address.clone();
+            member.id = key;
             member.mailbox = address;
             out.push(member);
         }
@@ -36,73 +37,32 @@ pub async fn expand(folders: &dyn FolderProvider, group: &GroupConfig) -> Result
     Ok(out)
 }
 
-/// Members in `before` but not in `after` (by id).
+/// Members in `before` but not in `after` (by id, without regard to case).
 pub fn leavers(before: &[MemberConfig], after: &[MemberConfig]) -> Vec<MemberConfig> {
-    let now: BTreeSet<&str> = after.iter().map(|m| m.id.as_str()).collect();
-    before.iter().filter(|m| !now.contains(m.id.as_str())).cloned().collect()
+    let now: BTreeSet<String> = after.iter().map(|m| member_id(&m.id).to_lowercase()).collect();
+    before.iter().filter(|m| !now.contains(&member_id(&m.id).to_lowercase())).cloned().collect()
 }
 
 /// Folders the group's state knows (`known`) that are neither the hub nor a current member: members
 /// removed from the configuration while the service was stopped. Ids are mailbox addresses unless
 /// configured otherwise, so a leaver is described by its id as mailbox.
 pub fn departed(known: &[MemberId], hub: &str, current: &[MemberConfig]) -> Vec<MemberConfig> {
-    let current: BTreeSet<&str> = current.iter().map(|m| m.id.as_str()).collect();
+    let current: BTreeSet<String> = current.iter().map(|m| member_id(&m.id).to_lowercase()).collect();
     known
         .iter()
-        .filter(|k| k.as_str() != hub && !current.contains(k.as_str()))
-        .map(|k| MemberConfig::one_way(k.as_str()))
+        .filter(|k| k.as_str() != hub && !current.contains(&member_id(k.as_str()).to_lowercase()))
+        .map(|k| {
+            // The id as state keys it (a mailbox address keeps its spelling as mailbox).
+            let mut m = MemberConfig::one_way(k.as_str());
+            m.id = k.to_string();
+            m
+        })
         .collect()
 }
 
-/// Members in `after` but not in `before` (by id).
+/// Members in `after` but not in `before` (by id, without regard to case).
 pub fn joiners(before: &[MemberConfig], after: &[MemberConfig]) -> Vec<MemberConfig> {
     leavers(after, before)
-}
-
-/// The copies the group created in a member's folder: what leaving under the remove policy deletes.
-pub async fn created_copies(store: &dyn StateStore, group: &GroupId, member: &MemberId) -> Result<Vec<ItemId>> {
-    let entities: Vec<_> = store.known_items(group, member).await?.into_iter().filter_map(|k| k.entity).collect();
-    Ok(store
-        .entities(group, &entities)
-        .await?
-        .into_iter()
-        .filter_map(|e| match e.replicas.get(member) {
-            Some(ReplicaSlot::Present(r)) if r.ownership == Ownership::Created => Some(r.item_id.clone()),
-            _ => None,
-        })
-        .collect())
-}
-
-/// Removes a leaving member from the group's state; with `remove_copies`, first deletes every
-/// copy the group created in the member's folder. Items the group did not create stay: the user's
-/// own, and those that joined the group from that folder (adopted), since they were the user's
-/// before (DESIGN rule 6). Answers how many copies were deleted. On failure nothing is forgotten,
-/// so the caller can try again.
-pub async fn leave(
-    store: &dyn StateStore,
-    group: &GroupId,
-    member: &MemberId,
-    connector: Option<&Arc<dyn Connector>>,
-    remove_copies: bool,
-) -> Result<usize> {
-    let mut deleted = 0;
-    if remove_copies && let Some(connector) = connector {
-        let ours = created_copies(store, group, member).await?;
-        let batch = connector.capabilities().max_batch.max(1);
-        for chunk in ours.chunks(batch) {
-            let deletes: Vec<ItemDelete> =
-                chunk.iter().map(|id| ItemDelete { id: id.clone(), expected: None }).collect();
-            for result in connector.delete(&deletes).await? {
-                match result {
-                    Ok(()) => deleted += 1,
-                    Err(e) if e.kind() == ErrorKind::NotFound => {}
-                    Err(e) => return Err(e.into()),
-                }
-            }
-        }
-    }
-    store.apply(group, StateTransaction::from(vec![StateWrite::RemoveMember { member: member.clone() }])).await?;
-    Ok(deleted)
 }
 
 #[cfg(test)]
@@ -127,5 +87,17 @@ mod tests {
         let gone = departed(&known, "hub", &current);
         assert_eq!(gone.iter().map(|m| m.id.as_str()).collect::<Vec<_>>(), vec!["a@x.test"]);
         assert_eq!(gone[0].mailbox, "a@x.test");
+    }
+
+    #[test]
+    fn addresses_are_compared_without_regard_to_case() {
+        let before = vec![MemberConfig::one_way("Alice@X.test")];
+        let after = vec![MemberConfig::one_way("alice@x.test")];
+        assert!(leavers(&before, &after).is_empty());
+        assert!(joiners(&before, &after).is_empty());
+        assert_eq!(before[0].id, "alice@x.test", "an id taken from the address is in lower case");
+        let known = vec![MemberId::new("alice@x.test"), MemberId::new("hub")];
+        let current = vec![MemberConfig { id: "Alice@X.test".into(), ..MemberConfig::one_way("Alice@X.test") }];
+        assert!(departed(&known, "hub", &current).is_empty());
     }
 }

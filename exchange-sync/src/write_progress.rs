@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use exchange_sync_core::{
-    BatchResult, Capabilities, ChangeHint, ChangePage, Connector, FetchedItem, ItemDelete, ItemId, ItemUpdate,
+    BatchResult, Capabilities, ChangeHint, ChangePage, Connector, Deleted, FetchedItem, ItemDelete, ItemId, ItemUpdate,
     ItemVersion, ListPage, NewItem, OriginStamp, PageCursor, Result, SyncToken,
 };
 use futures::stream::BoxStream;
@@ -45,6 +45,10 @@ impl Connector for CountingConnector {
         self.inner.capabilities()
     }
 
+    fn folder_id(&self) -> Option<String> {
+        self.inner.folder_id()
+    }
+
     async fn changes(&self, token: Option<&SyncToken>) -> Result<ChangePage> {
         self.inner.changes(token).await
     }
@@ -67,7 +71,7 @@ impl Connector for CountingConnector {
         self.count(result)
     }
 
-    async fn delete(&self, items: &[ItemDelete]) -> Result<BatchResult<()>> {
+    async fn delete(&self, items: &[ItemDelete]) -> Result<BatchResult<Deleted>> {
         let result = self.inner.delete(items).await;
         self.count(result)
     }

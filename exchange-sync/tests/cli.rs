@@ -5,54 +5,14 @@
 mod common;
 
 use std::path::Path;
-use std::process::Output;
 
+use common::cli::*;
 use common::*;
 
+/// The configuration of these tests: alice two-way, carol one-way.
 fn config_file(dir: &Path, url: &str) -> std::path::PathBuf {
-    let path = dir.join("exchange-sync.toml");
-    let state = dir.join("state.sqlite");
-    std::fs::write(dir.join("password"), format!("{PASSWORD}\n")).unwrap();
-    let text = format!(
-        r#"
-[service]
-state = "{state}"
-
-[connections.lab]
-url = "{url}"
-auth = "basic"
-username = "{ADMIN}"
-password_file = "{password}"
-
-[[groups]]
-id = "{GROUP}"
-connection = "lab"
-hub = {{ public_folder = "Company Contacts" }}
-target = "contacts/Company Contacts"
-
-[[groups.members]]
-mailbox = "alice@contoso.test"
-direction = "two_way"
-
-[[groups.members]]
-mailbox = "carol@contoso.test"
-direction = "one_way"
-"#,
-        state = state.display(),
-        password = dir.join("password").display(),
-    );
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
-async fn cli(config: &Path, args: &[&str]) -> Output {
-    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_exchange-sync"));
-    command.arg("--config").arg(config).args(args);
-    command.output().await.unwrap()
-}
-
-fn text(out: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+    let members = [member("alice@contoso.test", "two_way", ""), member("carol@contoso.test", "one_way", "")];
+    write_config(dir, url, "", &members)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -94,7 +54,7 @@ async fn commands_and_exit_codes() {
     }
     let out = cli(&config, &["run", "--once"]).await;
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
-    assert!(text(&out).contains("mass-delete guard"), "{}", text(&out));
+    assert!(text(&out).contains("vanished at once"), "{}", text(&out));
     assert_eq!(folders.member("carol@contoso.test").await.items().await.unwrap().len(), 20);
 
     let out = cli(&config, &["run", "--once", "--allow-mass-delete"]).await;
@@ -107,10 +67,12 @@ async fn invalid_configuration_exits_2_with_positions() {
     let dir = tempfile::tempdir().unwrap();
     let config = config_file(dir.path(), "http://127.0.0.1:9/EWS/Exchange.asmx");
     let text_before = std::fs::read_to_string(&config).unwrap();
-    std::fs::write(&config, text_before.replace("direction = \"one_way\"", "direction = \"sideways\"")).unwrap();
+    let broken = text_before.replace("direction = \"one_way\"", "direction = \"sideways\"");
+    let line = broken.lines().position(|l| l.contains("sideways")).unwrap() + 1;
+    std::fs::write(&config, broken).unwrap();
     let out = cli(&config, &["check", "--offline"]).await;
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    assert!(text(&out).contains("exchange-sync.toml:23:13"), "{}", text(&out));
+    assert!(text(&out).contains(&format!("exchange-sync.toml:{line}:13")), "{}", text(&out));
 }
 
 #[tokio::test]
@@ -127,27 +89,9 @@ async fn the_service_runs_until_terminated_and_stops_cleanly() {
     let emu = emulator(5).await;
     let dir = tempfile::tempdir().unwrap();
     let config = config_file(dir.path(), emu.url());
-    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_exchange-sync"))
-        .arg("--config")
-        .arg(&config)
-        .arg("run")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let service = Service::start(&config, &[]);
     let folders = Folders::new(&common::config(&emu, group())).await;
     let carol = folders.member("carol@contoso.test").await;
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
-    while carol.items().await.unwrap().len() < 5 {
-        assert!(tokio::time::Instant::now() < deadline, "the running service never synced");
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    let pid = child.id().unwrap().to_string();
-    let killed = tokio::process::Command::new("kill").args(["-TERM", &pid]).status().await.unwrap();
-    assert!(killed.success());
-    let out =
-        tokio::time::timeout(std::time::Duration::from_secs(60), child.wait_with_output()).await.unwrap().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "{stderr}");
-    assert!(stderr.contains("stopping") && stderr.contains("stopped"), "{stderr}");
+    eventually("the running service syncs carol", || async { carol.items().await.unwrap().len() == 5 }).await;
+    assert_eq!(service.terminate().await, Some(0));
 }

@@ -6,7 +6,8 @@
 use std::path::Path;
 
 use exchange_sync::config::{
-    Auth, Config, ConfigError, Endpoint, HubFolder, LeavePolicy, Severity, StateLocation, TargetFolder, WellKnownFolder,
+    Auth, Config, ConfigError, Endpoint, HubFolder, LeavePolicy, LogRotation, Severity, StateLocation, TargetFolder,
+    WellKnownFolder,
 };
 use exchange_sync::{Condition, Modification};
 use exchange_sync_core::{ConflictPolicy, Direction, LocalChangePolicy, OneWayPolicy};
@@ -59,6 +60,13 @@ fn the_documented_example_parses_into_the_expected_model() {
     assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
     assert_eq!(config.service.state, StateLocation::Sqlite("exchange-sync.sqlite".into()));
     assert_eq!(config.service.debounce.as_millis(), 200);
+    assert_eq!(config.service.pull_interval.as_millis(), 2000);
+    assert_eq!(config.service.log.level.as_deref(), Some("info"));
+    assert_eq!(config.service.log.file, Some("/var/log/exchange-sync/exchange-sync.log".into()));
+    assert_eq!((config.service.log.rotation, config.service.log.keep), (LogRotation::Daily, 14));
+    let http = config.service.http.as_ref().unwrap();
+    assert_eq!(http.listen, std::net::SocketAddr::from(([127, 0, 0, 1], 9464)));
+    assert!(http.admin_token.is_none(), "read-only without a token");
     let conn = config.connection("onprem").unwrap();
     assert_eq!(conn.endpoint, Endpoint::Url("https://mail.contoso.test/EWS/Exchange.asmx".into()));
     assert!(matches!(&conn.auth, Auth::Basic { username, .. } if username == "sync-admin@contoso.test"));
@@ -70,6 +78,7 @@ fn the_documented_example_parses_into_the_expected_model() {
     );
     assert_eq!(group.conflict_policy, ConflictPolicy::HubWins);
     assert_eq!(group.match_key, vec!["email1.address".to_string()]);
+    assert!(!group.take_over_matches);
     assert_eq!(group.on_leave, LeavePolicy::Remove);
     let ids: Vec<&str> = group.members.iter().map(|m| m.id.as_str()).collect();
     assert_eq!(ids, ["alice@contoso.test", "bob@contoso.test", "carol@contoso.test", "dave@contoso.test"]);
@@ -203,4 +212,72 @@ fn member_priority_needs_known_members() {
     let d = err.errors().next().unwrap();
     assert_eq!(d.path, "groups[0].priority[0]");
     assert_eq!(d.location.as_ref().unwrap().line, 13, "{err}");
+}
+
+#[test]
+fn take_over_matches_is_read_and_needs_a_match_key() {
+    with_password();
+    let text = MINIMAL.replace(
+        "hub = { public_folder = \"Company Contacts\" }",
+        "hub = { public_folder = \"Company Contacts\" }\nmatch_key = [\"email1.address\"]\ntake_over_matches = true",
+    );
+    let config = Config::from_toml_str(&text, None).unwrap().config;
+    assert!(config.groups[0].take_over_matches);
+    assert!(config.groups[0].sync_group(&[]).take_over_matches, "passed to the engine");
+
+    let text = MINIMAL.replace(
+        "hub = { public_folder = \"Company Contacts\" }",
+        "hub = { public_folder = \"Company Contacts\" }\ntake_over_matches = true",
+    );
+    let err = parse_err(&text);
+    let d = err.errors().next().unwrap();
+    assert_eq!(d.path, "groups[0].take_over_matches");
+    assert_eq!(d.location.as_ref().unwrap().line, 12, "{err}");
+    assert!(d.message.contains("needs") || d.message.contains("give match_key"), "{err}");
+}
+
+#[test]
+fn member_ids_that_are_addresses_are_in_lower_case() {
+    with_password();
+    let text = MINIMAL.replace("mailbox = \"alice@contoso.test\"", "mailbox = \"Alice@Contoso.TEST\"");
+    let config = Config::from_toml_str(&text, None).unwrap().config;
+    let alice = &config.groups[0].members[0];
+    assert_eq!(alice.id, "alice@contoso.test", "the id state is keyed by");
+    assert_eq!(alice.mailbox, "Alice@Contoso.TEST", "the address as written");
+    let text = format!(
+        "{MINIMAL}\n[[groups.members]]\nid = \"Bob@Contoso.test\"\nmailbox = \"bob@contoso.test\"\ndirection = \"one_way\"\n"
+    );
+    let config = Config::from_toml_str(&text, None).unwrap().config;
+    assert_eq!(config.groups[0].members[1].id, "bob@contoso.test", "explicit ids that are addresses too");
+}
+
+#[test]
+fn one_mailbox_in_two_spellings_is_refused_with_both_positions() {
+    let text = format!("{MINIMAL}\n[[groups.members]]\nmailbox = \"ALICE@contoso.test\"\ndirection = \"one_way\"\n");
+    let err = parse_err(&text);
+    let errors: Vec<_> = err.errors().collect();
+    assert_eq!(errors.len(), 1, "one finding for one mistake: {err}");
+    let d = errors[0];
+    assert_eq!(d.path, "groups[0].members[1].id");
+    assert_eq!(d.location.as_ref().unwrap().line, 18, "{err}");
+    let related = d.related.as_ref().unwrap();
+    assert_eq!(related.path, "groups[0].members[0].id");
+    assert_eq!(related.location.as_ref().unwrap().line, 14, "{err}");
+    assert!(d.message.contains("without regard to case"), "{err}");
+    assert!(err.to_string().contains("(see groups[0].members[0].id at line 14, column"), "{err}");
+
+    // Different ids do not make one folder two: the same mailbox and target is refused too.
+    let text = format!(
+        "{MINIMAL}\n[[groups.members]]\nid = \"alice-2\"\nmailbox = \"ALICE@contoso.test\"\ndirection = \"one_way\"\n"
+    );
+    let err = parse_err(&text);
+    let d = err.errors().next().unwrap();
+    assert_eq!(d.path, "groups[0].members[1].mailbox");
+    assert!(d.message.contains("differ only by case"), "{err}");
+    // Another folder of the same mailbox is fine.
+    let text = format!(
+        "{MINIMAL}\n[[groups.members]]\nid = \"alice-calendar\"\nmailbox = \"alice@contoso.test\"\ndirection = \"one_way\"\ntarget = \"calendar\"\n"
+    );
+    with_password();
+    Config::from_toml_str(&text, None).unwrap();
 }

@@ -33,6 +33,7 @@ async fn tls_verification_ca_file_and_insecure() {
         max_attempts: 1,
         base_delay: Duration::from_millis(1),
         max_delay: Duration::from_millis(1),
+        ..Default::default()
     };
     let folders = EwsFolders::connect_with_retries(&strict, once).await.unwrap();
     assert!(folders.check_connection(&strict.groups[0]).await.is_err());

@@ -3,11 +3,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers outside #[test] fns
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+mod common;
+
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use common::memory_folders::{MemoryFolders, contact, display_names as names, id_of, text_of};
 use exchange_sync::config::{
     Auth, Config, Connection, GroupConfig, HubFolder, LeavePolicy, MemberConfig, MemberSource, StateLocation,
     TargetFolder,
@@ -15,67 +17,7 @@ use exchange_sync::config::{
 use exchange_sync::{FolderProvider, PassOutcome, ProgressEvent, RunOptions, SyncService};
 use exchange_sync_core::state::memory::MemoryStore;
 use exchange_sync_core::testkit::MemoryConnector;
-use exchange_sync_core::{Connector, Direction, Item, ItemKind, field};
-
-/// Folders in memory: a snapshot hub per group and an incremental folder per member mailbox.
-#[derive(Default)]
-struct MemoryFolders {
-    hubs: Mutex<BTreeMap<String, MemoryConnector>>,
-    mailboxes: Mutex<BTreeMap<String, MemoryConnector>>,
-    distribution_groups: Mutex<BTreeMap<String, Vec<String>>>,
-}
-
-impl MemoryFolders {
-    fn hub(&self, group: &str) -> MemoryConnector {
-        self.hubs.lock().unwrap().entry(group.to_owned()).or_insert_with(|| MemoryConnector::snapshot(group)).clone()
-    }
-
-    fn mailbox(&self, address: &str) -> MemoryConnector {
-        self.mailboxes
-            .lock()
-            .unwrap()
-            .entry(address.to_owned())
-            .or_insert_with(|| MemoryConnector::new(format!("{address}/contacts")))
-            .clone()
-    }
-
-    fn set_distribution_group(&self, address: &str, members: &[&str]) {
-        self.distribution_groups
-            .lock()
-            .unwrap()
-            .insert(address.to_owned(), members.iter().map(|m| m.to_string()).collect());
-    }
-}
-
-#[async_trait]
-impl FolderProvider for MemoryFolders {
-    async fn hub(&self, group: &GroupConfig) -> exchange_sync::Result<Arc<dyn Connector>> {
-        Ok(MemoryFolders::hub(self, &group.id).shared())
-    }
-
-    async fn member(
-        &self,
-        _group: &GroupConfig,
-        member: &MemberConfig,
-        _target: &TargetFolder,
-    ) -> exchange_sync::Result<Arc<dyn Connector>> {
-        Ok(self.mailbox(&member.mailbox).shared())
-    }
-
-    async fn expand_distribution_group(
-        &self,
-        _group: &GroupConfig,
-        address: &str,
-    ) -> exchange_sync::Result<Vec<String>> {
-        Ok(self.distribution_groups.lock().unwrap().get(address).cloned().unwrap_or_default())
-    }
-}
-
-fn contact(name: &str) -> Item {
-    Item::new(ItemKind::Contact)
-        .with(field::DISPLAY_NAME, name)
-        .with(field::EMAIL1, format!("{}@fabrikam.test", name.to_lowercase()))
-}
+use exchange_sync_core::{Connector, Direction, Item, field};
 
 fn config(group: GroupConfig) -> Config {
     let mut config = Config {
@@ -99,23 +41,8 @@ fn service(folders: &Arc<MemoryFolders>, group: GroupConfig) -> SyncService {
     SyncService::new(config(group), folders.clone(), Arc::new(MemoryStore::new())).unwrap()
 }
 
-fn names(folder: &MemoryConnector) -> Vec<String> {
-    let mut names: Vec<String> =
-        folder.items().iter().filter_map(|f| f.item.text(field::DISPLAY_NAME).map(str::to_owned)).collect();
-    names.sort();
-    names
-}
-
 fn phone_of(folder: &MemoryConnector, name: &str) -> Option<String> {
-    folder
-        .items()
-        .into_iter()
-        .find(|f| f.item.text(field::DISPLAY_NAME) == Some(name))
-        .and_then(|f| f.item.text(field::PHONE_MOBILE).map(str::to_owned))
-}
-
-fn id_of(folder: &MemoryConnector, name: &str) -> exchange_sync_core::ItemId {
-    folder.items().into_iter().find(|f| f.item.text(field::DISPLAY_NAME) == Some(name)).unwrap().id
+    text_of(folder, name, field::PHONE_MOBILE)
 }
 
 #[tokio::test]
@@ -416,7 +343,7 @@ impl Connector for Unwatchable {
     async fn delete(
         &self,
         items: &[exchange_sync_core::ItemDelete],
-    ) -> exchange_sync_core::Result<exchange_sync_core::BatchResult<()>> {
+    ) -> exchange_sync_core::Result<exchange_sync_core::BatchResult<exchange_sync_core::Deleted>> {
         self.0.delete(items).await
     }
     async fn find_by_origin(

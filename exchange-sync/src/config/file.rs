@@ -18,11 +18,12 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::config::model::{
-    Auth, Config, Connection, Endpoint, GroupConfig, HubFolder, LeavePolicy, MemberConfig, MemberSource, RetrySettings,
-    ServiceSettings, StateLocation, TargetFolder, TlsOptions, WellKnownFolder,
+    Auth, Config, Connection, Endpoint, GroupConfig, HttpSettings, HubFolder, LeavePolicy, LogRotation, LogSettings,
+    MemberConfig, MemberSource, RetrySettings, ServiceSettings, StateLocation, TargetFolder, TlsOptions,
+    WellKnownFolder,
 };
 use crate::config::secret::Secret;
-use crate::config::validate::{ConfigError, Diagnostic, Location, Severity, validate};
+use crate::config::validate::{ConfigError, Diagnostic, Location, Secrets, Severity, validate_with};
 use crate::filter::{Condition, FieldTest};
 use crate::modification::Modification;
 
@@ -38,14 +39,24 @@ pub struct LoadedConfig {
 impl Config {
     /// Reads, parses and validates a configuration file.
     pub fn load(path: impl AsRef<Path>) -> Result<LoadedConfig, ConfigError> {
+        Self::load_with(path, Secrets::Check)
+    }
+
+    /// Reads, parses and validates a configuration file, reading its secrets or not (commands
+    /// that never connect must work without them).
+    pub fn load_with(path: impl AsRef<Path>, secrets: Secrets) -> Result<LoadedConfig, ConfigError> {
         let path = path.as_ref();
         let text = std::fs::read_to_string(path)
             .map_err(|e| ConfigError::single("", format!("cannot read {}: {e}", path.display()), None))?;
-        Self::from_toml_str(&text, Some(path))
+        Self::parse(&text, Some(path), secrets)
     }
 
     /// Parses and validates a configuration from TOML text; `file` names it in findings.
     pub fn from_toml_str(text: &str, file: Option<&Path>) -> Result<LoadedConfig, ConfigError> {
+        Self::parse(text, file, Secrets::Check)
+    }
+
+    fn parse(text: &str, file: Option<&Path>, secrets: Secrets) -> Result<LoadedConfig, ConfigError> {
         let positions = Positions { text, file: file.map(Path::to_path_buf) };
         let raw: RawConfig = toml::from_str(text).map_err(|e| {
             let location = e.span().map(|span| positions.locate(span.start));
@@ -62,16 +73,24 @@ impl Config {
                     path,
                     message,
                     location: Some(positions.locate(span.start)),
+                    related: None,
                 })
                 .collect();
             return Err(ConfigError { diagnostics });
         }
         let place = |mut d: Diagnostic| {
             d.location = conv.span_of(&d.path).map(|span| positions.locate(span.start));
+            if let Some(related) = d.related.as_mut() {
+                related.location = conv.span_of(&related.path).map(|span| positions.locate(span.start));
+            }
             d
         };
-        match validate(&config) {
-            Ok(warnings) => Ok(LoadedConfig { config, warnings: warnings.into_iter().map(place).collect() }),
+        match validate_with(&config, secrets) {
+            Ok(warnings) => {
+                let mut config = config;
+                config.normalize();
+                Ok(LoadedConfig { config, warnings: warnings.into_iter().map(place).collect() })
+            }
             Err(e) => Err(ConfigError { diagnostics: e.diagnostics.into_iter().map(place).collect() }),
         }
     }
@@ -115,7 +134,36 @@ struct RawService {
     resync_interval_secs: Option<u64>,
     max_concurrent_groups: Option<usize>,
     shutdown_grace_secs: Option<u64>,
+    pull_interval_ms: Option<u64>,
     retry: Option<RawRetry>,
+    http: Option<Spanned<RawHttp>>,
+    log: Option<Spanned<RawLog>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHttp {
+    listen: Option<Spanned<String>>,
+    admin_token: Option<Spanned<String>>,
+    admin_token_env: Option<Spanned<String>>,
+    admin_token_file: Option<Spanned<PathBuf>>,
+}
+
+#[derive(Deserialize, Clone, Copy)]
+#[serde(rename_all = "snake_case")]
+enum RawRotation {
+    Daily,
+    Hourly,
+    Never,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLog {
+    level: Option<String>,
+    file: Option<PathBuf>,
+    rotation: Option<RawRotation>,
+    keep: Option<usize>,
 }
 
 #[derive(Deserialize)]
@@ -204,6 +252,7 @@ struct RawGroup {
     conflict_policy: Option<RawConflictPolicy>,
     priority: Option<Spanned<Vec<String>>>,
     match_key: Option<Spanned<Vec<String>>>,
+    take_over_matches: Option<Spanned<bool>>,
     mass_delete_guard: Option<Spanned<RawGuard>>,
     on_leave: Option<RawLeave>,
     #[serde(default)]
@@ -320,7 +369,7 @@ impl Converter {
         let service = match raw.service {
             Some(s) => {
                 self.note("service", &s);
-                service_settings(s.into_inner())
+                self.service_settings(s.into_inner())
             }
             None => ServiceSettings::default(),
         };
@@ -505,6 +554,10 @@ impl Converter {
             (Some(RawConflictPolicy::HubWins) | None, None) => ConflictPolicy::HubWins,
         };
         group.match_key = g.match_key.map(Spanned::into_inner).unwrap_or_default();
+        if let Some(take_over) = g.take_over_matches {
+            self.note(&format!("{path}.take_over_matches"), &take_over);
+            group.take_over_matches = take_over.into_inner();
+        }
         if let Some(guard) = g.mass_delete_guard {
             self.note(&format!("{path}.mass_delete_guard"), &guard);
             let guard = guard.into_inner();
@@ -773,35 +826,78 @@ struct SharedMember {
     modify: Option<Spanned<Vec<Spanned<RawModification>>>>,
 }
 
-fn service_settings(raw: RawService) -> ServiceSettings {
-    let mut s = ServiceSettings::default();
-    if let Some(state) = raw.state {
-        s.state = if state == "memory" { StateLocation::Memory } else { StateLocation::Sqlite(PathBuf::from(state)) };
+impl Converter {
+    fn service_settings(&mut self, raw: RawService) -> ServiceSettings {
+        let mut s = ServiceSettings::default();
+        if let Some(ms) = raw.pull_interval_ms {
+            s.pull_interval = Duration::from_millis(ms);
+        }
+        if let Some(http) = raw.http {
+            self.note("service.http", &http);
+            let span = http.span();
+            let h = http.into_inner();
+            let mut settings = HttpSettings::default();
+            if let Some(listen) = h.listen {
+                self.note("service.http.listen", &listen);
+                match listen.get_ref().parse::<std::net::SocketAddr>() {
+                    Ok(addr) => settings.listen = addr,
+                    Err(_) => self.error(
+                        listen.span(),
+                        "service.http.listen",
+                        format!("{:?} is not an address with a port, e.g. \"127.0.0.1:9464\"", listen.get_ref()),
+                    ),
+                }
+            } else {
+                self.spans.insert("service.http.listen".into(), span);
+            }
+            settings.admin_token =
+                self.secret("service.http", "admin_token", h.admin_token, h.admin_token_env, h.admin_token_file);
+            s.http = Some(settings);
+        }
+        if let Some(log) = raw.log {
+            self.note("service.log", &log);
+            let l = log.into_inner();
+            let d = LogSettings::default();
+            s.log = LogSettings {
+                level: l.level,
+                file: l.file,
+                rotation: match l.rotation {
+                    Some(RawRotation::Hourly) => LogRotation::Hourly,
+                    Some(RawRotation::Never) => LogRotation::Never,
+                    Some(RawRotation::Daily) | None => LogRotation::Daily,
+                },
+                keep: l.keep.unwrap_or(d.keep),
+            };
+        }
+        if let Some(state) = raw.state {
+            s.state =
+                if state == "memory" { StateLocation::Memory } else { StateLocation::Sqlite(PathBuf::from(state)) };
+        }
+        if let Some(ms) = raw.debounce_ms {
+            s.debounce = Duration::from_millis(ms);
+        }
+        if let Some(secs) = raw.poll_interval_secs {
+            s.poll_interval = Duration::from_secs(secs);
+        }
+        if let Some(secs) = raw.resync_interval_secs {
+            s.resync_interval = Duration::from_secs(secs);
+        }
+        if let Some(n) = raw.max_concurrent_groups {
+            s.max_concurrent_groups = n;
+        }
+        if let Some(secs) = raw.shutdown_grace_secs {
+            s.shutdown_grace = Duration::from_secs(secs);
+        }
+        if let Some(r) = raw.retry {
+            let d = RetrySettings::default();
+            s.retry = RetrySettings {
+                initial_delay: r.initial_delay_ms.map_or(d.initial_delay, Duration::from_millis),
+                max_delay: r.max_delay_ms.map_or(d.max_delay, Duration::from_millis),
+                max_attempts: r.max_attempts.unwrap_or(d.max_attempts),
+            };
+        }
+        s
     }
-    if let Some(ms) = raw.debounce_ms {
-        s.debounce = Duration::from_millis(ms);
-    }
-    if let Some(secs) = raw.poll_interval_secs {
-        s.poll_interval = Duration::from_secs(secs);
-    }
-    if let Some(secs) = raw.resync_interval_secs {
-        s.resync_interval = Duration::from_secs(secs);
-    }
-    if let Some(n) = raw.max_concurrent_groups {
-        s.max_concurrent_groups = n;
-    }
-    if let Some(secs) = raw.shutdown_grace_secs {
-        s.shutdown_grace = Duration::from_secs(secs);
-    }
-    if let Some(r) = raw.retry {
-        let d = RetrySettings::default();
-        s.retry = RetrySettings {
-            initial_delay: r.initial_delay_ms.map_or(d.initial_delay, Duration::from_millis),
-            max_delay: r.max_delay_ms.map_or(d.max_delay, Duration::from_millis),
-            max_attempts: r.max_attempts.unwrap_or(d.max_attempts),
-        };
-    }
-    s
 }
 
 /// Parses an item kind as written in configuration files.

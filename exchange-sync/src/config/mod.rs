@@ -12,16 +12,25 @@ mod validate;
 
 pub use file::LoadedConfig;
 pub use model::{
-    Auth, Config, Connection, Endpoint, GroupConfig, HubFolder, LeavePolicy, MemberConfig, MemberSource, RetrySettings,
-    ServiceSettings, StateLocation, TargetFolder, TlsOptions, WellKnownFolder,
+    Auth, Config, Connection, Endpoint, GroupConfig, HttpSettings, HubFolder, LeavePolicy, LogRotation, LogSettings,
+    MemberConfig, MemberSource, RetrySettings, ServiceSettings, StateLocation, TargetFolder, TlsOptions,
+    WellKnownFolder, member_id,
 };
 pub use secret::Secret;
-pub use validate::{ConfigError, Diagnostic, HUB_MEMBER_ID, Location, Severity, validate};
+pub use validate::{
+    ConfigError, Diagnostic, HUB_MEMBER_ID, Location, Related, Secrets, Severity, known_fields, validate, validate_with,
+};
 
 impl Config {
     /// Validates the configuration (see [`validate()`]); answers the warnings.
     pub fn validate(&self) -> Result<Vec<Diagnostic>, ConfigError> {
         validate(self)
+    }
+
+    /// Validates the configuration without reading its secrets (for commands that never connect:
+    /// `status`, `conflicts`, `check --offline`, ...); answers the warnings.
+    pub fn validate_offline(&self) -> Result<Vec<Diagnostic>, ConfigError> {
+        validate_with(self, Secrets::Ignore)
     }
 
     /// The group with this id.

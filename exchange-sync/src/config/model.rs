@@ -53,6 +53,63 @@ pub struct ServiceSettings {
     pub retry: RetrySettings,
     /// How long a shutdown waits for passes in flight before abandoning them.
     pub shutdown_grace: Duration,
+    /// How often a folder watched by a pull subscription (servers without streaming
+    /// notifications, such as Exchange 2007 SP1) is asked for its events (one small GetEvents).
+    pub pull_interval: Duration,
+    /// The status page, `/metrics` and `/healthz` (off unless configured).
+    pub http: Option<HttpSettings>,
+    /// The service's log.
+    pub log: LogSettings,
+}
+
+/// The service's HTTP endpoint: a status page, Prometheus `/metrics` and `/healthz`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpSettings {
+    /// Where to listen (loopback by default: put a reverse proxy with TLS in front of it to reach
+    /// it from elsewhere).
+    pub listen: std::net::SocketAddr,
+    /// The admin token that allows confirming and resyncing from the status page (and the JSON
+    /// API); without one, the endpoint is read-only.
+    pub admin_token: Option<Secret>,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        HttpSettings { listen: std::net::SocketAddr::from(([127, 0, 0, 1], 9464)), admin_token: None }
+    }
+}
+
+/// How often the log file starts anew.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum LogRotation {
+    /// A new file every day (the default).
+    #[default]
+    Daily,
+    /// A new file every hour.
+    Hourly,
+    /// One file, never rotated (rotate it with logrotate and `copytruncate`).
+    Never,
+}
+
+/// The service's log: its level and, optionally, a file with rotation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogSettings {
+    /// The level or filter (`info`, `warn`, `exchange_sync=debug,info`), in `RUST_LOG` syntax; the
+    /// `--log-level` option, `EXCHANGE_SYNC_LOG` and `RUST_LOG` take precedence, in that order.
+    pub level: Option<String>,
+    /// A log file (`/var/log/exchange-sync/exchange-sync.log`): rotated files are named
+    /// `exchange-sync.log.<date>`.
+    pub file: Option<PathBuf>,
+    /// How often the file starts anew.
+    pub rotation: LogRotation,
+    /// How many rotated files are kept (the oldest are removed).
+    pub keep: usize,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        LogSettings { level: None, file: None, rotation: LogRotation::Daily, keep: 14 }
+    }
 }
 
 impl Default for ServiceSettings {
@@ -65,6 +122,9 @@ impl Default for ServiceSettings {
             max_concurrent_groups: 4,
             retry: RetrySettings::default(),
             shutdown_grace: Duration::from_secs(10),
+            pull_interval: Duration::from_secs(2),
+            http: None,
+            log: LogSettings::default(),
         }
     }
 }
@@ -273,7 +333,9 @@ pub enum LeavePolicy {
 /// One member mailbox folder.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MemberConfig {
-    /// The member's id within the group (state is keyed by it); by default the mailbox address.
+    /// The member's id within the group (state is keyed by it); by default the mailbox address in
+    /// lower case. Exchange compares mailbox addresses without regard to case, and so does the
+    /// service: an id that contains `@` is taken in lower case (see [`member_id`]).
     pub id: String,
     /// The member's mailbox address.
     pub mailbox: String,
@@ -288,10 +350,17 @@ pub struct MemberConfig {
 }
 
 impl MemberConfig {
-    /// A member whose id is its mailbox address.
+    /// A member whose id is its mailbox address (in lower case: see [`member_id`]).
     pub fn new(mailbox: impl Into<String>, direction: Direction) -> Self {
         let mailbox = mailbox.into();
-        MemberConfig { id: mailbox.clone(), mailbox, direction, target: None, filter: None, modifications: Vec::new() }
+        MemberConfig {
+            id: member_id(&mailbox),
+            mailbox,
+            direction,
+            target: None,
+            filter: None,
+            modifications: Vec::new(),
+        }
     }
 
     /// A one-way member with default policies (revert local edits and deletions).
@@ -326,6 +395,14 @@ impl MemberConfig {
     pub fn delivery_rule(&self) -> DeliveryRule {
         DeliveryRule { filter: self.filter.clone(), modifications: self.modifications.clone() }
     }
+}
+
+/// The member id state is keyed by, for an id as written: an id that contains `@` is a mailbox
+/// address, which Exchange compares without regard to case, so it is taken in lower case (two
+/// spellings of one address are one member; the SQLite state lowers stored ids the same way).
+/// Other ids are kept as written.
+pub fn member_id(id: &str) -> String {
+    if id.contains('@') { id.trim().to_lowercase() } else { id.to_owned() }
 }
 
 /// Members taken from a distribution group and kept current: everyone in it gets the same
@@ -371,6 +448,11 @@ pub struct GroupConfig {
     pub conflict_policy: ConflictPolicy,
     /// Canonical fields matching existing copies at initial sync (e.g. `email1.address`).
     pub match_key: Vec<String>,
+    /// Whether a member's item that matches a group item by `match_key` but holds other content
+    /// is taken over by the group (overwritten, every overwritten value recorded in the conflict
+    /// log first). Off by default: such an item is the user's own and stays untouched, and the
+    /// member gets no second copy of that group item (design rules 6 and 9).
+    pub take_over_matches: bool,
     /// The mass-delete guard.
     pub mass_delete_guard: MassDeleteGuard,
     /// What happens to a leaving member's copies.
@@ -389,6 +471,7 @@ impl GroupConfig {
             default_target: TargetFolder::default(),
             conflict_policy: ConflictPolicy::default(),
             match_key: Vec::new(),
+            take_over_matches: false,
             mass_delete_guard: MassDeleteGuard::default(),
             on_leave: LeavePolicy::default(),
         }
@@ -403,5 +486,28 @@ impl GroupConfig {
     /// The target folder of a member.
     pub fn target_of<'a>(&'a self, member: &'a MemberConfig) -> &'a TargetFolder {
         member.target.as_ref().unwrap_or(&self.default_target)
+    }
+
+    /// A member's folder as configured, as status and state name it (`alice@contoso.test/contacts`).
+    pub fn folder_path_of(&self, member: &MemberConfig) -> String {
+        format!("{}/{}", member.mailbox, self.target_of(member))
+    }
+}
+
+impl Config {
+    /// Brings member ids to the form state is keyed by ([`member_id`]: ids that are mailbox
+    /// addresses in lower case). The file loader and the service call it; a configuration built
+    /// in code with ids set by hand gets the same ids.
+    pub fn normalize(&mut self) {
+        for group in &mut self.groups {
+            for member in &mut group.members {
+                member.id = member_id(&member.id);
+            }
+            if let ConflictPolicy::MemberPriority(order) = &mut group.conflict_policy {
+                for id in order.iter_mut() {
+                    *id = exchange_sync_core::MemberId::new(member_id(id.as_str()));
+                }
+            }
+        }
     }
 }

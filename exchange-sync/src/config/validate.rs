@@ -4,13 +4,60 @@
 //! file. Each finding names the configuration path (`groups[0].members[2].filter`); the file
 //! loader adds the file, line and column of that path.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::PathBuf;
 
-use exchange_sync_core::{ConflictPolicy, GroupId, Member, MemberId, SyncGroup};
+use exchange_sync_core::{ConflictPolicy, GroupId, ItemKind, Member, MemberId, SyncGroup};
 
-use crate::config::model::{Auth, Config, Endpoint, GroupConfig, MemberConfig};
+use crate::config::model::{Auth, Config, Endpoint, GroupConfig, HubFolder, MemberConfig};
+use crate::filter::{BODY_FIELD, Condition};
+use crate::modification::Modification;
+
+/// Whether validation reads the secrets (to say which are missing) or leaves them alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Secrets {
+    /// Each secret must be readable (its variable set, its file readable): what connecting needs.
+    Check,
+    /// Secrets are not read: for commands that never connect (`status`, `conflicts`, `check
+    /// --offline`, `confirm`, ...), which must work without them.
+    Ignore,
+}
+
+/// The canonical fields items carry (every field the EWS mapping knows, of every kind), sorted:
+/// the names filters, modifications and match keys may use. Filters may also test `body`.
+pub fn known_fields() -> &'static [String] {
+    static FIELDS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    FIELDS.get_or_init(|| {
+        let kinds =
+            [ItemKind::Contact, ItemKind::CalendarItem, ItemKind::Task, ItemKind::Note, ItemKind::DistributionList];
+        let mut names: Vec<String> = kinds
+            .iter()
+            .flat_map(|k| exchange_sync_ews::mapping::mappings(k).iter().map(|m| m.canonical.clone()))
+            .collect();
+        names.sort();
+        names.dedup();
+        names
+    })
+}
+
+/// Whether a field name is one items carry: canonical, or opaque (`x.<name>`).
+fn is_known_field(name: &str) -> bool {
+    name.starts_with("x.") || known_fields().binary_search_by(|f| f.as_str().cmp(name)).is_ok()
+}
+
+/// The finding of an unknown field name, with the closest known names.
+fn unknown_field(name: &str, body_allowed: bool) -> String {
+    let mut candidates: Vec<&str> = known_fields().iter().map(String::as_str).collect();
+    if body_allowed {
+        candidates.push(BODY_FIELD);
+    }
+    let suggestion = crate::names::did_you_mean(name, candidates).map(|s| format!(" {s}")).unwrap_or_default();
+    format!(
+        "unknown field {name:?}:{suggestion} (field names are canonical, e.g. email1.address, phone.mobile, \
+         address.business.city; `exchange-sync fields` lists them all)"
+    )
+}
 
 /// The member id of every group's hub. Members may not use it.
 pub const HUB_MEMBER_ID: &str = "hub";
@@ -46,6 +93,17 @@ pub struct Diagnostic {
     pub message: String,
     /// Where in the file, when known.
     pub location: Option<Location>,
+    /// Another place the finding concerns (the first of two members that name one mailbox).
+    pub related: Option<Related>,
+}
+
+/// A second place a finding concerns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Related {
+    /// The configuration path, e.g. `groups[0].members[0].mailbox`.
+    pub path: String,
+    /// Where in the file, when known.
+    pub location: Option<Location>,
 }
 
 impl fmt::Display for Diagnostic {
@@ -61,10 +119,17 @@ impl fmt::Display for Diagnostic {
             Severity::Warning => "warning",
         };
         if self.path.is_empty() {
-            write!(f, "{severity}: {}", self.message)
+            write!(f, "{severity}: {}", self.message)?;
         } else {
-            write!(f, "{severity}: {}: {}", self.path, self.message)
+            write!(f, "{severity}: {}: {}", self.path, self.message)?;
         }
+        if let Some(related) = &self.related {
+            match &related.location {
+                Some(loc) => write!(f, " (see {} at line {}, column {})", related.path, loc.line, loc.column)?,
+                None => write!(f, " (see {})", related.path)?,
+            }
+        }
+        Ok(())
     }
 }
 
@@ -90,6 +155,7 @@ impl ConfigError {
                 path: path.into(),
                 message: message.into(),
                 location,
+                related: None,
             }],
         }
     }
@@ -109,6 +175,18 @@ impl Findings {
             path: path.into(),
             message: message.into(),
             location: None,
+            related: None,
+        });
+    }
+
+    /// An error about `path` that concerns `related` too.
+    fn error_with(&mut self, path: impl Into<String>, related: impl Into<String>, message: impl Into<String>) {
+        self.0.push(Diagnostic {
+            severity: Severity::Error,
+            path: path.into(),
+            message: message.into(),
+            location: None,
+            related: Some(Related { path: related.into(), location: None }),
         });
     }
 
@@ -118,6 +196,7 @@ impl Findings {
             path: path.into(),
             message: message.into(),
             location: None,
+            related: None,
         });
     }
 }
@@ -125,6 +204,11 @@ impl Findings {
 /// Validates a configuration; answers the warnings, or every finding when there is an error.
 /// Secrets are checked for presence (variable set, file readable), never shown.
 pub fn validate(config: &Config) -> Result<Vec<Diagnostic>, ConfigError> {
+    validate_with(config, Secrets::Check)
+}
+
+/// Validates a configuration, reading its secrets or not (see [`Secrets`]).
+pub fn validate_with(config: &Config, secrets: Secrets) -> Result<Vec<Diagnostic>, ConfigError> {
     let mut f = Findings(Vec::new());
     let s = &config.service;
     for (name, value) in [("poll_interval", s.poll_interval), ("resync_interval", s.resync_interval)] {
@@ -140,6 +224,37 @@ pub fn validate(config: &Config) -> Result<Vec<Diagnostic>, ConfigError> {
     }
     if s.retry.initial_delay > s.retry.max_delay {
         f.error("service.retry", "initial_delay_ms must not exceed max_delay_ms");
+    }
+    if s.pull_interval.is_zero() {
+        f.error("service.pull_interval_ms", "must be longer than zero");
+    }
+    if s.log.keep == 0 {
+        f.error("service.log.keep", "keep at least 1 file");
+    }
+    if let Some(http) = &s.http {
+        if !http.listen.ip().is_loopback() && http.admin_token.is_none() {
+            f.warning(
+                "service.http.listen",
+                format!(
+                    "{} is reachable from other machines: the status page shows group and mailbox names to anyone \
+                     who reaches it; prefer 127.0.0.1 behind a reverse proxy with TLS and authentication",
+                    http.listen
+                ),
+            );
+        }
+        if let Some(token) = &http.admin_token {
+            if token.is_inline() {
+                f.warning(
+                    "service.http.admin_token",
+                    "the token is written into the configuration; prefer admin_token_env or admin_token_file",
+                );
+            }
+            if secrets == Secrets::Check
+                && let Err(message) = token.resolve()
+            {
+                f.error("service.http.admin_token", format!("secret missing: {message}"));
+            }
+        }
     }
 
     let mut connection_ids = BTreeSet::new();
@@ -177,7 +292,9 @@ pub fn validate(config: &Config) -> Result<Vec<Diagnostic>, ConfigError> {
                     format!("the secret is written into the configuration; prefer {field}_env or {field}_file"),
                 );
             }
-            if let Err(message) = secret.resolve() {
+            if secrets == Secrets::Check
+                && let Err(message) = secret.resolve()
+            {
                 f.error(format!("{path}.{field}"), format!("secret missing: {message}"));
             }
         }
@@ -213,18 +330,87 @@ fn validate_group(f: &mut Findings, path: &str, group: &GroupConfig) {
     if group.members.is_empty() && group.member_sources.is_empty() {
         f.error(format!("{path}.members"), "the group has no members and no member source");
     }
-    let mut ids = BTreeSet::from([HUB_MEMBER_ID.to_owned()]);
+    // Member ids and mailbox addresses are compared without regard to case, as Exchange compares
+    // addresses: two spellings of one address are one folder, and as two members they would get
+    // a copy of every item each.
+    // By lower-case id: the path, id and mailbox of the first member with it.
+    let mut ids: BTreeMap<String, (String, String, String)> =
+        BTreeMap::from([(HUB_MEMBER_ID.to_owned(), (format!("{path}.hub"), HUB_MEMBER_ID.to_owned(), String::new()))]);
+    let mut folders: BTreeMap<(String, String), (String, String)> = BTreeMap::new();
+    if let HubFolder::Mailbox { mailbox, folder } = &group.hub {
+        folders.insert((mailbox.trim().to_lowercase(), folder.to_string()), (format!("{path}.hub"), mailbox.clone()));
+    }
     for (m, member) in group.members.iter().enumerate() {
         let mpath = format!("{path}.members[{m}]");
         if member.mailbox.trim().is_empty() || !member.mailbox.contains('@') {
             f.error(format!("{mpath}.mailbox"), format!("{:?} is not a mailbox address", member.mailbox));
         }
+        // One member twice: by id (ids that are addresses are the mailbox's, in any case) ...
+        let mut reported = false;
         if member.id.trim().is_empty() {
             f.error(format!("{mpath}.id"), "a member id must not be empty");
-        } else if member.id == HUB_MEMBER_ID {
+        } else if member.id.eq_ignore_ascii_case(HUB_MEMBER_ID) {
             f.error(format!("{mpath}.id"), format!("{HUB_MEMBER_ID:?} is reserved for the group's hub"));
-        } else if !ids.insert(member.id.clone()) {
-            f.error(format!("{mpath}.id"), format!("member id {:?} appears twice in the group", member.id));
+        } else {
+            match ids.entry(member.id.to_lowercase()) {
+                std::collections::btree_map::Entry::Vacant(slot) => {
+                    slot.insert((format!("{mpath}.id"), member.id.clone(), member.mailbox.clone()));
+                }
+                std::collections::btree_map::Entry::Occupied(first) => {
+                    let (first_path, first_id, first_mailbox) = first.get();
+                    let message = if first_mailbox != &member.mailbox
+                        && first_mailbox.trim().eq_ignore_ascii_case(member.mailbox.trim())
+                    {
+                        format!(
+                            "mailbox {:?} is {first_mailbox:?} in another spelling: Exchange compares mailbox \
+                             addresses without regard to case, so both members are one mailbox and would get a \
+                             copy of every item twice; keep one",
+                            member.mailbox
+                        )
+                    } else if first_id == &member.id {
+                        format!("member id {:?} appears twice in the group", member.id)
+                    } else {
+                        format!(
+                            "member ids {first_id:?} and {:?} differ only by case: they name one member (ids and \
+                             mailbox addresses are compared without regard to case, as Exchange does); keep one",
+                            member.id
+                        )
+                    };
+                    f.error_with(format!("{mpath}.id"), first_path.clone(), message);
+                    reported = true;
+                }
+            }
+        }
+        // ... or by folder (the same mailbox, in any case, and the same target).
+        let folder = (member.mailbox.trim().to_lowercase(), group.target_of(member).to_string());
+        match folders.entry(folder) {
+            std::collections::btree_map::Entry::Vacant(slot) => {
+                slot.insert((format!("{mpath}.mailbox"), member.mailbox.clone()));
+            }
+            std::collections::btree_map::Entry::Occupied(_) if reported => {}
+            std::collections::btree_map::Entry::Occupied(first) => {
+                let (first_path, first_mailbox) = first.get();
+                let what = if first_path.ends_with(".hub") { "the hub's folder" } else { "another member's folder" };
+                let spelling = if first_mailbox == &member.mailbox {
+                    String::new()
+                } else {
+                    format!(
+                        " ({first_mailbox:?} and {:?} differ only by case: Exchange compares mailbox addresses \
+                         without regard to case)",
+                        member.mailbox
+                    )
+                };
+                f.error_with(
+                    format!("{mpath}.mailbox"),
+                    first_path.clone(),
+                    format!(
+                        "{}/{} is {what}{spelling}: one folder in a group twice would get a copy of every item \
+                         twice; keep one",
+                        member.mailbox,
+                        group.target_of(member)
+                    ),
+                );
+            }
         }
         validate_one_way_only(f, &mpath, member);
     }
@@ -244,7 +430,15 @@ fn validate_group(f: &mut Findings, path: &str, group: &GroupConfig) {
     for (k, key) in group.match_key.iter().enumerate() {
         if key.trim().is_empty() {
             f.error(format!("{path}.match_key[{k}]"), "a field name must not be empty");
+        } else if !is_known_field(key) {
+            f.error(format!("{path}.match_key[{k}]"), unknown_field(key, false));
         }
+    }
+    if group.take_over_matches && group.match_key.is_empty() {
+        f.error(
+            format!("{path}.take_over_matches"),
+            "take_over_matches applies to items matched by match_key: give match_key = [...] too",
+        );
     }
     let guard = &group.mass_delete_guard;
     if guard.max_share.is_nan() || !(0.0..=1.0).contains(&guard.max_share) {
@@ -255,7 +449,7 @@ fn validate_group(f: &mut Findings, path: &str, group: &GroupConfig) {
     }
     if let ConflictPolicy::MemberPriority(order) = &group.conflict_policy {
         for (i, id) in order.iter().enumerate() {
-            if !ids.contains(id.as_str()) {
+            if !ids.contains_key(&id.as_str().to_lowercase()) {
                 f.error(
                     format!("{path}.priority[{i}]"),
                     format!("{id} is not the hub nor a listed member of the group"),
@@ -265,7 +459,40 @@ fn validate_group(f: &mut Findings, path: &str, group: &GroupConfig) {
     }
 }
 
+/// Every field a filter tests must be one items carry (a misspelled one would match nothing, and
+/// the member would silently receive nothing).
+fn validate_condition(f: &mut Findings, path: &str, condition: &Condition) {
+    match condition {
+        Condition::Field { name, .. } if name != BODY_FIELD && !is_known_field(name) => {
+            f.error(path.to_owned(), unknown_field(name, true));
+        }
+        Condition::All(list) | Condition::Any(list) => {
+            let key = if matches!(condition, Condition::All(_)) { "all" } else { "any" };
+            for (i, c) in list.iter().enumerate() {
+                validate_condition(f, &format!("{path}.{key}[{i}]"), c);
+            }
+        }
+        Condition::Not(inner) => validate_condition(f, &format!("{path}.not"), inner),
+        _ => {}
+    }
+}
+
+/// Fields a member's modifications set or clear must be ones items carry.
+fn validate_fields(f: &mut Findings, path: &str, member: &MemberConfig) {
+    if let Some(filter) = &member.filter {
+        validate_condition(f, &format!("{path}.filter"), filter);
+    }
+    for (i, m) in member.modifications.iter().enumerate() {
+        if let Modification::SetField { name, .. } | Modification::ClearField { name } = m
+            && !is_known_field(name)
+        {
+            f.error(format!("{path}.modify[{i}]"), unknown_field(name, false));
+        }
+    }
+}
+
 fn validate_one_way_only(f: &mut Findings, path: &str, member: &MemberConfig) {
+    validate_fields(f, path, member);
     if member.direction.is_two_way() {
         if member.filter.is_some() {
             f.error(
@@ -289,9 +516,15 @@ impl GroupConfig {
         let mut group = SyncGroup::new(GroupId::new(self.id.clone()), MemberId::new(HUB_MEMBER_ID));
         group.conflict_policy = self.conflict_policy.clone();
         group.match_key = self.match_key.clone();
+        group.take_over_matches = self.take_over_matches;
         group.mass_delete_guard = self.mass_delete_guard;
         for m in self.members.iter().chain(extra_members) {
-            group.members.push(Member::new(MemberId::new(m.id.clone()), m.direction));
+            group.members.push(Member::new(MemberId::new(crate::config::member_id(&m.id)), m.direction));
+        }
+        if let ConflictPolicy::MemberPriority(order) = &mut group.conflict_policy {
+            for id in order.iter_mut() {
+                *id = MemberId::new(crate::config::member_id(id.as_str()));
+            }
         }
         group
     }

@@ -3,6 +3,9 @@
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)] // test helpers: a panic is a failed test
 
+pub mod cli;
+pub mod memory_folders;
+
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,6 +38,13 @@ pub async fn emulator(contacts: usize) -> RunningEmulator {
         heartbeat_interval: Duration::from_millis(500),
         ..EmulatorConfig::default()
     };
+    Emulator::start(config).await.expect("the emulator starts")
+}
+
+/// An emulator configured by the test (a server version, NTLM only, TLS, ...), tracing into
+/// `$EWS_TRACE_DIR` like every other.
+pub async fn emulator_with(config: EmulatorConfig) -> RunningEmulator {
+    let config = EmulatorConfig { trace_dir: std::env::var_os("EWS_TRACE_DIR").map(Into::into), ..config };
     Emulator::start(config).await.expect("the emulator starts")
 }
 
