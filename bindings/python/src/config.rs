@@ -515,7 +515,8 @@ impl Connection {
 /// Give `public_folder` (a `/`-separated path) or `hub_mailbox` (with `hub_folder`, default
 /// `contacts`). `conflict_policy` is `"hub_wins"`, `"newest_wins"` or `"member_priority"` (with
 /// `priority`, a list of member ids). `match_key` lists the canonical fields that match existing
-/// copies at the initial sync (e.g. `["email1.address"]`).
+/// copies at the initial sync (e.g. `["email1.address"]`); a member's item that matches but differs
+/// stays the user's own unless `take_over_matches` is true.
 #[pyclass(module = "exchange_sync", frozen)]
 #[derive(Clone)]
 pub struct Group {
@@ -528,7 +529,8 @@ impl Group {
     #[new]
     #[pyo3(signature = (id, connection, *, public_folder = None, hub_mailbox = None, hub_folder = None,
         members = Vec::new(), member_sources = Vec::new(), target = None, conflict_policy = "hub_wins", priority = None,
-        match_key = Vec::new(), mass_delete_max_share = None, mass_delete_min_count = None, on_leave = "remove"))]
+        match_key = Vec::new(), mass_delete_max_share = None, mass_delete_min_count = None, on_leave = "remove",
+        take_over_matches = false))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         id: String,
@@ -545,6 +547,7 @@ impl Group {
         mass_delete_max_share: Option<f64>,
         mass_delete_min_count: Option<usize>,
         on_leave: &str,
+        take_over_matches: bool,
     ) -> PyResult<Self> {
         let path = format!("group {id}");
         let hub = match (public_folder, hub_mailbox) {
@@ -595,6 +598,7 @@ impl Group {
             }
         };
         inner.match_key = match_key;
+        inner.take_over_matches = take_over_matches;
         let d = MassDeleteGuard::default();
         inner.mass_delete_guard = MassDeleteGuard {
             max_share: mass_delete_max_share.unwrap_or(d.max_share),

@@ -4,11 +4,12 @@
 //! ExchangeSyncError            every error of the package: kind, retryable, message, context
 //! ├── ConfigError              invalid configuration (diagnostics with file, line, column)
 //! ├── AuthError                credentials or rights missing
+//! ├── UnreachableError         connection refused, unknown host, untrusted certificate
 //! ├── ThrottledError           the server asked to slow down (retry_after)
 //! ├── ConflictError            the item changed since it was read (a precondition failed)
 //! ├── MassDeleteError          the mass-delete guard stopped a group
 //! ├── NotFoundError            the item or folder does not exist
-//! ├── TransientError           network, timeout, unreachable server: retrying may help
+//! ├── TransientError           network hiccup, timeout: retrying may help
 //! ├── PermanentError           a failure retrying will not fix
 //! └── StateError               the state store failed
 //! ```
@@ -43,6 +44,13 @@ create_exception!(
 );
 create_exception!(
     exchange_sync,
+    UnreachableError,
+    ExchangeSyncError,
+    "The server cannot be reached at all (connection refused, unknown host) or is not trusted (its TLS \
+     certificate failed verification); retrying will not help until an admin acts."
+);
+create_exception!(
+    exchange_sync,
     ThrottledError,
     ExchangeSyncError,
     "The server asked to slow down; `retry_after` holds the delay it asked for, in seconds, when it said."
@@ -64,7 +72,7 @@ create_exception!(
     exchange_sync,
     TransientError,
     ExchangeSyncError,
-    "A passing failure (network, timeout, unreachable server, shutdown): retrying later may succeed."
+    "A passing failure (network, timeout, shutdown): retrying later may succeed."
 );
 create_exception!(
     exchange_sync,
@@ -193,6 +201,7 @@ pub fn class_of<'py>(py: Python<'py>, kind: &str) -> Bound<'py, pyo3::types::PyT
     match kind {
         "config" => ConfigError::type_object(py),
         "auth" => AuthError::type_object(py),
+        "unreachable" => UnreachableError::type_object(py),
         "throttled" => ThrottledError::type_object(py),
         "precondition_failed" => ConflictError::type_object(py),
         "mass_delete" => MassDeleteError::type_object(py),
@@ -260,6 +269,13 @@ impl BindingError {
                 &e.to_string(),
                 Context { connection: Some(connection.clone()), ..Context::default() },
             ),
+            BindingError::Service(e @ exchange_sync::Error::MissingFolder { operation, folder, .. }) => exception(
+                py,
+                kind_name(e.kind()),
+                e.is_retryable(),
+                &e.to_string(),
+                Context { operation: Some((*operation).to_owned()), folder: Some(folder.clone()), ..Context::default() },
+            ),
             BindingError::Service(e) => {
                 exception(py, kind_name(e.kind()), e.is_retryable(), &e.to_string(), Context::default())
             }
@@ -269,6 +285,7 @@ impl BindingError {
                     path: path.clone(),
                     message: message.clone(),
                     location: None,
+                    related: None,
                 };
                 config_exception(py, &RustConfigError { diagnostics: vec![diagnostic] })
             }
@@ -297,6 +314,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("ExchangeSyncError", py.get_type::<ExchangeSyncError>())?;
     m.add("ConfigError", py.get_type::<ConfigError>())?;
     m.add("AuthError", py.get_type::<AuthError>())?;
+    m.add("UnreachableError", py.get_type::<UnreachableError>())?;
     m.add("ThrottledError", py.get_type::<ThrottledError>())?;
     m.add("ConflictError", py.get_type::<ConflictError>())?;
     m.add("MassDeleteError", py.get_type::<MassDeleteError>())?;

@@ -207,6 +207,7 @@ fn trigger_name(t: Trigger) -> &'static str {
         Trigger::Membership => "membership",
         Trigger::Retry => "retry",
         Trigger::Manual => "manual",
+        Trigger::Request => "request",
     }
 }
 

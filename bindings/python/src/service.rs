@@ -244,11 +244,11 @@ impl SyncService {
             match step {
                 Ok(joined) => break joined,
                 Err(_) => {
-                    if interrupted.is_none() {
-                        if let Err(e) = py.check_signals() {
-                            service.shutdown();
-                            interrupted = Some(e);
-                        }
+                    if interrupted.is_none()
+                        && let Err(e) = py.check_signals()
+                    {
+                        service.shutdown();
+                        interrupted = Some(e);
                     }
                 }
             }

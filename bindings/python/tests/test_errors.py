@@ -33,6 +33,7 @@ def test_every_exception_is_an_exchange_sync_error() -> None:
         es.MassDeleteError,
         es.NotFoundError,
         es.TransientError,
+        es.UnreachableError,
         es.PermanentError,
         es.StateError,
     ):
@@ -41,26 +42,25 @@ def test_every_exception_is_an_exchange_sync_error() -> None:
     assert issubclass(es.ExchangeSyncError, Exception)
 
 
-def test_an_unreachable_server_raises_a_retryable_transient_error_and_fails_a_run() -> None:
-    # One test for both forms: the EWS client retries a refused connection for a while (its
-    # own backoff) before giving up, so both run at once (blocking calls release the GIL).
+def test_an_unreachable_server_raises_unreachable_error_at_once_and_fails_a_run() -> None:
+    # A refused connection will not pass by retrying: it fails fast, as its own class.
     service = es.SyncService(unreachable_config())
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         items = pool.submit(lambda: service.folders.mailbox_folder(ALICE, "contacts").items())
         report = service.run_once()
-        with pytest.raises(es.TransientError) as caught:
+        with pytest.raises(es.UnreachableError) as caught:
             items.result()
     err = caught.value
-    assert err.kind == "transient" and err.retryable is True
+    assert err.kind == "unreachable" and err.retryable is False
     assert err.mailbox == ALICE
     assert err.folder is not None and err.folder.startswith(ALICE)
 
     group = report.groups[0]
     assert group.outcome == "failed" and not report.is_clean()
     [error] = group.errors
-    assert error.kind == "transient" and error.retryable
-    assert isinstance(error.to_exception(), es.TransientError)
-    with pytest.raises(es.TransientError) as raised:
+    assert error.kind == "unreachable" and not error.retryable
+    assert isinstance(error.to_exception(), es.UnreachableError)
+    with pytest.raises(es.UnreachableError) as raised:
         report.raise_for_errors()
     assert raised.value.group == "contacts"
     status = service.status()[0]

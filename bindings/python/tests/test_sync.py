@@ -45,8 +45,11 @@ def test_dry_run_plans_without_writing(emulator: Emulator) -> None:
     group = planned.groups[0]
     assert group.outcome == "planned"
     assert group.totals().created == 25
-    assert group.plan is not None and group.plan.count("create") == 25
-    assert service.folders.mailbox_folder(ALICE, TARGET).items() == []
+    assert group.plan is not None and group.plan.count("- create ") == 25
+    # Nothing is written anywhere: the target folder is not created, only announced.
+    assert f"would create folder {TARGET} in {ALICE}" in group.plan
+    with pytest.raises(es.NotFoundError):
+        service.folders.mailbox_folder(ALICE, TARGET)
 
 
 def test_one_way_reader_receives_hub_edits_and_its_own_edits_are_reverted(emulator: Emulator) -> None:
@@ -217,6 +220,10 @@ def test_sqlite_state_survives_a_new_service(emulator: Emulator, tmp_path: Path)
     state = str(tmp_path / "state.sqlite")
     first = es.SyncService(make_config(emulator, [es.Member(ALICE, "two_way")], state=state))
     first.run_once()
+    # One writer per state file: a second service is refused while the first holds it.
+    with pytest.raises(es.StateError):
+        es.SyncService(make_config(emulator, [es.Member(ALICE, "two_way")], state=state))
+    del first
     second = es.SyncService(make_config(emulator, [es.Member(ALICE, "two_way")], state=state))
     report = second.run_once().groups[0]
     assert report.totals().created == 0

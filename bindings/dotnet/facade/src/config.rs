@@ -150,6 +150,10 @@ pub struct GroupSettings {
     /// Deleting this many items or fewer never trips the mass-delete guard.
     #[uniffi(default = 10)]
     pub mass_delete_min_count: u32,
+    /// Whether a member's item that matches a group item by `match_key` but differs is taken over
+    /// (overwritten, the values recorded in the conflict log first) instead of staying the user's.
+    #[uniffi(default = false)]
+    pub take_over_matches: bool,
 }
 
 /// How the service runs.
@@ -251,6 +255,7 @@ fn group(g: GroupSettings, index: usize) -> Result<GroupConfig, ExchangeSyncErro
         out.members.push(member);
     }
     out.match_key = g.match_key;
+    out.take_over_matches = g.take_over_matches;
     out.conflict_policy = match g.conflict_resolution {
         Some(ConflictResolution::NewestWins) => ConflictPolicy::NewestWins,
         Some(ConflictResolution::HubWins) | None => ConflictPolicy::HubWins,
@@ -365,6 +370,7 @@ mod tests {
             conflict_resolution: None,
             mass_delete_max_share: 0.25,
             mass_delete_min_count: 10,
+            take_over_matches: false,
         };
         let err = Configuration::new(vec![], vec![group], None).unwrap_err();
         assert!(matches!(err, ExchangeSyncError::Config { .. }), "{err:?}");

@@ -238,6 +238,16 @@ impl From<exchange_sync::Error> for ExchangeSyncError {
                 let kind = exchange_sync::report::kind_name(other.kind());
                 Self::of_kind(kind, other.to_string(), context, None)
             }
+            ref other @ exchange_sync::Error::MissingFolder { operation, ref folder, .. } => {
+                let context = ErrorContext {
+                    operation: Some(operation.to_owned()),
+                    folder: Some(folder.clone()),
+                    mailbox: mailbox_of(folder),
+                    ..ErrorContext::default()
+                };
+                let kind = exchange_sync::report::kind_name(other.kind());
+                Self::of_kind(kind, other.to_string(), context, None)
+            }
             other => {
                 let kind = exchange_sync::report::kind_name(other.kind());
                 Self::of_kind(kind, other.to_string(), ErrorContext::default(), None)

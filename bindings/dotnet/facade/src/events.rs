@@ -41,7 +41,8 @@ impl From<exchange_sync::Trigger> for Trigger {
             exchange_sync::Trigger::Resync => Trigger::Resync,
             exchange_sync::Trigger::Membership => Trigger::Membership,
             exchange_sync::Trigger::Retry => Trigger::Retry,
-            exchange_sync::Trigger::Manual => Trigger::Manual,
+            // An admin's request through the state is a manual pass to .NET callers.
+            exchange_sync::Trigger::Manual | exchange_sync::Trigger::Request => Trigger::Manual,
         }
     }
 }

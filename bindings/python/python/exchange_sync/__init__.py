@@ -54,6 +54,7 @@ from ._native import (
     SyncService,
     ThrottledError,
     TransientError,
+    UnreachableError,
     __version__,
     set_log_level,
 )
@@ -94,6 +95,7 @@ __all__ = [
     "SyncService",
     "ThrottledError",
     "TransientError",
+    "UnreachableError",
     "__version__",
     "set_log_level",
 ]

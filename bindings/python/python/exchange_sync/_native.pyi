@@ -57,6 +57,9 @@ class ConfigError(ExchangeSyncError):
 class AuthError(ExchangeSyncError):
     """Credentials or rights are missing."""
 
+class UnreachableError(ExchangeSyncError):
+    """The server cannot be reached (refused, unknown host) or is not trusted (certificate)."""
+
 class ThrottledError(ExchangeSyncError):
     """The server asked to slow down (``retry_after``)."""
 
@@ -70,7 +73,7 @@ class NotFoundError(ExchangeSyncError):
     """The item or folder does not exist."""
 
 class TransientError(ExchangeSyncError):
-    """A passing failure (network, timeout, unreachable server): retrying may succeed."""
+    """A passing failure (network hiccup, timeout): retrying may succeed."""
 
 class PermanentError(ExchangeSyncError):
     """A failure that retrying will not fix."""
@@ -263,6 +266,7 @@ class Group:
         mass_delete_max_share: Optional[float] = None,
         mass_delete_min_count: Optional[int] = None,
         on_leave: Literal["remove", "keep"] = "remove",
+        take_over_matches: bool = False,
     ) -> None: ...
     @property
     def id(self) -> str:
