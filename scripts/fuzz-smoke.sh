@@ -16,9 +16,6 @@ corpus=$root/target/fuzz-corpus/parse_response
 artifacts=$root/target/fuzz-artifacts/parse_response
 mkdir -p "$corpus" "$artifacts"
 cp exchange-sync-ews/tests/fixtures/* "$corpus"/
-# The fuzz crate is its own workspace; start from the main lock file so it builds the dependency
-# versions the tests use (cargo only adds libfuzzer-sys and its few dependencies).
-[ -f exchange-sync-ews/fuzz/Cargo.lock ] || cp Cargo.lock exchange-sync-ews/fuzz/Cargo.lock
 
 flags="-Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4"
 flags+=" -Cllvm-args=-sanitizer-coverage-inline-8bit-counters -Cllvm-args=-sanitizer-coverage-pc-table"
@@ -29,7 +26,7 @@ flags+=" -Cllvm-args=-simplifycfg-branch-fold-threshold=0 -Cdebug-assertions --c
 # an explicit --target keeps the instrumentation out of build scripts and proc macros.
 host=$(rustc -vV | sed -n 's/^host: //p')
 RUSTFLAGS="$flags" CARGO_PROFILE_DEV_DEBUG=0 cargo build -q --target "$host" \
-  --manifest-path exchange-sync-ews/fuzz/Cargo.toml --bin parse_response --target-dir "$root/target/fuzz"
+  --locked -p exchange-sync-ews-fuzz --bin parse_response --target-dir "$root/target/fuzz"
 "$root/target/fuzz/$host/debug/parse_response" "$corpus" \
   -max_total_time="$seconds" -rss_limit_mb=1024 -malloc_limit_mb=512 -max_len=65536 -timeout=10 \
   -artifact_prefix="$artifacts/" -print_final_stats=1

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of the project: formatting and lints, Rust unit / integration / property tests,
-# the Python tests against the EWS emulator, and schema validation of every EWS document the tests
-# exchanged. Installs what the tests need (Debian and pip packages) when it is missing.
+# the Python tests against the EWS and Graph emulators, and schema validation of every EWS document
+# and every Graph exchange the tests made. Installs what the tests need (Debian and pip packages) when it is missing.
 #
 #   scripts/test-all.sh            the CI suite (Rust, a 45 s fuzzing run of the EWS response parser,
 #                                  Python bindings, .NET bindings on Mono, benchmark quick mode,
@@ -10,6 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
+started=$(date +%s)
 
 step() { printf '\n=== %s\n' "$*"; }
 
@@ -22,6 +23,9 @@ need_apt=()
 command -v xmllint >/dev/null || need_apt+=(libxml2-utils)
 command -v python3 >/dev/null || need_apt+=(python3)
 python3 -c 'import venv' 2>/dev/null || need_apt+=(python3-venv)
+# The status page is tested in a real browser (headless), the systemd unit by systemd-analyze.
+command -v chromium >/dev/null || need_apt+=(chromium)
+command -v systemd-analyze >/dev/null || need_apt+=(systemd)
 if [ ${#need_apt[@]} -gt 0 ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
@@ -34,21 +38,33 @@ fi
 "$venv/bin/pip" install -q --disable-pip-version-check -r tests/python/requirements.txt
 
 step "formatting and lints"
+# Every crate of the workspace: the bindings and the fuzz crate too; --locked: the lock file in the
+# repository is what gets built. Clippy also holds the code to the declared rust-version (its
+# incompatible_msrv lint).
 cargo fmt --all --check
-cargo clippy --all-targets --all-features -- -D warnings
+cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
 
 step "rust tests"
 trace_dir=$root/target/ews-traces
 rm -rf "$trace_dir" && mkdir -p "$trace_dir"
 export EWS_TRACE_DIR=$trace_dir
-cargo build --bins
-cargo test --all-features --no-fail-fast
+graph_trace_dir=$root/target/graph-traces
+rm -rf "$graph_trace_dir" && mkdir -p "$graph_trace_dir"
+export GRAPH_TRACE_DIR=$graph_trace_dir
+cargo build --locked --bins
+# The browser test of the status page must not skip itself for want of chromium; it leaves its
+# screenshot in target/status-page.png (docs/status-page.png is one).
+REQUIRE_BROWSER=1 cargo test --locked --all-features --no-fail-fast
+
+step "the systemd unit (systemd-analyze verify, hardening score)"
+scripts/check-systemd-unit.sh
 
 step "fuzzing the EWS response parser briefly (libFuzzer on stable, ~1.5-4 min with its build)"
 scripts/fuzz-smoke.sh
 
-step "python tests against the emulator"
-EWS_EMULATOR_BIN=$root/target/debug/ews-emulator "$venv/bin/python" -m pytest -q tests/python
+step "python tests against the emulators (exchangelib over EWS, msgraph-sdk over Graph, the Graph schema check)"
+EWS_EMULATOR_BIN=$root/target/debug/ews-emulator GRAPH_EMULATOR_BIN=$root/target/debug/graph-emulator \
+  "$venv/bin/python" -m pytest -q tests/python
 
 step "Python bindings (pytest, mypy --strict)"
 bindings/python/test.sh
@@ -62,7 +78,11 @@ cargo run -q -p exchange-sync-bench -- --quick --python "$venv/bin/python"
 step "EWS schema validation of every document the tests exchanged"
 scripts/validate-traces.sh "$trace_dir"
 
-step "documentation"
-RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --all-features
+step "Graph schema check of every request and answer the tests exchanged with the Graph emulator"
+python3 scripts/validate-graph-traces.py "$graph_trace_dir"
 
-step "all tests passed (build output: $(du -sh target 2>/dev/null | cut -f1))"
+step "documentation"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --all-features --locked
+
+elapsed=$(( $(date +%s) - started ))
+step "all tests passed in $((elapsed / 60)) min $((elapsed % 60)) s (build output: $(du -sh target 2>/dev/null | cut -f1))"

@@ -40,6 +40,45 @@ pub struct Measurement {
     pub p99_ms: Option<f64>,
     /// Anything else worth a footnote.
     pub note: String,
+    /// Targets this benchmark checks itself (counts, never timings): the suite prints each with
+    /// its verdict, and a missed one fails the suite.
+    #[serde(default)]
+    pub checks: Vec<Check>,
+}
+
+/// One target a benchmark checked: what was measured against what it should be.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Check {
+    /// What is checked, in words.
+    pub what: String,
+    /// The measured value, in words.
+    pub value: String,
+    /// The target, in words.
+    pub target: String,
+    /// Whether the value meets the target.
+    pub met: bool,
+}
+
+impl Check {
+    /// A count that must stay at or below `max`.
+    pub fn at_most(what: impl Into<String>, value: u64, max: u64) -> Check {
+        Check { what: what.into(), value: value.to_string(), target: format!("<= {max}"), met: value <= max }
+    }
+
+    /// A count that must be exactly `expected`.
+    pub fn exactly(what: impl Into<String>, value: u64, expected: u64) -> Check {
+        Check { what: what.into(), value: value.to_string(), target: format!("= {expected}"), met: value == expected }
+    }
+
+    /// A count that must be at least `min`.
+    pub fn at_least(what: impl Into<String>, value: u64, min: u64) -> Check {
+        Check { what: what.into(), value: value.to_string(), target: format!(">= {min}"), met: value >= min }
+    }
+
+    /// Something that must hold, said in words.
+    pub fn holds(what: impl Into<String>, value: impl Into<String>, target: impl Into<String>, met: bool) -> Check {
+        Check { what: what.into(), value: value.into(), target: target.into(), met }
+    }
 }
 
 impl Measurement {
@@ -68,6 +107,11 @@ impl Meter {
     /// Takes the starting point.
     pub fn start(tenant: &Tenant) -> Meter {
         Meter { started: Instant::now(), stats: tenant.stats(), cpu: resources::cpu_now() }
+    }
+
+    /// The emulator's counters at the start.
+    pub fn stats(&self) -> ews_emulator::RequestStats {
+        self.stats
     }
 
     /// Time since the start.

@@ -80,6 +80,12 @@ pub fn peak_rss_mib() -> f64 {
     status_mib("VmHWM:")
 }
 
+/// Resident memory of the process now (VmRSS), in MiB: sampled over a long run, it shows
+/// whether memory stays flat.
+pub fn rss_mib() -> f64 {
+    status_mib("VmRSS:")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

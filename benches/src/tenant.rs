@@ -39,19 +39,30 @@ impl Tenant {
     /// Starts the emulator on a runtime of its own (threads named after [`EMULATOR_THREADS`]).
     /// Must be called outside any runtime.
     pub fn start(mailboxes: usize, contacts: usize) -> Result<Tenant, Box<dyn std::error::Error>> {
+        Self::start_with(mailboxes, contacts, |_| {})
+    }
+
+    /// [`Tenant::start`] with other emulator settings (streaming lifetimes, heartbeats, the
+    /// request log), set by `tweak`.
+    pub fn start_with(
+        mailboxes: usize,
+        contacts: usize,
+        tweak: impl FnOnce(&mut ews_emulator::EmulatorConfig),
+    ) -> Result<Tenant, Box<dyn std::error::Error>> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name(EMULATOR_THREADS)
             .on_thread_start(|| placement::pin(Side::Server))
             .enable_all()
             .build()?;
-        let config = ews_emulator::EmulatorConfig {
+        let mut config = ews_emulator::EmulatorConfig {
             users: (0..mailboxes).map(mailbox_name).collect(),
             contacts,
             heartbeat_interval: Duration::from_secs(30),
             trace_dir: None,
             ..ews_emulator::EmulatorConfig::default()
         };
+        tweak(&mut config);
         let emulator = runtime.block_on(ews_emulator::Emulator::start(config))?;
         Ok(Tenant { emulator, runtime: Some(runtime) })
     }
