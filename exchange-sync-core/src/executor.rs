@@ -46,12 +46,12 @@ use crate::state::{Ownership, PendingCreate, ReplicaRecord, ReplicaSlot, StateSt
 /// windows of a folder have open intents at most (the one on the wire and the next), which is
 /// what crash recovery looks up after a crash; larger windows mean fewer commits (16 batches of
 /// 50: about 10% less engine CPU in the fan-out benchmark than 8).
-pub const CREATE_WINDOW: usize = 16;
+pub(crate) const CREATE_WINDOW: usize = 16;
 
 /// The prefix of a version recorded for a copy the engine has not read at that version (a copy
 /// found by crash recovery, a copy a connector restored): never a server's version, so the copy
 /// is fetched and compared at its next observation.
-pub const UNREAD_VERSION: &str = "unread:";
+pub(crate) const UNREAD_VERSION: &str = "unread:";
 
 /// How the executor paces itself.
 #[derive(Debug, Clone, PartialEq, Eq)]

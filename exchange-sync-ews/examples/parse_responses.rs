@@ -11,11 +11,11 @@ use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use exchange_sync_ews::id_scan::scan_item_ids;
+use exchange_sync_ews::ParseLimits;
+use exchange_sync_ews::internals::scan_item_ids;
 use exchange_sync_ews::operation::items::parse_create_item;
 use exchange_sync_ews::operation::sync::{ItemChangeEvent, parse_sync_folder_items};
 use exchange_sync_ews::soap::parse_envelope;
-use exchange_sync_ews::xml::ParseLimits;
 use exchange_sync_ews::{ItemId, Result};
 
 /// The system allocator, counting calls and bytes so that the measurement can report them.
@@ -109,7 +109,7 @@ fn created_ids(doc: &[u8]) -> Result<usize> {
 }
 
 /// What the client does first with a CreateItem response: the ids read without the element tree
-/// (`exchange_sync_ews::id_scan`).
+/// (`exchange_sync_ews::internals`).
 fn scanned_ids(doc: &[u8]) -> Result<usize> {
     // Not the plain case would count 0 ids, which `measure` reports.
     Ok(scan_item_ids(doc, ParseLimits::default()).map_or(0, |s| s.ids.len()))

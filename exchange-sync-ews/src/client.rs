@@ -43,7 +43,7 @@
 //!   [`to_core_error`](crate::connector::to_core_error) marks temporary errors exhausted
 //!   (`exchange_sync_core::Error::retries_exhausted`), so the engine and the service do not retry
 //!   them; a throttling error keeps the remaining back-off for parking.
-//! - **Watchers** ([`crate::watch`], [`crate::stream_pool`]) are background loops, not requests:
+//! - **Watchers** ([`crate::watch`], `crate::stream_pool`) are background loops, not requests:
 //!   they wait at least their `retry_delay` (longer when the server asked) between attempts, and
 //!   stop on a permanent error (the engine then polls, and reports the error) instead of knocking
 //!   every few seconds with, say, a rejected password.
@@ -456,7 +456,7 @@ impl EwsClient {
     }
 
     /// Sends one request and reads its answer: with `scan` when it reads it (see
-    /// [`crate::id_scan`]), with `parse` over the element tree otherwise.
+    /// `crate::id_scan`), with `parse` over the element tree otherwise.
     async fn attempt<T>(
         &self,
         operation: &'static str,
@@ -534,7 +534,7 @@ impl EwsClient {
     }
 
     /// A batch write whose answer is one item id per entry (CreateItem, UpdateItem): scanned for
-    /// the ids when every entry succeeded (see [`crate::id_scan`]), read with `parse` otherwise.
+    /// the ids when every entry succeeded (see `crate::id_scan`), read with `parse` otherwise.
     async fn call_for_ids(
         &self,
         operation: &'static str,
@@ -545,7 +545,7 @@ impl EwsClient {
     }
 
     /// [`Self::call_with_cookie`], reading the answer with `scan` when it can (see
-    /// [`crate::id_scan`]) and with `parse` when `scan` gives `None`.
+    /// `crate::id_scan`) and with `parse` when `scan` gives `None`.
     async fn call_scanning<T>(
         &self,
         operation: &'static str,
@@ -951,7 +951,7 @@ impl EwsClient {
     }
 
     /// A CreateItem answer read for [`Created`] outcomes: scanned for ids when every message
-    /// names an item with one (see [`crate::id_scan`]: an empty `m:Items` is not that case), read
+    /// names an item with one (see `crate::id_scan`: an empty `m:Items` is not that case), read
     /// in full otherwise.
     async fn call_for_created(&self, operation: &'static str, body: &str) -> Result<Vec<Result<Created>>> {
         let scan = |bytes: &[u8], limits: ParseLimits| {
@@ -1197,7 +1197,7 @@ fn with_item_context<T>(results: Vec<Result<T>>, ids: &[ItemId], mailbox: Option
         .collect()
 }
 
-/// The ids of a batch answer whose every message succeeded (see [`crate::id_scan`]), as the
+/// The ids of a batch answer whose every message succeeded (see `crate::id_scan`), as the
 /// batch parsers answer them.
 fn scan_ids(bytes: &[u8], limits: ParseLimits) -> Option<(Vec<Result<ItemId>>, Option<ServerVersionInfo>)> {
     let scanned = crate::id_scan::scan_item_ids(bytes, limits)?;

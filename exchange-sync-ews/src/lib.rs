@@ -3,14 +3,14 @@
 //!
 //! The crate is layered; each layer only uses the ones listed before it:
 //!
-//! - [`xml`], [`soap`]: hardened parsing (no DTDs, bounded size and depth, any prefixes) and
+//! - `xml`, [`soap`]: hardened parsing (no DTDs, bounded size and depth, any prefixes) and
 //!   schema-ordered writing of envelopes.
 //! - [`ids`], [`property`], [`item`], [`folder`], [`notification`], [`version`]: the EWS data model.
 //! - [`operation`]: every operation as a pure request builder and response parser.
-//! - [`auth`], [`ntlm`], [`transport`], [`throttle`]: HTTP with TLS, credentials (Basic, NTLMv2,
+//! - [`auth`], `ntlm`, [`transport`], [`throttle`]: HTTP with TLS, credentials (Basic, NTLMv2,
 //!   OAuth2), retries, adaptive concurrency.
 //! - [`client`]: [`EwsClient`], one async method per operation; [`streaming`] and [`autodiscover`];
-//!   [`stream_pool`]: many streaming subscriptions on few connections, grouped by mailbox server.
+//!   `stream_pool`: many streaming subscriptions on few connections, grouped by mailbox server.
 //! - [`mapping`]: EWS items to and from the core's normalized items.
 //! - [`connector`]: [`EwsFolderConnector`], the core's `Connector` for mailbox and public folders,
 //!   with [`watch`] turning notifications into change hints. Its deletes check the version
@@ -74,7 +74,7 @@
 
 pub mod error;
 pub mod soap;
-pub mod xml;
+mod xml;
 
 pub mod folder;
 pub mod ids;
@@ -83,21 +83,21 @@ pub mod notification;
 pub mod property;
 pub mod version;
 
-pub mod id_scan;
+mod id_scan;
 pub mod operation;
 
 pub mod auth;
-pub mod ntlm;
+mod ntlm;
 pub mod throttle;
 pub mod transport;
 
 pub mod autodiscover;
 pub mod client;
-pub mod stream_pool;
+mod stream_pool;
 pub mod streaming;
 
 pub mod mapping;
-pub mod rendered;
+mod rendered;
 
 pub mod connector;
 pub mod watch;
@@ -113,5 +113,16 @@ pub use notification::{Event, EventKind, Notification};
 pub use property::{BaseShape, BodyType, ExtendedFieldUri, FolderShape, ItemShape, PropertyPath};
 pub use rendered::RenderedItem;
 pub use soap::{Impersonation, ServerVersionInfo};
+pub use stream_pool::MAX_SUBSCRIPTIONS_PER_CONNECTION;
 pub use transport::{Routing, TransportConfig};
 pub use version::ExchangeVersion;
+pub use xml::{Element, ParseLimits};
+
+/// Parsers that the client uses internally, reachable for fuzzing and for the response-parsing
+/// example only (feature `internals`): they carry no stability promise and are not part of the
+/// client's API.
+#[cfg(feature = "internals")]
+pub mod internals {
+    pub use crate::id_scan::{ScannedIds, scan_item_ids};
+    pub use crate::ntlm::{authenticate_message, parse_challenge};
+}

@@ -1,5 +1,5 @@
 //! Change hints for one folder: streaming notifications (the subscription carried by a connection
-//! shared with the client's other subscriptions, see [`crate::stream_pool`]), falling back to pull
+//! shared with the client's other subscriptions, see `crate::stream_pool`), falling back to pull
 //! notifications, falling back to nothing (the engine then polls).
 //!
 //! Hints only say "look now"; the engine re-reads the folder, so a duplicate or spurious hint costs a

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use common::hostile::{self, HostileServer, Parts, Reply};
 use exchange_sync_core::Connector;
-use exchange_sync_ews::xml::ParseLimits;
+use exchange_sync_ews::ParseLimits;
 use exchange_sync_ews::*;
 use futures::StreamExt;
 

@@ -15,7 +15,7 @@ use exchange_sync_ews::operation::{directory, folders, items, notifications, syn
 use exchange_sync_ews::property::{deleted_count_total, local_commit_time_max};
 use exchange_sync_ews::soap::parse_envelope;
 use exchange_sync_ews::streaming::EnvelopeSplitter;
-use exchange_sync_ews::xml::{Element, ParseLimits};
+use exchange_sync_ews::{Element, ParseLimits};
 use exchange_sync_ews::{ErrorKind, EventKind, ItemType};
 
 fn fixture(name: &str) -> Vec<u8> {

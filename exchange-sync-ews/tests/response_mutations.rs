@@ -5,10 +5,10 @@
 
 use std::path::Path;
 
+use exchange_sync_ews::ParseLimits;
 use exchange_sync_ews::operation::{directory, folders, items, notifications, sync};
 use exchange_sync_ews::soap::parse_envelope;
 use exchange_sync_ews::streaming::EnvelopeSplitter;
-use exchange_sync_ews::xml::ParseLimits;
 
 /// xorshift64: reproducible pseudo-random numbers without a dependency.
 struct Rng(u64);

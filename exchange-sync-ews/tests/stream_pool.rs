@@ -122,7 +122,7 @@ async fn a_hundred_folders_share_one_connection_per_mailbox_server() {
     until("no stream left", || emu.request_stats().streams_open == 0).await;
 }
 
-const MAX_PER_CONNECTION: usize = exchange_sync_ews::stream_pool::MAX_SUBSCRIPTIONS_PER_CONNECTION;
+const MAX_PER_CONNECTION: usize = exchange_sync_ews::MAX_SUBSCRIPTIONS_PER_CONNECTION;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_with_more_subscriptions_than_one_connection_carries_gets_several() {

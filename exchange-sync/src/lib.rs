@@ -16,9 +16,10 @@
 //! - [`report`]: structured results per run, group and member; [`event`]: progress events, with
 //!   [`write_progress`] counting a pass's writes as they complete;
 //!   [`conflict_log`]: the readable conflict log.
-//! - [`backoff`]: retry delays; [`cli`]: the admin CLI `exchange-sync` and its exit codes, with
-//!   [`progress_display`]: its progress lines and bars, and [`logging`]: its log (stderr, a file
-//!   with rotation).
+//! - [`backoff`]: retry delays.
+//! - `cli` (feature `cli`, on by default): the admin CLI `exchange-sync` and its exit codes, with
+//!   `progress_display`: its progress lines and bars, and `logging`: its log (stderr, a file with
+//!   rotation). Programs that embed the library turn the default features off.
 //! - [`http`]: the service's status page, JSON API, `/metrics` ([`metrics`]) and `/healthz`.
 //! - [`names`]: items, folders and field changes named as a person names them; [`hints`]: what
 //!   an admin can do about an error.
@@ -41,6 +42,7 @@
 //! ```
 
 pub mod backoff;
+#[cfg(feature = "cli")]
 pub mod cli;
 pub mod config;
 pub mod conflict_log;
@@ -54,12 +56,14 @@ pub mod graph_folders;
 pub mod hints;
 pub mod http;
 pub mod item_folder;
+#[cfg(feature = "cli")]
 pub mod logging;
 pub mod membership;
 pub mod metrics;
 mod missing_folder;
 pub mod modification;
 pub mod names;
+#[cfg(feature = "cli")]
 pub mod progress_display;
 pub mod report;
 pub mod service;

@@ -3,7 +3,7 @@
 //! - **Durable and atomic**: every [`StateStore::apply`] is one SQL transaction, in WAL mode with
 //!   `synchronous=NORMAL` (a committed transaction survives a process crash; a power loss may
 //!   lose the last transactions but never corrupts the file or leaves half of one).
-//! - **Versioned schema**: [`MIGRATIONS`] are applied in order when the store opens, each in its
+//! - **Versioned schema**: the migrations (`MIGRATIONS`) are applied in order when the store opens, each in its
 //!   own transaction that also records it in the `schema_migrations` table; opening is
 //!   idempotent, and a file written by a newer version of this library is refused rather than
 //!   misread.
@@ -66,7 +66,7 @@ use crate::state::{
 /// One schema migration: a version number and the statements that bring the schema from the
 /// previous version to it.
 #[derive(Debug, Clone, Copy)]
-pub struct Migration {
+pub(crate) struct Migration {
     /// The schema version after this migration (1, 2, ...; no gaps).
     pub version: i64,
     /// What the migration does, recorded with it.
@@ -77,7 +77,7 @@ pub struct Migration {
 
 /// Every migration of the schema, oldest first. Append only: a released migration never
 /// changes, since databases in the field have already applied it.
-pub const MIGRATIONS: &[Migration] = &[
+pub(crate) const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 1,
         description: "entities, replicas, foreign items, tokens, member status, pending creates, conflicts",

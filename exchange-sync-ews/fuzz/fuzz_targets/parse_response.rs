@@ -6,10 +6,10 @@
 
 #![no_main]
 
+use exchange_sync_ews::ParseLimits;
 use exchange_sync_ews::operation::{directory, folders, items, notifications, sync};
 use exchange_sync_ews::soap::parse_envelope;
 use exchange_sync_ews::streaming::EnvelopeSplitter;
-use exchange_sync_ews::xml::ParseLimits;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -34,8 +34,8 @@ fuzz_target!(|data: &[u8]| {
             }
         }
     }
-    if let Ok(challenge) = exchange_sync_ews::ntlm::parse_challenge(data) {
-        let _ = exchange_sync_ews::ntlm::authenticate_message("CONTOSO\\user", "password", &challenge);
+    if let Ok(challenge) = exchange_sync_ews::internals::parse_challenge(data) {
+        let _ = exchange_sync_ews::internals::authenticate_message("CONTOSO\\user", "password", &challenge);
     }
     let mut splitter = EnvelopeSplitter::new(1 << 20);
     for chunk in data.chunks(7) {

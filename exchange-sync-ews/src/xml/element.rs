@@ -293,7 +293,7 @@ fn open(start: &BytesStart<'_>) -> Result<Element, XmlError> {
 
 /// Calls `f` with each attribute of a start tag (its qualified key and decoded value), namespace
 /// declarations left out. Refuses what the tree reader refuses: malformed or duplicated
-/// attributes and values that do not decode. Shared with [`crate::id_scan`], so that both read
+/// attributes and values that do not decode. Shared with `crate::id_scan`, so that both read
 /// the same documents.
 pub(crate) fn for_each_attribute(
     start: &BytesStart<'_>,

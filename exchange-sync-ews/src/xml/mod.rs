@@ -4,7 +4,7 @@
 mod element;
 mod writer;
 
-pub use element::{Element, ParseLimits, XmlError, parse};
+pub use element::{Element, ParseLimits, parse};
 pub(crate) use element::{for_each_attribute, is_blank, local_name};
 pub use writer::XmlWriter;
 
