@@ -6,7 +6,7 @@
 //! member syncs into a folder of its own below Contacts (as admins configure a company folder),
 //! so that its user can delete it.
 //!
-//! Per fault it reports what DESIGN rule 13 promises, from the server's side (the emulator's
+//! Per fault it reports what design rule 13 (docs/design.md) promises, from the server's side (the emulator's
 //! record of every back-off it asked for and of every request, see `ews_emulator::ledger`):
 //!
 //! - how often a failed request was sent (the same request body to the same mailbox in the
