@@ -33,8 +33,8 @@ use exchange_sync_core::state::AdminRequest;
 use exchange_sync_core::{ErrorKind, MemberId};
 
 use crate::config::{Config, ConfigError, Diagnostic, GroupConfig, MemberConfig, Secrets, StateLocation};
+use crate::connection_folders::ConnectionFolders;
 use crate::error::Error;
-use crate::ews_folders::EwsFolders;
 use crate::folders::FolderProvider;
 use crate::hints::{self, HintContext};
 use crate::progress_display::{self, TerminalProgress};
@@ -395,7 +395,7 @@ async fn execute(cli: &Cli, out: Out, config: Config) -> Result<ExitStatus, Erro
         Command::Plan { groups, member } => {
             // A dry run reads state beside a running service and writes nothing anywhere.
             let store = SyncService::open_store_for_reading(&config).await?;
-            let folders = Arc::new(EwsFolders::connect(&config).await?);
+            let folders = Arc::new(ConnectionFolders::connect(&config).await?);
             let service = SyncService::build(config, folders, store, false)?;
             let report = match member {
                 Some(m) => {
@@ -446,7 +446,7 @@ async fn execute(cli: &Cli, out: Out, config: Config) -> Result<ExitStatus, Erro
                     return Err(e);
                 }
             };
-            let folders = Arc::new(EwsFolders::connect(&config).await?);
+            let folders = Arc::new(ConnectionFolders::connect(&config).await?);
             let http = config.service.http.clone();
             let service = SyncService::build(config, folders, store, false)?;
             if *once {
@@ -601,7 +601,7 @@ async fn check(out: Out, config: Config) -> Result<ExitStatus, Error> {
         max_delay: std::time::Duration::from_secs(2),
         ..Default::default()
     };
-    let folders = EwsFolders::connect_with_retries(&config, quick).await?;
+    let folders = ConnectionFolders::connect_with_retries(&config, quick).await?;
     let mut exit = ExitStatus::Ok;
     let store = match SyncService::open_store_for_reading(&config).await {
         Ok(store) => store,
@@ -957,7 +957,7 @@ fn describe_json(config: &Config) -> Vec<serde_json::Value> {
 }
 
 /// Prints what the configuration syncs (and, connected, who the distribution groups hold).
-async fn describe(config: &Config, folders: Option<&EwsFolders>) {
+async fn describe(config: &Config, folders: Option<&ConnectionFolders>) {
     for group in &config.groups {
         println!("group {} on connection {}: hub {}", group.id, group.connection, group.hub);
         for m in &group.members {

@@ -81,6 +81,13 @@ fn credentials(connection: &Connection) -> Result<Credentials> {
         Auth::Basic { username, password } => Credentials::basic(username.clone(), secret(password)?),
         Auth::Ntlm { username, password } => Credentials::ntlm(username.clone(), secret(password)?),
         Auth::OAuth2 { token } => Credentials::bearer(Arc::new(SecretToken(token.clone()))),
+        Auth::ClientSecret { .. } => {
+            return Err(connect_error(
+                connection,
+                "client_secret authentication is for Graph connections, not EWS",
+                false,
+            ));
+        }
         Auth::None => Credentials::Anonymous,
     })
 }
@@ -120,7 +127,8 @@ impl EwsFolders {
     /// CLI's `check` answers quickly with few attempts; the service retries whole passes anyway).
     pub async fn connect_with_retries(config: &Config, retry: RetryPolicy) -> Result<Self> {
         let mut connections = BTreeMap::new();
-        for connection in &config.connections {
+        // Graph connections are opened by `GraphFolders` (see `ConnectionFolders`).
+        for connection in config.connections.iter().filter(|c| !c.is_graph()) {
             connections.insert(connection.id.clone(), Self::connect_one(connection, retry.clone()).await?);
         }
         Ok(EwsFolders { connections, pull_interval: config.service.pull_interval })
@@ -150,6 +158,9 @@ impl EwsFolders {
         let (url, autodiscover_url, address) = match &connection.endpoint {
             Endpoint::Url(url) => (Some(url.clone()), autodiscover_beside(url), account),
             Endpoint::Autodiscover(address) => (None, autodiscover_of_domain(address), Some(address.clone())),
+            Endpoint::Graph(_) => {
+                return Err(connect_error(connection, "a Graph connection has no EWS endpoint", false));
+            }
         };
         let mut public_folder_mailbox = None;
         let mut ews_url = url;

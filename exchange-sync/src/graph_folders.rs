@@ -4,8 +4,9 @@
 //! folders under their mailboxes' Contacts folder, created when missing. Graph has no public
 //! folders, no way to name the default Contacts folder among `contactFolders`, and no distribution
 //! list expansion through this provider yet: those answer configuration or permanent errors that
-//! say so. The TOML configuration does not create this provider yet (see `docs/graph.md`); code
-//! hands it to [`crate::SyncService::new`].
+//! say so. A configuration's `kind = "graph"` connections are opened with
+//! [`GraphFolders::connect`] (by [`crate::ConnectionFolders`]); code may also hand a provider to
+//! [`crate::SyncService::new`].
 
 use std::sync::Arc;
 
@@ -14,7 +15,9 @@ use exchange_sync_core::{Connector, ErrorContext};
 use exchange_sync_graph::connector::to_core_error;
 use exchange_sync_graph::{ConnectorOptions, ContactFolder, GraphClient, GraphContactsConnector};
 
-use crate::config::{ConfigError, GroupConfig, HubFolder, MemberConfig, TargetFolder, WellKnownFolder};
+use crate::config::{
+    Auth, ConfigError, Connection, Endpoint, GroupConfig, HubFolder, MemberConfig, TargetFolder, WellKnownFolder,
+};
 use crate::error::{Error, Result};
 use crate::folders::FolderProvider;
 
@@ -29,6 +32,31 @@ impl GraphFolders {
     /// A provider acting with this client (an application's app-only credentials).
     pub fn new(client: GraphClient) -> Self {
         GraphFolders { client, options: ConnectorOptions::default() }
+    }
+
+    /// The provider of a configured `kind = "graph"` connection: its application's credentials
+    /// (the secret read from its source now, never logged) against its authority and Graph host.
+    pub fn connect(connection: &Connection) -> Result<Self> {
+        let connect_error =
+            |message: String| Error::Connect { connection: connection.id.clone(), message, retryable: false };
+        let (Endpoint::Graph(url), Auth::ClientSecret { authority, client_id, secret }) =
+            (&connection.endpoint, &connection.auth)
+        else {
+            return Err(connect_error("not a Graph connection with client_secret authentication".to_owned()));
+        };
+        let secret = secret.resolve().map_err(|m| connect_error(format!("client secret: {m}")))?;
+        let credentials = exchange_sync_graph::ClientCredentials {
+            authority: authority.clone(),
+            client_id: client_id.clone(),
+            secret: exchange_sync_graph::Secret::new(secret),
+        };
+        // The client talks Graph v1.0 on the host; a URL written with the version is the same host.
+        let host = url.trim_end_matches('/').trim_end_matches("/v1.0");
+        let client = GraphClient::builder(credentials)
+            .graph_url(host)
+            .build()
+            .map_err(|e| connect_error(format!("Graph client: {e}")))?;
+        Ok(GraphFolders::new(client))
     }
 
     /// With other connector settings (page sizes, poll interval).

@@ -75,6 +75,7 @@ fn url_of(connection: &Connection) -> String {
     match &connection.endpoint {
         Endpoint::Url(url) => url.clone(),
         Endpoint::Autodiscover(address) => format!("the URL Autodiscover gives for {address}"),
+        Endpoint::Graph(url) => url.clone(),
     }
 }
 
@@ -187,6 +188,11 @@ pub fn hint_for(kind: ErrorKind, message: &str, ews: Option<&EwsError>, ctx: &Hi
                 (Auth::OAuth2 { .. }, _) => format!(
                     "the server refused the OAuth2 token (from {source}): renew it, and check that it is issued for \
                      EWS of this tenant"
+                ),
+                (Auth::ClientSecret { client_id, .. }, _) => format!(
+                    "Microsoft Graph refused application {client_id} (secret from {source}): check the client secret \
+                     and its expiry, and that the application has the Contacts.ReadWrite application permission with \
+                     admin consent (an application access policy may also limit the mailboxes it reaches)"
                 ),
                 (Auth::None, _) => format!(
                     "the server asks for credentials: set {key_name}.auth (ntlm is the usual on-premises choice) with \

@@ -7,7 +7,8 @@
 //!   target moved and carrying out admin requests posted through the state; [`folders`]: where
 //!   its connectors come from (opened without creating for dry runs, or by server id);
 //!   [`ews_folders`]: those folders on Exchange over EWS; [`graph_folders`]: mailbox contact
-//!   folders on Exchange Online over Microsoft Graph; [`membership`]: members from
+//!   folders on Exchange Online over Microsoft Graph; [`connection_folders`]: each group's
+//!   folders through the provider of its connection; [`membership`]: members from
 //!   distribution groups, joiners and leavers, mailbox addresses without regard to case;
 //!   [`status`]: what `status` and `check` show.
 //! - [`item_folder`]: one folder opened for scripted item operations (list, create, update, delete).
@@ -46,6 +47,7 @@ pub mod backoff;
 pub mod cli;
 pub mod config;
 pub mod conflict_log;
+pub mod connection_folders;
 pub mod delivery;
 pub mod error;
 pub mod event;
@@ -72,6 +74,7 @@ pub mod write_progress;
 
 pub use config::{Config, ConfigError, GroupConfig, MemberConfig};
 pub use conflict_log::ConflictEntry;
+pub use connection_folders::ConnectionFolders;
 pub use delivery::{Delivery, DeliveryRule};
 pub use error::{Error, Result};
 pub use event::{ProgressEvent, Trigger};

@@ -373,7 +373,7 @@ impl SyncService {
     pub async fn connect(config: Config) -> Result<Self> {
         config.validate()?;
         let store = Self::open_store(&config).await?;
-        let folders = crate::ews_folders::EwsFolders::connect(&config).await?;
+        let folders = crate::connection_folders::ConnectionFolders::connect(&config).await?;
         Self::new(config, Arc::new(folders), store)
     }
 

@@ -475,11 +475,11 @@ impl Connection {
         self.inner.id.clone()
     }
 
-    /// The EWS URL, when given.
+    /// The EWS URL (or a Graph connection's host, from a configuration file), when given.
     #[getter]
     fn url(&self) -> Option<String> {
         match &self.inner.endpoint {
-            Endpoint::Url(u) => Some(u.clone()),
+            Endpoint::Url(u) | Endpoint::Graph(u) => Some(u.clone()),
             Endpoint::Autodiscover(_) => None,
         }
     }
@@ -489,7 +489,7 @@ impl Connection {
     fn autodiscover(&self) -> Option<String> {
         match &self.inner.endpoint {
             Endpoint::Autodiscover(a) => Some(a.clone()),
-            Endpoint::Url(_) => None,
+            Endpoint::Url(_) | Endpoint::Graph(_) => None,
         }
     }
 

@@ -18,9 +18,9 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::config::model::{
-    Auth, Config, Connection, Endpoint, GroupConfig, HttpSettings, HubFolder, LeavePolicy, LogRotation, LogSettings,
-    MemberConfig, MemberSource, RetrySettings, ServiceSettings, StateLocation, TargetFolder, TlsOptions,
-    WellKnownFolder,
+    AUTHORITY_PUBLIC_CLOUD, Auth, Config, Connection, Endpoint, GRAPH_PUBLIC_CLOUD, GroupConfig, HttpSettings,
+    HubFolder, LeavePolicy, LogRotation, LogSettings, MemberConfig, MemberSource, RetrySettings, ServiceSettings,
+    StateLocation, TargetFolder, TlsOptions, WellKnownFolder,
 };
 use crate::config::secret::Secret;
 use crate::config::validate::{ConfigError, Diagnostic, Location, Secrets, Severity, validate_with};
@@ -180,12 +180,21 @@ enum RawAuthScheme {
     Basic,
     Ntlm,
     Oauth2,
+    ClientSecret,
     None,
+}
+
+#[derive(Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+enum RawConnectionKind {
+    Ews,
+    Graph,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawConnection {
+    kind: Option<Spanned<RawConnectionKind>>,
     url: Option<Spanned<String>>,
     autodiscover: Option<Spanned<String>>,
     auth: Spanned<RawAuthScheme>,
@@ -196,13 +205,14 @@ struct RawConnection {
     token: Option<Spanned<String>>,
     token_env: Option<Spanned<String>>,
     token_file: Option<Spanned<PathBuf>>,
-    #[serde(default = "yes")]
-    impersonation: bool,
+    tenant: Option<Spanned<String>>,
+    client_id: Option<Spanned<String>>,
+    authority: Option<Spanned<String>>,
+    client_secret: Option<Spanned<String>>,
+    client_secret_env: Option<Spanned<String>>,
+    client_secret_file: Option<Spanned<PathBuf>>,
+    impersonation: Option<Spanned<bool>>,
     tls: Option<Spanned<RawTls>>,
-}
-
-fn yes() -> bool {
-    true
 }
 
 #[derive(Deserialize)]
@@ -385,6 +395,21 @@ impl Converter {
         self.spans.insert(format!("{path}.id"), raw.span());
         let span = raw.span();
         let c = raw.into_inner();
+        if let Some(kind) = &c.kind {
+            self.note(&format!("{path}.kind"), kind);
+        }
+        if c.kind.as_ref().is_some_and(|k| *k.get_ref() == RawConnectionKind::Graph) {
+            return self.graph_connection(&path, id, c);
+        }
+        for (key, value) in [("tenant", &c.tenant), ("client_id", &c.client_id), ("authority", &c.authority)] {
+            if let Some(value) = value {
+                self.error(
+                    value.span(),
+                    &format!("{path}.{key}"),
+                    format!("{key} belongs to kind = \"graph\" connections"),
+                );
+            }
+        }
         let endpoint = match (c.url, c.autodiscover) {
             (Some(url), None) => {
                 self.note(&format!("{path}.url"), &url);
@@ -405,7 +430,16 @@ impl Converter {
         };
         let password = self.secret(&path, "password", c.password, c.password_env, c.password_file);
         let token = self.secret(&path, "token", c.token, c.token_env, c.token_file);
+        let client_secret =
+            self.secret(&path, "client_secret", c.client_secret, c.client_secret_env, c.client_secret_file);
         let scheme_span = c.auth.span();
+        if client_secret.is_some() && !matches!(*c.auth.get_ref(), RawAuthScheme::ClientSecret) {
+            self.error(
+                scheme_span.clone(),
+                &path,
+                "client_secret belongs to auth = \"client_secret\" (kind = \"graph\")",
+            );
+        }
         let username = c.username.unwrap_or_default();
         let auth = match *c.auth.get_ref() {
             RawAuthScheme::Basic | RawAuthScheme::Ntlm => {
@@ -440,9 +474,111 @@ impl Converter {
                 });
                 Auth::OAuth2 { token }
             }
+            RawAuthScheme::ClientSecret => {
+                self.error(
+                    scheme_span.clone(),
+                    &path,
+                    "auth = \"client_secret\" is Microsoft Graph's; add kind = \"graph\" (EWS takes basic, ntlm, oauth2 or none)",
+                );
+                Auth::None
+            }
             RawAuthScheme::None => Auth::None,
         };
-        let tls = match c.tls {
+        let tls = self.tls(&path, c.tls);
+        let impersonation = c.impersonation.is_none_or(Spanned::into_inner);
+        Connection { id, endpoint, auth, impersonation, tls }
+    }
+
+    /// A `kind = "graph"` connection: Exchange Online over Microsoft Graph, app-only.
+    fn graph_connection(&mut self, path: &str, id: String, c: RawConnection) -> Connection {
+        let graph_only = |key: &str| {
+            format!(
+                "{key} belongs to EWS connections; kind = \"graph\" takes url (optional), tenant, client_id and client_secret_env or client_secret_file"
+            )
+        };
+        if let Some(a) = &c.autodiscover {
+            self.error(a.span(), &format!("{path}.autodiscover"), graph_only("autodiscover"));
+        }
+        if let Some(i) = &c.impersonation {
+            self.error(
+                i.span(),
+                &format!("{path}.impersonation"),
+                "a Graph application reaches every mailbox its permissions (Contacts.ReadWrite) allow; impersonation is EWS's",
+            );
+        }
+        for (key, secret) in [
+            ("password", c.password.as_ref().map(Spanned::span)),
+            ("password_env", c.password_env.as_ref().map(Spanned::span)),
+            ("token", c.token.as_ref().map(Spanned::span)),
+            ("token_env", c.token_env.as_ref().map(Spanned::span)),
+        ] {
+            if let Some(span) = secret {
+                self.error(span, &format!("{path}.{key}"), graph_only(key));
+            }
+        }
+        if c.password_file.is_some() || c.token_file.is_some() || c.username.is_some() {
+            self.error(c.auth.span(), path, graph_only("username, password_file and token_file"));
+        }
+        let url = match c.url {
+            Some(url) => {
+                self.note(&format!("{path}.url"), &url);
+                url.into_inner()
+            }
+            None => GRAPH_PUBLIC_CLOUD.to_owned(),
+        };
+        let scheme_span = c.auth.span();
+        if !matches!(*c.auth.get_ref(), RawAuthScheme::ClientSecret) {
+            self.error(
+                scheme_span.clone(),
+                &format!("{path}.auth"),
+                "a kind = \"graph\" connection authenticates as an application: auth = \"client_secret\"",
+            );
+        }
+        let mut required = |key: &str, value: Option<Spanned<String>>| match value {
+            Some(v) => {
+                self.note(&format!("{path}.{key}"), &v);
+                v.into_inner()
+            }
+            None => {
+                self.error(
+                    scheme_span.clone(),
+                    &format!("{path}.{key}"),
+                    format!("a kind = \"graph\" connection needs {key}"),
+                );
+                String::new()
+            }
+        };
+        let tenant = required("tenant", c.tenant);
+        let client_id = required("client_id", c.client_id);
+        let host = match c.authority {
+            Some(a) => {
+                self.note(&format!("{path}.authority"), &a);
+                a.into_inner()
+            }
+            None => AUTHORITY_PUBLIC_CLOUD.to_owned(),
+        };
+        let secret = self.secret(path, "client_secret", c.client_secret, c.client_secret_env, c.client_secret_file);
+        let secret = secret.unwrap_or_else(|| {
+            self.error(
+                scheme_span.clone(),
+                &format!("{path}.client_secret"),
+                "auth = \"client_secret\" needs client_secret_env, client_secret_file or client_secret",
+            );
+            Secret::Env(String::new())
+        });
+        if let Some(tls) = &c.tls {
+            self.error(
+                tls.span(),
+                &format!("{path}.tls"),
+                "tls options are not supported on kind = \"graph\" connections yet (the system's trust store is used)",
+            );
+        }
+        let authority = format!("{}/{}", host.trim_end_matches('/'), tenant);
+        Connection::graph(id, url, Auth::ClientSecret { authority, client_id, secret })
+    }
+
+    fn tls(&mut self, path: &str, tls: Option<Spanned<RawTls>>) -> TlsOptions {
+        match tls {
             Some(tls) => {
                 self.note(&format!("{path}.tls"), &tls);
                 let tls = tls.into_inner();
@@ -458,8 +594,7 @@ impl Converter {
                 }
             }
             None => TlsOptions::default(),
-        };
-        Connection { id, endpoint, auth, impersonation: c.impersonation, tls }
+        }
     }
 
     fn secret(

@@ -12,9 +12,9 @@ mod validate;
 
 pub use file::LoadedConfig;
 pub use model::{
-    Auth, Config, Connection, Endpoint, GroupConfig, HttpSettings, HubFolder, LeavePolicy, LogRotation, LogSettings,
-    MemberConfig, MemberSource, RetrySettings, ServiceSettings, StateLocation, TargetFolder, TlsOptions,
-    WellKnownFolder, member_id,
+    AUTHORITY_PUBLIC_CLOUD, Auth, Config, Connection, Endpoint, GRAPH_PUBLIC_CLOUD, GroupConfig, HttpSettings,
+    HubFolder, LeavePolicy, LogRotation, LogSettings, MemberConfig, MemberSource, RetrySettings, ServiceSettings,
+    StateLocation, TargetFolder, TlsOptions, WellKnownFolder, member_id,
 };
 pub use secret::Secret;
 pub use validate::{

@@ -153,7 +153,16 @@ pub enum Endpoint {
     Url(String),
     /// An e-mail address whose domain Autodiscover resolves to the EWS URL.
     Autodiscover(String),
+    /// Microsoft Graph's host, e.g. `https://graph.microsoft.com` (Exchange Online mailboxes,
+    /// reached through Graph v1.0; `kind = "graph"` in configuration files).
+    Graph(String),
 }
+
+/// Microsoft Graph's host in the public cloud.
+pub const GRAPH_PUBLIC_CLOUD: &str = exchange_sync_graph::client::PUBLIC_CLOUD_GRAPH;
+
+/// The Microsoft identity platform's authority host in the public cloud.
+pub const AUTHORITY_PUBLIC_CLOUD: &str = exchange_sync_graph::auth::PUBLIC_CLOUD_AUTHORITY_HOST;
 
 /// How to authenticate.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -178,6 +187,17 @@ pub enum Auth {
         /// The access token.
         token: Secret,
     },
+    /// App-only OAuth2 for Microsoft Graph: an application registration's client secret, traded
+    /// for access tokens with the client-credentials grant (tokens are cached and renewed by
+    /// the Graph client, never logged).
+    ClientSecret {
+        /// `{authority host}/{tenant}`, e.g. `https://login.microsoftonline.com/contoso.onmicrosoft.com`.
+        authority: String,
+        /// The application (client) id.
+        client_id: String,
+        /// The client secret.
+        secret: Secret,
+    },
     /// No authentication (an authenticating proxy, or a test server).
     None,
 }
@@ -189,6 +209,7 @@ impl Auth {
             Auth::Basic { .. } => "basic",
             Auth::Ntlm { .. } => "ntlm",
             Auth::OAuth2 { .. } => "oauth2",
+            Auth::ClientSecret { .. } => "client_secret",
             Auth::None => "none",
         }
     }
@@ -198,6 +219,7 @@ impl Auth {
         match self {
             Auth::Basic { password, .. } | Auth::Ntlm { password, .. } => Some(password),
             Auth::OAuth2 { token } => Some(token),
+            Auth::ClientSecret { secret, .. } => Some(secret),
             Auth::None => None,
         }
     }
@@ -238,6 +260,23 @@ impl Connection {
             impersonation: true,
             tls: TlsOptions::default(),
         }
+    }
+
+    /// A connection to Exchange Online over Microsoft Graph at `graph_url` (see
+    /// [`GRAPH_PUBLIC_CLOUD`]), authenticated as an application with its client secret.
+    pub fn graph(id: impl Into<String>, graph_url: impl Into<String>, auth: Auth) -> Self {
+        Connection {
+            id: id.into(),
+            endpoint: Endpoint::Graph(graph_url.into()),
+            auth,
+            impersonation: false,
+            tls: TlsOptions::default(),
+        }
+    }
+
+    /// Whether the connection reaches its mailboxes over Microsoft Graph rather than EWS.
+    pub fn is_graph(&self) -> bool {
+        matches!(self.endpoint, Endpoint::Graph(_))
     }
 }
 

@@ -276,6 +276,32 @@ pub fn validate_with(config: &Config, secrets: Secrets) -> Result<Vec<Diagnostic
             Endpoint::Autodiscover(address) if !address.contains('@') => {
                 f.error(format!("{path}.autodiscover"), format!("{address:?} is not an e-mail address"))
             }
+            Endpoint::Graph(url) if !(url.starts_with("https://") || url.starts_with("http://")) => {
+                f.error(format!("{path}.url"), format!("{url:?} is not an http:// or https:// URL"))
+            }
+            Endpoint::Graph(url) if url.starts_with("http://") => f.warning(
+                format!("{path}.url"),
+                "access tokens are sent over plain http://; use https:// outside of tests",
+            ),
+            _ => {}
+        }
+        match (&c.endpoint, &c.auth) {
+            (Endpoint::Graph(_), Auth::ClientSecret { authority, client_id, .. }) => {
+                if client_id.trim().is_empty() {
+                    f.error(format!("{path}.client_id"), "a Graph connection needs the application (client) id");
+                }
+                if !(authority.starts_with("https://") || authority.starts_with("http://")) {
+                    f.error(format!("{path}.authority"), format!("{authority:?} is not an http:// or https:// URL"));
+                }
+            }
+            (Endpoint::Graph(_), other) => f.error(
+                format!("{path}.auth"),
+                format!("a Graph connection authenticates as an application (client_secret), not with {}", other.scheme()),
+            ),
+            (_, Auth::ClientSecret { .. }) => f.error(
+                format!("{path}.auth"),
+                "client_secret authentication is Microsoft Graph's; an EWS connection takes basic, ntlm, oauth2 or none",
+            ),
             _ => {}
         }
         match &c.auth {
@@ -285,7 +311,11 @@ pub fn validate_with(config: &Config, secrets: Secrets) -> Result<Vec<Diagnostic
             _ => {}
         }
         if let Some(secret) = c.auth.secret() {
-            let field = if matches!(c.auth, Auth::OAuth2 { .. }) { "token" } else { "password" };
+            let field = match c.auth {
+                Auth::OAuth2 { .. } => "token",
+                Auth::ClientSecret { .. } => "client_secret",
+                _ => "password",
+            };
             if secret.is_inline() {
                 f.warning(
                     format!("{path}.{field}"),

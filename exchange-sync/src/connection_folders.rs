@@ -1,0 +1,104 @@
+//! [`ConnectionFolders`]: the folders of every configured connection, each group's opened by the
+//! provider of its connection: EWS ([`EwsFolders`]) for on-premises Exchange and Exchange Online
+//! while it keeps EWS, Microsoft Graph ([`GraphFolders`]) for `kind = "graph"` connections.
+//!
+//! A group lives on one connection (its hub's and its members'); groups on different connections
+//! run side by side in one service. Members of one group on different connections (an
+//! on-premises public folder hub with Exchange Online members) work at the engine level (see
+//! `docs/graph.md`), not yet through the configuration.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use exchange_sync_core::Connector;
+
+use crate::config::{Config, GroupConfig, MemberConfig, TargetFolder};
+use crate::error::Result;
+use crate::ews_folders::EwsFolders;
+use crate::folders::FolderProvider;
+use crate::graph_folders::GraphFolders;
+
+/// Opens each group's folders through the provider of the group's connection.
+pub struct ConnectionFolders {
+    ews: EwsFolders,
+    graph: BTreeMap<String, GraphFolders>,
+}
+
+impl ConnectionFolders {
+    /// Connects every configured connection: EWS connections as [`EwsFolders::connect`] does
+    /// (Autodiscover, public folder routing), Graph connections with their application's
+    /// credentials (a token is fetched at the first request).
+    pub async fn connect(config: &Config) -> Result<Self> {
+        Self::connect_with_retries(config, exchange_sync_ews::RetryPolicy::default()).await
+    }
+
+    /// Like [`ConnectionFolders::connect`], with the EWS clients' own retry policy (the CLI's
+    /// `check` answers quickly with few attempts).
+    pub async fn connect_with_retries(config: &Config, retry: exchange_sync_ews::RetryPolicy) -> Result<Self> {
+        let ews = EwsFolders::connect_with_retries(config, retry).await?;
+        let mut graph = BTreeMap::new();
+        for connection in config.connections.iter().filter(|c| c.is_graph()) {
+            graph.insert(connection.id.clone(), GraphFolders::connect(connection)?);
+        }
+        Ok(ConnectionFolders { ews, graph })
+    }
+
+    /// The provider of the group's connection.
+    fn of(&self, group: &GroupConfig) -> &dyn FolderProvider {
+        match self.graph.get(&group.connection) {
+            Some(graph) => graph,
+            None => &self.ews,
+        }
+    }
+}
+
+#[async_trait]
+impl FolderProvider for ConnectionFolders {
+    async fn hub(&self, group: &GroupConfig) -> Result<Arc<dyn Connector>> {
+        self.of(group).hub(group).await
+    }
+
+    async fn member(
+        &self,
+        group: &GroupConfig,
+        member: &MemberConfig,
+        target: &TargetFolder,
+    ) -> Result<Arc<dyn Connector>> {
+        self.of(group).member(group, member, target).await
+    }
+
+    async fn existing_member(
+        &self,
+        group: &GroupConfig,
+        member: &MemberConfig,
+        target: &TargetFolder,
+    ) -> Result<Option<Arc<dyn Connector>>> {
+        self.of(group).existing_member(group, member, target).await
+    }
+
+    async fn member_by_folder_id(
+        &self,
+        group: &GroupConfig,
+        member: &MemberConfig,
+        folder_id: &str,
+    ) -> Result<Arc<dyn Connector>> {
+        self.of(group).member_by_folder_id(group, member, folder_id).await
+    }
+
+    async fn hub_by_folder_id(&self, group: &GroupConfig, folder_id: &str) -> Result<Arc<dyn Connector>> {
+        self.of(group).hub_by_folder_id(group, folder_id).await
+    }
+
+    async fn expand_distribution_group(&self, group: &GroupConfig, address: &str) -> Result<Vec<String>> {
+        self.of(group).expand_distribution_group(group, address).await
+    }
+
+    async fn check_connection(&self, group: &GroupConfig) -> Result<()> {
+        self.of(group).check_connection(group).await
+    }
+
+    async fn notes(&self, group: &GroupConfig) -> Vec<String> {
+        self.of(group).notes(group).await
+    }
+}

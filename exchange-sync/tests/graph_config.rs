@@ -1,0 +1,147 @@
+//! Exchange Online from the configuration file: a `kind = "graph"` connection (application id,
+//! client secret from a file, the authority and Graph host of the Graph emulator) drives the same
+//! `exchange-sync` commands as an EWS one, over HTTP. Mistakes in such a connection are refused
+//! with their place and what to write instead.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::cli::{cli, text};
+use exchange_sync::Config;
+use graph_emulator::{GraphEmulator, GraphEmulatorConfig, RunningGraphEmulator};
+
+const FOLDER: &str = "Company Contacts";
+
+/// A configuration with one Graph connection and one group: the shared mailbox's `Company
+/// Contacts` as the hub, alice (two-way) and carol (one-way) as members.
+fn write_config(dir: &Path, emu: &RunningGraphEmulator, secret: &str) -> PathBuf {
+    std::fs::write(dir.join("client-secret"), format!("{secret}\n")).unwrap();
+    let text = format!(
+        r#"
+[service]
+state = "{state}"
+
+[connections.online]
+kind = "graph"
+url = "{url}"
+authority = "{url}"
+tenant = "{tenant}"
+auth = "client_secret"
+client_id = "{client_id}"
+client_secret_file = "{secret_file}"
+
+[[groups]]
+id = "company"
+connection = "online"
+hub = {{ mailbox = "contacts@contoso.test", folder = "contacts/{FOLDER}" }}
+target = "contacts/{FOLDER}"
+
+[[groups.members]]
+mailbox = "alice@contoso.test"
+direction = "two_way"
+
+[[groups.members]]
+mailbox = "carol@contoso.test"
+direction = "one_way"
+"#,
+        state = dir.join("state.sqlite").display(),
+        url = emu.url(),
+        tenant = emu.config().tenant_id,
+        client_id = emu.config().client_id,
+        secret_file = dir.join("client-secret").display(),
+    );
+    let path = dir.join("exchange-sync.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[tokio::test]
+async fn a_graph_connection_in_the_file_runs_checks_and_syncs() {
+    let emu = GraphEmulator::start(GraphEmulatorConfig { seed_contacts: 7, ..Default::default() }).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &emu, &emu.config().client_secret);
+
+    let check = cli(&config, &["check"]).await;
+    assert_eq!(check.status.code(), Some(0), "{}", text(&check));
+
+    let run = cli(&config, &["run", "--once"]).await;
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run));
+    for mailbox in ["alice@contoso.test", "carol@contoso.test"] {
+        assert_eq!(emu.store().contacts_in(mailbox, FOLDER).len(), 7, "{mailbox}: {}", text(&run));
+    }
+    // A second run finds nothing to do: the copies are recognised, not made again.
+    let again = cli(&config, &["run", "--once"]).await;
+    assert_eq!(again.status.code(), Some(0), "{}", text(&again));
+    assert_eq!(emu.store().contacts_in("carol@contoso.test", FOLDER).len(), 7);
+    let log = format!("{}{}", text(&check), text(&run));
+    assert!(!log.contains(&emu.config().client_secret), "the client secret was printed");
+}
+
+#[tokio::test]
+async fn a_wrong_client_secret_is_an_auth_failure_that_names_the_application() {
+    let emu = GraphEmulator::start(GraphEmulatorConfig { seed_contacts: 1, ..Default::default() }).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &emu, "not-the-secret");
+    let check = cli(&config, &["check"]).await;
+    let out = text(&check);
+    assert_eq!(check.status.code(), Some(4), "{out}");
+    assert!(out.contains(&emu.config().client_id), "the hint names the application: {out}");
+    assert!(!out.contains("not-the-secret"), "the secret was printed: {out}");
+    assert!(emu.store().contacts_in("alice@contoso.test", FOLDER).is_empty());
+}
+
+#[test]
+fn graph_connection_mistakes_are_refused_with_their_place() {
+    let base = r#"
+[connections.online]
+kind = "graph"
+tenant = "contoso.onmicrosoft.com"
+client_id = "11111111-2222-3333-4444-555555555555"
+client_secret_env = "GRAPH_SECRET"
+"#;
+    let group = r#"
+[[groups]]
+id = "company"
+connection = "online"
+hub = { mailbox = "contacts@contoso.test", folder = "contacts/Company Contacts" }
+target = "contacts/Company Contacts"
+[[groups.members]]
+mailbox = "alice@contoso.test"
+direction = "one_way"
+"#;
+    let cases = [
+        ("auth = \"ntlm\"\nusername = \"x\"\npassword_env = \"P\"\n", "auth = \"client_secret\""),
+        ("auth = \"client_secret\"\nautodiscover = \"a@contoso.test\"\n", "autodiscover belongs to EWS connections"),
+        ("auth = \"client_secret\"\nimpersonation = false\n", "impersonation is EWS's"),
+    ];
+    for (extra, expected) in cases {
+        let text = format!("{base}{extra}{group}");
+        let e = Config::from_toml_str(&text, None).err().unwrap_or_else(|| panic!("accepted: {extra}"));
+        let message = e.to_string();
+        assert!(message.contains(expected), "{extra}: {message}");
+        assert!(message.contains("connections[0]"), "{extra}: the place is named: {message}");
+    }
+    // client_secret on an EWS connection.
+    let ews = "[connections.lab]\nurl = \"https://mail.contoso.test/EWS/Exchange.asmx\"\nauth = \"client_secret\"\nclient_secret_env = \"S\"\n";
+    let e = Config::from_toml_str(&format!("{ews}{}", group.replace("\"online\"", "\"lab\"")), None).err().unwrap();
+    assert!(e.to_string().contains("add kind = \"graph\""), "{e}");
+    // The defaults: the public cloud's Graph and authority.
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("secret");
+    std::fs::write(&secret, "s3cret\n").unwrap();
+    let with_file =
+        base.replace("client_secret_env = \"GRAPH_SECRET\"", &format!("client_secret_file = \"{}\"", secret.display()));
+    let ok = Config::from_toml_str(&format!("{with_file}auth = \"client_secret\"\n{group}"), None).unwrap().config;
+    let c = &ok.connections[0];
+    assert!(c.is_graph());
+    assert_eq!(c.endpoint, exchange_sync::config::Endpoint::Graph("https://graph.microsoft.com".into()));
+    match &c.auth {
+        exchange_sync::config::Auth::ClientSecret { authority, .. } => {
+            assert_eq!(authority, "https://login.microsoftonline.com/contoso.onmicrosoft.com")
+        }
+        other => panic!("{other:?}"),
+    }
+}
