@@ -34,6 +34,22 @@ EWS_EMULATOR_BIN=$root/target/debug/ews-emulator "$venv/bin/python" -m pytest -q
 step "mypy --strict (examples and tests)"
 "$venv/bin/mypy" --strict
 
+step "the hand-written stub against the built module (mypy.stubtest)"
+stubtest() {
+  "$venv/bin/python" -m mypy.stubtest --ignore-disjoint-bases --allowlist "$here/stubtest-allowlist.txt" \
+    exchange_sync._native
+}
+stubtest
+# The check must be able to fail: a copy of the package whose stub misnames a function is refused.
+mismatch=$(mktemp -d)
+trap 'rm -rf "$mismatch"' EXIT
+cp -r "$here/python/exchange_sync" "$mismatch/"
+sed -i 's/^def set_log_level(/def set_log_levels(/' "$mismatch/exchange_sync/_native.pyi"
+if (cd "$mismatch" && PYTHONPATH="$mismatch" stubtest >/dev/null 2>&1); then
+  echo "stubtest accepted a stub that misnames set_log_level" >&2
+  exit 1
+fi
+
 if [ "${1:-}" = "--wheel" ]; then
   step "release wheel, installed into a fresh virtual environment"
   wheels=$root/target/python-wheels

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import os
-from typing import Any, Callable, Dict, Iterator, AsyncIterator, List, Literal, Mapping, Optional, Sequence, Union
+from typing import Any, Callable, final, Dict, Iterator, AsyncIterator, List, Literal, Mapping, Optional, Sequence, Union
 
 __version__: str
 
@@ -16,6 +16,9 @@ Direction = Literal["one_way", "two_way"]
 LocalChange = Literal["revert", "ignore"]
 EventCallback = Callable[["ProgressEvent"], object]
 PathLike = Union[str, "os.PathLike[str]"]
+
+def _stop_log_forwarding() -> None:
+    """Stops forwarding Rust logs to Python (at interpreter exit)."""
 
 def set_log_level(level: Literal["error", "warn", "warning", "info", "debug", "trace"]) -> None:
     """Sets how verbose Rust logging is (default ``info``); Python logger levels filter further."""
@@ -81,8 +84,13 @@ class PermanentError(ExchangeSyncError):
 class StateError(ExchangeSyncError):
     """The state store failed."""
 
+@final
 class Diagnostic:
     """One finding of configuration validation."""
+
+    @property
+    def text(self) -> str:
+        """The whole diagnostic in one line, as ``str()`` gives it."""
 
     @property
     def severity(self) -> Literal["error", "warning"]:
@@ -105,6 +113,7 @@ class Diagnostic:
 
 # ----- configuration -------------------------------------------------------------------------
 
+@final
 class Filter:
     """Which items a one-way member receives; combine with ``&``, ``|``, ``~``."""
 
@@ -132,10 +141,13 @@ class Filter:
     @staticmethod
     def not_(filter: Filter) -> Filter:
         """The filter does not hold."""
-    def __and__(self, other: Filter) -> Filter: ...
-    def __or__(self, other: Filter) -> Filter: ...
+    def __and__(self, other: Filter, /) -> Filter: ...
+    def __rand__(self, other: Filter, /) -> Filter: ...
+    def __or__(self, other: Filter, /) -> Filter: ...
+    def __ror__(self, other: Filter, /) -> Filter: ...
     def __invert__(self) -> Filter: ...
 
+@final
 class Modification:
     """How a one-way member's copies differ from the shared items."""
 
@@ -158,11 +170,12 @@ class Modification:
     def meetings_to_appointments() -> Modification:
         """Turns meetings into plain appointments."""
 
+@final
 class Member:
     """One member mailbox folder of a group: a two-way editor or a one-way reader."""
 
-    def __init__(
-        self,
+    def __new__(
+        cls,
         mailbox: str,
         direction: Direction = "two_way",
         *,
@@ -173,8 +186,8 @@ class Member:
         adopt_new_items: Optional[bool] = None,
         propagate_deletes: Optional[bool] = None,
         filter: Optional[Filter] = None,
-        modifications: Sequence[Modification] = (),
-    ) -> None: ...
+        modifications: Sequence[Modification] = ...,
+    ) -> Member: ...
     @property
     def id(self) -> str:
         """The member's id within the group (default: the mailbox address)."""
@@ -188,11 +201,12 @@ class Member:
     def target(self) -> Optional[str]:
         """The target folder, as written in files (``None``: the group's)."""
 
+@final
 class MemberSource:
     """Members taken from a distribution group and kept current."""
 
-    def __init__(
-        self,
+    def __new__(
+        cls,
         distribution_group: str,
         direction: Direction = "one_way",
         *,
@@ -203,17 +217,18 @@ class MemberSource:
         adopt_new_items: Optional[bool] = None,
         propagate_deletes: Optional[bool] = None,
         filter: Optional[Filter] = None,
-        modifications: Sequence[Modification] = (),
-    ) -> None: ...
+        modifications: Sequence[Modification] = ...,
+    ) -> MemberSource: ...
     @property
     def distribution_group(self) -> str:
         """The distribution group's address."""
 
+@final
 class Connection:
     """A server connection: EWS URL or Autodiscover address, authentication, TLS options."""
 
-    def __init__(
-        self,
+    def __new__(
+        cls,
         id: str,
         url: Optional[str] = None,
         *,
@@ -229,7 +244,7 @@ class Connection:
         impersonation: bool = True,
         ca_file: Optional[PathLike] = None,
         insecure: bool = False,
-    ) -> None: ...
+    ) -> Connection: ...
     @property
     def id(self) -> str:
         """The id groups refer to."""
@@ -246,28 +261,29 @@ class Connection:
     def impersonation(self) -> bool:
         """Whether members are reached through impersonation."""
 
+@final
 class Group:
     """A sync group: a hub kept in sync with member folders."""
 
-    def __init__(
-        self,
+    def __new__(
+        cls,
         id: str,
         connection: str,
         *,
         public_folder: Optional[str] = None,
         hub_mailbox: Optional[str] = None,
         hub_folder: Optional[str] = None,
-        members: Sequence[Member] = (),
-        member_sources: Sequence[MemberSource] = (),
+        members: Sequence[Member] = ...,
+        member_sources: Sequence[MemberSource] = ...,
         target: Optional[str] = None,
         conflict_policy: Literal["hub_wins", "newest_wins", "member_priority"] = "hub_wins",
         priority: Optional[Sequence[str]] = None,
-        match_key: Sequence[str] = (),
+        match_key: Sequence[str] = ...,
         mass_delete_max_share: Optional[float] = None,
         mass_delete_min_count: Optional[int] = None,
         on_leave: Literal["remove", "keep"] = "remove",
         take_over_matches: bool = False,
-    ) -> None: ...
+    ) -> Group: ...
     @property
     def id(self) -> str:
         """The group's id."""
@@ -284,11 +300,12 @@ class Group:
     def target(self) -> str:
         """The default target folder of members."""
 
+@final
 class ServiceSettings:
     """How the service runs: state location, timings, concurrency, retries."""
 
-    def __init__(
-        self,
+    def __new__(
+        cls,
         *,
         state: Optional[str] = None,
         debounce_ms: Optional[int] = None,
@@ -299,7 +316,7 @@ class ServiceSettings:
         retry_initial_delay_ms: Optional[int] = None,
         retry_max_delay_ms: Optional[int] = None,
         retry_max_attempts: Optional[int] = None,
-    ) -> None: ...
+    ) -> ServiceSettings: ...
     @property
     def state(self) -> str:
         """``memory``, or the SQLite file's path."""
@@ -319,16 +336,17 @@ class ServiceSettings:
     def retry_max_attempts(self) -> int:
         """How many attempts a failing pass gets."""
 
+@final
 class Config:
     """The whole configuration, validated at construction."""
 
-    def __init__(
-        self,
+    def __new__(
+        cls,
         *,
-        connections: Sequence[Connection] = (),
-        groups: Sequence[Group] = (),
+        connections: Sequence[Connection] = ...,
+        groups: Sequence[Group] = ...,
         service: Optional[ServiceSettings] = None,
-    ) -> None: ...
+    ) -> Config: ...
     @staticmethod
     def load(path: PathLike) -> Config:
         """Reads, parses and validates a TOML configuration file."""
@@ -352,6 +370,7 @@ class Config:
 
 # ----- reports -------------------------------------------------------------------------------
 
+@final
 class ErrorReport:
     """An error with its context, as reports and events carry it."""
 
@@ -376,6 +395,7 @@ class ErrorReport:
     def to_exception(self) -> ExchangeSyncError:
         """The exception this error would raise."""
 
+@final
 class MemberReport:
     """What one pass did in one folder of a group."""
 
@@ -401,6 +421,7 @@ class MemberReport:
     def errors(self) -> List[ErrorReport]:
         """Actions that failed here."""
 
+@final
 class SideEntry:
     """One side's value in a conflict."""
 
@@ -411,8 +432,13 @@ class SideEntry:
     def value(self) -> Optional[str]:
         """The value (``None``: cleared)."""
 
+@final
 class ConflictEntry:
     """One resolved conflict: what was kept and what was not."""
+
+    @property
+    def text(self) -> str:
+        """The whole conflictEntry in one line, as ``str()`` gives it."""
 
     @property
     def group(self) -> str:
@@ -441,8 +467,13 @@ class ConflictEntry:
 
 PassOutcome = Literal["synced", "partially_failed", "failed", "stopped_by_mass_delete_guard", "planned"]
 
+@final
 class GroupReport:
     """What one pass did in one group."""
+
+    @property
+    def text(self) -> str:
+        """The whole groupReport in one line, as ``str()`` gives it."""
 
     @property
     def group(self) -> str:
@@ -476,6 +507,7 @@ class GroupReport:
     def member(self, member: str) -> Optional[MemberReport]:
         """The report of one member, if it wrote anything or had errors."""
 
+@final
 class RunReport:
     """What one run (each selected group once) did."""
 
@@ -497,6 +529,7 @@ class RunReport:
     def raise_for_errors(self) -> None:
         """Raises the exception of the first error of the run, if any."""
 
+@final
 class MemberStatus:
     """The status of one folder of a group."""
 
@@ -525,6 +558,7 @@ class MemberStatus:
     def pending_creates(self) -> int:
         """Creates started and not yet confirmed."""
 
+@final
 class GroupStatus:
     """The status of one group."""
 
@@ -554,6 +588,7 @@ EventKind = Literal[
     "lagged",
 ]
 
+@final
 class ProgressEvent:
     """One progress event; attributes that do not apply to its kind are ``None``."""
 
@@ -602,18 +637,19 @@ class ProgressEvent:
 
 # ----- items ---------------------------------------------------------------------------------
 
+@final
 class Item:
     """A normalized item: kind, canonical fields, body, categories."""
 
-    def __init__(
-        self,
+    def __new__(
+        cls,
         kind: str = "contact",
         fields: Optional[Mapping[str, FieldValue]] = None,
         *,
         body: Optional[str] = None,
         body_format: Literal["text", "html"] = "text",
-        categories: Sequence[str] = (),
-    ) -> None: ...
+        categories: Sequence[str] = ...,
+    ) -> Item: ...
     @property
     def kind(self) -> str:
         """The kind."""
@@ -637,13 +673,14 @@ class Item:
     def categories(self, categories: Sequence[str]) -> None: ...
     def get(self, name: str, default: Optional[FieldValue] = None) -> Optional[FieldValue]:
         """The value of a field, or ``default``."""
-    def __getitem__(self, name: str) -> FieldValue: ...
-    def __setitem__(self, name: str, value: FieldValue) -> None: ...
-    def __delitem__(self, name: str) -> None: ...
-    def __contains__(self, name: str) -> bool: ...
+    def __getitem__(self, name: str, /) -> FieldValue: ...
+    def __setitem__(self, name: str, value: FieldValue, /) -> None: ...
+    def __delitem__(self, name: str, /) -> None: ...
+    def __contains__(self, name: str, /) -> bool: ...
     def same_content(self, other: Item) -> bool:
         """Whether two items have the same content, as the sync engine compares them."""
 
+@final
 class FolderItem:
     """An item of a folder: id, version and content."""
 
@@ -660,6 +697,7 @@ class FolderItem:
     def synced(self) -> bool:
         """Whether a sync group created or adopted it."""
 
+@final
 class FolderInfo:
     """A subfolder."""
 
@@ -679,6 +717,7 @@ class FolderInfo:
     def child_folder_count(self) -> Optional[int]:
         """How many subfolders it has."""
 
+@final
 class Folder:
     """A mailbox or public folder opened for item operations."""
 
@@ -726,10 +765,11 @@ class Folder:
     def delete_async(self, id: str) -> asyncio.Future[None]:
         """Deletes an item (awaitable)."""
 
+@final
 class EwsFolders:
     """The connections of a configuration, opened for item scripting."""
 
-    def __init__(self, config: Config) -> None: ...
+    def __new__(cls, config: Config) -> EwsFolders: ...
     @staticmethod
     def connect_async(config: Config) -> asyncio.Future[EwsFolders]:
         """Connects without blocking the event loop."""
@@ -748,6 +788,7 @@ class EwsFolders:
 
 # ----- service -------------------------------------------------------------------------------
 
+@final
 class EventStream:
     """Progress events: a blocking iterator and an async iterator; ends after ``service_stopped``."""
 
@@ -760,10 +801,11 @@ class EventStream:
     def __aiter__(self) -> AsyncIterator[ProgressEvent]: ...
     def __anext__(self) -> asyncio.Future[ProgressEvent]: ...
 
+@final
 class SyncService:
     """Runs sync groups: the Rust ``SyncService``."""
 
-    def __init__(self, config: Config) -> None: ...
+    def __new__(cls, config: Config) -> SyncService: ...
     @staticmethod
     def connect_async(config: Config) -> asyncio.Future[SyncService]:
         """Connects without blocking the event loop."""
@@ -821,23 +863,24 @@ class SyncService:
 
 # ----- testing -------------------------------------------------------------------------------
 
+@final
 class Emulator:
     """An EWS emulator running in this process (see ``exchange_sync.testing``)."""
 
-    def __init__(
-        self,
+    def __new__(
+        cls,
         *,
         contacts: int = 25,
         users: Optional[Sequence[str]] = None,
-        password: str = "exchange-sync",
-        domain: str = "contoso.test",
+        password: str = ...,
+        domain: str = ...,
         server_version: str = "Exchange2016",
         latency_ms: int = 0,
         busy_rate: float = 0.0,
         max_concurrency: int = 27,
         heartbeat_secs: float = 1.0,
         trace_dir: Optional[PathLike] = None,
-    ) -> None: ...
+    ) -> Emulator: ...
     @property
     def url(self) -> str:
         """The EWS endpoint."""
@@ -856,7 +899,7 @@ class Emulator:
     @property
     def running(self) -> bool:
         """Whether it is still serving."""
-    def connection(self, id: str = "exchange") -> Connection:
+    def connection(self, id: str = ...) -> Connection:
         """A connection to this emulator as the admin account."""
     def inject(
         self, fault: Literal["drop_after_write", "internal_server_error", "service_unavailable", "server_busy"]

@@ -127,9 +127,8 @@ class EmulatorProcess:
         exc_type: Optional[Type[BaseException]],
         exc: Optional[BaseException],
         tb: Optional[TracebackType],
-    ) -> bool:
+    ) -> None:
         self.stop()
-        return False
 
     def __repr__(self) -> str:
         return f"<EmulatorProcess {self.url}>"
