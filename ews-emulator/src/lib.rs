@@ -49,7 +49,7 @@ pub mod throttle;
 pub mod tls;
 pub mod trace;
 
-pub use config::{EmulatorConfig, Fault, FaultRates, ServerVersion};
+pub use config::{EmulatorConfig, ExtendedProtection, Fault, FaultRates, ServerVersion};
 pub use emulator::{Emulator, RequestStats, RunningEmulator};
 pub use error::{EmulatorError, ErrorKind};
 pub use ledger::{BackOffAnswer, LoggedRequest, MailboxAccess, MailboxThrottle};

@@ -156,7 +156,7 @@ fn authenticate(
         return conn.login.clone().ok_or_else(|| Box::new(unauthorized(shared)));
     };
     if let Some((scheme, message)) = crate::ntlm::token(value) {
-        return match conn.step(&shared.directory, scheme, &message) {
+        return match conn.step(&shared.directory, &shared.protection, scheme, &message) {
             crate::ntlm::Step::Authenticated(login) => {
                 shared.counters.ntlm_login();
                 Ok(login)
@@ -170,6 +170,12 @@ fn authenticate(
             }
             crate::ntlm::Step::Refused => {
                 tracing::debug!("NTLM authentication refused");
+                Err(Box::new(unauthorized(shared)))
+            }
+            crate::ntlm::Step::Unbound(reason) => {
+                // IIS answers a plain 401 too: the client learns nothing about which check failed.
+                tracing::info!(reason, "NTLM refused by Extended Protection");
+                shared.counters.binding_refused();
                 Err(Box::new(unauthorized(shared)))
             }
         };

@@ -93,6 +93,7 @@ fn transport(connection: &Connection) -> Result<TransportConfig> {
         config.ca_bundle_pem = Some(pem);
     }
     config.danger_accept_invalid_certs = connection.tls.insecure;
+    config.ntlm_channel_binding = connection.tls.channel_binding;
     Ok(config)
 }
 

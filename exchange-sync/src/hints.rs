@@ -181,6 +181,13 @@ pub fn hint_for(kind: ErrorKind, message: &str, ews: Option<&EwsError>, ctx: &Hi
                      edit items there (public folders: Add-PublicFolderClientPermission ... -AccessRights Editor)"
                 ));
             }
+            if m.contains("server requires channel binding") {
+                return Some(format!(
+                    "the server requires Extended Protection (channel binding) and the connection sends NTLM without \
+                     it: remove {key_name}.tls.channel_binding = false; behind a TLS-terminating proxy, let the proxy \
+                     pass TLS through to Exchange instead"
+                ));
+            }
             // Rejected credentials.
             let source = c.auth.secret().map(secret_source).unwrap_or_else(|| "nowhere".to_owned());
             Some(match (&c.auth, account) {
@@ -354,6 +361,10 @@ mod tests {
         let ctx = HintContext::group(&config, &config.groups[0]);
         let h = hint_for(ErrorKind::Auth, "ErrorImpersonateUserDenied: no", None, &ctx).unwrap();
         assert!(h.contains("ApplicationImpersonation"), "{h}");
+        let refused = "GetFolder: authentication rejected: server requires channel binding (Extended Protection) for \
+                       HTTP/mail.contoso.test";
+        let h = hint_for(ErrorKind::Auth, refused, None, &ctx).unwrap();
+        assert!(h.contains("connections.lab.tls.channel_binding"), "{h}");
         let h = hint_for(ErrorKind::State, "state store: x: attempt to write a readonly database", None, &ctx).unwrap();
         assert!(h.contains("must be able to write"), "{h}");
         let h = hint_for(ErrorKind::State, "state store: file is not a database", None, &ctx).unwrap();

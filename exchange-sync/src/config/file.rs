@@ -210,6 +210,7 @@ fn yes() -> bool {
 struct RawTls {
     ca_file: Option<Spanned<PathBuf>>,
     insecure: Option<Spanned<bool>>,
+    channel_binding: Option<Spanned<bool>>,
 }
 
 #[derive(Deserialize)]
@@ -452,9 +453,13 @@ impl Converter {
                 if let Some(ca) = &tls.ca_file {
                     self.note(&format!("{path}.tls.ca_file"), ca);
                 }
+                if let Some(binding) = &tls.channel_binding {
+                    self.note(&format!("{path}.tls.channel_binding"), binding);
+                }
                 TlsOptions {
                     ca_file: tls.ca_file.map(Spanned::into_inner),
                     insecure: tls.insecure.is_some_and(Spanned::into_inner),
+                    channel_binding: tls.channel_binding.is_none_or(Spanned::into_inner),
                 }
             }
             None => TlsOptions::default(),

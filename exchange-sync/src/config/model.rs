@@ -204,12 +204,22 @@ impl Auth {
 }
 
 /// TLS options. Verification is on unless `insecure` says otherwise.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TlsOptions {
     /// A PEM bundle of extra trusted CAs (internal CAs of on-premises servers).
     pub ca_file: Option<PathBuf>,
     /// Turns certificate verification off. Never in production; validation warns.
     pub insecure: bool,
+    /// Binds NTLM to the TLS channel (Extended Protection; on by default), which Exchange 2019
+    /// CU14 and later require. Off only behind a TLS-terminating proxy in front of a server that
+    /// allows NTLM without it; validation warns.
+    pub channel_binding: bool,
+}
+
+impl Default for TlsOptions {
+    fn default() -> Self {
+        TlsOptions { ca_file: None, insecure: false, channel_binding: true }
+    }
 }
 
 /// A server connection.

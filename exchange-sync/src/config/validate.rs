@@ -301,6 +301,13 @@ pub fn validate_with(config: &Config, secrets: Secrets) -> Result<Vec<Diagnostic
         if c.tls.insecure {
             f.warning(format!("{path}.tls.insecure"), "TLS certificate verification is off");
         }
+        if !c.tls.channel_binding {
+            f.warning(
+                format!("{path}.tls.channel_binding"),
+                "NTLM is not bound to the TLS channel: servers with Extended Protection required refuse it, and \
+                 the authentication could be relayed",
+            );
+        }
         if let Some(ca) = &c.tls.ca_file
             && !ca.is_file()
         {
