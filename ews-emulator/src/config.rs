@@ -210,6 +210,10 @@ pub struct EmulatorConfig {
     /// the emulator checks the channel binding (MsvAvChannelBindings, a hash of its own
     /// certificate) and the target name (MsvAvTargetName, `HTTP/<host>`) of NTLMv2 responses.
     pub extended_protection: ExtendedProtection,
+    /// Offer and accept Negotiate with Kerberos (before NTLM, as Exchange does), through GSSAPI
+    /// with the service keytab it finds (`KRB5_KTNAME`); needs the `kerberos` feature. Without it
+    /// the server offers NTLM only, so Negotiate clients fall back to NTLM.
+    pub kerberos: bool,
     /// Serve HTTPS with a freshly generated self-signed certificate (see
     /// `RunningEmulator::certificate_pem`) instead of plain HTTP.
     pub tls: bool,
@@ -249,6 +253,7 @@ impl Default for EmulatorConfig {
             tls: false,
             require_ntlm: false,
             extended_protection: ExtendedProtection::None,
+            kerberos: false,
             backend_servers: 1,
             omit_created_item_ids: false,
         }

@@ -46,6 +46,7 @@ pub struct RequestCounters {
     bytes_out: AtomicU64,
     ntlm_logins: AtomicU64,
     binding_refusals: AtomicU64,
+    kerberos_logins: AtomicU64,
     streams_open: Arc<AtomicU64>,
     streams_opened: AtomicU64,
     streams_closed: AtomicU64,
@@ -77,6 +78,8 @@ pub struct RequestStats {
     /// NTLM handshakes refused by Extended Protection: a channel binding or target name missing
     /// where required, or not matching this server.
     pub binding_refusals: u64,
+    /// Requests authenticated by a Kerberos ticket (Negotiate).
+    pub kerberos_logins: u64,
     /// GetStreamingEvents connections streaming right now: what notifications cost the server
     /// in long-lived connections.
     pub streams_open: u64,
@@ -114,6 +117,11 @@ impl RequestCounters {
         self.ntlm_logins.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Counts one request authenticated by Kerberos.
+    pub(crate) fn kerberos_login(&self) {
+        self.kerberos_logins.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Counts one NTLM handshake refused by Extended Protection.
     pub(crate) fn binding_refused(&self) {
         self.binding_refusals.fetch_add(1, Ordering::Relaxed);
@@ -149,6 +157,7 @@ impl RequestCounters {
             bytes_out: self.bytes_out.load(Ordering::Relaxed),
             ntlm_logins: self.ntlm_logins.load(Ordering::Relaxed),
             binding_refusals: self.binding_refusals.load(Ordering::Relaxed),
+            kerberos_logins: self.kerberos_logins.load(Ordering::Relaxed),
             streams_open: self.streams_open.load(Ordering::Relaxed),
             streams_opened: self.streams_opened.load(Ordering::Relaxed),
             streams_closed: self.streams_closed.load(Ordering::Relaxed),

@@ -43,6 +43,7 @@ pub mod xml;
 pub mod auth;
 pub mod autodiscover;
 pub mod ledger;
+pub mod negotiate;
 pub mod ntlm;
 mod server;
 pub mod throttle;

@@ -63,6 +63,10 @@ struct Args {
     /// require (channel binding to the TLS certificate and the target name HTTP/<host>).
     #[arg(long, default_value = "none", value_parser = parse_extended_protection)]
     extended_protection: ExtendedProtection,
+    /// Offer and accept Negotiate/Kerberos (service keytab from KRB5_KTNAME; needs a build with
+    /// the `kerberos` feature).
+    #[arg(long)]
+    kerberos: bool,
     /// Serve HTTPS with a generated self-signed certificate, written as PEM to this file.
     #[arg(long)]
     tls_cert_out: Option<PathBuf>,
@@ -110,6 +114,7 @@ async fn main() {
         tls: args.tls_cert_out.is_some(),
         require_ntlm: args.require_ntlm,
         extended_protection: args.extended_protection,
+        kerberos: args.kerberos,
         backend_servers: args.backend_servers.max(1),
         omit_created_item_ids: args.omit_created_item_ids,
         ..EmulatorConfig::default()

@@ -87,6 +87,7 @@ pub mod id_scan;
 pub mod operation;
 
 pub mod auth;
+mod negotiate;
 pub mod ntlm;
 pub mod throttle;
 pub mod transport;

@@ -13,6 +13,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
 use bytes::Bytes;
 use reqwest::StatusCode;
 use reqwest::header::{
@@ -21,6 +23,7 @@ use reqwest::header::{
 
 use crate::auth::Credentials;
 use crate::error::{ErrorContext, EwsError, Result, UnreachableCause};
+use crate::negotiate;
 use crate::ntlm;
 use crate::soap::Impersonation;
 use crate::xml::ParseLimits;
@@ -161,6 +164,25 @@ pub(crate) struct Transport {
     config: TransportConfig,
     /// The cookies of every client of this transport (server affinity).
     cookies: Arc<JarWithoutAffinity>,
+    /// What Negotiate learned about the server (unused with other credentials).
+    negotiate: std::sync::Mutex<NegotiateState>,
+}
+
+/// What a Negotiate transport learned from the server's first answer.
+#[derive(Debug, Default)]
+struct NegotiateState {
+    /// Whether the server was asked (over HTTPS, once, without credentials).
+    probed: bool,
+    /// The channel binding application data of the server's certificate.
+    channel_binding: Option<Vec<u8>>,
+    /// The server offers NTLM but not Negotiate: NTLM from then on.
+    ntlm_only: bool,
+}
+
+/// Whether a server's offer leaves only NTLM (no Negotiate) of the schemes Negotiate can use.
+fn only_ntlm(offered: &[String]) -> bool {
+    offered.iter().any(|s| s.eq_ignore_ascii_case("NTLM"))
+        && !offered.iter().any(|s| s.eq_ignore_ascii_case("Negotiate"))
 }
 
 /// How often a handshake split over two connections by the pool is repeated before its refusal
@@ -261,6 +283,7 @@ impl Transport {
             trace_dir: config.trace_dir.clone(),
             ntlm_slots: std::sync::Mutex::new(Vec::new()),
             config: config.clone(),
+            negotiate: std::sync::Mutex::new(NegotiateState::default()),
         })
     }
 }
@@ -351,7 +374,7 @@ impl Transport {
                 r = r.header(AUTHORIZATION, v);
             }
             // NTLM headers belong to the handshake (see `send_ntlm`).
-            Credentials::Ntlm { .. } | Credentials::Anonymous => {}
+            Credentials::Ntlm { .. } | Credentials::Negotiate { .. } | Credentials::Anonymous => {}
         }
         let anchor = routing
             .anchor_mailbox
@@ -409,14 +432,16 @@ impl Transport {
             mailbox: routing.mailbox().map(str::to_owned),
             ..ErrorContext::default()
         };
-        if let Credentials::Ntlm { username, password } = &self.credentials {
-            let mut slot = self.checkout()?;
-            let response =
-                self.send_ntlm(slot.slot(), username, password, routing, envelope, affinity, timeout, &context()).await;
-            if response.is_err() {
-                slot.slot().authenticated = false;
+        match &self.credentials {
+            Credentials::Ntlm { username, password } => {
+                return self.send_via_ntlm(username, password, routing, envelope, affinity, timeout, &context()).await;
             }
-            return Ok((check_status(response?, context)?, Some(slot)));
+            Credentials::Negotiate { username, password } => {
+                return self
+                    .send_negotiate(username, password.as_deref(), routing, envelope, affinity, timeout, &context())
+                    .await;
+            }
+            _ => {}
         }
         let mut refreshed = false;
         loop {
@@ -437,6 +462,133 @@ impl Transport {
             }
             return Ok((check_status(response, context)?, None));
         }
+    }
+
+    /// Sends an envelope over an NTLM-authenticated connection slot.
+    #[allow(clippy::too_many_arguments)]
+    async fn send_via_ntlm(
+        &self,
+        username: &str,
+        password: &str,
+        routing: &Routing,
+        envelope: &str,
+        affinity: bool,
+        timeout: Option<Duration>,
+        context: &ErrorContext,
+    ) -> Result<(reqwest::Response, Option<SlotGuard<'_>>)> {
+        let mut slot = self.checkout()?;
+        let response =
+            self.send_ntlm(slot.slot(), username, password, routing, envelope, affinity, timeout, context).await;
+        if response.is_err() {
+            slot.slot().authenticated = false;
+        }
+        let context = || context.clone();
+        Ok((check_status(response?, context)?, Some(slot)))
+    }
+
+    /// Sends an envelope with a Negotiate/Kerberos token (one per request: GSSAPI reuses the
+    /// service ticket it cached). Over HTTPS the first request goes without credentials, to learn
+    /// the schemes the server offers and the certificate the token binds to. A server offering
+    /// only NTLM gets NTLM, with the password when one is given.
+    #[allow(clippy::too_many_arguments)]
+    async fn send_negotiate(
+        &self,
+        username: &str,
+        password: Option<&str>,
+        routing: &Routing,
+        envelope: &str,
+        affinity: bool,
+        timeout: Option<Duration>,
+        context: &ErrorContext,
+    ) -> Result<(reqwest::Response, Option<SlotGuard<'_>>)> {
+        let lock = || self.negotiate.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (probed, ntlm_only, mut binding) = {
+            let s = lock();
+            (s.probed, s.ntlm_only, s.channel_binding.clone())
+        };
+        if ntlm_only {
+            return self.ntlm_fallback(username, password, routing, envelope, affinity, timeout, context).await;
+        }
+        let host = self.url.host_str().unwrap_or_default().to_owned();
+        if self.url.scheme() == "https" && !probed {
+            let probe = self
+                .request(&self.http, routing, "", false, affinity, None)
+                .await?
+                .send()
+                .await
+                .map_err(|e| self.error(e, context.clone()))?;
+            let offered = negotiate::offered(probe.headers());
+            binding = probe
+                .extensions()
+                .get::<reqwest::tls::TlsInfo>()
+                .and_then(reqwest::tls::TlsInfo::peer_certificate)
+                .map(negotiate::channel_binding_data);
+            drain(probe).await;
+            {
+                let mut s = lock();
+                s.probed = true;
+                s.channel_binding.clone_from(&binding);
+                s.ntlm_only = only_ntlm(&offered);
+            }
+            if only_ntlm(&offered) {
+                return self.ntlm_fallback(username, password, routing, envelope, affinity, timeout, context).await;
+            }
+        }
+        let principal = username.to_owned();
+        let target = host.clone();
+        let token =
+            tokio::task::spawn_blocking(move || negotiate::initial_token(&principal, &target, binding.as_deref()))
+                .await
+                .map_err(|e| EwsError::Configuration(format!("the Kerberos task failed: {e}")))?
+                .map_err(|e| EwsError::Unauthorized { context: Box::new(context.clone()), detail: Some(e.0) })?;
+        let mut value = header(&format!("Negotiate {}", B64.encode(token)))?;
+        value.set_sensitive(true);
+        let response = self
+            .request(&self.http, routing, envelope, false, affinity, timeout)
+            .await?
+            .header(AUTHORIZATION, value)
+            .send()
+            .await
+            .map_err(|e| self.error(e, context.clone()))?;
+        if response.status() != StatusCode::UNAUTHORIZED {
+            let context = || context.clone();
+            return Ok((check_status(response, context)?, None));
+        }
+        let offered = negotiate::offered(response.headers());
+        drain(response).await;
+        if only_ntlm(&offered) {
+            lock().ntlm_only = true;
+            return self.ntlm_fallback(username, password, routing, envelope, affinity, timeout, context).await;
+        }
+        let detail = format!(
+            "the server refused the Kerberos ticket of {username} for HTTP/{host} (it offers {})",
+            if offered.is_empty() { "no scheme".to_owned() } else { offered.join(", ") }
+        );
+        Err(EwsError::Unauthorized { context: Box::new(context.clone()), detail: Some(detail) })
+    }
+
+    /// NTLM for a Negotiate transport whose server offers only NTLM: with the password, or an
+    /// error saying what the server offers.
+    #[allow(clippy::too_many_arguments)]
+    async fn ntlm_fallback(
+        &self,
+        username: &str,
+        password: Option<&str>,
+        routing: &Routing,
+        envelope: &str,
+        affinity: bool,
+        timeout: Option<Duration>,
+        context: &ErrorContext,
+    ) -> Result<(reqwest::Response, Option<SlotGuard<'_>>)> {
+        let Some(password) = password else {
+            let detail = format!(
+                "the server offers only NTLM, not Negotiate/Kerberos: give the password of {username} for the NTLM \
+                 fallback, or authenticate with NTLM"
+            );
+            return Err(EwsError::Unauthorized { context: Box::new(context.clone()), detail: Some(detail) });
+        };
+        tracing::debug!("the server offers only NTLM: NTLM instead of Kerberos");
+        self.send_via_ntlm(username, password, routing, envelope, affinity, timeout, context).await
     }
 
     /// A free NTLM slot, or a new one.
