@@ -80,6 +80,9 @@ fn credentials(connection: &Connection) -> Result<Credentials> {
     Ok(match &connection.auth {
         Auth::Basic { username, password } => Credentials::basic(username.clone(), secret(password)?),
         Auth::Ntlm { username, password } => Credentials::ntlm(username.clone(), secret(password)?),
+        Auth::Negotiate { username, password } => {
+            Credentials::negotiate(username.clone(), password.as_ref().map(secret).transpose()?)
+        }
         Auth::OAuth2 { token } => Credentials::bearer(Arc::new(SecretToken(token.clone()))),
         Auth::None => Credentials::Anonymous,
     })

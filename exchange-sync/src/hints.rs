@@ -155,7 +155,9 @@ pub fn hint_for(kind: ErrorKind, message: &str, ews: Option<&EwsError>, ctx: &Hi
         ErrorKind::Auth => {
             let (_, c) = conn?;
             let account = match &c.auth {
-                Auth::Basic { username, .. } | Auth::Ntlm { username, .. } => Some(username.as_str()),
+                Auth::Basic { username, .. } | Auth::Ntlm { username, .. } | Auth::Negotiate { username, .. } => {
+                    Some(username.as_str())
+                }
                 _ => None,
             };
             let m = message;
@@ -194,6 +196,12 @@ pub fn hint_for(kind: ErrorKind, message: &str, ews: Option<&EwsError>, ctx: &Hi
                 (Auth::OAuth2 { .. }, _) => format!(
                     "the server refused the OAuth2 token (from {source}): renew it, and check that it is issued for \
                      EWS of this tenant"
+                ),
+                (Auth::Negotiate { .. }, Some(account)) => format!(
+                    "Kerberos for {account} ({key_name}.username) failed: give the service a ticket (kinit, or the \
+                     account's keytab in KRB5_CLIENT_KTNAME in its environment), check that the KDC knows the \
+                     service principal HTTP/<EWS host> and that the clocks agree; with a password (password_env or \
+                     password_file) NTLM is used where the server offers only NTLM"
                 ),
                 (Auth::None, _) => format!(
                     "the server asks for credentials: set {key_name}.auth (ntlm is the usual on-premises choice) with \

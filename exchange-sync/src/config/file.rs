@@ -179,6 +179,8 @@ struct RawRetry {
 enum RawAuthScheme {
     Basic,
     Ntlm,
+    #[serde(alias = "kerberos")]
+    Negotiate,
     Oauth2,
     None,
 }
@@ -426,6 +428,16 @@ impl Converter {
                 } else {
                     Auth::Ntlm { username, password }
                 }
+            }
+            RawAuthScheme::Negotiate => {
+                if token.is_some() {
+                    self.error(
+                        scheme_span.clone(),
+                        &path,
+                        "token, token_env and token_file belong to auth = \"oauth2\"",
+                    );
+                }
+                Auth::Negotiate { username, password }
             }
             RawAuthScheme::Oauth2 => {
                 if password.is_some() {

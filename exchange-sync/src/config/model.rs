@@ -172,6 +172,17 @@ pub enum Auth {
         /// The password.
         password: Secret,
     },
+    /// Negotiate with Kerberos (Exchange SE's default, and hardened sites without NTLM): the
+    /// ticket of `username` (a Kerberos principal, `sync-admin@CONTOSO.COM`) from the credential
+    /// cache (`KRB5CCNAME`) or the account's keytab (`KRB5_CLIENT_KTNAME`) in the service's
+    /// environment. With a password, NTLM is the fallback when the server offers only NTLM. Needs
+    /// a build with the `kerberos` feature.
+    Negotiate {
+        /// The Kerberos principal, `user@REALM`.
+        username: String,
+        /// The password for the NTLM fallback, if any.
+        password: Option<Secret>,
+    },
     /// OAuth2 bearer token (hybrid modern authentication); the token is read from its source
     /// each time the server rejects the previous one.
     OAuth2 {
@@ -188,6 +199,7 @@ impl Auth {
         match self {
             Auth::Basic { .. } => "basic",
             Auth::Ntlm { .. } => "ntlm",
+            Auth::Negotiate { .. } => "negotiate",
             Auth::OAuth2 { .. } => "oauth2",
             Auth::None => "none",
         }
@@ -197,6 +209,7 @@ impl Auth {
     pub fn secret(&self) -> Option<&Secret> {
         match self {
             Auth::Basic { password, .. } | Auth::Ntlm { password, .. } => Some(password),
+            Auth::Negotiate { password, .. } => password.as_ref(),
             Auth::OAuth2 { token } => Some(token),
             Auth::None => None,
         }

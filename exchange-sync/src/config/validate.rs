@@ -279,7 +279,9 @@ pub fn validate_with(config: &Config, secrets: Secrets) -> Result<Vec<Diagnostic
             _ => {}
         }
         match &c.auth {
-            Auth::Basic { username, .. } | Auth::Ntlm { username, .. } if username.trim().is_empty() => {
+            Auth::Basic { username, .. } | Auth::Ntlm { username, .. } | Auth::Negotiate { username, .. }
+                if username.trim().is_empty() =>
+            {
                 f.error(format!("{path}.username"), format!("auth {} needs a username", c.auth.scheme()));
             }
             _ => {}
