@@ -179,6 +179,12 @@ impl Emulator {
         if !(0.0..=1.0).contains(&config.busy_rate) {
             return Err(EmulatorError::Config(format!("busy rate {} is not a probability", config.busy_rate)));
         }
+        if config.kerberos && !cfg!(feature = "kerberos") {
+            return Err(EmulatorError::Config(
+                "Kerberos asked for, but this emulator was built without it (cargo feature `kerberos` of ews-emulator)"
+                    .into(),
+            ));
+        }
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .map_err(|source| EmulatorError::Bind { addr: config.listen, source })?;

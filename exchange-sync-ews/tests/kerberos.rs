@@ -3,7 +3,8 @@
 //! account's ticket gets in, a server offering only NTLM gets NTLM, and a missing ticket or password
 //! is an error that says what to do.
 //!
-//! Needs the `kerberos` features of this crate and of the emulator (`--all-features`).
+//! Needs the `kerberos` features of this crate and of the emulator: the workspace's
+//! `--all-features`, or `cargo test -p exchange-sync-ews --features kerberos,ews-emulator/kerberos`.
 
 #![cfg(feature = "kerberos")]
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
