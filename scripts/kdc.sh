@@ -105,6 +105,7 @@ export KRB5_CONFIG=$dir/krb5.conf
 export KRB5CCNAME=FILE:$dir/ccache
 export KRB5_CLIENT_KTNAME=FILE:$dir/sync-admin.keytab
 export KRB5_KTNAME=FILE:$dir/http.keytab
+export KRB5RCACHEDIR=$dir
 export EXCHANGE_SYNC_TEST_KDC=$realm
 EOF
 cat "$dir/env"
