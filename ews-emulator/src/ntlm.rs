@@ -28,6 +28,7 @@ const COMPUTER: &str = "EXCH01";
 
 /// AV pair ids (MS-NLMP 2.2.2.1).
 const AV_EOL: u16 = 0;
+const AV_FLAGS: u16 = 6;
 const AV_TARGET_NAME: u16 = 9;
 const AV_CHANNEL_BINDINGS: u16 = 10;
 
@@ -116,6 +117,9 @@ pub struct ConnectionAuth {
 #[derive(Debug)]
 struct Pending {
     server_challenge: [u8; 8],
+    /// The NEGOTIATE and CHALLENGE messages of this handshake, which a MIC covers.
+    negotiate: Vec<u8>,
+    challenge: Vec<u8>,
 }
 
 /// What to do with an `Authorization: NTLM ...` (or `Negotiate ...`) header.
@@ -148,13 +152,14 @@ impl ConnectionAuth {
             Some([1, 0, 0, 0]) => {
                 let server_challenge: [u8; 8] = rand::random();
                 self.login = None;
-                self.pending = Some(Pending { server_challenge });
                 let challenge = challenge_message(&server_challenge, &netbios_domain(&directory.domain));
-                Step::Challenge(format!("{scheme} {}", B64.encode(challenge)))
+                let header = format!("{scheme} {}", B64.encode(&challenge));
+                self.pending = Some(Pending { server_challenge, negotiate: message.to_vec(), challenge });
+                Step::Challenge(header)
             }
             Some([3, 0, 0, 0]) => {
                 let Some(pending) = self.pending.take() else { return Step::Refused };
-                match verify(directory, message, &pending.server_challenge) {
+                match verify(directory, message, &pending) {
                     Some((address, signed_pairs)) => match protection.check(&signed_pairs) {
                         Ok(()) => {
                             self.login = Some(address.clone());
@@ -268,7 +273,12 @@ fn response_key(password: &str, user: &str, domain: &str) -> Option<[u8; 16]> {
 
 /// Checks an AUTHENTICATE message: the account's address when its NTLMv2 proof matches, with the
 /// AV pairs the proof covers (what Extended Protection reads).
-fn verify(directory: &Directory, message: &[u8], server_challenge: &[u8; 8]) -> Option<(String, Vec<u8>)> {
+///
+/// When the client's MsvAvFlags announce a MIC, the MIC must be the HMAC-MD5, under the session
+/// key (HMAC-MD5 of the NTProofStr under the response key: no key exchange is negotiated), of the
+/// NEGOTIATE, CHALLENGE and AUTHENTICATE messages with the MIC field zeroed.
+fn verify(directory: &Directory, message: &[u8], pending: &Pending) -> Option<(String, Vec<u8>)> {
+    let server_challenge = &pending.server_challenge;
     let nt_response = buffer(message, 20)?;
     let domain = text(buffer(message, 28)?)?;
     let user = text(buffer(message, 36)?)?;
@@ -283,9 +293,38 @@ fn verify(directory: &Directory, message: &[u8], server_challenge: &[u8; 8]) -> 
     let key = response_key(directory.password(), &user, &domain)?;
     let expected = hmac_md5(&key, &[server_challenge, blob])?;
     // Compare without an early exit.
-    let same = expected.iter().zip(proof).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0;
+    let same = |a: &[u8], b: &[u8]| a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0;
+    if !same(&expected, proof) {
+        return None;
+    }
     // The blob: versions (2), reserved (6), time (8), client challenge (8), reserved (4), AV pairs.
-    same.then(|| (account.address.clone(), blob[28..].to_vec()))
+    let pairs = &blob[28..];
+    if av_flags(pairs) & 0x2 != 0 {
+        let received = message.get(72..88)?;
+        let mut zeroed = message.to_vec();
+        zeroed[72..88].fill(0);
+        let session_key = hmac_md5(&key, &[proof])?;
+        let mic = hmac_md5(&session_key, &[&pending.negotiate, &pending.challenge, &zeroed])?;
+        if !same(&mic, received) {
+            return None;
+        }
+    }
+    Some((account.address.clone(), pairs.to_vec()))
+}
+
+/// The value of MsvAvFlags among AV pairs (0 without it).
+fn av_flags(mut pairs: &[u8]) -> u32 {
+    while pairs.len() >= 4 {
+        let id = u16::from_le_bytes([pairs[0], pairs[1]]);
+        let len = usize::from(u16::from_le_bytes([pairs[2], pairs[3]]));
+        let Some(value) = pairs.get(4..4 + len) else { return 0 };
+        match id {
+            AV_EOL => return 0,
+            AV_FLAGS => return value.try_into().map_or(0, u32::from_le_bytes),
+            _ => pairs = &pairs[4 + len..],
+        }
+    }
+    0
 }
 
 #[cfg(test)]
@@ -319,6 +358,18 @@ mod tests {
         server_challenge: &[u8; 8],
         pairs: &[u8],
     ) -> Vec<u8> {
+        authenticate_signed(user, domain, password, server_challenge, pairs, None)
+    }
+
+    /// The same with a MIC over `(negotiate, challenge)` and the message itself.
+    fn authenticate_signed(
+        user: &str,
+        domain: &str,
+        password: &str,
+        server_challenge: &[u8; 8],
+        pairs: &[u8],
+        mic: Option<(&[u8], &[u8])>,
+    ) -> Vec<u8> {
         let mut blob = vec![1, 1, 0, 0, 0, 0, 0, 0];
         blob.extend_from_slice(&filetime_now().to_le_bytes());
         blob.extend_from_slice(&[0xaa; 8]);
@@ -332,7 +383,8 @@ mod tests {
         let payloads = [vec![0u8; 24], nt, utf16(domain), utf16(user), Vec::new(), Vec::new()];
         let mut m = SIGNATURE.to_vec();
         m.extend_from_slice(&3u32.to_le_bytes());
-        let mut offset = 64u32;
+        let header = if mic.is_some() { 88u32 } else { 64 };
+        let mut offset = header;
         for p in &payloads {
             m.extend_from_slice(&(p.len() as u16).to_le_bytes());
             m.extend_from_slice(&(p.len() as u16).to_le_bytes());
@@ -340,10 +392,46 @@ mod tests {
             offset += p.len() as u32;
         }
         m.extend_from_slice(&0xe288_8215u32.to_le_bytes());
+        m.resize(header as usize, 0);
         for p in &payloads {
             m.extend_from_slice(p);
         }
+        if let Some((negotiate, challenge)) = mic {
+            let session_key = hmac_md5(&key, &[&payloads[1][..16]]).unwrap();
+            let code = hmac_md5(&session_key, &[negotiate, challenge, &m]).unwrap();
+            m[72..88].copy_from_slice(&code);
+        }
         m
+    }
+
+    #[test]
+    fn a_mic_announced_in_the_flags_is_checked() {
+        let config = EmulatorConfig { contacts: 0, trace_dir: None, ..Default::default() };
+        let directory = crate::tenant::build(&config, std::sync::Arc::default()).0;
+        let mut negotiate = SIGNATURE.to_vec();
+        negotiate.extend_from_slice(&[1, 0, 0, 0, 0x07, 0x82, 0x08, 0xa2]);
+        negotiate.extend_from_slice(&[0; 16]);
+        let flags = [6u8, 0, 4, 0, 2, 0, 0, 0]; // MsvAvFlags = 0x2: a MIC is present
+        for (tamper, expected) in [(false, Step::Authenticated("alice@contoso.test".into())), (true, Step::Refused)] {
+            let mut conn = ConnectionAuth::default();
+            let Step::Challenge(header) = conn.step(&directory, &Protection::default(), "NTLM", &negotiate) else {
+                panic!("no challenge")
+            };
+            let (_, challenge) = token(&header).unwrap();
+            let server_challenge: [u8; 8] = challenge[24..32].try_into().unwrap();
+            let mut m = authenticate_signed(
+                "alice",
+                "CONTOSO",
+                "exchange-sync",
+                &server_challenge,
+                &flags,
+                Some((&negotiate, &challenge)),
+            );
+            if tamper {
+                m[60] ^= 0x01; // a flag bit the MIC covers
+            }
+            assert_eq!(conn.step(&directory, &Protection::default(), "NTLM", &m), expected);
+        }
     }
 
     #[test]

@@ -10,7 +10,10 @@
 //! response names the service it is meant for (`MsvAvTargetName`, `HTTP/<host>`) and the TLS
 //! channel it travels in (`MsvAvChannelBindings`, a hash of the server's certificate, RFC 5929
 //! `tls-server-end-point`). Both sit inside the blob the NTProofStr signs, so an authentication
-//! relayed to another server or through another TLS channel is refused by that server.
+//! relayed to another server or through another TLS channel is refused by that server. When the
+//! server sent a timestamp, the message also carries a MIC (MS-NLMP 3.1.5.1.2), an HMAC over the
+//! three handshake messages announced by MsvAvFlags, so that nothing in them (the flags included)
+//! can be changed on the way.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -50,6 +53,12 @@ const MAX_TARGET_INFO: usize = 4096;
 const AV_TIMESTAMP: u16 = 7;
 /// AV pair id that ends the list (MsvAvEOL).
 const AV_EOL: u16 = 0;
+/// AV pair id of the flags (MsvAvFlags); bit 0x2 says the message carries a MIC.
+const AV_FLAGS: u16 = 6;
+/// MsvAvFlags bit: the AUTHENTICATE message carries a MIC.
+const AV_FLAG_MIC: u32 = 0x2;
+/// Where the MIC sits in an AUTHENTICATE message (after the 64-byte header and the version).
+const MIC_OFFSET: usize = 72;
 /// AV pair id of the service principal name the client means (MsvAvTargetName).
 const AV_TARGET_NAME: u16 = 9;
 /// AV pair id of the channel binding hash (MsvAvChannelBindings).
@@ -154,9 +163,10 @@ fn signature_hash(cert_der: &[u8]) -> SignatureHash {
 }
 
 /// The target info the client signs: the server's AV pairs followed by the binding's target name
-/// and channel bindings (MS-NLMP 3.1.5.1.2), then MsvAvEOL.
-fn bound_target_info(server: &[u8], binding: &Binding) -> Vec<u8> {
+/// and channel bindings (MS-NLMP 3.1.5.1.2), then MsvAvEOL; with `mic`, MsvAvFlags announces the MIC.
+fn bound_target_info(server: &[u8], binding: &Binding, mic: bool) -> Vec<u8> {
     let mut out = Vec::with_capacity(server.len() + 128);
+    let mut flags = if mic { AV_FLAG_MIC } else { 0 };
     let mut rest = server;
     while rest.len() >= 4 {
         let id = u16::from_le_bytes([rest[0], rest[1]]);
@@ -165,7 +175,9 @@ fn bound_target_info(server: &[u8], binding: &Binding) -> Vec<u8> {
         if id == AV_EOL {
             break;
         }
-        if id != AV_TARGET_NAME && id != AV_CHANNEL_BINDINGS {
+        if id == AV_FLAGS {
+            flags |= pair.get(4..8).and_then(|v| v.try_into().ok()).map_or(0, u32::from_le_bytes);
+        } else if id != AV_TARGET_NAME && id != AV_CHANNEL_BINDINGS {
             out.extend_from_slice(pair);
         }
         rest = &rest[4 + len..];
@@ -175,6 +187,9 @@ fn bound_target_info(server: &[u8], binding: &Binding) -> Vec<u8> {
         out.extend_from_slice(&u16::try_from(value.len()).unwrap_or(u16::MAX).to_le_bytes());
         out.extend_from_slice(value);
     };
+    if flags != 0 {
+        pair(AV_FLAGS, &flags.to_le_bytes());
+    }
     if let Some(hash) = &binding.channel_bindings {
         pair(AV_CHANNEL_BINDINGS, hash);
     }
@@ -201,6 +216,8 @@ pub struct Challenge {
     pub flags: u32,
     /// The target info (AV pairs), echoed inside the NTLMv2 response.
     pub target_info: Vec<u8>,
+    /// The whole CHALLENGE message as received, which the MIC covers (empty: no MIC).
+    pub message: Vec<u8>,
 }
 
 impl Challenge {
@@ -264,7 +281,7 @@ pub fn parse_challenge(message: &[u8]) -> Result<Challenge, ChallengeError> {
         // NTLMv2 needs the target info; a server without it only speaks NTLMv1, which we refuse.
         return Err(ChallengeError("no target info (the server offers only NTLMv1)"));
     }
-    Ok(Challenge { server_challenge, flags, target_info })
+    Ok(Challenge { server_challenge, flags, target_info, message: message.to_vec() })
 }
 
 /// A user name split into the account and the domain NTLM computes with: `DOMAIN\user` gives both;
@@ -327,7 +344,9 @@ pub fn responses(key: &[u8; 16], challenge: &Challenge, time: u64, client_challe
 pub fn authenticate_message(login: &str, password: &str, challenge: &Challenge, binding: &Binding) -> Vec<u8> {
     let (user, domain) = split_user(login);
     let key = ntowf_v2(password, user, domain);
-    let bound = Challenge { target_info: bound_target_info(&challenge.target_info, binding), ..challenge.clone() };
+    // MS-NLMP: a client SHOULD send a MIC when the server sent a timestamp.
+    let mic = challenge.timestamp().is_some() && !challenge.message.is_empty();
+    let bound = Challenge { target_info: bound_target_info(&challenge.target_info, binding, mic), ..challenge.clone() };
     let time = bound.timestamp().unwrap_or_else(now_filetime);
     let (nt, lm) = responses(&key, &bound, time, rand::random());
     let domain = utf16le(domain);
@@ -336,11 +355,12 @@ pub fn authenticate_message(login: &str, password: &str, challenge: &Challenge, 
     let session_key: Vec<u8> = Vec::new();
     let flags = CLIENT_FLAGS & challenge.flags | NEGOTIATE_UNICODE;
     let payloads: [&[u8]; 6] = [&lm, &nt, &domain, &user, &workstation, &session_key];
-    const HEADER: usize = 64;
-    let mut m = Vec::with_capacity(HEADER + payloads.iter().map(|p| p.len()).sum::<usize>());
+    // With a MIC, the version (zero: not negotiated) and the MIC follow the 64-byte header.
+    let header = if mic { MIC_OFFSET + 16 } else { 64 };
+    let mut m = Vec::with_capacity(header + payloads.iter().map(|p| p.len()).sum::<usize>());
     m.extend_from_slice(SIGNATURE);
     m.extend_from_slice(&3u32.to_le_bytes());
-    let mut offset = HEADER;
+    let mut offset = header;
     for p in payloads {
         // Lengths are bounded: the target info comes from a u16-sized field, names from the caller.
         let len = u16::try_from(p.len()).unwrap_or(u16::MAX);
@@ -350,8 +370,16 @@ pub fn authenticate_message(login: &str, password: &str, challenge: &Challenge, 
         offset += p.len();
     }
     m.extend_from_slice(&flags.to_le_bytes());
+    m.resize(header, 0);
     for p in payloads {
         m.extend_from_slice(p);
+    }
+    if mic {
+        // Without key exchange the exported session key is the session base key, HMAC-MD5 of the
+        // NTProofStr (the first 16 bytes of the NTLMv2 response) under the response key.
+        let session_key = hmac_md5(&key, &[&nt[..16]]);
+        let code = hmac_md5(&session_key, &[&negotiate_message(), &challenge.message, &m]);
+        m[MIC_OFFSET..MIC_OFFSET + 16].copy_from_slice(&code);
     }
     m
 }
@@ -392,7 +420,12 @@ mod tests {
         let mut target_info = hex("02 00 0c 00 44 00 6f 00 6d 00 61 00 69 00 6e 00");
         target_info.extend(hex("01 00 0c 00 53 00 65 00 72 00 76 00 65 00 72 00"));
         target_info.extend(hex("00 00 00 00"));
-        Challenge { server_challenge: hex("0123456789abcdef").try_into().unwrap(), flags: 0xe28a_8233, target_info }
+        Challenge {
+            server_challenge: hex("0123456789abcdef").try_into().unwrap(),
+            flags: 0xe28a_8233,
+            target_info,
+            message: Vec::new(),
+        }
     }
 
     #[test]
@@ -469,7 +502,7 @@ mod tests {
     fn the_signed_blob_carries_the_binding() {
         let binding =
             Binding { target_name: Some("HTTP/mail.contoso.test".into()), channel_bindings: Some([0x5a; 16]) };
-        let info = bound_target_info(&spec_challenge().target_info, &binding);
+        let info = bound_target_info(&spec_challenge().target_info, &binding, false);
         let mut expected = hex("02 00 0c 00 44 00 6f 00 6d 00 61 00 69 00 6e 00");
         expected.extend(hex("01 00 0c 00 53 00 65 00 72 00 76 00 65 00 72 00"));
         expected.extend(hex("0a 00 10 00"));
@@ -482,6 +515,25 @@ mod tests {
         let m = authenticate_message("CONTOSO\\alice", "secret", &spec_challenge(), &binding);
         let nt = field(&m, 20).unwrap();
         assert_eq!(&nt[16 + 28..nt.len() - 4], expected.as_slice());
+    }
+
+    #[test]
+    fn a_challenge_with_a_timestamp_gets_a_mic() {
+        let info = [7, 0, 8, 0, 1, 2, 3, 4, 5, 6, 7, 8, 0, 0, 0, 0];
+        let challenge = parse_challenge(&challenge_message(&info, 48)).unwrap();
+        let m = authenticate_message("CONTOSO\\alice", "secret", &challenge, &Binding::default());
+        // Payloads start after the version and the MIC; the signed blob announces the MIC.
+        assert_eq!(u32::from_le_bytes(m[16..20].try_into().unwrap()), 88);
+        assert_ne!(&m[MIC_OFFSET..MIC_OFFSET + 16], &[0; 16]);
+        let nt = field(&m, 20).unwrap();
+        assert_eq!(&nt[16 + 28..], hex("07 00 08 00 0102030405060708 06 00 04 00 02000000 00000000 00000000"));
+        // The MIC is HMAC-MD5 over the three messages under the session key.
+        let key = ntowf_v2("secret", "alice", "CONTOSO");
+        let session_key = hmac_md5(&key, &[&nt[..16]]);
+        let mut zeroed = m.clone();
+        zeroed[MIC_OFFSET..MIC_OFFSET + 16].fill(0);
+        let expected = hmac_md5(&session_key, &[&negotiate_message(), &challenge.message, &zeroed]);
+        assert_eq!(&m[MIC_OFFSET..MIC_OFFSET + 16], &expected);
     }
 
     fn challenge_message(target_info: &[u8], offset: u32) -> Vec<u8> {
