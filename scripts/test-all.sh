@@ -26,6 +26,11 @@ python3 -c 'import venv' 2>/dev/null || need_apt+=(python3-venv)
 # The status page is tested in a real browser (headless), the systemd unit by systemd-analyze.
 command -v chromium >/dev/null || need_apt+=(chromium)
 command -v systemd-analyze >/dev/null || need_apt+=(systemd)
+# Negotiate/Kerberos (the `kerberos` features): GSSAPI headers and libclang to build the binding, and
+# an MIT KDC the tests run on loopback under target/kdc (scripts/kdc.sh; no system service).
+for pkg in libkrb5-dev libclang-dev krb5-kdc krb5-admin-server krb5-user; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
+done
 if [ ${#need_apt[@]} -gt 0 ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
@@ -52,6 +57,11 @@ graph_trace_dir=$root/target/graph-traces
 rm -rf "$graph_trace_dir" && mkdir -p "$graph_trace_dir"
 export GRAPH_TRACE_DIR=$graph_trace_dir
 cargo build --locked --bins
+# The Kerberos tests take their realm, keytabs and ticket cache from the KDC's environment.
+scripts/kdc.sh start >/dev/null
+# shellcheck disable=SC1091
+. target/kdc/env
+trap 'scripts/kdc.sh stop' EXIT
 # The browser test of the status page must not skip itself for want of chromium; it leaves its
 # screenshot in target/status-page.png (docs/status-page.png is one).
 REQUIRE_BROWSER=1 cargo test --locked --all-features --no-fail-fast

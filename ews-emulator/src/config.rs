@@ -102,6 +102,33 @@ impl ServerVersion {
     }
 }
 
+/// IIS's `ExtendedProtectionTokenChecking` on the EWS virtual directory: whether Windows
+/// authentication (NTLM here) must be bound to the TLS channel and the service (Extended
+/// Protection for Authentication, on by default from Exchange 2019 CU14).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ExtendedProtection {
+    /// No check (Exchange before 2019 CU14, or Extended Protection turned off).
+    #[default]
+    None,
+    /// A channel binding or target name the client sends must match; a client sending none is
+    /// accepted (older clients keep working).
+    Allow,
+    /// The client must send a matching channel binding (over HTTPS) and target name.
+    Require,
+}
+
+impl ExtendedProtection {
+    /// Parses IIS's names (`None`, `Allow`, `Require`), case-insensitively.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "none" | "off" => Some(Self::None),
+            "allow" => Some(Self::Allow),
+            "require" => Some(Self::Require),
+            _ => None,
+        }
+    }
+}
+
 /// Faults the emulator can inject, at random rates or one at a time on demand.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fault {
@@ -179,6 +206,14 @@ pub struct EmulatorConfig {
     /// Refuse Basic authentication: only NTLM (NTLMv2) logs in, as on an on-premises server whose
     /// EWS virtual directory has Basic disabled. NTLM is offered and accepted either way.
     pub require_ntlm: bool,
+    /// Extended Protection of NTLM (`ExtendedProtectionTokenChecking`): with `Allow` or `Require`
+    /// the emulator checks the channel binding (MsvAvChannelBindings, a hash of its own
+    /// certificate) and the target name (MsvAvTargetName, `HTTP/<host>`) of NTLMv2 responses.
+    pub extended_protection: ExtendedProtection,
+    /// Offer and accept Negotiate with Kerberos (before NTLM, as Exchange does), through GSSAPI
+    /// with the service keytab it finds (`KRB5_KTNAME`); needs the `kerberos` feature. Without it
+    /// the server offers NTLM only, so Negotiate clients fall back to NTLM.
+    pub kerberos: bool,
     /// Serve HTTPS with a freshly generated self-signed certificate (see
     /// `RunningEmulator::certificate_pem`) instead of plain HTTP.
     pub tls: bool,
@@ -217,6 +252,8 @@ impl Default for EmulatorConfig {
             streaming_minute: Duration::from_secs(60),
             tls: false,
             require_ntlm: false,
+            extended_protection: ExtendedProtection::None,
+            kerberos: false,
             backend_servers: 1,
             omit_created_item_ids: false,
         }

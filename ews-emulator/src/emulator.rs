@@ -32,6 +32,8 @@ pub struct Shared {
     pub(crate) trace: Option<TraceWriter>,
     pub(crate) counters: RequestCounters,
     pub(crate) ledger: Ledger,
+    /// What NTLM's Extended Protection checks (see [`EmulatorConfig::extended_protection`]).
+    pub(crate) protection: crate::ntlm::Protection,
     /// Bumped to end every open streaming response at once, without `ConnectionStatus Closed`.
     pub(crate) stream_cuts: watch::Sender<u64>,
 }
@@ -43,6 +45,8 @@ pub struct RequestCounters {
     bytes_in: AtomicU64,
     bytes_out: AtomicU64,
     ntlm_logins: AtomicU64,
+    binding_refusals: AtomicU64,
+    kerberos_logins: AtomicU64,
     streams_open: Arc<AtomicU64>,
     streams_opened: AtomicU64,
     streams_closed: AtomicU64,
@@ -71,6 +75,11 @@ pub struct RequestStats {
     pub bytes_out: u64,
     /// Completed NTLM handshakes (one per authenticated connection when clients reuse them).
     pub ntlm_logins: u64,
+    /// NTLM handshakes refused by Extended Protection: a channel binding or target name missing
+    /// where required, or not matching this server.
+    pub binding_refusals: u64,
+    /// Requests authenticated by a Kerberos ticket (Negotiate).
+    pub kerberos_logins: u64,
     /// GetStreamingEvents connections streaming right now: what notifications cost the server
     /// in long-lived connections.
     pub streams_open: u64,
@@ -108,6 +117,16 @@ impl RequestCounters {
         self.ntlm_logins.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Counts one request authenticated by Kerberos.
+    pub(crate) fn kerberos_login(&self) {
+        self.kerberos_logins.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts one NTLM handshake refused by Extended Protection.
+    pub(crate) fn binding_refused(&self) {
+        self.binding_refusals.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Counts a streaming connection, open until the returned guard is dropped.
     pub(crate) fn stream_opened(&self) -> OpenStream {
         self.streams_opened.fetch_add(1, Ordering::Relaxed);
@@ -137,6 +156,8 @@ impl RequestCounters {
             bytes_in: self.bytes_in.load(Ordering::Relaxed),
             bytes_out: self.bytes_out.load(Ordering::Relaxed),
             ntlm_logins: self.ntlm_logins.load(Ordering::Relaxed),
+            binding_refusals: self.binding_refusals.load(Ordering::Relaxed),
+            kerberos_logins: self.kerberos_logins.load(Ordering::Relaxed),
             streams_open: self.streams_open.load(Ordering::Relaxed),
             streams_opened: self.streams_opened.load(Ordering::Relaxed),
             streams_closed: self.streams_closed.load(Ordering::Relaxed),
@@ -158,6 +179,12 @@ impl Emulator {
         if !(0.0..=1.0).contains(&config.busy_rate) {
             return Err(EmulatorError::Config(format!("busy rate {} is not a probability", config.busy_rate)));
         }
+        if config.kerberos && !cfg!(feature = "kerberos") {
+            return Err(EmulatorError::Config(
+                "Kerberos asked for, but this emulator was built without it (cargo feature `kerberos` of ews-emulator)"
+                    .into(),
+            ));
+        }
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .map_err(|source| EmulatorError::Bind { addr: config.listen, source })?;
@@ -177,7 +204,13 @@ impl Emulator {
         let scheme = if certificate.is_some() { "https" } else { "http" };
         let hub = Arc::new(NotificationHub::default());
         let (directory, store) = tenant::build(&config, hub);
+        let protection = crate::ntlm::Protection::new(
+            config.extended_protection,
+            certificate.as_ref().map(|c| c.cert_der.as_slice()),
+            &addr,
+        );
         let shared = Arc::new(Shared {
+            protection,
             endpoint: format!("{scheme}://{addr}/EWS/Exchange.asmx"),
             limit: ConcurrencyLimit::new(config.max_concurrency),
             faults: FaultInjector::new(config.faults.clone(), config.busy_rate, config.seed),

@@ -43,13 +43,14 @@ pub mod xml;
 pub mod auth;
 pub mod autodiscover;
 pub mod ledger;
+pub mod negotiate;
 pub mod ntlm;
 mod server;
 pub mod throttle;
 pub mod tls;
 pub mod trace;
 
-pub use config::{EmulatorConfig, Fault, FaultRates, ServerVersion};
+pub use config::{EmulatorConfig, ExtendedProtection, Fault, FaultRates, ServerVersion};
 pub use emulator::{Emulator, RequestStats, RunningEmulator};
 pub use error::{EmulatorError, ErrorKind};
 pub use ledger::{BackOffAnswer, LoggedRequest, MailboxAccess, MailboxThrottle};

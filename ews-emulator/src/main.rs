@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
-use ews_emulator::{Emulator, EmulatorConfig, FaultRates, ServerVersion};
+use ews_emulator::{Emulator, EmulatorConfig, ExtendedProtection, FaultRates, ServerVersion};
 
 /// An in-memory Exchange server speaking EWS, with the contoso.test demo tenant.
 #[derive(Debug, Parser)]
@@ -59,6 +59,14 @@ struct Args {
     /// Accept only NTLM logins (Basic is refused).
     #[arg(long)]
     require_ntlm: bool,
+    /// Extended Protection of NTLM, as IIS's ExtendedProtectionTokenChecking: none, allow or
+    /// require (channel binding to the TLS certificate and the target name HTTP/<host>).
+    #[arg(long, default_value = "none", value_parser = parse_extended_protection)]
+    extended_protection: ExtendedProtection,
+    /// Offer and accept Negotiate/Kerberos (service keytab from KRB5_KTNAME; needs a build with
+    /// the `kerberos` feature).
+    #[arg(long)]
+    kerberos: bool,
     /// Serve HTTPS with a generated self-signed certificate, written as PEM to this file.
     #[arg(long)]
     tls_cert_out: Option<PathBuf>,
@@ -68,6 +76,10 @@ struct Args {
     /// Answer successful CreateItems without item ids (an empty m:Items), as Exchange Online may.
     #[arg(long)]
     omit_created_item_ids: bool,
+}
+
+fn parse_extended_protection(s: &str) -> Result<ExtendedProtection, String> {
+    ExtendedProtection::parse(s).ok_or_else(|| format!("unknown extended protection {s} (none, allow or require)"))
 }
 
 fn parse_version(s: &str) -> Result<ServerVersion, String> {
@@ -101,6 +113,8 @@ async fn main() {
         heartbeat_interval: Duration::from_secs(args.heartbeat_secs.max(1)),
         tls: args.tls_cert_out.is_some(),
         require_ntlm: args.require_ntlm,
+        extended_protection: args.extended_protection,
+        kerberos: args.kerberos,
         backend_servers: args.backend_servers.max(1),
         omit_created_item_ids: args.omit_created_item_ids,
         ..EmulatorConfig::default()

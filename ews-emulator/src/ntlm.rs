@@ -6,6 +6,12 @@
 //! Written from the specification independently of the client in `exchange-sync-ews`, so that
 //! tests of that client against the emulator check it against the protocol, not against itself.
 //! Only NTLMv2 is accepted; LM and NTLMv1 responses are refused, as current Windows servers do.
+//!
+//! Extended Protection ([`Protection`]), as IIS applies it with `ExtendedProtectionTokenChecking`:
+//! the AV pairs the client signed inside its NTLMv2 response must name this server's TLS channel
+//! (MsvAvChannelBindings: MD5 of the channel bindings holding `tls-server-end-point:` and the
+//! SHA-256 of the emulator's certificate, RFC 5929 / RFC 2744) and this service
+//! (MsvAvTargetName: `HTTP/<host>`).
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -13,11 +19,91 @@ use hmac::{Hmac, KeyInit, Mac};
 use md4::{Digest, Md4};
 use md5::Md5;
 
+use crate::config::ExtendedProtection;
 use crate::tenant::Directory;
 
 const SIGNATURE: &[u8; 8] = b"NTLMSSP\0";
 /// NetBIOS name of the emulated server in the challenge's target info.
 const COMPUTER: &str = "EXCH01";
+
+/// AV pair ids (MS-NLMP 2.2.2.1).
+const AV_EOL: u16 = 0;
+const AV_FLAGS: u16 = 6;
+const AV_TARGET_NAME: u16 = 9;
+const AV_CHANNEL_BINDINGS: u16 = 10;
+
+/// What Extended Protection checks in an NTLMv2 response.
+#[derive(Debug, Clone, Default)]
+pub struct Protection {
+    /// `None`, `Allow` or `Require`.
+    pub mode: ExtendedProtection,
+    /// The channel binding hash a client on this server's TLS channel computes; none over HTTP,
+    /// where there is no channel to bind to (only the target name is checked then).
+    pub channel_binding: Option<[u8; 16]>,
+    /// The service principal names accepted as target name (`HTTP/localhost`, `HTTP/<address>`),
+    /// compared case-insensitively.
+    pub service_names: Vec<String>,
+}
+
+impl Protection {
+    /// The checks of `mode` for a server with this certificate (DER; none without TLS) listening
+    /// on `addr`.
+    pub fn new(mode: ExtendedProtection, cert_der: Option<&[u8]>, addr: &std::net::SocketAddr) -> Self {
+        let channel_binding = cert_der.map(|der| {
+            // The emulator signs its certificate with ECDSA and SHA-256, so RFC 5929 hashes it
+            // with SHA-256.
+            let cert_hash = ring::digest::digest(&ring::digest::SHA256, der);
+            let mut data = b"tls-server-end-point:".to_vec();
+            data.extend_from_slice(cert_hash.as_ref());
+            // gss_channel_bindings_struct: no initiator or acceptor address, then the
+            // application data with its length, little-endian as Windows lays it out.
+            let mut bindings = vec![0u8; 16];
+            bindings.extend_from_slice(&(data.len() as u32).to_le_bytes());
+            bindings.extend_from_slice(&data);
+            Md5::digest(&bindings).into()
+        });
+        let service_names = ["HTTP/localhost".to_owned(), format!("HTTP/{}", addr.ip())].into();
+        Self { mode, channel_binding, service_names }
+    }
+
+    /// Why the AV pairs a client signed fail the checks, if they do.
+    fn check(&self, signed_pairs: &[u8]) -> Result<(), &'static str> {
+        if self.mode == ExtendedProtection::None {
+            return Ok(());
+        }
+        let required = self.mode == ExtendedProtection::Require;
+        let mut binding = None;
+        let mut target = None;
+        let mut rest = signed_pairs;
+        while rest.len() >= 4 {
+            let id = u16::from_le_bytes([rest[0], rest[1]]);
+            let len = usize::from(u16::from_le_bytes([rest[2], rest[3]]));
+            let Some(value) = rest.get(4..4 + len) else { return Err("malformed AV pairs") };
+            match id {
+                AV_EOL => break,
+                AV_CHANNEL_BINDINGS => binding = Some(value),
+                AV_TARGET_NAME => target = Some(value),
+                _ => {}
+            }
+            rest = &rest[4 + len..];
+        }
+        if let Some(expected) = &self.channel_binding {
+            // Windows clients without a channel send 16 zero bytes: the same as none.
+            match binding.filter(|b| b.iter().any(|x| *x != 0)) {
+                Some(b) if b == expected => {}
+                Some(_) => return Err("channel binding does not match this server's certificate"),
+                None if required => return Err("no channel binding (Extended Protection is required)"),
+                None => {}
+            }
+        }
+        match target.and_then(text) {
+            Some(name) if self.service_names.iter().any(|s| s.eq_ignore_ascii_case(&name)) => Ok(()),
+            Some(_) => Err("target name names another service"),
+            None if required => Err("no target name (Extended Protection is required)"),
+            None => Ok(()),
+        }
+    }
+}
 
 /// What one HTTP connection knows about NTLM.
 #[derive(Debug, Default)]
@@ -31,6 +117,9 @@ pub struct ConnectionAuth {
 #[derive(Debug)]
 struct Pending {
     server_challenge: [u8; 8],
+    /// The NEGOTIATE and CHALLENGE messages of this handshake, which a MIC covers.
+    negotiate: Vec<u8>,
+    challenge: Vec<u8>,
 }
 
 /// What to do with an `Authorization: NTLM ...` (or `Negotiate ...`) header.
@@ -42,6 +131,8 @@ pub enum Step {
     Authenticated(String),
     /// The message was invalid or the response wrong: answer 401 and forget the handshake.
     Refused,
+    /// The response was right but Extended Protection refuses its binding (why): answer 401.
+    Unbound(&'static str),
 }
 
 /// The NTLM message inside an Authorization header value, with its scheme.
@@ -56,22 +147,26 @@ pub fn token(header: &str) -> Option<(&str, Vec<u8>)> {
 
 impl ConnectionAuth {
     /// Handles one handshake message received on this connection.
-    pub fn step(&mut self, directory: &Directory, scheme: &str, message: &[u8]) -> Step {
+    pub fn step(&mut self, directory: &Directory, protection: &Protection, scheme: &str, message: &[u8]) -> Step {
         match message.get(8..12) {
             Some([1, 0, 0, 0]) => {
                 let server_challenge: [u8; 8] = rand::random();
                 self.login = None;
-                self.pending = Some(Pending { server_challenge });
                 let challenge = challenge_message(&server_challenge, &netbios_domain(&directory.domain));
-                Step::Challenge(format!("{scheme} {}", B64.encode(challenge)))
+                let header = format!("{scheme} {}", B64.encode(&challenge));
+                self.pending = Some(Pending { server_challenge, negotiate: message.to_vec(), challenge });
+                Step::Challenge(header)
             }
             Some([3, 0, 0, 0]) => {
                 let Some(pending) = self.pending.take() else { return Step::Refused };
-                match verify(directory, message, &pending.server_challenge) {
-                    Some(address) => {
-                        self.login = Some(address.clone());
-                        Step::Authenticated(address)
-                    }
+                match verify(directory, message, &pending) {
+                    Some((address, signed_pairs)) => match protection.check(&signed_pairs) {
+                        Ok(()) => {
+                            self.login = Some(address.clone());
+                            Step::Authenticated(address)
+                        }
+                        Err(reason) => Step::Unbound(reason),
+                    },
                     None => Step::Refused,
                 }
             }
@@ -176,8 +271,14 @@ fn response_key(password: &str, user: &str, domain: &str) -> Option<[u8; 16]> {
     hmac_md5(&nt_hash, &[&utf16(&format!("{}{domain}", user.to_uppercase()))])
 }
 
-/// Checks an AUTHENTICATE message: the account's address when its NTLMv2 proof matches.
-fn verify(directory: &Directory, message: &[u8], server_challenge: &[u8; 8]) -> Option<String> {
+/// Checks an AUTHENTICATE message: the account's address when its NTLMv2 proof matches, with the
+/// AV pairs the proof covers (what Extended Protection reads).
+///
+/// When the client's MsvAvFlags announce a MIC, the MIC must be the HMAC-MD5, under the session
+/// key (HMAC-MD5 of the NTProofStr under the response key: no key exchange is negotiated), of the
+/// NEGOTIATE, CHALLENGE and AUTHENTICATE messages with the MIC field zeroed.
+fn verify(directory: &Directory, message: &[u8], pending: &Pending) -> Option<(String, Vec<u8>)> {
+    let server_challenge = &pending.server_challenge;
     let nt_response = buffer(message, 20)?;
     let domain = text(buffer(message, 28)?)?;
     let user = text(buffer(message, 36)?)?;
@@ -192,8 +293,38 @@ fn verify(directory: &Directory, message: &[u8], server_challenge: &[u8; 8]) -> 
     let key = response_key(directory.password(), &user, &domain)?;
     let expected = hmac_md5(&key, &[server_challenge, blob])?;
     // Compare without an early exit.
-    let same = expected.iter().zip(proof).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0;
-    same.then(|| account.address.clone())
+    let same = |a: &[u8], b: &[u8]| a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0;
+    if !same(&expected, proof) {
+        return None;
+    }
+    // The blob: versions (2), reserved (6), time (8), client challenge (8), reserved (4), AV pairs.
+    let pairs = &blob[28..];
+    if av_flags(pairs) & 0x2 != 0 {
+        let received = message.get(72..88)?;
+        let mut zeroed = message.to_vec();
+        zeroed[72..88].fill(0);
+        let session_key = hmac_md5(&key, &[proof])?;
+        let mic = hmac_md5(&session_key, &[&pending.negotiate, &pending.challenge, &zeroed])?;
+        if !same(&mic, received) {
+            return None;
+        }
+    }
+    Some((account.address.clone(), pairs.to_vec()))
+}
+
+/// The value of MsvAvFlags among AV pairs (0 without it).
+fn av_flags(mut pairs: &[u8]) -> u32 {
+    while pairs.len() >= 4 {
+        let id = u16::from_le_bytes([pairs[0], pairs[1]]);
+        let len = usize::from(u16::from_le_bytes([pairs[2], pairs[3]]));
+        let Some(value) = pairs.get(4..4 + len) else { return 0 };
+        match id {
+            AV_EOL => return 0,
+            AV_FLAGS => return value.try_into().map_or(0, u32::from_le_bytes),
+            _ => pairs = &pairs[4 + len..],
+        }
+    }
+    0
 }
 
 #[cfg(test)]
@@ -216,10 +347,34 @@ mod tests {
 
     /// An AUTHENTICATE message built here by hand (not by the client crate), for `user` in `domain`.
     fn authenticate(user: &str, domain: &str, password: &str, server_challenge: &[u8; 8]) -> Vec<u8> {
+        authenticate_with(user, domain, password, server_challenge, &[])
+    }
+
+    /// The same, signing these AV pairs (without MsvAvEOL).
+    fn authenticate_with(
+        user: &str,
+        domain: &str,
+        password: &str,
+        server_challenge: &[u8; 8],
+        pairs: &[u8],
+    ) -> Vec<u8> {
+        authenticate_signed(user, domain, password, server_challenge, pairs, None)
+    }
+
+    /// The same with a MIC over `(negotiate, challenge)` and the message itself.
+    fn authenticate_signed(
+        user: &str,
+        domain: &str,
+        password: &str,
+        server_challenge: &[u8; 8],
+        pairs: &[u8],
+        mic: Option<(&[u8], &[u8])>,
+    ) -> Vec<u8> {
         let mut blob = vec![1, 1, 0, 0, 0, 0, 0, 0];
         blob.extend_from_slice(&filetime_now().to_le_bytes());
         blob.extend_from_slice(&[0xaa; 8]);
         blob.extend_from_slice(&[0; 4]);
+        blob.extend_from_slice(pairs);
         blob.extend_from_slice(&[0; 4]); // MsvAvEOL
         blob.extend_from_slice(&[0; 4]);
         let key = response_key(password, user, domain).unwrap();
@@ -228,7 +383,8 @@ mod tests {
         let payloads = [vec![0u8; 24], nt, utf16(domain), utf16(user), Vec::new(), Vec::new()];
         let mut m = SIGNATURE.to_vec();
         m.extend_from_slice(&3u32.to_le_bytes());
-        let mut offset = 64u32;
+        let header = if mic.is_some() { 88u32 } else { 64 };
+        let mut offset = header;
         for p in &payloads {
             m.extend_from_slice(&(p.len() as u16).to_le_bytes());
             m.extend_from_slice(&(p.len() as u16).to_le_bytes());
@@ -236,10 +392,46 @@ mod tests {
             offset += p.len() as u32;
         }
         m.extend_from_slice(&0xe288_8215u32.to_le_bytes());
+        m.resize(header as usize, 0);
         for p in &payloads {
             m.extend_from_slice(p);
         }
+        if let Some((negotiate, challenge)) = mic {
+            let session_key = hmac_md5(&key, &[&payloads[1][..16]]).unwrap();
+            let code = hmac_md5(&session_key, &[negotiate, challenge, &m]).unwrap();
+            m[72..88].copy_from_slice(&code);
+        }
         m
+    }
+
+    #[test]
+    fn a_mic_announced_in_the_flags_is_checked() {
+        let config = EmulatorConfig { contacts: 0, trace_dir: None, ..Default::default() };
+        let directory = crate::tenant::build(&config, std::sync::Arc::default()).0;
+        let mut negotiate = SIGNATURE.to_vec();
+        negotiate.extend_from_slice(&[1, 0, 0, 0, 0x07, 0x82, 0x08, 0xa2]);
+        negotiate.extend_from_slice(&[0; 16]);
+        let flags = [6u8, 0, 4, 0, 2, 0, 0, 0]; // MsvAvFlags = 0x2: a MIC is present
+        for (tamper, expected) in [(false, Step::Authenticated("alice@contoso.test".into())), (true, Step::Refused)] {
+            let mut conn = ConnectionAuth::default();
+            let Step::Challenge(header) = conn.step(&directory, &Protection::default(), "NTLM", &negotiate) else {
+                panic!("no challenge")
+            };
+            let (_, challenge) = token(&header).unwrap();
+            let server_challenge: [u8; 8] = challenge[24..32].try_into().unwrap();
+            let mut m = authenticate_signed(
+                "alice",
+                "CONTOSO",
+                "exchange-sync",
+                &server_challenge,
+                &flags,
+                Some((&negotiate, &challenge)),
+            );
+            if tamper {
+                m[60] ^= 0x01; // a flag bit the MIC covers
+            }
+            assert_eq!(conn.step(&directory, &Protection::default(), "NTLM", &m), expected);
+        }
     }
 
     #[test]
@@ -256,11 +448,18 @@ mod tests {
             ("ghost", "CONTOSO", "exchange-sync", None),
         ] {
             let mut conn = ConnectionAuth::default();
-            let Step::Challenge(header) = conn.step(&directory, "NTLM", &negotiate) else { panic!("no challenge") };
+            let Step::Challenge(header) = conn.step(&directory, &Protection::default(), "NTLM", &negotiate) else {
+                panic!("no challenge")
+            };
             let (_, challenge) = token(&header).unwrap();
             let server_challenge: [u8; 8] = challenge[24..32].try_into().unwrap();
             assert!(buffer(&challenge, 40).is_some_and(|info| info.len() > 20));
-            let step = conn.step(&directory, "NTLM", &authenticate(user, domain, password, &server_challenge));
+            let step = conn.step(
+                &directory,
+                &Protection::default(),
+                "NTLM",
+                &authenticate(user, domain, password, &server_challenge),
+            );
             match expected {
                 Some(a) => assert_eq!(step, Step::Authenticated(a.into())),
                 None => assert_eq!(step, Step::Refused),
@@ -269,6 +468,55 @@ mod tests {
         }
         // An AUTHENTICATE without a challenge on this connection is refused.
         let mut conn = ConnectionAuth::default();
-        assert_eq!(conn.step(&directory, "NTLM", &authenticate("alice", "", "exchange-sync", &[0; 8])), Step::Refused);
+        let unsent = authenticate("alice", "", "exchange-sync", &[0; 8]);
+        assert_eq!(conn.step(&directory, &Protection::default(), "NTLM", &unsent), Step::Refused);
+    }
+
+    #[test]
+    fn extended_protection_checks_the_signed_binding() {
+        let config = EmulatorConfig { contacts: 0, trace_dir: None, ..Default::default() };
+        let directory = crate::tenant::build(&config, std::sync::Arc::default()).0;
+        let addr: std::net::SocketAddr = "127.0.0.1:443".parse().unwrap();
+        let cert = b"a certificate";
+        let mut negotiate = SIGNATURE.to_vec();
+        negotiate.extend_from_slice(&[1, 0, 0, 0, 0x07, 0x82, 0x08, 0xa2]);
+        negotiate.extend_from_slice(&[0; 16]);
+        let pair = |id: u16, value: &[u8]| {
+            let mut p = id.to_le_bytes().to_vec();
+            p.extend_from_slice(&(value.len() as u16).to_le_bytes());
+            p.extend_from_slice(value);
+            p
+        };
+        let require = Protection::new(ExtendedProtection::Require, Some(cert), &addr);
+        let allow = Protection::new(ExtendedProtection::Allow, Some(cert), &addr);
+        let good_binding = pair(AV_CHANNEL_BINDINGS, &require.channel_binding.unwrap());
+        let target = pair(AV_TARGET_NAME, &utf16("http/127.0.0.1"));
+        let bound = [good_binding.clone(), target.clone()].concat();
+        let wrong = [pair(AV_CHANNEL_BINDINGS, &[7; 16]), target.clone()].concat();
+        let other_service = [good_binding.clone(), pair(AV_TARGET_NAME, &utf16("HTTP/evil.test"))].concat();
+        for (protection, pairs, expected) in [
+            (&require, &bound[..], None),
+            (&require, &target[..], Some("no channel binding (Extended Protection is required)")),
+            (&require, &good_binding[..], Some("no target name (Extended Protection is required)")),
+            (&require, &wrong[..], Some("channel binding does not match this server's certificate")),
+            (&require, &other_service[..], Some("target name names another service")),
+            (&allow, &[][..], None),
+            (&allow, &bound[..], None),
+            (&allow, &wrong[..], Some("channel binding does not match this server's certificate")),
+            (&Protection::default(), &wrong[..], None),
+        ] {
+            let mut conn = ConnectionAuth::default();
+            let Step::Challenge(header) = conn.step(&directory, protection, "NTLM", &negotiate) else {
+                panic!("no challenge")
+            };
+            let (_, challenge) = token(&header).unwrap();
+            let server_challenge: [u8; 8] = challenge[24..32].try_into().unwrap();
+            let message = authenticate_with("alice", "CONTOSO", "exchange-sync", &server_challenge, pairs);
+            let step = conn.step(&directory, protection, "NTLM", &message);
+            match expected {
+                None => assert_eq!(step, Step::Authenticated("alice@contoso.test".into()), "{protection:?}"),
+                Some(reason) => assert_eq!(step, Step::Unbound(reason), "{protection:?}"),
+            }
+        }
     }
 }

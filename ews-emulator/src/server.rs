@@ -140,8 +140,48 @@ fn unauthorized(shared: &Shared) -> Response<Body> {
     {
         r.headers_mut().append(WWW_AUTHENTICATE, v);
     }
+    if shared.config.kerberos {
+        r.headers_mut().append(WWW_AUTHENTICATE, HeaderValue::from_static("Negotiate"));
+    }
     r.headers_mut().append(WWW_AUTHENTICATE, HeaderValue::from_static("NTLM"));
     r
+}
+
+/// A Negotiate token that is not NTLM: a Kerberos ticket (SPNEGO-wrapped or not) checked through
+/// GSSAPI. Accepted per request, and for the rest of the connection (IIS's default).
+fn negotiate_login(
+    shared: &Shared,
+    conn: &mut crate::ntlm::ConnectionAuth,
+    value: &str,
+) -> Option<Result<String, Box<Response<Body>>>> {
+    let (scheme, token) = value.trim().split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("negotiate") {
+        return None;
+    }
+    use base64::Engine as _;
+    let token = base64::engine::general_purpose::STANDARD.decode(token.trim()).ok()?;
+    if !shared.config.kerberos {
+        return Some(Err(Box::new(unauthorized(shared))));
+    }
+    let accepted = crate::negotiate::accept(&token).and_then(|(principal, _reply)| {
+        let login = crate::negotiate::login_of(&principal);
+        shared
+            .directory
+            .account(&login)
+            .map(|a| a.address.clone())
+            .ok_or_else(|| format!("{principal} has no account here"))
+    });
+    Some(match accepted {
+        Ok(address) => {
+            shared.counters.kerberos_login();
+            conn.login = Some(address.clone());
+            Ok(address)
+        }
+        Err(why) => {
+            tracing::info!(why, "Negotiate refused");
+            Err(Box::new(unauthorized(shared)))
+        }
+    })
 }
 
 /// Who a request comes from, or the 401 to answer: Basic per request, NTLM per connection.
@@ -156,7 +196,7 @@ fn authenticate(
         return conn.login.clone().ok_or_else(|| Box::new(unauthorized(shared)));
     };
     if let Some((scheme, message)) = crate::ntlm::token(value) {
-        return match conn.step(&shared.directory, scheme, &message) {
+        return match conn.step(&shared.directory, &shared.protection, scheme, &message) {
             crate::ntlm::Step::Authenticated(login) => {
                 shared.counters.ntlm_login();
                 Ok(login)
@@ -172,7 +212,16 @@ fn authenticate(
                 tracing::debug!("NTLM authentication refused");
                 Err(Box::new(unauthorized(shared)))
             }
+            crate::ntlm::Step::Unbound(reason) => {
+                // IIS answers a plain 401 too: the client learns nothing about which check failed.
+                tracing::info!(reason, "NTLM refused by Extended Protection");
+                shared.counters.binding_refused();
+                Err(Box::new(unauthorized(shared)))
+            }
         };
+    }
+    if let Some(result) = negotiate_login(shared, &mut conn, value) {
+        return result;
     }
     if shared.config.require_ntlm {
         return Err(Box::new(unauthorized(shared)));

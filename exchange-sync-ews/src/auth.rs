@@ -38,6 +38,16 @@ pub enum Credentials {
         /// The password (only a hash of it is ever computed with; it is never sent).
         password: String,
     },
+    /// Negotiate (SPNEGO, RFC 4559) with Kerberos, as Exchange SE prefers: the ticket of
+    /// `username` (a Kerberos principal, `sync-admin@CONTOSO.COM`) from the system's credential
+    /// cache or client keytab (`KRB5CCNAME`, `KRB5_CLIENT_KTNAME`). With a password, NTLM is the
+    /// fallback when the server offers only NTLM. Needs the `kerberos` cargo feature.
+    Negotiate {
+        /// The Kerberos principal (`user@REALM`); also the NTLM login of the fallback.
+        username: String,
+        /// The password for the NTLM fallback; without it a server offering only NTLM is an error.
+        password: Option<String>,
+    },
     /// OAuth2 bearer tokens from a provider, refreshed on 401.
     Bearer(Arc<dyn TokenProvider>),
     /// No authentication (tests, or a proxy that authenticates).
@@ -55,6 +65,12 @@ impl Credentials {
         Self::Ntlm { username: username.into(), password: password.into() }
     }
 
+    /// Negotiate/Kerberos credentials for a principal, with an optional password for the NTLM
+    /// fallback.
+    pub fn negotiate(username: impl Into<String>, password: Option<String>) -> Self {
+        Self::Negotiate { username: username.into(), password }
+    }
+
     /// Bearer tokens from a provider.
     pub fn bearer(provider: Arc<dyn TokenProvider>) -> Self {
         Self::Bearer(provider)
@@ -63,7 +79,9 @@ impl Credentials {
     /// The user name, for logs and contexts (never the secret).
     pub fn username(&self) -> Option<&str> {
         match self {
-            Self::Basic { username, .. } | Self::Ntlm { username, .. } => Some(username),
+            Self::Basic { username, .. } | Self::Ntlm { username, .. } | Self::Negotiate { username, .. } => {
+                Some(username)
+            }
             _ => None,
         }
     }
@@ -78,6 +96,11 @@ impl fmt::Debug for Credentials {
             Self::Ntlm { username, .. } => {
                 f.debug_struct("Ntlm").field("username", username).field("password", &"<redacted>").finish()
             }
+            Self::Negotiate { username, password } => f
+                .debug_struct("Negotiate")
+                .field("username", username)
+                .field("password", &password.as_ref().map(|_| "<redacted>"))
+                .finish(),
             Self::Bearer(_) => f.write_str("Bearer(<token provider>)"),
             Self::Anonymous => f.write_str("Anonymous"),
         }

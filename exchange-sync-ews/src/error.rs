@@ -252,10 +252,13 @@ pub enum EwsError {
         context: Box<ErrorContext>,
     },
     /// The credentials were rejected (HTTP 401 after any token refresh).
-    #[error("{context}: authentication rejected")]
+    #[error("{context}: authentication rejected{}", detail.as_ref().map(|d| format!(": {d}")).unwrap_or_default())]
     Unauthorized {
         /// Where it happened.
         context: Box<ErrorContext>,
+        /// What the client found out about the refusal beyond the 401, e.g. that the server
+        /// requires channel binding (Extended Protection).
+        detail: Option<String>,
     },
     /// The response was not a well-formed or expected EWS document.
     #[error("{context}: malformed response: {reason}")]
@@ -337,7 +340,7 @@ impl EwsError {
             Self::Response { context, .. }
             | Self::Http { context, .. }
             | Self::Transport { context, .. }
-            | Self::Unauthorized { context }
+            | Self::Unauthorized { context, .. }
             | Self::Unreachable { context, .. }
             | Self::BackingOff { context, .. }
             | Self::LimitExceeded { context, .. }
@@ -353,7 +356,7 @@ impl EwsError {
             Self::Response { context, .. }
             | Self::Http { context, .. }
             | Self::Transport { context, .. }
-            | Self::Unauthorized { context }
+            | Self::Unauthorized { context, .. }
             | Self::Unreachable { context, .. }
             | Self::BackingOff { context, .. }
             | Self::LimitExceeded { context, .. }

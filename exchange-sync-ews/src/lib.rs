@@ -87,6 +87,7 @@ mod id_scan;
 pub mod operation;
 
 pub mod auth;
+mod negotiate;
 mod ntlm;
 pub mod throttle;
 pub mod transport;
@@ -124,5 +125,5 @@ pub use xml::{Element, ParseLimits};
 #[cfg(feature = "internals")]
 pub mod internals {
     pub use crate::id_scan::{ScannedIds, scan_item_ids};
-    pub use crate::ntlm::{authenticate_message, parse_challenge};
+    pub use crate::ntlm::{Binding, authenticate_message, parse_challenge};
 }

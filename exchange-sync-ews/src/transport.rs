@@ -13,6 +13,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
 use bytes::Bytes;
 use reqwest::StatusCode;
 use reqwest::header::{
@@ -21,6 +23,7 @@ use reqwest::header::{
 
 use crate::auth::Credentials;
 use crate::error::{ErrorContext, EwsError, Result, UnreachableCause};
+use crate::negotiate;
 use crate::ntlm;
 use crate::soap::Impersonation;
 use crate::xml::ParseLimits;
@@ -61,6 +64,14 @@ pub struct TransportConfig {
     pub max_response_bytes: usize,
     /// Where to write each request envelope (one file per document) for schema validation.
     pub trace_dir: Option<PathBuf>,
+    /// Bind NTLM to the TLS channel (Extended Protection, default on): over HTTPS the NTLMv2
+    /// response carries a hash of the server's certificate, which servers with
+    /// `ExtendedProtectionTokenChecking = Require` (Exchange 2019 CU14 and later) insist on. Turn
+    /// it off only behind a TLS-terminating proxy talking to a server set to `Allow` or `None`:
+    /// there the certificate the client sees is the proxy's, and a server checking the binding
+    /// refuses it, while it accepts none at all. A server that requires the binding refuses NTLM
+    /// without it, and the error says so.
+    pub ntlm_channel_binding: bool,
 }
 
 impl Default for TransportConfig {
@@ -74,6 +85,7 @@ impl Default for TransportConfig {
             parse_limits: ParseLimits::default(),
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
             trace_dir: std::env::var_os("EWS_TRACE_DIR").map(PathBuf::from),
+            ntlm_channel_binding: true,
         }
     }
 }
@@ -152,6 +164,25 @@ pub(crate) struct Transport {
     config: TransportConfig,
     /// The cookies of every client of this transport (server affinity).
     cookies: Arc<JarWithoutAffinity>,
+    /// What Negotiate learned about the server (unused with other credentials).
+    negotiate: std::sync::Mutex<NegotiateState>,
+}
+
+/// What a Negotiate transport learned from the server's first answer.
+#[derive(Debug, Default)]
+struct NegotiateState {
+    /// Whether the server was asked (over HTTPS, once, without credentials).
+    probed: bool,
+    /// The channel binding application data of the server's certificate.
+    channel_binding: Option<Vec<u8>>,
+    /// The server offers NTLM but not Negotiate: NTLM from then on.
+    ntlm_only: bool,
+}
+
+/// Whether a server's offer leaves only NTLM (no Negotiate) of the schemes Negotiate can use.
+fn only_ntlm(offered: &[String]) -> bool {
+    offered.iter().any(|s| s.eq_ignore_ascii_case("NTLM"))
+        && !offered.iter().any(|s| s.eq_ignore_ascii_case("Negotiate"))
 }
 
 /// How often a handshake split over two connections by the pool is repeated before its refusal
@@ -252,6 +283,7 @@ impl Transport {
             trace_dir: config.trace_dir.clone(),
             ntlm_slots: std::sync::Mutex::new(Vec::new()),
             config: config.clone(),
+            negotiate: std::sync::Mutex::new(NegotiateState::default()),
         })
     }
 }
@@ -270,6 +302,8 @@ fn http_client(
         .connect_timeout(config.connect_timeout)
         .pool_idle_timeout(Duration::from_secs(90))
         .cookie_provider(Arc::clone(cookies))
+        // The server's certificate in each response's extensions: NTLM's channel binding hashes it.
+        .tls_info(true)
         .user_agent(concat!("exchange-sync/", env!("CARGO_PKG_VERSION")));
     if let Some(pem) = &config.ca_bundle_pem {
         let certs = reqwest::Certificate::from_pem_bundle(pem)
@@ -340,7 +374,7 @@ impl Transport {
                 r = r.header(AUTHORIZATION, v);
             }
             // NTLM headers belong to the handshake (see `send_ntlm`).
-            Credentials::Ntlm { .. } | Credentials::Anonymous => {}
+            Credentials::Ntlm { .. } | Credentials::Negotiate { .. } | Credentials::Anonymous => {}
         }
         let anchor = routing
             .anchor_mailbox
@@ -398,14 +432,16 @@ impl Transport {
             mailbox: routing.mailbox().map(str::to_owned),
             ..ErrorContext::default()
         };
-        if let Credentials::Ntlm { username, password } = &self.credentials {
-            let mut slot = self.checkout()?;
-            let response =
-                self.send_ntlm(slot.slot(), username, password, routing, envelope, affinity, timeout, &context()).await;
-            if response.is_err() {
-                slot.slot().authenticated = false;
+        match &self.credentials {
+            Credentials::Ntlm { username, password } => {
+                return self.send_via_ntlm(username, password, routing, envelope, affinity, timeout, &context()).await;
             }
-            return Ok((check_status(response?, context)?, Some(slot)));
+            Credentials::Negotiate { username, password } => {
+                return self
+                    .send_negotiate(username, password.as_deref(), routing, envelope, affinity, timeout, &context())
+                    .await;
+            }
+            _ => {}
         }
         let mut refreshed = false;
         loop {
@@ -426,6 +462,133 @@ impl Transport {
             }
             return Ok((check_status(response, context)?, None));
         }
+    }
+
+    /// Sends an envelope over an NTLM-authenticated connection slot.
+    #[allow(clippy::too_many_arguments)]
+    async fn send_via_ntlm(
+        &self,
+        username: &str,
+        password: &str,
+        routing: &Routing,
+        envelope: &str,
+        affinity: bool,
+        timeout: Option<Duration>,
+        context: &ErrorContext,
+    ) -> Result<(reqwest::Response, Option<SlotGuard<'_>>)> {
+        let mut slot = self.checkout()?;
+        let response =
+            self.send_ntlm(slot.slot(), username, password, routing, envelope, affinity, timeout, context).await;
+        if response.is_err() {
+            slot.slot().authenticated = false;
+        }
+        let context = || context.clone();
+        Ok((check_status(response?, context)?, Some(slot)))
+    }
+
+    /// Sends an envelope with a Negotiate/Kerberos token (one per request: GSSAPI reuses the
+    /// service ticket it cached). Over HTTPS the first request goes without credentials, to learn
+    /// the schemes the server offers and the certificate the token binds to. A server offering
+    /// only NTLM gets NTLM, with the password when one is given.
+    #[allow(clippy::too_many_arguments)]
+    async fn send_negotiate(
+        &self,
+        username: &str,
+        password: Option<&str>,
+        routing: &Routing,
+        envelope: &str,
+        affinity: bool,
+        timeout: Option<Duration>,
+        context: &ErrorContext,
+    ) -> Result<(reqwest::Response, Option<SlotGuard<'_>>)> {
+        let lock = || self.negotiate.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (probed, ntlm_only, mut binding) = {
+            let s = lock();
+            (s.probed, s.ntlm_only, s.channel_binding.clone())
+        };
+        if ntlm_only {
+            return self.ntlm_fallback(username, password, routing, envelope, affinity, timeout, context).await;
+        }
+        let host = self.url.host_str().unwrap_or_default().to_owned();
+        if self.url.scheme() == "https" && !probed {
+            let probe = self
+                .request(&self.http, routing, "", false, affinity, None)
+                .await?
+                .send()
+                .await
+                .map_err(|e| self.error(e, context.clone()))?;
+            let offered = negotiate::offered(probe.headers());
+            binding = probe
+                .extensions()
+                .get::<reqwest::tls::TlsInfo>()
+                .and_then(reqwest::tls::TlsInfo::peer_certificate)
+                .map(negotiate::channel_binding_data);
+            drain(probe).await;
+            {
+                let mut s = lock();
+                s.probed = true;
+                s.channel_binding.clone_from(&binding);
+                s.ntlm_only = only_ntlm(&offered);
+            }
+            if only_ntlm(&offered) {
+                return self.ntlm_fallback(username, password, routing, envelope, affinity, timeout, context).await;
+            }
+        }
+        let principal = username.to_owned();
+        let target = host.clone();
+        let token =
+            tokio::task::spawn_blocking(move || negotiate::initial_token(&principal, &target, binding.as_deref()))
+                .await
+                .map_err(|e| EwsError::Configuration(format!("the Kerberos task failed: {e}")))?
+                .map_err(|e| EwsError::Unauthorized { context: Box::new(context.clone()), detail: Some(e.0) })?;
+        let mut value = header(&format!("Negotiate {}", B64.encode(token)))?;
+        value.set_sensitive(true);
+        let response = self
+            .request(&self.http, routing, envelope, false, affinity, timeout)
+            .await?
+            .header(AUTHORIZATION, value)
+            .send()
+            .await
+            .map_err(|e| self.error(e, context.clone()))?;
+        if response.status() != StatusCode::UNAUTHORIZED {
+            let context = || context.clone();
+            return Ok((check_status(response, context)?, None));
+        }
+        let offered = negotiate::offered(response.headers());
+        drain(response).await;
+        if only_ntlm(&offered) {
+            lock().ntlm_only = true;
+            return self.ntlm_fallback(username, password, routing, envelope, affinity, timeout, context).await;
+        }
+        let detail = format!(
+            "the server refused the Kerberos ticket of {username} for HTTP/{host} (it offers {})",
+            if offered.is_empty() { "no scheme".to_owned() } else { offered.join(", ") }
+        );
+        Err(EwsError::Unauthorized { context: Box::new(context.clone()), detail: Some(detail) })
+    }
+
+    /// NTLM for a Negotiate transport whose server offers only NTLM: with the password, or an
+    /// error saying what the server offers.
+    #[allow(clippy::too_many_arguments)]
+    async fn ntlm_fallback(
+        &self,
+        username: &str,
+        password: Option<&str>,
+        routing: &Routing,
+        envelope: &str,
+        affinity: bool,
+        timeout: Option<Duration>,
+        context: &ErrorContext,
+    ) -> Result<(reqwest::Response, Option<SlotGuard<'_>>)> {
+        let Some(password) = password else {
+            let detail = format!(
+                "the server offers only NTLM, not Negotiate/Kerberos: give the password of {username} for the NTLM \
+                 fallback, or authenticate with NTLM"
+            );
+            return Err(EwsError::Unauthorized { context: Box::new(context.clone()), detail: Some(detail) });
+        };
+        tracing::debug!("the server offers only NTLM: NTLM instead of Kerberos");
+        self.send_via_ntlm(username, password, routing, envelope, affinity, timeout, context).await
     }
 
     /// A free NTLM slot, or a new one.
@@ -475,24 +638,92 @@ impl Transport {
         // A handshake whose legs the connection pool split over two connections is repeated: the
         // server never saw a whole handshake, so this is no wrong password (see `HandshakeLegs`).
         let mut attempt = 0;
+        let bind = self.config.ntlm_channel_binding;
         loop {
             attempt += 1;
-            let (response, legs) =
-                self.ntlm_handshake(slot, username, password, routing, envelope, affinity, timeout, context).await?;
+            let (response, legs, bound) = self
+                .ntlm_handshake(slot, username, password, routing, envelope, affinity, timeout, context, bind)
+                .await?;
             if response.status() != StatusCode::UNAUTHORIZED {
                 slot.authenticated = true;
                 return Ok(response);
             }
             if legs != HandshakeLegs::Split || attempt >= MAX_SPLIT_HANDSHAKES {
-                return Ok(response);
+                drain(response).await;
+                let detail = self.ntlm_refusal(slot, username, password, routing, context, bound).await;
+                return Err(EwsError::Unauthorized { context: Box::new(context.clone()), detail });
             }
             drain(response).await;
             tracing::debug!(attempt, "NTLM handshake split over two connections: handshake again");
         }
     }
 
-    /// NTLM's legs 1 and 3 on the slot's client; answers leg 3's response and whether both legs
-    /// travelled on one connection.
+    /// What a refused NTLM handshake over HTTPS means beyond "wrong password". When the client
+    /// sent no channel binding, one more handshake with it (and an empty body, so that nothing is
+    /// performed twice) tells whether the server requires it. The other way round is never tried:
+    /// without the binding, an authentication could be relayed by whoever holds the TLS channel.
+    async fn ntlm_refusal(
+        &self,
+        slot: &mut NtlmSlot,
+        username: &str,
+        password: &str,
+        routing: &Routing,
+        context: &ErrorContext,
+        bound: bool,
+    ) -> Option<String> {
+        if self.url.scheme() != "https" {
+            return None;
+        }
+        let spn = format!("HTTP/{}", self.url.host_str().unwrap_or_default());
+        if bound {
+            return Some(format!(
+                "NTLM with channel binding (Extended Protection) for {spn} was refused: check the password and \
+                 that the account is neither locked nor expired; if they are right, a TLS-terminating proxy or load \
+                 balancer may stand between client and server (the binding names the certificate the client saw)"
+            ));
+        }
+        let probe = self.ntlm_handshake(slot, username, password, routing, "", false, None, context, true).await;
+        match probe {
+            Ok((response, _, true)) if response.status() != StatusCode::UNAUTHORIZED => {
+                drain(response).await;
+                Some(format!(
+                    "server requires channel binding (Extended Protection) for {spn}: it refuses NTLM without a \
+                     channel binding token and accepts it with one; turn channel binding on \
+                     (TransportConfig::ntlm_channel_binding)"
+                ))
+            }
+            Ok((response, _, _)) => {
+                drain(response).await;
+                None
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "channel binding probe failed");
+                None
+            }
+        }
+    }
+
+    /// The binding of an NTLM handshake: the service principal name of the EWS host and, over
+    /// HTTPS when `channel_binding` is on, the hash of the certificate the server presented on
+    /// the connection that carried `challenge_response`.
+    fn ntlm_binding(&self, challenge_response: &reqwest::Response, channel_binding: bool) -> ntlm::Binding {
+        let target_name = self.url.host_str().map(|h| format!("HTTP/{h}"));
+        let mut channel_bindings = None;
+        if channel_binding && self.url.scheme() == "https" {
+            let certificate = challenge_response
+                .extensions()
+                .get::<reqwest::tls::TlsInfo>()
+                .and_then(reqwest::tls::TlsInfo::peer_certificate);
+            match certificate {
+                Some(der) => channel_bindings = Some(ntlm::channel_binding_hash(der)),
+                None => tracing::warn!("the server's TLS certificate is unknown: NTLM goes without channel binding"),
+            }
+        }
+        ntlm::Binding { target_name, channel_bindings }
+    }
+
+    /// NTLM's legs 1 and 3 on the slot's client; answers leg 3's response, whether both legs
+    /// travelled on one connection, and whether the AUTHENTICATE message carried a channel binding.
     #[allow(clippy::too_many_arguments)]
     async fn ntlm_handshake(
         &self,
@@ -504,7 +735,8 @@ impl Transport {
         affinity: bool,
         timeout: Option<Duration>,
         context: &ErrorContext,
-    ) -> Result<(reqwest::Response, HandshakeLegs)> {
+        channel_binding: bool,
+    ) -> Result<(reqwest::Response, HandshakeLegs, bool)> {
         // Leg 1: NEGOTIATE, with an empty body (the server answers 401 before reading one).
         let negotiate = self
             .request(&slot.http, routing, "", false, affinity, None)
@@ -515,9 +747,10 @@ impl Transport {
             .map_err(|e| self.error(e, context.clone()))?;
         if negotiate.status() != StatusCode::UNAUTHORIZED {
             // A server that accepts the request without authentication, or fails otherwise.
-            return Ok((negotiate, HandshakeLegs::Unknown));
+            return Ok((negotiate, HandshakeLegs::Unknown, false));
         }
         let challenged_on = local_address(&negotiate);
+        let binding = self.ntlm_binding(&negotiate, channel_binding);
         let challenge = negotiate.headers().get_all(WWW_AUTHENTICATE).iter().find_map(|v| {
             let v = v.to_str().ok()?;
             ntlm::token_from_header(v)
@@ -530,12 +763,13 @@ impl Transport {
         }
         let Some(challenge) = challenge else {
             tracing::warn!("the server offers no NTLM challenge (is NTLM enabled on the EWS virtual directory?)");
-            return Err(EwsError::Unauthorized { context: Box::new(context.clone()) });
+            return Err(EwsError::Unauthorized { context: Box::new(context.clone()), detail: None });
         };
         let challenge = ntlm::parse_challenge(&challenge)
             .map_err(|e| EwsError::Protocol { reason: e.to_string(), context: Box::new(context.clone()) })?;
         // Leg 3: AUTHENTICATE with the request itself.
-        let mut value = header(&ntlm::header_value(&ntlm::authenticate_message(username, password, &challenge)))?;
+        let mut value =
+            header(&ntlm::header_value(&ntlm::authenticate_message(username, password, &challenge, &binding)))?;
         value.set_sensitive(true);
         let response = self
             .request(&slot.http, routing, envelope, false, affinity, timeout)
@@ -549,7 +783,7 @@ impl Transport {
             (Some(_), Some(_)) => HandshakeLegs::Split,
             _ => HandshakeLegs::Unknown,
         };
-        Ok((response, legs))
+        Ok((response, legs, binding.channel_bindings.is_some()))
     }
 
     /// Sends one envelope and reads the whole body, refusing it as soon as it passes
@@ -651,7 +885,7 @@ async fn drain(mut response: reqwest::Response) {
 fn check_status(response: reqwest::Response, context: impl Fn() -> ErrorContext) -> Result<reqwest::Response> {
     let status = response.status();
     if status == StatusCode::UNAUTHORIZED {
-        return Err(EwsError::Unauthorized { context: Box::new(context()) });
+        return Err(EwsError::Unauthorized { context: Box::new(context()), detail: None });
     }
     if status.is_success() || status == StatusCode::INTERNAL_SERVER_ERROR {
         return Ok(response);

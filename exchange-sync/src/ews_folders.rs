@@ -80,6 +80,9 @@ fn credentials(connection: &Connection) -> Result<Credentials> {
     Ok(match &connection.auth {
         Auth::Basic { username, password } => Credentials::basic(username.clone(), secret(password)?),
         Auth::Ntlm { username, password } => Credentials::ntlm(username.clone(), secret(password)?),
+        Auth::Negotiate { username, password } => {
+            Credentials::negotiate(username.clone(), password.as_ref().map(secret).transpose()?)
+        }
         Auth::OAuth2 { token } => Credentials::bearer(Arc::new(SecretToken(token.clone()))),
         Auth::ClientSecret { .. } => {
             return Err(connect_error(
@@ -100,6 +103,7 @@ fn transport(connection: &Connection) -> Result<TransportConfig> {
         config.ca_bundle_pem = Some(pem);
     }
     config.danger_accept_invalid_certs = connection.tls.insecure;
+    config.ntlm_channel_binding = connection.tls.channel_binding;
     Ok(config)
 }
 

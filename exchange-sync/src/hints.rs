@@ -156,7 +156,9 @@ pub fn hint_for(kind: ErrorKind, message: &str, ews: Option<&EwsError>, ctx: &Hi
         ErrorKind::Auth => {
             let (_, c) = conn?;
             let account = match &c.auth {
-                Auth::Basic { username, .. } | Auth::Ntlm { username, .. } => Some(username.as_str()),
+                Auth::Basic { username, .. } | Auth::Ntlm { username, .. } | Auth::Negotiate { username, .. } => {
+                    Some(username.as_str())
+                }
                 _ => None,
             };
             let m = message;
@@ -182,6 +184,13 @@ pub fn hint_for(kind: ErrorKind, message: &str, ews: Option<&EwsError>, ctx: &Hi
                      edit items there (public folders: Add-PublicFolderClientPermission ... -AccessRights Editor)"
                 ));
             }
+            if m.contains("server requires channel binding") {
+                return Some(format!(
+                    "the server requires Extended Protection (channel binding) and the connection sends NTLM without \
+                     it: remove {key_name}.tls.channel_binding = false; behind a TLS-terminating proxy, let the proxy \
+                     pass TLS through to Exchange instead"
+                ));
+            }
             // Rejected credentials.
             let source = c.auth.secret().map(secret_source).unwrap_or_else(|| "nowhere".to_owned());
             Some(match (&c.auth, account) {
@@ -193,6 +202,12 @@ pub fn hint_for(kind: ErrorKind, message: &str, ews: Option<&EwsError>, ctx: &Hi
                     "Microsoft Graph refused application {client_id} (secret from {source}): check the client secret \
                      and its expiry, and that the application has the Contacts.ReadWrite application permission with \
                      admin consent (an application access policy may also limit the mailboxes it reaches)"
+                ),
+                (Auth::Negotiate { .. }, Some(account)) => format!(
+                    "Kerberos for {account} ({key_name}.username) failed: give the service a ticket (kinit, or the \
+                     account's keytab in KRB5_CLIENT_KTNAME in its environment), check that the KDC knows the \
+                     service principal HTTP/<EWS host> and that the clocks agree; with a password (password_env or \
+                     password_file) NTLM is used where the server offers only NTLM"
                 ),
                 (Auth::None, _) => format!(
                     "the server asks for credentials: set {key_name}.auth (ntlm is the usual on-premises choice) with \
@@ -360,6 +375,10 @@ mod tests {
         let ctx = HintContext::group(&config, &config.groups[0]);
         let h = hint_for(ErrorKind::Auth, "ErrorImpersonateUserDenied: no", None, &ctx).unwrap();
         assert!(h.contains("ApplicationImpersonation"), "{h}");
+        let refused = "GetFolder: authentication rejected: server requires channel binding (Extended Protection) for \
+                       HTTP/mail.contoso.test";
+        let h = hint_for(ErrorKind::Auth, refused, None, &ctx).unwrap();
+        assert!(h.contains("connections.lab.tls.channel_binding"), "{h}");
         let h = hint_for(ErrorKind::State, "state store: x: attempt to write a readonly database", None, &ctx).unwrap();
         assert!(h.contains("must be able to write"), "{h}");
         let h = hint_for(ErrorKind::State, "state store: file is not a database", None, &ctx).unwrap();

@@ -281,3 +281,26 @@ fn one_mailbox_in_two_spellings_is_refused_with_both_positions() {
     with_password();
     Config::from_toml_str(&text, None).unwrap();
 }
+
+#[test]
+fn negotiate_takes_a_principal_and_an_optional_password_and_channel_binding_can_be_turned_off() {
+    use exchange_sync::config::Auth;
+    with_password();
+    let kerberos = MINIMAL
+        .replace("auth = \"basic\"", "auth = \"negotiate\"")
+        .replace("sync-admin@contoso.test", "sync-admin@CONTOSO.TEST")
+        .replace("password_env = \"EXCHANGE_SYNC_PASSWORD\"\n", "");
+    let config = Config::from_toml_str(&kerberos, None).unwrap().config;
+    assert_eq!(
+        config.connections[0].auth,
+        Auth::Negotiate { username: "sync-admin@CONTOSO.TEST".into(), password: None }
+    );
+    assert!(config.connections[0].tls.channel_binding, "on by default");
+    // "kerberos" is the same scheme; a password is the NTLM fallback.
+    let fallback = MINIMAL.replace("auth = \"basic\"", "auth = \"kerberos\"");
+    let config = Config::from_toml_str(&fallback, None).unwrap().config;
+    assert!(matches!(&config.connections[0].auth, Auth::Negotiate { password: Some(_), .. }));
+    let unbound = MINIMAL.replace("auth = \"basic\"", "auth = \"ntlm\"\ntls = { channel_binding = false }");
+    let loaded = Config::from_toml_str(&unbound, None).unwrap();
+    assert!(!loaded.config.connections[0].tls.channel_binding);
+}

@@ -465,7 +465,13 @@ impl Connection {
             }
         };
         Ok(Connection {
-            inner: RustConnection { id, endpoint, auth, impersonation, tls: TlsOptions { ca_file, insecure } },
+            inner: RustConnection {
+                id,
+                endpoint,
+                auth,
+                impersonation,
+                tls: TlsOptions { ca_file, insecure, ..TlsOptions::default() },
+            },
         })
     }
 

@@ -7,6 +7,7 @@
 #![no_main]
 
 use exchange_sync_ews::ParseLimits;
+use exchange_sync_ews::internals::Binding;
 use exchange_sync_ews::operation::{directory, folders, items, notifications, sync};
 use exchange_sync_ews::soap::parse_envelope;
 use exchange_sync_ews::streaming::EnvelopeSplitter;
@@ -35,7 +36,12 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     if let Ok(challenge) = exchange_sync_ews::internals::parse_challenge(data) {
-        let _ = exchange_sync_ews::internals::authenticate_message("CONTOSO\\user", "password", &challenge);
+        // Without and with Extended Protection's binding (target name and channel bindings).
+        let bound = Binding { target_name: Some("HTTP/mail.contoso.test".into()), channel_bindings: Some([7; 16]) };
+        for binding in [Binding::default(), bound] {
+            let _ =
+                exchange_sync_ews::internals::authenticate_message("CONTOSO\\user", "password", &challenge, &binding);
+        }
     }
     let mut splitter = EnvelopeSplitter::new(1 << 20);
     for chunk in data.chunks(7) {

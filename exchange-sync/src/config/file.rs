@@ -179,6 +179,8 @@ struct RawRetry {
 enum RawAuthScheme {
     Basic,
     Ntlm,
+    #[serde(alias = "kerberos")]
+    Negotiate,
     Oauth2,
     ClientSecret,
     None,
@@ -220,6 +222,7 @@ struct RawConnection {
 struct RawTls {
     ca_file: Option<Spanned<PathBuf>>,
     insecure: Option<Spanned<bool>>,
+    channel_binding: Option<Spanned<bool>>,
 }
 
 #[derive(Deserialize)]
@@ -460,6 +463,16 @@ impl Converter {
                     Auth::Ntlm { username, password }
                 }
             }
+            RawAuthScheme::Negotiate => {
+                if token.is_some() {
+                    self.error(
+                        scheme_span.clone(),
+                        &path,
+                        "token, token_env and token_file belong to auth = \"oauth2\"",
+                    );
+                }
+                Auth::Negotiate { username, password }
+            }
             RawAuthScheme::Oauth2 => {
                 if password.is_some() {
                     self.error(
@@ -588,9 +601,13 @@ impl Converter {
                 if let Some(ca) = &tls.ca_file {
                     self.note(&format!("{path}.tls.ca_file"), ca);
                 }
+                if let Some(binding) = &tls.channel_binding {
+                    self.note(&format!("{path}.tls.channel_binding"), binding);
+                }
                 TlsOptions {
                     ca_file: tls.ca_file.map(Spanned::into_inner),
                     insecure: tls.insecure.is_some_and(Spanned::into_inner),
+                    channel_binding: tls.channel_binding.is_none_or(Spanned::into_inner),
                 }
             }
             None => TlsOptions::default(),

@@ -181,6 +181,17 @@ pub enum Auth {
         /// The password.
         password: Secret,
     },
+    /// Negotiate with Kerberos (Exchange SE's default, and hardened sites without NTLM): the
+    /// ticket of `username` (a Kerberos principal, `sync-admin@CONTOSO.COM`) from the credential
+    /// cache (`KRB5CCNAME`) or the account's keytab (`KRB5_CLIENT_KTNAME`) in the service's
+    /// environment. With a password, NTLM is the fallback when the server offers only NTLM. Needs
+    /// a build with the `kerberos` feature.
+    Negotiate {
+        /// The Kerberos principal, `user@REALM`.
+        username: String,
+        /// The password for the NTLM fallback, if any.
+        password: Option<Secret>,
+    },
     /// OAuth2 bearer token (hybrid modern authentication); the token is read from its source
     /// each time the server rejects the previous one.
     OAuth2 {
@@ -208,6 +219,7 @@ impl Auth {
         match self {
             Auth::Basic { .. } => "basic",
             Auth::Ntlm { .. } => "ntlm",
+            Auth::Negotiate { .. } => "negotiate",
             Auth::OAuth2 { .. } => "oauth2",
             Auth::ClientSecret { .. } => "client_secret",
             Auth::None => "none",
@@ -218,6 +230,7 @@ impl Auth {
     pub fn secret(&self) -> Option<&Secret> {
         match self {
             Auth::Basic { password, .. } | Auth::Ntlm { password, .. } => Some(password),
+            Auth::Negotiate { password, .. } => password.as_ref(),
             Auth::OAuth2 { token } => Some(token),
             Auth::ClientSecret { secret, .. } => Some(secret),
             Auth::None => None,
@@ -226,12 +239,22 @@ impl Auth {
 }
 
 /// TLS options. Verification is on unless `insecure` says otherwise.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TlsOptions {
     /// A PEM bundle of extra trusted CAs (internal CAs of on-premises servers).
     pub ca_file: Option<PathBuf>,
     /// Turns certificate verification off. Never in production; validation warns.
     pub insecure: bool,
+    /// Binds NTLM to the TLS channel (Extended Protection; on by default), which Exchange 2019
+    /// CU14 and later require. Off only behind a TLS-terminating proxy in front of a server that
+    /// allows NTLM without it; validation warns.
+    pub channel_binding: bool,
+}
+
+impl Default for TlsOptions {
+    fn default() -> Self {
+        TlsOptions { ca_file: None, insecure: false, channel_binding: true }
+    }
 }
 
 /// A server connection.

@@ -305,7 +305,9 @@ pub fn validate_with(config: &Config, secrets: Secrets) -> Result<Vec<Diagnostic
             _ => {}
         }
         match &c.auth {
-            Auth::Basic { username, .. } | Auth::Ntlm { username, .. } if username.trim().is_empty() => {
+            Auth::Basic { username, .. } | Auth::Ntlm { username, .. } | Auth::Negotiate { username, .. }
+                if username.trim().is_empty() =>
+            {
                 f.error(format!("{path}.username"), format!("auth {} needs a username", c.auth.scheme()));
             }
             _ => {}
@@ -330,6 +332,13 @@ pub fn validate_with(config: &Config, secrets: Secrets) -> Result<Vec<Diagnostic
         }
         if c.tls.insecure {
             f.warning(format!("{path}.tls.insecure"), "TLS certificate verification is off");
+        }
+        if !c.tls.channel_binding {
+            f.warning(
+                format!("{path}.tls.channel_binding"),
+                "NTLM is not bound to the TLS channel: servers with Extended Protection required refuse it, and \
+                 the authentication could be relayed",
+            );
         }
         if let Some(ca) = &c.tls.ca_file
             && !ca.is_file()

@@ -235,7 +235,7 @@ fn connection(c: ConnectionSettings, index: usize) -> Result<Connection, Exchang
         endpoint,
         auth,
         impersonation: c.impersonation,
-        tls: TlsOptions { ca_file: c.ca_file.map(PathBuf::from), insecure: c.insecure },
+        tls: TlsOptions { ca_file: c.ca_file.map(PathBuf::from), insecure: c.insecure, ..TlsOptions::default() },
     })
 }
 
