@@ -11,7 +11,7 @@ use crate::config::ServerVersion;
 use crate::emulator::Shared;
 use crate::response_code::EwsError;
 use crate::soap::Fault;
-use crate::store::{IdKind, Mailbox, MailboxKind, Permission, decode_id};
+use crate::store::{IdKind, Mailbox, MailboxKind, Permission, decode_id, decode_occurrence_id};
 use crate::xml::{Element, escape};
 
 /// Who is calling and on whose behalf.
@@ -289,6 +289,56 @@ pub fn resolve_item(ctx: &Context<'_>, e: &Element, needed: Permission) -> Resul
         return Err(EwsError::access_denied());
     }
     Ok((index, number))
+}
+
+/// What an item id element names: an item, or an occurrence of a recurring master.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ItemTarget {
+    /// An item (mailbox, number); a `RecurringMasterItemId` resolves to its master.
+    Item(u32, u64),
+    /// An occurrence (mailbox, master number, instance index).
+    Occurrence(u32, u64, u32),
+}
+
+/// Resolves `t:ItemId` (of an item or of an occurrence), `t:OccurrenceItemId` (master id and
+/// instance index) or `t:RecurringMasterItemId` (the master of an occurrence id) and checks
+/// `needed` on the folder of the item or master.
+pub fn resolve_target(ctx: &Context<'_>, e: &Element, needed: Permission) -> Result<ItemTarget, EwsError> {
+    let master_of = |id: &str| -> Result<(u32, u64), EwsError> {
+        if let Some((index, number, _)) = decode_occurrence_id(id) {
+            return Ok((index, number));
+        }
+        resolve_item(ctx, &Element::t("ItemId").with_attr("Id", id), needed)
+    };
+    match &*e.name {
+        "ItemId" => {
+            let id = e.attr("Id").ok_or_else(EwsError::id_malformed)?;
+            match decode_occurrence_id(id) {
+                Some((index, number, instance)) => {
+                    resolve_item(ctx, &Element::t("ItemId").with_attr("Id", crate::store::encode_id(IdKind::Item, index, number)), needed)?;
+                    Ok(ItemTarget::Occurrence(index, number, instance))
+                }
+                None => resolve_item(ctx, e, needed).map(|(m, n)| ItemTarget::Item(m, n)),
+            }
+        }
+        "OccurrenceItemId" => {
+            let master = e.attr("RecurringMasterId").ok_or_else(EwsError::id_malformed)?;
+            let (index, number) = master_of(master)?;
+            let instance = e
+                .attr("InstanceIndex")
+                .and_then(|i| i.trim().parse::<u32>().ok())
+                .filter(|i| *i > 0)
+                .ok_or_else(|| EwsError::invalid_request("InstanceIndex must be a positive number"))?;
+            Ok(ItemTarget::Occurrence(index, number, instance))
+        }
+        "RecurringMasterItemId" => {
+            let id = e.attr("OccurrenceId").ok_or_else(EwsError::id_malformed)?;
+            let (index, number) = master_of(id)?;
+            resolve_item(ctx, &Element::t("ItemId").with_attr("Id", crate::store::encode_id(IdKind::Item, index, number)), needed)?;
+            Ok(ItemTarget::Item(index, number))
+        }
+        other => Err(EwsError::invalid_request(format!("{other} is not an item id"))),
+    }
 }
 
 /// A schema-level problem in a valid envelope: Exchange answers these as a fault.
