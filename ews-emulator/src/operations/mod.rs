@@ -1,6 +1,7 @@
 //! EWS operations, one module per family, and what they share: the request context, folder and
 //! item id resolution with access checks, and the response message writer.
 
+pub mod convert;
 pub mod directory;
 pub mod folders;
 pub mod items;
@@ -79,6 +80,7 @@ pub fn dispatch(ctx: &Context<'_>, op: &Element) -> Result<Outcome, Fault> {
         "Unsubscribe" => notify::unsubscribe(ctx, op),
         "GetStreamingEvents" => return notify::get_streaming_events(ctx, op),
         "ExpandDL" => directory::expand_dl(ctx, op),
+        "ConvertId" => convert::convert_id(ctx, op),
         other => {
             return Err(Fault::invalid(
                 "ErrorInvalidRequest",
@@ -109,10 +111,16 @@ pub fn busy_message(operation: &str, backoff_ms: u64) -> Option<String> {
         "Unsubscribe",
         "GetStreamingEvents",
         "ExpandDL",
+        "ConvertId",
     ];
     let op = *OPERATIONS.iter().find(|o| **o == operation)?;
     let mut r = Responses::new(op);
-    let items = if matches!(op, "GetItem" | "CreateItem" | "UpdateItem" | "MoveItem") { "<m:Items/>" } else { "" };
+    let items = match op {
+        "GetItem" | "CreateItem" | "UpdateItem" | "MoveItem" => "<m:Items/>",
+        "SyncFolderItems" => "<m:SyncState/><m:IncludesLastItemInRange>true</m:IncludesLastItemInRange>",
+        "SyncFolderHierarchy" => "<m:SyncState/><m:IncludesLastFolderInRange>true</m:IncludesLastFolderInRange>",
+        _ => "",
+    };
     let err = EwsError::new("ErrorServerBusy", "The server cannot service this request right now. Try again later.");
     r.error_with_xml(&err, &format!(r#"<t:Value Name="BackOffMilliseconds">{backoff_ms}</t:Value>"#), items);
     Some(r.finish())
