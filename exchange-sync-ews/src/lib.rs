@@ -89,6 +89,7 @@ pub mod operation;
 pub mod auth;
 pub mod ntlm;
 pub mod throttle;
+mod time_zone;
 pub mod transport;
 
 pub mod autodiscover;

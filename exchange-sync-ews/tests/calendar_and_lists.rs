@@ -65,7 +65,7 @@ async fn time_zones_are_written_read_and_updated() {
 }
 
 #[tokio::test]
-async fn exchange_2007_gets_no_time_zone_elements() {
+async fn exchange_2007_round_trips_time_zones_as_meeting_time_zone() {
     let emu = common::emulator(EmulatorConfig {
         contacts: 0,
         server_version: ServerVersion::Exchange2007Sp1,
@@ -79,10 +79,33 @@ async fn exchange_2007_gets_no_time_zone_elements() {
     let c = calendar(&alice);
     let item = all_day_in_berlin();
     let v = c.create(&[NewItem { item: item.clone().into(), origin: origin("old") }]).await.unwrap().remove(0).unwrap();
-    let back = c.get(&[v.id]).await.unwrap().remove(0).unwrap();
-    assert_eq!(back.item.text(field::START_TIME_ZONE), None, "not sent to a 2007 server");
-    assert_eq!(back.item.get(field::START), item.get(field::START));
+    let back = c.get(std::slice::from_ref(&v.id)).await.unwrap().remove(0).unwrap();
+    // Written as MeetingTimeZone (no StartTimeZone in the 2007 schema), read back as both zones.
+    let stored = emu.store().items_in("alice@contoso.test", "calendar").unwrap();
+    let zone = stored[0].item.field("MeetingTimeZone").expect("MeetingTimeZone");
+    assert_eq!(zone.attr("TimeZoneName"), Some("W. Europe Standard Time"));
+    assert_eq!(zone.child_text("BaseOffset"), Some("-PT1H"));
+    assert!(stored[0].item.field("StartTimeZone").is_none());
+    assert_eq!(back.item.canonical(), item.canonical());
     assert_eq!(back.item.get(field::IS_ALL_DAY), Some(&FieldValue::Boolean(true)));
+
+    // A series in Berlin keeps 09:00 local across the change to summer time on 2007 too.
+    let series = series();
+    let v2 = c.create(&[NewItem { item: series.clone().into(), origin: origin("weekly") }]).await.unwrap().remove(0).unwrap();
+    let back = c.get(&[v2.id]).await.unwrap().remove(0).unwrap();
+    assert!(back.item.same_content(&series), "{:#?}", back.item.canonical());
+    let starts: Vec<String> = occurrences(&alice).await.into_iter().map(|o| o.0).collect();
+    assert_eq!(
+        starts,
+        ["2026-03-16T08:00:00Z", "2026-03-23T08:00:00Z", "2026-03-30T07:00:00Z", "2026-04-06T07:00:00Z", "2026-04-13T07:00:00Z"]
+    );
+    // Moving the zone is an update of MeetingTimeZone.
+    let moved = item.clone().with(field::START_TIME_ZONE, "Pacific Standard Time").with(mapping::END_TIME_ZONE, "Pacific Standard Time");
+    let update = ItemUpdate { id: v.id.clone(), expected: v.version, item: moved.clone().into(), previous: Some(item), origin: None };
+    let v3 = c.update(&[update]).await.unwrap().remove(0).unwrap();
+    let back = c.get(&[v3.id]).await.unwrap().remove(0).unwrap();
+    assert_eq!(back.item.text(field::START_TIME_ZONE), Some("Pacific Standard Time"));
+    assert_eq!(back.item.canonical(), moved.canonical());
     emu.shutdown().await;
 }
 
