@@ -8,10 +8,11 @@
 //! What a calendar item carries, both ways: subject, body, categories, sensitivity, importance,
 //! reminder, location, free/busy, `Start` / `End` as UTC instants, `IsAllDayEvent`, the
 //! `StartTimeZone` / `EndTimeZone` ids (`start_time_zone`, [`END_TIME_ZONE`]; Exchange 2010 and later:
-//! they keep all-day events on the same local day in every mailbox), the recurrence pattern and range
-//! of a master, and the attendees as text in our own extended property (copies are plain
-//! appointments, so nobody is invited). Exceptions of a master are read only
-//! ([`DELETED_OCCURRENCES`], [`MODIFIED_OCCURRENCES`]): a copy gets every occurrence of the pattern.
+//! they keep all-day events on the same local day in every mailbox; Exchange 2007 SP1 gets the start
+//! zone as `MeetingTimeZone` and reads it back as both), the recurrence pattern and range of a
+//! master, its exceptions (one field per cancelled or modified occurrence: [`EXCEPTION_PREFIX`]),
+//! and the attendees as text in our own extended property (copies are plain appointments, so
+//! nobody is invited).
 //!
 //! A distribution list carries its display name and its members ([`MEMBERS`], Exchange 2010 and
 //! later), each written as a one-off member by name, routing type and address.

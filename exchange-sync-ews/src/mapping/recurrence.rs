@@ -6,13 +6,14 @@
 //! offset some servers append (`2027-01-04-08:00`), so the text is the same in every mailbox.
 //! `FirstDayOfWeek` is dropped: it is a display preference that varies by mailbox, not content.
 //!
-//! Exceptions of a recurring master (`ModifiedOccurrences`, `DeletedOccurrences`) are read into
-//! [`DELETED_OCCURRENCES`] and [`MODIFIED_OCCURRENCES`], which are *not* written: copies carry the
-//! master's pattern and range only. Writing them needs the occurrence's `InstanceIndex` (DeleteItem or
-//! UpdateItem on an `OccurrenceItemId`), that is, expanding the pattern in the master's time zone.
-//! The fields sit under the core's `server.` prefix so that they stay out of the content hash: a
-//! master with exceptions and its copies without them still converge instead of being rewritten on
-//! every pass.
+//! Exceptions of a recurring master are content, one canonical field per occurrence
+//! ([`EXCEPTION_PREFIX`] followed by the occurrence's original start): [`CANCELLED`] for a
+//! deleted occurrence, a [`Modified`] (its times, and subject, location, body where they differ
+//! from the master) for a modified one. They are read from the master's `DeletedOccurrences` and
+//! `ModifiedOccurrences` and the exception items ([`on_server`]); the connector writes them onto a
+//! copy's occurrences after the master (DeleteItem / UpdateItem on the occurrence's id). The old
+//! summaries [`DELETED_OCCURRENCES`] and [`MODIFIED_OCCURRENCES`] stay as server fields, out of the
+//! hash.
 
 use crate::item::EwsItem;
 use crate::xml::{Element, XmlWriter};
@@ -169,10 +170,15 @@ pub fn wanted(item: &exchange_sync_core::item::Item) -> std::collections::BTreeM
 /// exception items in `details` (read by their ids; an exception not among them counts with its
 /// times only). A modified occurrence that is back at its slot with the master's content is no
 /// exception (Exchange keeps it as one, but it shows nothing else).
-pub fn on_server(master: &EwsItem, details: &[EwsItem]) -> std::collections::BTreeMap<String, (Exception, Option<String>)> {
+pub fn on_server(
+    master: &EwsItem,
+    details: &[EwsItem],
+) -> std::collections::BTreeMap<String, (Exception, Option<String>)> {
     let mut out = std::collections::BTreeMap::new();
     if let Some(d) = master.element.child("DeletedOccurrences") {
-        for start in d.children.iter().filter(|e| e.name == "DeletedOccurrence").filter_map(|e| utc(e.child_text("Start"))) {
+        for start in
+            d.children.iter().filter(|e| e.name == "DeletedOccurrence").filter_map(|e| utc(e.child_text("Start")))
+        {
             out.insert(start, (Exception::Cancelled, None));
         }
     }
@@ -207,7 +213,8 @@ pub fn on_server(master: &EwsItem, details: &[EwsItem]) -> std::collections::BTr
                 .zip(length)
                 .map(|(o, l)| {
                     let o = o.with_timezone(&chrono::Utc);
-                    utc(Some(&o.to_rfc3339())) == Some(start.clone()) && utc(Some(&(o + l).to_rfc3339())) == Some(end.clone())
+                    utc(Some(&o.to_rfc3339())) == Some(start.clone())
+                        && utc(Some(&(o + l).to_rfc3339())) == Some(end.clone())
                 })
                 .unwrap_or(false);
             if at_slot && modified.subject.is_none() && modified.location.is_none() && modified.body.is_none() {
