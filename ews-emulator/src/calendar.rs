@@ -29,7 +29,8 @@ pub const EXCEPTION: &str = "emulator.Exception";
 /// Most occurrences expanded for one master (a series without end is cut there).
 const MAX_OCCURRENCES: u32 = 2000;
 /// Fields of the master that an occurrence does not have.
-const MASTER_ONLY: &[&str] = &["Recurrence", "ModifiedOccurrences", "DeletedOccurrences", "FirstOccurrence", "LastOccurrence"];
+const MASTER_ONLY: &[&str] =
+    &["Recurrence", "ModifiedOccurrences", "DeletedOccurrences", "FirstOccurrence", "LastOccurrence"];
 
 /// Daylight-saving rule of a zone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,7 +101,8 @@ impl Zone {
 
     fn dst_window(&self, year: i32) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
         let at = |d: NaiveDate, h: u32, offset_min: i64| {
-            Utc.from_utc_datetime(&d.and_time(NaiveTime::from_hms_opt(h, 0, 0)?)) .checked_sub_signed(Duration::minutes(offset_min))
+            Utc.from_utc_datetime(&d.and_time(NaiveTime::from_hms_opt(h, 0, 0)?))
+                .checked_sub_signed(Duration::minutes(offset_min))
         };
         match self.rule {
             Rule::None => None,
@@ -246,11 +248,24 @@ fn pattern_holds(pattern: &Element, first: NaiveDate, d: NaiveDate) -> bool {
         d.day() == want.min(last)
     };
     const MONTHS: [&str; 12] = [
-        "January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November",
+        "January",
+        "February",
+        "March",
+        "April",
+        "May",
+        "June",
+        "July",
+        "August",
+        "September",
+        "October",
+        "November",
         "December",
     ];
     let in_month = |d: NaiveDate| {
-        pattern.child_text("Month").and_then(|m| MONTHS.iter().position(|n| *n == m)).is_some_and(|p| p as u32 + 1 == d.month())
+        pattern
+            .child_text("Month")
+            .and_then(|m| MONTHS.iter().position(|n| *n == m))
+            .is_some_and(|p| p as u32 + 1 == d.month())
     };
     match &*pattern.name {
         "DailyRecurrence" => (d - first).num_days() % interval == 0,
@@ -341,9 +356,9 @@ pub fn slot(master: &Item, index: u32) -> Result<Slot, EwsError> {
 
 /// Whether the occurrence starting originally at `start` is deleted.
 pub fn is_deleted(master: &Item, start: DateTime<Utc>) -> bool {
-    master.field("DeletedOccurrences").is_some_and(|d| {
-        d.children.iter().any(|o| o.child_text("Start").and_then(instant) == Some(start))
-    })
+    master
+        .field("DeletedOccurrences")
+        .is_some_and(|d| d.children.iter().any(|o| o.child_text("Start").and_then(instant) == Some(start)))
 }
 
 /// The stored exception of an instance index.
@@ -438,7 +453,8 @@ pub fn store_exception(master: &mut Item, index: u32, occurrence: &Item) -> Resu
     {
         return Err(EwsError::new("ErrorCalendarEndDateIsEarlierThanStartDate", "EndDate is earlier than StartDate"));
     }
-    let mut e = Element::t(EXCEPTION).with_attr("Index", index.to_string()).with_attr("OriginalStart", format(slot.start));
+    let mut e =
+        Element::t(EXCEPTION).with_attr("Index", index.to_string()).with_attr("OriginalStart", format(slot.start));
     e.children =
         occurrence.fields.iter().filter(|f| !matches!(&*f.name, "OriginalStart" | "RecurrenceId")).cloned().collect();
     let key = index.to_string();
@@ -481,7 +497,9 @@ pub fn drop_exceptions_if_retimed(before: &Item, after: &mut Item) {
         .iter()
         .any(|n| before.field(n) != after.field(n));
     if changed && is_master(before) {
-        after.fields.retain(|f| f.name != EXCEPTION && f.name != "DeletedOccurrences" && f.name != "ModifiedOccurrences");
+        after
+            .fields
+            .retain(|f| f.name != EXCEPTION && f.name != "DeletedOccurrences" && f.name != "ModifiedOccurrences");
     }
 }
 
@@ -569,12 +587,10 @@ mod tests {
 
     #[test]
     fn exceptions_are_kept_on_the_master_and_dropped_on_retiming() {
-        let mut m = master("2026-01-05T09:00:00Z", "2026-01-05T09:30:00Z", None, weekly("Monday"), numbered("2026-01-05", 5));
+        let mut m =
+            master("2026-01-05T09:00:00Z", "2026-01-05T09:30:00Z", None, weekly("Monday"), numbered("2026-01-05", 5));
         delete_occurrence(&mut m, 2).unwrap();
-        assert_eq!(
-            occurrence(&m, 2).unwrap_err().code,
-            "ErrorCalendarOccurrenceIsDeletedFromRecurrence"
-        );
+        assert_eq!(occurrence(&m, 2).unwrap_err().code, "ErrorCalendarOccurrenceIsDeletedFromRecurrence");
         let (mut occ, exc) = occurrence(&m, 3).unwrap();
         assert!(!exc);
         occ.set_field(Element::t_text("Start", "2026-01-20T10:00:00Z"));

@@ -45,7 +45,13 @@ async fn calendar_view_expands_series_in_their_time_zone() {
     // 09:00 local: 08:00 UTC in winter, 07:00 UTC in summer.
     assert_eq!(
         starts,
-        ["2026-03-16T08:00:00Z", "2026-03-23T08:00:00Z", "2026-03-30T07:00:00Z", "2026-04-06T07:00:00Z", "2026-04-13T07:00:00Z"]
+        [
+            "2026-03-16T08:00:00Z",
+            "2026-03-23T08:00:00Z",
+            "2026-03-30T07:00:00Z",
+            "2026-04-06T07:00:00Z",
+            "2026-04-13T07:00:00Z"
+        ]
     );
     for i in &items {
         assert_eq!(text(i, "CalendarItemType"), "Occurrence");

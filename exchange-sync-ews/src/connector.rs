@@ -234,10 +234,7 @@ fn exception_ids(master: &EwsItem) -> Vec<String> {
         .element
         .child("ModifiedOccurrences")
         .map(|m| {
-            m.children
-                .iter()
-                .filter_map(|o| o.child("ItemId").and_then(|i| i.attr("Id")).map(str::to_owned))
-                .collect()
+            m.children.iter().filter_map(|o| o.child("ItemId").and_then(|i| i.attr("Id")).map(str::to_owned)).collect()
         })
         .unwrap_or_default()
 }
@@ -572,7 +569,9 @@ impl EwsFolderConnector {
             };
             match want {
                 Some(mapping::Exception::Cancelled) => deletes.push(ItemId::new(occurrence)),
-                Some(mapping::Exception::Modified(m)) => changes.push(occurrence_change(occurrence, &master, Some(m), original, length)),
+                Some(mapping::Exception::Modified(m)) => {
+                    changes.push(occurrence_change(occurrence, &master, Some(m), original, length))
+                }
                 None => changes.push(occurrence_change(occurrence, &master, None, original, length)),
             }
         }
@@ -587,7 +586,11 @@ impl EwsFolderConnector {
             }
         }
         let after = read(
-            self.client.get_items(&[ItemId::new(id.as_str())], &ItemShape::id_only(Vec::new())).await?.into_iter().next(),
+            self.client
+                .get_items(&[ItemId::new(id.as_str())], &ItemShape::id_only(Vec::new()))
+                .await?
+                .into_iter()
+                .next(),
         )?;
         after.into_id().map(item_version).ok_or_else(|| EwsError::protocol("GetItem", "item without id"))
     }

@@ -585,7 +585,9 @@ impl ItemDraft {
         let fields = self
             .fields
             .iter()
-            .filter_map(|f| in_older_schema(version, f).or_else(|| known_in(version, f.element_name()).then(|| f.clone())))
+            .filter_map(|f| {
+                in_older_schema(version, f).or_else(|| known_in(version, f.element_name()).then(|| f.clone()))
+            })
             .collect();
         Self { item_type: self.item_type, fields }
     }

@@ -97,7 +97,10 @@ mod tests {
     #[test]
     fn definitions_of_known_zones() {
         let berlin = meeting_time_zone_children("W. Europe Standard Time");
-        assert!(berlin.starts_with("<t:BaseOffset>-PT1H</t:BaseOffset><t:Standard><t:Offset>PT0M</t:Offset>"), "{berlin}");
+        assert!(
+            berlin.starts_with("<t:BaseOffset>-PT1H</t:BaseOffset><t:Standard><t:Offset>PT0M</t:Offset>"),
+            "{berlin}"
+        );
         assert!(berlin.contains("<t:Month>March</t:Month></t:RelativeYearlyRecurrence><t:Time>02:00:00</t:Time>"));
         let pacific = meeting_time_zone_children("Pacific Standard Time");
         assert!(pacific.starts_with("<t:BaseOffset>PT8H</t:BaseOffset>"));

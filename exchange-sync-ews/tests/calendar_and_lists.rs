@@ -91,17 +91,37 @@ async fn exchange_2007_round_trips_time_zones_as_meeting_time_zone() {
 
     // A series in Berlin keeps 09:00 local across the change to summer time on 2007 too.
     let series = series();
-    let v2 = c.create(&[NewItem { item: series.clone().into(), origin: origin("weekly") }]).await.unwrap().remove(0).unwrap();
+    let v2 = c
+        .create(&[NewItem { item: series.clone().into(), origin: origin("weekly") }])
+        .await
+        .unwrap()
+        .remove(0)
+        .unwrap();
     let back = c.get(&[v2.id]).await.unwrap().remove(0).unwrap();
     assert!(back.item.same_content(&series), "{:#?}", back.item.canonical());
     let starts: Vec<String> = occurrences(&alice).await.into_iter().map(|o| o.0).collect();
     assert_eq!(
         starts,
-        ["2026-03-16T08:00:00Z", "2026-03-23T08:00:00Z", "2026-03-30T07:00:00Z", "2026-04-06T07:00:00Z", "2026-04-13T07:00:00Z"]
+        [
+            "2026-03-16T08:00:00Z",
+            "2026-03-23T08:00:00Z",
+            "2026-03-30T07:00:00Z",
+            "2026-04-06T07:00:00Z",
+            "2026-04-13T07:00:00Z"
+        ]
     );
     // Moving the zone is an update of MeetingTimeZone.
-    let moved = item.clone().with(field::START_TIME_ZONE, "Pacific Standard Time").with(mapping::END_TIME_ZONE, "Pacific Standard Time");
-    let update = ItemUpdate { id: v.id.clone(), expected: v.version, item: moved.clone().into(), previous: Some(item), origin: None };
+    let moved = item
+        .clone()
+        .with(field::START_TIME_ZONE, "Pacific Standard Time")
+        .with(mapping::END_TIME_ZONE, "Pacific Standard Time");
+    let update = ItemUpdate {
+        id: v.id.clone(),
+        expected: v.version,
+        item: moved.clone().into(),
+        previous: Some(item),
+        origin: None,
+    };
     let v3 = c.update(&[update]).await.unwrap().remove(0).unwrap();
     let back = c.get(&[v3.id]).await.unwrap().remove(0).unwrap();
     assert_eq!(back.item.text(field::START_TIME_ZONE), Some("Pacific Standard Time"));
@@ -158,10 +178,7 @@ async fn recurrence_exceptions_are_content_of_the_copies() {
         master.get(mapping::DELETED_OCCURRENCES),
         Some(&FieldValue::TextList(vec!["2026-04-06T09:00:00Z".into()]))
     );
-    assert_eq!(
-        master.text(&format!("{}2026-04-06T09:00:00Z", mapping::EXCEPTION_PREFIX)),
-        Some(mapping::CANCELLED)
-    );
+    assert_eq!(master.text(&format!("{}2026-04-06T09:00:00Z", mapping::EXCEPTION_PREFIX)), Some(mapping::CANCELLED));
     // A copy is written with the cancelled occurrence: the same content as the master.
     let alice = calendar(&common::as_user(&emu, "alice"));
     let v = alice
@@ -246,7 +263,12 @@ async fn exceptions_are_written_with_the_copy_and_follow_their_changes() {
     ] {
         item.set(&k, v);
     }
-    let v = c.create(&[NewItem { item: item.clone().into(), origin: origin("allhands") }]).await.unwrap().remove(0).unwrap();
+    let v = c
+        .create(&[NewItem { item: item.clone().into(), origin: origin("allhands") }])
+        .await
+        .unwrap()
+        .remove(0)
+        .unwrap();
     let back = c.get(std::slice::from_ref(&v.id)).await.unwrap().remove(0).unwrap();
     assert_eq!(back.version, v.version, "the version answered is the master's after its exceptions");
     assert!(back.item.same_content(&item), "{:#?}\nvs\n{:#?}", back.item.canonical(), item.canonical());
@@ -269,10 +291,9 @@ async fn exceptions_are_written_with_the_copy_and_follow_their_changes() {
         subject: Some("All-hands (Wednesday)".into()),
         ..Default::default()
     });
-    for (k, v) in [
-        exception("2026-04-06T07:00:00Z", again),
-        exception("2026-04-13T07:00:00Z", mapping::Exception::Cancelled),
-    ] {
+    for (k, v) in
+        [exception("2026-04-06T07:00:00Z", again), exception("2026-04-13T07:00:00Z", mapping::Exception::Cancelled)]
+    {
         changed.set(&k, v);
     }
     let update = ItemUpdate {
@@ -329,7 +350,13 @@ async fn exceptions_are_written_with_the_copy_and_follow_their_changes() {
     let starts: Vec<String> = occurrences(&client).await.into_iter().map(|o| o.0).collect();
     assert_eq!(
         starts,
-        ["2026-03-16T09:00:00Z", "2026-03-23T09:00:00Z", "2026-03-30T08:00:00Z", "2026-04-06T08:00:00Z", "2026-04-13T08:00:00Z"]
+        [
+            "2026-03-16T09:00:00Z",
+            "2026-03-23T09:00:00Z",
+            "2026-03-30T08:00:00Z",
+            "2026-04-06T08:00:00Z",
+            "2026-04-13T08:00:00Z"
+        ]
     );
     emu.shutdown().await;
 }

@@ -62,7 +62,10 @@ async fn view_items(folder: &ItemFolder) -> Vec<EwsItem> {
 /// The id of the occurrence starting at `start`.
 async fn occurrence(folder: &ItemFolder, start: &str) -> ItemId {
     let items = view_items(folder).await;
-    let o = items.into_iter().find(|i| i.text("Start") == Some(start)).unwrap_or_else(|| panic!("no occurrence at {start}"));
+    let o = items
+        .into_iter()
+        .find(|i| i.text("Start") == Some(start))
+        .unwrap_or_else(|| panic!("no occurrence at {start}"));
     ItemId::new(o.id().unwrap().id)
 }
 
@@ -79,7 +82,10 @@ async fn move_occurrence(folder: &ItemFolder, start: &str, to: &str, minutes: i6
     let id = occurrence(folder, start).await;
     let mut updates = vec![
         FieldUpdate::Set(Field::Simple { name: "Start".into(), value: FieldValue::DateTime(t(to)) }),
-        FieldUpdate::Set(Field::Simple { name: "End".into(), value: FieldValue::DateTime(t(to) + Duration::minutes(minutes)) }),
+        FieldUpdate::Set(Field::Simple {
+            name: "End".into(),
+            value: FieldValue::DateTime(t(to) + Duration::minutes(minutes)),
+        }),
     ];
     if let Some(l) = location {
         updates.push(FieldUpdate::Set(Field::text("Location", l)));

@@ -97,7 +97,8 @@ fn write(format: &str, kind: IdKind, mailbox: u32, number: u64) -> String {
 
 /// ConvertId: one message per source id, with the id in the destination format.
 pub fn convert_id(ctx: &Context<'_>, op: &Element) -> Result<String, Fault> {
-    let destination = op.attr("DestinationFormat").ok_or_else(|| schema_fault("ConvertId requires DestinationFormat"))?;
+    let destination =
+        op.attr("DestinationFormat").ok_or_else(|| schema_fault("ConvertId requires DestinationFormat"))?;
     if !FORMATS.contains(&destination) {
         return Err(schema_fault(format!("invalid DestinationFormat {destination}")));
     }
@@ -111,7 +112,8 @@ pub fn convert_id(ctx: &Context<'_>, op: &Element) -> Result<String, Fault> {
             }
             let format = source.attr("Format").unwrap_or("");
             let mailbox = source.attr("Mailbox").unwrap_or("");
-            let (kind, index, number) = read(format, source.attr("Id").unwrap_or("")).ok_or_else(EwsError::id_malformed)?;
+            let (kind, index, number) =
+                read(format, source.attr("Id").unwrap_or("")).ok_or_else(EwsError::id_malformed)?;
             let named = ctx.shared.store.mailbox_index(mailbox).ok_or_else(|| EwsError::no_mailbox(mailbox))?;
             if named != index {
                 // The id belongs to another mailbox than the one named.

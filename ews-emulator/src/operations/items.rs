@@ -104,7 +104,8 @@ pub fn find_item(ctx: &Context<'_>, op: &Element) -> Result<String, Fault> {
     let window = op
         .child("CalendarView")
         .map(|v| (v.attr("StartDate").unwrap_or("").to_string(), v.attr("EndDate").unwrap_or("").to_string()));
-    let window_instants = window.as_ref().and_then(|(from, to)| Some((calendar::instant(from)?, calendar::instant(to)?)));
+    let window_instants =
+        window.as_ref().and_then(|(from, to)| Some((calendar::instant(from)?, calendar::instant(to)?)));
     let in_window = |i: &crate::store::Item| match &window {
         None => true,
         Some((from, to)) => {
@@ -229,16 +230,21 @@ fn calendar_view(
     entries.sort_by_key(|(t, _)| *t);
     let total = entries.len();
     let shown = total.min(max);
-    let mut s = format!(
-        r#"<m:RootFolder TotalItemsInView="{total}" IncludesLastItemInRange="{}"><t:Items>"#,
-        shown >= total
-    );
+    let mut s =
+        format!(r#"<m:RootFolder TotalItemsInView="{total}" IncludesLastItemInRange="{}"><t:Items>"#, shown >= total);
     for (_, entry) in entries.iter().take(shown) {
         match entry {
             Entry::Single(item) => render::write_item(&mut s, mb, item, shape, render::Context::List),
-            Entry::Occurrence(master, index, occurrence, exception) => {
-                render::write_occurrence(&mut s, mb, master, *index, occurrence, *exception, shape, render::Context::List)
-            }
+            Entry::Occurrence(master, index, occurrence, exception) => render::write_occurrence(
+                &mut s,
+                mb,
+                master,
+                *index,
+                occurrence,
+                *exception,
+                shape,
+                render::Context::List,
+            ),
         }
     }
     s.push_str("</t:Items></m:RootFolder>");

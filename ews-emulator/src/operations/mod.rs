@@ -323,7 +323,11 @@ pub fn resolve_target(ctx: &Context<'_>, e: &Element, needed: Permission) -> Res
             let id = e.attr("Id").ok_or_else(EwsError::id_malformed)?;
             match decode_occurrence_id(id) {
                 Some((index, number, instance)) => {
-                    resolve_item(ctx, &Element::t("ItemId").with_attr("Id", crate::store::encode_id(IdKind::Item, index, number)), needed)?;
+                    resolve_item(
+                        ctx,
+                        &Element::t("ItemId").with_attr("Id", crate::store::encode_id(IdKind::Item, index, number)),
+                        needed,
+                    )?;
                     Ok(ItemTarget::Occurrence(index, number, instance))
                 }
                 None => resolve_item(ctx, e, needed).map(|(m, n)| ItemTarget::Item(m, n)),
@@ -342,7 +346,11 @@ pub fn resolve_target(ctx: &Context<'_>, e: &Element, needed: Permission) -> Res
         "RecurringMasterItemId" => {
             let id = e.attr("OccurrenceId").ok_or_else(EwsError::id_malformed)?;
             let (index, number) = master_of(id)?;
-            resolve_item(ctx, &Element::t("ItemId").with_attr("Id", crate::store::encode_id(IdKind::Item, index, number)), needed)?;
+            resolve_item(
+                ctx,
+                &Element::t("ItemId").with_attr("Id", crate::store::encode_id(IdKind::Item, index, number)),
+                needed,
+            )?;
             Ok(ItemTarget::Item(index, number))
         }
         other => Err(EwsError::invalid_request(format!("{other} is not an item id"))),

@@ -86,7 +86,10 @@ pub fn calendar_view_request(
     let mut w = XmlWriter::new();
     w.open("m:FindItem", &[("Traversal", "Shallow")]);
     shape.write(&mut w, "m:ItemShape");
-    w.empty("m:CalendarView", &[("MaxEntriesReturned", &max.to_string()), ("StartDate", &fmt(start)), ("EndDate", &fmt(end))]);
+    w.empty(
+        "m:CalendarView",
+        &[("MaxEntriesReturned", &max.to_string()), ("StartDate", &fmt(start)), ("EndDate", &fmt(end))],
+    );
     w.open("m:ParentFolderIds", &[]);
     folder.write(&mut w);
     w.close("m:ParentFolderIds").close("m:FindItem");
