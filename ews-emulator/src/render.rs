@@ -252,29 +252,32 @@ fn item_fields(mb: &Mailbox, item: &Item, shape: &Shape, ctx: Context) -> Vec<El
     fields
 }
 
-/// Writes an occurrence of a recurring master (`occurrence` from [`crate::calendar::occurrence`])
-/// as a `t:CalendarItem` of type `Occurrence` or `Exception`, with the occurrence's own id.
-pub fn write_occurrence(
-    out: &mut String,
-    mb: &Mailbox,
-    master: &Item,
-    index: u32,
-    occurrence: &Item,
-    exception: bool,
-    shape: &Shape,
-    ctx: Context,
-) {
+/// An occurrence of a recurring master to write (from [`crate::calendar::occurrence`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Occurrence<'a> {
+    /// The recurring master.
+    pub master: &'a Item,
+    /// Instance index, from 1.
+    pub index: u32,
+    /// The occurrence's fields.
+    pub item: &'a Item,
+    /// Whether it is an exception (modified) rather than a plain occurrence.
+    pub exception: bool,
+}
+
+/// Writes an occurrence of a recurring master as a `t:CalendarItem` of type `Occurrence` or
+/// `Exception`, with the occurrence's own id.
+pub fn write_occurrence(out: &mut String, mb: &Mailbox, occurrence: Occurrence<'_>, shape: &Shape, ctx: Context) {
+    let Occurrence { master, index, item, exception } = occurrence;
     let id = occurrence_id_element(mb.index, master, index);
-    let mut fields = item_fields(mb, occurrence, shape, ctx);
+    let mut fields = item_fields(mb, item, shape, ctx);
     for f in &mut fields {
         match &*f.name {
             "ItemId" => *f = id.clone(),
             "IsRecurring" => f.text = "true".into(),
             "CalendarItemType" => f.text = if exception { "Exception" } else { "Occurrence" }.into(),
-            "UID" => {
-                if master.field("UID").is_none() {
-                    f.text = format!("{:032X}", (mb.index as u128) << 64 | master.number as u128);
-                }
+            "UID" if master.field("UID").is_none() => {
+                f.text = format!("{:032X}", (mb.index as u128) << 64 | master.number as u128);
             }
             _ => {}
         }

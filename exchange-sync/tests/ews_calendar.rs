@@ -169,3 +169,51 @@ async fn series_exceptions_reach_every_member_and_come_back_from_two_way_members
     }
     emu.shutdown().await;
 }
+
+/// A series in Berlin created on the hub reaches every member at 09:00 local before and after
+/// the change to summer time, on Exchange 2007 SP1 (`MeetingTimeZone`) as on 2016
+/// (`StartTimeZone` / `EndTimeZone`).
+async fn berlin_series_keeps_its_wall_clock_time(version: ews_emulator::ServerVersion) {
+    use exchange_sync_core::{FieldValue as CoreValue, Item, ItemKind, field};
+    let emu =
+        emulator_with(ews_emulator::EmulatorConfig { contacts: 0, server_version: version, ..Default::default() })
+            .await;
+    let config = config(&emu, calendar_group());
+    let service = exchange_sync::SyncService::connect(config.clone()).await.unwrap();
+    let folders = Folders::new(&config).await;
+    let hub = folders.ews.open_public_folder("lab", "Company Calendar").await.unwrap();
+    let start = t("2026-03-16T08:00:00Z");
+    let series = Item::new(ItemKind::CalendarItem)
+        .with(field::SUBJECT, "Berlin stand-up")
+        .with(field::START, CoreValue::DateTime(start))
+        .with(field::END, CoreValue::DateTime(start + Duration::minutes(15)))
+        .with(field::START_TIME_ZONE, "W. Europe Standard Time")
+        .with(exchange_sync_ews::mapping::END_TIME_ZONE, "W. Europe Standard Time")
+        .with(
+            field::RECURRENCE,
+            "WeeklyRecurrence(Interval=1,DaysOfWeek=Monday)|NumberedRecurrence(StartDate=2026-03-16,NumberOfOccurrences=4)",
+        );
+    hub.create(&series).await.unwrap();
+    run(&service).await;
+    let expected = ["2026-03-16T08:00:00Z", "2026-03-23T08:00:00Z", "2026-03-30T07:00:00Z", "2026-04-06T07:00:00Z"];
+    let mut all = vec![hub.clone()];
+    for m in [TWO_WAY[0], TWO_WAY[1], ONE_WAY] {
+        all.push(folders.ews.open_mailbox_folder("lab", m, &target(), true).await.unwrap());
+    }
+    for folder in all {
+        let starts: Vec<String> =
+            view(&folder).await.into_iter().filter(|o| o.2 == "Berlin stand-up").map(|o| o.0).collect();
+        assert_eq!(starts, expected, "{} ({version:?})", folder.describe());
+    }
+    emu.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_series_keeps_its_wall_clock_time_on_exchange_2016() {
+    berlin_series_keeps_its_wall_clock_time(ews_emulator::ServerVersion::Exchange2016).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_series_keeps_its_wall_clock_time_on_exchange_2007_sp1() {
+    berlin_series_keeps_its_wall_clock_time(ews_emulator::ServerVersion::Exchange2007Sp1).await;
+}

@@ -61,7 +61,7 @@ fn read(format: &str, id: &str) -> Option<(IdKind, u32, u64)> {
             .or_else(|| decode_id(IdKind::Folder, id).map(|(m, n)| (IdKind::Folder, m, n))),
         "EntryId" => from_entry_id(&B64.decode(id).ok()?),
         "HexEntryId" => {
-            if id.len() % 2 != 0 {
+            if !id.len().is_multiple_of(2) {
                 return None;
             }
             let bytes: Option<Vec<u8>> =

@@ -58,10 +58,7 @@ pub fn get_item(ctx: &Context<'_>, op: &Element) -> Result<String, Fault> {
                     render::write_occurrence(
                         &mut s,
                         mb,
-                        master,
-                        instance,
-                        &occurrence,
-                        exception,
+                        render::Occurrence { master, index: instance, item: &occurrence, exception },
                         &shape,
                         render::Context::Get,
                     );
@@ -238,10 +235,7 @@ fn calendar_view(
             Entry::Occurrence(master, index, occurrence, exception) => render::write_occurrence(
                 &mut s,
                 mb,
-                master,
-                *index,
-                occurrence,
-                *exception,
+                render::Occurrence { master, index: *index, item: occurrence, exception: *exception },
                 shape,
                 render::Context::List,
             ),
