@@ -23,7 +23,8 @@ pub mod config;
 pub mod emulator;
 pub mod error;
 
-// The data: tenant, store, notifications, what the store derives.
+// The data: tenant, store, notifications, what the store derives, recurring series.
+pub mod calendar;
 pub mod derived;
 pub mod notifications;
 pub mod store;

@@ -98,6 +98,11 @@ pub const READ_ONLY: &[&str] = &[
     "CalendarItemType",
     "ConversationId",
     "InstanceKey",
+    "OriginalStart",
+    "FirstOccurrence",
+    "LastOccurrence",
+    "ModifiedOccurrences",
+    "DeletedOccurrences",
 ];
 
 impl PropertyPath {

@@ -3,7 +3,7 @@
 use crate::property_path::{ExtendedKey, PropertyPath};
 use crate::response_code::EwsError;
 use crate::schema_order;
-use crate::store::{Folder, IdKind, Item, Mailbox, encode_change_key, encode_id};
+use crate::store::{Folder, IdKind, Item, Mailbox, encode_change_key, encode_id, encode_occurrence_id};
 use crate::xml::{Element, escape};
 
 /// `xs:dateTime` as Exchange writes it: UTC, `Z`, whole seconds (clients such as exchangelib
@@ -130,6 +130,15 @@ fn server_fields(mb: &Mailbox, item: &Item) -> Vec<Element> {
             }
             v.push(Element::t_text("IsRecurring", if recurring { "true" } else { "false" }));
             v.push(Element::t_text("CalendarItemType", if recurring { "RecurringMaster" } else { "Single" }));
+            if recurring
+                && let Some(m) = crate::calendar::modified_occurrences(item, |index| {
+                    Element::t("ItemId")
+                        .with_attr("Id", encode_occurrence_id(mb.index, item.number, index))
+                        .with_attr("ChangeKey", encode_change_key(item.number, item.version))
+                })
+            {
+                v.push(m);
+            }
         }
         _ => {}
     }
@@ -161,6 +170,20 @@ pub fn write_item(out: &mut String, mb: &Mailbox, item: &Item, shape: &Shape, ct
         out.push('>');
         return;
     }
+    let fields = item_fields(mb, item, shape, ctx);
+    out.push_str("<t:");
+    out.push_str(&item.element);
+    out.push('>');
+    for f in &fields {
+        f.write_t(out);
+    }
+    out.push_str("</t:");
+    out.push_str(&item.element);
+    out.push('>');
+}
+
+/// The elements of an item for a shape, in schema order.
+fn item_fields(mb: &Mailbox, item: &Item, shape: &Shape, ctx: Context) -> Vec<Element> {
     let mut fields: Vec<Element> = Vec::new();
     // An IdOnly shape that names no item field needs only the id: computing the other server
     // properties (sizes, formatted dates) for every change of a large sync page would be most of
@@ -226,15 +249,54 @@ pub fn write_item(out: &mut String, mb: &Mailbox, item: &Item, shape: &Shape, ct
     let order = schema_order::for_item(&item.element);
     fields.retain(|f| order.contains(&f.name));
     fields.sort_by_key(|f| order.position(&f.name));
-    out.push_str("<t:");
-    out.push_str(&item.element);
-    out.push('>');
+    fields
+}
+
+/// An occurrence of a recurring master to write (from [`crate::calendar::occurrence`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Occurrence<'a> {
+    /// The recurring master.
+    pub master: &'a Item,
+    /// Instance index, from 1.
+    pub index: u32,
+    /// The occurrence's fields.
+    pub item: &'a Item,
+    /// Whether it is an exception (modified) rather than a plain occurrence.
+    pub exception: bool,
+}
+
+/// Writes an occurrence of a recurring master as a `t:CalendarItem` of type `Occurrence` or
+/// `Exception`, with the occurrence's own id.
+pub fn write_occurrence(out: &mut String, mb: &Mailbox, occurrence: Occurrence<'_>, shape: &Shape, ctx: Context) {
+    let Occurrence { master, index, item, exception } = occurrence;
+    let id = occurrence_id_element(mb.index, master, index);
+    let mut fields = item_fields(mb, item, shape, ctx);
+    for f in &mut fields {
+        match &*f.name {
+            "ItemId" => *f = id.clone(),
+            "IsRecurring" => f.text = "true".into(),
+            "CalendarItemType" => f.text = if exception { "Exception" } else { "Occurrence" }.into(),
+            "UID" if master.field("UID").is_none() => {
+                f.text = format!("{:032X}", (mb.index as u128) << 64 | master.number as u128);
+            }
+            _ => {}
+        }
+    }
+    if !fields.iter().any(|f| f.name == "ItemId") {
+        fields.insert(0, id);
+    }
+    out.push_str("<t:CalendarItem>");
     for f in &fields {
         f.write_t(out);
     }
-    out.push_str("</t:");
-    out.push_str(&item.element);
-    out.push('>');
+    out.push_str("</t:CalendarItem>");
+}
+
+/// The `t:ItemId` of an occurrence (the master's change key: an occurrence is part of it).
+pub fn occurrence_id_element(mb_index: u32, master: &Item, index: u32) -> Element {
+    Element::t("ItemId")
+        .with_attr("Id", encode_occurrence_id(mb_index, master.number, index))
+        .with_attr("ChangeKey", encode_change_key(master.number, master.version))
 }
 
 /// Distribution list members as Exchange returns them: each `t:Member` with a `Key` (stable per

@@ -112,8 +112,8 @@ fn xml(status: StatusCode, body: String) -> Response<Body> {
     full(status, Some("text/xml; charset=utf-8"), body)
 }
 
-fn fault_response(f: &SoapFault) -> Response<Body> {
-    let mut r = xml(StatusCode::from_u16(f.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), f.to_xml());
+fn fault_response(f: &SoapFault, version: crate::config::ServerVersion) -> Response<Body> {
+    let mut r = xml(StatusCode::from_u16(f.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), f.to_xml(version));
     noted(&mut r, f.code, f.backoff_ms.map(std::time::Duration::from_millis));
     r
 }
@@ -351,7 +351,7 @@ async fn ews(
 ) -> Result<Response<Body>, DropConnection> {
     let request = match soap::parse_request(&body) {
         Ok(r) => r,
-        Err(f) => return Ok(fault_response(&f)),
+        Err(f) => return Ok(fault_response(&f, shared.config.server_version)),
     };
     let mailbox = routing.mailbox(request.impersonate.as_deref(), &login).to_owned();
     let arrival = shared.ledger.arrive(&mailbox, &request.operation.name, &body);
@@ -373,9 +373,14 @@ async fn answer(
     let op_name = request.operation.name.clone();
     let respond_fault = |f: SoapFault| {
         if let Some(t) = &shared.trace {
-            t.record_exchange(&op_name, f.code, f.request_valid.then_some(&body[..]), Some(&f.to_xml()));
+            t.record_exchange(
+                &op_name,
+                f.code,
+                f.request_valid.then_some(&body[..]),
+                Some(&f.to_xml(shared.config.server_version)),
+            );
         }
-        Ok(fault_response(&f))
+        Ok(fault_response(&f, shared.config.server_version))
     };
     let busy_in_message = |backoff: u64| match operations::busy_message(&op_name, backoff) {
         Some(b) => {

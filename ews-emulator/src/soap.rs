@@ -52,12 +52,20 @@ impl Fault {
         }
     }
 
-    /// The envelope text.
-    pub fn to_xml(&self) -> String {
+    /// The envelope text. Like Exchange's, a fault carries `ServerVersionInfo` in its header:
+    /// clients that guess the server's version (exchangelib sends a request and reads the header,
+    /// whatever the answer) read it there.
+    pub fn to_xml(&self, version: ServerVersion) -> String {
+        let (major, minor, build, minor_build, name) = version.version_info();
         let mut s = String::with_capacity(1024);
         s.push_str(r#"<?xml version="1.0" encoding="utf-8"?><s:Envelope xmlns:s=""#);
         s.push_str(NS_SOAP);
-        s.push_str(r#""><s:Body><s:Fault><faultcode xmlns:a=""#);
+        s.push_str(r#""><s:Header><h:ServerVersionInfo xmlns:h=""#);
+        s.push_str(NS_TYPES);
+        s.push_str(&format!(
+            r#"" MajorVersion="{major}" MinorVersion="{minor}" MajorBuildNumber="{build}" MinorBuildNumber="{minor_build}" Version="{name}"/></s:Header>"#
+        ));
+        s.push_str(r#"<s:Body><s:Fault><faultcode xmlns:a=""#);
         s.push_str(NS_TYPES);
         s.push_str(r#"">a:"#);
         s.push_str(self.code);
@@ -206,7 +214,8 @@ mod tests {
         let wrong_op = REQ.replace("<m:GetFolder/>", "<t:GetFolder/>");
         assert!(parse_request(wrong_op.as_bytes()).is_err());
         assert!(parse_request(b"\x00\xff garbage").is_err());
-        let f = Fault::busy(250).to_xml();
+        let f = Fault::busy(250).to_xml(ServerVersion::Exchange2016);
+        assert!(f.contains("<s:Header><h:ServerVersionInfo"));
         assert!(f.contains("BackOffMilliseconds\">250<"));
         assert!(crate::xml::parse(f.as_bytes()).is_ok());
     }

@@ -697,6 +697,30 @@ pub fn decode_id(kind: IdKind, id: &str) -> Option<(u32, u64)> {
     Some((mailbox, number))
 }
 
+/// Encodes the id of an occurrence of a recurring master: mailbox, master and instance index
+/// (Exchange's occurrence ids, too, name the master and the occurrence's original date).
+pub fn encode_occurrence_id(mailbox: u32, master: u64, index: u32) -> String {
+    let mut raw = Vec::with_capacity(21);
+    raw.extend_from_slice(b"AAMk");
+    raw.push(b'O');
+    raw.extend_from_slice(&mailbox.to_be_bytes());
+    raw.extend_from_slice(&master.to_be_bytes());
+    raw.extend_from_slice(&index.to_be_bytes());
+    B64.encode(raw)
+}
+
+/// Decodes an id made by [`encode_occurrence_id`] into (mailbox, master, index).
+pub fn decode_occurrence_id(id: &str) -> Option<(u32, u64, u32)> {
+    let raw = B64.decode(id.trim()).ok()?;
+    if raw.len() != 21 || &raw[..5] != b"AAMkO" {
+        return None;
+    }
+    let mailbox = u32::from_be_bytes(raw[5..9].try_into().ok()?);
+    let number = u64::from_be_bytes(raw[9..17].try_into().ok()?);
+    let index = u32::from_be_bytes(raw[17..21].try_into().ok()?);
+    Some((mailbox, number, index))
+}
+
 /// Encodes a ChangeKey for an object version.
 pub fn encode_change_key(number: u64, version: u64) -> String {
     let mut raw = Vec::with_capacity(20);

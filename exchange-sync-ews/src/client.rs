@@ -860,6 +860,23 @@ impl EwsClient {
         .map_err(|e| e.with_folder(folder.describe()).with_mailbox(self.routing.mailbox()))
     }
 
+    /// FindItem with a `CalendarView`: the items and occurrences of recurring series of a
+    /// calendar folder overlapping `[start, end)`, at most `max` (capped at 1000).
+    pub async fn find_calendar_view(
+        &self,
+        folder: &FolderRef,
+        shape: &ItemShape,
+        start: chrono::DateTime<chrono::Utc>,
+        end: chrono::DateTime<chrono::Utc>,
+        max: u32,
+    ) -> Result<ItemPage> {
+        let max = max.clamp(1, MAX_FIND_PAGE);
+        let body = items::calendar_view_request(folder, shape, start, end, max);
+        self.call_consuming("FindItem", &body, Affinity::None, items::parse_find_item)
+            .await
+            .map_err(|e| e.with_folder(folder.describe()).with_mailbox(self.routing.mailbox()))
+    }
+
     /// FindItem over all pages of a folder.
     pub async fn find_all_items(&self, folder: &FolderRef, shape: &ItemShape) -> Result<Vec<EwsItem>> {
         self.find_items_where(folder, shape, None).await

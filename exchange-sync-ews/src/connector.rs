@@ -228,6 +228,62 @@ fn item_version(id: ItemId) -> ItemVersion {
     ItemVersion { id: core::ItemId::new(id.id), version: Version::new(id.change_key.unwrap_or_default()) }
 }
 
+/// The ids of the exception items a recurring master lists in `ModifiedOccurrences`.
+fn exception_ids(master: &EwsItem) -> Vec<String> {
+    master
+        .element
+        .child("ModifiedOccurrences")
+        .map(|m| {
+            m.children.iter().filter_map(|o| o.child("ItemId").and_then(|i| i.attr("Id")).map(str::to_owned)).collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The UpdateItem of one occurrence: its times and content as `modified` says (`None`: back to
+/// its slot in the pattern with the master's content).
+fn occurrence_change(
+    occurrence: String,
+    master: &EwsItem,
+    modified: Option<&mapping::Modified>,
+    original: &str,
+    length: chrono::Duration,
+) -> ItemChange {
+    use crate::item::{Field, FieldUpdate, FieldValue, ItemType};
+    let time = |t: &str| DateTime::parse_from_rfc3339(t).ok().map(|t| t.with_timezone(&Utc));
+    let slot = time(original);
+    let start = modified.and_then(|m| time(&m.start)).or(slot);
+    let end = modified.and_then(|m| time(&m.end)).or(slot.map(|s| s + length));
+    let mut updates = Vec::new();
+    for (name, t) in [("Start", start), ("End", end)] {
+        if let Some(t) = t {
+            updates.push(FieldUpdate::Set(Field::Simple { name: name.into(), value: FieldValue::DateTime(t) }));
+        }
+    }
+    for (name, own) in
+        [("Subject", modified.and_then(|m| m.subject.clone())), ("Location", modified.and_then(|m| m.location.clone()))]
+    {
+        let value = own.or_else(|| master.text(name).map(str::to_owned)).unwrap_or_default();
+        let field = Field::text(name, value.clone());
+        updates.push(if value.is_empty() {
+            FieldUpdate::Delete(field.path(ItemType::CalendarItem))
+        } else {
+            FieldUpdate::Set(field)
+        });
+    }
+    let body = match modified.and_then(|m| m.body.clone().map(|b| (m.body_html, b))) {
+        Some(own) => Some(own),
+        None => master.body().map(|(t, c)| (t.eq_ignore_ascii_case("HTML"), c.to_owned())),
+    };
+    updates.push(match body.filter(|(_, c)| !c.trim().is_empty()) {
+        Some((html, text)) => FieldUpdate::Set(Field::Simple {
+            name: "Body".into(),
+            value: FieldValue::Body { body_type: if html { "HTML" } else { "Text" }, text },
+        }),
+        None => FieldUpdate::Delete(PropertyPath::field("item:Body")),
+    });
+    ItemChange { id: ItemId::new(occurrence), item_type: ItemType::CalendarItem, updates }
+}
+
 impl EwsFolderConnector {
     /// A mailbox folder: incremental change detection with SyncFolderItems. `client` acts on the
     /// mailbox (usually through impersonation).
@@ -388,22 +444,173 @@ impl EwsFolderConnector {
         })
     }
 
-    fn fetched(&self, ews: &EwsItem) -> Option<FetchedItem> {
+    fn fetched(&self, ews: &EwsItem, exceptions: &[EwsItem]) -> Option<FetchedItem> {
         let ItemVersion { id, version } = item_version(ews.id()?);
-        let (item, origin) = mapping::to_item(ews);
+        let (item, origin) = mapping::to_item_with_exceptions(ews, exceptions);
         Some(FetchedItem { id, version, item, origin })
+    }
+
+    /// The exception items of the recurring masters among `masters` (their subject, location and
+    /// body are content of the master's copy), in one GetItem; an exception that cannot be read
+    /// is left out (it then counts with its times only).
+    async fn exception_details(&self, masters: &[&EwsItem]) -> Result<Vec<EwsItem>, EwsError> {
+        let ids: Vec<ItemId> = masters.iter().flat_map(|m| exception_ids(m)).map(ItemId::new).collect();
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let found = self.client.get_items(&ids, &mapping::full_shape()).await?;
+        Ok(found.into_iter().filter_map(Result::ok).collect())
     }
 
     async fn get_full(&self, ids: &[ItemId]) -> core::Result<BatchResult<FetchedItem>> {
         let shape = mapping::full_shape();
         let results = self.client.get_items(ids, &shape).await.map_err(|e| self.err(e))?;
+        let masters: Vec<&EwsItem> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
+        let details = self.exception_details(&masters).await.map_err(|e| self.err(e))?;
         Ok(results
             .into_iter()
             .map(|r| match r {
-                Ok(ews) => self.fetched(&ews).ok_or_else(|| self.err(EwsError::protocol("GetItem", "item without id"))),
+                Ok(ews) => self
+                    .fetched(&ews, &details)
+                    .ok_or_else(|| self.err(EwsError::protocol("GetItem", "item without id"))),
                 Err(e) => Err(self.err(e)),
             })
             .collect())
+    }
+
+    /// The occurrence of `master` that the pattern places at `original` (UTC, RFC 3339), found
+    /// with a CalendarView of the folder around it: the occurrence with the master's `UID` that
+    /// starts there. `None` when there is none (the copy's series differs).
+    async fn occurrence_at(&self, master: &EwsItem, original: &str) -> Result<Option<String>, EwsError> {
+        let Ok(start) = DateTime::parse_from_rfc3339(original).map(|t| t.with_timezone(&Utc)) else {
+            return Ok(None);
+        };
+        let shape = ItemShape::id_only(vec![
+            PropertyPath::field("calendar:UID"),
+            PropertyPath::field("calendar:Start"),
+            PropertyPath::field("calendar:CalendarItemType"),
+        ]);
+        let page = self
+            .client
+            .find_calendar_view(&self.folder, &shape, start, start + chrono::Duration::seconds(1), MAX_FIND_PAGE)
+            .await?;
+        let uid = master.text("UID");
+        Ok(page
+            .items
+            .into_iter()
+            .find(|o| {
+                o.text("UID") == uid
+                    && o.date_time("Start") == Some(start)
+                    && matches!(o.text("CalendarItemType"), Some("Occurrence" | "Exception"))
+            })
+            .and_then(EwsItem::into_id)
+            .map(|i| i.id))
+    }
+
+    /// Gives the copy `id` of a recurring master the exceptions `item` asks for (see
+    /// [`mapping::EXCEPTION_PREFIX`]): an occurrence cancelled there is deleted here
+    /// (DeleteItem on the occurrence), a modified one is written onto the occurrence (UpdateItem:
+    /// Start, End, Subject, Location, Body), one modified here but not there is put back to the
+    /// master's. The occurrences are named by the ids EWS gives them: those of the master's
+    /// `ModifiedOccurrences`, else found through a CalendarView, which works the same from
+    /// Exchange 2007 SP1 on. A cancelled occurrence cannot be brought back through EWS: it
+    /// returns when the series is re-timed (a pattern change drops every exception). Answers the
+    /// master's id with its change key after the changes; `expected` guards against writing over
+    /// a master changed meanwhile (ErrorIrresolvableConflict, as UpdateItem would answer).
+    async fn apply_exceptions(
+        &self,
+        id: &core::ItemId,
+        expected: &Version,
+        item: &core::Item,
+    ) -> Result<ItemVersion, EwsError> {
+        let wanted = mapping::wanted(item);
+        let shape = mapping::full_shape();
+        let read = |r: Option<Result<EwsItem, EwsError>>| {
+            r.unwrap_or_else(|| Err(EwsError::protocol("GetItem", "no result for the recurring master")))
+        };
+        let master = read(self.client.get_items(&[ItemId::new(id.as_str())], &shape).await?.into_iter().next())?;
+        let current_key = master.id().and_then(|i| i.change_key).unwrap_or_default();
+        if !expected.as_str().is_empty() && current_key != expected.as_str() {
+            return Err(EwsError::Response {
+                code: "ErrorIrresolvableConflict".into(),
+                message: "the recurring master changed before its exceptions were written".into(),
+                inner_code: None,
+                back_off: None,
+                context: Box::new(crate::error::ErrorContext::operation("UpdateItem")),
+            });
+        }
+        let details = self.exception_details(&[&master]).await?;
+        let current = mapping::on_server(&master, &details);
+        if wanted.is_empty() && current.is_empty() {
+            return Ok(item_version(master.id().unwrap_or_else(|| ItemId::new(id.as_str()))));
+        }
+        let length = master.date_time("End").zip(master.date_time("Start")).map(|(e, s)| e - s).unwrap_or_default();
+        let originals: std::collections::BTreeSet<&String> = wanted.keys().chain(current.keys()).collect();
+        let (mut changes, mut deletes) = (Vec::new(), Vec::new());
+        for original in originals {
+            let want = wanted.get(original);
+            let have = current.get(original);
+            if want == have.map(|(e, _)| e) {
+                continue;
+            }
+            if matches!(have, Some((mapping::Exception::Cancelled, _))) {
+                tracing::warn!(folder = %self.description, occurrence = %original,
+                    "an occurrence cancelled in this copy cannot be restored through EWS; it returns when the series is re-timed");
+                continue;
+            }
+            let occurrence = match have.and_then(|(_, id)| id.clone()) {
+                Some(id) => Some(id),
+                None => self.occurrence_at(&master, original).await?,
+            };
+            let Some(occurrence) = occurrence else {
+                tracing::warn!(folder = %self.description, occurrence = %original,
+                    "the series of this copy has no occurrence there; exception not written");
+                continue;
+            };
+            match want {
+                Some(mapping::Exception::Cancelled) => deletes.push(ItemId::new(occurrence)),
+                Some(mapping::Exception::Modified(m)) => {
+                    changes.push(occurrence_change(occurrence, &master, Some(m), original, length))
+                }
+                None => changes.push(occurrence_change(occurrence, &master, None, original, length)),
+            }
+        }
+        if !changes.is_empty() {
+            for r in self.client.update_items(&changes).await? {
+                r?;
+            }
+        }
+        if !deletes.is_empty() {
+            for r in self.client.delete_items(&deletes, DeleteType::HardDelete).await? {
+                r?;
+            }
+        }
+        let after = read(
+            self.client
+                .get_items(&[ItemId::new(id.as_str())], &ItemShape::id_only(Vec::new()))
+                .await?
+                .into_iter()
+                .next(),
+        )?;
+        after.into_id().map(item_version).ok_or_else(|| EwsError::protocol("GetItem", "item without id"))
+    }
+
+    /// Applies [`EwsFolderConnector::apply_exceptions`] to every recurring master among `items`
+    /// written successfully (`out`), replacing its version by the master's after the changes.
+    async fn write_exceptions<'a>(
+        &self,
+        items: impl Iterator<Item = (usize, &'a core::Item)>,
+        out: &mut [Option<core::Result<ItemVersion>>],
+    ) {
+        for (i, item) in items {
+            if item.kind != core::ItemKind::CalendarItem || item.get(core::field::RECURRENCE).is_none() {
+                continue;
+            }
+            let Some(Some(Ok(v))) = out.get(i) else { continue };
+            let v = v.clone();
+            let r = self.apply_exceptions(&v.id, &v.version, item).await.map_err(|e| self.err(e));
+            out[i] = Some(r);
+        }
     }
 
     async fn find_ids_by_origin(&self, origins: &[OriginStamp]) -> Result<Vec<ItemId>, EwsError> {
@@ -792,6 +999,9 @@ impl Connector for EwsFolderConnector {
         if !unknown.is_empty() || !lost.is_empty() {
             self.settle_creates(items, &drafts, &unknown, &lost, &mut out).await;
         }
+        // A recurring master is created with its pattern; its exceptions are written onto the
+        // occurrences afterwards.
+        self.write_exceptions(items.iter().map(|n| &*n.item).enumerate(), &mut out).await;
         Ok(out
             .into_iter()
             .map(|r| r.unwrap_or_else(|| Err(self.err(EwsError::protocol("CreateItem", "no result")))))
@@ -822,6 +1032,8 @@ impl Connector for EwsFolderConnector {
                 out[slot] = Some(r.map(item_version).map_err(|e| self.err(e)));
             }
         }
+        // The exceptions of recurring masters (also when nothing else of the master changed).
+        self.write_exceptions(updates.iter().map(|u| &*u.item).enumerate(), &mut out).await;
         Ok(out
             .into_iter()
             .map(|r| r.unwrap_or_else(|| Err(self.err(EwsError::protocol("UpdateItem", "no result")))))

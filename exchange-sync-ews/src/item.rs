@@ -329,6 +329,9 @@ pub enum FieldValue {
     /// Already-serialized children in the `t:` namespace, for structured fields (`Recurrence`,
     /// `CompleteName`). The caller is responsible for their schema order.
     Xml(String),
+    /// The Exchange 2007 form of a time zone (`t:MeetingTimeZone`), by Windows id: the name
+    /// with the bias and daylight-saving transitions of the zone (see [`ItemDraft::for_version`]).
+    MeetingTimeZone(String),
 }
 
 /// One field of an item to write.
@@ -440,6 +443,14 @@ fn write_value(w: &mut XmlWriter, name: &str, value: &FieldValue) {
         }
         FieldValue::Xml(xml) => {
             w.open(&tag, &[]).raw(xml).close(&tag);
+        }
+        FieldValue::MeetingTimeZone(id) => {
+            let children = crate::time_zone::meeting_time_zone_children(id);
+            if children.is_empty() {
+                w.empty(&tag, &[("TimeZoneName", id)]);
+            } else {
+                w.open(&tag, &[("TimeZoneName", id)]).raw(&children).close(&tag);
+            }
         }
     }
 }
@@ -553,10 +564,31 @@ fn known_in(version: ExchangeVersion, name: &str) -> bool {
     version >= ExchangeVersion::Exchange2010 || !EXCHANGE_2010_FIELDS.contains(&name)
 }
 
+/// A calendar's start time zone in the form of an older schema: before Exchange 2010 it is
+/// written as `MeetingTimeZone` (the zone of the whole meeting; the end time zone has no
+/// equivalent there).
+fn in_older_schema(version: ExchangeVersion, field: &Field) -> Option<Field> {
+    match field {
+        Field::Simple { name, value: FieldValue::TimeZone(id) }
+            if name == "StartTimeZone" && version < ExchangeVersion::Exchange2010 =>
+        {
+            Some(Field::Simple { name: "MeetingTimeZone".into(), value: FieldValue::MeetingTimeZone(id.clone()) })
+        }
+        _ => None,
+    }
+}
+
 impl ItemDraft {
-    /// This draft without the fields `version`'s schema does not know (they would fail validation).
+    /// This draft without the fields `version`'s schema does not know (they would fail
+    /// validation); before Exchange 2010 the start time zone goes as `MeetingTimeZone`.
     pub fn for_version(&self, version: ExchangeVersion) -> Self {
-        let fields = self.fields.iter().filter(|f| known_in(version, f.element_name())).cloned().collect();
+        let fields = self
+            .fields
+            .iter()
+            .filter_map(|f| {
+                in_older_schema(version, f).or_else(|| known_in(version, f.element_name()).then(|| f.clone()))
+            })
+            .collect();
         Self { item_type: self.item_type, fields }
     }
 }
@@ -578,14 +610,21 @@ impl ItemChange {
         let updates = self
             .updates
             .iter()
-            .filter(|u| match u {
-                FieldUpdate::Set(f) => known_in(version, f.element_name()),
-                FieldUpdate::Delete(PropertyPath::Field(uri)) => {
-                    known_in(version, uri.rsplit(':').next().unwrap_or(uri))
+            .filter_map(|u| match u {
+                FieldUpdate::Set(f) => match in_older_schema(version, f) {
+                    Some(older) => Some(FieldUpdate::Set(older)),
+                    None => known_in(version, f.element_name()).then(|| u.clone()),
+                },
+                FieldUpdate::Delete(PropertyPath::Field(uri))
+                    if uri == "calendar:StartTimeZone" && version < ExchangeVersion::Exchange2010 =>
+                {
+                    Some(FieldUpdate::Delete(PropertyPath::Field("calendar:MeetingTimeZone".into())))
                 }
-                FieldUpdate::Delete(_) => true,
+                FieldUpdate::Delete(PropertyPath::Field(uri)) => {
+                    known_in(version, uri.rsplit(':').next().unwrap_or(uri)).then(|| u.clone())
+                }
+                FieldUpdate::Delete(_) => Some(u.clone()),
             })
-            .cloned()
             .collect();
         Self { id: self.id.clone(), item_type: self.item_type, updates }
     }

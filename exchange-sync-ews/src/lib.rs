@@ -90,6 +90,7 @@ pub mod auth;
 mod negotiate;
 mod ntlm;
 pub mod throttle;
+mod time_zone;
 pub mod transport;
 
 pub mod autodiscover;

@@ -65,7 +65,7 @@ async fn time_zones_are_written_read_and_updated() {
 }
 
 #[tokio::test]
-async fn exchange_2007_gets_no_time_zone_elements() {
+async fn exchange_2007_round_trips_time_zones_as_meeting_time_zone() {
     let emu = common::emulator(EmulatorConfig {
         contacts: 0,
         server_version: ServerVersion::Exchange2007Sp1,
@@ -79,10 +79,53 @@ async fn exchange_2007_gets_no_time_zone_elements() {
     let c = calendar(&alice);
     let item = all_day_in_berlin();
     let v = c.create(&[NewItem { item: item.clone().into(), origin: origin("old") }]).await.unwrap().remove(0).unwrap();
-    let back = c.get(&[v.id]).await.unwrap().remove(0).unwrap();
-    assert_eq!(back.item.text(field::START_TIME_ZONE), None, "not sent to a 2007 server");
-    assert_eq!(back.item.get(field::START), item.get(field::START));
+    let back = c.get(std::slice::from_ref(&v.id)).await.unwrap().remove(0).unwrap();
+    // Written as MeetingTimeZone (no StartTimeZone in the 2007 schema), read back as both zones.
+    let stored = emu.store().items_in("alice@contoso.test", "calendar").unwrap();
+    let zone = stored[0].item.field("MeetingTimeZone").expect("MeetingTimeZone");
+    assert_eq!(zone.attr("TimeZoneName"), Some("W. Europe Standard Time"));
+    assert_eq!(zone.child_text("BaseOffset"), Some("-PT1H"));
+    assert!(stored[0].item.field("StartTimeZone").is_none());
+    assert_eq!(back.item.canonical(), item.canonical());
     assert_eq!(back.item.get(field::IS_ALL_DAY), Some(&FieldValue::Boolean(true)));
+
+    // A series in Berlin keeps 09:00 local across the change to summer time on 2007 too.
+    let series = series();
+    let v2 = c
+        .create(&[NewItem { item: series.clone().into(), origin: origin("weekly") }])
+        .await
+        .unwrap()
+        .remove(0)
+        .unwrap();
+    let back = c.get(&[v2.id]).await.unwrap().remove(0).unwrap();
+    assert!(back.item.same_content(&series), "{:#?}", back.item.canonical());
+    let starts: Vec<String> = occurrences(&alice).await.into_iter().map(|o| o.0).collect();
+    assert_eq!(
+        starts,
+        [
+            "2026-03-16T08:00:00Z",
+            "2026-03-23T08:00:00Z",
+            "2026-03-30T07:00:00Z",
+            "2026-04-06T07:00:00Z",
+            "2026-04-13T07:00:00Z"
+        ]
+    );
+    // Moving the zone is an update of MeetingTimeZone.
+    let moved = item
+        .clone()
+        .with(field::START_TIME_ZONE, "Pacific Standard Time")
+        .with(mapping::END_TIME_ZONE, "Pacific Standard Time");
+    let update = ItemUpdate {
+        id: v.id.clone(),
+        expected: v.version,
+        item: moved.clone().into(),
+        previous: Some(item),
+        origin: None,
+    };
+    let v3 = c.update(&[update]).await.unwrap().remove(0).unwrap();
+    let back = c.get(&[v3.id]).await.unwrap().remove(0).unwrap();
+    assert_eq!(back.item.text(field::START_TIME_ZONE), Some("Pacific Standard Time"));
+    assert_eq!(back.item.canonical(), moved.canonical());
     emu.shutdown().await;
 }
 
@@ -123,7 +166,7 @@ async fn distribution_list_members_are_written_read_and_updated() {
 }
 
 #[tokio::test]
-async fn recurrence_exceptions_are_read_but_not_content() {
+async fn recurrence_exceptions_are_content_of_the_copies() {
     let emu = common::small_tenant().await;
     let folder = common::public_folder(&emu, "Company Calendar").await;
     let hub = EwsFolderConnector::public_folder(common::public(&emu), folder, "Public/Company Calendar");
@@ -135,7 +178,8 @@ async fn recurrence_exceptions_are_read_but_not_content() {
         master.get(mapping::DELETED_OCCURRENCES),
         Some(&FieldValue::TextList(vec!["2026-04-06T09:00:00Z".into()]))
     );
-    // Copies are written without exceptions and still have the master's content.
+    assert_eq!(master.text(&format!("{}2026-04-06T09:00:00Z", mapping::EXCEPTION_PREFIX)), Some(mapping::CANCELLED));
+    // A copy is written with the cancelled occurrence: the same content as the master.
     let alice = calendar(&common::as_user(&emu, "alice"));
     let v = alice
         .create(&[NewItem { item: master.clone().into(), origin: origin("weekly") }])
@@ -144,7 +188,175 @@ async fn recurrence_exceptions_are_read_but_not_content() {
         .remove(0)
         .unwrap();
     let copy = alice.get(&[v.id]).await.unwrap().remove(0).unwrap().item;
-    assert_eq!(copy.get(mapping::DELETED_OCCURRENCES), None);
+    assert_eq!(
+        copy.get(mapping::DELETED_OCCURRENCES),
+        Some(&FieldValue::TextList(vec!["2026-04-06T09:00:00Z".into()]))
+    );
     assert!(copy.same_content(master));
+    emu.shutdown().await;
+}
+
+/// Starts of the occurrences (and single items) of alice's calendar in March and April 2026,
+/// with their subject and location, through CalendarView.
+async fn occurrences(client: &EwsClient) -> Vec<(String, String, String)> {
+    let from = chrono::DateTime::parse_from_rfc3339("2026-03-01T00:00:00Z").unwrap().with_timezone(&chrono::Utc);
+    let page = client
+        .find_calendar_view(
+            &FolderRef::distinguished(DistinguishedFolder::Calendar),
+            &ItemShape { base: BaseShape::AllProperties, body_type: None, additional: vec![] },
+            from,
+            from + chrono::Duration::days(61),
+            1000,
+        )
+        .await
+        .unwrap();
+    page.items
+        .iter()
+        .map(|i| {
+            (
+                i.text("Start").unwrap_or("").to_owned(),
+                i.text("Subject").unwrap_or("").to_owned(),
+                i.text("Location").unwrap_or("").to_owned(),
+            )
+        })
+        .collect()
+}
+
+fn series() -> Item {
+    let start = chrono::DateTime::parse_from_rfc3339("2026-03-16T08:00:00Z").unwrap().with_timezone(&chrono::Utc);
+    Item::new(ItemKind::CalendarItem)
+        .with(field::SUBJECT, "Weekly all-hands")
+        .with(field::LOCATION, "Auditorium")
+        .with(field::START, FieldValue::DateTime(start))
+        .with(field::END, FieldValue::DateTime(start + chrono::Duration::minutes(30)))
+        .with(field::START_TIME_ZONE, "W. Europe Standard Time")
+        .with(mapping::END_TIME_ZONE, "W. Europe Standard Time")
+        .with(
+            field::RECURRENCE,
+            "WeeklyRecurrence(Interval=1,DaysOfWeek=Monday)|NumberedRecurrence(StartDate=2026-03-16,NumberOfOccurrences=5)",
+        )
+}
+
+fn exception(original: &str, e: mapping::Exception) -> (String, FieldValue) {
+    (format!("{}{original}", mapping::EXCEPTION_PREFIX), FieldValue::Text(e.encode()))
+}
+
+fn moved(start: &str, end: &str, location: Option<&str>) -> mapping::Exception {
+    mapping::Exception::Modified(mapping::Modified {
+        start: start.into(),
+        end: end.into(),
+        location: location.map(str::to_owned),
+        ..Default::default()
+    })
+}
+
+#[tokio::test]
+async fn exceptions_are_written_with_the_copy_and_follow_their_changes() {
+    let emu = common::small_tenant().await;
+    let client = common::as_user(&emu, "carol");
+    let c = calendar(&client);
+    // Cancelled on 23 March (a winter Monday), moved to Tuesday 7 April in room 7.
+    let mut item = series();
+    for (k, v) in [
+        exception("2026-03-23T08:00:00Z", mapping::Exception::Cancelled),
+        exception("2026-04-06T07:00:00Z", moved("2026-04-07T12:00:00Z", "2026-04-07T13:00:00Z", Some("Room 7"))),
+    ] {
+        item.set(&k, v);
+    }
+    let v = c
+        .create(&[NewItem { item: item.clone().into(), origin: origin("allhands") }])
+        .await
+        .unwrap()
+        .remove(0)
+        .unwrap();
+    let back = c.get(std::slice::from_ref(&v.id)).await.unwrap().remove(0).unwrap();
+    assert_eq!(back.version, v.version, "the version answered is the master's after its exceptions");
+    assert!(back.item.same_content(&item), "{:#?}\nvs\n{:#?}", back.item.canonical(), item.canonical());
+    let s = |a: &str, b: &str, c: &str| (a.to_owned(), b.to_owned(), c.to_owned());
+    assert_eq!(
+        occurrences(&client).await,
+        [
+            s("2026-03-16T08:00:00Z", "Weekly all-hands", "Auditorium"),
+            s("2026-03-30T07:00:00Z", "Weekly all-hands", "Auditorium"),
+            s("2026-04-07T12:00:00Z", "Weekly all-hands", "Room 7"),
+            s("2026-04-13T07:00:00Z", "Weekly all-hands", "Auditorium"),
+        ]
+    );
+
+    // The hub moves the moved one again (another subject), cancels 13 April.
+    let mut changed = item.clone();
+    let again = mapping::Exception::Modified(mapping::Modified {
+        start: "2026-04-08T12:00:00Z".into(),
+        end: "2026-04-08T13:00:00Z".into(),
+        subject: Some("All-hands (Wednesday)".into()),
+        ..Default::default()
+    });
+    for (k, v) in
+        [exception("2026-04-06T07:00:00Z", again), exception("2026-04-13T07:00:00Z", mapping::Exception::Cancelled)]
+    {
+        changed.set(&k, v);
+    }
+    let update = ItemUpdate {
+        id: v.id.clone(),
+        expected: v.version.clone(),
+        item: changed.clone().into(),
+        previous: Some(item.clone()),
+        origin: None,
+    };
+    let v2 = c.update(&[update]).await.unwrap().remove(0).unwrap();
+    let back = c.get(std::slice::from_ref(&v2.id)).await.unwrap().remove(0).unwrap();
+    assert_eq!(back.version, v2.version);
+    assert!(back.item.same_content(&changed));
+    assert_eq!(
+        occurrences(&client).await,
+        [
+            s("2026-03-16T08:00:00Z", "Weekly all-hands", "Auditorium"),
+            s("2026-03-30T07:00:00Z", "Weekly all-hands", "Auditorium"),
+            s("2026-04-08T12:00:00Z", "All-hands (Wednesday)", "Auditorium"),
+        ]
+    );
+
+    // The move is undone on the hub: the occurrence goes back to its slot.
+    let mut undone = changed.clone();
+    undone.fields.remove(&format!("{}2026-04-06T07:00:00Z", mapping::EXCEPTION_PREFIX));
+    let update = ItemUpdate {
+        id: v2.id.clone(),
+        expected: v2.version.clone(),
+        item: undone.clone().into(),
+        previous: Some(changed.clone()),
+        origin: None,
+    };
+    let v3 = c.update(&[update]).await.unwrap().remove(0).unwrap();
+    let back = c.get(std::slice::from_ref(&v3.id)).await.unwrap().remove(0).unwrap();
+    assert!(back.item.same_content(&undone), "{:#?}", back.item.canonical());
+    assert_eq!(occurrences(&client).await.len(), 3);
+    assert_eq!(occurrences(&client).await[2], s("2026-04-06T07:00:00Z", "Weekly all-hands", "Auditorium"));
+
+    // A pattern change on the hub restores every occurrence (the hub's exceptions are gone too).
+    let start = chrono::DateTime::parse_from_rfc3339("2026-03-16T09:00:00Z").unwrap().with_timezone(&chrono::Utc);
+    let retimed = series()
+        .with(field::START, FieldValue::DateTime(start))
+        .with(field::END, FieldValue::DateTime(start + chrono::Duration::minutes(30)));
+    let update = ItemUpdate {
+        id: v3.id.clone(),
+        expected: v3.version.clone(),
+        item: retimed.clone().into(),
+        previous: Some(undone),
+        origin: None,
+    };
+    let v4 = c.update(&[update]).await.unwrap().remove(0).unwrap();
+    let back = c.get(&[v4.id]).await.unwrap().remove(0).unwrap();
+    assert!(back.item.same_content(&retimed), "{:#?}", back.item.canonical());
+    let starts: Vec<String> = occurrences(&client).await.into_iter().map(|o| o.0).collect();
+    assert_eq!(
+        starts,
+        [
+            "2026-03-16T09:00:00Z",
+            "2026-03-23T09:00:00Z",
+            "2026-03-30T08:00:00Z",
+            "2026-04-06T08:00:00Z",
+            "2026-04-13T08:00:00Z"
+        ]
+    );
     emu.shutdown().await;
 }

@@ -65,6 +65,17 @@ impl ItemFolder {
         Arc::clone(&self.connector)
     }
 
+    /// The EWS client of the folder's mailbox (for what a script does beyond items: a calendar
+    /// view, an occurrence of a series).
+    pub fn client(&self) -> &EwsClient {
+        &self.client
+    }
+
+    /// The folder.
+    pub fn folder(&self) -> &FolderRef {
+        &self.folder
+    }
+
     /// The folder's direct subfolders (scripts look around a mailbox or the public folder tree
     /// before choosing a hub or a target).
     pub async fn subfolders(&self) -> Result<Vec<FolderSummary>> {

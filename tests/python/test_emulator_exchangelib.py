@@ -16,11 +16,25 @@ import time
 from pathlib import Path
 
 import pytest
-from exchangelib import BASIC, IMPERSONATION, Account, Configuration, Contact, Credentials, Version
-from exchangelib.errors import ErrorAccessDenied
+from exchangelib import (
+    BASIC,
+    DELEGATE,
+    IMPERSONATION,
+    UTC,
+    Account,
+    Configuration,
+    Contact,
+    Credentials,
+    EWSDate,
+    EWSDateTime,
+    Version,
+)
+from exchangelib.errors import ErrorAccessDenied, ErrorInvalidIdMalformed, ErrorInvalidSyncStateData
 from exchangelib.indexed_properties import EmailAddress, PhoneNumber, PhysicalAddress
 from exchangelib.items import CalendarItem
-from exchangelib.properties import CreatedEvent
+from exchangelib.properties import ENTRY_ID, EWS_ID, HEX_ENTRY_ID, AlternateId, CreatedEvent
+from exchangelib.fields import MONDAY
+from exchangelib.recurrence import Recurrence, WeeklyPattern
 from exchangelib.version import EXCHANGE_2016
 
 REPO = Path(__file__).resolve().parents[2]
@@ -175,3 +189,89 @@ def test_streaming_subscription_sees_a_change(endpoint):
     created = [e for e in events if isinstance(e, CreatedEvent)]
     assert created, events
     assert folder.get(id=created[0].item_id.id).given_name == "Streamed"
+
+
+def test_connects_without_naming_a_version(endpoint):
+    """exchangelib's default: guess the version (a ConvertId of a dummy id, read for the
+    ServerVersionInfo header, whatever the answer)."""
+    config = Configuration(
+        service_endpoint=endpoint,
+        credentials=Credentials("alice@contoso.test", PASSWORD),
+        auth_type=BASIC,
+    )
+    alice = Account("alice@contoso.test", config=config, autodiscover=False, access_type=DELEGATE)
+    assert alice.version.build is not None
+    assert alice.version.build.major_version == 15
+    assert alice.calendar.total_count is not None
+
+
+def test_convert_id_between_formats_and_refuses_invalid_ids(endpoint):
+    alice = account(endpoint, "alice@contoso.test")
+    item = CalendarItem(
+        account=alice,
+        folder=alice.calendar,
+        subject="Convert me",
+        start=EWSDateTime(2026, 5, 4, 9, 0, tzinfo=UTC),
+        end=EWSDateTime(2026, 5, 4, 10, 0, tzinfo=UTC),
+    ).save()
+    source = AlternateId(id=item.id, format=EWS_ID, mailbox="alice@contoso.test")
+    (hex_id,) = list(alice.protocol.convert_ids([source], destination_format=HEX_ENTRY_ID))
+    assert hex_id.format == HEX_ENTRY_ID and all(c in "0123456789ABCDEF" for c in hex_id.id)
+    back = AlternateId(id=hex_id.id, format=HEX_ENTRY_ID, mailbox="alice@contoso.test")
+    (ews_id,) = list(alice.protocol.convert_ids([back], destination_format=EWS_ID))
+    assert ews_id.id == item.id
+    (entry_id,) = list(alice.protocol.convert_ids([source], destination_format=ENTRY_ID))
+    assert entry_id.id != item.id
+    bogus = AlternateId(id="DUMMY", format=EWS_ID, mailbox="alice@contoso.test")
+    (answer,) = list(alice.protocol.convert_ids([bogus], destination_format=ENTRY_ID))
+    assert isinstance(answer, ErrorInvalidIdMalformed)
+
+
+def test_invalid_sync_state_raises_its_own_error(endpoint):
+    alice = account(endpoint, "alice@contoso.test")
+    with pytest.raises(ErrorInvalidSyncStateData):
+        list(alice.contacts.sync_items(sync_state="bm90IGEgc3luYyBzdGF0ZQ=="))
+
+
+def test_occurrences_are_created_moved_and_cancelled(endpoint):
+    bob = account(endpoint, "bob@contoso.test")
+    master = CalendarItem(
+        account=bob,
+        folder=bob.calendar,
+        subject="Weekly sync",
+        location="Room 1",
+        start=EWSDateTime(2026, 5, 4, 9, 0, tzinfo=UTC),
+        end=EWSDateTime(2026, 5, 4, 9, 30, tzinfo=UTC),
+        recurrence=Recurrence(pattern=WeeklyPattern(interval=1, weekdays=[MONDAY]), start=EWSDate(2026, 5, 4), number=4),
+    ).save()
+    window = dict(start=EWSDateTime(2026, 5, 1, tzinfo=UTC), end=EWSDateTime(2026, 6, 1, tzinfo=UTC))
+    shown = list(bob.calendar.view(**window))
+    assert [o.start.day for o in shown] == [4, 11, 18, 25]
+    assert all(o.type == "Occurrence" for o in shown)
+
+    # Move the second occurrence to Tuesday, another room; cancel the third.
+    second = bob.calendar.get(id=master.id, changekey=master.changekey).occurrence(index=2)
+    second.refresh()
+    second.start = EWSDateTime(2026, 5, 12, 14, 0, tzinfo=UTC)
+    second.end = EWSDateTime(2026, 5, 12, 15, 0, tzinfo=UTC)
+    second.location = "Room 7"
+    second.save(update_fields=["start", "end", "location"])
+    third = master.occurrence(index=3)
+    third.refresh()
+    third.delete()
+
+    shown = list(bob.calendar.view(**window))
+    assert [(o.start.day, o.location, o.type) for o in shown] == [
+        (4, "Room 1", "Occurrence"),
+        (12, "Room 7", "Exception"),
+        (25, "Room 1", "Occurrence"),
+    ]
+    master.refresh()
+    assert [d.start.day for d in master.deleted_occurrences] == [18]
+    (moved,) = master.modified_occurrences
+    assert (moved.start.day, moved.original_start.day) == (12, 11)
+    # From an occurrence back to its master.
+    exception = shown[1]
+    again = exception.recurring_master()
+    again.refresh()
+    assert again.id == master.id and again.type == "RecurringMaster"

@@ -1,6 +1,7 @@
 //! GetItem, FindItem, CreateItem, UpdateItem, DeleteItem, MoveItem.
 
-use super::{Context, Responses, required, resolve_folder, resolve_item, schema_fault};
+use super::{Context, ItemTarget, Responses, required, resolve_folder, resolve_item, resolve_target, schema_fault};
+use crate::calendar;
 use crate::property_path::{self, PropertyPath, READ_ONLY};
 use crate::render::{self, Shape, item_id_element};
 use crate::response_code::EwsError;
@@ -34,8 +35,9 @@ pub fn get_item(ctx: &Context<'_>, op: &Element) -> Result<String, Fault> {
             r.stopped("<m:Items/>");
             continue;
         }
-        let res = resolve_item(ctx, id, Permission::Reviewer).and_then(|(index, number)| {
-            ctx.shared
+        let res = resolve_target(ctx, id, Permission::Reviewer).and_then(|target| match target {
+            ItemTarget::Item(index, number) => ctx
+                .shared
                 .store
                 .read(index, |mb| {
                     let item = mb.items.get(&number)?;
@@ -45,7 +47,25 @@ pub fn get_item(ctx: &Context<'_>, op: &Element) -> Result<String, Fault> {
                     Some(s)
                 })
                 .flatten()
-                .ok_or_else(EwsError::item_not_found)
+                .ok_or_else(EwsError::item_not_found),
+            ItemTarget::Occurrence(index, number, instance) => ctx
+                .shared
+                .store
+                .read(index, |mb| {
+                    let master = mb.items.get(&number).ok_or_else(EwsError::item_not_found)?;
+                    let (occurrence, exception) = calendar::occurrence(master, instance)?;
+                    let mut s = String::from("<m:Items>");
+                    render::write_occurrence(
+                        &mut s,
+                        mb,
+                        render::Occurrence { master, index: instance, item: &occurrence, exception },
+                        &shape,
+                        render::Context::Get,
+                    );
+                    s.push_str("</m:Items>");
+                    Ok(s)
+                })
+                .ok_or_else(EwsError::item_not_found)?,
         });
         r.push(res, "<m:Items/>");
     }
@@ -81,6 +101,8 @@ pub fn find_item(ctx: &Context<'_>, op: &Element) -> Result<String, Fault> {
     let window = op
         .child("CalendarView")
         .map(|v| (v.attr("StartDate").unwrap_or("").to_string(), v.attr("EndDate").unwrap_or("").to_string()));
+    let window_instants =
+        window.as_ref().and_then(|(from, to)| Some((calendar::instant(from)?, calendar::instant(to)?)));
     let in_window = |i: &crate::store::Item| match &window {
         None => true,
         Some((from, to)) => {
@@ -129,6 +151,9 @@ pub fn find_item(ctx: &Context<'_>, op: &Element) -> Result<String, Fault> {
                         );
                         return Some(head + &s);
                     }
+                    if let Some((from, to)) = window_instants {
+                        return Some(calendar_view(mb, folder, from, to, max, &shape));
+                    }
                     let mut matching: Vec<&crate::store::Item> = folder
                         .items
                         .iter()
@@ -165,6 +190,59 @@ pub fn find_item(ctx: &Context<'_>, op: &Element) -> Result<String, Fault> {
         r.push(res, "");
     }
     Ok(r.finish())
+}
+
+/// A CalendarView page: single items overlapping `[from, to)` and the occurrences and
+/// exceptions of recurring masters there (masters themselves are not listed), by start time, at
+/// most `max` of them (`IncludesLastItemInRange` false when cut).
+fn calendar_view(
+    mb: &crate::store::Mailbox,
+    folder: &crate::store::Folder,
+    from: chrono::DateTime<chrono::Utc>,
+    to: chrono::DateTime<chrono::Utc>,
+    max: usize,
+    shape: &render::Shape,
+) -> String {
+    enum Entry<'a> {
+        Single(&'a crate::store::Item),
+        Occurrence(&'a crate::store::Item, u32, crate::store::Item, bool),
+    }
+    let mut entries: Vec<(chrono::DateTime<chrono::Utc>, Entry<'_>)> = Vec::new();
+    for item in folder.items.iter().filter_map(|n| mb.items.get(n)).filter(|i| i.element == "CalendarItem") {
+        if calendar::is_master(item) {
+            for (index, occurrence, exception) in calendar::in_window(item, from, to) {
+                let start = occurrence.field("Start").and_then(|s| calendar::instant(&s.text)).unwrap_or(from);
+                entries.push((start, Entry::Occurrence(item, index, occurrence, exception)));
+            }
+            continue;
+        }
+        let time = |n: &str| item.field(n).and_then(|f| calendar::instant(&f.text));
+        if let (Some(s), Some(e)) = (time("Start"), time("End"))
+            && s < to
+            && e > from
+        {
+            entries.push((s, Entry::Single(item)));
+        }
+    }
+    entries.sort_by_key(|(t, _)| *t);
+    let total = entries.len();
+    let shown = total.min(max);
+    let mut s =
+        format!(r#"<m:RootFolder TotalItemsInView="{total}" IncludesLastItemInRange="{}"><t:Items>"#, shown >= total);
+    for (_, entry) in entries.iter().take(shown) {
+        match entry {
+            Entry::Single(item) => render::write_item(&mut s, mb, item, shape, render::Context::List),
+            Entry::Occurrence(master, index, occurrence, exception) => render::write_occurrence(
+                &mut s,
+                mb,
+                render::Occurrence { master, index: *index, item: occurrence, exception: *exception },
+                shape,
+                render::Context::List,
+            ),
+        }
+    }
+    s.push_str("</t:Items></m:RootFolder>");
+    s
 }
 
 /// Splits a client item element into (stored fields, extended properties, item class).
@@ -260,16 +338,23 @@ pub fn update_item(ctx: &Context<'_>, op: &Element) -> Result<String, Fault> {
         }
         let res = (|| {
             let id = change
-                .child("ItemId")
-                .ok_or_else(|| EwsError::new("ErrorInvalidOperation", "Only ItemId is supported in ItemChange."))?;
-            let (index, number) = resolve_item(ctx, id, Permission::Editor)?;
+                .children
+                .iter()
+                .find(|c| matches!(&*c.name, "ItemId" | "OccurrenceItemId" | "RecurringMasterItemId"))
+                .ok_or_else(|| EwsError::invalid_request("ItemChange without an item id"))?;
+            let target = resolve_target(ctx, id, Permission::Editor)?;
             let updates =
                 change.child("Updates").ok_or_else(|| EwsError::invalid_request("ItemChange without Updates"))?;
             let expected = id.attr("ChangeKey").map(str::to_string);
+            let (index, number, instance) = match target {
+                ItemTarget::Item(m, n) => (m, n, None),
+                ItemTarget::Occurrence(m, n, i) => (m, n, Some(i)),
+            };
             ctx.shared
                 .store
                 .write(index, |mb| {
                     let current = mb.items.get(&number).ok_or_else(EwsError::item_not_found)?;
+                    // An occurrence's change key is its master's.
                     if let Some(key) = &expected
                         && mode != "AlwaysOverwrite" && *key != encode_change_key(number, current.version) {
                             return Err(EwsError::new(
@@ -277,23 +362,21 @@ pub fn update_item(ctx: &Context<'_>, op: &Element) -> Result<String, Fault> {
                                 "The send or update operation could not be performed because the change key passed in the request does not match the current change key for the item.",
                             ));
                         }
+                    if let Some(instance) = instance {
+                        // An occurrence: its fields after the changes become an exception.
+                        let (mut occurrence, _) = calendar::occurrence(current, instance)?;
+                        apply_updates(&mut occurrence, updates)?;
+                        mb.update_item(number, |master| calendar::store_exception(master, instance, &occurrence))?;
+                        let master = mb.items.get(&number).ok_or_else(EwsError::item_not_found)?;
+                        let mut s = String::from("<m:Items><t:CalendarItem>");
+                        render::occurrence_id_element(index, master, instance).write_t(&mut s);
+                        s.push_str("</t:CalendarItem></m:Items><m:ConflictResults><t:Count>0</t:Count></m:ConflictResults>");
+                        return Ok(s);
+                    }
                     mb.update_item(number, |item| {
-                        for u in &updates.children {
-                            let path = PropertyPath::first_in(u)?.ok_or_else(|| EwsError::invalid_request("change without a property path"))?;
-                            let source = u.children.iter().find(|c| PropertyPath::parse(c).ok().flatten().is_none());
-                            match &*u.name {
-                                "SetItemField" => {
-                                    let source = source.ok_or_else(|| EwsError::invalid_request("SetItemField without an item"))?;
-                                    property_path::set(item, &path, source)?;
-                                }
-                                "AppendToItemField" => {
-                                    let source = source.ok_or_else(|| EwsError::invalid_request("AppendToItemField without an item"))?;
-                                    property_path::append(item, &path, source)?;
-                                }
-                                "DeleteItemField" => property_path::delete(item, &path)?,
-                                other => return Err(EwsError::invalid_request(format!("unknown change {other}"))),
-                            }
-                        }
+                        let before = item.clone();
+                        apply_updates(item, updates)?;
+                        calendar::drop_exceptions_if_retimed(&before, item);
                         Ok(())
                     })?;
                     let item = mb.items.get(&number).ok_or_else(EwsError::item_not_found)?;
@@ -307,6 +390,28 @@ pub fn update_item(ctx: &Context<'_>, op: &Element) -> Result<String, Fault> {
         r.push(res, "<m:Items/>");
     }
     Ok(r.finish())
+}
+
+/// Applies the `Set/Append/DeleteItemField` changes of an `ItemChange` to an item.
+fn apply_updates(item: &mut crate::store::Item, updates: &Element) -> Result<(), EwsError> {
+    for u in &updates.children {
+        let path =
+            PropertyPath::first_in(u)?.ok_or_else(|| EwsError::invalid_request("change without a property path"))?;
+        let source = u.children.iter().find(|c| PropertyPath::parse(c).ok().flatten().is_none());
+        match &*u.name {
+            "SetItemField" => {
+                let source = source.ok_or_else(|| EwsError::invalid_request("SetItemField without an item"))?;
+                property_path::set(item, &path, source)?;
+            }
+            "AppendToItemField" => {
+                let source = source.ok_or_else(|| EwsError::invalid_request("AppendToItemField without an item"))?;
+                property_path::append(item, &path, source)?;
+            }
+            "DeleteItemField" => property_path::delete(item, &path)?,
+            other => return Err(EwsError::invalid_request(format!("unknown change {other}"))),
+        }
+    }
+    Ok(())
 }
 
 /// DeleteItem: HardDelete removes, SoftDelete keeps in Recoverable Items, MoveToDeletedItems
@@ -330,7 +435,19 @@ pub fn delete_item(ctx: &Context<'_>, op: &Element) -> Result<String, Fault> {
             r.stopped("");
             continue;
         }
-        let res = resolve_item(ctx, id, Permission::Editor).and_then(|(index, number)| {
+        let res = resolve_target(ctx, id, Permission::Editor).and_then(|target| {
+            let (index, number) = match target {
+                ItemTarget::Item(m, n) => (m, n),
+                ItemTarget::Occurrence(m, n, instance) => {
+                    // Deleting an occurrence cancels it: the master lists it in DeletedOccurrences.
+                    return ctx
+                        .shared
+                        .store
+                        .write(m, |mb| mb.update_item(n, |master| calendar::delete_occurrence(master, instance)))
+                        .ok_or_else(EwsError::item_not_found)?
+                        .map(|()| String::new());
+                }
+            };
             // A user's save that lands right before the delete (test hook).
             let edit = ctx.shared.store.take_delete_hook(index, number);
             ctx.shared

@@ -1,6 +1,7 @@
 //! EWS operations, one module per family, and what they share: the request context, folder and
 //! item id resolution with access checks, and the response message writer.
 
+pub mod convert;
 pub mod directory;
 pub mod folders;
 pub mod items;
@@ -11,7 +12,7 @@ use crate::config::ServerVersion;
 use crate::emulator::Shared;
 use crate::response_code::EwsError;
 use crate::soap::Fault;
-use crate::store::{IdKind, Mailbox, MailboxKind, Permission, decode_id};
+use crate::store::{IdKind, Mailbox, MailboxKind, Permission, decode_id, decode_occurrence_id};
 use crate::xml::{Element, escape};
 
 /// Who is calling and on whose behalf.
@@ -79,6 +80,7 @@ pub fn dispatch(ctx: &Context<'_>, op: &Element) -> Result<Outcome, Fault> {
         "Unsubscribe" => notify::unsubscribe(ctx, op),
         "GetStreamingEvents" => return notify::get_streaming_events(ctx, op),
         "ExpandDL" => directory::expand_dl(ctx, op),
+        "ConvertId" => convert::convert_id(ctx, op),
         other => {
             return Err(Fault::invalid(
                 "ErrorInvalidRequest",
@@ -109,10 +111,16 @@ pub fn busy_message(operation: &str, backoff_ms: u64) -> Option<String> {
         "Unsubscribe",
         "GetStreamingEvents",
         "ExpandDL",
+        "ConvertId",
     ];
     let op = *OPERATIONS.iter().find(|o| **o == operation)?;
     let mut r = Responses::new(op);
-    let items = if matches!(op, "GetItem" | "CreateItem" | "UpdateItem" | "MoveItem") { "<m:Items/>" } else { "" };
+    let items = match op {
+        "GetItem" | "CreateItem" | "UpdateItem" | "MoveItem" => "<m:Items/>",
+        "SyncFolderItems" => "<m:SyncState/><m:IncludesLastItemInRange>true</m:IncludesLastItemInRange>",
+        "SyncFolderHierarchy" => "<m:SyncState/><m:IncludesLastFolderInRange>true</m:IncludesLastFolderInRange>",
+        _ => "",
+    };
     let err = EwsError::new("ErrorServerBusy", "The server cannot service this request right now. Try again later.");
     r.error_with_xml(&err, &format!(r#"<t:Value Name="BackOffMilliseconds">{backoff_ms}</t:Value>"#), items);
     Some(r.finish())
@@ -289,6 +297,64 @@ pub fn resolve_item(ctx: &Context<'_>, e: &Element, needed: Permission) -> Resul
         return Err(EwsError::access_denied());
     }
     Ok((index, number))
+}
+
+/// What an item id element names: an item, or an occurrence of a recurring master.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ItemTarget {
+    /// An item (mailbox, number); a `RecurringMasterItemId` resolves to its master.
+    Item(u32, u64),
+    /// An occurrence (mailbox, master number, instance index).
+    Occurrence(u32, u64, u32),
+}
+
+/// Resolves `t:ItemId` (of an item or of an occurrence), `t:OccurrenceItemId` (master id and
+/// instance index) or `t:RecurringMasterItemId` (the master of an occurrence id) and checks
+/// `needed` on the folder of the item or master.
+pub fn resolve_target(ctx: &Context<'_>, e: &Element, needed: Permission) -> Result<ItemTarget, EwsError> {
+    let master_of = |id: &str| -> Result<(u32, u64), EwsError> {
+        if let Some((index, number, _)) = decode_occurrence_id(id) {
+            return Ok((index, number));
+        }
+        resolve_item(ctx, &Element::t("ItemId").with_attr("Id", id), needed)
+    };
+    match &*e.name {
+        "ItemId" => {
+            let id = e.attr("Id").ok_or_else(EwsError::id_malformed)?;
+            match decode_occurrence_id(id) {
+                Some((index, number, instance)) => {
+                    resolve_item(
+                        ctx,
+                        &Element::t("ItemId").with_attr("Id", crate::store::encode_id(IdKind::Item, index, number)),
+                        needed,
+                    )?;
+                    Ok(ItemTarget::Occurrence(index, number, instance))
+                }
+                None => resolve_item(ctx, e, needed).map(|(m, n)| ItemTarget::Item(m, n)),
+            }
+        }
+        "OccurrenceItemId" => {
+            let master = e.attr("RecurringMasterId").ok_or_else(EwsError::id_malformed)?;
+            let (index, number) = master_of(master)?;
+            let instance = e
+                .attr("InstanceIndex")
+                .and_then(|i| i.trim().parse::<u32>().ok())
+                .filter(|i| *i > 0)
+                .ok_or_else(|| EwsError::invalid_request("InstanceIndex must be a positive number"))?;
+            Ok(ItemTarget::Occurrence(index, number, instance))
+        }
+        "RecurringMasterItemId" => {
+            let id = e.attr("OccurrenceId").ok_or_else(EwsError::id_malformed)?;
+            let (index, number) = master_of(id)?;
+            resolve_item(
+                ctx,
+                &Element::t("ItemId").with_attr("Id", crate::store::encode_id(IdKind::Item, index, number)),
+                needed,
+            )?;
+            Ok(ItemTarget::Item(index, number))
+        }
+        other => Err(EwsError::invalid_request(format!("{other} is not an item id"))),
+    }
 }
 
 /// A schema-level problem in a valid envelope: Exchange answers these as a fault.

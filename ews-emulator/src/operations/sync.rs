@@ -139,7 +139,10 @@ pub fn sync_folder_items(ctx: &Context<'_>, op: &Element) -> Result<String, Faul
             })
             .ok_or_else(EwsError::folder_not_found)?
     });
-    r.push(res, "");
+    // Exchange's error messages carry an empty SyncState and IncludesLastItemInRange (Microsoft's
+    // "SyncFolderItems error response" example); clients such as exchangelib read them before
+    // looking at the code.
+    r.push(res, "<m:SyncState/><m:IncludesLastItemInRange>true</m:IncludesLastItemInRange>");
     Ok(r.finish())
 }
 
@@ -181,6 +184,6 @@ pub fn sync_folder_hierarchy(ctx: &Context<'_>, op: &Element) -> Result<String, 
             })
             .ok_or_else(EwsError::folder_not_found)?
     });
-    r.push(res, "");
+    r.push(res, "<m:SyncState/><m:IncludesLastFolderInRange>true</m:IncludesLastFolderInRange>");
     Ok(r.finish())
 }

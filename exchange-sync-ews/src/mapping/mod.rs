@@ -8,10 +8,11 @@
 //! What a calendar item carries, both ways: subject, body, categories, sensitivity, importance,
 //! reminder, location, free/busy, `Start` / `End` as UTC instants, `IsAllDayEvent`, the
 //! `StartTimeZone` / `EndTimeZone` ids (`start_time_zone`, [`END_TIME_ZONE`]; Exchange 2010 and later:
-//! they keep all-day events on the same local day in every mailbox), the recurrence pattern and range
-//! of a master, and the attendees as text in our own extended property (copies are plain
-//! appointments, so nobody is invited). Exceptions of a master are read only
-//! ([`DELETED_OCCURRENCES`], [`MODIFIED_OCCURRENCES`]): a copy gets every occurrence of the pattern.
+//! they keep all-day events on the same local day in every mailbox; Exchange 2007 SP1 gets the start
+//! zone as `MeetingTimeZone` and reads it back as both), the recurrence pattern and range of a
+//! master, its exceptions (one field per cancelled or modified occurrence: [`EXCEPTION_PREFIX`]),
+//! and the attendees as text in our own extended property (copies are plain appointments, so
+//! nobody is invited).
 //!
 //! A distribution list carries its display name and its members ([`MEMBERS`], Exchange 2010 and
 //! later), each written as a one-off member by name, routing type and address.
@@ -39,7 +40,9 @@ mod recurrence;
 mod schema;
 
 pub use origin::{ATTENDEES_PROPERTY, ORIGIN_PROPERTY, PROPERTY_SET_ID, origin_uri};
-pub use recurrence::{DELETED_OCCURRENCES, MODIFIED_OCCURRENCES};
+pub use recurrence::{
+    CANCELLED, DELETED_OCCURRENCES, EXCEPTION_PREFIX, Exception, MODIFIED_OCCURRENCES, Modified, on_server, wanted,
+};
 pub use schema::{END_TIME_ZONE, EwsProperty, MEMBERS, Mapping, ValueKind, mappings};
 
 use exchange_sync_core::item::{Body, BodyFormat, FieldValue as CoreValue, Item, ItemKind};
@@ -94,7 +97,15 @@ pub fn full_shape() -> ItemShape {
 }
 
 /// Reads an EWS item into the normalized form, with its origin stamp if it carries a valid one.
+/// The exceptions of a recurring master count with their times only: see
+/// [`to_item_with_exceptions`].
 pub fn to_item(ews: &EwsItem) -> (Item, Option<OriginStamp>) {
+    to_item_with_exceptions(ews, &[])
+}
+
+/// Reads an EWS item like [`to_item`]; a recurring master's modified occurrences are read with
+/// the details of the exception items in `exceptions` (subject, location, body).
+pub fn to_item_with_exceptions(ews: &EwsItem, exceptions: &[EwsItem]) -> (Item, Option<OriginStamp>) {
     let kind = kind_of(ews);
     let mut item = Item::new(kind.clone());
     for m in mappings(&kind) {
@@ -112,6 +123,11 @@ pub fn to_item(ews: &EwsItem) -> (Item, Option<OriginStamp>) {
         let (deleted, modified) = recurrence::exceptions(ews);
         item.set(DELETED_OCCURRENCES, CoreValue::TextList(deleted));
         item.set(MODIFIED_OCCURRENCES, CoreValue::TextList(modified));
+        if item.get(field::RECURRENCE).is_some() {
+            for (original, (exception, _)) in recurrence::on_server(ews, exceptions) {
+                item.set(&format!("{EXCEPTION_PREFIX}{original}"), CoreValue::Text(exception.encode()));
+            }
+        }
     }
     if let Some((format, content)) = ews.body() {
         let format = if format.eq_ignore_ascii_case("HTML") { BodyFormat::Html } else { BodyFormat::Text };

@@ -242,7 +242,11 @@ impl Mapping {
         }
         if self.value == ValueKind::TimeZone {
             let EwsProperty::Simple(name) = self.property else { return None };
-            let id = item.element.child(name)?.attr("Id")?.trim();
+            // Exchange 2007 has only the meeting's zone, by name: it stands for both.
+            let id = match item.element.child(name) {
+                Some(zone) => zone.attr("Id")?.trim(),
+                None => item.element.child("MeetingTimeZone")?.attr("TimeZoneName")?.trim(),
+            };
             return (!id.is_empty()).then(|| CoreValue::Text(id.to_owned()));
         }
         if self.value == ValueKind::TextList {

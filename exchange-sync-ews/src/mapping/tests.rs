@@ -175,10 +175,15 @@ fn time_zones_round_trip_and_are_set_before_the_times() {
     assert!(pos("StartTimeZone").unwrap() < pos("Start").unwrap(), "{u:?}");
     assert_eq!(pos("EndTimeZone"), None, "unchanged end zone is not sent");
 
-    // Exchange 2007 SP1 has no StartTimeZone/EndTimeZone: they are left out of its requests.
+    // Exchange 2007 SP1 has no StartTimeZone/EndTimeZone: the start zone goes as
+    // MeetingTimeZone, the end zone is left out.
     let draft = crate::item::ItemDraft { item_type: ItemType::CalendarItem, fields };
     let old = draft.for_version(crate::ExchangeVersion::Exchange2007Sp1);
-    assert_eq!(old.fields.len(), draft.fields.len() - 2);
+    assert_eq!(old.fields.len(), draft.fields.len() - 1);
+    assert!(old.fields.contains(&Field::Simple {
+        name: "MeetingTimeZone".into(),
+        value: FieldValue::MeetingTimeZone("W. Europe Standard Time".into())
+    }));
     assert_eq!(draft.for_version(crate::ExchangeVersion::Exchange2010).fields.len(), draft.fields.len());
 }
 

@@ -73,6 +73,29 @@ pub fn find_item_request(
     w.finish()
 }
 
+/// `m:FindItem` with a `CalendarView` on one folder: the single items and the occurrences of
+/// recurring series overlapping `[start, end)` (what a calendar shows; masters are not listed).
+pub fn calendar_view_request(
+    folder: &FolderRef,
+    shape: &ItemShape,
+    start: chrono::DateTime<chrono::Utc>,
+    end: chrono::DateTime<chrono::Utc>,
+    max: u32,
+) -> String {
+    let fmt = |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let mut w = XmlWriter::new();
+    w.open("m:FindItem", &[("Traversal", "Shallow")]);
+    shape.write(&mut w, "m:ItemShape");
+    w.empty(
+        "m:CalendarView",
+        &[("MaxEntriesReturned", &max.to_string()), ("StartDate", &fmt(start)), ("EndDate", &fmt(end))],
+    );
+    w.open("m:ParentFolderIds", &[]);
+    folder.write(&mut w);
+    w.close("m:ParentFolderIds").close("m:FindItem");
+    w.finish()
+}
+
 /// A page of FindItem.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ItemPage {
