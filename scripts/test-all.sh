@@ -26,6 +26,9 @@ python3 -c 'import venv' 2>/dev/null || need_apt+=(python3-venv)
 # The status page is tested in a real browser (headless), the systemd unit by systemd-analyze.
 command -v chromium >/dev/null || need_apt+=(chromium)
 command -v systemd-analyze >/dev/null || need_apt+=(systemd)
+# The PostgreSQL state store is tested against a throwaway cluster of Debian's server binaries
+# (scripts/postgres.sh runs it under target/postgres, never as a system service).
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_apt+=(postgresql)
 if [ ${#need_apt[@]} -gt 0 ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
@@ -43,6 +46,12 @@ step "formatting and lints"
 # incompatible_msrv lint).
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
+
+step "a throwaway PostgreSQL server on loopback (target/postgres) for the PostgreSQL state store"
+# The tests of the `postgres` feature read its URL from EXCHANGE_SYNC_TEST_POSTGRES and fail
+# without it: the conformance suite, the state machine, the leases and the failover of workers.
+eval "$(scripts/postgres.sh start)"
+trap 'scripts/postgres.sh stop' EXIT
 
 step "rust tests"
 trace_dir=$root/target/ews-traces

@@ -27,6 +27,8 @@ use crate::origin::OriginStamp;
 #[cfg(any(test, feature = "testkit"))]
 pub mod conformance;
 pub mod memory;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 

@@ -274,7 +274,11 @@ impl BindingError {
                 kind_name(e.kind()),
                 e.is_retryable(),
                 &e.to_string(),
-                Context { operation: Some((*operation).to_owned()), folder: Some(folder.clone()), ..Context::default() },
+                Context {
+                    operation: Some((*operation).to_owned()),
+                    folder: Some(folder.clone()),
+                    ..Context::default()
+                },
             ),
             BindingError::Service(e) => {
                 exception(py, kind_name(e.kind()), e.is_retryable(), &e.to_string(), Context::default())
