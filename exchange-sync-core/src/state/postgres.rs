@@ -40,8 +40,8 @@ use crate::id::{EntityId, GroupId, ItemId, MemberId, SyncToken, Version};
 use crate::item::{ContentHash, Item};
 use crate::origin::OriginStamp;
 use crate::state::{
-    AdminRequest, ConflictRecord, EntityRecord, FolderIdentity, KnownItem, MemberStatus, Ownership, PendingCreate,
-    PostedRequest, ReplicaRecord, ReplicaSlot, StateStore, StateTransaction, StateWrite,
+    AdminRequest, ConflictRecord, EntityRecord, FolderIdentity, KnownItem, LeaseInfo, MemberStatus, Ownership,
+    PendingCreate, PostedRequest, ReplicaRecord, ReplicaSlot, StateStore, StateTransaction, StateWrite,
 };
 
 /// One schema migration: a version number and the statements that bring the schema from the
@@ -209,21 +209,6 @@ impl Default for PostgresOptions {
     fn default() -> Self {
         PostgresOptions { schema: "exchange_sync".into(), password: None, max_connections: 8, worker: None }
     }
-}
-
-/// A group's lease as the database holds it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LeaseInfo {
-    /// The group.
-    pub group: GroupId,
-    /// The worker holding (or last holding) it.
-    pub owner: String,
-    /// The fencing token: grows with every takeover.
-    pub token: i64,
-    /// When the lease ends unless renewed.
-    pub expires_at: DateTime<Utc>,
-    /// Whether it has ended (by the database's clock).
-    pub expired: bool,
 }
 
 /// A [`StateStore`] in a PostgreSQL database. Cloning is cheap and shares the pool and the
@@ -417,8 +402,7 @@ impl PostgresStore {
     /// Takes the lease of `group` when it is free or expired (a takeover increments the fencing
     /// token), or renews it when this store holds it. Answers whether this store holds it now;
     /// `Ok(false)` when another worker does.
-    #[tracing::instrument(level = "debug", skip(self), fields(group = %group))]
-    pub async fn acquire_lease(&self, group: &GroupId) -> Result<bool> {
+    async fn acquire_lease_impl(&self, group: &GroupId) -> Result<bool> {
         let me = self.identity()?.clone();
         if let Some(token) = self.held_token(group) {
             if self.renew(group, &me, token).await? {
@@ -468,7 +452,7 @@ impl PostgresStore {
 
     /// Renews every lease this store holds; answers the groups whose leases were lost (another
     /// worker took them over after they expired): their work must stop.
-    pub async fn renew_leases(&self) -> Result<Vec<GroupId>> {
+    async fn renew_leases_impl(&self) -> Result<Vec<GroupId>> {
         let me = self.identity()?.clone();
         let held: Vec<(GroupId, i64)> = self.lock_held().iter().map(|(g, t)| (g.clone(), *t)).collect();
         let mut lost = Vec::new();
@@ -482,7 +466,7 @@ impl PostgresStore {
     }
 
     /// Gives a lease up (a worker shutting down): another worker may take the group at once.
-    pub async fn release_lease(&self, group: &GroupId) -> Result<()> {
+    async fn release_lease_impl(&self, group: &GroupId) -> Result<()> {
         let me = self.identity()?.clone();
         let Some(token) = self.held_token(group) else { return Ok(()) };
         self.forget_lease(group);
@@ -506,7 +490,7 @@ impl PostgresStore {
     }
 
     /// Every lease in the database: which worker owns which group (for `status`).
-    pub async fn leases(&self) -> Result<Vec<LeaseInfo>> {
+    async fn leases_impl(&self) -> Result<Vec<LeaseInfo>> {
         let client = self.client().await?;
         let rows = client
             .query("SELECT group_id, owner, token, expires_at, expires_at < now() FROM leases ORDER BY group_id", &[])
@@ -1460,6 +1444,37 @@ impl StateStore for PostgresStore {
                 })
             })
             .collect()
+    }
+
+    /// Without a worker identity the store is not fenced, and owns every group.
+    #[tracing::instrument(level = "debug", skip(self), fields(group = %group))]
+    async fn acquire_lease(&self, group: &GroupId) -> Result<bool> {
+        if self.shared.worker.is_none() {
+            return Ok(true);
+        }
+        self.acquire_lease_impl(group).await
+    }
+
+    async fn renew_leases(&self) -> Result<Vec<GroupId>> {
+        if self.shared.worker.is_none() {
+            return Ok(Vec::new());
+        }
+        self.renew_leases_impl().await
+    }
+
+    async fn release_lease(&self, group: &GroupId) -> Result<()> {
+        if self.shared.worker.is_none() {
+            return Ok(());
+        }
+        self.release_lease_impl(group).await
+    }
+
+    async fn leases(&self) -> Result<Vec<LeaseInfo>> {
+        self.leases_impl().await
+    }
+
+    fn lease_duration(&self) -> Option<Duration> {
+        self.shared.worker.as_ref().map(|w| w.lease)
     }
 
     async fn record(&self, group: &GroupId, key: &str) -> Result<Option<String>> {
