@@ -285,7 +285,21 @@ impl PostgresStore {
         if let Some(password) = &options.password {
             config.password(password.as_bytes());
         }
-        config.options(format!("-c search_path={}", options.schema));
+        let mut settings = format!("-c search_path={}", options.schema);
+        if let Some(worker) = &options.worker {
+            // A worker paused in the middle of a transaction (SIGSTOP, a frozen VM) holds its
+            // row locks, the lease row's among them, and the worker taking its groups over
+            // would wait for it forever: the server ends such a transaction (and its session)
+            // after half a lease, and no statement of a worker waits for a lock longer than a
+            // lease. A healthy worker never sits in a transaction: it sends a transaction's
+            // statements one after the other.
+            let lease_ms = worker.lease.as_millis().max(2);
+            settings.push_str(&format!(
+                " -c idle_in_transaction_session_timeout={} -c lock_timeout={lease_ms}",
+                lease_ms / 2
+            ));
+        }
+        config.options(settings);
         config.application_name("exchange-sync");
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(Duration::from_secs(10));
