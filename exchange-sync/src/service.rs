@@ -770,7 +770,13 @@ impl Inner {
         let mut ran = false;
         loop {
             report.attempts = attempt;
-            match self.attempt(g, &mut work, &mut report, trigger, dry_run, &requests).await {
+            // A pass writes only under the group's lease (a shared PostgreSQL state; other
+            // stores own every group): `run --once` takes it like the service's loop does.
+            let result = match self.hold_lease(&group_id, dry_run).await {
+                Ok(()) => self.attempt(g, &mut work, &mut report, trigger, dry_run, &requests).await,
+                Err(e) => Err(e),
+            };
+            match result {
                 Ok(()) => {
                     ran = true;
                     break;
@@ -875,6 +881,22 @@ impl Inner {
         tracing::info!("{report}");
         self.emit(ProgressEvent::PassFinished { report: report.clone() });
         report
+    }
+
+    /// Takes (or renews) the group's lease before a pass that writes; an error of kind `State`,
+    /// not retried, when another worker owns the group.
+    async fn hold_lease(&self, group: &GroupId, dry_run: bool) -> Result<()> {
+        if dry_run || self.store.acquire_lease(group).await? {
+            return Ok(());
+        }
+        let owner = self.store.leases().await?.into_iter().find(|l| &l.group == group).map(|l| l.owner);
+        Err(Error::Sync(exchange_sync_core::Error::LeaseLost {
+            group: group.clone(),
+            message: format!(
+                "worker {} owns the group; this process does not write to it until that lease expires",
+                owner.as_deref().unwrap_or("(another)")
+            ),
+        }))
     }
 
     /// Keeps the pass's report and the members of the group's distribution groups in the state,
