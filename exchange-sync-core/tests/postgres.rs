@@ -140,6 +140,87 @@ mod leases {
     }
 }
 
+/// Long runs of replica writes go to the server as one statement: the outcome is the one the
+/// writes one by one give (the memory store's), clashes and users' own items included.
+mod bulk_replica_writes {
+    use exchange_sync_core::id::{EntityId, GroupId, ItemId, MemberId, Version};
+    use exchange_sync_core::item::{Item, ItemKind};
+    use exchange_sync_core::origin::OriginStamp;
+    use exchange_sync_core::state::conformance::snapshot;
+    use exchange_sync_core::state::memory::MemoryStore;
+    use exchange_sync_core::state::{
+        Ownership, PendingCreate, ReplicaRecord, ReplicaSlot, StateStore, StateTransaction, StateWrite,
+    };
+
+    fn copy(entity: usize, item: usize) -> StateWrite {
+        StateWrite::PutReplica {
+            entity: EntityId::new(format!("e{entity:02}")),
+            member: MemberId::new("alice@contoso.test"),
+            slot: ReplicaSlot::Present(ReplicaRecord {
+                item_id: ItemId::new(format!("i{item:02}")),
+                version: Version::new("v1"),
+                hash: Item::new(ItemKind::Contact).with("name.given", "x").content_hash(),
+                ownership: Ownership::Created,
+                ignored_base: None,
+            }),
+        }
+    }
+
+    async fn both(memory: &MemoryStore, pg: &super::PostgresStore, tx: Vec<StateWrite>) -> bool {
+        let g = GroupId::new("g");
+        let m = memory.apply(&g, StateTransaction::from(tx.clone())).await;
+        let p = pg.apply(&g, StateTransaction::from(tx)).await;
+        assert_eq!(m.is_ok(), p.is_ok(), "memory: {m:?}\npostgres: {p:?}");
+        assert_eq!(snapshot(memory, &g).await, snapshot(pg, &g).await);
+        m.is_ok()
+    }
+
+    #[tokio::test]
+    async fn a_window_of_copies_and_intents_lands_as_one_by_one() {
+        let memory = MemoryStore::new();
+        let pg = super::fresh_store().await;
+        let g = GroupId::new("g");
+        let alice = MemberId::new("alice@contoso.test");
+        let entities: Vec<StateWrite> = (0..40)
+            .map(|i| StateWrite::PutEntity { id: EntityId::new(format!("e{i:02}")), base: None, match_key: None })
+            .collect();
+        assert!(both(&memory, &pg, entities).await);
+        // Intents, and a user's own item that becomes a copy.
+        let mut tx: Vec<StateWrite> = (0..40)
+            .map(|i| {
+                let entity = EntityId::new(format!("e{i:02}"));
+                StateWrite::PutPending(PendingCreate {
+                    origin: OriginStamp::new(g.clone(), entity.clone()),
+                    entity,
+                    member: alice.clone(),
+                    recorded_at: chrono::DateTime::UNIX_EPOCH,
+                })
+            })
+            .collect();
+        tx.push(StateWrite::PutForeign { member: alice.clone(), id: ItemId::new("i05"), version: Version::new("v0") });
+        assert!(both(&memory, &pg, tx).await);
+        // The window: each copy, then its intent cleared.
+        let window: Vec<StateWrite> = (0..40)
+            .flat_map(|i| {
+                [
+                    copy(i, i),
+                    StateWrite::RemovePending { entity: EntityId::new(format!("e{i:02}")), member: alice.clone() },
+                ]
+            })
+            .collect();
+        assert!(both(&memory, &pg, window).await);
+        assert!(pg.pending_creates(&g).await.unwrap().is_empty());
+        // Two copies trading items: the first write finds the item taken, one by one as at once.
+        let mut swap = vec![copy(0, 1), copy(1, 0)];
+        swap.extend((2..30).map(|i| copy(i, i + 40)));
+        assert!(!both(&memory, &pg, swap).await);
+        // A copy of an entity that does not exist, in a long run.
+        let mut unknown: Vec<StateWrite> = (0..20).map(|i| copy(i, i + 100)).collect();
+        unknown.push(copy(99, 99));
+        assert!(!both(&memory, &pg, unknown).await);
+    }
+}
+
 /// The PostgreSQL and memory stores implement the same semantics: random transactions (failing
 /// ones too) applied to both leave states no reader can tell apart, and succeed or fail together.
 mod agrees_with_memory_store {

@@ -1070,22 +1070,42 @@ impl PostgresStore {
         let mut intents = Intents::new();
         let writes = &tx.writes;
         let mut i = 0;
+        let mut sequential_until = 0;
         while i < writes.len() {
-            // A run of replica writes (a fan-out's window) goes at once when it can.
-            let run: Vec<(&EntityId, &MemberId, &ReplicaSlot)> = writes[i..]
+            // A run of replica writes (a fan-out's window: each copy's slot, then its create
+            // intent cleared) goes at once when it can. Intents only touch the transaction's
+            // buffer of intents, so they may be taken in order beside the replicas.
+            let span = writes[i..]
                 .iter()
-                .map_while(|w| match w {
+                .take_while(|w| {
+                    matches!(
+                        w,
+                        StateWrite::PutReplica { .. } | StateWrite::PutPending(_) | StateWrite::RemovePending { .. }
+                    )
+                })
+                .count();
+            let run: Vec<(&EntityId, &MemberId, &ReplicaSlot)> = writes[i..i + span]
+                .iter()
+                .filter_map(|w| match w {
                     StateWrite::PutReplica { entity, member, slot } => Some((entity, member, slot)),
                     _ => None,
                 })
                 .collect();
-            if run.len() >= BULK_REPLICAS {
+            if run.len() >= BULK_REPLICAS && i >= sequential_until {
                 match put_replicas_in_bulk(&sql, group, &run).await {
                     Ok(true) => {
-                        i += run.len();
+                        for write in &writes[i..i + span] {
+                            if !matches!(write, StateWrite::PutReplica { .. }) {
+                                apply_write(&sql, &mut intents, group, write)
+                                    .await
+                                    .map_err(|e| self.write_error(group, &describe(write), e))?;
+                            }
+                        }
+                        i += span;
                         continue;
                     }
-                    Ok(false) => {}
+                    // One by one, without asking again for every write of the span.
+                    Ok(false) => sequential_until = i + span,
                     Err(e) => return Err(self.write_error(group, &format!("put {} replicas", run.len()), e)),
                 }
             }
