@@ -16,9 +16,26 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 dir=$root/target/postgres
-data=$dir/data
-sock=$dir/socket
-logs=$dir/log
+mkdir -p "$dir"
+files=$dir
+if [ "$(id -u)" = 0 ]; then
+  # nobody must reach the directories on the way (they are root's) and own its own.
+  chmod o+x "$root" "$root/target" "$dir" 2>/dev/null || true
+  if ! runuser -u nobody -- test -x "$dir"; then
+    # A directory of mode 700 on the way (root's home, say) keeps nobody out of target/: the
+    # cluster's files go to a directory of their own under /tmp, which target/postgres/files names.
+    if [ -f "$dir/files" ] && [ -d "$(cat "$dir/files")" ]; then
+      files=$(cat "$dir/files")
+    else
+      files=$(mktemp -d /tmp/exchange-sync-postgres.XXXXXX)
+      chmod 755 "$files"
+      echo "$files" >"$dir/files"
+    fi
+  fi
+fi
+data=$files/data
+sock=$files/socket
+logs=$files/log
 user=exsync
 
 bin=${PG_BIN:-}
@@ -33,7 +50,7 @@ if [ -z "$bin" ]; then
 fi
 
 as_owner() {
-  if [ "$(id -u)" = 0 ]; then runuser -u nobody -- "$@"; else "$@"; fi
+  if [ "$(id -u)" = 0 ]; then (cd / && runuser -u nobody -- "$@"); else "$@"; fi
 }
 
 url() {
@@ -53,11 +70,9 @@ start() {
     rm -rf "$data" "$sock" "$logs"
     mkdir -p "$data" "$sock" "$logs"
     (umask 077; head -c 18 /dev/urandom | base64 | tr -d '/+=' >"$dir/password")
-    local pwfile=$dir/pwfile
+    local pwfile=$files/pwfile
     cp "$dir/password" "$pwfile"
     if [ "$(id -u)" = 0 ]; then
-      # nobody must reach the directories on the way (they are root's) and own its own.
-      chmod o+x "$root" "$root/target" "$dir" 2>/dev/null || true
       chown -R nobody "$data" "$sock" "$logs" "$pwfile"
     fi
     as_owner "$bin/initdb" -D "$data" -U "$user" --pwfile="$pwfile" --auth-local=scram-sha-256 \

@@ -51,7 +51,7 @@ step "a throwaway PostgreSQL server on loopback (target/postgres) for the Postgr
 # The tests of the `postgres` feature read its URL from EXCHANGE_SYNC_TEST_POSTGRES and fail
 # without it: the conformance suite, the state machine, the leases and the failover of workers.
 eval "$(scripts/postgres.sh start)"
-trap 'scripts/postgres.sh stop' EXIT
+trap '"$root/scripts/postgres.sh" stop' EXIT
 
 step "rust tests"
 trace_dir=$root/target/ews-traces
