@@ -31,6 +31,9 @@ command -v systemd-analyze >/dev/null || need_apt+=(systemd)
 for pkg in libkrb5-dev libclang-dev krb5-kdc krb5-admin-server krb5-user; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
+# The PostgreSQL state store is tested against a throwaway cluster of Debian's server binaries
+# (scripts/postgres.sh runs it under target/postgres, never as a system service).
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_apt+=(postgresql)
 if [ ${#need_apt[@]} -gt 0 ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
@@ -49,6 +52,16 @@ step "formatting and lints"
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
 
+step "a throwaway PostgreSQL server on loopback (target/postgres) for the PostgreSQL state store"
+# The tests of the `postgres` feature read its URL from EXCHANGE_SYNC_TEST_POSTGRES and fail
+# without it: the conformance suite, the state machine, the leases and the failover of workers.
+# Servers the tests start are stopped however the run ends.
+servers=()
+stop_servers() { for s in "${servers[@]}"; do "$root/scripts/$s.sh" stop || true; done; }
+trap stop_servers EXIT
+eval "$(scripts/postgres.sh start)"
+servers+=(postgres)
+
 step "rust tests"
 trace_dir=$root/target/ews-traces
 rm -rf "$trace_dir" && mkdir -p "$trace_dir"
@@ -59,9 +72,9 @@ export GRAPH_TRACE_DIR=$graph_trace_dir
 cargo build --locked --bins
 # The Kerberos tests take their realm, keytabs and ticket cache from the KDC's environment.
 scripts/kdc.sh start >/dev/null
+servers+=(kdc)
 # shellcheck disable=SC1091
 . target/kdc/env
-trap 'scripts/kdc.sh stop' EXIT
 # The browser test of the status page must not skip itself for want of chromium; it leaves its
 # screenshot in target/status-page.png (docs/status-page.png is one).
 REQUIRE_BROWSER=1 cargo test --locked --all-features --no-fail-fast

@@ -1,12 +1,15 @@
 //! Benchmarks 1, 4 and 7: the initial fan-out of the public folder to one-way members, then an
 //! incremental pass after 1% of the contacts changed on the hub. One `run_once` pass each, state
-//! in SQLite on disk, as the service runs them.
+//! in SQLite on disk, as the service runs them, or (row 1p) in a PostgreSQL database on loopback,
+//! as workers sharing a database run them.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use exchange_sync::{EwsFolders, RunOptions, RunReport, SyncService};
+use exchange_sync_core::StateStore;
 use exchange_sync_core::field;
+use exchange_sync_core::state::postgres::{PostgresOptions, PostgresStore, WorkerIdentity};
 use exchange_sync_core::state::sqlite::SqliteStore;
 
 use crate::measurement::{Measurement, Meter};
@@ -35,14 +38,33 @@ fn totals(report: &RunReport) -> (u64, u64, usize, String) {
 
 /// Fans `contacts` out to `mailboxes` members (`name`), then changes 1% of the contacts on the
 /// hub and syncs again (`name` + " incremental", when `incremental`).
-pub fn run(name: &str, contacts: usize, mailboxes: usize, incremental: bool) -> Result<Vec<Measurement>, BoxError> {
+///
+/// With `postgres` (a server's URL), the state is a fresh schema of that database, written as a
+/// worker holding the group's lease (every write transaction checks the lease, as in production).
+pub fn run(
+    name: &str,
+    contacts: usize,
+    mailboxes: usize,
+    incremental: bool,
+    postgres: Option<&str>,
+) -> Result<Vec<Measurement>, BoxError> {
     let tenant = Tenant::start(mailboxes, contacts)?;
     let runtime = tenant::engine_runtime()?;
     let dir = tempfile::tempdir()?;
     runtime.block_on(async {
         let config = tenant::config(&tenant.url(), vec![tenant::reader_group("bench", 0, mailboxes)], Duration::ZERO);
         let folders = Arc::new(EwsFolders::connect(&config).await?);
-        let store = Arc::new(SqliteStore::open(dir.path().join("state.sqlite")).await?);
+        let store: Arc<dyn StateStore> = match postgres {
+            Some(url) => {
+                let options = PostgresOptions {
+                    schema: format!("bench_{}", std::process::id()),
+                    worker: Some(WorkerIdentity { name: "bench".into(), lease: Duration::from_secs(60) }),
+                    ..PostgresOptions::default()
+                };
+                Arc::new(PostgresStore::connect(url, options).await?)
+            }
+            None => Arc::new(SqliteStore::open(dir.path().join("state.sqlite")).await?),
+        };
         let service = SyncService::new(config, folders.clone(), store)?;
         let size = format!("{contacts} contacts x {mailboxes} mailboxes");
         let mut out = Vec::new();

@@ -81,6 +81,9 @@ enum Case {
         mailboxes: usize,
         #[arg(long)]
         incremental: bool,
+        /// The state in this PostgreSQL database (a fresh schema) instead of an SQLite file.
+        #[arg(long)]
+        postgres: Option<String>,
     },
     /// The raw load driver.
     Raw {
@@ -161,8 +164,8 @@ enum Case {
 
 fn run_case(case: Case) -> Result<Vec<measurement::Measurement>, Box<dyn std::error::Error>> {
     Ok(match case {
-        Case::Fanout { name, contacts, mailboxes, incremental } => {
-            fanout::run(&name, contacts, mailboxes, incremental)?
+        Case::Fanout { name, contacts, mailboxes, incremental, postgres } => {
+            fanout::run(&name, contacts, mailboxes, incremental, postgres.as_deref())?
         }
         Case::Raw { name, contacts, mailboxes } => vec![raw::run(&name, contacts, mailboxes)?],
         Case::Exchangelib { name, contacts, mailboxes, python, script } => {

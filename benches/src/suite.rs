@@ -27,6 +27,8 @@ pub struct Settings {
 /// Names of the rows the ratios are computed from.
 const HEADLINE: &str = "1. engine fan-out";
 const RAW: &str = "2. raw load driver";
+/// The headline fan-out with the state in PostgreSQL.
+const HEADLINE_POSTGRES: &str = "1p. engine fan-out, PostgreSQL state";
 const HEADLINE_SPLIT: &str = "1s. engine fan-out, emulator on its own core";
 const RAW_SPLIT: &str = "2s. raw load driver, emulator on its own core";
 const SMALL: &str = "3a. engine fan-out, exchangelib size";
@@ -66,6 +68,13 @@ fn plan(s: &Settings) -> Vec<(String, Vec<String>)> {
         let args = ["raw", "--name", name, "--contacts", &n(contacts), "--mailboxes", &n(mailboxes)];
         (name.to_owned(), args.map(String::from).to_vec())
     };
+    // The headline fan-out with the state in PostgreSQL (the test command's throwaway server,
+    // `scripts/postgres.sh`), beside SQLite's: what sharing a database costs.
+    let postgres_row = std::env::var("EXCHANGE_SYNC_TEST_POSTGRES").ok().map(|url| {
+        let (name, mut args) = fanout(HEADLINE_POSTGRES, contacts, mailboxes, true);
+        args.extend(["--postgres".into(), url]);
+        (name, args)
+    });
     let (small_contacts, small_mailboxes) = if q { (20, 2) } else { (1_000, 10) };
     let mut plan = vec![
         fanout(HEADLINE, contacts, mailboxes, true),
@@ -90,6 +99,13 @@ fn plan(s: &Settings) -> Vec<(String, Vec<String>)> {
             ],
         ),
     ];
+    match postgres_row {
+        Some(row) => plan.insert(1, row),
+        None => eprintln!(
+            "row {HEADLINE_POSTGRES} left out: EXCHANGE_SYNC_TEST_POSTGRES is not set (eval \"$(scripts/postgres.sh \
+             start)\" provides it)"
+        ),
+    }
     let (lat_contacts, lat_others, samples) = if q { (20, 3, 3) } else { (1_000, 100, 40) };
     plan.push((
         LATENCY.into(),
@@ -255,6 +271,10 @@ pub fn ratios(rows: &[Measurement]) -> String {
             "- engine / raw driver throughput, emulator on its own core: {ratio:.2} (target >= 0.8: {})",
             verdict(ratio >= 0.8)
         );
+    }
+    if let (Some(p), Some(e)) = (find(HEADLINE_POSTGRES), find(HEADLINE)) {
+        let ratio = p.items_per_second() / e.items_per_second().max(f64::MIN_POSITIVE);
+        let _ = writeln!(t, "- fan-out throughput, PostgreSQL state / SQLite state: {ratio:.2}");
     }
     if let (Some(e), Some(x)) = (find(SMALL), find(EXCHANGELIB)) {
         let ratio = e.items_per_second() / x.items_per_second().max(f64::MIN_POSITIVE);

@@ -211,6 +211,17 @@ pub enum Error {
         #[source]
         source: Option<BoxError>,
     },
+    /// A worker sharing a state database with others wrote to a group whose lease it no longer
+    /// holds: it was paused or cut off past the lease's expiry and another worker took the group
+    /// over (kind [`ErrorKind::State`], not retryable). Nothing was written; the worker must stop
+    /// working on the group, whose new owner resumes it from the state.
+    #[error("state store: lease of group {group} lost: {message}")]
+    LeaseLost {
+        /// The group.
+        group: GroupId,
+        /// Who holds the lease now, and which token this worker had.
+        message: String,
+    },
     /// See [`ErrorKind::MassDelete`].
     #[error(
         "mass-delete guard: the run would delete {would_delete} of {total} items in member {member} of group {group} \
@@ -265,7 +276,7 @@ impl Error {
             Error::Unreachable { .. } => ErrorKind::Unreachable,
             Error::Transient { .. } => ErrorKind::Transient,
             Error::Permanent { .. } => ErrorKind::Permanent,
-            Error::State { .. } => ErrorKind::State,
+            Error::State { .. } | Error::LeaseLost { .. } => ErrorKind::State,
             Error::MassDelete { .. } | Error::Vanished { .. } => ErrorKind::MassDelete,
             Error::Config { .. } => ErrorKind::Config,
         }

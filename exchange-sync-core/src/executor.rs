@@ -792,6 +792,7 @@ pub(crate) fn replicate(error: &Error) -> Error {
             Error::Transient { message: message.clone(), exhausted: *exhausted, context: context(), source: None }
         }
         Error::State { message, .. } => Error::State { message: message.clone(), source: None },
+        Error::LeaseLost { group, message } => Error::LeaseLost { group: group.clone(), message: message.clone() },
         Error::MassDelete { group, member, would_delete, total, limit } => Error::MassDelete {
             group: group.clone(),
             member: member.clone(),

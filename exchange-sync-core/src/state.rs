@@ -27,6 +27,8 @@ use crate::origin::OriginStamp;
 #[cfg(any(test, feature = "testkit"))]
 pub mod conformance;
 pub mod memory;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 
@@ -323,6 +325,21 @@ pub struct PostedRequest {
     pub posted_at: DateTime<Utc>,
 }
 
+/// A group's lease, where several workers share a state database: which worker owns the group.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaseInfo {
+    /// The group.
+    pub group: GroupId,
+    /// The worker holding (or last holding) it.
+    pub owner: String,
+    /// The fencing token: grows with every takeover.
+    pub token: i64,
+    /// When the lease ends unless renewed.
+    pub expires_at: DateTime<Utc>,
+    /// Whether it has ended (by the database's clock): any worker may take the group.
+    pub expired: bool,
+}
+
 /// One write of a [`StateTransaction`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StateWrite {
@@ -531,4 +548,35 @@ pub trait StateStore: Send + Sync {
 
     /// One of the group's records ([`StateWrite::PutRecord`]), when it was written.
     async fn record(&self, group: &GroupId, key: &str) -> Result<Option<String>>;
+
+    /// Takes the group's lease, or renews it when this store holds it; `Ok(false)` while another
+    /// worker holds it. Only stores that several workers share have leases (the PostgreSQL
+    /// store opened with a worker identity); a store with one writer owns every group, which is
+    /// the default.
+    async fn acquire_lease(&self, group: &GroupId) -> Result<bool> {
+        let _ = group;
+        Ok(true)
+    }
+
+    /// Renews every lease this store holds; answers the groups whose leases were lost to another
+    /// worker (their work must stop: their writes are refused).
+    async fn renew_leases(&self) -> Result<Vec<GroupId>> {
+        Ok(Vec::new())
+    }
+
+    /// Gives the group's lease up (a worker shutting down): another worker may take it at once.
+    async fn release_lease(&self, group: &GroupId) -> Result<()> {
+        let _ = group;
+        Ok(())
+    }
+
+    /// Every lease the store knows: which worker owns which group (empty without leases).
+    async fn leases(&self) -> Result<Vec<LeaseInfo>> {
+        Ok(Vec::new())
+    }
+
+    /// How long a lease of this store lasts without renewal (`None`: no leases).
+    fn lease_duration(&self) -> Option<std::time::Duration> {
+        None
+    }
 }

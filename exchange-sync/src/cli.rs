@@ -690,6 +690,32 @@ async fn post_request(out: Out, config: Config, group: &str, request: AdminReque
     if config.group(group).is_none() {
         return Err(Error::UnknownGroup(group.to_owned()));
     }
+    if let StateLocation::Postgres(_) = &config.service.state {
+        // A shared database: the request waits there for the worker that owns the group.
+        let store = SyncService::open_store_for_reading(&config).await?;
+        let owner =
+            store.leases().await?.into_iter().find(|l| l.group.as_str() == group && !l.expired).map(|l| l.owner);
+        let service = SyncService::build(config, Arc::new(Offline), store, false)?;
+        let id = service.post_request(group, request).await?;
+        let text = match &owner {
+            Some(worker) => format!(
+                "posted the request for group {group} (request {id}); worker {worker} owns the group and carries \
+                 it out within a few seconds (see `exchange-sync status`)"
+            ),
+            None => format!(
+                "posted the request for group {group} (request {id}); no worker owns the group now: the first \
+                 worker to take it carries it out"
+            ),
+        };
+        if out.json {
+            out.doc(&serde_json::json!({
+                "group": group, "request": id, "owner": owner, "service_running": owner.is_some(), "message": text
+            }));
+        } else {
+            println!("{text}");
+        }
+        return Ok(ExitStatus::Ok);
+    }
     let StateLocation::Sqlite(path) = config.service.state.clone() else {
         out.error(
             "state = \"memory\" keeps no state between processes: nothing can reach a running service; confirm with \
@@ -776,6 +802,15 @@ async fn status(out: Out, service: &SyncService) -> Result<ExitStatus, Error> {
             if g.stopped_by_mass_delete_guard { "; STOPPED BY THE MASS-DELETE GUARD" } else { "" },
             g.conflicts
         );
+        if let Some(lease) = &g.lease {
+            println!(
+                "  owned by worker {} (lease {} {}, fencing token {})",
+                lease.owner,
+                if lease.expired { "expired" } else { "until" },
+                lease.expires_at.format("%Y-%m-%d %H:%M:%S UTC"),
+                lease.token
+            );
+        }
         if let Some(guard) = &g.guard {
             for line in guard.to_string().lines() {
                 println!("  ! {line}");

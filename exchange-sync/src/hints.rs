@@ -224,6 +224,7 @@ pub fn hint_for(kind: ErrorKind, message: &str, ews: Option<&EwsError>, ctx: &Hi
             let path = match &ctx.config.service.state {
                 crate::config::StateLocation::Sqlite(p) => p.display().to_string(),
                 crate::config::StateLocation::Memory => "memory".to_owned(),
+                crate::config::StateLocation::Postgres(p) => p.shown_url(),
             };
             let m = message.to_lowercase();
             if m.contains("readonly") || m.contains("read-only") || m.contains("permission denied") {

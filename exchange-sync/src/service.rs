@@ -300,6 +300,24 @@ fn core_error(error: Error, context: &ErrorContext) -> exchange_sync_core::Error
     }
 }
 
+/// Connects to a PostgreSQL state, as the configured worker (`as_worker`) or not (reading,
+/// posting admin requests). The password is read here and goes only to the driver.
+async fn open_postgres(
+    pg: &crate::config::PostgresState,
+    as_worker: bool,
+) -> Result<exchange_sync_core::state::postgres::PostgresStore> {
+    use exchange_sync_core::state::postgres::{PostgresOptions, PostgresStore, WorkerIdentity};
+    let password = match &pg.password {
+        Some(secret) => Some(secret.resolve().map_err(|where_| exchange_sync_core::Error::Config {
+            message: format!("the password of the PostgreSQL state: {where_}"),
+        })?),
+        None => None,
+    };
+    let worker = as_worker.then(|| WorkerIdentity { name: pg.worker.clone(), lease: pg.lease });
+    let options = PostgresOptions { schema: pg.schema.clone(), password, worker, ..PostgresOptions::default() };
+    Ok(PostgresStore::connect(&pg.url, options).await?)
+}
+
 /// An instant of the tokio clock for a wall-clock time (now when it is past).
 fn instant_at(at: DateTime<Utc>) -> tokio::time::Instant {
     tokio::time::Instant::now() + (at - Utc::now()).to_std().unwrap_or(Duration::ZERO)
@@ -381,10 +399,14 @@ impl SyncService {
     /// (design rule 12): while it is open, a second writer of the same file (another service, a
     /// `run --once`) is refused at once with an error of kind
     /// [`exchange_sync_core::ErrorKind::State`] that names the process holding it.
+    ///
+    /// A PostgreSQL state is shared: the store writes as the configured worker, and each group
+    /// only while the worker holds its lease (see [`exchange_sync_core::state::postgres`]).
     pub async fn open_store(config: &Config) -> Result<Arc<dyn StateStore>> {
         Ok(match &config.service.state {
             StateLocation::Memory => Arc::new(exchange_sync_core::state::memory::MemoryStore::new()),
             StateLocation::Sqlite(path) => Arc::new(exchange_sync_core::state::sqlite::SqliteStore::open(path).await?),
+            StateLocation::Postgres(pg) => Arc::new(open_postgres(pg, true).await?),
         })
     }
 
@@ -400,6 +422,8 @@ impl SyncService {
             StateLocation::Sqlite(_) | StateLocation::Memory => {
                 Arc::new(exchange_sync_core::state::memory::MemoryStore::new())
             }
+            // Not as a worker: reads and admin requests need no lease.
+            StateLocation::Postgres(pg) => Arc::new(open_postgres(pg, false).await?),
         })
     }
 
@@ -556,9 +580,22 @@ impl SyncService {
                 tokio::spawn(async move { inner.group_loop(group).await }.instrument(span))
             })
             .collect();
+        let renewal = self.inner.store.lease_duration().map(|lease| {
+            let inner = Arc::clone(&self.inner);
+            tokio::spawn(async move { inner.renew_leases(lease).await }.instrument(tracing::info_span!("leases")))
+        });
         for handle in loops {
             if let Err(e) = handle.await {
                 tracing::error!("a group loop ended abnormally: {e}");
+            }
+        }
+        if let Some(renewal) = renewal {
+            renewal.abort();
+            // The groups are free for the other workers at once, not when the leases expire.
+            for g in &self.inner.groups {
+                if let Err(e) = self.inner.store.release_lease(&GroupId::new(g.config.id.clone())).await {
+                    tracing::warn!(group = %g.config.id, "cannot release the group's lease: {e}");
+                }
             }
         }
         self.inner.emit(ProgressEvent::ServiceStopped);
@@ -733,7 +770,13 @@ impl Inner {
         let mut ran = false;
         loop {
             report.attempts = attempt;
-            match self.attempt(g, &mut work, &mut report, trigger, dry_run, &requests).await {
+            // A pass writes only under the group's lease (a shared PostgreSQL state; other
+            // stores own every group): `run --once` takes it like the service's loop does.
+            let result = match self.hold_lease(&group_id, dry_run).await {
+                Ok(()) => self.attempt(g, &mut work, &mut report, trigger, dry_run, &requests).await,
+                Err(e) => Err(e),
+            };
+            match result {
                 Ok(()) => {
                     ran = true;
                     break;
@@ -838,6 +881,22 @@ impl Inner {
         tracing::info!("{report}");
         self.emit(ProgressEvent::PassFinished { report: report.clone() });
         report
+    }
+
+    /// Takes (or renews) the group's lease before a pass that writes; an error of kind `State`,
+    /// not retried, when another worker owns the group.
+    async fn hold_lease(&self, group: &GroupId, dry_run: bool) -> Result<()> {
+        if dry_run || self.store.acquire_lease(group).await? {
+            return Ok(());
+        }
+        let owner = self.store.leases().await?.into_iter().find(|l| &l.group == group).map(|l| l.owner);
+        Err(Error::Sync(exchange_sync_core::Error::LeaseLost {
+            group: group.clone(),
+            message: format!(
+                "worker {} owns the group; this process does not write to it until that lease expires",
+                owner.as_deref().unwrap_or("(another)")
+            ),
+        }))
     }
 
     /// Keeps the pass's report and the members of the group's distribution groups in the state,
@@ -1099,6 +1158,7 @@ impl Inner {
             pending_requests: requests.iter().map(|r| describe_request(&r.request)).collect(),
             confirmation_pending: awaiting,
             last_report,
+            lease: store.leases().await?.into_iter().find(|l| l.group == id),
         })
     }
 
@@ -1762,6 +1822,31 @@ impl Inner {
         Box::pin(async move { inner.pass(&g, trigger, false, false).await })
     }
 
+    /// Renews this worker's leases at a third of their duration until the service stops. A lease
+    /// that could not be renewed (another worker took the group after it expired: this process
+    /// was paused or cut off) is reported; the group's writes are refused from then on, so its
+    /// pass in flight fails and the loop waits for the lease again.
+    async fn renew_leases(self: Arc<Self>, lease: Duration) {
+        let mut shutdown = self.shutdown.subscribe();
+        loop {
+            tokio::select! {
+                () = stop_requested(&mut shutdown) => break,
+                () = tokio::time::sleep(lease / 3) => {}
+            }
+            match self.store.renew_leases().await {
+                Ok(lost) => {
+                    for group in lost {
+                        tracing::error!(
+                            group = %group,
+                            "lost the group's lease to another worker: this worker stops writing to it"
+                        );
+                    }
+                }
+                Err(e) => tracing::warn!("cannot renew the leases (retrying at the next renewal): {e}"),
+            }
+        }
+    }
+
     /// The real-time loop of one group.
     async fn group_loop(self: Arc<Self>, g: Arc<GroupRuntime>) {
         let settings = self.config.service.clone();
@@ -1781,16 +1866,41 @@ impl Inner {
         let mut requests = tokio::time::interval(REQUEST_POLL_INTERVAL);
         requests.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_request = 0u64;
+        // Another worker owned the group when this loop last looked.
+        let mut waiting_for_lease = false;
 
         loop {
             if *shutdown.borrow() {
                 break;
             }
-            if let Some(t) = trigger.take() {
+            if let Some(mut t) = trigger.take() {
+                // Several workers sharing the state: only the lease's holder runs the group. The
+                // others look again at a third of the lease, and the first to find it expired
+                // (its owner died) takes the group over and resumes it from the state.
+                let owned = match self.store.acquire_lease(&group_id).await {
+                    Ok(owned) => owned,
+                    Err(e) => {
+                        tracing::warn!("cannot take the group's lease: {e}");
+                        false
+                    }
+                };
+                if owned && waiting_for_lease {
+                    waiting_for_lease = false;
+                    tracing::info!("took the group's lease: resuming the group from the state");
+                    // A pass as at a start: whatever the last owner left unfinished is resumed.
+                    t = Trigger::Start;
+                }
                 let stopped = g.snapshot.lock().unwrap_or_else(PoisonError::into_inner).stopped_by_guard;
                 let skip = stopped && matches!(t, Trigger::Notification | Trigger::Poll);
                 let held = hold_until.is_some_and(|until| until > tokio::time::Instant::now());
-                if held {
+                if !owned {
+                    if !waiting_for_lease {
+                        tracing::info!("another worker owns the group: taking it over if its lease expires");
+                    }
+                    waiting_for_lease = true;
+                    let wait = self.store.lease_duration().map_or(settings.retry.max_delay, |l| l / 3);
+                    next_retry = Some(tokio::time::Instant::now() + wait);
+                } else if held {
                     // Whatever asked for a pass, it runs when the back-off ends.
                     next_retry = hold_until;
                 } else if !skip {

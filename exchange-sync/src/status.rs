@@ -72,6 +72,10 @@ pub struct GroupStatus {
     pub confirmation_pending: bool,
     /// The last pass's report, as the service (or `run --once`) that ran it kept it in the state.
     pub last_report: Option<GroupReport>,
+    /// Which worker owns the group, when several workers share a PostgreSQL state: its name, and
+    /// whether its lease expired (a worker died; another takes the group over shortly).
+    #[serde(default)]
+    pub lease: Option<exchange_sync_core::state::LeaseInfo>,
 }
 
 impl GroupStatus {

@@ -304,3 +304,23 @@ fn negotiate_takes_a_principal_and_an_optional_password_and_channel_binding_can_
     let loaded = Config::from_toml_str(&unbound, None).unwrap();
     assert!(!loaded.config.connections[0].tls.channel_binding);
 }
+
+#[test]
+fn a_postgres_state_names_its_worker_and_lease_and_never_shows_a_password() {
+    use exchange_sync::config::{Secret, StateLocation};
+    with_password();
+    let text = format!(
+        "[service]\nstate = \"postgres://exsync:inline-secret@db.contoso.test:5432/sync\"\n\
+         state_password_env = \"STATE_PASSWORD\"\nworker = \"sync-2\"\nlease_secs = 12\n{MINIMAL}"
+    );
+    let loaded = Config::from_toml_str(&text, Some(Path::new("test.toml"))).unwrap();
+    let StateLocation::Postgres(pg) = &loaded.config.service.state else {
+        panic!("a postgres:// state is PostgreSQL: {:?}", loaded.config.service.state)
+    };
+    assert_eq!(pg.worker, "sync-2");
+    assert_eq!(pg.lease, std::time::Duration::from_secs(12));
+    assert_eq!(pg.schema, "exchange_sync");
+    assert_eq!(pg.password, Some(Secret::Env("STATE_PASSWORD".into())));
+    assert_eq!(pg.shown_url(), "postgres://exsync:***@db.contoso.test:5432/sync");
+    assert!(!format!("{:?}", loaded.config).contains("inline-secret"));
+}

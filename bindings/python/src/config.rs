@@ -718,12 +718,13 @@ impl ServiceSettings {
         Ok(ServiceSettings { inner: s })
     }
 
-    /// `"memory"`, or the SQLite file's path.
+    /// `"memory"`, the SQLite file's path, or the PostgreSQL URL (any password in it hidden).
     #[getter]
     fn state(&self) -> String {
         match &self.inner.state {
             StateLocation::Memory => "memory".into(),
             StateLocation::Sqlite(p) => p.display().to_string(),
+            StateLocation::Postgres(pg) => pg.shown_url(),
         }
     }
 

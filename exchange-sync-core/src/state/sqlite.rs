@@ -23,6 +23,7 @@
 //!
 //! ## Porting to PostgreSQL
 //!
+//! The PostgreSQL store (module `state::postgres`, feature `postgres`) is this port.
 //! The tables and statements carry over as they are, with these points to mind (the conformance
 //! suite, `state_conformance_tests!` of the `testkit` feature, checks the behavior each protects):
 //! - `entity_id` must order by bytes, as Rust orders strings (`COLLATE "C"`), or

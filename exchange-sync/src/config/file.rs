@@ -19,8 +19,8 @@ use toml::Spanned;
 
 use crate::config::model::{
     AUTHORITY_PUBLIC_CLOUD, Auth, Config, Connection, Endpoint, GRAPH_PUBLIC_CLOUD, GroupConfig, HttpSettings,
-    HubFolder, LeavePolicy, LogRotation, LogSettings, MemberConfig, MemberSource, RetrySettings, ServiceSettings,
-    StateLocation, TargetFolder, TlsOptions, WellKnownFolder,
+    HubFolder, LeavePolicy, LogRotation, LogSettings, MemberConfig, MemberSource, PostgresState, RetrySettings,
+    ServiceSettings, StateLocation, TargetFolder, TlsOptions, WellKnownFolder,
 };
 use crate::config::secret::Secret;
 use crate::config::validate::{ConfigError, Diagnostic, Location, Secrets, Severity, validate_with};
@@ -129,6 +129,11 @@ struct RawConfig {
 #[serde(deny_unknown_fields)]
 struct RawService {
     state: Option<String>,
+    state_password_env: Option<String>,
+    state_password_file: Option<PathBuf>,
+    state_schema: Option<String>,
+    worker: Option<String>,
+    lease_secs: Option<u64>,
     debounce_ms: Option<u64>,
     poll_interval_secs: Option<u64>,
     resync_interval_secs: Option<u64>,
@@ -1022,8 +1027,24 @@ impl Converter {
             };
         }
         if let Some(state) = raw.state {
-            s.state =
-                if state == "memory" { StateLocation::Memory } else { StateLocation::Sqlite(PathBuf::from(state)) };
+            s.state = if state == "memory" {
+                StateLocation::Memory
+            } else if state.starts_with("postgres://") || state.starts_with("postgresql://") {
+                let password = match (raw.state_password_env, raw.state_password_file) {
+                    (Some(env), _) => Some(Secret::Env(env)),
+                    (None, Some(file)) => Some(Secret::File(file)),
+                    (None, None) => None,
+                };
+                StateLocation::Postgres(PostgresState {
+                    url: state,
+                    password,
+                    schema: raw.state_schema.unwrap_or_else(|| "exchange_sync".to_owned()),
+                    worker: raw.worker.unwrap_or_else(crate::config::host_name),
+                    lease: Duration::from_secs(raw.lease_secs.unwrap_or(30).max(1)),
+                })
+            } else {
+                StateLocation::Sqlite(PathBuf::from(state))
+            };
         }
         if let Some(ms) = raw.debounce_ms {
             s.debounce = Duration::from_millis(ms);

@@ -13,13 +13,23 @@ mod validate;
 pub use file::LoadedConfig;
 pub use model::{
     AUTHORITY_PUBLIC_CLOUD, Auth, Config, Connection, Endpoint, GRAPH_PUBLIC_CLOUD, GroupConfig, HttpSettings,
-    HubFolder, LeavePolicy, LogRotation, LogSettings, MemberConfig, MemberSource, RetrySettings, ServiceSettings,
-    StateLocation, TargetFolder, TlsOptions, WellKnownFolder, member_id,
+    HubFolder, LeavePolicy, LogRotation, LogSettings, MemberConfig, MemberSource, PostgresState, RetrySettings,
+    ServiceSettings, StateLocation, TargetFolder, TlsOptions, WellKnownFolder, member_id, redact_url,
 };
 pub use secret::Secret;
 pub use validate::{
     ConfigError, Diagnostic, HUB_MEMBER_ID, Location, Related, Secrets, Severity, known_fields, validate, validate_with,
 };
+
+/// This host's name: the default name of a worker sharing a PostgreSQL state.
+pub fn host_name() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok().map(|h| h.trim().to_owned()))
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "exchange-sync".to_owned())
+}
 
 impl Config {
     /// Validates the configuration (see [`validate()`]); answers the warnings.

@@ -32,6 +32,62 @@ pub enum StateLocation {
     Sqlite(PathBuf),
     /// In memory only: every start is an initial sync (tests and demos).
     Memory,
+    /// A PostgreSQL database that several workers share (`state = "postgres://..."`): each group
+    /// is owned by one worker at a time through a lease, and another worker takes over the
+    /// groups of one that died once their leases expire.
+    Postgres(PostgresState),
+}
+
+/// A PostgreSQL state: where, as whom, and how long a worker's leases last.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PostgresState {
+    /// The connection URL, `postgres://user@host:port/database` (the password belongs in
+    /// `password`, read from the environment or a file, not in the configuration).
+    pub url: String,
+    /// The database password (`state_password_env` or `state_password_file`).
+    pub password: Option<crate::config::Secret>,
+    /// The schema holding the tables (`state_schema`, default `exchange_sync`): one installation
+    /// per schema.
+    pub schema: String,
+    /// This worker's name among the workers sharing the database (`worker`, default the host
+    /// name). Two running workers must not share a name.
+    pub worker: String,
+    /// How long a lease lasts without renewal (`lease_secs`, default 30 s): a dead worker's
+    /// groups resume on another worker after at most this long.
+    pub lease: Duration,
+}
+
+impl PostgresState {
+    /// The URL with any password it carries replaced, for messages and `Debug`.
+    pub fn shown_url(&self) -> String {
+        redact_url(&self.url)
+    }
+}
+
+/// `url` with the password of its user part (`user:password@`) replaced by `***`.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((user, host)) if user.contains(':') => {
+            let name = user.split(':').next().unwrap_or_default();
+            format!("{scheme}://{name}:***@{host}{path}")
+        }
+        _ => url.to_owned(),
+    }
+}
+
+impl std::fmt::Debug for PostgresState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresState")
+            .field("url", &self.shown_url())
+            .field("password", &self.password)
+            .field("schema", &self.schema)
+            .field("worker", &self.worker)
+            .field("lease", &self.lease)
+            .finish()
+    }
 }
 
 /// How the service runs: timings, concurrency, retries.

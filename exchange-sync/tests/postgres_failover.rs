@@ -1,0 +1,261 @@
+//! Several workers on one PostgreSQL state, as real processes against the EWS emulator over HTTP:
+//! three `exchange-sync run` workers share 30 groups; one is killed with SIGKILL in the middle of
+//! its passes and another takes its groups over within the lease time; one is paused (SIGSTOP)
+//! past its leases' expiry, and once resumed it is fenced. At the end every folder holds every
+//! contact of the hub exactly once, with every edit made while the workers failed over.
+//!
+//! Needs the throwaway PostgreSQL server of `scripts/postgres.sh` (its URL in
+//! `EXCHANGE_SYNC_TEST_POSTGRES`), which the test command starts; fails without it.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers outside #[test] fns
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::cli::eventually;
+use common::*;
+use exchange_sync_core::field;
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+const GROUPS: usize = 30;
+const LEASE_SECS: u64 = 3;
+const READERS_OF_EACH: [&str; 2] = READERS;
+
+/// The test server's URL, split into the URL without its password and the password.
+fn server() -> (String, String) {
+    let url = std::env::var("EXCHANGE_SYNC_TEST_POSTGRES").unwrap_or_else(|_| {
+        panic!(
+            "EXCHANGE_SYNC_TEST_POSTGRES is not set: this test needs a PostgreSQL server. Start the throwaway one \
+             with `eval \"$(scripts/postgres.sh start)\"` (scripts/test-all.sh does) and run it again"
+        )
+    });
+    let (scheme, rest) = url.split_once("://").unwrap();
+    let (user_part, host_part) = rest.rsplit_once('@').unwrap();
+    let (user, password) = user_part.split_once(':').unwrap_or((user_part, ""));
+    (format!("{scheme}://{user}@{host_part}"), password.to_owned())
+}
+
+fn group_target(i: usize) -> String {
+    format!("Group {i:02}")
+}
+
+/// A worker's configuration: 30 groups on `Company Contacts`, each delivering to the readers'
+/// `contacts/Group NN`, state in the schema shared by the workers.
+fn write_config(dir: &Path, emulator: &str, schema: &str, worker: &str) -> PathBuf {
+    let (url, _) = server();
+    let path = dir.join(format!("{worker}.toml"));
+    std::fs::write(dir.join("password"), format!("{PASSWORD}\n")).unwrap();
+    let mut text = format!(
+        r#"
+[service]
+state = "{url}"
+state_password_env = "EXCHANGE_SYNC_STATE_PASSWORD"
+state_schema = "{schema}"
+worker = "{worker}"
+lease_secs = {LEASE_SECS}
+debounce_ms = 50
+poll_interval_secs = 1
+max_concurrent_groups = 2
+
+[service.retry]
+initial_delay_ms = 20
+max_delay_ms = 500
+
+[connections.lab]
+url = "{emulator}"
+auth = "basic"
+username = "{ADMIN}"
+password_file = "{password}"
+"#,
+        password = dir.join("password").display()
+    );
+    for i in 0..GROUPS {
+        text.push_str(&format!(
+            "\n[[groups]]\nid = \"g{i:02}\"\nconnection = \"lab\"\nhub = {{ public_folder = \"Company Contacts\" }}\n\
+             target = \"contacts/{}\"\nmatch_key = [\"email1.address\"]\n",
+            group_target(i)
+        ));
+        for m in READERS_OF_EACH {
+            text.push_str(&format!("\n[[groups.members]]\nmailbox = \"{m}\"\ndirection = \"one_way\"\n"));
+        }
+    }
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// A running worker whose stderr lines are collected.
+struct Worker {
+    child: tokio::process::Child,
+    lines: Arc<Mutex<Vec<String>>>,
+}
+
+impl Worker {
+    fn start(config: &Path) -> Self {
+        let (_, password) = server();
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_exchange-sync"))
+            .arg("--config")
+            .arg(config)
+            .arg("run")
+            .env_remove("RUST_LOG")
+            .env("EXCHANGE_SYNC_LOG", "info")
+            .env("EXCHANGE_SYNC_STATE_PASSWORD", password)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let stderr = child.stderr.take().unwrap();
+        let sink = Arc::clone(&lines);
+        tokio::spawn(async move {
+            let mut reader = BufReader::new(stderr).lines();
+            while let Ok(Some(line)) = reader.next_line().await {
+                sink.lock().unwrap().push(line);
+            }
+        });
+        Worker { child, lines }
+    }
+
+    fn log(&self) -> String {
+        self.lines.lock().unwrap().join("\n")
+    }
+
+    fn pid(&self) -> String {
+        self.child.id().unwrap().to_string()
+    }
+
+    async fn signal(&self, signal: &str) {
+        let sent = tokio::process::Command::new("kill").args([signal, &self.pid()]).status().await.unwrap();
+        assert!(sent.success(), "kill {signal}");
+    }
+}
+
+/// Which worker owns each group, as the database says (expired leases left out).
+async fn owners(config: &Path) -> BTreeMap<String, String> {
+    let (_, password) = server();
+    let out = common::cli::cli_env(config, &["--json", "status"], &[("EXCHANGE_SYNC_STATE_PASSWORD", &password)]).await;
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let mut owners = BTreeMap::new();
+    for line in text.lines().filter(|l| l.trim_start().starts_with('{')) {
+        let Ok(doc) = serde_json::from_str::<serde_json::Value>(line) else { continue };
+        let (Some(group), Some(lease)) = (doc["group"].as_str(), doc.get("lease")) else { continue };
+        if lease["expired"].as_bool() == Some(false)
+            && let Some(owner) = lease["owner"].as_str()
+        {
+            owners.insert(group.to_owned(), owner.to_owned());
+        }
+    }
+    owners
+}
+
+/// Every reader's folder of every group: its contacts' names (sorted, repeats kept) and each
+/// name's company.
+async fn delivered(folders: &Folders) -> Vec<(String, Vec<String>, BTreeMap<String, Option<String>>)> {
+    let mut out = Vec::new();
+    for i in 0..GROUPS {
+        for m in READERS_OF_EACH {
+            let target = exchange_sync::config::TargetFolder::Named {
+                parent: exchange_sync::config::WellKnownFolder::Contacts,
+                name: group_target(i),
+            };
+            let Ok(folder) = folders.ews.open_mailbox_folder("lab", m, &target, false).await else {
+                out.push((format!("{m}/{}", group_target(i)), Vec::new(), BTreeMap::new()));
+                continue;
+            };
+            let items = folder.items().await.unwrap_or_default();
+            let mut names: Vec<String> = items.iter().filter_map(|i| label(&i.item)).collect();
+            names.sort();
+            let companies = items
+                .iter()
+                .filter_map(|i| label(&i.item).map(|n| (n, i.item.text(field::COMPANY).map(str::to_owned))))
+                .collect();
+            out.push((format!("{m}/{}", group_target(i)), names, companies));
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_workers_fail_over_without_duplicates_or_lost_edits() {
+    let emu = emulator(8).await;
+    let dir = tempfile::tempdir().unwrap();
+    let schema = format!("failover_{}", std::process::id());
+    let configs: Vec<PathBuf> =
+        ["w1", "w2", "w3"].iter().map(|w| write_config(dir.path(), emu.url(), &schema, w)).collect();
+    let folders = Folders::new(&common::config(&emu, group())).await;
+    let hub = folders.hub().await;
+
+    // w1 starts first and takes every group; w2 and w3 stand by.
+    let w1 = Worker::start(&configs[0]);
+    eventually("w1 owns every group", || async { owners(&configs[0]).await.len() == GROUPS }).await;
+    let w2 = Worker::start(&configs[1]);
+    let w3 = Worker::start(&configs[2]);
+    eventually("w1 finished some passes and not all", || async { w1.log().matches(" created, ").count() >= 2 }).await;
+
+    // w1 dies in the middle of its passes: nothing it held is released.
+    w1.signal("-KILL").await;
+    let killed = Instant::now();
+    // Users edit the hub while nobody runs its groups.
+    let items = hub.items().await.unwrap();
+    let edited: Vec<String> = items.iter().take(3).filter_map(|i| label(&i.item)).collect();
+    for item in items.iter().take(3) {
+        hub.update(&item.id, |i| i.set(field::COMPANY, "Failed Over Ltd")).await.unwrap();
+    }
+    eventually("w2 and w3 own every group", || async {
+        let owners = owners(&configs[1]).await;
+        owners.len() == GROUPS && owners.values().all(|w| w != "w1")
+    })
+    .await;
+    let takeover = killed.elapsed();
+    eprintln!("the groups of the killed worker were taken over {} ms after SIGKILL", takeover.as_millis());
+    assert!(
+        takeover < Duration::from_secs(LEASE_SECS * 2 + 5),
+        "the dead worker's groups were taken over after {takeover:?} (lease {LEASE_SECS} s)"
+    );
+
+    // w2 pauses past its leases' expiry; w3 takes its groups over; w2 resumes and is fenced.
+    let before = owners(&configs[2]).await;
+    let w2_groups = before.values().filter(|w| *w == "w2").count();
+    eprintln!("owners before the pause: {before:?}");
+    assert!(w2_groups > 0, "w2 owns some groups before its pause: {before:?}");
+    w2.signal("-STOP").await;
+    eventually("w3 owns every group", || async {
+        let owners = owners(&configs[2]).await;
+        owners.len() == GROUPS && owners.values().all(|w| w == "w3")
+    })
+    .await;
+    w2.signal("-CONT").await;
+    eventually("w2 finds it lost its leases", || async {
+        let log = w2.log();
+        log.contains("lease lost") || log.contains("lost the group's lease") || log.contains("write refused")
+    })
+    .await;
+    let fenced: Vec<String> = w2.log().lines().filter(|l| l.contains("lease")).map(str::to_owned).collect();
+    eprintln!("w2 after its resumption:\n{}", fenced.join("\n"));
+    let after = owners(&configs[2]).await;
+    assert!(after.values().all(|w| w == "w3"), "w2 took nothing back while w3 holds the leases: {after:?}");
+
+    // Every folder: every contact of the hub once, with the edits.
+    let mut hub_names: Vec<String> = hub.items().await.unwrap().iter().filter_map(|i| label(&i.item)).collect();
+    hub_names.sort();
+    eventually("every folder converged", || async {
+        delivered(&folders).await.iter().all(|(_, names, companies)| {
+            *names == hub_names
+                && edited.iter().all(|n| companies.get(n).cloned().flatten().as_deref() == Some("Failed Over Ltd"))
+        })
+    })
+    .await;
+    for (folder, names, _) in delivered(&folders).await {
+        let mut unique = names.clone();
+        unique.dedup();
+        assert_eq!(unique.len(), names.len(), "duplicates in {folder}: {names:?}");
+    }
+    assert!(!w3.log().contains("panicked"), "{}", w3.log());
+    drop(w2);
+    drop(w3);
+}
