@@ -25,6 +25,8 @@ use crate::item::{ContentHash, FieldValue, Item};
 use crate::origin::OriginStamp;
 
 #[cfg(any(test, feature = "testkit"))]
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod columns;
 pub mod conformance;
 pub mod memory;
 #[cfg(feature = "postgres")]

@@ -30,18 +30,19 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::Utc;
 use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio_postgres::NoTls;
 use tokio_postgres::types::ToSql;
 
 use crate::error::{Error, Result};
 use crate::id::{EntityId, GroupId, ItemId, MemberId, SyncToken, Version};
-use crate::item::{ContentHash, Item};
+use crate::item::Item;
 use crate::origin::OriginStamp;
+use crate::state::columns::{SlotColumns, StoredSlot, corrupt, describe, parse_time, timestamp};
 use crate::state::{
-    AdminRequest, ConflictRecord, EntityRecord, FolderIdentity, KnownItem, LeaseInfo, MemberStatus, Ownership,
-    PendingCreate, PostedRequest, ReplicaRecord, ReplicaSlot, StateStore, StateTransaction, StateWrite,
+    AdminRequest, ConflictRecord, EntityRecord, FolderIdentity, KnownItem, LeaseInfo, MemberStatus, PendingCreate,
+    PostedRequest, ReplicaSlot, StateStore, StateTransaction, StateWrite,
 };
 
 /// One schema migration: a version number and the statements that bring the schema from the
@@ -550,125 +551,18 @@ impl PostgresStore {
 /// the transaction) and answers whether it still names this worker and token.
 const CHECK_LEASE: &str = "SELECT owner, token FROM leases WHERE group_id = $1 FOR SHARE";
 
-fn timestamp(t: &DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Nanos, true)
-}
-
-fn corrupt(what: impl std::fmt::Display) -> Error {
-    Error::State { message: format!("state database holds an unreadable {what}"), source: None }
-}
-
-fn parse_time(s: &str, what: &str) -> Result<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(s).map(|t| t.with_timezone(&Utc)).map_err(|_| corrupt(format!("{what} {s:?}")))
-}
-
-fn parse_hash(s: &str, what: &str) -> Result<ContentHash> {
-    ContentHash::from_hex(s).ok_or_else(|| corrupt(format!("{what} {s:?}")))
-}
-
-fn ownership_name(o: Ownership) -> &'static str {
-    match o {
-        Ownership::Created => "created",
-        Ownership::Adopted => "adopted",
-    }
-}
-
-fn parse_ownership(s: &str) -> Result<Ownership> {
-    match s {
-        "created" => Ok(Ownership::Created),
-        "adopted" => Ok(Ownership::Adopted),
-        other => Err(corrupt(format!("ownership {other:?}"))),
-    }
-}
-
-/// The columns of a slot, as stored.
-struct SlotColumns<'a> {
-    slot: &'static str,
-    item_id: Option<&'a str>,
-    version: Option<&'a str>,
-    hash: Option<String>,
-    ownership: Option<&'static str>,
-    ignored_base: Option<String>,
-}
-
-fn slot_columns(slot: &ReplicaSlot) -> SlotColumns<'_> {
-    match slot {
-        ReplicaSlot::Present(r) => SlotColumns {
-            slot: "present",
-            item_id: Some(r.item_id.as_str()),
-            version: Some(r.version.as_str()),
-            hash: Some(r.hash.to_hex()),
-            ownership: Some(ownership_name(r.ownership)),
-            ignored_base: r.ignored_base.map(|h| h.to_hex()),
-        },
-        ReplicaSlot::Personal { item_id, version } => SlotColumns {
-            slot: "personal",
-            item_id: Some(item_id.as_str()),
-            version: Some(version.as_str()),
-            hash: None,
-            ownership: None,
-            ignored_base: None,
-        },
-        ReplicaSlot::OptedOut => SlotColumns {
-            slot: "opted_out",
-            item_id: None,
-            version: None,
-            hash: None,
-            ownership: None,
-            ignored_base: None,
-        },
-    }
-}
-
 /// Reads a slot from the columns `slot, item_id, version, content_hash, ownership, ignored_base`
 /// starting at `at`.
 fn slot_from_row(row: &tokio_postgres::Row, at: usize, entity: &str, member: &str) -> Result<ReplicaSlot> {
-    let slot: String = row.get(at);
-    let item: Option<String> = row.get(at + 1);
-    let version: Option<String> = row.get(at + 2);
-    let hash: Option<String> = row.get(at + 3);
-    let ownership: Option<String> = row.get(at + 4);
-    let ignored: Option<String> = row.get(at + 5);
-    Ok(match (slot.as_str(), item, version, hash, ownership) {
-        ("opted_out", ..) => ReplicaSlot::OptedOut,
-        ("personal", Some(item_id), Some(version), ..) => {
-            ReplicaSlot::Personal { item_id: ItemId::new(item_id), version: Version::new(version) }
-        }
-        ("present", Some(item_id), Some(version), Some(hash), Some(ownership)) => ReplicaSlot::Present(ReplicaRecord {
-            item_id: ItemId::new(item_id),
-            version: Version::new(version),
-            hash: parse_hash(&hash, "content hash")?,
-            ownership: parse_ownership(&ownership)?,
-            ignored_base: ignored.map(|h| parse_hash(&h, "ignored base hash")).transpose()?,
-        }),
-        (slot, ..) => return Err(corrupt(format!("replica slot {slot:?} of entity {entity} in member {member}"))),
-    })
-}
-
-/// What a write does, for error messages.
-fn describe(write: &StateWrite) -> String {
-    match write {
-        StateWrite::PutEntity { id, .. } => format!("put entity {id}"),
-        StateWrite::RemoveEntity { id } => format!("remove entity {id}"),
-        StateWrite::PutReplica { entity, member, .. } => format!("put replica of entity {entity} in member {member}"),
-        StateWrite::RemoveReplica { entity, member } => {
-            format!("remove replica of entity {entity} in member {member}")
-        }
-        StateWrite::PutForeign { member, id, .. } => format!("record item {id} in member {member} as a user's own"),
-        StateWrite::RemoveForeign { member, id } => format!("forget user's own item {id} in member {member}"),
-        StateWrite::SetToken { member, .. } => format!("set sync token of member {member}"),
-        StateWrite::SetMemberStatus { member, .. } => format!("set status of member {member}"),
-        StateWrite::PutPending(p) => format!("record create intent of entity {} in member {}", p.entity, p.member),
-        StateWrite::RemovePending { entity, member } => {
-            format!("clear create intent of entity {entity} in member {member}")
-        }
-        StateWrite::AddConflict(c) => format!("record conflict on field {} of entity {}", c.field, c.entity),
-        StateWrite::RemoveMember { member } => format!("remove member {member}"),
-        StateWrite::PutEarlierBases { entity, .. } => format!("set earlier bases of entity {entity}"),
-        StateWrite::RemoveRequest { id } => format!("remove admin request {id}"),
-        StateWrite::PutRecord { key, value: Some(_) } => format!("set record {key}"),
-        StateWrite::PutRecord { key, value: None } => format!("remove record {key}"),
+    StoredSlot {
+        slot: row.get(at),
+        item_id: row.get(at + 1),
+        version: row.get(at + 2),
+        hash: row.get(at + 3),
+        ownership: row.get(at + 4),
+        ignored_base: row.get(at + 5),
     }
+    .into_slot(entity, member)
 }
 
 /// Why one write failed: the store's rules refused it, or the database failed.
@@ -745,7 +639,7 @@ async fn put_replicas_in_bulk(
     }
     let entities: Vec<&str> = run.iter().map(|(e, ..)| e.as_str()).collect();
     let members: Vec<&str> = run.iter().map(|(_, m, _)| m.as_str()).collect();
-    let columns: Vec<SlotColumns<'_>> = run.iter().map(|(.., s)| slot_columns(s)).collect();
+    let columns: Vec<SlotColumns<'_>> = run.iter().map(|(.., s)| SlotColumns::of(s)).collect();
     let existing: HashSet<String> = tx
         .query("SELECT entity_id FROM entities WHERE group_id = $1 AND entity_id = ANY($2)", &[&g, &entities])
         .await?
@@ -827,7 +721,7 @@ async fn apply_write(
                     "cannot put a replica of unknown entity {entity} in member {member} of group {group}"
                 )));
             }
-            let c = slot_columns(slot);
+            let c = SlotColumns::of(slot);
             if let Some(item) = c.item_id {
                 let owner = tx.prepare_cached(OWNER_OF_ITEM).await?;
                 if let Some(row) = tx.query_opt(&owner, &[&g, &member.as_str(), &item]).await? {

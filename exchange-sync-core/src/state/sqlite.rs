@@ -57,11 +57,12 @@ use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, 
 
 use crate::error::{Error, Result};
 use crate::id::{EntityId, GroupId, ItemId, MemberId, SyncToken, Version};
-use crate::item::{ContentHash, Item};
+use crate::item::Item;
 use crate::origin::OriginStamp;
+use crate::state::columns::{StoredSlot, corrupt, describe, ownership_name, parse_time, timestamp};
 use crate::state::{
-    AdminRequest, ConflictRecord, EntityRecord, FolderIdentity, KnownItem, MemberStatus, Ownership, PendingCreate,
-    PostedRequest, ReplicaRecord, ReplicaSlot, StateStore, StateTransaction, StateWrite,
+    AdminRequest, ConflictRecord, EntityRecord, FolderIdentity, KnownItem, MemberStatus, PendingCreate, PostedRequest,
+    ReplicaSlot, StateStore, StateTransaction, StateWrite,
 };
 
 /// One schema migration: a version number and the statements that bring the schema from the
@@ -1127,37 +1128,6 @@ const LOOKUPS: &[(&str, &str)] = &[
 // ---------------------------------------------------------------------------------------------
 // Conversions between records and columns
 
-fn timestamp(t: &DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Nanos, true)
-}
-
-fn corrupt(what: impl std::fmt::Display) -> Error {
-    Error::State { message: format!("state database holds an unreadable {what}"), source: None }
-}
-
-fn parse_time(s: &str, what: &str) -> Result<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(s).map(|t| t.with_timezone(&Utc)).map_err(|_| corrupt(format!("{what} {s:?}")))
-}
-
-fn parse_hash(s: &str, what: &str) -> Result<ContentHash> {
-    ContentHash::from_hex(s).ok_or_else(|| corrupt(format!("{what} {s:?}")))
-}
-
-fn ownership_name(o: Ownership) -> &'static str {
-    match o {
-        Ownership::Created => "created",
-        Ownership::Adopted => "adopted",
-    }
-}
-
-fn parse_ownership(s: &str) -> Result<Ownership> {
-    match s {
-        "created" => Ok(Ownership::Created),
-        "adopted" => Ok(Ownership::Adopted),
-        other => Err(corrupt(format!("ownership {other:?}"))),
-    }
-}
-
 /// A `replicas` row as stored (its keys aside).
 struct ReplicaRow {
     slot: String,
@@ -1170,53 +1140,13 @@ struct ReplicaRow {
 
 impl ReplicaRow {
     fn into_slot(self, entity: &str, member: &MemberId) -> Result<ReplicaSlot> {
-        Ok(match (self.slot.as_str(), self.item_id, self.version, self.hash, self.ownership) {
-            ("opted_out", ..) => ReplicaSlot::OptedOut,
-            ("personal", Some(item_id), Some(version), ..) => {
-                ReplicaSlot::Personal { item_id: ItemId::new(item_id), version: Version::new(version) }
-            }
-            ("present", Some(item_id), Some(version), Some(hash), Some(ownership)) => {
-                ReplicaSlot::Present(ReplicaRecord {
-                    item_id: ItemId::new(item_id),
-                    version: Version::new(version),
-                    hash: parse_hash(&hash, "content hash")?,
-                    ownership: parse_ownership(&ownership)?,
-                    ignored_base: self.ignored_base.map(|h| parse_hash(&h, "ignored base hash")).transpose()?,
-                })
-            }
-            (slot, ..) => return Err(corrupt(format!("replica slot {slot:?} of entity {entity} in member {member}"))),
-        })
+        let ReplicaRow { slot, item_id, version, hash, ownership, ignored_base } = self;
+        StoredSlot { slot, item_id, version, hash, ownership, ignored_base }.into_slot(entity, member.as_str())
     }
 }
 
 // ---------------------------------------------------------------------------------------------
 // Writes
-
-/// What a write does, for error messages.
-fn describe(write: &StateWrite) -> String {
-    match write {
-        StateWrite::PutEntity { id, .. } => format!("put entity {id}"),
-        StateWrite::RemoveEntity { id } => format!("remove entity {id}"),
-        StateWrite::PutReplica { entity, member, .. } => format!("put replica of entity {entity} in member {member}"),
-        StateWrite::RemoveReplica { entity, member } => {
-            format!("remove replica of entity {entity} in member {member}")
-        }
-        StateWrite::PutForeign { member, id, .. } => format!("record item {id} in member {member} as a user's own"),
-        StateWrite::RemoveForeign { member, id } => format!("forget user's own item {id} in member {member}"),
-        StateWrite::SetToken { member, .. } => format!("set sync token of member {member}"),
-        StateWrite::SetMemberStatus { member, .. } => format!("set status of member {member}"),
-        StateWrite::PutPending(p) => format!("record create intent of entity {} in member {}", p.entity, p.member),
-        StateWrite::RemovePending { entity, member } => {
-            format!("clear create intent of entity {entity} in member {member}")
-        }
-        StateWrite::AddConflict(c) => format!("record conflict on field {} of entity {}", c.field, c.entity),
-        StateWrite::RemoveMember { member } => format!("remove member {member}"),
-        StateWrite::PutEarlierBases { entity, .. } => format!("set earlier bases of entity {entity}"),
-        StateWrite::RemoveRequest { id } => format!("remove admin request {id}"),
-        StateWrite::PutRecord { key, value: Some(_) } => format!("set record {key}"),
-        StateWrite::PutRecord { key, value: None } => format!("remove record {key}"),
-    }
-}
 
 /// A refused write (the store's rules, not SQLite, said no).
 fn refused(message: String) -> Error {
@@ -2137,7 +2067,8 @@ mod conformance {
 mod tests {
     use super::*;
     use crate::error::ErrorKind;
-    use crate::state::FolderCondition;
+    use crate::item::ContentHash;
+    use crate::state::{FolderCondition, Ownership, ReplicaRecord};
     use crate::state::conformance::{populate, snapshot};
 
     fn group() -> GroupId {
@@ -3016,195 +2947,5 @@ mod tests {
         let err = SqliteStore::open(&path).await.unwrap_err();
         assert_eq!(err.kind(), ErrorKind::State);
         assert!(err.to_string().contains("no-such-dir"), "{err}");
-    }
-}
-
-/// The two stores implement the same semantics: random transactions (including failing ones)
-/// applied to both leave states no reader can tell apart, and succeed or fail together.
-#[cfg(test)]
-mod agrees_with_memory_store {
-    use proptest::prelude::*;
-
-    use super::*;
-    use crate::item::ItemKind;
-    use crate::state::conformance::snapshot;
-    use crate::state::memory::MemoryStore;
-    use crate::state::{FolderCondition, FolderIdentity, SideValue};
-
-    fn member() -> impl Strategy<Value = MemberId> {
-        prop_oneof![Just("hub"), Just("alice@contoso.test"), Just("bob@contoso.test")].prop_map(MemberId::new)
-    }
-
-    fn entity() -> impl Strategy<Value = EntityId> {
-        (0..4u8).prop_map(|i| EntityId::new(format!("e{i}")))
-    }
-
-    fn item_id() -> impl Strategy<Value = ItemId> {
-        (0..5u8).prop_map(|i| ItemId::new(format!("i{i}")))
-    }
-
-    fn version() -> impl Strategy<Value = Version> {
-        (0..3u8).prop_map(|i| Version::new(format!("v{i}")))
-    }
-
-    fn content(i: u8) -> Item {
-        Item::new(ItemKind::Contact).with("name.given", format!("Name {i}"))
-    }
-
-    fn slot() -> impl Strategy<Value = ReplicaSlot> {
-        prop_oneof![
-            1 => Just(ReplicaSlot::OptedOut),
-            2 => (item_id(), version()).prop_map(|(item_id, version)| ReplicaSlot::Personal { item_id, version }),
-            4 => (item_id(), version(), 0..2u8, any::<bool>(), proptest::option::of(0..2u8)).prop_map(
-                |(item_id, version, c, created, ignored)| {
-                    ReplicaSlot::Present(ReplicaRecord {
-                        item_id,
-                        version,
-                        hash: content(c).content_hash(),
-                        ownership: if created { Ownership::Created } else { Ownership::Adopted },
-                        ignored_base: ignored.map(|c| content(c).content_hash()),
-                    })
-                }
-            ),
-        ]
-    }
-
-    fn write() -> impl Strategy<Value = StateWrite> {
-        let key = proptest::option::of((1..4u8).prop_map(|k| format!("k{k}")));
-        prop_oneof![
-            4 => (entity(), proptest::option::of(0..2u8), key)
-                .prop_map(|(id, base, match_key)| StateWrite::PutEntity { id, base: base.map(content), match_key }),
-            1 => entity().prop_map(|id| StateWrite::RemoveEntity { id }),
-            6 => (entity(), member(), slot()).prop_map(|(entity, member, slot)| StateWrite::PutReplica { entity, member, slot }),
-            4 => (entity(), member()).prop_map(|(entity, member)| StateWrite::RemoveReplica { entity, member }),
-            2 => (member(), item_id(), version()).prop_map(|(member, id, version)| StateWrite::PutForeign { member, id, version }),
-            1 => (member(), item_id()).prop_map(|(member, id)| StateWrite::RemoveForeign { member, id }),
-            1 => (member(), proptest::option::of(0..3u8))
-                .prop_map(|(member, t)| StateWrite::SetToken { member, token: t.map(|t| SyncToken::new(format!("t{t}"))) }),
-            2 => (member(), any::<bool>(), proptest::option::of(0..2u8), condition()).prop_map(
-                |(member, initialized, folder, condition)| StateWrite::SetMemberStatus {
-                    member,
-                    status: MemberStatus {
-                        initialized,
-                        last_sync: folder.map(|_| DateTime::UNIX_EPOCH),
-                        folder: folder.map(|f| FolderIdentity { id: format!("F{f}"), path: format!("f/{f}") }),
-                        condition,
-                    },
-                }
-            ),
-            2 => (entity(), proptest::collection::vec(0..2u8, 0..3)).prop_map(|(entity, bases)| {
-                StateWrite::PutEarlierBases { entity, bases: bases.into_iter().map(content).collect() }
-            }),
-            1 => (1..6u64).prop_map(|id| StateWrite::RemoveRequest { id }),
-            1 => (entity(), member()).prop_map(|(entity, member)| StateWrite::PutPending(PendingCreate {
-                origin: OriginStamp::new(GroupId::new("g"), entity.clone()),
-                entity,
-                member,
-                recorded_at: DateTime::UNIX_EPOCH,
-            })),
-            1 => (entity(), member()).prop_map(|(entity, member)| StateWrite::RemovePending { entity, member }),
-            1 => (entity(), member()).prop_map(|(entity, member)| StateWrite::AddConflict(ConflictRecord {
-                entity,
-                field: "name.given".into(),
-                base: None,
-                winner: SideValue { member, value: None },
-                losers: Vec::new(),
-                policy: "hub_wins".into(),
-                recorded_at: DateTime::UNIX_EPOCH,
-            })),
-            1 => member().prop_map(|member| StateWrite::RemoveMember { member }),
-        ]
-    }
-
-    fn condition() -> impl Strategy<Value = FolderCondition> {
-        prop_oneof![
-            Just(FolderCondition::Clean),
-            Just(FolderCondition::Interrupted),
-            (0..3usize, proptest::collection::vec(entity(), 0..3)).prop_map(|(count, entities)| {
-                FolderCondition::FailedWrites { count, first_error: format!("error {count}"), entities }
-            }),
-            Just(FolderCondition::Unobservable { reason: "gone".into() }),
-            Just(FolderCondition::Parked { until: DateTime::UNIX_EPOCH, reason: "busy".into() }),
-            (0..3usize).prop_map(|copies| FolderCondition::Vanished { copies }),
-        ]
-    }
-
-    /// One step: a transaction, or an admin request posted (in group `h` when `second`).
-    #[derive(Debug, Clone)]
-    enum Step {
-        Apply(bool, Vec<StateWrite>),
-        Post(bool, AdminRequest),
-    }
-
-    /// The steps of a case, after a first transaction in each group that creates every entity
-    /// (some as tombstones): without it, most random transactions fail on a replica of an entity
-    /// that does not exist yet, and the rules about slots of existing entities are seldom reached.
-    fn steps() -> impl Strategy<Value = Vec<Step>> {
-        (proptest::collection::vec(proptest::option::of(0..2u8), 4), random_steps()).prop_map(|(bases, rest)| {
-            let seed: Vec<StateWrite> = bases
-                .into_iter()
-                .enumerate()
-                .map(|(i, base)| StateWrite::PutEntity {
-                    id: EntityId::new(format!("e{i}")),
-                    base: base.map(content),
-                    match_key: None,
-                })
-                .collect();
-            [Step::Apply(false, seed.clone()), Step::Apply(true, seed)].into_iter().chain(rest).collect()
-        })
-    }
-
-    fn random_steps() -> impl Strategy<Value = Vec<Step>> {
-        let step = prop_oneof![
-            6 => (any::<bool>(), proptest::collection::vec(write(), 1..6))
-                .prop_map(|(second, writes)| Step::Apply(second, writes)),
-            1 => (any::<bool>(), proptest::option::of(member())).prop_map(|(second, member)| match member {
-                Some(member) => Step::Post(second, AdminRequest::Resync { member: Some(member) }),
-                None => Step::Post(second, AdminRequest::ConfirmDeletions),
-            }),
-        ];
-        proptest::collection::vec(step, 1..12)
-    }
-
-    proptest! {
-        // PROPTEST_CASES raises the number of cases for long runs.
-        #![proptest_config(ProptestConfig {
-            cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(200),
-            ..ProptestConfig::default()
-        })]
-
-        #[test]
-        fn same_outcomes_same_state(steps in steps()) {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-            runtime.block_on(async {
-                let memory = MemoryStore::new();
-                let sqlite = SqliteStore::open_in_memory().await.unwrap();
-                // Two groups, so that isolation is exercised too.
-                let groups = [GroupId::new("g"), GroupId::new("h")];
-                for step in steps {
-                    match &step {
-                        Step::Apply(second, writes) => {
-                            let g = &groups[usize::from(*second)];
-                            let m = memory.apply(g, writes.clone().into()).await;
-                            let s = sqlite.apply(g, writes.clone().into()).await;
-                            prop_assert_eq!(
-                                m.is_ok(), s.is_ok(), "memory: {:?}\nsqlite: {:?}\nwrites: {:#?}", m, s, writes
-                            );
-                        }
-                        Step::Post(second, request) => {
-                            let g = &groups[usize::from(*second)];
-                            let m = memory.post_request(g, request.clone()).await.unwrap();
-                            let s = sqlite.post_request(g, request.clone()).await.unwrap();
-                            prop_assert_eq!(m, s, "request ids");
-                        }
-                    }
-                    for g in &groups {
-                        prop_assert_eq!(snapshot(&memory, g).await, snapshot(&sqlite, g).await, "after {:#?}", step);
-                    }
-                    prop_assert_eq!(memory.groups().await.unwrap(), sqlite.groups().await.unwrap(), "after {:#?}", step);
-                }
-                Ok(())
-            })?;
-        }
     }
 }
