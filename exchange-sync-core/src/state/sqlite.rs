@@ -2068,8 +2068,8 @@ mod tests {
     use super::*;
     use crate::error::ErrorKind;
     use crate::item::ContentHash;
-    use crate::state::{FolderCondition, Ownership, ReplicaRecord};
     use crate::state::conformance::{populate, snapshot};
+    use crate::state::{FolderCondition, Ownership, ReplicaRecord};
 
     fn group() -> GroupId {
         GroupId::new("contacts")
