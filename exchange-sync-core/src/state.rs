@@ -24,9 +24,9 @@ use crate::id::{EntityId, GroupId, ItemId, MemberId, SyncToken, Version};
 use crate::item::{ContentHash, FieldValue, Item};
 use crate::origin::OriginStamp;
 
-#[cfg(any(test, feature = "testkit"))]
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod columns;
+#[cfg(any(test, feature = "testkit"))]
 pub mod conformance;
 pub mod memory;
 #[cfg(feature = "postgres")]
