@@ -688,8 +688,17 @@ impl ServiceSettings {
         };
         let mut s = RustServiceSettings::default();
         if let Some(state) = state {
-            s.state =
-                if state == "memory" { StateLocation::Memory } else { StateLocation::Sqlite(PathBuf::from(state)) };
+            s.state = match state.as_str() {
+                "memory" => StateLocation::Memory,
+                url if exchange_sync::config::is_postgres_url(url) => {
+                    return Err(invalid(
+                        "service.state",
+                        "a PostgreSQL state (worker, lease, password source) is configured in a configuration file: \
+                         Config.load(path) or Config.from_toml(text)",
+                    ));
+                }
+                path => StateLocation::Sqlite(PathBuf::from(path)),
+            };
         }
         if let Some(ms) = debounce_ms {
             s.debounce = Duration::from_millis(ms);

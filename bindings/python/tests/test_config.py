@@ -154,6 +154,9 @@ def test_a_configuration_built_in_code_is_validated_too() -> None:
         lambda: es.Group("g", "c", public_folder="P", on_leave="shred"),  # type: ignore[arg-type]
         lambda: es.Filter.kind("spaceship"),
         lambda: es.ServiceSettings(poll_interval_secs=-1),
+        # A PostgreSQL state is configured in a file (worker, lease, password source), never taken
+        # for an SQLite file named like a URL.
+        lambda: es.ServiceSettings(state="postgres://sync@db.contoso.test/exchange_sync"),
     ],
 )
 def test_bad_keyword_values_raise_config_error(build: object) -> None:

@@ -20,7 +20,7 @@ use toml::Spanned;
 use crate::config::model::{
     AUTHORITY_PUBLIC_CLOUD, Auth, Config, Connection, Endpoint, GRAPH_PUBLIC_CLOUD, GroupConfig, HttpSettings,
     HubFolder, LeavePolicy, LogRotation, LogSettings, MemberConfig, MemberSource, PostgresState, RetrySettings,
-    ServiceSettings, StateLocation, TargetFolder, TlsOptions, WellKnownFolder,
+    ServiceSettings, StateLocation, TargetFolder, TlsOptions, WellKnownFolder, is_postgres_url,
 };
 use crate::config::secret::Secret;
 use crate::config::validate::{ConfigError, Diagnostic, Location, Secrets, Severity, validate_with};
@@ -1029,7 +1029,7 @@ impl Converter {
         if let Some(state) = raw.state {
             s.state = if state == "memory" {
                 StateLocation::Memory
-            } else if state.starts_with("postgres://") || state.starts_with("postgresql://") {
+            } else if is_postgres_url(&state) {
                 let password = match (raw.state_password_env, raw.state_password_file) {
                     (Some(env), _) => Some(Secret::Env(env)),
                     (None, Some(file)) => Some(Secret::File(file)),

@@ -14,7 +14,7 @@ pub use file::LoadedConfig;
 pub use model::{
     AUTHORITY_PUBLIC_CLOUD, Auth, Config, Connection, Endpoint, GRAPH_PUBLIC_CLOUD, GroupConfig, HttpSettings,
     HubFolder, LeavePolicy, LogRotation, LogSettings, MemberConfig, MemberSource, PostgresState, RetrySettings,
-    ServiceSettings, StateLocation, TargetFolder, TlsOptions, WellKnownFolder, member_id, redact_url,
+    ServiceSettings, StateLocation, TargetFolder, TlsOptions, WellKnownFolder, is_postgres_url, member_id, redact_url,
 };
 pub use secret::Secret;
 pub use validate::{

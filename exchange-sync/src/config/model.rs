@@ -25,6 +25,12 @@ pub struct Config {
     pub groups: Vec<GroupConfig>,
 }
 
+/// Whether a `state` value names a PostgreSQL database (`postgres://` or `postgresql://`) rather
+/// than an SQLite file.
+pub fn is_postgres_url(state: &str) -> bool {
+    state.starts_with("postgres://") || state.starts_with("postgresql://")
+}
+
 /// Where the service keeps its state between runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StateLocation {

@@ -297,8 +297,17 @@ impl Configuration {
         }
         if let Some(s) = service {
             let settings = &mut config.service;
-            settings.state =
-                if s.state == "memory" { StateLocation::Memory } else { StateLocation::Sqlite(PathBuf::from(s.state)) };
+            settings.state = match s.state.as_str() {
+                "memory" => StateLocation::Memory,
+                url if exchange_sync::config::is_postgres_url(url) => {
+                    return Err(ExchangeSyncError::invalid(
+                        "service.state",
+                        "a PostgreSQL state (worker, lease, password source) is configured in a configuration file: \
+                         Configuration.FromToml(text)",
+                    ));
+                }
+                path => StateLocation::Sqlite(PathBuf::from(path)),
+            };
             settings.debounce = Duration::from_millis(s.debounce_ms);
             settings.poll_interval = Duration::from_secs(s.poll_interval_secs);
             settings.retry.max_attempts = s.retry_max_attempts;
