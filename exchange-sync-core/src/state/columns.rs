@@ -43,7 +43,8 @@ pub(crate) fn parse_ownership(s: &str) -> Result<Ownership> {
 }
 
 /// The columns of a replica slot (`slot, item_id, version, content_hash, ownership,
-/// ignored_base`), as stored.
+/// ignored_base`), as stored (the PostgreSQL store binds them as parameters).
+#[cfg(feature = "postgres")]
 pub(crate) struct SlotColumns<'a> {
     pub slot: &'static str,
     pub item_id: Option<&'a str>,
@@ -53,6 +54,7 @@ pub(crate) struct SlotColumns<'a> {
     pub ignored_base: Option<String>,
 }
 
+#[cfg(feature = "postgres")]
 impl<'a> SlotColumns<'a> {
     /// The columns that hold `slot`.
     pub(crate) fn of(slot: &'a ReplicaSlot) -> Self {
