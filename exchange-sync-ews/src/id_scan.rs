@@ -52,25 +52,6 @@ struct Position {
 
 /// The first item id of every response message of a batch answer (CreateItem, UpdateItem), or
 /// `None` unless every message succeeded with one; see the module documentation.
-///
-/// ```
-/// use exchange_sync_ews::id_scan::scan_item_ids;
-/// use exchange_sync_ews::xml::ParseLimits;
-///
-/// let answer = r#"<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body>
-///   <m:CreateItemResponse xmlns:m="m" xmlns:t="t"><m:ResponseMessages>
-///     <m:CreateItemResponseMessage ResponseClass="Success"><m:ResponseCode>NoError</m:ResponseCode>
-///       <m:Items><t:Contact><t:ItemId Id="AAMk1" ChangeKey="EQ1"/></t:Contact></m:Items>
-///     </m:CreateItemResponseMessage>
-///   </m:ResponseMessages></m:CreateItemResponse></s:Body></s:Envelope>"#;
-/// let scanned = scan_item_ids(answer.as_bytes(), ParseLimits::default()).expect("the plain case");
-/// assert_eq!(scanned.ids[0].id, "AAMk1");
-/// assert_eq!(scanned.ids[0].change_key.as_deref(), Some("EQ1"));
-///
-/// // A failed message is left to the general reader, which reports its error.
-/// let failed = answer.replace(r#"ResponseClass="Success""#, r#"ResponseClass="Error""#);
-/// assert!(scan_item_ids(failed.as_bytes(), ParseLimits::default()).is_none());
-/// ```
 pub fn scan_item_ids(input: &[u8], limits: ParseLimits) -> Option<ScannedIds> {
     if input.len() > limits.max_bytes {
         return None;
@@ -224,6 +205,21 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
+
+    #[test]
+    fn the_plain_case_is_scanned_and_a_failed_message_is_left_to_the_general_reader() {
+        let answer = r#"<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body>
+  <m:CreateItemResponse xmlns:m="m" xmlns:t="t"><m:ResponseMessages>
+    <m:CreateItemResponseMessage ResponseClass="Success"><m:ResponseCode>NoError</m:ResponseCode>
+      <m:Items><t:Contact><t:ItemId Id="AAMk1" ChangeKey="EQ1"/></t:Contact></m:Items>
+    </m:CreateItemResponseMessage>
+  </m:ResponseMessages></m:CreateItemResponse></s:Body></s:Envelope>"#;
+        let scanned = scan_item_ids(answer.as_bytes(), ParseLimits::default()).expect("the plain case");
+        assert_eq!(scanned.ids[0].id, "AAMk1");
+        assert_eq!(scanned.ids[0].change_key.as_deref(), Some("EQ1"));
+        let failed = answer.replace(r#"ResponseClass="Success""#, r#"ResponseClass="Error""#);
+        assert!(scan_item_ids(failed.as_bytes(), ParseLimits::default()).is_none());
+    }
     use crate::error::Result;
     use crate::operation::items::parse_create_item;
     use crate::soap::parse_envelope;
