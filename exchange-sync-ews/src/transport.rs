@@ -345,8 +345,14 @@ impl Transport {
             *count += 1;
         }
         let n = TRACE_COUNTER.fetch_add(1, Ordering::Relaxed);
-        let path = dir.join(format!("client-{}-{n:06}-{operation}.xml", std::process::id()));
-        if let Err(e) = std::fs::create_dir_all(dir).and_then(|()| std::fs::write(&path, envelope)) {
+        let name = format!("client-{}-{n:06}-{operation}.xml", std::process::id());
+        // Written under another name and renamed: a process killed while writing (the failover
+        // tests kill workers) leaves no half-written document behind for the schema check.
+        let partial = dir.join(format!("{name}.partial"));
+        let written = std::fs::create_dir_all(dir)
+            .and_then(|()| std::fs::write(&partial, envelope))
+            .and_then(|()| std::fs::rename(&partial, dir.join(&name)));
+        if let Err(e) = written {
             tracing::debug!(error = %e, "could not write request trace");
         }
     }
