@@ -18,12 +18,14 @@
 //! - [`engine`]: one sync pass of a group (recover, observe, plan, execute) with its report.
 //! - [`view`]: what a one-way member receives (filters and modifications, as views).
 //! - [`error`]: the error type, with a kind that says whether to retry.
+//! - [`back_off`]: the per-mailbox gate that holds requests while a server's back-off lasts.
 //! - `testkit` (feature `testkit`): an in-memory connector with fault injection and the connector
 //!   conformance suite.
 //!
 //! The vocabulary (group, hub, member, folder, entity, copy, base) and the reconciliation rules
 //! cited as "design rule N" are in the repository's `docs/design.md`.
 
+pub mod back_off;
 pub mod connector;
 pub mod engine;
 pub mod error;
@@ -41,6 +43,7 @@ pub mod state;
 pub mod testkit;
 pub mod view;
 
+pub use back_off::BackOffGate;
 pub use connector::{
     BatchResult, Capabilities, Change, ChangeDetection, ChangeHint, ChangePage, Connector, Deleted, FetchedItem,
     ItemDelete, ItemUpdate, ItemVersion, ListPage, NewItem, PageCursor,

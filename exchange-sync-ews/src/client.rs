@@ -93,10 +93,11 @@ use crate::rendered::RenderedItem;
 use crate::soap::{Impersonation, ServerVersionInfo, envelope, parse_envelope};
 use crate::stream_pool::StreamPool;
 use crate::streaming::NotificationStream;
-use crate::throttle::{AdaptiveLimit, BackOffGate};
+use crate::throttle::AdaptiveLimit;
 use crate::transport::{Routing, Transport, TransportConfig};
 use crate::version::ExchangeVersion;
 use crate::xml::{Element, ParseLimits};
+use exchange_sync_core::BackOffGate;
 
 /// The most items one FindItem page may return (EWSFindCountLimit).
 pub const MAX_FIND_PAGE: u32 = 1000;

@@ -1,13 +1,11 @@
 //! Per-mailbox throttling state: adaptive concurrency (a semaphore whose size halves when the
 //! server says it is busy and grows back by one after a run of successes, AIMD, bounded by
-//! EWSMaxConcurrency) and the [`BackOffGate`] that holds every request to a mailbox until the
+//! EWSMaxConcurrency). The core's `BackOffGate` holds every request to a mailbox until the
 //! back-off the server asked for has ended.
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use tokio::sync::Notify;
-use tokio::time::Instant;
 
 #[derive(Debug)]
 struct State {
@@ -92,71 +90,9 @@ impl Drop for Permit {
     }
 }
 
-/// When requests to a mailbox may be sent again: closed for the back-off the server asked for (or
-/// the client chose when the server named none), open otherwise. Shared by every clone of a client
-/// acting on the mailbox, so that no request to it leaves before the back-off has ended.
-#[derive(Debug, Default)]
-pub struct BackOffGate {
-    until: Mutex<Option<Instant>>,
-}
-
-impl BackOffGate {
-    /// A gate that is open.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Instant>> {
-        // A poisoned lock only means another thread panicked while setting an instant.
-        self.until.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Closes the gate for `delay` from now; a later end already set stays (two answers asking for
-    /// a back-off keep the longer). Answers the remaining back-off.
-    pub fn close_for(&self, delay: Duration) -> Duration {
-        let now = Instant::now();
-        let wanted = now + delay;
-        let mut until = self.lock();
-        let end = match *until {
-            Some(t) if t > wanted => t,
-            _ => wanted,
-        };
-        *until = Some(end);
-        end - now
-    }
-
-    /// How long the gate stays closed, or `None` when it is open.
-    pub fn remaining(&self) -> Option<Duration> {
-        let mut until = self.lock();
-        let end = (*until)?;
-        let now = Instant::now();
-        if end <= now {
-            *until = None;
-            return None;
-        }
-        Some(end - now)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[tokio::test(start_paused = true)]
-    async fn the_gate_keeps_the_longest_back_off() {
-        let gate = BackOffGate::new();
-        assert_eq!(gate.remaining(), None);
-        assert_eq!(gate.close_for(Duration::from_secs(10)), Duration::from_secs(10));
-        assert_eq!(
-            gate.close_for(Duration::from_secs(2)),
-            Duration::from_secs(10),
-            "a shorter one does not shorten it"
-        );
-        tokio::time::advance(Duration::from_secs(4)).await;
-        assert_eq!(gate.remaining(), Some(Duration::from_secs(6)));
-        tokio::time::advance(Duration::from_secs(6)).await;
-        assert_eq!(gate.remaining(), None);
-    }
 
     #[tokio::test]
     async fn shrinks_on_busy_and_grows_back() {
