@@ -980,6 +980,7 @@ fn describe_json(config: &Config) -> Vec<serde_json::Value> {
                 "hub": g.hub.to_string(),
                 "members": g.members.iter().map(|m| serde_json::json!({
                     "member": m.id,
+                    "connection": g.member_connection(m),
                     "direction": if m.direction.is_two_way() { "two_way" } else { "one_way" },
                     "folder": g.folder_path_of(m),
                     "filtered": m.filter.is_some(),
@@ -1020,6 +1021,9 @@ async fn describe(config: &Config, folders: Option<&ConnectionFolders>) {
 fn member_line(group: &GroupConfig, m: &MemberConfig) -> String {
     let direction = if m.direction.is_two_way() { "two-way" } else { "one-way" };
     let mut line = format!("{} ({direction}) into {}", m.id, group.target_of(m));
+    if let Some(connection) = &m.connection {
+        line.push_str(&format!(" on connection {connection}"));
+    }
     if m.filter.is_some() {
         line.push_str(", filtered");
     }

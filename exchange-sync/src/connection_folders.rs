@@ -2,10 +2,11 @@
 //! provider of its connection: EWS ([`EwsFolders`]) for on-premises Exchange and Exchange Online
 //! while it keeps EWS, Microsoft Graph ([`GraphFolders`]) for `kind = "graph"` connections.
 //!
-//! A group lives on one connection (its hub's and its members'); groups on different connections
-//! run side by side in one service. Members of one group on different connections (an
-//! on-premises public folder hub with Exchange Online members) work at the engine level (see
-//! `docs/graph.md`), not yet through the configuration.
+//! A group's hub lives on the group's connection; each member on its own connection when it names
+//! one ([`MemberConfig::connection`]), on the group's otherwise. A hybrid organisation's group
+//! has its hub in an on-premises public folder over EWS and members in Exchange Online over Graph:
+//! the engine does not know which server a folder lives on, and both connectors write the same
+//! origin stamp, so the group is one group (see `docs/graph.md`).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -44,12 +45,22 @@ impl ConnectionFolders {
         Ok(ConnectionFolders { ews, graph })
     }
 
-    /// The provider of the group's connection.
-    fn of(&self, group: &GroupConfig) -> &dyn FolderProvider {
-        match self.graph.get(&group.connection) {
+    /// The provider of a connection (by id); EWS unless it is a Graph connection.
+    fn by_connection(&self, connection: &str) -> &dyn FolderProvider {
+        match self.graph.get(connection) {
             Some(graph) => graph,
             None => &self.ews,
         }
+    }
+
+    /// The provider of the group's connection: its hub's.
+    fn of(&self, group: &GroupConfig) -> &dyn FolderProvider {
+        self.by_connection(&group.connection)
+    }
+
+    /// The provider of a member's mailbox.
+    fn of_member(&self, group: &GroupConfig, member: &MemberConfig) -> &dyn FolderProvider {
+        self.by_connection(group.member_connection(member))
     }
 }
 
@@ -65,7 +76,7 @@ impl FolderProvider for ConnectionFolders {
         member: &MemberConfig,
         target: &TargetFolder,
     ) -> Result<Arc<dyn Connector>> {
-        self.of(group).member(group, member, target).await
+        self.of_member(group, member).member(group, member, target).await
     }
 
     async fn existing_member(
@@ -74,7 +85,7 @@ impl FolderProvider for ConnectionFolders {
         member: &MemberConfig,
         target: &TargetFolder,
     ) -> Result<Option<Arc<dyn Connector>>> {
-        self.of(group).existing_member(group, member, target).await
+        self.of_member(group, member).existing_member(group, member, target).await
     }
 
     async fn member_by_folder_id(
@@ -83,7 +94,7 @@ impl FolderProvider for ConnectionFolders {
         member: &MemberConfig,
         folder_id: &str,
     ) -> Result<Arc<dyn Connector>> {
-        self.of(group).member_by_folder_id(group, member, folder_id).await
+        self.of_member(group, member).member_by_folder_id(group, member, folder_id).await
     }
 
     async fn hub_by_folder_id(&self, group: &GroupConfig, folder_id: &str) -> Result<Arc<dyn Connector>> {

@@ -233,12 +233,12 @@ impl EwsFolders {
     /// Opens (creating when asked) a folder of a mailbox.
     async fn mailbox_folder(
         &self,
-        group: &GroupConfig,
+        connection: &str,
         mailbox: &str,
         target: &TargetFolder,
         create: bool,
     ) -> Result<Arc<dyn Connector>> {
-        match self.find_mailbox_folder(&group.connection, mailbox, target, create).await? {
+        match self.find_mailbox_folder(connection, mailbox, target, create).await? {
             Some(folder) => Ok(folder.connector()),
             None => Err(missing_folder(mailbox, target)),
         }
@@ -427,7 +427,9 @@ impl FolderProvider for EwsFolders {
     async fn hub(&self, group: &GroupConfig) -> Result<Arc<dyn Connector>> {
         match &group.hub {
             HubFolder::PublicFolder(path) => self.public_folder(group, path).await,
-            HubFolder::Mailbox { mailbox, folder } => self.mailbox_folder(group, mailbox, folder, false).await,
+            HubFolder::Mailbox { mailbox, folder } => {
+                self.mailbox_folder(&group.connection, mailbox, folder, false).await
+            }
         }
     }
 
@@ -437,7 +439,7 @@ impl FolderProvider for EwsFolders {
         member: &MemberConfig,
         target: &TargetFolder,
     ) -> Result<Arc<dyn Connector>> {
-        self.mailbox_folder(group, &member.mailbox, target, true).await
+        self.mailbox_folder(group.member_connection(member), &member.mailbox, target, true).await
     }
 
     async fn existing_member(
@@ -446,7 +448,8 @@ impl FolderProvider for EwsFolders {
         member: &MemberConfig,
         target: &TargetFolder,
     ) -> Result<Option<Arc<dyn Connector>>> {
-        Ok(self.find_mailbox_folder(&group.connection, &member.mailbox, target, false).await?.map(|f| f.connector()))
+        let connection = group.member_connection(member);
+        Ok(self.find_mailbox_folder(connection, &member.mailbox, target, false).await?.map(|f| f.connector()))
     }
 
     async fn member_by_folder_id(
@@ -456,7 +459,8 @@ impl FolderProvider for EwsFolders {
         folder_id: &str,
     ) -> Result<Arc<dyn Connector>> {
         let describe = format!("{}/(earlier folder)", member.mailbox);
-        Ok(self.open_mailbox_folder_by_id(&group.connection, &member.mailbox, folder_id, describe).await?.connector())
+        let connection = group.member_connection(member);
+        Ok(self.open_mailbox_folder_by_id(connection, &member.mailbox, folder_id, describe).await?.connector())
     }
 
     async fn hub_by_folder_id(&self, group: &GroupConfig, folder_id: &str) -> Result<Arc<dyn Connector>> {

@@ -145,3 +145,168 @@ direction = "one_way"
         other => panic!("{other:?}"),
     }
 }
+
+/// A hybrid organisation from the configuration file: the hub is the on-premises public folder
+/// `Company Contacts` over EWS (connection `lab`), alice (two-way) and carol (one-way) are
+/// Exchange Online mailboxes over Graph (connection `online`, named on the member), dave stays on
+/// premises. alice's own contact in the folder the group writes to is hers.
+fn write_hybrid_config(dir: &Path, ews: &ews_emulator::RunningEmulator, graph: &RunningGraphEmulator) -> PathBuf {
+    std::fs::write(dir.join("password"), format!("{}\n", common::PASSWORD)).unwrap();
+    std::fs::write(dir.join("client-secret"), format!("{}\n", graph.config().client_secret)).unwrap();
+    let text = format!(
+        r#"
+[service]
+state = "{state}"
+
+[connections.lab]
+url = "{ews}"
+auth = "basic"
+username = "{admin}"
+password_file = "{password}"
+
+[connections.online]
+kind = "graph"
+url = "{graph}"
+authority = "{graph}"
+tenant = "{tenant}"
+auth = "client_secret"
+client_id = "{client_id}"
+client_secret_file = "{secret_file}"
+
+[[groups]]
+id = "company"
+connection = "lab"
+hub = {{ public_folder = "Company Contacts" }}
+target = "contacts/{FOLDER}"
+match_key = ["email1.address"]
+
+[[groups.members]]
+mailbox = "alice@contoso.test"
+connection = "online"
+direction = "two_way"
+
+[[groups.members]]
+mailbox = "carol@contoso.test"
+connection = "online"
+direction = "one_way"
+
+[[groups.members]]
+mailbox = "dave@contoso.test"
+direction = "one_way"
+"#,
+        state = dir.join("state.sqlite").display(),
+        ews = ews.url(),
+        admin = common::ADMIN,
+        password = dir.join("password").display(),
+        graph = graph.url(),
+        tenant = graph.config().tenant_id,
+        client_id = graph.config().client_id,
+        secret_file = dir.join("client-secret").display(),
+    );
+    let path = dir.join("exchange-sync.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// The names of the contacts of a Graph folder, sorted.
+fn graph_names(graph: &RunningGraphEmulator, mailbox: &str) -> Vec<String> {
+    let mut names: Vec<String> = graph
+        .store()
+        .contacts_in(mailbox, FOLDER)
+        .iter()
+        .filter_map(|c| c.properties.get("displayName").and_then(|v| v.as_str()).map(str::to_owned))
+        .collect();
+    names.sort();
+    names
+}
+
+#[tokio::test]
+async fn a_hybrid_group_from_the_file_syncs_a_public_folder_with_graph_members() {
+    const HUB_CONTACTS: usize = 6;
+    let ews = common::emulator(HUB_CONTACTS).await;
+    let graph = GraphEmulator::start(GraphEmulatorConfig::default()).await.unwrap();
+    let alice = "alice@contoso.test";
+    // alice keeps a contact of her own in the folder the group will write to.
+    let folder = graph.store().create_folder(alice, &serde_json::json!({"displayName": FOLDER})).unwrap();
+    let folder_id = folder["id"].as_str().unwrap().to_owned();
+    let mum =
+        graph.store().create_contact(alice, Some(&folder_id), &serde_json::json!({"displayName": "Mum"})).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_hybrid_config(dir.path(), &ews, &graph);
+
+    let offline = cli(&path, &["check", "--offline"]).await;
+    assert_eq!(offline.status.code(), Some(0), "{}", text(&offline));
+    assert!(
+        text(&offline).contains("alice@contoso.test (two-way) into contacts/Company Contacts on connection online")
+    );
+    let check = cli(&path, &["check"]).await;
+    assert_eq!(check.status.code(), Some(0), "{}", text(&check));
+
+    let run = cli(&path, &["run", "--once"]).await;
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run));
+    let config = Config::from_toml_str(&std::fs::read_to_string(&path).unwrap(), None).unwrap().config;
+    let folders = common::Folders::new(&config).await;
+    let hub_names = common::names(&folders.hub().await).await;
+    assert_eq!(hub_names.len(), HUB_CONTACTS);
+    assert_eq!(common::names(&folders.member("dave@contoso.test").await).await, hub_names, "the EWS member");
+    assert_eq!(graph_names(&graph, "carol@contoso.test"), hub_names, "a Graph member");
+    let mut with_mum = hub_names.clone();
+    with_mum.push("Mum".into());
+    with_mum.sort();
+    assert_eq!(graph_names(&graph, alice), with_mum, "alice's own contact stays beside the copies");
+
+    // alice edits a copy on her phone (Exchange Online): the hub and both other members get it.
+    let name = hub_names[0].clone();
+    let copy = graph
+        .store()
+        .contacts_in(alice, FOLDER)
+        .into_iter()
+        .find(|c| c.properties.get("displayName").and_then(|v| v.as_str()) == Some(name.as_str()))
+        .unwrap();
+    graph.store().edit_contact(alice, &copy.id, "jobTitle", serde_json::json!("Head of Hybrid")).unwrap();
+    let again = cli(&path, &["run", "--once"]).await;
+    assert_eq!(again.status.code(), Some(0), "{}", text(&again));
+    let job = exchange_sync_core::field::JOB_TITLE;
+    assert_eq!(common::field_of(&folders.hub().await, &name, job).await.as_deref(), Some("Head of Hybrid"));
+    assert_eq!(
+        common::field_of(&folders.member("dave@contoso.test").await, &name, job).await.as_deref(),
+        Some("Head of Hybrid")
+    );
+    let carol_copy = graph.store().contacts_in("carol@contoso.test", FOLDER);
+    let carol_job = carol_copy
+        .iter()
+        .find(|c| c.properties.get("displayName").and_then(|v| v.as_str()) == Some(name.as_str()))
+        .and_then(|c| c.properties.get("jobTitle").and_then(|v| v.as_str()).map(str::to_owned));
+    assert_eq!(carol_job.as_deref(), Some("Head of Hybrid"));
+
+    // Nothing is made twice across the two transports, and alice's own contact is untouched.
+    assert_eq!(common::names(&folders.hub().await).await.len(), HUB_CONTACTS);
+    assert_eq!(graph_names(&graph, "carol@contoso.test").len(), HUB_CONTACTS);
+    assert_eq!(graph_names(&graph, alice), with_mum);
+    let mum_now = graph.store().contacts_in(alice, FOLDER).into_iter().find(|c| c.id == mum["id"].as_str().unwrap());
+    assert_eq!(mum_now.unwrap().change_key, mum["changeKey"].as_str().unwrap(), "alice's own contact was written");
+}
+
+#[test]
+fn a_member_on_an_unknown_connection_is_refused_with_its_place() {
+    let text = r#"
+[connections.lab]
+url = "https://mail.contoso.test/EWS/Exchange.asmx"
+auth = "basic"
+username = "admin@contoso.test"
+password_env = "P"
+
+[[groups]]
+id = "company"
+connection = "lab"
+hub = { public_folder = "Company Contacts" }
+[[groups.members]]
+mailbox = "alice@contoso.test"
+connection = "onlin"
+direction = "one_way"
+"#;
+    let Err(e) = Config::from_toml_str(text, None) else { panic!("accepted") };
+    let message = e.to_string();
+    assert!(message.contains("groups[0].members[0].connection"), "{message}");
+    assert!(message.contains("no connection has the id \"onlin\""), "{message}");
+}

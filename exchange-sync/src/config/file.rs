@@ -299,6 +299,7 @@ enum RawLocalChange {
 struct RawMember {
     id: Option<Spanned<String>>,
     mailbox: Spanned<String>,
+    connection: Option<Spanned<String>>,
     direction: Spanned<RawDirection>,
     on_edit: Option<Spanned<RawLocalChange>>,
     on_delete: Option<Spanned<RawLocalChange>>,
@@ -313,6 +314,7 @@ struct RawMember {
 #[serde(deny_unknown_fields)]
 struct RawMemberSource {
     distribution_group: Spanned<String>,
+    connection: Option<Spanned<String>>,
     refresh_secs: Option<u64>,
     direction: Spanned<RawDirection>,
     on_edit: Option<Spanned<RawLocalChange>>,
@@ -734,6 +736,7 @@ impl Converter {
             let r = raw.into_inner();
             self.note(&format!("{mpath}.mailbox"), &r.mailbox);
             let shared = SharedMember {
+                connection: r.connection,
                 direction: r.direction,
                 on_edit: r.on_edit,
                 on_delete: r.on_delete,
@@ -759,6 +762,7 @@ impl Converter {
             let r = raw.into_inner();
             self.note(&format!("{spath}.distribution_group"), &r.distribution_group);
             let shared = SharedMember {
+                connection: r.connection,
                 direction: r.direction,
                 on_edit: r.on_edit,
                 on_delete: r.on_delete,
@@ -818,6 +822,10 @@ impl Converter {
             }
         };
         let mut member = MemberConfig::new(mailbox, direction);
+        if let Some(connection) = r.connection {
+            self.note(&format!("{path}.connection"), &connection);
+            member.connection = Some(connection.into_inner());
+        }
         if let Some(target) = r.target {
             member.target = Some(self.target(&format!("{path}.target"), target));
         }
@@ -973,6 +981,7 @@ impl Converter {
 }
 
 struct SharedMember {
+    connection: Option<Spanned<String>>,
     direction: Spanned<RawDirection>,
     on_edit: Option<Spanned<RawLocalChange>>,
     on_delete: Option<Spanned<RawLocalChange>>,

@@ -471,6 +471,10 @@ pub struct MemberConfig {
     pub filter: Option<Condition>,
     /// How the member's copies differ from the shared items (one-way members only).
     pub modifications: Vec<Modification>,
+    /// The connection (by id) that reaches the member's mailbox, when it is not the group's: a
+    /// hybrid organisation keeps the hub in an on-premises public folder (EWS) while its members'
+    /// mailboxes live in Exchange Online (Microsoft Graph). `None`: the group's connection.
+    pub connection: Option<String>,
 }
 
 impl MemberConfig {
@@ -484,6 +488,7 @@ impl MemberConfig {
             target: None,
             filter: None,
             modifications: Vec::new(),
+            connection: None,
         }
     }
 
@@ -558,7 +563,8 @@ impl MemberSource {
 pub struct GroupConfig {
     /// The group's id (part of every origin stamp: never change it for a running group).
     pub id: String,
-    /// The connection (by id) for the hub and the members.
+    /// The connection (by id) for the hub, and for the members that do not name their own
+    /// ([`MemberConfig::connection`]).
     pub connection: String,
     /// The hub.
     pub hub: HubFolder,
@@ -599,6 +605,24 @@ impl GroupConfig {
             mass_delete_guard: MassDeleteGuard::default(),
             on_leave: LeavePolicy::default(),
         }
+    }
+
+    /// The connection (by id) that reaches `member`'s mailbox: its own, or the group's.
+    pub fn member_connection<'a>(&'a self, member: &'a MemberConfig) -> &'a str {
+        member.connection.as_deref().unwrap_or(&self.connection)
+    }
+
+    /// Every connection the group uses: the hub's first, then its members' own (listed members and
+    /// member sources), each once.
+    pub fn connections(&self) -> Vec<&str> {
+        let mut out = vec![self.connection.as_str()];
+        let own = self.members.iter().chain(self.member_sources.iter().map(|s| &s.template));
+        for c in own.filter_map(|m| m.connection.as_deref()) {
+            if !out.contains(&c) {
+                out.push(c);
+            }
+        }
+        out
     }
 
     /// Adds a member.

@@ -358,6 +358,19 @@ pub fn validate_with(config: &Config, secrets: Secrets) -> Result<Vec<Diagnostic
         if !connection_ids.contains(group.connection.as_str()) {
             f.error(format!("{path}.connection"), format!("no connection has the id {:?}", group.connection));
         }
+        let members = group.members.iter().enumerate().map(|(m, member)| (format!("{path}.members[{m}]"), member));
+        let sources = group
+            .member_sources
+            .iter()
+            .enumerate()
+            .map(|(s, source)| (format!("{path}.member_sources[{s}]"), &source.template));
+        for (member_path, member) in members.chain(sources) {
+            if let Some(id) = &member.connection
+                && !connection_ids.contains(id.as_str())
+            {
+                f.error(format!("{member_path}.connection"), format!("no connection has the id {id:?}"));
+            }
+        }
         validate_group(&mut f, &path, group);
     }
 
