@@ -19,7 +19,7 @@ type BoxError = Box<dyn std::error::Error>;
 
 /// Created and updated copies over every member of every group, the number of errors, and the
 /// first error's message (shown in the results table, so that a failed run says why).
-fn totals(report: &RunReport) -> (u64, u64, usize, String) {
+pub(crate) fn totals(report: &RunReport) -> (u64, u64, usize, String) {
     let mut created = 0;
     let mut updated = 0;
     let mut errors = 0;

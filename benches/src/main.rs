@@ -15,6 +15,7 @@
 mod exchangelib;
 mod fanout;
 mod faults;
+mod graph;
 mod hints;
 mod idle;
 mod latency;
@@ -136,6 +137,17 @@ enum Case {
         #[arg(long)]
         cut_at_ms: Option<u64>,
     },
+    /// The fan-out over Microsoft Graph (`--hybrid`: the hub an EWS public folder).
+    Graph {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        contacts: usize,
+        #[arg(long)]
+        mailboxes: usize,
+        #[arg(long)]
+        hybrid: bool,
+    },
     /// One member's mailbox failing in turn (throttled, removed, denied) during incremental passes.
     Faults {
         #[arg(long)]
@@ -166,6 +178,10 @@ fn run_case(case: Case) -> Result<Vec<measurement::Measurement>, Box<dyn std::er
     Ok(match case {
         Case::Fanout { name, contacts, mailboxes, incremental, postgres } => {
             fanout::run(&name, contacts, mailboxes, incremental, postgres.as_deref())?
+        }
+        Case::Graph { name, contacts, mailboxes, hybrid } => {
+            let shape = if hybrid { graph::Shape::Hybrid } else { graph::Shape::Graph };
+            graph::run(&name, shape, contacts, mailboxes)?
         }
         Case::Raw { name, contacts, mailboxes } => vec![raw::run(&name, contacts, mailboxes)?],
         Case::Exchangelib { name, contacts, mailboxes, python, script } => {

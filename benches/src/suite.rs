@@ -38,6 +38,8 @@ const IDLE: &str = "6. idle";
 const IDLE_DAY: &str = "6d. idle, a day in miniature";
 const IDLE_CUT: &str = "6c. idle, every connection cut once";
 const FAULTS: &str = "8. faults";
+const GRAPH: &str = "9. Graph fan-out";
+const HYBRID: &str = "9h. hybrid fan-out, EWS hub, Graph members";
 
 /// How often the rows the ratios come from run in full mode. The machine's noise (other
 /// engineers' builds, and the host's cost of handing fresh memory to the virtual machine, which
@@ -167,6 +169,16 @@ fn plan(s: &Settings) -> Vec<(String, Vec<String>)> {
         faults.extend(["--pass-retry-max-ms".into(), n(ms)]);
     }
     plan.push((FAULTS.into(), faults));
+    // Over Microsoft Graph: the emulator answers `$batch` requests of 20, four at a time per mailbox.
+    let (graph_contacts, graph_mailboxes) = if q { (30, 3) } else { (1_000, 100) };
+    for (name, hybrid) in [(GRAPH, false), (HYBRID, true)] {
+        let mut a = vec!["graph".into(), "--name".into(), name.into(), "--contacts".into(), n(graph_contacts)];
+        a.extend(["--mailboxes".into(), n(graph_mailboxes)]);
+        if hybrid {
+            a.push("--hybrid".into());
+        }
+        plan.push((name.into(), a));
+    }
     plan.retain(|(name, _)| s.only.is_empty() || s.only.iter().any(|w| name.contains(w.as_str())));
     plan
 }
