@@ -11,6 +11,7 @@
 //! - [`mapping`]: Graph contacts to and from the core's items, and the origin stamp property,
 //!   the same named property as the EWS connector's.
 //! - [`connector`]: [`GraphContactsConnector`], the core's `Connector` for a contact folder.
+//! - [`directory`]: the mailboxes of a distribution or Microsoft 365 group, for membership.
 //!
 //! ```no_run
 //! use exchange_sync_core::Connector;
@@ -42,6 +43,8 @@ pub mod client;
 pub mod mapping;
 
 pub mod connector;
+
+pub mod directory;
 
 pub use auth::{ClientCredentials, Secret};
 pub use client::{ContactFolder, GraphClient, GraphClientBuilder, GraphRequest, GraphResponse, RetryPolicy};

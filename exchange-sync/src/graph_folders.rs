@@ -179,11 +179,10 @@ impl FolderProvider for GraphFolders {
         }
     }
 
-    async fn expand_distribution_group(&self, group: &GroupConfig, address: &str) -> Result<Vec<String>> {
-        Err(Error::Sync(exchange_sync_core::Error::permanent(
-            format!("expanding the distribution group {address} over Graph is not supported yet"),
-            ErrorContext::operation("expand group").with_group(exchange_sync_core::GroupId::new(group.id.clone())),
-        )))
+    async fn expand_distribution_group(&self, _group: &GroupConfig, address: &str) -> Result<Vec<String>> {
+        exchange_sync_graph::directory::group_mailboxes(&self.client, address)
+            .await
+            .map_err(|e| Error::Sync(to_core_error(e, &format!("distribution group {address}"))))
     }
 }
 

@@ -310,3 +310,50 @@ direction = "one_way"
     assert!(message.contains("groups[0].members[0].connection"), "{message}");
     assert!(message.contains("no connection has the id \"onlin\""), "{message}");
 }
+
+#[tokio::test]
+async fn members_of_a_microsoft_365_group_are_expanded_through_graph() {
+    let emu = GraphEmulator::start(GraphEmulatorConfig { seed_contacts: 4, ..Default::default() }).await.unwrap();
+    // sales: alice, the nested team (bob), and an external partner, who has no mailbox.
+    emu.store().directory.add_group("team@contoso.test", "Team", false, &["bob@contoso.test"]);
+    emu.store().directory.add_group(
+        "sales@contoso.test",
+        "Sales",
+        true,
+        &["alice@contoso.test", "team@contoso.test", "partner@example.test"],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_config(dir.path(), &emu, &emu.config().client_secret);
+    let text_before = std::fs::read_to_string(&path).unwrap();
+    let start = text_before.find("[[groups.members]]").unwrap();
+    let sourced = format!(
+        "{}[[groups.member_sources]]\ndistribution_group = \"sales@contoso.test\"\ndirection = \"one_way\"\n",
+        &text_before[..start]
+    );
+    std::fs::write(&path, sourced).unwrap();
+
+    let check = cli(&path, &["check"]).await;
+    assert_eq!(check.status.code(), Some(0), "{}", text(&check));
+    let run = cli(&path, &["run", "--once"]).await;
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run));
+    assert_eq!(emu.store().contacts_in("alice@contoso.test", FOLDER).len(), 4, "{}", text(&run));
+    assert_eq!(emu.store().contacts_in("bob@contoso.test", FOLDER).len(), 4, "a nested group's member: {}", text(&run));
+    assert!(emu.store().contacts_in("carol@contoso.test", FOLDER).is_empty(), "not in the group");
+
+    // bob leaves the team: his copies go at the next expansion, his own contact stays.
+    let bob_folder = emu.store().contacts_in("bob@contoso.test", FOLDER)[0].folder_id.clone();
+    emu.store()
+        .create_contact("bob@contoso.test", Some(&bob_folder), &serde_json::json!({"displayName": "Bob's own"}))
+        .unwrap();
+    emu.store().directory.add_group("team@contoso.test", "Team", false, &[]);
+    let again = cli(&path, &["run", "--once"]).await;
+    assert_eq!(again.status.code(), Some(0), "{}", text(&again));
+    let left: Vec<Option<String>> = emu
+        .store()
+        .contacts_in("bob@contoso.test", FOLDER)
+        .iter()
+        .map(|c| c.properties.get("displayName").and_then(|v| v.as_str()).map(str::to_owned))
+        .collect();
+    assert_eq!(left, [Some("Bob's own".to_owned())], "{}", text(&again));
+    assert_eq!(emu.store().contacts_in("alice@contoso.test", FOLDER).len(), 4);
+}

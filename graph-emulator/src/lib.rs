@@ -20,6 +20,7 @@
 
 pub mod config;
 pub mod contact;
+pub mod directory;
 pub mod error;
 pub mod odata;
 mod server;

@@ -92,6 +92,8 @@ pub enum Filter {
     },
     /// `displayName eq 'X'` (contact folders).
     DisplayNameEquals(String),
+    /// `mail eq 'X'` (groups).
+    MailEquals(String),
 }
 
 /// Reads an OData string literal at the start of `s` (`'it''s'`), answering it and the rest.
@@ -152,7 +154,13 @@ pub fn parse_filter(text: &str) -> Result<Filter, String> {
         let (name, rest) = string_literal(rest)?;
         rest.trim().is_empty().then_some(Filter::DisplayNameEquals(name))
     };
-    display().ok_or_else(unsupported)
+    let mail = || -> Option<Filter> {
+        let rest = keyword(text, "mail")?;
+        let rest = keyword(rest, "eq")?;
+        let (address, rest) = string_literal(rest)?;
+        rest.trim().is_empty().then_some(Filter::MailEquals(address))
+    };
+    display().or_else(mail).ok_or_else(unsupported)
 }
 
 /// Parses `$expand=singleValueExtendedProperties($filter=id eq 'X')` into the normalized ids to

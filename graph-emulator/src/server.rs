@@ -494,6 +494,22 @@ fn route(
     let default_size = shared.config.page_size;
     match (method, s.as_slice()) {
         ("GET", ["users", u]) => Ok(Answer::json(200, shared.store().user(u)?)),
+        ("GET", ["groups"]) => {
+            let mail = match filter_of(q)? {
+                Some(Filter::MailEquals(m)) => Some(m),
+                Some(_) => {
+                    return Err(GraphError::bad_request("Request_UnsupportedQuery", "Unsupported query.".into()));
+                }
+                None => None,
+            };
+            let items = shared.store().directory.list(mail.as_deref());
+            Ok(collection(shared, path, q, items, page_size(q, headers, default_size)))
+        }
+        ("GET", ["groups", g, "transitiveMembers"]) => {
+            let store = shared.store();
+            let items = store.directory.transitive_members(g, &store)?;
+            Ok(collection(shared, path, q, items, page_size(q, headers, default_size)))
+        }
         ("GET", ["users", u, "contactFolders"]) => {
             let items = shared.store().list_folders(u, filter_of(q)?.as_ref())?;
             Ok(collection(shared, path, q, items, page_size(q, headers, default_size)))

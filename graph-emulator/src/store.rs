@@ -84,6 +84,13 @@ pub struct Store {
     ids: u64,
     /// Delta tokens of an older epoch are refused with `410 Gone` (a knob: tokens expire).
     pub delta_epoch: u64,
+    /// Groups and their members.
+    pub directory: crate::directory::Directory,
+}
+
+/// What Graph answers a `$filter` on a property the collection cannot filter on.
+fn unsupported_filter() -> GraphError {
+    GraphError::bad_request("ErrorInvalidProperty", "The property used in the $filter is not supported here.".into())
 }
 
 fn now() -> String {
@@ -348,6 +355,9 @@ impl Store {
     /// `GET users/{u}/contactFolders`: the folders under the default Contacts folder.
     pub fn list_folders(&self, mailbox: &str, filter: Option<&Filter>) -> Result<Vec<Value>, GraphError> {
         let m = self.mailbox(mailbox)?;
+        if matches!(filter, Some(Filter::MailEquals(_) | Filter::ExtendedPropertyEquals { .. })) {
+            return Err(unsupported_filter());
+        }
         Ok(m.folders
             .values()
             .filter(|f| f.parent_id == m.default_contacts)
@@ -417,6 +427,9 @@ impl Store {
     ) -> Result<Vec<Value>, GraphError> {
         let m = self.mailbox(mailbox)?;
         let f = Self::folder(m, folder.unwrap_or(&m.default_contacts))?;
+        if matches!(filter, Some(Filter::MailEquals(_))) {
+            return Err(unsupported_filter());
+        }
         Ok(f.contacts
             .values()
             .filter(|c| match filter {
@@ -424,7 +437,7 @@ impl Store {
                 Some(Filter::DisplayNameEquals(n)) => {
                     c.properties.get("displayName").and_then(Value::as_str) == Some(n)
                 }
-                None => true,
+                Some(Filter::MailEquals(_)) | None => true,
             })
             .map(|c| render_contact(c, shape))
             .collect())
