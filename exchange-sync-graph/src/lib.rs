@@ -11,6 +11,10 @@
 //! - [`mapping`]: Graph contacts to and from the core's items, and the origin stamp property,
 //!   the same named property as the EWS connector's.
 //! - [`connector`]: [`GraphContactsConnector`], the core's `Connector` for a contact folder.
+//! - [`time_zone`]: the Windows time zones events are written in.
+//! - [`event_mapping`]: Graph events (series with their exceptions) to and from the core's
+//!   calendar items, with the EWS connector's field names and value forms.
+//! - [`calendar_connector`]: [`GraphCalendarConnector`], the core's `Connector` for a calendar.
 //!
 //! ```no_run
 //! use exchange_sync_core::Connector;
@@ -43,7 +47,14 @@ pub mod mapping;
 
 pub mod connector;
 
+pub mod time_zone;
+
+pub mod event_mapping;
+
+pub mod calendar_connector;
+
 pub use auth::{ClientCredentials, Secret};
+pub use calendar_connector::{CalendarFolder, GraphCalendarConnector};
 pub use client::{ContactFolder, GraphClient, GraphClientBuilder, GraphRequest, GraphResponse, RetryPolicy};
 pub use connector::{ConnectorOptions, GraphContactsConnector};
 pub use error::{ErrorContext, ErrorKind, GraphError, Result};
