@@ -281,7 +281,7 @@ fn render(instance: &Instance<'_>, shape: &EventShape) -> Value {
         let own = exception.and_then(|x| x.properties.get(*name));
         let value = match (instance, *name) {
             (Instance::Occurrence { .. }, "recurrence") => Value::Null,
-            _ => own.or_else(|| base.properties.get(*name)).cloned().unwrap_or_else(|| empty_value(*name, *ty)),
+            _ => own.or_else(|| base.properties.get(*name)).cloned().unwrap_or_else(|| empty_value(name, *ty)),
         };
         o.insert((*name).into(), value);
     }

@@ -161,7 +161,7 @@ pub fn sample_event(n: usize) -> Item {
         .with(field::REMINDER_MINUTES, crate::item::FieldValue::Integer(15))
         .with(field::SENSITIVITY, "normal")
         .with(field::IMPORTANCE, "normal");
-    if n % 3 == 0 {
+    if n.is_multiple_of(3) {
         let weekday = start.format("%A");
         let date = start.format("%Y-%m-%d");
         item.set(
