@@ -691,8 +691,11 @@ pub fn update_event(
         None => {
             let (props, extended) = read_body(body, None)?;
             check_if_match(&e.etag(), if_match)?;
-            let before =
-                (e.properties.get("recurrence").cloned(), e.start(), e.properties.get("end").and_then(event::instant));
+            // Re-timed: the occurrences fall elsewhere or the series' times changed (compared by
+            // where they put the occurrences, not by how the recurrence is spelled).
+            let horizon = Utc::now() + Duration::days(366 * 5);
+            let timing = |e: &Event| (e.slots(horizon), e.start(), e.properties.get("end").and_then(event::instant));
+            let before = timing(e);
             let mut next = e.properties.clone();
             for (k, v) in body.as_object().into_iter().flatten() {
                 if v.is_null() && event::property_type(k).is_some() {
@@ -702,8 +705,7 @@ pub fn update_event(
             next.extend(props);
             check_times(&next)?;
             e.properties = next;
-            let after =
-                (e.properties.get("recurrence").cloned(), e.start(), e.properties.get("end").and_then(event::instant));
+            let after = timing(e);
             if before != after {
                 e.exceptions.clear();
                 e.cancelled.clear();
