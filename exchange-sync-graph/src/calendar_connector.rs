@@ -63,6 +63,17 @@ pub struct GraphCalendarConnector {
 
 const UTC_TIMES: (&str, &str) = ("Prefer", "outlook.timezone=\"UTC\"");
 
+/// One instance of a series as `instances` lists it.
+#[derive(Debug, Clone)]
+struct Instance {
+    /// Its original start (UTC, canonical text).
+    original: String,
+    /// Its id.
+    id: String,
+    /// Its entity tag (`W/"changeKey"`).
+    tag: String,
+}
+
 fn version_of(event: &Value) -> Option<ItemVersion> {
     let id = event.get("id").and_then(Value::as_str)?;
     let key = event.get("changeKey").and_then(Value::as_str).map(str::to_owned).or_else(|| {
@@ -189,10 +200,10 @@ impl GraphCalendarConnector {
         Ok(r.body.unwrap_or(Value::Null))
     }
 
-    /// The instances of a series between two instants: (original start, id).
-    async fn instances(&self, id: &str, from: DateTime<Utc>, to: DateTime<Utc>) -> Result<Vec<(String, String)>> {
+    /// The instances of a series between two instants.
+    async fn instances(&self, id: &str, from: DateTime<Utc>, to: DateTime<Utc>) -> Result<Vec<Instance>> {
         let mut url = format!(
-            "{}/instances?startDateTime={}&endDateTime={}&$select=id,originalStart,type&$top=200",
+            "{}/instances?startDateTime={}&endDateTime={}&$select=id,originalStart,type,changeKey&$top=200",
             self.event_url(id),
             query_value(&mapping::utc_text(from)),
             query_value(&mapping::utc_text(to))
@@ -206,8 +217,9 @@ impl GraphCalendarConnector {
                     .and_then(Value::as_str)
                     .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
                     .map(|t| mapping::utc_text(t.with_timezone(&Utc)));
-                if let (Some(o), Some(id)) = (original, i.get("id").and_then(Value::as_str)) {
-                    out.push((o, id.to_owned()));
+                if let (Some(original), Some(v)) = (original, version_of(i)) {
+                    let tag = format!("W/\"{}\"", v.version.as_str());
+                    out.push(Instance { original, id: v.id.as_str().to_owned(), tag });
                 }
             }
             match page.get("@odata.nextLink").and_then(Value::as_str) {
@@ -219,7 +231,8 @@ impl GraphCalendarConnector {
     }
 
     /// Makes a series' occurrences show what `item` asks for, and answers the master's version
-    /// after it. `created` tells whether the master was just written in full.
+    /// after it. Each occurrence is written with `If-Match` on the version just listed, so that
+    /// an edit a user makes in the meantime is not overwritten (the write fails with `412`).
     async fn apply_exceptions(&self, id: &str, item: &Item) -> Result<ItemVersion> {
         let master = self.read_event(id).await?;
         let version = version_of(&master).ok_or_else(|| {
@@ -246,7 +259,7 @@ impl GraphCalendarConnector {
         // Instances are found by where they are now; a moved one may lie a while away.
         let margin = chrono::Duration::days(32);
         let instances = self.instances(id, *from - margin, *to + margin).await?;
-        let instance = |original: &str| instances.iter().find(|(o, _)| o == original).map(|(_, i)| i.clone());
+        let instance = |original: &str| instances.iter().find(|i| i.original == original).cloned();
         let master_start = master.get("start").and_then(mapping::instant);
         let length = master.get("end").and_then(mapping::instant).zip(master_start).map(|(e, s)| e - s);
         let utc_time = |t: &str| json!({"dateTime": t.trim_end_matches('Z'), "timeZone": "UTC"});
@@ -255,7 +268,9 @@ impl GraphCalendarConnector {
             match wanted.get(original) {
                 Some(Exception::Cancelled) => match instance(original) {
                     Some(occurrence) => {
-                        let r = GraphRequest::new(Method::DELETE, self.event_url(&occurrence)).item(&occurrence);
+                        let r = GraphRequest::new(Method::DELETE, self.event_url(&occurrence.id))
+                            .header("If-Match", occurrence.tag.clone())
+                            .item(&occurrence.id);
                         self.client.send(&self.mailbox, "cancel occurrence", &r).await?;
                     }
                     None => {
@@ -284,7 +299,10 @@ impl GraphCalendarConnector {
                         "location": {"displayName": m.location.clone().unwrap_or_else(|| master.get("location").and_then(|l| l.get("displayName")).and_then(Value::as_str).unwrap_or_default().to_owned())},
                         "body": body,
                     });
-                    let r = GraphRequest::new(Method::PATCH, self.event_url(&occurrence)).json(patch).item(&occurrence);
+                    let r = GraphRequest::new(Method::PATCH, self.event_url(&occurrence.id))
+                        .header("If-Match", occurrence.tag.clone())
+                        .json(patch)
+                        .item(&occurrence.id);
                     self.client.send(&self.mailbox, "edit occurrence", &r).await?;
                 }
                 None => match now {
@@ -305,8 +323,10 @@ impl GraphCalendarConnector {
                             "location": {"displayName": master.get("location").and_then(|l| l.get("displayName")).and_then(Value::as_str).unwrap_or_default()},
                             "body": master.get("body").cloned().unwrap_or_else(|| json!({"contentType": "text", "content": ""})),
                         });
-                        let r =
-                            GraphRequest::new(Method::PATCH, self.event_url(&occurrence)).json(patch).item(&occurrence);
+                        let r = GraphRequest::new(Method::PATCH, self.event_url(&occurrence.id))
+                            .header("If-Match", occurrence.tag.clone())
+                            .json(patch)
+                            .item(&occurrence.id);
                         self.client.send(&self.mailbox, "reset occurrence", &r).await?;
                     }
                     None => {}

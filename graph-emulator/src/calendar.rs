@@ -46,6 +46,9 @@ pub struct Event {
     pub extended: BTreeMap<String, String>,
     /// Changes on every write (of the event or of one of its occurrences).
     pub change_key: String,
+    /// Changes on writes of the event itself, not of its occurrences: the version of its
+    /// occurrences that are not exceptions (an edit of one occurrence leaves the others' alone).
+    pub series_key: String,
     /// Creation time (RFC 3339).
     pub created: String,
     /// Last write (RFC 3339).
@@ -254,7 +257,7 @@ fn render(instance: &Instance<'_>, shape: &EventShape) -> Value {
     let (id, change_key) = match instance {
         Instance::Stored(e) => (e.id.clone(), e.change_key.clone()),
         Instance::Occurrence { master, original } => {
-            (master.occurrence_id(*original), exception.map_or(master.change_key.clone(), |x| x.change_key.clone()))
+            (master.occurrence_id(*original), exception.map_or(master.series_key.clone(), |x| x.change_key.clone()))
         }
     };
     o.insert("@odata.etag".into(), json!(format!("W/\"{change_key}\"")));
@@ -644,6 +647,7 @@ pub fn create_event(store: &mut Store, user: &str, cal: Option<&str>, body: &Val
         calendar_id: c.id.clone(),
         properties: props,
         extended: extended.into_iter().collect(),
+        series_key: ck.clone(),
         change_key: ck,
         created: at.clone(),
         modified: at,
@@ -675,7 +679,7 @@ pub fn update_event(
     match original {
         Some(t) => {
             let (props, _) = read_body(body, Some(event::OCCURRENCE_WRITABLE))?;
-            let tag = e.exceptions.get(&t).map_or(e.etag(), |x| format!("W/\"{}\"", x.change_key));
+            let tag = format!("W/\"{}\"", e.exceptions.get(&t).map_or(&e.series_key, |x| &x.change_key));
             check_if_match(&tag, if_match)?;
             let x = e
                 .exceptions
@@ -711,6 +715,7 @@ pub fn update_event(
                 e.cancelled.clear();
             }
             e.extended.extend(extended);
+            e.series_key = ck.clone();
             e.change_key = ck;
             e.modified = now();
             e.seq = seq;
@@ -735,7 +740,7 @@ pub fn delete_event(
     let e = calendar.events.get_mut(&event_id).ok_or_else(missing)?;
     match original {
         Some(t) => {
-            let tag = e.exceptions.get(&t).map_or(e.etag(), |x| format!("W/\"{}\"", x.change_key));
+            let tag = format!("W/\"{}\"", e.exceptions.get(&t).map_or(&e.series_key, |x| &x.change_key));
             check_if_match(&tag, if_match)?;
             e.exceptions.remove(&t);
             e.cancelled.insert(t);
@@ -947,12 +952,21 @@ mod tests {
         let moved = update_event(&mut s, u, None, &second, None, &json!({"subject": "Moved", "start": {"dateTime": "2026-03-10T10:00:00", "timeZone": "UTC"}, "end": {"dateTime": "2026-03-10T10:15:00", "timeZone": "UTC"}})).unwrap();
         assert_eq!(moved["type"], "exception");
         assert_eq!(moved["originalStart"], "2026-03-09T08:00:00Z");
+        // Occurrences carry their own entity tags: a moved one's old tag is stale, an untouched
+        // sibling's stays valid.
+        let stale = all[1]["@odata.etag"].as_str().unwrap();
+        let refused = update_event(&mut s, u, None, &second, Some(stale), &json!({"subject": "late"}));
+        assert_eq!(refused.unwrap_err().status, 412);
+        let sibling = all[3]["@odata.etag"].as_str().unwrap();
+        let fourth = all[3]["id"].as_str().unwrap().to_owned();
+        update_event(&mut s, u, None, &fourth, Some(sibling), &json!({"subject": "Fourth"})).unwrap();
         delete_event(&mut s, u, None, &third, None).unwrap();
         let shape = EventShape { exceptions: true, ..EventShape::default() };
         let master2 = get_event(&mut s, u, None, &id, &shape).unwrap();
         assert_ne!(master2["changeKey"], master["changeKey"]);
         assert_eq!(master2["cancelledOccurrences"], json!([format!("OID.{id}.2026-03-16")]));
         assert_eq!(master2["exceptionOccurrences"][0]["subject"], "Moved");
+        assert_eq!(master2["exceptionOccurrences"][1]["subject"], "Fourth");
         assert_eq!(instances(&mut s, u, None, &id, &window_query(), &EventShape::default()).unwrap().len(), 4);
         // A stale entity tag is refused; re-timing the series drops its exceptions.
         let stale =
