@@ -498,7 +498,13 @@ impl Connector for GraphCalendarConnector {
             .map(|u| {
                 GraphRequest::new(Method::PATCH, self.event_url(u.id.as_str()))
                     .header("If-Match", format!("W/\"{}\"", u.expected.as_str()))
-                    .json(mapping::to_json(&u.item, u.origin.as_ref()))
+                    .json({
+                        let mut body = mapping::to_json(&u.item, u.origin.as_ref());
+                        if let Some(previous) = &u.previous {
+                            mapping::drop_unchanged_timing(&mut body, &u.item, previous);
+                        }
+                        body
+                    })
                     .item(u.id.as_str())
             })
             .collect();

@@ -526,10 +526,45 @@ pub fn to_json(item: &Item, origin: Option<&OriginStamp>) -> Value {
     Value::Object(o)
 }
 
+/// Leaves a series' timing (`start`, `end`, `isAllDay`, `recurrence`) out of an update's body
+/// when it is what the event already holds (`previous`, the content at the version the update's
+/// `If-Match` names). Exchange drops every exception of a series whose pattern or times are
+/// written, so an update that only changes, say, the subject must not write them.
+pub fn drop_unchanged_timing(body: &mut Value, item: &Item, previous: &Item) {
+    let timing =
+        [field::START, field::END, field::START_TIME_ZONE, END_TIME_ZONE, field::IS_ALL_DAY, field::RECURRENCE];
+    if timing.iter().all(|f| item.get(f) == previous.get(f))
+        && let Some(o) = body.as_object_mut()
+    {
+        for key in ["start", "end", "isAllDay", "recurrence"] {
+            o.remove(key);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use exchange_sync_core::{EntityId, GroupId};
+
+    #[test]
+    fn an_update_leaves_unchanged_timing_out() {
+        let start = DateTime::parse_from_rfc3339("2026-03-02T08:00:00Z").unwrap().with_timezone(&Utc);
+        let before = Item::new(ItemKind::CalendarItem)
+            .with(field::SUBJECT, "A")
+            .with(field::START, FieldValue::DateTime(start))
+            .with(field::END, FieldValue::DateTime(start + chrono::Duration::hours(1)))
+            .with(field::RECURRENCE, "DailyRecurrence(Interval=1)|NoEndRecurrence(StartDate=2026-03-02)");
+        let renamed = before.clone().with(field::SUBJECT, "B");
+        let mut body = to_json(&renamed, None);
+        drop_unchanged_timing(&mut body, &renamed, &before);
+        assert!(body.get("recurrence").is_none() && body.get("start").is_none(), "{body}");
+        assert_eq!(body["subject"], "B");
+        let moved = before.clone().with(field::START, FieldValue::DateTime(start + chrono::Duration::hours(2)));
+        let mut body = to_json(&moved, None);
+        drop_unchanged_timing(&mut body, &moved, &before);
+        assert!(body.get("recurrence").is_some() && body.get("start").is_some(), "re-timing writes the timing");
+    }
 
     #[test]
     fn recurrences_translate_both_ways_as_the_ews_text() {
