@@ -1,6 +1,6 @@
-//! Microsoft Graph for exchange-sync: an app-only Graph client and the connector that presents
-//! a contact folder of an Exchange Online mailbox (a user's or a shared mailbox) to the sync
-//! engine, for tenants where EWS is switched off.
+//! Microsoft Graph for exchange-sync: an app-only Graph client and the connectors that present
+//! a contact folder or a calendar of an Exchange Online mailbox (a user's or a shared mailbox) to
+//! the sync engine, for tenants where EWS is switched off.
 //!
 //! The crate is layered; each layer only uses the ones listed before it:
 //!
