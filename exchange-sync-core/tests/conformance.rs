@@ -39,3 +39,13 @@ async fn suite_catches_a_broken_connector() {
     .unwrap_err();
     assert!(failures.0.iter().any(|f| f.check == "update_with_stale_version"), "{failures}");
 }
+
+/// The suite on calendar items: its sample events (single events and weekly series) pass a
+/// faithful folder, so a calendar connector that fails them has a fault of its own.
+#[tokio::test]
+async fn memory_connector_conforms_with_calendar_items() {
+    let options = conformance::Options { kind: exchange_sync_core::item::ItemKind::CalendarItem, ..Default::default() };
+    conformance::run_with(|| async { MemoryConnector::new("calendar").shared() }, options).await.unwrap();
+    let event = conformance::sample(&exchange_sync_core::item::ItemKind::CalendarItem, 3);
+    assert!(event.get(exchange_sync_core::field::RECURRENCE).is_some(), "every third sample event is a series");
+}

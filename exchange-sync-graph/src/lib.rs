@@ -1,6 +1,6 @@
-//! Microsoft Graph for exchange-sync: an app-only Graph client and the connector that presents
-//! a contact folder of an Exchange Online mailbox (a user's or a shared mailbox) to the sync
-//! engine, for tenants where EWS is switched off.
+//! Microsoft Graph for exchange-sync: an app-only Graph client and the connectors that present
+//! a contact folder or a calendar of an Exchange Online mailbox (a user's or a shared mailbox) to
+//! the sync engine, for tenants where EWS is switched off.
 //!
 //! The crate is layered; each layer only uses the ones listed before it:
 //!
@@ -12,6 +12,10 @@
 //!   the same named property as the EWS connector's.
 //! - [`connector`]: [`GraphContactsConnector`], the core's `Connector` for a contact folder.
 //! - [`directory`]: the mailboxes of a distribution or Microsoft 365 group, for membership.
+//! - [`time_zone`]: the Windows time zones events are written in.
+//! - [`event_mapping`]: Graph events (series with their exceptions) to and from the core's
+//!   calendar items, with the EWS connector's field names and value forms.
+//! - [`calendar_connector`]: [`GraphCalendarConnector`], the core's `Connector` for a calendar.
 //!
 //! ```no_run
 //! use exchange_sync_core::Connector;
@@ -45,8 +49,14 @@ pub mod mapping;
 pub mod connector;
 
 pub mod directory;
+pub mod time_zone;
+
+pub mod event_mapping;
+
+pub mod calendar_connector;
 
 pub use auth::{ClientCredentials, Secret};
+pub use calendar_connector::{CalendarFolder, GraphCalendarConnector};
 pub use client::{ContactFolder, GraphClient, GraphClientBuilder, GraphRequest, GraphResponse, RetryPolicy};
 pub use connector::{ConnectorOptions, GraphContactsConnector};
 pub use error::{ErrorContext, ErrorKind, GraphError, Result};

@@ -1,7 +1,9 @@
 //! [`GraphFolders`]: the folders of sync groups on Exchange Online through Microsoft Graph.
 //!
-//! A hub is a contact folder of a (usually shared) mailbox; members' targets are named contact
-//! folders under their mailboxes' Contacts folder, created when missing. Graph has no public
+//! A hub is a contact folder or a calendar of a (usually shared) mailbox; members' targets are
+//! named contact folders under their mailboxes' Contacts folder, or calendars: a named one
+//! (`{ parent = "calendar", name = "..." }`, a secondary calendar, created when missing) or the
+//! mailbox's default calendar (`"calendar"`). Graph has no public
 //! folders, no way to name the default Contacts folder among `contactFolders`, and no distribution
 //! list expansion through this provider yet: those answer configuration or permanent errors that
 //! say so. A configuration's `kind = "graph"` connections are opened with
@@ -13,7 +15,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use exchange_sync_core::{Connector, ErrorContext};
 use exchange_sync_graph::connector::to_core_error;
-use exchange_sync_graph::{ConnectorOptions, ContactFolder, GraphClient, GraphContactsConnector};
+use exchange_sync_graph::{
+    CalendarFolder, ConnectorOptions, ContactFolder, GraphCalendarConnector, GraphClient, GraphContactsConnector,
+};
 
 use crate::config::{
     Auth, ConfigError, Connection, Endpoint, GroupConfig, HubFolder, MemberConfig, TargetFolder, WellKnownFolder,
@@ -69,51 +73,94 @@ impl GraphFolders {
         Arc::new(GraphContactsConnector::new(self.client.clone(), mailbox, folder).with_options(self.options.clone()))
     }
 
-    /// Opens (or creates) a named contact folder; `Ok(None)` when it is missing and not created.
-    async fn open(&self, mailbox: &str, target: &TargetFolder, create: bool) -> Result<Option<Arc<dyn Connector>>> {
-        let name = folder_name(target)?;
-        let found = self
-            .client
-            .contact_folder_by_name(mailbox, name)
-            .await
-            .map_err(|e| to_core_error(e, &format!("{mailbox}/{name}")))?;
-        let folder = match found {
-            Some(f) => f,
-            None if create => self
-                .client
-                .create_contact_folder(mailbox, name)
-                .await
-                .map_err(|e| to_core_error(e, &format!("{mailbox}/{name}")))?,
-            None => return Ok(None),
-        };
-        Ok(Some(self.connector(mailbox, folder)))
+    fn calendar_connector(&self, mailbox: &str, calendar: CalendarFolder) -> Arc<dyn Connector> {
+        Arc::new(GraphCalendarConnector::new(self.client.clone(), mailbox, calendar).with_options(self.options.clone()))
     }
 
+    /// Opens (or creates) a named contact folder or calendar, or the default calendar;
+    /// `Ok(None)` when it is missing and not created.
+    async fn open(&self, mailbox: &str, target: &TargetFolder, create: bool) -> Result<Option<Arc<dyn Connector>>> {
+        fn err(mailbox: &str, name: &str) -> impl Fn(exchange_sync_graph::GraphError) -> exchange_sync_core::Error {
+            let place = format!("{mailbox}/{name}");
+            move |e| to_core_error(e, &place)
+        }
+        match graph_folder(target)? {
+            GraphFolder::Contacts(name) => {
+                let found = self.client.contact_folder_by_name(mailbox, name).await.map_err(err(mailbox, name))?;
+                let folder = match found {
+                    Some(f) => f,
+                    None if create => {
+                        self.client.create_contact_folder(mailbox, name).await.map_err(err(mailbox, name))?
+                    }
+                    None => return Ok(None),
+                };
+                Ok(Some(self.connector(mailbox, folder)))
+            }
+            GraphFolder::Calendar(name) => {
+                let found = self.client.calendar_by_name(mailbox, name).await.map_err(err(mailbox, name))?;
+                let calendar = match found {
+                    Some(c) => c,
+                    None if create => self.client.create_calendar(mailbox, name).await.map_err(err(mailbox, name))?,
+                    None => return Ok(None),
+                };
+                Ok(Some(self.calendar_connector(mailbox, calendar)))
+            }
+            GraphFolder::DefaultCalendar => {
+                let url = format!("/users/{}/calendar", exchange_sync_graph::client::segment(mailbox));
+                let body =
+                    self.client.get_json(mailbox, "open calendar", &url).await.map_err(err(mailbox, "Calendar"))?;
+                let id = body.get("id").and_then(|v| v.as_str()).unwrap_or_default().to_owned();
+                let name = body.get("name").and_then(|v| v.as_str()).unwrap_or("Calendar").to_owned();
+                Ok(Some(self.calendar_connector(mailbox, CalendarFolder { id, name })))
+            }
+        }
+    }
+
+    /// The connector of a folder recorded by id: a contact folder, else a calendar.
     async fn by_id(&self, mailbox: &str, folder_id: &str) -> Result<Arc<dyn Connector>> {
-        let url = format!(
-            "/users/{}/contactFolders/{}",
-            exchange_sync_graph::client::segment(mailbox),
-            exchange_sync_graph::client::segment(folder_id)
-        );
-        let body = self
-            .client
-            .get_json(mailbox, "open folder by id", &url)
-            .await
-            .map_err(|e| to_core_error(e, &format!("{mailbox}/(earlier folder)")))?;
-        let display_name = body.get("displayName").and_then(|v| v.as_str()).unwrap_or("(earlier folder)").to_owned();
-        Ok(self.connector(mailbox, ContactFolder { id: folder_id.to_owned(), display_name }))
+        let segment = exchange_sync_graph::client::segment;
+        let err = |e| to_core_error(e, &format!("{mailbox}/(earlier folder)"));
+        let url = format!("/users/{}/contactFolders/{}", segment(mailbox), segment(folder_id));
+        match self.client.get_json(mailbox, "open folder by id", &url).await {
+            Ok(body) => {
+                let display_name =
+                    body.get("displayName").and_then(|v| v.as_str()).unwrap_or("(earlier folder)").to_owned();
+                Ok(self.connector(mailbox, ContactFolder { id: folder_id.to_owned(), display_name }))
+            }
+            Err(e) if e.kind() == exchange_sync_graph::ErrorKind::NotFound => {
+                let url = format!("/users/{}/calendars/{}", segment(mailbox), segment(folder_id));
+                let body = self.client.get_json(mailbox, "open calendar by id", &url).await.map_err(err)?;
+                let name = body.get("name").and_then(|v| v.as_str()).unwrap_or("(earlier calendar)").to_owned();
+                Ok(self.calendar_connector(mailbox, CalendarFolder { id: folder_id.to_owned(), name }))
+            }
+            Err(e) => Err(err(e).into()),
+        }
     }
 }
 
-/// The name of the contact folder a target names, or why Graph cannot open it.
-fn folder_name(target: &TargetFolder) -> Result<&str> {
+/// What a target is over Graph.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum GraphFolder<'a> {
+    /// A contact folder named under Contacts.
+    Contacts(&'a str),
+    /// A (secondary) calendar by name.
+    Calendar(&'a str),
+    /// The mailbox's default calendar.
+    DefaultCalendar,
+}
+
+/// What a target names over Graph, or why Graph cannot open it.
+fn graph_folder(target: &TargetFolder) -> Result<GraphFolder<'_>> {
     match target {
-        TargetFolder::Named { parent: WellKnownFolder::Contacts, name } => Ok(name),
+        TargetFolder::Named { parent: WellKnownFolder::Contacts, name } => Ok(GraphFolder::Contacts(name)),
+        TargetFolder::Named { parent: WellKnownFolder::Calendar, name } => Ok(GraphFolder::Calendar(name)),
+        TargetFolder::WellKnown(WellKnownFolder::Calendar) => Ok(GraphFolder::DefaultCalendar),
         other => Err(Error::Config(ConfigError::single(
             "",
             format!(
                 "the folder {other} cannot be opened over Graph: only contact folders named under \
-                 Contacts are supported (target = {{ parent = \"contacts\", name = \"...\" }})"
+                 Contacts and calendars are supported (target = {{ parent = \"contacts\", name = \"...\" }}, \
+                 {{ parent = \"calendar\", name = \"...\" }} or \"calendar\")"
             ),
             None,
         ))),
@@ -192,14 +239,18 @@ mod tests {
     use exchange_sync_core::ErrorKind;
 
     #[test]
-    fn only_named_contact_folders_are_graph_targets() {
+    fn named_contact_folders_and_calendars_are_graph_targets() {
         let named = TargetFolder::Named { parent: WellKnownFolder::Contacts, name: "Company".into() };
-        assert_eq!(folder_name(&named).ok(), Some("Company"));
+        assert_eq!(graph_folder(&named).ok(), Some(GraphFolder::Contacts("Company")));
+        let calendar = TargetFolder::Named { parent: WellKnownFolder::Calendar, name: "Team".into() };
+        assert_eq!(graph_folder(&calendar).ok(), Some(GraphFolder::Calendar("Team")));
+        let default = TargetFolder::WellKnown(WellKnownFolder::Calendar);
+        assert_eq!(graph_folder(&default).ok(), Some(GraphFolder::DefaultCalendar));
         for other in [
             TargetFolder::WellKnown(WellKnownFolder::Contacts),
-            TargetFolder::Named { parent: WellKnownFolder::Calendar, name: "Team".into() },
+            TargetFolder::Named { parent: WellKnownFolder::Tasks, name: "Team".into() },
         ] {
-            let e = folder_name(&other).err().map(|e| e.kind());
+            let e = graph_folder(&other).err().map(|e| e.kind());
             assert_eq!(e, Some(ErrorKind::Config), "{other}");
         }
     }

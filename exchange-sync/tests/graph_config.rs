@@ -1,7 +1,7 @@
 //! Exchange Online from the configuration file: a `kind = "graph"` connection (application id,
 //! client secret from a file, the authority and Graph host of the Graph emulator) drives the same
-//! `exchange-sync` commands as an EWS one, over HTTP. Mistakes in such a connection are refused
-//! with their place and what to write instead.
+//! `exchange-sync` commands as an EWS one, over HTTP, for contact and calendar groups. Mistakes in
+//! such a connection are refused with their place and what to write instead.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
@@ -18,6 +18,21 @@ const FOLDER: &str = "Company Contacts";
 /// A configuration with one Graph connection and one group: the shared mailbox's `Company
 /// Contacts` as the hub, alice (two-way) and carol (one-way) as members.
 fn write_config(dir: &Path, emu: &RunningGraphEmulator, secret: &str) -> PathBuf {
+    let group = format!(
+        r#"
+[[groups]]
+id = "company"
+connection = "online"
+hub = {{ mailbox = "contacts@contoso.test", folder = "contacts/{FOLDER}" }}
+target = "contacts/{FOLDER}"
+"#
+    );
+    write_config_with(dir, emu, secret, &group)
+}
+
+/// A configuration with one Graph connection and `group` (its `[[groups]]` table without
+/// members), alice (two-way) and carol (one-way) as members.
+fn write_config_with(dir: &Path, emu: &RunningGraphEmulator, secret: &str, group: &str) -> PathBuf {
     std::fs::write(dir.join("client-secret"), format!("{secret}\n")).unwrap();
     let text = format!(
         r#"
@@ -32,13 +47,7 @@ tenant = "{tenant}"
 auth = "client_secret"
 client_id = "{client_id}"
 client_secret_file = "{secret_file}"
-
-[[groups]]
-id = "company"
-connection = "online"
-hub = {{ mailbox = "contacts@contoso.test", folder = "contacts/{FOLDER}" }}
-target = "contacts/{FOLDER}"
-
+{group}
 [[groups.members]]
 mailbox = "alice@contoso.test"
 direction = "two_way"
@@ -78,6 +87,46 @@ async fn a_graph_connection_in_the_file_runs_checks_and_syncs() {
     assert_eq!(emu.store().contacts_in("carol@contoso.test", FOLDER).len(), 7);
     let log = format!("{}{}", text(&check), text(&run));
     assert!(!log.contains(&emu.config().client_secret), "the client secret was printed");
+}
+
+#[tokio::test]
+async fn a_calendar_group_in_the_file_checks_and_syncs_events_and_series() {
+    let emu = GraphEmulator::start(GraphEmulatorConfig::default()).await.unwrap();
+    let hub = "contacts@contoso.test";
+    let calendar = "Company Calendar";
+    let created =
+        graph_emulator::calendar::create_calendar(&mut emu.store(), hub, &serde_json::json!({"name": calendar}));
+    let hub_calendar = created.unwrap()["id"].as_str().unwrap().to_owned();
+    for event in [
+        serde_json::json!({"subject": "Review", "start": {"dateTime": "2026-03-31T15:00:00", "timeZone": "UTC"},
+                           "end": {"dateTime": "2026-03-31T16:00:00", "timeZone": "UTC"}}),
+        serde_json::json!({"subject": "All-hands", "start": {"dateTime": "2026-03-02T10:00:00", "timeZone": "UTC"},
+                           "end": {"dateTime": "2026-03-02T10:30:00", "timeZone": "UTC"},
+                           "recurrence": {"pattern": {"type": "weekly", "interval": 1, "daysOfWeek": ["monday"]},
+                                          "range": {"type": "noEnd", "startDate": "2026-03-02"}}}),
+    ] {
+        graph_emulator::calendar::create_event(&mut emu.store(), hub, Some(&hub_calendar), &event).unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let group = format!(
+        r#"
+[[groups]]
+id = "calendar"
+connection = "online"
+hub = {{ mailbox = "{hub}", folder = "calendar/{calendar}" }}
+target = "calendar/{calendar}"
+"#
+    );
+    let config = write_config_with(dir.path(), &emu, &emu.config().client_secret, &group);
+    let check = cli(&config, &["check"]).await;
+    assert_eq!(check.status.code(), Some(0), "{}", text(&check));
+    let run = cli(&config, &["run", "--once"]).await;
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run));
+    for mailbox in ["alice@contoso.test", "carol@contoso.test"] {
+        let events = graph_emulator::calendar::events_in(&mut emu.store(), mailbox, calendar);
+        assert_eq!(events.len(), 2, "{mailbox}: {}", text(&run));
+        assert_eq!(events.iter().filter(|e| e.is_master()).count(), 1, "{mailbox}: the series is a series");
+    }
 }
 
 #[tokio::test]

@@ -1,7 +1,9 @@
 //! The service over Microsoft Graph: a group whose hub is a shared mailbox's contact folder and
 //! whose members are Exchange Online mailboxes, opened by [`GraphFolders`] against the Graph
 //! emulator over HTTP. Copies reach the members, an editor's edit reaches the hub, a dry run
-//! writes nothing, and targets Graph cannot open are reported as configuration errors.
+//! writes nothing, and targets Graph cannot open are reported as configuration errors. A calendar
+//! group (a shared mailbox's calendar as the hub, named calendars as targets) copies single
+//! events and series.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
@@ -92,4 +94,48 @@ async fn targets_graph_cannot_open_are_configuration_errors() {
     assert!(!report.is_clean());
     let text = format!("{report:?}");
     assert!(text.contains("Graph has no public folders"), "{text}");
+}
+
+#[tokio::test]
+async fn a_shared_calendar_hub_reaches_graph_members_calendars() {
+    let emu = GraphEmulator::start(GraphEmulatorConfig::default()).await.unwrap();
+    let hub_box = "contacts@contoso.test";
+    let calendar = "Company Calendar";
+    let target = TargetFolder::Named { parent: WellKnownFolder::Calendar, name: calendar.into() };
+    // The hub calendar with a single event and a weekly series.
+    let hub_id = graph_emulator::calendar::create_calendar(&mut emu.store(), hub_box, &json!({"name": calendar}))
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for event in [
+        json!({"subject": "Quarterly review", "start": {"dateTime": "2026-03-31T15:00:00", "timeZone": "W. Europe Standard Time"},
+               "end": {"dateTime": "2026-03-31T17:00:00", "timeZone": "W. Europe Standard Time"}}),
+        json!({"subject": "All-hands", "start": {"dateTime": "2026-03-02T10:00:00", "timeZone": "W. Europe Standard Time"},
+               "end": {"dateTime": "2026-03-02T10:30:00", "timeZone": "W. Europe Standard Time"},
+               "recurrence": {"pattern": {"type": "weekly", "interval": 1, "daysOfWeek": ["monday"]},
+                              "range": {"type": "numbered", "startDate": "2026-03-02", "numberOfOccurrences": 10}}}),
+    ] {
+        graph_emulator::calendar::create_event(&mut emu.store(), hub_box, Some(&hub_id), &event).unwrap();
+    }
+    let hub = HubFolder::Mailbox { mailbox: hub_box.into(), folder: target.clone() };
+    let mut g = GroupConfig::new("calendar", "online", hub)
+        .with_member(MemberConfig::two_way("alice@contoso.test"))
+        .with_member(MemberConfig::one_way("carol@contoso.test"));
+    g.default_target = target;
+    let service = service(&emu, g);
+    let report = service.run_once(RunOptions::default()).await.unwrap();
+    assert!(report.is_clean(), "{report:#?}");
+    for member in ["alice@contoso.test", "carol@contoso.test"] {
+        let events = graph_emulator::calendar::events_in(&mut emu.store(), member, calendar);
+        assert_eq!(events.len(), 2, "{member}");
+        assert_eq!(events.iter().filter(|e| e.is_master()).count(), 1, "{member}: the series is a series");
+    }
+    // A second pass finds nothing to do.
+    let plan = service.plan(RunOptions::default()).await.unwrap();
+    assert_eq!(plan.groups[0].outcome, PassOutcome::Planned, "{:?}", plan.groups[0]);
+    let report = service.run_once(RunOptions::default()).await.unwrap();
+    assert!(report.is_clean(), "{report:#?}");
+    let after = graph_emulator::calendar::events_in(&mut emu.store(), "carol@contoso.test", calendar);
+    assert_eq!(after.len(), 2, "no duplicates after a second pass");
 }

@@ -13,15 +13,21 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Not (yet) emulated: calendars and events, change-notification subscriptions, certificate
-//! credentials, and every other part of Graph.
+//! Calendars and events ([`calendar`], [`event`]): named calendars, single events and series
+//! with their occurrences, exceptions and cancelled occurrences, `instances` in a window, and
+//! `calendarView/delta` on the default calendar.
+//!
+//! Not (yet) emulated: change-notification subscriptions, certificate credentials, and every other
+//! part of Graph.
 
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod calendar;
 pub mod config;
 pub mod contact;
 pub mod directory;
 pub mod error;
+pub mod event;
 pub mod odata;
 mod server;
 pub mod store;

@@ -149,7 +149,8 @@ pub fn parse_filter(text: &str) -> Result<Filter, String> {
         return Ok(f);
     }
     let display = || -> Option<Filter> {
-        let rest = keyword(text, "displayName")?;
+        // `name` is a calendar's display name.
+        let rest = keyword(text, "displayName").or_else(|| keyword(text, "name"))?;
         let rest = keyword(rest, "eq")?;
         let (name, rest) = string_literal(rest)?;
         rest.trim().is_empty().then_some(Filter::DisplayNameEquals(name))

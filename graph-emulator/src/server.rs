@@ -23,6 +23,9 @@ use crate::odata::{self, Filter};
 use crate::store::{Shape, Store};
 use crate::trace::TraceWriter;
 
+#[path = "calendar_routes.rs"]
+mod calendar_routes;
+
 /// The largest request body accepted (Graph refuses far smaller ones; this only bounds memory).
 const MAX_BODY: usize = 16 * 1024 * 1024;
 /// Requests one `$batch` may carry.
@@ -223,7 +226,18 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Full<By
 /// The route of a path for trace file names: ids replaced by `_`.
 fn route_of(path: &str) -> String {
     let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
-    let named = ["users", "contactFolders", "contacts", "delta", "$batch"];
+    let named = [
+        "users",
+        "contactFolders",
+        "contacts",
+        "delta",
+        "$batch",
+        "calendars",
+        "calendar",
+        "events",
+        "instances",
+        "calendarView",
+    ];
     segments
         .iter()
         .map(|s| if named.contains(&s.trim_end_matches("()")) { s.trim_end_matches("()") } else { "_" })
@@ -492,6 +506,9 @@ fn route(
     let if_match = headers.get("if-match").map(String::as_str);
     let not_found = || GraphError::bad_request("BadRequest", format!("Resource not found for the segment '{path}'."));
     let default_size = shared.config.page_size;
+    if let Some(answer) = calendar_routes::route(shared, method, path, &s, q, headers, body) {
+        return answer;
+    }
     match (method, s.as_slice()) {
         ("GET", ["users", u]) => Ok(Answer::json(200, shared.store().user(u)?)),
         ("GET", ["groups"]) => {

@@ -84,6 +84,8 @@ pub struct Store {
     ids: u64,
     /// Delta tokens of an older epoch are refused with `410 Gone` (a knob: tokens expire).
     pub delta_epoch: u64,
+    /// The mailboxes' calendars and events.
+    pub calendars: crate::calendar::Calendars,
     /// Groups and their members.
     pub directory: crate::directory::Directory,
 }
@@ -620,6 +622,7 @@ impl Store {
     /// Test knob: every delta token issued so far is refused from now on (`410 Gone`).
     pub fn expire_delta_tokens(&mut self) {
         self.delta_epoch += 1;
+        self.calendars.expire_delta_tokens();
     }
 
     /// Test access: a contact's stored properties by mailbox, folder name and display name.

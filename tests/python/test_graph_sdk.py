@@ -261,3 +261,171 @@ def test_a_wrong_secret_gets_no_token(emulator):
         assert refused.value.response.status_code == 401
         assert refused.value.response.json()["error"] == "invalid_client"
     run(scenario())
+
+
+# Calendars and events: create, read, update, delete, series with their instances, a moved and a
+# cancelled occurrence, calendarView delta rounds, $batch, and the origin stamp on events.
+
+from msgraph.generated.models.body_type import BodyType
+from msgraph.generated.models.calendar import Calendar
+from msgraph.generated.models.date_time_time_zone import DateTimeTimeZone
+from msgraph.generated.models.day_of_week import DayOfWeek
+from msgraph.generated.models.event import Event
+from msgraph.generated.models.event_type import EventType
+from msgraph.generated.models.item_body import ItemBody
+from msgraph.generated.models.location import Location
+from msgraph.generated.models.patterned_recurrence import PatternedRecurrence
+from msgraph.generated.models.recurrence_pattern import RecurrencePattern
+from msgraph.generated.models.recurrence_pattern_type import RecurrencePatternType
+from msgraph.generated.models.recurrence_range import RecurrenceRange
+from msgraph.generated.models.recurrence_range_type import RecurrenceRangeType
+from msgraph.generated.users.item.calendar_view.delta.delta_request_builder import DeltaRequestBuilder
+from msgraph.generated.users.item.calendars.item.events.events_request_builder import EventsRequestBuilder
+from msgraph.generated.users.item.calendars.item.events.item.instances.instances_request_builder import (
+    InstancesRequestBuilder,
+)
+
+BERLIN = "W. Europe Standard Time"
+
+
+async def new_calendar(client, mailbox):
+    return await client.users.by_user_id(mailbox).calendars.post(Calendar(name=f"SDK {uuid.uuid4().hex[:8]}"))
+
+
+def when(text, zone=BERLIN):
+    return DateTimeTimeZone(date_time=text, time_zone=zone)
+
+
+def meeting(subject="Planning", start="2026-03-03T10:00:00", end="2026-03-03T11:00:00"):
+    return Event(
+        subject=subject, start=when(start), end=when(end), location=Location(display_name="Room 1"),
+        body=ItemBody(content_type=BodyType.Text, content="Agenda."), categories=["Company"],
+    )
+
+
+def weekly(count=5):
+    event = meeting("Stand-up", "2026-03-16T09:00:00", "2026-03-16T09:15:00")
+    event.recurrence = PatternedRecurrence(
+        pattern=RecurrencePattern(type=RecurrencePatternType.Weekly, interval=1, days_of_week=[DayOfWeek.Monday]),
+        range=RecurrenceRange(type=RecurrenceRangeType.Numbered, start_date=__import__("datetime").date(2026, 3, 16),
+                              number_of_occurrences=count),
+    )
+    return event
+
+
+def window(builder_cls, start="2026-03-01T00:00:00Z", end="2026-05-01T00:00:00Z"):
+    params = getattr(builder_cls, builder_cls.__name__ + "GetQueryParameters")(start_date_time=start, end_date_time=end)
+    return RequestConfiguration(query_parameters=params)
+
+
+def test_events_round_trip_create_read_update_delete(emulator):
+    async def scenario():
+        client = graph(emulator)
+        cal = await new_calendar(client, "alice@contoso.test")
+        events = client.users.by_user_id("alice@contoso.test").calendars.by_calendar_id(cal.id).events
+        created = await events.post(meeting())
+        assert created.id and created.change_key and created.type == EventType.SingleInstance
+        read = await events.by_event_id(created.id).get()
+        assert read.subject == "Planning" and read.location.display_name == "Room 1"
+        assert read.original_start_time_zone == BERLIN
+        assert read.start.time_zone == "UTC" and read.start.date_time.startswith("2026-03-03T09:00:00"), read.start
+        assert read.categories == ["Company"] and read.body.content == "Agenda."
+        updated = await events.by_event_id(created.id).patch(Event(subject="Planning (moved)", start=when("2026-03-04T10:00:00"),
+                                                                   end=when("2026-03-04T11:00:00")))
+        assert updated.subject == "Planning (moved)" and updated.change_key != created.change_key
+        stale = RequestConfiguration()
+        stale.headers = HeadersCollection()
+        stale.headers.add("If-Match", f'W/"{created.change_key}"')
+        with pytest.raises(ODataError) as refused:
+            await events.by_event_id(created.id).patch(Event(subject="late"), request_configuration=stale)
+        assert refused.value.response_status_code == 412
+        await events.by_event_id(created.id).delete()
+        with pytest.raises(ODataError) as gone:
+            await events.by_event_id(created.id).get()
+        assert gone.value.response_status_code == 404
+    run(scenario())
+
+
+def test_a_series_with_a_moved_and_a_cancelled_occurrence(emulator):
+    async def scenario():
+        client = graph(emulator)
+        cal = await new_calendar(client, "bob@contoso.test")
+        events = client.users.by_user_id("bob@contoso.test").calendars.by_calendar_id(cal.id).events
+        master = await events.post(weekly())
+        assert master.type == EventType.SeriesMaster
+        instances = (await events.by_event_id(master.id).instances.get(window(InstancesRequestBuilder))).value
+        assert [i.start.date_time[:19] for i in instances] == [
+            "2026-03-16T08:00:00", "2026-03-23T08:00:00", "2026-03-30T07:00:00", "2026-04-06T07:00:00", "2026-04-13T07:00:00",
+        ], "09:00 in Berlin, before and after the change to summer time"
+        assert all(i.type == EventType.Occurrence and i.series_master_id == master.id for i in instances)
+        moved = await events.by_event_id(instances[1].id).patch(Event(start=when("2026-03-24T14:00:00"), end=when("2026-03-24T14:15:00"),
+                                                                      subject="Stand-up (Tuesday)"))
+        assert moved.type == EventType.Exception
+        await events.by_event_id(instances[2].id).delete()
+        query = EventsRequestBuilder.EventsRequestBuilderGetQueryParameters(expand=["exceptionOccurrences"])
+        read = await events.by_event_id(master.id).get(request_configuration=RequestConfiguration(query_parameters=query))
+        assert read.change_key != master.change_key, "occurrence edits change the master"
+        assert read.cancelled_occurrences == [f"OID.{master.id}.2026-03-30"]
+        assert [x.subject for x in read.exception_occurrences] == ["Stand-up (Tuesday)"]
+        after = (await events.by_event_id(master.id).instances.get(window(InstancesRequestBuilder))).value
+        assert len(after) == 4
+        listed = await events.get()
+        assert [e.id for e in listed.value] == [master.id], "the events collection holds the master only"
+    run(scenario())
+
+
+def test_calendar_view_delta_rounds_report_instances_and_removals(emulator):
+    async def scenario():
+        client = graph(emulator)
+        mailbox = "carol@contoso.test"
+        default = client.users.by_user_id(mailbox).calendar.events
+        single = await default.post(meeting())
+        master = await default.post(weekly(3))
+        view = client.users.by_user_id(mailbox).calendar_view.delta
+
+        async def full_round(link=None):
+            page = await (view.with_url(link).get() if link else view.get(window(DeltaRequestBuilder)))
+            seen = []
+            while True:
+                seen.extend(page.value)
+                if page.odata_next_link:
+                    page = await view.with_url(page.odata_next_link).get()
+                    continue
+                return seen, page.odata_delta_link
+
+        first, link = await full_round()
+        assert sorted(e.type.value for e in first) == ["occurrence"] * 3 + ["singleInstance"]
+        assert link and "$deltatoken=" in link
+        await default.by_event_id(single.id).delete()
+        second, link2 = await full_round(link)
+        assert [e.id for e in second if e.additional_data.get("@removed")] == [single.id]
+        third, _ = await full_round(link2)
+        assert third == [], "nothing changed since the last delta link"
+        assert master.id
+    run(scenario())
+
+
+def test_event_batch_and_origin_stamp_filter(emulator):
+    async def scenario():
+        client = graph(emulator)
+        cal = await new_calendar(client, "dave@contoso.test")
+        events = client.users.by_user_id("dave@contoso.test").calendars.by_calendar_id(cal.id).events
+        batch = BatchRequestContent()
+        for n in range(3):
+            e = meeting(f"Batch {n}")
+            if n == 0:
+                e.single_value_extended_properties = [SingleValueLegacyExtendedProperty(id=STAMP_ID, value="xsync1:8:cal:e-1")]
+            batch.add_request(f"create{n}", BatchRequestItem(events.to_post_request_information(e), id=f"create{n}"))
+        missing = events.by_event_id("AAMkEV-not-there").to_get_request_information()
+        batch.add_request("missing", BatchRequestItem(missing, id="missing"))
+        answer = await client.batch.post(batch)
+        codes = answer.get_response_status_codes()
+        assert codes == {"create0": 201, "create1": 201, "create2": 201, "missing": 404}, codes
+        query = EventsRequestBuilder.EventsRequestBuilderGetQueryParameters(
+            filter=f"singleValueExtendedProperties/any(ep: ep/id eq '{STAMP_ID}' and ep/value eq 'xsync1:8:cal:e-1')",
+            expand=[f"singleValueExtendedProperties($filter=id eq '{STAMP_ID}')"],
+        )
+        found = await events.get(request_configuration=RequestConfiguration(query_parameters=query))
+        assert [e.subject for e in found.value] == ["Batch 0"]
+        assert found.value[0].single_value_extended_properties[0].value == "xsync1:8:cal:e-1"
+    run(scenario())

@@ -31,11 +31,14 @@ use crate::origin::OriginStamp;
 pub struct Options {
     /// How many items the paging checks create (more than a page, to cross page boundaries).
     pub items: usize,
+    /// The kind of items the folder holds: [`ItemKind::Contact`] (the default) or
+    /// [`ItemKind::CalendarItem`] (calendar connectors: the checks write [`sample_event`]s).
+    pub kind: ItemKind,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { items: 25 }
+        Options { items: 25, kind: ItemKind::Contact }
     }
 }
 
@@ -101,10 +104,11 @@ where
             failures.push(CheckFailure { check, message });
         }
     };
-    record("create_get_round_trip", create_get_round_trip(factory().await.as_ref()).await);
-    record("update_with_stale_version", update_with_stale_version(factory().await.as_ref()).await);
-    record("delete_missing_item", delete_missing_item(factory().await.as_ref()).await);
-    record("delete_with_stale_version", delete_with_stale_version(factory().await.as_ref()).await);
+    let k = &options.kind;
+    record("create_get_round_trip", create_get_round_trip(factory().await.as_ref(), k).await);
+    record("update_with_stale_version", update_with_stale_version(factory().await.as_ref(), k).await);
+    record("delete_missing_item", delete_missing_item(factory().await.as_ref(), k).await);
+    record("delete_with_stale_version", delete_with_stale_version(factory().await.as_ref(), k).await);
     record(
         "list_pages_cover_every_item_once",
         list_pages_cover_every_item_once(factory().await.as_ref(), &options).await,
@@ -113,9 +117,9 @@ where
         "changes_pages_cover_every_item_once",
         changes_pages_cover_every_item_once(factory().await.as_ref(), &options).await,
     );
-    record("incremental_changes", incremental_changes(factory().await.as_ref()).await);
-    record("find_by_origin", find_by_origin(factory().await.as_ref()).await);
-    record("batch_errors_are_per_item", batch_errors_are_per_item(factory().await.as_ref()).await);
+    record("incremental_changes", incremental_changes(factory().await.as_ref(), k).await);
+    record("find_by_origin", find_by_origin(factory().await.as_ref(), k).await);
+    record("batch_errors_are_per_item", batch_errors_are_per_item(factory().await.as_ref(), k).await);
     if failures.is_empty() { Ok(()) } else { Err(Failures(failures)) }
 }
 
@@ -135,11 +139,69 @@ pub fn sample_contact(n: usize) -> Item {
     item
 }
 
-async fn create_n(c: &dyn Connector, n: usize, prefix: &str) -> std::result::Result<Vec<ItemVersion>, String> {
+/// A single appointment (every third one a weekly series) with the fields every calendar
+/// connector must carry, the ones servers always hold (reminder, free/busy, ...) included.
+pub fn sample_event(n: usize) -> Item {
+    let day = u32::try_from(n % 28).unwrap_or(0) + 1;
+    let start = chrono::NaiveDate::from_ymd_opt(2026, 6, day)
+        .and_then(|d| d.and_hms_opt(7 + u32::try_from(n % 8).unwrap_or(0), 0, 0))
+        .map(|t| t.and_utc())
+        .unwrap_or_default();
+    let zone = "W. Europe Standard Time";
+    let mut item = Item::new(ItemKind::CalendarItem)
+        .with(field::SUBJECT, format!("Event {n}"))
+        .with(field::LOCATION, format!("Room {n}"))
+        .with(field::START, crate::item::FieldValue::DateTime(start))
+        .with(field::END, crate::item::FieldValue::DateTime(start + chrono::Duration::minutes(45)))
+        .with(field::START_TIME_ZONE, zone)
+        .with("end_time_zone", zone)
+        .with(field::IS_ALL_DAY, crate::item::FieldValue::Boolean(false))
+        .with(field::LEGACY_FREE_BUSY, "busy")
+        .with(field::REMINDER_IS_SET, crate::item::FieldValue::Boolean(true))
+        .with(field::REMINDER_MINUTES, crate::item::FieldValue::Integer(15))
+        .with(field::SENSITIVITY, "normal")
+        .with(field::IMPORTANCE, "normal");
+    if n.is_multiple_of(3) {
+        let weekday = start.format("%A");
+        let date = start.format("%Y-%m-%d");
+        item.set(
+            field::RECURRENCE,
+            crate::item::FieldValue::Text(format!(
+                "WeeklyRecurrence(Interval=1,DaysOfWeek={weekday})|NumberedRecurrence(StartDate={date},NumberOfOccurrences=4)"
+            )),
+        );
+    }
+    item.body = Some(Body::text(format!("Agenda of event {n}.\nSecond line.")));
+    item.categories = ["Shared".to_owned(), format!("Tag{}", n % 3)].into_iter().collect();
+    item
+}
+
+/// The sample item `n` of a kind.
+pub fn sample(kind: &ItemKind, n: usize) -> Item {
+    match kind {
+        ItemKind::CalendarItem => sample_event(n),
+        _ => sample_contact(n),
+    }
+}
+
+/// Sample item `n` with one text field of the kind changed to `value` (an edit).
+fn edited(kind: &ItemKind, n: usize, value: &str) -> Item {
+    match kind {
+        ItemKind::CalendarItem => sample_event(n).with(field::LOCATION, value),
+        _ => sample_contact(n).with(field::JOB_TITLE, value),
+    }
+}
+
+async fn create_n(
+    c: &dyn Connector,
+    kind: &ItemKind,
+    n: usize,
+    prefix: &str,
+) -> std::result::Result<Vec<ItemVersion>, String> {
     let mut created = Vec::new();
     let batch = c.capabilities().max_batch.max(1);
     let new: Vec<NewItem> =
-        (0..n).map(|i| NewItem { item: sample_contact(i).into(), origin: stamp(&format!("{prefix}{i}")) }).collect();
+        (0..n).map(|i| NewItem { item: sample(kind, i).into(), origin: stamp(&format!("{prefix}{i}")) }).collect();
     for chunk in new.chunks(batch) {
         for (i, r) in call("create", c.create(chunk).await)?.into_iter().enumerate() {
             created.push(r.map_err(|e| format!("create of item {i} failed: {e}"))?);
@@ -151,10 +213,10 @@ async fn create_n(c: &dyn Connector, n: usize, prefix: &str) -> std::result::Res
 
 /// Created items read back with the same content, version and origin stamp; a missing id in the
 /// same batch answers NotFound in its own slot.
-async fn create_get_round_trip(c: &dyn Connector) -> Check {
+async fn create_get_round_trip(c: &dyn Connector, kind: &ItemKind) -> Check {
     let new = vec![
-        NewItem { item: sample_contact(1).into(), origin: stamp("rt1") },
-        NewItem { item: sample_contact(2).into(), origin: stamp("rt2") },
+        NewItem { item: sample(kind, 1).into(), origin: stamp("rt1") },
+        NewItem { item: sample(kind, 2).into(), origin: stamp("rt2") },
     ];
     let created: Vec<ItemVersion> =
         call("create", c.create(&new).await)?.into_iter().collect::<Result<_>>().map_err(|e| e.to_string())?;
@@ -190,15 +252,15 @@ async fn create_get_round_trip(c: &dyn Connector) -> Check {
 
 /// An update with the current version succeeds and changes the version; one with a stale
 /// version fails with PreconditionFailed and writes nothing.
-async fn update_with_stale_version(c: &dyn Connector) -> Check {
-    let created = create_n(c, 1, "stale").await?.remove(0);
-    let first = sample_contact(1).with(field::COMPANY, "Fabrikam");
+async fn update_with_stale_version(c: &dyn Connector, kind: &ItemKind) -> Check {
+    let created = create_n(c, kind, 1, "stale").await?.remove(0);
+    let first = edited(kind, 1, "Fabrikam");
     let update = |expected: Version, item: Item| {
         vec![ItemUpdate {
             id: created.id.clone(),
             expected,
             item: item.into(),
-            previous: Some(sample_contact(0)),
+            previous: Some(sample(kind, 0)),
             origin: None,
         }]
     };
@@ -206,7 +268,7 @@ async fn update_with_stale_version(c: &dyn Connector) -> Check {
     ensure!(ok.len() == 1, "update answered {} results for 1 item", ok.len());
     let v2 = ok.remove(0).map_err(|e| format!("update with the current version failed: {e}"))?;
     ensure!(v2.version != created.version, "the version did not change on update ({})", v2.version);
-    let stale = call("update", c.update(&update(created.version.clone(), sample_contact(2))).await)?;
+    let stale = call("update", c.update(&update(created.version.clone(), sample(kind, 2))).await)?;
     match stale.first() {
         Some(Err(e)) if e.kind() == ErrorKind::PreconditionFailed => {}
         Some(Err(e)) => return Err(format!("a stale update answered {:?} ({e}), not PreconditionFailed", e.kind())),
@@ -221,8 +283,8 @@ async fn update_with_stale_version(c: &dyn Connector) -> Check {
 }
 
 /// Deleting an item works once; deleting it again answers NotFound, and so does reading it.
-async fn delete_missing_item(c: &dyn Connector) -> Check {
-    let created = create_n(c, 1, "del").await?.remove(0);
+async fn delete_missing_item(c: &dyn Connector, kind: &ItemKind) -> Check {
+    let created = create_n(c, kind, 1, "del").await?.remove(0);
     let del = [ItemDelete { id: created.id.clone(), expected: Some(created.version.clone()), expected_hash: None }];
     let first = call("delete", c.delete(&del).await)?;
     ensure!(matches!(first.first(), Some(Ok(Deleted::Gone))), "delete of an existing item answered {first:?}");
@@ -241,16 +303,16 @@ async fn delete_missing_item(c: &dyn Connector) -> Check {
 
 /// A delete with a stale expected version (the copy was edited since the engine saw it) fails
 /// with PreconditionFailed and deletes nothing: a modification beats a deletion (design rule 4).
-async fn delete_with_stale_version(c: &dyn Connector) -> Check {
-    let created = create_n(c, 1, "stale-del").await?.remove(0);
-    let edited = sample_contact(0).with(field::JOB_TITLE, "Edited elsewhere");
+async fn delete_with_stale_version(c: &dyn Connector, kind: &ItemKind) -> Check {
+    let created = create_n(c, kind, 1, "stale-del").await?.remove(0);
+    let edited = edited(kind, 0, "Edited elsewhere");
     let updated = call(
         "update",
         c.update(&[ItemUpdate {
             id: created.id.clone(),
             expected: created.version.clone(),
             item: edited.clone().into(),
-            previous: Some(sample_contact(0)),
+            previous: Some(sample(kind, 0)),
             origin: None,
         }])
         .await,
@@ -259,7 +321,7 @@ async fn delete_with_stale_version(c: &dyn Connector) -> Check {
     let stale = ItemDelete {
         id: created.id.clone(),
         expected: Some(created.version.clone()),
-        expected_hash: Some(sample_contact(0).content_hash()),
+        expected_hash: Some(sample(kind, 0).content_hash()),
     };
     let result = call("delete", c.delete(&[stale]).await)?;
     match result.first() {
@@ -310,7 +372,7 @@ fn check_once(listed: &[ItemVersion], expected: &BTreeMap<ItemId, Version>, what
 
 /// The snapshot listing covers every item exactly once, with its current version.
 async fn list_pages_cover_every_item_once(c: &dyn Connector, options: &Options) -> Check {
-    let created = create_n(c, options.items, "list").await?;
+    let created = create_n(c, &options.kind, options.items, "list").await?;
     check_once(&list_all(c).await?, &versions_of(&created), "list")
 }
 
@@ -334,7 +396,7 @@ async fn changes_all(
 /// From the beginning, the change listing reports every item exactly once (incremental folders);
 /// snapshot folders refuse it with a permanent error.
 async fn changes_pages_cover_every_item_once(c: &dyn Connector, options: &Options) -> Check {
-    let created = create_n(c, options.items, "chg").await?;
+    let created = create_n(c, &options.kind, options.items, "chg").await?;
     if c.capabilities().change_detection == ChangeDetection::Snapshot {
         return match c.changes(None).await {
             Err(e) if e.kind() == ErrorKind::Permanent => Ok(()),
@@ -355,11 +417,11 @@ async fn changes_pages_cover_every_item_once(c: &dyn Connector, options: &Option
 
 /// After a token, a create, an update and a delete are reported as such, and a token taken
 /// afterwards reports nothing.
-async fn incremental_changes(c: &dyn Connector) -> Check {
+async fn incremental_changes(c: &dyn Connector, kind: &ItemKind) -> Check {
     if c.capabilities().change_detection == ChangeDetection::Snapshot {
         return Ok(());
     }
-    let mut existing = create_n(c, 2, "inc").await?;
+    let mut existing = create_n(c, kind, 2, "inc").await?;
     let (_, token) = changes_all(c, None).await?;
     let (kept, gone) = (existing.remove(0), existing.remove(0));
     let updated = call(
@@ -367,7 +429,7 @@ async fn incremental_changes(c: &dyn Connector) -> Check {
         c.update(&[ItemUpdate {
             id: kept.id.clone(),
             expected: kept.version.clone(),
-            item: sample_contact(9).into(),
+            item: sample(kind, 9).into(),
             previous: None,
             origin: None,
         }])
@@ -377,7 +439,7 @@ async fn incremental_changes(c: &dyn Connector) -> Check {
     let deleted =
         call("delete", c.delete(&[ItemDelete { id: gone.id.clone(), expected: None, expected_hash: None }]).await)?;
     ensure!(matches!(deleted.first(), Some(Ok(Deleted::Gone))), "delete answered {deleted:?}");
-    let added = create_n(c, 1, "inc-new").await?.remove(0);
+    let added = create_n(c, kind, 1, "inc-new").await?.remove(0);
     let (changes, token) = changes_all(c, Some(token)).await?;
     let mut upserts = BTreeMap::new();
     let mut deletes = BTreeSet::new();
@@ -401,8 +463,8 @@ async fn incremental_changes(c: &dyn Connector) -> Check {
 }
 
 /// Only the items carrying one of the requested stamps are found, with their stamps.
-async fn find_by_origin(c: &dyn Connector) -> Check {
-    let created = create_n(c, 3, "find").await?;
+async fn find_by_origin(c: &dyn Connector, kind: &ItemKind) -> Check {
+    let created = create_n(c, kind, 3, "find").await?;
     let found = call("find_by_origin", c.find_by_origin(&[stamp("find0"), stamp("find2"), stamp("absent")]).await)?;
     let got: BTreeMap<ItemId, Option<OriginStamp>> = found.into_iter().map(|f| (f.id, f.origin)).collect();
     let expected: BTreeMap<ItemId, Option<OriginStamp>> =
@@ -412,13 +474,13 @@ async fn find_by_origin(c: &dyn Connector) -> Check {
 }
 
 /// In one batch, a stale and a missing item fail on their own while the good one is applied.
-async fn batch_errors_are_per_item(c: &dyn Connector) -> Check {
-    let created = create_n(c, 3, "batch").await?;
+async fn batch_errors_are_per_item(c: &dyn Connector, kind: &ItemKind) -> Check {
+    let created = create_n(c, kind, 3, "batch").await?;
     let missing = ItemId::new("conformance-missing-item");
     let upd = |id: &ItemId, expected: &Version| ItemUpdate {
         id: id.clone(),
         expected: expected.clone(),
-        item: sample_contact(7).into(),
+        item: sample(kind, 7).into(),
         previous: None,
         origin: None,
     };
@@ -442,8 +504,8 @@ async fn batch_errors_are_per_item(c: &dyn Connector) -> Check {
     let got = call("get", c.get(&[created[0].id.clone(), created[1].id.clone()]).await)?;
     let contents: Vec<Item> =
         got.into_iter().map(|r| r.map(|f| f.item)).collect::<Result<_>>().map_err(|e| e.to_string())?;
-    ensure!(contents[0].same_content(&sample_contact(7)), "the good update was not applied");
-    ensure!(contents[1].same_content(&sample_contact(1)), "the stale update was applied");
+    ensure!(contents[0].same_content(&sample(kind, 7)), "the good update was not applied");
+    ensure!(contents[1].same_content(&sample(kind, 1)), "the stale update was applied");
     let deleted = call(
         "delete",
         c.delete(&[

@@ -42,3 +42,15 @@ pub async fn fresh_folder(client: &GraphClient, mailbox: &str, prefix: &str) -> 
     let name = format!("{prefix} {}", FOLDERS.fetch_add(1, Ordering::Relaxed));
     GraphContactsConnector::open(client.clone(), mailbox, &name, true).await.expect("folder created")
 }
+
+/// A connector on a fresh calendar of `mailbox`.
+pub async fn fresh_calendar(
+    client: &GraphClient,
+    mailbox: &str,
+    prefix: &str,
+) -> exchange_sync_graph::GraphCalendarConnector {
+    let name = format!("{prefix} {}", FOLDERS.fetch_add(1, Ordering::Relaxed));
+    exchange_sync_graph::GraphCalendarConnector::open(client.clone(), mailbox, &name, true)
+        .await
+        .expect("calendar created")
+}
