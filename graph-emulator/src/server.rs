@@ -53,6 +53,8 @@ pub(crate) struct Shared {
     in_flight: Mutex<HashMap<String, usize>>,
     pub max_in_flight: AtomicUsize,
     trace: Option<TraceWriter>,
+    /// Change-notification subscriptions and their delivery.
+    pub subscriptions: crate::subscriptions::Subscriptions,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -74,7 +76,13 @@ impl Shared {
             in_flight: Mutex::new(HashMap::new()),
             max_in_flight: AtomicUsize::new(0),
             trace,
+            subscriptions: crate::subscriptions::Subscriptions::default(),
         }
+    }
+
+    /// Where exchanges are traced, if anywhere.
+    pub(crate) fn trace(&self) -> Option<&TraceWriter> {
+        self.trace.as_ref()
     }
 
     pub(crate) fn store(&self) -> std::sync::MutexGuard<'_, Store> {
@@ -210,6 +218,8 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Full<By
         .collect();
     let answer = if rel == "/$batch" && parts.method == hyper::Method::POST {
         batch(&shared, json_body.as_ref()).await
+    } else if rel == "/subscriptions" || rel.starts_with("/subscriptions/") {
+        subscription_route(&shared, parts.method.as_str(), rel, json_body.as_ref()).await
     } else {
         execute(&shared, parts.method.as_str(), &url, &headers, json_body.as_ref()).await
     };
@@ -220,10 +230,28 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Full<By
     to_http(answer)
 }
 
+/// `/subscriptions` and `/subscriptions/{id}` (not in `$batch`: the handshake is asynchronous).
+async fn subscription_route(shared: &Shared, method: &str, rel: &str, body: Option<&Value>) -> Answer {
+    let app = shared.config.client_id.as_str();
+    let subs = &shared.subscriptions;
+    let empty = json!({});
+    let body = body.unwrap_or(&empty);
+    let id = rel.strip_prefix("/subscriptions/").map(odata::percent_decode);
+    let result = match (method, id.as_deref()) {
+        ("POST", None) => subs.create(&shared.store, app, body).await.map(|v| Answer::json(201, v)),
+        ("GET", None) => Ok(Answer::json(200, subs.render_all(app))),
+        ("GET", Some(id)) => subs.get(id, app).map(|v| Answer::json(200, v)),
+        ("PATCH", Some(id)) => subs.renew(id, app, body).map(|v| Answer::json(200, v)),
+        ("DELETE", Some(id)) => subs.delete(id).map(|()| Answer::empty(204)),
+        (m, _) => Err(GraphError::new(405, "MethodNotAllowed", format!("{m} is not allowed here."))),
+    };
+    result.unwrap_or_else(|e| Answer::error(&e))
+}
+
 /// The route of a path for trace file names: ids replaced by `_`.
 fn route_of(path: &str) -> String {
     let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
-    let named = ["users", "contactFolders", "contacts", "delta", "$batch"];
+    let named = ["users", "contactFolders", "contacts", "delta", "$batch", "subscriptions"];
     segments
         .iter()
         .map(|s| if named.contains(&s.trim_end_matches("()")) { s.trim_end_matches("()") } else { "_" })
