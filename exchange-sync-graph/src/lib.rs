@@ -11,6 +11,8 @@
 //! - [`mapping`]: Graph contacts to and from the core's items, and the origin stamp property,
 //!   the same named property as the EWS connector's.
 //! - [`connector`]: [`GraphContactsConnector`], the core's `Connector` for a contact folder.
+//! - [`subscription`]: [`ChangeNotifications`], real time: subscriptions on folders, their
+//!   renewal and lifecycle, and the receiver of Graph's change notifications.
 //!
 //! ```no_run
 //! use exchange_sync_core::Connector;
@@ -43,7 +45,10 @@ pub mod mapping;
 
 pub mod connector;
 
+pub mod subscription;
+
 pub use auth::{ClientCredentials, Secret};
 pub use client::{ContactFolder, GraphClient, GraphClientBuilder, GraphRequest, GraphResponse, RetryPolicy};
 pub use connector::{ConnectorOptions, GraphContactsConnector};
 pub use error::{ErrorContext, ErrorKind, GraphError, Result};
+pub use subscription::{ChangeNotifications, NotificationSettings};
