@@ -13,7 +13,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use exchange_sync_core::{Connector, ErrorContext};
 use exchange_sync_graph::connector::to_core_error;
-use exchange_sync_graph::{ConnectorOptions, ContactFolder, GraphClient, GraphContactsConnector};
+use exchange_sync_graph::{ChangeNotifications, ConnectorOptions, ContactFolder, GraphClient, GraphContactsConnector};
 
 use crate::config::{
     Auth, ConfigError, Connection, Endpoint, GroupConfig, HubFolder, MemberConfig, TargetFolder, WellKnownFolder,
@@ -26,12 +26,13 @@ use crate::folders::FolderProvider;
 pub struct GraphFolders {
     client: GraphClient,
     options: ConnectorOptions,
+    notifications: Option<ChangeNotifications>,
 }
 
 impl GraphFolders {
     /// A provider acting with this client (an application's app-only credentials).
     pub fn new(client: GraphClient) -> Self {
-        GraphFolders { client, options: ConnectorOptions::default() }
+        GraphFolders { client, options: ConnectorOptions::default(), notifications: None }
     }
 
     /// The provider of a configured `kind = "graph"` connection: its application's credentials
@@ -65,8 +66,43 @@ impl GraphFolders {
         self
     }
 
+    /// With change notifications: every folder opened is watched through a Graph subscription
+    /// whose notifications `notifications` receives (the service's HTTP listener routes them
+    /// there); folders are polled only when subscribing fails.
+    pub fn with_notifications(mut self, notifications: ChangeNotifications) -> Self {
+        self.notifications = Some(notifications);
+        self
+    }
+
     fn connector(&self, mailbox: &str, folder: ContactFolder) -> Arc<dyn Connector> {
-        Arc::new(GraphContactsConnector::new(self.client.clone(), mailbox, folder).with_options(self.options.clone()))
+        let connector =
+            GraphContactsConnector::new(self.client.clone(), mailbox, folder).with_options(self.options.clone());
+        match &self.notifications {
+            Some(n) => Arc::new(connector.with_notifications(n.clone())),
+            None => Arc::new(connector),
+        }
+    }
+
+    /// How changes reach the service, in words, for `check` and the service's start.
+    fn real_time_note(&self, poll: std::time::Duration) -> String {
+        match &self.notifications {
+            Some(n) => format!(
+                "changes come by Graph change notifications to {} (subscriptions are made when the service runs; \
+                 Graph must reach that URL over HTTPS and it must lead to this service's HTTP listener at {}); a \
+                 folder whose subscription fails is polled every {} s instead (or at service.poll_interval_secs \
+                 when shorter)",
+                n.settings().notification_url,
+                n.settings().path(),
+                poll.as_secs()
+            ),
+            None => format!(
+                "changes are found by polling each folder's delta link every {} s (or at \
+                 service.poll_interval_secs when shorter): no \
+                 service.graph_notification_url is configured (Graph pushes notifications only to a public HTTPS \
+                 endpoint)",
+                poll.as_secs()
+            ),
+        }
     }
 
     /// Opens (or creates) a named contact folder; `Ok(None)` when it is missing and not created.
@@ -176,6 +212,21 @@ impl FolderProvider for GraphFolders {
         match &group.hub {
             HubFolder::Mailbox { mailbox, .. } => self.by_id(mailbox, folder_id).await,
             HubFolder::PublicFolder(_) => self.hub(group).await,
+        }
+    }
+
+    async fn notes(&self, group: &GroupConfig) -> Vec<String> {
+        let _ = group;
+        vec![self.real_time_note(self.options.poll_interval)]
+    }
+
+    fn change_notifications(&self) -> Option<ChangeNotifications> {
+        self.notifications.clone()
+    }
+
+    async fn close(&self, grace: std::time::Duration) {
+        if let Some(n) = &self.notifications {
+            n.close(grace).await;
         }
     }
 

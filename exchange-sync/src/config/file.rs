@@ -142,6 +142,7 @@ struct RawService {
     pull_interval_ms: Option<u64>,
     retry: Option<RawRetry>,
     http: Option<Spanned<RawHttp>>,
+    graph_notification_url: Option<Spanned<String>>,
     log: Option<Spanned<RawLog>>,
 }
 
@@ -1045,6 +1046,10 @@ impl Converter {
             } else {
                 StateLocation::Sqlite(PathBuf::from(state))
             };
+        }
+        if let Some(url) = raw.graph_notification_url {
+            self.note("service.graph_notification_url", &url);
+            s.graph_notification_url = Some(url.into_inner());
         }
         if let Some(ms) = raw.debounce_ms {
             s.debounce = Duration::from_millis(ms);

@@ -120,6 +120,11 @@ pub struct ServiceSettings {
     pub pull_interval: Duration,
     /// The status page, `/metrics` and `/healthz` (off unless configured).
     pub http: Option<HttpSettings>,
+    /// The public HTTPS URL where Microsoft Graph can post change notifications
+    /// (`graph_notification_url`), forwarded (e.g. by a reverse proxy) to the same path on the
+    /// HTTP listener ([`ServiceSettings::http`]). With it, Graph folders are watched through
+    /// subscriptions; without it (or when subscribing fails) their delta links are polled.
+    pub graph_notification_url: Option<String>,
     /// The service's log.
     pub log: LogSettings,
 }
@@ -186,6 +191,7 @@ impl Default for ServiceSettings {
             shutdown_grace: Duration::from_secs(10),
             pull_interval: Duration::from_secs(2),
             http: None,
+            graph_notification_url: None,
             log: LogSettings::default(),
         }
     }

@@ -257,6 +257,25 @@ pub fn validate_with(config: &Config, secrets: Secrets) -> Result<Vec<Diagnostic
         }
     }
 
+    if let Some(url) = &s.graph_notification_url {
+        let key = "service.graph_notification_url";
+        let host = url.split_once("://").map(|(_, r)| r.split(['/', ':', '?']).next().unwrap_or_default());
+        let loopback = matches!(host, Some("127.0.0.1" | "localhost" | "[::1]"));
+        if !url.starts_with("https://") && !(url.starts_with("http://") && loopback) {
+            f.error(key, format!("{url:?}: Microsoft Graph posts notifications only to a public https:// URL"));
+        }
+        if s.http.is_none() {
+            f.error(
+                key,
+                "notifications are received by the service's HTTP listener: add [service.http] (listen = \"127.0.0.1:9464\") \
+                 and forward the URL's path to it",
+            );
+        }
+        if !config.connections.iter().any(|c| c.is_graph()) {
+            f.warning(key, "no connection is of kind \"graph\": nothing subscribes");
+        }
+    }
+
     let mut connection_ids = BTreeSet::new();
     for (i, c) in config.connections.iter().enumerate() {
         let path = format!("connections[{i}]");
