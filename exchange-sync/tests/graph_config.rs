@@ -145,3 +145,68 @@ direction = "one_way"
         other => panic!("{other:?}"),
     }
 }
+
+#[tokio::test]
+async fn check_says_how_changes_come_with_and_without_a_notification_url() {
+    let emu = GraphEmulator::start(GraphEmulatorConfig { seed_contacts: 1, ..Default::default() }).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &emu, &emu.config().client_secret);
+    let polled = cli(&config, &["check"]).await;
+    assert_eq!(polled.status.code(), Some(0), "{}", text(&polled));
+    assert!(text(&polled).contains("polling each folder's delta link"), "{}", text(&polled));
+
+    // The keys go under [service], after its state line and before the connections.
+    let notified = std::fs::read_to_string(&config).unwrap().replacen(
+        "[connections.online]",
+        "graph_notification_url = \"https://sync.contoso.test/graph/notify\"\n\
+         [service.http]\nlisten = \"127.0.0.1:0\"\n\n[connections.online]",
+        1,
+    );
+    std::fs::write(&config, notified).unwrap();
+    let out = cli(&config, &["check"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("change notifications to https://sync.contoso.test/graph/notify"), "{}", text(&out));
+    assert!(emu.subscriptions().is_empty(), "check subscribes nothing");
+}
+
+#[test]
+fn a_notification_url_needs_https_and_the_http_listener() {
+    let group = r#"
+[connections.online]
+kind = "graph"
+tenant = "contoso.onmicrosoft.com"
+client_id = "11111111-2222-3333-4444-555555555555"
+client_secret_env = "GRAPH_SECRET"
+auth = "client_secret"
+
+[[groups]]
+id = "company"
+connection = "online"
+hub = { mailbox = "contacts@contoso.test", folder = "contacts/Company Contacts" }
+target = "contacts/Company Contacts"
+[[groups.members]]
+mailbox = "alice@contoso.test"
+direction = "one_way"
+"#;
+    let with = |service: &str| format!("[service]\nstate = \"memory\"\n{service}\n{group}");
+    let parsed = Config::from_toml_str(
+        &with(
+            "graph_notification_url = \"https://sync.contoso.test/graph/notify\"\n[service.http]\nlisten = \"127.0.0.1:9464\"",
+        ),
+        None,
+    );
+    // The secret's variable is not set here: only the notification URL's findings matter.
+    let findings = parsed.err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(!findings.contains("graph_notification_url"), "{findings}");
+    for (service, expected) in [
+        ("graph_notification_url = \"https://sync.contoso.test/graph/notify\"", "[service.http]"),
+        (
+            "graph_notification_url = \"http://sync.contoso.test/graph/notify\"\n[service.http]\nlisten = \"127.0.0.1:9464\"",
+            "only to a public https:// URL",
+        ),
+    ] {
+        let e = Config::from_toml_str(&with(service), None).err().unwrap_or_else(|| panic!("accepted: {service}"));
+        let message = e.to_string();
+        assert!(message.contains("service.graph_notification_url") && message.contains(expected), "{message}");
+    }
+}
