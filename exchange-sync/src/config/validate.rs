@@ -261,7 +261,8 @@ pub fn validate_with(config: &Config, secrets: Secrets) -> Result<Vec<Diagnostic
         let key = "service.graph_notification_url";
         let host = url.split_once("://").map(|(_, r)| r.split(['/', ':', '?']).next().unwrap_or_default());
         let loopback = matches!(host, Some("127.0.0.1" | "localhost" | "[::1]"));
-        if !url.starts_with("https://") && !(url.starts_with("http://") && loopback) {
+        let accepted = url.starts_with("https://") || (url.starts_with("http://") && loopback);
+        if !accepted {
             f.error(key, format!("{url:?}: Microsoft Graph posts notifications only to a public https:// URL"));
         }
         if s.http.is_none() {
