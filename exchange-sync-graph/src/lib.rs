@@ -6,6 +6,8 @@
 //!
 //! - [`error`]: [`GraphError`] with [`ErrorKind`] saying what a caller can do about it.
 //! - [`auth`]: the OAuth2 client-credentials grant, tokens cached and refreshed, never logged.
+//! - [`certificate`]: [`ClientCertificate`], client assertions signed with a certificate's key
+//!   (the credential to prefer over a secret).
 //! - [`throttle`]: per-mailbox concurrency (4) and the back-off gate.
 //! - [`client`]: [`GraphClient`], requests with retries and `$batch` (its docs say who retries what).
 //! - [`mapping`]: Graph contacts to and from the core's items, and the origin stamp property,
@@ -37,6 +39,7 @@
 pub mod error;
 
 pub mod auth;
+pub mod certificate;
 pub mod throttle;
 
 pub mod client;
@@ -48,6 +51,7 @@ pub mod connector;
 pub mod subscription;
 
 pub use auth::{ClientCredentials, Secret};
+pub use certificate::{CertificateError, ClientCertificate};
 pub use client::{ContactFolder, GraphClient, GraphClientBuilder, GraphRequest, GraphResponse, RetryPolicy};
 pub use connector::{ConnectorOptions, GraphContactsConnector};
 pub use error::{ErrorContext, ErrorKind, GraphError, Result};

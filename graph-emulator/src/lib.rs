@@ -14,11 +14,15 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Not (yet) emulated: calendars and events, certificate credentials, rich notifications (with
+//! The token endpoint takes a client secret or a client assertion signed with the key of the
+//! certificate registered for the application ([`GraphEmulatorConfig::client_certificate`]).
+//!
+//! Not (yet) emulated: calendars and events, rich notifications (with
 //! resource data), and every other part of Graph.
 
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod client_assertion;
 pub mod config;
 pub mod contact;
 pub mod error;

@@ -295,7 +295,8 @@ fn form(body: &[u8]) -> BTreeMap<String, String> {
     odata::query_options(Some(&String::from_utf8_lossy(body)))
 }
 
-/// `POST /{tenant}/oauth2/v2.0/token`: client credentials with a secret.
+/// `POST /{tenant}/oauth2/v2.0/token`: client credentials with a secret or a client assertion
+/// signed with the registered certificate's key.
 fn token(shared: &Shared, path: &str, body: &[u8]) -> Response<Full<Bytes>> {
     shared.token_requests.fetch_add(1, Ordering::Relaxed);
     let fail = |status: u16, error: &str, description: &str| {
@@ -316,8 +317,29 @@ fn token(shared: &Shared, path: &str, body: &[u8]) -> Response<Full<Bytes>> {
     if f.get("client_id") != Some(&cfg.client_id) {
         return fail(400, "unauthorized_client", "AADSTS700016: Application not found in the directory.");
     }
-    if f.get("client_secret") != Some(&cfg.client_secret) {
-        return fail(401, "invalid_client", "AADSTS7000215: Invalid client secret provided.");
+    match f.get("client_assertion_type").map(String::as_str) {
+        Some(crate::client_assertion::ASSERTION_TYPE) => {
+            let Some(certificate) = &cfg.client_certificate else {
+                return fail(
+                    401,
+                    "invalid_client",
+                    "AADSTS700027: The certificate with identifier used to sign the client assertion is not registered on application.",
+                );
+            };
+            let audience = format!("{}{path}", shared.base);
+            let assertion = f.get("client_assertion").map(String::as_str).unwrap_or_default();
+            let now = chrono::Utc::now().timestamp();
+            if let Err(r) = crate::client_assertion::verify(assertion, certificate, &cfg.client_id, &audience, now) {
+                return fail(r.status, r.error, &r.description);
+            }
+        }
+        Some(other) => {
+            return fail(400, "invalid_request", &format!("AADSTS50027: Unsupported client_assertion_type '{other}'."));
+        }
+        None if f.get("client_secret") != Some(&cfg.client_secret) => {
+            return fail(401, "invalid_client", "AADSTS7000215: Invalid client secret provided.");
+        }
+        None => {}
     }
     if f.get("scope").map(String::as_str) != Some("https://graph.microsoft.com/.default") {
         return fail(400, "invalid_scope", "AADSTS1002012: The provided value for scope is not valid.");
