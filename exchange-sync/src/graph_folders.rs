@@ -36,27 +36,44 @@ impl GraphFolders {
     }
 
     /// The provider of a configured `kind = "graph"` connection: its application's credentials
-    /// (the secret read from its source now, never logged) against its authority and Graph host.
+    /// (the secret read from its source now, never logged, or the certificate and key read from
+    /// their files now) against its authority and Graph host.
     pub fn connect(connection: &Connection) -> Result<Self> {
         let connect_error =
             |message: String| Error::Connect { connection: connection.id.clone(), message, retryable: false };
-        let (Endpoint::Graph(url), Auth::ClientSecret { authority, client_id, secret }) =
-            (&connection.endpoint, &connection.auth)
-        else {
-            return Err(connect_error("not a Graph connection with client_secret authentication".to_owned()));
-        };
-        let secret = secret.resolve().map_err(|m| connect_error(format!("client secret: {m}")))?;
-        let credentials = exchange_sync_graph::ClientCredentials {
-            authority: authority.clone(),
-            client_id: client_id.clone(),
-            secret: exchange_sync_graph::Secret::new(secret),
+        let Endpoint::Graph(url) = &connection.endpoint else {
+            return Err(connect_error("not a Graph connection".to_owned()));
         };
         // The client talks Graph v1.0 on the host; a URL written with the version is the same host.
         let host = url.trim_end_matches('/').trim_end_matches("/v1.0");
-        let client = GraphClient::builder(credentials)
-            .graph_url(host)
-            .build()
-            .map_err(|e| connect_error(format!("Graph client: {e}")))?;
+        let builder = match &connection.auth {
+            Auth::ClientSecret { authority, client_id, secret } => {
+                let secret = secret.resolve().map_err(|m| connect_error(format!("client secret: {m}")))?;
+                GraphClient::builder(exchange_sync_graph::ClientCredentials {
+                    authority: authority.clone(),
+                    client_id: client_id.clone(),
+                    secret: exchange_sync_graph::Secret::new(secret),
+                })
+            }
+            Auth::ClientCertificate { authority, client_id, certificate_file, key_file } => {
+                // Read now: a missing or mismatched file is reported at start, naming the file.
+                let certificate = exchange_sync_graph::ClientCertificate::from_pem_files(certificate_file, key_file)
+                    .map_err(|e| connect_error(format!("client certificate: {e}")))?;
+                GraphClient::builder(exchange_sync_graph::ClientCredentials::for_certificate(
+                    authority.clone(),
+                    client_id.clone(),
+                ))
+                .client_certificate(certificate)
+            }
+            other => {
+                return Err(connect_error(format!(
+                    "a Graph connection authenticates as an application (client_secret or client_certificate), not \
+                     with {}",
+                    other.scheme()
+                )));
+            }
+        };
+        let client = builder.graph_url(host).build().map_err(|e| connect_error(format!("Graph client: {e}")))?;
         Ok(GraphFolders::new(client))
     }
 

@@ -277,6 +277,19 @@ pub enum Auth {
         /// The client secret.
         secret: Secret,
     },
+    /// App-only OAuth2 for Microsoft Graph with a certificate: the application signs a client
+    /// assertion with the certificate's private key instead of sending a secret (the certificate
+    /// is uploaded to the app registration; the key stays in a file only the service reads).
+    ClientCertificate {
+        /// `{authority host}/{tenant}`, as for [`Auth::ClientSecret`].
+        authority: String,
+        /// The application (client) id.
+        client_id: String,
+        /// The PEM certificate (`client_certificate_file`).
+        certificate_file: PathBuf,
+        /// Its PEM private key, PKCS#8 or PKCS#1 RSA (`client_key_file`).
+        key_file: PathBuf,
+    },
     /// No authentication (an authenticating proxy, or a test server).
     None,
 }
@@ -290,6 +303,7 @@ impl Auth {
             Auth::Negotiate { .. } => "negotiate",
             Auth::OAuth2 { .. } => "oauth2",
             Auth::ClientSecret { .. } => "client_secret",
+            Auth::ClientCertificate { .. } => "client_certificate",
             Auth::None => "none",
         }
     }
@@ -301,7 +315,7 @@ impl Auth {
             Auth::Negotiate { password, .. } => password.as_ref(),
             Auth::OAuth2 { token } => Some(token),
             Auth::ClientSecret { secret, .. } => Some(secret),
-            Auth::None => None,
+            Auth::ClientCertificate { .. } | Auth::None => None,
         }
     }
 }

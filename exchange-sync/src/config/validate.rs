@@ -306,7 +306,8 @@ pub fn validate_with(config: &Config, secrets: Secrets) -> Result<Vec<Diagnostic
             _ => {}
         }
         match (&c.endpoint, &c.auth) {
-            (Endpoint::Graph(_), Auth::ClientSecret { authority, client_id, .. }) => {
+            (Endpoint::Graph(_), Auth::ClientSecret { authority, client_id, .. })
+            | (Endpoint::Graph(_), Auth::ClientCertificate { authority, client_id, .. }) => {
                 if client_id.trim().is_empty() {
                     f.error(format!("{path}.client_id"), "a Graph connection needs the application (client) id");
                 }
@@ -316,11 +317,17 @@ pub fn validate_with(config: &Config, secrets: Secrets) -> Result<Vec<Diagnostic
             }
             (Endpoint::Graph(_), other) => f.error(
                 format!("{path}.auth"),
-                format!("a Graph connection authenticates as an application (client_secret), not with {}", other.scheme()),
+                format!(
+                    "a Graph connection authenticates as an application (client_secret or client_certificate), not with {}",
+                    other.scheme()
+                ),
             ),
-            (_, Auth::ClientSecret { .. }) => f.error(
+            (_, Auth::ClientSecret { .. } | Auth::ClientCertificate { .. }) => f.error(
                 format!("{path}.auth"),
-                "client_secret authentication is Microsoft Graph's; an EWS connection takes basic, ntlm, oauth2 or none",
+                format!(
+                    "{} authentication is Microsoft Graph's; an EWS connection takes basic, ntlm, oauth2 or none",
+                    c.auth.scheme()
+                ),
             ),
             _ => {}
         }
