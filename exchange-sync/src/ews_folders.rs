@@ -87,7 +87,7 @@ fn credentials(connection: &Connection) -> Result<Credentials> {
         Auth::ClientSecret { .. } | Auth::ClientCertificate { .. } => {
             return Err(connect_error(
                 connection,
-                &format!("{} authentication is for Graph connections, not EWS", connection.auth.scheme()),
+                format!("{} authentication is for Graph connections, not EWS", connection.auth.scheme()),
                 false,
             ));
         }
