@@ -42,6 +42,11 @@ use tokio::task::JoinHandle;
 use crate::client::{GraphClient, GraphRequest, segment};
 use crate::error::{ErrorContext, GraphError, Result};
 
+/// After Graph could not validate the notification endpoint, how long folders are polled before
+/// subscribing is tried again (the engine calls [`ChangeNotifications::subscribe`] at every pass of
+/// an unwatched folder; this keeps a broken endpoint from costing a refused subscription per poll).
+pub const SUBSCRIBE_RETRY: Duration = Duration::from_secs(600);
+
 /// The change types subscribed to: every change of a contact in the folder.
 pub const CHANGE_TYPES: &str = "created,updated,deleted";
 
@@ -132,6 +137,9 @@ struct Counters {
 
 struct Inner {
     settings: NotificationSettings,
+    /// When Graph last refused a subscription because it could not validate the endpoint: the
+    /// endpoint is the same for every folder, so none is tried again for [`SUBSCRIBE_RETRY`].
+    unreachable_since: Mutex<Option<tokio::time::Instant>>,
     routes: Mutex<HashMap<String, Route>>,
     keepers: Mutex<Vec<JoinHandle<()>>>,
     closing: watch::Sender<bool>,
@@ -272,6 +280,7 @@ impl ChangeNotifications {
         ChangeNotifications {
             inner: Arc::new(Inner {
                 settings,
+                unreachable_since: Mutex::new(None),
                 routes: Mutex::new(HashMap::new()),
                 keepers: Mutex::new(Vec::new()),
                 closing,
@@ -329,8 +338,29 @@ impl ChangeNotifications {
             resource: format!("users/{}/contactFolders/{}/contacts", segment(mailbox), segment(folder_id)),
             folder: folder.to_owned(),
         };
+        let since = *lock(&self.inner.unreachable_since);
+        if let Some(at) = since.filter(|at| at.elapsed() < SUBSCRIBE_RETRY) {
+            let retry_in = SUBSCRIBE_RETRY.saturating_sub(at.elapsed());
+            return Err(GraphError::Configuration(format!(
+                "Graph could not validate the notification endpoint {} a short while ago; polling, and subscribing \
+                 again in {} s",
+                self.inner.settings.notification_url,
+                retry_in.as_secs()
+            )));
+        }
         let client_state = new_client_state();
-        let made = subscriber.create(&self.inner.settings, &client_state).await?;
+        let made = match subscriber.create(&self.inner.settings, &client_state).await {
+            Ok(made) => {
+                *lock(&self.inner.unreachable_since) = None;
+                made
+            }
+            Err(e) => {
+                if matches!(&e, GraphError::Http { status: 400, code, .. } if code == "ValidationError") {
+                    *lock(&self.inner.unreachable_since) = Some(tokio::time::Instant::now());
+                }
+                return Err(e);
+            }
+        };
         tracing::info!(folder, subscription = %made.id, expires = %made.expires.to_rfc3339(), "subscribed to change notifications");
         let (hints, stream) = mpsc::channel(16);
         let (lifecycle, events) = mpsc::unbounded_channel();
