@@ -216,6 +216,8 @@ async fn a_notification_url_graph_cannot_reach_falls_back_to_polling() {
     wait_for(Duration::from_secs(15), "the edit by polling", || with_title(&emu, "carol@contoso.test", "Polled") == 1)
         .await;
     assert_eq!(r.notifications.accepted(), 0);
+    // Several polls went by: after the first refusal, no folder asked Graph again.
+    assert_eq!(emu.subscription_validation_failures(), 1);
     r.service.shutdown();
     tokio::time::timeout(Duration::from_secs(30), r.run).await.unwrap().unwrap();
     r.http.stop();

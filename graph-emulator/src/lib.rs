@@ -176,6 +176,11 @@ impl RunningGraphEmulator {
         self.shared.subscriptions.list()
     }
 
+    /// Subscriptions refused because the notification endpoint failed the validation handshake.
+    pub fn subscription_validation_failures(&self) -> u64 {
+        self.shared.subscriptions.validation_failures.load(Ordering::Relaxed)
+    }
+
     /// Change-notification posts the subscribers accepted.
     pub fn notifications_delivered(&self) -> u64 {
         self.shared.subscriptions.delivered.load(Ordering::Relaxed)

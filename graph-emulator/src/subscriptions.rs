@@ -111,6 +111,8 @@ pub struct Subscriptions {
     pub delivered: AtomicU64,
     /// Notification posts given up after every attempt failed.
     pub failed: AtomicU64,
+    /// Subscriptions refused because the endpoint failed the validation handshake.
+    pub validation_failures: AtomicU64,
     /// While set, change notifications are dropped instead of posted (a test knob: notifications
     /// Graph failed to deliver, which its `missed` lifecycle event then announces).
     pub dropping: std::sync::atomic::AtomicBool,
@@ -134,6 +136,7 @@ impl Default for Subscriptions {
             http,
             delivered: AtomicU64::new(0),
             failed: AtomicU64::new(0),
+            validation_failures: AtomicU64::new(0),
             dropping: std::sync::atomic::AtomicBool::new(false),
         }
     }
@@ -304,9 +307,16 @@ impl Subscriptions {
             ));
         }
         let (mailbox, folder_id) = parse_resource(&lock(store), &resource)?;
-        self.validate(&notification_url).await?;
-        if let Some(url) = &lifecycle_url {
-            self.validate(url).await?;
+        let validated = match &lifecycle_url {
+            Some(url) => match self.validate(&notification_url).await {
+                Ok(()) => self.validate(url).await,
+                Err(e) => Err(e),
+            },
+            None => self.validate(&notification_url).await,
+        };
+        if let Err(e) = validated {
+            self.validation_failures.fetch_add(1, Ordering::Relaxed);
+            return Err(e);
         }
         let (cursor, known) = {
             let store = lock(store);
