@@ -486,9 +486,15 @@ impl Keeper {
         self.inner.upgrade().map(|i| i.settings.clone())
     }
 
+    /// The margin before expiry at which to renew: at most half the lifetime, so that a renewal
+    /// never comes due again the moment it is done.
+    fn margin(settings: &NotificationSettings) -> Duration {
+        settings.renew_before.min(settings.lifetime / 2)
+    }
+
     fn renew_at(&self, settings: &NotificationSettings) -> tokio::time::Instant {
         let left = (self.current.expires - Utc::now()).to_std().unwrap_or_default();
-        tokio::time::Instant::now() + left.saturating_sub(settings.renew_before)
+        tokio::time::Instant::now() + left.saturating_sub(Self::margin(settings))
     }
 
     fn count(&self, f: impl FnOnce(&Counters)) {
@@ -544,10 +550,15 @@ impl Keeper {
         }
     }
 
-    /// Sets the next attempt [`RETRY_AFTER_FAILURE`] from now (sooner when expiry is nearer).
+    /// The expiry that makes the next attempt come [`RETRY_AFTER_FAILURE`] from now.
+    fn retry_expiry(settings: &NotificationSettings) -> DateTime<Utc> {
+        Utc::now() + chrono::Duration::from_std(RETRY_AFTER_FAILURE + Self::margin(settings)).unwrap_or_default()
+    }
+
+    /// A renewal failed: the next attempt comes [`RETRY_AFTER_FAILURE`] from now, or at the usual
+    /// time when that is sooner.
     fn retry_later(&mut self, settings: &NotificationSettings) {
-        let wait = chrono::Duration::from_std(RETRY_AFTER_FAILURE + settings.renew_before).unwrap_or_default();
-        let retry = Utc::now() + wait;
+        let retry = Self::retry_expiry(settings);
         if retry < self.current.expires {
             self.current.expires = retry;
         }
@@ -582,8 +593,9 @@ impl Keeper {
             Err(e) => {
                 tracing::warn!(folder = %self.subscriber.folder, "cannot subscribe anew: {e}; trying again later");
                 let _ = self.hints.try_send(ChangeHint::Changed);
-                self.current.expires = Utc::now();
-                self.retry_later(settings);
+                // The old subscription is gone: the next attempt (a renewal finding it gone, then
+                // a new subscription) comes after the pause, not at once.
+                self.current.expires = Self::retry_expiry(settings);
             }
         }
     }
@@ -618,6 +630,17 @@ mod tests {
         assert_eq!(r.status, 202);
         assert_eq!(rx.try_recv().ok(), Some(ChangeHint::Changed));
         assert_eq!(n.receive("", b"not json").status, 400);
+    }
+
+    #[test]
+    fn renewal_comes_at_most_half_a_lifetime_before_expiry() {
+        let mut settings = NotificationSettings::new("https://sync.contoso.test/graph/notify");
+        assert_eq!(Keeper::margin(&settings), Duration::from_secs(6 * 3600));
+        settings.lifetime = Duration::from_secs(4);
+        settings.renew_before = Duration::from_secs(3600);
+        assert_eq!(Keeper::margin(&settings), Duration::from_secs(2), "else every renewal would be due at once");
+        let retry = Keeper::retry_expiry(&settings) - Utc::now();
+        assert!(retry >= chrono::Duration::seconds(61), "a failed attempt waits: {retry}");
     }
 
     #[test]
