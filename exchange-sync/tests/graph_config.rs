@@ -334,3 +334,43 @@ direction = "one_way"
     let e = Config::from_toml_str(&format!("{ews}{}", group.replace("\"online\"", "\"lab\"")), None).err().unwrap();
     assert!(e.to_string().contains("belong to auth = \"client_certificate\""), "{e}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_service_from_a_file_syncs_by_notification_and_deletes_its_subscriptions() {
+    let emu = GraphEmulator::start(GraphEmulatorConfig { seed_contacts: 3, ..Default::default() }).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &emu, &emu.config().client_secret);
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    // An hour between polls: only a notification can bring an edit in seconds.
+    let text = std::fs::read_to_string(&config).unwrap().replacen(
+        "[connections.online]",
+        &format!(
+            "poll_interval_secs = 3600\nresync_interval_secs = 3600\ndebounce_ms = 20\n\
+             graph_notification_url = \"http://127.0.0.1:{port}/graph/notify\"\n\
+             [service.http]\nlisten = \"127.0.0.1:{port}\"\n\n[connections.online]"
+        ),
+        1,
+    );
+    std::fs::write(&config, text).unwrap();
+    let service = common::cli::Service::start(&config, &[]);
+    let copies = || emu.store().contacts_in("carol@contoso.test", FOLDER);
+    common::cli::eventually("the initial copies", || async { copies().len() == 3 }).await;
+    common::cli::eventually("three subscriptions", || async { emu.subscriptions().len() == 3 }).await;
+    service.wait_for_line("change notifications to http://127.0.0.1").await;
+
+    let hub = emu.store().contacts_in("contacts@contoso.test", FOLDER).remove(0);
+    emu.store()
+        .edit_contact("contacts@contoso.test", &hub.id, "jobTitle", serde_json::json!("By notification"))
+        .unwrap();
+    let start = std::time::Instant::now();
+    while !copies().iter().any(|c| c.properties.get("jobTitle") == Some(&serde_json::json!("By notification"))) {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(15),
+            "no notification brought the edit: {}",
+            service.log()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert_eq!(service.terminate().await, Some(0));
+    assert!(emu.subscriptions().is_empty(), "the service left subscriptions behind");
+}
