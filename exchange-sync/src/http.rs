@@ -138,7 +138,11 @@ async fn handle(state: &State, req: Request<Incoming>) -> Response<Full<Bytes>> 
             Err(e) => text(StatusCode::SERVICE_UNAVAILABLE, &format!("state: {e}\n")),
         },
         (&Method::GET, "/metrics") => {
-            response(StatusCode::OK, "text/plain; version=0.0.4; charset=utf-8", state.service.metrics().render())
+            let mut text = state.service.metrics().render();
+            if let Some(n) = state.service.change_notifications() {
+                text.push_str(&crate::metrics::render_graph_notifications(&n));
+            }
+            response(StatusCode::OK, "text/plain; version=0.0.4; charset=utf-8", text)
         }
         (&Method::GET, "/api/status") => match state.service.status().await {
             Ok(groups) => json(&groups),

@@ -153,6 +153,9 @@ async fn notifications_bring_edits_at_once_and_subscriptions_live_and_end_with_t
     let answer = reqwest::Client::new().post(&r.url).json(&forged).send().await.unwrap();
     assert_eq!(answer.status().as_u16(), 403);
     assert_eq!(r.notifications.refused(), 1);
+    let metrics = reqwest::get(r.url.replace("/graph/notify", "/metrics")).await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("exchange_sync_graph_notifications_total{outcome=\"refused\"} 1"), "{metrics}");
+    assert!(metrics.contains("exchange_sync_graph_subscriptions 3"), "{metrics}");
 
     // Renewal before expiry: the subscriptions outlive their 4 s lifetime and are the same ones.
     wait_for(Duration::from_secs(15), "renewals", || emu.subscriptions().iter().all(|s| s.renewals >= 2)).await;
