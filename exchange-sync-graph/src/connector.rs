@@ -13,6 +13,10 @@
 //! - **Origin stamp**: the same named property as the EWS connector (see [`crate::mapping`]);
 //!   [`Connector::find_by_origin`] filters on it
 //!   (`singleValueExtendedProperties/any(ep: ep/id eq '...' and ep/value eq '...')`).
+//! - **Real time**: with [`GraphContactsConnector::with_notifications`], [`Connector::watch`]
+//!   subscribes the folder to Graph's change notifications (see [`crate::subscription`]); without
+//!   it, or when subscribing fails, the engine polls the delta link every
+//!   [`ConnectorOptions::poll_interval`].
 //! - **Creates whose answer was lost** (the batch was sent, no answer came back): the connector
 //!   looks each one up by its origin stamp and answers the copy it finds, so that no duplicate is
 //!   created when the engine goes on.

@@ -204,6 +204,10 @@ direction = "one_way"
             "graph_notification_url = \"http://sync.contoso.test/graph/notify\"\n[service.http]\nlisten = \"127.0.0.1:9464\"",
             "only to a public https:// URL",
         ),
+        (
+            "graph_notification_url = \"https://sync.contoso.test/metrics\"\n[service.http]\nlisten = \"127.0.0.1:9464\"",
+            "the status page's",
+        ),
     ] {
         let e = Config::from_toml_str(&with(service), None).err().unwrap_or_else(|| panic!("accepted: {service}"));
         let message = e.to_string();

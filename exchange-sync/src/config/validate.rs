@@ -265,6 +265,16 @@ pub fn validate_with(config: &Config, secrets: Secrets) -> Result<Vec<Diagnostic
         if !accepted {
             f.error(key, format!("{url:?}: Microsoft Graph posts notifications only to a public https:// URL"));
         }
+        let path = exchange_sync_graph::NotificationSettings::new(url.clone()).path();
+        if path == "/" || path.starts_with("/api/") || ["/healthz", "/metrics"].contains(&path.as_str()) {
+            f.error(
+                key,
+                format!(
+                    "the path {path} is the status page's; give the notification URL a path of its own, e.g. \
+                     https://sync.contoso.com/graph/notify"
+                ),
+            );
+        }
         if s.http.is_none() {
             f.error(
                 key,
