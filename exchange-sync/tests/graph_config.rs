@@ -283,6 +283,19 @@ async fn a_certificate_credential_in_the_file_checks_and_syncs() {
     let out = text(&check);
     assert_ne!(check.status.code(), Some(0), "{out}");
     assert!(out.contains("does not belong to the certificate") && out.contains("other.crt"), "{out}");
+
+    // A certificate the application does not have registered: the authority refuses it, and the
+    // hint says where to upload it.
+    let other_key = dir.path().join("other.key");
+    let unregistered = text_with_certificate
+        .replace(&cert.display().to_string(), &other_cert.display().to_string())
+        .replace(&key.display().to_string(), &other_key.display().to_string());
+    std::fs::write(&config, unregistered).unwrap();
+    let check = cli(&config, &["check"]).await;
+    let out = text(&check);
+    assert_eq!(check.status.code(), Some(4), "{out}");
+    assert!(out.contains("AADSTS700027") && out.contains("Certificates & secrets"), "{out}");
+    assert!(!out.contains("PRIVATE KEY"), "{out}");
 }
 
 #[test]
