@@ -22,6 +22,8 @@ step "system packages"
 need_apt=()
 command -v xmllint >/dev/null || need_apt+=(libxml2-utils)
 command -v python3 >/dev/null || need_apt+=(python3)
+# Graph certificate credentials are tested with a throwaway key and certificate the openssl command makes.
+command -v openssl >/dev/null || need_apt+=(openssl)
 python3 -c 'import venv' 2>/dev/null || need_apt+=(python3-venv)
 # The status page is tested in a real browser (headless), the systemd unit by systemd-analyze.
 command -v chromium >/dev/null || need_apt+=(chromium)

@@ -3,7 +3,9 @@
 against Microsoft Graph v1.0's published schema (CSDL).
 
 Each trace file holds one request to the Graph emulator and its answer: method, URL (relative to
-/v1.0), status, request body and response body; a $batch holds its parts. The URL is resolved
+/v1.0), status, request body and response body; a $batch holds its parts. A file with a "type"
+instead holds a document the emulator sent (a change notification collection posted to a
+subscriber) and is checked as a value of that schema type. The URL is resolved
 against the schema (entity sets, navigation properties, keys, bound functions such as delta) to
 the type it addresses, and then every JSON property of the request body (what a client sent) and
 of the response body (what the emulator answered) must exist on that type, or on its base types,
@@ -60,7 +62,11 @@ class Schema:
                              for p in t.findall(EDM + "Property")}
                     nav = {p.get("Name"): self.full(p.get("Type"), ns) for p in t.findall(EDM + "NavigationProperty")}
                     base = self.full(t.get("BaseType"), ns) if t.get("BaseType") else None
-                    self.structured[f"{ns}.{t.get('Name')}"] = {"base": base, "props": props, "nav": nav}
+                    self.structured[f"{ns}.{t.get('Name')}"] = {
+                        "base": base, "props": props, "nav": nav,
+                        # A property bag: open and declaring nothing (a notification's resourceData).
+                        # Open types that declare properties (contact) are still checked strictly.
+                        "bag": t.get("OpenType") == "true" and not props and not nav}
             for e in s.findall(EDM + "EnumType"):
                 self.enums[f"{ns}.{e.get('Name')}"] = {m.get("Name") for m in e.findall(EDM + "Member")}
             for f in s.findall(EDM + "Function") + s.findall(EDM + "Action"):
@@ -111,6 +117,11 @@ class Schema:
 
     def derives_from(self, derived, base):
         return any(name == base for name, _ in self.lineage(derived))
+
+    def is_bag(self, type_name):
+        """Whether the type is a property bag: open, declaring no property of its own or its bases."""
+        lineage = [t for _, t in self.lineage(type_name)]
+        return bool(lineage) and lineage[0]["bag"] and all(not t["props"] and not t["nav"] for t in lineage)
 
 
 def element_type(ty):
@@ -206,6 +217,10 @@ class Checker:
 
     def obj(self, where, ty, o):
         declared = o.get("@odata.type")
+        if self.schema.is_bag(ty):
+            # An open type (a notification's resourceData) carries the resource's own properties
+            # and type: only its declared properties are checked.
+            declared = None
         if isinstance(declared, str):
             actual = self.schema.full(declared.lstrip("#"), "microsoft.graph")
             if not self.schema.derives_from(actual, ty):
@@ -220,7 +235,8 @@ class Checker:
             prop = key.split("@", 1)[0]
             m = self.schema.member(ty, prop)
             if m is None:
-                self.fail(where, f"property '{prop}' does not exist on {ty}")
+                if not self.schema.is_bag(ty):
+                    self.fail(where, f"property '{prop}' does not exist on {ty}")
                 continue
             if "@" in key:
                 continue  # a property annotation (e.g. its @odata.context)
@@ -305,6 +321,11 @@ def main():
     checker = Checker(Schema(csdl))
     for t in traces:
         doc = json.loads(t.read_text())
+        if "type" in doc:
+            # A document the emulator sent (a change notification collection): checked as a value
+            # of its schema type.
+            checker.value(t.name, doc["type"], False, doc.get("body"))
+            continue
         checker.exchange(t.name, doc["method"], doc["url"], doc["status"], doc.get("request"), doc.get("response"))
     for e in checker.errors:
         print(e, file=sys.stderr)

@@ -2,6 +2,7 @@
 //! access token cached and refreshed before it expires.
 //!
 //! The application authenticates as itself (no user signs in): it posts its client id and secret
+//! (or a client assertion signed with its certificate, see [`crate::certificate`])
 //! to `{authority}/oauth2/v2.0/token` with the scope `https://graph.microsoft.com/.default` and
 //! receives a bearer token carrying the application permissions an administrator granted. The
 //! secret and the tokens are kept in types whose `Debug` prints `***`, and no log line or error
@@ -14,6 +15,7 @@ use serde::Deserialize;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
+use crate::certificate::ClientCertificate;
 use crate::error::{ErrorContext, GraphError, Result};
 
 /// The public cloud's authority host; the authority is `{host}/{tenant}`.
@@ -55,7 +57,8 @@ pub struct ClientCredentials {
     pub authority: String,
     /// The application (client) id.
     pub client_id: String,
-    /// The client secret.
+    /// The client secret (unused, and may be empty, when the client is given a certificate:
+    /// [`crate::GraphClientBuilder::client_certificate`]).
     pub secret: Secret,
 }
 
@@ -69,7 +72,19 @@ impl ClientCredentials {
         }
     }
 
-    fn token_url(&self) -> String {
+    /// Credentials for an application that proves itself with a certificate, given to the
+    /// client's builder ([`crate::GraphClientBuilder::client_certificate`]); `authority` is
+    /// `{host}/{tenant}`.
+    pub fn for_certificate(authority: impl Into<String>, client_id: impl Into<String>) -> Self {
+        ClientCredentials {
+            authority: authority.into(),
+            client_id: client_id.into(),
+            secret: Secret::new(String::new()),
+        }
+    }
+
+    /// The token endpoint, `{authority}/oauth2/v2.0/token`: also the `aud` of client assertions.
+    pub fn token_url(&self) -> String {
         format!("{}/oauth2/v2.0/token", self.authority.trim_end_matches('/'))
     }
 }
@@ -94,6 +109,7 @@ struct Cached {
 /// Fetches and caches access tokens; shared by every clone of a client.
 pub struct TokenSource {
     credentials: ClientCredentials,
+    certificate: Option<ClientCertificate>,
     http: reqwest::Client,
     cached: Mutex<Option<Cached>>,
 }
@@ -107,7 +123,14 @@ impl fmt::Debug for TokenSource {
 impl TokenSource {
     /// A source for these credentials, using this HTTP client.
     pub fn new(credentials: ClientCredentials, http: reqwest::Client) -> Self {
-        TokenSource { credentials, http, cached: Mutex::new(None) }
+        TokenSource { credentials, certificate: None, http, cached: Mutex::new(None) }
+    }
+
+    /// Proves the application with a client assertion signed by `certificate` instead of the
+    /// credentials' secret (see [`crate::certificate`]).
+    pub fn with_certificate(mut self, certificate: ClientCertificate) -> Self {
+        self.certificate = Some(certificate);
+        self
     }
 
     /// A valid access token: the cached one while it has time left, otherwise a new one.
@@ -137,13 +160,24 @@ impl TokenSource {
     async fn fetch(&self) -> Result<(Secret, Duration)> {
         let context = || Box::new(ErrorContext { operation: Some("token"), ..Default::default() });
         let c = &self.credentials;
-        let form = [
-            ("grant_type", "client_credentials"),
-            ("client_id", c.client_id.as_str()),
-            ("client_secret", c.secret.expose()),
-            ("scope", GRAPH_DEFAULT_SCOPE),
+        let token_url = c.token_url();
+        let mut form: Vec<(&str, String)> = vec![
+            ("grant_type", "client_credentials".into()),
+            ("client_id", c.client_id.clone()),
+            ("scope", GRAPH_DEFAULT_SCOPE.into()),
         ];
-        let response = self.http.post(c.token_url()).form(&form).send().await.map_err(|e| {
+        match &self.certificate {
+            Some(certificate) => {
+                let now = chrono::Utc::now().timestamp();
+                let assertion = certificate
+                    .assertion(&c.client_id, &token_url, now)
+                    .map_err(|e| GraphError::Configuration(format!("client certificate: {e}")))?;
+                form.push(("client_assertion_type", crate::certificate::ASSERTION_TYPE.into()));
+                form.push(("client_assertion", assertion));
+            }
+            None => form.push(("client_secret", c.secret.expose().to_owned())),
+        }
+        let response = self.http.post(&token_url).form(&form).send().await.map_err(|e| {
             crate::client::network_error(e, false, ErrorContext { operation: Some("token"), ..Default::default() })
         })?;
         let status = response.status();

@@ -105,6 +105,7 @@ impl RetryPolicy {
 pub struct GraphClientBuilder {
     graph_url: String,
     credentials: ClientCredentials,
+    certificate: Option<crate::certificate::ClientCertificate>,
     policy: RetryPolicy,
     concurrency: usize,
     timeout: Duration,
@@ -114,6 +115,13 @@ impl GraphClientBuilder {
     /// The Graph endpoint (default: the public cloud; national clouds and emulators differ).
     pub fn graph_url(mut self, url: impl Into<String>) -> Self {
         self.graph_url = url.into().trim_end_matches('/').to_owned();
+        self
+    }
+
+    /// Proves the application with a client assertion signed by this certificate's key instead
+    /// of a client secret (the credentials' secret is then unused).
+    pub fn client_certificate(mut self, certificate: crate::certificate::ClientCertificate) -> Self {
+        self.certificate = Some(certificate);
         self
     }
 
@@ -145,7 +153,10 @@ impl GraphClientBuilder {
             .connect_timeout(Duration::from_secs(30))
             .build()
             .map_err(|e| GraphError::Configuration(format!("cannot build the HTTP client: {e}")))?;
-        let tokens = TokenSource::new(self.credentials, http.clone());
+        let mut tokens = TokenSource::new(self.credentials, http.clone());
+        if let Some(certificate) = self.certificate {
+            tokens = tokens.with_certificate(certificate);
+        }
         Ok(GraphClient {
             inner: Arc::new(Inner {
                 api: format!("{}/v1.0", self.graph_url),
@@ -330,6 +341,7 @@ impl GraphClient {
         GraphClientBuilder {
             graph_url: PUBLIC_CLOUD_GRAPH.to_owned(),
             credentials,
+            certificate: None,
             policy: RetryPolicy::default(),
             concurrency: MAILBOX_CONCURRENCY,
             timeout: Duration::from_secs(120),

@@ -13,6 +13,10 @@
 //! - **Origin stamp**: the same named property as the EWS connector (see [`crate::mapping`]);
 //!   [`Connector::find_by_origin`] filters on it
 //!   (`singleValueExtendedProperties/any(ep: ep/id eq '...' and ep/value eq '...')`).
+//! - **Real time**: with [`GraphContactsConnector::with_notifications`], [`Connector::watch`]
+//!   subscribes the folder to Graph's change notifications (see [`crate::subscription`]); without
+//!   it, or when subscribing fails, the engine polls the delta link every
+//!   [`ConnectorOptions::poll_interval`].
 //! - **Creates whose answer was lost** (the batch was sent, no answer came back): the connector
 //!   looks each one up by its origin stamp and answers the copy it finds, so that no duplicate is
 //!   created when the engine goes on.
@@ -35,6 +39,7 @@ use crate::client::{
 };
 use crate::error::{ErrorKind, GraphError, Result};
 use crate::mapping;
+use crate::subscription::ChangeNotifications;
 
 /// Settings of a connector.
 #[derive(Debug, Clone)]
@@ -43,8 +48,8 @@ pub struct ConnectorOptions {
     pub page_size: usize,
     /// Changes per delta page (`Prefer: odata.maxpagesize`).
     pub delta_page_size: usize,
-    /// How often the engine polls the delta link (no change notifications without a public
-    /// HTTPS endpoint).
+    /// How often the engine polls the delta link of a folder without change notifications (no
+    /// public HTTPS endpoint configured, or subscribing failed).
     pub poll_interval: Duration,
 }
 
@@ -62,6 +67,7 @@ pub struct GraphContactsConnector {
     folder: ContactFolder,
     description: String,
     options: ConnectorOptions,
+    notifications: Option<ChangeNotifications>,
 }
 
 /// Turns a client error into the core's, marking temporary errors exhausted: the client owns
@@ -106,7 +112,14 @@ impl GraphContactsConnector {
     pub fn new(client: GraphClient, mailbox: impl Into<String>, folder: ContactFolder) -> Self {
         let mailbox = mailbox.into();
         let description = format!("{mailbox}/{} (Graph)", folder.display_name);
-        GraphContactsConnector { client, mailbox, folder, description, options: ConnectorOptions::default() }
+        GraphContactsConnector {
+            client,
+            mailbox,
+            folder,
+            description,
+            options: ConnectorOptions::default(),
+            notifications: None,
+        }
     }
 
     /// The connector on the contact folder named `name` under the mailbox's Contacts folder,
@@ -131,6 +144,13 @@ impl GraphContactsConnector {
     /// With other settings.
     pub fn with_options(mut self, options: ConnectorOptions) -> Self {
         self.options = options;
+        self
+    }
+
+    /// With change notifications: [`Connector::watch`] subscribes the folder, and the engine
+    /// polls it only when subscribing fails (see [`crate::subscription`]).
+    pub fn with_notifications(mut self, notifications: ChangeNotifications) -> Self {
+        self.notifications = Some(notifications);
         self
     }
 
@@ -286,7 +306,8 @@ impl Connector for GraphContactsConnector {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities { change_detection: ChangeDetection::Incremental, max_batch: MAX_BATCH, watch: false }
+        let watch = self.notifications.is_some();
+        Capabilities { change_detection: ChangeDetection::Incremental, max_batch: MAX_BATCH, watch }
     }
 
     fn folder_id(&self) -> Option<String> {
@@ -441,7 +462,13 @@ impl Connector for GraphContactsConnector {
     }
 
     async fn watch(&self) -> core::Result<BoxStream<'static, ChangeHint>> {
-        Ok(futures::stream::pending().boxed())
+        match &self.notifications {
+            Some(n) => n
+                .subscribe(self.client.clone(), &self.mailbox, &self.folder.id, &self.description)
+                .await
+                .map_err(|e| self.err(e)),
+            None => Ok(futures::stream::pending().boxed()),
+        }
     }
 
     fn poll_interval(&self) -> Duration {

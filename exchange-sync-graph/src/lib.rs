@@ -6,6 +6,8 @@
 //!
 //! - [`error`]: [`GraphError`] with [`ErrorKind`] saying what a caller can do about it.
 //! - [`auth`]: the OAuth2 client-credentials grant, tokens cached and refreshed, never logged.
+//! - [`certificate`]: [`ClientCertificate`], client assertions signed with a certificate's key
+//!   (the credential to prefer over a secret).
 //! - [`throttle`]: per-mailbox concurrency (4) and the back-off gate.
 //! - [`client`]: [`GraphClient`], requests with retries and `$batch` (its docs say who retries what).
 //! - [`mapping`]: Graph contacts to and from the core's items, and the origin stamp property,
@@ -16,6 +18,8 @@
 //! - [`event_mapping`]: Graph events (series with their exceptions) to and from the core's
 //!   calendar items, with the EWS connector's field names and value forms.
 //! - [`calendar_connector`]: [`GraphCalendarConnector`], the core's `Connector` for a calendar.
+//! - [`subscription`]: [`ChangeNotifications`], real time: subscriptions on folders, their
+//!   renewal and lifecycle, and the receiver of Graph's change notifications.
 //!
 //! ```no_run
 //! use exchange_sync_core::Connector;
@@ -40,6 +44,7 @@
 pub mod error;
 
 pub mod auth;
+pub mod certificate;
 pub mod throttle;
 
 pub mod client;
@@ -55,8 +60,12 @@ pub mod event_mapping;
 
 pub mod calendar_connector;
 
+pub mod subscription;
+
 pub use auth::{ClientCredentials, Secret};
 pub use calendar_connector::{CalendarFolder, GraphCalendarConnector};
+pub use certificate::{CertificateError, ClientCertificate};
 pub use client::{ContactFolder, GraphClient, GraphClientBuilder, GraphRequest, GraphResponse, RetryPolicy};
 pub use connector::{ConnectorOptions, GraphContactsConnector};
 pub use error::{ErrorContext, ErrorKind, GraphError, Result};
+pub use subscription::{ChangeNotifications, NotificationSettings};

@@ -24,6 +24,8 @@ use crate::graph_folders::GraphFolders;
 pub struct ConnectionFolders {
     ews: EwsFolders,
     graph: BTreeMap<String, GraphFolders>,
+    /// One receiver for the subscriptions of every Graph connection.
+    notifications: Option<exchange_sync_graph::ChangeNotifications>,
 }
 
 impl ConnectionFolders {
@@ -38,11 +40,18 @@ impl ConnectionFolders {
     /// `check` answers quickly with few attempts).
     pub async fn connect_with_retries(config: &Config, retry: exchange_sync_ews::RetryPolicy) -> Result<Self> {
         let ews = EwsFolders::connect_with_retries(config, retry).await?;
+        let notifications = config.service.graph_notification_url.as_ref().map(|url| {
+            exchange_sync_graph::ChangeNotifications::new(exchange_sync_graph::NotificationSettings::new(url.clone()))
+        });
         let mut graph = BTreeMap::new();
         for connection in config.connections.iter().filter(|c| c.is_graph()) {
-            graph.insert(connection.id.clone(), GraphFolders::connect(connection)?);
+            let mut folders = GraphFolders::connect(connection)?;
+            if let Some(n) = &notifications {
+                folders = folders.with_notifications(n.clone());
+            }
+            graph.insert(connection.id.clone(), folders);
         }
-        Ok(ConnectionFolders { ews, graph })
+        Ok(ConnectionFolders { ews, graph, notifications })
     }
 
     /// The provider of a connection (by id); EWS unless it is a Graph connection.
@@ -111,5 +120,15 @@ impl FolderProvider for ConnectionFolders {
 
     async fn notes(&self, group: &GroupConfig) -> Vec<String> {
         self.of(group).notes(group).await
+    }
+
+    fn change_notifications(&self) -> Option<exchange_sync_graph::ChangeNotifications> {
+        self.notifications.clone()
+    }
+
+    async fn close(&self, grace: std::time::Duration) {
+        if let Some(n) = &self.notifications {
+            n.close(grace).await;
+        }
     }
 }

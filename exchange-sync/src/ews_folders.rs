@@ -84,10 +84,10 @@ fn credentials(connection: &Connection) -> Result<Credentials> {
             Credentials::negotiate(username.clone(), password.as_ref().map(secret).transpose()?)
         }
         Auth::OAuth2 { token } => Credentials::bearer(Arc::new(SecretToken(token.clone()))),
-        Auth::ClientSecret { .. } => {
+        Auth::ClientSecret { .. } | Auth::ClientCertificate { .. } => {
             return Err(connect_error(
                 connection,
-                "client_secret authentication is for Graph connections, not EWS",
+                format!("{} authentication is for Graph connections, not EWS", connection.auth.scheme()),
                 false,
             ));
         }

@@ -88,6 +88,19 @@ pub trait FolderProvider: Send + Sync {
         let _ = group;
         Vec::new()
     }
+
+    /// The receiver of Microsoft Graph's change notifications, when the provider subscribes
+    /// folders (a `graph_notification_url` is configured): the service's HTTP listener hands it
+    /// the posts to the notification URL's path.
+    fn change_notifications(&self) -> Option<exchange_sync_graph::ChangeNotifications> {
+        None
+    }
+
+    /// Releases what the provider holds on servers when the service stops (Graph
+    /// subscriptions are deleted), waiting at most `grace`.
+    async fn close(&self, grace: std::time::Duration) {
+        let _ = grace;
+    }
 }
 
 fn by_id_unsupported(group: &GroupConfig, member: Option<&MemberConfig>) -> Error {

@@ -16,7 +16,8 @@ use async_trait::async_trait;
 use exchange_sync_core::{Connector, ErrorContext};
 use exchange_sync_graph::connector::to_core_error;
 use exchange_sync_graph::{
-    CalendarFolder, ConnectorOptions, ContactFolder, GraphCalendarConnector, GraphClient, GraphContactsConnector,
+    CalendarFolder, ChangeNotifications, ConnectorOptions, ContactFolder, GraphCalendarConnector, GraphClient,
+    GraphContactsConnector,
 };
 
 use crate::config::{
@@ -30,36 +31,54 @@ use crate::folders::FolderProvider;
 pub struct GraphFolders {
     client: GraphClient,
     options: ConnectorOptions,
+    notifications: Option<ChangeNotifications>,
 }
 
 impl GraphFolders {
     /// A provider acting with this client (an application's app-only credentials).
     pub fn new(client: GraphClient) -> Self {
-        GraphFolders { client, options: ConnectorOptions::default() }
+        GraphFolders { client, options: ConnectorOptions::default(), notifications: None }
     }
 
     /// The provider of a configured `kind = "graph"` connection: its application's credentials
-    /// (the secret read from its source now, never logged) against its authority and Graph host.
+    /// (the secret read from its source now, never logged, or the certificate and key read from
+    /// their files now) against its authority and Graph host.
     pub fn connect(connection: &Connection) -> Result<Self> {
         let connect_error =
             |message: String| Error::Connect { connection: connection.id.clone(), message, retryable: false };
-        let (Endpoint::Graph(url), Auth::ClientSecret { authority, client_id, secret }) =
-            (&connection.endpoint, &connection.auth)
-        else {
-            return Err(connect_error("not a Graph connection with client_secret authentication".to_owned()));
-        };
-        let secret = secret.resolve().map_err(|m| connect_error(format!("client secret: {m}")))?;
-        let credentials = exchange_sync_graph::ClientCredentials {
-            authority: authority.clone(),
-            client_id: client_id.clone(),
-            secret: exchange_sync_graph::Secret::new(secret),
+        let Endpoint::Graph(url) = &connection.endpoint else {
+            return Err(connect_error("not a Graph connection".to_owned()));
         };
         // The client talks Graph v1.0 on the host; a URL written with the version is the same host.
         let host = url.trim_end_matches('/').trim_end_matches("/v1.0");
-        let client = GraphClient::builder(credentials)
-            .graph_url(host)
-            .build()
-            .map_err(|e| connect_error(format!("Graph client: {e}")))?;
+        let builder = match &connection.auth {
+            Auth::ClientSecret { authority, client_id, secret } => {
+                let secret = secret.resolve().map_err(|m| connect_error(format!("client secret: {m}")))?;
+                GraphClient::builder(exchange_sync_graph::ClientCredentials {
+                    authority: authority.clone(),
+                    client_id: client_id.clone(),
+                    secret: exchange_sync_graph::Secret::new(secret),
+                })
+            }
+            Auth::ClientCertificate { authority, client_id, certificate_file, key_file } => {
+                // Read now: a missing or mismatched file is reported at start, naming the file.
+                let certificate = exchange_sync_graph::ClientCertificate::from_pem_files(certificate_file, key_file)
+                    .map_err(|e| connect_error(format!("client certificate: {e}")))?;
+                GraphClient::builder(exchange_sync_graph::ClientCredentials::for_certificate(
+                    authority.clone(),
+                    client_id.clone(),
+                ))
+                .client_certificate(certificate)
+            }
+            other => {
+                return Err(connect_error(format!(
+                    "a Graph connection authenticates as an application (client_secret or client_certificate), not \
+                     with {}",
+                    other.scheme()
+                )));
+            }
+        };
+        let client = builder.graph_url(host).build().map_err(|e| connect_error(format!("Graph client: {e}")))?;
         Ok(GraphFolders::new(client))
     }
 
@@ -69,8 +88,43 @@ impl GraphFolders {
         self
     }
 
+    /// With change notifications: every folder opened is watched through a Graph subscription
+    /// whose notifications `notifications` receives (the service's HTTP listener routes them
+    /// there); folders are polled only when subscribing fails.
+    pub fn with_notifications(mut self, notifications: ChangeNotifications) -> Self {
+        self.notifications = Some(notifications);
+        self
+    }
+
     fn connector(&self, mailbox: &str, folder: ContactFolder) -> Arc<dyn Connector> {
-        Arc::new(GraphContactsConnector::new(self.client.clone(), mailbox, folder).with_options(self.options.clone()))
+        let connector =
+            GraphContactsConnector::new(self.client.clone(), mailbox, folder).with_options(self.options.clone());
+        match &self.notifications {
+            Some(n) => Arc::new(connector.with_notifications(n.clone())),
+            None => Arc::new(connector),
+        }
+    }
+
+    /// How changes reach the service, in words, for `check` and the service's start.
+    fn real_time_note(&self, poll: std::time::Duration) -> String {
+        match &self.notifications {
+            Some(n) => format!(
+                "changes come by Graph change notifications to {} (subscriptions are made when the service runs; \
+                 Graph must reach that URL over HTTPS and it must lead to this service's HTTP listener at {}); a \
+                 folder whose subscription fails is polled every {} s instead (or at service.poll_interval_secs \
+                 when shorter)",
+                n.settings().notification_url,
+                n.settings().path(),
+                poll.as_secs()
+            ),
+            None => format!(
+                "changes are found by polling each folder's delta link every {} s (or at \
+                 service.poll_interval_secs when shorter): no \
+                 service.graph_notification_url is configured (Graph pushes notifications only to a public HTTPS \
+                 endpoint)",
+                poll.as_secs()
+            ),
+        }
     }
 
     fn calendar_connector(&self, mailbox: &str, calendar: CalendarFolder) -> Arc<dyn Connector> {
@@ -223,6 +277,21 @@ impl FolderProvider for GraphFolders {
         match &group.hub {
             HubFolder::Mailbox { mailbox, .. } => self.by_id(mailbox, folder_id).await,
             HubFolder::PublicFolder(_) => self.hub(group).await,
+        }
+    }
+
+    async fn notes(&self, group: &GroupConfig) -> Vec<String> {
+        let _ = group;
+        vec![self.real_time_note(self.options.poll_interval)]
+    }
+
+    fn change_notifications(&self) -> Option<ChangeNotifications> {
+        self.notifications.clone()
+    }
+
+    async fn close(&self, grace: std::time::Duration) {
+        if let Some(n) = &self.notifications {
+            n.close(grace).await;
         }
     }
 

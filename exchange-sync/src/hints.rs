@@ -203,6 +203,13 @@ pub fn hint_for(kind: ErrorKind, message: &str, ews: Option<&EwsError>, ctx: &Hi
                      and its expiry, and that the application has the Contacts.ReadWrite application permission with \
                      admin consent (an application access policy may also limit the mailboxes it reaches)"
                 ),
+                (Auth::ClientCertificate { client_id, certificate_file, .. }, _) => format!(
+                    "Microsoft Graph refused application {client_id} (certificate {}): check that this certificate is \
+                     uploaded to the app registration (Certificates & secrets) and not expired, that the machine's \
+                     clock is right, and that the application has the Contacts.ReadWrite application permission with \
+                     admin consent",
+                    certificate_file.display()
+                ),
                 (Auth::Negotiate { .. }, Some(account)) => format!(
                     "Kerberos for {account} ({key_name}.username) failed: give the service a ticket (kinit, or the \
                      account's keytab in KRB5_CLIENT_KTNAME in its environment), check that the KDC knows the \

@@ -9,6 +9,7 @@
 //! | `GET /healthz` | `200 ok` while the service runs and its state can be read, `503` otherwise |
 //! | `POST /api/groups/{group}/confirm` | confirms a guard stop (admin token) |
 //! | `POST /api/groups/{group}/resync` | asks for a resync, of one member with `member=...` (admin token) |
+//! | `POST {path of service.graph_notification_url}` | Microsoft Graph's change notifications and their validation handshake (checked by `clientState`, not by the admin token) |
 //!
 //! It listens where `[service.http] listen` says, loopback by default. It is read-only unless an
 //! admin token is configured (`admin_token_env` / `admin_token_file`); the two `POST`s then need
@@ -34,6 +35,8 @@ use exchange_sync_core::state::AdminRequest;
 
 /// The largest request body read (the status page's forms are a few bytes).
 const MAX_BODY: usize = 16 * 1024;
+/// The largest notification collection read (Graph batches notifications; a few KiB each).
+const MAX_NOTIFICATION_BODY: usize = 4 * 1024 * 1024;
 /// How long a client may take to send its request headers.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -122,6 +125,12 @@ fn same_token(a: &str, b: &str) -> bool {
 async fn handle(state: &State, req: Request<Incoming>) -> Response<Full<Bytes>> {
     let path = req.uri().path().to_owned();
     let query = req.uri().query().unwrap_or_default().to_owned();
+    if let Some(notifications) = state.service.change_notifications()
+        && req.method() == Method::POST
+        && path == notifications.settings().path()
+    {
+        return graph_notification(&notifications, req, &query).await;
+    }
     match (req.method(), path.as_str()) {
         (&Method::GET, "/healthz") => match state.service.store().groups().await {
             Ok(_) if !state.service.is_shutting_down() => text(StatusCode::OK, "ok\n"),
@@ -129,7 +138,11 @@ async fn handle(state: &State, req: Request<Incoming>) -> Response<Full<Bytes>> 
             Err(e) => text(StatusCode::SERVICE_UNAVAILABLE, &format!("state: {e}\n")),
         },
         (&Method::GET, "/metrics") => {
-            response(StatusCode::OK, "text/plain; version=0.0.4; charset=utf-8", state.service.metrics().render())
+            let mut text = state.service.metrics().render();
+            if let Some(n) = state.service.change_notifications() {
+                text.push_str(&crate::metrics::render_graph_notifications(&n));
+            }
+            response(StatusCode::OK, "text/plain; version=0.0.4; charset=utf-8", text)
         }
         (&Method::GET, "/api/status") => match state.service.status().await {
             Ok(groups) => json(&groups),
@@ -155,6 +168,22 @@ async fn handle(state: &State, req: Request<Incoming>) -> Response<Full<Bytes>> 
         }
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
     }
+}
+
+/// A post of Microsoft Graph to the notification URL: the validation handshake or a collection
+/// of change or lifecycle notifications (see [`exchange_sync_graph::subscription`]).
+async fn graph_notification(
+    notifications: &exchange_sync_graph::ChangeNotifications,
+    req: Request<Incoming>,
+    query: &str,
+) -> Response<Full<Bytes>> {
+    let body = match Limited::new(req.into_body(), MAX_NOTIFICATION_BODY).collect().await {
+        Ok(body) => body.to_bytes(),
+        Err(_) => return text(StatusCode::PAYLOAD_TOO_LARGE, "request too large\n"),
+    };
+    let reply = notifications.receive(query, &body);
+    let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    response(status, reply.content_type, reply.body)
 }
 
 /// `POST /api/groups/{group}/confirm|resync`: only with the admin token.

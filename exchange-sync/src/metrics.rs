@@ -18,6 +18,9 @@
 //! | `exchange_sync_guard_stops_total{group}` | counter | mass-delete guard stops |
 //! | `exchange_sync_guard_stopped{group}` | gauge | 1 while the group waits for a confirmation |
 //! | `exchange_sync_last_pass_timestamp_seconds{group}` | gauge | when the last pass ended (Unix time) |
+//! | `exchange_sync_graph_notifications_total{outcome}` | counter | Graph change notifications `accepted`, or `refused` for a wrong `clientState` (only with `graph_notification_url`) |
+//! | `exchange_sync_graph_subscriptions` | gauge | Graph subscriptions held now |
+//! | `exchange_sync_graph_subscription_renewals_total` | counter | Graph subscriptions renewed |
 
 use std::time::Duration;
 
@@ -171,6 +174,28 @@ impl Metrics {
         }
         String::from_utf8_lossy(&out).into_owned()
     }
+}
+
+/// The figures of Microsoft Graph's change notifications, in the text format (appended to
+/// [`Metrics::render`] when the service receives them). They are the receiver's own counters,
+/// not per group: one subscription receiver serves every group.
+pub fn render_graph_notifications(n: &exchange_sync_graph::ChangeNotifications) -> String {
+    format!(
+        "# HELP exchange_sync_graph_notifications_total Microsoft Graph change notifications received, by outcome\n\
+         # TYPE exchange_sync_graph_notifications_total counter\n\
+         exchange_sync_graph_notifications_total{{outcome=\"accepted\"}} {}\n\
+         exchange_sync_graph_notifications_total{{outcome=\"refused\"}} {}\n\
+         # HELP exchange_sync_graph_subscriptions Microsoft Graph subscriptions held\n\
+         # TYPE exchange_sync_graph_subscriptions gauge\n\
+         exchange_sync_graph_subscriptions {}\n\
+         # HELP exchange_sync_graph_subscription_renewals_total Microsoft Graph subscriptions renewed\n\
+         # TYPE exchange_sync_graph_subscription_renewals_total counter\n\
+         exchange_sync_graph_subscription_renewals_total {}\n",
+        n.accepted(),
+        n.refused(),
+        n.subscription_ids().len(),
+        n.renewed()
+    )
 }
 
 #[cfg(test)]

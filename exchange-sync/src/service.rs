@@ -565,6 +565,13 @@ impl SyncService {
         Ok(self.inner.store.post_request(&id, request).await?)
     }
 
+    /// The receiver of Microsoft Graph's change notifications, when Graph folders are watched
+    /// through subscriptions: the HTTP listener ([`crate::http`]) hands it the posts to the
+    /// notification URL's path.
+    pub fn change_notifications(&self) -> Option<exchange_sync_graph::ChangeNotifications> {
+        self.inner.folders.change_notifications()
+    }
+
     /// Runs every group in real time until [`SyncService::shutdown`] is called.
     pub async fn run(&self) -> Result<()> {
         let names: Vec<String> = self.inner.groups.iter().map(|g| g.config.id.clone()).collect();
@@ -589,6 +596,8 @@ impl SyncService {
                 tracing::error!("a group loop ended abnormally: {e}");
             }
         }
+        // Graph subscriptions are deleted rather than left to expire (nothing would receive them).
+        self.inner.folders.close(self.inner.config.service.shutdown_grace).await;
         if let Some(renewal) = renewal {
             renewal.abort();
             // The groups are free for the other workers at once, not when the leases expire.

@@ -406,3 +406,249 @@ async fn members_of_a_microsoft_365_group_are_expanded_through_graph() {
     assert_eq!(left, [Some("Bob's own".to_owned())], "{}", text(&again));
     assert_eq!(emu.store().contacts_in("alice@contoso.test", FOLDER).len(), 4);
 }
+
+#[tokio::test]
+async fn check_says_how_changes_come_with_and_without_a_notification_url() {
+    let emu = GraphEmulator::start(GraphEmulatorConfig { seed_contacts: 1, ..Default::default() }).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &emu, &emu.config().client_secret);
+    let polled = cli(&config, &["check"]).await;
+    assert_eq!(polled.status.code(), Some(0), "{}", text(&polled));
+    assert!(text(&polled).contains("polling each folder's delta link"), "{}", text(&polled));
+
+    // The keys go under [service], after its state line and before the connections.
+    let notified = std::fs::read_to_string(&config).unwrap().replacen(
+        "[connections.online]",
+        "graph_notification_url = \"https://sync.contoso.test/graph/notify\"\n\
+         [service.http]\nlisten = \"127.0.0.1:0\"\n\n[connections.online]",
+        1,
+    );
+    std::fs::write(&config, notified).unwrap();
+    let out = cli(&config, &["check"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("change notifications to https://sync.contoso.test/graph/notify"), "{}", text(&out));
+    assert!(emu.subscriptions().is_empty(), "check subscribes nothing");
+}
+
+#[test]
+fn a_notification_url_needs_https_and_the_http_listener() {
+    let group = r#"
+[connections.online]
+kind = "graph"
+tenant = "contoso.onmicrosoft.com"
+client_id = "11111111-2222-3333-4444-555555555555"
+client_secret_env = "GRAPH_SECRET"
+auth = "client_secret"
+
+[[groups]]
+id = "company"
+connection = "online"
+hub = { mailbox = "contacts@contoso.test", folder = "contacts/Company Contacts" }
+target = "contacts/Company Contacts"
+[[groups.members]]
+mailbox = "alice@contoso.test"
+direction = "one_way"
+"#;
+    let with = |service: &str| format!("[service]\nstate = \"memory\"\n{service}\n{group}");
+    let parsed = Config::from_toml_str(
+        &with(
+            "graph_notification_url = \"https://sync.contoso.test/graph/notify\"\n[service.http]\nlisten = \"127.0.0.1:9464\"",
+        ),
+        None,
+    );
+    // The secret's variable is not set here: only the notification URL's findings matter.
+    let findings = parsed.err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(!findings.contains("graph_notification_url"), "{findings}");
+    for (service, expected) in [
+        ("graph_notification_url = \"https://sync.contoso.test/graph/notify\"", "[service.http]"),
+        (
+            "graph_notification_url = \"http://sync.contoso.test/graph/notify\"\n[service.http]\nlisten = \"127.0.0.1:9464\"",
+            "only to a public https:// URL",
+        ),
+        (
+            "graph_notification_url = \"https://sync.contoso.test/metrics\"\n[service.http]\nlisten = \"127.0.0.1:9464\"",
+            "the status page's",
+        ),
+    ] {
+        let e = Config::from_toml_str(&with(service), None).err().unwrap_or_else(|| panic!("accepted: {service}"));
+        let message = e.to_string();
+        assert!(message.contains("service.graph_notification_url") && message.contains(expected), "{message}");
+    }
+}
+
+/// A throwaway RSA key and self-signed certificate made with the openssl command.
+fn make_certificate(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
+    let (cert, key) = (dir.join(format!("{name}.crt")), dir.join(format!("{name}.key")));
+    let out = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=exchange-sync test"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("the openssl command (scripts/test-all.sh installs it)");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    (cert, key)
+}
+
+#[tokio::test]
+async fn a_certificate_credential_in_the_file_checks_and_syncs() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = make_certificate(dir.path(), "app");
+    // The certificate as the app registration holds it (DER).
+    let der_file = dir.path().join("app.der");
+    let out = std::process::Command::new("openssl")
+        .args(["x509", "-outform", "DER", "-in"])
+        .arg(&cert)
+        .arg("-out")
+        .arg(&der_file)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let der = std::fs::read(&der_file).unwrap();
+    let emu = GraphEmulator::start(GraphEmulatorConfig {
+        seed_contacts: 4,
+        client_certificate: Some(der),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let config = write_config(dir.path(), &emu, "unused");
+    let text_with_certificate = std::fs::read_to_string(&config).unwrap().replace(
+        &format!("auth = \"client_secret\"\nclient_id = \"{}\"\nclient_secret_file = \"{}\"", emu.config().client_id, dir.path().join("client-secret").display()),
+        &format!(
+            "auth = \"client_certificate\"\nclient_id = \"{}\"\nclient_certificate_file = \"{}\"\nclient_key_file = \"{}\"",
+            emu.config().client_id,
+            cert.display(),
+            key.display()
+        ),
+    );
+    assert!(text_with_certificate.contains("client_certificate_file"), "{text_with_certificate}");
+    std::fs::write(&config, &text_with_certificate).unwrap();
+    let check = cli(&config, &["check"]).await;
+    assert_eq!(check.status.code(), Some(0), "{}", text(&check));
+    let run = cli(&config, &["run", "--once"]).await;
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run));
+    assert_eq!(emu.store().contacts_in("carol@contoso.test", FOLDER).len(), 4, "{}", text(&run));
+    let log = format!("{}{}", text(&check), text(&run));
+    assert!(!log.contains("PRIVATE KEY"), "the key was printed");
+
+    // A key of another certificate: refused at start, naming both files.
+    let (other_cert, _) = make_certificate(dir.path(), "other");
+    std::fs::write(
+        &config,
+        text_with_certificate.replace(&cert.display().to_string(), &other_cert.display().to_string()),
+    )
+    .unwrap();
+    let check = cli(&config, &["check"]).await;
+    let out = text(&check);
+    assert_ne!(check.status.code(), Some(0), "{out}");
+    assert!(out.contains("does not belong to the certificate") && out.contains("other.crt"), "{out}");
+
+    // A certificate the application does not have registered: the authority refuses it, and the
+    // hint says where to upload it.
+    let other_key = dir.path().join("other.key");
+    let unregistered = text_with_certificate
+        .replace(&cert.display().to_string(), &other_cert.display().to_string())
+        .replace(&key.display().to_string(), &other_key.display().to_string());
+    std::fs::write(&config, unregistered).unwrap();
+    let check = cli(&config, &["check"]).await;
+    let out = text(&check);
+    assert_eq!(check.status.code(), Some(4), "{out}");
+    assert!(out.contains("AADSTS700027") && out.contains("Certificates & secrets"), "{out}");
+    assert!(!out.contains("PRIVATE KEY"), "{out}");
+}
+
+#[test]
+fn certificate_mistakes_are_refused_with_their_place() {
+    let base = r#"
+[connections.online]
+kind = "graph"
+tenant = "contoso.onmicrosoft.com"
+client_id = "11111111-2222-3333-4444-555555555555"
+"#;
+    let group = r#"
+[[groups]]
+id = "company"
+connection = "online"
+hub = { mailbox = "contacts@contoso.test", folder = "contacts/Company Contacts" }
+target = "contacts/Company Contacts"
+[[groups.members]]
+mailbox = "alice@contoso.test"
+direction = "one_way"
+"#;
+    let files =
+        "client_certificate_file = \"/etc/exchange-sync/app.crt\"\nclient_key_file = \"/etc/exchange-sync/app.key\"\n";
+    let cases = [
+        (format!("auth = \"client_certificate\"\n{files}client_secret_env = \"S\"\n"), "not both"),
+        (format!("auth = \"client_secret\"\nclient_secret_env = \"S\"\n{files}"), "not both"),
+        (format!("auth = \"client_secret\"\n{files}"), "belong to auth = \"client_certificate\""),
+        (
+            "auth = \"client_certificate\"\nclient_certificate_file = \"/x.crt\"\n".to_owned(),
+            "client_key_file is missing",
+        ),
+    ];
+    for (extra, expected) in cases {
+        let text = format!("{base}{extra}{group}");
+        let e = Config::from_toml_str(&text, None).err().unwrap_or_else(|| panic!("accepted: {extra}"));
+        let message = e.to_string();
+        assert!(message.contains(expected), "{extra}: {message}");
+        assert!(message.contains("connections[0]") || message.contains("connections.online"), "{extra}: {message}");
+    }
+    let ok =
+        Config::from_toml_str(&format!("{base}auth = \"client_certificate\"\n{files}{group}"), None).unwrap().config;
+    match &ok.connections[0].auth {
+        exchange_sync::config::Auth::ClientCertificate { certificate_file, key_file, authority, .. } => {
+            assert_eq!(certificate_file, Path::new("/etc/exchange-sync/app.crt"));
+            assert_eq!(key_file, Path::new("/etc/exchange-sync/app.key"));
+            assert_eq!(authority, "https://login.microsoftonline.com/contoso.onmicrosoft.com");
+        }
+        other => panic!("{other:?}"),
+    }
+    // On an EWS connection.
+    let ews = format!(
+        "[connections.lab]\nurl = \"https://mail.contoso.test/EWS/Exchange.asmx\"\nauth = \"ntlm\"\nusername = \"u\"\npassword_env = \"P\"\n{files}"
+    );
+    let e = Config::from_toml_str(&format!("{ews}{}", group.replace("\"online\"", "\"lab\"")), None).err().unwrap();
+    assert!(e.to_string().contains("belong to auth = \"client_certificate\""), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_service_from_a_file_syncs_by_notification_and_deletes_its_subscriptions() {
+    let emu = GraphEmulator::start(GraphEmulatorConfig { seed_contacts: 3, ..Default::default() }).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &emu, &emu.config().client_secret);
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    // An hour between polls: only a notification can bring an edit in seconds.
+    let text = std::fs::read_to_string(&config).unwrap().replacen(
+        "[connections.online]",
+        &format!(
+            "poll_interval_secs = 3600\nresync_interval_secs = 3600\ndebounce_ms = 20\n\
+             graph_notification_url = \"http://127.0.0.1:{port}/graph/notify\"\n\
+             [service.http]\nlisten = \"127.0.0.1:{port}\"\n\n[connections.online]"
+        ),
+        1,
+    );
+    std::fs::write(&config, text).unwrap();
+    let service = common::cli::Service::start(&config, &[]);
+    let copies = || emu.store().contacts_in("carol@contoso.test", FOLDER);
+    common::cli::eventually("the initial copies", || async { copies().len() == 3 }).await;
+    common::cli::eventually("three subscriptions", || async { emu.subscriptions().len() == 3 }).await;
+    service.wait_for_line("change notifications to http://127.0.0.1").await;
+
+    let hub = emu.store().contacts_in("contacts@contoso.test", FOLDER).remove(0);
+    emu.store()
+        .edit_contact("contacts@contoso.test", &hub.id, "jobTitle", serde_json::json!("By notification"))
+        .unwrap();
+    let start = std::time::Instant::now();
+    while !copies().iter().any(|c| c.properties.get("jobTitle") == Some(&serde_json::json!("By notification"))) {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(15),
+            "no notification brought the edit: {}",
+            service.log()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert_eq!(service.terminate().await, Some(0));
+    assert!(emu.subscriptions().is_empty(), "the service left subscriptions behind");
+}

@@ -20,6 +20,9 @@ pub struct GraphEmulatorConfig {
     pub client_id: String,
     /// Its client secret.
     pub client_secret: String,
+    /// The certificate (DER) registered for the application: client assertions signed with its
+    /// key are accepted instead of the secret. None: only the secret is.
+    pub client_certificate: Option<Vec<u8>>,
     /// User mailboxes (local parts).
     pub users: Vec<String>,
     /// Shared mailboxes (local parts).
@@ -48,6 +51,7 @@ impl Default for GraphEmulatorConfig {
             tenant_domain: "contoso.test".into(),
             client_id: "6b1f3e52-8c1a-4f5e-a7c0-3c1d0e5a0001".into(),
             client_secret: "graph-emulator-secret".into(),
+            client_certificate: None,
             users: ["alice", "bob", "carol", "dave"].map(String::from).to_vec(),
             shared_mailboxes: vec!["contacts".into()],
             seed_contacts: 0,

@@ -2,8 +2,9 @@
 //! endpoint (client credentials), users and shared mailboxes, their contact folders and contacts,
 //! delta queries with `@odata.nextLink` / `@odata.deltaLink`, `$batch`, `$select`, the `$filter`
 //! and `$expand` forms of single-value extended properties, entity tags with `If-Match` (`412` on
-//! a mismatch), and Graph's throttling (`429` with `Retry-After`, 4 concurrent requests per
-//! mailbox).
+//! a mismatch), Graph's throttling (`429` with `Retry-After`, 4 concurrent requests per
+//! mailbox), and change-notification subscriptions with the validation handshake, renewal,
+//! expiry, delivery of notifications to the subscriber's URL and lifecycle events.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), graph_emulator::EmulatorError> {
@@ -17,12 +18,15 @@
 //! with their occurrences, exceptions and cancelled occurrences, `instances` in a window, and
 //! `calendarView/delta` on the default calendar.
 //!
-//! Not (yet) emulated: change-notification subscriptions, certificate credentials, and every other
-//! part of Graph.
+//! The token endpoint takes a client secret or a client assertion signed with the key of the
+//! certificate registered for the application ([`GraphEmulatorConfig::client_certificate`]).
+//!
+//! Not (yet) emulated: rich notifications (with resource data), and every other part of Graph.
 
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod calendar;
+pub mod client_assertion;
 pub mod config;
 pub mod contact;
 pub mod directory;
@@ -31,6 +35,7 @@ pub mod event;
 pub mod odata;
 mod server;
 pub mod store;
+pub mod subscriptions;
 pub mod trace;
 
 use std::sync::Arc;
@@ -39,6 +44,7 @@ use std::sync::atomic::Ordering;
 pub use config::GraphEmulatorConfig;
 pub use error::{EmulatorError, GraphError};
 pub use store::{Contact, Store};
+pub use subscriptions::Subscription;
 
 /// Starts emulators.
 #[derive(Debug)]
@@ -62,8 +68,9 @@ impl GraphEmulator {
         let base = format!("http://{addr}");
         let shared = Arc::new(server::Shared::new(config, store, base.clone(), trace));
         let (stop, stopped) = tokio::sync::watch::channel(false);
+        let delivery = tokio::spawn(subscriptions::deliver(Arc::clone(&shared), stopped.clone()));
         let task = tokio::spawn(server::serve(listener, Arc::clone(&shared), stopped));
-        Ok(RunningGraphEmulator { shared, base, stop, task: Some(task) })
+        Ok(RunningGraphEmulator { shared, base, stop, task: Some(task), delivery: Some(delivery) })
     }
 }
 
@@ -106,6 +113,7 @@ pub struct RunningGraphEmulator {
     base: String,
     stop: tokio::sync::watch::Sender<bool>,
     task: Option<tokio::task::JoinHandle<()>>,
+    delivery: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl RunningGraphEmulator {
@@ -169,10 +177,43 @@ impl RunningGraphEmulator {
         self.shared.max_in_flight.load(Ordering::Relaxed)
     }
 
+    /// The live change-notification subscriptions.
+    pub fn subscriptions(&self) -> Vec<Subscription> {
+        self.shared.subscriptions.list()
+    }
+
+    /// Subscriptions refused because the notification endpoint failed the validation handshake.
+    pub fn subscription_validation_failures(&self) -> u64 {
+        self.shared.subscriptions.validation_failures.load(Ordering::Relaxed)
+    }
+
+    /// Change-notification posts the subscribers accepted.
+    pub fn notifications_delivered(&self) -> u64 {
+        self.shared.subscriptions.delivered.load(Ordering::Relaxed)
+    }
+
+    /// While `drop` is set, change notifications are lost instead of delivered (the changes stay
+    /// in the folders and their delta); announce the loss with the `missed` lifecycle event.
+    pub fn drop_notifications(&self, drop: bool) {
+        self.shared.subscriptions.dropping.store(drop, Ordering::Relaxed);
+    }
+
+    /// Sends the lifecycle event `event` (`reauthorizationRequired`, `subscriptionRemoved`,
+    /// `missed`) of subscription `id` to its lifecycle URL, as Graph does when it must revoke,
+    /// has removed, or could not deliver. `subscriptionRemoved` removes the subscription first.
+    /// Answers whether the subscriber accepted it.
+    pub async fn send_lifecycle_event(&self, id: &str, event: &str) -> Result<bool, GraphError> {
+        let (url, body) = self.shared.subscriptions.lifecycle(id, event, &self.shared.config.tenant_id)?;
+        Ok(self.shared.subscriptions.post("lifecycle", &url, &body, self.shared.trace()).await)
+    }
+
     /// Stops serving and waits for the accept loop to end.
     pub async fn shutdown(mut self) {
         let _ = self.stop.send(true);
         if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+        if let Some(task) = self.delivery.take() {
             let _ = task.await;
         }
     }

@@ -33,6 +33,10 @@ struct Args {
     /// The application's client secret (default: the demo secret).
     #[arg(long, env = "GRAPH_EMULATOR_CLIENT_SECRET")]
     client_secret: Option<String>,
+    /// A PEM certificate registered for the application: client assertions signed with its key
+    /// are accepted (certificate credentials) besides the secret.
+    #[arg(long)]
+    client_certificate: Option<PathBuf>,
     /// Seconds an access token is accepted.
     #[arg(long, default_value_t = 3599)]
     token_lifetime_secs: u64,
@@ -52,6 +56,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).init();
     let args = Args::parse();
     let defaults = GraphEmulatorConfig::default();
+    let client_certificate = match &args.client_certificate {
+        Some(file) => {
+            use rustls_pki_types::pem::PemObject as _;
+            let der = rustls_pki_types::CertificateDer::from_pem_file(file)
+                .map_err(|e| format!("{}: not a PEM certificate: {e}", file.display()))?;
+            Some(der.as_ref().to_vec())
+        }
+        None => None,
+    };
     let config = GraphEmulatorConfig {
         listen: args.listen,
         users: args.users,
@@ -59,6 +72,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         seed_contacts: args.contacts,
         client_id: args.client_id.unwrap_or(defaults.client_id.clone()),
         client_secret: args.client_secret.unwrap_or(defaults.client_secret.clone()),
+        client_certificate,
         token_lifetime: Duration::from_secs(args.token_lifetime_secs),
         max_concurrency: args.max_concurrency,
         latency: Duration::from_millis(args.latency_ms),

@@ -56,6 +56,8 @@ pub(crate) struct Shared {
     in_flight: Mutex<HashMap<String, usize>>,
     pub max_in_flight: AtomicUsize,
     trace: Option<TraceWriter>,
+    /// Change-notification subscriptions and their delivery.
+    pub subscriptions: crate::subscriptions::Subscriptions,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -77,7 +79,13 @@ impl Shared {
             in_flight: Mutex::new(HashMap::new()),
             max_in_flight: AtomicUsize::new(0),
             trace,
+            subscriptions: crate::subscriptions::Subscriptions::default(),
         }
+    }
+
+    /// Where exchanges are traced, if anywhere.
+    pub(crate) fn trace(&self) -> Option<&TraceWriter> {
+        self.trace.as_ref()
     }
 
     pub(crate) fn store(&self) -> std::sync::MutexGuard<'_, Store> {
@@ -213,6 +221,8 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Full<By
         .collect();
     let answer = if rel == "/$batch" && parts.method == hyper::Method::POST {
         batch(&shared, json_body.as_ref()).await
+    } else if rel == "/subscriptions" || rel.starts_with("/subscriptions/") {
+        subscription_route(&shared, parts.method.as_str(), rel, json_body.as_ref()).await
     } else {
         execute(&shared, parts.method.as_str(), &url, &headers, json_body.as_ref()).await
     };
@@ -221,6 +231,24 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Full<By
         t.record(parts.method.as_str(), &url, &route, answer.status, json_body.as_ref(), answer.body.as_ref());
     }
     to_http(answer)
+}
+
+/// `/subscriptions` and `/subscriptions/{id}` (not in `$batch`: the handshake is asynchronous).
+async fn subscription_route(shared: &Shared, method: &str, rel: &str, body: Option<&Value>) -> Answer {
+    let app = shared.config.client_id.as_str();
+    let subs = &shared.subscriptions;
+    let empty = json!({});
+    let body = body.unwrap_or(&empty);
+    let id = rel.strip_prefix("/subscriptions/").map(odata::percent_decode);
+    let result = match (method, id.as_deref()) {
+        ("POST", None) => subs.create(&shared.store, app, body).await.map(|v| Answer::json(201, v)),
+        ("GET", None) => Ok(Answer::json(200, subs.render_all(app))),
+        ("GET", Some(id)) => subs.get(id, app).map(|v| Answer::json(200, v)),
+        ("PATCH", Some(id)) => subs.renew(id, app, body).map(|v| Answer::json(200, v)),
+        ("DELETE", Some(id)) => subs.delete(id).map(|()| Answer::empty(204)),
+        (m, _) => Err(GraphError::new(405, "MethodNotAllowed", format!("{m} is not allowed here."))),
+    };
+    result.unwrap_or_else(|e| Answer::error(&e))
 }
 
 /// The route of a path for trace file names: ids replaced by `_`.
@@ -237,6 +265,7 @@ fn route_of(path: &str) -> String {
         "events",
         "instances",
         "calendarView",
+        "subscriptions",
     ];
     segments
         .iter()
@@ -281,7 +310,8 @@ fn form(body: &[u8]) -> BTreeMap<String, String> {
     odata::query_options(Some(&String::from_utf8_lossy(body)))
 }
 
-/// `POST /{tenant}/oauth2/v2.0/token`: client credentials with a secret.
+/// `POST /{tenant}/oauth2/v2.0/token`: client credentials with a secret or a client assertion
+/// signed with the registered certificate's key.
 fn token(shared: &Shared, path: &str, body: &[u8]) -> Response<Full<Bytes>> {
     shared.token_requests.fetch_add(1, Ordering::Relaxed);
     let fail = |status: u16, error: &str, description: &str| {
@@ -302,8 +332,29 @@ fn token(shared: &Shared, path: &str, body: &[u8]) -> Response<Full<Bytes>> {
     if f.get("client_id") != Some(&cfg.client_id) {
         return fail(400, "unauthorized_client", "AADSTS700016: Application not found in the directory.");
     }
-    if f.get("client_secret") != Some(&cfg.client_secret) {
-        return fail(401, "invalid_client", "AADSTS7000215: Invalid client secret provided.");
+    match f.get("client_assertion_type").map(String::as_str) {
+        Some(crate::client_assertion::ASSERTION_TYPE) => {
+            let Some(certificate) = &cfg.client_certificate else {
+                return fail(
+                    401,
+                    "invalid_client",
+                    "AADSTS700027: The certificate with identifier used to sign the client assertion is not registered on application.",
+                );
+            };
+            let audience = format!("{}{path}", shared.base);
+            let assertion = f.get("client_assertion").map(String::as_str).unwrap_or_default();
+            let now = chrono::Utc::now().timestamp();
+            if let Err(r) = crate::client_assertion::verify(assertion, certificate, &cfg.client_id, &audience, now) {
+                return fail(r.status, r.error, &r.description);
+            }
+        }
+        Some(other) => {
+            return fail(400, "invalid_request", &format!("AADSTS50027: Unsupported client_assertion_type '{other}'."));
+        }
+        None if f.get("client_secret") != Some(&cfg.client_secret) => {
+            return fail(401, "invalid_client", "AADSTS7000215: Invalid client secret provided.");
+        }
+        None => {}
     }
     if f.get("scope").map(String::as_str) != Some("https://graph.microsoft.com/.default") {
         return fail(400, "invalid_scope", "AADSTS1002012: The provided value for scope is not valid.");

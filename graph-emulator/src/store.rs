@@ -268,6 +268,12 @@ fn is_empty(ty: PropertyType, v: &Value) -> bool {
 }
 
 impl Store {
+    /// The number of the latest write (change notifications look for writes after the one
+    /// they last saw).
+    pub fn sequence(&self) -> u64 {
+        self.seq
+    }
+
     fn next_seq(&mut self) -> u64 {
         self.seq += 1;
         self.seq

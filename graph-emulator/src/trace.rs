@@ -56,4 +56,27 @@ impl TraceWriter {
         }
         self.full.lock().unwrap_or_else(|e| e.into_inner()).insert(key);
     }
+
+    /// Records a document the emulator sent (a notification to a subscriber), checked as a
+    /// value of the schema type `type_name` rather than through a URL.
+    pub fn record_typed(&self, type_name: &str, route: &str, body: &Value) {
+        let clean: String = route.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect();
+        let key = format!("graph-sent-{clean}");
+        if self.full.lock().unwrap_or_else(|e| e.into_inner()).contains(&key) {
+            return;
+        }
+        let doc = json!({"type": type_name, "body": body});
+        for k in 0..self.cap {
+            let path = self.dir.join(format!("{key}-{k:02}.json"));
+            match std::fs::OpenOptions::new().write(true).create_new(true).open(path) {
+                Ok(mut f) => {
+                    let _ = f.write_all(doc.to_string().as_bytes());
+                    return;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(_) => return,
+            }
+        }
+        self.full.lock().unwrap_or_else(|e| e.into_inner()).insert(key);
+    }
 }

@@ -75,3 +75,40 @@ def test_errors_unresolvable_urls_and_batch_parts_are_checked(tmp_path):
 def test_an_empty_trace_directory_fails(tmp_path):
     code, out = check(tmp_path)
     assert code == 1 and "no Graph exchanges were traced" in out
+
+
+NOTIFICATION = {
+    "subscriptionId": "0b7f3c52-1d7e-4c1a-9a65-3f1e2d4c5b6a", "subscriptionExpirationDateTime": "2030-01-01T00:00:00Z",
+    "changeType": "updated", "resource": "Users/u/Contacts/AAMk1", "clientState": "s",
+    "tenantId": "8f2e8a39-5c1d-4d7e-9d55-0c0ffee00001",
+    "resourceData": {"@odata.type": "#Microsoft.Graph.Contact", "@odata.id": "Users/u/Contacts/AAMk1", "id": "AAMk1"},
+}
+
+
+def sent(body):
+    return {"type": "microsoft.graph.changeNotificationCollection", "body": body}
+
+
+def test_notifications_and_subscriptions_are_checked(tmp_path):
+    subscription = {"method": "POST", "url": "/subscriptions", "status": 201,
+                    "request": {"changeType": "created,updated,deleted", "notificationUrl": "https://x/n",
+                                "resource": "users/a/contactFolders/F/contacts",
+                                "expirationDateTime": "2030-01-01T00:00:00.000Z", "clientState": "s"},
+                    "response": {"id": "0b7f3c52-1d7e-4c1a-9a65-3f1e2d4c5b6a", "changeType": "updated",
+                                 "notificationUrl": "https://x/n", "resource": "users/a/contacts",
+                                 "expirationDateTime": "2030-01-01T00:00:00Z"}}
+    lifecycle = {k: v for k, v in NOTIFICATION.items() if k not in ("changeType", "resourceData")}
+    code, out = check(tmp_path, subscription, sent({"value": [NOTIFICATION]}),
+                      sent({"value": [{**lifecycle, "lifecycleEvent": "missed"}]}))
+    assert code == 0, out
+
+
+@pytest.mark.parametrize("bad, expected", [
+    ({"changeType": "edited"}, "is not a valid microsoft.graph.changeType"),
+    ({"subscriptionId": "sub-1"}, "is not a valid Edm.Guid"),
+    ({"lifecycleEvent": "expired"}, "is not a valid microsoft.graph.lifecycleEventType"),
+    ({"clientSecret": "s"}, "property 'clientSecret' does not exist on microsoft.graph.changeNotification"),
+])
+def test_wrong_notifications_are_found(tmp_path, bad, expected):
+    code, out = check(tmp_path, sent({"value": [{**NOTIFICATION, **bad}]}))
+    assert code == 1 and expected in out, out

@@ -1,6 +1,7 @@
 """Microsoft's msgraph-sdk for Python, an independent Graph client, against the graph-emulator binary:
 create, read, update and delete of contacts and contact folders, entity tags (If-Match), delta round
-trips with paging, $batch, and single-value extended properties with $filter and $expand.
+trips with paging, $batch, single-value extended properties with $filter and $expand, and
+change-notification subscriptions (the validation handshake, a notification, renewal, deletion).
 
 Run from the repository root after `cargo build -p graph-emulator`:
 
@@ -428,4 +429,97 @@ def test_event_batch_and_origin_stamp_filter(emulator):
         found = await events.get(request_configuration=RequestConfiguration(query_parameters=query))
         assert [e.subject for e in found.value] == ["Batch 0"]
         assert found.value[0].single_value_extended_properties[0].value == "xsync1:8:cal:e-1"
+
+
+class NotificationReceiver:
+    """A subscriber's endpoint on loopback: echoes Graph's validation token as text/plain (or
+    refuses it when told to) and keeps the notification collections posted to it."""
+
+    def __init__(self, echo=True):
+        import http.server
+        import threading
+        from urllib.parse import parse_qs, urlparse
+
+        received = self.received = []
+        self.validations = 0
+        receiver = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                query = parse_qs(urlparse(self.path).query)
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                if "validationToken" in query:
+                    receiver.validations += 1
+                    token = query["validationToken"][0].encode() if echo else b"not the token"
+                    self.send_response(200)
+                    self.send_header("Content-Type", "text/plain")
+                    self.send_header("Content-Length", str(len(token)))
+                    self.end_headers()
+                    self.wfile.write(token)
+                    return
+                import json
+                received.append(json.loads(body))
+                self.send_response(202)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/notify"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+
+
+def test_subscriptions_validate_the_endpoint_and_notifications_arrive(emulator):
+    from datetime import datetime, timedelta, timezone
+
+    from msgraph.generated.models.subscription import Subscription
+
+    async def scenario():
+        client = graph(emulator)
+        folder = await new_folder(client, "carol@contoso.test")
+        receiver = NotificationReceiver()
+        try:
+            expiry = datetime.now(timezone.utc) + timedelta(hours=2)
+            resource = f"users/carol@contoso.test/contactFolders/{folder.id}/contacts"
+            made = await client.subscriptions.post(Subscription(
+                change_type="created,updated,deleted", notification_url=receiver.url,
+                lifecycle_notification_url=receiver.url, resource=resource,
+                expiration_date_time=expiry, client_state="sdk-state"))
+            assert made.id and made.resource == resource and made.client_state == "sdk-state"
+            assert receiver.validations == 2, "the notification and lifecycle URLs are both validated"
+            contacts = client.users.by_user_id("carol@contoso.test").contact_folders.by_contact_folder_id(folder.id).contacts
+            created = await contacts.post(jane(7))
+            for _ in range(100):
+                if receiver.received:
+                    break
+                await asyncio.sleep(0.05)
+            note = receiver.received[0]["value"][0]
+            assert note["subscriptionId"] == made.id and note["clientState"] == "sdk-state"
+            assert note["changeType"] == "created" and note["resourceData"]["id"] == created.id
+            renewed = await client.subscriptions.by_subscription_id(made.id).patch(
+                Subscription(expiration_date_time=expiry + timedelta(hours=1)))
+            assert renewed.expiration_date_time > made.expiration_date_time
+            await client.subscriptions.by_subscription_id(made.id).delete()
+            with pytest.raises(ODataError) as gone:
+                await client.subscriptions.by_subscription_id(made.id).get()
+            assert gone.value.response_status_code == 404
+        finally:
+            receiver.close()
+
+        refusing = NotificationReceiver(echo=False)
+        try:
+            with pytest.raises(ODataError) as refused:
+                await client.subscriptions.post(Subscription(
+                    change_type="updated", notification_url=refusing.url, resource=resource,
+                    expiration_date_time=datetime.now(timezone.utc) + timedelta(minutes=30)))
+            assert refused.value.response_status_code == 400
+            assert refused.value.error.code == "ValidationError"
+        finally:
+            refusing.close()
     run(scenario())

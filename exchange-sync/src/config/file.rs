@@ -142,6 +142,7 @@ struct RawService {
     pull_interval_ms: Option<u64>,
     retry: Option<RawRetry>,
     http: Option<Spanned<RawHttp>>,
+    graph_notification_url: Option<Spanned<String>>,
     log: Option<Spanned<RawLog>>,
 }
 
@@ -188,6 +189,7 @@ enum RawAuthScheme {
     Negotiate,
     Oauth2,
     ClientSecret,
+    ClientCertificate,
     None,
 }
 
@@ -218,6 +220,8 @@ struct RawConnection {
     client_secret: Option<Spanned<String>>,
     client_secret_env: Option<Spanned<String>>,
     client_secret_file: Option<Spanned<PathBuf>>,
+    client_certificate_file: Option<Spanned<PathBuf>>,
+    client_key_file: Option<Spanned<PathBuf>>,
     impersonation: Option<Spanned<bool>>,
     tls: Option<Spanned<RawTls>>,
 }
@@ -443,6 +447,13 @@ impl Converter {
         let client_secret =
             self.secret(&path, "client_secret", c.client_secret, c.client_secret_env, c.client_secret_file);
         let scheme_span = c.auth.span();
+        if let Some(file) = c.client_certificate_file.as_ref().or(c.client_key_file.as_ref()) {
+            self.error(
+                file.span(),
+                &path,
+                "client_certificate_file and client_key_file belong to auth = \"client_certificate\" (kind = \"graph\")",
+            );
+        }
         if client_secret.is_some() && !matches!(*c.auth.get_ref(), RawAuthScheme::ClientSecret) {
             self.error(
                 scheme_span.clone(),
@@ -494,11 +505,18 @@ impl Converter {
                 });
                 Auth::OAuth2 { token }
             }
-            RawAuthScheme::ClientSecret => {
+            RawAuthScheme::ClientSecret | RawAuthScheme::ClientCertificate => {
+                let name = if matches!(*c.auth.get_ref(), RawAuthScheme::ClientSecret) {
+                    "client_secret"
+                } else {
+                    "client_certificate"
+                };
                 self.error(
                     scheme_span.clone(),
                     &path,
-                    "auth = \"client_secret\" is Microsoft Graph's; add kind = \"graph\" (EWS takes basic, ntlm, oauth2 or none)",
+                    format!(
+                        "auth = \"{name}\" is Microsoft Graph's; add kind = \"graph\" (EWS takes basic, ntlm, oauth2 or none)"
+                    ),
                 );
                 Auth::None
             }
@@ -547,11 +565,13 @@ impl Converter {
             None => GRAPH_PUBLIC_CLOUD.to_owned(),
         };
         let scheme_span = c.auth.span();
-        if !matches!(*c.auth.get_ref(), RawAuthScheme::ClientSecret) {
+        let certificate_auth = matches!(*c.auth.get_ref(), RawAuthScheme::ClientCertificate);
+        if !matches!(*c.auth.get_ref(), RawAuthScheme::ClientSecret | RawAuthScheme::ClientCertificate) {
             self.error(
                 scheme_span.clone(),
                 &format!("{path}.auth"),
-                "a kind = \"graph\" connection authenticates as an application: auth = \"client_secret\"",
+                "a kind = \"graph\" connection authenticates as an application: auth = \"client_secret\" or \
+                 auth = \"client_certificate\"",
             );
         }
         let mut required = |key: &str, value: Option<Spanned<String>>| match value {
@@ -578,6 +598,56 @@ impl Converter {
             None => AUTHORITY_PUBLIC_CLOUD.to_owned(),
         };
         let secret = self.secret(path, "client_secret", c.client_secret, c.client_secret_env, c.client_secret_file);
+        let files = (c.client_certificate_file, c.client_key_file);
+        let file_span = files.0.as_ref().or(files.1.as_ref()).map(Spanned::span);
+        if let (Some(span), Some(_)) = (file_span.clone(), &secret) {
+            self.error(
+                span,
+                &format!("{path}.client_certificate_file"),
+                "give a client secret or a certificate, not both: remove client_secret* or client_certificate_file \
+                 and client_key_file",
+            );
+        } else if let (Some(span), false) = (file_span, certificate_auth) {
+            self.error(
+                span,
+                &format!("{path}.client_certificate_file"),
+                "client_certificate_file and client_key_file belong to auth = \"client_certificate\"",
+            );
+        }
+        if certificate_auth {
+            let mut file = |key: &str, value: Option<Spanned<PathBuf>>| match value {
+                Some(v) => {
+                    self.note(&format!("{path}.{key}"), &v);
+                    v.into_inner()
+                }
+                None => {
+                    self.error(
+                        scheme_span.clone(),
+                        &format!("{path}.{key}"),
+                        format!(
+                            "auth = \"client_certificate\" needs client_certificate_file and client_key_file (PEM), \
+                             {key} is missing"
+                        ),
+                    );
+                    PathBuf::new()
+                }
+            };
+            let certificate_file = file("client_certificate_file", files.0);
+            let key_file = file("client_key_file", files.1);
+            if let Some(tls) = &c.tls {
+                self.error(
+                    tls.span(),
+                    &format!("{path}.tls"),
+                    "tls options are not supported on kind = \"graph\" connections yet (the system's trust store is used)",
+                );
+            }
+            let authority = format!("{}/{}", host.trim_end_matches('/'), tenant);
+            return Connection::graph(
+                id,
+                url,
+                Auth::ClientCertificate { authority, client_id, certificate_file, key_file },
+            );
+        }
         let secret = secret.unwrap_or_else(|| {
             self.error(
                 scheme_span.clone(),
@@ -1054,6 +1124,10 @@ impl Converter {
             } else {
                 StateLocation::Sqlite(PathBuf::from(state))
             };
+        }
+        if let Some(url) = raw.graph_notification_url {
+            self.note("service.graph_notification_url", &url);
+            s.graph_notification_url = Some(url.into_inner());
         }
         if let Some(ms) = raw.debounce_ms {
             s.debounce = Duration::from_millis(ms);

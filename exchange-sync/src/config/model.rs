@@ -120,6 +120,11 @@ pub struct ServiceSettings {
     pub pull_interval: Duration,
     /// The status page, `/metrics` and `/healthz` (off unless configured).
     pub http: Option<HttpSettings>,
+    /// The public HTTPS URL where Microsoft Graph can post change notifications
+    /// (`graph_notification_url`), forwarded (e.g. by a reverse proxy) to the same path on the
+    /// HTTP listener ([`ServiceSettings::http`]). With it, Graph folders are watched through
+    /// subscriptions; without it (or when subscribing fails) their delta links are polled.
+    pub graph_notification_url: Option<String>,
     /// The service's log.
     pub log: LogSettings,
 }
@@ -186,6 +191,7 @@ impl Default for ServiceSettings {
             shutdown_grace: Duration::from_secs(10),
             pull_interval: Duration::from_secs(2),
             http: None,
+            graph_notification_url: None,
             log: LogSettings::default(),
         }
     }
@@ -271,6 +277,19 @@ pub enum Auth {
         /// The client secret.
         secret: Secret,
     },
+    /// App-only OAuth2 for Microsoft Graph with a certificate: the application signs a client
+    /// assertion with the certificate's private key instead of sending a secret (the certificate
+    /// is uploaded to the app registration; the key stays in a file only the service reads).
+    ClientCertificate {
+        /// `{authority host}/{tenant}`, as for [`Auth::ClientSecret`].
+        authority: String,
+        /// The application (client) id.
+        client_id: String,
+        /// The PEM certificate (`client_certificate_file`).
+        certificate_file: PathBuf,
+        /// Its PEM private key, PKCS#8 or PKCS#1 RSA (`client_key_file`).
+        key_file: PathBuf,
+    },
     /// No authentication (an authenticating proxy, or a test server).
     None,
 }
@@ -284,6 +303,7 @@ impl Auth {
             Auth::Negotiate { .. } => "negotiate",
             Auth::OAuth2 { .. } => "oauth2",
             Auth::ClientSecret { .. } => "client_secret",
+            Auth::ClientCertificate { .. } => "client_certificate",
             Auth::None => "none",
         }
     }
@@ -295,7 +315,7 @@ impl Auth {
             Auth::Negotiate { password, .. } => password.as_ref(),
             Auth::OAuth2 { token } => Some(token),
             Auth::ClientSecret { secret, .. } => Some(secret),
-            Auth::None => None,
+            Auth::ClientCertificate { .. } | Auth::None => None,
         }
     }
 }

@@ -257,6 +257,36 @@ pub fn validate_with(config: &Config, secrets: Secrets) -> Result<Vec<Diagnostic
         }
     }
 
+    if let Some(url) = &s.graph_notification_url {
+        let key = "service.graph_notification_url";
+        let host = url.split_once("://").map(|(_, r)| r.split(['/', ':', '?']).next().unwrap_or_default());
+        let loopback = matches!(host, Some("127.0.0.1" | "localhost" | "[::1]"));
+        let accepted = url.starts_with("https://") || (url.starts_with("http://") && loopback);
+        if !accepted {
+            f.error(key, format!("{url:?}: Microsoft Graph posts notifications only to a public https:// URL"));
+        }
+        let path = exchange_sync_graph::NotificationSettings::new(url.clone()).path();
+        if path == "/" || path.starts_with("/api/") || ["/healthz", "/metrics"].contains(&path.as_str()) {
+            f.error(
+                key,
+                format!(
+                    "the path {path} is the status page's; give the notification URL a path of its own, e.g. \
+                     https://sync.contoso.com/graph/notify"
+                ),
+            );
+        }
+        if s.http.is_none() {
+            f.error(
+                key,
+                "notifications are received by the service's HTTP listener: add [service.http] (listen = \"127.0.0.1:9464\") \
+                 and forward the URL's path to it",
+            );
+        }
+        if !config.connections.iter().any(|c| c.is_graph()) {
+            f.warning(key, "no connection is of kind \"graph\": nothing subscribes");
+        }
+    }
+
     let mut connection_ids = BTreeSet::new();
     for (i, c) in config.connections.iter().enumerate() {
         let path = format!("connections[{i}]");
@@ -286,7 +316,8 @@ pub fn validate_with(config: &Config, secrets: Secrets) -> Result<Vec<Diagnostic
             _ => {}
         }
         match (&c.endpoint, &c.auth) {
-            (Endpoint::Graph(_), Auth::ClientSecret { authority, client_id, .. }) => {
+            (Endpoint::Graph(_), Auth::ClientSecret { authority, client_id, .. })
+            | (Endpoint::Graph(_), Auth::ClientCertificate { authority, client_id, .. }) => {
                 if client_id.trim().is_empty() {
                     f.error(format!("{path}.client_id"), "a Graph connection needs the application (client) id");
                 }
@@ -296,11 +327,17 @@ pub fn validate_with(config: &Config, secrets: Secrets) -> Result<Vec<Diagnostic
             }
             (Endpoint::Graph(_), other) => f.error(
                 format!("{path}.auth"),
-                format!("a Graph connection authenticates as an application (client_secret), not with {}", other.scheme()),
+                format!(
+                    "a Graph connection authenticates as an application (client_secret or client_certificate), not with {}",
+                    other.scheme()
+                ),
             ),
-            (_, Auth::ClientSecret { .. }) => f.error(
+            (_, Auth::ClientSecret { .. } | Auth::ClientCertificate { .. }) => f.error(
                 format!("{path}.auth"),
-                "client_secret authentication is Microsoft Graph's; an EWS connection takes basic, ntlm, oauth2 or none",
+                format!(
+                    "{} authentication is Microsoft Graph's; an EWS connection takes basic, ntlm, oauth2 or none",
+                    c.auth.scheme()
+                ),
             ),
             _ => {}
         }
