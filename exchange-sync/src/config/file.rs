@@ -20,7 +20,7 @@ use toml::Spanned;
 use crate::config::model::{
     AUTHORITY_PUBLIC_CLOUD, Auth, Config, Connection, Endpoint, GRAPH_PUBLIC_CLOUD, GroupConfig, HttpSettings,
     HubFolder, LeavePolicy, LogRotation, LogSettings, MemberConfig, MemberSource, PostgresState, RetrySettings,
-    ServiceSettings, StateLocation, TargetFolder, TlsOptions, WellKnownFolder, is_postgres_url,
+    ServiceSettings, StateLocation, TargetFolder, TlsOptions, is_postgres_url,
 };
 use crate::config::secret::Secret;
 use crate::config::validate::{ConfigError, Diagnostic, Location, Secrets, Severity, validate_with};
@@ -839,32 +839,12 @@ impl Converter {
     fn target(&mut self, path: &str, raw: Spanned<String>) -> TargetFolder {
         self.note(path, &raw);
         let span = raw.span();
-        let text = raw.into_inner();
-        let (parent, name) = match text.split_once('/') {
-            Some((parent, name)) => (parent, Some(name.trim())),
-            None => (text.as_str(), None),
-        };
-        let parent = match parent.trim().to_ascii_lowercase().as_str() {
-            "contacts" => WellKnownFolder::Contacts,
-            "calendar" => WellKnownFolder::Calendar,
-            "tasks" => WellKnownFolder::Tasks,
-            "notes" => WellKnownFolder::Notes,
-            other => {
-                self.error(
-                    span,
-                    path,
-                    format!("unknown folder {other:?}: expected contacts, calendar, tasks or notes, optionally followed by /Folder Name"),
-                );
-                WellKnownFolder::Contacts
+        match raw.into_inner().parse() {
+            Ok(target) => target,
+            Err(message) => {
+                self.error(span, path, message);
+                TargetFolder::default()
             }
-        };
-        match name {
-            Some("") => {
-                self.error(self.span_of(path).unwrap_or_default(), path, "the folder name after / must not be empty");
-                TargetFolder::WellKnown(parent)
-            }
-            Some(name) => TargetFolder::Named { parent, name: name.to_owned() },
-            None => TargetFolder::WellKnown(parent),
         }
     }
 

@@ -13,12 +13,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use exchange_sync::config::{
-    Auth, Config, Connection, Endpoint, GroupConfig, HubFolder, MemberConfig, Secret, StateLocation, TargetFolder,
-    TlsOptions, WellKnownFolder,
+    Auth, Config, Connection, Endpoint, GroupConfig, HubFolder, MemberConfig, Secret, StateLocation,
+    TlsOptions,
 };
 use exchange_sync_core::{ConflictPolicy, Direction, MassDeleteGuard};
 
-use crate::errors::{Diagnostic, ExchangeSyncError};
+use exchange_sync_bindings::service::parse_target;
+use exchange_sync_bindings::{BindingError, Diagnostic};
+
+use crate::errors::ExchangeSyncError;
 
 /// Where a password or token comes from. Prefer `Env` or `File` outside tests: the value then
 /// never sits in a script or a configuration.
@@ -179,31 +182,8 @@ pub struct ServiceOptions {
     pub shutdown_grace_secs: u64,
 }
 
-/// Parses a target folder: `contacts`, `calendar`, `tasks`, `notes`, optionally `/Folder Name`.
-pub fn parse_target(path: &str, text: &str) -> Result<TargetFolder, ExchangeSyncError> {
-    let (parent, name) = match text.split_once('/') {
-        Some((parent, name)) => (parent, Some(name.trim())),
-        None => (text, None),
-    };
-    let parent = match parent.trim().to_ascii_lowercase().as_str() {
-        "contacts" => WellKnownFolder::Contacts,
-        "calendar" => WellKnownFolder::Calendar,
-        "tasks" => WellKnownFolder::Tasks,
-        "notes" => WellKnownFolder::Notes,
-        other => {
-            return Err(ExchangeSyncError::invalid(
-                path,
-                format!(
-                    "unknown folder {other:?}: expected contacts, calendar, tasks or notes, optionally followed by /Folder Name"
-                ),
-            ));
-        }
-    };
-    match name {
-        Some("") => Err(ExchangeSyncError::invalid(path, "the folder name after / must not be empty")),
-        Some(name) => Ok(TargetFolder::Named { parent, name: name.to_owned() }),
-        None => Ok(TargetFolder::WellKnown(parent)),
-    }
+fn invalid(path: impl Into<String>, message: impl Into<String>) -> ExchangeSyncError {
+    BindingError::invalid(path, message).into()
 }
 
 fn connection(c: ConnectionSettings, index: usize) -> Result<Connection, ExchangeSyncError> {
@@ -212,12 +192,12 @@ fn connection(c: ConnectionSettings, index: usize) -> Result<Connection, Exchang
         c.password
             .clone()
             .map(Secret::from)
-            .ok_or_else(|| ExchangeSyncError::invalid(format!("{path}.password"), format!("{what} needs a password")))
+            .ok_or_else(|| invalid(format!("{path}.password"), format!("{what} needs a password")))
     };
     let user = || {
         c.username
             .clone()
-            .ok_or_else(|| ExchangeSyncError::invalid(format!("{path}.username"), "this scheme needs a username"))
+            .ok_or_else(|| invalid(format!("{path}.username"), "this scheme needs a username"))
     };
     let auth = match c.auth {
         AuthScheme::Basic => Auth::Basic { username: user()?, password: secret("basic authentication")? },
@@ -300,7 +280,7 @@ impl Configuration {
             settings.state = match s.state.as_str() {
                 "memory" => StateLocation::Memory,
                 url if exchange_sync::config::is_postgres_url(url) => {
-                    return Err(ExchangeSyncError::invalid(
+                    return Err(invalid(
                         "service.state",
                         "a PostgreSQL state (worker, lease, password source) is configured in a configuration file: \
                          Configuration.FromToml(text)",

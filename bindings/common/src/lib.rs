@@ -1,0 +1,28 @@
+//! # exchange-sync-bindings
+//!
+//! What the Python (`bindings/python`, pyo3) and .NET (`bindings/dotnet/facade`, uniffi)
+//! bindings share, written once and free of either language: each binding adds only its
+//! language's attributes and idioms (exception classes, awaitables, callbacks, naming).
+//!
+//! - [`service`]: connecting, the service held by a binding object, its background run, item
+//!   folders opened through its connections, target parsing.
+//! - [`runtime`]: the tokio runtime, blocking and spawned calls, the re-entry guard, shutdown.
+//! - [`events`]: the event pump that feeds a callback while an operation runs, and the stream
+//!   that hands events out one at a time.
+//! - [`error`]: the error kind (the core's, as an enum) with retryability, message and context.
+//! - [`records`]: reports, status, conflicts, progress events and folders, as both hand them over.
+//! - [`items`]: item kinds by name, new items, and the edit `update` applies.
+//! - [`logging`]: `tracing` events forwarded to a language's logging.
+//! - `testing` (feature `testing`): the EWS emulator in process.
+
+pub mod error;
+pub mod events;
+pub mod items;
+pub mod logging;
+pub mod records;
+pub mod runtime;
+pub mod service;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use error::{BindingError, Diagnostic, ErrorContext, ErrorInfo, ErrorKind, Result};
