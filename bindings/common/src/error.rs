@@ -213,7 +213,10 @@ impl ErrorInfo {
             operation: report.operation.clone(),
             ..ErrorContext::default()
         };
-        ErrorInfo { retryable: report.retryable, ..Self::new(ErrorKind::from_name(&report.kind), &report.message, context) }
+        ErrorInfo {
+            retryable: report.retryable,
+            ..Self::new(ErrorKind::from_name(&report.kind), &report.message, context)
+        }
     }
 
     fn of_config(e: &ConfigError) -> Self {

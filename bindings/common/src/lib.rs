@@ -9,12 +9,15 @@
 //! - [`runtime`]: the tokio runtime, blocking and spawned calls, the re-entry guard, shutdown.
 //! - [`events`]: the event pump that feeds a callback while an operation runs, and the stream
 //!   that hands events out one at a time.
+//! - [`config`]: configuration parts from keyword arguments or record fields, through the TOML
+//!   file format's serde path.
 //! - [`error`]: the error kind (the core's, as an enum) with retryability, message and context.
 //! - [`records`]: reports, status, conflicts, progress events and folders, as both hand them over.
 //! - [`items`]: item kinds by name, new items, and the edit `update` applies.
 //! - [`logging`]: `tracing` events forwarded to a language's logging.
 //! - `testing` (feature `testing`): the EWS emulator in process.
 
+pub mod config;
 pub mod error;
 pub mod events;
 pub mod items;

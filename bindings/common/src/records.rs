@@ -241,9 +241,7 @@ impl RunReport {
     /// The first error of the first group that has one, with that group's id: what
     /// `raise_for_errors` (Python) and `ThrowIfFailed` (.NET) raise.
     pub fn first_error(&self) -> Option<crate::error::ErrorInfo> {
-        self.groups
-            .iter()
-            .find_map(|g| g.first_error().map(|e| crate::error::ErrorInfo::of_report(e, Some(&g.group))))
+        self.groups.iter().find_map(|g| g.first_error().map(|e| crate::error::ErrorInfo::of_report(e, Some(&g.group))))
     }
 }
 

@@ -91,7 +91,11 @@ impl Service {
     }
 
     /// Opens a public folder by its `/`-separated path through `connection` (none: the first).
-    pub fn public_folder(&self, path: String, connection: Option<String>) -> Result<impl Future<Output = Result<ItemFolder>> + Send + 'static> {
+    pub fn public_folder(
+        &self,
+        path: String,
+        connection: Option<String>,
+    ) -> Result<impl Future<Output = Result<ItemFolder>> + Send + 'static> {
         open_public_folder(self.folders(), self.connection(connection)?, path)
     }
 

@@ -56,8 +56,16 @@ impl Config {
         Self::parse(text, file, Secrets::Check)
     }
 
-    fn parse(text: &str, file: Option<&Path>, secrets: Secrets) -> Result<LoadedConfig, ConfigError> {
-        let positions = Positions { text, file: file.map(Path::to_path_buf) };
+    /// Reads a part of a configuration (a `[service]` table, a connection, a group with its
+    /// members) written as TOML, with every check of the format's keys and values but without
+    /// validating the configuration as a whole (references between parts, secrets). The
+    /// bindings build their configuration objects from keyword arguments or records this way,
+    /// so that a key of the file format needs no code of its own there.
+    pub fn parse_part(text: &str) -> Result<Config, ConfigError> {
+        Self::convert(text, &Positions { text, file: None }).map(|(config, _)| config)
+    }
+
+    fn convert(text: &str, positions: &Positions<'_>) -> Result<(Config, Converter), ConfigError> {
         let raw: RawConfig = toml::from_str(text).map_err(|e| {
             let location = e.span().map(|span| positions.locate(span.start));
             ConfigError::single("", e.message().trim().to_owned(), location)
@@ -65,8 +73,7 @@ impl Config {
         let mut conv = Converter::default();
         let config = conv.config(raw);
         if !conv.errors.is_empty() {
-            let diagnostics = conv
-                .errors
+            let diagnostics = std::mem::take(&mut conv.errors)
                 .into_iter()
                 .map(|(span, path, message)| Diagnostic {
                     severity: Severity::Error,
@@ -78,6 +85,12 @@ impl Config {
                 .collect();
             return Err(ConfigError { diagnostics });
         }
+        Ok((config, conv))
+    }
+
+    fn parse(text: &str, file: Option<&Path>, secrets: Secrets) -> Result<LoadedConfig, ConfigError> {
+        let positions = Positions { text, file: file.map(Path::to_path_buf) };
+        let (config, conv) = Self::convert(text, &positions)?;
         let place = |mut d: Diagnostic| {
             d.location = conv.span_of(&d.path).map(|span| positions.locate(span.start));
             if let Some(related) = d.related.as_mut() {

@@ -13,8 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use exchange_sync::config::{
-    Auth, Config, Connection, Endpoint, GroupConfig, HubFolder, MemberConfig, Secret, StateLocation,
-    TlsOptions,
+    Auth, Config, Connection, Endpoint, GroupConfig, HubFolder, MemberConfig, Secret, StateLocation, TlsOptions,
 };
 use exchange_sync_core::{ConflictPolicy, Direction, MassDeleteGuard};
 
@@ -194,11 +193,7 @@ fn connection(c: ConnectionSettings, index: usize) -> Result<Connection, Exchang
             .map(Secret::from)
             .ok_or_else(|| invalid(format!("{path}.password"), format!("{what} needs a password")))
     };
-    let user = || {
-        c.username
-            .clone()
-            .ok_or_else(|| invalid(format!("{path}.username"), "this scheme needs a username"))
-    };
+    let user = || c.username.clone().ok_or_else(|| invalid(format!("{path}.username"), "this scheme needs a username"));
     let auth = match c.auth {
         AuthScheme::Basic => Auth::Basic { username: user()?, password: secret("basic authentication")? },
         AuthScheme::Ntlm => Auth::Ntlm { username: user()?, password: secret("NTLM")? },

@@ -72,7 +72,11 @@ impl SyncService {
 
     /// One pass of each selected group, delivering its progress events to `listener` on the
     /// calling thread before this returns.
-    pub fn run_once_with_progress(&self, options: RunOptions, listener: Box<dyn ProgressListener>) -> Result<RunReport> {
+    pub fn run_once_with_progress(
+        &self,
+        options: RunOptions,
+        listener: Box<dyn ProgressListener>,
+    ) -> Result<RunReport> {
         let service = self.0.inner().clone();
         let mut pump = EventPump::new(service.subscribe(), Some(Listener(listener)));
         block_on(async move { pump.pump_until(svc::pass(service, options.into(), false)).await })
