@@ -24,7 +24,8 @@ pub struct Part {
 }
 
 impl Part {
-    /// A part whose findings are reported under `label`, found at `path` in the document.
+    /// A part whose findings are reported under `label` (none: at the keyword alone), found at
+    /// `path` in the document.
     pub fn new(label: impl Into<String>, path: impl Into<String>) -> Self {
         Part { label: label.into(), path: path.into(), text: String::new(), keywords: Vec::new() }
     }
@@ -81,6 +82,7 @@ impl Part {
         let by_path = d.path.strip_prefix(&self.path).map(|rest| rest.trim_start_matches('.').to_owned());
         let keyword = by_line.or(by_path).filter(|k| !k.is_empty());
         d.path = match keyword {
+            Some(k) if self.label.is_empty() => k,
             Some(k) => format!("{}.{k}", self.label),
             None => self.label.clone(),
         };
