@@ -4,8 +4,9 @@
 //! bindings share, written once and free of either language: each binding adds only its
 //! language's attributes and idioms (exception classes, awaitables, callbacks, naming).
 //!
-//! - [`service`]: connecting, the service held by a binding object, its background run, item
-//!   folders opened through its connections, target parsing.
+//! - [`service`]: connecting, the service held by a binding object, its background run;
+//!   [`folders`]: the folders of a configuration's connections for item scripting, and the one
+//!   way to read a target folder argument.
 //! - [`runtime`]: the tokio runtime, blocking and spawned calls, the re-entry guard, shutdown.
 //! - [`events`]: the event pump that feeds a callback while an operation runs, and the stream
 //!   that hands events out one at a time.
@@ -20,6 +21,7 @@
 pub mod config;
 pub mod error;
 pub mod events;
+pub mod folders;
 pub mod items;
 pub mod logging;
 pub mod records;

@@ -2,21 +2,20 @@
 //! connections (for item scripting), and the real-time run started in the background.
 
 use std::future::Future;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Mutex, PoisonError};
 
-use exchange_sync::config::TargetFolder;
-use exchange_sync::{Config, EwsFolders, ItemFolder, RunOptions, SyncService};
+use exchange_sync::{Config, RunOptions, SyncService};
 use tokio::task::JoinHandle;
 
 use crate::error::{BindingError, Result};
+use crate::folders::Folders;
 use crate::records::{ConflictEntry, GroupStatus, RunReport};
 use crate::runtime::{self, RuntimeUser};
 
 /// A connected service.
 pub struct Service {
     inner: SyncService,
-    folders: Arc<EwsFolders>,
-    connections: Vec<String>,
+    folders: Folders,
     background: Mutex<Option<JoinHandle<exchange_sync::Result<()>>>>,
     _runtime: RuntimeUser,
 }
@@ -26,11 +25,10 @@ impl Service {
     /// state store.
     pub async fn connect(config: Config) -> Result<Self> {
         let runtime = RuntimeUser::new();
-        let folders = Arc::new(EwsFolders::connect(&config).await?);
+        let folders = Folders::connect(&config).await?;
         let store = SyncService::open_store(&config).await?;
-        let connections = config.connections.iter().map(|c| c.id.clone()).collect();
-        let inner = SyncService::new(config, folders.clone(), store)?;
-        Ok(Service { inner, folders, connections, background: Mutex::new(None), _runtime: runtime })
+        let inner = SyncService::new(config, folders.inner.clone(), store)?;
+        Ok(Service { inner, folders, background: Mutex::new(None), _runtime: runtime })
     }
 
     /// The Rust service (a cheap handle: clone it into a future).
@@ -38,14 +36,9 @@ impl Service {
         &self.inner
     }
 
-    /// The folders of the service's connections.
-    pub fn folders(&self) -> Arc<EwsFolders> {
-        Arc::clone(&self.folders)
-    }
-
-    /// The connection ids, in configuration order (the first is the default of item scripting).
-    pub fn connections(&self) -> &[String] {
-        &self.connections
+    /// The folders of the service's connections, for item scripting.
+    pub fn folders(&self) -> &Folders {
+        &self.folders
     }
 
     /// The group ids, in configuration order.
@@ -82,34 +75,6 @@ impl Service {
             None => Ok(()),
         }
     }
-
-    /// The connection named, or the first one.
-    pub fn connection(&self, connection: Option<String>) -> Result<String> {
-        connection
-            .or_else(|| self.connections.first().cloned())
-            .ok_or_else(|| BindingError::invalid("connections", "the configuration has no connection"))
-    }
-
-    /// Opens a public folder by its `/`-separated path through `connection` (none: the first).
-    pub fn public_folder(
-        &self,
-        path: String,
-        connection: Option<String>,
-    ) -> Result<impl Future<Output = Result<ItemFolder>> + Send + 'static> {
-        open_public_folder(self.folders(), self.connection(connection)?, path)
-    }
-
-    /// Opens a folder of a mailbox (`contacts`, `contacts/Company Contacts`, ...) through
-    /// `connection` (none: the first), created when missing if `create` is set.
-    pub fn mailbox_folder(
-        &self,
-        mailbox: String,
-        folder: &str,
-        create: bool,
-        connection: Option<String>,
-    ) -> Result<impl Future<Output = Result<ItemFolder>> + Send + 'static> {
-        open_mailbox_folder(self.folders(), self.connection(connection)?, mailbox, folder, create)
-    }
 }
 
 impl Drop for Service {
@@ -120,34 +85,6 @@ impl Drop for Service {
             self.inner.shutdown();
         }
     }
-}
-
-/// Opens a public folder through `connection` (the future runs on the runtime).
-pub fn open_public_folder(
-    folders: Arc<EwsFolders>,
-    connection: String,
-    path: String,
-) -> Result<impl Future<Output = Result<ItemFolder>> + Send + 'static> {
-    Ok(async move { Ok(folders.open_public_folder(&connection, &path).await?) })
-}
-
-/// Opens a folder of a mailbox through `connection`; the folder is checked before anything
-/// goes to the server.
-pub fn open_mailbox_folder(
-    folders: Arc<EwsFolders>,
-    connection: String,
-    mailbox: String,
-    folder: &str,
-    create: bool,
-) -> Result<impl Future<Output = Result<ItemFolder>> + Send + 'static> {
-    let target = parse_target("folder", folder)?;
-    Ok(async move { Ok(folders.open_mailbox_folder(&connection, &mailbox, &target, create).await?) })
-}
-
-/// Reads a target folder (`contacts`, `contacts/Company Contacts`, ...); an invalid one is a
-/// configuration error at `path` (the argument's name).
-pub fn parse_target(path: &str, text: &str) -> Result<TargetFolder> {
-    text.parse().map_err(|message: String| BindingError::invalid(path, message))
 }
 
 /// One pass of each selected group, or the dry run of it.

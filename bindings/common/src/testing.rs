@@ -5,15 +5,15 @@
 //! to `EWS_TRACE_DIR` when that variable is set and the caller names no directory.
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Mutex, PoisonError};
 
 use ews_emulator::{Emulator, EmulatorConfig, Fault, RunningEmulator};
+use exchange_sync::ItemFolder;
 use exchange_sync::config::{Auth, Config, Connection, Secret};
-use exchange_sync::{EwsFolders, ItemFolder};
 
 use crate::error::{BindingError, Result};
+use crate::folders::Folders;
 use crate::runtime::{self, RuntimeUser};
-use crate::service::{open_mailbox_folder, open_public_folder};
 
 /// The id of the admin connection the emulator's own folders are opened through.
 const ADMIN_CONNECTION: &str = "emulator-admin";
@@ -32,7 +32,7 @@ pub struct TestEmulator {
     /// The user mailboxes' addresses.
     pub users: Vec<String>,
     /// The admin connection, opened on first use of the emulator's own folders.
-    folders: Mutex<Option<Arc<EwsFolders>>>,
+    folders: Mutex<Option<Folders>>,
     _runtime: RuntimeUser,
 }
 
@@ -111,25 +111,25 @@ impl TestEmulator {
         Ok(())
     }
 
-    fn folders(&self) -> Result<Arc<EwsFolders>> {
+    fn folders(&self) -> Result<Folders> {
         let mut slot = self.folders.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(f) = slot.as_ref() {
-            return Ok(Arc::clone(f));
+            return Ok(f.clone());
         }
         let config = Config { connections: vec![self.connection(ADMIN_CONNECTION.into())], ..Config::default() };
-        let folders = Arc::new(runtime::block_on(async move { Ok(EwsFolders::connect(&config).await?) })?);
-        *slot = Some(Arc::clone(&folders));
+        let folders = runtime::block_on(async move { Folders::connect(&config).await })?;
+        *slot = Some(folders.clone());
         Ok(folders)
     }
 
     /// Opens a public folder as the admin, to edit items as a user would (without a service).
     pub fn public_folder(&self, path: String) -> Result<ItemFolder> {
-        runtime::block_on(open_public_folder(self.folders()?, ADMIN_CONNECTION.into(), path)?)
+        runtime::block_on(self.folders()?.public_folder(path, None)?)
     }
 
     /// Opens a folder of a user's mailbox as the admin (impersonating the user).
     pub fn mailbox_folder(&self, mailbox: String, folder: &str, create: bool) -> Result<ItemFolder> {
-        runtime::block_on(open_mailbox_folder(self.folders()?, ADMIN_CONNECTION.into(), mailbox, folder, create)?)
+        runtime::block_on(self.folders()?.mailbox_folder(mailbox, folder, create, None)?)
     }
 }
 

@@ -24,6 +24,8 @@ use exchange_sync_bindings::{BindingError, ErrorInfo, ErrorKind};
 use pyo3::create_exception;
 use pyo3::exceptions::{PyException, PyRuntimeError};
 use pyo3::prelude::*;
+
+use crate::class::record_class;
 create_exception!(
     exchange_sync,
     ExchangeSyncError,
@@ -89,54 +91,18 @@ create_exception!(
 );
 create_exception!(exchange_sync, StateError, ExchangeSyncError, "The state store failed.");
 
-/// One finding of configuration validation, as `ConfigError.diagnostics` and
-/// `Config.validate()` hand them over.
-#[pyclass(module = "exchange_sync", frozen)]
-#[derive(Clone)]
-pub struct Diagnostic(pub exchange_sync_bindings::Diagnostic);
+record_class! {
+    /// One finding of configuration validation, as `ConfigError.diagnostics` and
+    /// `Config.warnings` hand them over: the configuration path (or keyword), what is wrong, and
+    /// for files the file, line and column.
+    Diagnostic(exchange_sync_bindings::Diagnostic) {
+        path: String, message: String, file: Option<String>, line: Option<u32>, column: Option<u32>, text: String,
+    }
 
-#[pymethods]
-impl Diagnostic {
     /// `"error"` or `"warning"`.
     #[getter]
     fn severity(&self) -> &'static str {
         if self.0.is_error { "error" } else { "warning" }
-    }
-
-    /// The configuration path, e.g. `groups[0].members[2].filter`, or the keyword argument.
-    #[getter]
-    fn path(&self) -> String {
-        self.0.path.clone()
-    }
-
-    /// What is wrong, and how to fix it.
-    #[getter]
-    fn message(&self) -> String {
-        self.0.message.clone()
-    }
-
-    /// The file, when the configuration came from one.
-    #[getter]
-    fn file(&self) -> Option<String> {
-        self.0.file.clone()
-    }
-
-    /// 1-based line in the file, when known.
-    #[getter]
-    fn line(&self) -> Option<u32> {
-        self.0.line
-    }
-
-    /// 1-based column in the file, when known.
-    #[getter]
-    fn column(&self) -> Option<u32> {
-        self.0.column
-    }
-
-    /// The whole finding as one line (`file:line:column: error: path: message`).
-    #[getter]
-    fn text(&self) -> String {
-        self.0.text.clone()
     }
 
     fn __str__(&self) -> String {

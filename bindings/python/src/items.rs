@@ -8,19 +8,19 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use exchange_sync::{EwsFolders as RustEwsFolders, FolderItem as RustFolderItem, ItemFolder};
+use exchange_sync::{FolderItem as RustFolderItem, ItemFolder};
+use exchange_sync_bindings::Result as BindingResult;
+use exchange_sync_bindings::folders::Folders;
 use exchange_sync_bindings::items::{ItemEdit, kind_name, new_item};
 use exchange_sync_bindings::records::FolderInfo as Info;
-use exchange_sync_bindings::service::{open_mailbox_folder, open_public_folder};
-use exchange_sync_bindings::{BindingError, Result as BindingResult};
 use exchange_sync_core::{Body, BodyFormat, FieldValue, Item as RustItem};
 use pyo3::exceptions::{PyKeyError, PyTypeError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyList};
 
+use crate::class::record_class;
 use crate::config::Config;
 use crate::errors::to_pyerr;
 use crate::runtime::{awaitable, block_on};
@@ -225,41 +225,11 @@ impl From<RustFolderItem> for FolderItem {
     }
 }
 
-/// A subfolder, as `Folder.subfolders()` lists it.
-#[pyclass(module = "exchange_sync", frozen)]
-#[derive(Clone)]
-pub struct FolderInfo(Info);
-
-#[pymethods]
-impl FolderInfo {
-    /// The folder's id.
-    #[getter]
-    fn id(&self) -> String {
-        self.0.id.clone()
-    }
-
-    /// Its display name.
-    #[getter]
-    fn name(&self) -> String {
-        self.0.name.clone()
-    }
-
-    /// Its class (`IPF.Contact`, ...), when the server said.
-    #[getter]
-    fn folder_class(&self) -> Option<String> {
-        self.0.folder_class.clone()
-    }
-
-    /// How many items it holds, when the server said.
-    #[getter]
-    fn total_count(&self) -> Option<u32> {
-        self.0.total_count
-    }
-
-    /// How many subfolders it has, when the server said.
-    #[getter]
-    fn child_folder_count(&self) -> Option<u32> {
-        self.0.child_folder_count
+record_class! {
+    /// A subfolder, as `Folder.subfolders()` lists it.
+    FolderInfo(Info) {
+        id: String, name: String, folder_class: Option<String>, total_count: Option<u32>,
+        child_folder_count: Option<u32>,
     }
 
     fn __repr__(&self) -> String {
@@ -287,7 +257,7 @@ fn edit_from_py(
 }
 
 async fn subfolders(f: ItemFolder) -> BindingResult<Vec<FolderInfo>> {
-    Ok(f.subfolders().await?.into_iter().map(|s| FolderInfo(Info::from(s))).collect())
+    Ok(f.subfolders().await?.into_iter().map(|s| FolderInfo(s.into())).collect())
 }
 
 async fn items(f: ItemFolder) -> BindingResult<Vec<FolderItem>> {
@@ -408,68 +378,35 @@ impl Folder {
 /// `EwsFolders(config)` reads the secrets and asks Autodiscover for the public folder mailbox
 /// (blocking); `await EwsFolders.connect_async(config)` does the same without blocking.
 #[pyclass(module = "exchange_sync", frozen)]
-pub struct EwsFolders {
-    /// The Rust provider, shared with a service built on it.
-    pub inner: Arc<RustEwsFolders>,
-    /// The configured connection ids, in order (the first is the default).
-    pub connections: Vec<String>,
-}
+pub struct EwsFolders(pub Folders);
 
-impl EwsFolders {
-    fn connection(&self, connection: Option<String>) -> PyResult<String> {
-        connection
-            .or_else(|| self.connections.first().cloned())
-            .ok_or_else(|| to_pyerr(BindingError::invalid("connections", "the configuration has no connection")))
-    }
-
-    fn public(
-        &self,
-        path: String,
-        connection: Option<String>,
-    ) -> PyResult<impl Future<Output = BindingResult<Folder>> + Send + 'static> {
-        let open = open_public_folder(Arc::clone(&self.inner), self.connection(connection)?, path).map_err(to_pyerr)?;
-        Ok(async move { Ok(Folder { inner: open.await? }) })
-    }
-
-    fn mailbox(
-        &self,
-        mailbox: String,
-        folder: &str,
-        create: bool,
-        connection: Option<String>,
-    ) -> PyResult<impl Future<Output = BindingResult<Folder>> + Send + 'static> {
-        let folders = Arc::clone(&self.inner);
-        let open =
-            open_mailbox_folder(folders, self.connection(connection)?, mailbox, folder, create).map_err(to_pyerr)?;
-        Ok(async move { Ok(Folder { inner: open.await? }) })
-    }
+/// A folder opened by `open`, as the Python class.
+fn opened(
+    open: BindingResult<impl Future<Output = BindingResult<ItemFolder>>>,
+) -> PyResult<impl Future<Output = BindingResult<Folder>>> {
+    let open = open.map_err(to_pyerr)?;
+    Ok(async move { Ok(Folder { inner: open.await? }) })
 }
 
 #[pymethods]
 impl EwsFolders {
     #[new]
     fn new(py: Python<'_>, config: &Config) -> PyResult<Self> {
-        let c = config.inner.clone();
-        let connections = c.connections.iter().map(|c| c.id.clone()).collect();
-        let inner = block_on(py, async move { Ok(RustEwsFolders::connect(&c).await?) })?;
-        Ok(EwsFolders { inner: Arc::new(inner), connections })
+        let config = config.inner.clone();
+        block_on(py, async move { Folders::connect(&config).await }).map(EwsFolders)
     }
 
     /// Connects without blocking the event loop (awaitable of `EwsFolders`).
     #[staticmethod]
     fn connect_async<'py>(py: Python<'py>, config: &Config) -> PyResult<Bound<'py, PyAny>> {
-        let c = config.inner.clone();
-        let connections: Vec<String> = c.connections.iter().map(|c| c.id.clone()).collect();
-        awaitable(py, async move {
-            let inner = RustEwsFolders::connect(&c).await?;
-            Ok(EwsFolders { inner: Arc::new(inner), connections })
-        })
+        let config = config.inner.clone();
+        awaitable(py, async move { Ok(EwsFolders(Folders::connect(&config).await?)) })
     }
 
     /// A public folder by its `/`-separated path (`""` is the root of the public folder tree).
     #[pyo3(signature = (path, *, connection = None))]
     fn public_folder(&self, py: Python<'_>, path: String, connection: Option<String>) -> PyResult<Folder> {
-        block_on(py, self.public(path, connection)?)
+        block_on(py, opened(self.0.public_folder(path, connection))?)
     }
 
     /// A public folder (awaitable); see `public_folder`.
@@ -480,7 +417,7 @@ impl EwsFolders {
         path: String,
         connection: Option<String>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        awaitable(py, self.public(path, connection)?)
+        awaitable(py, opened(self.0.public_folder(path, connection))?)
     }
 
     /// A folder of a mailbox: `contacts`, `calendar`, `tasks`, `notes`, or a named folder below
@@ -494,7 +431,7 @@ impl EwsFolders {
         create: bool,
         connection: Option<String>,
     ) -> PyResult<Folder> {
-        block_on(py, self.mailbox(mailbox, folder, create, connection)?)
+        block_on(py, opened(self.0.mailbox_folder(mailbox, folder, create, connection))?)
     }
 
     /// A folder of a mailbox (awaitable); see `mailbox_folder`.
@@ -507,11 +444,11 @@ impl EwsFolders {
         create: bool,
         connection: Option<String>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        awaitable(py, self.mailbox(mailbox, folder, create, connection)?)
+        awaitable(py, opened(self.0.mailbox_folder(mailbox, folder, create, connection))?)
     }
 
     fn __repr__(&self) -> String {
-        format!("<EwsFolders connections={:?}>", self.connections)
+        format!("<EwsFolders connections={:?}>", self.0.connections)
     }
 }
 

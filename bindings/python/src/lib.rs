@@ -15,6 +15,7 @@
 //! - `testing` (feature `testing`): the EWS emulator in process.
 //! - [`runtime`]: blocking calls without the GIL, awaitables.
 
+mod class;
 pub mod config;
 pub mod errors;
 pub mod items;

@@ -3,82 +3,13 @@
 //! Each class wraps a record of `exchange_sync_bindings::records` and reads it: plain attributes
 //! (strings, numbers, `datetime` in UTC, lists), durations in seconds as `float`.
 
-use std::time::{Duration, SystemTime};
-
 use chrono::{DateTime, Utc};
 use exchange_sync_bindings::ErrorInfo;
 use exchange_sync_bindings::records as rec;
 use pyo3::prelude::*;
 
+use crate::class::record_class;
 use crate::errors::exception;
-
-/// How a record's value reads in Python.
-trait Py<T> {
-    fn py(&self) -> T;
-}
-
-macro_rules! as_it_is {
-    ($($t:ty),*) => {
-        $(impl Py<$t> for $t {
-            fn py(&self) -> $t {
-                self.clone()
-            }
-        })*
-    };
-}
-
-as_it_is!(String, bool, u32, u64, Option<String>);
-
-impl Py<DateTime<Utc>> for SystemTime {
-    fn py(&self) -> DateTime<Utc> {
-        (*self).into()
-    }
-}
-
-impl Py<Option<DateTime<Utc>>> for Option<SystemTime> {
-    fn py(&self) -> Option<DateTime<Utc>> {
-        self.map(Into::into)
-    }
-}
-
-impl Py<f64> for Duration {
-    fn py(&self) -> f64 {
-        self.as_secs_f64()
-    }
-}
-
-impl<R: Clone, W: From<R>> Py<Vec<W>> for Vec<R> {
-    fn py(&self) -> Vec<W> {
-        self.iter().cloned().map(W::from).collect()
-    }
-}
-
-/// A class wrapping a record, its attributes reading the record's fields.
-macro_rules! record_class {
-    ($(#[$doc:meta])* $name:ident($record:ty) { $($field:ident: $ty:ty),* $(,)? } $($methods:tt)*) => {
-        $(#[$doc])*
-        #[pyclass(module = "exchange_sync", frozen)]
-        #[derive(Clone)]
-        pub struct $name(pub $record);
-
-        impl From<$record> for $name {
-            fn from(r: $record) -> Self {
-                $name(r)
-            }
-        }
-
-        #[pymethods]
-        impl $name {
-            $(
-                #[getter]
-                fn $field(&self) -> $ty {
-                    self.0.$field.py()
-                }
-            )*
-            $($methods)*
-        }
-    };
-}
 
 record_class! {
     /// An error with its context, as reports and events carry it.

@@ -123,7 +123,7 @@ impl SyncService {
     /// The folders of the service's connections, for scripting item operations.
     #[getter]
     fn folders(&self) -> EwsFolders {
-        EwsFolders { inner: self.0.folders(), connections: self.0.connections().to_vec() }
+        EwsFolders(self.0.folders().clone())
     }
 
     /// The group ids, in configuration order.

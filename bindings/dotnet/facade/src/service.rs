@@ -172,7 +172,7 @@ impl SyncService {
     /// `connection` (`null`: the first connection).
     #[uniffi::method(default(connection = None))]
     pub fn public_folder(&self, path: String, connection: Option<String>) -> Result<Arc<Folder>> {
-        Ok(Folder::new(block_on(self.0.public_folder(path, connection)?)?))
+        Ok(Folder::new(block_on(self.0.folders().public_folder(path, connection)?)?))
     }
 
     /// Opens a folder of a mailbox: `contacts`, `calendar`, `tasks`, `notes`, or a named folder
@@ -185,7 +185,7 @@ impl SyncService {
         create: bool,
         connection: Option<String>,
     ) -> Result<Arc<Folder>> {
-        Ok(Folder::new(block_on(self.0.mailbox_folder(mailbox, &folder, create, connection)?)?))
+        Ok(Folder::new(block_on(self.0.folders().mailbox_folder(mailbox, &folder, create, connection)?)?))
     }
 }
 
