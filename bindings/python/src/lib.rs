@@ -14,6 +14,7 @@
 //! - [`logging`]: Rust `tracing` forwarded to Python `logging`.
 //! - `testing` (feature `testing`): the EWS emulator in process.
 //! - [`runtime`]: blocking calls without the GIL, awaitables.
+//! - `class`: Python classes whose attributes read a neutral record.
 
 mod class;
 pub mod config;
