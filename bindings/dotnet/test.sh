@@ -42,10 +42,11 @@ step "generator unit tests"
 cargo test -q -p uniffi-bindgen-csharp
 
 step "facade unit tests"
-cargo test -q -p exchange-sync-dotnet
+cargo test -q -p exchange-sync-bindings --all-features
+cargo test -q -p exchange-sync-dotnet --features testing
 
 step "build the fixture and facade libraries and the generator"
-cargo build -q -p dotnet-fixture -p exchange-sync-dotnet -p uniffi-bindgen-csharp
+cargo build -q -p dotnet-fixture -p exchange-sync-dotnet -p uniffi-bindgen-csharp --features exchange-sync-dotnet/testing
 target_dir=$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
 lib_dir=$target_dir/debug
 out=$target_dir/dotnet-tests

@@ -25,7 +25,7 @@ fi
 
 step "build the emulator binary (for the subprocess tests) and the package (debug)"
 cargo build -q -p ews-emulator --bin ews-emulator
-VIRTUAL_ENV=$venv PATH="$venv/bin:$PATH" "$venv/bin/maturin" develop -q -m "$here/Cargo.toml"
+VIRTUAL_ENV=$venv PATH="$venv/bin:$PATH" "$venv/bin/maturin" develop -q -F extension-module,testing -m "$here/Cargo.toml"
 
 step "pytest"
 cd "$here"

@@ -2,62 +2,33 @@
 //! from a TOML file.
 //!
 //! Each class wraps the plain Rust type of `exchange_sync::config` and takes the keys of the TOML
-//! format as keyword arguments (`debounce_ms`, `password_env`, `on_edit`, ...), so a file and a
-//! script describe the same thing the same way. Everything is validated by the Rust validator:
-//! values at construction, the whole configuration in `Config(...)`, `Config.load` and
-//! `SyncService(...)`.
+//! format as keyword arguments (`debounce_ms`, `password_env`, `on_edit`, ...): the arguments are
+//! written as TOML and read by the file format itself (`exchange_sync_bindings::config::Part`),
+//! so a file and a script describe the same thing the same way and are checked by the same code.
+//! Values are checked at construction (a finding names the keyword), the whole configuration in
+//! `Config(...)`, `Config.load` and `SyncService(...)`.
 
-use std::path::PathBuf;
-use std::time::Duration;
+use std::path::{Path, PathBuf};
 
 use exchange_sync::config::{
-    Auth, Config as RustConfig, Connection as RustConnection, Endpoint, GroupConfig, HubFolder, LeavePolicy,
-    MemberConfig, MemberSource as RustMemberSource, Secret, ServiceSettings as RustServiceSettings, StateLocation,
-    TargetFolder, TlsOptions, WellKnownFolder,
+    Config as RustConfig, Connection as RustConnection, Endpoint, GroupConfig, MemberConfig,
+    MemberSource as RustMemberSource, ServiceSettings as RustServiceSettings, StateLocation,
 };
 use exchange_sync::filter::{Condition, FieldTest};
 use exchange_sync::modification::Modification as RustModification;
-use exchange_sync_core::{
-    ConflictPolicy, Direction, LocalChangePolicy, MassDeleteGuard, MemberId, OneWayPolicy, TwoWayPolicy,
-};
+use exchange_sync_bindings::BindingError;
+use exchange_sync_bindings::config::{Part, count, key, seconds};
+use exchange_sync_core::Direction;
 use pyo3::prelude::*;
 
-use crate::errors::{BindingError, Diagnostic, invalid};
+use crate::errors::{Diagnostic, invalid, to_pyerr};
 
-/// Parses a target folder as written in files: `contacts`, `calendar`, `tasks`, `notes`,
-/// optionally followed by `/Folder Name`.
-pub fn parse_target(path: &str, text: &str) -> PyResult<TargetFolder> {
-    let (parent, name) = match text.split_once('/') {
-        Some((parent, name)) => (parent, Some(name.trim())),
-        None => (text, None),
-    };
-    let parent = match parent.trim().to_ascii_lowercase().as_str() {
-        "contacts" => WellKnownFolder::Contacts,
-        "calendar" => WellKnownFolder::Calendar,
-        "tasks" => WellKnownFolder::Tasks,
-        "notes" => WellKnownFolder::Notes,
-        other => {
-            return Err(invalid(
-                path,
-                format!(
-                    "unknown folder {other:?}: expected contacts, calendar, tasks or notes, optionally followed by /Folder Name"
-                ),
-            ));
-        }
-    };
-    match name {
-        Some("") => Err(invalid(path, "the folder name after / must not be empty")),
-        Some(name) => Ok(TargetFolder::Named { parent, name: name.to_owned() }),
-        None => Ok(TargetFolder::WellKnown(parent)),
-    }
+fn parsed(part: Part) -> PyResult<RustConfig> {
+    part.parse().map_err(to_pyerr)
 }
 
-fn local_change(path: &str, value: Option<&str>) -> PyResult<LocalChangePolicy> {
-    match value {
-        None | Some("revert") => Ok(LocalChangePolicy::Revert),
-        Some("ignore") => Ok(LocalChangePolicy::Ignore),
-        Some(other) => Err(invalid(path, format!("{other:?}: expected \"revert\" or \"ignore\""))),
-    }
+fn path_text(path: Option<PathBuf>) -> Option<String> {
+    path.as_deref().map(Path::display).map(|p| p.to_string())
 }
 
 /// Which items a one-way member receives: a condition on item properties.
@@ -194,55 +165,31 @@ impl Modification {
     }
 }
 
-/// The settings a listed member and a member source share.
-struct MemberOptions<'a> {
-    path: &'a str,
-    direction: &'a str,
-    target: Option<&'a str>,
-    on_edit: Option<&'a str>,
-    on_delete: Option<&'a str>,
+/// The keys a listed member and a member source share.
+#[allow(clippy::too_many_arguments)]
+fn member_keys(
+    part: &mut Part,
+    direction: &str,
+    target: Option<&str>,
+    on_edit: Option<&str>,
+    on_delete: Option<&str>,
     adopt_new_items: Option<bool>,
     propagate_deletes: Option<bool>,
-    filter: Option<Filter>,
-    modifications: Vec<Modification>,
+) {
+    part.set("direction", "direction", direction).opt("target", "target", target);
+    part.opt("on_edit", "on_edit", on_edit).opt("on_delete", "on_delete", on_delete);
+    part.opt("adopt_new_items", "adopt_new_items", adopt_new_items);
+    part.opt("propagate_deletes", "propagate_deletes", propagate_deletes);
 }
 
-fn member_config(mailbox: String, o: MemberOptions<'_>) -> PyResult<MemberConfig> {
-    let path = o.path;
-    let direction = match o.direction {
-        "one_way" => {
-            if o.adopt_new_items.is_some() || o.propagate_deletes.is_some() {
-                return Err(invalid(path, "adopt_new_items and propagate_deletes apply to two-way members only"));
-            }
-            Direction::OneWay(OneWayPolicy {
-                on_edit: local_change(&format!("{path}.on_edit"), o.on_edit)?,
-                on_delete: local_change(&format!("{path}.on_delete"), o.on_delete)?,
-            })
-        }
-        "two_way" => {
-            if o.on_edit.is_some() || o.on_delete.is_some() {
-                return Err(invalid(path, "on_edit and on_delete apply to one-way members only"));
-            }
-            let d = TwoWayPolicy::default();
-            Direction::TwoWay(TwoWayPolicy {
-                adopt_new_items: o.adopt_new_items.unwrap_or(d.adopt_new_items),
-                propagate_deletes: o.propagate_deletes.unwrap_or(d.propagate_deletes),
-            })
-        }
-        other => {
-            return Err(invalid(
-                format!("{path}.direction"),
-                format!("{other:?}: expected \"one_way\" or \"two_way\""),
-            ));
-        }
-    };
-    let mut member = MemberConfig::new(mailbox, direction);
-    if let Some(t) = o.target {
-        member.target = Some(parse_target(&format!("{path}.target"), t)?);
-    }
-    member.filter = o.filter.map(|f| f.inner);
-    member.modifications = o.modifications.into_iter().map(|m| m.inner).collect();
-    Ok(member)
+fn with_objects(mut member: MemberConfig, filter: Option<Filter>, modifications: Vec<Modification>) -> MemberConfig {
+    member.filter = filter.map(|f| f.inner);
+    member.modifications = modifications.into_iter().map(|m| m.inner).collect();
+    member
+}
+
+fn first<T>(items: Vec<T>, what: &str) -> PyResult<T> {
+    items.into_iter().next().ok_or_else(|| invalid(what, "missing after reading"))
 }
 
 fn direction_name(d: &Direction) -> &'static str {
@@ -280,22 +227,11 @@ impl Member {
         filter: Option<Filter>,
         modifications: Vec<Modification>,
     ) -> PyResult<Self> {
-        let path = format!("member {mailbox}");
-        let options = MemberOptions {
-            path: &path,
-            direction,
-            target,
-            on_edit,
-            on_delete,
-            adopt_new_items,
-            propagate_deletes,
-            filter,
-            modifications,
-        };
-        let mut inner = member_config(mailbox, options)?;
-        if let Some(id) = id {
-            inner.id = id;
-        }
+        let mut part = Part::group_entry(format!("member {mailbox}"), "members");
+        part.set("mailbox", "mailbox", mailbox).opt("id", "id", id);
+        member_keys(&mut part, direction, target, on_edit, on_delete, adopt_new_items, propagate_deletes);
+        let group = first(parsed(part)?.groups, "member")?;
+        let inner = with_objects(first(group.members, "member")?, filter, modifications);
         Ok(Member { inner })
     }
 
@@ -356,22 +292,12 @@ impl MemberSource {
         filter: Option<Filter>,
         modifications: Vec<Modification>,
     ) -> PyResult<Self> {
-        let path = format!("member source {distribution_group}");
-        let options = MemberOptions {
-            path: &path,
-            direction,
-            target,
-            on_edit,
-            on_delete,
-            adopt_new_items,
-            propagate_deletes,
-            filter,
-            modifications,
-        };
-        let template = member_config(String::new(), options)?;
-        let mut inner = RustMemberSource::new(distribution_group, template.direction);
-        inner.template = template;
-        inner.refresh_interval = Duration::from_secs(refresh_secs);
+        let mut part = Part::group_entry(format!("member source {distribution_group}"), "member_sources");
+        part.set("distribution_group", "distribution_group", distribution_group);
+        part.set("refresh_secs", "refresh_secs", count(refresh_secs));
+        member_keys(&mut part, direction, target, on_edit, on_delete, adopt_new_items, propagate_deletes);
+        let mut inner = first(first(parsed(part)?.groups, "member source")?.member_sources, "member source")?;
+        inner.template = with_objects(inner.template, filter, modifications);
         Ok(MemberSource { inner })
     }
 
@@ -399,21 +325,6 @@ pub struct Connection {
     pub inner: RustConnection,
 }
 
-fn one_secret(
-    path: &str,
-    name: &str,
-    inline: Option<String>,
-    env: Option<String>,
-    file: Option<PathBuf>,
-) -> PyResult<Option<Secret>> {
-    let found: Vec<Secret> =
-        [inline.map(Secret::Inline), env.map(Secret::Env), file.map(Secret::File)].into_iter().flatten().collect();
-    if found.len() > 1 {
-        return Err(invalid(format!("{path}.{name}"), format!("give only one of {name}, {name}_env and {name}_file")));
-    }
-    Ok(found.into_iter().next())
-}
-
 #[pymethods]
 impl Connection {
     #[new]
@@ -437,42 +348,22 @@ impl Connection {
         ca_file: Option<PathBuf>,
         insecure: bool,
     ) -> PyResult<Self> {
-        let path = format!("connection {id}");
-        let endpoint = match (url, autodiscover) {
-            (Some(url), None) => Endpoint::Url(url),
-            (None, Some(address)) => Endpoint::Autodiscover(address),
-            (Some(_), Some(_)) => return Err(invalid(&path, "give either url or autodiscover, not both")),
-            (None, None) => return Err(invalid(&path, "needs url or autodiscover")),
-        };
-        let password = one_secret(&path, "password", password, password_env, password_file)?;
-        let token = one_secret(&path, "token", token, token_env, token_file)?;
-        let username = username.unwrap_or_default();
-        let auth = match auth {
-            "basic" | "ntlm" => {
-                let password = password
-                    .ok_or_else(|| invalid(&path, "this auth needs password_env, password_file or password"))?;
-                if auth == "basic" { Auth::Basic { username, password } } else { Auth::Ntlm { username, password } }
-            }
-            "oauth2" => Auth::OAuth2 {
-                token: token.ok_or_else(|| invalid(&path, "auth=\"oauth2\" needs token_env, token_file or token"))?,
-            },
-            "none" => Auth::None,
-            other => {
-                return Err(invalid(
-                    format!("{path}.auth"),
-                    format!("{other:?}: expected \"basic\", \"ntlm\", \"oauth2\" or \"none\""),
-                ));
-            }
-        };
-        Ok(Connection {
-            inner: RustConnection {
-                id,
-                endpoint,
-                auth,
-                impersonation,
-                tls: TlsOptions { ca_file, insecure, ..TlsOptions::default() },
-            },
-        })
+        let mut part = Part::new(format!("connection {id}"), "connections[0]");
+        let table = format!("connections.{}", key(&id));
+        part.table(&table).opt("url", "url", url).opt("autodiscover", "autodiscover", autodiscover);
+        part.set("auth", "auth", auth).opt("username", "username", username);
+        part.opt("password", "password", password).opt("password_env", "password_env", password_env);
+        part.opt("password_file", "password_file", path_text(password_file));
+        part.opt("token", "token", token).opt("token_env", "token_env", token_env);
+        part.opt("token_file", "token_file", path_text(token_file)).set(
+            "impersonation",
+            "impersonation",
+            impersonation,
+        );
+        part.table(&format!("{table}.tls"))
+            .opt("ca_file", "ca_file", path_text(ca_file))
+            .set("insecure", "insecure", insecure);
+        Ok(Connection { inner: first(parsed(part)?.connections, "connection")? })
     }
 
     /// The id groups refer to.
@@ -555,68 +446,20 @@ impl Group {
         on_leave: &str,
         take_over_matches: bool,
     ) -> PyResult<Self> {
-        let path = format!("group {id}");
-        let hub = match (public_folder, hub_mailbox) {
-            (Some(p), None) if hub_folder.is_none() => HubFolder::PublicFolder(p.trim_matches('/').to_owned()),
-            (None, Some(mailbox)) => HubFolder::Mailbox {
-                mailbox,
-                folder: match hub_folder {
-                    Some(f) => parse_target(&format!("{path}.hub_folder"), f)?,
-                    None => TargetFolder::default(),
-                },
-            },
-            _ => {
-                return Err(invalid(
-                    format!("{path}.hub"),
-                    "give either public_folder=\"...\" or hub_mailbox=\"...\" (with hub_folder)",
-                ));
-            }
-        };
-        let mut inner = GroupConfig::new(id, connection, hub);
+        let mut part = Part::new(format!("group {id}"), "groups[0]");
+        part.table("[groups]").set("id", "id", id).set("connection", "connection", connection);
+        part.opt("target", "target", target).set("conflict_policy", "conflict_policy", conflict_policy);
+        part.opt("priority", "priority", priority).set("match_key", "match_key", match_key);
+        part.set("take_over_matches", "take_over_matches", take_over_matches).set("on_leave", "on_leave", on_leave);
+        let public_folder = public_folder.map(|p| p.trim_matches('/').to_owned());
+        part.table("groups.hub").opt("public_folder", "public_folder", public_folder);
+        part.opt("hub_mailbox", "mailbox", hub_mailbox).opt("hub_folder", "folder", hub_folder);
+        let guard = part.table("groups.mass_delete_guard");
+        guard.opt("mass_delete_max_share", "max_share", mass_delete_max_share);
+        guard.opt("mass_delete_min_count", "min_count", mass_delete_min_count.map(count));
+        let mut inner = first(parsed(part)?.groups, "group")?;
         inner.members = members.into_iter().map(|m| m.inner).collect();
         inner.member_sources = member_sources.into_iter().map(|s| s.inner).collect();
-        if let Some(t) = target {
-            inner.default_target = parse_target(&format!("{path}.target"), t)?;
-        }
-        inner.conflict_policy = match (conflict_policy, priority) {
-            ("member_priority", Some(order)) => {
-                ConflictPolicy::MemberPriority(order.into_iter().map(MemberId::new).collect())
-            }
-            ("member_priority", None) => {
-                return Err(invalid(
-                    format!("{path}.priority"),
-                    "conflict_policy=\"member_priority\" needs priority=[...]",
-                ));
-            }
-            (_, Some(_)) => {
-                return Err(invalid(
-                    format!("{path}.priority"),
-                    "priority is only used with conflict_policy=\"member_priority\"",
-                ));
-            }
-            ("hub_wins", None) => ConflictPolicy::HubWins,
-            ("newest_wins", None) => ConflictPolicy::NewestWins,
-            (other, None) => {
-                return Err(invalid(
-                    format!("{path}.conflict_policy"),
-                    format!("{other:?}: expected \"hub_wins\", \"newest_wins\" or \"member_priority\""),
-                ));
-            }
-        };
-        inner.match_key = match_key;
-        inner.take_over_matches = take_over_matches;
-        let d = MassDeleteGuard::default();
-        inner.mass_delete_guard = MassDeleteGuard {
-            max_share: mass_delete_max_share.unwrap_or(d.max_share),
-            min_count: mass_delete_min_count.unwrap_or(d.min_count),
-        };
-        inner.on_leave = match on_leave {
-            "remove" => LeavePolicy::Remove,
-            "keep" => LeavePolicy::Keep,
-            other => {
-                return Err(invalid(format!("{path}.on_leave"), format!("{other:?}: expected \"remove\" or \"keep\"")));
-            }
-        };
         Ok(Group { inner })
     }
 
@@ -682,48 +525,24 @@ impl ServiceSettings {
         retry_max_delay_ms: Option<u64>,
         retry_max_attempts: Option<u32>,
     ) -> PyResult<Self> {
-        let secs = |name: &str, v: f64| {
-            Duration::try_from_secs_f64(v)
-                .map_err(|_| invalid(format!("service.{name}"), "must be a non-negative number of seconds"))
-        };
-        let mut s = RustServiceSettings::default();
-        if let Some(state) = state {
-            s.state = match state.as_str() {
-                "memory" => StateLocation::Memory,
-                url if exchange_sync::config::is_postgres_url(url) => {
-                    return Err(invalid(
-                        "service.state",
-                        "a PostgreSQL state (worker, lease, password source) is configured in a configuration file: \
-                         Config.load(path) or Config.from_toml(text)",
-                    ));
-                }
-                path => StateLocation::Sqlite(PathBuf::from(path)),
-            };
+        if state.as_deref().is_some_and(exchange_sync::config::is_postgres_url) {
+            return Err(invalid(
+                "service.state",
+                "a PostgreSQL state (worker, lease, password source) is configured in a configuration file: \
+                 Config.load(path) or Config.from_toml(text)",
+            ));
         }
-        if let Some(ms) = debounce_ms {
-            s.debounce = Duration::from_millis(ms);
-        }
-        if let Some(v) = poll_interval_secs {
-            s.poll_interval = secs("poll_interval_secs", v)?;
-        }
-        if let Some(v) = resync_interval_secs {
-            s.resync_interval = secs("resync_interval_secs", v)?;
-        }
-        if let Some(n) = max_concurrent_groups {
-            s.max_concurrent_groups = n;
-        }
-        if let Some(v) = shutdown_grace_secs {
-            s.shutdown_grace = secs("shutdown_grace_secs", v)?;
-        }
-        if let Some(ms) = retry_initial_delay_ms {
-            s.retry.initial_delay = Duration::from_millis(ms);
-        }
-        if let Some(ms) = retry_max_delay_ms {
-            s.retry.max_delay = Duration::from_millis(ms);
-        }
-        if let Some(n) = retry_max_attempts {
-            s.retry.max_attempts = n;
-        }
+        let mut part = Part::new("service", "service");
+        part.table("service").opt("state", "state", state).opt("debounce_ms", "debounce_ms", debounce_ms.map(count));
+        part.opt("poll_interval_secs", "poll_interval_secs", poll_interval_secs.map(seconds));
+        part.opt("resync_interval_secs", "resync_interval_secs", resync_interval_secs.map(seconds));
+        part.opt("max_concurrent_groups", "max_concurrent_groups", max_concurrent_groups.map(count));
+        part.opt("shutdown_grace_secs", "shutdown_grace_secs", shutdown_grace_secs.map(seconds));
+        let retry = part.table("service.retry");
+        retry.opt("retry_initial_delay_ms", "initial_delay_ms", retry_initial_delay_ms.map(count));
+        retry.opt("retry_max_delay_ms", "max_delay_ms", retry_max_delay_ms.map(count));
+        retry.opt("retry_max_attempts", "max_attempts", retry_max_attempts.map(count));
+        let s = parsed(part)?.service;
         Ok(ServiceSettings { inner: s })
     }
 
@@ -787,8 +606,8 @@ pub struct Config {
 
 impl Config {
     fn checked(inner: RustConfig) -> PyResult<Self> {
-        let warnings = inner.validate().map_err(BindingError::from)?;
-        Ok(Config { inner, warnings: warnings.iter().map(Diagnostic::from).collect() })
+        let warnings = inner.validate().map_err(|e| to_pyerr(BindingError::from(e)))?;
+        Ok(Config { inner, warnings: warnings.iter().map(|d| Diagnostic(d.into())).collect() })
     }
 }
 
@@ -807,16 +626,16 @@ impl Config {
     /// Reads, parses and validates a TOML configuration file.
     #[staticmethod]
     fn load(path: PathBuf) -> PyResult<Self> {
-        let loaded = RustConfig::load(&path).map_err(BindingError::from)?;
-        Ok(Config { inner: loaded.config, warnings: loaded.warnings.iter().map(Diagnostic::from).collect() })
+        let loaded = RustConfig::load(&path).map_err(|e| to_pyerr(BindingError::from(e)))?;
+        Ok(Config { inner: loaded.config, warnings: loaded.warnings.iter().map(|d| Diagnostic(d.into())).collect() })
     }
 
     /// Parses and validates a configuration from TOML text (`file` names it in findings).
     #[staticmethod]
     #[pyo3(signature = (text, file = None))]
     fn from_toml(text: &str, file: Option<PathBuf>) -> PyResult<Self> {
-        let loaded = RustConfig::from_toml_str(text, file.as_deref()).map_err(BindingError::from)?;
-        Ok(Config { inner: loaded.config, warnings: loaded.warnings.iter().map(Diagnostic::from).collect() })
+        let loaded = RustConfig::from_toml_str(text, file.as_deref()).map_err(|e| to_pyerr(BindingError::from(e)))?;
+        Ok(Config { inner: loaded.config, warnings: loaded.warnings.iter().map(|d| Diagnostic(d.into())).collect() })
     }
 
     /// The warnings validation found (inline secrets, TLS verification off, ...).

@@ -7,31 +7,23 @@
 //! `*_async` form returning an awaitable.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::future::Future;
 
 use chrono::{DateTime, Utc};
-use exchange_sync::config::TargetFolder;
-use exchange_sync::{EwsFolders as RustEwsFolders, FolderItem as RustFolderItem, FolderSummary, ItemFolder};
-use exchange_sync_core::{Body, BodyFormat, FieldValue, Item as RustItem, ItemKind};
+use exchange_sync::{FolderItem as RustFolderItem, ItemFolder};
+use exchange_sync_bindings::Result as BindingResult;
+use exchange_sync_bindings::folders::Folders;
+use exchange_sync_bindings::items::{ItemEdit, kind_name, new_item};
+use exchange_sync_bindings::records::FolderInfo as Info;
+use exchange_sync_core::{Body, BodyFormat, FieldValue, Item as RustItem};
 use pyo3::exceptions::{PyKeyError, PyTypeError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyList};
 
-use crate::config::{Config, parse_target};
-use crate::errors::invalid;
+use crate::class::record_class;
+use crate::config::Config;
+use crate::errors::to_pyerr;
 use crate::runtime::{awaitable, block_on};
-
-/// The name of an item kind, as configuration files write it.
-pub fn kind_name(kind: &ItemKind) -> String {
-    match kind {
-        ItemKind::Contact => "contact".into(),
-        ItemKind::CalendarItem => "calendar_item".into(),
-        ItemKind::Task => "task".into(),
-        ItemKind::Note => "note".into(),
-        ItemKind::DistributionList => "distribution_list".into(),
-        ItemKind::Other(class) => class.clone(),
-    }
-}
 
 fn value_to_py<'py>(py: Python<'py>, value: &FieldValue) -> PyResult<Bound<'py, PyAny>> {
     Ok(match value {
@@ -88,18 +80,16 @@ impl Item {
         body_format: &str,
         categories: Vec<String>,
     ) -> PyResult<Self> {
-        let kind = exchange_sync::config::file::parse_kind(kind)
-            .ok_or_else(|| invalid("item.kind", format!("unknown kind {kind:?}")))?;
-        let mut inner = RustItem::new(kind);
+        let mut values = Vec::new();
         if let Some(fields) = fields {
             for (k, v) in fields.iter() {
                 let name: String = k.extract()?;
                 let value = value_from_py(&name, &v)?;
-                inner.fields.insert(name, value);
+                values.push((name, value));
             }
         }
-        inner.body = body.map(|content| Body { format: body_format_from(body_format), content });
-        inner.categories = categories.into_iter().collect();
+        let html = body_format.eq_ignore_ascii_case("html");
+        let inner = new_item(kind, values, body, html, categories).map_err(to_pyerr)?;
         Ok(Item { inner })
     }
 
@@ -208,10 +198,6 @@ impl Item {
     }
 }
 
-fn body_format_from(name: &str) -> BodyFormat {
-    if name.eq_ignore_ascii_case("html") { BodyFormat::Html } else { BodyFormat::Text }
-}
-
 /// An item of a folder: its id there, its version (the EWS change key) and its content.
 #[pyclass(module = "exchange_sync", frozen, get_all)]
 #[derive(Clone)]
@@ -239,94 +225,43 @@ impl From<RustFolderItem> for FolderItem {
     }
 }
 
-/// A subfolder, as `Folder.subfolders()` lists it.
-#[pyclass(module = "exchange_sync", frozen, get_all)]
-#[derive(Clone)]
-pub struct FolderInfo {
-    /// The folder's id.
-    pub id: String,
-    /// Its display name.
-    pub name: String,
-    /// Its class (`IPF.Contact`, ...), when the server said.
-    pub folder_class: Option<String>,
-    /// How many items it holds, when the server said.
-    pub total_count: Option<u32>,
-    /// How many subfolders it has, when the server said.
-    pub child_folder_count: Option<u32>,
-}
-
-#[pymethods]
-impl FolderInfo {
-    fn __repr__(&self) -> String {
-        format!(
-            "<FolderInfo {:?} items={}>",
-            self.name,
-            self.total_count.map_or_else(|| "?".to_owned(), |n| n.to_string())
-        )
+record_class! {
+    /// A subfolder, as `Folder.subfolders()` lists it.
+    FolderInfo(Info) {
+        id: String, name: String, folder_class: Option<String>, total_count: Option<u32>,
+        child_folder_count: Option<u32>,
     }
-}
 
-impl From<FolderSummary> for FolderInfo {
-    fn from(f: FolderSummary) -> Self {
-        FolderInfo {
-            id: f.id,
-            name: f.name,
-            folder_class: f.class,
-            total_count: f.total_count,
-            child_folder_count: f.child_folder_count,
-        }
+    fn __repr__(&self) -> String {
+        let items = self.0.total_count.map_or_else(|| "?".to_owned(), |n| n.to_string());
+        format!("<FolderInfo {:?} items={items}>", self.0.name)
     }
 }
 
 /// The edit `Folder.update` applies: fields to set (`None` removes one), body, categories.
-#[derive(Clone)]
-struct Edit {
-    fields: Vec<(String, Option<FieldValue>)>,
+fn edit_from_py(
+    fields: Option<&Bound<'_, PyDict>>,
     body: Option<String>,
     clear_body: bool,
     categories: Option<Vec<String>>,
+) -> PyResult<ItemEdit> {
+    let mut out = Vec::new();
+    if let Some(fields) = fields {
+        for (k, v) in fields.iter() {
+            let name: String = k.extract()?;
+            let value = if v.is_none() { None } else { Some(value_from_py(&name, &v)?) };
+            out.push((name, value));
+        }
+    }
+    Ok(ItemEdit { fields: out, body, clear_body, categories })
 }
 
-impl Edit {
-    fn from_py(
-        fields: Option<&Bound<'_, PyDict>>,
-        body: Option<String>,
-        clear_body: bool,
-        categories: Option<Vec<String>>,
-    ) -> PyResult<Self> {
-        let mut out = Vec::new();
-        if let Some(fields) = fields {
-            for (k, v) in fields.iter() {
-                let name: String = k.extract()?;
-                let value = if v.is_none() { None } else { Some(value_from_py(&name, &v)?) };
-                out.push((name, value));
-            }
-        }
-        Ok(Edit { fields: out, body, clear_body, categories })
-    }
+async fn subfolders(f: ItemFolder) -> BindingResult<Vec<FolderInfo>> {
+    Ok(f.subfolders().await?.into_iter().map(|s| FolderInfo(s.into())).collect())
+}
 
-    fn apply(self, item: &mut RustItem) {
-        for (name, value) in self.fields {
-            match value {
-                Some(v) => {
-                    item.fields.insert(name, v);
-                }
-                None => {
-                    item.fields.remove(&name);
-                }
-            }
-        }
-        if self.clear_body {
-            item.body = None;
-        }
-        if let Some(content) = self.body {
-            let format = item.body.as_ref().map_or(BodyFormat::Text, |b| b.format);
-            item.body = Some(Body { format, content });
-        }
-        if let Some(c) = self.categories {
-            item.categories = c.into_iter().collect();
-        }
-    }
+async fn items(f: ItemFolder) -> BindingResult<Vec<FolderItem>> {
+    Ok(f.items().await?.into_iter().map(FolderItem::from).collect())
 }
 
 /// A mailbox or public folder opened for item operations.
@@ -345,26 +280,22 @@ impl Folder {
 
     /// The direct subfolders.
     fn subfolders(&self, py: Python<'_>) -> PyResult<Vec<FolderInfo>> {
-        let f = self.inner.clone();
-        block_on(py, async move { Ok(f.subfolders().await?.into_iter().map(FolderInfo::from).collect::<Vec<_>>()) })
+        block_on(py, subfolders(self.inner.clone()))
     }
 
     /// The direct subfolders (awaitable).
     fn subfolders_async<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let f = self.inner.clone();
-        awaitable(py, async move { Ok(f.subfolders().await?.into_iter().map(FolderInfo::from).collect::<Vec<_>>()) })
+        awaitable(py, subfolders(self.inner.clone()))
     }
 
     /// Every item, with content.
     fn items(&self, py: Python<'_>) -> PyResult<Vec<FolderItem>> {
-        let f = self.inner.clone();
-        block_on(py, async move { Ok(f.items().await?.into_iter().map(FolderItem::from).collect::<Vec<_>>()) })
+        block_on(py, items(self.inner.clone()))
     }
 
     /// Every item, with content (awaitable).
     fn items_async<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let f = self.inner.clone();
-        awaitable(py, async move { Ok(f.items().await?.into_iter().map(FolderItem::from).collect::<Vec<_>>()) })
+        awaitable(py, items(self.inner.clone()))
     }
 
     /// One item by id (`NotFoundError` when it is gone).
@@ -404,7 +335,7 @@ impl Folder {
         clear_body: bool,
         categories: Option<Vec<String>>,
     ) -> PyResult<()> {
-        let edit = Edit::from_py(fields, body, clear_body, categories)?;
+        let edit = edit_from_py(fields, body, clear_body, categories)?;
         let f = self.inner.clone();
         block_on(py, async move { Ok(f.update(&id, |item| edit.apply(item)).await?) })
     }
@@ -420,7 +351,7 @@ impl Folder {
         clear_body: bool,
         categories: Option<Vec<String>>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let edit = Edit::from_py(fields, body, clear_body, categories)?;
+        let edit = edit_from_py(fields, body, clear_body, categories)?;
         let f = self.inner.clone();
         awaitable(py, async move { Ok(f.update(&id, |item| edit.apply(item)).await?) })
     }
@@ -447,51 +378,35 @@ impl Folder {
 /// `EwsFolders(config)` reads the secrets and asks Autodiscover for the public folder mailbox
 /// (blocking); `await EwsFolders.connect_async(config)` does the same without blocking.
 #[pyclass(module = "exchange_sync", frozen)]
-pub struct EwsFolders {
-    /// The Rust provider, shared with a service built on it.
-    pub inner: Arc<RustEwsFolders>,
-    /// The configured connection ids, in order (the first is the default).
-    pub connections: Vec<String>,
-}
+pub struct EwsFolders(pub Folders);
 
-impl EwsFolders {
-    fn connection(&self, connection: Option<String>) -> PyResult<String> {
-        connection
-            .or_else(|| self.connections.first().cloned())
-            .ok_or_else(|| invalid("connections", "the configuration has no connection"))
-    }
-
-    fn mailbox_args(&self, connection: Option<String>, folder: &str) -> PyResult<(String, TargetFolder)> {
-        Ok((self.connection(connection)?, parse_target("folder", folder)?))
-    }
+/// A folder opened by `open`, as the Python class.
+fn opened(
+    open: BindingResult<impl Future<Output = BindingResult<ItemFolder>>>,
+) -> PyResult<impl Future<Output = BindingResult<Folder>>> {
+    let open = open.map_err(to_pyerr)?;
+    Ok(async move { Ok(Folder { inner: open.await? }) })
 }
 
 #[pymethods]
 impl EwsFolders {
     #[new]
     fn new(py: Python<'_>, config: &Config) -> PyResult<Self> {
-        let c = config.inner.clone();
-        let connections = c.connections.iter().map(|c| c.id.clone()).collect();
-        let inner = block_on(py, async move { Ok(RustEwsFolders::connect(&c).await?) })?;
-        Ok(EwsFolders { inner: Arc::new(inner), connections })
+        let config = config.inner.clone();
+        block_on(py, async move { Folders::connect(&config).await }).map(EwsFolders)
     }
 
     /// Connects without blocking the event loop (awaitable of `EwsFolders`).
     #[staticmethod]
     fn connect_async<'py>(py: Python<'py>, config: &Config) -> PyResult<Bound<'py, PyAny>> {
-        let c = config.inner.clone();
-        let connections: Vec<String> = c.connections.iter().map(|c| c.id.clone()).collect();
-        awaitable(py, async move {
-            let inner = RustEwsFolders::connect(&c).await?;
-            Ok(EwsFolders { inner: Arc::new(inner), connections })
-        })
+        let config = config.inner.clone();
+        awaitable(py, async move { Ok(EwsFolders(Folders::connect(&config).await?)) })
     }
 
     /// A public folder by its `/`-separated path (`""` is the root of the public folder tree).
     #[pyo3(signature = (path, *, connection = None))]
     fn public_folder(&self, py: Python<'_>, path: String, connection: Option<String>) -> PyResult<Folder> {
-        let (inner, connection) = (Arc::clone(&self.inner), self.connection(connection)?);
-        block_on(py, async move { Ok(Folder { inner: inner.open_public_folder(&connection, &path).await? }) })
+        block_on(py, opened(self.0.public_folder(path, connection))?)
     }
 
     /// A public folder (awaitable); see `public_folder`.
@@ -502,8 +417,7 @@ impl EwsFolders {
         path: String,
         connection: Option<String>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let (inner, connection) = (Arc::clone(&self.inner), self.connection(connection)?);
-        awaitable(py, async move { Ok(Folder { inner: inner.open_public_folder(&connection, &path).await? }) })
+        awaitable(py, opened(self.0.public_folder(path, connection))?)
     }
 
     /// A folder of a mailbox: `contacts`, `calendar`, `tasks`, `notes`, or a named folder below
@@ -517,11 +431,7 @@ impl EwsFolders {
         create: bool,
         connection: Option<String>,
     ) -> PyResult<Folder> {
-        let (connection, target) = self.mailbox_args(connection, folder)?;
-        let inner = Arc::clone(&self.inner);
-        block_on(py, async move {
-            Ok(Folder { inner: inner.open_mailbox_folder(&connection, &mailbox, &target, create).await? })
-        })
+        block_on(py, opened(self.0.mailbox_folder(mailbox, folder, create, connection))?)
     }
 
     /// A folder of a mailbox (awaitable); see `mailbox_folder`.
@@ -534,15 +444,11 @@ impl EwsFolders {
         create: bool,
         connection: Option<String>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let (connection, target) = self.mailbox_args(connection, folder)?;
-        let inner = Arc::clone(&self.inner);
-        awaitable(py, async move {
-            Ok(Folder { inner: inner.open_mailbox_folder(&connection, &mailbox, &target, create).await? })
-        })
+        awaitable(py, opened(self.0.mailbox_folder(mailbox, folder, create, connection))?)
     }
 
     fn __repr__(&self) -> String {
-        format!("<EwsFolders connections={:?}>", self.connections)
+        format!("<EwsFolders connections={:?}>", self.0.connections)
     }
 }
 

@@ -1,7 +1,8 @@
 //! # exchange_sync for Python
 //!
 //! The native module `exchange_sync._native` behind the Python package `exchange_sync`: the
-//! Rust service API, shaped for Python. The package's `__init__.py` re-exports it and
+//! Python shape of what `exchange-sync-bindings` does for both languages (connecting, the
+//! runtime, the event pump, errors, records). The package's `__init__.py` re-exports it and
 //! `_native.pyi` types it.
 //!
 //! - [`config`]: configuration classes built from keyword arguments or a TOML file.
@@ -11,9 +12,11 @@
 //! - [`items`]: `EwsFolders`, `Folder`, `Item`: item scripting on mailbox and public folders.
 //! - [`errors`]: the exception hierarchy, carrying the Rust error's context.
 //! - [`logging`]: Rust `tracing` forwarded to Python `logging`.
-//! - [`testing`]: the EWS emulator in process.
-//! - [`runtime`]: the tokio runtime, blocking calls without the GIL, awaitables.
+//! - `testing` (feature `testing`): the EWS emulator in process.
+//! - [`runtime`]: blocking calls without the GIL, awaitables.
+//! - `class`: Python classes whose attributes read a neutral record.
 
+mod class;
 pub mod config;
 pub mod errors;
 pub mod items;
@@ -21,6 +24,7 @@ pub mod logging;
 pub mod reports;
 pub mod runtime;
 pub mod service;
+#[cfg(feature = "testing")]
 pub mod testing;
 
 use pyo3::prelude::*;
@@ -29,11 +33,13 @@ use pyo3::prelude::*;
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    runtime::keep_alive();
     errors::register(m)?;
     config::register(m)?;
     reports::register(m)?;
     items::register(m)?;
     service::register(m)?;
+    #[cfg(feature = "testing")]
     testing::register(m)?;
     logging::register(m)?;
     Ok(())

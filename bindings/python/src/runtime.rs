@@ -1,45 +1,37 @@
-//! The tokio runtime the module holds, and the two ways Python waits on it.
+//! How Python waits on the bindings' runtime (`exchange_sync_bindings::runtime`).
 //!
-//! Every Rust future runs on one multi-threaded runtime shared with `pyo3-async-runtimes`, so
-//! blocking calls and awaitables see the same service. Blocking calls release the GIL while they
-//! wait ([`block_on`]): other Python threads keep running during a long sync. Awaitables
-//! ([`awaitable`]) complete an asyncio future from the runtime and never block the event loop.
+//! Blocking calls release the GIL while they wait ([`block_on`]): other Python threads keep
+//! running during a long sync. Awaitables ([`awaitable`]) run the work as a runtime task and
+//! complete an asyncio future from it, never blocking the event loop. A blocking call from a
+//! runtime thread (a progress callback) is refused with a `RuntimeError` instead of deadlocking.
 
 use std::future::Future;
 
+use exchange_sync_bindings::runtime::{self, RuntimeUser};
 use pyo3::prelude::*;
 
-use crate::errors::BindingError;
+use crate::errors::to_pyerr;
 
-/// The runtime (created on first use, shared with the asyncio bridge).
-pub fn runtime() -> &'static tokio::runtime::Runtime {
-    pyo3_async_runtimes::tokio::get_runtime()
+/// Keeps the runtime for the life of the interpreter: Python objects come and go without
+/// counting as runtime users, so the runtime must not stop when the last counted one goes.
+pub fn keep_alive() {
+    std::mem::forget(RuntimeUser::new());
 }
 
-/// Runs `future` to completion on the module's runtime with the GIL released.
-///
-/// Called from a thread of the runtime itself (a progress callback that calls a blocking method)
-/// it fails instead of deadlocking: such code must use the `*_async` methods.
+/// Runs `future` to completion on the runtime with the GIL released.
 pub fn block_on<F, T>(py: Python<'_>, future: F) -> PyResult<T>
 where
-    F: Future<Output = Result<T, BindingError>> + Send,
+    F: Future<Output = exchange_sync_bindings::Result<T>> + Send,
     T: Send,
 {
-    if tokio::runtime::Handle::try_current().is_ok() {
-        return Err(BindingError::Usage(
-            "a blocking exchange_sync call was made from inside the runtime (a callback); use the *_async method"
-                .into(),
-        )
-        .into());
-    }
-    py.allow_threads(|| runtime().block_on(future)).map_err(PyErr::from)
+    py.allow_threads(|| runtime::block_on(future)).map_err(to_pyerr)
 }
 
-/// An asyncio awaitable completing with `future`'s result; `future` runs on the module's runtime.
+/// An asyncio awaitable completing with `future`'s result; `future` runs on the runtime.
 pub fn awaitable<'py, F, T>(py: Python<'py>, future: F) -> PyResult<Bound<'py, PyAny>>
 where
-    F: Future<Output = Result<T, BindingError>> + Send + 'static,
+    F: Future<Output = exchange_sync_bindings::Result<T>> + Send + 'static,
     T: for<'a> IntoPyObject<'a> + Send + 'static,
 {
-    pyo3_async_runtimes::tokio::future_into_py(py, async move { future.await.map_err(PyErr::from) })
+    pyo3_async_runtimes::tokio::future_into_py(py, async move { runtime::spawn(future).await.map_err(to_pyerr) })
 }

@@ -1,35 +1,25 @@
-//! The EWS emulator in process, for users' own tests (`exchange_sync.testing.Emulator`).
-//!
-//! It is the `ews-emulator` crate's in-memory Exchange serving EWS over loopback HTTP on the
-//! module's runtime, with the demo tenant `contoso.test` (alice, bob, carol, dave and
-//! `sync-admin` with impersonation rights; password `exchange-sync`; public folders
-//! `Company Contacts` and `Company Calendar`; distribution group `sales@contoso.test`).
+//! The EWS emulator in process, for users' own tests (`exchange_sync.testing.Emulator`; feature
+//! `testing`, which the test command's build turns on): `exchange_sync_bindings::testing`, with
+//! the demo tenant `contoso.test` (alice, bob, carol, dave and `sync-admin` with impersonation
+//! rights; password `exchange-sync`; public folders `Company Contacts` and `Company Calendar`;
+//! distribution group `sales@contoso.test`).
 
 use std::path::PathBuf;
-use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
-use ews_emulator::{Emulator as RustEmulator, EmulatorConfig, Fault, RunningEmulator, ServerVersion};
-use exchange_sync::config::{Auth, Connection as RustConnection, Secret};
+use ews_emulator::{EmulatorConfig, ServerVersion};
+use exchange_sync_bindings::testing::TestEmulator;
 use pyo3::prelude::*;
 
 use crate::config::Connection;
-use crate::errors::{BindingError, invalid};
-use crate::runtime::block_on;
+use crate::errors::{invalid, to_pyerr};
 
 /// An EWS emulator running in this process. Use it as a context manager, or call `stop()`.
 ///
 /// EWS documents are traced to `trace_dir` (default: the `EWS_TRACE_DIR` environment variable,
 /// when set).
 #[pyclass(module = "exchange_sync.testing", frozen)]
-pub struct Emulator {
-    running: Mutex<Option<RunningEmulator>>,
-    url: String,
-    autodiscover_url: String,
-    domain: String,
-    password: String,
-    users: Vec<String>,
-}
+pub struct Emulator(TestEmulator);
 
 #[pymethods]
 impl Emulator {
@@ -53,111 +43,74 @@ impl Emulator {
     ) -> PyResult<Self> {
         let version = ServerVersion::parse(server_version)
             .ok_or_else(|| invalid("server_version", format!("unknown server version {server_version:?}")))?;
-        let mut config = EmulatorConfig {
+        let defaults = EmulatorConfig::default();
+        let config = EmulatorConfig {
             contacts,
-            password: password.clone(),
-            domain: domain.clone(),
+            users: users.unwrap_or(defaults.users.clone()),
+            password,
+            domain,
             server_version: version,
             latency: Duration::from_millis(latency_ms),
             busy_rate,
             max_concurrency,
             heartbeat_interval: Duration::from_secs_f64(heartbeat_secs.max(0.05)),
-            trace_dir: trace_dir.or_else(|| std::env::var_os("EWS_TRACE_DIR").map(PathBuf::from)),
-            ..EmulatorConfig::default()
+            trace_dir,
+            ..defaults
         };
-        if let Some(users) = users {
-            config.users = users;
-        }
-        let users = config.users.iter().map(|u| format!("{u}@{domain}")).collect();
-        let running = block_on(py, async move { RustEmulator::start(config).await.map_err(BindingError::Emulator) })?;
-        Ok(Emulator {
-            url: running.url().to_owned(),
-            autodiscover_url: running.autodiscover_url(),
-            running: Mutex::new(Some(running)),
-            domain,
-            password,
-            users,
-        })
+        py.allow_threads(|| TestEmulator::start(config)).map(Emulator).map_err(to_pyerr)
     }
 
     /// The EWS endpoint, `http://127.0.0.1:PORT/EWS/Exchange.asmx`.
     #[getter]
     fn url(&self) -> String {
-        self.url.clone()
+        self.0.url.clone()
     }
 
     /// The SOAP Autodiscover endpoint.
     #[getter]
     fn autodiscover_url(&self) -> String {
-        self.autodiscover_url.clone()
+        self.0.autodiscover_url.clone()
     }
 
     /// The account with impersonation rights over every mailbox (`sync-admin@DOMAIN`).
     #[getter]
     fn admin(&self) -> String {
-        format!("sync-admin@{}", self.domain)
+        self.0.admin()
     }
 
     /// The password of every account.
     #[getter]
     fn password(&self) -> String {
-        self.password.clone()
+        self.0.password.clone()
     }
 
     /// The user mailboxes' addresses.
     #[getter]
     fn users(&self) -> Vec<String> {
-        self.users.clone()
+        self.0.users.clone()
     }
 
     /// A connection to this emulator as the admin account (basic auth, impersonation).
     #[pyo3(signature = (id = "exchange".to_owned()))]
     fn connection(&self, id: String) -> Connection {
-        Connection {
-            inner: RustConnection::new(
-                id,
-                self.url.clone(),
-                Auth::Basic { username: self.admin(), password: Secret::Inline(self.password.clone()) },
-            ),
-        }
+        Connection { inner: self.0.connection(id) }
     }
 
     /// Queues a fault for the next request it applies to: `"drop_after_write"`,
     /// `"internal_server_error"`, `"service_unavailable"` or `"server_busy"`.
     fn inject(&self, fault: &str) -> PyResult<()> {
-        let fault = match fault {
-            "drop_after_write" => Fault::DropAfterWrite,
-            "internal_server_error" => Fault::InternalServerError,
-            "service_unavailable" => Fault::ServiceUnavailable,
-            "server_busy" => Fault::ServerBusy,
-            other => return Err(invalid("fault", format!("unknown fault {other:?}"))),
-        };
-        let running = self.running.lock().unwrap_or_else(PoisonError::into_inner);
-        match running.as_ref() {
-            Some(r) => {
-                r.inject(fault);
-                Ok(())
-            }
-            None => Err(BindingError::Usage("the emulator was stopped".into()).into()),
-        }
+        self.0.inject(fault).map_err(to_pyerr)
     }
 
     /// Whether it is still serving.
     #[getter]
     fn running(&self) -> bool {
-        self.running.lock().unwrap_or_else(PoisonError::into_inner).is_some()
+        self.0.is_running()
     }
 
     /// Stops serving and waits for the server to close its connections.
     fn stop(&self, py: Python<'_>) -> PyResult<()> {
-        let running = self.running.lock().unwrap_or_else(PoisonError::into_inner).take();
-        if let Some(r) = running {
-            block_on(py, async move {
-                r.shutdown().await;
-                Ok(())
-            })?;
-        }
-        Ok(())
+        py.allow_threads(|| self.0.stop()).map_err(to_pyerr)
     }
 
     fn __enter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
@@ -171,7 +124,7 @@ impl Emulator {
     }
 
     fn __repr__(&self) -> String {
-        format!("<Emulator {}>", self.url)
+        format!("<Emulator {}>", self.0.url)
     }
 }
 

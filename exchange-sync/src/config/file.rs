@@ -20,7 +20,7 @@ use toml::Spanned;
 use crate::config::model::{
     AUTHORITY_PUBLIC_CLOUD, Auth, Config, Connection, Endpoint, GRAPH_PUBLIC_CLOUD, GroupConfig, HttpSettings,
     HubFolder, LeavePolicy, LogRotation, LogSettings, MemberConfig, MemberSource, PostgresState, RetrySettings,
-    ServiceSettings, StateLocation, TargetFolder, TlsOptions, WellKnownFolder, is_postgres_url,
+    ServiceSettings, StateLocation, TargetFolder, TlsOptions, is_postgres_url,
 };
 use crate::config::secret::Secret;
 use crate::config::validate::{ConfigError, Diagnostic, Location, Secrets, Severity, validate_with};
@@ -56,8 +56,16 @@ impl Config {
         Self::parse(text, file, Secrets::Check)
     }
 
-    fn parse(text: &str, file: Option<&Path>, secrets: Secrets) -> Result<LoadedConfig, ConfigError> {
-        let positions = Positions { text, file: file.map(Path::to_path_buf) };
+    /// Reads a part of a configuration (a `[service]` table, a connection, a group with its
+    /// members) written as TOML, with every check of the format's keys and values but without
+    /// validating the configuration as a whole (references between parts, secrets). The
+    /// bindings build their configuration objects from keyword arguments or records this way,
+    /// so that a key of the file format needs no code of its own there.
+    pub fn parse_part(text: &str) -> Result<Config, ConfigError> {
+        Self::convert(text, &Positions { text, file: None }).map(|(config, _)| config)
+    }
+
+    fn convert(text: &str, positions: &Positions<'_>) -> Result<(Config, Converter), ConfigError> {
         let raw: RawConfig = toml::from_str(text).map_err(|e| {
             let location = e.span().map(|span| positions.locate(span.start));
             ConfigError::single("", e.message().trim().to_owned(), location)
@@ -65,8 +73,7 @@ impl Config {
         let mut conv = Converter::default();
         let config = conv.config(raw);
         if !conv.errors.is_empty() {
-            let diagnostics = conv
-                .errors
+            let diagnostics = std::mem::take(&mut conv.errors)
                 .into_iter()
                 .map(|(span, path, message)| Diagnostic {
                     severity: Severity::Error,
@@ -78,6 +85,12 @@ impl Config {
                 .collect();
             return Err(ConfigError { diagnostics });
         }
+        Ok((config, conv))
+    }
+
+    fn parse(text: &str, file: Option<&Path>, secrets: Secrets) -> Result<LoadedConfig, ConfigError> {
+        let positions = Positions { text, file: file.map(Path::to_path_buf) };
+        let (config, conv) = Self::convert(text, &positions)?;
         let place = |mut d: Diagnostic| {
             d.location = conv.span_of(&d.path).map(|span| positions.locate(span.start));
             if let Some(related) = d.related.as_mut() {
@@ -917,32 +930,12 @@ impl Converter {
     fn target(&mut self, path: &str, raw: Spanned<String>) -> TargetFolder {
         self.note(path, &raw);
         let span = raw.span();
-        let text = raw.into_inner();
-        let (parent, name) = match text.split_once('/') {
-            Some((parent, name)) => (parent, Some(name.trim())),
-            None => (text.as_str(), None),
-        };
-        let parent = match parent.trim().to_ascii_lowercase().as_str() {
-            "contacts" => WellKnownFolder::Contacts,
-            "calendar" => WellKnownFolder::Calendar,
-            "tasks" => WellKnownFolder::Tasks,
-            "notes" => WellKnownFolder::Notes,
-            other => {
-                self.error(
-                    span,
-                    path,
-                    format!("unknown folder {other:?}: expected contacts, calendar, tasks or notes, optionally followed by /Folder Name"),
-                );
-                WellKnownFolder::Contacts
+        match raw.into_inner().parse() {
+            Ok(target) => target,
+            Err(message) => {
+                self.error(span, path, message);
+                TargetFolder::default()
             }
-        };
-        match name {
-            Some("") => {
-                self.error(self.span_of(path).unwrap_or_default(), path, "the folder name after / must not be empty");
-                TargetFolder::WellKnown(parent)
-            }
-            Some(name) => TargetFolder::Named { parent, name: name.to_owned() },
-            None => TargetFolder::WellKnown(parent),
         }
     }
 

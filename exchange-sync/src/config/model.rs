@@ -430,6 +430,36 @@ impl Default for TargetFolder {
     }
 }
 
+/// Reads a target folder as files write it: `contacts`, `calendar`, `tasks` or `notes`,
+/// optionally followed by `/Folder Name`. The one parser of this notation: the file format and
+/// both language bindings use it, so a folder is named the same way everywhere.
+impl std::str::FromStr for TargetFolder {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let (parent, name) = match text.split_once('/') {
+            Some((parent, name)) => (parent, Some(name.trim())),
+            None => (text, None),
+        };
+        let parent = match parent.trim().to_ascii_lowercase().as_str() {
+            "contacts" => WellKnownFolder::Contacts,
+            "calendar" => WellKnownFolder::Calendar,
+            "tasks" => WellKnownFolder::Tasks,
+            "notes" => WellKnownFolder::Notes,
+            other => {
+                return Err(format!(
+                    "unknown folder {other:?}: expected contacts, calendar, tasks or notes, optionally followed by /Folder Name"
+                ));
+            }
+        };
+        match name {
+            Some("") => Err("the folder name after / must not be empty".to_owned()),
+            Some(name) => Ok(TargetFolder::Named { parent, name: name.to_owned() }),
+            None => Ok(TargetFolder::WellKnown(parent)),
+        }
+    }
+}
+
 impl std::fmt::Display for TargetFolder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {

@@ -8,17 +8,14 @@
 //! distribution groups, mailbox hubs) is written in TOML; `Configuration.FromToml` takes the
 //! whole format documented in `exchange-sync/examples/config.toml`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
-use exchange_sync::config::{
-    Auth, Config, Connection, Endpoint, GroupConfig, HubFolder, MemberConfig, Secret, StateLocation, TargetFolder,
-    TlsOptions, WellKnownFolder,
-};
-use exchange_sync_core::{ConflictPolicy, Direction, MassDeleteGuard};
+use exchange_sync::config::{Config, Connection, GroupConfig, ServiceSettings};
+use exchange_sync_bindings::config::{Part, count, key};
+use exchange_sync_bindings::{BindingError, Diagnostic};
 
-use crate::errors::{Diagnostic, ExchangeSyncError};
+use crate::errors::ExchangeSyncError;
 
 /// Where a password or token comes from. Prefer `Env` or `File` outside tests: the value then
 /// never sits in a script or a configuration.
@@ -39,16 +36,6 @@ pub enum SecretSource {
         /// The file's path.
         path: String,
     },
-}
-
-impl From<SecretSource> for Secret {
-    fn from(s: SecretSource) -> Self {
-        match s {
-            SecretSource::Inline { value } => Secret::Inline(value),
-            SecretSource::Env { name } => Secret::Env(name),
-            SecretSource::File { path } => Secret::File(PathBuf::from(path)),
-        }
-    }
 }
 
 /// How a connection authenticates.
@@ -179,90 +166,92 @@ pub struct ServiceOptions {
     pub shutdown_grace_secs: u64,
 }
 
-/// Parses a target folder: `contacts`, `calendar`, `tasks`, `notes`, optionally `/Folder Name`.
-pub fn parse_target(path: &str, text: &str) -> Result<TargetFolder, ExchangeSyncError> {
-    let (parent, name) = match text.split_once('/') {
-        Some((parent, name)) => (parent, Some(name.trim())),
-        None => (text, None),
-    };
-    let parent = match parent.trim().to_ascii_lowercase().as_str() {
-        "contacts" => WellKnownFolder::Contacts,
-        "calendar" => WellKnownFolder::Calendar,
-        "tasks" => WellKnownFolder::Tasks,
-        "notes" => WellKnownFolder::Notes,
-        other => {
-            return Err(ExchangeSyncError::invalid(
-                path,
-                format!(
-                    "unknown folder {other:?}: expected contacts, calendar, tasks or notes, optionally followed by /Folder Name"
-                ),
-            ));
-        }
-    };
-    match name {
-        Some("") => Err(ExchangeSyncError::invalid(path, "the folder name after / must not be empty")),
-        Some(name) => Ok(TargetFolder::Named { parent, name: name.to_owned() }),
-        None => Ok(TargetFolder::WellKnown(parent)),
-    }
+fn invalid(path: impl Into<String>, message: impl Into<String>) -> ExchangeSyncError {
+    BindingError::invalid(path, message).into()
 }
 
+fn parsed(part: Part) -> Result<Config, ExchangeSyncError> {
+    Ok(part.parse()?)
+}
+
+/// A connection record, read by the TOML format (`[connections.ID]`).
 fn connection(c: ConnectionSettings, index: usize) -> Result<Connection, ExchangeSyncError> {
     let path = format!("connections[{index}]");
-    let secret = |what: &str| {
-        c.password
-            .clone()
-            .map(Secret::from)
-            .ok_or_else(|| ExchangeSyncError::invalid(format!("{path}.password"), format!("{what} needs a password")))
+    let mut part = Part::new("", "connections[0]");
+    let table = format!("connections.{}", key(&c.id));
+    let at = |field: &str| format!("{path}.{field}");
+    let autodiscover = !c.url.contains("://") && c.url.contains('@');
+    part.table(&table).set(&at("url"), if autodiscover { "autodiscover" } else { "url" }, c.url);
+    let (scheme, secret) = match c.auth {
+        AuthScheme::Basic => ("basic", "password"),
+        AuthScheme::Ntlm => ("ntlm", "password"),
+        AuthScheme::OAuth2 => ("oauth2", "token"),
+        AuthScheme::None => ("none", "password"),
     };
-    let user = || {
-        c.username
-            .clone()
-            .ok_or_else(|| ExchangeSyncError::invalid(format!("{path}.username"), "this scheme needs a username"))
+    part.set(&at("auth"), "auth", scheme).opt(&at("username"), "username", c.username);
+    match c.password {
+        Some(SecretSource::Inline { value }) => part.set(&at("password"), secret, value),
+        Some(SecretSource::Env { name }) => part.set(&at("password"), &format!("{secret}_env"), name),
+        Some(SecretSource::File { path }) => part.set(&at("password"), &format!("{secret}_file"), path),
+        None => &mut part,
     };
-    let auth = match c.auth {
-        AuthScheme::Basic => Auth::Basic { username: user()?, password: secret("basic authentication")? },
-        AuthScheme::Ntlm => Auth::Ntlm { username: user()?, password: secret("NTLM")? },
-        AuthScheme::OAuth2 => Auth::OAuth2 { token: secret("OAuth2 (the token)")? },
-        AuthScheme::None => Auth::None,
-    };
-    let endpoint = if !c.url.contains("://") && c.url.contains('@') {
-        Endpoint::Autodiscover(c.url)
-    } else {
-        Endpoint::Url(c.url)
-    };
-    Ok(Connection {
-        id: c.id,
-        endpoint,
-        auth,
-        impersonation: c.impersonation,
-        tls: TlsOptions { ca_file: c.ca_file.map(PathBuf::from), insecure: c.insecure, ..TlsOptions::default() },
-    })
+    part.set(&at("impersonation"), "impersonation", c.impersonation);
+    part.table(&format!("{table}.tls")).opt(&at("ca_file"), "ca_file", c.ca_file).set(
+        &at("insecure"),
+        "insecure",
+        c.insecure,
+    );
+    let mut config = parsed(part)?;
+    config.connections.pop().ok_or_else(|| invalid(path, "no connection read"))
 }
 
+/// A group record, read by the TOML format (`[[groups]]`).
 fn group(g: GroupSettings, index: usize) -> Result<GroupConfig, ExchangeSyncError> {
     let path = format!("groups[{index}]");
-    let mut out = GroupConfig::new(g.id, g.connection, HubFolder::PublicFolder(g.public_folder));
-    out.default_target = parse_target(&format!("{path}.target"), &g.target)?;
-    for (i, m) in g.members.into_iter().enumerate() {
-        let direction = match m.direction {
-            SyncDirection::OneWay => Direction::one_way(),
-            SyncDirection::TwoWay => Direction::two_way(),
-        };
-        let mut member = MemberConfig::new(m.mailbox, direction);
-        if let Some(t) = m.target {
-            member.target = Some(parse_target(&format!("{path}.members[{i}].target"), &t)?);
-        }
-        out.members.push(member);
-    }
-    out.match_key = g.match_key;
-    out.take_over_matches = g.take_over_matches;
-    out.conflict_policy = match g.conflict_resolution {
-        Some(ConflictResolution::NewestWins) => ConflictPolicy::NewestWins,
-        Some(ConflictResolution::HubWins) | None => ConflictPolicy::HubWins,
+    let at = |field: &str| format!("{path}.{field}");
+    let mut part = Part::new("", "groups[0]");
+    part.table("[groups]").set(&at("id"), "id", g.id).set(&at("connection"), "connection", g.connection);
+    part.set(&at("target"), "target", g.target).set(&at("match_key"), "match_key", g.match_key);
+    let policy = match g.conflict_resolution {
+        Some(ConflictResolution::NewestWins) => "newest_wins",
+        Some(ConflictResolution::HubWins) | None => "hub_wins",
     };
-    out.mass_delete_guard =
-        MassDeleteGuard { max_share: g.mass_delete_max_share, min_count: g.mass_delete_min_count as usize };
-    Ok(out)
+    part.set(&at("conflict_resolution"), "conflict_policy", policy);
+    part.set(&at("take_over_matches"), "take_over_matches", g.take_over_matches);
+    part.table("groups.hub").set(&at("public_folder"), "public_folder", g.public_folder);
+    let guard = part.table("groups.mass_delete_guard");
+    guard.set(&at("mass_delete_max_share"), "max_share", g.mass_delete_max_share);
+    guard.set(&at("mass_delete_min_count"), "min_count", count(g.mass_delete_min_count));
+    for (i, m) in g.members.into_iter().enumerate() {
+        let at = |field: &str| format!("{path}.members[{i}].{field}");
+        let direction = match m.direction {
+            SyncDirection::OneWay => "one_way",
+            SyncDirection::TwoWay => "two_way",
+        };
+        part.table("[groups.members]").set(&at("mailbox"), "mailbox", m.mailbox);
+        part.set(&at("direction"), "direction", direction).opt(&at("target"), "target", m.target);
+    }
+    let mut config = parsed(part)?;
+    config.groups.pop().ok_or_else(|| invalid(path, "no group read"))
+}
+
+/// The service options, read by the TOML format (`[service]`).
+fn service(s: ServiceOptions) -> Result<ServiceSettings, ExchangeSyncError> {
+    if exchange_sync::config::is_postgres_url(&s.state) {
+        return Err(invalid(
+            "service.state",
+            "a PostgreSQL state (worker, lease, password source) is configured in a configuration file: \
+             Configuration.FromToml(text)",
+        ));
+    }
+    let mut part = Part::new("service", "service");
+    part.table("service").set("state", "state", s.state).set("debounce_ms", "debounce_ms", count(s.debounce_ms));
+    part.set("poll_interval_secs", "poll_interval_secs", count(s.poll_interval_secs));
+    part.set("shutdown_grace_secs", "shutdown_grace_secs", count(s.shutdown_grace_secs));
+    let retry = part.table("service.retry");
+    retry.set("retry_max_attempts", "max_attempts", count(s.retry_max_attempts));
+    retry.set("retry_initial_delay_ms", "initial_delay_ms", count(s.retry_initial_delay_ms));
+    Ok(parsed(part)?.service)
 }
 
 /// A validated configuration: connections, sync groups and service settings.
@@ -296,23 +285,7 @@ impl Configuration {
             config.groups.push(group(g, i)?);
         }
         if let Some(s) = service {
-            let settings = &mut config.service;
-            settings.state = match s.state.as_str() {
-                "memory" => StateLocation::Memory,
-                url if exchange_sync::config::is_postgres_url(url) => {
-                    return Err(ExchangeSyncError::invalid(
-                        "service.state",
-                        "a PostgreSQL state (worker, lease, password source) is configured in a configuration file: \
-                         Configuration.FromToml(text)",
-                    ));
-                }
-                path => StateLocation::Sqlite(PathBuf::from(path)),
-            };
-            settings.debounce = Duration::from_millis(s.debounce_ms);
-            settings.poll_interval = Duration::from_secs(s.poll_interval_secs);
-            settings.retry.max_attempts = s.retry_max_attempts;
-            settings.retry.initial_delay = Duration::from_millis(s.retry_initial_delay_ms);
-            settings.shutdown_grace = Duration::from_secs(s.shutdown_grace_secs);
+            config.service = self::service(s)?;
         }
         Self::validated(config)
     }
@@ -381,7 +354,15 @@ mod tests {
             mass_delete_min_count: 10,
             take_over_matches: false,
         };
-        let err = Configuration::new(vec![], vec![group], None).unwrap_err();
+        let err = Configuration::new(vec![], vec![group.clone()], None).unwrap_err();
         assert!(matches!(err, ExchangeSyncError::Config { .. }), "{err:?}");
+
+        // Records are read by the TOML format: a finding is at the record's field.
+        let mut bad = group;
+        bad.members[0].target = Some("inbox/Stuff".into());
+        let err = Configuration::new(vec![], vec![bad], None).unwrap_err();
+        let ExchangeSyncError::Config { diagnostics, .. } = err else { panic!("not a config error") };
+        assert_eq!(diagnostics[0].path, "groups[0].members[0].target", "{diagnostics:?}");
+        assert!(diagnostics[0].message.contains("inbox"), "{diagnostics:?}");
     }
 }

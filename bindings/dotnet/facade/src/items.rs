@@ -11,10 +11,13 @@ use std::time::SystemTime;
 
 use chrono::{DateTime, Utc};
 use exchange_sync::ItemFolder;
-use exchange_sync_core::{Body, BodyFormat, FieldValue as CoreValue, Item as CoreItem, ItemKind};
+use exchange_sync_bindings::items::{self, ItemEdit as Edit};
+use exchange_sync_bindings::records::FolderInfo;
+use exchange_sync_bindings::runtime::RuntimeUser;
+use exchange_sync_core::{BodyFormat, FieldValue as CoreValue, Item as CoreItem};
 
 use crate::errors::ExchangeSyncError;
-use crate::runtime::{RuntimeUser, block_on, spawn};
+use crate::runtime::{block_on, spawn};
 
 /// A field's value.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Enum)]
@@ -91,22 +94,10 @@ pub struct Item {
     pub categories: Vec<String>,
 }
 
-/// The name of an item kind, as configuration files write it.
-fn kind_name(kind: &ItemKind) -> String {
-    match kind {
-        ItemKind::Contact => "contact".into(),
-        ItemKind::CalendarItem => "calendar_item".into(),
-        ItemKind::Task => "task".into(),
-        ItemKind::Note => "note".into(),
-        ItemKind::DistributionList => "distribution_list".into(),
-        ItemKind::Other(class) => class.clone(),
-    }
-}
-
 impl From<&CoreItem> for Item {
     fn from(i: &CoreItem) -> Self {
         Item {
-            kind: kind_name(&i.kind),
+            kind: items::kind_name(&i.kind),
             fields: i.fields.iter().map(|(k, v)| (k.clone(), FieldValue::from(v))).collect(),
             body: i.body.as_ref().map(|b| b.content.clone()),
             body_is_html: i.body.as_ref().is_some_and(|b| b.format == BodyFormat::Html),
@@ -116,19 +107,9 @@ impl From<&CoreItem> for Item {
 }
 
 impl Item {
-    fn to_core(&self) -> Result<CoreItem, ExchangeSyncError> {
-        let kind = exchange_sync::config::file::parse_kind(&self.kind)
-            .ok_or_else(|| ExchangeSyncError::invalid("item.kind", format!("unknown kind {:?}", self.kind)))?;
-        let mut out = CoreItem::new(kind);
-        for (k, v) in &self.fields {
-            out.fields.insert(k.clone(), v.clone().into());
-        }
-        out.body = self.body.clone().map(|content| Body {
-            format: if self.body_is_html { BodyFormat::Html } else { BodyFormat::Text },
-            content,
-        });
-        out.categories = self.categories.iter().cloned().collect();
-        Ok(out)
+    fn to_core(&self) -> exchange_sync_bindings::Result<CoreItem> {
+        let fields = self.fields.iter().map(|(k, v)| (k.clone(), v.clone().into()));
+        items::new_item(&self.kind, fields, self.body.clone(), self.body_is_html, self.categories.clone())
     }
 }
 
@@ -152,7 +133,7 @@ impl From<exchange_sync::FolderItem> for FolderItem {
 }
 
 /// A child folder.
-#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+#[uniffi::remote(Record)]
 pub struct FolderInfo {
     /// The folder's id.
     pub id: String,
@@ -162,6 +143,8 @@ pub struct FolderInfo {
     pub folder_class: Option<String>,
     /// How many items it holds, when the server said.
     pub total_count: Option<u32>,
+    /// How many subfolders it has, when the server said.
+    pub child_folder_count: Option<u32>,
 }
 
 /// The edit `Folder.Update` applies to an item, as a user would make it.
@@ -183,23 +166,14 @@ pub struct ItemEdit {
     pub categories: Option<Vec<String>>,
 }
 
-impl ItemEdit {
-    fn apply(self, item: &mut CoreItem) {
-        for (k, v) in self.set {
-            item.fields.insert(k, v.into());
-        }
-        for k in &self.remove {
-            item.fields.remove(k);
-        }
-        if self.clear_body {
-            item.body = None;
-        }
-        if let Some(content) = self.body {
-            let format = item.body.as_ref().map_or(BodyFormat::Text, |b| b.format);
-            item.body = Some(Body { format, content });
-        }
-        if let Some(c) = self.categories {
-            item.categories = c.into_iter().collect();
+impl From<ItemEdit> for Edit {
+    fn from(e: ItemEdit) -> Self {
+        let set = e.set.into_iter().map(|(k, v)| (k, Some(v.into())));
+        Edit {
+            fields: set.chain(e.remove.into_iter().map(|k| (k, None))).collect(),
+            body: e.body,
+            clear_body: e.clear_body,
+            categories: e.categories,
         }
     }
 }
@@ -253,15 +227,16 @@ impl Folder {
     }
 }
 
-async fn items_of(f: ItemFolder) -> Result<Vec<FolderItem>, ExchangeSyncError> {
-    Ok(f.items().await.map_err(ExchangeSyncError::from)?.into_iter().map(FolderItem::from).collect())
+async fn items_of(f: ItemFolder) -> exchange_sync_bindings::Result<Vec<FolderItem>> {
+    Ok(f.items().await?.into_iter().map(FolderItem::from).collect())
 }
 
-async fn update_of(f: ItemFolder, id: String, edit: ItemEdit) -> Result<(), ExchangeSyncError> {
+async fn update_of(f: ItemFolder, id: String, edit: ItemEdit) -> exchange_sync_bindings::Result<()> {
+    let edit = Edit::from(edit);
     Ok(f.update(&id, |item| edit.apply(item)).await?)
 }
 
-async fn create_in(f: ItemFolder, item: Item) -> Result<String, ExchangeSyncError> {
+async fn create_in(f: ItemFolder, item: Item) -> exchange_sync_bindings::Result<String> {
     let item = item.to_core()?;
     Ok(f.create(&item).await?)
 }
@@ -276,13 +251,7 @@ impl Folder {
     /// The direct subfolders.
     pub fn subfolders(&self) -> Result<Vec<FolderInfo>, ExchangeSyncError> {
         let f = self.inner.clone();
-        block_on(async move {
-            Ok(f.subfolders()
-                .await?
-                .into_iter()
-                .map(|s| FolderInfo { id: s.id, name: s.name, folder_class: s.class, total_count: s.total_count })
-                .collect())
-        })
+        block_on(async move { Ok(f.subfolders().await?.into_iter().map(FolderInfo::from).collect()) })
     }
 
     /// Every item, with content.
@@ -370,6 +339,6 @@ mod tests {
             body_is_html: false,
             categories: vec![],
         };
-        assert!(matches!(item.to_core(), Err(ExchangeSyncError::Config { .. })));
+        assert!(matches!(item.to_core().map_err(ExchangeSyncError::from), Err(ExchangeSyncError::Config { .. })));
     }
 }

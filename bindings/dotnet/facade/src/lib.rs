@@ -1,19 +1,20 @@
 //! # exchange-sync for .NET
 //!
-//! The uniffi facade that the generated C# bindings (namespace `ExchangeSync`) load: the Rust
-//! service API shaped for C# and PowerShell, with plain records for data, objects for things
-//! that live (a service, an open folder, an emulator), a callback interface for progress and
-//! logging, and one documented exception type.
+//! The uniffi facade that the generated C# bindings (namespace `ExchangeSync`) load: the C#
+//! shape of what `exchange-sync-bindings` does for both languages (connecting, the runtime, the
+//! event pump, errors, records), with plain records for data, objects for things that live (a
+//! service, an open folder, an emulator), callback interfaces for progress and logging, and one
+//! documented exception type.
 //!
 //! - [`config`]: `Configuration`, from TOML text or a file, or built from records in code.
 //! - [`service`]: `SyncService`: run once, plan, run in real time (start / stop), status, conflicts.
-//! - [`reports`]: run, group and member reports, status, conflict entries.
+//! - [`records`]: run, group and member reports, status, conflict entries.
 //! - [`events`]: progress events and the `ProgressListener` callback interface.
 //! - [`items`]: `Folder` and `Item`: list, get, create, update and delete items as a user would.
-//! - [`errors`]: `ExchangeSyncError` (C# `ExchangeSyncException`), the flat set of failures.
+//! - [`errors`]: `ExchangeSyncError` (C# `ExchangeSyncException`), one variant per error kind.
 //! - [`logging`]: Rust `tracing` events forwarded to a C# `LogListener`.
-//! - [`testing`]: `TestEmulator`, the EWS emulator in process with the demo tenant.
-//! - [`runtime`]: the tokio runtime the facade owns, and how it ends so the process can exit.
+//! - `testing` (feature `testing`): `TestEmulator`, the EWS emulator in process.
+//! - [`runtime`]: the runtime's shutdown, so the process can exit.
 
 // The error's variants carry their context by value: that shape is the FFI contract (uniffi lowers
 // records by value, a `Box` is no FFI type), and errors are rare next to the network calls.
@@ -24,9 +25,10 @@ pub mod errors;
 pub mod events;
 pub mod items;
 pub mod logging;
-pub mod reports;
+pub mod records;
 pub mod runtime;
 pub mod service;
+#[cfg(feature = "testing")]
 pub mod testing;
 
 uniffi::setup_scaffolding!("exchange_sync");

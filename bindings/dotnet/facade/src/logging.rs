@@ -1,4 +1,4 @@
-//! Rust `tracing` events forwarded to a C# `LogListener`.
+//! Rust `tracing` events forwarded to a C# `LogListener` (`exchange_sync_bindings::logging`).
 //!
 //! `ExchangeSyncFunctions.SetLogListener(listener, LogLevel.Info)` installs the listener: each
 //! event at that level or more severe arrives as (level, target, message), the target being the
@@ -8,14 +8,10 @@
 //! are never logged. `ClearLogListener()` stops forwarding; without a listener, events cost
 //! nothing.
 
-use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::{Arc, Once, RwLock};
+use std::sync::Arc;
 
-use tracing::field::{Field, Visit};
-use tracing::{Event, Level, Metadata, Subscriber};
-use tracing_subscriber::layer::{Context, Layer};
-use tracing_subscriber::prelude::*;
+use exchange_sync_bindings::logging::{self, LogRecord, LogSink};
+use tracing::Level;
 
 /// How severe a log event is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, uniffi::Enum)]
@@ -32,23 +28,15 @@ pub enum LogLevel {
     Trace,
 }
 
-fn rank(level: &Level) -> u8 {
-    match *level {
-        Level::ERROR => 1,
-        Level::WARN => 2,
-        Level::INFO => 3,
-        Level::DEBUG => 4,
-        Level::TRACE => 5,
-    }
-}
-
-fn level_of(level: &Level) -> LogLevel {
-    match *level {
-        Level::ERROR => LogLevel::Error,
-        Level::WARN => LogLevel::Warn,
-        Level::INFO => LogLevel::Info,
-        Level::DEBUG => LogLevel::Debug,
-        Level::TRACE => LogLevel::Trace,
+impl From<LogLevel> for Level {
+    fn from(level: LogLevel) -> Self {
+        match level {
+            LogLevel::Error => Level::ERROR,
+            LogLevel::Warn => Level::WARN,
+            LogLevel::Info => Level::INFO,
+            LogLevel::Debug => Level::DEBUG,
+            LogLevel::Trace => Level::TRACE,
+        }
     }
 }
 
@@ -59,55 +47,20 @@ pub trait LogListener: Send + Sync {
     fn on_log(&self, level: LogLevel, target: String, message: String);
 }
 
-/// The most verbose level forwarded (0: none).
-static MAX_LEVEL: AtomicU8 = AtomicU8::new(0);
-/// The listener.
-static LISTENER: RwLock<Option<Arc<dyn LogListener>>> = RwLock::new(None);
-static INSTALL: Once = Once::new();
+struct Listener(Box<dyn LogListener>);
 
-#[derive(Default)]
-struct Fields {
-    message: String,
-    pairs: String,
-}
-
-impl Visit for Fields {
-    fn record_str(&mut self, field: &Field, value: &str) {
-        if field.name() == "message" {
-            self.message = value.to_owned();
-        } else {
-            let _ = write!(self.pairs, " {}={value}", field.name());
-        }
-    }
-
-    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        if field.name() == "message" {
-            self.message = format!("{value:?}");
-        } else {
-            let _ = write!(self.pairs, " {}={value:?}", field.name());
-        }
-    }
-}
-
-struct Forward;
-
-impl<S: Subscriber> Layer<S> for Forward {
-    fn enabled(&self, metadata: &Metadata<'_>, _ctx: Context<'_, S>) -> bool {
-        rank(metadata.level()) <= MAX_LEVEL.load(Ordering::Relaxed)
-    }
-
-    fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
-        let listener = LISTENER.read().ok().and_then(|l| l.clone());
-        let Some(listener) = listener else { return };
-        let meta = event.metadata();
-        let mut fields = Fields::default();
-        event.record(&mut fields);
-        fields.message.push_str(&fields.pairs);
+impl LogSink for Listener {
+    fn log(&self, record: LogRecord<'_>) {
+        let level = match record.level {
+            Level::ERROR => LogLevel::Error,
+            Level::WARN => LogLevel::Warn,
+            Level::INFO => LogLevel::Info,
+            Level::DEBUG => LogLevel::Debug,
+            _ => LogLevel::Trace,
+        };
+        let target = record.target.to_owned();
         // An exception of the C# listener arrives as a panic: logging must never take a call down.
-        let level = level_of(meta.level());
-        let target = meta.target().to_owned();
-        let _ =
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| listener.on_log(level, target, fields.message)));
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.0.on_log(level, target, record.message)));
     }
 }
 
@@ -116,30 +69,13 @@ impl<S: Subscriber> Layer<S> for Forward {
 /// the process already has one.
 #[uniffi::export]
 pub fn set_log_listener(listener: Box<dyn LogListener>, level: LogLevel) {
-    INSTALL.call_once(|| {
-        let _ = tracing_subscriber::registry().with(Forward).try_init();
-    });
-    if let Ok(mut slot) = LISTENER.write() {
-        *slot = Some(Arc::from(listener));
-    }
-    let rank = match level {
-        LogLevel::Error => 1,
-        LogLevel::Warn => 2,
-        LogLevel::Info => 3,
-        LogLevel::Debug => 4,
-        LogLevel::Trace => 5,
-    };
-    MAX_LEVEL.store(rank, Ordering::Relaxed);
-    tracing::callsite::rebuild_interest_cache();
+    logging::forward_to(Arc::new(Listener(listener)), level.into());
 }
 
 /// Stops forwarding log events and releases the listener.
 #[uniffi::export]
 pub fn clear_log_listener() {
-    MAX_LEVEL.store(0, Ordering::Relaxed);
-    tracing::callsite::rebuild_interest_cache();
-    let old = LISTENER.write().ok().and_then(|mut l| l.take());
-    drop(old);
+    logging::stop_forwarding();
 }
 
 /// Logs one event through Rust's `tracing` (scripts and tests check their listener with it).

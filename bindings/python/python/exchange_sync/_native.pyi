@@ -75,6 +75,9 @@ class MassDeleteError(ExchangeSyncError):
 class NotFoundError(ExchangeSyncError):
     """The item or folder does not exist."""
 
+class InvalidSyncTokenError(ExchangeSyncError):
+    """A folder's sync token is no longer accepted; the engine starts that folder over."""
+
 class TransientError(ExchangeSyncError):
     """A passing failure (network hiccup, timeout): retrying may succeed."""
 
@@ -233,7 +236,7 @@ class Connection:
         url: Optional[str] = None,
         *,
         autodiscover: Optional[str] = None,
-        auth: Literal["basic", "ntlm", "oauth2", "none"] = "basic",
+        auth: Literal["basic", "ntlm", "negotiate", "kerberos", "oauth2", "none"] = "basic",
         username: Optional[str] = None,
         password: Optional[str] = None,
         password_env: Optional[str] = None,

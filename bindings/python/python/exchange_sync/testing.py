@@ -24,7 +24,20 @@ from types import TracebackType
 from typing import List, Optional, Sequence, Type
 
 from . import Connection
-from ._native import Emulator
+
+try:
+    from ._native import Emulator
+except ImportError:  # a build without the `testing` feature ships no in-process emulator
+
+    class Emulator:  # type: ignore[no-redef]
+        """Not in this build: the in-process emulator comes with the `testing` feature."""
+
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            raise RuntimeError(
+                "this build of exchange_sync has no in-process emulator (build it with the "
+                "`testing` feature, as the test command does); EmulatorProcess runs the binary instead"
+            )
+
 
 __all__ = ["Emulator", "EmulatorProcess", "EmulatorNotFound"]
 
