@@ -336,6 +336,58 @@ async fn a_hybrid_group_from_the_file_syncs_a_public_folder_with_graph_members()
     assert_eq!(mum_now.unwrap().change_key, mum["changeKey"].as_str().unwrap(), "alice's own contact was written");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hybrid_service_killed_while_it_creates_copies_restarts_without_duplicates() {
+    const HUB_CONTACTS: usize = 200;
+    let ews = common::emulator(HUB_CONTACTS).await;
+    // Slow answers from Exchange Online, so that the kill lands while most copies are to come.
+    let graph = GraphEmulator::start(GraphEmulatorConfig {
+        latency: std::time::Duration::from_millis(40),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let alice = "alice@contoso.test";
+    let folder = graph.store().create_folder(alice, &serde_json::json!({"displayName": FOLDER})).unwrap();
+    let folder_id = folder["id"].as_str().unwrap().to_owned();
+    let mum =
+        graph.store().create_contact(alice, Some(&folder_id), &serde_json::json!({"displayName": "Mum"})).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_hybrid_config(dir.path(), &ews, &graph);
+
+    let service = common::cli::Service::start(&path, &[]);
+    let copies = |graph: &RunningGraphEmulator| {
+        ["alice@contoso.test", "carol@contoso.test"]
+            .iter()
+            .map(|m| graph.store().contacts_in(m, FOLDER).len())
+            .sum::<usize>()
+    };
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(120);
+    while copies(&graph) <= 1 {
+        assert!(tokio::time::Instant::now() < deadline, "no copy was ever written: {}", service.log());
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+    service.kill().await;
+    let written = copies(&graph);
+    assert!(written < 1 + 2 * HUB_CONTACTS, "the kill came too late to interrupt anything ({written} copies)");
+
+    // The restart finds what the killed process wrote by its origin stamp and makes the rest.
+    let run = cli(&path, &["run", "--once"]).await;
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run));
+    let config = Config::from_toml_str(&std::fs::read_to_string(&path).unwrap(), None).unwrap().config;
+    let folders = common::Folders::new(&config).await;
+    let hub_names = common::names(&folders.hub().await).await;
+    assert_eq!(hub_names.len(), HUB_CONTACTS);
+    assert_eq!(graph_names(&graph, "carol@contoso.test"), hub_names, "carol: a copy missing or made twice");
+    let mut with_mum = hub_names.clone();
+    with_mum.push("Mum".into());
+    with_mum.sort();
+    assert_eq!(graph_names(&graph, alice), with_mum, "alice: a copy missing or made twice");
+    assert_eq!(common::names(&folders.member("dave@contoso.test").await).await, hub_names, "dave (EWS)");
+    let mum_now = graph.store().contacts_in(alice, FOLDER).into_iter().find(|c| c.id == mum["id"].as_str().unwrap());
+    assert_eq!(mum_now.unwrap().change_key, mum["changeKey"].as_str().unwrap(), "alice's own contact was written");
+}
+
 #[test]
 fn a_member_on_an_unknown_connection_is_refused_with_its_place() {
     let text = r#"

@@ -153,6 +153,12 @@ impl Service {
         log[at..].split('/').next().unwrap().to_owned()
     }
 
+    /// Kills it with SIGKILL, as a crash or `kill -9` would: nothing of it runs after this.
+    pub async fn kill(mut self) {
+        self.child.start_kill().unwrap();
+        tokio::time::timeout(Duration::from_secs(60), self.child.wait()).await.unwrap().unwrap();
+    }
+
     /// Stops it with SIGTERM (checking that it says it stops); answers its exit code.
     pub async fn terminate(mut self) -> Option<i32> {
         let pid = self.child.id().unwrap().to_string();
