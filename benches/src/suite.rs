@@ -22,6 +22,8 @@ pub struct Settings {
     pub only: Vec<String>,
     /// Idle time of row 6 in full mode, seconds.
     pub idle_secs: u64,
+    /// Replicas of the state-size benchmark (row 9) in full mode.
+    pub replicas: usize,
 }
 
 /// Names of the rows the ratios are computed from.
@@ -38,6 +40,11 @@ const IDLE: &str = "6. idle";
 const IDLE_DAY: &str = "6d. idle, a day in miniature";
 const IDLE_CUT: &str = "6c. idle, every connection cut once";
 const FAULTS: &str = "8. faults";
+const STATE_SIZE: &str = "9. state size";
+const STATE_SIZE_POSTGRES: &str = "9p. state size, PostgreSQL state";
+/// Contacts of the state-size benchmark's public folder (the issue's organisation: 3,000
+/// mailboxes x 5,000 contacts); `--replicas` sets the number of mailboxes.
+const STATE_CONTACTS: usize = 5_000;
 
 /// How often the rows the ratios come from run in full mode. The machine's noise (other
 /// engineers' builds, and the host's cost of handing fresh memory to the virtual machine, which
@@ -167,6 +174,21 @@ fn plan(s: &Settings) -> Vec<(String, Vec<String>)> {
         faults.extend(["--pass-retry-max-ms".into(), n(ms)]);
     }
     plan.push((FAULTS.into(), faults));
+    // The state of a large organisation generated into each store, then an incremental pass.
+    let (state_contacts, state_mailboxes) =
+        if q { (100, 4) } else { (STATE_CONTACTS, (s.replicas / STATE_CONTACTS).max(1)) };
+    let state_size = |name: &str, postgres: Option<&str>| {
+        let mut a = vec!["state-size".into(), "--name".into(), name.into(), "--contacts".into(), n(state_contacts)];
+        a.extend(["--mailboxes".into(), n(state_mailboxes)]);
+        if let Some(url) = postgres {
+            a.extend(["--postgres".into(), url.to_owned()]);
+        }
+        (name.to_owned(), a)
+    };
+    plan.push(state_size(STATE_SIZE, None));
+    if let Ok(url) = std::env::var("EXCHANGE_SYNC_TEST_POSTGRES") {
+        plan.push(state_size(STATE_SIZE_POSTGRES, Some(&url)));
+    }
     plan.retain(|(name, _)| s.only.is_empty() || s.only.iter().any(|w| name.contains(w.as_str())));
     plan
 }
@@ -371,6 +393,7 @@ mod tests {
             script: "s.py".into(),
             only: vec![],
             idle_secs: 150,
+            replicas: 1_500_000,
         }
     }
 
@@ -391,10 +414,23 @@ mod tests {
     fn both_modes_run_every_benchmark() {
         for quick in [true, false] {
             let names: Vec<String> = plan(&settings(quick)).into_iter().map(|(n, _)| n).collect();
-            for prefix in ["1.", "1s.", "2.", "2s.", "3a.", "3b.", "5.", "6.", "6d.", "6c.", "7.", "8."] {
+            for prefix in ["1.", "1s.", "2.", "2s.", "3a.", "3b.", "5.", "6.", "6d.", "6c.", "7.", "8.", "9."] {
                 assert!(names.iter().any(|n| n.starts_with(prefix)), "{prefix} missing in {names:?}");
             }
         }
+    }
+
+    #[test]
+    fn the_state_size_has_the_issues_shape() {
+        let mailboxes_of = |replicas: usize| {
+            let s = Settings { replicas, ..settings(false) };
+            let (_, args) = plan(&s).into_iter().find(|(n, _)| n == STATE_SIZE).expect("row planned");
+            let at = args.iter().position(|a| a == "--mailboxes").expect("--mailboxes");
+            args[at + 1].clone()
+        };
+        // 3,000 mailboxes of 5,000 contacts: the issue's 15,000,000 (the hub's 5,000 besides).
+        assert_eq!(mailboxes_of(15_000_000), "3000");
+        assert_eq!(mailboxes_of(1_500_000), "300");
     }
 
     #[test]
