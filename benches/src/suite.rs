@@ -313,6 +313,21 @@ pub fn ratios(rows: &[Measurement]) -> String {
         };
         let _ = writeln!(t, "- {}: {} (targets: {verdict})", r.name, all.join("; "));
     }
+    // The state-size targets (timings and memory: reported against their targets, as the
+    // latency's, never failing the suite on a machine's speed).
+    for (row, store) in [(STATE_SIZE, "SQLite"), (STATE_SIZE_POSTGRES, "PostgreSQL")] {
+        if let Some(pass) = find(&format!("{row} incremental (1%)")) {
+            let mb = pass.peak_rss_mib * 1.048_576;
+            let _ = writeln!(
+                t,
+                "- state size, {store}: incremental pass {:.1} s (target < 10 s: {}), peak RSS {mb:.0} MB (target < 500 \
+                 MB: {})",
+                pass.seconds,
+                verdict(pass.seconds < 10.0),
+                verdict(mb < 500.0)
+            );
+        }
+    }
     if let Some(l) = find(LATENCY)
         && let (Some(p50), Some(p99)) = (l.p50_ms, l.p99_ms)
     {
@@ -479,6 +494,25 @@ mod tests {
         assert!(text.contains("resync hints 0 (= 0); renewals 96 (>= 94) (targets: met)"), "{text}");
         assert!(
             text.contains("requests inside a back-off 2 (= 0) (targets: MISSED: requests inside a back-off)"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn the_state_size_pass_is_read_against_its_targets() {
+        let pass = |name: &str, seconds, peak_rss_mib| Measurement {
+            name: format!("{name} incremental (1%)"),
+            seconds,
+            peak_rss_mib,
+            ..Measurement::default()
+        };
+        let text = ratios(&[pass(STATE_SIZE, 26.7, 346.0), pass(STATE_SIZE_POSTGRES, 8.0, 480.0)]);
+        assert!(
+            text.contains("state size, SQLite: incremental pass 26.7 s (target < 10 s: missed), peak RSS 363 MB (target < 500 MB: met)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("state size, PostgreSQL: incremental pass 8.0 s (target < 10 s: met), peak RSS 503 MB (target < 500 MB: missed)"),
             "{text}"
         );
     }
