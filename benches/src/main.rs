@@ -23,7 +23,9 @@ mod measurement;
 mod placement;
 mod raw;
 mod resources;
+mod state_size;
 mod suite;
+mod synthetic_folder;
 mod tenant;
 
 use std::path::PathBuf;
@@ -58,6 +60,10 @@ struct Args {
     /// lifetime and be renewed without a resync: the long idle run of docs/benchmarks.md.
     #[arg(long, default_value_t = 150)]
     idle_secs: u64,
+    /// Replicas in the members of the state-size benchmark (row 9): mailboxes of 5,000 contacts,
+    /// rounded down (the size: 15,000,000, 3,000 mailboxes; generating it takes long).
+    #[arg(long, default_value_t = 1_500_000)]
+    replicas: usize,
     /// Runs only the benchmarks whose name contains one of these words.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
@@ -82,6 +88,18 @@ enum Case {
         mailboxes: usize,
         #[arg(long)]
         incremental: bool,
+        /// The state in this PostgreSQL database (a fresh schema) instead of an SQLite file.
+        #[arg(long)]
+        postgres: Option<String>,
+    },
+    /// A large state generated into the store, then an incremental pass with 1% changed.
+    StateSize {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        contacts: usize,
+        #[arg(long)]
+        mailboxes: usize,
         /// The state in this PostgreSQL database (a fresh schema) instead of an SQLite file.
         #[arg(long)]
         postgres: Option<String>,
@@ -183,6 +201,9 @@ fn run_case(case: Case) -> Result<Vec<measurement::Measurement>, Box<dyn std::er
             let shape = if hybrid { graph::Shape::Hybrid } else { graph::Shape::Graph };
             graph::run(&name, shape, contacts, mailboxes)?
         }
+        Case::StateSize { name, contacts, mailboxes, postgres } => {
+            state_size::run(&name, mailboxes, contacts, postgres.as_deref())?
+        }
         Case::Raw { name, contacts, mailboxes } => vec![raw::run(&name, contacts, mailboxes)?],
         Case::Exchangelib { name, contacts, mailboxes, python, script } => {
             vec![exchangelib::run(&name, &python, &script, contacts, mailboxes)?]
@@ -256,6 +277,7 @@ fn main() -> ExitCode {
         script: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("exchangelib_copy.py"),
         only: args.only,
         idle_secs: args.idle_secs,
+        replicas: args.replicas,
     };
     match suite::run(&settings, args.out.as_deref()) {
         Ok(true) => ExitCode::SUCCESS,

@@ -80,6 +80,15 @@ pub fn peak_rss_mib() -> f64 {
     status_mib("VmHWM:")
 }
 
+/// Starts counting the peak resident memory ([`peak_rss_mib`]) afresh from the current size
+/// (Linux's `clear_refs`), so that a benchmark's measured part is not charged with what its
+/// preparation used and freed.
+pub fn reset_peak_rss() {
+    if let Err(e) = std::fs::write("/proc/self/clear_refs", "5") {
+        eprintln!("cannot reset the peak resident memory: {e}");
+    }
+}
+
 /// Resident memory of the process now (VmRSS), in MiB: sampled over a long run, it shows
 /// whether memory stays flat.
 pub fn rss_mib() -> f64 {

@@ -50,7 +50,10 @@ pub struct PlanInput {
     pub match_keys: BTreeMap<String, EntityId>,
     /// The observations, one per folder that was looked at.
     pub observations: Vec<FolderObservation>,
-    /// The number of present replicas per folder before this run (for the mass-delete guard).
+    /// The number of present replicas per folder before this run, for the mass-delete guards.
+    /// The engine counts only the folders a guard may need (see `GroupSync`); a folder left out
+    /// counts as empty, so that deleting more there than the guard's fixed allowance stops the
+    /// plan, and the engine plans again with it counted.
     pub folder_sizes: BTreeMap<MemberId, usize>,
     /// Set by an admin to let a run exceed the mass-delete guard once.
     pub allow_mass_delete: bool,

@@ -280,6 +280,37 @@ async fn rule8_mass_delete_guard() {
     }
 }
 
+// Rule 8, as cheaply as it is safe: a pass counts the copies of a folder only when the guard
+// needs the count (the hub's deletions here are not observed in the members, which are counted
+// only once the plan would delete more there than the guard's fixed allowance of 10). A share
+// under the limit still passes, and one over it still stops, with the folder's true size.
+#[tokio::test]
+async fn rule8_mass_delete_guard_counts_a_folder_when_its_deletions_need_it() {
+    let names: Vec<String> = (0..60).map(|i| format!("P{i}")).collect();
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let w = seeded(&refs).await;
+    let ids = w.hub().ids();
+    // 12 of 60: more than the allowance, less than a quarter.
+    for id in ids.iter().take(12) {
+        w.hub().user_delete(id);
+    }
+    w.sync_until_quiet(3).await;
+    for m in MEMBERS {
+        assert_eq!(w.folder(m).len(), 48, "{m}");
+    }
+    // 16 of 48: more than a quarter.
+    for id in ids.iter().skip(12).take(16) {
+        w.hub().user_delete(id);
+    }
+    let err = w.engine().run().await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::MassDelete, "{err}");
+    assert!(
+        matches!(err, exchange_sync_core::Error::MassDelete { would_delete: 16, total: 48, .. }),
+        "the guard compares with the folder's true size: {err}"
+    );
+    assert_eq!(w.folder("alice").len(), 48, "nothing deleted");
+}
+
 // Rule 9: copies already in a member folder are matched by key, not duplicated. An item that
 // holds the shared content links without a write; one that differs is its user's own (rule 6):
 // untouched, and the member gets no second copy.
