@@ -269,17 +269,36 @@ fn graph_names(graph: &RunningGraphEmulator, mailbox: &str) -> Vec<String> {
     names
 }
 
+/// alice's own contact `Mum`, made in the folder the group will write to before the group exists:
+/// hers, never the group's. Answers its id and version.
+fn alice_keeps_her_own_contact(graph: &RunningGraphEmulator) -> (String, String) {
+    let alice = "alice@contoso.test";
+    let folder = graph.store().create_folder(alice, &serde_json::json!({"displayName": FOLDER})).unwrap();
+    let folder_id = folder["id"].as_str().unwrap().to_owned();
+    let mum =
+        graph.store().create_contact(alice, Some(&folder_id), &serde_json::json!({"displayName": "Mum"})).unwrap();
+    (mum["id"].as_str().unwrap().to_owned(), mum["changeKey"].as_str().unwrap().to_owned())
+}
+
+/// Each member holds every hub contact once (`hub_names`, sorted), alice beside her own contact,
+/// which nothing wrote to.
+fn assert_members_hold_the_hub_once(graph: &RunningGraphEmulator, hub_names: &[String], mum: &(String, String)) {
+    assert_eq!(graph_names(graph, "carol@contoso.test"), hub_names, "carol: a copy missing or made twice");
+    let mut with_mum = hub_names.to_vec();
+    with_mum.push("Mum".into());
+    with_mum.sort();
+    assert_eq!(graph_names(graph, "alice@contoso.test"), with_mum, "alice: a copy missing or made twice");
+    let now = graph.store().contacts_in("alice@contoso.test", FOLDER).into_iter().find(|c| c.id == mum.0);
+    assert_eq!(now.map(|c| c.change_key), Some(mum.1.clone()), "alice's own contact was written");
+}
+
 #[tokio::test]
 async fn a_hybrid_group_from_the_file_syncs_a_public_folder_with_graph_members() {
     const HUB_CONTACTS: usize = 6;
     let ews = common::emulator(HUB_CONTACTS).await;
     let graph = GraphEmulator::start(GraphEmulatorConfig::default()).await.unwrap();
     let alice = "alice@contoso.test";
-    // alice keeps a contact of her own in the folder the group will write to.
-    let folder = graph.store().create_folder(alice, &serde_json::json!({"displayName": FOLDER})).unwrap();
-    let folder_id = folder["id"].as_str().unwrap().to_owned();
-    let mum =
-        graph.store().create_contact(alice, Some(&folder_id), &serde_json::json!({"displayName": "Mum"})).unwrap();
+    let mum = alice_keeps_her_own_contact(&graph);
     let dir = tempfile::tempdir().unwrap();
     let path = write_hybrid_config(dir.path(), &ews, &graph);
 
@@ -298,11 +317,7 @@ async fn a_hybrid_group_from_the_file_syncs_a_public_folder_with_graph_members()
     let hub_names = common::names(&folders.hub().await).await;
     assert_eq!(hub_names.len(), HUB_CONTACTS);
     assert_eq!(common::names(&folders.member("dave@contoso.test").await).await, hub_names, "the EWS member");
-    assert_eq!(graph_names(&graph, "carol@contoso.test"), hub_names, "a Graph member");
-    let mut with_mum = hub_names.clone();
-    with_mum.push("Mum".into());
-    with_mum.sort();
-    assert_eq!(graph_names(&graph, alice), with_mum, "alice's own contact stays beside the copies");
+    assert_members_hold_the_hub_once(&graph, &hub_names, &mum);
 
     // alice edits a copy on her phone (Exchange Online): the hub and both other members get it.
     let name = hub_names[0].clone();
@@ -330,10 +345,7 @@ async fn a_hybrid_group_from_the_file_syncs_a_public_folder_with_graph_members()
 
     // Nothing is made twice across the two transports, and alice's own contact is untouched.
     assert_eq!(common::names(&folders.hub().await).await.len(), HUB_CONTACTS);
-    assert_eq!(graph_names(&graph, "carol@contoso.test").len(), HUB_CONTACTS);
-    assert_eq!(graph_names(&graph, alice), with_mum);
-    let mum_now = graph.store().contacts_in(alice, FOLDER).into_iter().find(|c| c.id == mum["id"].as_str().unwrap());
-    assert_eq!(mum_now.unwrap().change_key, mum["changeKey"].as_str().unwrap(), "alice's own contact was written");
+    assert_members_hold_the_hub_once(&graph, &hub_names, &mum);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -347,11 +359,7 @@ async fn a_hybrid_service_killed_while_it_creates_copies_restarts_without_duplic
     })
     .await
     .unwrap();
-    let alice = "alice@contoso.test";
-    let folder = graph.store().create_folder(alice, &serde_json::json!({"displayName": FOLDER})).unwrap();
-    let folder_id = folder["id"].as_str().unwrap().to_owned();
-    let mum =
-        graph.store().create_contact(alice, Some(&folder_id), &serde_json::json!({"displayName": "Mum"})).unwrap();
+    let mum = alice_keeps_her_own_contact(&graph);
     let dir = tempfile::tempdir().unwrap();
     let path = write_hybrid_config(dir.path(), &ews, &graph);
 
@@ -378,14 +386,8 @@ async fn a_hybrid_service_killed_while_it_creates_copies_restarts_without_duplic
     let folders = common::Folders::new(&config).await;
     let hub_names = common::names(&folders.hub().await).await;
     assert_eq!(hub_names.len(), HUB_CONTACTS);
-    assert_eq!(graph_names(&graph, "carol@contoso.test"), hub_names, "carol: a copy missing or made twice");
-    let mut with_mum = hub_names.clone();
-    with_mum.push("Mum".into());
-    with_mum.sort();
-    assert_eq!(graph_names(&graph, alice), with_mum, "alice: a copy missing or made twice");
+    assert_members_hold_the_hub_once(&graph, &hub_names, &mum);
     assert_eq!(common::names(&folders.member("dave@contoso.test").await).await, hub_names, "dave (EWS)");
-    let mum_now = graph.store().contacts_in(alice, FOLDER).into_iter().find(|c| c.id == mum["id"].as_str().unwrap());
-    assert_eq!(mum_now.unwrap().change_key, mum["changeKey"].as_str().unwrap(), "alice's own contact was written");
 }
 
 #[test]
