@@ -142,16 +142,8 @@ async fn a_wrong_client_secret_is_an_auth_failure_that_names_the_application() {
     assert!(emu.store().contacts_in("alice@contoso.test", FOLDER).is_empty());
 }
 
-#[test]
-fn graph_connection_mistakes_are_refused_with_their_place() {
-    let base = r#"
-[connections.online]
-kind = "graph"
-tenant = "contoso.onmicrosoft.com"
-client_id = "11111111-2222-3333-4444-555555555555"
-client_secret_env = "GRAPH_SECRET"
-"#;
-    let group = r#"
+/// A group on the Graph connection `online`, for the tests of configuration mistakes.
+const GROUP_ON_ONLINE: &str = r#"
 [[groups]]
 id = "company"
 connection = "online"
@@ -161,6 +153,17 @@ target = "contacts/Company Contacts"
 mailbox = "alice@contoso.test"
 direction = "one_way"
 "#;
+
+#[test]
+fn graph_connection_mistakes_are_refused_with_their_place() {
+    let base = r#"
+[connections.online]
+kind = "graph"
+tenant = "contoso.onmicrosoft.com"
+client_id = "11111111-2222-3333-4444-555555555555"
+client_secret_env = "GRAPH_SECRET"
+"#;
+    let group = GROUP_ON_ONLINE;
     let cases = [
         ("auth = \"ntlm\"\nusername = \"x\"\npassword_env = \"P\"\n", "auth = \"client_secret\""),
         ("auth = \"client_secret\"\nautodiscover = \"a@contoso.test\"\n", "autodiscover belongs to EWS connections"),
@@ -621,16 +624,7 @@ kind = "graph"
 tenant = "contoso.onmicrosoft.com"
 client_id = "11111111-2222-3333-4444-555555555555"
 "#;
-    let group = r#"
-[[groups]]
-id = "company"
-connection = "online"
-hub = { mailbox = "contacts@contoso.test", folder = "contacts/Company Contacts" }
-target = "contacts/Company Contacts"
-[[groups.members]]
-mailbox = "alice@contoso.test"
-direction = "one_way"
-"#;
+    let group = GROUP_ON_ONLINE;
     let files =
         "client_certificate_file = \"/etc/exchange-sync/app.crt\"\nclient_key_file = \"/etc/exchange-sync/app.key\"\n";
     let cases = [
