@@ -589,7 +589,6 @@ impl<'a> Executor<'a> {
         report: &mut MemberReport,
     ) -> Result<()> {
         let context = self.context(member, Some(connector), "update");
-        let slots = self.slots_of(member, chunk).await?;
         let stamp_copies = !self.group.is_hub(member);
         let updates: Vec<ItemUpdate> = chunk
             .iter()
@@ -610,19 +609,14 @@ impl<'a> Executor<'a> {
         // One transaction for the batch (see create_outcomes).
         let mut writes = Vec::new();
         for (action, result) in chunk.iter().zip(results) {
-            let Action::Update { entity, id, hash, .. } = action else { continue };
+            let Action::Update { entity, id, hash, ownership, .. } = action else { continue };
             match result {
                 Ok(updated) => {
-                    let ownership = slots
-                        .get(entity)
-                        .and_then(ReplicaSlot::replica)
-                        .filter(|r| &r.item_id == id)
-                        .map_or(Ownership::Adopted, |r| r.ownership);
                     let replica = ReplicaRecord {
                         item_id: id.clone(),
                         version: updated.version,
                         hash: *hash,
-                        ownership,
+                        ownership: *ownership,
                         ignored_base: None,
                     };
                     writes.push(StateWrite::PutReplica {

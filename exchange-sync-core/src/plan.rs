@@ -12,7 +12,7 @@ use crate::connector::FetchedItem;
 use crate::id::{EntityId, ItemId, MemberId, SyncToken, Version};
 use crate::item::{ContentHash, Item};
 use crate::origin::OriginStamp;
-use crate::state::{ConflictRecord, EntityRecord, FolderCondition, StateWrite};
+use crate::state::{ConflictRecord, EntityRecord, FolderCondition, Ownership, StateWrite};
 
 /// One thing seen in a folder since the last sync.
 #[derive(Debug, Clone, PartialEq)]
@@ -152,6 +152,10 @@ pub enum Action {
         /// Boxed: most actions of a large plan are creates, and an item inline would make every
         /// action of the plan as large as an update.
         previous: Option<Box<Item>>,
+        /// Whether the group created the copy or adopted it, as the state holds it: the
+        /// executor records the updated copy with it, without reading the folder's slot back
+        /// (a pass over a large state would read every updated slot twice).
+        ownership: Ownership,
         /// Why.
         reason: Reason,
     },

@@ -989,6 +989,7 @@ impl<'a> Planner<'a> {
                                     item,
                                     hash: target_hash,
                                     previous: previous.cloned().map(Box::new),
+                                    ownership: record.ownership,
                                     reason,
                                 },
                             );

@@ -219,6 +219,7 @@ async fn updates_check_versions_and_deletes_accept_missing_items() {
         item: contact(n).with(field::COMPANY, "Contoso").into(),
         hash: contact(n).with(field::COMPANY, "Contoso").content_hash(),
         previous: Some(Box::new(contact(n))),
+        ownership: r.ownership,
         reason: Reason::ChangedIn(vec![MemberId::new("hub")]),
     };
     let delete = Action::Delete {
