@@ -121,9 +121,23 @@ mod leases {
         let schema = fresh_schema();
         let opens: Vec<_> = (0..4).map(|_| store_in(&schema, None)).collect();
         let stores = futures::future::join_all(opens).await;
+        let latest = exchange_sync_core::state::postgres::MIGRATIONS.last().unwrap().version;
         for s in &stores {
-            assert_eq!(s.schema_version().await.unwrap(), 2);
+            assert_eq!(s.schema_version().await.unwrap(), latest);
         }
+        // Migration 3: updated copies stay on their page (heap-only updates).
+        let (client, connection) = tokio_postgres::connect(&server_url(), tokio_postgres::NoTls).await.unwrap();
+        tokio::spawn(connection);
+        let options: Vec<String> = client
+            .query_one(
+                "SELECT c.reloptions FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                 WHERE n.nspname = $1 AND c.relname = 'replicas'",
+                &[&schema],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(options, vec!["fillfactor=90".to_owned()]);
     }
 
     #[tokio::test]

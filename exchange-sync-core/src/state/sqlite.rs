@@ -963,6 +963,22 @@ const PUT_REPLICA: &str = "
         content_hash = excluded.content_hash, ownership = excluded.ownership,
         ignored_base = excluded.ignored_base";
 
+/// A replica written over the folder's slot of the entity when the slot holds the same item
+/// (an update of a copy: a new version and content), or into an empty slot; changes nothing
+/// when the slot holds another item or kind, which [`PUT_REPLICA`] then writes. The columns of
+/// the item index and the personal index are not assigned, so SQLite rewrites only the row:
+/// assigning them, even to the values they hold, deletes and inserts both index entries, a
+/// second descent through the item index (keys of Exchange's long item ids) for every updated
+/// copy.
+const PUT_REPLICA_KEPT: &str = "
+    INSERT INTO replicas
+        (group_id, entity_id, member_id, slot, item_id, version, content_hash, ownership, ignored_base)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+    ON CONFLICT (group_id, member_id, entity_id) DO UPDATE SET
+        version = excluded.version, content_hash = excluded.content_hash, ownership = excluded.ownership,
+        ignored_base = excluded.ignored_base
+    WHERE slot = excluded.slot AND item_id IS excluded.item_id";
+
 /// A folder's batches of create intents (see [`flush_intents`]).
 const FOLDER_PENDING_BATCHES: &str =
     "SELECT batch, intents FROM pending_batches WHERE group_id = ?1 AND member_id = ?2";
@@ -1208,11 +1224,17 @@ enum Frequent {
     HasForeignItems,
     RemoveForeign,
     PutReplica,
+    PutReplicaKept,
 }
 
 impl Frequent {
-    const ALL: [Frequent; 4] =
-        [Frequent::EntityExists, Frequent::HasForeignItems, Frequent::RemoveForeign, Frequent::PutReplica];
+    const ALL: [Frequent; 5] = [
+        Frequent::EntityExists,
+        Frequent::HasForeignItems,
+        Frequent::RemoveForeign,
+        Frequent::PutReplica,
+        Frequent::PutReplicaKept,
+    ];
 
     fn sql(self) -> &'static str {
         match self {
@@ -1220,6 +1242,7 @@ impl Frequent {
             Frequent::HasForeignItems => HAS_FOREIGN_ITEMS,
             Frequent::RemoveForeign => REMOVE_FOREIGN,
             Frequent::PutReplica => PUT_REPLICA,
+            Frequent::PutReplicaKept => PUT_REPLICA_KEPT,
         }
     }
 }
@@ -1432,17 +1455,25 @@ fn apply_write(
             // That an item fills the slot of one entity only is the unique index's rule: SQLite
             // checks it as it writes, instead of a lookup before every write (a fan-out puts
             // millions of replicas).
-            let written = statements.get(Frequent::PutReplica)?.execute(params![
+            let hash = replica.map(|r| r.hash.to_hex());
+            let ignored_base = replica.and_then(|r| r.ignored_base.map(|h| h.to_hex()));
+            let values = params![
                 g,
                 entity.as_str(),
                 member.as_str(),
                 slot_name,
                 item.map(ItemId::as_str),
                 version,
-                replica.map(|r| r.hash.to_hex()),
+                hash,
                 replica.map(|r| ownership_name(r.ownership)),
-                replica.and_then(|r| r.ignored_base.map(|h| h.to_hex())),
-            ]);
+                ignored_base,
+            ];
+            // The slot's item and kind kept (an updated copy) or a new slot: the row alone;
+            // otherwise the whole slot with its index entries.
+            let mut written = statements.get(Frequent::PutReplicaKept)?.execute(values);
+            if matches!(written, Ok(0)) {
+                written = statements.get(Frequent::PutReplica)?.execute(values);
+            }
             if let Err(e) = written {
                 return match (constraint(&e), item) {
                     (Some(rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE), Some(item)) => {
