@@ -30,4 +30,7 @@ pub mod service;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+#[cfg(feature = "uniffi")]
+uniffi::setup_scaffolding!("exchange_sync_bindings");
+
 pub use error::{BindingError, Diagnostic, ErrorContext, ErrorInfo, ErrorKind, Result};

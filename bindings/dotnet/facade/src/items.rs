@@ -132,21 +132,6 @@ impl From<exchange_sync::FolderItem> for FolderItem {
     }
 }
 
-/// A child folder.
-#[uniffi::remote(Record)]
-pub struct FolderInfo {
-    /// The folder's id.
-    pub id: String,
-    /// Its display name.
-    pub name: String,
-    /// Its class (`IPF.Contact`, ...), when the server said.
-    pub folder_class: Option<String>,
-    /// How many items it holds, when the server said.
-    pub total_count: Option<u32>,
-    /// How many subfolders it has, when the server said.
-    pub child_folder_count: Option<u32>,
-}
-
 /// The edit `Folder.Update` applies to an item, as a user would make it.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
 pub struct ItemEdit {

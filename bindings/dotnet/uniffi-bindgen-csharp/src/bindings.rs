@@ -66,7 +66,7 @@ impl BindingGenerator for CsharpBindingGenerator {
 }
 
 /// Generates C# for every component of a built cdylib (uniffi library mode) into `out_dir`;
-/// returns the names of the components generated. `config_file`: a TOML file whose
+/// returns the names of the components that got a file. `config_file`: a TOML file whose
 /// `[bindings.csharp]` table configures the output (`overrides` win over it).
 pub fn generate_from_library(
     library: &Utf8Path,
@@ -85,7 +85,8 @@ pub fn generate_from_library(
         false,
     )
     .with_context(|| format!("generating C# for {library}"))?;
-    Ok(components.iter().map(|c| c.ci.namespace().to_owned()).collect())
+    let written = components.iter().filter(|c| !merged_into_others(&c.ci, &components));
+    Ok(written.map(|c| c.ci.namespace().to_owned()).collect())
 }
 
 /// Whether a component holds only records and enums that other components of the library use:
