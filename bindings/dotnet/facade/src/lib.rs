@@ -9,7 +9,8 @@
 //! - [`config`]: `Configuration`, from TOML text or a file, or built from records in code.
 //! - [`service`]: `SyncService`: run once, plan, run in real time (start / stop), status, conflicts.
 //! - [`events`]: the `ProgressListener` callback interface that receives progress events.
-//! - [`items`]: `Folder` and `Item`: list, get, create, update and delete items as a user would.
+//! - [`items`]: `Folder`: list, get, create, update and delete items as a user would (the item
+//!   records are `exchange_sync_bindings::item_records`, exported as they are).
 //! - [`errors`]: `ExchangeSyncError` (C# `ExchangeSyncException`), one variant per error kind,
 //!   and `ThrowIfFailed` for a run's report.
 //! - [`logging`]: Rust `tracing` events forwarded to a C# `LogListener`.

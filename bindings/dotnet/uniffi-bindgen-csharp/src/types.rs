@@ -37,9 +37,10 @@ impl<'a> TypeMap<'a> {
     /// Whether an enum becomes a C# `enum` (no variant carries data, not an error). The enum
     /// may be defined by another component of the library (an external type).
     pub(crate) fn is_cs_enum(&self, name: &str) -> bool {
-        let definition = self.ci.get_enum_definition(name).or_else(|| {
-            self.ci.all_component_interfaces().iter().find_map(|other| other.get_enum_definition(name))
-        });
+        let definition = self
+            .ci
+            .get_enum_definition(name)
+            .or_else(|| self.ci.all_component_interfaces().iter().find_map(|other| other.get_enum_definition(name)));
         !self.is_error(name) && definition.is_some_and(|e| e.variants().iter().all(|v| !v.has_fields()))
     }
 
