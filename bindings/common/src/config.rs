@@ -4,11 +4,43 @@
 //! the file format gains needs no code here or in the bindings, and a finding is reported at
 //! the keyword that was wrong (its line in the document says which).
 
+use std::path::Path;
+
 use exchange_sync::Config;
 use exchange_sync::config::{ConfigError, Diagnostic};
 use toml::Value;
 
-use crate::error::{BindingError, Result};
+use crate::error::{BindingError, Diagnostic as Finding, Result};
+
+/// A validated configuration and what its validation warned about (inline secrets, TLS
+/// verification off, ...), however it was made: read from a file or TOML text, or built in code.
+#[derive(Debug, Clone)]
+pub struct Checked {
+    /// The configuration.
+    pub config: Config,
+    /// The warnings, in the shape both languages hand over.
+    pub warnings: Vec<Finding>,
+}
+
+impl Checked {
+    /// Validates a configuration built in code; its errors are a configuration error.
+    pub fn validate(config: Config) -> Result<Self> {
+        let warnings = config.validate()?.iter().map(Finding::from).collect();
+        Ok(Checked { config, warnings })
+    }
+
+    /// Parses and validates TOML text; `file` names it in findings, which carry line and column.
+    pub fn from_toml(text: &str, file: Option<&Path>) -> Result<Self> {
+        let loaded = Config::from_toml_str(text, file)?;
+        Ok(Checked { config: loaded.config, warnings: loaded.warnings.iter().map(Finding::from).collect() })
+    }
+
+    /// Reads, parses and validates a TOML file; findings name the file, line and column.
+    pub fn load(path: &Path) -> Result<Self> {
+        let loaded = Config::load(path)?;
+        Ok(Checked { config: loaded.config, warnings: loaded.warnings.iter().map(Finding::from).collect() })
+    }
+}
 
 /// A TOML document of one configuration part, each key on a line of its own, remembering which
 /// keyword each line came from.

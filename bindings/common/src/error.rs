@@ -105,6 +105,7 @@ impl From<exchange_sync_core::ErrorKind> for ErrorKind {
 
 /// Where an error happened, as far as it is known.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct ErrorContext {
     /// The sync group.
     pub group: Option<String>,
@@ -140,6 +141,7 @@ pub fn mailbox_of(folder: &str) -> Option<String> {
 
 /// One finding of configuration validation, in the shape both languages hand over.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct Diagnostic {
     /// An error (`true`) or a warning.
     pub is_error: bool,

@@ -42,7 +42,7 @@ pub fn new_item(
 /// The edit a folder's `update` applies to an item, as a user would make it: fields to set
 /// (none: remove the field), a new body text, the body removed, new categories.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct ItemEdit {
+pub struct Edit {
     /// Fields to set (`Some`) or remove (`None`), in order.
     pub fields: Vec<(String, Option<FieldValue>)>,
     /// A new body text, in the body's current format (none: unchanged).
@@ -53,7 +53,7 @@ pub struct ItemEdit {
     pub categories: Option<Vec<String>>,
 }
 
-impl ItemEdit {
+impl Edit {
     /// Applies the edit to `item`.
     pub fn apply(self, item: &mut Item) {
         for (name, value) in self.fields {
@@ -93,7 +93,7 @@ mod tests {
             vec!["VIP".into()],
         )
         .unwrap();
-        let edit = ItemEdit {
+        let edit = Edit {
             fields: vec![("given_name".into(), Some(FieldValue::Text("Anna".into()))), ("surname".into(), None)],
             body: Some("<p>bye</p>".into()),
             clear_body: false,

@@ -11,10 +11,13 @@
 //! - [`events`]: the event pump that feeds a callback while an operation runs, and the stream
 //!   that hands events out one at a time.
 //! - [`config`]: configuration parts from keyword arguments or record fields, through the TOML
-//!   file format's serde path.
+//!   file format's serde path, and the validated configuration with its warnings;
+//!   [`settings`]: the configuration records code builds (connections, groups, members, service
+//!   options), read through those parts.
 //! - [`error`]: the error kind (the core's, as an enum) with retryability, message and context.
 //! - [`records`]: reports, status, conflicts, progress events and folders, as both hand them over.
-//! - [`items`]: item kinds by name, new items, and the edit `update` applies.
+//! - [`items`]: item kinds by name, new items, and the edit `update` applies;
+//!   [`item_records`]: items, their field values and edits as records, converted to the core's model.
 //! - [`logging`]: `tracing` events forwarded to a language's logging.
 //! - `testing` (feature `testing`): the EWS emulator in process.
 
@@ -22,12 +25,17 @@ pub mod config;
 pub mod error;
 pub mod events;
 pub mod folders;
+pub mod item_records;
 pub mod items;
 pub mod logging;
 pub mod records;
 pub mod runtime;
 pub mod service;
+pub mod settings;
 #[cfg(feature = "testing")]
 pub mod testing;
+
+#[cfg(feature = "uniffi")]
+uniffi::setup_scaffolding!("exchange_sync_bindings");
 
 pub use error::{BindingError, Diagnostic, ErrorContext, ErrorInfo, ErrorKind, Result};

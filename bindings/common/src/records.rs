@@ -3,8 +3,8 @@
 //! in time as [`SystemTime`], durations as [`Duration`], what the service's types compute, such
 //! as a group's totals and readable text, computed once here).
 //!
-//! .NET exposes these types as they are (uniffi remote records); Python wraps each in a class
-//! whose attributes read it.
+//! .NET exposes these types as they are (with the feature `uniffi`, they derive uniffi's records
+//! and enums); Python wraps each in a class whose attributes read it.
 
 use std::time::{Duration, SystemTime};
 
@@ -16,6 +16,7 @@ fn count(n: usize) -> u64 {
 
 /// An error with its context, as reports and events carry it.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct ErrorReport {
     /// The error kind in snake case (`not_found`, `throttled`, `mass_delete`, ...).
     pub kind: String,
@@ -46,6 +47,7 @@ impl From<&exchange_sync::ErrorReport> for ErrorReport {
 
 /// What one pass did in one folder of a group.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct MemberReport {
     /// The member id (`hub` for the hub, `total` for a group's totals).
     pub member: String,
@@ -79,6 +81,7 @@ impl From<&exchange_sync::MemberReport> for MemberReport {
 
 /// How a group's pass ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
 pub enum PassOutcome {
     /// Every action succeeded (possibly there was nothing to do).
     Synced,
@@ -119,6 +122,7 @@ impl From<exchange_sync::PassOutcome> for PassOutcome {
 
 /// One side's value in a conflict.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct ConflictSide {
     /// The member id (`hub` for the hub).
     pub member: String,
@@ -129,6 +133,7 @@ pub struct ConflictSide {
 /// One resolved conflict: a field edited differently on several sides, what was kept and what
 /// was not (nobody's edit disappears without a trace).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct ConflictEntry {
     /// The group.
     pub group: String,
@@ -172,6 +177,7 @@ impl From<&exchange_sync::ConflictEntry> for ConflictEntry {
 
 /// What one pass did in one group.
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct GroupReport {
     /// The group id.
     pub group: String,
@@ -224,6 +230,7 @@ impl From<&exchange_sync::GroupReport> for GroupReport {
 
 /// What one run (each selected group once) did.
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct RunReport {
     /// Per group.
     pub groups: Vec<GroupReport>,
@@ -259,6 +266,7 @@ impl From<&exchange_sync::RunReport> for RunReport {
 
 /// The status of one folder of a group.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct MemberStatus {
     /// The member id (`hub` for the hub).
     pub member: String,
@@ -295,6 +303,7 @@ impl From<&exchange_sync::MemberStatusReport> for MemberStatus {
 
 /// The status of one group.
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct GroupStatus {
     /// The group id.
     pub group: String,
@@ -319,6 +328,7 @@ impl From<&exchange_sync::GroupStatus> for GroupStatus {
 
 /// Why a pass runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
 pub enum Trigger {
     /// The first pass after start.
     Start,
@@ -371,6 +381,7 @@ impl From<ServiceTrigger> for Trigger {
 
 /// One progress event of a service, or the news that a slow consumer missed some.
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
 pub enum ProgressEvent {
     /// The real-time service started with these groups.
     ServiceStarted {
@@ -495,6 +506,7 @@ impl From<&exchange_sync::ProgressEvent> for ProgressEvent {
 
 /// A child folder, as a folder lists its subfolders.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct FolderInfo {
     /// The folder's id.
     pub id: String,

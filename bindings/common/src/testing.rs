@@ -14,6 +14,7 @@ use exchange_sync::config::{Auth, Config, Connection, Secret};
 use crate::error::{BindingError, Result};
 use crate::folders::Folders;
 use crate::runtime::{self, RuntimeUser};
+use crate::settings::{AuthScheme, ConnectionSettings, SecretSource};
 
 /// The id of the admin connection the emulator's own folders are opened through.
 const ADMIN_CONNECTION: &str = "emulator-admin";
@@ -64,6 +65,20 @@ impl TestEmulator {
     /// The account with impersonation rights over every mailbox (`sync-admin@DOMAIN`).
     pub fn admin(&self) -> String {
         format!("sync-admin@{}", self.domain)
+    }
+
+    /// The connection record of [`TestEmulator::connection`], as code builds configurations.
+    pub fn connection_settings(&self, id: String) -> ConnectionSettings {
+        ConnectionSettings {
+            id,
+            url: self.url.clone(),
+            auth: AuthScheme::Basic,
+            username: Some(self.admin()),
+            password: Some(SecretSource::Inline { value: self.password.clone() }),
+            impersonation: true,
+            ca_file: None,
+            insecure: false,
+        }
     }
 
     /// A connection to this emulator as the admin account (basic authentication, impersonation).

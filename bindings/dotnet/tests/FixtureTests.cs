@@ -182,6 +182,27 @@ namespace FixtureTests
     }
 
     [TestClass]
+    public static class ExternalTypeTests
+    {
+        // Point, Quadrant and Figure are defined by another crate of the library
+        // (dotnet-fixture-external); the generator writes them into this namespace.
+        public static void TestRecordsAndEnumsOfAnotherCrateRoundTrip()
+        {
+            Point p = new Point(3, -4, "p");
+            Assert.Equal(new Point(-3, 4, "p"), F.Mirror(p), "a record of another crate, both ways");
+            Assert.Equal(new Point(1, 1, null), F.Mirror(new Point(-1, -1, null)), "its optional field, null");
+            Assert.Equal((Quadrant?)Quadrant.Fourth, F.QuadrantOf(p), "a flat enum of another crate, nullable");
+            Assert.Equal((Quadrant?)null, F.QuadrantOf(new Point(0, 5, null)), "none on an axis");
+            List<Figure> figures = F.FiguresTo(p);
+            Assert.Equal(2, figures.Count, "a list of another crate's enum");
+            Assert.Equal(p, ((Figure.Dot)figures[0]).At, "the record inside a variant");
+            Figure.Line line = (Figure.Line)figures[1];
+            Assert.Equal("origin", line.From.Label, "the other end");
+            Assert.Equal(p, line.To, "the line's end");
+        }
+    }
+
+    [TestClass]
     public static class ErrorTests
     {
         public static void TestFlatErrorsCarryRustsMessage()

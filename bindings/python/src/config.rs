@@ -16,8 +16,7 @@ use exchange_sync::config::{
 };
 use exchange_sync::filter::{Condition, FieldTest};
 use exchange_sync::modification::Modification as RustModification;
-use exchange_sync_bindings::BindingError;
-use exchange_sync_bindings::config::{Part, count, key, seconds};
+use exchange_sync_bindings::config::{Checked, Part, count, key, seconds};
 use exchange_sync_core::Direction;
 use pyo3::prelude::*;
 
@@ -601,13 +600,13 @@ impl ServiceSettings {
 pub struct Config {
     /// The Rust configuration.
     pub inner: RustConfig,
-    warnings: Vec<Diagnostic>,
+    warnings: Vec<exchange_sync_bindings::Diagnostic>,
 }
 
 impl Config {
-    fn checked(inner: RustConfig) -> PyResult<Self> {
-        let warnings = inner.validate().map_err(|e| to_pyerr(BindingError::from(e)))?;
-        Ok(Config { inner, warnings: warnings.iter().map(|d| Diagnostic(d.into())).collect() })
+    fn checked(checked: exchange_sync_bindings::Result<Checked>) -> PyResult<Self> {
+        let Checked { config, warnings } = checked.map_err(to_pyerr)?;
+        Ok(Config { inner: config, warnings })
     }
 }
 
@@ -616,32 +615,30 @@ impl Config {
     #[new]
     #[pyo3(signature = (*, connections = Vec::new(), groups = Vec::new(), service = None))]
     fn new(connections: Vec<Connection>, groups: Vec<Group>, service: Option<ServiceSettings>) -> PyResult<Self> {
-        Self::checked(RustConfig {
+        Self::checked(Checked::validate(RustConfig {
             service: service.map(|s| s.inner).unwrap_or_default(),
             connections: connections.into_iter().map(|c| c.inner).collect(),
             groups: groups.into_iter().map(|g| g.inner).collect(),
-        })
+        }))
     }
 
     /// Reads, parses and validates a TOML configuration file.
     #[staticmethod]
     fn load(path: PathBuf) -> PyResult<Self> {
-        let loaded = RustConfig::load(&path).map_err(|e| to_pyerr(BindingError::from(e)))?;
-        Ok(Config { inner: loaded.config, warnings: loaded.warnings.iter().map(|d| Diagnostic(d.into())).collect() })
+        Self::checked(Checked::load(&path))
     }
 
     /// Parses and validates a configuration from TOML text (`file` names it in findings).
     #[staticmethod]
     #[pyo3(signature = (text, file = None))]
     fn from_toml(text: &str, file: Option<PathBuf>) -> PyResult<Self> {
-        let loaded = RustConfig::from_toml_str(text, file.as_deref()).map_err(|e| to_pyerr(BindingError::from(e)))?;
-        Ok(Config { inner: loaded.config, warnings: loaded.warnings.iter().map(|d| Diagnostic(d.into())).collect() })
+        Self::checked(Checked::from_toml(text, file.as_deref()))
     }
 
     /// The warnings validation found (inline secrets, TLS verification off, ...).
     #[getter]
     fn warnings(&self) -> Vec<Diagnostic> {
-        self.warnings.clone()
+        self.warnings.iter().cloned().map(Diagnostic).collect()
     }
 
     /// The service settings.
@@ -664,7 +661,7 @@ impl Config {
 
     /// A copy with other service settings (e.g. in-memory state for a test).
     fn with_service(&self, service: ServiceSettings) -> PyResult<Self> {
-        Self::checked(RustConfig { service: service.inner, ..self.inner.clone() })
+        Self::checked(Checked::validate(RustConfig { service: service.inner, ..self.inner.clone() }))
     }
 
     fn __repr__(&self) -> String {

@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use exchange_sync::{FolderItem as RustFolderItem, ItemFolder};
 use exchange_sync_bindings::Result as BindingResult;
 use exchange_sync_bindings::folders::Folders;
-use exchange_sync_bindings::items::{ItemEdit, kind_name, new_item};
+use exchange_sync_bindings::items::{Edit, kind_name, new_item};
 use exchange_sync_bindings::records::FolderInfo as Info;
 use exchange_sync_core::{Body, BodyFormat, FieldValue, Item as RustItem};
 use pyo3::exceptions::{PyKeyError, PyTypeError};
@@ -244,7 +244,7 @@ fn edit_from_py(
     body: Option<String>,
     clear_body: bool,
     categories: Option<Vec<String>>,
-) -> PyResult<ItemEdit> {
+) -> PyResult<Edit> {
     let mut out = Vec::new();
     if let Some(fields) = fields {
         for (k, v) in fields.iter() {
@@ -253,7 +253,7 @@ fn edit_from_py(
             out.push((name, value));
         }
     }
-    Ok(ItemEdit { fields: out, body, clear_body, categories })
+    Ok(Edit { fields: out, body, clear_body, categories })
 }
 
 async fn subfolders(f: ItemFolder) -> BindingResult<Vec<FolderInfo>> {

@@ -21,45 +21,8 @@
 //! but `Config` and `Usage` carry `Context` (group, member, folder, mailbox, item, operation,
 //! connection when known).
 
+use exchange_sync_bindings::records::RunReport;
 use exchange_sync_bindings::{BindingError, Diagnostic, ErrorContext, ErrorInfo, ErrorKind};
-
-/// Where an error happened, as far as it is known.
-#[uniffi::remote(Record)]
-pub struct ErrorContext {
-    /// The sync group.
-    pub group: Option<String>,
-    /// The member folder (`hub` for the hub).
-    pub member: Option<String>,
-    /// The folder, e.g. `alice@contoso.test/contacts/Company Contacts`.
-    pub folder: Option<String>,
-    /// The mailbox the folder belongs to, when it is a mailbox folder.
-    pub mailbox: Option<String>,
-    /// The item id.
-    pub item: Option<String>,
-    /// The operation that failed (`create`, `update`, `open folder`, ...).
-    pub operation: Option<String>,
-    /// The connection id.
-    pub connection: Option<String>,
-}
-
-/// One finding of configuration validation.
-#[uniffi::remote(Record)]
-pub struct Diagnostic {
-    /// `true` for an error, `false` for a warning.
-    pub is_error: bool,
-    /// The configuration path, e.g. `groups[0].members[2].direction`.
-    pub path: String,
-    /// What is wrong, and how to fix it.
-    pub message: String,
-    /// The file, when the configuration came from one.
-    pub file: Option<String>,
-    /// 1-based line in the TOML text, when known.
-    pub line: Option<u32>,
-    /// 1-based column in the TOML text, when known.
-    pub column: Option<u32>,
-    /// The whole finding as one line (`file:line:column: error: path: message`).
-    pub text: String,
-}
 
 /// Every failure of exchange-sync, as one exception type with a nested exception per kind.
 #[derive(Debug, Clone, PartialEq, thiserror::Error, uniffi::Error)]
@@ -198,6 +161,15 @@ impl From<BindingError> for ExchangeSyncError {
 impl From<exchange_sync::config::ConfigError> for ExchangeSyncError {
     fn from(e: exchange_sync::config::ConfigError) -> Self {
         BindingError::from(e).into()
+    }
+}
+
+/// Throws the first error of a run as the exception it would be; does nothing for a clean run.
+#[uniffi::export]
+pub fn throw_if_failed(report: RunReport) -> Result<()> {
+    match report.first_error() {
+        Some(e) => Err(ExchangeSyncError::from(e)),
+        None => Ok(()),
     }
 }
 

@@ -8,10 +8,11 @@
 //!
 //! - [`config`]: `Configuration`, from TOML text or a file, or built from records in code.
 //! - [`service`]: `SyncService`: run once, plan, run in real time (start / stop), status, conflicts.
-//! - [`records`]: run, group and member reports, status, conflict entries.
-//! - [`events`]: progress events and the `ProgressListener` callback interface.
-//! - [`items`]: `Folder` and `Item`: list, get, create, update and delete items as a user would.
-//! - [`errors`]: `ExchangeSyncError` (C# `ExchangeSyncException`), one variant per error kind.
+//! - [`events`]: the `ProgressListener` callback interface that receives progress events.
+//! - [`items`]: `Folder`: list, get, create, update and delete items as a user would (the item
+//!   records are `exchange_sync_bindings::item_records`, exported as they are).
+//! - [`errors`]: `ExchangeSyncError` (C# `ExchangeSyncException`), one variant per error kind,
+//!   and `ThrowIfFailed` for a run's report.
 //! - [`logging`]: Rust `tracing` events forwarded to a C# `LogListener`.
 //! - `testing` (feature `testing`): `TestEmulator`, the EWS emulator in process.
 //! - [`runtime`]: the runtime's shutdown, so the process can exit.
@@ -25,7 +26,6 @@ pub mod errors;
 pub mod events;
 pub mod items;
 pub mod logging;
-pub mod records;
 pub mod runtime;
 pub mod service;
 #[cfg(feature = "testing")]

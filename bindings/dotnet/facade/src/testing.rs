@@ -7,9 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ews_emulator::EmulatorConfig;
+use exchange_sync_bindings::settings::ConnectionSettings;
 use exchange_sync_bindings::testing;
 
-use crate::config::{AuthScheme, ConnectionSettings, SecretSource};
 use crate::errors::Result;
 use crate::items::Folder;
 
@@ -66,16 +66,7 @@ impl TestEmulator {
     /// A connection to this emulator as the admin (basic authentication, impersonation).
     #[uniffi::method(default(id = "exchange"))]
     pub fn connection(&self, id: String) -> ConnectionSettings {
-        ConnectionSettings {
-            id,
-            url: self.0.url.clone(),
-            auth: AuthScheme::Basic,
-            username: Some(self.0.admin()),
-            password: Some(SecretSource::Inline { value: self.0.password.clone() }),
-            impersonation: true,
-            ca_file: None,
-            insecure: false,
-        }
+        self.0.connection_settings(id)
     }
 
     /// Opens a public folder as the admin, to edit items as a user would (without a service).

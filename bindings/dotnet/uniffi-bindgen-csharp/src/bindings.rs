@@ -1,4 +1,9 @@
 //! Puts one component's C# file together and plugs the generator into uniffi's library mode.
+//!
+//! A library may hold several components (one per crate with uniffi exports). A record or enum
+//! that one crate defines and another's functions use (a uniffi external type) is generated into
+//! the file of every component that uses it, so it lives in that component's namespace next to
+//! the functions that take it; a component made only of such types gets no file of its own.
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
@@ -51,7 +56,7 @@ impl BindingGenerator for CsharpBindingGenerator {
     }
 
     fn write_bindings(&self, settings: &GenerationSettings, components: &[Component<Config>]) -> anyhow::Result<()> {
-        for c in components {
+        for c in components.iter().filter(|c| !merged_into_others(&c.ci, components)) {
             let source = generate_component(&c.ci, &c.config)?;
             let path = settings.out_dir.join(format!("{}.cs", namespace(&c.ci, &c.config)));
             std::fs::write(&path, source).map_err(|source| GenerateError::Write { path: path.to_string(), source })?;
@@ -61,7 +66,7 @@ impl BindingGenerator for CsharpBindingGenerator {
 }
 
 /// Generates C# for every component of a built cdylib (uniffi library mode) into `out_dir`;
-/// returns the names of the components generated. `config_file`: a TOML file whose
+/// returns the names of the components that got a file. `config_file`: a TOML file whose
 /// `[bindings.csharp]` table configures the output (`overrides` win over it).
 pub fn generate_from_library(
     library: &Utf8Path,
@@ -80,7 +85,49 @@ pub fn generate_from_library(
         false,
     )
     .with_context(|| format!("generating C# for {library}"))?;
-    Ok(components.iter().map(|c| c.ci.namespace().to_owned()).collect())
+    let written = components.iter().filter(|c| !merged_into_others(&c.ci, &components));
+    Ok(written.map(|c| c.ci.namespace().to_owned()).collect())
+}
+
+/// Whether a component holds only records and enums that other components of the library use:
+/// they are generated into those components' files, so it needs no file (nor namespace) of its own.
+fn merged_into_others(ci: &ComponentInterface, components: &[Component<Config>]) -> bool {
+    let types_only = ci.function_definitions().is_empty()
+        && ci.object_definitions().is_empty()
+        && ci.callback_interface_definitions().is_empty();
+    let used_elsewhere = components.iter().any(|other| {
+        other.ci.crate_name() != ci.crate_name()
+            && other.ci.iter_external_types().any(|t| crate_of(t) == Some(ci.crate_name()))
+    });
+    types_only && used_elsewhere
+}
+
+/// The crate a type is defined in (its module path's first segment).
+fn crate_of(ty: &Type) -> Option<&str> {
+    ty.crate_name().and_then(|path| path.split("::").next())
+}
+
+/// The other components of the library whose records and enums `ci` uses (directly, or through
+/// another external type), each once.
+fn external_components(ci: &ComponentInterface) -> Result<Vec<&ComponentInterface>> {
+    let mut found: Vec<&ComponentInterface> = Vec::new();
+    let mut pending: Vec<&Type> = ci.iter_external_types().collect();
+    while let Some(ty) = pending.pop() {
+        let name = ty.name().unwrap_or_default().to_owned();
+        if !matches!(ty, Type::Record { .. } | Type::Enum { .. }) {
+            return Err(GenerateError::unsupported("objects, traits and custom types of another crate", name));
+        }
+        let krate = crate_of(ty).unwrap_or_default();
+        if krate == ci.crate_name() || found.iter().any(|c| c.crate_name() == krate) {
+            continue;
+        }
+        let other = ci.all_component_interfaces().iter().find(|c| c.crate_name() == krate).ok_or_else(|| {
+            GenerateError::unsupported("a type of a crate whose uniffi metadata is not in the library", name)
+        })?;
+        found.push(other);
+        pending.extend(other.iter_external_types());
+    }
+    Ok(found)
 }
 
 fn namespace(ci: &ComponentInterface, config: &Config) -> String {
@@ -136,11 +183,14 @@ pub fn generate_component(ci: &ComponentInterface, config: &Config) -> Result<St
     out.push_str(&ffi::render(ci, &lib_name, exit_call.as_deref()));
 
     out.push_str("    // ---- types ----\n\n");
-    for rec in ci.record_definitions() {
-        out.push_str(&records::render(rec, &types)?);
-    }
-    for e in ci.enum_definitions() {
-        out.push_str(&enums::render(e, &types)?);
+    let externals = external_components(ci)?;
+    for component in std::iter::once(ci).chain(externals.iter().copied()) {
+        for rec in component.record_definitions() {
+            out.push_str(&records::render(rec, &types)?);
+        }
+        for e in component.enum_definitions() {
+            out.push_str(&enums::render(e, &types)?);
+        }
     }
     for obj in ci.object_definitions() {
         out.push_str(&objects::render(obj, ci, &types)?);
@@ -149,7 +199,8 @@ pub fn generate_component(ci: &ComponentInterface, config: &Config) -> Result<St
         out.push_str(&callback_interfaces::render(cbi, &types)?);
     }
     let mut seen = BTreeSet::new();
-    for ty in ci.iter_local_types() {
+    let local_types = externals.iter().flat_map(|c| c.iter_local_types());
+    for ty in ci.iter_local_types().chain(local_types) {
         check_supported(ty)?;
         if seen.insert(types.converter_class(ty)?)
             && let Some(conv) = converters::render(ty, &types)?

@@ -9,6 +9,9 @@
 //! | `Vec<T>`, `HashSet<T>`, `HashMap<K, V>` | `List<T>`, `HashSet<T>`, `Dictionary<K, V>` |
 //! | record, enum, error, object | generated class / enum / exception |
 //! | callback interface | generated `IName` interface |
+//!
+//! A record or enum of another crate of the same library (a uniffi external type) is generated
+//! into this component's file under its own name, so both crates' types share one namespace.
 
 use uniffi_bindgen::ComponentInterface;
 use uniffi_bindgen::interface::{FfiType, Type};
@@ -31,10 +34,14 @@ impl<'a> TypeMap<'a> {
         self.ci.is_name_used_as_error(name)
     }
 
-    /// Whether an enum becomes a C# `enum` (no variant carries data, not an error).
+    /// Whether an enum becomes a C# `enum` (no variant carries data, not an error). The enum
+    /// may be defined by another component of the library (an external type).
     pub(crate) fn is_cs_enum(&self, name: &str) -> bool {
-        !self.is_error(name)
-            && self.ci.get_enum_definition(name).is_some_and(|e| e.variants().iter().all(|v| !v.has_fields()))
+        let definition = self
+            .ci
+            .get_enum_definition(name)
+            .or_else(|| self.ci.all_component_interfaces().iter().find_map(|other| other.get_enum_definition(name)));
+        !self.is_error(name) && definition.is_some_and(|e| e.variants().iter().all(|v| !v.has_fields()))
     }
 
     /// Whether the C# type is a value type (so that `Option` of it is `Nullable<T>`).

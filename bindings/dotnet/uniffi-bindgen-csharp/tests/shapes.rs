@@ -425,3 +425,56 @@ fn async_callback_methods_return_tasks_and_complete_rusts_callback() {
         ],
     );
 }
+
+#[test]
+fn records_and_enums_of_another_crate_are_generated_into_the_file_that_uses_them() {
+    // Two crates of one library: `geometry` defines types only, `shapes` uses them.
+    let mut geometry = ComponentInterface::from_webidl(
+        "namespace geometry {}; dictionary Point { i32 x; i32 y; sequence<string> labels; };
+         enum Quadrant { \"First\", \"Second\" }; [Enum] interface Shape { Dot(Point at); Nothing(); };",
+        "geometry",
+    )
+    .expect("valid UDL");
+    let mut shapes = ComponentInterface::from_webidl(
+        "namespace shapes { Point mirror(Point p); Quadrant quadrant(Point p); sequence<Shape> outline(); };
+         [External=\"geometry\"] typedef dictionary Point;
+         [External=\"geometry\"] typedef enum Quadrant;
+         [External=\"geometry\"] typedef enum Shape;",
+        "shapes",
+    )
+    .expect("valid UDL");
+    geometry.derive_ffi_funcs().expect("FFI functions");
+    shapes.derive_ffi_funcs().expect("FFI functions");
+    let all = vec![shapes.clone(), geometry.clone()];
+    shapes.set_all_component_interfaces(all);
+    let cs = generate_component(&shapes, &Config::default()).expect("C# generated");
+    assert_has(
+        &cs,
+        &[
+            "public sealed class Point",
+            "internal sealed class FfiConverterTypePoint : FfiConverterRustBuffer<Point>",
+            // a flat enum of the other crate is a C# enum, so an optional of it would be nullable
+            "public enum Quadrant",
+            "public abstract class Shape",
+            // the other crate's own generic types get their converters here too
+            "internal sealed class FfiConverterSequenceString : FfiConverterRustBuffer<List<string>>",
+            "internal sealed class FfiConverterSequenceTypeShape : FfiConverterRustBuffer<List<Shape>>",
+            "public static Point Mirror(Point p)",
+            "public static Quadrant Quadrant(Point p)",
+        ],
+    );
+    assert_eq!(cs.matches("public sealed class Point").count(), 1, "one definition per type");
+    assert_lacks(&cs, &["uniffi_geometry_"]);
+}
+
+#[test]
+fn an_external_type_without_its_crate_in_the_library_is_an_error() {
+    let mut shapes = ComponentInterface::from_webidl(
+        "namespace shapes { Point mirror(Point p); }; [External=\"geometry\"] typedef dictionary Point;",
+        "shapes",
+    )
+    .expect("valid UDL");
+    shapes.derive_ffi_funcs().expect("FFI functions");
+    let err = generate_component(&shapes, &Config::default()).expect_err("the definition of Point is missing");
+    assert!(err.to_string().contains("Point"), "{err}");
+}
