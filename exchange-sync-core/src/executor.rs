@@ -34,7 +34,6 @@ use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use tracing::Instrument;
 
-use crate::commit_queue::CommitQueue;
 use crate::connector::{BatchResult, Connector, Deleted, ItemDelete, ItemUpdate, ItemVersion, NewItem};
 use crate::error::{Error, ErrorContext, ErrorKind, Result};
 use crate::group::SyncGroup;
@@ -250,15 +249,11 @@ impl<'a> Executor<'a> {
         }
         let limit = self.options.max_concurrent_folders.max(1);
         let then = &then;
-        // The folders' update and delete outcomes, a few rows each, commit together (see
-        // `CommitQueue`); each folder still goes on only once its own are durable.
-        let queue = CommitQueue::new(self.store, &self.group.id);
-        let queue = &queue;
         let outcomes: Vec<(MemberId, Result<MemberReport>)> = futures::stream::iter(by_member)
             .map(|(member, actions)| {
                 let span = tracing::info_span!("execute", group = %self.group.id, member = %member);
                 async move {
-                    let outcome = match self.run_member(&member, actions, queue).await {
+                    let outcome = match self.run_member(&member, actions).await {
                         Ok(mut report) => {
                             // The follow-up gets the copies created (id and version as the
                             // server answered, in creation order); the report keeps counts.
@@ -351,12 +346,7 @@ impl<'a> Executor<'a> {
 
     /// Runs one folder's actions: creates, then updates, then deletes, each in batches, until
     /// the folder's server asks to back off.
-    async fn run_member(
-        &self,
-        member: &MemberId,
-        actions: Vec<Action>,
-        queue: &CommitQueue<'_>,
-    ) -> Result<MemberReport> {
+    async fn run_member(&self, member: &MemberId, actions: Vec<Action>) -> Result<MemberReport> {
         let mut report = MemberReport::default();
         let Some(connector) = self.connectors.get(member) else {
             for action in &actions {
@@ -381,14 +371,14 @@ impl<'a> Executor<'a> {
                 report.deferred += chunk.len();
                 continue;
             }
-            self.update_batch(member, connector, chunk, queue, &mut report).await?;
+            self.update_batch(member, connector, chunk, &mut report).await?;
         }
         for chunk in deletes.chunks(batch) {
             if report.parked.is_some() {
                 report.deferred += chunk.len();
                 continue;
             }
-            self.delete_batch(member, connector, chunk, queue, &mut report).await?;
+            self.delete_batch(member, connector, chunk, &mut report).await?;
         }
         if let Some(parked) = &report.parked {
             tracing::warn!(
@@ -596,7 +586,6 @@ impl<'a> Executor<'a> {
         member: &MemberId,
         connector: &Arc<dyn Connector>,
         chunk: &[&Action],
-        queue: &CommitQueue<'_>,
         report: &mut MemberReport,
     ) -> Result<()> {
         let context = self.context(member, Some(connector), "update");
@@ -645,7 +634,7 @@ impl<'a> Executor<'a> {
         }
         if !writes.is_empty() {
             report.updated += writes.len();
-            queue.commit(writes).await?;
+            self.commit(writes).await?;
         }
         Ok(())
     }
@@ -655,7 +644,6 @@ impl<'a> Executor<'a> {
         member: &MemberId,
         connector: &Arc<dyn Connector>,
         chunk: &[&Action],
-        queue: &CommitQueue<'_>,
         report: &mut MemberReport,
     ) -> Result<()> {
         let context = self.context(member, Some(connector), "delete");
@@ -721,7 +709,9 @@ impl<'a> Executor<'a> {
             }
             deleted += 1;
         }
-        queue.commit(writes).await?;
+        if !writes.is_empty() {
+            self.commit(writes).await?;
+        }
         report.deleted += deleted;
         Ok(())
     }

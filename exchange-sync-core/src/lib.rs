@@ -26,7 +26,6 @@
 //! cited as "design rule N" are in the repository's `docs/design.md`.
 
 pub mod back_off;
-mod commit_queue;
 pub mod connector;
 pub mod engine;
 pub mod error;
