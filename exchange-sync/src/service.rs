@@ -156,6 +156,9 @@ struct GroupRuntime {
     snapshot: StdMutex<GroupSnapshot>,
     /// When the first change notification of the burst the next pass handles arrived.
     hint_since: StdMutex<Option<Instant>>,
+    /// Woken when this worker holds more than its share of the groups and should give this
+    /// one up: the group's loop releases the lease between two passes, never during one.
+    give_up: tokio::sync::Notify,
 }
 
 #[derive(Default)]
@@ -305,6 +308,7 @@ fn core_error(error: Error, context: &ErrorContext) -> exchange_sync_core::Error
 async fn open_postgres(
     pg: &crate::config::PostgresState,
     as_worker: bool,
+    groups: usize,
 ) -> Result<exchange_sync_core::state::postgres::PostgresStore> {
     use exchange_sync_core::state::postgres::{PostgresOptions, PostgresStore, WorkerIdentity};
     let password = match &pg.password {
@@ -313,7 +317,7 @@ async fn open_postgres(
         })?),
         None => None,
     };
-    let worker = as_worker.then(|| WorkerIdentity { name: pg.worker.clone(), lease: pg.lease });
+    let worker = as_worker.then(|| WorkerIdentity { name: pg.worker.clone(), lease: pg.lease, groups });
     let options = PostgresOptions { schema: pg.schema.clone(), password, worker, ..PostgresOptions::default() };
     Ok(PostgresStore::connect(&pg.url, options).await?)
 }
@@ -360,6 +364,7 @@ impl SyncService {
                     work: Mutex::new(GroupWork::default()),
                     snapshot: StdMutex::new(GroupSnapshot { members: g.members.clone(), ..GroupSnapshot::default() }),
                     hint_since: StdMutex::new(None),
+                    give_up: tokio::sync::Notify::new(),
                 })
             })
             .collect();
@@ -406,7 +411,7 @@ impl SyncService {
         Ok(match &config.service.state {
             StateLocation::Memory => Arc::new(exchange_sync_core::state::memory::MemoryStore::new()),
             StateLocation::Sqlite(path) => Arc::new(exchange_sync_core::state::sqlite::SqliteStore::open(path).await?),
-            StateLocation::Postgres(pg) => Arc::new(open_postgres(pg, true).await?),
+            StateLocation::Postgres(pg) => Arc::new(open_postgres(pg, true, config.groups.len()).await?),
         })
     }
 
@@ -423,7 +428,7 @@ impl SyncService {
                 Arc::new(exchange_sync_core::state::memory::MemoryStore::new())
             }
             // Not as a worker: reads and admin requests need no lease.
-            StateLocation::Postgres(pg) => Arc::new(open_postgres(pg, false).await?),
+            StateLocation::Postgres(pg) => Arc::new(open_postgres(pg, false, config.groups.len()).await?),
         })
     }
 
@@ -1834,7 +1839,8 @@ impl Inner {
     /// Renews this worker's leases at a third of their duration until the service stops. A lease
     /// that could not be renewed (another worker took the group after it expired: this process
     /// was paused or cut off) is reported; the group's writes are refused from then on, so its
-    /// pass in flight fails and the loop waits for the lease again.
+    /// pass in flight fails and the loop waits for the lease again. The groups beyond this
+    /// worker's fair share are handed to their loops, which give them up between passes.
     async fn renew_leases(self: Arc<Self>, lease: Duration) {
         let mut shutdown = self.shutdown.subscribe();
         loop {
@@ -1843,12 +1849,18 @@ impl Inner {
                 () = tokio::time::sleep(lease / 3) => {}
             }
             match self.store.renew_leases().await {
-                Ok(lost) => {
-                    for group in lost {
+                Ok(renewal) => {
+                    for group in renewal.lost {
                         tracing::error!(
                             group = %group,
                             "lost the group's lease to another worker: this worker stops writing to it"
                         );
+                    }
+                    for group in renewal.surplus {
+                        if let Some(g) = self.groups.iter().find(|g| g.config.id == group.as_str()) {
+                            // A permit: a loop in the middle of a pass gives the group up after it.
+                            g.give_up.notify_one();
+                        }
                     }
                 }
                 Err(e) => tracing::warn!("cannot renew the leases (retrying at the next renewal): {e}"),
@@ -2005,6 +2017,24 @@ impl Inner {
                 () = tokio::time::sleep_until(next_membership.unwrap_or(far)) => {
                     next_membership = membership_interval.map(|i| tokio::time::Instant::now() + i);
                     trigger = Some(Trigger::Membership);
+                }
+                () = g.give_up.notified() => {
+                    // Between two passes (a pass runs outside this `select!`): the next owner
+                    // resumes the group from the state, as after a failover, and this worker's
+                    // writes to it are refused from now on.
+                    match self.store.release_lease(&group_id).await {
+                        Ok(()) => {
+                            tracing::info!("gave the group up: this worker holds more than its share");
+                            waiting_for_lease = true;
+                            // Looks again like any worker not owning the group: it takes it back
+                            // only if no worker under its share does.
+                            let wait = self.store.lease_duration().map_or(settings.retry.max_delay, |l| l / 3);
+                            next_retry = Some(tokio::time::Instant::now() + wait);
+                            next_poll = None;
+                            next_follow_up = None;
+                        }
+                        Err(e) => tracing::warn!("cannot give the group up (it stays here): {e}"),
+                    }
                 }
             }
         }
