@@ -538,7 +538,7 @@ impl PostgresStore {
     /// Writes this worker's heartbeat (then renews every lease this store holds); answers the
     /// groups whose leases were lost (another worker took them over after they expired: their
     /// work must stop) and those beyond this worker's fair share, a few at a time (see
-    /// [`crate::state::share::surplus_to_release`]).
+    /// [`share::Census::surplus`]).
     async fn renew_leases_impl(&self) -> Result<LeaseRenewal> {
         let me = self.identity()?.clone();
         // The heartbeat first: it then ends before the leases, so when a worker dies the others
@@ -553,7 +553,7 @@ impl PostgresStore {
             }
         }
         let census = self.census().await?;
-        let release = share::surplus_to_release(census.mine, census.share());
+        let release = census.surplus();
         if release > 0 {
             // The last groups by id: the same ones renewal after renewal, until they are given up.
             let mut mine = self.held_leases();

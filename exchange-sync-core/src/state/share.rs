@@ -14,9 +14,10 @@
 //!   one renewal interval, when the workers under their share did not take it: they died, or
 //!   their configuration does not list it), or that nobody under its share is left to take, is
 //!   taken by any worker, whatever its share.
-//! - **No flapping**: a worker over its share gives back only [`surplus_to_release`] of its
-//!   groups at each renewal (half of its excess, rounded up), and a worker at its share does not
-//!   take back a group that was just given up.
+//! - **No flapping**: a worker over its share gives back, at each renewal, only what the workers
+//!   under their share can take ([`Census::surplus`]), and at most half a share; a worker at its
+//!   share does not take back a group that was just given up, and the worker that takes it stays
+//!   within its own share, so it does not give it up again.
 
 use std::time::Duration;
 
@@ -25,15 +26,6 @@ use std::time::Duration;
 /// live worker counts as one.
 pub fn fair_share(groups: usize, live_workers: usize) -> usize {
     groups.div_ceil(live_workers.max(1))
-}
-
-/// How many of its groups a worker holding `held` gives back at one renewal when its fair share
-/// is `share`: half the excess, rounded up (none when it is not over its share). Halving
-/// converges in a few renewals (a worker starting beside one that holds 30 groups of 30 gets its
-/// 15 within about four renewals) without releasing many groups on a momentary miscount of the
-/// live workers.
-pub fn surplus_to_release(held: usize, share: usize) -> usize {
-    held.saturating_sub(share).div_ceil(2)
 }
 
 /// What a worker knows of the workers sharing the database when it looks at a free group.
@@ -55,6 +47,21 @@ impl Census {
     /// The fair share of each live worker.
     pub fn share(&self) -> usize {
         fair_share(self.groups, self.held.len())
+    }
+
+    /// How many of its groups this worker gives back at this renewal: its excess over its share,
+    /// but no more than the other live workers lack to reach theirs (a group given up has a
+    /// taker that keeps it), and no more than half a share (rounded up) at once. A new worker
+    /// beside two that carry everything thus gets its share within about a renewal, beside one
+    /// within two; and a worker that counts as live but takes nothing (it just died, or its
+    /// configuration lacks the groups) makes the others restart at most half a share of groups
+    /// per renewal until it stops counting.
+    pub fn surplus(&self) -> usize {
+        let share = self.share();
+        let excess = self.mine.saturating_sub(share);
+        // This worker lacks nothing when it has an excess: the sum is the others'.
+        let lacking: usize = self.held.iter().map(|&n| share.saturating_sub(n)).sum();
+        excess.min(lacking).min(share.div_ceil(2).max(1))
     }
 
     /// Whether this worker takes a group that has been free for `free_for` (`None`: never leased,
@@ -99,20 +106,29 @@ mod tests {
     }
 
     #[test]
-    fn a_worker_over_its_share_gives_back_half_its_excess() {
-        assert_eq!(surplus_to_release(10, 10), 0);
-        assert_eq!(surplus_to_release(3, 10), 0);
-        assert_eq!(surplus_to_release(11, 10), 1);
-        assert_eq!(surplus_to_release(30, 10), 10);
-        assert_eq!(surplus_to_release(15, 10), 3);
-        // From 30 to 15, renewal after renewal.
-        let mut held = 30;
+    fn a_worker_over_its_share_gives_back_what_the_others_lack_half_a_share_at_a_time() {
+        assert_eq!(census(30, &[10, 10, 10], 10).surplus(), 0, "at its share");
+        assert_eq!(census(30, &[3, 13, 14], 3).surplus(), 0, "under its share");
+        assert_eq!(census(30, &[15, 15, 0], 15).surplus(), 5, "its whole excess when the others lack it");
+        assert_eq!(census(30, &[30, 0, 0], 30).surplus(), 5, "half a share at once");
+        assert_eq!(census(30, &[11, 10, 10], 11).surplus(), 0, "nobody lacks a group: nobody would take it");
+        assert_eq!(census(31, &[12, 10, 9], 12).surplus(), 1, "only what the others lack");
+        assert_eq!(census(3, &[3, 0, 0], 3).surplus(), 1, "at least one");
+        // A worker alone with 30 groups, then two more: renewal after renewal, each taking what
+        // is given up.
+        let mut held = vec![30, 0, 0];
         let mut renewals = 0;
-        while surplus_to_release(held, 15) > 0 {
-            held -= surplus_to_release(held, 15);
+        while held.iter().any(|&n| n != 10) {
+            let given = census(30, &held, held[0]).surplus();
+            assert!(given > 0, "{held:?}");
+            held[0] -= given;
+            for _ in 0..given {
+                let taker = held.iter().position(|&n| n < 10).unwrap();
+                held[taker] += 1;
+            }
             renewals += 1;
         }
-        assert_eq!((held, renewals), (15, 4));
+        assert_eq!(renewals, 4);
     }
 
     #[test]
