@@ -589,6 +589,13 @@ pub trait StateStore: Send + Sync {
         Ok(())
     }
 
+    /// Tells the other workers this one stops (after it released its leases): they stop counting
+    /// it among the live workers at once, so the groups it gave up are spread over them without
+    /// waiting for its heartbeat to age.
+    async fn leave_workers(&self) -> Result<()> {
+        Ok(())
+    }
+
     /// Every lease the store knows: which worker owns which group (empty without leases).
     async fn leases(&self) -> Result<Vec<LeaseInfo>> {
         Ok(Vec::new())

@@ -333,6 +333,9 @@ mod spreading {
         assert_eq!(b.renew_leases().await.unwrap(), Default::default());
         b.release_lease(&h).await.unwrap();
         assert!(b.store.held_leases().is_empty());
+        assert_eq!(live(&a).await, vec![("a".into(), 1), ("b".into(), 0)]);
+        b.leave_workers().await.unwrap();
+        assert_eq!(live(&a).await, vec![("a".into(), 1)], "a worker that stops is counted out at once");
     }
 }
 

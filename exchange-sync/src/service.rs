@@ -611,6 +611,11 @@ impl SyncService {
                     tracing::warn!(group = %g.config.id, "cannot release the group's lease: {e}");
                 }
             }
+            // And the others spread them at once, instead of leaving them a while to this
+            // worker, which would still count as live and under its share.
+            if let Err(e) = self.inner.store.leave_workers().await {
+                tracing::warn!("cannot leave the live workers (the others count it out after a lease): {e}");
+            }
         }
         self.inner.emit(ProgressEvent::ServiceStopped);
         Ok(())

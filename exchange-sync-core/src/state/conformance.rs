@@ -223,6 +223,10 @@ impl<S: StateStore, G: Send + Sync> StateStore for Guarded<S, G> {
         self.store.release_lease(group).await
     }
 
+    async fn leave_workers(&self) -> crate::Result<()> {
+        self.store.leave_workers().await
+    }
+
     async fn leases(&self) -> crate::Result<Vec<crate::state::LeaseInfo>> {
         self.store.leases().await
     }

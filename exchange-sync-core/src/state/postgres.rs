@@ -1553,6 +1553,16 @@ impl StateStore for PostgresStore {
         self.release_lease_impl(group).await
     }
 
+    async fn leave_workers(&self) -> Result<()> {
+        let Some(me) = &self.shared.worker else { return Ok(()) };
+        let client = self.client().await?;
+        client
+            .execute("DELETE FROM workers WHERE name = $1", &[&me.name])
+            .await
+            .map_err(|e| self.err(&format!("cannot remove worker {} from the live workers", me.name), e))?;
+        Ok(())
+    }
+
     async fn leases(&self) -> Result<Vec<LeaseInfo>> {
         self.leases_impl().await
     }
