@@ -492,6 +492,7 @@ impl PostgresStore {
         let census = self.census().await?;
         if !census.may_take(free_for) {
             tracing::debug!(group = %group, worker = %me.name, share = census.share(), held = census.mine,
+                live_held = ?census.held, free_ms = free_for.map(|f| f.as_millis()),
                 "a free group left to a worker under its share");
             return Ok(false);
         }
