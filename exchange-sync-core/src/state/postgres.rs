@@ -23,6 +23,10 @@
 //!   worker that was paused past its lease's expiry, while another took the group over, is
 //!   refused with [`Error::LeaseLost`] and writes nothing. Without an identity (admin commands,
 //!   tests, a single process) writes are not fenced.
+//! - **Groups spread over the live workers**: each worker writes a heartbeat (a row of
+//!   `workers`) with its lease renewals and counts as live while it is younger than its lease. A
+//!   free group goes to a worker under its fair share, and a worker over its share is told which
+//!   groups to give back ([`LeaseRenewal::surplus`]); the rules are in [`crate::state::share`].
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::str::FromStr;
