@@ -144,7 +144,7 @@ struct Inner {
     events: broadcast::Sender<ProgressEvent>,
     groups: Vec<Arc<GroupRuntime>>,
     shutdown: watch::Sender<bool>,
-    passes: Semaphore,
+    passes: Arc<Semaphore>,
 }
 
 /// A group's live state in this process.
@@ -373,7 +373,7 @@ impl SyncService {
         }
         let (events, _) = broadcast::channel(EVENT_BUFFER);
         let (shutdown, _) = watch::channel(false);
-        let passes = Semaphore::new(config.service.max_concurrent_groups.max(1));
+        let passes = Arc::new(Semaphore::new(config.service.max_concurrent_groups.max(1)));
         let progress = StdMutex::new(BTreeMap::new());
         Ok(SyncService {
             inner: Arc::new(Inner {
@@ -767,6 +767,17 @@ impl Inner {
     /// One pass of a group with retries, as a report (failures are reported, not returned).
     async fn pass(&self, g: &GroupRuntime, trigger: Trigger, dry_run: bool, allow_mass_delete: bool) -> GroupReport {
         let _permit = self.passes.acquire().await;
+        self.pass_in_turn(g, trigger, dry_run, allow_mass_delete).await
+    }
+
+    /// [`Inner::pass`] once the group's turn among `max_concurrent_groups` came.
+    async fn pass_in_turn(
+        &self,
+        g: &GroupRuntime,
+        trigger: Trigger,
+        dry_run: bool,
+        allow_mass_delete: bool,
+    ) -> GroupReport {
         let mut work = g.work.lock().await;
         // The notification this pass answers (the latency metric runs from it).
         let since_hint =
@@ -1835,10 +1846,20 @@ impl Inner {
         check
     }
 
-    /// A pass as a boxed `Send` future that owns what it needs (for the group loop's `select!`).
-    fn boxed_pass(self: &Arc<Self>, g: Arc<GroupRuntime>, trigger: Trigger) -> BoxFuture<'static, GroupReport> {
+    /// A pass in its turn (`turn`, a place among `max_concurrent_groups`) as a boxed `Send` future
+    /// that owns what it needs (for the group loop's `select!`).
+    fn boxed_pass(
+        self: &Arc<Self>,
+        g: Arc<GroupRuntime>,
+        trigger: Trigger,
+        turn: tokio::sync::OwnedSemaphorePermit,
+    ) -> BoxFuture<'static, GroupReport> {
         let inner = Arc::clone(self);
-        Box::pin(async move { inner.pass(&g, trigger, false, false).await })
+        Box::pin(async move {
+            let report = inner.pass_in_turn(&g, trigger, false, false).await;
+            drop(turn);
+            report
+        })
     }
 
     /// Renews this worker's leases at a third of their duration until the service stops. A lease
@@ -1930,7 +1951,27 @@ impl Inner {
                     // Whatever asked for a pass, it runs when the back-off ends.
                     next_retry = hold_until;
                 } else if !skip {
-                    let mut pass = self.boxed_pass(Arc::clone(&g), t);
+                    // The group waits for its turn among `max_concurrent_groups` outside the pass:
+                    // a group this worker gives up while it waits is given up before its pass.
+                    let turn = tokio::select! {
+                        turn = Arc::clone(&self.passes).acquire_owned() => Some(turn),
+                        () = g.give_up.notified() => None,
+                        () = stop_requested(&mut shutdown) => break,
+                    };
+                    let turn = match turn {
+                        Some(Ok(turn)) => turn,
+                        Some(Err(e)) => {
+                            // The semaphore is never closed; should it be, the loop ends cleanly.
+                            tracing::error!("no turn for the group's passes: {e}");
+                            break;
+                        }
+                        None => {
+                            // The `select!` below gives the group up.
+                            g.give_up.notify_one();
+                            continue;
+                        }
+                    };
+                    let mut pass = self.boxed_pass(Arc::clone(&g), t, turn);
                     let report = tokio::select! {
                         report = &mut pass => Some(report),
                         () = stop_requested(&mut shutdown) => {
