@@ -280,6 +280,10 @@ async fn three_workers_fail_over_without_duplicates_or_lost_edits() {
         owners.len() == GROUPS && owners.values().all(|w| w == "w3")
     })
     .await;
+    let (_, password) = server();
+    let text = common::cli::cli_env(&configs[2], &["status"], &[("EXCHANGE_SYNC_STATE_PASSWORD", &password)]).await;
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert_eq!(text.matches("owned by worker w3 (lease until").count(), GROUPS, "{text}");
     w2.signal("-CONT").await;
     eventually("w2 finds it lost its leases", || async {
         let log = w2.log();
