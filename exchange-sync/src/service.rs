@@ -156,9 +156,42 @@ struct GroupRuntime {
     snapshot: StdMutex<GroupSnapshot>,
     /// When the first change notification of the burst the next pass handles arrived.
     hint_since: StdMutex<Option<Instant>>,
-    /// Woken when this worker holds more than its share of the groups and should give this
+    /// Asked when this worker holds more than its share of the groups and should give this
     /// one up: the group's loop releases the lease between two passes, never during one.
-    give_up: tokio::sync::Notify,
+    give_up: GiveUpRequest,
+}
+
+/// The lease renewal's request to a group's loop to give the group up (see
+/// [`exchange_sync_core::state::LeaseRenewal::surplus`]). Each renewal asks again or withdraws
+/// the request, so a loop busy with a long pass does not act on a request the next renewal no
+/// longer makes (a worker died meanwhile, and this one is no longer over its share).
+#[derive(Default)]
+struct GiveUpRequest {
+    asked: std::sync::atomic::AtomicBool,
+    wake: tokio::sync::Notify,
+}
+
+impl GiveUpRequest {
+    /// Asks (`true`) or withdraws the request (`false`).
+    fn set(&self, asked: bool) {
+        self.asked.store(asked, std::sync::atomic::Ordering::SeqCst);
+        if asked {
+            // Kept for a loop in the middle of a pass: it gives the group up after it.
+            self.wake.notify_one();
+        }
+    }
+
+    /// Completes while the request stands (at once if it does).
+    async fn asked(&self) {
+        while !self.asked.load(std::sync::atomic::Ordering::SeqCst) {
+            self.wake.notified().await;
+        }
+    }
+
+    /// Whether the request stood; withdraws it.
+    fn take(&self) -> bool {
+        self.asked.swap(false, std::sync::atomic::Ordering::SeqCst)
+    }
 }
 
 #[derive(Default)]
@@ -364,7 +397,7 @@ impl SyncService {
                     work: Mutex::new(GroupWork::default()),
                     snapshot: StdMutex::new(GroupSnapshot { members: g.members.clone(), ..GroupSnapshot::default() }),
                     hint_since: StdMutex::new(None),
-                    give_up: tokio::sync::Notify::new(),
+                    give_up: GiveUpRequest::default(),
                 })
             })
             .collect();
@@ -1882,11 +1915,8 @@ impl Inner {
                             "lost the group's lease to another worker: this worker stops writing to it"
                         );
                     }
-                    for group in renewal.surplus {
-                        if let Some(g) = self.groups.iter().find(|g| g.config.id == group.as_str()) {
-                            // A permit: a loop in the middle of a pass gives the group up after it.
-                            g.give_up.notify_one();
-                        }
+                    for g in &self.groups {
+                        g.give_up.set(renewal.surplus.iter().any(|s| s.as_str() == g.config.id));
                     }
                 }
                 Err(e) => tracing::warn!("cannot renew the leases (retrying at the next renewal): {e}"),
@@ -1955,7 +1985,7 @@ impl Inner {
                     // a group this worker gives up while it waits is given up before its pass.
                     let turn = tokio::select! {
                         turn = Arc::clone(&self.passes).acquire_owned() => Some(turn),
-                        () = g.give_up.notified() => None,
+                        () = g.give_up.asked() => None,
                         () = stop_requested(&mut shutdown) => break,
                     };
                     let turn = match turn {
@@ -1965,11 +1995,8 @@ impl Inner {
                             tracing::error!("no turn for the group's passes: {e}");
                             break;
                         }
-                        None => {
-                            // The `select!` below gives the group up.
-                            g.give_up.notify_one();
-                            continue;
-                        }
+                        // The request stands: the `select!` below gives the group up.
+                        None => continue,
                     };
                     let mut pass = self.boxed_pass(Arc::clone(&g), t, turn);
                     let report = tokio::select! {
@@ -2064,10 +2091,13 @@ impl Inner {
                     next_membership = membership_interval.map(|i| tokio::time::Instant::now() + i);
                     trigger = Some(Trigger::Membership);
                 }
-                () = g.give_up.notified() => {
+                () = g.give_up.asked() => {
                     // Between two passes (a pass runs outside this `select!`): the next owner
                     // resumes the group from the state, as after a failover, and this worker's
                     // writes to it are refused from now on.
+                    if !g.give_up.take() {
+                        continue;
+                    }
                     match self.store.release_lease(&group_id).await {
                         Ok(()) => {
                             tracing::info!("gave the group up: this worker holds more than its share");
@@ -2308,5 +2338,22 @@ mod tests {
         // A path that is not the mailbox's (or not even on a character boundary) is shown whole.
         let odd = moved(Some("zoë@contoso.test"), "zo/contacts", "zoë@contoso.test/contacts/x");
         assert_eq!(odd.paths(), ("zo/contacts".to_owned(), "contacts/x".to_owned()));
+    }
+
+    #[test]
+    fn a_request_to_give_a_group_up_is_acted_on_only_while_it_stands() {
+        use futures::FutureExt;
+        let request = GiveUpRequest::default();
+        assert!(request.asked().now_or_never().is_none(), "nothing asked");
+        request.set(true);
+        assert!(request.asked().now_or_never().is_some(), "asked while the loop was busy: seen after");
+        assert!(request.take());
+        assert!(!request.take(), "taken once");
+        // Asked, then withdrawn by the next renewal before the loop looked: the stored wake-up
+        // does not make the loop give the group up.
+        request.set(true);
+        request.set(false);
+        assert!(request.asked().now_or_never().is_none());
+        assert!(!request.take());
     }
 }
