@@ -561,9 +561,15 @@ impl SyncService {
     }
 
     /// One pass of each selected group (every group at once, up to the concurrency bound). Admin
-    /// requests pending in the state are carried out by it.
+    /// requests pending in the state are carried out by it. On a shared PostgreSQL state the
+    /// leases it took are released at the end, as by a service that stops.
     pub async fn run_once(&self, options: RunOptions) -> Result<RunReport> {
-        self.run_selected(&options, Trigger::Manual, false).await
+        let report = self.run_selected(&options, Trigger::Manual, false).await;
+        if self.inner.store.lease_duration().is_some() {
+            // Done: the running workers need not wait for this process's leases to expire.
+            self.inner.leave_shared_state().await;
+        }
+        report
     }
 
     async fn run_selected(&self, options: &RunOptions, trigger: Trigger, dry_run: bool) -> Result<RunReport> {
@@ -638,17 +644,7 @@ impl SyncService {
         self.inner.folders.close(self.inner.config.service.shutdown_grace).await;
         if let Some(renewal) = renewal {
             renewal.abort();
-            // The groups are free for the other workers at once, not when the leases expire.
-            for g in &self.inner.groups {
-                if let Err(e) = self.inner.store.release_lease(&GroupId::new(g.config.id.clone())).await {
-                    tracing::warn!(group = %g.config.id, "cannot release the group's lease: {e}");
-                }
-            }
-            // And the others spread them at once, instead of leaving them a while to this
-            // worker, which would still count as live and under its share.
-            if let Err(e) = self.inner.store.leave_workers().await {
-                tracing::warn!("cannot leave the live workers (the others count it out after a lease): {e}");
-            }
+            self.inner.leave_shared_state().await;
         }
         self.inner.emit(ProgressEvent::ServiceStopped);
         Ok(())
@@ -944,6 +940,21 @@ impl Inner {
         tracing::info!("{report}");
         self.emit(ProgressEvent::PassFinished { report: report.clone() });
         report
+    }
+
+    /// A worker stopping on a shared state: releases its leases, so the groups are free for the
+    /// other workers at once rather than when the leases expire, and leaves the live workers, so
+    /// they spread the groups among themselves at once instead of leaving this worker, which
+    /// would still count as live and under its share, a share of them for a while.
+    async fn leave_shared_state(&self) {
+        for g in &self.groups {
+            if let Err(e) = self.store.release_lease(&GroupId::new(g.config.id.clone())).await {
+                tracing::warn!(group = %g.config.id, "cannot release the group's lease: {e}");
+            }
+        }
+        if let Err(e) = self.store.leave_workers().await {
+            tracing::warn!("cannot leave the live workers (the others count it out after a lease): {e}");
+        }
     }
 
     /// Takes (or renews) the group's lease before a pass that writes; an error of kind `State`,

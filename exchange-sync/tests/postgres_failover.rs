@@ -324,3 +324,21 @@ async fn three_workers_fail_over_without_duplicates_or_lost_edits() {
     drop(w2);
     drop(w3);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_once_leaves_its_groups_free_when_done() {
+    let emu = emulator(2).await;
+    let dir = tempfile::tempdir().unwrap();
+    let schema = format!("once_{}", std::process::id());
+    let config = write_config(dir.path(), emu.url(), &schema, "once");
+    let (_, password) = server();
+    let out = common::cli::cli_env(&config, &["run", "--once"], &[("EXCHANGE_SYNC_STATE_PASSWORD", &password)]).await;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // Its leases were released as it finished, not left to expire: a worker takes them at once.
+    let owners = owners(&config).await;
+    assert!(owners.is_empty(), "groups still held after `run --once`: {owners:?}");
+    let (_, password) = server();
+    let status = common::cli::cli_env(&config, &["status"], &[("EXCHANGE_SYNC_STATE_PASSWORD", &password)]).await;
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert_eq!(text.matches("free: last owned by worker once").count(), GROUPS, "{text}");
+}
