@@ -4,8 +4,8 @@
 //! groups over within the lease time, then carry 15 each; one is paused (SIGSTOP) past its
 //! leases' expiry, and once resumed it is fenced, then gets its share back. At the end every
 //! folder holds every contact of the hub exactly once, with every edit made while the workers
-//! failed over, and no fencing token of a group was ever taken by two workers. A `run --once`
-//! beside them releases its leases when it is done.
+//! failed over, and no fencing token of a group was ever taken by two workers. Besides: a
+//! `run --once` on the shared state releases its leases when it is done.
 //!
 //! Needs the throwaway PostgreSQL server of `scripts/postgres.sh` (its URL in
 //! `EXCHANGE_SYNC_TEST_POSTGRES`), which the test command starts; fails without it.
