@@ -641,7 +641,8 @@ impl PostgresStore {
         })
     }
 
-    /// Gives a lease up (a worker shutting down): another worker may take the group at once.
+    /// Gives a lease up (a worker shutting down, or giving back a group beyond its share between
+    /// two passes): another worker may take the group at once.
     async fn release_lease_impl(&self, group: &GroupId) -> Result<()> {
         let me = self.identity()?.clone();
         let Some(token) = self.held_token(group) else { return Ok(()) };
