@@ -58,7 +58,7 @@ pub fn run(
             Some(url) => {
                 let options = PostgresOptions {
                     schema: format!("bench_{}", std::process::id()),
-                    worker: Some(WorkerIdentity { name: "bench".into(), lease: Duration::from_secs(60) }),
+                    worker: Some(WorkerIdentity { name: "bench".into(), lease: Duration::from_secs(60), groups: 1 }),
                     ..PostgresOptions::default()
                 };
                 Arc::new(PostgresStore::connect(url, options).await?)

@@ -49,7 +49,11 @@ impl Location<'_> {
             Location::Postgres { url, schema } => {
                 let options = PostgresOptions {
                     schema: schema.clone(),
-                    worker: worker.then(|| WorkerIdentity { name: "bench".into(), lease: Duration::from_secs(600) }),
+                    worker: worker.then(|| WorkerIdentity {
+                        name: "bench".into(),
+                        lease: Duration::from_secs(600),
+                        groups: 1,
+                    }),
                     ..PostgresOptions::default()
                 };
                 Arc::new(PostgresStore::connect(url, options).await?)

@@ -31,6 +31,7 @@ pub mod conformance;
 pub mod memory;
 #[cfg(feature = "postgres")]
 pub mod postgres;
+pub mod share;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 
@@ -342,6 +343,18 @@ pub struct LeaseInfo {
     pub expired: bool,
 }
 
+/// What a renewal of a worker's leases found ([`StateStore::renew_leases`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LeaseRenewal {
+    /// Groups whose leases were lost to another worker (this worker was paused or cut off past
+    /// their expiry): their work must stop, their writes are refused.
+    pub lost: Vec<GroupId>,
+    /// Groups this worker holds beyond its fair share of the live workers' groups (see
+    /// [`share`]): it gives them up between two of their passes, never in the middle of one,
+    /// so that a worker under its share takes them over and resumes them from the state.
+    pub surplus: Vec<GroupId>,
+}
+
 /// One write of a [`StateTransaction`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StateWrite {
@@ -552,7 +565,8 @@ pub trait StateStore: Send + Sync {
     async fn record(&self, group: &GroupId, key: &str) -> Result<Option<String>>;
 
     /// Takes the group's lease, or renews it when this store holds it; `Ok(false)` while another
-    /// worker holds it. Only stores that several workers share have leases (the PostgreSQL
+    /// worker holds it, and while a free group is better left to a live worker under its fair
+    /// share (see [`share`]; asking again later takes it if nobody did). Only stores that several workers share have leases (the PostgreSQL
     /// store opened with a worker identity); a store with one writer owns every group, which is
     /// the default.
     async fn acquire_lease(&self, group: &GroupId) -> Result<bool> {
@@ -560,15 +574,25 @@ pub trait StateStore: Send + Sync {
         Ok(true)
     }
 
-    /// Renews every lease this store holds; answers the groups whose leases were lost to another
-    /// worker (their work must stop: their writes are refused).
-    async fn renew_leases(&self) -> Result<Vec<GroupId>> {
-        Ok(Vec::new())
+    /// Renews every lease this store holds, and tells the other workers this one is alive;
+    /// answers the groups whose leases were lost to another worker (their work must stop: their
+    /// writes are refused) and those this worker should give up so that the groups spread evenly
+    /// over the live workers.
+    async fn renew_leases(&self) -> Result<LeaseRenewal> {
+        Ok(LeaseRenewal::default())
     }
 
-    /// Gives the group's lease up (a worker shutting down): another worker may take it at once.
+    /// Gives the group's lease up (a worker shutting down, or giving a group of its surplus
+    /// back between two passes): another worker may take it at once.
     async fn release_lease(&self, group: &GroupId) -> Result<()> {
         let _ = group;
+        Ok(())
+    }
+
+    /// Tells the other workers this one stops (after it released its leases): they stop counting
+    /// it among the live workers at once, so the groups it gave up are spread over them without
+    /// waiting for its heartbeat to age.
+    async fn leave_workers(&self) -> Result<()> {
         Ok(())
     }
 

@@ -53,7 +53,7 @@ mod leases {
     use super::*;
 
     fn worker(name: &str, lease: Duration) -> Option<WorkerIdentity> {
-        Some(WorkerIdentity { name: name.into(), lease })
+        Some(WorkerIdentity { name: name.into(), lease, groups: 2 })
     }
 
     fn put(i: u32) -> exchange_sync_core::state::StateTransaction {
@@ -91,7 +91,7 @@ mod leases {
         assert!(a.held_leases().is_empty(), "a fenced worker forgets the lease");
 
         b.apply(&g, put(4)).await.unwrap();
-        assert!(b.renew_leases().await.unwrap().is_empty());
+        assert!(b.renew_leases().await.unwrap().lost.is_empty());
         // Admin requests reach the group from any process, whoever owns it.
         let reader = store_in(&schema, None).await;
         reader.post_request(&g, exchange_sync_core::state::AdminRequest::ConfirmDeletions).await.unwrap();
@@ -110,7 +110,7 @@ mod leases {
         a.release_lease(&g).await.unwrap();
         assert!(b.acquire_lease(&g).await.unwrap(), "a released lease is free");
         assert_eq!(a.held_leases(), vec![h.clone()]);
-        assert!(a.renew_leases().await.unwrap().is_empty());
+        assert!(a.renew_leases().await.unwrap().lost.is_empty());
         let owners: Vec<(String, String)> =
             a.leases().await.unwrap().into_iter().map(|l| (l.group.to_string(), l.owner)).collect();
         assert_eq!(owners, vec![("g".into(), "b".into()), ("h".into(), "a".into())]);
@@ -125,7 +125,7 @@ mod leases {
         for s in &stores {
             assert_eq!(s.schema_version().await.unwrap(), latest);
         }
-        // Migration 3: updated copies stay on their page (heap-only updates).
+        // Migration 4: updated copies stay on their page (heap-only updates).
         let (client, connection) = tokio_postgres::connect(&server_url(), tokio_postgres::NoTls).await.unwrap();
         tokio::spawn(connection);
         let options: Vec<String> = client
@@ -153,6 +153,202 @@ mod leases {
             PostgresStore::connect("postgres://u:sekrit@127.0.0.1:1/db", PostgresOptions::default()).await.unwrap_err();
         assert!(!format!("{err} {err:?}").contains("sekrit"), "{err:?}");
         assert!(err.to_string().contains("127.0.0.1:1/db"), "{err}");
+    }
+}
+
+/// The groups spread over the live workers: heartbeats say who is live, each worker takes free
+/// groups up to its fair share, gives back what it holds beyond it, and no group stays free.
+mod spreading {
+    use exchange_sync_core::id::GroupId;
+    use exchange_sync_core::state::StateStore;
+    use exchange_sync_core::state::conformance::Guarded;
+    use exchange_sync_core::state::share::fair_share;
+
+    use super::*;
+
+    fn worker(name: &str, lease: Duration, groups: usize) -> Option<WorkerIdentity> {
+        Some(WorkerIdentity { name: name.into(), lease, groups })
+    }
+
+    fn groups(n: usize) -> Vec<GroupId> {
+        (0..n).map(|i| GroupId::new(format!("g{i}"))).collect()
+    }
+
+    /// Asks for every group once, as each group's loop does; answers how many were taken.
+    async fn take_free(store: &PostgresStore, groups: &[GroupId]) -> usize {
+        let mut taken = 0;
+        for g in groups {
+            if store.held_leases().contains(g) {
+                continue;
+            }
+            if store.acquire_lease(g).await.unwrap() {
+                taken += 1;
+            }
+        }
+        taken
+    }
+
+    /// One renewal of `store`: the surplus it names is given up at once (no pass is running).
+    async fn renew_and_give_back(store: &PostgresStore) -> usize {
+        let renewal = store.renew_leases().await.unwrap();
+        assert!(renewal.lost.is_empty(), "{renewal:?}");
+        for g in &renewal.surplus {
+            store.release_lease(g).await.unwrap();
+        }
+        renewal.surplus.len()
+    }
+
+    async fn live(store: &PostgresStore) -> Vec<(String, usize)> {
+        store.live_workers().await.unwrap().into_iter().map(|w| (w.name, w.held)).collect()
+    }
+
+    #[tokio::test]
+    async fn workers_are_live_while_their_heartbeat_is_younger_than_a_lease() {
+        let schema = fresh_schema();
+        let lease = Duration::from_millis(1200);
+        let a = store_in(&schema, worker("a", lease, 4)).await;
+        let b = store_in(&schema, worker("b", lease, 4)).await;
+        let reader = store_in(&schema, None).await;
+        assert_eq!(live(&reader).await, vec![("a".into(), 0), ("b".into(), 0)], "a worker is live once connected");
+        assert!(a.acquire_lease(&GroupId::new("g0")).await.unwrap());
+        assert_eq!(live(&reader).await, vec![("a".into(), 1), ("b".into(), 0)]);
+
+        // Only `a` renews (its renewal writes its heartbeat): `b` falls out after a lease.
+        for _ in 0..4 {
+            tokio::time::sleep(lease / 3).await;
+            renew_and_give_back(&a).await;
+        }
+        assert_eq!(live(&reader).await, vec![("a".into(), 1)], "a worker silent for a lease is not live");
+        // A worker always counts itself, even while its heartbeat is late.
+        assert_eq!(live(&b).await, vec![("a".into(), 1), ("b".into(), 0)]);
+        renew_and_give_back(&b).await;
+        assert_eq!(live(&reader).await, vec![("a".into(), 1), ("b".into(), 0)], "a renewal makes it live again");
+    }
+
+    #[tokio::test]
+    async fn a_new_worker_gets_its_share_and_a_dead_ones_groups_go_to_the_survivors() {
+        let schema = fresh_schema();
+        let lease = Duration::from_millis(1500);
+        let all = groups(9);
+        let a = store_in(&schema, worker("a", lease, all.len())).await;
+        assert_eq!(take_free(&a, &all).await, 9, "a worker alone carries every group");
+
+        // `b` and `c` start: `a` is over its share of 3 and gives back at most half a share at
+        // each renewal; the others take what it gives up, never beyond their own share.
+        let b = store_in(&schema, worker("b", lease, all.len())).await;
+        let c = store_in(&schema, worker("c", lease, all.len())).await;
+        assert_eq!(take_free(&b, &all).await, 0, "every group is held");
+        let mut renewals = 0;
+        while a.held_leases().len() > 3 {
+            let given = renew_and_give_back(&a).await;
+            assert!((1..=2).contains(&given), "gave {given}: at most half a share of 3 at once");
+            // The worker that just gave groups up does not take them back while others are under their share.
+            assert_eq!(take_free(&a, &all).await, 0);
+            take_free(&b, &all).await;
+            take_free(&c, &all).await;
+            renewals += 1;
+            assert!(renewals <= 4, "a still holds {:?}", a.held_leases());
+        }
+        let held: Vec<usize> = [&a, &b, &c].iter().map(|s| s.held_leases().len()).collect();
+        assert_eq!(held, vec![3, 3, 3], "after {renewals} renewals");
+        for s in [&a, &b, &c] {
+            assert_eq!(renew_and_give_back(s).await, 0, "at its share, a worker keeps its groups");
+        }
+
+        // `c` dies (stops renewing): after its lease the survivors take its groups, up to their
+        // new share of 5 (ceil(9 / 2)), so all of them.
+        let tokens_before: Vec<(GroupId, i64)> = {
+            let leases = c.leases().await.unwrap();
+            c.held_leases()
+                .into_iter()
+                .map(|g| {
+                    let token = leases.iter().find(|l| l.group == g).unwrap().token;
+                    (g, token)
+                })
+                .collect()
+        };
+        drop(c);
+        let deadline = tokio::time::Instant::now() + lease * 6;
+        loop {
+            tokio::time::sleep(lease / 3).await;
+            renew_and_give_back(&a).await;
+            renew_and_give_back(&b).await;
+            take_free(&a, &all).await;
+            take_free(&b, &all).await;
+            if a.held_leases().len() + b.held_leases().len() == all.len() {
+                break;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "a {:?}, b {:?}", a.held_leases(), b.held_leases());
+        }
+        let (na, nb) = (a.held_leases().len(), b.held_leases().len());
+        assert!((4..=5).contains(&na) && (4..=5).contains(&nb), "a {na}, b {nb}");
+        let owners = a.leases().await.unwrap();
+        assert_eq!(tokens_before.len(), 3);
+        for (g, before) in &tokens_before {
+            let lease = owners.iter().find(|l| &l.group == g).unwrap();
+            assert!(lease.owner != "c" && !lease.expired && lease.token == before + 1, "{lease:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_group_nobody_under_its_share_takes_is_taken_after_a_renewal_interval() {
+        let schema = fresh_schema();
+        let lease = Duration::from_millis(1500);
+        let all = groups(4);
+        let a = store_in(&schema, worker("a", lease, all.len())).await;
+        // `b` is live but takes nothing (say its configuration lacks these groups).
+        let b = store_in(&schema, worker("b", lease, all.len())).await;
+        assert_eq!(fair_share(all.len(), 2), 2);
+        assert_eq!(take_free(&a, &all[..2]).await, 2);
+        let g = &all[2];
+        assert!(a.acquire_lease(g).await.unwrap(), "a group never leased is taken by anyone");
+        a.release_lease(g).await.unwrap();
+        assert!(!a.acquire_lease(g).await.unwrap(), "at its share, a worker leaves a freed group to b for a while");
+        tokio::time::sleep(lease / 3 + Duration::from_millis(100)).await;
+        renew_and_give_back(&b).await;
+        assert!(a.acquire_lease(g).await.unwrap(), "a group free for a renewal interval is taken by anyone");
+        drop(b);
+    }
+
+    #[tokio::test]
+    async fn when_every_live_worker_is_at_its_share_a_freed_group_is_taken_at_once() {
+        let schema = fresh_schema();
+        let lease = Duration::from_secs(60);
+        let all = groups(4);
+        let a = store_in(&schema, worker("a", lease, all.len())).await;
+        let b = store_in(&schema, worker("b", lease, all.len())).await;
+        assert_eq!(take_free(&a, &all[..2]).await, 2);
+        assert_eq!(take_free(&b, &all[2..]).await, 2);
+        b.release_lease(&all[3]).await.unwrap();
+        // `b` is under its share now and would take it, but `a` may as well: nobody waits for it.
+        assert!(!a.acquire_lease(&all[3]).await.unwrap(), "b is under its share: it is b's to take");
+        assert!(b.acquire_lease(&all[3]).await.unwrap());
+        // One group more than the configurations announce: every worker is at its share.
+        let extra = GroupId::new("extra");
+        assert!(a.acquire_lease(&extra).await.unwrap());
+        a.release_lease(&extra).await.unwrap();
+        assert!(a.acquire_lease(&extra).await.unwrap(), "nobody under its share is left to take it");
+    }
+
+    #[tokio::test]
+    async fn the_conformance_wrapper_forwards_the_leases() {
+        let schema = fresh_schema();
+        let lease = Duration::from_secs(60);
+        let a = store_in(&schema, worker("a", lease, 2)).await;
+        let b = Guarded { store: store_in(&schema, worker("b", lease, 2)).await, guard: () };
+        let g = GroupId::new("g0");
+        assert!(a.acquire_lease(&g).await.unwrap());
+        assert!(!b.acquire_lease(&g).await.unwrap(), "a group another worker holds is not taken");
+        assert_eq!(b.lease_duration(), Some(lease));
+        assert_eq!(b.leases().await.unwrap().len(), 1);
+        let h = GroupId::new("g1");
+        assert!(b.acquire_lease(&h).await.unwrap());
+        assert_eq!(b.renew_leases().await.unwrap(), Default::default());
+        b.release_lease(&h).await.unwrap();
+        assert!(b.store.held_leases().is_empty());
+        assert_eq!(live(&a).await, vec![("a".into(), 1), ("b".into(), 0)]);
+        b.leave_workers().await.unwrap();
+        assert_eq!(live(&a).await, vec![("a".into(), 1)], "a worker that stops is counted out at once");
     }
 }
 

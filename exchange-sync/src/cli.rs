@@ -803,13 +803,17 @@ async fn status(out: Out, service: &SyncService) -> Result<ExitStatus, Error> {
             g.conflicts
         );
         if let Some(lease) = &g.lease {
-            println!(
-                "  owned by worker {} (lease {} {}, fencing token {})",
-                lease.owner,
-                if lease.expired { "expired" } else { "until" },
-                lease.expires_at.format("%Y-%m-%d %H:%M:%S UTC"),
-                lease.token
-            );
+            let until = lease.expires_at.format("%Y-%m-%d %H:%M:%S UTC");
+            if lease.expired {
+                // Its worker died, stopped or gave it to a worker under its share: free until
+                // another worker takes it.
+                println!(
+                    "  free: last owned by worker {} (lease ended {until}, fencing token {})",
+                    lease.owner, lease.token
+                );
+            } else {
+                println!("  owned by worker {} (lease until {until}, fencing token {})", lease.owner, lease.token);
+            }
         }
         if let Some(guard) = &g.guard {
             for line in guard.to_string().lines() {

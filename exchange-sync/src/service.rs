@@ -144,7 +144,7 @@ struct Inner {
     events: broadcast::Sender<ProgressEvent>,
     groups: Vec<Arc<GroupRuntime>>,
     shutdown: watch::Sender<bool>,
-    passes: Semaphore,
+    passes: Arc<Semaphore>,
 }
 
 /// A group's live state in this process.
@@ -156,6 +156,42 @@ struct GroupRuntime {
     snapshot: StdMutex<GroupSnapshot>,
     /// When the first change notification of the burst the next pass handles arrived.
     hint_since: StdMutex<Option<Instant>>,
+    /// Asked when this worker holds more than its share of the groups and should give this
+    /// one up: the group's loop releases the lease between two passes, never during one.
+    give_up: GiveUpRequest,
+}
+
+/// The lease renewal's request to a group's loop to give the group up (see
+/// [`exchange_sync_core::state::LeaseRenewal::surplus`]). Each renewal asks again or withdraws
+/// the request, so a loop busy with a long pass does not act on a request the next renewal no
+/// longer makes (a worker died meanwhile, and this one is no longer over its share).
+#[derive(Default)]
+struct GiveUpRequest {
+    asked: std::sync::atomic::AtomicBool,
+    wake: tokio::sync::Notify,
+}
+
+impl GiveUpRequest {
+    /// Asks (`true`) or withdraws the request (`false`).
+    fn set(&self, asked: bool) {
+        self.asked.store(asked, std::sync::atomic::Ordering::SeqCst);
+        if asked {
+            // Kept for a loop in the middle of a pass: it gives the group up after it.
+            self.wake.notify_one();
+        }
+    }
+
+    /// Completes while the request stands (at once if it does).
+    async fn asked(&self) {
+        while !self.asked.load(std::sync::atomic::Ordering::SeqCst) {
+            self.wake.notified().await;
+        }
+    }
+
+    /// Whether the request stood; withdraws it.
+    fn take(&self) -> bool {
+        self.asked.swap(false, std::sync::atomic::Ordering::SeqCst)
+    }
 }
 
 #[derive(Default)]
@@ -305,6 +341,7 @@ fn core_error(error: Error, context: &ErrorContext) -> exchange_sync_core::Error
 async fn open_postgres(
     pg: &crate::config::PostgresState,
     as_worker: bool,
+    groups: usize,
 ) -> Result<exchange_sync_core::state::postgres::PostgresStore> {
     use exchange_sync_core::state::postgres::{PostgresOptions, PostgresStore, WorkerIdentity};
     let password = match &pg.password {
@@ -313,7 +350,7 @@ async fn open_postgres(
         })?),
         None => None,
     };
-    let worker = as_worker.then(|| WorkerIdentity { name: pg.worker.clone(), lease: pg.lease });
+    let worker = as_worker.then(|| WorkerIdentity { name: pg.worker.clone(), lease: pg.lease, groups });
     let options = PostgresOptions { schema: pg.schema.clone(), password, worker, ..PostgresOptions::default() };
     Ok(PostgresStore::connect(&pg.url, options).await?)
 }
@@ -360,6 +397,7 @@ impl SyncService {
                     work: Mutex::new(GroupWork::default()),
                     snapshot: StdMutex::new(GroupSnapshot { members: g.members.clone(), ..GroupSnapshot::default() }),
                     hint_since: StdMutex::new(None),
+                    give_up: GiveUpRequest::default(),
                 })
             })
             .collect();
@@ -368,7 +406,7 @@ impl SyncService {
         }
         let (events, _) = broadcast::channel(EVENT_BUFFER);
         let (shutdown, _) = watch::channel(false);
-        let passes = Semaphore::new(config.service.max_concurrent_groups.max(1));
+        let passes = Arc::new(Semaphore::new(config.service.max_concurrent_groups.max(1)));
         let progress = StdMutex::new(BTreeMap::new());
         Ok(SyncService {
             inner: Arc::new(Inner {
@@ -406,7 +444,7 @@ impl SyncService {
         Ok(match &config.service.state {
             StateLocation::Memory => Arc::new(exchange_sync_core::state::memory::MemoryStore::new()),
             StateLocation::Sqlite(path) => Arc::new(exchange_sync_core::state::sqlite::SqliteStore::open(path).await?),
-            StateLocation::Postgres(pg) => Arc::new(open_postgres(pg, true).await?),
+            StateLocation::Postgres(pg) => Arc::new(open_postgres(pg, true, config.groups.len()).await?),
         })
     }
 
@@ -423,7 +461,7 @@ impl SyncService {
                 Arc::new(exchange_sync_core::state::memory::MemoryStore::new())
             }
             // Not as a worker: reads and admin requests need no lease.
-            StateLocation::Postgres(pg) => Arc::new(open_postgres(pg, false).await?),
+            StateLocation::Postgres(pg) => Arc::new(open_postgres(pg, false, config.groups.len()).await?),
         })
     }
 
@@ -523,9 +561,15 @@ impl SyncService {
     }
 
     /// One pass of each selected group (every group at once, up to the concurrency bound). Admin
-    /// requests pending in the state are carried out by it.
+    /// requests pending in the state are carried out by it. On a shared PostgreSQL state the
+    /// leases it took are released at the end, as by a service that stops.
     pub async fn run_once(&self, options: RunOptions) -> Result<RunReport> {
-        self.run_selected(&options, Trigger::Manual, false).await
+        let report = self.run_selected(&options, Trigger::Manual, false).await;
+        if self.inner.store.lease_duration().is_some() {
+            // Done: the running workers need not wait for this process's leases to expire.
+            self.inner.leave_shared_state().await;
+        }
+        report
     }
 
     async fn run_selected(&self, options: &RunOptions, trigger: Trigger, dry_run: bool) -> Result<RunReport> {
@@ -600,12 +644,7 @@ impl SyncService {
         self.inner.folders.close(self.inner.config.service.shutdown_grace).await;
         if let Some(renewal) = renewal {
             renewal.abort();
-            // The groups are free for the other workers at once, not when the leases expire.
-            for g in &self.inner.groups {
-                if let Err(e) = self.inner.store.release_lease(&GroupId::new(g.config.id.clone())).await {
-                    tracing::warn!(group = %g.config.id, "cannot release the group's lease: {e}");
-                }
-            }
+            self.inner.leave_shared_state().await;
         }
         self.inner.emit(ProgressEvent::ServiceStopped);
         Ok(())
@@ -757,6 +796,17 @@ impl Inner {
     /// One pass of a group with retries, as a report (failures are reported, not returned).
     async fn pass(&self, g: &GroupRuntime, trigger: Trigger, dry_run: bool, allow_mass_delete: bool) -> GroupReport {
         let _permit = self.passes.acquire().await;
+        self.pass_in_turn(g, trigger, dry_run, allow_mass_delete).await
+    }
+
+    /// [`Inner::pass`] once the group's turn among `max_concurrent_groups` came.
+    async fn pass_in_turn(
+        &self,
+        g: &GroupRuntime,
+        trigger: Trigger,
+        dry_run: bool,
+        allow_mass_delete: bool,
+    ) -> GroupReport {
         let mut work = g.work.lock().await;
         // The notification this pass answers (the latency metric runs from it).
         let since_hint =
@@ -890,6 +940,21 @@ impl Inner {
         tracing::info!("{report}");
         self.emit(ProgressEvent::PassFinished { report: report.clone() });
         report
+    }
+
+    /// A worker stopping on a shared state: releases its leases, so the groups are free for the
+    /// other workers at once rather than when the leases expire, and leaves the live workers, so
+    /// they spread the groups among themselves at once instead of leaving this worker, which
+    /// would still count as live and under its share, a share of them for a while.
+    async fn leave_shared_state(&self) {
+        for g in &self.groups {
+            if let Err(e) = self.store.release_lease(&GroupId::new(g.config.id.clone())).await {
+                tracing::warn!(group = %g.config.id, "cannot release the group's lease: {e}");
+            }
+        }
+        if let Err(e) = self.store.leave_workers().await {
+            tracing::warn!("cannot leave the live workers (the others count it out after a lease): {e}");
+        }
     }
 
     /// Takes (or renews) the group's lease before a pass that writes; an error of kind `State`,
@@ -1825,16 +1890,27 @@ impl Inner {
         check
     }
 
-    /// A pass as a boxed `Send` future that owns what it needs (for the group loop's `select!`).
-    fn boxed_pass(self: &Arc<Self>, g: Arc<GroupRuntime>, trigger: Trigger) -> BoxFuture<'static, GroupReport> {
+    /// A pass in its turn (`turn`, a place among `max_concurrent_groups`) as a boxed `Send` future
+    /// that owns what it needs (for the group loop's `select!`).
+    fn boxed_pass(
+        self: &Arc<Self>,
+        g: Arc<GroupRuntime>,
+        trigger: Trigger,
+        turn: tokio::sync::OwnedSemaphorePermit,
+    ) -> BoxFuture<'static, GroupReport> {
         let inner = Arc::clone(self);
-        Box::pin(async move { inner.pass(&g, trigger, false, false).await })
+        Box::pin(async move {
+            let report = inner.pass_in_turn(&g, trigger, false, false).await;
+            drop(turn);
+            report
+        })
     }
 
     /// Renews this worker's leases at a third of their duration until the service stops. A lease
     /// that could not be renewed (another worker took the group after it expired: this process
     /// was paused or cut off) is reported; the group's writes are refused from then on, so its
-    /// pass in flight fails and the loop waits for the lease again.
+    /// pass in flight fails and the loop waits for the lease again. The groups beyond this
+    /// worker's fair share are handed to their loops, which give them up between passes.
     async fn renew_leases(self: Arc<Self>, lease: Duration) {
         let mut shutdown = self.shutdown.subscribe();
         loop {
@@ -1843,12 +1919,15 @@ impl Inner {
                 () = tokio::time::sleep(lease / 3) => {}
             }
             match self.store.renew_leases().await {
-                Ok(lost) => {
-                    for group in lost {
+                Ok(renewal) => {
+                    for group in renewal.lost {
                         tracing::error!(
                             group = %group,
                             "lost the group's lease to another worker: this worker stops writing to it"
                         );
+                    }
+                    for g in &self.groups {
+                        g.give_up.set(renewal.surplus.iter().any(|s| s.as_str() == g.config.id));
                     }
                 }
                 Err(e) => tracing::warn!("cannot renew the leases (retrying at the next renewal): {e}"),
@@ -1913,7 +1992,24 @@ impl Inner {
                     // Whatever asked for a pass, it runs when the back-off ends.
                     next_retry = hold_until;
                 } else if !skip {
-                    let mut pass = self.boxed_pass(Arc::clone(&g), t);
+                    // The group waits for its turn among `max_concurrent_groups` outside the pass:
+                    // a group this worker gives up while it waits is given up before its pass.
+                    let turn = tokio::select! {
+                        turn = Arc::clone(&self.passes).acquire_owned() => Some(turn),
+                        () = g.give_up.asked() => None,
+                        () = stop_requested(&mut shutdown) => break,
+                    };
+                    let turn = match turn {
+                        Some(Ok(turn)) => turn,
+                        Some(Err(e)) => {
+                            // The semaphore is never closed; should it be, the loop ends cleanly.
+                            tracing::error!("no turn for the group's passes: {e}");
+                            break;
+                        }
+                        // The request stands: the `select!` below gives the group up.
+                        None => continue,
+                    };
+                    let mut pass = self.boxed_pass(Arc::clone(&g), t, turn);
                     let report = tokio::select! {
                         report = &mut pass => Some(report),
                         () = stop_requested(&mut shutdown) => {
@@ -2005,6 +2101,27 @@ impl Inner {
                 () = tokio::time::sleep_until(next_membership.unwrap_or(far)) => {
                     next_membership = membership_interval.map(|i| tokio::time::Instant::now() + i);
                     trigger = Some(Trigger::Membership);
+                }
+                () = g.give_up.asked() => {
+                    // Between two passes (a pass runs outside this `select!`): the next owner
+                    // resumes the group from the state, as after a failover, and this worker's
+                    // writes to it are refused from now on.
+                    if !g.give_up.take() {
+                        continue;
+                    }
+                    match self.store.release_lease(&group_id).await {
+                        Ok(()) => {
+                            tracing::info!("gave the group up: this worker holds more than its share");
+                            waiting_for_lease = true;
+                            // Looks again like any worker not owning the group: it takes it back
+                            // only if no worker under its share does.
+                            let wait = self.store.lease_duration().map_or(settings.retry.max_delay, |l| l / 3);
+                            next_retry = Some(tokio::time::Instant::now() + wait);
+                            next_poll = None;
+                            next_follow_up = None;
+                        }
+                        Err(e) => tracing::warn!("cannot give the group up (it stays here): {e}"),
+                    }
                 }
             }
         }
@@ -2232,5 +2349,22 @@ mod tests {
         // A path that is not the mailbox's (or not even on a character boundary) is shown whole.
         let odd = moved(Some("zoë@contoso.test"), "zo/contacts", "zoë@contoso.test/contacts/x");
         assert_eq!(odd.paths(), ("zo/contacts".to_owned(), "contacts/x".to_owned()));
+    }
+
+    #[test]
+    fn a_request_to_give_a_group_up_is_acted_on_only_while_it_stands() {
+        use futures::FutureExt;
+        let request = GiveUpRequest::default();
+        assert!(request.asked().now_or_never().is_none(), "nothing asked");
+        request.set(true);
+        assert!(request.asked().now_or_never().is_some(), "asked while the loop was busy: seen after");
+        assert!(request.take());
+        assert!(!request.take(), "taken once");
+        // Asked, then withdrawn by the next renewal before the loop looked: the stored wake-up
+        // does not make the loop give the group up.
+        request.set(true);
+        request.set(false);
+        assert!(request.asked().now_or_never().is_none());
+        assert!(!request.take());
     }
 }

@@ -1,8 +1,11 @@
 //! Several workers on one PostgreSQL state, as real processes against the EWS emulator over HTTP:
-//! three `exchange-sync run` workers share 30 groups; one is killed with SIGKILL in the middle of
-//! its passes and another takes its groups over within the lease time; one is paused (SIGSTOP)
-//! past its leases' expiry, and once resumed it is fenced. At the end every folder holds every
-//! contact of the hub exactly once, with every edit made while the workers failed over.
+//! three `exchange-sync run` workers share 30 groups, started one after another, and end up with
+//! 10 each; one is killed with SIGKILL in the middle of its passes and the two others take its
+//! groups over within the lease time, then carry 15 each; one is paused (SIGSTOP) past its
+//! leases' expiry, and once resumed it is fenced, then gets its share back. At the end every
+//! folder holds every contact of the hub exactly once, with every edit made while the workers
+//! failed over, and no fencing token of a group was ever taken by two workers. Besides: a
+//! `run --once` on the shared state releases its leases when it is done.
 //!
 //! Needs the throwaway PostgreSQL server of `scripts/postgres.sh` (its URL in
 //! `EXCHANGE_SYNC_TEST_POSTGRES`), which the test command starts; fails without it.
@@ -153,6 +156,41 @@ async fn owners(config: &Path) -> BTreeMap<String, String> {
     owners
 }
 
+/// Whether every group is owned, only by `workers`, each owning its fair share: between
+/// `floor(GROUPS / n)` and `ceil(GROUPS / n)` groups.
+async fn spread_evenly(config: &Path, workers: &[&str]) -> bool {
+    let owners = owners(config).await;
+    let count = |w: &str| owners.values().filter(|o| *o == w).count();
+    let (floor, ceil) = (GROUPS / workers.len(), GROUPS.div_ceil(workers.len()));
+    owners.len() == GROUPS
+        && owners.values().all(|o| workers.contains(&o.as_str()))
+        && workers.iter().all(|w| (floor..=ceil).contains(&count(w)))
+}
+
+/// How many groups each worker owns, for messages.
+async fn shares(config: &Path) -> BTreeMap<String, usize> {
+    let mut shares = BTreeMap::new();
+    for owner in owners(config).await.into_values() {
+        *shares.entry(owner).or_default() += 1;
+    }
+    shares
+}
+
+/// The `(group, fencing token)` of every lease a worker's log says it took.
+fn leases_taken(log: &str) -> Vec<(String, u64)> {
+    log.lines()
+        .filter_map(|line| {
+            let fields = &line[line.find("lease taken")?..];
+            let field = |name: &str| {
+                let start = fields.find(&format!(" {name}="))? + name.len() + 2;
+                let value = &fields[start..];
+                Some(value[..value.find(' ').unwrap_or(value.len())].to_owned())
+            };
+            Some((field("group")?, field("token")?.parse().ok()?))
+        })
+        .collect()
+}
+
 /// Every reader's folder of every group: its contacts' names (sorted, repeats kept) and each
 /// name's company.
 async fn delivered(folders: &Folders) -> Vec<(String, Vec<String>, BTreeMap<String, Option<String>>)> {
@@ -190,11 +228,23 @@ async fn three_workers_fail_over_without_duplicates_or_lost_edits() {
     let folders = Folders::new(&common::config(&emu, group())).await;
     let hub = folders.hub().await;
 
-    // w1 starts first and takes every group; w2 and w3 stand by.
+    // w1 starts first and takes every group; w2, then w3 start and get their shares: w1 gives
+    // groups back between their passes until each carries 10.
     let w1 = Worker::start(&configs[0]);
-    eventually("w1 owns every group", || async { owners(&configs[0]).await.len() == GROUPS }).await;
+    eventually("w1 owns every group", || async { spread_evenly(&configs[0], &["w1"]).await }).await;
     let w2 = Worker::start(&configs[1]);
+    eventually("w2 is live", || async { w2.log().contains("lease taken") }).await;
     let w3 = Worker::start(&configs[2]);
+    let started = Instant::now();
+    eventually("the groups spread over the three workers", || async {
+        spread_evenly(&configs[0], &["w1", "w2", "w3"]).await
+    })
+    .await;
+    eprintln!(
+        "10 groups each {} ms after the third worker started: {:?}",
+        started.elapsed().as_millis(),
+        shares(&configs[0]).await
+    );
     eventually("w1 finished some passes and not all", || async { w1.log().matches(" created, ").count() >= 2 }).await;
 
     // w1 dies in the middle of its passes: nothing it held is released.
@@ -217,6 +267,8 @@ async fn three_workers_fail_over_without_duplicates_or_lost_edits() {
         takeover < Duration::from_secs(LEASE_SECS * 2 + 5),
         "the dead worker's groups were taken over after {takeover:?} (lease {LEASE_SECS} s)"
     );
+    eventually("the survivors carry 15 groups each", || async { spread_evenly(&configs[1], &["w2", "w3"]).await })
+        .await;
 
     // w2 pauses past its leases' expiry; w3 takes its groups over; w2 resumes and is fenced.
     let before = owners(&configs[2]).await;
@@ -229,6 +281,10 @@ async fn three_workers_fail_over_without_duplicates_or_lost_edits() {
         owners.len() == GROUPS && owners.values().all(|w| w == "w3")
     })
     .await;
+    let (_, password) = server();
+    let text = common::cli::cli_env(&configs[2], &["status"], &[("EXCHANGE_SYNC_STATE_PASSWORD", &password)]).await;
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert_eq!(text.matches("owned by worker w3 (lease until").count(), GROUPS, "{text}");
     w2.signal("-CONT").await;
     eventually("w2 finds it lost its leases", || async {
         let log = w2.log();
@@ -237,8 +293,10 @@ async fn three_workers_fail_over_without_duplicates_or_lost_edits() {
     .await;
     let fenced: Vec<String> = w2.log().lines().filter(|l| l.contains("lease")).map(str::to_owned).collect();
     eprintln!("w2 after its resumption:\n{}", fenced.join("\n"));
-    let after = owners(&configs[2]).await;
-    assert!(after.values().all(|w| w == "w3"), "w2 took nothing back while w3 holds the leases: {after:?}");
+    // Back among the live workers, w2 gets its share back from w3 (which gives groups up between
+    // their passes), not by taking leases w3 holds.
+    eventually("w2 gets its share back", || async { spread_evenly(&configs[2], &["w2", "w3"]).await }).await;
+    eprintln!("after w2's resumption: {:?}", shares(&configs[2]).await);
 
     // Every folder: every contact of the hub once, with the edits.
     let mut hub_names: Vec<String> = hub.items().await.unwrap().iter().filter_map(|i| label(&i.item)).collect();
@@ -256,6 +314,32 @@ async fn three_workers_fail_over_without_duplicates_or_lost_edits() {
         assert_eq!(unique.len(), names.len(), "duplicates in {folder}: {names:?}");
     }
     assert!(!w3.log().contains("panicked"), "{}", w3.log());
+    // Every takeover of a group incremented its fencing token, and each token went to one worker.
+    let mut taken: Vec<(String, u64)> = [&w1, &w2, &w3].iter().flat_map(|w| leases_taken(&w.log())).collect();
+    assert!(taken.len() >= GROUPS * 2, "the leases taken: {taken:?}");
+    taken.sort();
+    let all = taken.len();
+    taken.dedup();
+    assert_eq!(taken.len(), all, "a fencing token of a group was taken twice");
+    drop(w1);
     drop(w2);
     drop(w3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_once_leaves_its_groups_free_when_done() {
+    let emu = emulator(2).await;
+    let dir = tempfile::tempdir().unwrap();
+    let schema = format!("once_{}", std::process::id());
+    let config = write_config(dir.path(), emu.url(), &schema, "once");
+    let (_, password) = server();
+    let out = common::cli::cli_env(&config, &["run", "--once"], &[("EXCHANGE_SYNC_STATE_PASSWORD", &password)]).await;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // Its leases were released as it finished, not left to expire: a worker takes them at once.
+    let owners = owners(&config).await;
+    assert!(owners.is_empty(), "groups still held after `run --once`: {owners:?}");
+    let (_, password) = server();
+    let status = common::cli::cli_env(&config, &["status"], &[("EXCHANGE_SYNC_STATE_PASSWORD", &password)]).await;
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert_eq!(text.matches("free: last owned by worker once").count(), GROUPS, "{text}");
 }

@@ -207,6 +207,33 @@ impl<S: StateStore, G: Send + Sync> StateStore for Guarded<S, G> {
     async fn record(&self, group: &GroupId, key: &str) -> crate::Result<Option<String>> {
         self.store.record(group, key).await
     }
+
+    // The lease methods have defaults (a store with one writer owns every group): forwarded,
+    // or a guarded shared store would run as if it had no other workers.
+
+    async fn acquire_lease(&self, group: &GroupId) -> crate::Result<bool> {
+        self.store.acquire_lease(group).await
+    }
+
+    async fn renew_leases(&self) -> crate::Result<crate::state::LeaseRenewal> {
+        self.store.renew_leases().await
+    }
+
+    async fn release_lease(&self, group: &GroupId) -> crate::Result<()> {
+        self.store.release_lease(group).await
+    }
+
+    async fn leave_workers(&self) -> crate::Result<()> {
+        self.store.leave_workers().await
+    }
+
+    async fn leases(&self) -> crate::Result<Vec<crate::state::LeaseInfo>> {
+        self.store.leases().await
+    }
+
+    fn lease_duration(&self) -> Option<std::time::Duration> {
+        self.store.lease_duration()
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -23,6 +23,10 @@
 //!   worker that was paused past its lease's expiry, while another took the group over, is
 //!   refused with [`Error::LeaseLost`] and writes nothing. Without an identity (admin commands,
 //!   tests, a single process) writes are not fenced.
+//! - **Groups spread over the live workers**: each worker writes a heartbeat (a row of
+//!   `workers`) with its lease renewals and counts as live while it is younger than its lease. A
+//!   free group goes to a worker under its fair share, and a worker over its share is told which
+//!   groups to give back ([`LeaseRenewal::surplus`]); the rules are in [`crate::state::share`].
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::str::FromStr;
@@ -41,8 +45,8 @@ use crate::item::Item;
 use crate::origin::OriginStamp;
 use crate::state::columns::{SlotColumns, StoredSlot, corrupt, describe, parse_time, timestamp};
 use crate::state::{
-    AdminRequest, ConflictRecord, EntityRecord, FolderIdentity, KnownItem, LeaseInfo, MemberStatus, PendingCreate,
-    PostedRequest, ReplicaSlot, StateStore, StateTransaction, StateWrite,
+    AdminRequest, ConflictRecord, EntityRecord, FolderIdentity, KnownItem, LeaseInfo, LeaseRenewal, MemberStatus,
+    PendingCreate, PostedRequest, ReplicaSlot, StateStore, StateTransaction, StateWrite, share,
 };
 
 /// One schema migration: a version number and the statements that bring the schema from the
@@ -179,6 +183,19 @@ pub const MIGRATIONS: &[Migration] = &[
     },
     Migration {
         version: 3,
+        description: "workers: each worker's heartbeat and how many groups its configuration lists, to spread \
+                      the groups evenly over the live workers",
+        sql: r#"
+        CREATE TABLE workers (
+            name        TEXT COLLATE "C" NOT NULL PRIMARY KEY,
+            groups      BIGINT NOT NULL,
+            last_seen   TIMESTAMPTZ NOT NULL,
+            expires_at  TIMESTAMPTZ NOT NULL
+        );
+    "#,
+    },
+    Migration {
+        version: 4,
         description: "replicas keep a tenth of each page free, so that an updated copy's row stays on its page",
         // An incremental pass rewrites the replicas of the changed entities with a new version
         // and hash. On a full page the new row version goes to another page, and every index
@@ -198,8 +215,26 @@ pub struct WorkerIdentity {
     /// other worker, once their leases expired.
     pub name: String,
     /// How long a lease lasts without renewal. A worker renews its leases well before (at a
-    /// third of this); a dead worker's groups wait this long for another worker.
+    /// third of this); a dead worker's groups wait this long for another worker. A worker's
+    /// heartbeat lasts as long: it counts as live while its last one is younger than this.
     pub lease: Duration,
+    /// How many groups the worker's configuration lists (the workers normally share one). The
+    /// groups are spread over the live workers by it: each carries about `groups / workers`
+    /// (see [`crate::state::share`]).
+    pub groups: usize,
+}
+
+/// A live worker, as the database knows it ([`PostgresStore::live_workers`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkerInfo {
+    /// Its name ([`WorkerIdentity::name`]).
+    pub name: String,
+    /// How many groups its configuration lists.
+    pub groups: usize,
+    /// How many leases it holds.
+    pub held: usize,
+    /// Its last heartbeat, by the database's clock.
+    pub last_seen: chrono::DateTime<Utc>,
 }
 
 /// How to open a [`PostgresStore`].
@@ -237,6 +272,10 @@ struct Shared {
     worker: Option<WorkerIdentity>,
     /// The groups whose leases this store holds, with their fencing tokens.
     held: Mutex<HashMap<GroupId, i64>>,
+    /// Held while this store decides whether to take a free group and takes it: the group
+    /// loops of one worker ask at once, and each must count the groups the others just took,
+    /// or together they would overshoot the worker's share.
+    taking: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -323,9 +362,19 @@ impl PostgresStore {
             .build()
             .map_err(|e| Error::state(format!("cannot set up connections to {location}"), e))?;
         let store = PostgresStore {
-            shared: Arc::new(Shared { pool, location, worker: options.worker, held: Mutex::new(HashMap::new()) }),
+            shared: Arc::new(Shared {
+                pool,
+                location,
+                worker: options.worker,
+                held: Mutex::new(HashMap::new()),
+                taking: tokio::sync::Mutex::new(()),
+            }),
         };
         store.migrate(&options.schema).await?;
+        if store.shared.worker.is_some() {
+            // Live from the start: the others make room for this worker before its first renewal.
+            store.heartbeat().await?;
+        }
         Ok(store)
     }
 
@@ -425,9 +474,10 @@ impl PostgresStore {
         lease.as_secs_f64().max(0.001)
     }
 
-    /// Takes the lease of `group` when it is free or expired (a takeover increments the fencing
-    /// token), or renews it when this store holds it. Answers whether this store holds it now;
-    /// `Ok(false)` when another worker does.
+    /// Takes the lease of `group` when it is free or expired and this worker should carry it
+    /// (see [`crate::state::share`]; a takeover increments the fencing token), or renews it when
+    /// this store holds it. Answers whether this store holds it now; `Ok(false)` when another
+    /// worker does, or when the group is left to a worker under its share.
     async fn acquire_lease_impl(&self, group: &GroupId) -> Result<bool> {
         let me = self.identity()?.clone();
         if let Some(token) = self.held_token(group) {
@@ -435,6 +485,31 @@ impl PostgresStore {
                 return Ok(true);
             }
             self.forget_lease(group);
+        }
+        // How long the group has been free: `None` when it never had a lease.
+        let lease = self
+            .client()
+            .await?
+            .query_opt(
+                "SELECT expires_at > now(), EXTRACT(EPOCH FROM now() - expires_at)::float8
+                 FROM leases WHERE group_id = $1",
+                &[&group.as_str()],
+            )
+            .await
+            .map_err(|e| self.err(&format!("cannot read the lease of group {group}"), e))?;
+        let free_for = match lease {
+            Some(row) if row.get::<_, bool>(0) => return Ok(false),
+            Some(row) => Some(Duration::from_secs_f64(row.get::<_, f64>(1).max(0.0))),
+            None => None,
+        };
+        // No connection is held while waiting here: the worker holding the lock needs one.
+        let _taking = self.shared.taking.lock().await;
+        let census = self.census().await?;
+        if !census.may_take(free_for) {
+            tracing::debug!(group = %group, worker = %me.name, share = census.share(), held = census.mine,
+                live_held = ?census.held, free_ms = free_for.map(|f| f.as_millis()),
+                "a free group left to a worker under its share");
+            return Ok(false);
         }
         let client = self.client().await?;
         let row = client
@@ -476,22 +551,109 @@ impl PostgresStore {
         Ok(n > 0)
     }
 
-    /// Renews every lease this store holds; answers the groups whose leases were lost (another
-    /// worker took them over after they expired): their work must stop.
-    async fn renew_leases_impl(&self) -> Result<Vec<GroupId>> {
+    /// Writes this worker's heartbeat (then renews every lease this store holds); answers the
+    /// groups whose leases were lost (another worker took them over after they expired: their
+    /// work must stop) and those beyond this worker's fair share, a few at a time (see
+    /// [`share::Census::surplus`]).
+    async fn renew_leases_impl(&self) -> Result<LeaseRenewal> {
         let me = self.identity()?.clone();
+        // The heartbeat first: it then ends before the leases, so when a worker dies the others
+        // count it out by the time its groups are free.
+        self.heartbeat().await?;
         let held: Vec<(GroupId, i64)> = self.lock_held().iter().map(|(g, t)| (g.clone(), *t)).collect();
-        let mut lost = Vec::new();
+        let mut renewal = LeaseRenewal::default();
         for (group, token) in held {
             if !self.renew(&group, &me, token).await? {
                 self.forget_lease(&group);
-                lost.push(group);
+                renewal.lost.push(group);
             }
         }
-        Ok(lost)
+        let census = self.census().await?;
+        let release = census.surplus();
+        if release > 0 {
+            // The last groups by id: the same ones renewal after renewal, until they are given up.
+            let mut mine = self.held_leases();
+            mine.reverse();
+            mine.truncate(release);
+            tracing::info!(worker = %me.name, share = census.share(), held = census.mine, live_workers = census.held.len(),
+                release, "over its fair share: giving groups back between their passes");
+            renewal.surplus = mine;
+        }
+        Ok(renewal)
     }
 
-    /// Gives a lease up (a worker shutting down): another worker may take the group at once.
+    /// Tells the other workers this one is alive (until a lease from now), and how many groups
+    /// its configuration lists.
+    async fn heartbeat(&self) -> Result<()> {
+        let me = self.identity()?;
+        let groups = i64::try_from(me.groups).unwrap_or(i64::MAX);
+        let client = self.client().await?;
+        client
+            .execute(
+                "INSERT INTO workers (name, groups, last_seen, expires_at)
+                 VALUES ($1, $2, now(), now() + make_interval(secs => $3))
+                 ON CONFLICT (name) DO UPDATE SET groups = excluded.groups, last_seen = excluded.last_seen,
+                    expires_at = excluded.expires_at",
+                &[&me.name, &groups, &Self::lease_secs(me.lease)],
+            )
+            .await
+            .map_err(|e| self.err(&format!("cannot write the heartbeat of worker {}", me.name), e))?;
+        Ok(())
+    }
+
+    /// The live workers (heartbeat younger than their lease), each with how many groups its
+    /// configuration lists and how many leases it holds; this worker among them even when its
+    /// own heartbeat is late.
+    pub async fn live_workers(&self) -> Result<Vec<WorkerInfo>> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT w.name, w.groups, COALESCE(h.held, 0), w.last_seen
+                 FROM workers w
+                 LEFT JOIN (SELECT owner, COUNT(*) AS held FROM leases WHERE expires_at > now() GROUP BY owner) h
+                   ON h.owner = w.name
+                 WHERE w.expires_at > now()
+                 ORDER BY w.name",
+                &[],
+            )
+            .await
+            .map_err(|e| self.err("cannot read the live workers", e))?;
+        let mut workers: Vec<WorkerInfo> = rows
+            .iter()
+            .map(|r| WorkerInfo {
+                name: r.get(0),
+                groups: usize::try_from(r.get::<_, i64>(1)).unwrap_or(0),
+                held: usize::try_from(r.get::<_, i64>(2)).unwrap_or(0),
+                last_seen: r.get(3),
+            })
+            .collect();
+        if let Some(me) = &self.shared.worker
+            && !workers.iter().any(|w| w.name == me.name)
+        {
+            workers.push(WorkerInfo {
+                name: me.name.clone(),
+                groups: me.groups,
+                held: self.lock_held().len(),
+                last_seen: Utc::now(),
+            });
+        }
+        Ok(workers)
+    }
+
+    /// What this worker weighs a free group by: the live workers' shares and holdings.
+    async fn census(&self) -> Result<share::Census> {
+        let me = self.identity()?.clone();
+        let workers = self.live_workers().await?;
+        Ok(share::Census {
+            groups: workers.iter().map(|w| w.groups).max().unwrap_or(me.groups),
+            mine: workers.iter().find(|w| w.name == me.name).map_or(0, |w| w.held),
+            held: workers.iter().map(|w| w.held).collect(),
+            patience: me.lease / 3,
+        })
+    }
+
+    /// Gives a lease up (a worker shutting down, or giving back a group beyond its share between
+    /// two passes): another worker may take the group at once.
     async fn release_lease_impl(&self, group: &GroupId) -> Result<()> {
         let me = self.identity()?.clone();
         let Some(token) = self.held_token(group) else { return Ok(()) };
@@ -1389,9 +1551,9 @@ impl StateStore for PostgresStore {
         self.acquire_lease_impl(group).await
     }
 
-    async fn renew_leases(&self) -> Result<Vec<GroupId>> {
+    async fn renew_leases(&self) -> Result<LeaseRenewal> {
         if self.shared.worker.is_none() {
-            return Ok(Vec::new());
+            return Ok(LeaseRenewal::default());
         }
         self.renew_leases_impl().await
     }
@@ -1401,6 +1563,16 @@ impl StateStore for PostgresStore {
             return Ok(());
         }
         self.release_lease_impl(group).await
+    }
+
+    async fn leave_workers(&self) -> Result<()> {
+        let Some(me) = &self.shared.worker else { return Ok(()) };
+        let client = self.client().await?;
+        client
+            .execute("DELETE FROM workers WHERE name = $1", &[&me.name])
+            .await
+            .map_err(|e| self.err(&format!("cannot remove worker {} from the live workers", me.name), e))?;
+        Ok(())
     }
 
     async fn leases(&self) -> Result<Vec<LeaseInfo>> {
