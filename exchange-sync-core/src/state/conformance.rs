@@ -62,6 +62,7 @@ macro_rules! state_conformance_tests {
             failed_transaction_changes_nothing,
             unknown_entity_error_names_entity_and_member,
             unknown_entity_in_a_large_transaction,
+            item_rule_in_a_large_transaction_of_updates,
             item_cannot_be_replica_of_two_entities,
             token_commits_with_state,
             groups_are_isolated,
@@ -865,6 +866,44 @@ pub async fn unknown_entity_in_a_large_transaction(store: impl StateStore) {
     writes.extend(copies(&ids));
     apply(&store, &g, writes).await;
     assert_eq!(store.replica_count(&g, &bob()).await.unwrap(), ids.len());
+}
+
+/// A large transaction of updated copies (as an incremental pass writes a folder's: the same
+/// items with new versions and content) is written whole, and one write among them that puts an
+/// item filling another entity's slot refuses the whole transaction, naming the item and both
+/// entities; the item index still finds every copy by its id afterwards.
+pub async fn item_rule_in_a_large_transaction_of_updates(store: impl StateStore) {
+    let g = group();
+    let a = contact("Ann");
+    let b = contact("Ben");
+    let ids: Vec<String> = (0..40).map(|i| format!("e{i:02}")).collect();
+    let copies = |version: &str, content: &Item, ownership: Ownership| -> Vec<StateWrite> {
+        ids.iter().map(|id| put_replica(id, bob(), present(&format!("b-{id}"), version, content, ownership))).collect()
+    };
+    let mut writes: Vec<StateWrite> = ids.iter().map(|id| put_entity(id, Some(a.clone()), None)).collect();
+    writes.extend(copies("v1", &a, Ownership::Created));
+    apply(&store, &g, writes).await;
+
+    // Every copy updated at once, one of them adopted since.
+    let mut updates = copies("v2", &b, Ownership::Created);
+    updates[7] = put_replica("e07", bob(), present("b-e07", "v2", &b, Ownership::Adopted));
+    apply(&store, &g, updates).await;
+    let record = entity(&store, &g, "e07").await.unwrap();
+    assert_eq!(record.replicas[&bob()], present("b-e07", "v2", &b, Ownership::Adopted));
+    let all: Vec<ItemId> = ids.iter().map(|id| iid(&format!("b-{id}"))).collect();
+    let found = store.lookup_items(&g, &bob(), &all).await.unwrap();
+    assert_eq!(found.len(), ids.len());
+    assert!(found.iter().all(|k| k.version.as_str() == "v2" && k.entity.is_some()));
+
+    // Updates again, but e11's slot is to take e12's copy.
+    let before = snapshot(&store, &g).await;
+    let mut updates = copies("v3", &a, Ownership::Created);
+    updates[11] = put_replica("e11", bob(), present("b-e12", "v3", &a, Ownership::Created));
+    let err = store.apply(&g, updates.into()).await.expect_err("b-e12 is e12's copy");
+    assert_eq!(err.kind(), ErrorKind::State);
+    let text = err.to_string();
+    assert!(text.contains("b-e12") && text.contains("e11") && text.contains("e12"), "{text}");
+    assert_eq!(snapshot(&store, &g).await, before, "nothing of the refused transaction is kept");
 }
 
 /// One item id in one folder is the replica of at most one entity; the violating transaction

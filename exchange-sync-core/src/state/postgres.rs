@@ -787,10 +787,21 @@ const MEMBER_TOMBSTONES_GONE: &str = "DELETE FROM entities e WHERE e.group_id = 
     RETURNING e.entity_id";
 
 const BULK_ENTITIES_EXIST: &str = "SELECT entity_id FROM entities WHERE group_id = $1 AND entity_id = ANY($2)";
+/// Whether an item written fills another entity's slot in its folder. An item that already fills
+/// the slot written (an updated copy) fills no other (the item index is unique), so only the
+/// others are looked up by item: the slot's own row is read through the primary key, which the
+/// write that follows reads anyway, and an incremental pass's updates never descend the item
+/// index (long keys, cold pages in a large state).
 const BULK_ITEM_CLASH: &str = "
-    SELECT 1 FROM unnest($2::text[], $3::text[], $4::text[]) AS w(entity_id, member_id, item_id)
-    JOIN replicas r ON r.group_id = $1 AND r.member_id = w.member_id AND r.item_id = w.item_id
-    WHERE w.item_id IS NOT NULL AND r.entity_id <> w.entity_id LIMIT 1";
+    WITH moved AS MATERIALIZED (
+        SELECT w.entity_id, w.member_id, w.item_id
+        FROM unnest($2::text[], $3::text[], $4::text[]) AS w(entity_id, member_id, item_id)
+        LEFT JOIN replicas s ON s.group_id = $1 AND s.member_id = w.member_id AND s.entity_id = w.entity_id
+        WHERE w.item_id IS NOT NULL AND s.item_id IS DISTINCT FROM w.item_id
+    )
+    SELECT 1 FROM moved
+    JOIN replicas r ON r.group_id = $1 AND r.member_id = moved.member_id AND r.item_id = moved.item_id
+    WHERE r.entity_id <> moved.entity_id LIMIT 1";
 const BULK_REMOVE_FOREIGN: &str = "
     DELETE FROM foreign_items f USING unnest($2::text[], $3::text[]) AS w(member_id, item_id)
     WHERE f.group_id = $1 AND f.member_id = w.member_id AND f.item_id = w.item_id";
