@@ -842,18 +842,22 @@ async fn put_replicas_in_bulk(
     let entities: Vec<&str> = run.iter().map(|(e, ..)| e.as_str()).collect();
     let members: Vec<&str> = run.iter().map(|(_, m, _)| m.as_str()).collect();
     let columns: Vec<SlotColumns<'_>> = run.iter().map(|(.., s)| SlotColumns::of(s)).collect();
-    // Prepared once per connection: each statement unprepared would cost a second round trip.
+    let item_ids: Vec<Option<&str>> = columns.iter().map(|c| c.item_id).collect();
+    // Prepared once per connection (each statement unprepared costs a second round trip), and
+    // the two checks sent together: the connection pipelines them, one round trip for both.
     let existing = tx.prepare_cached(BULK_ENTITIES_EXIST).await?;
-    let existing: HashSet<String> = tx.query(&existing, &[&g, &entities]).await?.iter().map(|r| r.get(0)).collect();
+    let clash = tx.prepare_cached(BULK_ITEM_CLASH).await?;
+    let existing_params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&g, &entities];
+    let clash_params: [&(dyn tokio_postgres::types::ToSql + Sync); 4] = [&g, &entities, &members, &item_ids];
+    let (existing, clash) =
+        futures::try_join!(tx.query(&existing, &existing_params), tx.query_opt(&clash, &clash_params))?;
+    let existing: HashSet<String> = existing.iter().map(|r| r.get(0)).collect();
     if let Some((entity, member, _)) = run.iter().find(|(e, ..)| !existing.contains(e.as_str())) {
         return Err(WriteError::Refused(format!(
             "cannot put a replica of unknown entity {entity} in member {member} of group {group}"
         )));
     }
-    let item_ids: Vec<Option<&str>> = columns.iter().map(|c| c.item_id).collect();
     // An item already filling the slot of an entity other than the one written: one by one.
-    let clash = tx.prepare_cached(BULK_ITEM_CLASH).await?;
-    let clash = tx.query_opt(&clash, &[&g, &entities, &members, &item_ids]).await?;
     if clash.is_some() {
         return Ok(false);
     }
@@ -1118,10 +1122,9 @@ impl PostgresStore {
                     message: format!("worker {} does not hold the lease of group {group} in {location}", me.name),
                 });
             };
-            let row = sql
-                .query_opt(CHECK_LEASE, &[&group.as_str()])
-                .await
-                .map_err(|e| self.err(&format!("cannot check the lease of group {group}"), e))?;
+            let check = |e| self.err(&format!("cannot check the lease of group {group}"), e);
+            let statement = sql.prepare_cached(CHECK_LEASE).await.map_err(check)?;
+            let row = sql.query_opt(&statement, &[&group.as_str()]).await.map_err(check)?;
             let holder: Option<(String, i64)> = row.map(|r| (r.get(0), r.get(1)));
             if holder.as_ref() != Some(&(me.name.clone(), token)) {
                 self.forget_lease(group);
