@@ -953,15 +953,24 @@ const HAS_FOREIGN_ITEMS: &str = "SELECT EXISTS (SELECT 1 FROM foreign_items WHER
 /// A folder's item stops being a user's own (it became a replica, or it went).
 const REMOVE_FOREIGN: &str = "DELETE FROM foreign_items WHERE group_id = ?1 AND member_id = ?2 AND item_id = ?3";
 
+/// An upsert of a folder's slot of an entity, with what a conflict with the slot's row sets.
+macro_rules! put_replica {
+    ($on_conflict:literal) => {
+        concat!(
+            "INSERT INTO replicas
+                (group_id, entity_id, member_id, slot, item_id, version, content_hash, ownership, ignored_base)
+            VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+            ON CONFLICT (group_id, member_id, entity_id) DO UPDATE SET ",
+            $on_conflict
+        )
+    };
+}
+
 /// A replica, written over the folder's slot of the entity.
-const PUT_REPLICA: &str = "
-    INSERT INTO replicas
-        (group_id, entity_id, member_id, slot, item_id, version, content_hash, ownership, ignored_base)
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
-    ON CONFLICT (group_id, member_id, entity_id) DO UPDATE SET
-        slot = excluded.slot, item_id = excluded.item_id, version = excluded.version,
-        content_hash = excluded.content_hash, ownership = excluded.ownership,
-        ignored_base = excluded.ignored_base";
+const PUT_REPLICA: &str = put_replica!(
+    "slot = excluded.slot, item_id = excluded.item_id, version = excluded.version,
+     content_hash = excluded.content_hash, ownership = excluded.ownership, ignored_base = excluded.ignored_base"
+);
 
 /// A replica written over the folder's slot of the entity when the slot holds the same item
 /// (an update of a copy: a new version and content), or into an empty slot; changes nothing
@@ -970,14 +979,11 @@ const PUT_REPLICA: &str = "
 /// assigning them, even to the values they hold, deletes and inserts both index entries, a
 /// second descent through the item index (keys of Exchange's long item ids) for every updated
 /// copy.
-const PUT_REPLICA_KEPT: &str = "
-    INSERT INTO replicas
-        (group_id, entity_id, member_id, slot, item_id, version, content_hash, ownership, ignored_base)
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
-    ON CONFLICT (group_id, member_id, entity_id) DO UPDATE SET
-        version = excluded.version, content_hash = excluded.content_hash, ownership = excluded.ownership,
-        ignored_base = excluded.ignored_base
-    WHERE slot = excluded.slot AND item_id IS excluded.item_id";
+const PUT_REPLICA_KEPT: &str = put_replica!(
+    "version = excluded.version, content_hash = excluded.content_hash, ownership = excluded.ownership,
+     ignored_base = excluded.ignored_base
+     WHERE slot = excluded.slot AND item_id IS excluded.item_id"
+);
 
 /// A folder's batches of create intents (see [`flush_intents`]).
 const FOLDER_PENDING_BATCHES: &str =
