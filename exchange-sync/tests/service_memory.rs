@@ -582,10 +582,10 @@ async fn a_request_wakes_only_the_group_it_was_posted_to() {
     let mut carried_out: Vec<String> = Vec::new();
     let mut note = |event: ProgressEvent, started: &mut Vec<(String, Trigger)>| match event {
         ProgressEvent::PassStarted { group, trigger } => started.push((group, trigger)),
-        ProgressEvent::PassFinished { report } => {
-            if report.notices.iter().any(|n| n.contains("carried out the admin request")) {
-                carried_out.push(report.group.clone());
-            }
+        ProgressEvent::PassFinished { report }
+            if report.notices.iter().any(|n| n.contains("carried out the admin request")) =>
+        {
+            carried_out.push(report.group);
         }
         _ => {}
     };
