@@ -105,8 +105,9 @@ pub struct RunOptions {
 /// How many events a subscriber may lag behind before it misses some.
 const EVENT_BUFFER: usize = 1024;
 
-/// How often a running service looks for admin requests posted through its state (one small
-/// query per group).
+/// How often a running service looks for admin requests posted through its state: one small
+/// query for all its groups together ([`StateStore::newest_requests`]), which wakes only the
+/// groups that have a new one.
 pub const REQUEST_POLL_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Runs sync groups. Cheap to clone: clones share the same service.
@@ -159,6 +160,10 @@ struct GroupRuntime {
     /// Asked when this worker holds more than its share of the groups and should give this
     /// one up: the group's loop releases the lease between two passes, never during one.
     give_up: GiveUpRequest,
+    /// The id of the newest admin request the service's look for requests found posted for the
+    /// group (0: none yet). Only grows; a change wakes the group's loop, which reads the group's
+    /// requests to decide whether a pass is due.
+    newest_request: watch::Sender<u64>,
 }
 
 /// The lease renewal's request to a group's loop to give the group up (see
@@ -398,6 +403,7 @@ impl SyncService {
                     snapshot: StdMutex::new(GroupSnapshot { members: g.members.clone(), ..GroupSnapshot::default() }),
                     hint_since: StdMutex::new(None),
                     give_up: GiveUpRequest::default(),
+                    newest_request: watch::Sender::new(0),
                 })
             })
             .collect();
@@ -631,6 +637,10 @@ impl SyncService {
                 tokio::spawn(async move { inner.group_loop(group).await }.instrument(span))
             })
             .collect();
+        let requests = {
+            let inner = Arc::clone(&self.inner);
+            tokio::spawn(async move { inner.watch_requests().await }.instrument(tracing::info_span!("requests")))
+        };
         let renewal = self.inner.store.lease_duration().map(|lease| {
             let inner = Arc::clone(&self.inner);
             tokio::spawn(async move { inner.renew_leases(lease).await }.instrument(tracing::info_span!("leases")))
@@ -640,6 +650,7 @@ impl SyncService {
                 tracing::error!("a group loop ended abnormally: {e}");
             }
         }
+        requests.abort();
         // Graph subscriptions are deleted rather than left to expire (nothing would receive them).
         self.inner.folders.close(self.inner.config.service.shutdown_grace).await;
         if let Some(renewal) = renewal {
@@ -1935,6 +1946,41 @@ impl Inner {
         }
     }
 
+    /// Looks for admin requests every [`REQUEST_POLL_INTERVAL`] until the service stops: one
+    /// query for every group of the service, instead of one per group, and only the groups with
+    /// a request newer than any seen before are woken. Whether the request is this worker's to
+    /// carry out (its lease) is the group's loop's to decide, as for any other reason for a pass.
+    async fn watch_requests(self: Arc<Self>) {
+        let mut shutdown = self.shutdown.subscribe();
+        let mut ticks = tokio::time::interval(REQUEST_POLL_INTERVAL);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = stop_requested(&mut shutdown) => break,
+                _ = ticks.tick() => {}
+            }
+            let newest = match self.store.newest_requests().await {
+                Ok(newest) => newest,
+                Err(e) => {
+                    tracing::debug!("cannot read admin requests: {e}");
+                    continue;
+                }
+            };
+            // Usually empty: a request is carried out within a second and removed.
+            for (group, id) in newest {
+                if let Some(g) = self.groups.iter().find(|g| g.config.id == group.as_str()) {
+                    g.newest_request.send_if_modified(|seen| {
+                        let newer = id > *seen;
+                        if newer {
+                            *seen = id;
+                        }
+                        newer
+                    });
+                }
+            }
+        }
+    }
+
     /// The real-time loop of one group.
     async fn group_loop(self: Arc<Self>, g: Arc<GroupRuntime>) {
         let settings = self.config.service.clone();
@@ -1951,8 +1997,12 @@ impl Inner {
         let mut next_follow_up: Option<tokio::time::Instant> = None;
         // No pass before this: the hub's server asked the group to back off.
         let mut hold_until: Option<tokio::time::Instant> = None;
-        let mut requests = tokio::time::interval(REQUEST_POLL_INTERVAL);
-        requests.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Changes when the service's look for admin requests (`watch_requests`) finds a new one
+        // for the group. Marked changed so that the group's requests are read once after its
+        // first pass (which honours those posted before it), as at every wake-up: a request the
+        // pass left (it failed, another worker owns the group) is seen there.
+        let mut requests = g.newest_request.subscribe();
+        requests.mark_changed();
         let mut last_request = 0u64;
         // Another worker owned the group when this loop last looked.
         let mut waiting_for_lease = false;
@@ -2073,16 +2123,21 @@ impl Inner {
                     }
                     trigger = Some(if resync { Trigger::Resync } else { Trigger::Notification });
                 }
-                _ = requests.tick() => {
-                    match self.store.requests(&group_id).await {
-                        Ok(posted) => {
-                            if let Some(newest) = posted.iter().map(|r| r.id).max().filter(|id| *id > last_request) {
-                                last_request = newest;
-                                tracing::info!(request = newest, "admin request received");
-                                trigger = Some(Trigger::Request);
-                            }
+                Ok(()) = requests.changed() => {
+                    let seen = *requests.borrow_and_update();
+                    // The group's own requests decide: a pass since may have carried out the one
+                    // seen. Unreadable, the one seen does (the pass reads them again).
+                    let newest = match self.store.requests(&group_id).await {
+                        Ok(posted) => posted.iter().map(|r| r.id).max(),
+                        Err(e) => {
+                            tracing::debug!("cannot read admin requests: {e}");
+                            Some(seen)
                         }
-                        Err(e) => tracing::debug!("cannot read admin requests: {e}"),
+                    };
+                    if let Some(newest) = newest.filter(|id| *id > last_request) {
+                        last_request = newest;
+                        tracing::info!(request = newest, "admin request received");
+                        trigger = Some(Trigger::Request);
                     }
                 }
                 () = tokio::time::sleep_until(next_poll.unwrap_or(far)) => trigger = Some(Trigger::Poll),

@@ -343,3 +343,101 @@ async fn a_run_once_leaves_its_groups_free_when_done() {
     let text = String::from_utf8_lossy(&status.stdout);
     assert_eq!(text.matches("free: last owned by worker once").count(), GROUPS, "{text}");
 }
+
+/// An admin request on a shared state is carried out by the worker that owns its group, and only
+/// by it: a worker whose look for requests finds one for a group another worker holds runs no
+/// pass for it (the request stays for the owner), and carries out the one of its own group
+/// within about a second.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_is_carried_out_only_by_the_owner_of_its_group() {
+    use common::memory_folders::{MemoryFolders, contact, display_names};
+    use exchange_sync::config::{Auth, Config, Connection, GroupConfig, HubFolder, MemberConfig, StateLocation};
+    use exchange_sync::{ProgressEvent, SyncService, Trigger};
+    use exchange_sync_core::state::AdminRequest;
+    use exchange_sync_core::state::postgres::{PostgresOptions, PostgresStore, WorkerIdentity};
+    use exchange_sync_core::{GroupId, StateStore};
+
+    let _ = server();
+    let url = std::env::var("EXCHANGE_SYNC_TEST_POSTGRES").unwrap();
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    let schema = format!("requests_{}_{}", std::process::id(), nanos % 1_000_000_000);
+    let store_of = |name: &str| {
+        let worker = WorkerIdentity { name: name.into(), lease: Duration::from_secs(30), groups: 2 };
+        let options =
+            PostgresOptions { schema: schema.clone(), max_connections: 4, worker: Some(worker), ..Default::default() };
+        PostgresStore::connect(&url, options)
+    };
+    // Another worker holds the south group's lease for the whole test.
+    let other = store_of("other").await.unwrap();
+    let south = GroupId::new("south");
+    assert!(other.acquire_lease(&south).await.unwrap());
+
+    let folders = Arc::new(MemoryFolders::default());
+    let groups = ["north", "south"]
+        .iter()
+        .map(|id| {
+            folders.hub(id).user_create(contact(&format!("Ann {id}")));
+            GroupConfig::new(*id, "lab", HubFolder::PublicFolder(format!("{id} contacts")))
+                .with_member(MemberConfig::one_way(format!("{id}@contoso.test")))
+        })
+        .collect();
+    let mut config = Config {
+        connections: vec![Connection::new("lab", "http://127.0.0.1:1/EWS/Exchange.asmx", Auth::None)],
+        groups,
+        ..Config::default()
+    };
+    config.service.state = StateLocation::Memory;
+    config.service.debounce = Duration::from_millis(20);
+    let store = Arc::new(store_of("mine").await.unwrap());
+    let service = SyncService::new(config, folders.clone(), store.clone()).unwrap();
+    let mut events = service.subscribe();
+    let running = tokio::spawn({
+        let service = service.clone();
+        async move { service.run().await }
+    });
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while display_names(&folders.mailbox("north@contoso.test")) != ["Ann north"] {
+        if tokio::time::timeout_at(deadline, events.recv()).await.is_err() {
+            panic!("the north group never synced");
+        }
+    }
+
+    // A request for the group the other worker holds: seen, not carried out here.
+    let theirs = service.post_request("south", AdminRequest::Resync { member: None }).await.unwrap();
+    let quiet = tokio::time::Instant::now() + Duration::from_millis(3000);
+    while let Ok(event) = tokio::time::timeout_at(quiet, events.recv()).await {
+        if let ProgressEvent::PassStarted { group, trigger } = event.unwrap() {
+            assert_ne!(group, "south", "a pass ({trigger:?}) of a group another worker holds");
+        }
+    }
+    let pending: Vec<u64> = store.requests(&south).await.unwrap().iter().map(|r| r.id).collect();
+    assert_eq!(pending, [theirs], "the request waits for the group's owner");
+    assert!(display_names(&folders.mailbox("south@contoso.test")).is_empty());
+
+    // A request for its own group: carried out at once.
+    let posted = tokio::time::Instant::now();
+    service.post_request("north", AdminRequest::Resync { member: None }).await.unwrap();
+    let mut requested = false;
+    loop {
+        match tokio::time::timeout_at(deadline, events.recv()).await {
+            Ok(Ok(ProgressEvent::PassStarted { group, trigger })) => {
+                assert_eq!(group, "north");
+                requested |= trigger == Trigger::Request;
+            }
+            Ok(Ok(ProgressEvent::PassFinished { report }))
+                if requested && report.notices.iter().any(|n| n.contains("carried out the admin request")) =>
+            {
+                break;
+            }
+            Ok(_) => {}
+            Err(_) => panic!("the request of the worker's own group was never carried out"),
+        }
+    }
+    assert!(posted.elapsed() < Duration::from_secs(5), "carried out {:?} after it was posted", posted.elapsed());
+    assert!(store.requests(&GroupId::new("north")).await.unwrap().is_empty());
+    assert_eq!(store.requests(&south).await.unwrap().len(), 1, "still the owner's to carry out");
+
+    service.shutdown();
+    running.await.unwrap().unwrap();
+    other.release_lease(&south).await.unwrap();
+}

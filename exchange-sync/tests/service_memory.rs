@@ -547,3 +547,94 @@ async fn a_pass_reports_its_plan_then_its_writes_as_they_complete() {
         assert!(!matches!(e, ProgressEvent::Written { .. }), "{e:?}");
     }
 }
+
+/// One look for admin requests serves every group of the service: a request posted to one of
+/// three running groups is carried out by a pass of that group alone, within about a second (the
+/// look runs every `REQUEST_POLL_INTERVAL`), and a request posted before the start is carried out
+/// by the first pass with no pass of its own after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_wakes_only_the_group_it_was_posted_to() {
+    use exchange_sync::Trigger;
+    use exchange_sync_core::state::AdminRequest;
+    use exchange_sync_core::{GroupId, StateStore};
+
+    let folders = Arc::new(MemoryFolders::default());
+    let ids = ["north", "south", "west"];
+    let mut config = config(group());
+    config.groups = ids
+        .iter()
+        .map(|id| {
+            folders.hub(id).user_create(contact(&format!("Ann {id}")));
+            GroupConfig::new(*id, "lab", HubFolder::PublicFolder(format!("{id} contacts")))
+                .with_member(MemberConfig::one_way(format!("{id}@contoso.test")))
+        })
+        .collect();
+    let store = Arc::new(MemoryStore::new());
+    let service = SyncService::new(config, folders.clone(), store.clone()).unwrap();
+    let before_start = service.post_request("west", AdminRequest::Resync { member: None }).await.unwrap();
+    let mut events = service.subscribe();
+    let running = tokio::spawn({
+        let service = service.clone();
+        async move { service.run().await }
+    });
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let mut started: Vec<(String, Trigger)> = Vec::new();
+    let mut carried_out: Vec<String> = Vec::new();
+    let mut note = |event: ProgressEvent, started: &mut Vec<(String, Trigger)>| match event {
+        ProgressEvent::PassStarted { group, trigger } => started.push((group, trigger)),
+        ProgressEvent::PassFinished { report }
+            if report.notices.iter().any(|n| n.contains("carried out the admin request")) =>
+        {
+            carried_out.push(report.group);
+        }
+        _ => {}
+    };
+    while !ids.iter().all(|id| names(&folders.mailbox(&format!("{id}@contoso.test"))) == [format!("Ann {id}")]) {
+        match tokio::time::timeout_at(deadline, events.recv()).await {
+            Ok(Ok(event)) => note(event, &mut started),
+            Ok(Err(e)) => panic!("events lost: {e}"),
+            Err(_) => panic!("the first passes never delivered: {started:?}"),
+        }
+    }
+    // Two looks for requests go by: the one posted before the start was the first pass's.
+    let quiet = tokio::time::Instant::now() + Duration::from_millis(2500);
+    while let Ok(event) = tokio::time::timeout_at(quiet, events.recv()).await {
+        note(event.unwrap(), &mut started);
+    }
+    assert!(store.requests(&GroupId::new("west")).await.unwrap().is_empty(), "request {before_start} carried out");
+    assert!(!started.iter().any(|(_, t)| *t == Trigger::Request), "{started:?}");
+
+    started.clear();
+    let posted = tokio::time::Instant::now();
+    service.post_request("south", AdminRequest::Resync { member: None }).await.unwrap();
+    let mut carried_out_after = None;
+    while carried_out_after.is_none() {
+        match tokio::time::timeout_at(deadline, events.recv()).await {
+            Ok(Ok(event)) => {
+                let finished_south =
+                    matches!(&event, ProgressEvent::PassFinished { report } if report.group == "south");
+                note(event, &mut started);
+                if finished_south && started.contains(&("south".to_owned(), Trigger::Request)) {
+                    carried_out_after = Some(posted.elapsed());
+                }
+            }
+            Ok(Err(e)) => panic!("events lost: {e}"),
+            Err(_) => panic!("the request was never carried out: {started:?}"),
+        }
+    }
+    // Long enough for every group to have been woken, had the look woken them all.
+    let quiet = tokio::time::Instant::now() + Duration::from_millis(2500);
+    while let Ok(event) = tokio::time::timeout_at(quiet, events.recv()).await {
+        note(event.unwrap(), &mut started);
+    }
+    let requested: Vec<&str> =
+        started.iter().filter(|(_, t)| *t == Trigger::Request).map(|(g, _)| g.as_str()).collect();
+    assert_eq!(requested, ["south"], "{started:?}");
+    assert_eq!(carried_out, ["west", "south"]);
+    assert!(store.newest_requests().await.unwrap().is_empty(), "both requests removed once carried out");
+    let took = carried_out_after.unwrap();
+    assert!(took < Duration::from_secs(5), "carried out {took:?} after it was posted");
+
+    service.shutdown();
+    running.await.unwrap().unwrap();
+}

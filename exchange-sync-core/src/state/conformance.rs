@@ -84,6 +84,7 @@ macro_rules! state_conformance_tests {
             personal_slot_item_rules,
             tombstone_takes_its_other_slots_along,
             requests_are_posted_in_order_and_removed_with_transactions,
+            newest_requests_name_every_group_with_a_request,
             groups_are_listed_while_they_hold_state,
             records_are_kept_per_group_and_go_with_their_transaction
         );
@@ -203,6 +204,10 @@ impl<S: StateStore, G: Send + Sync> StateStore for Guarded<S, G> {
 
     async fn requests(&self, group: &GroupId) -> crate::Result<Vec<crate::state::PostedRequest>> {
         self.store.requests(group).await
+    }
+
+    async fn newest_requests(&self) -> crate::Result<BTreeMap<GroupId, u64>> {
+        self.store.newest_requests().await
     }
 
     async fn record(&self, group: &GroupId, key: &str) -> crate::Result<Option<String>> {
@@ -1746,6 +1751,53 @@ pub async fn requests_are_posted_in_order_and_removed_with_transactions(store: i
     assert!(fourth > third, "the id of a removed request is not given again");
     assert_eq!(store.requests(&g).await.unwrap().iter().map(|r| r.id).collect::<Vec<_>>(), vec![second, fourth]);
     assert_eq!(store.requests(&other).await.unwrap().iter().map(|r| r.id).collect::<Vec<_>>(), vec![elsewhere]);
+}
+
+/// `newest_requests` answers, for every group with a request not yet removed and only for
+/// those, the id of its newest: a request posted to one group shows in that group alone, a
+/// removed one no longer counts (the group's next newest does, or the group is left out), and a
+/// failed transaction removes nothing.
+pub async fn newest_requests_name_every_group_with_a_request(store: impl StateStore) {
+    let g = group();
+    let other = GroupId::new("other");
+    let quiet = GroupId::new("quiet");
+    assert!(store.newest_requests().await.unwrap().is_empty());
+    // A group holding state but no request is not listed.
+    apply(&store, &quiet, vec![StateWrite::SetToken { member: alice(), token: Some(SyncToken::new("t")) }]).await;
+    assert!(store.newest_requests().await.unwrap().is_empty());
+
+    let first = store.post_request(&g, AdminRequest::ConfirmDeletions).await.unwrap();
+    assert_eq!(store.newest_requests().await.unwrap(), BTreeMap::from([(g.clone(), first)]));
+    let elsewhere = store.post_request(&other, AdminRequest::Resync { member: None }).await.unwrap();
+    let second = store.post_request(&g, AdminRequest::Resync { member: Some(alice()) }).await.unwrap();
+    assert_eq!(
+        store.newest_requests().await.unwrap(),
+        BTreeMap::from([(g.clone(), second), (other.clone(), elsewhere)])
+    );
+
+    // A failed transaction removes nothing.
+    let failing = vec![
+        StateWrite::RemoveRequest { id: second },
+        put_replica("ghost", hub(), present("h", "v", &contact("X"), Ownership::Created)),
+    ];
+    assert!(store.apply(&g, failing.into()).await.is_err());
+    assert_eq!(store.newest_requests().await.unwrap().get(&g), Some(&second));
+
+    // The newest carried out: the one before it is the newest; the last one carried out: the
+    // group is no longer listed.
+    apply(&store, &g, vec![StateWrite::RemoveRequest { id: second }]).await;
+    assert_eq!(
+        store.newest_requests().await.unwrap(),
+        BTreeMap::from([(g.clone(), first), (other.clone(), elsewhere)])
+    );
+    apply(&store, &g, vec![StateWrite::RemoveRequest { id: first }]).await;
+    apply(&store, &other, vec![StateWrite::RemoveRequest { id: elsewhere }]).await;
+    assert!(store.newest_requests().await.unwrap().is_empty());
+
+    // Ids are never given again: a request posted now is newer than every one seen before.
+    let third = store.post_request(&other, AdminRequest::ConfirmDeletions).await.unwrap();
+    assert!(third > second, "{third} after {second}");
+    assert_eq!(store.newest_requests().await.unwrap(), BTreeMap::from([(other, third)]));
 }
 
 /// `groups` lists, in id order, every group that holds anything (entities, a user's own item, a

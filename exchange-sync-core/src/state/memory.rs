@@ -549,6 +549,14 @@ impl StateStore for MemoryStore {
         self.read(group, |g| g.requests.values().cloned().collect())
     }
 
+    async fn newest_requests(&self) -> Result<BTreeMap<GroupId, u64>> {
+        let groups = self.lock()?;
+        Ok(groups
+            .iter()
+            .filter_map(|(id, g)| g.requests.last_key_value().map(|(newest, _)| (id.clone(), *newest)))
+            .collect())
+    }
+
     async fn record(&self, group: &GroupId, key: &str) -> Result<Option<String>> {
         self.read(group, |g| g.records.get(key).cloned())
     }

@@ -1556,6 +1556,23 @@ impl StateStore for PostgresStore {
             .collect()
     }
 
+    /// One query for every group (on `admin_requests_by_group`; the table holds only requests
+    /// not yet carried out), whoever owns them: the groups another worker owns are its to run.
+    async fn newest_requests(&self) -> Result<BTreeMap<GroupId, u64>> {
+        let client = self.client().await?;
+        let rows = client
+            .query("SELECT group_id, MAX(id) FROM admin_requests GROUP BY group_id", &[])
+            .await
+            .map_err(self.read_err(format!("the admin requests of state database {}", self.shared.location)))?;
+        rows.iter()
+            .map(|r| {
+                let id: i64 = r.get(1);
+                let id = u64::try_from(id).map_err(|_| corrupt(format!("admin request id {id}")))?;
+                Ok((GroupId::new(r.get::<_, String>(0)), id))
+            })
+            .collect()
+    }
+
     /// Without a worker identity the store is not fenced, and owns every group.
     #[tracing::instrument(level = "debug", skip(self), fields(group = %group))]
     async fn acquire_lease(&self, group: &GroupId) -> Result<bool> {

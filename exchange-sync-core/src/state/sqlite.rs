@@ -1042,6 +1042,10 @@ const MEMBER_STATUS: &str = "SELECT initialized, last_sync, folder_id, folder_pa
 /// A group's admin requests, oldest first.
 const REQUESTS: &str = "SELECT id, request, posted_at FROM admin_requests WHERE group_id = ?1 ORDER BY id";
 
+/// The newest admin request of every group that has one: read from `admin_requests_by_group`
+/// alone (the table holds only requests not yet carried out: usually none).
+const NEWEST_REQUESTS: &str = "SELECT group_id, MAX(id) FROM admin_requests GROUP BY group_id";
+
 /// Lists the groups of one table (`g_<table>`), one search per group (as [`with_folders!`]
 /// lists folders).
 macro_rules! groups_of {
@@ -2078,6 +2082,22 @@ impl StateStore for SqliteStore {
                             .map_err(|e| Error::state(format!("unreadable request {id} in {}", what()), e))?,
                         posted_at: parse_time(&posted_at, "admin request time")?,
                     })
+                })
+                .collect()
+        })
+        .await
+    }
+
+    async fn newest_requests(&self) -> Result<BTreeMap<GroupId, u64>> {
+        self.with_conn(move |conn, location| {
+            let rows: Vec<(String, i64)> = conn
+                .prepare_cached(NEWEST_REQUESTS)
+                .and_then(|mut s| s.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect())
+                .map_err(read_err(format!("the admin requests of state database {location}")))?;
+            rows.into_iter()
+                .map(|(group, id)| {
+                    let id = u64::try_from(id).map_err(|_| corrupt(format!("admin request id {id}")))?;
+                    Ok((GroupId::new(group), id))
                 })
                 .collect()
         })
