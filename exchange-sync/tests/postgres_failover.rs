@@ -350,8 +350,8 @@ async fn a_run_once_leaves_its_groups_free_when_done() {
 /// within about a second.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_is_carried_out_only_by_the_owner_of_its_group() {
-    use common::memory_folders::{MemoryFolders, contact, display_names};
-    use exchange_sync::config::{Auth, Config, Connection, GroupConfig, HubFolder, MemberConfig, StateLocation};
+    use common::memory_folders::{MemoryFolders, display_names, groups_of_one_contact};
+    use exchange_sync::config::{Auth, Config, Connection, StateLocation};
     use exchange_sync::{ProgressEvent, SyncService, Trigger};
     use exchange_sync_core::state::AdminRequest;
     use exchange_sync_core::state::postgres::{PostgresOptions, PostgresStore, WorkerIdentity};
@@ -373,14 +373,7 @@ async fn a_request_is_carried_out_only_by_the_owner_of_its_group() {
     assert!(other.acquire_lease(&south).await.unwrap());
 
     let folders = Arc::new(MemoryFolders::default());
-    let groups = ["north", "south"]
-        .iter()
-        .map(|id| {
-            folders.hub(id).user_create(contact(&format!("Ann {id}")));
-            GroupConfig::new(*id, "lab", HubFolder::PublicFolder(format!("{id} contacts")))
-                .with_member(MemberConfig::one_way(format!("{id}@contoso.test")))
-        })
-        .collect();
+    let groups = groups_of_one_contact(&folders, &["north", "south"]);
     let mut config = Config {
         connections: vec![Connection::new("lab", "http://127.0.0.1:1/EWS/Exchange.asmx", Auth::None)],
         groups,

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use common::memory_folders::{MemoryFolders, contact, display_names as names, id_of, text_of};
+use common::memory_folders::{MemoryFolders, contact, display_names as names, groups_of_one_contact, id_of, text_of};
 use exchange_sync::config::{
     Auth, Config, Connection, GroupConfig, HubFolder, LeavePolicy, MemberConfig, MemberSource, StateLocation,
     TargetFolder,
@@ -561,14 +561,7 @@ async fn a_request_wakes_only_the_group_it_was_posted_to() {
     let folders = Arc::new(MemoryFolders::default());
     let ids = ["north", "south", "west"];
     let mut config = config(group());
-    config.groups = ids
-        .iter()
-        .map(|id| {
-            folders.hub(id).user_create(contact(&format!("Ann {id}")));
-            GroupConfig::new(*id, "lab", HubFolder::PublicFolder(format!("{id} contacts")))
-                .with_member(MemberConfig::one_way(format!("{id}@contoso.test")))
-        })
-        .collect();
+    config.groups = groups_of_one_contact(&folders, &ids);
     let store = Arc::new(MemoryStore::new());
     let service = SyncService::new(config, folders.clone(), store.clone()).unwrap();
     let before_start = service.post_request("west", AdminRequest::Resync { member: None }).await.unwrap();

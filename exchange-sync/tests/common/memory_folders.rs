@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use exchange_sync::FolderProvider;
-use exchange_sync::config::{GroupConfig, MemberConfig, TargetFolder};
+use exchange_sync::config::{GroupConfig, HubFolder, MemberConfig, TargetFolder};
 use exchange_sync_core::testkit::MemoryConnector;
 use exchange_sync_core::{Connector, Item, ItemId, ItemKind, field};
 
@@ -99,6 +99,19 @@ pub fn contact(name: &str) -> Item {
     Item::new(ItemKind::Contact)
         .with(field::DISPLAY_NAME, name)
         .with(field::EMAIL1, format!("{}@fabrikam.test", name.to_lowercase()))
+}
+
+/// Groups on the connection `lab`, one per id: the public folder `{id} contacts` holding one
+/// contact (`Ann {id}`), copied to the one-way member `{id}@contoso.test`. For tests that tell
+/// groups apart (which one a request or a lease concerns).
+pub fn groups_of_one_contact(folders: &MemoryFolders, ids: &[&str]) -> Vec<GroupConfig> {
+    ids.iter()
+        .map(|id| {
+            folders.hub(id).user_create(contact(&format!("Ann {id}")));
+            GroupConfig::new(*id, "lab", HubFolder::PublicFolder(format!("{id} contacts")))
+                .with_member(MemberConfig::one_way(format!("{id}@contoso.test")))
+        })
+        .collect()
 }
 
 /// The sorted display names in a folder.
