@@ -61,6 +61,22 @@ pub fn cpu_now() -> CpuTimes {
     CpuTimes { total: from_ticks(total), emulator: from_ticks(emulator) }
 }
 
+/// The CPU time used so far by the processes of this machine named `name` (a local database
+/// server's processes: what the server spent on a benchmark, when it runs on the same machine).
+/// Processes that ended are not counted, so it is a lower bound across their exits.
+pub fn cpu_of_processes(name: &str) -> Duration {
+    let mut total = 0;
+    if let Ok(processes) = std::fs::read_dir("/proc") {
+        for process in processes.flatten() {
+            let comm = std::fs::read_to_string(process.path().join("comm")).unwrap_or_default();
+            if comm.trim_end() == name {
+                total += std::fs::read_to_string(process.path().join("stat")).ok().and_then(|s| ticks(&s)).unwrap_or(0);
+            }
+        }
+    }
+    from_ticks(total)
+}
+
 /// A `kB` line of `/proc/self/status`, in MiB.
 fn status_mib(key: &str) -> f64 {
     kib_line(&std::fs::read_to_string("/proc/self/status").unwrap_or_default(), key)
