@@ -415,11 +415,8 @@ impl GroupSync {
     }
 
     async fn statuses(&self) -> Result<BTreeMap<MemberId, MemberStatus>> {
-        let mut statuses = BTreeMap::new();
-        for member in self.group.folders() {
-            statuses.insert(member.clone(), self.store.member_status(&self.group.id, member).await?);
-        }
-        Ok(statuses)
+        let folders: Vec<MemberId> = self.group.folders().cloned().collect();
+        self.store.member_statuses(&self.group.id, &folders).await
     }
 
     /// The folders this pass leaves out before sending anything: members that could not be

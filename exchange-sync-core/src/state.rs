@@ -543,6 +543,18 @@ pub trait StateStore: Send + Sync {
     /// A folder's bookkeeping (default when never written).
     async fn member_status(&self, group: &GroupId, member: &MemberId) -> Result<MemberStatus>;
 
+    /// The bookkeeping of several folders, each as [`StateStore::member_status`] answers it: what
+    /// a pass reads of every folder of its group when it starts. A store across a network reads
+    /// them with one request (a group of 3,000 folders otherwise waits for 3,000 round trips);
+    /// the default asks folder by folder.
+    async fn member_statuses(&self, group: &GroupId, members: &[MemberId]) -> Result<BTreeMap<MemberId, MemberStatus>> {
+        let mut statuses = BTreeMap::new();
+        for member in members {
+            statuses.insert(member.clone(), self.member_status(group, member).await?);
+        }
+        Ok(statuses)
+    }
+
     /// Every create intent still open.
     async fn pending_creates(&self, group: &GroupId) -> Result<Vec<PendingCreate>>;
 

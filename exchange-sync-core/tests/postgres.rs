@@ -98,6 +98,66 @@ mod leases {
         assert_eq!(b.requests(&g).await.unwrap().len(), 1);
     }
 
+    /// The fence between a write transaction under way and a takeover: a worker's transaction
+    /// that found its lease valid and then waits (here for a row another session locked) holds
+    /// the group's fence, so the worker taking the expired group over waits for it to end, and
+    /// the old owner's write lands before the new owner's token exists, never after.
+    #[tokio::test]
+    async fn a_takeover_waits_for_the_write_transaction_under_way() {
+        let schema = fresh_schema();
+        let lease = Duration::from_secs(3);
+        let a = store_in(&schema, worker("a", lease)).await;
+        let b = store_in(&schema, worker("b", lease)).await;
+        let g = GroupId::new("g");
+        assert!(a.acquire_lease(&g).await.unwrap());
+        a.apply(&g, put(1)).await.unwrap();
+        let taken = std::time::Instant::now();
+
+        // Another session holds entity e1's row, so `a`'s next write waits inside its transaction.
+        let (mut raw, connection) = tokio_postgres::connect(&server_url(), tokio_postgres::NoTls).await.unwrap();
+        tokio::spawn(connection);
+        let blocker = raw.transaction().await.unwrap();
+        blocker
+            .execute(
+                &format!("SELECT 1 FROM {schema}.entities WHERE group_id = 'g' AND entity_id = 'e1' FOR UPDATE"),
+                &[],
+            )
+            .await
+            .unwrap();
+        tokio::time::sleep((lease * 2 / 3).saturating_sub(taken.elapsed())).await;
+        let write = {
+            let a = a.clone();
+            let g = g.clone();
+            tokio::spawn(async move {
+                let result = a.apply(&g, put(1)).await;
+                (result, std::time::Instant::now())
+            })
+        };
+        // The lease expires while the write waits; `b` tries to take the group over.
+        tokio::time::sleep((lease + Duration::from_millis(200)).saturating_sub(taken.elapsed())).await;
+        let takeover = {
+            let b = b.clone();
+            let g = g.clone();
+            tokio::spawn(async move {
+                let taken = b.acquire_lease(&g).await;
+                (taken, std::time::Instant::now())
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        assert!(!write.is_finished(), "the write waits for the row");
+        assert!(!takeover.is_finished(), "the takeover waits for the write transaction under way");
+        blocker.commit().await.unwrap();
+
+        let (written, written_at) = write.await.unwrap();
+        written.expect("the write found its lease valid before the takeover, and lands");
+        let (took, took_at) = takeover.await.unwrap();
+        assert!(took.unwrap(), "the expired group is taken over once the write ended");
+        assert!(written_at <= took_at, "the old owner's write ended before the takeover");
+        assert_eq!(b.leases().await.unwrap()[0].token, 2);
+        let err = a.apply(&g, put(2)).await.unwrap_err();
+        assert!(matches!(err, Error::LeaseLost { .. }), "{err}");
+    }
+
     #[tokio::test]
     async fn a_released_lease_is_taken_at_once_and_renewal_reports_lost_groups() {
         let schema = fresh_schema();

@@ -79,6 +79,7 @@ macro_rules! state_conformance_tests {
             empty_transaction_changes_nothing,
             large_failed_transaction_changes_nothing,
             status_round_trips_every_condition,
+            statuses_of_many_folders_in_one_transaction,
             earlier_bases_go_with_their_entity,
             personal_slots_stand_in_for_their_entity,
             personal_slot_item_rules,
@@ -180,6 +181,14 @@ impl<S: StateStore, G: Send + Sync> StateStore for Guarded<S, G> {
 
     async fn token(&self, group: &GroupId, member: &MemberId) -> crate::Result<Option<SyncToken>> {
         self.store.token(group, member).await
+    }
+
+    async fn member_statuses(
+        &self,
+        group: &GroupId,
+        members: &[MemberId],
+    ) -> crate::Result<BTreeMap<MemberId, MemberStatus>> {
+        self.store.member_statuses(group, members).await
     }
 
     async fn member_status(&self, group: &GroupId, member: &MemberId) -> crate::Result<MemberStatus> {
@@ -909,6 +918,29 @@ pub async fn item_rule_in_a_large_transaction_of_updates(store: impl StateStore)
     let text = err.to_string();
     assert!(text.contains("b-e12") && text.contains("e11") && text.contains("e12"), "{text}");
     assert_eq!(snapshot(&store, &g).await, before, "nothing of the refused transaction is kept");
+
+    // The same without e12's own update: every item of the transaction is named once, and the
+    // others' updates come before and after the one that is refused.
+    let mut updates = copies("v3", &a, Ownership::Created);
+    updates[11] = put_replica("e11", bob(), present("b-e12", "v3", &a, Ownership::Created));
+    updates.remove(12);
+    let err = store.apply(&g, updates.into()).await.expect_err("b-e12 is e12's copy");
+    let text = err.to_string();
+    assert!(text.contains("b-e12") && text.contains("e11") && text.contains("e12"), "{text}");
+    assert_eq!(snapshot(&store, &g).await, before, "nothing of the refused transaction is kept");
+
+    // Updates among which e05's copy was replaced by a new item (a copy recreated), and e06 is
+    // opted out: all are written, and the item index follows.
+    let mut updates = copies("v4", &b, Ownership::Created);
+    updates[5] = put_replica("e05", bob(), present("b-e05-new", "v4", &b, Ownership::Created));
+    updates[6] = put_replica("e06", bob(), ReplicaSlot::OptedOut);
+    apply(&store, &g, updates).await;
+    let found = store.lookup_items(&g, &bob(), &[iid("b-e05-new"), iid("b-e05"), iid("b-e06")]).await.unwrap();
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].entity, Some(eid("e05")));
+    assert_eq!(entity(&store, &g, "e06").await.unwrap().replicas[&bob()], ReplicaSlot::OptedOut);
+    let record = entity(&store, &g, "e39").await.unwrap();
+    assert_eq!(record.replicas[&bob()], present("b-e39", "v4", &b, Ownership::Created));
 }
 
 /// One item id in one folder is the replica of at most one entity; the violating transaction
@@ -1423,6 +1455,60 @@ pub async fn status_round_trips_every_condition(store: impl StateStore) {
     }
     assert_eq!(store.member_status(&g, &bob()).await.unwrap(), MemberStatus::default());
     assert_eq!(store.member_status(&GroupId::new("other"), &alice()).await.unwrap(), MemberStatus::default());
+}
+
+/// The statuses a pass records at its end, one per folder in one transaction, read back each
+/// as written, one by one and all at once (as a pass reads them at its start); a folder whose status comes twice in the transaction keeps the later one; and a
+/// transaction that fails after its statuses records none of them.
+pub async fn statuses_of_many_folders_in_one_transaction(store: impl StateStore) {
+    let g = group();
+    let folder = |i: usize| FolderIdentity { id: format!("AAMk{i}=="), path: format!("m{i}@contoso.test/Contacts") };
+    let status = |i: usize| MemberStatus {
+        initialized: i % 4 != 1,
+        last_sync: (i % 5 != 2).then(|| at(u32::try_from(i % 50).unwrap())),
+        folder: (!i.is_multiple_of(3)).then(|| folder(i)),
+        condition: match i % 4 {
+            0 => FolderCondition::Clean,
+            1 => FolderCondition::Interrupted,
+            2 => FolderCondition::Recheck { entities: vec![eid(&format!("e{i}"))] },
+            _ => FolderCondition::Parked { until: at(7), reason: format!("ErrorServerBusy in folder {i}") },
+        },
+    };
+    let member = |i: usize| MemberId::new(format!("m{i:03}@contoso.test/contacts"));
+    let writes = (0..40).map(|i| StateWrite::SetMemberStatus { member: member(i), status: status(i) }).collect();
+    apply(&store, &g, writes).await;
+    for i in 0..40 {
+        assert_eq!(store.member_status(&g, &member(i)).await.unwrap(), status(i), "folder {i}");
+    }
+    // Read all at once, with a folder never written (default) and one of another group.
+    let mut asked: Vec<MemberId> = (0..40).rev().map(member).collect();
+    asked.push(member(99));
+    let all = store.member_statuses(&g, &asked).await.unwrap();
+    assert_eq!(all.len(), 41);
+    for i in 0..40 {
+        assert_eq!(all[&member(i)], status(i), "folder {i} read with the others");
+    }
+    assert_eq!(all[&member(99)], MemberStatus::default());
+    let elsewhere = store.member_statuses(&GroupId::new("other"), &asked[..3]).await.unwrap();
+    assert!(elsewhere.values().all(|s| *s == MemberStatus::default()) && elsewhere.len() == 3);
+    // Folder 3 twice among others: the later status stands.
+    let writes = vec![
+        StateWrite::SetMemberStatus { member: member(3), status: status(100) },
+        StateWrite::SetMemberStatus { member: member(4), status: status(101) },
+        StateWrite::SetMemberStatus { member: member(5), status: status(102) },
+        StateWrite::SetMemberStatus { member: member(6), status: status(103) },
+        StateWrite::SetMemberStatus { member: member(3), status: status(104) },
+    ];
+    apply(&store, &g, writes).await;
+    assert_eq!(store.member_status(&g, &member(3)).await.unwrap(), status(104));
+    assert_eq!(store.member_status(&g, &member(6)).await.unwrap(), status(103));
+    // Statuses then a write that is refused: nothing of the transaction stays.
+    let mut writes: Vec<StateWrite> =
+        (0..40).map(|i| StateWrite::SetMemberStatus { member: member(i), status: status(200 + i) }).collect();
+    writes.push(StateWrite::PutReplica { entity: eid("nobody"), member: alice(), slot: ReplicaSlot::OptedOut });
+    assert!(store.apply(&g, writes.into()).await.is_err());
+    assert_eq!(store.member_status(&g, &member(10)).await.unwrap(), status(10));
+    assert_eq!(store.member_status(&g, &member(3)).await.unwrap(), status(104));
 }
 
 /// Earlier bases read back with their entity (through `entities`, in order), are replaced and

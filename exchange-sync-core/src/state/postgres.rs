@@ -19,9 +19,11 @@
 //! - **Leases instead of a file lock**: a store opened with a [`WorkerIdentity`] writes a group
 //!   only while it holds the group's lease (a row of `leases`: owner, expiry by the database's
 //!   clock, and a fencing token that grows with every takeover). Every write transaction first
-//!   locks the lease row and checks that it still names this worker with the token it took: a
-//!   worker that was paused past its lease's expiry, while another took the group over, is
-//!   refused with [`Error::LeaseLost`] and writes nothing. Without an identity (admin commands,
+//!   takes the group's fence (a transaction-scoped advisory lock, shared) and checks that the
+//!   lease row still names this worker with the token it took; a takeover takes the fence
+//!   exclusively, so it waits for the write transactions under way and none starts while it
+//!   changes the owner. A worker that was paused past its lease's expiry, while another took the
+//!   group over, is refused with [`Error::LeaseLost`] and writes nothing. Without an identity (admin commands,
 //!   tests, a single process) writes are not fenced.
 //! - **Groups spread over the live workers**: each worker writes a heartbeat (a row of
 //!   `workers`) with its lease renewals and counts as live while it is younger than its lease. A
@@ -205,6 +207,21 @@ pub const MIGRATIONS: &[Migration] = &[
         ALTER TABLE replicas SET (fillfactor = 90);
     "#,
     },
+    Migration {
+        version: 5,
+        description: "replicas keyed by entity, then folder: one index for an entity's copies and each copy",
+        // An incremental pass loads the copies of the changed entities (by entity) and then
+        // writes each of them (by folder and entity). Keyed by folder first, the writes descended
+        // other index pages than the load had read, cold ones in a large state: a page read for
+        // nearly every copy written. Keyed by entity first, the load and the writes share their
+        // index pages, and the index by entity alone is no longer needed. The folder's queries
+        // (its items, its count, removing a folder) go through the index by item, which leads
+        // with the folder too.
+        sql: r#"
+        ALTER TABLE replicas DROP CONSTRAINT replicas_pkey, ADD PRIMARY KEY (group_id, entity_id, member_id);
+        DROP INDEX replicas_by_entity;
+    "#,
+    },
 ];
 
 /// Who a store writes as, when several workers share the database.
@@ -339,7 +356,7 @@ impl PostgresStore {
         let mut settings = format!("-c search_path={}", options.schema);
         if let Some(worker) = &options.worker {
             // A worker paused in the middle of a transaction (SIGSTOP, a frozen VM) holds its
-            // row locks, the lease row's among them, and the worker taking its groups over
+            // locks, the group's fence among them, and the worker taking its groups over
             // would wait for it forever: the server ends such a transaction (and its session)
             // after half a lease, and no statement of a worker waits for a lock longer than a
             // lease. A healthy worker never sits in a transaction: it sends a transaction's
@@ -511,8 +528,13 @@ impl PostgresStore {
                 "a free group left to a worker under its share");
             return Ok(false);
         }
-        let client = self.client().await?;
-        let row = client
+        let mut client = self.client().await?;
+        let taking = |e| self.err(&format!("cannot take the lease of group {group}"), e);
+        let tx = client.transaction().await.map_err(taking)?;
+        // Alone behind the fence: the write transactions of the previous owner that are under way
+        // end first (a paused one is ended by the server after half a lease).
+        tx.execute(HOLD_FENCE, &[&group.as_str()]).await.map_err(taking)?;
+        let row = tx
             .query_opt(
                 "INSERT INTO leases (group_id, owner, token, acquired_at, expires_at)
                  VALUES ($1, $2, 1, now(), now() + make_interval(secs => $3))
@@ -523,7 +545,8 @@ impl PostgresStore {
                 &[&group.as_str(), &me.name, &Self::lease_secs(me.lease)],
             )
             .await
-            .map_err(|e| self.err(&format!("cannot take the lease of group {group}"), e))?;
+            .map_err(taking)?;
+        tx.commit().await.map_err(taking)?;
         match row {
             Some(row) => {
                 let token: i64 = row.get(0);
@@ -720,9 +743,23 @@ impl PostgresStore {
     }
 }
 
-/// The fencing check a write transaction starts with: locks the lease row (a takeover waits for
-/// the transaction) and answers whether it still names this worker and token.
-const CHECK_LEASE: &str = "SELECT owner, token FROM leases WHERE group_id = $1 FOR SHARE";
+/// The group's fence: a transaction-scoped advisory lock whose key comes from the schema and the
+/// group. Write transactions share it and a takeover holds it alone, so a write transaction that
+/// found its lease valid commits before another worker's takeover, or not at all. The lease row
+/// itself is not locked: a row lock taken by every transaction would be written to the row (and
+/// to a multixact when several folders commit at once), where the advisory lock stays in memory.
+macro_rules! group_fence {
+    ($lock:literal) => {
+        concat!("SELECT ", $lock, "(hashtextextended('exchange-sync lease ' || current_schema() || ' ' || $1, 0))")
+    };
+}
+const SHARE_FENCE: &str = group_fence!("pg_advisory_xact_lock_shared");
+const HOLD_FENCE: &str = group_fence!("pg_advisory_xact_lock");
+
+/// The fencing check a write transaction makes once it shares the group's fence: whether the
+/// lease row still names this worker and token. A statement of its own, so that its snapshot is
+/// taken after the fence was granted and sees any takeover committed before.
+const CHECK_LEASE: &str = "SELECT owner, token FROM leases WHERE group_id = $1";
 
 /// Reads a slot from the columns `slot, item_id, version, content_hash, ownership, ignored_base`
 /// starting at `at`.
@@ -761,6 +798,8 @@ type WriteResult = std::result::Result<(), WriteError>;
 
 /// From how many consecutive replica writes a transaction writes them with one statement.
 const BULK_REPLICAS: usize = 16;
+/// From how many consecutive folder statuses a transaction writes them with one statement.
+const BULK_STATUSES: usize = 4;
 
 /// The create intents a transaction recorded (`Some`) or cleared (`None`), by folder and entity;
 /// written together when the transaction ends.
@@ -805,6 +844,19 @@ const BULK_ITEM_CLASH: &str = "
 const BULK_REMOVE_FOREIGN: &str = "
     DELETE FROM foreign_items f USING unnest($2::text[], $3::text[]) AS w(member_id, item_id)
     WHERE f.group_id = $1 AND f.member_id = w.member_id AND f.item_id = w.item_id";
+/// Rewrites in place the slots that keep their item (an incremental pass's updates: a new
+/// version and hash of the same item), answering which. Such a write needs none of the checks a
+/// slot written afresh needs: its row names the entity (which therefore exists), its item fills
+/// no other slot (the item index is unique) and is no user's own item (a slot's item never is).
+/// A plain update of the row also leaves out the row lock an upsert takes before it updates.
+const BULK_REWRITE_REPLICAS: &str = "
+    UPDATE replicas r SET slot = w.slot, version = w.version, content_hash = w.content_hash,
+        ownership = w.ownership, ignored_base = w.ignored_base
+    FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[])
+        AS w(entity_id, member_id, slot, item_id, version, content_hash, ownership, ignored_base)
+    WHERE r.group_id = $1 AND r.entity_id = w.entity_id AND r.member_id = w.member_id
+      AND r.item_id IS NOT DISTINCT FROM w.item_id
+    RETURNING r.entity_id, r.member_id";
 const BULK_PUT_REPLICAS: &str = "
     INSERT INTO replicas
         (group_id, entity_id, member_id, slot, item_id, version, content_hash, ownership, ignored_base)
@@ -815,11 +867,83 @@ const BULK_PUT_REPLICAS: &str = "
         content_hash = excluded.content_hash, ownership = excluded.ownership,
         ignored_base = excluded.ignored_base";
 
-/// Writes a run of replica slots with one statement per step (the fan-out's path): checks that
-/// every entity exists, that no item fills another entity's slot, forgets the items as users'
-/// own, and upserts the slots from arrays. Answers `false`, having written nothing, when the run
-/// is not one it can write at once (an item that another slot names: the writes then go one by
-/// one, which says exactly which failed).
+const PUT_MEMBER_STATUS: &str = "
+    INSERT INTO member_status
+        (group_id, member_id, initialized, last_sync, folder_id, folder_path, condition, last_error)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+    ON CONFLICT (group_id, member_id) DO UPDATE SET initialized = excluded.initialized,
+        last_sync = excluded.last_sync, folder_id = excluded.folder_id,
+        folder_path = excluded.folder_path, condition = excluded.condition,
+        last_error = excluded.last_error";
+const BULK_PUT_MEMBER_STATUS: &str = "
+    INSERT INTO member_status
+        (group_id, member_id, initialized, last_sync, folder_id, folder_path, condition, last_error)
+    SELECT $1, * FROM unnest($2::text[], $3::bool[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[])
+    ON CONFLICT (group_id, member_id) DO UPDATE SET initialized = excluded.initialized,
+        last_sync = excluded.last_sync, folder_id = excluded.folder_id,
+        folder_path = excluded.folder_path, condition = excluded.condition,
+        last_error = excluded.last_error";
+
+/// A folder's status as the columns of `member_status` (after the group).
+struct StatusColumns<'a> {
+    member: &'a str,
+    initialized: bool,
+    last_sync: Option<String>,
+    folder_id: Option<&'a str>,
+    folder_path: Option<&'a str>,
+    condition: String,
+    last_error: Option<String>,
+}
+
+impl<'a> StatusColumns<'a> {
+    fn of(member: &'a MemberId, status: &'a MemberStatus) -> serde_json::Result<Self> {
+        Ok(StatusColumns {
+            member: member.as_str(),
+            initialized: status.initialized,
+            last_sync: status.last_sync.as_ref().map(timestamp),
+            folder_id: status.folder.as_ref().map(|f| f.id.as_str()),
+            folder_path: status.folder.as_ref().map(|f| f.path.as_str()),
+            condition: serde_json::to_string(&status.condition)?,
+            last_error: status.last_error(),
+        })
+    }
+}
+
+/// Writes the statuses of a run of folders (the statuses a pass records at its end, one per
+/// folder of the group) with one statement. Answers `false`, having written nothing, when a
+/// folder comes twice (one statement cannot write a row twice): they then go one by one.
+async fn put_statuses_in_bulk(
+    tx: &deadpool_postgres::Transaction<'_>,
+    group: &GroupId,
+    run: &[(&MemberId, &MemberStatus)],
+) -> WriteResult {
+    let mut columns = Vec::with_capacity(run.len());
+    for (member, status) in run {
+        columns.push(StatusColumns::of(member, status)?);
+    }
+    let members: Vec<&str> = columns.iter().map(|c| c.member).collect();
+    let initialized: Vec<bool> = columns.iter().map(|c| c.initialized).collect();
+    let last_sync: Vec<Option<&str>> = columns.iter().map(|c| c.last_sync.as_deref()).collect();
+    let folder_ids: Vec<Option<&str>> = columns.iter().map(|c| c.folder_id).collect();
+    let folder_paths: Vec<Option<&str>> = columns.iter().map(|c| c.folder_path).collect();
+    let conditions: Vec<&str> = columns.iter().map(|c| c.condition.as_str()).collect();
+    let errors: Vec<Option<&str>> = columns.iter().map(|c| c.last_error.as_deref()).collect();
+    let put = tx.prepare_cached(BULK_PUT_MEMBER_STATUS).await?;
+    tx.execute(
+        &put,
+        &[&group.as_str(), &members, &initialized, &last_sync, &folder_ids, &folder_paths, &conditions, &errors],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Writes a run of replica slots with one statement per step: rewrites in place the slots that
+/// keep their item (an incremental pass's updates); for the others (the fan-out's new copies)
+/// checks that every entity exists, that no item fills another entity's slot, forgets the items
+/// as users' own, and upserts the slots from arrays. Answers `false` when the run is not one it
+/// can write at once (an item that another slot names: the writes then go one by one, which says
+/// exactly which failed); what it wrote before it found out is then written again, to the same
+/// values, and no rewrite moves an item, so the checks of the writes one by one find the same.
 async fn put_replicas_in_bulk(
     tx: &deadpool_postgres::Transaction<'_>,
     group: &GroupId,
@@ -838,6 +962,12 @@ async fn put_replicas_in_bulk(
         {
             return Ok(false);
         }
+    }
+    let rewritten = rewrite_replicas(tx, group, run).await?;
+    let run: Vec<_> =
+        run.iter().filter(|(entity, member, _)| !rewritten.contains(&(entity.as_str(), member.as_str()))).collect();
+    if run.is_empty() {
+        return Ok(true);
     }
     let entities: Vec<&str> = run.iter().map(|(e, ..)| e.as_str()).collect();
     let members: Vec<&str> = run.iter().map(|(_, m, _)| m.as_str()).collect();
@@ -871,6 +1001,37 @@ async fn put_replicas_in_bulk(
     let put = tx.prepare_cached(BULK_PUT_REPLICAS).await?;
     tx.execute(&put, &[&g, &entities, &members, &slots, &item_ids, &versions, &hashes, &ownerships, &ignored]).await?;
     Ok(true)
+}
+
+/// Rewrites in place the slots of `run` that keep their item ([`BULK_REWRITE_REPLICAS`]);
+/// answers their entities and folders.
+async fn rewrite_replicas<'a>(
+    tx: &deadpool_postgres::Transaction<'_>,
+    group: &GroupId,
+    run: &[(&'a EntityId, &'a MemberId, &ReplicaSlot)],
+) -> std::result::Result<HashSet<(&'a str, &'a str)>, WriteError> {
+    let entities: Vec<&str> = run.iter().map(|(e, ..)| e.as_str()).collect();
+    let members: Vec<&str> = run.iter().map(|(_, m, _)| m.as_str()).collect();
+    let columns: Vec<SlotColumns<'_>> = run.iter().map(|(.., s)| SlotColumns::of(s)).collect();
+    let slots: Vec<&str> = columns.iter().map(|c| c.slot).collect();
+    let item_ids: Vec<Option<&str>> = columns.iter().map(|c| c.item_id).collect();
+    let versions: Vec<Option<&str>> = columns.iter().map(|c| c.version).collect();
+    let hashes: Vec<Option<&str>> = columns.iter().map(|c| c.hash.as_deref()).collect();
+    let ownerships: Vec<Option<&str>> = columns.iter().map(|c| c.ownership).collect();
+    let ignored: Vec<Option<&str>> = columns.iter().map(|c| c.ignored_base.as_deref()).collect();
+    let rewrite = tx.prepare_cached(BULK_REWRITE_REPLICAS).await?;
+    let rows = tx
+        .query(
+            &rewrite,
+            &[&group.as_str(), &entities, &members, &slots, &item_ids, &versions, &hashes, &ownerships, &ignored],
+        )
+        .await?;
+    let written: HashSet<(String, String)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    Ok(run
+        .iter()
+        .map(|(entity, member, _)| (entity.as_str(), member.as_str()))
+        .filter(|(entity, member)| written.contains(&((*entity).to_owned(), (*member).to_owned())))
+        .collect())
 }
 
 /// Applies one write in the transaction.
@@ -980,24 +1141,19 @@ async fn apply_write(
                 .await?;
         }
         StateWrite::SetMemberStatus { member, status } => {
-            let condition = serde_json::to_string(&status.condition)?;
+            let c = StatusColumns::of(member, status)?;
+            let put = tx.prepare_cached(PUT_MEMBER_STATUS).await?;
             tx.execute(
-                "INSERT INTO member_status
-                    (group_id, member_id, initialized, last_sync, folder_id, folder_path, condition, last_error)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-                 ON CONFLICT (group_id, member_id) DO UPDATE SET initialized = excluded.initialized,
-                    last_sync = excluded.last_sync, folder_id = excluded.folder_id,
-                    folder_path = excluded.folder_path, condition = excluded.condition,
-                    last_error = excluded.last_error",
+                &put,
                 &[
                     &g,
-                    &member.as_str(),
-                    &status.initialized,
-                    &status.last_sync.as_ref().map(timestamp),
-                    &status.folder.as_ref().map(|f| f.id.as_str()),
-                    &status.folder.as_ref().map(|f| f.path.as_str()),
-                    &condition,
-                    &status.last_error(),
+                    &c.member,
+                    &c.initialized,
+                    &c.last_sync,
+                    &c.folder_id,
+                    &c.folder_path,
+                    &c.condition,
+                    &c.last_error,
                 ],
             )
             .await?;
@@ -1123,8 +1279,13 @@ impl PostgresStore {
                 });
             };
             let check = |e| self.err(&format!("cannot check the lease of group {group}"), e);
+            let fence = sql.prepare_cached(SHARE_FENCE).await.map_err(check)?;
             let statement = sql.prepare_cached(CHECK_LEASE).await.map_err(check)?;
-            let row = sql.query_opt(&statement, &[&group.as_str()]).await.map_err(check)?;
+            // Sent together, run one after the other: the check's snapshot follows the fence.
+            let g = group.as_str();
+            let params: [&(dyn ToSql + Sync); 1] = [&g];
+            let (_, row) = futures::try_join!(sql.query_one(&fence, &params), sql.query_opt(&statement, &params))
+                .map_err(check)?;
             let holder: Option<(String, i64)> = row.map(|r| (r.get(0), r.get(1)));
             if holder.as_ref() != Some(&(me.name.clone(), token)) {
                 self.forget_lease(group);
@@ -1185,6 +1346,23 @@ impl PostgresStore {
                     Err(e) => return Err(self.write_error(group, &format!("put {} replicas", run.len()), e)),
                 }
             }
+            // A run of folder statuses (a pass's end) goes at once when no folder comes twice.
+            let statuses: Vec<(&MemberId, &MemberStatus)> = writes[i..]
+                .iter()
+                .map_while(|w| match w {
+                    StateWrite::SetMemberStatus { member, status } => Some((member, status)),
+                    _ => None,
+                })
+                .collect();
+            if statuses.len() >= BULK_STATUSES
+                && statuses.iter().map(|(m, _)| *m).collect::<HashSet<_>>().len() == statuses.len()
+            {
+                put_statuses_in_bulk(&sql, group, &statuses).await.map_err(|e| {
+                    self.write_error(group, &format!("record the status of {} folders", statuses.len()), e)
+                })?;
+                i += statuses.len();
+                continue;
+            }
             let write = &writes[i];
             apply_write(&sql, &mut intents, group, write)
                 .await
@@ -1206,6 +1384,26 @@ impl PostgresStore {
     fn read_err(&self, what: String) -> impl FnOnce(tokio_postgres::Error) -> Error + '_ {
         move |e| self.err(&format!("cannot read {what}"), e)
     }
+}
+
+const MEMBER_STATUS: &str = "SELECT member_id, initialized, last_sync, folder_id, folder_path, condition
+     FROM member_status WHERE group_id = $1 AND member_id = $2";
+
+/// Reads a folder's status from the columns `initialized, last_sync, folder_id, folder_path,
+/// condition` starting at `at`; `what` names it in an error.
+fn status_from_row(row: &tokio_postgres::Row, at: usize, what: &str) -> Result<MemberStatus> {
+    let folder = match (row.get::<_, Option<String>>(at + 2), row.get::<_, Option<String>>(at + 3)) {
+        (Some(id), Some(path)) => Some(FolderIdentity { id, path }),
+        _ => None,
+    };
+    let condition: String = row.get(at + 4);
+    Ok(MemberStatus {
+        initialized: row.get(at),
+        last_sync: row.get::<_, Option<String>>(at + 1).map(|t| parse_time(&t, "last sync time")).transpose()?,
+        folder,
+        condition: serde_json::from_str(&condition)
+            .map_err(|e| Error::state(format!("unreadable condition in {what}"), e))?,
+    })
 }
 
 fn known_item(row: &tokio_postgres::Row) -> KnownItem {
@@ -1421,41 +1619,45 @@ impl StateStore for PostgresStore {
     }
 
     async fn token(&self, group: &GroupId, member: &MemberId) -> Result<Option<SyncToken>> {
+        let what = || format!("sync token of member {member} in group {group}");
         let client = self.client().await?;
-        let row = client
-            .query_opt(
-                "SELECT token FROM sync_tokens WHERE group_id = $1 AND member_id = $2",
-                &[&group.as_str(), &member.as_str()],
-            )
+        let statement = client
+            .prepare_cached("SELECT token FROM sync_tokens WHERE group_id = $1 AND member_id = $2")
             .await
-            .map_err(self.read_err(format!("sync token of member {member} in group {group}")))?;
+            .map_err(self.read_err(what()))?;
+        let row =
+            client.query_opt(&statement, &[&group.as_str(), &member.as_str()]).await.map_err(self.read_err(what()))?;
         Ok(row.map(|r| SyncToken::new(r.get::<_, String>(0))))
     }
 
     async fn member_status(&self, group: &GroupId, member: &MemberId) -> Result<MemberStatus> {
         let what = || format!("status of member {member} in group {group}");
         let client = self.client().await?;
-        let row = client
-            .query_opt(
-                "SELECT initialized, last_sync, folder_id, folder_path, condition
-                 FROM member_status WHERE group_id = $1 AND member_id = $2",
-                &[&group.as_str(), &member.as_str()],
+        let statement = client.prepare_cached(MEMBER_STATUS).await.map_err(self.read_err(what()))?;
+        let row =
+            client.query_opt(&statement, &[&group.as_str(), &member.as_str()]).await.map_err(self.read_err(what()))?;
+        row.map_or_else(|| Ok(MemberStatus::default()), |row| status_from_row(&row, 1, &what()))
+    }
+
+    async fn member_statuses(&self, group: &GroupId, members: &[MemberId]) -> Result<BTreeMap<MemberId, MemberStatus>> {
+        let what = || format!("statuses of {} members in group {group}", members.len());
+        let ids: Vec<&str> = members.iter().map(MemberId::as_str).collect();
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT member_id, initialized, last_sync, folder_id, folder_path, condition
+                 FROM member_status WHERE group_id = $1 AND member_id = ANY($2)",
+                &[&group.as_str(), &ids],
             )
             .await
             .map_err(self.read_err(what()))?;
-        let Some(row) = row else { return Ok(MemberStatus::default()) };
-        let folder = match (row.get::<_, Option<String>>(2), row.get::<_, Option<String>>(3)) {
-            (Some(id), Some(path)) => Some(FolderIdentity { id, path }),
-            _ => None,
-        };
-        let condition: String = row.get(4);
-        Ok(MemberStatus {
-            initialized: row.get(0),
-            last_sync: row.get::<_, Option<String>>(1).map(|t| parse_time(&t, "last sync time")).transpose()?,
-            folder,
-            condition: serde_json::from_str(&condition)
-                .map_err(|e| Error::state(format!("unreadable condition in {}", what()), e))?,
-        })
+        let mut found = HashMap::with_capacity(rows.len());
+        for row in &rows {
+            let member: String = row.get(0);
+            let status = status_from_row(row, 1, &format!("status of member {member} in group {group}"))?;
+            found.insert(member, status);
+        }
+        Ok(members.iter().map(|m| (m.clone(), found.remove(m.as_str()).unwrap_or_default())).collect())
     }
 
     async fn pending_creates(&self, group: &GroupId) -> Result<Vec<PendingCreate>> {
