@@ -514,3 +514,95 @@ mod agrees_with_memory_store {
         }
     }
 }
+
+/// A database of an earlier schema version, with state in it, brought up to date when a store
+/// of this version opens it: nothing is lost, and it reads and writes as a new one.
+mod upgrade {
+    use exchange_sync_core::id::{EntityId, GroupId, ItemId, MemberId, Version};
+    use exchange_sync_core::state::postgres::MIGRATIONS;
+    use exchange_sync_core::state::{Ownership, ReplicaRecord, ReplicaSlot, StateStore, StateWrite};
+
+    use super::*;
+
+    /// Replicas keyed by folder first (schema 4) become keyed by entity first (schema 5).
+    #[tokio::test]
+    async fn replicas_written_under_schema_4_survive_the_new_key() {
+        let schema = fresh_schema();
+        let (mut raw, connection) = tokio_postgres::connect(&server_url(), tokio_postgres::NoTls).await.unwrap();
+        tokio::spawn(connection);
+        let tx = raw.transaction().await.unwrap();
+        tx.batch_execute(&format!(
+            "CREATE SCHEMA {schema}; SET LOCAL search_path = {schema};
+             CREATE TABLE schema_migrations (version BIGINT NOT NULL PRIMARY KEY, description TEXT NOT NULL,
+                                             applied_at TIMESTAMPTZ NOT NULL DEFAULT now());"
+        ))
+        .await
+        .unwrap();
+        for m in MIGRATIONS.iter().filter(|m| m.version <= 4) {
+            tx.batch_execute(m.sql).await.unwrap();
+            tx.execute(
+                "INSERT INTO schema_migrations (version, description) VALUES ($1, $2)",
+                &[&m.version, &m.description],
+            )
+            .await
+            .unwrap();
+        }
+        // Three entities in two folders, one slot opted out, as schema 4 held them.
+        tx.batch_execute(
+            "INSERT INTO entities (group_id, entity_id) VALUES ('g', 'e1'), ('g', 'e2'), ('g', 'e3');
+             INSERT INTO replicas (group_id, member_id, entity_id, slot, item_id, version, content_hash, ownership)
+             SELECT 'g', m, e, 'present', m || '-' || e, 'v1', repeat('0', 63) || right(e, 1), 'created'
+             FROM unnest(ARRAY['alice', 'bob']) AS m, unnest(ARRAY['e1', 'e2', 'e3']) AS e
+             WHERE (m, e) <> ('bob', 'e3');
+             INSERT INTO replicas (group_id, member_id, entity_id, slot) VALUES ('g', 'bob', 'e3', 'opted_out');",
+        )
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+
+        let store = store_in(&schema, None).await;
+        assert_eq!(store.schema_version().await.unwrap(), MIGRATIONS.last().unwrap().version);
+        let g = GroupId::new("g");
+        let (alice, bob) = (MemberId::new("alice"), MemberId::new("bob"));
+        let ids: Vec<EntityId> = ["e1", "e2", "e3"].into_iter().map(EntityId::new).collect();
+        let records = store.entities(&g, &ids).await.unwrap();
+        assert_eq!(records.iter().map(|r| r.replicas.len()).collect::<Vec<_>>(), vec![2, 2, 2]);
+        assert_eq!(records[2].replicas[&bob], ReplicaSlot::OptedOut);
+        assert_eq!(store.replica_count(&g, &alice).await.unwrap(), 3);
+        assert_eq!(store.replica_count(&g, &bob).await.unwrap(), 2);
+        let found = store.lookup_items(&g, &bob, &[ItemId::new("bob-e2")]).await.unwrap();
+        assert_eq!(found[0].entity, Some(EntityId::new("e2")));
+        assert_eq!(store.slots_in(&g, &alice, &ids).await.unwrap().len(), 3);
+
+        // Written again through the new key: an update in place and a slot filled afresh.
+        let Some(ReplicaSlot::Present(mut record)) = records[0].replicas.get(&alice).cloned() else {
+            panic!("alice's copy of e1 is present")
+        };
+        record.version = Version::new("v2");
+        let fresh = ReplicaRecord { item_id: ItemId::new("bob-e3"), ownership: Ownership::Created, ..record.clone() };
+        store
+            .apply(
+                &g,
+                vec![
+                    StateWrite::PutReplica {
+                        entity: ids[0].clone(),
+                        member: alice.clone(),
+                        slot: ReplicaSlot::Present(record),
+                    },
+                    StateWrite::PutReplica {
+                        entity: ids[2].clone(),
+                        member: bob.clone(),
+                        slot: ReplicaSlot::Present(fresh),
+                    },
+                ]
+                .into(),
+            )
+            .await
+            .unwrap();
+        let known = store.lookup_items(&g, &alice, &[ItemId::new("alice-e1")]).await.unwrap();
+        assert_eq!(known[0].version, Version::new("v2"));
+        assert_eq!(store.replica_count(&g, &bob).await.unwrap(), 3);
+        let records = store.entities(&g, &ids).await.unwrap();
+        assert_eq!(records.iter().map(|r| r.replicas.len()).collect::<Vec<_>>(), vec![2, 2, 2]);
+    }
+}
