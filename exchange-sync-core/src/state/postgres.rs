@@ -800,6 +800,8 @@ type WriteResult = std::result::Result<(), WriteError>;
 const BULK_REPLICAS: usize = 16;
 /// From how many consecutive folder statuses a transaction writes them with one statement.
 const BULK_STATUSES: usize = 4;
+/// Into how many parts, each on a connection of its own, a large load of entities is split.
+const LOAD_PARTS: usize = 4;
 
 /// The create intents a transaction recorded (`Some`) or cleared (`None`), by folder and entity;
 /// written together when the transaction ends.
@@ -1373,6 +1375,65 @@ impl PostgresStore {
         sql.commit().await.map_err(|e| self.err(&format!("cannot commit a transaction for group {group}"), e))
     }
 
+    /// Entities with their copies, in the order of `ids` (distinct), read in one snapshot.
+    async fn load_entities(&self, group: &GroupId, ids: &[&str]) -> Result<Vec<EntityRecord>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let g = group.as_str();
+        let what = || format!("{} entities of group {group}", ids.len());
+        let mut client = self.snapshot_client().await?;
+        let tx = client
+            .build_transaction()
+            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .await
+            .map_err(self.read_err(what()))?;
+        let rows = tx
+            .query(
+                "SELECT entity_id, base, match_key, earlier_bases FROM entities
+                 WHERE group_id = $1 AND entity_id = ANY($2)",
+                &[&g, &ids],
+            )
+            .await
+            .map_err(self.read_err(what()))?;
+        let mut records: HashMap<String, EntityRecord> = HashMap::with_capacity(rows.len());
+        for row in &rows {
+            let id: String = row.get(0);
+            let base: Option<String> = row.get(1);
+            let earlier: Option<String> = row.get(3);
+            let base: Option<Item> = base
+                .map(|json| serde_json::from_str(&json))
+                .transpose()
+                .map_err(|e| Error::state(format!("unreadable base of entity {id} of group {group}"), e))?;
+            let earlier: Option<Vec<Item>> = earlier
+                .map(|json| serde_json::from_str(&json))
+                .transpose()
+                .map_err(|e| Error::state(format!("unreadable earlier bases of entity {id} of group {group}"), e))?;
+            let mut record = EntityRecord::new(EntityId::new(id.clone()), base, row.get(2));
+            record.earlier_bases = earlier.unwrap_or_default();
+            records.insert(id, record);
+        }
+        let slots = tx
+            .query(
+                "SELECT entity_id, member_id, slot, item_id, version, content_hash, ownership, ignored_base
+                 FROM replicas WHERE group_id = $1 AND entity_id = ANY($2)",
+                &[&g, &ids],
+            )
+            .await
+            .map_err(self.read_err(what()))?;
+        for row in &slots {
+            let entity: String = row.get(0);
+            let member: String = row.get(1);
+            let slot = slot_from_row(row, 2, &entity, &member)?;
+            if let Some(record) = records.get_mut(&entity) {
+                record.replicas.insert(MemberId::new(member), slot);
+            }
+        }
+        Ok(ids.iter().filter_map(|id| records.remove(*id)).collect())
+    }
+
     fn write_error(&self, group: &GroupId, what: &str, e: WriteError) -> Error {
         match e {
             WriteError::Refused(message) => Error::State { message, source: None },
@@ -1430,61 +1491,16 @@ impl StateStore for PostgresStore {
     async fn entities(&self, group: &GroupId, ids: &[EntityId]) -> Result<Vec<EntityRecord>> {
         let mut seen = HashSet::new();
         let ids: Vec<&str> = ids.iter().filter(|id| seen.insert(*id)).map(EntityId::as_str).collect();
-        if ids.is_empty() {
-            return Ok(Vec::new());
+        if ids.len() < LOAD_PARTS * 2 {
+            return self.load_entities(group, &ids).await;
         }
-        let g = group.as_str();
-        let what = || format!("{} entities of group {group}", ids.len());
-        let mut client = self.snapshot_client().await?;
-        let tx = client
-            .build_transaction()
-            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
-            .read_only(true)
-            .start()
-            .await
-            .map_err(self.read_err(what()))?;
-        let rows = tx
-            .query(
-                "SELECT entity_id, base, match_key, earlier_bases FROM entities
-                 WHERE group_id = $1 AND entity_id = ANY($2)",
-                &[&g, &ids],
-            )
-            .await
-            .map_err(self.read_err(what()))?;
-        let mut records: HashMap<String, EntityRecord> = HashMap::with_capacity(rows.len());
-        for row in &rows {
-            let id: String = row.get(0);
-            let base: Option<String> = row.get(1);
-            let earlier: Option<String> = row.get(3);
-            let base: Option<Item> = base
-                .map(|json| serde_json::from_str(&json))
-                .transpose()
-                .map_err(|e| Error::state(format!("unreadable base of entity {id} of group {group}"), e))?;
-            let earlier: Option<Vec<Item>> = earlier
-                .map(|json| serde_json::from_str(&json))
-                .transpose()
-                .map_err(|e| Error::state(format!("unreadable earlier bases of entity {id} of group {group}"), e))?;
-            let mut record = EntityRecord::new(EntityId::new(id.clone()), base, row.get(2));
-            record.earlier_bases = earlier.unwrap_or_default();
-            records.insert(id, record);
-        }
-        let slots = tx
-            .query(
-                "SELECT entity_id, member_id, slot, item_id, version, content_hash, ownership, ignored_base
-                 FROM replicas WHERE group_id = $1 AND entity_id = ANY($2)",
-                &[&g, &ids],
-            )
-            .await
-            .map_err(self.read_err(what()))?;
-        for row in &slots {
-            let entity: String = row.get(0);
-            let member: String = row.get(1);
-            let slot = slot_from_row(row, 2, &entity, &member)?;
-            if let Some(record) = records.get_mut(&entity) {
-                record.replicas.insert(MemberId::new(member), slot);
-            }
-        }
-        Ok(ids.iter().filter_map(|id| records.remove(*id)).collect())
+        // A pass loads its changed entities with all their copies (50 entities of a group of
+        // 3,000 folders: 150,000 rows on as many pages). One query is one server process reading
+        // those pages one after the other; parts on connections of their own read them side by
+        // side. Each part is one snapshot, and so is each entity: only the group's lease holder
+        // writes its entities and copies, and it does not while it loads them.
+        let parts = ids.chunks(ids.len().div_ceil(LOAD_PARTS)).map(|part| self.load_entities(group, part));
+        Ok(futures::future::try_join_all(parts).await?.into_iter().flatten().collect())
     }
 
     async fn slots_in(
