@@ -60,13 +60,18 @@ mod leases {
         vec![StateWrite::PutEntity { id: EntityId::new(format!("e{i}")), base: None, match_key: None }].into()
     }
 
-    #[tokio::test]
-    async fn a_group_has_one_owner_and_a_paused_owner_is_fenced_after_a_takeover() {
+    /// Workers `a` and `b` sharing a fresh schema, and group `g`.
+    async fn two_workers(lease: Duration) -> (String, PostgresStore, PostgresStore, GroupId) {
         let schema = fresh_schema();
-        let lease = Duration::from_millis(500);
         let a = store_in(&schema, worker("a", lease)).await;
         let b = store_in(&schema, worker("b", lease)).await;
-        let g = GroupId::new("g");
+        (schema, a, b, GroupId::new("g"))
+    }
+
+    #[tokio::test]
+    async fn a_group_has_one_owner_and_a_paused_owner_is_fenced_after_a_takeover() {
+        let lease = Duration::from_millis(500);
+        let (schema, a, b, g) = two_workers(lease).await;
 
         assert!(a.acquire_lease(&g).await.unwrap(), "a free group is taken");
         assert!(!b.acquire_lease(&g).await.unwrap(), "a held group is not");
@@ -104,11 +109,8 @@ mod leases {
     /// the old owner's write lands before the new owner's token exists, never after.
     #[tokio::test]
     async fn a_takeover_waits_for_the_write_transaction_under_way() {
-        let schema = fresh_schema();
         let lease = Duration::from_secs(3);
-        let a = store_in(&schema, worker("a", lease)).await;
-        let b = store_in(&schema, worker("b", lease)).await;
-        let g = GroupId::new("g");
+        let (schema, a, b, g) = two_workers(lease).await;
         assert!(a.acquire_lease(&g).await.unwrap());
         a.apply(&g, put(1)).await.unwrap();
         let taken = std::time::Instant::now();
