@@ -798,8 +798,6 @@ type WriteResult = std::result::Result<(), WriteError>;
 
 /// From how many consecutive replica writes a transaction writes them with one statement.
 const BULK_REPLICAS: usize = 16;
-/// From how many consecutive folder statuses a transaction writes them with one statement.
-const BULK_STATUSES: usize = 4;
 /// Into how many parts, each on a connection of its own, a large load of entities is split.
 const LOAD_PARTS: usize = 4;
 
@@ -855,10 +853,10 @@ const BULK_REWRITE_REPLICAS: &str = "
     UPDATE replicas r SET slot = w.slot, version = w.version, content_hash = w.content_hash,
         ownership = w.ownership, ignored_base = w.ignored_base
     FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[])
-        AS w(entity_id, member_id, slot, item_id, version, content_hash, ownership, ignored_base)
+        WITH ORDINALITY AS w(entity_id, member_id, slot, item_id, version, content_hash, ownership, ignored_base, n)
     WHERE r.group_id = $1 AND r.entity_id = w.entity_id AND r.member_id = w.member_id
       AND r.item_id IS NOT DISTINCT FROM w.item_id
-    RETURNING r.entity_id, r.member_id";
+    RETURNING w.n";
 const BULK_PUT_REPLICAS: &str = "
     INSERT INTO replicas
         (group_id, entity_id, member_id, slot, item_id, version, content_hash, ownership, ignored_base)
@@ -869,15 +867,7 @@ const BULK_PUT_REPLICAS: &str = "
         content_hash = excluded.content_hash, ownership = excluded.ownership,
         ignored_base = excluded.ignored_base";
 
-const PUT_MEMBER_STATUS: &str = "
-    INSERT INTO member_status
-        (group_id, member_id, initialized, last_sync, folder_id, folder_path, condition, last_error)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-    ON CONFLICT (group_id, member_id) DO UPDATE SET initialized = excluded.initialized,
-        last_sync = excluded.last_sync, folder_id = excluded.folder_id,
-        folder_path = excluded.folder_path, condition = excluded.condition,
-        last_error = excluded.last_error";
-const BULK_PUT_MEMBER_STATUS: &str = "
+const PUT_MEMBER_STATUSES: &str = "
     INSERT INTO member_status
         (group_id, member_id, initialized, last_sync, folder_id, folder_path, condition, last_error)
     SELECT $1, * FROM unnest($2::text[], $3::bool[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[])
@@ -911,10 +901,10 @@ impl<'a> StatusColumns<'a> {
     }
 }
 
-/// Writes the statuses of a run of folders (the statuses a pass records at its end, one per
-/// folder of the group) with one statement. Answers `false`, having written nothing, when a
-/// folder comes twice (one statement cannot write a row twice): they then go one by one.
-async fn put_statuses_in_bulk(
+/// Writes the statuses of a run of distinct folders (the statuses a pass records at its end,
+/// one per folder of the group) with one statement; one statement cannot write a row twice, so
+/// a folder that comes twice in a run goes in a statement of its own.
+async fn put_statuses(
     tx: &deadpool_postgres::Transaction<'_>,
     group: &GroupId,
     run: &[(&MemberId, &MemberStatus)],
@@ -930,7 +920,7 @@ async fn put_statuses_in_bulk(
     let folder_paths: Vec<Option<&str>> = columns.iter().map(|c| c.folder_path).collect();
     let conditions: Vec<&str> = columns.iter().map(|c| c.condition.as_str()).collect();
     let errors: Vec<Option<&str>> = columns.iter().map(|c| c.last_error.as_deref()).collect();
-    let put = tx.prepare_cached(BULK_PUT_MEMBER_STATUS).await?;
+    let put = tx.prepare_cached(PUT_MEMBER_STATUSES).await?;
     tx.execute(
         &put,
         &[&group.as_str(), &members, &initialized, &last_sync, &folder_ids, &folder_paths, &conditions, &errors],
@@ -965,26 +955,25 @@ async fn put_replicas_in_bulk(
             return Ok(false);
         }
     }
-    let rewritten = rewrite_replicas(tx, group, run).await?;
-    let run: Vec<_> =
-        run.iter().filter(|(entity, member, _)| !rewritten.contains(&(entity.as_str(), member.as_str()))).collect();
-    if run.is_empty() {
+    let all = ReplicaArrays::of(run.iter());
+    // The ordinals (from 1) of the writes rewritten in place.
+    let rewritten: HashSet<i64> = all.query(tx, BULK_REWRITE_REPLICAS, group).await?.iter().map(|r| r.get(0)).collect();
+    if rewritten.len() == run.len() {
         return Ok(true);
     }
-    let entities: Vec<&str> = run.iter().map(|(e, ..)| e.as_str()).collect();
-    let members: Vec<&str> = run.iter().map(|(_, m, _)| m.as_str()).collect();
-    let columns: Vec<SlotColumns<'_>> = run.iter().map(|(.., s)| SlotColumns::of(s)).collect();
-    let item_ids: Vec<Option<&str>> = columns.iter().map(|c| c.item_id).collect();
+    let rest: Vec<_> = run.iter().zip(1i64..).filter(|(_, n)| !rewritten.contains(n)).map(|(w, _)| w).collect();
+    let arrays = if rewritten.is_empty() { all } else { ReplicaArrays::of(rest.iter().copied()) };
+    let (entities, members, item_ids) = (&arrays.entities, &arrays.members, &arrays.item_ids);
     // Prepared once per connection (each statement unprepared costs a second round trip), and
     // the two checks sent together: the connection pipelines them, one round trip for both.
     let existing = tx.prepare_cached(BULK_ENTITIES_EXIST).await?;
     let clash = tx.prepare_cached(BULK_ITEM_CLASH).await?;
-    let existing_params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&g, &entities];
-    let clash_params: [&(dyn tokio_postgres::types::ToSql + Sync); 4] = [&g, &entities, &members, &item_ids];
+    let existing_params: [&(dyn ToSql + Sync); 2] = [&g, entities];
+    let clash_params: [&(dyn ToSql + Sync); 4] = [&g, entities, members, item_ids];
     let (existing, clash) =
         futures::try_join!(tx.query(&existing, &existing_params), tx.query_opt(&clash, &clash_params))?;
     let existing: HashSet<String> = existing.iter().map(|r| r.get(0)).collect();
-    if let Some((entity, member, _)) = run.iter().find(|(e, ..)| !existing.contains(e.as_str())) {
+    if let Some((entity, member, _)) = rest.iter().find(|(e, ..)| !existing.contains(e.as_str())) {
         return Err(WriteError::Refused(format!(
             "cannot put a replica of unknown entity {entity} in member {member} of group {group}"
         )));
@@ -994,46 +983,74 @@ async fn put_replicas_in_bulk(
         return Ok(false);
     }
     let forget = tx.prepare_cached(BULK_REMOVE_FOREIGN).await?;
-    tx.execute(&forget, &[&g, &members, &item_ids]).await?;
-    let slots: Vec<&str> = columns.iter().map(|c| c.slot).collect();
-    let versions: Vec<Option<&str>> = columns.iter().map(|c| c.version).collect();
-    let hashes: Vec<Option<&str>> = columns.iter().map(|c| c.hash.as_deref()).collect();
-    let ownerships: Vec<Option<&str>> = columns.iter().map(|c| c.ownership).collect();
-    let ignored: Vec<Option<&str>> = columns.iter().map(|c| c.ignored_base.as_deref()).collect();
-    let put = tx.prepare_cached(BULK_PUT_REPLICAS).await?;
-    tx.execute(&put, &[&g, &entities, &members, &slots, &item_ids, &versions, &hashes, &ownerships, &ignored]).await?;
+    tx.execute(&forget, &[&g, members, item_ids]).await?;
+    arrays.query(tx, BULK_PUT_REPLICAS, group).await?;
     Ok(true)
 }
 
-/// Rewrites in place the slots of `run` that keep their item ([`BULK_REWRITE_REPLICAS`]);
-/// answers their entities and folders.
-async fn rewrite_replicas<'a>(
-    tx: &deadpool_postgres::Transaction<'_>,
-    group: &GroupId,
-    run: &[(&'a EntityId, &'a MemberId, &ReplicaSlot)],
-) -> std::result::Result<HashSet<(&'a str, &'a str)>, WriteError> {
-    let entities: Vec<&str> = run.iter().map(|(e, ..)| e.as_str()).collect();
-    let members: Vec<&str> = run.iter().map(|(_, m, _)| m.as_str()).collect();
-    let columns: Vec<SlotColumns<'_>> = run.iter().map(|(.., s)| SlotColumns::of(s)).collect();
-    let slots: Vec<&str> = columns.iter().map(|c| c.slot).collect();
-    let item_ids: Vec<Option<&str>> = columns.iter().map(|c| c.item_id).collect();
-    let versions: Vec<Option<&str>> = columns.iter().map(|c| c.version).collect();
-    let hashes: Vec<Option<&str>> = columns.iter().map(|c| c.hash.as_deref()).collect();
-    let ownerships: Vec<Option<&str>> = columns.iter().map(|c| c.ownership).collect();
-    let ignored: Vec<Option<&str>> = columns.iter().map(|c| c.ignored_base.as_deref()).collect();
-    let rewrite = tx.prepare_cached(BULK_REWRITE_REPLICAS).await?;
-    let rows = tx
-        .query(
-            &rewrite,
-            &[&group.as_str(), &entities, &members, &slots, &item_ids, &versions, &hashes, &ownerships, &ignored],
-        )
-        .await?;
-    let written: HashSet<(String, String)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
-    Ok(run
-        .iter()
-        .map(|(entity, member, _)| (entity.as_str(), member.as_str()))
-        .filter(|(entity, member)| written.contains(&((*entity).to_owned(), (*member).to_owned())))
-        .collect())
+/// A run of replica writes as the columns of `replicas` (after the group), one array each: the
+/// parameters of the multi-row statements.
+struct ReplicaArrays<'a> {
+    entities: Vec<&'a str>,
+    members: Vec<&'a str>,
+    slots: Vec<&'static str>,
+    item_ids: Vec<Option<&'a str>>,
+    versions: Vec<Option<&'a str>>,
+    hashes: Vec<Option<String>>,
+    ownerships: Vec<Option<&'static str>>,
+    ignored: Vec<Option<String>>,
+}
+
+impl<'a> ReplicaArrays<'a> {
+    fn of<'r>(run: impl Iterator<Item = &'r (&'a EntityId, &'a MemberId, &'a ReplicaSlot)>) -> Self
+    where
+        'a: 'r,
+    {
+        let mut arrays = ReplicaArrays {
+            entities: Vec::new(),
+            members: Vec::new(),
+            slots: Vec::new(),
+            item_ids: Vec::new(),
+            versions: Vec::new(),
+            hashes: Vec::new(),
+            ownerships: Vec::new(),
+            ignored: Vec::new(),
+        };
+        for (entity, member, slot) in run {
+            let c = SlotColumns::of(slot);
+            arrays.entities.push(entity.as_str());
+            arrays.members.push(member.as_str());
+            arrays.slots.push(c.slot);
+            arrays.item_ids.push(c.item_id);
+            arrays.versions.push(c.version);
+            arrays.hashes.push(c.hash);
+            arrays.ownerships.push(c.ownership);
+            arrays.ignored.push(c.ignored_base);
+        }
+        arrays
+    }
+
+    /// Runs `statement`, whose parameters are the group and these arrays in column order.
+    async fn query(
+        &self,
+        tx: &deadpool_postgres::Transaction<'_>,
+        statement: &str,
+        group: &GroupId,
+    ) -> std::result::Result<Vec<tokio_postgres::Row>, WriteError> {
+        let statement = tx.prepare_cached(statement).await?;
+        let params: [&(dyn ToSql + Sync); 9] = [
+            &group.as_str(),
+            &self.entities,
+            &self.members,
+            &self.slots,
+            &self.item_ids,
+            &self.versions,
+            &self.hashes,
+            &self.ownerships,
+            &self.ignored,
+        ];
+        Ok(tx.query(&statement, &params).await?)
+    }
 }
 
 /// Applies one write in the transaction.
@@ -1142,24 +1159,7 @@ async fn apply_write(
             tx.execute("DELETE FROM sync_tokens WHERE group_id = $1 AND member_id = $2", &[&g, &member.as_str()])
                 .await?;
         }
-        StateWrite::SetMemberStatus { member, status } => {
-            let c = StatusColumns::of(member, status)?;
-            let put = tx.prepare_cached(PUT_MEMBER_STATUS).await?;
-            tx.execute(
-                &put,
-                &[
-                    &g,
-                    &c.member,
-                    &c.initialized,
-                    &c.last_sync,
-                    &c.folder_id,
-                    &c.folder_path,
-                    &c.condition,
-                    &c.last_error,
-                ],
-            )
-            .await?;
-        }
+        StateWrite::SetMemberStatus { member, status } => put_statuses(tx, group, &[(member, status)]).await?,
         StateWrite::PutPending(p) => {
             intents
                 .entry(p.member.as_str().to_owned())
@@ -1356,10 +1356,8 @@ impl PostgresStore {
                     _ => None,
                 })
                 .collect();
-            if statuses.len() >= BULK_STATUSES
-                && statuses.iter().map(|(m, _)| *m).collect::<HashSet<_>>().len() == statuses.len()
-            {
-                put_statuses_in_bulk(&sql, group, &statuses).await.map_err(|e| {
+            if statuses.len() > 1 && statuses.iter().map(|(m, _)| *m).collect::<HashSet<_>>().len() == statuses.len() {
+                put_statuses(&sql, group, &statuses).await.map_err(|e| {
                     self.write_error(group, &format!("record the status of {} folders", statuses.len()), e)
                 })?;
                 i += statuses.len();
@@ -1446,9 +1444,6 @@ impl PostgresStore {
         move |e| self.err(&format!("cannot read {what}"), e)
     }
 }
-
-const MEMBER_STATUS: &str = "SELECT member_id, initialized, last_sync, folder_id, folder_path, condition
-     FROM member_status WHERE group_id = $1 AND member_id = $2";
 
 /// Reads a folder's status from the columns `initialized, last_sync, folder_id, folder_path,
 /// condition` starting at `at`; `what` names it in an error.
@@ -1647,26 +1642,25 @@ impl StateStore for PostgresStore {
     }
 
     async fn member_status(&self, group: &GroupId, member: &MemberId) -> Result<MemberStatus> {
-        let what = || format!("status of member {member} in group {group}");
-        let client = self.client().await?;
-        let statement = client.prepare_cached(MEMBER_STATUS).await.map_err(self.read_err(what()))?;
-        let row =
-            client.query_opt(&statement, &[&group.as_str(), &member.as_str()]).await.map_err(self.read_err(what()))?;
-        row.map_or_else(|| Ok(MemberStatus::default()), |row| status_from_row(&row, 1, &what()))
+        let mut statuses = self.member_statuses(group, std::slice::from_ref(member)).await?;
+        Ok(statuses.remove(member).unwrap_or_default())
     }
 
     async fn member_statuses(&self, group: &GroupId, members: &[MemberId]) -> Result<BTreeMap<MemberId, MemberStatus>> {
-        let what = || format!("statuses of {} members in group {group}", members.len());
+        let what = || match members {
+            [member] => format!("status of member {member} in group {group}"),
+            _ => format!("statuses of {} members in group {group}", members.len()),
+        };
         let ids: Vec<&str> = members.iter().map(MemberId::as_str).collect();
         let client = self.client().await?;
-        let rows = client
-            .query(
+        let statement = client
+            .prepare_cached(
                 "SELECT member_id, initialized, last_sync, folder_id, folder_path, condition
                  FROM member_status WHERE group_id = $1 AND member_id = ANY($2)",
-                &[&group.as_str(), &ids],
             )
             .await
             .map_err(self.read_err(what()))?;
+        let rows = client.query(&statement, &[&group.as_str(), &ids]).await.map_err(self.read_err(what()))?;
         let mut found = HashMap::with_capacity(rows.len());
         for row in &rows {
             let member: String = row.get(0);
